@@ -1,0 +1,107 @@
+// Command sandbox runs a command in a rootless sandbox.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"sandbox"
+
+	"github.com/alecthomas/kong"
+)
+
+var version = "dev"
+
+func main() {
+	// The re-executed child is dispatched before any flag parsing.
+	if filepath.Base(os.Args[0]) == sandbox.InitArg0 {
+		os.Exit(sandbox.Init())
+	}
+	os.Exit(runCLI(os.Args[1:]))
+}
+
+type runCmd struct {
+	Map      string   `enum:"auto,full,single" default:"auto" help:"Identity mapping: full (you plus your /etc/subuid and /etc/subgid ranges), single (only you), auto (full when possible, else single with a warning)."`
+	UID      uint32   `name:"uid" default:"0" help:"Your uid inside the sandbox (it maps to your own uid outside)."`
+	GID      uint32   `name:"gid" default:"0" help:"Your gid inside the sandbox (it maps to your own gid outside)."`
+	Hostname string   `help:"Hostname inside (default: sandbox-<6 random hex digits>)."`
+	Net      string   `enum:"none,host" default:"none" help:"Network: none (own namespace, only lo) or host (share the host's)."`
+	Rootfs   string   `type:"path" placeholder:"DIR" help:"Use DIR as the root's bottom layer instead of the host's own directories."`
+	Layer    []string `type:"path" placeholder:"DIR" help:"Stack DIR as a read-only layer (repeatable; later ones on top)."`
+	Upper    string   `type:"path" placeholder:"DIR" help:"Keep the root's changes in DIR across runs (default: in memory, gone at exit)."`
+	ReadOnly bool     `help:"Make the root read-only (no copy-on-write layer)."`
+	Cwd      string   `placeholder:"rw|ro|none" help:"Share the working directory at the same path: rw (default), ro or none."`
+	Bind     []string `placeholder:"SRC[:DST][:ro]" help:"Bind host SRC at DST inside (repeatable; DST defaults to SRC)."`
+	Tmpfs    []string `placeholder:"DST" help:"Mount an empty tmpfs at DST (repeatable)."`
+	Chdir    string   `placeholder:"DIR" help:"Working directory of the command (default: the shared working directory, else /)."`
+	Env      []string `short:"e" placeholder:"K=V" help:"Set K=V, or copy K from your environment (repeatable)."`
+	Clearenv bool     `help:"Start from an empty environment (PATH, HOME and TERM are then set)."`
+	TTY      string   `name:"tty" enum:"auto,always,never" default:"auto" help:"Give the command a private terminal: auto (when stdin and stdout are terminals), always, never."`
+	Verbose  bool     `short:"v" help:"Log each setup step with its timing to stderr."`
+	Command  []string `arg:"" passthrough:"" name:"command" help:"The command and its arguments (after --)."`
+}
+
+type versionCmd struct{}
+
+type cli struct {
+	Run     runCmd     `cmd:"" help:"Run a command in a new sandbox."`
+	Version versionCmd `cmd:"" help:"Print the version."`
+}
+
+func runCLI(args []string) int {
+	var c cli
+	exitCode := -1
+	parser, err := kong.New(&c,
+		kong.Name("sandbox"),
+		kong.Description("Run a command isolated in a rootless sandbox: user, mount, pid, uts, ipc and network namespaces, a copy-on-write view of the host, no root needed.\n\nExit status of run: the command's own; 128+N if it died of signal N; 125 if the sandbox failed; 126 not executable; 127 not found."),
+		kong.UsageOnError(),
+		kong.Exit(func(code int) { exitCode = code }),
+	)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
+		return sandbox.StatusError
+	}
+	ctx, err := parser.Parse(args)
+	if exitCode >= 0 {
+		// --help and friends: kong already printed.
+		if exitCode != 0 {
+			return sandbox.StatusError
+		}
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
+		return sandbox.StatusError
+	}
+	switch ctx.Command() {
+	case "version":
+		fmt.Println("sandbox", version)
+		return 0
+	}
+	r := c.Run
+	cmd := r.Command
+	if len(cmd) > 0 && cmd[0] == "--" {
+		cmd = cmd[1:]
+	}
+	spec, err := sandbox.Prepare(sandbox.Options{
+		Args: cmd, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,
+		Rootfs: r.Rootfs, Layers: r.Layer, Upper: r.Upper, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
+		Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
+		TTY: r.TTY, Verbose: r.Verbose,
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
+		return sandbox.StatusError
+	}
+	status, err := sandbox.Run(spec)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
+		var s interface{ Status() int }
+		if errors.As(err, &s) {
+			return s.Status()
+		}
+	}
+	return status
+}

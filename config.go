@@ -1,0 +1,32 @@
+package sandbox
+
+import "sandbox/rootfs"
+
+// childConfig is what the parent sends the child once the maps are
+// written (proto.KindConfig).
+type childConfig struct {
+	Args     []string     `json:"args"`
+	Env      []string     `json:"env"`
+	Hostname string       `json:"hostname"`
+	LoopUp   bool         `json:"lo_up"`
+	Plan     *rootfs.Plan `json:"plan"`
+	TTY      bool         `json:"tty"`
+	Rows     uint16       `json:"rows,omitempty"`
+	Cols     uint16       `json:"cols,omitempty"`
+	Verbose  bool         `json:"verbose"`
+	Umask    int          `json:"umask"`
+}
+
+// childError is proto.KindError: the step that failed and the exit status
+// to use (125, or 126/127 when the command could not be executed).
+type childError struct {
+	Step   string `json:"step"`
+	Msg    string `json:"msg"`
+	Status int    `json:"status"`
+}
+
+// childExit is proto.KindExit: how the payload ended.
+type childExit struct {
+	Code   int `json:"code"`
+	Signal int `json:"signal,omitempty"`
+}

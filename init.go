@@ -1,0 +1,272 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"sandbox/internal/proto"
+	"sandbox/rootfs"
+
+	"golang.org/x/sys/unix"
+)
+
+// initFD is where the parent puts the child's end of the socketpair
+// (exec.Cmd.ExtraFiles[0]).
+const initFD = 3
+
+// Init is sandbox-init: PID 1 of the sandbox, root in its user namespace.
+// It builds the root, starts the payload, reaps every process and forwards
+// signals; it returns the process exit status.
+func Init() int {
+	start := time.Now()
+	var st unix.Stat_t
+	if err := unix.Fstat(initFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		fmt.Fprintln(os.Stderr, "sandbox-init: not started by `sandbox run` (no control socket on fd 3)")
+		return StatusError
+	}
+	// Nothing the caller left open beyond stdio may reach the payload.
+	unix.CloseRange(initFD+1, ^uint(0), 0)
+	conn := proto.FromFD(initFD)
+	fail := func(step string, status int, err error) int {
+		conn.Send(proto.KindError, childError{Step: step, Msg: err.Error(), Status: status})
+		return status
+	}
+	// Signals are caught from the start: as PID 1 of a pid namespace, a
+	// signal without a handler would be dropped.
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, append([]os.Signal{syscall.SIGCHLD}, forwarded...)...)
+
+	env, _, err := conn.Recv() // blocks until the parent wrote the id maps
+	if err != nil {
+		return StatusError
+	}
+	var cfg childConfig
+	if err := env.Decode(&cfg); err != nil {
+		return fail("reading the configuration", StatusError, err)
+	}
+	logf := logger(cfg.Verbose, "init", start)
+	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
+		return fail("setting the hostname", StatusError, err)
+	}
+	if cfg.LoopUp {
+		if err := loopbackUp(); err != nil {
+			return fail("bringing up lo", StatusError, err)
+		}
+	}
+	unix.Umask(0o022)
+	how, err := rootfs.Execute(cfg.Plan, rootfs.Logf(logf))
+	if err != nil {
+		return fail("building the root filesystem", StatusError, diagnoseMount(err))
+	}
+	logf("entered the new root (%s)", how)
+	unix.Umask(cfg.Umask)
+
+	path, status, err := lookPath(cfg.Args[0], cfg.Env, cfg.Plan.Chdir)
+	if err != nil {
+		return fail("", status, err)
+	}
+	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	sys := &syscall.SysProcAttr{}
+	if cfg.TTY {
+		master, slave, err := openPTY(cfg.Rows, cfg.Cols)
+		if err != nil {
+			return fail("allocating a terminal", StatusError, err)
+		}
+		err = conn.Send(proto.KindPTY, nil, int(master.Fd()))
+		master.Close()
+		if err != nil {
+			return StatusError
+		}
+		defer slave.Close()
+		stdio = []*os.File{slave, slave, slave}
+		sys.Setsid, sys.Setctty, sys.Ctty = true, true, 0
+	}
+	proc, err := os.StartProcess(path, cfg.Args, &os.ProcAttr{
+		Dir: cfg.Plan.Chdir, Env: cfg.Env, Files: stdio, Sys: sys,
+	})
+	if err != nil {
+		return fail("", execStatus(err), fmt.Errorf("%s: %w", cfg.Args[0], unwrapSyscall(err)))
+	}
+	pid := proc.Pid
+	proc.Release() // reaping is ours alone (wait4 below), never os.Process's
+	if cfg.TTY {
+		stdio[0].Close()
+	}
+	conn.Send(proto.KindStarted, map[string]int{"pid": pid})
+	logf("payload %q started as pid %d", cfg.Args[0], pid)
+
+	for sig := range sigs {
+		if sig != syscall.SIGCHLD {
+			unix.Kill(pid, sig.(syscall.Signal))
+			continue
+		}
+		if ws, done := reap(pid); done {
+			ex := childExit{Code: ws.ExitStatus()}
+			code := ex.Code
+			if ws.Signaled() {
+				ex.Signal = int(ws.Signal())
+				code = StatusSignalStart + ex.Signal
+			}
+			conn.Send(proto.KindExit, ex)
+			// Returning ends PID 1: the kernel kills whatever is left.
+			return code
+		}
+	}
+	return StatusError
+}
+
+// reap collects every exited child; it reports the payload's status once
+// the payload itself is among them.
+func reap(payload int) (syscall.WaitStatus, bool) {
+	var result syscall.WaitStatus
+	found := false
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return result, found
+		}
+		if pid == payload {
+			result, found = ws, true
+		}
+	}
+}
+
+// lookPath finds the command the way execvp would, with the payload's PATH.
+func lookPath(name string, env []string, dir string) (string, int, error) {
+	if strings.Contains(name, "/") {
+		p := name
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		return p, 0, checkExec(name, p)
+	}
+	pathEnv := DefaultPath
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	var denied error
+	for _, d := range filepath.SplitList(pathEnv) {
+		if d == "" {
+			d = "."
+		}
+		p := filepath.Join(d, name)
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		err := checkExec(name, p)
+		if err == nil {
+			return p, 0, nil
+		}
+		if denied == nil && !errors.Is(err, unix.ENOENT) {
+			denied = err
+		}
+	}
+	if denied != nil {
+		return "", StatusNotExec, denied
+	}
+	return "", StatusNotFound, fmt.Errorf("%s: command not found", name)
+}
+
+func checkExec(name, p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: no such file or directory: %w", name, unix.ENOENT)
+		}
+		return fmt.Errorf("%s: %w", name, unwrapSyscall(err))
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("%s: is a directory: %w", name, unix.EISDIR)
+	}
+	if err := unix.Access(p, unix.X_OK); err != nil {
+		return fmt.Errorf("%s: not executable (permission denied): %w", name, err)
+	}
+	return nil
+}
+
+// execStatus maps an exec failure to 126 or 127 as shells do.
+func execStatus(err error) int {
+	if errors.Is(err, unix.ENOENT) {
+		return StatusNotFound
+	}
+	return StatusNotExec
+}
+
+func unwrapSyscall(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	return err
+}
+
+// openPTY allocates a pty in the sandbox's own devpts.
+func openPTY(rows, cols uint16) (master, slave *os.File, err error) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("unlockpt: %w", err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("ptsname: %w", err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	if rows > 0 && cols > 0 {
+		unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
+	}
+	return m, s, nil
+}
+
+// loopbackUp sets IFF_UP on lo in the new network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// diagnoseMount adds advice to mount failures.
+func diagnoseMount(err error) error {
+	var se *rootfs.StepError
+	if errors.As(err, &se) && se.Step.Op == rootfs.OpOverlay && errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("%w (the kernel refused overlayfs here: a lower directory with mounts below it, "+
+			"an overlay nested too deep, or a kernel older than 5.11)", err)
+	}
+	return err
+}

@@ -1,0 +1,111 @@
+// Package inroot opens and creates paths inside a directory tree without
+// ever leaving it: every lookup is openat2(2) with RESOLVE_IN_ROOT, so ".."
+// and absolute symlinks are resolved as if the tree were "/" (a rootfs that
+// holds `etc -> /` cannot make a mount land on the host).
+package inroot
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+const resolve = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
+
+// Open returns an O_PATH handle for path (taken as relative to root).
+func Open(root *os.File, path string) (*os.File, error) {
+	rel := clean(path)
+	fd, err := unix.Openat2(int(root.Fd()), rel, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: resolve,
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "openat2", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// MkdirAll creates path and its missing parents inside root and returns a
+// handle to it. Existing components may be symlinks; they resolve inside root.
+func MkdirAll(root *os.File, path string, mode os.FileMode) (*os.File, error) {
+	rel := clean(path)
+	if rel == "." {
+		return Open(root, ".")
+	}
+	parts := strings.Split(rel, "/")
+	for i := range parts {
+		prefix := strings.Join(parts[:i+1], "/")
+		h, err := Open(root, prefix)
+		if err == nil {
+			if i == len(parts)-1 {
+				return h, nil
+			}
+			h.Close()
+			continue
+		}
+		if !errors.Is(err, unix.ENOENT) {
+			return nil, err
+		}
+		parent, err := Open(root, strings.Join(parts[:i], "/"))
+		if err != nil {
+			return nil, err
+		}
+		err = unix.Mkdirat(int(parent.Fd()), parts[i], uint32(mode.Perm()))
+		parent.Close()
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, &os.PathError{Op: "mkdir", Path: "/" + prefix, Err: err}
+		}
+		h, err = Open(root, prefix)
+		if err != nil {
+			// EEXIST followed by ENOENT: a dangling symlink is in the way.
+			return nil, fmt.Errorf("creating /%s: %w", prefix, err)
+		}
+		if i == len(parts)-1 {
+			return h, nil
+		}
+		h.Close()
+	}
+	return nil, fmt.Errorf("creating %s: empty path", path)
+}
+
+// CreateFile makes sure a regular file exists at path (parents created) and
+// returns an O_PATH handle to it; used as a mount point for file binds.
+func CreateFile(root *os.File, path string) (*os.File, error) {
+	if h, err := Open(root, path); err == nil {
+		return h, nil
+	}
+	rel := clean(path)
+	parent, err := MkdirAll(root, filepath.Dir(rel), 0o755)
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	fd, err := unix.Openat(int(parent.Fd()), filepath.Base(rel),
+		unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, &os.PathError{Op: "create", Path: path, Err: err}
+	}
+	if err == nil {
+		unix.Close(fd)
+	}
+	return Open(root, path)
+}
+
+// ProcPath is the magic-link path of an open handle, usable as a mount
+// source or target: the kernel uses the resolved object, not a path that
+// could be swapped underneath.
+func ProcPath(f *os.File) string {
+	return fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+}
+
+func clean(path string) string {
+	rel := strings.TrimLeft(filepath.Clean("/"+path), "/")
+	if rel == "" {
+		return "."
+	}
+	return rel
+}

@@ -1,0 +1,180 @@
+// Package proto carries the messages between `sandbox run` (the parent) and
+// sandbox-init (the child) over one SOCK_SEQPACKET socketpair.
+//
+// A SEQPACKET socket keeps message boundaries, so one message is one JSON
+// document in one datagram, optionally carrying file descriptors
+// (SCM_RIGHTS). Messages are capped at MaxSize.
+//
+// The order of messages is fixed:
+//
+//	parent → child   Config    after both id maps are written; the child blocks
+//	                           reading it, so it never acts unmapped
+//	child  → parent  PTY       (only with a terminal) the pty master, as an fd
+//	child  → parent  Started   the payload was started (its pid inside)
+//	child  → parent  Exit      the payload ended (status or signal)
+//	child  → parent  Error     instead of any of the above: which step failed
+//	                           and why; the child exits right after
+//
+// EOF without Exit or Error means the child died (killed); the parent then
+// reports the child's own wait status.
+package proto
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxSize bounds one message; the default socket buffer holds ~200 KiB.
+const MaxSize = 64 << 10
+
+// Kind names a message type.
+type Kind string
+
+// Message kinds, in protocol order.
+const (
+	KindConfig  Kind = "config"
+	KindPTY     Kind = "pty"
+	KindStarted Kind = "started"
+	KindExit    Kind = "exit"
+	KindError   Kind = "error"
+)
+
+// Envelope is the wire form: a kind and its body.
+type Envelope struct {
+	Kind Kind            `json:"kind"`
+	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// Conn is one end of the socketpair.
+type Conn struct {
+	f *os.File
+}
+
+// Pair returns two connected ends. Both are close-on-exec; the caller hands
+// one to the child explicitly (exec.Cmd.ExtraFiles).
+func Pair() (parent, child *Conn, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return &Conn{os.NewFile(uintptr(fds[0]), "sandbox-parent")},
+		&Conn{os.NewFile(uintptr(fds[1]), "sandbox-child")}, nil
+}
+
+// FromFD wraps an inherited descriptor.
+func FromFD(fd int) *Conn { return &Conn{os.NewFile(uintptr(fd), "sandbox-sock")} }
+
+// File returns the underlying file (to pass it to a child).
+func (c *Conn) File() *os.File { return c.f }
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.f.Close() }
+
+// Send writes one message with optional file descriptors.
+func (c *Conn) Send(kind Kind, body any, fds ...int) error {
+	env := Envelope{Kind: kind}
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encoding %s message: %w", kind, err)
+		}
+		env.Body = b
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		return fmt.Errorf("encoding %s message: %w", kind, err)
+	}
+	if len(b) > MaxSize {
+		return fmt.Errorf("%s message is %d bytes, over the %d byte limit", kind, len(b), MaxSize)
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	raw, err := c.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = raw.Write(func(fd uintptr) bool {
+		serr = unix.Sendmsg(int(fd), b, oob, nil, 0)
+		return serr != unix.EAGAIN
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("sending %s message: %w", kind, err)
+	}
+	return nil
+}
+
+// ErrClosed is returned by Recv when the peer closed its end.
+var ErrClosed = errors.New("peer closed the connection")
+
+// Recv reads one message and any descriptors sent with it (close-on-exec).
+func (c *Conn) Recv() (Envelope, []int, error) {
+	buf := make([]byte, MaxSize+1)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	raw, err := c.f.SyscallConn()
+	if err != nil {
+		return Envelope{}, nil, err
+	}
+	var n, oobn, flags int
+	var rerr error
+	err = raw.Read(func(fd uintptr) bool {
+		n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		return rerr != unix.EAGAIN
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return Envelope{}, nil, fmt.Errorf("receiving message: %w", err)
+	}
+	var fds []int
+	if oobn > 0 {
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return Envelope{}, nil, fmt.Errorf("parsing control message: %w", err)
+		}
+		for _, m := range msgs {
+			rights, err := unix.ParseUnixRights(&m)
+			if err == nil {
+				fds = append(fds, rights...)
+			}
+		}
+	}
+	if n == 0 {
+		closeAll(fds)
+		return Envelope{}, nil, ErrClosed
+	}
+	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || n > MaxSize {
+		closeAll(fds)
+		return Envelope{}, nil, fmt.Errorf("message over the %d byte limit", MaxSize)
+	}
+	var env Envelope
+	if err := json.Unmarshal(buf[:n], &env); err != nil {
+		closeAll(fds)
+		return Envelope{}, nil, fmt.Errorf("decoding message: %w", err)
+	}
+	return env, fds, nil
+}
+
+// Decode unmarshals a message body into v.
+func (e Envelope) Decode(v any) error {
+	if err := json.Unmarshal(e.Body, v); err != nil {
+		return fmt.Errorf("decoding %s message: %w", e.Kind, err)
+	}
+	return nil
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}

@@ -1,0 +1,452 @@
+// Package sandbox knows the order of the steps of one run: Prepare turns
+// the user's options into a Spec (pure data, validated before anything
+// starts), Run is the parent side, Init the child side (PID 1 inside).
+package sandbox
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"sandbox/idmap"
+	"sandbox/rootfs"
+
+	"github.com/moby/sys/mountinfo"
+)
+
+// Options are the user's choices, as typed (flags of `sandbox run`).
+type Options struct {
+	Args     []string
+	Map      string
+	UID, GID uint32
+	Hostname string
+	Net      string
+	Rootfs   string
+	Layers   []string
+	Upper    string
+	ReadOnly bool
+	Cwd      string
+	Binds    []string
+	Tmpfs    []string
+	Chdir    string
+	Env      []string
+	ClearEnv bool
+	TTY      string
+	Verbose  bool
+}
+
+// UsageError is bad input: the run stops before anything is built.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{fmt.Sprintf(format, args...)}
+}
+
+// Spec is a validated, fully resolved run.
+type Spec struct {
+	Args     []string
+	Env      []string
+	Maps     idmap.Prepared
+	Hostname string
+	NetNS    bool
+	Plan     *rootfs.Plan
+	Upper    string // persistent upper directory, or ""
+	TTY      string
+	Verbose  bool
+	Warnings []string
+}
+
+// Prepare validates opts against the host and plans the whole sandbox.
+// It makes no changes to the host.
+func Prepare(opts Options) (*Spec, error) {
+	if len(opts.Args) == 0 {
+		return nil, usagef("no command given (usage: sandbox run [flags] -- CMD [ARG...])")
+	}
+	s := &Spec{Args: opts.Args, Verbose: opts.Verbose}
+	switch opts.Net {
+	case "", "none":
+		s.NetNS = true
+	case "host":
+	default:
+		return nil, usagef("--net=%s: unknown network mode (use none or host)", opts.Net)
+	}
+	switch opts.TTY {
+	case "", "auto", "always", "never":
+		s.TTY = opts.TTY
+	default:
+		return nil, usagef("--tty=%s: use auto, always or never", opts.TTY)
+	}
+	mode, err := idmap.ParseMode(orDefault(opts.Map, "auto"))
+	if err != nil {
+		return nil, usagef("--map: %v", err)
+	}
+	me, err := currentUser()
+	if err != nil {
+		return nil, err
+	}
+	s.Maps, err = idmap.DefaultSource().Prepare(mode, me.name, me.uid, me.gid, opts.UID, opts.GID)
+	if err != nil {
+		return nil, &UsageError{err.Error()}
+	}
+	if s.Maps.Warning != "" {
+		s.Warnings = append(s.Warnings, s.Maps.Warning)
+	}
+	s.Hostname = opts.Hostname
+	if s.Hostname == "" {
+		b := make([]byte, 3)
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("generating a hostname: %w", err)
+		}
+		s.Hostname = "sandbox-" + hex.EncodeToString(b)
+	} else if err := validHostname(s.Hostname); err != nil {
+		return nil, err
+	}
+	if s.Env, err = buildEnv(os.Environ(), opts.Env, opts.ClearEnv, me.home); err != nil {
+		return nil, err
+	}
+	cfg, warn, err := rootConfig(opts, me, s)
+	if err != nil {
+		return nil, err
+	}
+	if warn != "" {
+		s.Warnings = append(s.Warnings, warn)
+	}
+	s.Upper = cfg.Upper
+	mounts, err := hostMounts()
+	if err != nil {
+		return nil, err
+	}
+	if s.Plan, err = rootfs.Build(cfg, osHost{}, mounts); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+type identity struct {
+	name, home string
+	uid, gid   uint32
+}
+
+func currentUser() (identity, error) {
+	id := identity{uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
+	u, err := user.LookupId(strconv.Itoa(os.Getuid()))
+	if err != nil {
+		return id, fmt.Errorf("looking up your user (uid %d) in the user database: %w", id.uid, err)
+	}
+	id.name, id.home = u.Username, u.HomeDir
+	return id, nil
+}
+
+func validHostname(h string) error {
+	if len(h) > 64 {
+		return usagef("--hostname %q: longer than 64 characters", h)
+	}
+	for _, c := range h {
+		if !(c == '-' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return usagef("--hostname %q: only letters, digits, '-' and '.' are allowed", h)
+		}
+	}
+	return nil
+}
+
+// hostDir resolves a user-given host path: absolute, symlinks resolved,
+// must exist.
+func hostDir(flag, p string, wantDir bool) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", usagef("%s %s: %v", flag, p, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", usagef("%s %s: no such file or directory", flag, p)
+		}
+		return "", usagef("%s %s: %v", flag, p, err)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", usagef("%s %s: %v", flag, p, err)
+	}
+	if wantDir && !fi.IsDir() {
+		return "", usagef("%s %s: not a directory", flag, p)
+	}
+	return real, nil
+}
+
+// insidePath checks a path inside the sandbox: absolute, no "..".
+func insidePath(flag, p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		return "", usagef("%s %s: the path inside the sandbox must be absolute", flag, p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return "", usagef("%s %s: '..' is not allowed in a path inside the sandbox", flag, p)
+		}
+	}
+	c := filepath.Clean(p)
+	if c == "/" {
+		return "", usagef("%s %s: cannot mount over /", flag, p)
+	}
+	return c, nil
+}
+
+// ParseBind parses SRC[:DST][:ro|:rw].
+func ParseBind(spec string) (rootfs.Bind, error) {
+	parts := strings.Split(spec, ":")
+	b := rootfs.Bind{}
+	if n := len(parts); n > 1 && (parts[n-1] == "ro" || parts[n-1] == "rw") {
+		b.ReadOnly = parts[n-1] == "ro"
+		parts = parts[:n-1]
+	}
+	switch len(parts) {
+	case 1:
+		b.Source = parts[0]
+	case 2:
+		b.Source, b.Target = parts[0], parts[1]
+	default:
+		return b, usagef("--bind %s: expected SRC[:DST][:ro]", spec)
+	}
+	if b.Source == "" {
+		return b, usagef("--bind %s: empty source", spec)
+	}
+	src, err := hostDir("--bind", b.Source, false)
+	if err != nil {
+		return b, err
+	}
+	b.Source = src
+	if b.Target == "" {
+		// Without a DST the source's own absolute path is used inside.
+		abs, _ := filepath.Abs(parts[0])
+		b.Target = abs
+	}
+	if b.Target, err = insidePath("--bind", b.Target); err != nil {
+		return b, err
+	}
+	return b, nil
+}
+
+func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, error) {
+	cfg := rootfs.Config{ReadOnly: opts.ReadOnly, DevptsGID: -1}
+	var err error
+	if opts.Rootfs != "" {
+		if cfg.Rootfs, err = hostDir("--rootfs", opts.Rootfs, true); err != nil {
+			return cfg, "", err
+		}
+	}
+	for _, l := range opts.Layers {
+		d, err := hostDir("--layer", l, true)
+		if err != nil {
+			return cfg, "", err
+		}
+		cfg.Layers = append(cfg.Layers, d)
+	}
+	if opts.Upper != "" {
+		if opts.ReadOnly {
+			return cfg, "", usagef("--upper and --read-only exclude each other")
+		}
+		abs, err := filepath.Abs(opts.Upper)
+		if err != nil {
+			return cfg, "", usagef("--upper %s: %v", opts.Upper, err)
+		}
+		if err := os.MkdirAll(abs, 0o700); err != nil {
+			return cfg, "", usagef("--upper %s: %v", opts.Upper, err)
+		}
+		if cfg.Upper, err = hostDir("--upper", abs, true); err != nil {
+			return cfg, "", err
+		}
+	}
+	for _, b := range opts.Binds {
+		pb, err := ParseBind(b)
+		if err != nil {
+			return cfg, "", err
+		}
+		cfg.Binds = append(cfg.Binds, pb)
+	}
+	for _, t := range opts.Tmpfs {
+		p, err := insidePath("--tmpfs", t)
+		if err != nil {
+			return cfg, "", err
+		}
+		cfg.Tmpfs = append(cfg.Tmpfs, p)
+	}
+	if opts.Chdir != "" {
+		if cfg.Chdir, err = insidePath("--chdir", opts.Chdir); err != nil && opts.Chdir != "/" {
+			return cfg, "", err
+		}
+		if opts.Chdir == "/" {
+			cfg.Chdir = "/"
+		}
+	}
+	if cfg.Rootfs == "" {
+		cfg.Hidden = hiddenHomes(me.home)
+		cfg.Home = me.home
+		if fi, err := os.Stat(me.home); err != nil || !fi.IsDir() || me.home == "/" {
+			cfg.Home = ""
+		}
+	}
+	if s.Maps.GIDs != nil {
+		for _, m := range s.Maps.GIDs {
+			if m.Inside <= 5 && 5 < m.Inside+m.Count {
+				cfg.DevptsGID = 5 // the tty group, where it is mapped
+			}
+		}
+	}
+	var warn string
+	mode := rootfs.CwdMode(orDefault(opts.Cwd, "rw"))
+	switch mode {
+	case rootfs.CwdRW, rootfs.CwdRO, rootfs.CwdNone:
+	default:
+		return cfg, "", usagef("--cwd=%s: use rw, ro or none", opts.Cwd)
+	}
+	cfg.CwdMode = mode
+	if mode != rootfs.CwdNone {
+		wd, err := os.Getwd()
+		if err != nil {
+			return cfg, "", fmt.Errorf("finding the working directory: %w", err)
+		}
+		if wd, err = filepath.EvalSymlinks(wd); err != nil {
+			return cfg, "", fmt.Errorf("resolving the working directory: %w", err)
+		}
+		if why := unsafeCwd(wd, cfg.Hidden); why != "" {
+			if opts.Cwd != "" {
+				return cfg, "", usagef("--cwd=%s: the working directory %s %s; run from a project directory or use --bind", opts.Cwd, wd, why)
+			}
+			warn = fmt.Sprintf("sandbox: warning: the working directory %s is not shared: it %s (share a project directory with --bind, or run from one)", wd, why)
+			cfg.CwdMode = rootfs.CwdNone
+		} else {
+			cfg.Cwd = wd
+		}
+	}
+	cfg.Hosts = hostsFile(s.Hostname, !s.NetNS)
+	return cfg, warn, nil
+}
+
+// unsafeCwd says why sharing wd would defeat the sandbox, or "".
+func unsafeCwd(wd string, hidden []string) string {
+	if wd == "/" {
+		return "is the host's root"
+	}
+	for _, h := range hidden {
+		if h == wd || strings.HasPrefix(h, wd+"/") {
+			return "contains a hidden home directory (" + h + ")"
+		}
+	}
+	for d := range map[string]bool{"/proc": true, "/sys": true, "/dev": true} {
+		if wd == d || strings.HasPrefix(wd, d+"/") {
+			return "is inside " + d
+		}
+	}
+	return ""
+}
+
+// hiddenHomes lists the home directories to cover: /home, /root, the
+// caller's, and those of other login users (uid >= 1000) elsewhere.
+func hiddenHomes(myHome string) []string {
+	cands := []string{"/home", "/root", myHome}
+	if b, err := os.ReadFile("/etc/passwd"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Split(line, ":")
+			if len(f) < 7 {
+				continue
+			}
+			uid, err := strconv.Atoi(f[2])
+			if err != nil || uid < 1000 || uid == 65534 {
+				continue
+			}
+			cands = append(cands, f[5])
+		}
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range cands {
+		if c == "" || !filepath.IsAbs(c) {
+			continue
+		}
+		c = filepath.Clean(c)
+		if real, err := filepath.EvalSymlinks(c); err == nil {
+			c = real
+		} else {
+			continue // absent: nothing to hide
+		}
+		if c == "/" || seen[c] || systemDir(c) {
+			continue
+		}
+		seen[c] = true
+		out = append(out, c)
+	}
+	// Drop homes inside another hidden directory: covering the outer one
+	// hides them already.
+	var res []string
+	for _, c := range out {
+		nested := false
+		for _, o := range out {
+			if o != c && strings.HasPrefix(c, o+"/") {
+				nested = true
+			}
+		}
+		if !nested {
+			res = append(res, c)
+		}
+	}
+	return res
+}
+
+// systemDir is a directory that must never be covered wholesale, even if
+// some account names it as its home.
+func systemDir(p string) bool {
+	switch p {
+	case "/usr", "/etc", "/var", "/bin", "/sbin", "/lib", "/lib64", "/opt", "/srv", "/tmp", "/proc", "/sys", "/dev", "/run", "/nonexistent":
+		return true
+	}
+	return false
+}
+
+func hostsFile(hostname string, hostNet bool) string {
+	var b strings.Builder
+	if hostNet {
+		if h, err := os.ReadFile("/etc/hosts"); err == nil {
+			b.Write(h)
+			if len(h) > 0 && h[len(h)-1] != '\n' {
+				b.WriteByte('\n')
+			}
+		}
+	} else {
+		b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	}
+	fmt.Fprintf(&b, "127.0.1.1\t%s\n", hostname)
+	return b.String()
+}
+
+func hostMounts() ([]rootfs.Mount, error) {
+	infos, err := mountinfo.GetMounts(nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading /proc/self/mountinfo: %w", err)
+	}
+	out := make([]rootfs.Mount, 0, len(infos))
+	for _, m := range infos {
+		out = append(out, rootfs.Mount{Point: m.Mountpoint, FSType: m.FSType})
+	}
+	return out, nil
+}
+
+// osHost is the planner's view of the real host.
+type osHost struct{}
+
+func (osHost) ReadDir(d string) ([]os.DirEntry, error) { return os.ReadDir(d) }
+func (osHost) Stat(n string) (os.FileInfo, error)      { return os.Stat(n) }
+func (osHost) Readlink(n string) (string, error)       { return os.Readlink(n) }
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,342 @@
+package rootfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+
+	fuseoverlay "sandbox/fuse-overlay"
+	"sandbox/internal/inroot"
+
+	"golang.org/x/sys/unix"
+)
+
+// staging is where the new root is assembled. A tmpfs covers the host's /tmp
+// in the sandbox's mount namespace only; every host path the plan reads was
+// opened before that, so nothing under the host's /tmp is lost.
+const staging = "/tmp"
+
+// StepError says which step failed.
+type StepError struct {
+	Step Step
+	Err  error
+}
+
+func (e *StepError) Error() string { return fmt.Sprintf("%s: %v", e.Step, e.Err) }
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Logf receives one line per step when verbose.
+type Logf func(format string, args ...any)
+
+type executor struct {
+	plan  *Plan
+	host  map[string]*os.File // host path -> O_PATH handle
+	root  *os.File
+	n     int
+	logf  Logf
+	pivot string // how the root was entered: "pivot_root" or "move+chroot"
+}
+
+// Execute builds the planned root and enters it. The caller is in fresh
+// user and mount namespaces with full capabilities there. It returns how it
+// entered the root ("pivot_root", or "MS_MOVE+chroot" where pivot_root is
+// refused, e.g. on an initramfs).
+func Execute(plan *Plan, logf Logf) (string, error) {
+	e := &executor{plan: plan, host: map[string]*os.File{}, logf: logf}
+	defer e.closeAll()
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return "", fmt.Errorf("making mounts private: %w", err)
+	}
+	for _, p := range append(plan.HostPaths(), "/dev/null") {
+		if err := e.open(p); err != nil {
+			return "", err
+		}
+	}
+	if err := unix.Mount("tmpfs", staging, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
+		return "", fmt.Errorf("mounting staging tmpfs on %s: %w", staging, err)
+	}
+	newRoot := path.Join(staging, "root")
+	if err := os.Mkdir(newRoot, 0o755); err != nil {
+		return "", err
+	}
+	if err := e.mountRoot(newRoot); err != nil {
+		return "", &StepError{plan.Root, err}
+	}
+	root, err := os.OpenFile(newRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	e.root = root
+	for _, s := range plan.Steps {
+		if err := e.step(s); err != nil {
+			return "", &StepError{s, err}
+		}
+		e.logf("%s", s)
+	}
+	how, err := enter(newRoot)
+	if err != nil {
+		return "", err
+	}
+	if plan.ReadOnlyRoot {
+		if err := setReadOnly(unix.AT_FDCWD, "/", false); err != nil {
+			return "", fmt.Errorf("making / read-only: %w", err)
+		}
+	}
+	return how, nil
+}
+
+func (e *executor) open(p string) error {
+	if _, ok := e.host[p]; ok {
+		return nil
+	}
+	f, err := os.OpenFile(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening host path: %w", err)
+	}
+	e.host[p] = f
+	return nil
+}
+
+func (e *executor) closeAll() {
+	for _, f := range e.host {
+		f.Close()
+	}
+	if e.root != nil {
+		e.root.Close()
+	}
+}
+
+func (e *executor) hostPath(p string) string { return inroot.ProcPath(e.host[p]) }
+
+func (e *executor) mountRoot(target string) error {
+	s := e.plan.Root
+	if s.Op == OpTmpfs {
+		return unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, s.Data)
+	}
+	return e.overlay(s, target)
+}
+
+// scratch makes a fresh directory on the staging tmpfs.
+func (e *executor) scratch(kind string, mode uint32) (string, error) {
+	e.n++
+	d := filepath.Join(staging, kind, strconv.Itoa(e.n))
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return "", err
+	}
+	if mode != 0 {
+		if err := os.Chmod(d, os.FileMode(mode)); err != nil {
+			return "", err
+		}
+	}
+	return d, nil
+}
+
+func (e *executor) overlay(s Step, target string) error {
+	l := fuseoverlay.Layers{}
+	for _, d := range s.Lower {
+		l.Lower = append(l.Lower, e.hostPath(d))
+	}
+	switch {
+	case s.ReadOnly:
+	case s.Upper != "":
+		l.Upper, l.Work = e.hostPath(s.Upper), e.hostPath(s.Work)
+	default:
+		var err error
+		if l.Upper, err = e.scratch("upper", s.Mode); err != nil {
+			return err
+		}
+		if l.Work, err = e.scratch("work", 0); err != nil {
+			return err
+		}
+	}
+	return fuseoverlay.MountKernel(l, target)
+}
+
+func (e *executor) step(s Step) error {
+	switch s.Op {
+	case OpMask, OpReadOnly:
+		h, err := inroot.Open(e.root, s.Target)
+		if err != nil {
+			if s.Optional && errors.Is(err, unix.ENOENT) {
+				return nil
+			}
+			return err
+		}
+		defer h.Close()
+		if s.Op == OpMask {
+			return e.mask(h)
+		}
+		return e.readOnlySelf(s.Target, h)
+	case OpSymlink:
+		parent, err := inroot.MkdirAll(e.root, path.Dir(s.Target), 0o755)
+		if err != nil {
+			return err
+		}
+		defer parent.Close()
+		err = unix.Symlinkat(s.Data, int(parent.Fd()), path.Base(s.Target))
+		if errors.Is(err, unix.EEXIST) {
+			return nil
+		}
+		return err
+	case OpFile:
+		d, err := e.scratch("files", 0)
+		if err != nil {
+			return err
+		}
+		src := filepath.Join(d, "content")
+		if err := os.WriteFile(src, []byte(s.Data), os.FileMode(s.Mode)); err != nil {
+			return err
+		}
+		h, err := inroot.CreateFile(e.root, s.Target)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		if err := unix.Mount(src, inroot.ProcPath(h), "", unix.MS_BIND, ""); err != nil {
+			return err
+		}
+		return e.readOnlyAt(s.Target, false)
+	}
+	file := s.File
+	if s.Op == OpBind {
+		var st unix.Stat_t
+		if err := unix.Fstat(int(e.host[s.Source].Fd()), &st); err != nil {
+			return fmt.Errorf("stat %s: %w", s.Source, err)
+		}
+		file = st.Mode&unix.S_IFMT != unix.S_IFDIR
+	}
+	var h *os.File
+	var err error
+	if file {
+		h, err = inroot.CreateFile(e.root, s.Target)
+	} else {
+		h, err = inroot.MkdirAll(e.root, s.Target, os.FileMode(defaultMode(s.Mode)))
+	}
+	if err != nil {
+		return fmt.Errorf("creating mount point: %w", err)
+	}
+	defer h.Close()
+	target := inroot.ProcPath(h)
+	const hardened = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	switch s.Op {
+	case OpMkdir:
+		return unix.Fchmodat(unix.AT_FDCWD, target, defaultMode(s.Mode), 0)
+	case OpTmpfs:
+		return unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, s.Data)
+	case OpOverlay:
+		return e.overlay(s, target)
+	case OpBind:
+		if err := unix.Mount(e.hostPath(s.Source), target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return err
+		}
+		if s.ReadOnly {
+			return e.readOnlyAt(s.Target, true)
+		}
+		return nil
+	case OpProc:
+		return unix.Mount("proc", target, "proc", hardened, "")
+	case OpSysfs:
+		err := unix.Mount("sysfs", target, "sysfs", hardened|unix.MS_RDONLY, "")
+		if errors.Is(err, unix.EPERM) {
+			// Without a network namespace of our own (--net=host) the
+			// kernel refuses a new sysfs; show the host's, read-only.
+			if err := unix.Mount(e.hostPath(s.Source), target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+				return err
+			}
+			return e.readOnlyAt(s.Target, true)
+		}
+		return err
+	case OpDevpts:
+		return unix.Mount("devpts", target, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, s.Data)
+	case OpMqueue:
+		return unix.Mount("mqueue", target, "mqueue", hardened, "")
+	}
+	return fmt.Errorf("unknown step %q", s.Op)
+}
+
+func defaultMode(m uint32) uint32 {
+	if m == 0 {
+		return 0o755
+	}
+	return m
+}
+
+// mask covers h: /dev/null over a file, an empty read-only tmpfs over a dir.
+func (e *executor) mask(h *os.File) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(h.Fd()), &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return unix.Mount("tmpfs", inroot.ProcPath(h), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0,mode=0555")
+	}
+	return unix.Mount(e.hostPath("/dev/null"), inroot.ProcPath(h), "", unix.MS_BIND, "")
+}
+
+// readOnlySelf binds a path onto itself so it becomes a mount of its own,
+// then makes that mount read-only (e.g. /proc/sys inside procfs).
+func (e *executor) readOnlySelf(target string, h *os.File) error {
+	p := inroot.ProcPath(h)
+	if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	return e.readOnlyAt(target, true)
+}
+
+// readOnlyAt makes the mount now at target read-only. The handle is taken
+// anew: one opened before the mount would point below it.
+func (e *executor) readOnlyAt(target string, recursive bool) error {
+	h, err := inroot.Open(e.root, target)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return setReadOnly(int(h.Fd()), "", recursive)
+}
+
+// setReadOnly uses mount_setattr: it changes only the read-only flag, so the
+// flags the kernel locked on mounts inherited from the host stay as they are.
+func setReadOnly(dirfd int, p string, recursive bool) error {
+	flags := 0
+	if p == "" {
+		flags |= unix.AT_EMPTY_PATH
+	}
+	if recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+	if err := unix.MountSetattr(dirfd, p, uint(flags), attr); err != nil {
+		return fmt.Errorf("mount_setattr read-only: %w", err)
+	}
+	return nil
+}
+
+// enter makes newRoot the root: pivot_root, then detach the old root so no
+// path leads back to it. Where pivot_root is refused (EINVAL: the current
+// root is the initramfs rootfs), move the new root over / and chroot, as
+// switch_root does; the old root stays covered.
+func enter(newRoot string) (string, error) {
+	if err := unix.Chdir(newRoot); err != nil {
+		return "", err
+	}
+	err := unix.PivotRoot(".", ".")
+	if err == nil {
+		if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+			return "", fmt.Errorf("detaching the old root: %w", err)
+		}
+		return "pivot_root", unix.Chdir("/")
+	}
+	if !errors.Is(err, unix.EINVAL) {
+		return "", fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return "", fmt.Errorf("pivot_root refused and moving the root failed: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return "", fmt.Errorf("chroot: %w", err)
+	}
+	return "MS_MOVE+chroot", unix.Chdir("/")
+}

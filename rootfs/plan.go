@@ -1,0 +1,439 @@
+// Package rootfs builds a sandbox's root filesystem inside its mount
+// namespace. Planning is pure (host facts in, a list of Steps out) and runs
+// in the parent, so bad input fails before any namespace exists; Execute runs
+// the steps in the child and pivot_roots into the result.
+package rootfs
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Op is what one step does.
+type Op string
+
+// Step operations.
+const (
+	OpTmpfs    Op = "tmpfs"    // empty tmpfs at Target (Data: mount options)
+	OpOverlay  Op = "overlay"  // overlay of Lower (+ Upper/Work, or an ephemeral upper)
+	OpBind     Op = "bind"     // recursive bind of host Source at Target
+	OpSymlink  Op = "symlink"  // symlink Target -> Data
+	OpMkdir    Op = "mkdir"    // directory Target with Mode
+	OpFile     Op = "file"     // a file with content Data, bound read-only onto Target
+	OpProc     Op = "proc"     // procfs for the new pid namespace
+	OpSysfs    Op = "sysfs"    // sysfs, read-only (a read-only bind of /sys if refused)
+	OpDevpts   Op = "devpts"   // private devpts instance (Data: options)
+	OpMqueue   Op = "mqueue"   // POSIX message queues of the new ipc namespace
+	OpMask     Op = "mask"     // hide Target: /dev/null over a file, empty read-only tmpfs over a dir
+	OpReadOnly Op = "readonly" // make the mount at Target (and below) read-only
+)
+
+// Step is one planned action; paths in Target are inside the new root,
+// paths in Source, Lower, Upper and Work are on the host.
+type Step struct {
+	Op       Op       `json:"op"`
+	Target   string   `json:"target"`
+	Source   string   `json:"source,omitempty"`
+	Lower    []string `json:"lower,omitempty"` // top first, as overlayfs orders them
+	Upper    string   `json:"upper,omitempty"`
+	Work     string   `json:"work,omitempty"`
+	Data     string   `json:"data,omitempty"`
+	Mode     uint32   `json:"mode,omitempty"`
+	ReadOnly bool     `json:"ro,omitempty"`
+	File     bool     `json:"file,omitempty"`     // the target is a file, not a directory
+	Optional bool     `json:"optional,omitempty"` // skip when the target does not exist
+}
+
+func (s Step) String() string {
+	switch s.Op {
+	case OpBind:
+		ro := ""
+		if s.ReadOnly {
+			ro = " (ro)"
+		}
+		return fmt.Sprintf("bind %s on %s%s", s.Source, s.Target, ro)
+	case OpOverlay:
+		return fmt.Sprintf("overlay %s on %s", strings.Join(s.Lower, ":"), s.Target)
+	case OpSymlink:
+		return fmt.Sprintf("symlink %s -> %s", s.Target, s.Data)
+	}
+	return fmt.Sprintf("%s on %s", s.Op, s.Target)
+}
+
+// Plan is the whole root: how "/" itself is made, then the steps in order.
+type Plan struct {
+	Root         Step   `json:"root"`  // OpTmpfs (host mode) or OpOverlay (rootfs mode)
+	Steps        []Step `json:"steps"` //
+	ReadOnlyRoot bool   `json:"ro_root,omitempty"`
+	// Chdir is where the payload starts (inside).
+	Chdir string `json:"chdir"`
+}
+
+// Bind is a user's --bind.
+type Bind struct {
+	Source, Target string
+	ReadOnly       bool
+}
+
+// CwdMode is how the working directory is shared.
+type CwdMode string
+
+// Working-directory modes.
+const (
+	CwdRW   CwdMode = "rw"
+	CwdRO   CwdMode = "ro"
+	CwdNone CwdMode = "none"
+)
+
+// Config is what the planner needs from the caller (already validated:
+// absolute, clean paths).
+type Config struct {
+	Rootfs   string   // "" = the host's own directories
+	Layers   []string // bottom to top
+	Upper    string   // "" = ephemeral
+	ReadOnly bool
+	Hidden   []string // homes to hide behind empty tmpfs (host mode)
+	Home     string   // the caller's home, created empty and writable inside
+	Cwd      string
+	CwdMode  CwdMode
+	Binds    []Bind
+	Tmpfs    []string
+	Chdir    string // "" = Cwd when shared, else "/"
+	Hosts    string // content for /etc/hosts
+	// DevptsGID is the tty group inside, or -1 when it is not mapped.
+	DevptsGID int
+}
+
+// Mount is the part of a host mount the planner uses.
+type Mount struct {
+	Point  string
+	FSType string
+}
+
+// HostFS is the read-only view of the host the planner lists directories
+// through (the os, or a fixture in tests).
+type HostFS interface {
+	ReadDir(dir string) ([]fs.DirEntry, error)
+	Stat(name string) (fs.FileInfo, error)
+	Readlink(name string) (string, error)
+}
+
+// fresh are top-level directories the sandbox always builds anew.
+var fresh = map[string]bool{"/proc": true, "/sys": true, "/dev": true, "/tmp": true, "/run": true}
+
+// virtual are filesystem types that carry no user data; their mounts are
+// never layered into the root.
+var virtual = map[string]bool{
+	"proc": true, "sysfs": true, "devtmpfs": true, "devpts": true, "cgroup": true, "cgroup2": true,
+	"mqueue": true, "debugfs": true, "tracefs": true, "securityfs": true, "pstore": true, "bpf": true,
+	"configfs": true, "fusectl": true, "hugetlbfs": true, "autofs": true, "binfmt_misc": true,
+	"efivarfs": true, "nsfs": true, "rpc_pipefs": true, "selinuxfs": true,
+}
+
+// MaskedPaths and ReadOnlyPaths follow runc's and podman's defaults.
+var (
+	MaskedPaths = []string{
+		"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+		"/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
+		"/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware",
+	}
+	ReadOnlyPaths = []string{
+		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+	}
+)
+
+// devices are the host device nodes bound into the sandbox's /dev.
+var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+type planner struct {
+	cfg    Config
+	host   HostFS
+	mounts []Mount
+	hidden map[string]bool
+	plan   Plan
+	upperN int
+}
+
+// Build plans the root filesystem.
+func Build(cfg Config, host HostFS, mounts []Mount) (*Plan, error) {
+	p := &planner{cfg: cfg, host: host, mounts: mounts, hidden: map[string]bool{}}
+	for _, h := range cfg.Hidden {
+		p.hidden[h] = true
+	}
+	if cfg.Rootfs != "" {
+		lower := []string{}
+		for i := len(cfg.Layers) - 1; i >= 0; i-- {
+			lower = append(lower, cfg.Layers[i])
+		}
+		lower = append(lower, cfg.Rootfs)
+		// Always an upper (ephemeral when not persistent) so that mount points
+		// can be created; --read-only remounts the root read-only at the end.
+		p.plan.Root = p.overlay("/", lower)
+		p.plan.ReadOnlyRoot = cfg.ReadOnly
+	} else {
+		p.plan.Root = Step{Op: OpTmpfs, Target: "/", Data: "mode=0755"}
+		p.plan.ReadOnlyRoot = cfg.ReadOnly
+		if err := p.hostRoot(); err != nil {
+			return nil, err
+		}
+	}
+	p.system()
+	if cfg.Rootfs == "" {
+		for _, h := range cfg.Hidden {
+			p.add(Step{Op: OpTmpfs, Target: h, Data: "mode=0755"})
+		}
+		if cfg.Home != "" {
+			p.add(Step{Op: OpMkdir, Target: cfg.Home, Mode: 0o700})
+		}
+	}
+	if cfg.Cwd != "" && cfg.CwdMode != CwdNone {
+		p.add(Step{Op: OpBind, Source: cfg.Cwd, Target: cfg.Cwd, ReadOnly: cfg.CwdMode == CwdRO})
+	}
+	for _, b := range cfg.Binds {
+		p.add(Step{Op: OpBind, Source: b.Source, Target: b.Target, ReadOnly: b.ReadOnly})
+	}
+	for _, t := range cfg.Tmpfs {
+		p.add(Step{Op: OpTmpfs, Target: t, Data: "mode=0755"})
+	}
+	if cfg.Hosts != "" {
+		p.add(Step{Op: OpFile, Target: "/etc/hosts", Data: cfg.Hosts, Mode: 0o644})
+	}
+	for _, m := range MaskedPaths {
+		p.add(Step{Op: OpMask, Target: m, Optional: true})
+	}
+	for _, r := range ReadOnlyPaths {
+		p.add(Step{Op: OpReadOnly, Target: r, Optional: true})
+	}
+	p.plan.Chdir = cfg.Chdir
+	if p.plan.Chdir == "" {
+		p.plan.Chdir = "/"
+		if cfg.Cwd != "" && cfg.CwdMode != CwdNone {
+			p.plan.Chdir = cfg.Cwd
+		}
+	}
+	return &p.plan, nil
+}
+
+func (p *planner) add(s Step) { p.plan.Steps = append(p.plan.Steps, s) }
+
+// overlay plans an overlay at target; its upper is persistent under
+// cfg.Upper (mirroring the root's paths) or ephemeral.
+func (p *planner) overlay(target string, lower []string) Step {
+	s := Step{Op: OpOverlay, Target: target, Lower: lower}
+	if p.cfg.Upper != "" {
+		rel := strings.TrimPrefix(target, "/")
+		s.Upper = path.Join(p.cfg.Upper, "upper", rel)
+		s.Work = path.Join(p.cfg.Upper, "work", rel)
+	}
+	return s
+}
+
+// hostRoot layers every host top-level directory that is not built anew.
+func (p *planner) hostRoot() error {
+	names, err := p.union("/")
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		full := "/" + name
+		if fresh[full] || p.hidden[full] {
+			continue
+		}
+		if err := p.entry(full); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// union lists dir in the host and in every layer, sorted, deduplicated.
+func (p *planner) union(dir string) ([]string, error) {
+	seen := map[string]bool{}
+	for _, base := range p.sources(dir) {
+		ents, err := p.host.ReadDir(base)
+		if err != nil {
+			return nil, fmt.Errorf("listing %s: %w", base, err)
+		}
+		for _, e := range ents {
+			seen[e.Name()] = true
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// sources returns the host directories that hold dir: the layers' copies,
+// top first, then the host's own.
+func (p *planner) sources(dir string) []string {
+	var out []string
+	for i := len(p.cfg.Layers) - 1; i >= 0; i-- {
+		d := path.Join(p.cfg.Layers[i], dir)
+		if fi, err := p.host.Stat(d); err == nil && fi.IsDir() {
+			out = append(out, d)
+		}
+	}
+	if fi, err := p.host.Stat(dir); err == nil && fi.IsDir() {
+		out = append(out, dir)
+	}
+	return out
+}
+
+// entry plans one path of the host root (a top-level name, or a name inside
+// a directory that had to be split).
+func (p *planner) entry(full string) error {
+	top := p.topmost(full)
+	if top == "" {
+		return nil
+	}
+	if target, err := p.host.Readlink(top); err == nil {
+		p.add(Step{Op: OpSymlink, Target: full, Data: target})
+		return nil
+	}
+	fi, err := p.host.Stat(top)
+	if err != nil {
+		return nil // vanished while we looked
+	}
+	if !fi.IsDir() {
+		p.add(Step{Op: OpBind, Source: top, Target: full, ReadOnly: true, File: true})
+		return nil
+	}
+	lower := p.sources(full)
+	hostIsDir := len(lower) > 0 && lower[len(lower)-1] == full
+	if p.cfg.ReadOnly && len(lower) == 1 {
+		// A read-only view needs no overlay; a recursive bind also keeps
+		// the submounts the kernel would refuse to layer.
+		p.add(Step{Op: OpBind, Source: lower[0], Target: full, ReadOnly: true})
+		return nil
+	}
+	if !hostIsDir || !p.hasSubmounts(full) {
+		s := p.overlay(full, lower)
+		s.Mode = uint32(fi.Mode().Perm())
+		if p.cfg.ReadOnly {
+			s.Upper, s.Work, s.ReadOnly = "", "", true
+		}
+		p.add(s)
+		return nil
+	}
+	// The kernel refuses to layer a directory with mounts below it in a user
+	// namespace (they are locked): rebuild it in the skeleton, entry by entry.
+	p.add(Step{Op: OpMkdir, Target: full, Mode: uint32(fi.Mode().Perm())})
+	names, err := p.union(full)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		child := path.Join(full, n)
+		if p.hidden[child] || p.isVirtualMount(child) {
+			continue
+		}
+		if err := p.entry(child); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// topmost returns the highest-priority host path for full: a layer's copy,
+// else the host's.
+func (p *planner) topmost(full string) string {
+	for i := len(p.cfg.Layers) - 1; i >= 0; i-- {
+		d := path.Join(p.cfg.Layers[i], full)
+		if _, err := p.host.Stat(d); err == nil || isLink(p.host, d) {
+			return d
+		}
+	}
+	if _, err := p.host.Stat(full); err == nil || isLink(p.host, full) {
+		return full
+	}
+	return ""
+}
+
+func isLink(h HostFS, name string) bool {
+	_, err := h.Readlink(name)
+	return err == nil
+}
+
+func (p *planner) hasSubmounts(dir string) bool {
+	for _, m := range p.mounts {
+		if strings.HasPrefix(m.Point, dir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *planner) isVirtualMount(dir string) bool {
+	for _, m := range p.mounts {
+		if m.Point == dir && virtual[m.FSType] {
+			return true
+		}
+	}
+	return false
+}
+
+// system plans /proc, /dev, /sys, /tmp and (host mode) /run.
+func (p *planner) system() {
+	p.add(Step{Op: OpProc, Target: "/proc"})
+	p.add(Step{Op: OpTmpfs, Target: "/dev", Data: "mode=0755"})
+	for _, d := range devices {
+		p.add(Step{Op: OpBind, Source: "/dev/" + d, Target: "/dev/" + d, File: true})
+	}
+	pts := "newinstance,ptmxmode=0666,mode=0620"
+	if p.cfg.DevptsGID >= 0 {
+		pts += fmt.Sprintf(",gid=%d", p.cfg.DevptsGID)
+	}
+	p.add(Step{Op: OpDevpts, Target: "/dev/pts", Data: pts})
+	p.add(Step{Op: OpSymlink, Target: "/dev/ptmx", Data: "pts/ptmx"})
+	p.add(Step{Op: OpTmpfs, Target: "/dev/shm", Data: "mode=1777"})
+	p.add(Step{Op: OpMqueue, Target: "/dev/mqueue"})
+	for name, target := range map[string]string{
+		"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+		"stderr": "/proc/self/fd/2", "core": "/proc/kcore",
+	} {
+		p.add(Step{Op: OpSymlink, Target: "/dev/" + name, Data: target})
+	}
+	sortSymlinks(p.plan.Steps)
+	p.add(Step{Op: OpSysfs, Target: "/sys", Source: "/sys"})
+	p.add(Step{Op: OpTmpfs, Target: "/tmp", Data: "mode=1777"})
+	if p.cfg.Rootfs == "" {
+		p.add(Step{Op: OpTmpfs, Target: "/run", Data: "mode=0755"})
+	}
+}
+
+// sortSymlinks keeps the plan deterministic (map iteration above).
+func sortSymlinks(steps []Step) {
+	start := len(steps)
+	for start > 0 && steps[start-1].Op == OpSymlink && strings.HasPrefix(steps[start-1].Target, "/dev/") &&
+		steps[start-1].Target != "/dev/ptmx" {
+		start--
+	}
+	tail := steps[start:]
+	sort.Slice(tail, func(i, j int) bool { return tail[i].Target < tail[j].Target })
+}
+
+// HostPaths lists every host path the plan reads, so the child can open
+// them all before it covers anything.
+func (pl *Plan) HostPaths() []string {
+	var out []string
+	add := func(s Step) {
+		if s.Source != "" {
+			out = append(out, s.Source)
+		}
+		out = append(out, s.Lower...)
+		if s.Upper != "" {
+			out = append(out, s.Upper, s.Work)
+		}
+	}
+	add(pl.Root)
+	for _, s := range pl.Steps {
+		add(s)
+	}
+	return out
+}

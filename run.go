@@ -1,0 +1,312 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"sandbox/idmap"
+	"sandbox/internal/proto"
+	"sandbox/rootfs"
+	"sandbox/userns"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// Exit statuses of `sandbox run` besides the payload's own.
+const (
+	StatusError       = 125 // the sandbox itself failed
+	StatusNotExec     = 126 // the command exists but cannot be executed
+	StatusNotFound    = 127 // the command was not found
+	StatusSignalStart = 128 // 128+N: the command died of signal N
+)
+
+// InitArg0 is argv[0] of the re-executed child; main dispatches on it
+// before parsing any flags.
+const InitArg0 = "sandbox-init"
+
+// forwarded are the signals the parent passes on to the sandbox.
+var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
+
+// Run starts the sandbox described by s and waits for it. It returns the
+// exit status for `sandbox run`; errors of the sandbox itself are printed
+// to stderr by the caller and mean status 125.
+func Run(s *Spec) (int, error) {
+	start := time.Now()
+	logf := logger(s.Verbose, "sandbox", start)
+	for _, w := range s.Warnings {
+		fmt.Fprintln(os.Stderr, w)
+	}
+	if err := prepareUpper(s); err != nil {
+		return StatusError, err
+	}
+	useTTY := wantTTY(s.TTY)
+	parent, child, err := proto.Pair()
+	if err != nil {
+		return StatusError, err
+	}
+	defer parent.Close()
+
+	flags := uintptr(userns.Namespaces)
+	if s.NetNS {
+		flags |= userns.Net
+	}
+	stdin, stdout := os.Stdin, os.Stdout
+	if useTTY {
+		// The payload gets a pty made inside; the host terminal stays here.
+		devnull, err := os.Open(os.DevNull)
+		if err != nil {
+			return StatusError, err
+		}
+		defer devnull.Close()
+		stdin, stdout = devnull, os.Stderr
+	}
+	// Catch signals before the child exists, so none is lost in between.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+
+	c, err := userns.Start(userns.Options{
+		Path:       "/proc/self/exe",
+		Args:       []string{InitArg0},
+		Env:        []string{},
+		Cloneflags: flags,
+		Stdin:      stdin,
+		Stdout:     stdout,
+		Stderr:     os.Stderr,
+		ExtraFiles: []*os.File{child.File()},
+	})
+	child.Close()
+	if err != nil {
+		return StatusError, diagnoseStart(err)
+	}
+	logf("started init (pid %d) in new namespaces", c.Pid)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err = idmap.Apply(ctx, c.Pid, s.Maps.UIDs, s.Maps.GIDs, s.Maps.ViaHelpers)
+	cancel()
+	if err != nil {
+		unix.Kill(c.Pid, unix.SIGKILL)
+		c.Wait()
+		return StatusError, fmt.Errorf("writing the id maps: %w", err)
+	}
+	logf("wrote uid and gid maps (%s)", mapKind(s.Maps))
+
+	cfg := childConfig{
+		Args: s.Args, Env: s.Env, Hostname: s.Hostname, LoopUp: s.NetNS,
+		Plan: s.Plan, TTY: useTTY, Verbose: s.Verbose, Umask: currentUmask(),
+	}
+	if useTTY {
+		if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+			cfg.Rows, cfg.Cols = ws.Row, ws.Col
+		}
+	}
+	if err := parent.Send(proto.KindConfig, cfg); err != nil {
+		unix.Kill(c.Pid, unix.SIGKILL)
+		c.Wait()
+		return StatusError, err
+	}
+
+	msgs := make(chan message, 4)
+	go receive(parent, msgs)
+	var relay *ttyRelay
+	defer func() {
+		if relay != nil {
+			relay.restore()
+		}
+	}()
+	var exit *childExit
+	var cerr *childError
+	for done := false; !done; {
+		select {
+		case sig := <-sigs:
+			if relay != nil && sig == syscall.SIGWINCH {
+				relay.resize()
+				continue
+			}
+			unix.Kill(c.Pid, sig.(syscall.Signal))
+		case m, ok := <-msgs:
+			if !ok {
+				done = true
+				break
+			}
+			switch m.env.Kind {
+			case proto.KindPTY:
+				if len(m.fds) != 1 {
+					closeFDs(m.fds)
+					continue
+				}
+				relay, err = startRelay(m.fds[0])
+				if err != nil {
+					logf("terminal relay: %v", err)
+				}
+			case proto.KindStarted:
+				logf("payload started after %v", time.Since(start).Round(time.Microsecond))
+			case proto.KindExit:
+				exit = new(childExit)
+				if err := m.env.Decode(exit); err != nil {
+					exit = nil
+				}
+			case proto.KindError:
+				cerr = new(childError)
+				if err := m.env.Decode(cerr); err != nil {
+					cerr = &childError{Msg: err.Error(), Status: StatusError}
+				}
+			default:
+				closeFDs(m.fds)
+			}
+		}
+	}
+	ws, werr := c.Wait()
+	if relay != nil {
+		relay.finish()
+	}
+	logf("sandbox ended after %v", time.Since(start).Round(time.Microsecond))
+	switch {
+	case cerr != nil:
+		if cerr.Status == 0 {
+			cerr.Status = StatusError
+		}
+		return cerr.Status, &childFailure{*cerr}
+	case exit != nil:
+		if exit.Signal > 0 {
+			return StatusSignalStart + exit.Signal, nil
+		}
+		return exit.Code, nil
+	case werr != nil:
+		return StatusError, fmt.Errorf("waiting for the sandbox: %w", werr)
+	case ws.Signaled():
+		return StatusError, fmt.Errorf("the sandbox's init was killed by signal %d (%v) before it reported", int(ws.Signal()), ws.Signal())
+	default:
+		return StatusError, fmt.Errorf("the sandbox's init exited with status %d before it reported", ws.ExitStatus())
+	}
+}
+
+// childFailure is an error the child reported; Error prints its message
+// as the one line the user sees.
+type childFailure struct{ e childError }
+
+func (f *childFailure) Error() string {
+	if f.e.Step == "" {
+		return f.e.Msg
+	}
+	return f.e.Step + ": " + f.e.Msg
+}
+
+// Status returns the exit status the failure stands for.
+func (f *childFailure) Status() int { return f.e.Status }
+
+type message struct {
+	env proto.Envelope
+	fds []int
+}
+
+func receive(c *proto.Conn, out chan<- message) {
+	defer close(out)
+	for {
+		env, fds, err := c.Recv()
+		if err != nil {
+			return
+		}
+		out <- message{env, fds}
+	}
+}
+
+func closeFDs(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+func mapKind(p idmap.Prepared) string {
+	var uids []string
+	for _, m := range p.UIDs {
+		uids = append(uids, fmt.Sprintf("%d:%d:%d", m.Inside, m.Outside, m.Count))
+	}
+	how := "written directly"
+	if p.ViaHelpers {
+		how = "newuidmap/newgidmap"
+	}
+	return strings.Join(uids, " ") + ", " + how
+}
+
+func wantTTY(mode string) bool {
+	switch mode {
+	case "always":
+		return term.IsTerminal(int(os.Stdin.Fd()))
+	case "never":
+		return false
+	}
+	return term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
+}
+
+// prepareUpper creates the persistent upper and work directories the plan
+// names; the child cannot create them once the host is covered.
+func prepareUpper(s *Spec) error {
+	if s.Upper == "" {
+		return nil
+	}
+	all := append([]rootfs.Step{s.Plan.Root}, s.Plan.Steps...)
+	for _, st := range all {
+		if st.Op != rootfs.OpOverlay || st.Upper == "" {
+			continue
+		}
+		for _, d := range []string{st.Upper, st.Work} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return fmt.Errorf("--upper: creating %s: %w", d, err)
+			}
+		}
+		if st.Mode != 0 {
+			if err := os.Chmod(st.Upper, os.FileMode(st.Mode)); err != nil {
+				return fmt.Errorf("--upper: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func currentUmask() int {
+	// umask can only be read by setting it; put it back at once.
+	m := unix.Umask(0o022)
+	unix.Umask(m)
+	return m
+}
+
+// diagnoseStart turns a failure to create the namespaces into advice.
+func diagnoseStart(err error) error {
+	switch {
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return fmt.Errorf("%w\nthe kernel refused to create a user namespace. Check: sysctl kernel.unprivileged_userns_clone=1 (Debian), "+
+			"sysctl user.max_user_namespaces > 0, and on Ubuntu 24.04+ the AppArmor restriction "+
+			"(sysctl kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for %s)", err, exePath())
+	case errors.Is(err, unix.ENOSPC):
+		return fmt.Errorf("%w\ntoo many user namespaces: raise sysctl user.max_user_namespaces", err)
+	}
+	return err
+}
+
+func exePath() string {
+	p, err := os.Executable()
+	if err != nil {
+		return "sandbox"
+	}
+	return filepath.Clean(p)
+}
+
+// logger returns a verbose step logger with elapsed times.
+func logger(on bool, stage string, start time.Time) func(string, ...any) {
+	if !on {
+		return func(string, ...any) {}
+	}
+	return func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "sandbox[%s] %8.3fms %s\n", stage,
+			float64(time.Since(start).Microseconds())/1000, fmt.Sprintf(format, args...))
+	}
+}

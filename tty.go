@@ -1,0 +1,71 @@
+package sandbox
+
+import (
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// ttyRelay copies between the caller's terminal and the pty master made
+// inside the sandbox. The payload never holds the caller's terminal, so it
+// cannot inject input into it (TIOCSTI) or change its settings.
+type ttyRelay struct {
+	master *os.File
+	state  *term.State
+	out    sync.WaitGroup
+	once   sync.Once
+}
+
+func startRelay(fd int) (*ttyRelay, error) {
+	r := &ttyRelay{master: os.NewFile(uintptr(fd), "pty-master")}
+	st, err := term.MakeRaw(int(os.Stdin.Fd()))
+	if err != nil {
+		r.master.Close()
+		return nil, err
+	}
+	r.state = st
+	r.resize()
+	go func() {
+		// Ends with an error once the master is closed; nothing to report.
+		io.Copy(r.master, os.Stdin)
+	}()
+	r.out.Add(1)
+	go func() {
+		defer r.out.Done()
+		// EIO once every slave fd is closed: the sandbox is gone.
+		io.Copy(os.Stdout, r.master)
+	}()
+	return r, nil
+}
+
+// resize copies the caller's window size to the pty; the kernel then sends
+// SIGWINCH to the payload's foreground process group.
+func (r *ttyRelay) resize() {
+	ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return
+	}
+	unix.IoctlSetWinsize(int(r.master.Fd()), unix.TIOCSWINSZ, ws)
+}
+
+// finish drains what the payload wrote, then releases the terminal.
+func (r *ttyRelay) finish() {
+	done := make(chan struct{})
+	go func() { r.out.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	r.restore()
+}
+
+func (r *ttyRelay) restore() {
+	r.once.Do(func() {
+		term.Restore(int(os.Stdin.Fd()), r.state)
+		r.master.Close()
+	})
+}
