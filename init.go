@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"sandbox/internal/proto"
 	"sandbox/rootfs"
@@ -33,6 +34,8 @@ func Init() int {
 	}
 	// Nothing the caller left open beyond stdio may reach the payload.
 	unix.CloseRange(initFD+1, ^uint(0), 0)
+	unix.CloseOnExec(initFD) // exec.Cmd cleared the flag to pass it to us
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte(InitArg0 + "\x00")[0])), 0, 0, 0)
 	conn := proto.FromFD(initFD)
 	fail := func(step string, status int, err error) int {
 		conn.Send(proto.KindError, childError{Step: step, Msg: err.Error(), Status: status})
@@ -52,6 +55,7 @@ func Init() int {
 		return fail("reading the configuration", StatusError, err)
 	}
 	logf := logger(cfg.Verbose, "init", start)
+	logf("configuration received (id maps written)")
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return fail("setting the hostname", StatusError, err)
 	}
@@ -149,7 +153,10 @@ func lookPath(name string, env []string, dir string) (string, int, error) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(dir, p)
 		}
-		return p, 0, checkExec(name, p)
+		if err := checkExec(name, p); err != nil {
+			return "", execStatus(err), err
+		}
+		return p, 0, nil
 	}
 	pathEnv := DefaultPath
 	for _, kv := range env {
@@ -192,7 +199,7 @@ func checkExec(name, p string) error {
 		return fmt.Errorf("%s: is a directory: %w", name, unix.EISDIR)
 	}
 	if err := unix.Access(p, unix.X_OK); err != nil {
-		return fmt.Errorf("%s: not executable (permission denied): %w", name, err)
+		return fmt.Errorf("%s: not executable: %w", name, err)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@
 package sandbox
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,11 +12,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"sandbox/idmap"
 	"sandbox/rootfs"
 
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 )
 
 // Options are the user's choices, as typed (flags of `sandbox run`).
@@ -62,6 +63,7 @@ type Spec struct {
 	TTY      string
 	Verbose  bool
 	Warnings []string
+	Start    time.Time // when Prepare began, for verbose timings
 }
 
 // Prepare validates opts against the host and plans the whole sandbox.
@@ -70,7 +72,7 @@ func Prepare(opts Options) (*Spec, error) {
 	if len(opts.Args) == 0 {
 		return nil, usagef("no command given (usage: sandbox run [flags] -- CMD [ARG...])")
 	}
-	s := &Spec{Args: opts.Args, Verbose: opts.Verbose}
+	s := &Spec{Args: opts.Args, Verbose: opts.Verbose, Start: time.Now()}
 	switch opts.Net {
 	case "", "none":
 		s.NetNS = true
@@ -101,8 +103,10 @@ func Prepare(opts Options) (*Spec, error) {
 	}
 	s.Hostname = opts.Hostname
 	if s.Hostname == "" {
+		// getrandom(2) directly: crypto/rand's package init costs ~3 ms at
+		// every start of the binary (parent and init alike).
 		b := make([]byte, 3)
-		if _, err := rand.Read(b); err != nil {
+		if _, err := unix.Getrandom(b, 0); err != nil {
 			return nil, fmt.Errorf("generating a hostname: %w", err)
 		}
 		s.Hostname = "sandbox-" + hex.EncodeToString(b)

@@ -40,8 +40,9 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, sys
 // exit status for `sandbox run`; errors of the sandbox itself are printed
 // to stderr by the caller and mean status 125.
 func Run(s *Spec) (int, error) {
-	start := time.Now()
+	start := s.Start
 	logf := logger(s.Verbose, "sandbox", start)
+	logf("planned the sandbox (%d mount steps)", len(s.Plan.Steps))
 	for _, w := range s.Warnings {
 		fmt.Fprintln(os.Stderr, w)
 	}

@@ -40,7 +40,7 @@ type runCmd struct {
 	Clearenv bool     `help:"Start from an empty environment (PATH, HOME and TERM are then set)."`
 	TTY      string   `name:"tty" enum:"auto,always,never" default:"auto" help:"Give the command a private terminal: auto (when stdin and stdout are terminals), always, never."`
 	Verbose  bool     `short:"v" help:"Log each setup step with its timing to stderr."`
-	Command  []string `arg:"" passthrough:"" name:"command" help:"The command and its arguments (after --)."`
+	Command  []string `arg:"" passthrough:"partial" name:"command" help:"The command and its arguments (after --)."`
 }
 
 type versionCmd struct{}
