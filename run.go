@@ -46,6 +46,11 @@ func Run(s *Spec) (int, error) {
 	for _, w := range s.Warnings {
 		fmt.Fprintln(os.Stderr, w)
 	}
+	unlock, err := lockUpper(s.Upper)
+	if err != nil {
+		return StatusError, err
+	}
+	defer unlock()
 	if err := prepareUpper(s); err != nil {
 		return StatusError, err
 	}
@@ -241,11 +246,32 @@ func mapKind(p idmap.Prepared) string {
 func wantTTY(mode string) bool {
 	switch mode {
 	case "always":
-		return term.IsTerminal(int(os.Stdin.Fd()))
+		return true
 	case "never":
 		return false
 	}
 	return term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
+}
+
+// lockUpper takes an exclusive lock on the persistent upper directory for
+// the whole run: the kernel only warns when two overlays share an upper
+// (without index=on), and the layer would be corrupted.
+func lockUpper(dir string) (func(), error) {
+	if dir == "" {
+		return func() {}, nil
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--upper: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("--upper %s is in use by another running sandbox; wait for it or use another directory", dir)
+		}
+		return nil, fmt.Errorf("--upper: locking %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // prepareUpper creates the persistent upper and work directories the plan

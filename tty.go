@@ -22,13 +22,17 @@ type ttyRelay struct {
 
 func startRelay(fd int) (*ttyRelay, error) {
 	r := &ttyRelay{master: os.NewFile(uintptr(fd), "pty-master")}
-	st, err := term.MakeRaw(int(os.Stdin.Fd()))
-	if err != nil {
-		r.master.Close()
-		return nil, err
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		// Raw: every key, Ctrl-C included, goes to the sandbox's pty, whose
+		// own line discipline turns it into signals for the payload.
+		st, err := term.MakeRaw(int(os.Stdin.Fd()))
+		if err != nil {
+			r.master.Close()
+			return nil, err
+		}
+		r.state = st
+		r.resize()
 	}
-	r.state = st
-	r.resize()
 	go func() {
 		// Ends with an error once the master is closed; nothing to report.
 		io.Copy(r.master, os.Stdin)
@@ -65,7 +69,9 @@ func (r *ttyRelay) finish() {
 
 func (r *ttyRelay) restore() {
 	r.once.Do(func() {
-		term.Restore(int(os.Stdin.Fd()), r.state)
+		if r.state != nil {
+			term.Restore(int(os.Stdin.Fd()), r.state)
+		}
 		r.master.Close()
 	})
 }

@@ -32,12 +32,11 @@ func (e *StepError) Unwrap() error { return e.Err }
 type Logf func(format string, args ...any)
 
 type executor struct {
-	plan  *Plan
-	host  map[string]*os.File // host path -> O_PATH handle
-	root  *os.File
-	n     int
-	logf  Logf
-	pivot string // how the root was entered: "pivot_root" or "move+chroot"
+	plan *Plan
+	host map[string]*os.File // host path -> O_PATH handle
+	root *os.File
+	n    int
+	logf Logf
 }
 
 // Execute builds the planned root and enters it. The caller is in fresh
@@ -71,6 +70,9 @@ func Execute(plan *Plan, logf Logf) (string, error) {
 	}
 	e.root = root
 	for _, s := range plan.Steps {
+		if s.Optional && !e.exists(s.Target) {
+			continue
+		}
 		if err := e.step(s); err != nil {
 			return "", &StepError{s, err}
 		}
@@ -86,6 +88,16 @@ func Execute(plan *Plan, logf Logf) (string, error) {
 		}
 	}
 	return how, nil
+}
+
+// exists says whether target is present in the new root.
+func (e *executor) exists(target string) bool {
+	h, err := inroot.Open(e.root, target)
+	if err != nil {
+		return false
+	}
+	h.Close()
+	return true
 }
 
 func (e *executor) open(p string) error {
@@ -139,6 +151,13 @@ func (e *executor) overlay(s Step, target string) error {
 	for _, d := range s.Lower {
 		l.Lower = append(l.Lower, e.hostPath(d))
 	}
+	if len(l.Lower) == 0 {
+		empty, err := e.scratch("empty", 0o755)
+		if err != nil {
+			return err
+		}
+		l.Lower = []string{empty}
+	}
 	switch {
 	case s.ReadOnly:
 	case s.Upper != "":
@@ -160,9 +179,6 @@ func (e *executor) step(s Step) error {
 	case OpMask, OpReadOnly:
 		h, err := inroot.Open(e.root, s.Target)
 		if err != nil {
-			if s.Optional && errors.Is(err, unix.ENOENT) {
-				return nil
-			}
 			return err
 		}
 		defer h.Close()

@@ -37,7 +37,7 @@ type Step struct {
 	Op       Op       `json:"op"`
 	Target   string   `json:"target"`
 	Source   string   `json:"source,omitempty"`
-	Lower    []string `json:"lower,omitempty"` // top first, as overlayfs orders them
+	Lower    []string `json:"lower,omitempty"` // top first, as overlayfs orders them; none: an empty dir
 	Upper    string   `json:"upper,omitempty"`
 	Work     string   `json:"work,omitempty"`
 	Data     string   `json:"data,omitempty"`
@@ -175,6 +175,14 @@ func Build(cfg Config, host HostFS, mounts []Mount) (*Plan, error) {
 		p.plan.ReadOnlyRoot = cfg.ReadOnly
 	} else {
 		p.plan.Root = Step{Op: OpTmpfs, Target: "/", Data: "mode=0755"}
+		if cfg.Upper != "" {
+			// The skeleton itself is layered too, so that changes at the top
+			// level (and in split directories) persist: upper/ mirrors the
+			// whole root. Its workdir stays out of work/, where a host
+			// directory named /work would meet overlayfs's own work/work.
+			p.plan.Root = Step{Op: OpOverlay, Target: "/", Upper: path.Join(cfg.Upper, "upper"),
+				Work: path.Join(cfg.Upper, "rootwork"), Mode: 0o755}
+		}
 		p.plan.ReadOnlyRoot = cfg.ReadOnly
 		if err := p.hostRoot(); err != nil {
 			return nil, err

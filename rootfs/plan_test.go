@@ -194,6 +194,10 @@ func TestPersistentUpperMirrorsPaths(t *testing.T) {
 	if s == nil || s.Upper != "/keep/upper/usr/local" || s.Work != "/keep/work/usr/local" {
 		t.Errorf("/usr/local upper: %+v", s)
 	}
+	// Top-level changes persist too: the skeleton is an overlay on upper/.
+	if r := pl.Root; r.Op != OpOverlay || r.Upper != "/keep/upper" || r.Work != "/keep/rootwork" || len(r.Lower) != 0 {
+		t.Errorf("root with --upper: %+v", r)
+	}
 }
 
 func TestUserMountsComeAfterTheRootAndInOrder(t *testing.T) {

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Build bin/sandbox (static, CGO_ENABLED=0) from ./cmd/sandbox.
+# Works as root or as any user, from any directory.
+# The version stamped into main.version is $SANDBOX_VERSION when set, else
+# `git describe --always --dirty`, else "dev".
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+if [[ -d /usr/local/go/bin ]]; then
+	PATH="/usr/local/go/bin:$PATH"
+fi
+command -v go >/dev/null || {
+	echo "build: ERROR: go not found (expected /usr/local/go/bin/go)" >&2
+	exit 1
+}
+
+version="${SANDBOX_VERSION:-$(git describe --always --dirty 2>/dev/null || echo dev)}"
+
+mkdir -p bin
+CGO_ENABLED=0 go build -trimpath \
+	-ldflags "-s -w -X main.version=$version" \
+	-o bin/sandbox ./cmd/sandbox
+echo "build: bin/sandbox ($version)"

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# The project's test command.
+#
+#   sudo ./scripts/test.sh [go test args...]   # full run, as CI does it
+#   ./scripts/test.sh [go test args...]        # as yourself: what your user can do
+#
+# As root: prepares the host (scripts/setup-host.sh), checks gofmt and go vet,
+# copies the checkout to ~sbxtest/sandbox-src and runs the build and the tests
+# there as the unprivileged user sbxtest (the sandbox is meant for such users).
+# As another user: builds and tests as that user, no host setup.
+#
+# Extra arguments go to `go test` (default package pattern: ./...), e.g.
+#   ./scripts/test.sh -run TestRun ./e2e
+# The tests get SANDBOX_BIN=<absolute path of the freshly built bin/sandbox>.
+# The last line printed is `N passed, N failed[, N skipped]`; the exit status
+# is non-zero when anything failed.
+set -euo pipefail
+
+readonly TEST_USER=sbxtest
+readonly USER_PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+if [[ -d /usr/local/go/bin ]]; then
+	PATH="/usr/local/go/bin:$PATH"
+fi
+
+say() { printf 'test.sh: %s\n' "$*"; }
+die() { printf 'test.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+
+command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
+
+# --------------------------------------------------------- go test arguments
+# Add the default package pattern ./... unless one is given.
+have_pkg=0
+for a in "$@"; do
+	case "$a" in
+	-args) break ;;
+	. | ./* | .. | ../* | sandbox | sandbox/*) have_pkg=1 ;;
+	esac
+done
+test_args=()
+added=0
+for a in "$@"; do
+	if [[ "$a" == -args && "$have_pkg" -eq 0 && "$added" -eq 0 ]]; then
+		test_args+=(./...)
+		added=1
+	fi
+	test_args+=("$a")
+done
+if [[ "$have_pkg" -eq 0 && "$added" -eq 0 ]]; then
+	test_args+=(./...)
+fi
+
+# ------------------------------------------------------------------ helpers
+lint() {
+	local unformatted
+	say "gofmt -l"
+	unformatted="$(gofmt -l .)" || die "gofmt failed"
+	if [[ -n "$unformatted" ]]; then
+		printf '%s\n' "$unformatted" >&2
+		die "these files need gofmt (run: gofmt -w <file>)"
+	fi
+	say "go vet ./..."
+	go vet ./... || die "go vet failed"
+}
+
+# summarise LOG: print `N passed, N failed[, N skipped]` from `go test -v` output.
+# A package that failed without a failing test (build failure, panic in
+# TestMain, timeout) counts as one failure.
+summarise() {
+	local log="$1" rc="$2" line passed=0 failed=0 skipped=0 pkg_fails=0
+	while IFS= read -r line; do
+		case "$line" in
+		*"--- PASS: "*) passed=$((passed + 1)) ;;
+		*"--- FAIL: "*)
+			failed=$((failed + 1))
+			pkg_fails=$((pkg_fails + 1))
+			;;
+		*"--- SKIP: "*) skipped=$((skipped + 1)) ;;
+		FAIL$'\t'*)
+			if [[ "$pkg_fails" -eq 0 ]]; then
+				failed=$((failed + 1))
+			fi
+			pkg_fails=0
+			;;
+		"ok  "$'\t'* | "?   "$'\t'*) pkg_fails=0 ;;
+		esac
+	done < <(grep -E -e '^[[:space:]]*--- (PASS|FAIL|SKIP): ' -e $'^(FAIL|ok  |\\?   )\t' "$log" || true)
+	if [[ "$rc" -ne 0 && "$failed" -eq 0 ]]; then
+		failed=1 # go test itself failed (bad flag, package not found, ...)
+	fi
+	if [[ "$skipped" -gt 0 ]]; then
+		printf '%d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"
+	else
+		printf '%d passed, %d failed\n' "$passed" "$failed"
+	fi
+}
+
+build_and_test() {
+	local log rc
+	if compgen -G 'cmd/sandbox/*.go' >/dev/null; then
+		bash scripts/build.sh || die "build failed"
+		export SANDBOX_BIN="$root/bin/sandbox"
+		say "SANDBOX_BIN=$SANDBOX_BIN"
+	else
+		say "WARNING: no ./cmd/sandbox yet: nothing to build, SANDBOX_BIN not set"
+		unset SANDBOX_BIN
+	fi
+
+	log="$(mktemp "${TMPDIR:-/tmp}/sandbox-test.XXXXXX.log")"
+	say "go test -count=1 -v ${test_args[*]}"
+	set +e
+	go test -count=1 -v "${test_args[@]}" 2>&1 | tee "$log"
+	rc="${PIPESTATUS[0]}"
+	set -e
+	summarise "$log" "$rc"
+	rm -f "$log"
+	return "$rc"
+}
+
+# Values of the go environment passed to the test user (root may have set
+# them with `go env -w`, which the test user does not see).
+go_env_args() {
+	local v val
+	for v in GOPROXY GOSUMDB GONOSUMDB GONOPROXY GOPRIVATE GOINSECURE GOTOOLCHAIN; do
+		val="${!v:-$(go env "$v" 2>/dev/null || true)}"
+		if [[ -n "$val" ]]; then
+			printf '%s=%s\0' "$v" "$val"
+		fi
+	done
+}
+
+# copy_tree DEST: the checkout (tracked + untracked non-ignored files, no .git,
+# no bin/) into DEST.
+copy_tree() {
+	local dest="$1" f
+	if git -c safe.directory="$root" -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		git -c safe.directory="$root" -C "$root" ls-files -z --cached --others --exclude-standard |
+			while IFS= read -r -d '' f; do
+				case "$f" in bin/*) continue ;; esac
+				if [[ -e "$f" || -L "$f" ]]; then
+					printf '%s\0' "$f"
+				fi
+			done |
+			tar --null --no-recursion -T - -cf - | tar -xf - -C "$dest"
+	else
+		tar --exclude=./.git --exclude=./bin -cf - . | tar -xf - -C "$dest"
+	fi
+}
+
+# ------------------------------------------------------------------- main
+if [[ "$(id -u)" -eq 0 ]]; then
+	say "running as root: host setup, lint, then build and tests as $TEST_USER"
+	bash "$root/scripts/setup-host.sh"
+
+	# Computed here: the copy below has no .git.
+	version="${SANDBOX_VERSION:-$(git -c safe.directory="$root" describe --always --dirty 2>/dev/null || echo dev)}"
+
+	export GOFLAGS="${GOFLAGS:--mod=mod}"
+	lint
+
+	home="$(getent passwd "$TEST_USER" | cut -d: -f6)"
+	[[ -n "$home" && -d "$home" ]] || die "no home directory for $TEST_USER"
+	dest="$home/sandbox-src"
+	rm -rf --one-file-system "$dest"
+	install -d -o "$TEST_USER" -g "$(id -g "$TEST_USER")" -m 0755 "$dest"
+	copy_tree "$dest"
+	chown -R "$TEST_USER:$(id -g "$TEST_USER")" "$dest"
+	say "copied the checkout to $dest"
+
+	env_args=(HOME="$home" USER="$TEST_USER" LOGNAME="$TEST_USER" PATH="$USER_PATH"
+		CI="${CI:-}" GOFLAGS=-mod=mod SANDBOX_VERSION="$version" SANDBOX_TEST_NESTED=1)
+	while IFS= read -r -d '' kv; do
+		env_args+=("$kv")
+	done < <(go_env_args)
+
+	say "running the build and the tests as $TEST_USER in $dest"
+	if runuser -u "$TEST_USER" -- env -i "${env_args[@]}" \
+		bash "$dest/scripts/test.sh" "$@" </dev/null; then
+		rc=0
+	else
+		rc=$?
+	fi
+	exit "$rc"
+fi
+
+if [[ "${SANDBOX_TEST_NESTED:-}" != 1 ]]; then
+	say "running as $(id -un) (not root): no host setup; this tests what this user can do"
+	export GOFLAGS="${GOFLAGS:--mod=mod}"
+	lint
+fi
+build_and_test # under set -e a failure exits with go test's status
