@@ -1,6 +1,9 @@
 package sandbox
 
-import "sandbox/rootfs"
+import (
+	"sandbox/confine"
+	"sandbox/rootfs"
+)
 
 // childConfig is what the parent sends the child once the maps are
 // written (proto.KindConfig).
@@ -15,6 +18,10 @@ type childConfig struct {
 	Cols     uint16       `json:"cols,omitempty"`
 	Verbose  bool         `json:"verbose"`
 	Umask    int          `json:"umask"`
+
+	Caps        []int                  `json:"caps"`
+	Landlock    *confine.LandlockRules `json:"landlock,omitempty"`
+	PreserveFDs int                    `json:"preserve_fds,omitempty"`
 }
 
 // childError is proto.KindError: the step that failed and the exit status

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"sandbox/confine"
 	"sandbox/internal/proto"
 	"sandbox/rootfs"
 
@@ -32,8 +33,9 @@ func Init() int {
 		fmt.Fprintln(os.Stderr, "sandbox-init: not started by `sandbox run` (no control socket on fd 3)")
 		return StatusError
 	}
-	// Nothing the caller left open beyond stdio may reach the payload.
-	unix.CloseRange(initFD+1, ^uint(0), 0)
+	// Nothing the caller left open beyond stdio may reach the payload, but
+	// the fds it asked to preserve (--preserve-fds), which follow ours.
+	unix.CloseRange(uint(initFD+1+preservedFDs()), ^uint(0), 0)
 	unix.CloseOnExec(initFD) // exec.Cmd cleared the flag to pass it to us
 	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte(InitArg0 + "\x00")[0])), 0, 0, 0)
 	conn := proto.FromFD(initFD)
@@ -92,6 +94,14 @@ func Init() int {
 		stdio = []*os.File{slave, slave, slave}
 		sys.Setsid, sys.Setctty, sys.Ctty = true, true, 0
 	}
+	if step, err := confineSelf(&cfg, logf); err != nil {
+		return fail(step, StatusError, err)
+	}
+	for i := 0; i < cfg.PreserveFDs; i++ {
+		// CLOEXEC on init's copy: the payload gets only the one moved to 3+i.
+		unix.CloseOnExec(initFD + 1 + i)
+		stdio = append(stdio, os.NewFile(uintptr(initFD+1+i), fmt.Sprintf("fd%d", 3+i)))
+	}
 	proc, err := os.StartProcess(path, cfg.Args, &os.ProcAttr{
 		Dir: cfg.Plan.Chdir, Env: cfg.Env, Files: stdio, Sys: sys,
 	})
@@ -124,6 +134,77 @@ func Init() int {
 		}
 	}
 	return StatusError
+}
+
+// preservedFDs reads how many fds the parent passed after the control
+// socket; init learns it before the configuration arrives, from the
+// environment the parent set (it holds nothing else).
+func preservedFDs() int {
+	n, err := strconv.Atoi(os.Getenv(preserveEnv))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// preserveEnv carries --preserve-fds to init, which must keep those fds
+// open before it can read its configuration.
+const preserveEnv = "SANDBOX_PRESERVE_FDS"
+
+// confineSelf applies the payload's confinement to init itself, just
+// before the payload starts (the payload inherits it); init needs no
+// privilege after this point. The order matters: the keyring needs keyctl
+// (denied by seccomp later), Landlock and seccomp need no_new_privs or
+// privileges.
+func confineSelf(cfg *childConfig, logf func(string, ...any)) (string, error) {
+	if err := confine.NewSessionKeyring(); err != nil {
+		return "creating a session keyring", err
+	}
+	last, err := lastCap()
+	if err != nil {
+		return "reading capabilities", err
+	}
+	if err := confine.BoundCaps(cfg.Caps, last); err != nil {
+		return "bounding capabilities", err
+	}
+	if err := dropInheritedCaps(); err != nil {
+		return "dropping capabilities", err
+	}
+	if err := confine.NoNewPrivs(); err != nil {
+		return "setting no_new_privs", err
+	}
+	if cfg.Landlock != nil {
+		abi, err := confine.Landlock(*cfg.Landlock)
+		if err != nil {
+			return "applying landlock", err
+		}
+		if abi == 0 {
+			fmt.Fprintln(os.Stderr, "sandbox: warning: --landlock: this kernel has no Landlock (needs Linux 5.13 with CONFIG_SECURITY_LANDLOCK and lsm=landlock); not applied")
+		} else {
+			logf("landlock ABI %d applied", abi)
+		}
+	}
+	return "", nil
+}
+
+// dropInheritedCaps empties the ambient and inheritable sets init got from
+// the parent (they kept its capabilities across its own exec). Left set,
+// they would pass every capability to a payload running as a non-root
+// --uid; with them clear, exec gives capabilities only to uid 0 inside.
+func dropInheritedCaps() error {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("clearing ambient capabilities: %w", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	return nil
 }
 
 // reap collects every exited child; it reports the payload's status once

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"sandbox/confine"
 	"sandbox/idmap"
 	"sandbox/rootfs"
 
@@ -40,6 +41,11 @@ type Options struct {
 	ClearEnv bool
 	TTY      string
 	Verbose  bool
+	// Confinement.
+	CapAdd      []string
+	CapDrop     []string
+	Landlock    bool
+	PreserveFDs int
 }
 
 // UsageError is bad input: the run stops before anything is built.
@@ -64,6 +70,10 @@ type Spec struct {
 	Verbose  bool
 	Warnings []string
 	Start    time.Time // when Prepare began, for verbose timings
+	// Confinement of the payload.
+	Caps        []int // the bounding set
+	Landlock    *confine.LandlockRules
+	PreserveFDs int
 }
 
 // Prepare validates opts against the host and plans the whole sandbox.
@@ -124,6 +134,9 @@ func Prepare(opts Options) (*Spec, error) {
 		s.Warnings = append(s.Warnings, warn)
 	}
 	s.Upper = cfg.Upper
+	if err := confinement(opts, cfg, s); err != nil {
+		return nil, err
+	}
 	mounts, err := hostMounts()
 	if err != nil {
 		return nil, err
@@ -132,6 +145,54 @@ func Prepare(opts Options) (*Spec, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// confinement plans capabilities, Landlock and inherited fds.
+func confinement(opts Options, cfg rootfs.Config, s *Spec) error {
+	last, err := lastCap()
+	if err != nil {
+		return err
+	}
+	if s.Caps, err = confine.CapSet(opts.CapAdd, opts.CapDrop, last); err != nil {
+		return &UsageError{err.Error()}
+	}
+	if opts.PreserveFDs < 0 || opts.PreserveFDs > 1000 {
+		return usagef("--preserve-fds %d: must be between 0 and 1000", opts.PreserveFDs)
+	}
+	for fd := 3; fd < 3+opts.PreserveFDs; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return usagef("--preserve-fds %d: file descriptor %d is not open", opts.PreserveFDs, fd)
+		}
+	}
+	s.PreserveFDs = opts.PreserveFDs
+	if opts.Landlock {
+		r := &confine.LandlockRules{
+			WritableDirs:  []string{"/tmp", "/dev/shm", "/dev/pts", "/dev/mqueue"},
+			WritableFiles: []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/random", "/dev/urandom"},
+		}
+		if cfg.Home != "" {
+			r.WritableDirs = append(r.WritableDirs, cfg.Home)
+		}
+		if cfg.Cwd != "" && cfg.CwdMode == rootfs.CwdRW {
+			r.WritableDirs = append(r.WritableDirs, cfg.Cwd)
+		}
+		for _, b := range cfg.Binds {
+			if !b.ReadOnly {
+				r.WritableDirs = append(r.WritableDirs, b.Target)
+			}
+		}
+		r.WritableDirs = append(r.WritableDirs, cfg.Tmpfs...)
+		s.Landlock = r
+	}
+	return nil
+}
+
+func lastCap() (int, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 0, fmt.Errorf("reading the capability count: %w", err)
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
 type identity struct {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -80,15 +81,19 @@ func Run(s *Spec) (int, error) {
 	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
 
+	extra := []*os.File{child.File()}
+	for fd := 3; fd < 3+s.PreserveFDs; fd++ {
+		extra = append(extra, os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd)))
+	}
 	c, err := userns.Start(userns.Options{
 		Path:       "/proc/self/exe",
 		Args:       []string{InitArg0},
-		Env:        []string{},
+		Env:        []string{preserveEnv + "=" + strconv.Itoa(s.PreserveFDs)},
 		Cloneflags: flags,
 		Stdin:      stdin,
 		Stdout:     stdout,
 		Stderr:     os.Stderr,
-		ExtraFiles: []*os.File{child.File()},
+		ExtraFiles: extra,
 	})
 	child.Close()
 	if err != nil {
@@ -108,6 +113,7 @@ func Run(s *Spec) (int, error) {
 	cfg := childConfig{
 		Args: s.Args, Env: s.Env, Hostname: s.Hostname, LoopUp: s.NetNS,
 		Plan: s.Plan, TTY: useTTY, Verbose: s.Verbose, Umask: currentUmask(),
+		Caps: s.Caps, Landlock: s.Landlock, PreserveFDs: s.PreserveFDs,
 	}
 	if useTTY {
 		if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
