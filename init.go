@@ -74,6 +74,13 @@ func Init() int {
 	logf("entered the new root (%s)", how)
 	unix.Umask(cfg.Umask)
 
+	if fi, err := os.Stat(cfg.Plan.Chdir); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = unix.ENOTDIR
+		}
+		return fail("changing to the working directory", StatusError,
+			fmt.Errorf("%s: %w", cfg.Plan.Chdir, unwrapSyscall(err)))
+	}
 	path, status, err := lookPath(cfg.Args[0], cfg.Env, cfg.Plan.Chdir)
 	if err != nil {
 		return fail("", status, err)

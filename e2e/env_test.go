@@ -1,0 +1,113 @@
+//go:build linux
+
+package e2e
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// envMap parses `env` output.
+func envMap(s string) map[string]string {
+	m := map[string]string{}
+	for _, l := range strings.Split(s, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok && k != "" {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+var sessionVars = map[string]string{
+	"SSH_AUTH_SOCK":            "/tmp/e2e-agent.sock",
+	"DBUS_SESSION_BUS_ADDRESS": "unix:path=/tmp/e2e-bus",
+	"XDG_RUNTIME_DIR":          "/tmp/e2e-xdg",
+	"DISPLAY":                  ":99",
+	"WAYLAND_DISPLAY":          "wayland-e2e",
+	"XAUTHORITY":               "/tmp/e2e-xauth",
+	"GPG_AGENT_INFO":           "/tmp/e2e-gpg",
+}
+
+func testEnv() []string {
+	env := []string{"FOO_E2E=bar", "COPY_E2E=copied"}
+	for k, v := range sessionVars {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+func TestEnvironment(t *testing.T) {
+	t.Parallel()
+	t.Run("filtered", func(t *testing.T) {
+		t.Parallel()
+		r := mustRun(t, opts{env: testEnv()}, "run", "--env", "A_E2E=1", "--", "env")
+		env := envMap(r.stdout)
+		for k := range sessionVars {
+			if v, ok := env[k]; ok {
+				t.Errorf("%s=%s (host session) should be dropped inside", k, v)
+			}
+		}
+		if env["FOO_E2E"] != "bar" {
+			t.Errorf("FOO_E2E should pass through as bar, got %q", env["FOO_E2E"])
+		}
+		if env["A_E2E"] != "1" {
+			t.Errorf("--env A_E2E=1: got %q", env["A_E2E"])
+		}
+	})
+	t.Run("copy dropped var", func(t *testing.T) {
+		t.Parallel()
+		r := mustRun(t, opts{env: testEnv()}, "run", "--env", "DISPLAY", "--", "env")
+		if got := envMap(r.stdout)["DISPLAY"]; got != sessionVars["DISPLAY"] {
+			t.Errorf("--env DISPLAY should copy it from the caller: got %q", got)
+		}
+	})
+	t.Run("clearenv", func(t *testing.T) {
+		t.Parallel()
+		// TERM is set in the caller's environment: with --clearenv the
+		// payload still gets one.
+		r := mustRun(t, opts{env: append(testEnv(), "TERM=xterm-e2e")}, "run", "--clearenv", "--env", "A_E2E=1", "--env", "COPY_E2E", "--", "env")
+		env := envMap(r.stdout)
+		if _, ok := env["FOO_E2E"]; ok {
+			t.Errorf("--clearenv: FOO_E2E should be absent")
+		}
+		if env["A_E2E"] != "1" || env["COPY_E2E"] != "copied" {
+			t.Errorf("--clearenv with --env A_E2E=1 --env COPY_E2E: got A_E2E=%q COPY_E2E=%q", env["A_E2E"], env["COPY_E2E"])
+		}
+		for _, k := range []string{"PATH", "HOME", "TERM"} {
+			if _, ok := env[k]; !ok {
+				t.Errorf("--clearenv: %s should be set", k)
+			}
+		}
+		if env["PATH"] == "" || env["HOME"] == "" || env["TERM"] == "" {
+			t.Errorf("--clearenv: PATH=%q HOME=%q TERM=%q should not be empty", env["PATH"], env["HOME"], env["TERM"])
+		}
+		var extra []string
+		for k := range env {
+			if !slices.Contains([]string{"PATH", "HOME", "TERM", "A_E2E", "COPY_E2E", "PWD", "SHLVL", "_"}, k) {
+				extra = append(extra, k)
+			}
+		}
+		if len(extra) > 0 {
+			slices.Sort(extra)
+			t.Errorf("--clearenv: unexpected variables %q", extra)
+		}
+	})
+}
+
+func TestNoInheritedFDs(t *testing.T) {
+	t.Parallel()
+	f, err := os.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// `; true` keeps dash from exec'ing ls in place of the shell.
+	r := mustRun(t, opts{extra: []*os.File{f, f}}, sh(nil, "ls /proc/$$/fd; true")...)
+	got := lines(r.stdout)
+	got = slices.DeleteFunc(got, func(s string) bool { return s == "255" }) // bash's script fd
+	if !slices.Equal(got, []string{"0", "1", "2"}) {
+		t.Errorf("the payload's fds should be exactly 0 1 2 (the test passed fds 3 and 4 to the sandbox), got %q", got)
+	}
+}

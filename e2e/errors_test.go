@@ -1,0 +1,65 @@
+//go:build linux
+
+package e2e
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBadInputsExit125 is not parallel: at the end it checks that no sandbox
+// process at all (started during the test) is left behind.
+func TestBadInputsExit125(t *testing.T) {
+	since := bootTicks()
+	cwd := tempDir(t) // relative paths below do not exist there
+	missing := "/nonexistent-e2e-" + randHex(8)
+	relMissing := "nonexistent-e2e-" + randHex(8)
+	cases := []struct {
+		name string
+		args []string
+		want *regexp.Regexp // must match stderr
+	}{
+		{"unknown flag", []string{"run", "--e2e-no-such-flag", "--", "true"}, regexp.MustCompile(`e2e-no-such-flag`)},
+		{"bind missing source", []string{"run", "--bind", missing, "--", "true"}, regexp.MustCompile(regexp.QuoteMeta(missing))},
+		{"bind missing source with dst", []string{"run", "--bind", missing + ":/mnt/e2e", "--", "true"}, regexp.MustCompile(regexp.QuoteMeta(missing))},
+		{"bind missing relative source", []string{"run", "--bind", relMissing + ":/mnt/e2e", "--", "true"}, regexp.MustCompile(regexp.QuoteMeta(relMissing))},
+		{"rootfs missing", []string{"run", "--rootfs", missing, "--", "true"}, regexp.MustCompile(regexp.QuoteMeta(missing))},
+		{"rootfs missing relative", []string{"run", "--rootfs", relMissing, "--", "true"}, regexp.MustCompile(regexp.QuoteMeta(relMissing))},
+		{"layer missing", []string{"run", "--layer", missing, "--", "true"}, regexp.MustCompile(regexp.QuoteMeta(missing))},
+		{"map bogus", []string{"run", "--map=bogus", "--", "true"}, regexp.MustCompile(`bogus`)},
+		{"net bogus", []string{"run", "--net=bogus", "--", "true"}, regexp.MustCompile(`bogus`)},
+		{"cwd bogus", []string{"run", "--cwd=bogus", "--", "true"}, regexp.MustCompile(`bogus`)},
+		{"tty bogus", []string{"run", "--tty=bogus", "--", "true"}, regexp.MustCompile(`bogus`)},
+		{"uid not a number", []string{"run", "--uid", "e2e-nan", "--", "true"}, regexp.MustCompile(`e2e-nan`)},
+		{"no command", []string{"run"}, regexp.MustCompile(`(?i)command|cmd|argument`)},
+		{"no command after --", []string{"run", "--"}, regexp.MustCompile(`(?i)command|cmd|argument`)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runOpts(t, opts{dir: cwd}, tc.args...)
+			if r.startErr != nil || r.timedOut || r.code != exitSandbox {
+				t.Fatalf("want exit status %d, got %s", exitSandbox, r)
+			}
+			if !tc.want.MatchString(r.stderr) {
+				t.Errorf("stderr should mention %q: %s", tc.want, r)
+			}
+			if !hasLinePrefix(r.stderr, "sandbox:") {
+				t.Errorf("want a message starting with `sandbox:` on stderr: %s", r)
+			}
+		})
+	}
+	// Subtests have their own tokens; check every sandbox process started
+	// since the beginning of this (sequential) test.
+	requireNoLeftovers(t, since, true, 5*time.Second)
+}
+
+func hasLinePrefix(s, prefix string) bool {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), prefix) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,193 @@
+//go:build linux
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+const printMaps = "cat /proc/self/uid_map; echo ---; cat /proc/self/gid_map"
+
+// readMaps runs the sandbox with flags and returns the uid and gid maps seen inside.
+func readMaps(t *testing.T, flags ...string) (uidMap, gidMap []idMapLine) {
+	t.Helper()
+	r := mustRun(t, opts{}, sh(flags, printMaps)...)
+	parts := sections(r.stdout)
+	if len(parts) != 2 {
+		t.Fatalf("unexpected output: %s", r)
+	}
+	var err error
+	if uidMap, err = parseIDMap(parts[0]); err != nil {
+		t.Fatalf("uid_map: %v\n%s", err, r)
+	}
+	if gidMap, err = parseIDMap(parts[1]); err != nil {
+		t.Fatalf("gid_map: %v\n%s", err, r)
+	}
+	return uidMap, gidMap
+}
+
+func sameMap(a, b []idMapLine) bool {
+	sa, sb := slices.Clone(a), slices.Clone(b)
+	less := func(x, y idMapLine) int { return int(x.inside - y.inside) }
+	slices.SortFunc(sa, less)
+	slices.SortFunc(sb, less)
+	return slices.Equal(sa, sb)
+}
+
+func TestIdentityRootInsideByDefault(t *testing.T) {
+	t.Parallel()
+	r := mustRun(t, opts{}, sh(nil, "id -u; id -g")...)
+	if got := lines(r.stdout); !slices.Equal(got, []string{"0", "0"}) {
+		t.Fatalf("id -u; id -g inside: want 0 and 0, got %q\n%s", got, r)
+	}
+}
+
+func TestIdentityFullMap(t *testing.T) {
+	t.Parallel()
+	requireFullMap(t)
+	wantUID := expectedFullMap(os.Getuid(), expectedRanges("/etc/subuid"))
+	wantGID := expectedFullMap(os.Getgid(), expectedRanges("/etc/subgid"))
+	for _, tc := range []struct{ name, flag string }{{"auto", ""}, {"explicit", "--map=full"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var flags []string
+			if tc.flag != "" {
+				flags = []string{tc.flag}
+			}
+			uidMap, gidMap := readMaps(t, flags...)
+			if !sameMap(uidMap, wantUID) {
+				t.Errorf("uid_map inside: want %v (caller uid %d + /etc/subuid), got %v", wantUID, os.Getuid(), uidMap)
+			}
+			if !sameMap(gidMap, wantGID) {
+				t.Errorf("gid_map inside: want %v (caller gid %d + /etc/subgid), got %v", wantGID, os.Getgid(), gidMap)
+			}
+		})
+	}
+}
+
+func TestIdentitySingleMap(t *testing.T) {
+	t.Parallel()
+	uidMap, gidMap := readMaps(t, "--map=single")
+	if want := []idMapLine{{0, int64(os.Getuid()), 1}}; !slices.Equal(uidMap, want) {
+		t.Errorf("--map=single uid_map: want exactly %v, got %v", want, uidMap)
+	}
+	if want := []idMapLine{{0, int64(os.Getgid()), 1}}; !slices.Equal(gidMap, want) {
+		t.Errorf("--map=single gid_map: want exactly %v, got %v", want, gidMap)
+	}
+}
+
+func TestIdentityCustomUIDGID(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		uid, gid int
+	}{
+		{"uid1000", 1000, 1000},
+		{"keep-id", os.Getuid(), os.Getgid()},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			flags := []string{"--uid", strconv.Itoa(tc.uid), "--gid", strconv.Itoa(tc.gid), "--cwd=none"}
+			r := mustRun(t, opts{}, sh(flags, "id -u; id -g; echo ---; "+printMaps)...)
+			parts := sections(r.stdout)
+			if len(parts) != 3 {
+				t.Fatalf("unexpected output: %s", r)
+			}
+			if got, want := lines(parts[0]), []string{strconv.Itoa(tc.uid), strconv.Itoa(tc.gid)}; !slices.Equal(got, want) {
+				t.Errorf("id -u; id -g inside: want %q, got %q", want, got)
+			}
+			uidMap, err1 := parseIDMap(parts[1])
+			gidMap, err2 := parseIDMap(parts[2])
+			if err1 != nil || err2 != nil {
+				t.Fatalf("bad maps (%v, %v): %s", err1, err2, r)
+			}
+			if want := (idMapLine{int64(tc.uid), int64(os.Getuid()), 1}); !slices.Contains(uidMap, want) {
+				t.Errorf("uid_map inside: want a line %q (you -> --uid), got %v", want, uidMap)
+			}
+			if want := (idMapLine{int64(tc.gid), int64(os.Getgid()), 1}); !slices.Contains(gidMap, want) {
+				t.Errorf("gid_map inside: want a line %q (you -> --gid), got %v", want, gidMap)
+			}
+		})
+	}
+}
+
+func TestIdentityChownMapsToSubordinateIDs(t *testing.T) {
+	t.Parallel()
+	requireFullMap(t)
+	uidMap := expectedFullMap(os.Getuid(), expectedRanges("/etc/subuid"))
+	gidMap := expectedFullMap(os.Getgid(), expectedRanges("/etc/subgid"))
+	wantUID, ok1 := mapOutside(uidMap, 1000)
+	wantGID, ok2 := mapOutside(gidMap, 1000)
+	requireOrSkip(t, ok1 && ok2, fmt.Sprintf("subordinate ranges covering id 1000 (uid map %v, gid map %v)", uidMap, gidMap))
+
+	dir := tempDir(t)
+	r := runIn(t, dir, sh(nil, "touch f && chown 1000:1000 f")...)
+	wantCode(t, r, 0)
+	st, err := os.Stat(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatalf("file created inside the shared cwd is missing on the host: %v", err)
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	if int64(sys.Uid) != wantUID || int64(sys.Gid) != wantGID {
+		t.Errorf("file chowned to 1000:1000 inside is owned by %d:%d on the host, want %d:%d (subordinate start + 999)",
+			sys.Uid, sys.Gid, wantUID, wantGID)
+	}
+}
+
+func TestIdentityFilesInSharedCwdOwnedByCaller(t *testing.T) {
+	t.Parallel()
+	dir := tempDir(t)
+	r := runIn(t, dir, sh(nil, "touch g && mkdir d && id -u")...)
+	wantCode(t, r, 0)
+	for _, name := range []string{"g", "d"} {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("%s created by root inside the shared cwd is missing on the host: %v", name, err)
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if int(sys.Uid) != os.Getuid() || int(sys.Gid) != os.Getgid() {
+			t.Errorf("%s created by root inside is owned by %d:%d on the host, want the caller %d:%d",
+				name, sys.Uid, sys.Gid, os.Getuid(), os.Getgid())
+		}
+	}
+}
+
+// TestIdentityFullMapImpossible only runs where full mapping cannot work
+// (non-root without newuidmap or subordinate ranges); elsewhere the case
+// cannot be constructed, so it is left out.
+func TestIdentityFullMapImpossible(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() == 0 {
+		t.Skip("not constructible: root can always write a full map")
+	}
+	if ok, _ := fullMapPossible(); ok {
+		t.Skip("not constructible: full mapping is possible for this user")
+	}
+	r := run(t, "run", "--map=full", "--", "true")
+	wantCode(t, r, exitSandbox)
+	if !strings.Contains(r.stderr, "sandbox:") {
+		t.Errorf("want a `sandbox: …` message on stderr, got %s", r)
+	}
+}
+
+// TestIdentityAutoMapWarning: auto is silent when full mapping is possible,
+// otherwise it falls back to single with exactly one warning.
+func TestIdentityAutoMapWarning(t *testing.T) {
+	t.Parallel()
+	r := mustRun(t, opts{dir: tempDir(t)}, "run", "--", "true")
+	if ok, why := fullMapPossible(); ok {
+		if strings.TrimSpace(r.stderr) != "" {
+			t.Errorf("full mapping is possible, want nothing on stderr, got %s", r)
+		}
+	} else if n := len(lines(r.stderr)); n != 1 {
+		t.Errorf("full mapping is impossible here (%s): want exactly one warning line on stderr, got %d: %s", why, n, r)
+	}
+}

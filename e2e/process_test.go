@@ -1,0 +1,318 @@
+//go:build linux
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestPID1ReapsZombies(t *testing.T) {
+	t.Parallel()
+	script := `for i in $(seq 100); do (sleep 0.01 &); done; sleep 1; ` +
+		`cat /proc/[0-9]*/status 2>/dev/null | grep -c '^State:[[:space:]]*Z' || true`
+	r := mustRun(t, opts{}, sh(nil, script)...)
+	if got := strings.TrimSpace(r.stdout); got != "0" {
+		t.Errorf("want 0 zombies inside after orphaned children exited, got %s", got)
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"exit 42", sh(nil, "exit 42"), 42},
+		{"exit 0", sh(nil, "exit 0"), 0},
+		{"false", []string{"run", "--", "false"}, 1},
+		{"SIGTERM", sh(nil, "kill -TERM $$"), 128 + 15},
+		{"SIGKILL", sh(nil, "kill -KILL $$"), 128 + 9},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			wantCode(t, run(t, tc.args...), tc.want)
+		})
+	}
+	t.Run("not found", func(t *testing.T) {
+		t.Parallel()
+		for _, name := range []string{"e2e-no-such-command-" + randHex(6), "/nonexistent/e2e-cmd-" + randHex(6)} {
+			r := run(t, "run", "--", name)
+			wantCode(t, r, 127)
+			if !strings.Contains(r.stderr, name) {
+				t.Errorf("the message should name the missing command %q: %s", name, r)
+			}
+		}
+	})
+	t.Run("not executable", func(t *testing.T) {
+		t.Parallel()
+		dir := tempDir(t)
+		script := filepath.Join(dir, "noexec.sh")
+		writeFile(t, script, "#!/bin/sh\necho ran\n", 0o644)
+		r := runIn(t, dir, "run", "--", script)
+		wantCode(t, r, 126)
+		if !strings.Contains(r.stderr, "noexec.sh") {
+			t.Errorf("the message should name %s: %s", script, r)
+		}
+		if strings.Contains(r.stdout, "ran") {
+			t.Errorf("the non-executable file ran")
+		}
+		r = run(t, "run", "--", "/etc")
+		wantCode(t, r, 126)
+	})
+}
+
+func TestSignalForwarding(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		sig  syscall.Signal
+		name string
+		code int
+	}{
+		{syscall.SIGTERM, "TERM", 7},
+		{syscall.SIGINT, "INT", 8},
+		{syscall.SIGHUP, "HUP", 10},
+		{syscall.SIGUSR1, "USR1", 9},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			script := fmt.Sprintf(`trap "echo got-%s; exit %d" %s; echo ready; while :; do sleep 0.1; done`, tc.name, tc.code, tc.name)
+			p := start(t, opts{}, sh(nil, script)...)
+			if !p.waitStdout("ready", 15*time.Second) {
+				t.Fatalf("payload never became ready: %s", p.wait())
+			}
+			if err := syscall.Kill(p.pid(), tc.sig); err != nil {
+				t.Fatal(err)
+			}
+			r := p.wait()
+			note := ""
+			if tc.sig == syscall.SIGINT && signal.Ignored(syscall.SIGINT) {
+				note = " (note: SIGINT is ignored in the test process and may be inherited as ignored)"
+			}
+			if r.code != tc.code || r.timedOut || !strings.Contains(r.stdout, "got-"+tc.name) {
+				t.Errorf("SIG%s sent to the sandbox should reach the payload's trap (got-%s, exit %d)%s; got %s",
+					tc.name, tc.name, tc.code, note, r)
+			}
+		})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Cleanup. These tests are not parallel: they compare /tmp before and after
+// and look for any process of the sandbox binary.
+
+var toolchainTemp = regexp.MustCompile(`^(Test|go-build|go-link|gopls|cc[A-Za-z0-9]{6}|sandbox-test\.)`)
+
+// privateTmp gives the sandbox its own TMPDIR and checks at the end of the
+// test that nothing is left in it.
+func privateTmp(t *testing.T) []string {
+	dir := slashTmpDir(t)
+	t.Cleanup(func() {
+		if ents, _ := os.ReadDir(dir); len(ents) > 0 {
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Errorf("entries left in the sandbox's TMPDIR %s: %q", dir, names)
+		}
+	})
+	return []string{"TMPDIR=" + dir}
+}
+
+// tmpEntries lists entries of the dirs where a sandbox could leave state,
+// keeping those that could be ours (owned by us or our subordinate ids).
+func tmpEntries() map[string]bool {
+	dirs := []string{"/tmp", os.TempDir(), "/dev/shm", fmt.Sprintf("/run/user/%d", os.Getuid())}
+	subs := expectedRanges("/etc/subuid")
+	out := map[string]bool{}
+	for _, d := range slices.Compact(dirs) {
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			name := e.Name()
+			// The test framework's and the Go toolchain's own temp files
+			// (other packages may be built and tested concurrently).
+			if toolchainTemp.MatchString(name) {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				continue
+			}
+			uid := int64(info.Sys().(*syscall.Stat_t).Uid)
+			mine := uid == int64(os.Getuid())
+			for _, r := range subs {
+				mine = mine || (uid >= r.start && uid < r.start+r.count)
+			}
+			if mine {
+				out[filepath.Join(d, name)] = true
+			}
+		}
+	}
+	return out
+}
+
+func requireNoNewTmpEntries(t *testing.T, before map[string]bool) {
+	t.Helper()
+	var added []string
+	for p := range tmpEntries() {
+		if !before[p] {
+			added = append(added, p)
+		}
+	}
+	if len(added) > 0 {
+		slices.Sort(added)
+		t.Errorf("new entries left behind: %q", added)
+	}
+}
+
+// sleepMarker is a `sleep` argument unique to one test, to find the process.
+func sleepMarker() string { return fmt.Sprintf("1000.%06d", time.Now().UnixNano()%1000000) }
+
+func findSleep(arg string) (procInfo, bool) {
+	for _, p := range allProcs() {
+		if len(p.cmdline) == 2 && filepath.Base(p.cmdline[0]) == "sleep" && p.cmdline[1] == arg && p.state != 'Z' {
+			return p, true
+		}
+	}
+	return procInfo{}, false
+}
+
+func waitForSleep(t *testing.T, arg string, p *proc) procInfo {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if s, ok := findSleep(arg); ok {
+			return s
+		}
+		if p != nil && p.exited() {
+			t.Fatalf("sandbox exited before `sleep %s` appeared: %s", arg, p.wait())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("`sleep %s` never appeared", arg)
+	return procInfo{}
+}
+
+// requireGone polls (bounded) until none of the processes is alive.
+func requireGone(t *testing.T, procs []procInfo, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var left []string
+		for _, p := range procs {
+			if alive(p.pid, p.start) {
+				left = append(left, p.String())
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, p := range procs {
+				if alive(p.pid, p.start) {
+					_ = syscall.Kill(p.pid, syscall.SIGKILL) // a descendant of the sandbox we started
+				}
+			}
+			t.Errorf("still alive %v after the sandbox ended:\n%s", within, strings.Join(left, "\n"))
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestCleanupAfterSandboxSIGKILL(t *testing.T) {
+	env := privateTmp(t)
+	before := tmpEntries()
+	since := bootTicks()
+	arg := sleepMarker()
+	p := start(t, opts{env: env}, "run", "--", "sleep", arg)
+	s := waitForSleep(t, arg, p)
+	tree := descendants(p.pid())
+	if !slices.ContainsFunc(tree, func(q procInfo) bool { return q.pid == s.pid }) {
+		t.Logf("note: sleep (pid %d) is not a descendant of the sandbox (pid %d) in the host's view", s.pid, p.pid())
+		tree = append(tree, s)
+	}
+	if err := syscall.Kill(p.pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r := p.wait()
+	if r.timedOut {
+		t.Fatalf("sandbox did not end after SIGKILL: %s", r)
+	}
+	requireGone(t, tree, 5*time.Second)
+	requireNoLeftovers(t, since, true, 2*time.Second)
+	requireNoNewTmpEntries(t, before)
+}
+
+func TestCleanupAfterNormalExit(t *testing.T) {
+	env := privateTmp(t)
+	before := tmpEntries()
+	since := bootTicks()
+	arg := sleepMarker()
+	// The payload leaves a detached grandchild behind and exits.
+	r := mustRun(t, opts{env: env}, sh(nil, "(sleep "+arg+" </dev/null >/dev/null 2>&1 &); echo started")...)
+	if strings.TrimSpace(r.stdout) != "started" {
+		t.Errorf("unexpected output: %s", r)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, ok := findSleep(arg)
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(s.pid, syscall.SIGKILL) // started by our payload
+			t.Errorf("the payload's background child survived the sandbox: %s", s)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	requireNoLeftovers(t, since, true, 2*time.Second)
+	requireNoNewTmpEntries(t, before)
+}
+
+func TestCleanupAfterSignalExit(t *testing.T) {
+	env := privateTmp(t)
+	before := tmpEntries()
+	since := bootTicks()
+
+	t.Run("payload killed by itself", func(t *testing.T) {
+		arg := sleepMarker()
+		p := start(t, opts{env: env}, sh(nil, "sleep "+arg+" </dev/null >/dev/null 2>&1 & sleep 0.5; kill -KILL $$")...)
+		s := waitForSleep(t, arg, nil)
+		r := p.wait()
+		wantCode(t, r, 128+9)
+		requireGone(t, []procInfo{s}, 5*time.Second)
+	})
+	t.Run("SIGTERM forwarded", func(t *testing.T) {
+		arg := sleepMarker()
+		p := start(t, opts{env: env}, sh(nil, "sleep "+arg+" </dev/null >/dev/null 2>&1 & echo ready; wait")...)
+		s := waitForSleep(t, arg, p)
+		if !p.waitStdout("ready", 10*time.Second) {
+			t.Fatalf("payload never became ready: %s", p.wait())
+		}
+		tree := descendants(p.pid())
+		if err := syscall.Kill(p.pid(), syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		r := p.wait()
+		wantCode(t, r, 128+15)
+		requireGone(t, append(tree, s), 5*time.Second)
+	})
+	requireNoLeftovers(t, since, true, 2*time.Second)
+	requireNoNewTmpEntries(t, before)
+}

@@ -1,0 +1,189 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// openPty opens a new pty pair with the given window size.
+func openPty(t *testing.T, rows, cols uint16) (master, slave *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
+	requireOrSkip(t, err == nil, "a usable /dev/ptmx: "+errString(err))
+	var n int
+	var ioErr error
+	rc, err := master.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Control(func(fd uintptr) {
+		if ioErr = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); ioErr != nil {
+			return
+		}
+		n, ioErr = unix.IoctlGetInt(int(fd), unix.TIOCGPTN)
+	}); err != nil || ioErr != nil {
+		master.Close()
+		t.Fatalf("unlockpt/ptsname: %v %v", err, ioErr)
+	}
+	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		master.Close()
+		t.Fatalf("opening the pty slave: %v", err)
+	}
+	ws := &unix.Winsize{Row: rows, Col: cols}
+	if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, ws); err != nil {
+		t.Fatalf("TIOCSWINSZ: %v", err)
+	}
+	t.Cleanup(func() { master.Close(); slave.Close() })
+	return master, slave
+}
+
+// runPty runs the sandbox with the slave of a new pty as its controlling
+// terminal and stdin/stdout/stderr; it returns everything read from the master.
+func runPty(t *testing.T, args ...string) (string, result) {
+	t.Helper()
+	master, slave := openPty(t, 33, 111)
+	p := start(t, opts{prepare: func(c *exec.Cmd) {
+		c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}}, args...)
+	slave.Close() // only the sandbox holds it now, so reads end with EIO
+	var out syncBuffer
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			out.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	r := p.wait()
+	select {
+	case <-readDone:
+	case <-time.After(3 * time.Second):
+		// Something still holds the slave; stop reading.
+		_ = master.SetReadDeadline(time.Now())
+		select {
+		case <-readDone:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	s := strings.ReplaceAll(out.String(), "\r\n", "\n")
+	r.stdout = s
+	return s, r
+}
+
+func hasLine(s, want string) bool {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.TrimSpace(l) == want {
+			return true
+		}
+	}
+	return false
+}
+
+func TestTerminal(t *testing.T) {
+	t.Parallel()
+	t.Run("isatty", func(t *testing.T) {
+		t.Parallel()
+		out, r := runPty(t, sh(nil, "test -t 0 && echo tty0 || echo notty0; test -t 1 && echo tty1 || echo notty1")...)
+		wantCode(t, r, 0)
+		if !hasLine(out, "tty0") || !hasLine(out, "tty1") {
+			t.Errorf("under a terminal stdin and stdout should be ttys inside: %q", out)
+		}
+	})
+	t.Run("tty path", func(t *testing.T) {
+		t.Parallel()
+		out, r := runPty(t, sh(nil, `p=$(tty); echo "path=$p"; test -e "$p" && echo exists`)...)
+		wantCode(t, r, 0)
+		if !strings.Contains(out, "path=/dev/pts/") || !hasLine(out, "exists") {
+			t.Errorf("`tty` inside should print an existing /dev/pts/N: %q", out)
+		}
+	})
+	t.Run("window size", func(t *testing.T) {
+		t.Parallel()
+		out, r := runPty(t, "run", "--", "stty", "size")
+		wantCode(t, r, 0)
+		if !hasLine(out, "33 111") {
+			t.Errorf("stty size inside: want \"33 111\" (the outer terminal's), got %q", out)
+		}
+	})
+	t.Run("TIOCSTI with --tty=never", func(t *testing.T) {
+		t.Parallel()
+		python := ""
+		for _, p := range []string{"/usr/bin/python3", "/bin/python3", "/usr/local/bin/python3"} {
+			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+				python = p
+				break
+			}
+		}
+		requireOrSkip(t, python != "", "python3 in /usr/bin, /bin or /usr/local/bin (to issue TIOCSTI)")
+		script := `import fcntl, termios
+try:
+    fcntl.ioctl(0, termios.TIOCSTI, b"\x01")
+except OSError as e:
+    print("TIOCSTI-FAILED", e.strerror)
+    raise SystemExit(3)
+print("TIOCSTI-INJECTED")
+`
+		out, r := runPty(t, "run", "--tty=never", "--", python, "-c", script)
+		if r.code != 3 || !strings.Contains(out, "TIOCSTI-FAILED") {
+			t.Errorf("TIOCSTI on the host terminal must fail inside (the payload must not have it as controlling tty); got exit %d: %q", r.code, out)
+		}
+		if !strings.Contains(out, "Operation not permitted") && !strings.Contains(out, "Input/output error") {
+			t.Errorf("want EPERM (or EIO with dev.tty.legacy_tiocsti=0): %q", out)
+		}
+	})
+}
+
+func TestPipedStdio(t *testing.T) {
+	t.Parallel()
+	t.Run("50MB through cat", func(t *testing.T) {
+		t.Parallel()
+		data := make([]byte, 50<<20)
+		rng := rand.NewChaCha8([32]byte{1, 2, 3})
+		_, _ = rng.Read(data)
+		want := sha256.Sum256(data)
+		h := sha256.New()
+		cw := &countWriter{w: h}
+		r := runOpts(t, opts{stdin: bytes.NewReader(data), stdout: cw, timeout: 90 * time.Second}, "run", "--", "cat")
+		wantCode(t, r, 0)
+		if got := h.Sum(nil); !bytes.Equal(got, want[:]) {
+			t.Errorf("50 MB through `run -- cat`: got %d bytes with sha256 %x, want %d bytes with %x", cw.n, got, len(data), want)
+		}
+	})
+	t.Run("not a tty", func(t *testing.T) {
+		t.Parallel()
+		r := mustRun(t, opts{stdin: strings.NewReader("input\n")}, sh(nil, "test -t 0 && echo tty0 || echo notty0; test -t 1 && echo tty1 || echo notty1; cat")...)
+		if got := lines(r.stdout); len(got) != 3 || got[0] != "notty0" || got[1] != "notty1" || got[2] != "input" {
+			t.Errorf("with pipes, stdin/stdout should not be ttys and stdin should pass: %s", r)
+		}
+	})
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.w.Write(p)
+}
