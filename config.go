@@ -3,6 +3,7 @@ package sandbox
 import (
 	"sandbox/confine"
 	"sandbox/rootfs"
+	"sandbox/seccomp"
 )
 
 // childConfig is what the parent sends the child once the maps are
@@ -22,6 +23,7 @@ type childConfig struct {
 	Caps        []int                  `json:"caps"`
 	Landlock    *confine.LandlockRules `json:"landlock,omitempty"`
 	PreserveFDs int                    `json:"preserve_fds,omitempty"`
+	Seccomp     *seccomp.Program       `json:"seccomp,omitempty"` // nil: unconfined
 }
 
 // childError is proto.KindError: the step that failed and the exit status

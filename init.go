@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 	"sandbox/confine"
 	"sandbox/internal/proto"
 	"sandbox/rootfs"
+	"sandbox/seccomp"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,6 +30,9 @@ const initFD = 3
 // signals; it returns the process exit status.
 func Init() int {
 	start := time.Now()
+	// One OS thread for all of init: capability sets, the bounding set and
+	// no_new_privs are per thread, and the payload is forked from this one.
+	runtime.LockOSThread()
 	var st unix.Stat_t
 	if err := unix.Fstat(initFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		fmt.Fprintln(os.Stderr, "sandbox-init: not started by `sandbox run` (no control socket on fd 3)")
@@ -174,7 +179,7 @@ func confineSelf(cfg *childConfig, logf func(string, ...any)) (string, error) {
 	if err := confine.BoundCaps(cfg.Caps, last); err != nil {
 		return "bounding capabilities", err
 	}
-	if err := dropInheritedCaps(); err != nil {
+	if err := confine.DropInherited(); err != nil {
 		return "dropping capabilities", err
 	}
 	if err := confine.NoNewPrivs(); err != nil {
@@ -191,27 +196,11 @@ func confineSelf(cfg *childConfig, logf func(string, ...any)) (string, error) {
 			logf("landlock ABI %d applied", abi)
 		}
 	}
+	// Last: from here on init itself runs under the filter too.
+	if err := seccomp.Install(cfg.Seccomp); err != nil {
+		return "installing the seccomp filter", err
+	}
 	return "", nil
-}
-
-// dropInheritedCaps empties the ambient and inheritable sets init got from
-// the parent (they kept its capabilities across its own exec). Left set,
-// they would pass every capability to a payload running as a non-root
-// --uid; with them clear, exec gives capabilities only to uid 0 inside.
-func dropInheritedCaps() error {
-	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
-		return fmt.Errorf("clearing ambient capabilities: %w", err)
-	}
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capget: %w", err)
-	}
-	data[0].Inheritable, data[1].Inheritable = 0, 0
-	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capset: %w", err)
-	}
-	return nil
 }
 
 // reap collects every exited child; it reports the payload's status once

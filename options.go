@@ -17,6 +17,7 @@ import (
 	"sandbox/confine"
 	"sandbox/idmap"
 	"sandbox/rootfs"
+	"sandbox/seccomp"
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
@@ -42,10 +43,12 @@ type Options struct {
 	TTY      string
 	Verbose  bool
 	// Confinement.
-	CapAdd      []string
-	CapDrop     []string
-	Landlock    bool
-	PreserveFDs int
+	CapAdd       []string
+	CapDrop      []string
+	Landlock     bool
+	PreserveFDs  int
+	Seccomp      string // "default", "unconfined" or a profile file
+	NestedUserns bool
 }
 
 // UsageError is bad input: the run stops before anything is built.
@@ -74,6 +77,7 @@ type Spec struct {
 	Caps        []int // the bounding set
 	Landlock    *confine.LandlockRules
 	PreserveFDs int
+	Seccomp     *seccomp.Program // nil: unconfined
 }
 
 // Prepare validates opts against the host and plans the whole sandbox.
@@ -165,6 +169,17 @@ func confinement(opts Options, cfg rootfs.Config, s *Spec) error {
 		}
 	}
 	s.PreserveFDs = opts.PreserveFDs
+	var capNames []string
+	for _, c := range s.Caps {
+		capNames = append(capNames, confine.CapName(c))
+	}
+	// Compiled here, so that a bad profile stops the run before anything
+	// starts; the filter's capability conditions see the bounding set.
+	s.Seccomp, err = seccomp.Load(orDefault(opts.Seccomp, "default"), seccomp.Options{Caps: capNames},
+		seccomp.DefaultOptions{AllowNestedUserns: opts.NestedUserns})
+	if err != nil {
+		return usagef("--seccomp: %v", err)
+	}
 	if opts.Landlock {
 		r := &confine.LandlockRules{
 			WritableDirs:  []string{"/tmp", "/dev/shm", "/dev/pts", "/dev/mqueue"},

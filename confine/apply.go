@@ -3,10 +3,27 @@ package confine
 import (
 	"errors"
 	"fmt"
+	"syscall"
+	"unsafe"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
 	"golang.org/x/sys/unix"
 )
+
+// allThreads makes a system call on every thread of the process: bounding
+// set, no_new_privs and capability sets are per thread, and the Go runtime
+// may fork the payload from any of them. Builds with cgo cannot do this
+// (ENOTSUP); init then relies on having locked itself to one OS thread.
+func allThreads(trap, a1, a2, a3 uintptr) error {
+	_, _, errno := syscall.AllThreadsSyscall(trap, a1, a2, a3)
+	if errno == unix.ENOTSUP {
+		_, _, errno = unix.RawSyscall(trap, a1, a2, a3)
+	}
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
 
 // BoundCaps drops from the bounding set every capability not in keep (up to
 // last). Root inside then gets only those at exec; nothing can regain the
@@ -20,7 +37,7 @@ func BoundCaps(keep []int, last int) error {
 		if k[c] {
 			continue
 		}
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+		if err := allThreads(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0); err != nil {
 			if errors.Is(err, unix.EINVAL) {
 				continue // not known to this kernel
 			}
@@ -33,8 +50,30 @@ func BoundCaps(keep []int, last int) error {
 // NoNewPrivs sets no_new_privs: execve never grants privileges again
 // (setuid bits and file capabilities are ignored).
 func NoNewPrivs() error {
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
 		return fmt.Errorf("setting no_new_privs: %w", err)
+	}
+	return nil
+}
+
+// DropInherited empties the ambient and inheritable capability sets. A
+// process that kept its capabilities across an exec through them would
+// otherwise pass every one to a payload running as a non-root uid; with
+// them clear, exec gives capabilities only to uid 0 inside.
+func DropInherited() error {
+	if err := allThreads(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); err != nil {
+		return fmt.Errorf("clearing ambient capabilities: %w", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	hdr.Pid = 0 // each thread sets its own
+	err := allThreads(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
+	if err != nil {
+		return fmt.Errorf("capset: %w", err)
 	}
 	return nil
 }

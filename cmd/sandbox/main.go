@@ -41,11 +41,13 @@ type runCmd struct {
 	TTY      string   `name:"tty" enum:"auto,always,never" default:"auto" help:"Give the command a private terminal: auto (when stdin and stdout are terminals), always, never."`
 	Verbose  bool     `short:"v" help:"Log each setup step with its timing to stderr."`
 
-	CapAdd      []string `placeholder:"CAP" help:"Add a capability to root's bounding set inside (repeatable; CAP_NAME, NAME or ALL). Default: Docker's set."`
-	CapDrop     []string `placeholder:"CAP" help:"Drop a capability from root's bounding set inside (repeatable; CAP_NAME, NAME or ALL)."`
-	Landlock    bool     `help:"Landlock: the command may write only the shared working directory, read-write binds, --tmpfs, /tmp, /dev/shm and your home; the rest of the root is read-only for it."`
-	PreserveFds int      `placeholder:"N" help:"Pass file descriptors 3 .. 3+N-1 on to the command (default: none beyond stdio)."`
-	Command     []string `arg:"" passthrough:"partial" name:"command" help:"The command and its arguments (after --)."`
+	CapAdd            []string `placeholder:"CAP" help:"Add a capability to root's bounding set inside (repeatable; CAP_NAME, NAME or ALL). Default: Docker's set."`
+	CapDrop           []string `placeholder:"CAP" help:"Drop a capability from root's bounding set inside (repeatable; CAP_NAME, NAME or ALL)."`
+	Landlock          bool     `help:"Landlock: the command may write only the shared working directory, read-write binds, --tmpfs, /tmp, /dev/shm and your home; the rest of the root is read-only for it."`
+	PreserveFds       int      `placeholder:"N" help:"Pass file descriptors 3 .. 3+N-1 on to the command (default: none beyond stdio)."`
+	Seccomp           string   `placeholder:"default|unconfined|FILE" default:"default" help:"System-call filter: the built-in default, none, or an OCI/Docker seccomp JSON profile."`
+	AllowNestedUserns bool     `name:"allow-nested-userns" help:"Let the command create user namespaces (the default filter refuses them)."`
+	Command           []string `arg:"" passthrough:"partial" name:"command" help:"The command and its arguments (after --)."`
 }
 
 type versionCmd struct{}
@@ -96,6 +98,7 @@ func runCLI(args []string) int {
 		Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
 		TTY: r.TTY, Verbose: r.Verbose,
 		CapAdd: r.CapAdd, CapDrop: r.CapDrop, Landlock: r.Landlock, PreserveFDs: r.PreserveFds,
+		Seccomp: r.Seccomp, NestedUserns: r.AllowNestedUserns,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)

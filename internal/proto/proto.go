@@ -28,8 +28,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MaxSize bounds one message; the default socket buffer holds ~200 KiB.
-const MaxSize = 64 << 10
+// MaxSize bounds one message. A datagram must fit the socket's send buffer
+// (net.core.wmem_default, 208 KiB on most hosts); the largest message is the
+// configuration with a seccomp program of up to 4096 instructions.
+const MaxSize = 192 << 10
 
 // Kind names a message type.
 type Kind string

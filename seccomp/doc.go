@@ -1,0 +1,76 @@
+// Package seccomp compiles seccomp profiles in the OCI runtime-spec /
+// Docker JSON format into classic BPF programs and installs them, without
+// cgo or libseccomp.
+//
+// The flow is Parse (or Default) → Compile → Install, or Load for the
+// usual cases ("default", "unconfined", or a JSON file):
+//
+//	prog, err := seccomp.Load(spec, seccomp.Options{Caps: caps}, seccomp.DefaultOptions{})
+//	...
+//	seccomp.SetNoNewPrivs()   // or prctl on the thread that calls Install
+//	seccomp.Install(prog)     // every thread of the process (TSYNC)
+//
+// # Semantics
+//
+// A profile has a default action and rules. A rule names system calls, an
+// action and up to six argument conditions. All conditions of one rule
+// must hold (AND); several rules for the same system call are alternatives
+// (OR). When several rules of one system call match, the most restrictive
+// action wins, whatever their order in the profile, the way the kernel
+// combines stacked filters: KILL_PROCESS > KILL_THREAD > TRAP > ERRNO (and
+// TRACE, compiled as ERRNO) > LOG > ALLOW; among rules of equal rank, the
+// first in the profile wins (this only matters for ERRNO rules with
+// different errno values). When no rule matches, the default action
+// applies.
+//
+// Arguments are compared as the 64-bit values of struct seccomp_data, both
+// 32-bit halves (classic BPF is 32-bit), unsigned, as libseccomp does. For
+// i386 system calls the kernel zero-extends the 32-bit registers, so the
+// upper half is known to be 0 and only the lower half is checked (a
+// comparison with a value above 0xffffffff is decided at compile time).
+// An argument declared as int or unsigned int in the kernel (an ioctl
+// request, unshare's flags) may carry garbage in its upper half on x86_64:
+// compare such arguments with SCMP_CMP_MASKED_EQ and a mask of 0xffffffff.
+//
+// # Architectures
+//
+// Filters handle x86_64 and i386 (the two ABIs an x86_64 kernel runs, an
+// i386 one being reachable from any 64-bit process). The program first
+// checks seccomp_data.arch: x86_64 rules for AUDIT_ARCH_X86_64, i386 rules
+// for AUDIT_ARCH_I386 (when the profile lists SCMP_ARCH_X86, directly or
+// through archMap, or i386 is the native arch), and Options.BadArchAction
+// (default SCMP_ACT_KILL_PROCESS) for anything else. x32 system calls
+// (AUDIT_ARCH_X86_64 with bit 30 set in the number: 0x40000000 to
+// 0x7fffffff) always fail with ENOSYS: they have their own numbers and table, which this
+// package does not carry, and most kernels are built without x32.
+// Other architectures named in a profile are accepted and ignored, as is a
+// rule's system-call name that exists only on another architecture; a name
+// that exists on no Linux architecture is an error.
+//
+// # Profile fields
+//
+// Rules may carry "includes" and "excludes" as in Docker's profiles:
+// "arches" is matched against the native architecture (the GOARCH the
+// program runs as: amd64 matches "amd64", "x86_64" and "SCMP_ARCH_X86_64";
+// 386 matches "386", "x86", "i386" and "SCMP_ARCH_X86"), "caps" against
+// Options.Caps (the capabilities the payload will have; a capability not
+// listed there is absent), "minKernel" against Options.Kernel or the
+// running kernel. A rule is used when every capability and the arch of
+// "includes" is present, and none of "excludes" is.
+//
+// Actions: SCMP_ACT_ALLOW, SCMP_ACT_ERRNO (errnoRet, default EPERM, or
+// defaultErrnoRet for the default action), SCMP_ACT_KILL and
+// SCMP_ACT_KILL_THREAD, SCMP_ACT_KILL_PROCESS, SCMP_ACT_TRAP, SCMP_ACT_LOG,
+// and SCMP_ACT_TRACE, compiled as ERRNO(ENOSYS): that is what the kernel
+// returns for TRACE when no tracer is attached, and compiling it so keeps a
+// tracer from turning a denied call into an allowed one. SCMP_ACT_NOTIFY
+// and "listenerPath" are rejected (no supervisor). "flags" may hold
+// SECCOMP_FILTER_FLAG_TSYNC (always used), SECCOMP_FILTER_FLAG_LOG and
+// SECCOMP_FILTER_FLAG_SPEC_ALLOW. Unknown JSON fields are errors, so that a
+// misspelt key does not silently weaken a profile.
+//
+// On i386, socket calls may go through the multiplexer socketcall(2) and
+// IPC calls through ipc(2); a rule on "socket" or "semop" does not see
+// those (libseccomp does rewrite them). Rules meant for i386 should name
+// "socketcall" and "ipc" too.
+package seccomp

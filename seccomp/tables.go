@@ -1,0 +1,104 @@
+package seccomp
+
+import (
+	"strings"
+)
+
+// The x86_64 and i386 tables are in ztables.go, generated from
+// golang.org/x/sys's zsysnum_linux_*.go (see mktables.go): after updating
+// golang.org/x/sys, run go generate to pick up new system calls.
+
+//go:generate go run mktables.go
+
+// extraOtherArch are system calls libseccomp knows that x/sys's tables
+// lack: ARM's private calls (__ARM_NR_*), which Docker's profile names.
+var extraOtherArch = map[string]bool{
+	"breakpoint": true,
+	"set_tls":    true,
+	"get_tls":    true,
+	"usr26":      true,
+	"usr32":      true,
+}
+
+// KnownSyscall reports whether name is a system call on some Linux
+// architecture this package knows of.
+func KnownSyscall(name string) bool {
+	if _, ok := syscallsX86_64[name]; ok {
+		return true
+	}
+	if _, ok := syscallsI386[name]; ok {
+		return true
+	}
+	return syscallsOtherArch[name] || extraOtherArch[name]
+}
+
+// SyscallNumber returns the number of the system call name on arch
+// (ArchX86_64 or ArchX86).
+func SyscallNumber(arch Arch, name string) (uint32, bool) {
+	t := tableFor(arch)
+	if t == nil {
+		return 0, false
+	}
+	nr, ok := t[name]
+	return nr, ok
+}
+
+func tableFor(arch Arch) map[string]uint32 {
+	switch arch {
+	case ArchX86_64:
+		return syscallsX86_64
+	case ArchX86:
+		return syscallsI386
+	}
+	return nil
+}
+
+// scmpArches are libseccomp's architecture names, lower case, without the
+// SCMP_ARCH_ prefix.
+var scmpArches = map[string]bool{
+	"x86": true, "x86_64": true, "x32": true, "arm": true, "aarch64": true,
+	"loongarch64": true, "m68k": true, "mips": true, "mipsel": true,
+	"mips64": true, "mipsel64": true, "mips64n32": true, "mipsel64n32": true,
+	"parisc": true, "parisc64": true, "ppc": true, "ppc64": true,
+	"ppc64le": true, "s390": true, "s390x": true, "riscv64": true,
+	"sh": true, "sheb": true,
+}
+
+// archAliases maps Go's GOARCH names (Docker's "includes.arches" uses
+// them) and a few common spellings to libseccomp's names.
+var archAliases = map[string]string{
+	"amd64":    "x86_64",
+	"386":      "x86",
+	"i386":     "x86",
+	"i686":     "x86",
+	"arm64":    "aarch64",
+	"loong64":  "loongarch64",
+	"mipsle":   "mipsel",
+	"mips64le": "mipsel64",
+	"sparc64":  "sparc64",
+}
+
+// canonArch returns libseccomp's lower-case name for an architecture
+// given as SCMP_ARCH_X, a libseccomp name or a GOARCH name.
+func canonArch(s string) (string, bool) {
+	l := strings.ToLower(s)
+	if rest, ok := strings.CutPrefix(l, "scmp_arch_"); ok {
+		if strings.HasPrefix(s, "SCMP_ARCH_") && scmpArches[rest] {
+			return rest, true
+		}
+		return "", false
+	}
+	if a, ok := archAliases[l]; ok {
+		return a, true
+	}
+	if scmpArches[l] {
+		return l, true
+	}
+	return "", false
+}
+
+// knownSCMPArch reports whether a is "SCMP_ARCH_" and a libseccomp name.
+func knownSCMPArch(a Arch) bool {
+	rest, ok := strings.CutPrefix(string(a), "SCMP_ARCH_")
+	return ok && rest == strings.ToUpper(rest) && scmpArches[strings.ToLower(rest)]
+}
