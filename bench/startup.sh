@@ -172,6 +172,10 @@ if [[ "$skip_sandbox" != 1 ]]; then
 	add "sandbox run -- true" "$q run -- true" 1
 	add "sandbox run --read-only -- true" "$q run --read-only -- true" 1
 	add "sandbox run --map=single -- true" "$q run --map=single -- true" 1
+	# The default confinement (seccomp filter, bounded capabilities,
+	# no_new_privs, keyring) against none of it: its start-up cost.
+	add "sandbox run --seccomp=unconfined --cap-add ALL -- true" "$q run --seccomp=unconfined --cap-add ALL -- true" 1
+	add "sandbox run --landlock -- true" "$q run --landlock -- true" 1
 else
 	skip "sandbox" "BENCH_SKIP_SANDBOX=1"
 fi

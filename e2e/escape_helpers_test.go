@@ -19,8 +19,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // escTimeout bounds every sandbox command of the escape tests.
@@ -334,30 +332,7 @@ func escHostProcOK(t *testing.T, pid int, start uint64) {
 // escOpenPty opens a new pty pair; the test keeps both ends.
 func escOpenPty(t *testing.T) (master, slave *os.File) {
 	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
-	requireOrSkip(t, err == nil, fmt.Sprintf("a usable /dev/ptmx: %v", err))
-	var n int
-	var ioErr error
-	rc, err := master.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rc.Control(func(fd uintptr) {
-		if ioErr = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); ioErr != nil {
-			return
-		}
-		n, ioErr = unix.IoctlGetInt(int(fd), unix.TIOCGPTN)
-	}); err != nil || ioErr != nil {
-		master.Close()
-		t.Fatalf("unlockpt/ptsname: %v %v", err, ioErr)
-	}
-	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		master.Close()
-		t.Fatalf("opening the pty slave: %v", err)
-	}
-	t.Cleanup(func() { master.Close(); slave.Close() })
-	return master, slave
+	return openPty(t, 24, 80)
 }
 
 // escHostRootMount is the host's own mountinfo entry for "/".
