@@ -37,6 +37,27 @@ func docFlags(t *testing.T) []string {
 	return flags
 }
 
+// docCommands lists the subcommands of docs/cli.md's usage block
+// (lines "sandbox NAME ...").
+func docCommands(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(moduleRoot, "docs", "cli.md"))
+	if err != nil {
+		t.Fatalf("reading docs/cli.md: %v", err)
+	}
+	var cmds []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "sandbox" && !strings.HasPrefix(f[1], "-") && !slices.Contains(cmds, f[1]) {
+			cmds = append(cmds, f[1])
+		}
+	}
+	if !slices.Contains(cmds, "run") {
+		t.Fatalf("no `sandbox run` usage line in docs/cli.md (found %q)", cmds)
+	}
+	return cmds
+}
+
 func TestCLIHelp(t *testing.T) {
 	t.Parallel()
 	flags := docFlags(t)
@@ -54,7 +75,7 @@ func TestCLIHelp(t *testing.T) {
 		t.Parallel()
 		r := mustRun(t, opts{}, "--help")
 		out := r.stdout + r.stderr
-		for _, cmd := range []string{"run", "version", "check"} {
+		for _, cmd := range docCommands(t) {
 			if !regexp.MustCompile(`\b` + cmd + `\b`).MatchString(out) {
 				t.Errorf("`sandbox --help` does not mention the %s command:\n%s", cmd, out)
 			}
