@@ -78,6 +78,7 @@ func Init() int {
 	}
 	logf("entered the new root (%s)", how)
 	unix.Umask(cfg.Umask)
+	logf("root ready")
 
 	if fi, err := os.Stat(cfg.Plan.Chdir); err != nil || !fi.IsDir() {
 		if err == nil {
@@ -109,6 +110,7 @@ func Init() int {
 	if step, err := confineSelf(&cfg, logf); err != nil {
 		return fail(step, StatusError, err)
 	}
+	logf("confined (capabilities, no_new_privs, keyring, landlock, seccomp)")
 	for i := 0; i < cfg.PreserveFDs; i++ {
 		// CLOEXEC on init's copy: the payload gets only the one moved to 3+i.
 		unix.CloseOnExec(initFD + 1 + i)
