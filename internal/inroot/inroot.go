@@ -61,8 +61,9 @@ func MkdirAll(root *os.File, path string, mode os.FileMode) (*os.File, error) {
 		}
 		h, err = Open(root, prefix)
 		if err != nil {
-			// EEXIST followed by ENOENT: a dangling symlink is in the way.
-			return nil, fmt.Errorf("creating /%s: %w", prefix, err)
+			// EEXIST followed by ENOENT: a symlink is in the way whose target
+			// does not exist inside the root. Refused, never followed out.
+			return nil, fmt.Errorf("creating /%s: a symlink there points to a path missing inside the root: %w", prefix, err)
 		}
 		if i == len(parts)-1 {
 			return h, nil

@@ -1,0 +1,123 @@
+package inroot
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// tree builds a root with hostile symlinks and an "outside" directory next
+// to it that nothing may reach.
+func tree(t *testing.T) (root *os.File, rootDir, outside string) {
+	t.Helper()
+	base := t.TempDir()
+	rootDir = filepath.Join(base, "root")
+	outside = filepath.Join(base, "outside")
+	for _, d := range []string{rootDir + "/etc", rootDir + "/real", outside} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := map[string]string{
+		"abs":      "/",                    // absolute: must mean the root itself
+		"up":       "../../../../../../..", // climbs: must stop at the root
+		"escape":   outside,                // absolute path of a real outside dir
+		"rel":      "real",
+		"dangling": "nowhere/deeper",
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(rootDir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(rootDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, rootDir, outside
+}
+
+func TestMkdirAllStaysInside(t *testing.T) {
+	root, rootDir, outside := tree(t)
+	for _, p := range []string{"/abs/a/b", "/up/c", "/../../e", "/rel/f"} {
+		h, err := MkdirAll(root, p, 0o755)
+		if err != nil {
+			t.Errorf("MkdirAll(%q): %v", p, err)
+			continue
+		}
+		h.Close()
+	}
+	ents, _ := os.ReadDir(outside)
+	if len(ents) != 0 {
+		t.Fatalf("something was created outside the root: %v", ents)
+	}
+	// "/escape" points (absolutely) at a real directory outside; inside the
+	// root that path does not exist: refused, and nothing is created.
+	if h, err := MkdirAll(root, "/escape/d", 0o755); err == nil {
+		h.Close()
+		t.Error("MkdirAll through a symlink to a path missing inside the root succeeded")
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("something was created outside the root: %v", ents)
+	}
+	for _, p := range []string{"a/b", "c", "e", "real/f"} {
+		if fi, err := os.Stat(filepath.Join(rootDir, p)); err != nil || !fi.IsDir() {
+			t.Errorf("%s not created inside the root: %v", p, err)
+		}
+	}
+}
+
+func TestDanglingSymlinkIsAnError(t *testing.T) {
+	root, _, _ := tree(t)
+	h, err := MkdirAll(root, "/dangling/x", 0o755)
+	if err == nil {
+		h.Close()
+		t.Fatal("MkdirAll through a dangling symlink succeeded")
+	}
+}
+
+func TestCreateFileInside(t *testing.T) {
+	root, rootDir, outside := tree(t)
+	if h, err := CreateFile(root, "/escape/file"); err == nil {
+		h.Close()
+	}
+	if _, err := os.Stat(filepath.Join(outside, "file")); err == nil {
+		t.Fatal("CreateFile followed a symlink out of the root")
+	}
+	h, err := CreateFile(root, "/abs/etc/new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if fi, err := os.Stat(filepath.Join(rootDir, "etc/new")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("/abs/etc/new not created as <root>/etc/new: %v", err)
+	}
+	// An existing file is reused, not truncated.
+	os.WriteFile(filepath.Join(rootDir, "etc/keep"), []byte("x"), 0o644)
+	h, err = CreateFile(root, "/etc/keep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if b, _ := os.ReadFile(filepath.Join(rootDir, "etc/keep")); string(b) != "x" {
+		t.Error("existing file changed")
+	}
+}
+
+func TestOpenResolvesInRoot(t *testing.T) {
+	root, rootDir, _ := tree(t)
+	h, err := Open(root, "/abs/etc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	want, _ := os.Stat(filepath.Join(rootDir, "etc"))
+	got, err := os.Stat(ProcPath(h))
+	if err != nil || !os.SameFile(want, got) {
+		t.Errorf("/abs/etc resolved to something other than <root>/etc")
+	}
+	if _, err := Open(root, "/proc/self/root"); err == nil {
+		t.Error("opened a path through a magic link")
+	}
+}
