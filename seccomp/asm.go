@@ -135,6 +135,14 @@ func (in *ains) isCond() bool {
 type assembler struct {
 	ins []ains
 	pos []int // label → instruction index; -1 while unbound
+	err error // first broken invariant, reported by assemble
+}
+
+// fail records an internal error; assemble returns it.
+func (a *assembler) fail(err error) {
+	if a.err == nil {
+		a.err = err
+	}
 }
 
 func (a *assembler) newLabel() label {
@@ -145,7 +153,8 @@ func (a *assembler) newLabel() label {
 // bind puts l at the next instruction emitted.
 func (a *assembler) bind(l label) {
 	if a.pos[l] != -1 {
-		panic("seccomp: label bound twice")
+		a.fail(fmt.Errorf("seccomp: internal error: label %d bound twice", l))
+		return
 	}
 	a.pos[l] = len(a.ins)
 }
@@ -184,6 +193,9 @@ func (a *assembler) jumpNext(code uint16, k uint32, jt, jf label) {
 // offset) right after the jump, and the layout is recomputed until every
 // jump fits.
 func (a *assembler) assemble() ([]Instruction, error) {
+	if a.err != nil {
+		return nil, a.err
+	}
 	for l, p := range a.pos {
 		if p < 0 || p >= len(a.ins) {
 			return nil, fmt.Errorf("seccomp: internal error: label %d at %d of %d instructions", l, p, len(a.ins))

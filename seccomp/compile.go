@@ -105,7 +105,10 @@ func Compile(p *Profile, opts Options) (*Program, error) {
 	if err != nil {
 		return nil, err
 	}
-	defRet, _ := actionRet(p.DefaultAction, p.DefaultErrnoRet)
+	defRet, _, err := actionRet(p.DefaultAction, p.DefaultErrnoRet)
+	if err != nil {
+		return nil, err
+	}
 
 	// Which sections the program has: the native arch, the profile's
 	// architectures and the archMap entries of the native arch.
@@ -142,7 +145,10 @@ func Compile(p *Profile, opts Options) (*Program, error) {
 		if !ok {
 			continue
 		}
-		ret, rank := actionRet(s.Action, s.ErrnoRet)
+		ret, rank, err := actionRet(s.Action, s.ErrnoRet)
+		if err != nil {
+			return nil, fmt.Errorf("seccomp: syscalls[%d]: %w", i, err)
+		}
 		r := rule{ret: ret, rank: rank, order: i}
 		for _, a := range s.Args {
 			r.conds = append(r.conds, cond{idx: a.Index, op: a.Op, v: a.Value, v2: a.ValueTwo})
@@ -187,28 +193,28 @@ func Compile(p *Profile, opts Options) (*Program, error) {
 
 // actionRet returns the SECCOMP_RET_ value of a validated action and its
 // rank (higher is more restrictive).
-func actionRet(a Action, errno *uint) (uint32, int) {
+func actionRet(a Action, errno *uint) (uint32, int, error) {
 	switch a {
 	case ActKillProcess:
-		return retKillProcess, 7
+		return retKillProcess, 7, nil
 	case ActKill, ActKillThread:
-		return retKillThread, 6
+		return retKillThread, 6, nil
 	case ActTrap:
-		return retTrap, 5
+		return retTrap, 5, nil
 	case ActErrno:
 		e := uint32(errnoEPERM)
 		if errno != nil {
 			e = uint32(*errno)
 		}
-		return retErrno | e, 4
+		return retErrno | e, 4, nil
 	case ActTrace:
-		return retErrno | errnoENOSYS, 4
+		return retErrno | errnoENOSYS, 4, nil
 	case ActLog:
-		return retLog, 2
+		return retLog, 2, nil
 	case ActAllow:
-		return retAllow, 1
+		return retAllow, 1, nil
 	}
-	panic("seccomp: unvalidated action " + string(a))
+	return 0, 0, fmt.Errorf("unknown action %q", a)
 }
 
 func badArchRet(a Action) (uint32, error) {
@@ -627,6 +633,6 @@ func emitCond(a *assembler, c cond, highZero bool, fail label) {
 	case OpLessEqual:
 		a.jump(opJGT, vLo, fail, pass)
 	default:
-		panic(errors.New("seccomp: unvalidated operator " + string(c.op)))
+		a.fail(errors.New("seccomp: internal error: unvalidated operator " + string(c.op)))
 	}
 }

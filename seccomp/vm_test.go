@@ -161,13 +161,13 @@ func model(p *Profile, native Arch, d data) uint32 {
 		if !match {
 			continue
 		}
-		ret, rank := actionRet(s.Action, s.ErrnoRet)
+		ret, rank, _ := actionRet(s.Action, s.ErrnoRet)
 		if rank > bestRank { // ties: the first rule wins
 			best, bestRank = ret, rank
 		}
 	}
 	if bestRank < 0 {
-		best, _ = actionRet(p.DefaultAction, p.DefaultErrnoRet)
+		best, _, _ = actionRet(p.DefaultAction, p.DefaultErrnoRet)
 	}
 	return best
 }
