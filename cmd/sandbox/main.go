@@ -52,8 +52,13 @@ type runCmd struct {
 
 type versionCmd struct{}
 
+type checkCmd struct {
+	JSON bool `name:"json" help:"Print the results as one JSON document."`
+}
+
 type cli struct {
 	Run     runCmd     `cmd:"" help:"Run a command in a new sandbox."`
+	Check   checkCmd   `cmd:"" help:"Diagnose this host for sandboxes: each link of the chain OK, WARN or FAIL, with the fix. Exit status 1 if a FAIL stops run's defaults."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 }
 
@@ -86,6 +91,8 @@ func runCLI(args []string) int {
 	case "version":
 		fmt.Println("sandbox", version)
 		return 0
+	case "check":
+		return runCheck(c.Check.JSON)
 	}
 	r := c.Run
 	cmd := r.Command

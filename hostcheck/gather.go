@@ -1,0 +1,85 @@
+package hostcheck
+
+import (
+	"errors"
+	"os"
+	"strings"
+
+	"sandbox/idmap"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+// Gather reads the facts of this host for the calling user.
+func Gather(user string, uid uint32) Facts {
+	f := Facts{User: user, UID: uid}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		f.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	f.MaxUserNS = readTrim("/proc/sys/user/max_user_namespaces")
+	f.UnprivUserNSClone = readTrim("/proc/sys/kernel/unprivileged_userns_clone")
+	f.AppArmorRestrict = readTrim("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+	f.LegacyTIOCSTI = readTrim("/proc/sys/dev/tty/legacy_tiocsti")
+	if uid != 0 {
+		src := idmap.DefaultSource()
+		var err error
+		if f.UIDRanges, _, err = src.Subids(idmap.UID, user, uid); err != nil {
+			f.SubidErr = err
+		}
+		if f.GIDRanges, _, err = src.Subids(idmap.GID, user, uid); err != nil && f.SubidErr == nil {
+			f.SubidErr = err
+		}
+		for _, h := range []string{"newuidmap", "newgidmap"} {
+			f.HelperErrs = append(f.HelperErrs, idmap.CheckHelper(h))
+		}
+	}
+	f.Tun = device("/dev/net/tun")
+	f.Fuse = device("/dev/fuse")
+	if ms, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter("/")); err == nil && len(ms) > 0 {
+		f.RootFSType = ms[len(ms)-1].FSType
+	}
+	f.LandlockABI = landlockABI()
+	f.Seccomp = seccompAvailable()
+	return f
+}
+
+func readTrim(p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func device(p string) DevAccess {
+	d := DevAccess{Path: p}
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return d
+	}
+	d.Exists, d.Mode = true, st.Mode&0o7777
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		d.Err = err
+		return d
+	}
+	unix.Close(fd)
+	return d
+}
+
+func landlockABI() int {
+	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, 1 /* LANDLOCK_CREATE_RULESET_VERSION */)
+	if errno != 0 {
+		return 0
+	}
+	return int(v)
+}
+
+// seccompAvailable asks the kernel whether filter mode exists:
+// PR_GET_SECCOMP fails with EINVAL on kernels without seccomp.
+func seccompAvailable() bool {
+	_, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0)
+	return !errors.Is(err, unix.EINVAL)
+}
