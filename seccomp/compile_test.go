@@ -159,7 +159,7 @@ func TestDefaultProfile(t *testing.T) {
 		for name, nr := range tableFor(arch) {
 			for _, args := range [][6]uint64{{}, {cloneNewUser, ioctlTIOCSTI}, {0x40000, ioctlTIOCLNX}, {0xffffffff, 0}} {
 				d := data{nr: nr, arch: auditOf(arch), args: args}
-				if want, got := model(p, ArchX86_64, d), v.run(d); got != want {
+				if want, got := model(t, p, ArchX86_64, d), v.run(d); got != want {
 					t.Errorf("%s %s%v: got %s, model %s", arch, name, args[:2], retString(got), retString(want))
 				}
 			}
@@ -350,7 +350,7 @@ func TestComparisons(t *testing.T) {
 							x &= 0xffffffff // the kernel zero-extends i386 registers
 						}
 						d := data{nr: nrOf(t, arch, "ioctl"), arch: auditOf(arch), args: [6]uint64{0, 0, x}}
-						if got, want := m.run(d), model(p, ArchX86_64, d); got != want {
+						if got, want := m.run(d), model(t, p, ArchX86_64, d); got != want {
 							t.Fatalf("%s: %#x %s %#x/%#x: got %s, want %s\n%s", arch, x, op, v1, v2, retString(got), retString(want), prog)
 						}
 					}
@@ -448,7 +448,7 @@ func TestRandomProfiles(t *testing.T) {
 				}
 				d.args[i] = x
 			}
-			if got, want := v.run(d), model(p, ArchX86_64, d); got != want {
+			if got, want := v.run(d), model(t, p, ArchX86_64, d); got != want {
 				t.Fatalf("seed %d: %s nr %d args %#x: got %s, want %s", seed, arch, d.nr, d.args, retString(got), retString(want))
 			}
 		}
@@ -507,7 +507,7 @@ func TestBigAllowList(t *testing.T) {
 						d.args[i] &= 0xffffffff
 					}
 				}
-				if got, want := v.run(d), model(p, ArchX86_64, d); got != want {
+				if got, want := v.run(d), model(t, p, ArchX86_64, d); got != want {
 					t.Fatalf("%s nr %d %#x: got %s, want %s", arch, nr, args[:3], retString(got), retString(want))
 				}
 			}

@@ -228,7 +228,7 @@ func childKernel() {
 			a := s.Args[r.IntN(len(s.Args))]
 			d.args[i] = []uint64{a.Value, a.Value + 1, a.Value - 1, a.ValueTwo, pick()}[r.IntN(5)]
 		}
-		want := model(p, ArchX86_64, d)
+		want := model(exitFatal{}, p, ArchX86_64, d)
 		_, _, e := unix.Syscall6(uintptr(d.nr), uintptr(d.args[0]), uintptr(d.args[1]), uintptr(d.args[2]),
 			uintptr(d.args[3]), uintptr(d.args[4]), uintptr(d.args[5]))
 		got := uint32(retAllow)

@@ -2,6 +2,8 @@ package seccomp
 
 import (
 	"encoding/binary"
+	"fmt"
+	"os"
 	"testing"
 
 	"golang.org/x/net/bpf"
@@ -103,7 +105,24 @@ func checkKernelRules(t testing.TB, p *Program) {
 // model evaluates a profile directly, without BPF: the reference the
 // compiled programs are checked against. It supports profiles without
 // includes/excludes and uses 64-bit arithmetic on the arguments.
-func model(p *Profile, native Arch, d data) uint32 {
+// fataler is the part of testing.TB the model needs; the re-executed child
+// of install_test.go, which has no *testing.T, passes exitFatal.
+type fataler interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+// exitFatal reports a model error from a child process and exits.
+type exitFatal struct{}
+
+func (exitFatal) Helper() {}
+func (exitFatal) Fatal(args ...any) {
+	fmt.Println(append([]any{"model error:"}, args...)...)
+	os.Exit(2)
+}
+
+func model(tb fataler, p *Profile, native Arch, d data) uint32 {
+	tb.Helper()
 	enabled := map[Arch]bool{native: true}
 	for _, a := range p.Architectures {
 		enabled[a] = true
@@ -125,7 +144,7 @@ func model(p *Profile, native Arch, d data) uint32 {
 	best, bestRank := uint32(0), -1
 	for _, s := range p.Syscalls {
 		if s.Includes != nil || s.Excludes != nil {
-			panic("model: includes/excludes not supported")
+			tb.Fatal("model: includes/excludes not supported")
 		}
 		named := false
 		for _, n := range s.names() {
