@@ -21,6 +21,7 @@ type childConfig struct {
 	Umask    int          `json:"umask"`
 
 	Caps        []int                  `json:"caps"`
+	LastCap     int                    `json:"last_cap"`
 	Landlock    *confine.LandlockRules `json:"landlock,omitempty"`
 	PreserveFDs int                    `json:"preserve_fds,omitempty"`
 	Seccomp     *seccomp.Program       `json:"seccomp,omitempty"` // nil: unconfined

@@ -174,11 +174,7 @@ func confineSelf(cfg *childConfig, logf func(string, ...any)) (string, error) {
 	if err := confine.NewSessionKeyring(); err != nil {
 		return "creating a session keyring", err
 	}
-	last, err := lastCap()
-	if err != nil {
-		return "reading capabilities", err
-	}
-	if err := confine.BoundCaps(cfg.Caps, last); err != nil {
+	if err := confine.BoundCaps(cfg.Caps, cfg.LastCap); err != nil {
 		return "bounding capabilities", err
 	}
 	if err := confine.DropInherited(); err != nil {

@@ -75,6 +75,7 @@ type Spec struct {
 	Start    time.Time // when Prepare began, for verbose timings
 	// Confinement of the payload.
 	Caps        []int // the bounding set
+	LastCap     int   // highest capability number of this kernel
 	Landlock    *confine.LandlockRules
 	PreserveFDs int
 	Seccomp     *seccomp.Program // nil: unconfined
@@ -153,10 +154,11 @@ func Prepare(opts Options) (*Spec, error) {
 
 // confinement plans capabilities, Landlock and inherited fds.
 func confinement(opts Options, cfg rootfs.Config, s *Spec) error {
-	last, err := lastCap()
+	last, err := confine.LastCap()
 	if err != nil {
 		return err
 	}
+	s.LastCap = last
 	if s.Caps, err = confine.CapSet(opts.CapAdd, opts.CapDrop, last); err != nil {
 		return &UsageError{err.Error()}
 	}
@@ -200,14 +202,6 @@ func confinement(opts Options, cfg rootfs.Config, s *Spec) error {
 		s.Landlock = r
 	}
 	return nil
-}
-
-func lastCap() (int, error) {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
-	if err != nil {
-		return 0, fmt.Errorf("reading the capability count: %w", err)
-	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
 type identity struct {

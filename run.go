@@ -90,6 +90,7 @@ func Run(s *Spec) (int, error) {
 		Args:       []string{InitArg0},
 		Env:        []string{preserveEnv + "=" + strconv.Itoa(s.PreserveFDs)},
 		Cloneflags: flags,
+		LastCap:    s.LastCap,
 		Stdin:      stdin,
 		Stdout:     stdout,
 		Stderr:     os.Stderr,
@@ -113,7 +114,7 @@ func Run(s *Spec) (int, error) {
 	cfg := childConfig{
 		Args: s.Args, Env: s.Env, Hostname: s.Hostname, LoopUp: s.NetNS,
 		Plan: s.Plan, TTY: useTTY, Verbose: s.Verbose, Umask: currentUmask(),
-		Caps: s.Caps, Landlock: s.Landlock, PreserveFDs: s.PreserveFDs, Seccomp: s.Seccomp,
+		Caps: s.Caps, LastCap: s.LastCap, Landlock: s.Landlock, PreserveFDs: s.PreserveFDs, Seccomp: s.Seccomp,
 	}
 	if useTTY {
 		if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {

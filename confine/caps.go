@@ -6,7 +6,9 @@ package confine
 
 import (
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -92,4 +94,18 @@ func CapSet(add, drop []string, last int) ([]int, error) {
 	}
 	sort.Ints(out)
 	return out, nil
+}
+
+// LastCap is the highest capability number this kernel knows. It is read
+// once per run (by the parent) and handed to whoever needs it.
+func LastCap() (int, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 0, fmt.Errorf("reading the capability count: %w", err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("parsing /proc/sys/kernel/cap_last_cap: %w", err)
+	}
+	return n, nil
 }

@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
-	"strings"
 	"syscall"
 )
 
@@ -28,6 +26,7 @@ type Options struct {
 	Args       []string
 	Env        []string
 	Cloneflags uintptr
+	LastCap    int // highest capability of this kernel: all of 0..LastCap are kept
 	Stdin      *os.File
 	Stdout     *os.File
 	Stderr     *os.File
@@ -49,9 +48,9 @@ type result struct {
 // child's whole life: Pdeathsig fires when the creating *thread* exits, and
 // the Go runtime may retire an unlocked thread at any time.
 func Start(o Options) (*Child, error) {
-	caps, err := allCaps()
-	if err != nil {
-		return nil, err
+	caps := make([]uintptr, 0, o.LastCap+1)
+	for c := 0; c <= o.LastCap; c++ {
+		caps = append(caps, uintptr(c))
 	}
 	cmd := &exec.Cmd{
 		Path:       o.Path,
@@ -101,21 +100,4 @@ func (c *Child) Wait() (syscall.WaitStatus, error) {
 		return 0, r.err
 	}
 	return r.state.Sys().(syscall.WaitStatus), nil
-}
-
-// allCaps lists every capability this kernel knows.
-func allCaps() ([]uintptr, error) {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
-	if err != nil {
-		return nil, fmt.Errorf("reading the capability count: %w", err)
-	}
-	last, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return nil, fmt.Errorf("parsing /proc/sys/kernel/cap_last_cap: %w", err)
-	}
-	caps := make([]uintptr, 0, last+1)
-	for c := 0; c <= last; c++ {
-		caps = append(caps, uintptr(c))
-	}
-	return caps, nil
 }
