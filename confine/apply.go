@@ -107,7 +107,7 @@ type LandlockRules struct {
 // children. It is best effort on older kernels: it returns the ABI version
 // used (0: Landlock unavailable, nothing restricted).
 func Landlock(r LandlockRules) (int, error) {
-	abi, _ := landlockABI()
+	abi := LandlockABI()
 	if abi == 0 {
 		return 0, nil
 	}
@@ -122,10 +122,11 @@ func Landlock(r LandlockRules) (int, error) {
 	return abi, nil
 }
 
-func landlockABI() (int, error) {
+// LandlockABI is the kernel's Landlock ABI version, 0 when unavailable.
+func LandlockABI() int {
 	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, 1 /* LANDLOCK_CREATE_RULESET_VERSION */)
 	if errno != 0 {
-		return 0, errno
+		return 0
 	}
-	return int(v), nil
+	return int(v)
 }

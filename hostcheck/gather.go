@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"sandbox/confine"
 	"sandbox/idmap"
 
 	"github.com/moby/sys/mountinfo"
@@ -40,7 +41,7 @@ func Gather(user string, uid uint32) Facts {
 	if ms, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter("/")); err == nil && len(ms) > 0 {
 		f.RootFSType = ms[len(ms)-1].FSType
 	}
-	f.LandlockABI = landlockABI()
+	f.LandlockABI = confine.LandlockABI()
 	f.Seccomp = seccompAvailable()
 	return f
 }
@@ -67,14 +68,6 @@ func device(p string) DevAccess {
 	}
 	unix.Close(fd)
 	return d
-}
-
-func landlockABI() int {
-	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, 1 /* LANDLOCK_CREATE_RULESET_VERSION */)
-	if errno != 0 {
-		return 0
-	}
-	return int(v)
 }
 
 // seccompAvailable asks the kernel whether filter mode exists:
