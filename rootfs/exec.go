@@ -70,10 +70,11 @@ func Execute(plan *Plan, logf Logf) (string, error) {
 	}
 	e.root = root
 	for _, s := range plan.Steps {
-		if s.Optional && !e.exists(s.Target) {
+		err := e.step(s)
+		if errors.Is(err, errAbsent) {
 			continue
 		}
-		if err := e.step(s); err != nil {
+		if err != nil {
 			return "", &StepError{s, err}
 		}
 		e.logf("%s", s)
@@ -90,15 +91,9 @@ func Execute(plan *Plan, logf Logf) (string, error) {
 	return how, nil
 }
 
-// exists says whether target is present in the new root.
-func (e *executor) exists(target string) bool {
-	h, err := inroot.Open(e.root, target)
-	if err != nil {
-		return false
-	}
-	h.Close()
-	return true
-}
+// errAbsent: an optional step's target does not exist here (e.g. a masked
+// /proc file this kernel lacks); the step is skipped.
+var errAbsent = errors.New("absent")
 
 func (e *executor) open(p string) error {
 	if _, ok := e.host[p]; ok {
@@ -178,6 +173,9 @@ func (e *executor) step(s Step) error {
 	switch s.Op {
 	case OpMask, OpReadOnly:
 		h, err := inroot.Open(e.root, s.Target)
+		if s.Optional && errors.Is(err, unix.ENOENT) {
+			return errAbsent
+		}
 		if err != nil {
 			return err
 		}
