@@ -351,12 +351,13 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 		}
 		cfg.Tmpfs = append(cfg.Tmpfs, p)
 	}
-	if opts.Chdir != "" {
-		if cfg.Chdir, err = insidePath("--chdir", opts.Chdir); err != nil && opts.Chdir != "/" {
+	switch opts.Chdir {
+	case "":
+	case "/": // valid here, unlike as a mount destination
+		cfg.Chdir = "/"
+	default:
+		if cfg.Chdir, err = insidePath("--chdir", opts.Chdir); err != nil {
 			return cfg, "", err
-		}
-		if opts.Chdir == "/" {
-			cfg.Chdir = "/"
 		}
 	}
 	if cfg.Rootfs == "" {
@@ -413,7 +414,7 @@ func unsafeCwd(wd string, hidden []string) string {
 			return "contains a hidden home directory (" + h + ")"
 		}
 	}
-	for d := range map[string]bool{"/proc": true, "/sys": true, "/dev": true} {
+	for _, d := range []string{"/proc", "/sys", "/dev"} {
 		if wd == d || strings.HasPrefix(wd, d+"/") {
 			return "is inside " + d
 		}
