@@ -19,6 +19,7 @@ func main() {
 	if filepath.Base(os.Args[0]) == sandbox.InitArg0 {
 		os.Exit(sandbox.Init())
 	}
+	sandbox.NetstackELF = netstackELF
 	os.Exit(runCLI(os.Args[1:]))
 }
 
@@ -27,7 +28,11 @@ type runCmd struct {
 	UID      uint32   `name:"uid" default:"0" help:"Your uid inside the sandbox (it maps to your own uid outside)."`
 	GID      uint32   `name:"gid" default:"0" help:"Your gid inside the sandbox (it maps to your own gid outside)."`
 	Hostname string   `help:"Hostname inside (default: sandbox-<6 random hex digits>)."`
-	Net      string   `enum:"none,host" default:"none" help:"Network: none (own namespace, only lo) or host (share the host's)."`
+	Net      string   `enum:"auto,pasta,slirp4netns,builtin,none,host" default:"auto" help:"Network: auto (the first usable of pasta, slirp4netns, builtin), pasta, slirp4netns, builtin (the in-process gvisor-tap-vsock stack), none (own namespace, only lo) or host (share the host's)."`
+	Publish  []string `short:"p" placeholder:"[HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|udp]" help:"Forward a host port to a port inside (repeatable). HOSTIP defaults to 127.0.0.1."`
+
+	AllowHostLoopback bool `help:"Let the sandbox reach services on the host's 127.0.0.1, as 10.0.2.2 (host.sandbox.internal)."`
+	AllowLinkLocal    bool `help:"Let the sandbox reach 169.254.0.0/16 (link-local, cloud metadata services)."`
 	Rootfs   string   `type:"path" placeholder:"DIR" help:"Use DIR as the root's bottom layer instead of the host's own directories."`
 	Layer    []string `type:"path" placeholder:"DIR" help:"Stack DIR as a read-only layer (repeatable; later ones on top)."`
 	Upper    string   `type:"path" placeholder:"DIR" help:"Keep the root's changes in DIR across runs (default: in memory, gone at exit)."`
@@ -101,6 +106,7 @@ func runCLI(args []string) int {
 	}
 	spec, err := sandbox.Prepare(sandbox.Options{
 		Args: cmd, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,
+		Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
 		Rootfs: r.Rootfs, Layers: r.Layer, Upper: r.Upper, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
 		Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
 		TTY: r.TTY, Verbose: r.Verbose,
