@@ -34,12 +34,12 @@ func planNetwork(opts Options, s *Spec) error {
 		}
 		pubs = append(pubs, pub)
 	}
-	chosen, err := netns.RealHost(haveNetstack()).Choose(mode)
+	chosen, err := netns.RealHost(HaveNetstack()).Choose(mode, pubs, opts.AllowHostLoopback)
 	if err != nil {
 		if mode != netns.Auto {
 			return &UsageError{err.Error()}
 		}
-		s.Warnings = append(s.Warnings, fmt.Sprintf("sandbox: warning: no network driver is usable, running with --net=none:\n%v", err))
+		s.Warnings = append(s.Warnings, fmt.Sprintf("sandbox: warning: no network (running as --net=none): %v", err))
 	}
 	s.NetMode = chosen
 	s.NetNS = chosen != netns.Host
@@ -74,7 +74,7 @@ func networkFiles(s *Spec) (hosts, resolv string) {
 	return hosts, resolv
 }
 
-func haveNetstack() bool {
+func HaveNetstack() bool {
 	if NetstackELF != nil {
 		return true
 	}

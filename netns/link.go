@@ -38,9 +38,8 @@ func CreateTap(name string) (*os.File, error) {
 }
 
 // TunAdvice is the fix for an inaccessible /dev/net/tun.
-const TunAdvice = "/dev/net/tun must be readable and writable by you; distributions ship it mode 0666 " +
-	"(fix: sudo chmod 0666 /dev/net/tun, or a udev rule KERNEL==\"tun\", MODE=\"0666\"), " +
-	"or use --net=none or --net=host"
+const TunAdvice = "fix: sudo chmod 0666 /dev/net/tun (distributions ship it 0666; to keep it, a udev rule " +
+	"KERNEL==\"tun\", MODE=\"0666\"), or run with --net=none or --net=host"
 
 // Configure sets the MTU of the interface name, brings it up, gives it
 // ip/prefix and a default route through gateway.
