@@ -486,3 +486,25 @@ func TestPivotRoot(t *testing.T) {
 		}
 	})
 }
+
+// TestCwdIsSlashTmp: run from /tmp itself, the shared working directory is
+// the host's /tmp, not the staging tmpfs the root is assembled on.
+func TestCwdIsSlashTmp(t *testing.T) {
+	t.Parallel()
+	f, err := os.CreateTemp("/tmp", "e2e-cwd-marker-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	t.Cleanup(func() { os.Remove(f.Name()) })
+	r := mustRun(t, opts{dir: "/tmp"}, "run", "--net=none", "--", "ls", "-a", "/tmp")
+	names := lines(r.stdout)
+	if !slices.Contains(names, filepath.Base(f.Name())) {
+		t.Errorf("the host's /tmp is not shared at /tmp (marker %s missing)\n%s", f.Name(), r)
+	}
+	for _, staging := range []string{"root", "upper", "work", "files"} {
+		if slices.Contains(names, staging) && !exists(filepath.Join("/tmp", staging)) {
+			t.Errorf("/tmp inside shows the staging tmpfs (%q)\n%s", staging, r)
+		}
+	}
+}

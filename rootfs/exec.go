@@ -243,7 +243,14 @@ func (e *executor) step(s Step) error {
 	case OpOverlay:
 		return e.overlay(s, target)
 	case OpBind:
-		if err := unix.Mount(e.hostPath(s.Source), target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		flags := uintptr(unix.MS_BIND | unix.MS_REC)
+		if src := filepath.Clean(s.Source); src == staging || src == "/" {
+			// A recursive bind would bring along the staging tmpfs mounted
+			// over it (and the whole root being assembled there): bind
+			// the host directory alone, without its submounts.
+			flags = unix.MS_BIND
+		}
+		if err := unix.Mount(e.hostPath(s.Source), target, "", flags, ""); err != nil {
 			return err
 		}
 		if s.ReadOnly {
