@@ -352,8 +352,15 @@ func setupNet(conn *proto.Conn, n *netns.Child) (string, error) {
 		if err != nil {
 			return "creating the network interface", err
 		}
-		err = conn.Send(proto.KindTap, nil, int(tap.Fd()))
-		tap.Close()
+		if n.PersistTap {
+			// Detached before the helper attaches by name: a tap takes
+			// one attachment (else EBUSY). Only the news is sent.
+			tap.Close()
+			err = conn.Send(proto.KindTap, nil)
+		} else {
+			err = conn.Send(proto.KindTap, nil, int(tap.Fd()))
+			tap.Close()
+		}
 		if err != nil {
 			return "handing over the network interface", err
 		}

@@ -83,6 +83,9 @@ func (n *Network) startBuiltin() error {
 		}
 	}()
 	n.tap = func(f *os.File) error {
+		if f == nil {
+			return errors.New("the builtin stack needs the tap's file")
+		}
 		defer f.Close()
 		if err := parent.Send(proto.KindTap, nil, int(f.Fd())); err != nil {
 			if early := <-replies; early != nil {

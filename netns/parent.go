@@ -119,10 +119,13 @@ func (n *Network) Ready() <-chan error { return n.ready }
 // Died delivers an error if a helper ends while the sandbox runs.
 func (n *Network) Died() <-chan error { return n.died }
 
-// GiveTap hands the tap made by init to the builtin driver.
+// GiveTap says init has made the tap: f is its queue (builtin), or nil
+// when it is persistent and the helper attaches by name (slirp4netns).
 func (n *Network) GiveTap(f *os.File) error {
 	if n.tap == nil {
-		f.Close()
+		if f != nil {
+			f.Close()
+		}
 		return errors.New("this network driver takes no tap")
 	}
 	return n.tap(f)
@@ -177,7 +180,9 @@ func (n *Network) startSlirp(pid int) error {
 		return fmt.Errorf("--net=slirp4netns: slirp4netns is not installed (package slirp4netns): %w", err)
 	}
 	n.tap = func(f *os.File) error {
-		f.Close() // persistent: it stays for slirp4netns to attach
+		if f != nil {
+			f.Close()
+		}
 		go n.runSlirp(bin, pid)
 		return nil
 	}

@@ -9,7 +9,8 @@
 //
 //	parent → child   Config    after both id maps are written; the child blocks
 //	                           reading it, so it never acts unmapped
-//	child  → parent  Tap       (only --net=builtin) the tap init made, as an fd
+//	child  → parent  Tap       (slirp4netns, builtin) init made the tap: its fd
+//	                           (builtin), or none (persistent, for slirp4netns)
 //	parent → child   Net       (drivers that start alongside init) the network
 //	                           is up, or the error; init waits for it before the
 //	                           payload starts
