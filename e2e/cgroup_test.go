@@ -17,15 +17,7 @@ import (
 // cgroupMount is the cgroup2 mount point ("" if none).
 func cgroupMount(t testing.TB) string {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := parseMountinfo(string(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
+	for _, m := range hostMountinfo(t) {
 		if m.fstype == "cgroup2" && m.root == "/" {
 			return m.mountPoint
 		}
