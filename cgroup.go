@@ -258,25 +258,12 @@ func (h cgroupHost) place(writes []cgroupdelegate.Write, bestEffort bool, cmdlin
 	return scope, skipped, nil
 }
 
-// baseDir is the caller's cgroup directory, or its parent when the caller
-// sits in a Leaf of an earlier run.
 func (h cgroupHost) baseDir(m cgroupdelegate.Mount) (string, error) {
 	text, err := h.selfCgroup()
 	if err != nil {
 		return "", fmt.Errorf("reading /proc/self/cgroup: %w", err)
 	}
-	p, err := cgroupdelegate.ParseProcCgroup(text)
-	if err != nil {
-		return "", err
-	}
-	dir, err := m.Dir(p)
-	if err != nil {
-		return "", err
-	}
-	if filepath.Base(dir) == cgroupdelegate.Leaf {
-		dir = filepath.Dir(dir)
-	}
-	return dir, nil
+	return m.Base(text)
 }
 
 // scope obtains a delegated transient scope from the systemd user manager

@@ -101,3 +101,21 @@ func ParseProcCgroup(text string) (string, error) {
 	}
 	return "", errors.New("no cgroup v2 entry (0::) in /proc/self/cgroup: the process is only in cgroup v1 hierarchies")
 }
+
+// Base is the directory under which the caller's sandboxes go: the
+// caller's cgroup (from a /proc/self/cgroup text), or its parent when the
+// caller sits in the Leaf an earlier run moved it to.
+func (m Mount) Base(procCgroup string) (string, error) {
+	p, err := ParseProcCgroup(procCgroup)
+	if err != nil {
+		return "", err
+	}
+	dir, err := m.Dir(p)
+	if err != nil {
+		return "", err
+	}
+	if path.Base(dir) == Leaf {
+		dir = path.Dir(dir)
+	}
+	return dir, nil
+}

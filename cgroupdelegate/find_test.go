@@ -100,6 +100,22 @@ func TestMountDir(t *testing.T) {
 	}
 }
 
+func TestBase(t *testing.T) {
+	m := Mount{Point: "/sys/fs/cgroup", Root: "/"}
+	scope := "/user.slice/user-1000.slice/user@1000.service/app.slice/vmtest.scope"
+	for text, want := range map[string]string{
+		"0::" + scope + "\n":              "/sys/fs/cgroup" + scope,
+		"0::" + scope + "/" + Leaf + "\n": "/sys/fs/cgroup" + scope,
+	} {
+		if got, err := m.Base(text); err != nil || got != want {
+			t.Errorf("Base(%q) = %q, %v; want %q", text, got, err, want)
+		}
+	}
+	if _, err := m.Base("1:cpu:/\n"); err == nil {
+		t.Error("Base of a v1-only process: no error")
+	}
+}
+
 func TestParseProcCgroup(t *testing.T) {
 	cases := []struct {
 		name, text, want string
