@@ -2,7 +2,6 @@ package cgroupdelegate
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,46 +12,12 @@ import (
 	"time"
 
 	"sandbox/internal/testenv"
-
-	"github.com/moby/sys/mountinfo"
 )
 
 var require = testenv.RequireOrSkip
 
-// delegated returns a fresh child of the test process's own cgroup, which
-// must be delegated (scripts/test.sh runs the tests in one), removed at
-// the end.
-func delegated(t *testing.T) string {
-	t.Helper()
-	infos, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup2", "cgroup"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := FindMount(infos)
-	require(t, err == nil, "a cgroup2 mount")
-	text, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ParseProcCgroup(string(text))
-	require(t, err == nil, "a cgroup v2 entry in /proc/self/cgroup")
-	base, err := m.Dir(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	require(t, Writable(base), fmt.Sprintf("the test's cgroup %s delegated to uid %d (scripts/test.sh run as root sets this up)", base, os.Getuid()))
-	dir := filepath.Join(base, fmt.Sprintf("cgtest-%d-%d", os.Getpid(), time.Now().UnixNano()))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		Kill(dir)
-		if err := Remove(dir); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	return dir
-}
+// delegated is a fresh child of the test's own, delegated cgroup.
+var delegated = testenv.DelegatedCgroup
 
 // sleeper starts `sleep 60` in dir: born there (clone3) or moved there.
 func sleeper(t *testing.T, dir string, born bool) *exec.Cmd {
