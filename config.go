@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"sandbox/confine"
+	"sandbox/netns"
 	"sandbox/rootfs"
 	"sandbox/seccomp"
 )
@@ -13,6 +14,7 @@ type childConfig struct {
 	Env      []string     `json:"env"`
 	Hostname string       `json:"hostname"`
 	LoopUp   bool         `json:"lo_up"`
+	Net      *netns.Child `json:"net,omitempty"`
 	Plan     *rootfs.Plan `json:"plan"`
 	TTY      bool         `json:"tty"`
 	Rows     uint16       `json:"rows,omitempty"`
@@ -33,6 +35,11 @@ type childError struct {
 	Step   string `json:"step"`
 	Msg    string `json:"msg"`
 	Status int    `json:"status"`
+}
+
+// netReady is proto.KindNet: the network is up, or why not.
+type netReady struct {
+	Err string `json:"err,omitempty"`
 }
 
 // childExit is proto.KindExit: how the payload ended.

@@ -15,6 +15,7 @@ import (
 
 	"sandbox/confine"
 	"sandbox/internal/proto"
+	"sandbox/netns"
 	"sandbox/rootfs"
 	"sandbox/seccomp"
 
@@ -72,9 +73,15 @@ func Init() int {
 		return fail("setting the hostname", StatusError, err)
 	}
 	if cfg.LoopUp {
-		if err := loopbackUp(); err != nil {
+		if err := netns.LoopbackUp(); err != nil {
 			return fail("bringing up lo", StatusError, err)
 		}
+	}
+	if cfg.Net != nil {
+		if step, err := setupNet(conn, cfg.Net); err != nil {
+			return fail(step, StatusError, err)
+		}
+		logf("network interface set up (%s)", cfg.Net.Mode)
 	}
 	unix.Umask(0o022)
 	how, err := rootfs.Execute(cfg.Plan, rootfs.Logf(logf))
@@ -85,6 +92,12 @@ func Init() int {
 	unix.Umask(cfg.Umask)
 	logf("root ready")
 
+	if cfg.Net != nil && cfg.Net.WaitReady {
+		if err := awaitNet(conn); err != nil {
+			return fail("starting the network", StatusError, err)
+		}
+		logf("network ready")
+	}
 	if fi, err := os.Stat(cfg.Plan.Chdir); err != nil || !fi.IsDir() {
 		if err == nil {
 			err = unix.ENOTDIR
@@ -330,22 +343,48 @@ func openPTY(rows, cols uint16) (master, slave *os.File, err error) {
 	return m, s, nil
 }
 
-// loopbackUp sets IFF_UP on lo in the new network namespace.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+// setupNet is init's part of the network: the link-local block, and for
+// drivers that do not configure the interface themselves, the tap (made
+// here and handed to the parent for builtin) and its address and route.
+func setupNet(conn *proto.Conn, n *netns.Child) (string, error) {
+	if n.BlockLinkLocal {
+		if err := netns.Prohibit(netns.LinkLocal); err != nil {
+			return "blocking link-local addresses", err
+		}
+	}
+	if n.CreateTap {
+		tap, err := netns.CreateTap(netns.TapName)
+		if err != nil {
+			return "creating the network interface", err
+		}
+		err = conn.Send(proto.KindTap, nil, int(tap.Fd()))
+		tap.Close()
+		if err != nil {
+			return "handing over the network interface", err
+		}
+	}
+	if n.Configure {
+		if err := netns.Configure(netns.TapName, netns.SandboxIP, netns.PrefixLen, netns.GatewayIP, netns.MTU); err != nil {
+			return "configuring the network interface", err
+		}
+	}
+	return "", nil
+}
+
+// awaitNet waits for the parent's word that the network driver is up.
+func awaitNet(conn *proto.Conn) error {
+	env, _, err := conn.Recv()
 	if err != nil {
-		return err
+		return fmt.Errorf("the parent went away: %w", err)
 	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
+	var r netReady
+	if env.Kind != proto.KindNet || env.Decode(&r) != nil {
+		return fmt.Errorf("unexpected %s message", env.Kind)
 	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return err
+	if r.Err != "" {
+		return errors.New(r.Err)
 	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+	return nil
 }
 
 // diagnoseMount adds advice to mount failures.

@@ -17,6 +17,7 @@ import (
 	"sandbox/cgroupdelegate"
 	"sandbox/confine"
 	"sandbox/idmap"
+	"sandbox/netns"
 	"sandbox/rootfs"
 	"sandbox/seccomp"
 
@@ -31,18 +32,23 @@ type Options struct {
 	UID, GID uint32
 	Hostname string
 	Net      string
-	Rootfs   string
-	Layers   []string
-	Upper    string
-	ReadOnly bool
-	Cwd      string
-	Binds    []string
-	Tmpfs    []string
-	Chdir    string
-	Env      []string
-	ClearEnv bool
-	TTY      string
-	Verbose  bool
+	Publish  []string
+	// AllowHostLoopback lets the sandbox reach the host's 127.0.0.1 through
+	// the gateway; AllowLinkLocal lets it reach 169.254.0.0/16.
+	AllowHostLoopback bool
+	AllowLinkLocal    bool
+	Rootfs            string
+	Layers            []string
+	Upper             string
+	ReadOnly          bool
+	Cwd               string
+	Binds             []string
+	Tmpfs             []string
+	Chdir             string
+	Env               []string
+	ClearEnv          bool
+	TTY               string
+	Verbose           bool
 	// Confinement.
 	CapAdd       []string
 	CapDrop      []string
@@ -70,7 +76,9 @@ type Spec struct {
 	Env      []string
 	Maps     idmap.Prepared
 	Hostname string
-	NetNS    bool
+	NetNS    bool          // a network namespace of its own
+	NetMode  netns.Mode    // the driver chosen (or none, host)
+	Net      *netns.Config // the driver's configuration; nil for none and host
 	Plan     *rootfs.Plan
 	Upper    string // persistent upper directory, or ""
 	TTY      string
@@ -93,13 +101,6 @@ func Prepare(opts Options) (*Spec, error) {
 		return nil, usagef("no command given (usage: sandbox run [flags] -- CMD [ARG...])")
 	}
 	s := &Spec{Args: opts.Args, Verbose: opts.Verbose, Start: time.Now()}
-	switch opts.Net {
-	case "", "none":
-		s.NetNS = true
-	case "host":
-	default:
-		return nil, usagef("--net=%s: unknown network mode (use none or host)", opts.Net)
-	}
 	switch opts.TTY {
 	case "", "auto", "always", "never":
 		s.TTY = opts.TTY
@@ -120,6 +121,9 @@ func Prepare(opts Options) (*Spec, error) {
 	}
 	if s.Maps.Warning != "" {
 		s.Warnings = append(s.Warnings, s.Maps.Warning)
+	}
+	if err := planNetwork(opts, s); err != nil {
+		return nil, err
 	}
 	s.Hostname = opts.Hostname
 	if s.Hostname == "" {
@@ -408,7 +412,7 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 			cfg.Cwd = wd
 		}
 	}
-	cfg.Hosts = hostsFile(s.Hostname, !s.NetNS)
+	cfg.Hosts, cfg.Resolv = networkFiles(s)
 	return cfg, warn, nil
 }
 

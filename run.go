@@ -14,6 +14,7 @@ import (
 
 	"sandbox/idmap"
 	"sandbox/internal/proto"
+	"sandbox/netns"
 	"sandbox/rootfs"
 	"sandbox/userns"
 
@@ -107,18 +108,50 @@ func Run(s *Spec) (status int, err error) {
 		return StatusError, diagnoseStart(err)
 	}
 	logf("started init (pid %d) in new namespaces%s", c.Pid, cg.where(c))
+	abort := func(err error) (int, error) {
+		unix.Kill(c.Pid, unix.SIGKILL)
+		c.Wait()
+		return StatusError, err
+	}
+	// pasta and the builtin stack start now, alongside the id maps and
+	// init's root; slirp4netns must wait for the maps (below).
+	var network *netns.Network
+	defer func() {
+		if network != nil {
+			network.Close()
+		}
+	}()
+	if s.Net != nil && s.Net.Mode != netns.Slirp4netns {
+		if network, err = startNetwork(s, c.Pid, logf); err != nil {
+			return abort(err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	err = idmap.Apply(ctx, c.Pid, s.Maps.UIDs, s.Maps.GIDs, s.Maps.ViaHelpers)
 	cancel()
 	if err != nil {
-		unix.Kill(c.Pid, unix.SIGKILL)
-		c.Wait()
-		return StatusError, fmt.Errorf("writing the id maps: %w", err)
+		return abort(fmt.Errorf("writing the id maps: %w", err))
 	}
 	logf("wrote uid and gid maps (%s)", mapKind(s.Maps))
+	if s.Net != nil && s.Net.Mode == netns.Slirp4netns {
+		// Its tap is made by nsenter in init's mount namespace, which
+		// must still be a copy of the host's: done before init gets its
+		// configuration and builds the root.
+		if network, err = startNetwork(s, c.Pid, logf); err != nil {
+			return abort(err)
+		}
+	}
+	var netReadyC <-chan error
+	var netDied <-chan error
+	if network != nil {
+		netDied = network.Died()
+		if s.Net.Mode != netns.Builtin {
+			netReadyC = network.Ready() // builtin: once the tap is handed over
+		}
+	}
 
 	cfg := childConfig{
-		Args: s.Args, Env: s.Env, Hostname: s.Hostname, LoopUp: s.NetNS,
+		Args: s.Args, Env: s.Env, Hostname: s.Hostname, LoopUp: s.NetNS, Net: s.childNet(),
 		Plan: s.Plan, TTY: useTTY, Verbose: s.Verbose, Umask: currentUmask(),
 		Caps: s.Caps, LastCap: s.LastCap, Landlock: s.Landlock, PreserveFDs: s.PreserveFDs, Seccomp: s.Seccomp,
 	}
@@ -128,9 +161,7 @@ func Run(s *Spec) (status int, err error) {
 		}
 	}
 	if err := parent.Send(proto.KindConfig, cfg); err != nil {
-		unix.Kill(c.Pid, unix.SIGKILL)
-		c.Wait()
-		return StatusError, err
+		return abort(err)
 	}
 
 	msgs := make(chan message, 4)
@@ -151,12 +182,34 @@ func Run(s *Spec) (status int, err error) {
 				continue
 			}
 			unix.Kill(c.Pid, sig.(syscall.Signal))
+		case err := <-netReadyC:
+			netReadyC = nil
+			msg := netReady{}
+			if err != nil {
+				msg.Err = err.Error()
+			} else {
+				logf("network up (%s)", s.Net.Mode)
+			}
+			parent.Send(proto.KindNet, msg)
+		case err := <-netDied:
+			netDied = nil
+			fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
 		case m, ok := <-msgs:
 			if !ok {
 				done = true
 				break
 			}
 			switch m.env.Kind {
+			case proto.KindTap:
+				if network == nil || len(m.fds) != 1 {
+					closeFDs(m.fds)
+					continue
+				}
+				if err := network.GiveTap(os.NewFile(uintptr(m.fds[0]), "tap")); err != nil {
+					parent.Send(proto.KindNet, netReady{Err: err.Error()})
+					continue
+				}
+				netReadyC = network.Ready()
 			case proto.KindPTY:
 				if len(m.fds) != 1 {
 					closeFDs(m.fds)
@@ -206,6 +259,57 @@ func Run(s *Spec) (status int, err error) {
 	default:
 		return StatusError, fmt.Errorf("the sandbox's init exited with status %d before it reported", ws.ExitStatus())
 	}
+}
+
+// childNet is init's part of the network setup, or nil.
+func (s *Spec) childNet() *netns.Child {
+	if s.Net == nil {
+		return nil
+	}
+	return s.Net.ChildPart()
+}
+
+// startNetwork starts s's network driver on the namespaces of init (pid).
+func startNetwork(s *Spec, pid int, logf func(string, ...any)) (*netns.Network, error) {
+	cfg := *s.Net
+	if s.Verbose {
+		cfg.Log = os.Stderr
+	}
+	if cfg.Mode == netns.Builtin {
+		path, memfd, err := netstackCommand()
+		if err != nil {
+			return nil, err
+		}
+		if memfd != nil {
+			defer memfd.Close() // the helper has its own copy once started
+		}
+		cfg.Netstack = path
+	}
+	if cfg.Mode == netns.Slirp4netns && len(cfg.Publish) > 0 {
+		dir, err := os.MkdirTemp(runtimeDir(), "sandbox-net-")
+		if err != nil {
+			return nil, fmt.Errorf("creating a directory for slirp4netns' API socket: %w", err)
+		}
+		defer os.RemoveAll(dir) // the socket is bound and open by then
+		cfg.StateDir = dir
+	}
+	n, err := netns.Start(cfg, pid)
+	if err != nil {
+		return nil, err
+	}
+	logf("started the %s network driver", cfg.Mode)
+	return n, nil
+}
+
+// runtimeDir is where per-run sockets go: $XDG_RUNTIME_DIR (private to the
+// user, a tmpfs), else the temporary directory.
+func runtimeDir() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			return d
+		}
+	}
+	return os.TempDir()
 }
 
 // childFailure is an error the child reported; Error prints its message

@@ -8,6 +8,7 @@ import (
 	"sandbox/cgroupdelegate"
 	"sandbox/confine"
 	"sandbox/idmap"
+	"sandbox/netns"
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
@@ -104,4 +105,15 @@ func device(p string) DevAccess {
 func seccompAvailable() bool {
 	_, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0)
 	return !errors.Is(err, unix.EINVAL)
+}
+
+// NetDrivers says which user-mode network drivers can run here;
+// haveNetstack: the builtin driver's helper is available.
+func NetDrivers(haveNetstack bool) []NetDriver {
+	probe := netns.RealHost(haveNetstack)
+	var out []NetDriver
+	for _, m := range netns.Drivers {
+		out = append(out, NetDriver{Name: string(m), Err: probe.Usable(m)})
+	}
+	return out
 }

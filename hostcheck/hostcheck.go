@@ -51,7 +51,14 @@ type Facts struct {
 	LandlockABI      int
 	Seccomp          bool
 	LegacyTIOCSTI    string // /proc/sys/dev/tty/legacy_tiocsti ("" if absent)
+	NetDrivers       []NetDriver
 	Cgroup           CgroupFacts
+}
+
+// NetDriver is whether one user-mode network driver can run here.
+type NetDriver struct {
+	Name string
+	Err  error // why not; nil: usable
 }
 
 // CgroupFacts are what resource limits (--memory, --cpus, …) need.
@@ -161,6 +168,28 @@ func Judge(f Facts) []Result {
 				fmt.Sprintf("sudo chmod 0666 %s (the distribution default)", d.Path))
 		default:
 			add(name, OK, fmt.Sprintf("read-write (mode %04o)", d.Mode), "")
+		}
+	}
+
+	// Network drivers, in the order --net=auto tries them.
+	var auto string
+	for _, d := range f.NetDrivers {
+		name := "network: " + d.Name
+		if d.Err != nil {
+			add(name, Warn, "not usable: "+d.Err.Error(), "")
+			continue
+		}
+		add(name, OK, "usable", "")
+		if auto == "" {
+			auto = d.Name
+		}
+	}
+	if len(f.NetDrivers) > 0 {
+		if auto != "" {
+			add("network (auto)", OK, "--net=auto uses "+auto, "")
+		} else {
+			add("network (auto)", Warn, "no driver is usable: run falls back to --net=none (no network) with a warning",
+				"see the lines above")
 		}
 	}
 

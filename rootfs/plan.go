@@ -103,6 +103,7 @@ type Config struct {
 	Tmpfs    []string
 	Chdir    string // "" = Cwd when shared, else "/"
 	Hosts    string // content for /etc/hosts
+	Resolv   string // content for /etc/resolv.conf, or "" to keep the root's
 	// DevptsGID is the tty group inside, or -1 when it is not mapped.
 	DevptsGID int
 }
@@ -208,6 +209,9 @@ func Build(cfg Config, host HostFS, mounts []Mount) (*Plan, error) {
 	}
 	if cfg.Hosts != "" {
 		p.add(Step{Op: OpFile, Target: "/etc/hosts", Data: cfg.Hosts, Mode: 0o644})
+	}
+	if cfg.Resolv != "" {
+		p.add(Step{Op: OpFile, Target: "/etc/resolv.conf", Data: cfg.Resolv, Mode: 0o644})
 	}
 	for _, m := range MaskedPaths {
 		p.add(Step{Op: OpMask, Target: m, Optional: true})

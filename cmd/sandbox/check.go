@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"strconv"
 
+	"sandbox"
 	"sandbox/hostcheck"
 )
 
@@ -17,7 +18,9 @@ func runCheck(asJSON bool) int {
 	if u, err := user.LookupId(name); err == nil {
 		name = u.Username
 	}
-	results := hostcheck.Judge(hostcheck.Gather(name, uint32(os.Getuid())))
+	facts := hostcheck.Gather(name, uint32(os.Getuid()))
+	facts.NetDrivers = hostcheck.NetDrivers(sandbox.HaveNetstack())
+	results := hostcheck.Judge(facts)
 	exe, err := os.Executable()
 	trueBin, terr := exec.LookPath("true")
 	if err == nil && terr == nil {

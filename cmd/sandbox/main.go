@@ -20,6 +20,7 @@ func main() {
 	if filepath.Base(os.Args[0]) == sandbox.InitArg0 {
 		os.Exit(sandbox.Init())
 	}
+	sandbox.NetstackELF = netstackELF
 	os.Exit(runCLI(os.Args[1:]))
 }
 
@@ -28,19 +29,23 @@ type runCmd struct {
 	UID      uint32   `name:"uid" default:"0" help:"Your uid inside the sandbox (it maps to your own uid outside)."`
 	GID      uint32   `name:"gid" default:"0" help:"Your gid inside the sandbox (it maps to your own gid outside)."`
 	Hostname string   `help:"Hostname inside (default: sandbox-<6 random hex digits>)."`
-	Net      string   `enum:"none,host" default:"none" help:"Network: none (own namespace, only lo) or host (share the host's)."`
-	Rootfs   string   `type:"path" placeholder:"DIR" help:"Use DIR as the root's bottom layer instead of the host's own directories."`
-	Layer    []string `type:"path" placeholder:"DIR" help:"Stack DIR as a read-only layer (repeatable; later ones on top)."`
-	Upper    string   `type:"path" placeholder:"DIR" help:"Keep the root's changes in DIR across runs (default: in memory, gone at exit)."`
-	ReadOnly bool     `help:"Make the root read-only (no copy-on-write layer)."`
-	Cwd      string   `placeholder:"rw|ro|none" help:"Share the working directory at the same path: rw (default), ro or none."`
-	Bind     []string `placeholder:"SRC[:DST][:ro]" help:"Bind host SRC at DST inside (repeatable; DST defaults to SRC)."`
-	Tmpfs    []string `placeholder:"DST" help:"Mount an empty tmpfs at DST (repeatable)."`
-	Chdir    string   `placeholder:"DIR" help:"Working directory of the command (default: the shared working directory, else /)."`
-	Env      []string `short:"e" placeholder:"K=V" help:"Set K=V, or copy K from your environment (repeatable)."`
-	Clearenv bool     `help:"Start from an empty environment (PATH, HOME and TERM are then set)."`
-	TTY      string   `name:"tty" enum:"auto,always,never" default:"auto" help:"Give the command a private terminal: auto (when stdin and stdout are terminals), always, never."`
-	Verbose  bool     `short:"v" help:"Log each setup step with its timing to stderr."`
+	Net      string   `enum:"auto,pasta,slirp4netns,builtin,none,host" default:"auto" help:"Network: auto (the first usable of pasta, slirp4netns, builtin), pasta, slirp4netns, builtin (the in-process gvisor-tap-vsock stack), none (own namespace, only lo) or host (share the host's)."`
+	Publish  []string `short:"p" placeholder:"[HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|udp]" help:"Forward a host port to a port inside (repeatable). HOSTIP defaults to 127.0.0.1."`
+
+	AllowHostLoopback bool     `help:"Let the sandbox reach services on the host's 127.0.0.1, as 10.0.2.2 (host.sandbox.internal)."`
+	AllowLinkLocal    bool     `help:"Let the sandbox reach 169.254.0.0/16 (link-local, cloud metadata services)."`
+	Rootfs            string   `type:"path" placeholder:"DIR" help:"Use DIR as the root's bottom layer instead of the host's own directories."`
+	Layer             []string `type:"path" placeholder:"DIR" help:"Stack DIR as a read-only layer (repeatable; later ones on top)."`
+	Upper             string   `type:"path" placeholder:"DIR" help:"Keep the root's changes in DIR across runs (default: in memory, gone at exit)."`
+	ReadOnly          bool     `help:"Make the root read-only (no copy-on-write layer)."`
+	Cwd               string   `placeholder:"rw|ro|none" help:"Share the working directory at the same path: rw (default), ro or none."`
+	Bind              []string `placeholder:"SRC[:DST][:ro]" help:"Bind host SRC at DST inside (repeatable; DST defaults to SRC)."`
+	Tmpfs             []string `placeholder:"DST" help:"Mount an empty tmpfs at DST (repeatable)."`
+	Chdir             string   `placeholder:"DIR" help:"Working directory of the command (default: the shared working directory, else /)."`
+	Env               []string `short:"e" placeholder:"K=V" help:"Set K=V, or copy K from your environment (repeatable)."`
+	Clearenv          bool     `help:"Start from an empty environment (PATH, HOME and TERM are then set)."`
+	TTY               string   `name:"tty" enum:"auto,always,never" default:"auto" help:"Give the command a private terminal: auto (when stdin and stdout are terminals), always, never."`
+	Verbose           bool     `short:"v" help:"Log each setup step with its timing to stderr."`
 
 	CapAdd            []string `placeholder:"CAP" help:"Add a capability to root's bounding set inside (repeatable; CAP_NAME, NAME or ALL). Default: Docker's set."`
 	CapDrop           []string `placeholder:"CAP" help:"Drop a capability from root's bounding set inside (repeatable; CAP_NAME, NAME or ALL)."`
@@ -111,6 +116,7 @@ func runCLI(args []string) int {
 	}
 	spec, err := sandbox.Prepare(sandbox.Options{
 		Args: cmd, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,
+		Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
 		Rootfs: r.Rootfs, Layers: r.Layer, Upper: r.Upper, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
 		Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
 		TTY: r.TTY, Verbose: r.Verbose,

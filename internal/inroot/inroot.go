@@ -76,6 +76,10 @@ func MkdirAll(root *os.File, path string, mode os.FileMode) (*os.File, error) {
 // CreateFile makes sure a regular file exists at path (parents created) and
 // returns an O_PATH handle to it; used as a mount point for file binds.
 func CreateFile(root *os.File, path string) (*os.File, error) {
+	return createFile(root, path, 0)
+}
+
+func createFile(root *os.File, path string, depth int) (*os.File, error) {
 	if h, err := Open(root, path); err == nil {
 		return h, nil
 	}
@@ -92,9 +96,29 @@ func CreateFile(root *os.File, path string) (*os.File, error) {
 	}
 	if err == nil {
 		unix.Close(fd)
+		return Open(root, path)
 	}
-	return Open(root, path)
+	// EEXIST: maybe a dangling symlink (/etc/resolv.conf ->
+	// ../run/systemd/resolve/stub-resolv.conf with /run empty inside): the
+	// file is made where it points, inside the root.
+	h, openErr := Open(root, path)
+	if openErr == nil || !errors.Is(openErr, unix.ENOENT) || depth >= maxLinks {
+		return h, openErr
+	}
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(int(parent.Fd()), filepath.Base(rel), buf)
+	if err != nil {
+		return nil, openErr
+	}
+	target := string(buf[:n])
+	if !filepath.IsAbs(target) {
+		target = filepath.Join("/", filepath.Dir(rel), target)
+	}
+	return createFile(root, target, depth+1)
 }
+
+// maxLinks bounds the symlinks CreateFile follows (as the kernel's 40).
+const maxLinks = 40
 
 // ProcPath is the magic-link path of an open handle, usable as a mount
 // source or target: the kernel uses the resolved object, not a path that

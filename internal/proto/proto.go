@@ -9,6 +9,10 @@
 //
 //	parent → child   Config    after both id maps are written; the child blocks
 //	                           reading it, so it never acts unmapped
+//	child  → parent  Tap       (only --net=builtin) the tap init made, as an fd
+//	parent → child   Net       (drivers that start alongside init) the network
+//	                           is up, or the error; init waits for it before the
+//	                           payload starts
 //	child  → parent  PTY       (only with a terminal) the pty master, as an fd
 //	child  → parent  Started   the payload was started (its pid inside)
 //	child  → parent  Exit      the payload ended (status or signal)
@@ -43,6 +47,8 @@ const (
 	KindStarted Kind = "started"
 	KindExit    Kind = "exit"
 	KindError   Kind = "error"
+	KindTap     Kind = "tap" // child → parent: the tap made for the builtin network driver
+	KindNet     Kind = "net" // parent → child: the network is up (or why not)
 )
 
 // Envelope is the wire form: a kind and its body.

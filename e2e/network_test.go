@@ -1,0 +1,478 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Network tests talk only to 127.0.0.0/8 and the sandbox's own addresses;
+// 169.254.169.254 is only ever tried where a route inside refuses it.
+
+var netDrivers = []string{"pasta", "slirp4netns", "builtin"}
+
+// requireDriver fails (CI) or skips when driver d cannot run here.
+func requireDriver(t testing.TB, d string) {
+	t.Helper()
+	escRequirePython(t)
+	switch d {
+	case "pasta":
+		requireOrSkip(t, findHelper("pasta"), "pasta (package passt) for --net=pasta")
+	case "slirp4netns":
+		requireOrSkip(t, findHelper("slirp4netns") && findHelper("nsenter"), "slirp4netns and nsenter for --net=slirp4netns")
+	}
+	err := syscall.Access("/dev/net/tun", 6)
+	requireOrSkip(t, err == nil, "/dev/net/tun readable and writable (sudo chmod 0666 /dev/net/tun)")
+}
+
+// freePort is a TCP (or UDP) port on 127.0.0.1 that was free a moment ago.
+func freePort(t testing.TB, proto string) int {
+	t.Helper()
+	if proto == "udp" {
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func py(flags []string, script string) []string {
+	return append(append(append([]string{"run"}, flags...), "--"), escPy, "-c", script)
+}
+
+func TestNetworkDefaultIsAuto(t *testing.T) {
+	t.Parallel()
+	requireDriver(t, "pasta")
+	r := mustRun(t, opts{}, "run", "-v", "--", "cat", "/sys/class/net/tap0/mtu")
+	if strings.TrimSpace(r.stdout) != "65520" {
+		t.Errorf("default run: tap0 MTU = %q, want 65520\n%s", r.stdout, r)
+	}
+	if !strings.Contains(r.stderr, "started the pasta network driver") {
+		t.Errorf("default run (auto, pasta installed): -v does not report pasta\n%s", r)
+	}
+}
+
+func TestNetworkDrivers(t *testing.T) {
+	t.Parallel()
+	for _, d := range netDrivers {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			requireDriver(t, d)
+			t.Run("interface", func(t *testing.T) { t.Parallel(); netInterface(t, d) })
+			t.Run("host-loopback", func(t *testing.T) { t.Parallel(); netHostLoopback(t, d) })
+			t.Run("link-local", func(t *testing.T) { t.Parallel(); netLinkLocal(t, d) })
+			t.Run("publish-udp", func(t *testing.T) { t.Parallel(); netPublishUDP(t, d) })
+			t.Run("bulk-100MB", func(t *testing.T) { t.Parallel(); netBulk(t, d) })
+		})
+	}
+}
+
+func netInterface(t *testing.T, d string) {
+	script := "ip -o -4 addr show dev tap0; echo ---; cat /sys/class/net/tap0/mtu; echo ---; ip route; echo ---; cat /etc/resolv.conf; echo ---; cat /etc/hosts; echo ---; hostname"
+	r := mustRun(t, opts{}, sh([]string{"--net=" + d}, script)...)
+	s := sections(r.stdout)
+	if len(s) != 6 {
+		t.Fatalf("unexpected output\n%s", r)
+	}
+	if !strings.Contains(s[0], "inet 10.0.2.100/24") {
+		t.Errorf("tap0 address: %q, want 10.0.2.100/24", s[0])
+	}
+	if strings.TrimSpace(s[1]) != "65520" {
+		t.Errorf("tap0 MTU %q, want 65520", s[1])
+	}
+	if !regexp.MustCompile(`(?m)^default via 10\.0\.2\.2 dev tap0`).MatchString(s[2]) {
+		t.Errorf("no default route via 10.0.2.2:\n%s", s[2])
+	}
+	if !regexp.MustCompile(`(?m)^prohibit 169\.254\.0\.0/16`).MatchString(s[2]) {
+		t.Errorf("no prohibit route for 169.254.0.0/16:\n%s", s[2])
+	}
+	want := "10.0.2.3"
+	if d == "builtin" {
+		want = "10.0.2.2"
+	}
+	ns := regexp.MustCompile(`(?m)^nameserver\s+(\S+)`).FindAllStringSubmatch(s[3], -1)
+	if len(ns) != 1 || ns[0][1] != want {
+		t.Errorf("resolv.conf nameservers %v, want only %s (the driver's forwarder):\n%s", ns, want, s[3])
+	}
+	host := strings.TrimSpace(s[5])
+	if !regexp.MustCompile(`(?m)^127\.0\.1\.1\s+` + regexp.QuoteMeta(host) + `$`).MatchString(s[4]) {
+		t.Errorf("/etc/hosts lacks the hostname %q:\n%s", host, s[4])
+	}
+	if strings.Contains(s[4], "host.sandbox.internal") {
+		t.Errorf("/etc/hosts names the host without --allow-host-loopback:\n%s", s[4])
+	}
+}
+
+// hostServer listens on the host's 127.0.0.1 and answers every connection
+// with "hello"; it counts connections.
+func hostServer(t *testing.T) (port int, accepted *atomic.Int32) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	accepted = new(atomic.Int32)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Write([]byte("hello\n"))
+			c.Close()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port, accepted
+}
+
+const pyConnect = `
+import socket, sys
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)
+    print("GOT", s.recv(16).decode().strip())
+except OSError as e:
+    print("ERR", e.errno, e)
+`
+
+func netHostLoopback(t *testing.T, d string) {
+	port, accepted := hostServer(t)
+	// Without the flag: neither the gateway nor the sandbox's own
+	// 127.0.0.1 reaches the host's loopback.
+	for _, addr := range []string{"10.0.2.2", "127.0.0.1"} {
+		r := mustRun(t, opts{}, append(py([]string{"--net=" + d}, pyConnect), addr, strconv.Itoa(port))...)
+		if strings.Contains(r.stdout, "GOT") {
+			t.Errorf("ESCAPE: the host's 127.0.0.1:%d was reachable as %s without --allow-host-loopback\n%s", port, addr, r)
+		}
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("the host's server accepted %d connections without --allow-host-loopback", n)
+	}
+	r := mustRun(t, opts{}, append(py([]string{"--net=" + d, "--allow-host-loopback"}, pyConnect), "host.sandbox.internal", strconv.Itoa(port))...)
+	if !strings.Contains(r.stdout, "GOT hello") {
+		t.Errorf("with --allow-host-loopback, host.sandbox.internal:%d should reach the host's 127.0.0.1\n%s", port, r)
+	}
+}
+
+func netLinkLocal(t *testing.T, d string) {
+	// Refused inside by the prohibit route: nothing leaves the sandbox.
+	r := mustRun(t, opts{}, append(py([]string{"--net=" + d}, pyConnect), "169.254.169.254", "80")...)
+	if !strings.Contains(r.stdout, fmt.Sprintf("ERR %d", syscall.EACCES)) {
+		t.Errorf("169.254.169.254 should be refused at once (EACCES, prohibit route)\n%s", r)
+	}
+	r = mustRun(t, opts{}, sh([]string{"--net=" + d, "--allow-link-local"}, "ip route")...)
+	if strings.Contains(r.stdout, "169.254") {
+		t.Errorf("--allow-link-local: a route still blocks 169.254.0.0/16\n%s", r)
+	}
+}
+
+const pyUDPEcho = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 8001))
+print("LISTENING", flush=True)
+for _ in range(50):
+    data, peer = s.recvfrom(2048)
+    s.sendto(b"echo:" + data, peer)
+    if data == b"bye":
+        break
+`
+
+// oldPasta: this host's pasta cannot return UDP replies to the host's
+// loopback (passt before 2024; Debian 12 prints "pasta unknown version").
+func oldPasta() bool {
+	out, _ := exec.Command("pasta", "--version").Output()
+	f := strings.Fields(string(out))
+	return len(f) < 2 || len(f[1]) < 4 || f[1][:4] < "2024" || f[1][:4] > "9999"
+}
+
+func netPublishUDP(t *testing.T, d string) {
+	var flags []string
+	switch {
+	case d == "pasta" && oldPasta():
+		r := run(t, "run", "--net=pasta", "-p", "40000:8001/udp", "--", "true")
+		wantCode(t, r, exitSandbox)
+		if !strings.Contains(r.stderr, "--net=builtin") {
+			t.Errorf("UDP publish with this pasta should be refused, pointing at --net=builtin\n%s", r)
+		}
+		return
+	case d == "slirp4netns":
+		r := run(t, "run", "--net=slirp4netns", "-p", "40000:8001/udp", "--", "true")
+		wantCode(t, r, exitSandbox)
+		if !strings.Contains(r.stderr, "--allow-host-loopback") {
+			t.Errorf("UDP publish with slirp4netns and no host loopback should be refused, naming --allow-host-loopback\n%s", r)
+		}
+		flags = []string{"--allow-host-loopback"}
+	}
+	udpEcho(t, append(flags, "--net="+d))
+}
+
+// TestNetworkAutoUDP: auto picks a driver that can publish UDP.
+func TestNetworkAutoUDP(t *testing.T) {
+	t.Parallel()
+	requireDriver(t, "pasta")
+	r := mustRun(t, opts{}, "run", "-v", "-p", fmt.Sprintf("%d:8001/udp", freePort(t, "udp")), "--", "true")
+	want := "pasta"
+	if oldPasta() {
+		want = "builtin"
+	}
+	if !strings.Contains(r.stderr, "started the "+want+" network driver") {
+		t.Errorf("auto with a UDP port should use %s here\n%s", want, r)
+	}
+	udpEcho(t, nil)
+}
+
+// udpEcho publishes a UDP port and checks a datagram's round trip.
+func udpEcho(t *testing.T, flags []string) {
+	hp := freePort(t, "udp")
+	p := start(t, opts{}, py(append(flags, "-p", fmt.Sprintf("%d:8001/udp", hp)), pyUDPEcho)...)
+	if !p.waitStdout("LISTENING", 20*time.Second) {
+		t.Fatalf("the UDP server inside did not start\n%s", p.wait())
+	}
+	c, err := net.Dial("udp4", fmt.Sprintf("127.0.0.1:%d", hp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 64)
+	got := ""
+	for i := 0; i < 40 && got == ""; i++ {
+		c.Write([]byte("ping"))
+		c.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+		if n, err := c.Read(buf); err == nil {
+			got = string(buf[:n])
+		}
+	}
+	c.Write([]byte("bye"))
+	if got != "echo:ping" {
+		t.Errorf("UDP through -p %d:8001/udp: got %q, want echo:ping", hp, got)
+	}
+	if r := p.wait(); r.code != 0 {
+		t.Errorf("the sandbox did not end cleanly after bye\n%s", r)
+	}
+}
+
+// pyBulk: receive one stream on the published port and print its digest,
+// then send n bytes to the host's sink and print their digest.
+const pyBulk = `
+import hashlib, os, socket, sys
+n, sink_port = int(sys.argv[1]), int(sys.argv[2])
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", 8000)); srv.listen(1)
+print("LISTENING", flush=True)
+c, _ = srv.accept()
+c.sendall(b"ready\n")
+h, got = hashlib.sha256(), 0
+while True:
+    b = c.recv(1 << 20)
+    if not b: break
+    h.update(b); got += len(b)
+print("IN", got, h.hexdigest(), flush=True)
+c.close()
+s = socket.create_connection(("host.sandbox.internal", sink_port), 10)
+h, chunk = hashlib.sha256(), os.urandom(1 << 20)
+for i in range(n >> 20):
+    s.sendall(chunk); h.update(chunk)
+s.close()
+print("OUT", n, h.hexdigest(), flush=True)
+`
+
+// netBulk moves 100 MB host→sandbox through a published TCP port and 100 MB
+// sandbox→host through the gateway (host loopback allowed), checking both
+// digests.
+func netBulk(t *testing.T, d string) {
+	const n = 100 << 20
+	sink, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	sinkSum := make(chan string, 1)
+	go func() {
+		c, err := sink.Accept()
+		if err != nil {
+			sinkSum <- "accept: " + err.Error()
+			return
+		}
+		defer c.Close()
+		h := sha256.New()
+		k, _ := io.Copy(h, c)
+		sinkSum <- fmt.Sprintf("%d %s", k, hex.EncodeToString(h.Sum(nil)))
+	}()
+	hp := freePort(t, "tcp")
+	args := append(py([]string{"--net=" + d, "--allow-host-loopback", "-p", fmt.Sprintf("%d:8000", hp)}, pyBulk),
+		strconv.Itoa(n), strconv.Itoa(sink.Addr().(*net.TCPAddr).Port))
+	p := start(t, opts{timeout: 120 * time.Second}, args...)
+	if !p.waitStdout("LISTENING", 20*time.Second) {
+		t.Fatalf("the server inside did not start\n%s", p.wait())
+	}
+	var conn net.Conn
+	for i := 0; i < 50 && conn == nil; i++ {
+		c, err := net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.1:%d", hp), 2*time.Second)
+		if err == nil {
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			if line, err := bufio.NewReader(c).ReadString('\n'); err == nil && line == "ready\n" {
+				conn = c
+				break
+			}
+			c.Close()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if conn == nil {
+		t.Fatalf("could not reach the published port 127.0.0.1:%d\n%s", hp, p.wait())
+	}
+	conn.SetDeadline(time.Now().Add(90 * time.Second))
+	h := sha256.New()
+	src := io.TeeReader(io.LimitReader(rand.New(rand.NewSource(1)), n), h)
+	if _, err := io.Copy(conn, src); err != nil {
+		t.Fatalf("sending %d bytes into the sandbox: %v", n, err)
+	}
+	conn.(*net.TCPConn).CloseWrite()
+	want := hex.EncodeToString(h.Sum(nil))
+	r := p.wait()
+	conn.Close()
+	if !strings.Contains(r.stdout, fmt.Sprintf("IN %d %s", n, want)) {
+		t.Errorf("host→sandbox through -p: want IN %d %s\n%s", n, want, r)
+	}
+	out := regexp.MustCompile(`OUT (\d+) ([0-9a-f]{64})`).FindStringSubmatch(r.stdout)
+	select {
+	case got := <-sinkSum:
+		if out == nil || got != out[1]+" "+out[2] {
+			t.Errorf("sandbox→host: the host received %q, the sandbox sent %v\n%s", got, out, r)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("sandbox→host: the host's sink got nothing\n%s", r)
+	}
+}
+
+// TestNetworkCleanupAfterSIGKILL kills `sandbox` with SIGKILL while its
+// network helper runs: the helper must end too, and the published port must
+// be free again.
+func TestNetworkCleanupAfterSIGKILL(t *testing.T) {
+	for _, d := range netDrivers {
+		t.Run(d, func(t *testing.T) {
+			requireDriver(t, d)
+			since := bootTicks()
+			hp := freePort(t, "tcp")
+			p := start(t, opts{}, "run", "--net="+d, "-p", fmt.Sprintf("%d:8000", hp), "--", "sleep", "60")
+			// The helper is up once the published port is bound on the host.
+			bound := false
+			for i := 0; i < 100 && !bound; i++ {
+				l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", hp))
+				if err != nil {
+					bound = true
+					break
+				}
+				l.Close()
+				time.Sleep(50 * time.Millisecond)
+			}
+			if !bound {
+				t.Fatalf("the published port %d was never bound\n%s", hp, p.wait())
+			}
+			helpers := 0
+			for _, q := range descendants(p.pid())[1:] {
+				if q.ppid == p.pid() {
+					helpers++
+				}
+			}
+			if helpers < 2 {
+				t.Errorf("expected init and a network helper as children of sandbox, found %d", helpers)
+			}
+			syscall.Kill(p.pid(), syscall.SIGKILL)
+			p.wait()
+			requireNoLeftovers(t, since, true, 5*time.Second)
+			var err error
+			for i := 0; i < 50; i++ {
+				var l net.Listener
+				if l, err = net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", hp)); err == nil {
+					l.Close()
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if err != nil {
+				t.Errorf("the published port %d is still bound after SIGKILL: %v", hp, err)
+			}
+		})
+	}
+}
+
+func TestNetworkBadInput(t *testing.T) {
+	t.Parallel()
+	requireDriver(t, "pasta")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"publish no port", []string{"-p", "80"}, "HOSTPORT:SANDBOXPORT"},
+		{"publish bad proto", []string{"-p", "8080:80/sctp"}, "tcp or udp"},
+		{"publish port 0", []string{"-p", "0:80"}, "port number"},
+		{"publish bad ip", []string{"-p", "1.2.3:8080:80"}, "not an IP address"},
+		{"publish with none", []string{"--net=none", "-p", "8080:80"}, "needs a user-mode network"},
+		{"publish with host", []string{"--net=host", "-p", "8080:80"}, "needs a user-mode network"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, append(append([]string{"run"}, tc.args...), "--", "true")...)
+			wantCode(t, r, exitSandbox)
+			if !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("stderr should say %q\n%s", tc.want, r)
+			}
+		})
+	}
+	t.Run("driver not installed", func(t *testing.T) {
+		empty := tempDir(t)
+		r := runOpts(t, opts{env: []string{"PATH=" + empty}}, "run", "--net=pasta", "--", "/bin/true")
+		wantCode(t, r, exitSandbox)
+		if !strings.Contains(r.stderr, "pasta is not installed") {
+			t.Errorf("stderr should name the missing pasta\n%s", r)
+		}
+	})
+}
+
+// TestNetworkPortInUse: a published port that is taken stops the run with
+// 125, a message naming the port, and nothing left running.
+func TestNetworkPortInUse(t *testing.T) {
+	for _, d := range netDrivers {
+		t.Run(d, func(t *testing.T) {
+			requireDriver(t, d)
+			since := bootTicks()
+			l, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			hp := l.Addr().(*net.TCPAddr).Port
+			r := run(t, "run", "--net="+d, "-p", fmt.Sprintf("%d:8000", hp), "--", "echo", "PAYLOAD-RAN")
+			wantCode(t, r, exitSandbox)
+			if strings.Contains(r.stdout, "PAYLOAD-RAN") {
+				t.Errorf("the payload ran although its port could not be published\n%s", r)
+			}
+			if !strings.Contains(r.stderr, strconv.Itoa(hp)) {
+				t.Errorf("stderr should name the port %d\n%s", hp, r)
+			}
+			requireNoLeftovers(t, since, true, 5*time.Second)
+		})
+	}
+}

@@ -1,0 +1,99 @@
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"sandbox/internal/locked"
+	"sandbox/internal/proto"
+)
+
+// The builtin driver runs rootlesskit's choice of in-process stack,
+// gvisor-tap-vsock, in a helper process (sandbox-netstack, package
+// netns/netstack): linking gvisor into `sandbox` itself would cost every
+// start ~30 ms of package initialisation, paid twice (parent and init).
+//
+// The helper talks over one proto socketpair (its fd 3):
+//
+//	parent → helper  Config   HelperConfig
+//	helper → parent  Error    the stack or a published port failed; it exits
+//	parent → helper  Tap      the tap made by init, as an fd
+//	helper → parent  Started  packets flow; ports are published
+//
+// and exits when the socket reaches EOF (the parent is gone) or on
+// Pdeathsig.
+
+// HelperConfig is the helper's configuration.
+type HelperConfig struct {
+	AllowHostLoopback bool      `json:"allow_host_loopback"`
+	AllowLinkLocal    bool      `json:"allow_link_local"`
+	Publish           []Publish `json:"publish,omitempty"`
+}
+
+func (n *Network) startBuiltin() error {
+	if n.cfg.Netstack == "" {
+		return errors.New("--net=builtin: the sandbox-netstack helper was not found next to sandbox (build with scripts/build.sh, which embeds it)")
+	}
+	parent, child, err := proto.Pair()
+	if err != nil {
+		return err
+	}
+	var stderr strings.Builder
+	cmd := exec.Command(n.cfg.Netstack)
+	cmd.Args = []string{"sandbox-netstack"}
+	cmd.ExtraFiles = []*os.File{child.File()}
+	cmd.Stderr = &limitedWriter{w: &stderr, n: 4096}
+	if n.cfg.Log != nil {
+		cmd.Stdout = n.cfg.Log
+	}
+	p, err := locked.Start(cmd)
+	child.Close()
+	if err != nil {
+		parent.Close()
+		return fmt.Errorf("starting the builtin network stack: %w", err)
+	}
+	n.stop = func() { parent.Close(); p.Stop() }
+	cfg := HelperConfig{AllowHostLoopback: n.cfg.AllowHostLoopback, AllowLinkLocal: n.cfg.AllowLinkLocal, Publish: n.cfg.Publish}
+	if err := parent.Send(proto.KindConfig, cfg); err != nil {
+		return fmt.Errorf("configuring the builtin network stack: %w", err)
+	}
+	replies := make(chan error, 2)
+	go func() {
+		for {
+			env, _, err := parent.Recv()
+			if err != nil {
+				<-p.Done()
+				replies <- fmt.Errorf("the builtin network stack ended (%v): %s", p.Err(), strings.TrimSpace(stderr.String()))
+				return
+			}
+			switch env.Kind {
+			case proto.KindStarted:
+				replies <- nil
+				n.watch("sandbox-netstack", p)
+				return
+			case proto.KindError:
+				var msg string
+				env.Decode(&msg)
+				replies <- errors.New(msg)
+				return
+			}
+		}
+	}()
+	n.tap = func(f *os.File) error {
+		defer f.Close()
+		if err := parent.Send(proto.KindTap, nil, int(f.Fd())); err != nil {
+			if early := <-replies; early != nil {
+				return early // it failed before the tap came
+			}
+			return fmt.Errorf("handing the tap to the builtin network stack: %w", err)
+		}
+		go func() { n.ready <- <-replies }()
+		return nil
+	}
+	// A failure before the tap arrives (e.g. a port in use) is reported
+	// as soon as the tap is handed over; see n.tap.
+	return nil
+}

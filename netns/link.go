@@ -1,0 +1,183 @@
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// This file is the child side: it runs in sandbox-init, root in the
+// sandbox's user namespace, inside its network namespace.
+
+// CreateTap creates the tap interface name in the current network namespace
+// and returns its queue; the interface lives as long as that file is open
+// somewhere (the builtin driver's helper gets it over SCM_RIGHTS).
+func CreateTap(name string) (*os.File, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("opening /dev/net/tun: %w (%s)", err, TunAdvice)
+		}
+		return nil, fmt.Errorf("opening /dev/net/tun: %w (load the tun module: modprobe tun)", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("creating tap %s: %w", name, err)
+	}
+	return os.NewFile(uintptr(fd), "/dev/net/tun:"+name), nil
+}
+
+// TunAdvice is the fix for an inaccessible /dev/net/tun.
+const TunAdvice = "fix: sudo chmod 0666 /dev/net/tun (distributions ship it 0666; to keep it, a udev rule " +
+	"KERNEL==\"tun\", MODE=\"0666\"), or run with --net=none or --net=host"
+
+// Configure sets the MTU of the interface name, brings it up, gives it
+// ip/prefix and a default route through gateway.
+func Configure(name, ip string, prefix int, gateway string, mtu int) error {
+	link, err := net.InterfaceByName(name)
+	if err != nil {
+		return fmt.Errorf("finding %s: %w", name, err)
+	}
+	if err := setMTUUp(name, mtu); err != nil {
+		return fmt.Errorf("bringing up %s: %w", name, err)
+	}
+	addr := net.ParseIP(ip).To4()
+	gw := net.ParseIP(gateway).To4()
+	if addr == nil || gw == nil {
+		return fmt.Errorf("configuring %s: %q or %q is not an IPv4 address", name, ip, gateway)
+	}
+	if err := addAddr(link.Index, addr, prefix); err != nil {
+		return fmt.Errorf("adding %s/%d to %s: %w", ip, prefix, name, err)
+	}
+	if err := addRoute(unix.RTN_UNICAST, nil, 0, gw, link.Index); err != nil {
+		return fmt.Errorf("adding the default route via %s: %w", gateway, err)
+	}
+	return nil
+}
+
+// Prohibit makes cidr (IPv4) unreachable from this namespace: connections get
+// EACCES. The payload cannot remove the route without CAP_NET_ADMIN.
+func Prohibit(cidr string) error {
+	_, n, err := net.ParseCIDR(cidr)
+	if err != nil || n.IP.To4() == nil {
+		return fmt.Errorf("prohibit route: %q is not an IPv4 prefix", cidr)
+	}
+	ones, _ := n.Mask.Size()
+	if err := addRoute(unix.RTN_PROHIBIT, n.IP.To4(), ones, nil, 0); err != nil {
+		return fmt.Errorf("adding a prohibit route for %s: %w", cidr, err)
+	}
+	return nil
+}
+
+// LoopbackUp sets IFF_UP on lo.
+func LoopbackUp() error {
+	return setMTUUp("lo", 0)
+}
+
+func setMTUUp(name string, mtu int) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	if mtu > 0 {
+		ifr.SetUint32(uint32(mtu))
+		if err := unix.IoctlIfreq(fd, unix.SIOCSIFMTU, ifr); err != nil {
+			return fmt.Errorf("setting MTU %d: %w", mtu, err)
+		}
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// rtattr appends one netlink attribute.
+func rtattr(b []byte, typ uint16, data []byte) []byte {
+	l := unix.SizeofRtAttr + len(data)
+	hdr := unix.RtAttr{Len: uint16(l), Type: typ}
+	b = append(b, (*[unix.SizeofRtAttr]byte)(unsafe.Pointer(&hdr))[:]...)
+	b = append(b, data...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+func addAddr(index int, ip net.IP, prefix int) error {
+	msg := unix.IfAddrmsg{Family: unix.AF_INET, Prefixlen: uint8(prefix), Index: uint32(index)}
+	body := append([]byte(nil), (*[unix.SizeofIfAddrmsg]byte)(unsafe.Pointer(&msg))[:]...)
+	body = rtattr(body, unix.IFA_LOCAL, ip)
+	body = rtattr(body, unix.IFA_ADDRESS, ip)
+	return request(unix.RTM_NEWADDR, body)
+}
+
+func addRoute(typ uint8, dst net.IP, dstLen int, gw net.IP, oif int) error {
+	msg := unix.RtMsg{
+		Family: unix.AF_INET, Dst_len: uint8(dstLen), Table: unix.RT_TABLE_MAIN,
+		Protocol: unix.RTPROT_STATIC, Scope: unix.RT_SCOPE_UNIVERSE, Type: typ,
+	}
+	body := append([]byte(nil), (*[unix.SizeofRtMsg]byte)(unsafe.Pointer(&msg))[:]...)
+	if dst != nil {
+		body = rtattr(body, unix.RTA_DST, dst)
+	}
+	if gw != nil {
+		body = rtattr(body, unix.RTA_GATEWAY, gw)
+	}
+	if oif > 0 {
+		o := uint32(oif)
+		body = rtattr(body, unix.RTA_OIF, (*[4]byte)(unsafe.Pointer(&o))[:])
+	}
+	return request(unix.RTM_NEWROUTE, body)
+}
+
+// request sends one rtnetlink request and waits for its acknowledgement.
+func request(typ uint16, body []byte) error {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	hdr := unix.NlMsghdr{
+		Len:   uint32(unix.SizeofNlMsghdr + len(body)),
+		Type:  typ,
+		Flags: unix.NLM_F_REQUEST | unix.NLM_F_ACK | unix.NLM_F_CREATE | unix.NLM_F_EXCL,
+		Seq:   1,
+	}
+	msg := append((*[unix.SizeofNlMsghdr]byte)(unsafe.Pointer(&hdr))[:], body...)
+	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return err
+	}
+	buf := make([]byte, 4096)
+	n, _, err := unix.Recvfrom(fd, buf, 0)
+	if err != nil {
+		return err
+	}
+	// The reply is one NLMSG_ERROR: a header, then the error code (0: ack).
+	if n < unix.SizeofNlMsghdr+4 {
+		return errors.New("short reply from the kernel")
+	}
+	reply := (*unix.NlMsghdr)(unsafe.Pointer(&buf[0]))
+	if reply.Type == unix.NLMSG_ERROR {
+		if code := *(*int32)(unsafe.Pointer(&buf[unix.SizeofNlMsghdr])); code != 0 {
+			return unix.Errno(-code)
+		}
+		return nil
+	}
+	return errors.New("no acknowledgement from the kernel")
+}

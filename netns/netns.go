@@ -1,0 +1,157 @@
+// Package netns gives a sandbox's network namespace user-mode networking:
+// it picks a driver (pasta, slirp4netns, or the in-process gvisor-tap-vsock
+// stack run by the sandbox-netstack helper), starts it on the sandbox's
+// namespaces from the parent side, publishes ports, and, on the child side,
+// creates and configures the interface. The pure parts (modes, publish specs,
+// addresses, resolv.conf) are apart from the few functions that start
+// processes or talk netlink.
+//
+// Every driver uses one address plan, so that the sandbox looks the same
+// whichever is used:
+//
+//	10.0.2.0/24   the sandbox's subnet; the sandbox is 10.0.2.100
+//	10.0.2.2      the gateway; with --allow-host-loopback it also stands for the
+//	              host's 127.0.0.1 (host.sandbox.internal in /etc/hosts)
+//	10.0.2.3      the DNS forwarder (pasta, slirp4netns); builtin answers DNS on
+//	              the gateway address
+//
+// Safe defaults: the host's loopback is unreachable unless allowed, and
+// 169.254.0.0/16 (cloud metadata) is refused by a "prohibit" route inside the
+// sandbox (and by the builtin stack itself) unless allowed.
+package netns
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// Mode is the --net choice.
+type Mode string
+
+// Modes. Auto picks the first usable of Pasta, Slirp4netns, Builtin.
+const (
+	Auto        Mode = "auto"
+	Pasta       Mode = "pasta"
+	Slirp4netns Mode = "slirp4netns"
+	Builtin     Mode = "builtin"
+	None        Mode = "none"
+	Host        Mode = "host"
+)
+
+// Drivers are the user-mode drivers in the order auto tries them: pasta and
+// slirp4netns are faster than the in-process stack (bench/), which needs
+// nothing installed and so comes last.
+var Drivers = []Mode{Pasta, Slirp4netns, Builtin}
+
+// ParseMode checks a --net value.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case Auto, Pasta, Slirp4netns, Builtin, None, Host:
+		return m, nil
+	case "":
+		return Auto, nil
+	}
+	return "", fmt.Errorf("unknown network mode %q (use auto, pasta, slirp4netns, builtin, none or host)", s)
+}
+
+// The address plan shared by all drivers.
+const (
+	Subnet       = "10.0.2.0/24"
+	SandboxIP    = "10.0.2.100"
+	PrefixLen    = 24
+	GatewayIP    = "10.0.2.2"
+	DNSIP        = "10.0.2.3"
+	HostLoopback = GatewayIP // the host's 127.0.0.1, when allowed
+	LinkLocal    = "169.254.0.0/16"
+	// MTU 65520 (the largest a tap takes with these helpers) moves bulk
+	// data in fewer, larger frames: the helpers' cost is per packet.
+	MTU     = 65520
+	TapName = "tap0"
+	// HostAlias names HostLoopback in the sandbox's /etc/hosts.
+	HostAlias = "host.sandbox.internal"
+)
+
+// Nameserver is the DNS address the sandbox's resolv.conf points at.
+func Nameserver(m Mode) string {
+	if m == Builtin {
+		return GatewayIP
+	}
+	return DNSIP
+}
+
+// Publish is one -p/--publish: a host address and port forwarded to a port
+// inside the sandbox.
+type Publish struct {
+	HostIP      string `json:"host_ip"`
+	HostPort    int    `json:"host_port"`
+	SandboxPort int    `json:"sandbox_port"`
+	Proto       string `json:"proto"` // "tcp" or "udp"
+}
+
+func (p Publish) String() string {
+	return net.JoinHostPort(p.HostIP, strconv.Itoa(p.HostPort)) + ":" + strconv.Itoa(p.SandboxPort) + "/" + p.Proto
+}
+
+// ParsePublish parses [HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]. HOSTIP may be
+// an IPv6 address in brackets; it defaults to 127.0.0.1, never all addresses:
+// publishing to the network must be asked for (0.0.0.0).
+func ParsePublish(s string) (Publish, error) {
+	p := Publish{HostIP: "127.0.0.1", Proto: "tcp"}
+	spec := s
+	if i := strings.LastIndexByte(spec, '/'); i >= 0 {
+		p.Proto = spec[i+1:]
+		spec = spec[:i]
+		if p.Proto != "tcp" && p.Proto != "udp" {
+			return p, fmt.Errorf("%q: protocol %q: use tcp or udp", s, p.Proto)
+		}
+	}
+	i := strings.LastIndexByte(spec, ':')
+	if i < 0 {
+		return p, fmt.Errorf("%q: want [HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|udp], e.g. 8080:80", s)
+	}
+	sport, rest := spec[i+1:], spec[:i]
+	hport := rest
+	if j := strings.LastIndexByte(rest, ':'); j >= 0 {
+		hport = rest[j+1:]
+		ip := strings.TrimSuffix(strings.TrimPrefix(rest[:j], "["), "]")
+		parsed := net.ParseIP(ip)
+		if parsed == nil {
+			return p, fmt.Errorf("%q: %q is not an IP address", s, rest[:j])
+		}
+		p.HostIP = parsed.String()
+	}
+	var err error
+	if p.HostPort, err = parsePort(hport); err != nil {
+		return p, fmt.Errorf("%q: host port: %v", s, err)
+	}
+	if p.SandboxPort, err = parsePort(sport); err != nil {
+		return p, fmt.Errorf("%q: sandbox port: %v", s, err)
+	}
+	return p, nil
+}
+
+func parsePort(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("%q is not a port number (1-65535)", s)
+	}
+	return n, nil
+}
+
+// ResolvConf is the sandbox's /etc/resolv.conf: the driver's forwarder as the
+// only nameserver (the host's own may be a 127.0.0.53 stub that is
+// unreachable from inside), with the host's search domains and options kept.
+func ResolvConf(nameserver string, host []byte) string {
+	var b strings.Builder
+	b.WriteString("# generated by sandbox: the network driver's DNS forwarder\n")
+	fmt.Fprintf(&b, "nameserver %s\n", nameserver)
+	for _, line := range strings.Split(string(host), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && (f[0] == "search" || f[0] == "domain" || f[0] == "options") {
+			b.WriteString(strings.Join(f, " ") + "\n")
+		}
+	}
+	return b.String()
+}
