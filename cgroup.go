@@ -50,11 +50,12 @@ const payloadCgroup = "payload"
 
 // runCgroup is the sandbox's own cgroup for one run.
 type runCgroup struct {
-	dir    string   // sandbox-<pid>-<start>, with the limits
-	f      *os.File // dir/payload, for clone3(CLONE_INTO_CGROUP)
-	memory int64    // --memory, for the OOM message
-	logf   func(string, ...any)
-	warn   func(string)
+	dir     string   // sandbox-<pid>-<start>, with the limits
+	f       *os.File // dir/payload, for clone3(CLONE_INTO_CGROUP)
+	memory  int64    // --memory, for the OOM message
+	limited bool     // limits were written: the run needs this cgroup
+	logf    func(string, ...any)
+	warn    func(string)
 }
 
 // cgroupHost is what placing the cgroup reads from the host; tests fake it.
@@ -144,7 +145,7 @@ func (h cgroupHost) open(res Resources, cmdline string, logf func(string, ...any
 	if err != nil {
 		return nil, err
 	}
-	cg.logf, cg.memory = logf, res.Limits.Memory
+	cg.logf, cg.memory, cg.limited = logf, res.Limits.Memory, len(writes) > 0
 	logf("cgroup %s (%d limit writes)", cg.dir, len(writes))
 	return cg, nil
 }
@@ -379,17 +380,29 @@ func intersect(a, b []string) []string {
 	return out
 }
 
-// file is the cgroup directory for userns.Start (nil: none).
-func (c *runCgroup) file() *os.File {
+// startInit starts init in the sandbox's cgroup. Without limits the
+// cgroup is only a convenience: where init cannot be placed in it (a
+// threaded subtree, say), the run goes on without it.
+func (c *runCgroup) startInit(o userns.Options) (*userns.Child, error) {
 	if c == nil {
-		return nil
+		return userns.Start(o)
 	}
-	return c.f
+	o.Cgroup = c.f
+	child, err := userns.Start(o)
+	if err == nil || c.limited {
+		return child, err
+	}
+	c.logf("init could not start in cgroup %s (%v); running without a cgroup of its own", c.dir, err)
+	c.f.Close()
+	cgroupdelegate.Remove(c.dir)
+	*c = runCgroup{}
+	o.Cgroup = nil
+	return userns.Start(o)
 }
 
 // where describes how init was placed, for the verbose log.
 func (c *runCgroup) where(child *userns.Child) string {
-	if c == nil {
+	if c == nil || c.f == nil {
 		return ""
 	}
 	return " in cgroup " + c.f.Name() + " (" + child.CgroupVia + ")"
@@ -398,7 +411,7 @@ func (c *runCgroup) where(child *userns.Child) string {
 // finish reports an OOM kill, then kills whatever is left in the cgroup
 // and removes it. It runs when Run returns, whatever happened.
 func (c *runCgroup) finish(status int, err error) (int, error) {
-	if c == nil {
+	if c == nil || c.f == nil {
 		return status, err
 	}
 	var ooms int64

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"sandbox/cgroupdelegate"
+	"sandbox/userns"
 
 	"github.com/moby/sys/mountinfo"
 )
@@ -301,4 +303,51 @@ func BenchmarkCgroupUndelegated(b *testing.B) {
 			b.Fatalf("a cgroup (%v): run this outside a delegated cgroup", err)
 		}
 	}
+}
+
+// TestStartInitFallback: a run without limits whose init cannot be placed
+// in its cgroup runs without one; a run with limits fails instead. A
+// plain directory stands for the cgroup the kernel refuses (EBADF).
+func TestStartInitFallback(t *testing.T) {
+	true_, err := exec.LookPath("true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, limited := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "sandbox-1-2")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cg := &runCgroup{dir: dir, f: f, limited: limited, logf: nolog, warn: func(string) {}}
+		c, err := cg.startInit(userns.Options{Path: true_, Args: []string{"true"}})
+		if limited {
+			if err == nil {
+				c.Wait()
+				t.Error("limited: init started outside its cgroup")
+			}
+			f.Close()
+			continue
+		}
+		if err != nil {
+			t.Fatalf("no limits: %v", err)
+		}
+		if ws, err := c.Wait(); err != nil || ws.ExitStatus() != 0 {
+			t.Errorf("no limits: init ended %v, %v", ws, err)
+		}
+		if cg.f != nil || exists(dir) {
+			t.Errorf("no limits: the unusable cgroup was kept: %+v", cg)
+		}
+		if st, _ := cg.finish(0, nil); st != 0 {
+			t.Errorf("finish of a dropped cgroup: %d", st)
+		}
+	}
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -91,7 +91,7 @@ func Run(s *Spec) (status int, err error) {
 	for fd := 3; fd < 3+s.PreserveFDs; fd++ {
 		extra = append(extra, os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd)))
 	}
-	c, err := userns.Start(userns.Options{
+	c, err := cg.startInit(userns.Options{
 		Path:       "/proc/self/exe",
 		Args:       []string{InitArg0},
 		Env:        []string{preserveEnv + "=" + strconv.Itoa(s.PreserveFDs)},
@@ -101,7 +101,6 @@ func Run(s *Spec) (status int, err error) {
 		Stdout:     stdout,
 		Stderr:     os.Stderr,
 		ExtraFiles: extra,
-		Cgroup:     cg.file(),
 	})
 	child.Close()
 	if err != nil {
