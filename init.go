@@ -353,7 +353,7 @@ func setupNet(conn *proto.Conn, n *netns.Child) (string, error) {
 		}
 	}
 	if n.CreateTap {
-		tap, err := netns.CreateTap(netns.TapName)
+		tap, err := netns.CreateTap(netns.TapName, n.PersistTap)
 		if err != nil {
 			return "creating the network interface", err
 		}

@@ -112,15 +112,14 @@ func Run(s *Spec) (status int, err error) {
 		c.Wait()
 		return StatusError, err
 	}
-	// pasta and the builtin stack start now, alongside the id maps and
-	// init's root; slirp4netns must wait for the maps (below).
+	// The network driver starts now, alongside the id maps and init's root.
 	var network *netns.Network
 	defer func() {
 		if network != nil {
 			network.Close()
 		}
 	}()
-	if s.Net != nil && s.Net.Mode != netns.Slirp4netns {
+	if s.Net != nil {
 		if network, err = startNetwork(s, c.Pid, logf); err != nil {
 			return abort(err)
 		}
@@ -132,20 +131,12 @@ func Run(s *Spec) (status int, err error) {
 		return abort(fmt.Errorf("writing the id maps: %w", err))
 	}
 	logf("wrote uid and gid maps (%s)", mapKind(s.Maps))
-	if s.Net != nil && s.Net.Mode == netns.Slirp4netns {
-		// Its tap is made by nsenter in init's mount namespace, which
-		// must still be a copy of the host's: done before init gets its
-		// configuration and builds the root.
-		if network, err = startNetwork(s, c.Pid, logf); err != nil {
-			return abort(err)
-		}
-	}
 	var netReadyC <-chan error
 	var netDied <-chan error
 	if network != nil {
 		netDied = network.Died()
-		if s.Net.Mode != netns.Builtin {
-			netReadyC = network.Ready() // builtin: once the tap is handed over
+		if s.Net.Mode == netns.Pasta {
+			netReadyC = network.Ready() // the others: once init made the tap
 		}
 	}
 
@@ -289,11 +280,13 @@ func startNetwork(s *Spec, pid int, logf func(string, ...any)) (*netns.Network, 
 		if err != nil {
 			return nil, fmt.Errorf("creating a directory for slirp4netns' API socket: %w", err)
 		}
-		defer os.RemoveAll(dir) // the socket is bound and open by then
-		cfg.StateDir = dir
+		cfg.StateDir = dir // network.Close removes it
 	}
 	n, err := netns.Start(cfg, pid)
 	if err != nil {
+		if cfg.StateDir != "" {
+			os.RemoveAll(cfg.StateDir)
+		}
 		return nil, err
 	}
 	logf("started the %s network driver", cfg.Mode)

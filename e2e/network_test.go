@@ -62,13 +62,13 @@ func py(flags []string, script string) []string {
 
 func TestNetworkDefaultIsAuto(t *testing.T) {
 	t.Parallel()
-	requireDriver(t, "pasta")
+	requireDriver(t, "slirp4netns")
 	r := mustRun(t, opts{}, "run", "-v", "--", "cat", "/sys/class/net/tap0/mtu")
 	if strings.TrimSpace(r.stdout) != "65520" {
 		t.Errorf("default run: tap0 MTU = %q, want 65520\n%s", r.stdout, r)
 	}
-	if !strings.Contains(r.stderr, "started the pasta network driver") {
-		t.Errorf("default run (auto, pasta installed): -v does not report pasta\n%s", r)
+	if !strings.Contains(r.stderr, "started the slirp4netns network driver") {
+		t.Errorf("default run (auto, slirp4netns installed): -v does not report slirp4netns\n%s", r)
 	}
 }
 
@@ -79,6 +79,14 @@ func TestNetworkDrivers(t *testing.T) {
 			t.Parallel()
 			requireDriver(t, d)
 			t.Run("interface", func(t *testing.T) { t.Parallel(); netInterface(t, d) })
+			t.Run("non-root-inside", func(t *testing.T) {
+				t.Parallel()
+				// The driver's setup must not depend on being root inside.
+				r := mustRun(t, opts{}, "run", "--net="+d, "--uid", "1000", "--gid", "1000", "--", "cat", "/sys/class/net/tap0/mtu")
+				if strings.TrimSpace(r.stdout) != "65520" {
+					t.Errorf("--uid 1000: tap0 MTU %q, want 65520\n%s", r.stdout, r)
+				}
+			})
 			t.Run("host-loopback", func(t *testing.T) { t.Parallel(); netHostLoopback(t, d) })
 			t.Run("link-local", func(t *testing.T) { t.Parallel(); netLinkLocal(t, d) })
 			t.Run("publish-udp", func(t *testing.T) { t.Parallel(); netPublishUDP(t, d) })
@@ -227,10 +235,12 @@ func netPublishUDP(t *testing.T, d string) {
 	udpEcho(t, append(flags, "--net="+d))
 }
 
-// TestNetworkAutoUDP: auto picks a driver that can publish UDP.
+// TestNetworkAutoUDP: auto picks a driver that can publish UDP (without
+// --allow-host-loopback slirp4netns cannot).
 func TestNetworkAutoUDP(t *testing.T) {
 	t.Parallel()
 	requireDriver(t, "pasta")
+	requireDriver(t, "slirp4netns")
 	r := mustRun(t, opts{}, "run", "-v", "-p", fmt.Sprintf("%d:8001/udp", freePort(t, "udp")), "--", "true")
 	want := "pasta"
 	if oldPasta() {
@@ -293,7 +303,9 @@ s = socket.create_connection(("host.sandbox.internal", sink_port), 10)
 h, chunk = hashlib.sha256(), os.urandom(1 << 20)
 for i in range(n >> 20):
     s.sendall(chunk); h.update(chunk)
-s.close()
+# Wait for the host's close: data still queued in this namespace is lost
+# when the sandbox (and so its network namespace) ends.
+s.shutdown(socket.SHUT_WR); s.recv(1); s.close()
 print("OUT", n, h.hexdigest(), flush=True)
 `
 

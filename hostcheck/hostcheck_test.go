@@ -102,3 +102,22 @@ func TestShapes(t *testing.T) {
 		}
 	}
 }
+
+func TestNetDriverLines(t *testing.T) {
+	f := good()
+	f.NetDrivers = []NetDriver{{"pasta", errors.New("pasta is not installed")}, {"slirp4netns", nil}, {"builtin", nil}}
+	rs := Judge(f)
+	if r := find(t, rs, "network: pasta"); r.Level != Warn || !strings.Contains(r.Detail, "not installed") {
+		t.Errorf("pasta line: %+v", r)
+	}
+	if r := find(t, rs, "network (auto)"); r.Level != OK || !strings.Contains(r.Detail, "slirp4netns") {
+		t.Errorf("auto line should name slirp4netns: %+v", r)
+	}
+	f.NetDrivers = []NetDriver{{"pasta", errors.New("tun")}, {"builtin", errors.New("tun")}}
+	if r := find(t, Judge(f), "network (auto)"); r.Level != Warn || !strings.Contains(r.Detail, "--net=none") {
+		t.Errorf("no usable driver: %+v", r)
+	}
+	if Failed(Judge(f)) {
+		t.Error("no network driver must not FAIL: run's default falls back to --net=none")
+	}
+}

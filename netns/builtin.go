@@ -55,7 +55,7 @@ func (n *Network) startBuiltin() error {
 		parent.Close()
 		return fmt.Errorf("starting the builtin network stack: %w", err)
 	}
-	n.stop = func() { parent.Close(); p.Stop() }
+	n.setStop(func() { parent.Close(); p.Stop() })
 	cfg := HelperConfig{AllowHostLoopback: n.cfg.AllowHostLoopback, AllowLinkLocal: n.cfg.AllowLinkLocal, Publish: n.cfg.Publish}
 	if err := parent.Send(proto.KindConfig, cfg); err != nil {
 		return fmt.Errorf("configuring the builtin network stack: %w", err)

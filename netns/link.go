@@ -15,8 +15,9 @@ import (
 
 // CreateTap creates the tap interface name in the current network namespace
 // and returns its queue; the interface lives as long as that file is open
-// somewhere (the builtin driver's helper gets it over SCM_RIGHTS).
-func CreateTap(name string) (*os.File, error) {
+// somewhere (the builtin driver's helper gets it over SCM_RIGHTS), or, when
+// persist, until the namespace goes.
+func CreateTap(name string, persist bool) (*os.File, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
@@ -33,6 +34,12 @@ func CreateTap(name string) (*os.File, error) {
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("creating tap %s: %w", name, err)
+	}
+	if persist {
+		if err := unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("making tap %s persistent: %w", name, err)
+		}
 	}
 	return os.NewFile(uintptr(fd), "/dev/net/tun:"+name), nil
 }

@@ -7,12 +7,15 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"sandbox/internal/locked"
 
-	"github.com/rootless-containers/rootlesskit/v3/pkg/network/slirp4netns"
 	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
 	portslirp "github.com/rootless-containers/rootlesskit/v3/pkg/port/slirp4netns"
 )
@@ -24,7 +27,7 @@ type Config struct {
 	AllowLinkLocal    bool
 	Publish           []Publish
 	// StateDir is a private directory for the driver's sockets (slirp4netns'
-	// API socket); removed by the caller.
+	// API socket); Close removes it.
 	StateDir string
 	// Netstack is the path of the builtin driver's helper executable.
 	Netstack string
@@ -34,15 +37,18 @@ type Config struct {
 // Child is the child's part of the setup, sent in its configuration.
 type Child struct {
 	Mode Mode `json:"mode"`
-	// CreateTap: init creates the tap and hands it to the parent (builtin).
-	CreateTap bool `json:"create_tap,omitempty"`
+	// CreateTap: init creates the tap and hands it to the parent (builtin,
+	// slirp4netns); PersistTap: it outlives init's fd, for slirp4netns to
+	// attach to by name.
+	CreateTap  bool `json:"create_tap,omitempty"`
+	PersistTap bool `json:"persist_tap,omitempty"`
 	// Configure: init gives the tap its address and route (slirp4netns and
 	// builtin; pasta configures the interface itself).
 	Configure bool `json:"configure,omitempty"`
 	// BlockLinkLocal: a prohibit route for 169.254.0.0/16.
 	BlockLinkLocal bool `json:"block_link_local,omitempty"`
 	// WaitReady: the driver starts while init builds the root; init waits
-	// for the parent's word before it starts the payload.
+	// for the parent's word before it starts the payload (always true).
 	WaitReady bool `json:"wait_ready,omitempty"`
 }
 
@@ -50,10 +56,11 @@ type Child struct {
 func (cfg *Config) ChildPart() *Child {
 	return &Child{
 		Mode:           cfg.Mode,
-		CreateTap:      cfg.Mode == Builtin,
+		CreateTap:      cfg.Mode != Pasta,
+		PersistTap:     cfg.Mode == Slirp4netns,
 		Configure:      cfg.Mode != Pasta,
 		BlockLinkLocal: !cfg.AllowLinkLocal,
-		WaitReady:      cfg.Mode != Slirp4netns,
+		WaitReady:      true,
 	}
 }
 
@@ -62,17 +69,30 @@ type Network struct {
 	cfg   Config
 	ready chan error // one value: the driver is up (nil) or failed
 	died  chan error // closed (after one value) when a helper ends early
-	stop  func()     // stops everything; safe to call twice
 	tap   func(*os.File) error
 
+	mu       sync.Mutex
+	stop     func() // stops the helper
 	stopOnce sync.Once
 	stopped  chan struct{}
 }
 
+// setStop records how to stop the helper; if Close came first, it stops
+// it at once.
+func (n *Network) setStop(stop func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	select {
+	case <-n.stopped:
+		stop()
+	default:
+		n.stop = stop
+	}
+}
+
 // Start starts the driver on the namespaces of the process pid (the
-// sandbox's init). For slirp4netns it returns once the tap exists (it is
-// made with nsenter in init's mount namespace, which must still be a copy
-// of the host's); pasta and builtin come up in the background: see Ready.
+// sandbox's init); it comes up in the background (see Ready). slirp4netns
+// and builtin start serving once init has made the tap (GiveTap).
 func Start(cfg Config, pid int) (*Network, error) {
 	n := &Network{cfg: cfg, ready: make(chan error, 1), died: make(chan error, 1), stopped: make(chan struct{})}
 	var err error
@@ -111,9 +131,15 @@ func (n *Network) GiveTap(f *os.File) error {
 // Close stops the driver and its helpers and waits for them.
 func (n *Network) Close() {
 	n.stopOnce.Do(func() {
+		n.mu.Lock()
 		close(n.stopped)
-		if n.stop != nil {
-			n.stop()
+		stop := n.stop
+		n.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
+		if n.cfg.StateDir != "" {
+			os.RemoveAll(n.cfg.StateDir)
 		}
 	})
 }
@@ -135,63 +161,94 @@ func (n *Network) watch(name string, p *locked.Proc) {
 	}()
 }
 
-// startSlirp runs rootlesskit's slirp4netns driver and, for -p, its port
-// driver over slirp4netns' API socket. The calls happen on one locked
-// thread that lives until Close: rootlesskit starts slirp4netns with
-// Pdeathsig, which fires when the starting thread exits.
+// startSlirp prepares slirp4netns, which starts once init has made the tap
+// (GiveTap) and then joins the sandbox's namespaces to serve it; -p goes
+// through rootlesskit's slirp4netns port driver over slirp4netns' API
+// socket.
+//
+// rootlesskit's slirp4netns network driver is not used: it makes the tap by
+// running `nsenter … ip tuntap add` as the caller, whose capabilities
+// vanish at that exec whenever the caller is not root inside (--uid), and
+// it needs ip(8) inside the sandbox's mount namespace. init makes the tap
+// itself (persistent, so slirp4netns can attach to it by name).
 func (n *Network) startSlirp(pid int) error {
+	bin, err := exec.LookPath("slirp4netns")
+	if err != nil {
+		return fmt.Errorf("--net=slirp4netns: slirp4netns is not installed (package slirp4netns): %w", err)
+	}
+	n.tap = func(f *os.File) error {
+		f.Close() // persistent: it stays for slirp4netns to attach
+		go n.runSlirp(bin, pid)
+		return nil
+	}
+	return nil
+}
+
+func (n *Network) runSlirp(bin string, pid int) {
 	cfg := n.cfg
-	_, ipnet, _ := net.ParseCIDR(Subnet)
+	args := []string{"--mtu", strconv.Itoa(MTU), "--cidr", Subnet, "-r", "3", "--enable-sandbox", "--enable-seccomp"}
+	if !cfg.AllowHostLoopback {
+		args = append(args, "--disable-host-loopback")
+	}
 	api := ""
 	if len(cfg.Publish) > 0 {
-		api = cfg.StateDir + "/slirp4netns.sock"
+		api = filepath.Join(cfg.StateDir, "slirp4netns.sock")
+		args = append(args, "--api-socket", api)
 	}
-	type result struct {
-		cleanup func() error
-		err     error
+	args = append(args, strconv.Itoa(pid), TapName)
+	r, w, err := os.Pipe()
+	if err != nil {
+		n.ready <- err
+		return
 	}
-	res := make(chan result, 1)
-	quit := make(chan struct{})
-	finished := make(chan struct{})
+	defer r.Close()
+	var stderr strings.Builder
+	cmd := exec.Command(bin, args...)
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Stderr = &limitedWriter{w: &stderr, n: 4096}
+	cmd.Stdout = cfg.Log
+	p, err := locked.Start(cmd)
+	w.Close()
+	if err != nil {
+		n.ready <- err
+		return
+	}
+	n.setStop(p.Stop)
+	// slirp4netns writes "1" to fd 3 once it serves the tap.
+	got := make(chan bool, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: see above
-		defer close(finished)
-		d, err := slirp4netns.NewParentDriver(cfg.Log, "slirp4netns", MTU, ipnet, TapName,
-			!cfg.AllowHostLoopback, api, true, true, false)
-		if err != nil {
-			res <- result{nil, err}
-			return
-		}
-		_, cleanup, err := d.ConfigureNetwork(pid, cfg.StateDir, "")
-		res <- result{cleanup, err}
-		if err != nil {
-			return
-		}
-		<-quit
-		if cleanup != nil {
-			cleanup()
-		}
+		b := make([]byte, 1)
+		k, _ := r.Read(b)
+		got <- k == 1
 	}()
-	r := <-res
-	if r.err != nil {
-		if r.cleanup != nil {
-			r.cleanup()
+	select {
+	case ok := <-got:
+		if !ok {
+			<-p.Done()
+			n.ready <- fmt.Errorf("slirp4netns failed (%v): %s", p.Err(), strings.TrimSpace(stderr.String()))
+			return
 		}
-		return fmt.Errorf("starting slirp4netns: %w", r.err)
+	case <-time.After(helperStartTimeout):
+		p.Stop()
+		n.ready <- fmt.Errorf("slirp4netns did not start within %v: %s", helperStartTimeout, strings.TrimSpace(stderr.String()))
+		return
 	}
-	n.stop = func() { close(quit); <-finished }
 	if api != "" {
-		pd, err := portslirp.NewParentDriver(cfg.Log, api)
-		if err != nil {
-			return err
+		pd, err := portslirp.NewParentDriver(io.Discard, api)
+		if err == nil {
+			err = publishAll(pd, cfg.Publish, &port.ChildContext{IP: net.ParseIP(SandboxIP)})
 		}
-		if err := publishAll(pd, cfg.Publish, &port.ChildContext{IP: net.ParseIP(SandboxIP)}); err != nil {
-			return err
+		if err != nil {
+			n.ready <- err
+			return
 		}
 	}
 	n.ready <- nil
-	return nil
+	n.watch("slirp4netns", p)
 }
+
+// helperStartTimeout bounds a helper's start (pasta needs ~80 ms here).
+const helperStartTimeout = 20 * time.Second
 
 // publishAll runs a rootlesskit port driver and adds every port to it; the
 // driver stops with the process (its goroutine never returns earlier).

@@ -64,9 +64,6 @@ func pastaPorts(opt, proto string, pubs []Publish) []string {
 	return out
 }
 
-// pastaStartTimeout bounds pasta's start (it needs ~80 ms here).
-const pastaStartTimeout = 20 * time.Second
-
 func (n *Network) startPasta(pid int) error {
 	bin, err := exec.LookPath("pasta")
 	if err != nil {
@@ -89,7 +86,7 @@ func (n *Network) startPasta(pid int) error {
 		r.Close()
 		return err
 	}
-	n.stop = p.Stop
+	n.setStop(p.Stop)
 	go func() {
 		defer r.Close()
 		// pasta writes its pid file once its setup is done; EOF without a
@@ -108,9 +105,9 @@ func (n *Network) startPasta(pid int) error {
 			}
 			n.ready <- nil
 			n.watch("pasta", p)
-		case <-time.After(pastaStartTimeout):
+		case <-time.After(helperStartTimeout):
 			p.Stop()
-			n.ready <- fmt.Errorf("pasta did not start within %v: %s", pastaStartTimeout, strings.TrimSpace(stderr.String()))
+			n.ready <- fmt.Errorf("pasta did not start within %v: %s", helperStartTimeout, strings.TrimSpace(stderr.String()))
 		}
 	}()
 	return nil

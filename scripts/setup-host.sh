@@ -18,11 +18,11 @@ readonly SUBID_COUNT=65536
 # Needed for the build, the tests and the benchmark.
 readonly REQUIRED_PKGS=(
 	uidmap bubblewrap slirp4netns passt fuse-overlayfs fuse3 iproute2 procps
-	psmisc util-linux hyperfine git ca-certificates
+	psmisc util-linux hyperfine git ca-certificates iperf3
 	qemu-system-x86 busybox-static xz-utils dbus-daemon
 )
 # Benchmark anchors only: a failure to install them is a warning.
-readonly OPTIONAL_PKGS=(crun podman)
+readonly OPTIONAL_PKGS=(crun podman rootlesskit)
 
 say() { printf 'setup-host: %s\n' "$*"; }
 warn() { printf 'setup-host: WARNING: %s\n' "$*" >&2; }

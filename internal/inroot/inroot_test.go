@@ -121,3 +121,22 @@ func TestOpenResolvesInRoot(t *testing.T) {
 		t.Error("opened a path through a magic link")
 	}
 }
+
+func TestCreateFileThroughDanglingSymlink(t *testing.T) {
+	root, rootDir, _ := tree(t)
+	if err := os.MkdirAll(filepath.Join(rootDir, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// As on systemd-resolved hosts, with /run empty inside.
+	if err := os.Symlink("../run/systemd/resolve/stub-resolv.conf", filepath.Join(rootDir, "etc/resolv.conf")); err != nil {
+		t.Fatal(err)
+	}
+	h, err := CreateFile(root, "/etc/resolv.conf")
+	if err != nil {
+		t.Fatalf("CreateFile through a dangling symlink: %v", err)
+	}
+	h.Close()
+	if _, err := os.Stat(filepath.Join(rootDir, "run/systemd/resolve/stub-resolv.conf")); err != nil {
+		t.Errorf("the file was not made where the symlink points, inside the root: %v", err)
+	}
+}
