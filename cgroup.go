@@ -183,13 +183,7 @@ func (h cgroupHost) create(base string, writes []cgroupdelegate.Write) (*runCgro
 // host before it knows that every write can be served (only a systemd
 // scope may be left, and it ends with this process).
 func (h cgroupHost) place(writes []cgroupdelegate.Write, bestEffort bool, cmdline string, logf func(string, ...any)) (string, []unavailable, error) {
-	all := func(why string) []unavailable {
-		var out []unavailable
-		for _, w := range writes {
-			out = append(out, unavailable{w, why})
-		}
-		return out
-	}
+	all := func(why string) []unavailable { return unavailableAll(writes, why) }
 	infos, err := h.mounts()
 	if err != nil {
 		return "", all("reading the mount table: " + err.Error()), nil
@@ -269,6 +263,7 @@ func (h cgroupHost) place(writes []cgroupdelegate.Write, bestEffort bool, cmdlin
 	return scope, skipped, nil
 }
 
+// baseDir is where this process's sandboxes go (Mount.Base).
 func (h cgroupHost) baseDir(m cgroupdelegate.Mount) (string, error) {
 	text, err := h.selfCgroup()
 	if err != nil {

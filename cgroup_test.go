@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"sandbox/cgroupdelegate"
@@ -323,7 +324,9 @@ func TestStartInitFallback(t *testing.T) {
 			t.Fatal(err)
 		}
 		cg := &runCgroup{dir: dir, f: f, limited: limited, logf: nolog, warn: func(string) {}}
-		c, err := cg.startInit(userns.Options{Path: true_, Args: []string{"true"}})
+		// A user namespace, as a sandbox has: outside one an unprivileged
+		// caller cannot raise the ambient capabilities userns.Start asks for.
+		c, err := cg.startInit(userns.Options{Path: true_, Args: []string{"true"}, Cloneflags: syscall.CLONE_NEWUSER})
 		if limited {
 			if err == nil {
 				c.Wait()
