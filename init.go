@@ -357,8 +357,15 @@ func setupNet(conn *proto.Conn, n *netns.Child) (string, error) {
 		if err != nil {
 			return "creating the network interface", err
 		}
-		err = conn.Send(proto.KindTap, nil, int(tap.Fd()))
-		tap.Close()
+		if n.PersistTap {
+			// slirp4netns attaches by name as soon as the parent hears:
+			// init's fd must be gone by then, or TUNSETIFF fails EBUSY.
+			tap.Close()
+			err = conn.Send(proto.KindTap, nil)
+		} else {
+			err = conn.Send(proto.KindTap, nil, int(tap.Fd()))
+			tap.Close()
+		}
 		if err != nil {
 			return "handing over the network interface", err
 		}

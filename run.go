@@ -191,11 +191,15 @@ func Run(s *Spec) (status int, err error) {
 			}
 			switch m.env.Kind {
 			case proto.KindTap:
-				if network == nil || len(m.fds) != 1 {
+				if network == nil || len(m.fds) > 1 {
 					closeFDs(m.fds)
 					continue
 				}
-				if err := network.GiveTap(os.NewFile(uintptr(m.fds[0]), "tap")); err != nil {
+				var tap *os.File // nil: a persistent tap init has let go of
+				if len(m.fds) == 1 {
+					tap = os.NewFile(uintptr(m.fds[0]), "tap")
+				}
+				if err := network.GiveTap(tap); err != nil {
 					parent.Send(proto.KindNet, netReady{Err: err.Error()})
 					continue
 				}
