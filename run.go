@@ -41,7 +41,7 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, sys
 // Run starts the sandbox described by s and waits for it. It returns the
 // exit status for `sandbox run`; errors of the sandbox itself are printed
 // to stderr by the caller and mean status 125.
-func Run(s *Spec) (int, error) {
+func Run(s *Spec) (status int, err error) {
 	start := s.Start
 	logf := logger(s.Verbose, "sandbox", start)
 	logf("planned the sandbox (%d mount steps)", len(s.Plan.Steps))
@@ -56,6 +56,11 @@ func Run(s *Spec) (int, error) {
 	if err := prepareUpper(s); err != nil {
 		return StatusError, err
 	}
+	cg, err := openCgroup(s, logf)
+	if err != nil {
+		return StatusError, err
+	}
+	defer func() { status, err = cg.finish(status, err) }()
 	useTTY := wantTTY(s.TTY)
 	parent, child, err := proto.Pair()
 	if err != nil {
@@ -86,7 +91,7 @@ func Run(s *Spec) (int, error) {
 	for fd := 3; fd < 3+s.PreserveFDs; fd++ {
 		extra = append(extra, os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd)))
 	}
-	c, err := userns.Start(userns.Options{
+	c, err := cg.startInit(userns.Options{
 		Path:       "/proc/self/exe",
 		Args:       []string{InitArg0},
 		Env:        []string{preserveEnv + "=" + strconv.Itoa(s.PreserveFDs)},
@@ -101,7 +106,7 @@ func Run(s *Spec) (int, error) {
 	if err != nil {
 		return StatusError, diagnoseStart(err)
 	}
-	logf("started init (pid %d) in new namespaces", c.Pid)
+	logf("started init (pid %d) in new namespaces%s", c.Pid, cg.where(c))
 	abort := func(err error) (int, error) {
 		unix.Kill(c.Pid, unix.SIGKILL)
 		c.Wait()

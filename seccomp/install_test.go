@@ -289,11 +289,15 @@ func statusField(path, field string) string {
 func threadStatus() (tasks, filtered, nnp int) {
 	dirs, _ := filepath.Glob("/proc/self/task/*/status")
 	for _, d := range dirs {
+		mode, nn := statusField(d, "Seccomp"), statusField(d, "NoNewPrivs")
+		if mode == "?" || nn == "?" {
+			continue // the thread ended between the glob and the read
+		}
 		tasks++
-		if statusField(d, "Seccomp") == "2" {
+		if mode == "2" {
 			filtered++
 		}
-		if statusField(d, "NoNewPrivs") == "1" {
+		if nn == "1" {
 			nnp++
 		}
 	}

@@ -1,0 +1,86 @@
+// Package testenv holds what the tests of several packages share about
+// their environment.
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+// RequireOrSkip skips the test when a prerequisite is missing, except with
+// CI=true, where a missing prerequisite is a failure naming it.
+func RequireOrSkip(t testing.TB, cond bool, why string) {
+	t.Helper()
+	if cond {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("missing prerequisite (CI=true, not skipping): %s", why)
+	}
+	t.Skipf("skipping, missing prerequisite: %s", why)
+}
+
+// DelegatedCgroup returns a fresh child of the test process's own cgroup
+// v2, which must be delegated to the caller (scripts/test.sh, run as root,
+// starts the tests in one); it is killed and removed when the test ends.
+func DelegatedCgroup(t testing.TB) string {
+	t.Helper()
+	infos, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mnt string
+	for _, m := range infos {
+		if m.Root == "/" {
+			mnt = m.Mountpoint
+		}
+	}
+	RequireOrSkip(t, mnt != "", "a cgroup2 mount")
+	text, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var base string
+	for _, l := range strings.Split(string(text), "\n") {
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			base = filepath.Join(mnt, p)
+		}
+	}
+	writable := base != "" && unix.Access(base, unix.W_OK|unix.X_OK) == nil &&
+		unix.Access(filepath.Join(base, "cgroup.procs"), unix.W_OK) == nil
+	RequireOrSkip(t, writable, fmt.Sprintf("the test's cgroup %q delegated to uid %d (scripts/test.sh run as root sets this up)", base, os.Getuid()))
+	dir := filepath.Join(base, fmt.Sprintf("cgtest-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Kill what is left, then remove the tree depth first.
+		os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
+		var dirs []string
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			for try := 0; try < 50; try++ {
+				if err := unix.Rmdir(dirs[i]); err == nil || err == unix.ENOENT {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("could not remove the test cgroup %s", dir)
+		}
+	})
+	return dir
+}
