@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sandbox/internal/testenv"
 )
 
 // ---------------------------------------------------------------------------
@@ -117,13 +119,7 @@ func binary(t testing.TB) string {
 // CI=true where a missing prerequisite is a failure naming it.
 func requireOrSkip(t testing.TB, cond bool, why string) {
 	t.Helper()
-	if cond {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("missing prerequisite (CI=true, not skipping): %s", why)
-	}
-	t.Skipf("skipping, missing prerequisite: %s", why)
+	testenv.RequireOrSkip(t, cond, why)
 }
 
 // ---------------------------------------------------------------------------

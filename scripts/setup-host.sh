@@ -6,6 +6,7 @@
 #   - creates the unprivileged test user sbxtest with its own subuid/subgid range
 #   - makes /dev/net/tun and /dev/fuse 0666 (the distribution default)
 #   - checks that newuidmap/newgidmap are setuid root
+#   - fetches the VM tests' guest kernel into /var/cache/sandbox-vm (vm/fetch-kernel.sh)
 # Prints one line for each thing it checked or did.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ readonly TEST_USER=sbxtest
 readonly TEST_HOME=/home/sbxtest
 readonly SUBID_START=200000   # preferred first subordinate id of TEST_USER
 readonly SUBID_COUNT=65536
+readonly VM_CACHE=/var/cache/sandbox-vm # guest kernel of the VM tests (vm/README.md)
 
 # Needed for the build, the tests and the benchmark.
 readonly REQUIRED_PKGS=(
@@ -266,5 +268,11 @@ if [[ -r /proc/sys/kernel/apparmor_restrict_unprivileged_userns ]] &&
 	[[ "$(cat /proc/sys/kernel/apparmor_restrict_unprivileged_userns)" == 1 ]]; then
 	warn "kernel.apparmor_restrict_unprivileged_userns = 1 (left as is)"
 fi
+
+# ------------------------------------------------------------- VM tests
+# The guest kernel of the VM tests (vm/): `apt-get download` needs root. A
+# no-op while the cache's stamp matches vm/fetch-kernel.sh.
+bash "$(dirname "${BASH_SOURCE[0]}")/../vm/fetch-kernel.sh" "$VM_CACHE" ||
+	die "fetching the VM tests' kernel failed"
 
 say "done"
