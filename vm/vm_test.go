@@ -27,9 +27,10 @@ import (
 const (
 	defaultCache = "/var/cache/sandbox-vm"
 	// Bounds of the whole VM run; the guest tests bound each command themselves.
-	vmTimeout   = 8 * time.Minute
-	bootTimeout = 3 * time.Minute
-	buildTime   = 5 * time.Minute
+	vmTimeout    = 7 * time.Minute
+	bootTimeout  = 3 * time.Minute
+	buildTime    = 5 * time.Minute
+	guestTimeout = "3m" // -test.timeout of each pass
 )
 
 // A pass runs the guest test binary as one user: each user has its own
@@ -110,7 +111,7 @@ func jobScript() string {
 	name="$1" user="$2"
 	shift 2
 	echo "vmtest: pass $name as $user"
-	vm-as-user "$user" /run/vmtest/ctl/bin/guest.test -test.v=test2json -test.timeout=6m "$@" >"$VMTEST_OUT/$name.out" 2>&1
+	vm-as-user "$user" /run/vmtest/ctl/bin/guest.test -test.v=test2json -test.timeout=` + guestTimeout + ` "$@" >"$VMTEST_OUT/$name.out" 2>&1
 	echo $? >"$VMTEST_OUT/$name.rc"
 }
 `)
@@ -189,9 +190,16 @@ func sandboxBinary(t *testing.T, dir string) string {
 // and returns its output.
 func boot(t *testing.T, here, out string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), vmTimeout+time.Minute)
+	timeout := vmTimeout
+	if d, ok := t.Deadline(); ok && time.Until(d)-30*time.Second < timeout {
+		timeout = time.Until(d) - 30*time.Second // end before `go test -timeout` panics
+	}
+	if timeout < time.Minute {
+		t.Fatalf("only %v left before the test deadline: too little to boot the VM (go test -timeout)", timeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+20*time.Second)
 	defer cancel()
-	args = append([]string{"--out", out, "--timeout", fmt.Sprint(int(vmTimeout.Seconds())),
+	args = append([]string{"--out", out, "--timeout", fmt.Sprint(int(timeout.Seconds())),
 		"--boot-timeout", fmt.Sprint(int(bootTimeout.Seconds()))}, args...)
 	cmd := exec.CommandContext(ctx, filepath.Join(here, "run.sh"), args...)
 	var buf bytes.Buffer
