@@ -82,7 +82,7 @@ if [[ "$disk" != 0 ]]; then
 	append+=" vmtest.disk=/dev/vda"
 fi
 
-start=$SECONDS
+start="$EPOCHREALTIME"
 # --foreground keeps QEMU in our process group: whoever kills the group (the
 # Go test on its deadline) kills QEMU too.
 timeout --foreground -k 5 "$timeout" "$qemu" \
@@ -116,7 +116,7 @@ wait "$tpid" || true
 kill "$wpid" 2>/dev/null || true
 wait "$wpid" 2>/dev/null || true
 trap - INT TERM HUP
-elapsed=$((SECONDS - start))
+elapsed="$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')"
 
 if [[ -n "$out" && -d "$ctl/out" ]]; then
 	mkdir -p "$out" && cp -r "$ctl/out/." "$out/"
