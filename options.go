@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"sandbox/cgroupdelegate"
 	"sandbox/confine"
 	"sandbox/idmap"
 	"sandbox/rootfs"
@@ -49,6 +50,9 @@ type Options struct {
 	PreserveFDs  int
 	Seccomp      string // "default", "unconfined" or a profile file
 	NestedUserns bool
+	// Resource limits (cgroup v2) and --limits=strict|best-effort.
+	Limits     cgroupdelegate.Flags
+	LimitsMode string
 }
 
 // UsageError is bad input: the run stops before anything is built.
@@ -79,6 +83,7 @@ type Spec struct {
 	Landlock    *confine.LandlockRules
 	PreserveFDs int
 	Seccomp     *seccomp.Program // nil: unconfined
+	Resources   Resources        // cgroup limits
 }
 
 // Prepare validates opts against the host and plans the whole sandbox.
@@ -140,6 +145,9 @@ func Prepare(opts Options) (*Spec, error) {
 	}
 	s.Upper = cfg.Upper
 	if err := confinement(opts, cfg, s); err != nil {
+		return nil, err
+	}
+	if err := prepareResources(opts, s); err != nil {
 		return nil, err
 	}
 	mounts, err := hostMounts()

@@ -40,7 +40,7 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, sys
 // Run starts the sandbox described by s and waits for it. It returns the
 // exit status for `sandbox run`; errors of the sandbox itself are printed
 // to stderr by the caller and mean status 125.
-func Run(s *Spec) (int, error) {
+func Run(s *Spec) (status int, err error) {
 	start := s.Start
 	logf := logger(s.Verbose, "sandbox", start)
 	logf("planned the sandbox (%d mount steps)", len(s.Plan.Steps))
@@ -55,6 +55,11 @@ func Run(s *Spec) (int, error) {
 	if err := prepareUpper(s); err != nil {
 		return StatusError, err
 	}
+	cg, err := openCgroup(s, logf)
+	if err != nil {
+		return StatusError, err
+	}
+	defer func() { status, err = cg.finish(status, err) }()
 	useTTY := wantTTY(s.TTY)
 	parent, child, err := proto.Pair()
 	if err != nil {
@@ -95,12 +100,13 @@ func Run(s *Spec) (int, error) {
 		Stdout:     stdout,
 		Stderr:     os.Stderr,
 		ExtraFiles: extra,
+		Cgroup:     cg.file(),
 	})
 	child.Close()
 	if err != nil {
 		return StatusError, diagnoseStart(err)
 	}
-	logf("started init (pid %d) in new namespaces", c.Pid)
+	logf("started init (pid %d) in new namespaces%s", c.Pid, cg.where(c))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	err = idmap.Apply(ctx, c.Pid, s.Maps.UIDs, s.Maps.GIDs, s.Maps.ViaHelpers)
 	cancel()

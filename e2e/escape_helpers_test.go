@@ -338,15 +338,7 @@ func escOpenPty(t *testing.T) (master, slave *os.File) {
 // escHostRootMount is the host's own mountinfo entry for "/".
 func escHostRootMount(t *testing.T) mountEntry {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := parseMountinfo(string(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, ok := lastMountAt(ms, "/")
+	m, ok := lastMountAt(hostMountinfo(t), "/")
 	if !ok {
 		t.Fatal("the host's mountinfo has no /")
 	}

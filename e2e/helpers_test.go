@@ -745,6 +745,20 @@ func parseMountinfo(s string) ([]mountEntry, error) {
 	return out, nil
 }
 
+// hostMountinfo is the test process's own mount table.
+func hostMountinfo(t testing.TB) []mountEntry {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := parseMountinfo(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
 // lastMountAt returns the top-most mount at mp (the last one listed).
 func lastMountAt(ms []mountEntry, mp string) (mountEntry, bool) {
 	for i := len(ms) - 1; i >= 0; i-- {

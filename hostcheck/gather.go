@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"sandbox/cgroupdelegate"
 	"sandbox/confine"
 	"sandbox/idmap"
 
@@ -43,7 +44,35 @@ func Gather(user string, uid uint32) Facts {
 	}
 	f.LandlockABI = confine.LandlockABI()
 	f.Seccomp = seccompAvailable()
+	f.Cgroup = gatherCgroup(int(uid))
 	return f
+}
+
+func gatherCgroup(uid int) CgroupFacts {
+	var c CgroupFacts
+	infos, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup2", "cgroup"))
+	if err != nil {
+		c.Err = err
+		return c
+	}
+	m, err := cgroupdelegate.FindMount(infos)
+	if err != nil {
+		return c
+	}
+	c.Mount, c.V1 = m.Point, m.V1
+	c.Root, _ = cgroupdelegate.List(m.Point, "cgroup.controllers")
+	c.UserBus, _ = cgroupdelegate.UserBusAddress(os.Getenv, uid)
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err == nil {
+		c.Base, err = m.Base(string(self))
+	}
+	if err != nil {
+		c.Err = err
+		return c
+	}
+	c.Delegated = cgroupdelegate.Writable(c.Base)
+	c.Available, _ = cgroupdelegate.List(c.Base, "cgroup.controllers")
+	return c
 }
 
 func readTrim(p string) string {

@@ -7,6 +7,7 @@ package hostcheck
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -50,6 +51,19 @@ type Facts struct {
 	LandlockABI      int
 	Seccomp          bool
 	LegacyTIOCSTI    string // /proc/sys/dev/tty/legacy_tiocsti ("" if absent)
+	Cgroup           CgroupFacts
+}
+
+// CgroupFacts are what resource limits (--memory, --cpus, …) need.
+type CgroupFacts struct {
+	Mount     string            // the cgroup2 mount point, "" if none
+	V1        map[string]string // controllers cgroup v1 holds → its mount point
+	Base      string            // the caller's cgroup directory (sandboxes go below it)
+	Delegated bool              // Base is writable by the caller
+	Root      []string          // controllers cgroup v2 has (the mount root's cgroup.controllers)
+	Available []string          // controllers of Base
+	UserBus   string            // address of the systemd user bus, "" if none
+	Err       error             // why Base is unknown
 }
 
 // DevAccess is whether a device node can be opened read-write.
@@ -162,11 +176,89 @@ func Judge(f Facts) []Result {
 	} else {
 		add("landlock", Warn, "not available: --landlock would not restrict anything", "a kernel with CONFIG_SECURITY_LANDLOCK and landlock in lsm=")
 	}
+	out = append(out, judgeCgroup(f.Cgroup, f.User)...)
 	switch f.LegacyTIOCSTI {
 	case "1":
 		add("TIOCSTI", OK, "legacy TIOCSTI is enabled on this host; the sandbox blocks it itself (own session or pty, seccomp)", "")
 	default:
 		add("TIOCSTI", OK, "legacy TIOCSTI disabled or absent", "")
+	}
+	return out
+}
+
+// limitControllers are the controllers of run's limit flags.
+var limitControllers = map[string]string{
+	"cpu": "--cpus, --cpu-weight", "io": "--io-weight, --io-max", "memory": "--memory, --memory-swap", "pids": "--pids",
+}
+
+// judgeCgroup says where cgroup v2 is, whether the caller's cgroup is
+// delegated and which limit controllers it has. Only WARN: run's
+// defaults need no cgroup.
+func judgeCgroup(c CgroupFacts, user string) []Result {
+	var out []Result
+	add := func(name string, l Level, detail, fix string) {
+		out = append(out, Result{name, l, detail, fix})
+	}
+	if c.Mount == "" {
+		add("cgroup v2", Warn, "not mounted (cgroup v1 only): resource limits (--memory, --cpus, --pids, --io-*) cannot be applied",
+			"boot with systemd.unified_cgroup_hierarchy=1")
+		return out
+	}
+	var held []string
+	for _, ctrl := range []string{"cpu", "io", "memory", "pids"} {
+		v1 := ctrl
+		if ctrl == "io" {
+			v1 = "blkio"
+		}
+		if c.V1[v1] != "" {
+			held = append(held, ctrl)
+		}
+	}
+	if len(held) > 0 {
+		add("cgroup v2", Warn, fmt.Sprintf("at %s, hybrid layout: cgroup v1 holds %s", c.Mount, strings.Join(held, ", ")),
+			"boot with systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all for limits on these")
+	} else {
+		add("cgroup v2", OK, fmt.Sprintf("at %s (controllers: %s)", c.Mount, orNA(strings.Join(c.Root, " "))), "")
+	}
+	delegateFix := "run under `systemd-run --user --scope -p Delegate=yes sandbox run …`; without a user manager: sudo loginctl enable-linger " + user
+	switch {
+	case c.Err != nil:
+		add("cgroup delegation", Warn, c.Err.Error(), "")
+		return out
+	case c.Delegated:
+		add("cgroup delegation", OK, fmt.Sprintf("your cgroup %s is delegated to you: each sandbox gets its own cgroup below it", c.Base), "")
+	case c.UserBus != "":
+		add("cgroup delegation", OK, fmt.Sprintf("your cgroup %s is not delegated; runs with limits ask the systemd user manager (%s) for a delegated scope", c.Base, c.UserBus), "")
+	default:
+		add("cgroup delegation", Warn, fmt.Sprintf("your cgroup %s is not delegated to you and there is no systemd user bus: limits cannot be applied", c.Base), delegateFix)
+	}
+	have := c.Root
+	if c.Delegated {
+		have = c.Available
+	}
+	var missing, fixes []string
+	for _, ctrl := range []string{"cpu", "io", "memory", "pids"} {
+		if slices.Contains(have, ctrl) {
+			continue
+		}
+		switch {
+		case slices.Contains(held, ctrl):
+			missing = append(missing, fmt.Sprintf("%s (%s; held by cgroup v1)", ctrl, limitControllers[ctrl]))
+		case !slices.Contains(c.Root, ctrl):
+			missing = append(missing, fmt.Sprintf("%s (%s; not in this kernel's cgroup v2)", ctrl, limitControllers[ctrl]))
+		default:
+			missing = append(missing, fmt.Sprintf("%s (%s; not delegated to %s)", ctrl, limitControllers[ctrl], c.Base))
+			fixes = append(fixes, ctrl)
+		}
+	}
+	switch {
+	case len(missing) == 0:
+		add("cgroup controllers", OK, "cpu io memory pids: every limit flag can be applied", "")
+	case len(fixes) > 0:
+		add("cgroup controllers", Warn, "unavailable: "+strings.Join(missing, ", "),
+			"systemd: the drop-in /etc/systemd/system/user@.service.d/delegate.conf with [Service] Delegate=cpu cpuset io memory pids, then systemctl daemon-reload and log in again")
+	default:
+		add("cgroup controllers", Warn, "unavailable: "+strings.Join(missing, ", "), "")
 	}
 	return out
 }

@@ -18,6 +18,10 @@ func good() Facts {
 		Tun:        DevAccess{Path: "/dev/net/tun", Exists: true, Mode: 0o666},
 		Fuse:       DevAccess{Path: "/dev/fuse", Exists: true, Mode: 0o666},
 		RootFSType: "ext4", LandlockABI: 7, Seccomp: true,
+		Cgroup: CgroupFacts{
+			Mount: "/sys/fs/cgroup", Base: "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/vmtest.scope",
+			Delegated: true, Root: []string{"cpuset", "cpu", "io", "memory", "pids"}, Available: []string{"cpu", "io", "memory", "pids"},
+		},
 	}
 }
 
@@ -70,6 +74,17 @@ func TestShapes(t *testing.T) {
 		{"no seccomp", func(f *Facts) { f.Seccomp = false }, "seccomp", Fail, "--seccomp=unconfined"},
 		{"no landlock", func(f *Facts) { f.LandlockABI = 0 }, "landlock", Warn, "CONFIG_SECURITY_LANDLOCK"},
 		{"subid error", func(f *Facts) { f.SubidErr = errors.New("/etc/subuid:3: bad line") }, "subordinate ids", Warn, ""},
+		{"no cgroup2", func(f *Facts) { f.Cgroup = CgroupFacts{} }, "cgroup v2", Warn, "unified_cgroup_hierarchy=1"},
+		{"hybrid", func(f *Facts) {
+			f.Cgroup.Mount, f.Cgroup.V1 = "/sys/fs/cgroup/unified", map[string]string{"memory": "/sys/fs/cgroup/memory"}
+		}, "cgroup v2", Warn, "cgroup_no_v1=all"},
+		{"hybrid controllers", func(f *Facts) {
+			f.Cgroup.V1, f.Cgroup.Root, f.Cgroup.Available = map[string]string{"memory": "/sys/fs/cgroup/memory"}, []string{"cpu", "io", "pids"}, []string{"cpu", "io", "pids"}
+		}, "cgroup controllers", Warn, ""},
+		{"not delegated, no bus", func(f *Facts) { f.Cgroup.Delegated = false }, "cgroup delegation", Warn, "systemd-run --user --scope -p Delegate=yes"},
+		{"not delegated, user bus", func(f *Facts) { f.Cgroup.Delegated, f.Cgroup.UserBus = false, "unix:path=/run/user/1000/bus" }, "cgroup delegation", OK, ""},
+		{"io not delegated", func(f *Facts) { f.Cgroup.Available = []string{"cpu", "memory", "pids"} }, "cgroup controllers", Warn, "Delegate=cpu cpuset io memory pids"},
+		{"cgroup unknown", func(f *Facts) { f.Cgroup.Err = errors.New("no 0:: line") }, "cgroup delegation", Warn, ""},
 	}
 	for _, c := range cases {
 		f := good()

@@ -6,6 +6,7 @@
 #   - creates the unprivileged test user sbxtest with its own subuid/subgid range
 #   - makes /dev/net/tun and /dev/fuse 0666 (the distribution default)
 #   - checks that newuidmap/newgidmap are setuid root
+#   - delegates a cgroup v2 subtree to sbxtest, as systemd's Delegate=yes would
 #   - fetches the VM tests' guest kernel into /var/cache/sandbox-vm (vm/fetch-kernel.sh)
 # Prints one line for each thing it checked or did.
 set -euo pipefail
@@ -20,7 +21,7 @@ readonly VM_CACHE=/var/cache/sandbox-vm # guest kernel of the VM tests (vm/READM
 readonly REQUIRED_PKGS=(
 	uidmap bubblewrap slirp4netns passt fuse-overlayfs fuse3 iproute2 procps
 	psmisc util-linux hyperfine git ca-certificates
-	qemu-system-x86 busybox-static xz-utils
+	qemu-system-x86 busybox-static xz-utils dbus-daemon
 )
 # Benchmark anchors only: a failure to install them is a warning.
 readonly OPTIONAL_PKGS=(crun podman)
@@ -251,6 +252,31 @@ for h in /usr/bin/newuidmap /usr/bin/newgidmap; do
 		say "made $h setuid root"
 	fi
 done
+
+# ------------------------------------------------------------- cgroup v2
+# A delegated subtree for TEST_USER, made the way systemd's Delegate=yes
+# makes one: the directory and its cgroup.procs, cgroup.subtree_control and
+# cgroup.threads (and memory.oom.group, memory.reclaim where they exist)
+# belong to the user. test.sh starts the tests inside it: the user could
+# not move itself there (that needs write access to cgroup.procs of the
+# common ancestor, here the root cgroup).
+if deleg="$(bash "$(dirname "${BASH_SOURCE[0]}")/test-cgroup.sh" "$TEST_USER")"; then
+	if [[ -d "$deleg" && "$(stat -c %u "$deleg")" == "$test_uid" ]]; then
+		say "cgroup $deleg is already delegated to $TEST_USER"
+	else
+		mkdir -p "$deleg"
+		say "created cgroup $deleg"
+	fi
+	for f in "$deleg" "$deleg"/cgroup.procs "$deleg"/cgroup.subtree_control "$deleg"/cgroup.threads \
+		"$deleg"/memory.oom.group "$deleg"/memory.reclaim; do
+		if [[ -e "$f" && "$(stat -c %u "$f")" != "$test_uid" ]]; then
+			chown "$TEST_USER:$test_gid" "$f"
+			say "chown $TEST_USER $f"
+		fi
+	done
+else
+	warn "no cgroup2 filesystem is mounted: the cgroup tests cannot run"
+fi
 
 # ------------------------------------------------------------- kernel
 max_ns="$(cat /proc/sys/user/max_user_namespaces 2>/dev/null || echo unknown)"

@@ -5,11 +5,15 @@
 package userns
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Namespaces are the clone flags of a sandbox; Net is added unless the
@@ -31,12 +35,20 @@ type Options struct {
 	Stdout     *os.File
 	Stderr     *os.File
 	ExtraFiles []*os.File
+	// Cgroup is a cgroup v2 directory the child is born in (clone3 with
+	// CLONE_INTO_CGROUP), so that nothing it ever starts runs outside;
+	// where the kernel refuses that, the child is moved there at once,
+	// before it is sent anything. nil: the caller's cgroup.
+	Cgroup *os.File
 }
 
 // Child is a started process.
 type Child struct {
-	Pid  int
-	done chan result
+	Pid int
+	// CgroupVia says how the child entered Options.Cgroup: "clone3" or
+	// "cgroup.procs" ("" without one).
+	CgroupVia string
+	done      chan result
 }
 
 type result struct {
@@ -48,6 +60,58 @@ type result struct {
 // child's whole life: Pdeathsig fires when the creating *thread* exits, and
 // the Go runtime may retire an unlocked thread at any time.
 func Start(o Options) (*Child, error) {
+	if o.Cgroup == nil {
+		return start(o, false)
+	}
+	c, err := start(o, true)
+	if err == nil {
+		c.CgroupVia = "clone3"
+		return c, nil
+	}
+	if !retryOutsideCgroup(err) {
+		return nil, err
+	}
+	// Old kernel, or a cgroup clone3 refuses: start outside, move in (a
+	// failure to create the namespaces then recurs, with its own error).
+	if c, err = start(o, false); err != nil {
+		return nil, err
+	}
+	if err := joinCgroup(o.Cgroup, c.Pid); err != nil {
+		syscall.Kill(c.Pid, syscall.SIGKILL)
+		c.Wait()
+		return nil, err
+	}
+	c.CgroupVia = "cgroup.procs"
+	return c, nil
+}
+
+// retryOutsideCgroup says whether clone3 may have failed for CLONE_INTO_CGROUP:
+// no clone3 (ENOSYS), a pre-5.7 kernel (E2BIG), a cgroup that is not a leaf
+// or not a domain (EBUSY, EOPNOTSUPP), or no permission over it (EACCES,
+// EPERM, also what a refused user namespace gives).
+func retryOutsideCgroup(err error) bool {
+	for _, e := range []error{syscall.ENOSYS, syscall.E2BIG, syscall.EBUSY, syscall.EOPNOTSUPP, syscall.EACCES, syscall.EPERM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// joinCgroup moves pid into the cgroup directory dir.
+func joinCgroup(dir *os.File, pid int) error {
+	fd, err := unix.Openat(int(dir.Fd()), "cgroup.procs", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		_, err = unix.Write(fd, []byte(strconv.Itoa(pid)))
+		unix.Close(fd)
+	}
+	if err != nil {
+		return fmt.Errorf("moving the sandbox (pid %d) into its cgroup %s: %w", pid, dir.Name(), err)
+	}
+	return nil
+}
+
+func start(o Options, intoCgroup bool) (*Child, error) {
 	caps := make([]uintptr, 0, o.LastCap+1)
 	for c := 0; c <= o.LastCap; c++ {
 		caps = append(caps, uintptr(c))
@@ -68,6 +132,9 @@ func Start(o Options) (*Child, error) {
 			Pdeathsig:   syscall.SIGKILL,
 			AmbientCaps: caps,
 		},
+	}
+	if intoCgroup {
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(o.Cgroup.Fd())
 	}
 	started := make(chan error, 1)
 	c := &Child{done: make(chan result, 1)}

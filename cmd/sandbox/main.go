@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"sandbox"
+	"sandbox/cgroupdelegate"
 
 	"github.com/alecthomas/kong"
 )
@@ -47,7 +48,16 @@ type runCmd struct {
 	PreserveFds       int      `placeholder:"N" help:"Pass file descriptors 3 .. 3+N-1 on to the command (default: none beyond stdio)."`
 	Seccomp           string   `placeholder:"default|unconfined|FILE" default:"default" help:"System-call filter: the built-in default, none, or an OCI/Docker seccomp JSON profile."`
 	AllowNestedUserns bool     `name:"allow-nested-userns" help:"Let the command create user namespaces (the default filter refuses them)."`
-	Command           []string `arg:"" passthrough:"partial" name:"command" help:"The command and its arguments (after --)."`
+
+	Memory     string   `placeholder:"SIZE" help:"Memory limit (memory.max), e.g. 512M; swap is off unless --memory-swap. Sizes: bytes or K, M, G, T."`
+	MemorySwap string   `name:"memory-swap" placeholder:"SIZE" help:"Swap the command may use beyond --memory (memory.swap.max; max: no limit)."`
+	CPUs       string   `name:"cpus" placeholder:"N" help:"CPU time in CPUs, e.g. 0.5 (cpu.max quota per 100 ms)."`
+	CPUWeight  string   `name:"cpu-weight" placeholder:"N" help:"Relative CPU weight, 1 to 10000 (cpu.weight; default 100)."`
+	Pids       string   `placeholder:"N" help:"Most processes and threads at once (pids.max)."`
+	IOWeight   string   `name:"io-weight" placeholder:"N" help:"Relative I/O weight, 1 to 10000 (io.weight)."`
+	IOMax      []string `name:"io-max" sep:"none" placeholder:"DEV:rbps=N,wbps=N,riops=N,wiops=N" help:"I/O limits on a whole disk (io.max; DEV is /dev/NAME or MAJ:MIN; repeatable)."`
+	Limits     string   `enum:"strict,best-effort" default:"strict" help:"strict: a limit that cannot be applied stops the run (exit 125, with the fix); best-effort: run without it, with a warning."`
+	Command    []string `arg:"" passthrough:"partial" name:"command" help:"The command and its arguments (after --)."`
 }
 
 type versionCmd struct{}
@@ -106,6 +116,9 @@ func runCLI(args []string) int {
 		TTY: r.TTY, Verbose: r.Verbose,
 		CapAdd: r.CapAdd, CapDrop: r.CapDrop, Landlock: r.Landlock, PreserveFDs: r.PreserveFds,
 		Seccomp: r.Seccomp, NestedUserns: r.AllowNestedUserns,
+		Limits: cgroupdelegate.Flags{Memory: r.Memory, MemorySwap: r.MemorySwap, CPUs: r.CPUs, CPUWeight: r.CPUWeight,
+			Pids: r.Pids, IOWeight: r.IOWeight, IOMax: r.IOMax},
+		LimitsMode: r.Limits,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)

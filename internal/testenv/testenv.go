@@ -1,5 +1,5 @@
-// Package testenv holds what the test packages share about the machine they
-// run on.
+// Package testenv holds what the tests of several packages share about
+// their environment.
 package testenv
 
 import (
@@ -8,15 +8,14 @@ import (
 )
 
 // RequireOrSkip skips the test when a prerequisite is missing, except with
-// CI=true, where a test never skips: the missing prerequisite is a failure
-// naming it.
-func RequireOrSkip(t testing.TB, ok bool, what string) {
+// CI=true, where a missing prerequisite is a failure naming it.
+func RequireOrSkip(t testing.TB, cond bool, why string) {
 	t.Helper()
-	if ok {
+	if cond {
 		return
 	}
 	if os.Getenv("CI") == "true" {
-		t.Fatalf("missing prerequisite (CI=true, not skipping): %s", what)
+		t.Fatalf("missing prerequisite (CI=true, not skipping): %s", why)
 	}
-	t.Skipf("skipping, missing prerequisite: %s", what)
+	t.Skipf("skipping, missing prerequisite: %s", why)
 }

@@ -1,0 +1,176 @@
+package cgroupdelegate
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"sandbox/internal/testenv"
+
+	"github.com/moby/sys/mountinfo"
+)
+
+var require = testenv.RequireOrSkip
+
+// delegated returns a fresh child of the test process's own cgroup, which
+// must be delegated (scripts/test.sh runs the tests in one), removed at
+// the end.
+func delegated(t *testing.T) string {
+	t.Helper()
+	infos, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup2", "cgroup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := FindMount(infos)
+	require(t, err == nil, "a cgroup2 mount")
+	text, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParseProcCgroup(string(text))
+	require(t, err == nil, "a cgroup v2 entry in /proc/self/cgroup")
+	base, err := m.Dir(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	require(t, Writable(base), fmt.Sprintf("the test's cgroup %s delegated to uid %d (scripts/test.sh run as root sets this up)", base, os.Getuid()))
+	dir := filepath.Join(base, fmt.Sprintf("cgtest-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		Kill(dir)
+		if err := Remove(dir); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return dir
+}
+
+// sleeper starts `sleep 60` in dir: born there (clone3) or moved there.
+func sleeper(t *testing.T, dir string, born bool) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	if born {
+		f, err := os.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting sleep in %s: %v", dir, err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if !born {
+		if err := writeFile(dir, "cgroup.procs", strconv.Itoa(cmd.Process.Pid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cmd
+}
+
+// exited waits (bounded) for cmd to end and says whether SIGKILL ended it.
+func killed(cmd *exec.Cmd) bool {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			ws := ee.Sys().(syscall.WaitStatus)
+			return ws.Signaled() && ws.Signal() == syscall.SIGKILL
+		}
+		return false
+	case <-time.After(5 * time.Second):
+		return false
+	}
+}
+
+// TestRealEvacuateKillRemove runs the life of a sandbox cgroup on the real
+// cgroup2 tree: processes born in it and moved into it, all moved to the
+// leaf (as before enabling controllers), killed through cgroup.kill, and
+// the tree removed.
+func TestRealEvacuateKillRemove(t *testing.T) {
+	dir := delegated(t)
+	a, b := sleeper(t, dir, true), sleeper(t, dir, false)
+	pids, err := Procs(dir)
+	if err != nil || !slices.Contains(pids, a.Process.Pid) || !slices.Contains(pids, b.Process.Pid) {
+		t.Fatalf("cgroup.procs of %s = %v, %v; want %d and %d", dir, pids, err, a.Process.Pid, b.Process.Pid)
+	}
+	if err := Evacuate(dir); err != nil {
+		t.Fatal(err)
+	}
+	if pids, _ := Procs(dir); len(pids) != 0 {
+		t.Errorf("after Evacuate %s still holds %v", dir, pids)
+	}
+	if pids, _ := Procs(filepath.Join(dir, Leaf)); len(pids) != 2 {
+		t.Errorf("the leaf holds %v, want both sleepers", pids)
+	}
+	if err := Kill(dir); err != nil {
+		t.Fatal(err)
+	}
+	if !killed(a) || !killed(b) {
+		t.Error("cgroup.kill did not SIGKILL the processes of the leaf")
+	}
+	if err := Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still exists: %v", dir, err)
+	}
+}
+
+// TestRealKillEach is the fallback for kernels without cgroup.kill.
+func TestRealKillEach(t *testing.T) {
+	dir := delegated(t)
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a, b := sleeper(t, dir, true), sleeper(t, sub, true)
+	if err := killEach(dir); err != nil {
+		t.Fatal(err)
+	}
+	if !killed(a) || !killed(b) {
+		t.Error("killEach left a process alive")
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "cgroup.freeze")); string(got) != "0\n" {
+		t.Errorf("cgroup.freeze = %q after killEach, want it thawed", got)
+	}
+}
+
+// TestRealCleanStale: a cgroup whose owner is gone is killed and removed.
+func TestRealCleanStale(t *testing.T) {
+	dir := delegated(t)
+	self, err := ProcessOwner("/proc", "self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, Owner{self.PID, self.Start + 1}.Name())
+	live := filepath.Join(dir, self.Name())
+	for _, d := range []string{stale, live} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := sleeper(t, stale, true)
+	removed, err := CleanStale(dir, "/proc")
+	if err != nil || !slices.Equal(removed, []string{stale}) {
+		t.Errorf("CleanStale = %q, %v; want %q", removed, err, stale)
+	}
+	if !killed(s) {
+		t.Error("the process in the stale cgroup survived")
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("the live owner's cgroup went: %v", err)
+	}
+}
