@@ -42,10 +42,16 @@ func prepareResources(opts Options, s *Spec) error {
 	return nil
 }
 
+// payloadCgroup is the child of the sandbox's cgroup where init and so the
+// payload live, the root of their cgroup namespace: the limits sit one
+// level up, out of their reach even if they mount cgroup2 (their files
+// belong to the user, who is root inside).
+const payloadCgroup = "payload"
+
 // runCgroup is the sandbox's own cgroup for one run.
 type runCgroup struct {
-	dir    string
-	f      *os.File // the directory, for clone3(CLONE_INTO_CGROUP)
+	dir    string   // sandbox-<pid>-<start>, with the limits
+	f      *os.File // dir/payload, for clone3(CLONE_INTO_CGROUP)
 	memory int64    // --memory, for the OOM message
 	logf   func(string, ...any)
 	warn   func(string)
@@ -159,7 +165,11 @@ func (h cgroupHost) create(base string, writes []cgroupdelegate.Write) (*runCgro
 	for _, w := range skipped {
 		h.warn(fmt.Sprintf("sandbox: warning: %s: this kernel has no %s (no swap accounting), so swap is not limited", w.Flag, w.File))
 	}
-	f, err := os.Open(dir)
+	payload := filepath.Join(dir, payloadCgroup)
+	if err := h.mkdir(payload); err != nil {
+		return fail(fmt.Errorf("creating the sandbox's cgroup: %w", err))
+	}
+	f, err := os.Open(payload)
 	if err != nil {
 		return fail(fmt.Errorf("opening the sandbox's cgroup: %w", err))
 	}
@@ -382,7 +392,7 @@ func (c *runCgroup) where(child *userns.Child) string {
 	if c == nil {
 		return ""
 	}
-	return " in cgroup " + c.dir + " (" + child.CgroupVia + ")"
+	return " in cgroup " + c.f.Name() + " (" + child.CgroupVia + ")"
 }
 
 // finish reports an OOM kill, then kills whatever is left in the cgroup

@@ -170,7 +170,7 @@ func TestCgroupDelegatedScope(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cg.f.Close()
-	if cg.dir != filepath.Join(base, "sandbox-4242-77") || cg.memory != 64<<20 {
+	if cg.dir != filepath.Join(base, "sandbox-4242-77") || cg.memory != 64<<20 || cg.f.Name() != filepath.Join(cg.dir, "payload") {
 		t.Errorf("cgroup %+v", cg)
 	}
 	fileIs(t, filepath.Join(cg.dir, "memory.max"), "67108864")
@@ -267,6 +267,38 @@ func TestOOMReport(t *testing.T) {
 		st, msg, err := oomReport(c.status, c.err, c.ooms, 64<<20)
 		if st != c.wantStatus || msg != c.wantMsg || (err == nil) != (c.wantErr == "") || err != nil && !strings.HasPrefix(err.Error(), c.wantErr) {
 			t.Errorf("%+v: %d %q %v", c, st, msg, err)
+		}
+	}
+}
+
+// BenchmarkCgroupOpenFinish is the per-run cost of the sandbox's own
+// cgroup without limits in a delegated cgroup: find it, clean stale ones,
+// create, open, and at exit kill and remove. Run it in a delegated cgroup
+// (see scripts/test.sh).
+func BenchmarkCgroupOpenFinish(b *testing.B) {
+	h, err := realCgroupHost()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		cg, err := h.open(Resources{}, "true", nolog)
+		if err != nil || cg == nil {
+			b.Fatalf("no cgroup (%v): run this in a delegated cgroup", err)
+		}
+		cg.finish(0, nil)
+	}
+}
+
+// BenchmarkCgroupUndelegated is what a run without limits pays where no
+// cgroup can be made: reading mountinfo, /proc/self/cgroup and access().
+func BenchmarkCgroupUndelegated(b *testing.B) {
+	h, err := realCgroupHost()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if cg, err := h.open(Resources{}, "true", nolog); cg != nil || err != nil {
+			b.Fatalf("a cgroup (%v): run this outside a delegated cgroup", err)
 		}
 	}
 }

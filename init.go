@@ -57,6 +57,11 @@ func Init() int {
 	if err != nil {
 		return StatusError
 	}
+	// The parent has put init in its cgroup by now: make it the root of a
+	// cgroup namespace, so the sandbox sees "/" and not the host's tree.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return fail("creating a cgroup namespace", StatusError, err)
+	}
 	var cfg childConfig
 	if err := env.Decode(&cfg); err != nil {
 		return fail("reading the configuration", StatusError, err)

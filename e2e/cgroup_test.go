@@ -86,8 +86,9 @@ func gone(p string, within time.Duration) bool {
 }
 
 // TestCgroupLifecycle: in a delegated cgroup, a run without limit flags
-// gets sandbox-<pid>-<start>; init and the payload live in it (the sandbox
-// process itself does not), and it is killed and removed at exit.
+// gets sandbox-<pid>-<start>; init and the payload live in its child
+// "payload", the root of their cgroup namespace (the sandbox process
+// itself stays put), and it is killed and removed at exit.
 func TestCgroupLifecycle(t *testing.T) {
 	t.Parallel()
 	base := delegatedCgroup(t)
@@ -96,11 +97,11 @@ func TestCgroupLifecycle(t *testing.T) {
 		t.Fatalf("payload never became ready: %s", p.wait())
 	}
 	dir := sandboxCgroup(t, base, p.pid())
-	rel := strings.TrimPrefix(dir, cgroupMount(t))
-	if !strings.Contains(p.stdout.String(), "0::"+rel+"\n") {
-		t.Errorf("the payload's /proc/self/cgroup does not name %s:\n%s", rel, p.stdout.String())
+	payload := strings.TrimPrefix(dir, cgroupMount(t)) + "/payload"
+	if !strings.Contains(p.stdout.String(), "0::/\n") || strings.Contains(p.stdout.String(), "sandbox-") {
+		t.Errorf("inside, /proc/self/cgroup shows more than the root of a cgroup namespace:\n%s", p.stdout.String())
 	}
-	b, err := os.ReadFile(dir + "/cgroup.procs")
+	b, err := os.ReadFile(dir + "/payload/cgroup.procs")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,12 +111,12 @@ func TestCgroupLifecycle(t *testing.T) {
 		t.Fatalf("the sandbox has %d processes, want itself, init, sh (sleep)", len(tree))
 	}
 	for _, q := range tree[1:] {
-		if !slices.Contains(procs, strconv.Itoa(q.pid)) {
-			t.Errorf("%s is not in %s (cgroup.procs %q)", q, dir, procs)
+		if got := ownCgroup(t, strconv.Itoa(q.pid)); got != payload || !slices.Contains(procs, strconv.Itoa(q.pid)) {
+			t.Errorf("%s is in %s, not in %s (its cgroup.procs: %q)", q, got, payload, procs)
 		}
 	}
-	if slices.Contains(procs, strconv.Itoa(p.pid())) || ownCgroup(t, strconv.Itoa(p.pid())) != ownCgroup(t, "self") {
-		t.Errorf("the sandbox process itself moved: it is in %s", ownCgroup(t, strconv.Itoa(p.pid())))
+	if got := ownCgroup(t, strconv.Itoa(p.pid())); got != ownCgroup(t, "self") {
+		t.Errorf("the sandbox process itself moved to %s", got)
 	}
 	if err := syscall.Kill(p.pid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -148,8 +149,8 @@ func TestCgroupStaleAfterSIGKILL(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		b, _ := os.ReadFile(dir + "/cgroup.procs")
-		if len(strings.Fields(string(b))) == 0 {
+		b, _ := os.ReadFile(dir + "/cgroup.events")
+		if strings.Contains(string(b), "populated 0") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -240,4 +241,38 @@ func TestCgroupFlagErrors(t *testing.T) {
 			t.Errorf("%q: stderr lacks %q: %s", c.args, c.want, r)
 		}
 	}
+}
+
+// TestCgroupLimitsOutOfReach: even a payload given every capability and no
+// seccomp filter, which may mount cgroup2 in its cgroup namespace, reaches
+// only its own "payload" cgroup, never sandbox-<pid>-<start> where the
+// limits are (its files belong to the user, who is root inside).
+func TestCgroupLimitsOutOfReach(t *testing.T) {
+	t.Parallel()
+	base := delegatedCgroup(t)
+	script := `mkdir -p /tmp/m
+if mount -t cgroup2 none /tmp/m 2>/dev/null; then
+  echo 5 > /tmp/m/cgroup.max.descendants && echo MOUNTED
+  ls /tmp/m | grep -c '^sandbox-\|^payload$'
+fi
+echo ready; sleep 30`
+	p := start(t, opts{}, sh([]string{"--cap-add", "ALL", "--seccomp=unconfined"}, script)...)
+	if !p.waitStdout("ready", 15*time.Second) {
+		t.Fatalf("payload never became ready: %s", p.wait())
+	}
+	dir := sandboxCgroup(t, base, p.pid())
+	read := func(p string) string { b, _ := os.ReadFile(p); return strings.TrimSpace(string(b)) }
+	if strings.Contains(p.stdout.String(), "MOUNTED") {
+		if got := read(dir + "/payload/cgroup.max.descendants"); got != "5" {
+			t.Errorf("the payload's write did not land in its own cgroup: %q", got)
+		}
+		if !strings.Contains(p.stdout.String(), "MOUNTED\n0\n") {
+			t.Errorf("the payload's cgroup2 mount shows cgroups of the sandbox's level:\n%s", p.stdout.String())
+		}
+	}
+	if got := read(dir + "/cgroup.max.descendants"); got != "max" {
+		t.Errorf("ESCAPE: the payload changed the sandbox's own cgroup: cgroup.max.descendants = %q", got)
+	}
+	syscall.Kill(p.pid(), syscall.SIGTERM)
+	p.wait()
 }
