@@ -196,11 +196,12 @@ func TestCPUQuota(t *testing.T) {
 	}
 	ratio := c / wl
 	t.Logf("a busy loop under --cpus 0.3 got %.3f of a CPU (%.0f ms in %.0f ms)", ratio, c/1000, wl/1000)
-	// Idle, it gets 0.33; unlimited, 1.0. When the host deschedules a vCPU
-	// the guest charges the stall to the loop and throttles late: 0.40 was
-	// seen with the rest of the suite running.
-	if ratio < 0.15 || ratio > 0.5 {
-		t.Errorf("a busy loop under --cpus 0.3 got %.3f of a CPU, want 0.15 to 0.5 (0.3 nominal, wide for TCG under load)", ratio)
+	// Idle, it gets 0.33; unlimited, 1.0. When the host deschedules a vCPU,
+	// the guest charges the stall to the loop and throttles it late, and
+	// the overrun is not paid back: 0.40-0.42 with the rest of the suite
+	// running (load 4). Hence the wide upper bound, still far from 1.0.
+	if ratio < 0.15 || ratio > 0.6 {
+		t.Errorf("a busy loop under --cpus 0.3 got %.3f of a CPU, want 0.15 to 0.6 (0.3 nominal, wide for TCG under load)", ratio)
 	}
 }
 
