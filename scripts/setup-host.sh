@@ -7,6 +7,7 @@
 #   - makes /dev/net/tun and /dev/fuse 0666 (the distribution default)
 #   - checks that newuidmap/newgidmap are setuid root
 #   - delegates a cgroup v2 subtree to sbxtest, as systemd's Delegate=yes would
+#   - fetches the VM tests' guest kernel into /var/cache/sandbox-vm (vm/fetch-kernel.sh)
 # Prints one line for each thing it checked or did.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ readonly TEST_USER=sbxtest
 readonly TEST_HOME=/home/sbxtest
 readonly SUBID_START=200000   # preferred first subordinate id of TEST_USER
 readonly SUBID_COUNT=65536
+readonly VM_CACHE=/var/cache/sandbox-vm # guest kernel of the VM tests (vm/README.md)
 
 # Needed for the build, the tests and the benchmark.
 readonly REQUIRED_PKGS=(
@@ -292,5 +294,11 @@ if [[ -r /proc/sys/kernel/apparmor_restrict_unprivileged_userns ]] &&
 	[[ "$(cat /proc/sys/kernel/apparmor_restrict_unprivileged_userns)" == 1 ]]; then
 	warn "kernel.apparmor_restrict_unprivileged_userns = 1 (left as is)"
 fi
+
+# ------------------------------------------------------------- VM tests
+# The guest kernel of the VM tests (vm/): `apt-get download` needs root. A
+# no-op while the cache's stamp matches vm/fetch-kernel.sh.
+bash "$(dirname "${BASH_SOURCE[0]}")/../vm/fetch-kernel.sh" "$VM_CACHE" ||
+	die "fetching the VM tests' kernel failed"
 
 say "done"
