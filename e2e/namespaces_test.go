@@ -21,7 +21,10 @@ func TestNamespacesPID(t *testing.T) {
 		t.Fatalf("unexpected output: %s", r)
 	}
 	shPID, err := strconv.Atoi(strings.TrimSpace(parts[0]))
-	if err != nil || shPID > 10 {
+	// Small, not 2: init's Go runtime threads take pids of the namespace
+	// too, more of them on a loaded machine (11 seen since the network
+	// setup moved into init).
+	if err != nil || shPID > 50 {
 		t.Errorf("`echo $$` inside should print a small pid (new pid namespace), got %q", parts[0])
 	}
 	pids := lines(parts[1])
