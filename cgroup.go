@@ -243,15 +243,20 @@ func (h cgroupHost) place(writes []cgroupdelegate.Write, bestEffort bool, cmdlin
 	logf("%s; asking the systemd user manager for a delegated scope", notDelegated)
 	scope, err := h.scope(m, cmdline)
 	if err != nil {
-		return baseIfWritable(base), unavailableAll(usable, fmt.Sprintf("%s, and systemd could not give one: %v; %s", notDelegated, err, delegationFix(h))), nil
+		fix := delegationFix(h)
+		if cgroupdelegate.Writable(base) && strings.Contains(base, "/user@") {
+			// Already in the user manager's delegated tree: another scope
+			// would get the same controllers; only the drop-in adds some.
+			fix = dropInFix
+		}
+		return baseIfWritable(base), unavailableAll(usable, fmt.Sprintf("%s, and systemd could not give one: %v; %s", notDelegated, err, fix)), nil
 	}
 	logf("in the delegated systemd scope %s", scope)
 	have, _ = cgroupdelegate.List(scope, "cgroup.controllers")
 	for _, w := range usable {
 		if !slices.Contains(have, w.Controller) {
-			skipped = append(skipped, unavailable{w, fmt.Sprintf("systemd delegates only %q to your user manager, not %s; add the drop-in "+
-				"/etc/systemd/system/user@.service.d/delegate.conf with \"[Service]\\nDelegate=cpu cpuset io memory pids\", "+
-				"then `systemctl daemon-reload` and log in again", strings.Join(have, " "), w.Controller)})
+			skipped = append(skipped, unavailable{w, fmt.Sprintf("systemd delegates only %q to your user manager, not %s; %s",
+				strings.Join(have, " "), w.Controller, dropInFix)})
 		}
 	}
 	if len(skipped) > 0 && !bestEffort {
@@ -316,6 +321,10 @@ func prepareBase(base, root string, controllers []string) error {
 	}
 	return cgroupdelegate.Enable(base, controllers)
 }
+
+// dropInFix makes systemd delegate every controller to user managers.
+const dropInFix = "add the drop-in /etc/systemd/system/user@.service.d/delegate.conf with " +
+	"\"[Service]\\nDelegate=cpu cpuset io memory pids\", then `systemctl daemon-reload` and log in again"
 
 func delegationFix(h cgroupHost) string {
 	user := strconv.Itoa(h.uid)

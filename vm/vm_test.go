@@ -78,7 +78,7 @@ func TestVM(t *testing.T) {
 	defer cancel()
 	tags := "vmguest"
 	if extra := os.Getenv("SANDBOX_VM_TAGS"); extra != "" {
-		tags += "," + extra // e.g. cgrouppending: guest/limits_pending_test.go
+		tags += "," + extra // extra build tags for the guest tests (SANDBOX_VM_TAGS)
 	}
 	build := exec.CommandContext(ctx, "go", "test", "-c", "-tags", tags, "-o", guestTest, "./guest")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0") // the guest has no libc for it

@@ -1,14 +1,11 @@
-//go:build linux && vmguest && cgrouppending
+//go:build linux && vmguest
 
 package guest
 
-// Pending: builds only with the tag cgrouppending (SANDBOX_VM_TAGS=cgrouppending)
-// until branch cgroup passes it; then delete "&& cgrouppending" above.
-//
 // In the VM's stock shape the sandbox already sits in a scope under
-// user@1001.service that lacks io, and no user bus is reachable; the
-// message then advises `systemd-run --user --scope -p Delegate=yes`, which
-// gives a scope with the same controllers. Only the drop-in delegates io.
+// user@1001.service that lacks io, and no user bus is reachable: another
+// scope (`systemd-run --user --scope -p Delegate=yes`) would get the same
+// controllers; only the drop-in delegates io, so the message must name it.
 
 import (
 	"strings"
