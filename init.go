@@ -92,7 +92,7 @@ func Init() int {
 	unix.Umask(cfg.Umask)
 	logf("root ready")
 
-	if cfg.Net != nil && cfg.Net.WaitReady {
+	if cfg.Net != nil { // the driver came up while the root was built
 		if err := awaitNet(conn); err != nil {
 			return fail("starting the network", StatusError, err)
 		}

@@ -62,16 +62,16 @@ func networkFiles(s *Spec) (hosts, resolv string) {
 	if s.Net != nil && s.Net.AllowHostLoopback {
 		hosts += netns.HostLoopback + "\t" + netns.HostAlias + "\n"
 	}
-	hostResolv, _ := os.ReadFile("/etc/resolv.conf") // follows a stub symlink
-	switch {
-	case s.Net != nil:
-		resolv = netns.ResolvConf(netns.Nameserver(s.Net.Mode), hostResolv)
-	case !s.NetNS && len(hostResolv) > 0:
-		// The host's own, as a file: a symlink into /run would dangle
-		// inside, where /run is empty.
-		resolv = string(hostResolv)
+	if s.Net == nil && s.NetNS {
+		return hosts, "" // --net=none: no DNS to point at
 	}
-	return hosts, resolv
+	hostResolv, _ := os.ReadFile("/etc/resolv.conf") // follows a stub symlink
+	if s.Net != nil {
+		return hosts, netns.ResolvConf(netns.Nameserver(s.Net.Mode), hostResolv)
+	}
+	// --net=host: the host's own, as a file (a symlink into /run would
+	// dangle inside, where /run is empty).
+	return hosts, string(hostResolv)
 }
 
 func HaveNetstack() bool {

@@ -1233,20 +1233,7 @@ func escUnixListener(t *testing.T, addr string) *atomic.Int32 {
 	t.Helper()
 	l, err := net.Listen("unix", addr)
 	requireOrSkip(t, err == nil, fmt.Sprintf("listening on the unix socket %q: %v", addr, err))
-	var accepted atomic.Int32
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Write([]byte("leak"))
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { l.Close() })
-	return &accepted
+	return countingServer(t, l, "leak")
 }
 
 func TestEscapeUnixSockets(t *testing.T) {
@@ -1301,19 +1288,7 @@ func TestEscapeHostLoopback(t *testing.T) {
 	escRequirePython(t)
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	requireOrSkip(t, err == nil, fmt.Sprintf("listening on 127.0.0.1: %v", err))
-	t.Cleanup(func() { l.Close() })
-	var accepted atomic.Int32
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Write([]byte("leak"))
-			c.Close()
-		}
-	}()
+	accepted := countingServer(t, l, "leak")
 	port := l.Addr().(*net.TCPAddr).Port
 	script := fmt.Sprintf(`
 import socket

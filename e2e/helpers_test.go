@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -968,4 +970,23 @@ func requireNoLeftovers(t testing.TB, since uint64, anySandbox bool, within time
 		}
 	}
 	t.Errorf("processes left behind after %v:\n%s", within, strings.Join(desc, "\n"))
+}
+
+// countingServer answers every connection on l with reply and closes it;
+// it counts the connections. l is closed when the test ends.
+func countingServer(t testing.TB, l net.Listener, reply string) *atomic.Int32 {
+	t.Cleanup(func() { l.Close() })
+	accepted := new(atomic.Int32)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Write([]byte(reply))
+			c.Close()
+		}
+	}()
+	return accepted
 }

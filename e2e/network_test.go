@@ -138,20 +138,7 @@ func hostServer(t *testing.T) (port int, accepted *atomic.Int32) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	accepted = new(atomic.Int32)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Write([]byte("hello\n"))
-			c.Close()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port, accepted
+	return l.Addr().(*net.TCPAddr).Port, countingServer(t, l, "hello\n")
 }
 
 const pyConnect = `

@@ -47,9 +47,6 @@ type Child struct {
 	Configure bool `json:"configure,omitempty"`
 	// BlockLinkLocal: a prohibit route for 169.254.0.0/16.
 	BlockLinkLocal bool `json:"block_link_local,omitempty"`
-	// WaitReady: the driver starts while init builds the root; init waits
-	// for the parent's word before it starts the payload (always true).
-	WaitReady bool `json:"wait_ready,omitempty"`
 }
 
 // ChildPart is the child's share of cfg.
@@ -60,7 +57,6 @@ func (cfg *Config) ChildPart() *Child {
 		PersistTap:     cfg.Mode == Slirp4netns,
 		Configure:      cfg.Mode != Pasta,
 		BlockLinkLocal: !cfg.AllowLinkLocal,
-		WaitReady:      true,
 	}
 }
 
@@ -68,7 +64,7 @@ func (cfg *Config) ChildPart() *Child {
 type Network struct {
 	cfg   Config
 	ready chan error // one value: the driver is up (nil) or failed
-	died  chan error // closed (after one value) when a helper ends early
+	died  chan error // one value if a helper ends while the sandbox runs
 	tap   func(*os.File) error
 
 	mu       sync.Mutex
@@ -241,7 +237,7 @@ func (n *Network) runSlirp(bin string, pid int) {
 	if api != "" {
 		pd, err := portslirp.NewParentDriver(io.Discard, api)
 		if err == nil {
-			err = publishAll(pd, cfg.Publish, &port.ChildContext{IP: net.ParseIP(SandboxIP)})
+			err = PublishAll(pd, cfg.Publish, &port.ChildContext{IP: net.ParseIP(SandboxIP)})
 		}
 		if err != nil {
 			n.ready <- err
@@ -255,9 +251,9 @@ func (n *Network) runSlirp(bin string, pid int) {
 // helperStartTimeout bounds a helper's start (pasta needs ~80 ms here).
 const helperStartTimeout = 20 * time.Second
 
-// publishAll runs a rootlesskit port driver and adds every port to it; the
+// PublishAll runs a rootlesskit port driver and adds every port to it; the
 // driver stops with the process (its goroutine never returns earlier).
-func publishAll(d port.ParentDriver, pubs []Publish, cctx *port.ChildContext) error {
+func PublishAll(d port.ParentDriver, pubs []Publish, cctx *port.ChildContext) error {
 	initDone := make(chan struct{}, 1)
 	errc := make(chan error, 1)
 	go func() { errc <- d.RunParentDriver(initDone, make(chan struct{}), cctx) }()

@@ -117,23 +117,9 @@ func publish(vn *virtualnetwork.VirtualNetwork, pubs []netns.Publish) error {
 	if err != nil {
 		return err
 	}
-	initDone := make(chan struct{})
-	errc := make(chan error, 1)
-	cctx := &port.ChildContext{IP: net.ParseIP(netns.SandboxIP), Network: vn, GatewayIP: net.ParseIP(netns.GatewayIP)}
-	go func() { errc <- d.RunParentDriver(initDone, make(chan struct{}), cctx) }()
-	select {
-	case <-initDone:
-	case err := <-errc:
-		return fmt.Errorf("starting the port driver: %w", err)
-	}
-	for _, p := range pubs {
-		if _, err := d.AddPort(context.Background(), port.Spec{
-			Proto: p.Proto, ParentIP: p.HostIP, ParentPort: p.HostPort, ChildPort: p.SandboxPort,
-		}); err != nil {
-			return fmt.Errorf("publishing %s: %w", p, err)
-		}
-	}
-	return nil
+	return netns.PublishAll(d, pubs, &port.ChildContext{
+		IP: net.ParseIP(netns.SandboxIP), Network: vn, GatewayIP: net.ParseIP(netns.GatewayIP),
+	})
 }
 
 // tapConn is the tap queue as a net.Conn for gvisor-tap-vsock's vfkit
