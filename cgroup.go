@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"sandbox/cgroupdelegate"
+	"sandbox/state"
 	"sandbox/userns"
 
 	"github.com/moby/sys/mountinfo"
@@ -54,6 +55,7 @@ type runCgroup struct {
 	f       *os.File // dir/payload, for clone3(CLONE_INTO_CGROUP)
 	memory  int64    // --memory, for the OOM message
 	limited bool     // limits were written: the run needs this cgroup
+	applied []string // the limits written, as FILE=VALUE
 	logf    func(string, ...any)
 	warn    func(string)
 }
@@ -166,6 +168,12 @@ func (h cgroupHost) create(base string, writes []cgroupdelegate.Write) (*runCgro
 	for _, w := range skipped {
 		h.warn(fmt.Sprintf("sandbox: warning: %s: this kernel has no %s (no swap accounting), so swap is not limited", w.Flag, w.File))
 	}
+	var applied []string
+	for _, w := range writes {
+		if !slices.Contains(skipped, w) {
+			applied = append(applied, w.File+"="+w.Value)
+		}
+	}
 	payload := filepath.Join(dir, payloadCgroup)
 	if err := h.mkdir(payload); err != nil {
 		return fail(fmt.Errorf("creating the sandbox's cgroup: %w", err))
@@ -174,7 +182,7 @@ func (h cgroupHost) create(base string, writes []cgroupdelegate.Write) (*runCgro
 	if err != nil {
 		return fail(fmt.Errorf("opening the sandbox's cgroup: %w", err))
 	}
-	return &runCgroup{dir: dir, f: f, warn: h.warn}, nil
+	return &runCgroup{dir: dir, f: f, warn: h.warn, applied: applied}, nil
 }
 
 // place finds the cgroup under which sandbox-<id> goes ("" for none) and
@@ -410,6 +418,14 @@ func (c *runCgroup) where(child *userns.Child) string {
 		return ""
 	}
 	return " in cgroup " + c.f.Name() + " (" + child.CgroupVia + ")"
+}
+
+// describe puts the cgroup and its limits into the sandbox's record.
+func (c *runCgroup) describe(info *state.Info) {
+	if c == nil || c.f == nil {
+		return
+	}
+	info.Cgroup, info.Limits = c.dir, c.applied
 }
 
 // finish reports an OOM kill, then kills whatever is left in the cgroup

@@ -21,6 +21,9 @@ type childConfig struct {
 	Cols     uint16       `json:"cols,omitempty"`
 	Verbose  bool         `json:"verbose"`
 	Umask    int          `json:"umask"`
+	// Exec: the Config message carries a listening socket on which init
+	// serves `sandbox exec` while the payload runs.
+	Exec bool `json:"exec,omitempty"`
 
 	Caps        []int                  `json:"caps"`
 	LastCap     int                    `json:"last_cap"`
@@ -42,8 +45,15 @@ type netReady struct {
 	Err string `json:"err,omitempty"`
 }
 
+// started is proto.KindStarted: the command's pid inside.
+type started struct {
+	Pid int `json:"pid"`
+}
+
 // childExit is proto.KindExit: how the payload ended.
 type childExit struct {
 	Code   int `json:"code"`
 	Signal int `json:"signal,omitempty"`
 }
+
+func (e *childError) Error() string { return e.Msg }

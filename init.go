@@ -54,9 +54,15 @@ func Init() int {
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, append([]os.Signal{syscall.SIGCHLD}, forwarded...)...)
 
-	env, _, err := conn.Recv() // blocks until the parent wrote the id maps
+	env, fds, err := conn.Recv() // blocks until the parent wrote the id maps
 	if err != nil {
 		return StatusError
+	}
+	var execLn *os.File // the exec socket, served once the payload runs
+	if len(fds) == 1 {
+		execLn = os.NewFile(uintptr(fds[0]), "exec.sock")
+	} else {
+		closeFDs(fds)
 	}
 	// The parent has put init in its cgroup by now: make it the root of a
 	// cgroup namespace, so the sandbox sees "/" and not the host's tree.
@@ -145,27 +151,15 @@ func Init() int {
 	if cfg.TTY {
 		stdio[0].Close()
 	}
-	conn.Send(proto.KindStarted, map[string]int{"pid": pid})
+	conn.Send(proto.KindStarted, started{Pid: pid})
 	logf("payload %q started as pid %d", cfg.Args[0], pid)
 
-	for sig := range sigs {
-		if sig != syscall.SIGCHLD {
-			unix.Kill(pid, sig.(syscall.Signal))
-			continue
-		}
-		if ws, done := reap(pid); done {
-			ex := childExit{Code: ws.ExitStatus()}
-			code := ex.Code
-			if ws.Signaled() {
-				ex.Signal = int(ws.Signal())
-				code = StatusSignalStart + ex.Signal
-			}
-			conn.Send(proto.KindExit, ex)
-			// Returning ends PID 1: the kernel kills whatever is left.
-			return code
-		}
+	var execs chan execEvent
+	if execLn != nil && cfg.Exec {
+		execs = make(chan execEvent, 16)
+		go serveExec(execLn, unix.Getuid(), execs)
 	}
-	return StatusError
+	return supervise(conn, pid, sigs, execs, &cfg)
 }
 
 // preservedFDs reads how many fds the parent passed after the control
@@ -217,26 +211,6 @@ func confineSelf(cfg *childConfig, logf func(string, ...any)) (string, error) {
 		return "installing the seccomp filter", err
 	}
 	return "", nil
-}
-
-// reap collects every exited child; it reports the payload's status once
-// the payload itself is among them.
-func reap(payload int) (syscall.WaitStatus, bool) {
-	var result syscall.WaitStatus
-	found := false
-	for {
-		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil || pid <= 0 {
-			return result, found
-		}
-		if pid == payload {
-			result, found = ws, true
-		}
-	}
 }
 
 // lookPath finds the command the way execvp would, with the payload's PATH.

@@ -20,6 +20,7 @@ import (
 	"sandbox/netns"
 	"sandbox/rootfs"
 	"sandbox/seccomp"
+	"sandbox/state"
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
@@ -28,6 +29,8 @@ import (
 // Options are the user's choices, as typed (flags of `sandbox run`).
 type Options struct {
 	Args     []string
+	Name     string // "" = generated (the default hostname)
+	Detach   bool
 	Map      string
 	UID, GID uint32
 	Hostname string
@@ -72,6 +75,8 @@ func usagef(format string, args ...any) error {
 
 // Spec is a validated, fully resolved run.
 type Spec struct {
+	Name     string // the sandbox's name (its state directory)
+	Detached bool   // a detached run's supervisor: the record outlives it
 	Args     []string
 	Env      []string
 	Maps     idmap.Prepared
@@ -81,6 +86,7 @@ type Spec struct {
 	Net      *netns.Config // the driver's configuration; nil for none and host
 	Plan     *rootfs.Plan
 	Upper    string // persistent upper directory, or ""
+	Rootfs   string // the root's bottom layer, or "" for the host's directories
 	TTY      string
 	Verbose  bool
 	Warnings []string
@@ -92,6 +98,10 @@ type Spec struct {
 	PreserveFDs int
 	Seccomp     *seccomp.Program // nil: unconfined
 	Resources   Resources        // cgroup limits
+
+	detach    bool          // --detach: run in the background
+	state     *state.Handle // claimed before Run (a detached supervisor's)
+	onStarted func()        // called once the payload runs
 }
 
 // Prepare validates opts against the host and plans the whole sandbox.
@@ -106,6 +116,22 @@ func Prepare(opts Options) (*Spec, error) {
 		s.TTY = opts.TTY
 	default:
 		return nil, usagef("--tty=%s: use auto, always or never", opts.TTY)
+	}
+	if opts.Detach {
+		// A detached sandbox has no terminal and no caller's fds to keep.
+		if opts.TTY == "always" {
+			return nil, usagef("--tty=always conflicts with --detach (a detached sandbox's output goes to its log; use sandbox exec --tty=always to get a terminal in it)")
+		}
+		if opts.PreserveFDs > 0 {
+			return nil, usagef("--preserve-fds conflicts with --detach (the caller's descriptors are not kept open in the background)")
+		}
+		s.TTY = "never"
+		s.detach = true
+		if name := os.Getenv(detachedEnv); name != "" {
+			// The background supervisor: the foreground claimed the name.
+			os.Unsetenv(detachedEnv)
+			opts.Name, s.Detached = name, true
+		}
 	}
 	mode, err := idmap.ParseMode(orDefault(opts.Map, "auto"))
 	if err != nil {
@@ -125,16 +151,7 @@ func Prepare(opts Options) (*Spec, error) {
 	if err := planNetwork(opts, s); err != nil {
 		return nil, err
 	}
-	s.Hostname = opts.Hostname
-	if s.Hostname == "" {
-		// getrandom(2) directly: crypto/rand's package init costs ~3 ms at
-		// every start of the binary (parent and init alike).
-		b := make([]byte, 3)
-		if _, err := unix.Getrandom(b, 0); err != nil {
-			return nil, fmt.Errorf("generating a hostname: %w", err)
-		}
-		s.Hostname = "sandbox-" + hex.EncodeToString(b)
-	} else if err := validHostname(s.Hostname); err != nil {
+	if err := naming(opts, s); err != nil {
 		return nil, err
 	}
 	if s.Env, err = buildEnv(os.Environ(), opts.Env, opts.ClearEnv, me.home); err != nil {
@@ -147,7 +164,7 @@ func Prepare(opts Options) (*Spec, error) {
 	if warn != "" {
 		s.Warnings = append(s.Warnings, warn)
 	}
-	s.Upper = cfg.Upper
+	s.Upper, s.Rootfs = cfg.Upper, cfg.Rootfs
 	if err := confinement(opts, cfg, s); err != nil {
 		return nil, err
 	}
@@ -162,6 +179,45 @@ func Prepare(opts Options) (*Spec, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// naming picks the sandbox's name and hostname: each defaults to the
+// other (a name that is no valid hostname leaves the hostname generated),
+// and both to sandbox-<6 random hex digits>.
+func naming(opts Options, s *Spec) error {
+	s.Name, s.Hostname = opts.Name, opts.Hostname
+	if s.Name != "" {
+		if err := state.ValidName(s.Name); err != nil {
+			return usagef("--name: %v", err)
+		}
+	}
+	if s.Hostname != "" {
+		if err := validHostname(s.Hostname); err != nil {
+			return err
+		}
+	} else if s.Name != "" && validHostname(s.Name) == nil {
+		s.Hostname = s.Name
+	}
+	if s.Name != "" && s.Hostname != "" {
+		return nil
+	}
+	// getrandom(2) directly: crypto/rand's package init costs ~3 ms at
+	// every start of the binary (parent and init alike).
+	b := make([]byte, 3)
+	if _, err := unix.Getrandom(b, 0); err != nil {
+		return fmt.Errorf("generating a name: %w", err)
+	}
+	gen := "sandbox-" + hex.EncodeToString(b)
+	if s.Hostname == "" {
+		s.Hostname = gen
+	}
+	if s.Name == "" {
+		s.Name = s.Hostname
+		if state.ValidName(s.Name) != nil {
+			s.Name = gen
+		}
+	}
+	return nil
 }
 
 // confinement plans capabilities, Landlock and inherited fds.

@@ -16,6 +16,7 @@ import (
 	"sandbox/internal/proto"
 	"sandbox/netns"
 	"sandbox/rootfs"
+	"sandbox/state"
 	"sandbox/userns"
 
 	"golang.org/x/sys/unix"
@@ -38,15 +39,31 @@ const InitArg0 = "sandbox-init"
 var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
 	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
 
-// Run starts the sandbox described by s and waits for it. It returns the
+// run starts the sandbox described by s and waits for it. It returns the
 // exit status for `sandbox run`; errors of the sandbox itself are printed
 // to stderr by the caller and mean status 125.
-func Run(s *Spec) (status int, err error) {
+func run(s *Spec) (status int, err error) {
 	start := s.Start
 	logf := logger(s.Verbose, "sandbox", start)
 	logf("planned the sandbox (%d mount steps)", len(s.Plan.Steps))
 	for _, w := range s.Warnings {
 		fmt.Fprintln(os.Stderr, w)
+	}
+	h := s.state
+	if h == nil {
+		if h, err = state.Claim(s.Name); err != nil {
+			return StatusError, err
+		}
+	}
+	s.describe(&h.Info)
+	defer func() {
+		// Last: the cgroup's finish (deferred below) may still change status.
+		if ferr := h.Finish(status); ferr != nil {
+			fmt.Fprintf(os.Stderr, "sandbox: warning: updating the record of sandbox %s: %v\n", s.Name, ferr)
+		}
+	}()
+	if err := h.Write(); err != nil {
+		return StatusError, err
 	}
 	unlock, err := lockUpper(s.Upper)
 	if err != nil {
@@ -120,7 +137,7 @@ func Run(s *Spec) (status int, err error) {
 		}
 	}()
 	if s.Net != nil {
-		if network, err = startNetwork(s, c.Pid, logf); err != nil {
+		if network, err = startNetwork(s, h, c.Pid, logf); err != nil {
 			return abort(err)
 		}
 	}
@@ -150,7 +167,15 @@ func Run(s *Spec) (status int, err error) {
 			cfg.Rows, cfg.Cols = ws.Row, ws.Col
 		}
 	}
-	if err := parent.Send(proto.KindConfig, cfg); err != nil {
+	// init serves `sandbox exec` on this socket once the payload runs.
+	ln, err := h.Listen()
+	if err != nil {
+		return abort(err)
+	}
+	cfg.Exec = true
+	err = parent.Send(proto.KindConfig, cfg, int(ln.Fd()))
+	ln.Close()
+	if err != nil {
 		return abort(err)
 	}
 
@@ -215,6 +240,17 @@ func Run(s *Spec) (status int, err error) {
 				}
 			case proto.KindStarted:
 				logf("payload started after %v", time.Since(start).Round(time.Microsecond))
+				var st started
+				m.env.Decode(&st)
+				h.Info.Status, h.Info.InitPid, h.Info.PayloadPid = state.Running, c.Pid, st.Pid
+				h.Info.InitStart, _ = state.StartTime(c.Pid)
+				cg.describe(&h.Info)
+				if err := h.Write(); err != nil {
+					fmt.Fprintf(os.Stderr, "sandbox: warning: %v\n", err)
+				}
+				if s.onStarted != nil {
+					s.onStarted()
+				}
 			case proto.KindExit:
 				exit = new(childExit)
 				if err := m.env.Decode(exit); err != nil {
@@ -264,7 +300,7 @@ func (s *Spec) childNet() *netns.Child {
 }
 
 // startNetwork starts s's network driver on the namespaces of init (pid).
-func startNetwork(s *Spec, pid int, logf func(string, ...any)) (*netns.Network, error) {
+func startNetwork(s *Spec, h *state.Handle, pid int, logf func(string, ...any)) (*netns.Network, error) {
 	cfg := *s.Net
 	if s.Verbose {
 		cfg.Log = os.Stderr
@@ -280,8 +316,9 @@ func startNetwork(s *Spec, pid int, logf func(string, ...any)) (*netns.Network, 
 		cfg.Netstack = path
 	}
 	if cfg.Mode == netns.Slirp4netns && len(cfg.Publish) > 0 {
-		dir, err := os.MkdirTemp(runtimeDir(), "sandbox-net-")
-		if err != nil {
+		// In the sandbox's own directory: a killed run's is removed with it.
+		dir := h.Path("net")
+		if err := os.Mkdir(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("creating a directory for slirp4netns' API socket: %w", err)
 		}
 		cfg.StateDir = dir // network.Close removes it
@@ -295,17 +332,6 @@ func startNetwork(s *Spec, pid int, logf func(string, ...any)) (*netns.Network, 
 	}
 	logf("started the %s network driver", cfg.Mode)
 	return n, nil
-}
-
-// runtimeDir is where per-run sockets go: $XDG_RUNTIME_DIR (private to the
-// user, a tmpfs), else the temporary directory.
-func runtimeDir() string {
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
-			return d
-		}
-	}
-	return os.TempDir()
 }
 
 // childFailure is an error the child reported; Error prints its message

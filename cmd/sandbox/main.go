@@ -2,10 +2,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"sandbox"
 	"sandbox/cgroupdelegate"
@@ -25,6 +25,8 @@ func main() {
 }
 
 type runCmd struct {
+	Name     string   `placeholder:"NAME" help:"Name of the sandbox, for exec, ps, kill, stop, logs (default: its hostname, sandbox-<6 random hex digits>)."`
+	Detach   bool     `short:"d" help:"Run in the background: print the name and return once the command started; its output goes to a log (sandbox logs NAME)."`
 	Map      string   `enum:"auto,full,single" default:"auto" help:"Identity mapping: full (you plus your /etc/subuid and /etc/subgid ranges), single (only you), auto (full when possible, else single with a warning)."`
 	UID      uint32   `name:"uid" default:"0" help:"Your uid inside the sandbox (it maps to your own uid outside)."`
 	GID      uint32   `name:"gid" default:"0" help:"Your gid inside the sandbox (it maps to your own gid outside)."`
@@ -73,6 +75,12 @@ type checkCmd struct {
 
 type cli struct {
 	Run     runCmd     `cmd:"" help:"Run a command in a new sandbox."`
+	Exec    execCmd    `cmd:"" help:"Run a command in a running sandbox (all its namespaces, root, cgroup and confinement)."`
+	Ps      psCmd      `cmd:"" help:"List your running sandboxes."`
+	Kill    killCmd    `cmd:"" help:"Send a signal to a sandbox's command."`
+	Stop    stopCmd    `cmd:"" help:"Stop a sandbox: SIGTERM to its command, SIGKILL to all of it after --time."`
+	Logs    logsCmd    `cmd:"" help:"Print the output of a detached sandbox."`
+	Rm      rmCmd      `cmd:"" help:"Remove an ended detached sandbox's record and log."`
 	Check   checkCmd   `cmd:"" help:"Diagnose this host for sandboxes: each link of the chain OK, WARN or FAIL, with the fix. Exit status 1 if a FAIL stops run's defaults."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 }
@@ -102,12 +110,16 @@ func runCLI(args []string) int {
 		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
 		return sandbox.StatusError
 	}
-	switch ctx.Command() {
+	name, _, _ := strings.Cut(ctx.Command(), " ")
+	switch name {
 	case "version":
 		fmt.Println("sandbox", version)
 		return 0
 	case "check":
 		return runCheck(c.Check.JSON)
+	}
+	if status, ok := lifecycle(&c, name); ok {
+		return status
 	}
 	r := c.Run
 	cmd := r.Command
@@ -115,7 +127,7 @@ func runCLI(args []string) int {
 		cmd = cmd[1:]
 	}
 	spec, err := sandbox.Prepare(sandbox.Options{
-		Args: cmd, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,
+		Args: cmd, Name: r.Name, Detach: r.Detach, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,
 		Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
 		Rootfs: r.Rootfs, Layers: r.Layer, Upper: r.Upper, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
 		Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
@@ -130,13 +142,5 @@ func runCLI(args []string) int {
 		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
 		return sandbox.StatusError
 	}
-	status, err := sandbox.Run(spec)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
-		var s interface{ Status() int }
-		if errors.As(err, &s) {
-			return s.Status()
-		}
-	}
-	return status
+	return report(sandbox.Run(spec))
 }

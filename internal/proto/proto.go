@@ -22,6 +22,9 @@
 //
 // EOF without Exit or Error means the child died (killed); the parent then
 // reports the child's own wait status.
+//
+// The same framing serves `sandbox exec` on the sandbox's exec socket (see
+// KindExec).
 package proto
 
 import (
@@ -50,6 +53,13 @@ const (
 	KindError   Kind = "error"
 	KindTap     Kind = "tap" // child → parent: the tap made for the builtin network driver
 	KindNet     Kind = "net" // parent → child: the network is up (or why not)
+
+	// `sandbox exec` → init, on a connection to the exec socket: Exec
+	// (the command, with stdin, stdout, stderr as fds unless it asks for
+	// a terminal), then any number of Signal. init answers PTY (with a
+	// terminal), Started, then Exit; or Error.
+	KindExec   Kind = "exec"
+	KindSignal Kind = "signal"
 )
 
 // Envelope is the wire form: a kind and its body.

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"sandbox"
+)
+
+type psCmd struct {
+	All  bool `short:"a" help:"Also list ended detached sandboxes (kept until sandbox rm)."`
+	JSON bool `name:"json" help:"Print one JSON array."`
+}
+
+type execCmd struct {
+	TTY     string   `name:"tty" enum:"auto,always,never" default:"auto" help:"Give the command a private terminal: auto (when stdin and stdout are terminals), always, never."`
+	Env     []string `short:"e" placeholder:"K=V" help:"Set K=V over the sandbox's environment, or copy K from yours (repeatable)."`
+	Chdir   string   `placeholder:"DIR" help:"Working directory inside (default: the sandbox command's)."`
+	Name    string   `arg:"" help:"The sandbox (sandbox ps lists them)."`
+	Command []string `arg:"" passthrough:"partial" name:"command" help:"The command and its arguments (after --)."`
+}
+
+type killCmd struct {
+	Name   string `arg:"" help:"The sandbox."`
+	Signal string `arg:"" optional:"" default:"TERM" help:"Signal name or number (default TERM)."`
+}
+
+type stopCmd struct {
+	Time time.Duration `default:"10s" help:"How long the command may take to end after SIGTERM before the whole sandbox is killed."`
+	Name string        `arg:"" help:"The sandbox."`
+}
+
+type logsCmd struct {
+	Follow bool   `short:"f" help:"Keep printing until the sandbox ends."`
+	Name   string `arg:"" help:"The detached sandbox."`
+}
+
+type rmCmd struct {
+	Name string `arg:"" help:"The ended detached sandbox."`
+}
+
+// lifecycle runs the commands that act on named sandboxes; ok false when
+// cmd is none of them.
+func lifecycle(c *cli, cmd string) (int, bool) {
+	var err error
+	switch cmd {
+	case "ps":
+		err = runPS(c.Ps)
+	case "exec":
+		args := c.Exec.Command
+		if len(args) > 0 && args[0] == "--" {
+			args = args[1:]
+		}
+		status, err := sandbox.Exec(sandbox.ExecOptions{Name: c.Exec.Name, Args: args, Env: c.Exec.Env,
+			Chdir: c.Exec.Chdir, TTY: c.Exec.TTY})
+		return report(status, err), true
+	case "kill":
+		sig, perr := sandbox.ParseSignal(c.Kill.Signal)
+		if err = perr; err == nil {
+			err = sandbox.Kill(c.Kill.Name, sig)
+		}
+	case "stop":
+		err = sandbox.Stop(c.Stop.Name, c.Stop.Time)
+	case "logs":
+		err = sandbox.Logs(c.Logs.Name, c.Logs.Follow, os.Stdout)
+	case "rm":
+		err = sandbox.Remove(c.Rm.Name)
+	default:
+		return 0, false
+	}
+	if err != nil {
+		return report(sandbox.StatusError, err), true
+	}
+	return 0, true
+}
+
+// report prints err (if any) and returns the status to exit with.
+func report(status int, err error) int {
+	if err == nil {
+		return status
+	}
+	fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
+	var s interface{ Status() int }
+	if errors.As(err, &s) {
+		return s.Status()
+	}
+	return status
+}
+
+func runPS(p psCmd) error {
+	list, err := sandbox.List(p.All)
+	if err != nil {
+		return err
+	}
+	if p.JSON {
+		if list == nil {
+			list = []sandbox.Listed{}
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tSTATUS\tPID\tAGE\tROOT\tNET\tLIMITS\tMEM\tCPU\tCOMMAND")
+	for _, l := range list {
+		status := l.Status
+		if l.ExitStatus != nil {
+			status += " (" + strconv.Itoa(*l.ExitStatus) + ")"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Name, status, l.Pid,
+			age(time.Since(l.Created)), l.Root, orDash(l.Net), orDash(strings.Join(l.Limits, ",")),
+			memory(l.MemoryBytes), cpu(l.CPUSeconds), strings.Join(l.Command, " "))
+	}
+	return w.Flush()
+}
+
+func age(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return strconv.Itoa(int(d.Seconds())) + "s"
+	case d < time.Hour:
+		return strconv.Itoa(int(d.Minutes())) + "m"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d.Hours())) + "h"
+	}
+	return strconv.Itoa(int(d.Hours()/24)) + "d"
+}
+
+func memory(b int64) string {
+	if b < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fM", float64(b)/(1<<20))
+}
+
+func cpu(s float64) string {
+	if s < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fs", s)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,337 @@
+//go:build linux
+
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"sandbox/internal/testenv"
+)
+
+// life is a private state directory (XDG_RUNTIME_DIR) for one test's named
+// sandboxes, so tests never see each other's.
+type life struct {
+	t   *testing.T
+	xdg string
+	o   opts
+}
+
+func newLife(t *testing.T) *life {
+	t.Helper()
+	xdg := tempDir(t)
+	l := &life{t: t, xdg: xdg, o: opts{env: []string{"XDG_RUNTIME_DIR=" + xdg}}}
+	return l
+}
+
+func (l *life) run(args ...string) result {
+	l.t.Helper()
+	return runOpts(l.t, l.o, args...)
+}
+
+// detach starts `run -d --name name flags -- cmd` and stops it when the
+// test ends (a detached sandbox outlives the test's process group).
+func (l *life) detach(name string, flags []string, cmd ...string) {
+	l.t.Helper()
+	args := append(append([]string{"run", "-d", "--name", name}, flags...), "--")
+	r := l.run(append(args, cmd...)...)
+	wantCode(l.t, r, 0)
+	if got := strings.TrimSpace(r.stdout); got != name {
+		l.t.Fatalf("run -d printed %q, want the name %q", got, name)
+	}
+	l.t.Cleanup(func() { runOpts(l.t, l.o, "stop", "--time", "1s", name) })
+}
+
+type psEntry struct {
+	Name        string   `json:"name"`
+	Pid         int      `json:"pid"`
+	InitPid     int      `json:"init_pid"`
+	Command     []string `json:"command"`
+	Hostname    string   `json:"hostname"`
+	Root        string   `json:"root"`
+	Net         string   `json:"net"`
+	Limits      []string `json:"limits"`
+	Cgroup      string   `json:"cgroup"`
+	Detached    bool     `json:"detached"`
+	Status      string   `json:"status"`
+	ExitStatus  *int     `json:"exit_status"`
+	MemoryBytes int64    `json:"memory_bytes"`
+	CPUSeconds  float64  `json:"cpu_seconds"`
+}
+
+func (l *life) ps(all bool) map[string]psEntry {
+	l.t.Helper()
+	args := []string{"ps", "--json"}
+	if all {
+		args = append(args, "-a")
+	}
+	r := l.run(args...)
+	wantCode(l.t, r, 0)
+	var list []psEntry
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+		l.t.Fatalf("ps --json: %v\n%s", err, r)
+	}
+	out := map[string]psEntry{}
+	for _, e := range list {
+		out[e.Name] = e
+	}
+	return out
+}
+
+func (l *life) stateDir(name string) string { return filepath.Join(l.xdg, "sandbox", name) }
+
+func TestNamedForegroundRun(t *testing.T) {
+	l := newLife(t)
+	p := start(t, l.o, "run", "--name", "fg", "--net=none", "--", "sh", "-c", "hostname; echo up; sleep 30")
+	if !p.waitStdout("up", cmdTimeout) {
+		t.Fatalf("never started: %s", p.wait())
+	}
+	e, ok := l.ps(false)["fg"]
+	if !ok {
+		t.Fatalf("ps does not list the running sandbox fg")
+	}
+	if e.Pid != p.pid() || e.Status != "running" || e.Root != "host" || e.Net != "none" ||
+		strings.Join(e.Command, " ") != "sh -c hostname; echo up; sleep 30" || e.Hostname != "fg" || e.Detached {
+		t.Errorf("ps entry = %+v, want pid %d, running, host root, net none, the command, hostname fg", e, p.pid())
+	}
+	if !strings.HasPrefix(p.stdout.String(), "fg\n") {
+		t.Errorf("the hostname defaults to the name: got %q", p.stdout.String())
+	}
+	// The name is taken while it runs.
+	r := l.run("run", "--name", "fg", "--", "true")
+	wantCode(t, r, exitSandbox)
+	if !strings.Contains(r.stderr, "in use") {
+		t.Errorf("second run with the same name: want an `in use` error, got %s", r)
+	}
+	wantCode(t, l.run("stop", "fg"), 0)
+	if r := p.wait(); r.code != 143 {
+		t.Errorf("stopped foreground run: want 143 (SIGTERM), got %s", r)
+	}
+	if exists(l.stateDir("fg")) {
+		t.Errorf("a foreground run's state %s is left after it ended", l.stateDir("fg"))
+	}
+}
+
+func TestNameValidation(t *testing.T) {
+	l := newLife(t)
+	for _, bad := range []string{"-x", "a/b", "..", strings.Repeat("n", 64), "a b"} {
+		r := l.run("run", "--name", bad, "--", "true")
+		wantCode(t, r, exitSandbox)
+		if !strings.Contains(r.stderr, "--name") {
+			t.Errorf("--name %q: the error does not name the flag: %s", bad, r)
+		}
+	}
+	// A name that is no hostname is fine; the hostname is then generated.
+	r := l.run("run", "--name", "under_score", "--", "hostname")
+	wantCode(t, r, 0)
+	if !strings.HasPrefix(r.stdout, "sandbox-") {
+		t.Errorf("hostname for --name under_score: got %q, want a generated sandbox-XXXXXX", r.stdout)
+	}
+}
+
+func TestStaleStateOfKilledRun(t *testing.T) {
+	l := newLife(t)
+	p := start(t, l.o, "run", "--name", "victim", "--net=none", "--", "sh", "-c", "echo up; sleep 30")
+	if !p.waitStdout("up", cmdTimeout) {
+		t.Fatalf("never started: %s", p.wait())
+	}
+	if !exists(filepath.Join(l.stateDir("victim"), "state.json")) {
+		t.Fatalf("no state under %s while running", l.stateDir("victim"))
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.wait()
+	if _, ok := l.ps(true)["victim"]; ok {
+		t.Errorf("ps -a lists the SIGKILLed sandbox")
+	}
+	if exists(l.stateDir("victim")) {
+		t.Errorf("the stale state %s was not removed by ps", l.stateDir("victim"))
+	}
+	wantCode(t, l.run("run", "--name", "victim", "--", "true"), 0)
+}
+
+func TestExecJoinsSandbox(t *testing.T) {
+	l := newLife(t)
+	l.detach("dev", []string{"--net=none", "-e", "FROM_RUN=yes", "--hostname", "devhost"}, "sleep", "60")
+	// Every namespace of the exec'd command is the payload's, and so are
+	// the root, the hostname, the cgroup and the confinement.
+	r := l.run("exec", "dev", "--", "sh", "-c", `
+		p=$(pgrep -x sleep)
+		for n in user mnt pid uts ipc net cgroup; do
+			a=$(readlink /proc/self/ns/$n); b=$(readlink /proc/$p/ns/$n)
+			[ -n "$a" ] && [ "$a" = "$b" ] || echo "ns $n differs: $a $b"
+		done
+		echo "host=$(hostname) env=$FROM_RUN cg=$(grep '^0::' /proc/self/cgroup)"
+		grep -E '^(CapPrm|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status
+		echo ---
+		grep -E '^(CapPrm|CapBnd|NoNewPrivs|Seccomp):' /proc/$p/status
+		echo ---
+		echo persisted > /tmp/from-exec; pwd`)
+	wantCode(t, r, 0)
+	s := sections(r.stdout)
+	if len(s) != 3 {
+		t.Fatalf("unexpected output: %s", r)
+	}
+	if strings.Contains(s[0], "differs") {
+		t.Errorf("exec'd command is not in the sandbox's namespaces:\n%s", s[0])
+	}
+	if !strings.Contains(s[0], "host=devhost env=yes cg=0::/") {
+		t.Errorf("hostname, environment or cgroup differ from the sandbox's: %s", s[0])
+	}
+	own := strings.Join(lines(s[0])[1:], "\n")
+	if own != strings.TrimSpace(s[1]) || !strings.Contains(own, "NoNewPrivs:\t1") || !strings.Contains(own, "Seccomp:\t2") {
+		t.Errorf("confinement of the exec'd command:\n%s\nwant the payload's:\n%s", own, s[1])
+	}
+	if wd, _ := os.Getwd(); strings.TrimSpace(s[2]) != wd {
+		t.Errorf("working directory %q, want the payload's %q", s[2], wd)
+	}
+	r = l.run("exec", "-e", "X=1", "--chdir", "/tmp", "dev", "--", "sh", "-c", "cat /tmp/from-exec; echo $X; pwd")
+	wantCode(t, r, 0)
+	if r.stdout != "persisted\n1\n/tmp\n" {
+		t.Errorf("second exec: got %q, want the first one's file, X=1 and /tmp", r.stdout)
+	}
+	wantCode(t, l.run("exec", "dev", "--", "sh", "-c", "exit 7"), 7)
+	wantCode(t, l.run("exec", "dev", "--", "sh", "-c", "kill -TERM $$"), 143)
+	wantCode(t, l.run("exec", "dev", "--", "no-such-command"), 127)
+	r = l.run("exec", "--tty=always", "dev", "--", "tty")
+	wantCode(t, r, 0)
+	if !strings.HasPrefix(strings.TrimSpace(r.stdout), "/dev/pts/") {
+		t.Errorf("exec --tty=always: tty printed %q, want /dev/pts/N", r.stdout)
+	}
+}
+
+func TestExecForwardsSignals(t *testing.T) {
+	l := newLife(t)
+	l.detach("sig", []string{"--net=none"}, "sleep", "60")
+	p := start(t, l.o, "exec", "sig", "--", "sh", "-c", `trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done`)
+	if !p.waitStdout("ready", cmdTimeout) {
+		t.Fatalf("exec never started: %s", p.wait())
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	r := p.wait()
+	wantCode(t, r, 3)
+	if !strings.Contains(r.stdout, "got-term") {
+		t.Errorf("the exec'd command did not get SIGTERM: %s", r)
+	}
+}
+
+func TestDetachKillStopLogsRm(t *testing.T) {
+	l := newLife(t)
+	l.detach("bg", []string{"--net=none"}, "sh", "-c",
+		`echo started; trap 'echo usr1' USR1; trap 'echo term; exit 5' TERM; while :; do sleep 0.05; done`)
+	e := l.ps(false)["bg"]
+	if !e.Detached || e.Status != "running" {
+		t.Fatalf("ps entry of the detached sandbox: %+v", e)
+	}
+	wantCode(t, l.run("kill", "bg", "USR1"), 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(l.run("logs", "bg").stdout, "usr1") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	wantCode(t, l.run("stop", "bg"), 0)
+	if e := l.ps(false); len(e) != 0 {
+		t.Errorf("ps lists sandboxes after stop: %v", e)
+	}
+	e, ok := l.ps(true)["bg"]
+	if !ok || e.Status != "exited" || e.ExitStatus == nil || *e.ExitStatus != 5 {
+		t.Errorf("ps -a after stop: %+v, want exited with status 5", e)
+	}
+	r := l.run("logs", "bg")
+	wantCode(t, r, 0)
+	if r.stdout != "started\nusr1\nterm\n" {
+		t.Errorf("logs: got %q, want started, usr1, term", r.stdout)
+	}
+	r = l.run("exec", "bg", "--", "true")
+	wantCode(t, r, exitSandbox)
+	if !strings.Contains(r.stderr, "has ended with status 5") {
+		t.Errorf("exec into an ended sandbox: %s", r)
+	}
+	wantCode(t, l.run("rm", "bg"), 0)
+	if _, ok := l.ps(true)["bg"]; ok || exists(l.stateDir("bg")) {
+		t.Errorf("rm left the sandbox's record")
+	}
+	for _, args := range [][]string{{"rm", "bg"}, {"kill", "bg"}, {"stop", "bg"}, {"logs", "bg"}, {"exec", "bg", "--", "true"}} {
+		r := l.run(args...)
+		wantCode(t, r, exitSandbox)
+		if !strings.Contains(r.stderr, `no such sandbox named "bg"`) {
+			t.Errorf("%v of an unknown sandbox: %s", args, r)
+		}
+	}
+}
+
+func TestStopEscalatesToKill(t *testing.T) {
+	l := newLife(t)
+	l.detach("stubborn", []string{"--net=none"}, "sh", "-c", `trap '' TERM; echo ready; while :; do sleep 0.05; done`)
+	began := time.Now()
+	wantCode(t, l.run("stop", "--time", "500ms", "stubborn"), 0)
+	if d := time.Since(began); d < 500*time.Millisecond {
+		t.Errorf("stop returned after %v, before its grace time", d)
+	}
+	e := l.ps(true)["stubborn"]
+	if e.ExitStatus == nil || (*e.ExitStatus != 137 && *e.ExitStatus != exitSandbox) {
+		t.Errorf("a sandbox ignoring SIGTERM: ps -a %+v, want it killed", e)
+	}
+	requireNoLeftovers(t, 0, false, 5*time.Second)
+}
+
+func TestDetachErrors(t *testing.T) {
+	l := newLife(t)
+	r := l.run("run", "-d", "--name", "bad", "--", "/no/such/command")
+	wantCode(t, r, 127)
+	if !strings.Contains(r.stderr, "/no/such/command") {
+		t.Errorf("run -d of a missing command: %s", r)
+	}
+	for _, args := range [][]string{
+		{"run", "-d", "--tty=always", "--", "true"},
+		{"run", "-d", "--preserve-fds", "1", "--", "true"},
+		{"kill", "x", "NOSUCHSIG"},
+	} {
+		r := l.run(args...)
+		wantCode(t, r, exitSandbox)
+	}
+	// A command that ends at once is still a started sandbox.
+	l.detach("quick", []string{"--net=none"}, "sh", "-c", "echo bye; exit 4")
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if e := l.ps(true)["quick"]; e.Status == "exited" {
+			if *e.ExitStatus != 4 {
+				t.Errorf("exit status %d, want 4", *e.ExitStatus)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("the detached sandbox never ended")
+}
+
+func TestPSShowsLimitsAndUse(t *testing.T) {
+	testenv.DelegatedCgroup(t)
+	l := newLife(t)
+	l.detach("lim", []string{"--net=none", "--memory", "64M", "--pids", "50"}, "sh", "-c",
+		"x=0; while [ $x -lt 200000 ]; do x=$((x+1)); done; sleep 60")
+	deadline := time.Now().Add(10 * time.Second)
+	var e psEntry
+	for time.Now().Before(deadline) {
+		e = l.ps(false)["lim"]
+		if e.CPUSeconds > 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	want := "memory.max=" + strconv.Itoa(64<<20)
+	if !strings.Contains(strings.Join(e.Limits, " "), want) || !strings.Contains(strings.Join(e.Limits, " "), "pids.max=50") {
+		t.Errorf("ps limits %q, want %s and pids.max=50", e.Limits, want)
+	}
+	if e.Cgroup == "" || e.MemoryBytes <= 0 || e.CPUSeconds <= 0 {
+		t.Errorf("ps resource use: cgroup %q, memory %d bytes, cpu %.3f s; want all known", e.Cgroup, e.MemoryBytes, e.CPUSeconds)
+	}
+	r := l.run("ps")
+	if !strings.Contains(r.stdout, "lim ") || !strings.Contains(r.stdout, "pids.max=50") {
+		t.Errorf("ps table: %s", r)
+	}
+}

@@ -1,0 +1,255 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+
+	"sandbox/internal/proto"
+
+	"golang.org/x/sys/unix"
+)
+
+// execRequest is proto.KindExec: a command to start in the running
+// sandbox, as its payload was (same root, namespaces, cgroup, confinement).
+type execRequest struct {
+	Args  []string `json:"args"`
+	Env   []string `json:"env,omitempty"`   // KEY=VALUE set over the payload's environment
+	Chdir string   `json:"chdir,omitempty"` // "" = the payload's working directory
+	TTY   bool     `json:"tty,omitempty"`
+	Rows  uint16   `json:"rows,omitempty"`
+	Cols  uint16   `json:"cols,omitempty"`
+}
+
+// execSignal is proto.KindSignal: a signal for the exec'd command.
+type execSignal struct {
+	Signal int `json:"signal"`
+}
+
+// execEvent is what a client connection brings to init's main loop, which
+// alone forks (from the thread that holds init's confinement).
+type execEvent struct {
+	conn *proto.Conn
+	req  *execRequest // a new command, with fds (stdin, stdout, stderr)
+	fds  []int
+	sig  int  // a signal for the connection's command
+	gone bool // the client hung up
+}
+
+// serveExec accepts `sandbox exec` clients of the same user (the caller of
+// `sandbox run`; another user's peer shows as the overflow uid) and feeds
+// their messages to the main loop.
+func serveExec(ln *os.File, uid int, events chan<- execEvent) {
+	defer ln.Close()
+	for {
+		fd, _, err := unix.Accept4(int(ln.Fd()), unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
+		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.ECONNABORTED) {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if err != nil || int(cred.Uid) != uid {
+			unix.Close(fd)
+			continue
+		}
+		go execClient(proto.FromFD(fd), events)
+	}
+}
+
+func execClient(c *proto.Conn, events chan<- execEvent) {
+	env, fds, err := c.Recv()
+	if err != nil {
+		c.Close()
+		return
+	}
+	var req execRequest
+	if env.Kind != proto.KindExec || env.Decode(&req) != nil || len(req.Args) == 0 {
+		closeFDs(fds)
+		c.Send(proto.KindError, childError{Msg: "malformed exec request", Status: StatusError})
+		c.Close()
+		return
+	}
+	events <- execEvent{conn: c, req: &req, fds: fds}
+	for {
+		env, fds, err := c.Recv()
+		closeFDs(fds)
+		if err != nil {
+			events <- execEvent{conn: c, gone: true}
+			return
+		}
+		var s execSignal
+		if env.Kind == proto.KindSignal && env.Decode(&s) == nil && s.Signal > 0 && s.Signal < 65 {
+			events <- execEvent{conn: c, sig: s.Signal}
+		}
+	}
+}
+
+// supervise is init's main loop once the payload runs: it forwards
+// signals, reaps every process, starts exec'd commands and reports their
+// ends, and returns the payload's exit status (returning ends PID 1, and
+// the kernel kills whatever is left).
+func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-chan execEvent, cfg *childConfig) int {
+	byPid := map[int]*proto.Conn{}
+	byConn := map[*proto.Conn]int{}
+	for {
+		select {
+		case sig := <-sigs:
+			if sig != syscall.SIGCHLD {
+				unix.Kill(payload, sig.(syscall.Signal))
+				continue
+			}
+			for _, ex := range reapAll() {
+				if ex.pid == payload {
+					conn.Send(proto.KindExit, ex.exit)
+					return ex.code()
+				}
+				if c, ok := byPid[ex.pid]; ok {
+					c.Send(proto.KindExit, ex.exit)
+					c.Close()
+					delete(byPid, ex.pid)
+					delete(byConn, c)
+				}
+			}
+		case ev := <-execs:
+			switch {
+			case ev.req != nil:
+				pid, err := startExec(ev.conn, cfg, ev.req, ev.fds)
+				closeFDs(ev.fds)
+				if err != nil {
+					status := StatusError
+					var ce *childError
+					if errors.As(err, &ce) {
+						status = ce.Status
+					}
+					ev.conn.Send(proto.KindError, childError{Msg: err.Error(), Status: status})
+					ev.conn.Close()
+					continue
+				}
+				byPid[pid], byConn[ev.conn] = ev.conn, pid
+				ev.conn.Send(proto.KindStarted, started{Pid: pid})
+			case ev.sig != 0:
+				if pid, ok := byConn[ev.conn]; ok {
+					unix.Kill(pid, syscall.Signal(ev.sig))
+				}
+			case ev.gone:
+				// The command runs on, as it would after nsenter's end;
+				// nobody hears of its exit.
+				if pid, ok := byConn[ev.conn]; ok {
+					delete(byPid, pid)
+					delete(byConn, ev.conn)
+					ev.conn.Close()
+				}
+			}
+		}
+	}
+}
+
+// exited is one reaped process.
+type exited struct {
+	pid  int
+	exit childExit
+}
+
+func (e exited) code() int {
+	if e.exit.Signal > 0 {
+		return StatusSignalStart + e.exit.Signal
+	}
+	return e.exit.Code
+}
+
+// reapAll collects every child that has exited (as PID 1, orphans too).
+func reapAll() []exited {
+	var out []exited
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return out
+		}
+		ex := exited{pid: pid, exit: childExit{Code: ws.ExitStatus()}}
+		if ws.Signaled() {
+			ex.exit.Signal = int(ws.Signal())
+		}
+		out = append(out, ex)
+	}
+}
+
+// startExec starts req like the payload: same environment (with req's
+// settings on top), working directory unless req names one, and init's
+// confinement, which a fork inherits.
+func startExec(c *proto.Conn, cfg *childConfig, req *execRequest, fds []int) (int, error) {
+	dir := cfg.Plan.Chdir
+	if req.Chdir != "" {
+		dir = req.Chdir
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = unix.ENOTDIR
+		}
+		return 0, &childError{Msg: fmt.Sprintf("working directory %s: %v", dir, unwrapSyscall(err)), Status: StatusError}
+	}
+	env := mergeEnv(cfg.Env, req.Env)
+	path, status, err := lookPath(req.Args[0], env, dir)
+	if err != nil {
+		return 0, &childError{Msg: err.Error(), Status: status}
+	}
+	sys := &syscall.SysProcAttr{}
+	var stdio []*os.File
+	if req.TTY {
+		master, slave, err := openPTY(req.Rows, req.Cols)
+		if err != nil {
+			return 0, fmt.Errorf("allocating a terminal: %w", err)
+		}
+		err = c.Send(proto.KindPTY, nil, int(master.Fd()))
+		master.Close()
+		if err != nil {
+			slave.Close()
+			return 0, err
+		}
+		defer slave.Close()
+		stdio = []*os.File{slave, slave, slave}
+		sys.Setsid, sys.Setctty, sys.Ctty = true, true, 0
+	} else {
+		if len(fds) != 3 {
+			return 0, fmt.Errorf("exec request with %d descriptors, want stdin, stdout, stderr", len(fds))
+		}
+		for i, fd := range fds {
+			stdio = append(stdio, os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", i)))
+		}
+		// Own session: the caller's terminal, if any, stays the payload's
+		// business, and the command is not in init's process group.
+		sys.Setsid = true
+	}
+	proc, err := os.StartProcess(path, req.Args, &os.ProcAttr{Dir: dir, Env: env, Files: stdio, Sys: sys})
+	if err != nil {
+		return 0, &childError{Msg: fmt.Sprintf("%s: %v", req.Args[0], unwrapSyscall(err)), Status: execStatus(err)}
+	}
+	pid := proc.Pid
+	proc.Release() // reaped by reapAll
+	return pid, nil
+}
+
+// mergeEnv sets each KEY=VALUE of sets over base.
+func mergeEnv(base, sets []string) []string {
+	out := append([]string(nil), base...)
+	for _, kv := range sets {
+		k, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, b := range out {
+			if bk, _, _ := strings.Cut(b, "="); bk == k {
+				out[i], replaced = kv, true
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

@@ -1,0 +1,349 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"sandbox/cgroupdelegate"
+	"sandbox/state"
+
+	"golang.org/x/sys/unix"
+)
+
+// detachedEnv marks the background supervisor of `run --detach`: its value
+// is the sandbox's name; fd 3 holds the name's lock, fd 4 the pipe on which
+// it reports that the command started (or why not).
+const detachedEnv = "_SANDBOX_DETACHED"
+
+const (
+	detachedLockFD  = 3
+	detachedReadyFD = 4
+)
+
+// detachedReport is what the background supervisor tells the foreground.
+type detachedReport struct {
+	Status int    `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Run starts the sandbox described by s. In the foreground it waits for it
+// and returns the exit status for `sandbox run`; with --detach it returns
+// 0 once the command runs in the background. Errors of the sandbox itself
+// are printed to stderr by the caller and mean status 125.
+func Run(s *Spec) (int, error) {
+	switch {
+	case s.Detached:
+		return runDetached(s)
+	case s.detach:
+		return detach(s)
+	}
+	return run(s)
+}
+
+// describe fills the sandbox's record with what Prepare decided.
+func (s *Spec) describe(i *state.Info) {
+	i.Name, i.Pid, i.Command, i.Created, i.Hostname = s.Name, os.Getpid(), s.Args, s.Start, s.Hostname
+	i.Root = "host"
+	if s.Rootfs != "" {
+		i.Root = s.Rootfs
+	}
+	i.Upper, i.Net, i.Detached = s.Upper, string(s.NetMode), s.Detached
+}
+
+// detach claims the name, starts the same command line again as a
+// background supervisor (new session, output to the sandbox's log) and
+// waits until it reports that the command started.
+func detach(s *Spec) (int, error) {
+	h, err := state.Claim(s.Name)
+	if err != nil {
+		return StatusError, err
+	}
+	fail := func(err error) (int, error) {
+		h.Finish(StatusError)
+		return StatusError, err
+	}
+	logf, err := os.OpenFile(h.Path(state.LogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fail(fmt.Errorf("creating the log: %w", err))
+	}
+	defer logf.Close()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return fail(err)
+	}
+	defer devnull.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	defer r.Close()
+	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Env = append(os.Environ(), detachedEnv+"="+s.Name)
+	cmd.ExtraFiles = []*os.File{h.LockFile(), w} // fds 3 and 4
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return fail(fmt.Errorf("starting the background supervisor: %w", err))
+	}
+	// From here the supervisor owns the name (it shares our lock).
+	var rep detachedReport
+	if err := json.NewDecoder(r).Decode(&rep); err != nil {
+		ws, _ := cmd.Process.Wait()
+		return StatusError, fmt.Errorf("the background supervisor of %s ended (%v) before its command started; sandbox logs %s shows its output", s.Name, ws, s.Name)
+	}
+	cmd.Process.Release()
+	if rep.Error != "" {
+		return rep.Status, errors.New(rep.Error)
+	}
+	fmt.Println(s.Name)
+	return 0, nil
+}
+
+// runDetached is the background supervisor: a run whose record outlives it
+// and that reports its start on the inherited pipe.
+func runDetached(s *Spec) (int, error) {
+	ready := os.NewFile(detachedReadyFD, "ready")
+	unix.CloseOnExec(detachedReadyFD)
+	report := func(r detachedReport) {
+		if ready != nil {
+			json.NewEncoder(ready).Encode(r)
+			ready.Close()
+			ready = nil
+		}
+	}
+	h, err := state.Adopt(s.Name, detachedLockFD)
+	if err != nil {
+		report(detachedReport{Status: StatusError, Error: err.Error()})
+		return StatusError, err
+	}
+	h.Info.Detached = true
+	s.state = h
+	s.onStarted = func() { report(detachedReport{}) }
+	status, err := run(s)
+	if err != nil {
+		report(detachedReport{Status: status, Error: err.Error()})
+	} else {
+		// Ended before it reported a start: cannot happen but for a
+		// payload that exits at once; its status is the report.
+		report(detachedReport{Status: status, Error: fmt.Sprintf("the command exited with status %d at once", status)})
+	}
+	return status, err
+}
+
+// lookupRunning finds a running sandbox by name, or says why not.
+func lookupRunning(name string) (state.Entry, error) {
+	e, err := state.Lookup(name)
+	if err != nil {
+		return e, &UsageError{err.Error()}
+	}
+	if !e.Live {
+		return e, usagef("sandbox %s has ended%s (sandbox logs %s shows its output; sandbox rm %s removes it)",
+			name, exitNote(e.Info), name, name)
+	}
+	if e.Status != state.Running || !state.SameProcess(e.InitPid, e.InitStart) {
+		return e, usagef("sandbox %s is starting or ending; try again", name)
+	}
+	return e, nil
+}
+
+func exitNote(i state.Info) string {
+	if i.ExitStatus == nil {
+		return ""
+	}
+	return fmt.Sprintf(" with status %d", *i.ExitStatus)
+}
+
+// ParseSignal reads a signal as TERM, SIGTERM or 15.
+func ParseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 1 || n > 64 {
+			return 0, usagef("signal %s: out of range 1-64", s)
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, usagef("unknown signal %q (use a name such as TERM, KILL, HUP, INT, USR1, or a number)", s)
+}
+
+// Kill sends sig to the command of the running sandbox name.
+func Kill(name string, sig syscall.Signal) error {
+	e, err := lookupRunning(name)
+	if err != nil {
+		return err
+	}
+	return signalPayload(e, sig)
+}
+
+// signalPayload signals the sandbox's command through a pidfd taken after
+// the pid was found and checked again after, so a reused pid is never hit.
+func signalPayload(e state.Entry, sig syscall.Signal) error {
+	pid, err := payloadHostPid(e.InitPid, e.PayloadPid)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: %w", e.Name, err)
+	}
+	pfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: the command has ended (%w)", e.Name, err)
+	}
+	defer unix.Close(pfd)
+	if again, err := payloadHostPid(e.InitPid, e.PayloadPid); err != nil || again != pid {
+		return fmt.Errorf("sandbox %s: the command has ended", e.Name)
+	}
+	if err := unix.PidfdSendSignal(pfd, sig, nil, 0); err != nil {
+		return fmt.Errorf("sandbox %s: sending %v: %w", e.Name, sig, err)
+	}
+	return nil
+}
+
+// payloadHostPid finds the host pid of init's child whose pid inside the
+// sandbox is inner.
+func payloadHostPid(initPid, inner int) (int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	want := "PPid:\t" + strconv.Itoa(initPid) + "\n"
+	for _, d := range ents {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/status")
+		if err != nil || !strings.Contains(string(b), want) {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if f, ok := strings.CutPrefix(l, "NSpid:"); ok {
+				ids := strings.Fields(f)
+				if len(ids) > 0 && ids[len(ids)-1] == strconv.Itoa(inner) {
+					return pid, nil
+				}
+			}
+		}
+	}
+	return 0, errors.New("the command has ended")
+}
+
+// Stop asks the sandbox's command to end (SIGTERM), then kills the whole
+// sandbox (SIGKILL to its init) after grace; it returns once it ended.
+func Stop(name string, grace time.Duration) error {
+	e, err := lookupRunning(name)
+	if err != nil {
+		return err
+	}
+	if err := signalPayload(e, unix.SIGTERM); err != nil && !waitEnd(e, 0) {
+		return err
+	}
+	if waitEnd(e, grace) {
+		return nil
+	}
+	if pfd, err := unix.PidfdOpen(e.InitPid, 0); err == nil {
+		if state.SameProcess(e.InitPid, e.InitStart) {
+			unix.PidfdSendSignal(pfd, unix.SIGKILL, nil, 0)
+		}
+		unix.Close(pfd)
+	}
+	if !waitEnd(e, 10*time.Second) {
+		return fmt.Errorf("sandbox %s did not end within 10 s of SIGKILL (its supervisor is pid %d)", name, e.Pid)
+	}
+	return nil
+}
+
+// waitEnd waits up to d for the sandbox's supervisor to let go of it.
+func waitEnd(e state.Entry, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if !e.Running() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Logs copies a detached sandbox's log to w; with follow, until it ends.
+func Logs(name string, follow bool, w io.Writer) error {
+	e, err := state.Lookup(name)
+	if err != nil {
+		return &UsageError{err.Error()}
+	}
+	if !e.Detached {
+		return usagef("sandbox %s runs in the foreground: its output goes where its `sandbox run` writes (only --detach keeps a log)", name)
+	}
+	f, err := os.Open(e.Dir + "/" + state.LogFile)
+	if err != nil {
+		return fmt.Errorf("opening the log of %s: %w", name, err)
+	}
+	defer f.Close()
+	for {
+		live := follow && e.Running()
+		if _, err := io.Copy(w, f); err != nil {
+			return err
+		}
+		if !live {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Remove deletes an ended sandbox's record and log.
+func Remove(name string) error {
+	if err := state.Remove(name); err != nil {
+		return &UsageError{err.Error()}
+	}
+	return nil
+}
+
+// Listed is one sandbox as `sandbox ps` shows it.
+type Listed struct {
+	state.Info
+	// Resource use of its cgroup, when it has one (-1: unknown).
+	MemoryBytes int64   `json:"memory_bytes"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
+}
+
+// List returns the caller's running sandboxes (all: also ended detached
+// ones), removing the records of killed runs on the way.
+func List(all bool) ([]Listed, error) {
+	ents, err := state.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []Listed
+	for _, e := range ents {
+		if !e.Live && !all {
+			continue
+		}
+		l := Listed{Info: e.Info, MemoryBytes: -1, CPUSeconds: -1}
+		if e.Live && e.Cgroup != "" {
+			if b, err := os.ReadFile(e.Cgroup + "/memory.current"); err == nil {
+				l.MemoryBytes, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+			}
+			if usec, err := cgroupdelegate.Key(e.Cgroup, "cpu.stat", "usage_usec"); err == nil {
+				l.CPUSeconds = float64(usec) / 1e6
+			}
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}

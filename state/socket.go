@@ -1,0 +1,89 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Listen makes the exec socket of a claimed sandbox: a SOCK_SEQPACKET
+// listener, close-on-exec, for the sandbox's init to accept on.
+func (h *Handle) Listen() (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("creating the exec socket: %w", err)
+	}
+	err = viaDir(h.Dir, SocketFile, func(p string) error {
+		if err := unix.Bind(fd, &unix.SockaddrUnix{Name: p}); err != nil {
+			return err
+		}
+		return unix.Listen(fd, 16)
+	})
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("listening on %s: %w", h.Path(SocketFile), err)
+	}
+	return os.NewFile(uintptr(fd), SocketFile), nil
+}
+
+// Dial connects to a running sandbox's exec socket; it returns the fd.
+func (e Entry) Dial() (int, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return -1, err
+	}
+	err = viaDir(e.Dir, SocketFile, func(p string) error {
+		return unix.Connect(fd, &unix.SockaddrUnix{Name: p})
+	})
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// viaDir calls fn with a short path to dir/name: a socket path must fit in
+// 108 bytes, and /proc/self/fd/N/name does wherever dir is.
+func viaDir(dir, name string, fn func(string) error) error {
+	d, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return fn(filepath.Join("/proc/self/fd", strconv.Itoa(int(d.Fd())), name))
+}
+
+// StartTime returns a process's start time (clock ticks after boot), to
+// tell it from a later process that reuses its pid.
+func StartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces and parentheses: fields count from
+	// the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 20 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	return strconv.ParseUint(string(f[19]), 10, 64) // field 22 overall
+}
+
+// SameProcess reports whether pid is still the process that started at
+// start.
+func SameProcess(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	st, err := StartTime(pid)
+	return err == nil && st == start
+}
