@@ -251,6 +251,8 @@ func run(s *Spec) (status int, err error) {
 				if s.onStarted != nil {
 					s.onStarted()
 				}
+				// Off the start-up path: drop records of killed runs.
+				state.List()
 			case proto.KindExit:
 				exit = new(childExit)
 				if err := m.env.Decode(exit); err != nil {
