@@ -64,13 +64,19 @@ func Exec(o ExecOptions) (int, error) {
 	conn := proto.FromFD(fd)
 	defer conn.Close()
 	req.TTY = wantTTY(o.TTY)
-	var fds []int
+	// Proof that we are not inside a sandbox (see serveExec).
+	userNS, err := os.Open("/proc/self/ns/user")
+	if err != nil {
+		return StatusError, fmt.Errorf("opening our user namespace: %w", err)
+	}
+	defer userNS.Close()
+	fds := []int{int(userNS.Fd())}
 	if req.TTY {
 		if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
 			req.Rows, req.Cols = ws.Row, ws.Col
 		}
 	} else {
-		fds = []int{0, 1, 2}
+		fds = append(fds, 0, 1, 2)
 	}
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)

@@ -40,9 +40,18 @@ type execEvent struct {
 
 // serveExec accepts `sandbox exec` clients of the same user (the caller of
 // `sandbox run`; another user's peer shows as the overflow uid) and feeds
-// their messages to the main loop.
-func serveExec(ln *os.File, uid int, events chan<- execEvent) {
+// their messages to the main loop. Each client must also show, as the
+// first fd of its request, that it lives in the user namespace `sandbox
+// run` was started from (userNS): the same user inside any sandbox — this
+// one or another that can see the state directory — cannot get hold of an
+// fd of that namespace, so it cannot exec its way into a sandbox.
+func serveExec(ln, userNS *os.File, uid int, events chan<- execEvent) {
 	defer ln.Close()
+	var want unix.Stat_t
+	if err := unix.Fstat(int(userNS.Fd()), &want); err != nil {
+		return
+	}
+	userNS.Close()
 	for {
 		fd, _, err := unix.Accept4(int(ln.Fd()), unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
 		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.ECONNABORTED) {
@@ -56,24 +65,33 @@ func serveExec(ln *os.File, uid int, events chan<- execEvent) {
 			unix.Close(fd)
 			continue
 		}
-		go execClient(proto.FromFD(fd), events)
+		go execClient(proto.FromFD(fd), want, events)
 	}
 }
 
-func execClient(c *proto.Conn, events chan<- execEvent) {
+func execClient(c *proto.Conn, userNS unix.Stat_t, events chan<- execEvent) {
 	env, fds, err := c.Recv()
 	if err != nil {
 		c.Close()
 		return
 	}
-	var req execRequest
-	if env.Kind != proto.KindExec || env.Decode(&req) != nil || len(req.Args) == 0 {
+	refuse := func(msg string) {
 		closeFDs(fds)
-		c.Send(proto.KindError, childError{Msg: "malformed exec request", Status: StatusError})
+		c.Send(proto.KindError, childError{Msg: msg, Status: StatusError})
 		c.Close()
+	}
+	var req execRequest
+	if env.Kind != proto.KindExec || env.Decode(&req) != nil || len(req.Args) == 0 || len(fds) == 0 {
+		refuse("malformed exec request")
 		return
 	}
-	events <- execEvent{conn: c, req: &req, fds: fds}
+	var st unix.Stat_t
+	if unix.Fstat(fds[0], &st) != nil || st.Dev != userNS.Dev || st.Ino != userNS.Ino {
+		refuse("exec is refused from inside a sandbox (only from the user namespace that started it)")
+		return
+	}
+	unix.Close(fds[0])
+	events <- execEvent{conn: c, req: &req, fds: fds[1:]}
 	for {
 		env, fds, err := c.Recv()
 		closeFDs(fds)

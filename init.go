@@ -58,9 +58,11 @@ func Init() int {
 	if err != nil {
 		return StatusError
 	}
-	var execLn *os.File // the exec socket, served once the payload runs
-	if len(fds) == 1 {
-		execLn = os.NewFile(uintptr(fds[0]), "exec.sock")
+	// The exec socket, served once the payload runs, and the user namespace
+	// its clients must be in.
+	var execLn, execNS *os.File
+	if len(fds) == 2 {
+		execLn, execNS = os.NewFile(uintptr(fds[0]), "exec.sock"), os.NewFile(uintptr(fds[1]), "userns")
 	} else {
 		closeFDs(fds)
 	}
@@ -157,7 +159,7 @@ func Init() int {
 	var execs chan execEvent
 	if execLn != nil && cfg.Exec {
 		execs = make(chan execEvent, 16)
-		go serveExec(execLn, unix.Getuid(), execs)
+		go serveExec(execLn, execNS, unix.Getuid(), execs)
 	}
 	return supervise(conn, pid, sigs, execs, &cfg)
 }

@@ -213,32 +213,52 @@ func signalPayload(e state.Entry, sig syscall.Signal) error {
 }
 
 // payloadHostPid finds the host pid of init's child whose pid inside the
-// sandbox is inner.
+// sandbox is inner. Both must be in a pid namespace below ours, init as its
+// PID 1: a record altered by someone cannot point kill at another process.
 func payloadHostPid(initPid, inner int) (int, error) {
+	if ids, _ := procStatus(initPid); len(ids.nspid) < 2 || ids.nspid[len(ids.nspid)-1] != 1 {
+		return 0, errors.New("its init is gone")
+	}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0, err
 	}
-	want := "PPid:\t" + strconv.Itoa(initPid) + "\n"
 	for _, d := range ents {
 		pid, err := strconv.Atoi(d.Name())
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + d.Name() + "/status")
-		if err != nil || !strings.Contains(string(b), want) {
-			continue
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if f, ok := strings.CutPrefix(l, "NSpid:"); ok {
-				ids := strings.Fields(f)
-				if len(ids) > 0 && ids[len(ids)-1] == strconv.Itoa(inner) {
-					return pid, nil
-				}
-			}
+		st, err := procStatus(pid)
+		if err == nil && st.ppid == initPid && len(st.nspid) >= 2 && st.nspid[len(st.nspid)-1] == inner {
+			return pid, nil
 		}
 	}
 	return 0, errors.New("the command has ended")
+}
+
+type status struct {
+	ppid  int
+	nspid []int
+}
+
+// procStatus reads a process's parent and its pids in each pid namespace.
+func procStatus(pid int) (status, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return status{}, err
+	}
+	var st status
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "PPid:"); ok {
+			st.ppid, _ = strconv.Atoi(strings.TrimSpace(v))
+		} else if v, ok := strings.CutPrefix(l, "NSpid:"); ok {
+			for _, f := range strings.Fields(v) {
+				n, _ := strconv.Atoi(f)
+				st.nspid = append(st.nspid, n)
+			}
+		}
+	}
+	return st, nil
 }
 
 // Stop asks the sandbox's command to end (SIGTERM), then kills the whole

@@ -167,15 +167,20 @@ func run(s *Spec) (status int, err error) {
 			cfg.Rows, cfg.Cols = ws.Row, ws.Col
 		}
 	}
-	// init serves `sandbox exec` on this socket once the payload runs.
+	// init serves `sandbox exec` on this socket once the payload runs, to
+	// clients in this user namespace only (see serveExec).
 	ln, err := h.Listen()
 	if err != nil {
 		return abort(err)
 	}
-	cfg.Exec = true
-	err = parent.Send(proto.KindConfig, cfg, int(ln.Fd()))
-	ln.Close()
+	defer ln.Close()
+	userNS, err := os.Open("/proc/self/ns/user")
 	if err != nil {
+		return abort(fmt.Errorf("opening our user namespace: %w", err))
+	}
+	defer userNS.Close()
+	cfg.Exec = true
+	if err := parent.Send(proto.KindConfig, cfg, int(ln.Fd()), int(userNS.Fd())); err != nil {
 		return abort(err)
 	}
 

@@ -55,8 +55,9 @@ const (
 	KindNet     Kind = "net" // parent → child: the network is up (or why not)
 
 	// `sandbox exec` → init, on a connection to the exec socket: Exec
-	// (the command, with stdin, stdout, stderr as fds unless it asks for
-	// a terminal), then any number of Signal. init answers PTY (with a
+	// (the command, with the client's user namespace as the first fd, then
+	// stdin, stdout, stderr unless it asks for a terminal), then any
+	// number of Signal. init answers PTY (with a
 	// terminal), Started, then Exit; or Error.
 	KindExec   Kind = "exec"
 	KindSignal Kind = "signal"
