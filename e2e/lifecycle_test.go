@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -309,29 +308,31 @@ func TestDetachErrors(t *testing.T) {
 	t.Errorf("the detached sandbox never ended")
 }
 
-func TestPSShowsLimitsAndUse(t *testing.T) {
-	testenv.DelegatedCgroup(t)
+// TestPSShowsCgroupUse: where the caller's cgroup is delegated, a sandbox
+// gets a cgroup of its own even without limits, and ps reports its CPU use
+// (and memory where the memory controller is enabled; limits themselves
+// are tested in the VM, vm/guest/lifecycle_test.go).
+func TestPSShowsCgroupUse(t *testing.T) {
+	cg := testenv.DelegatedCgroup(t)
 	l := newLife(t)
-	l.detach("lim", []string{"--net=none", "--memory", "64M", "--pids", "50"}, "sh", "-c",
-		"x=0; while [ $x -lt 200000 ]; do x=$((x+1)); done; sleep 60")
+	l.detach("use", []string{"--net=none"}, "sh", "-c", "x=0; while [ $x -lt 200000 ]; do x=$((x+1)); done; sleep 60")
 	deadline := time.Now().Add(10 * time.Second)
 	var e psEntry
 	for time.Now().Before(deadline) {
-		e = l.ps(false)["lim"]
-		if e.CPUSeconds > 0 {
+		if e = l.ps(false)["use"]; e.CPUSeconds > 0.01 {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	want := "memory.max=" + strconv.Itoa(64<<20)
-	if !strings.Contains(strings.Join(e.Limits, " "), want) || !strings.Contains(strings.Join(e.Limits, " "), "pids.max=50") {
-		t.Errorf("ps limits %q, want %s and pids.max=50", e.Limits, want)
+	if !strings.HasPrefix(e.Cgroup, cg+"/sandbox-") || e.CPUSeconds <= 0 {
+		t.Errorf("ps: cgroup %q, cpu %.3f s; want a cgroup below %s and CPU use", e.Cgroup, e.CPUSeconds, cg)
 	}
-	if e.Cgroup == "" || e.MemoryBytes <= 0 || e.CPUSeconds <= 0 {
-		t.Errorf("ps resource use: cgroup %q, memory %d bytes, cpu %.3f s; want all known", e.Cgroup, e.MemoryBytes, e.CPUSeconds)
+	ctrl, _ := os.ReadFile(filepath.Join(cg, "cgroup.subtree_control"))
+	if hasMem := strings.Contains(string(ctrl), "memory"); hasMem != (e.MemoryBytes > 0) {
+		t.Errorf("ps memory %d bytes with subtree_control %q", e.MemoryBytes, ctrl)
 	}
 	r := l.run("ps")
-	if !strings.Contains(r.stdout, "lim ") || !strings.Contains(r.stdout, "pids.max=50") {
+	if !strings.Contains(r.stdout, "use ") || !strings.Contains(r.stdout, "s  ") {
 		t.Errorf("ps table: %s", r)
 	}
 }
