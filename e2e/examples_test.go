@@ -180,7 +180,7 @@ func TestExampleCIJob(t *testing.T) {
 	case delegated:
 		t.Errorf("the test's cgroup %s is delegated with cpu, memory and pids, yet %q were not applied: %s", cg, skipped, r)
 	default:
-		t.Logf("limits not applicable here (cgroup %q, not delegated with cpu, memory, pids): %q skipped", cg, skipped)
+		t.Logf("limits cannot apply here (cgroup %q is not delegated or lacks the cpu, memory and pids controllers): %q skipped", cg, skipped)
 		if slices.Contains(skipped, "--pids 64") && started != 100 {
 			t.Errorf("--pids was not applied, yet the probe reports %d of 100 started: %s", started, r)
 		}
