@@ -22,6 +22,7 @@ readonly REQUIRED_PKGS=(
 	uidmap bubblewrap slirp4netns passt fuse-overlayfs fuse3 iproute2 procps
 	psmisc util-linux hyperfine git ca-certificates iperf3
 	qemu-system-x86 busybox-static xz-utils dbus-daemon
+	python3 curl gcc libc6-dev make # examples/ and their tests (e2e/examples_test.go)
 )
 # Benchmark anchors only: a failure to install them is a warning.
 readonly OPTIONAL_PKGS=(crun podman rootlesskit)
