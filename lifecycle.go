@@ -62,6 +62,9 @@ func (s *Spec) describe(i *state.Info) {
 // background supervisor (new session, output to the sandbox's log) and
 // waits until it reports that the command started.
 func detach(s *Spec) (int, error) {
+	for _, w := range s.Warnings {
+		fmt.Fprintln(os.Stderr, w)
+	}
 	h, err := state.Claim(s.Name)
 	if err != nil {
 		return StatusError, err
