@@ -135,8 +135,16 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 		case ev := <-execs:
 			switch {
 			case ev.req != nil:
-				pid, err := startExec(ev.conn, cfg, ev.req, ev.fds)
-				closeFDs(ev.fds)
+				// As files at once: an *os.File closes its fd when
+				// collected, so the fd must never be closed any other way.
+				stdio := make([]*os.File, len(ev.fds))
+				for i, fd := range ev.fds {
+					stdio[i] = os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", i))
+				}
+				pid, err := startExec(ev.conn, cfg, ev.req, stdio)
+				for _, f := range stdio {
+					f.Close()
+				}
 				if err != nil {
 					status := StatusError
 					var ce *childError
@@ -202,7 +210,7 @@ func reapAll() []exited {
 // startExec starts req like the payload: same environment (with req's
 // settings on top), working directory unless req names one, and init's
 // confinement, which a fork inherits.
-func startExec(c *proto.Conn, cfg *childConfig, req *execRequest, fds []int) (int, error) {
+func startExec(c *proto.Conn, cfg *childConfig, req *execRequest, fds []*os.File) (int, error) {
 	dir := cfg.Plan.Chdir
 	if req.Chdir != "" {
 		dir = req.Chdir
@@ -238,9 +246,7 @@ func startExec(c *proto.Conn, cfg *childConfig, req *execRequest, fds []int) (in
 		if len(fds) != 3 {
 			return 0, fmt.Errorf("exec request with %d descriptors, want stdin, stdout, stderr", len(fds))
 		}
-		for i, fd := range fds {
-			stdio = append(stdio, os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", i)))
-		}
+		stdio = fds
 		// Own session: the caller's terminal, if any, stays the payload's
 		// business, and the command is not in init's process group.
 		sys.Setsid = true

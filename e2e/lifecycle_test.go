@@ -3,8 +3,10 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -334,5 +336,22 @@ func TestPSShowsCgroupUse(t *testing.T) {
 	r := l.run("ps")
 	if !strings.Contains(r.stdout, "use ") || !strings.Contains(r.stdout, "s  ") {
 		t.Errorf("ps table: %s", r)
+	}
+}
+
+// TestExecMany: hundreds of execs in a row into one sandbox all work (init
+// once closed fds twice, and a garbage collection then hit a later
+// request's descriptors: EBADF after ~130 execs).
+func TestExecMany(t *testing.T) {
+	l := newLife(t)
+	l.detach("many", []string{"--net=none"}, "sleep", "120")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	script := `for i in $(seq 300); do "$0" exec many -- sh -c 'exit 0' </dev/null || { echo "exec $i failed: $?"; exit 1; }; done; echo all-ok`
+	cmd := exec.CommandContext(ctx, "sh", "-c", script, binary(t))
+	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+l.xdg)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "all-ok") {
+		t.Fatalf("300 execs: %v\n%s", err, out)
 	}
 }
