@@ -21,6 +21,10 @@ type childConfig struct {
 	Cols     uint16       `json:"cols,omitempty"`
 	Verbose  bool         `json:"verbose"`
 	Umask    int          `json:"umask"`
+	// LogFormat and Start (CLOCK_MONOTONIC ns of the run's start) make
+	// init's lines and step times match the parent's.
+	LogFormat string `json:"log_format,omitempty"`
+	Start     int64  `json:"start"`
 
 	Caps        []int                  `json:"caps"`
 	LastCap     int                    `json:"last_cap"`
@@ -35,6 +39,8 @@ type childError struct {
 	Step   string `json:"step"`
 	Msg    string `json:"msg"`
 	Status int    `json:"status"`
+	// Init is init's share of the report up to the failure.
+	Init *initReport `json:"init,omitempty"`
 }
 
 // netReady is proto.KindNet: the network is up, or why not.
