@@ -58,6 +58,8 @@ type runCgroup struct {
 	applied []string // the limits written, as FILE=VALUE
 	logf    func(string, ...any)
 	warn    func(string)
+	lg      *Logger // fallbacks
+	rep     *Report // nil in tests
 }
 
 // cgroupHost is what placing the cgroup reads from the host; tests fake it.
@@ -71,6 +73,7 @@ type cgroupHost struct {
 	startScope func(ctx context.Context, addr, unit string, pid int, desc string) (string, error)
 	mkdir      func(string) error // the kernel fills a new cgroup directory
 	warn       func(string)
+	rep        *Report // records applied and skipped limits; nil in tests
 }
 
 func realCgroupHost() (cgroupHost, error) {
@@ -86,7 +89,7 @@ func realCgroupHost() (cgroupHost, error) {
 		procRoot: "/proc", getenv: os.Getenv, uid: os.Getuid(), owner: owner,
 		startScope: cgroupdelegate.StartScope,
 		mkdir:      func(d string) error { return os.Mkdir(d, 0o755) },
-		warn:       func(m string) { fmt.Fprintln(os.Stderr, m) },
+		warn:       defaultLogger(false, time.Now()).line,
 	}, err
 }
 
@@ -94,7 +97,7 @@ func realCgroupHost() (cgroupHost, error) {
 // limits it is a convenience (killed and removed as one at exit) made only
 // where the caller's cgroup is delegated already, and nothing fails when it
 // cannot be made. With limits it fails closed (unless best-effort).
-func openCgroup(s *Spec, logf func(string, ...any)) (*runCgroup, error) {
+func openCgroup(s *Spec, lg *Logger) (*runCgroup, error) {
 	h, err := realCgroupHost()
 	if err != nil {
 		if s.Resources.Limits.Any() {
@@ -102,7 +105,15 @@ func openCgroup(s *Spec, logf func(string, ...any)) (*runCgroup, error) {
 		}
 		return nil, nil
 	}
-	return h.open(s.Resources, strings.Join(s.Args, " "), logf)
+	h.warn, h.rep = lg.line, s.Report
+	cg, err := h.open(s.Resources, strings.Join(s.Args, " "), lg.Step)
+	if cg != nil {
+		cg.lg, cg.rep = lg, s.Report
+		if cg.rep != nil {
+			cg.rep.cgroup().Path = cg.dir
+		}
+	}
+	return cg, err
 }
 
 // unavailable is a write that cannot be applied, and why.
@@ -127,6 +138,7 @@ func (h cgroupHost) open(res Resources, cmdline string, logf func(string, ...any
 				warned[u.w.Flag] = true
 				h.warn(fmt.Sprintf("sandbox: warning: %s not applied (--limits=best-effort): %s", u.w.Flag, u.why))
 			}
+			h.rep.skipLimit(u.w, u.why)
 			writes = slices.DeleteFunc(writes, func(w cgroupdelegate.Write) bool { return w == u.w })
 		}
 	}
@@ -167,10 +179,12 @@ func (h cgroupHost) create(base string, writes []cgroupdelegate.Write) (*runCgro
 	}
 	for _, w := range skipped {
 		h.warn(fmt.Sprintf("sandbox: warning: %s: this kernel has no %s (no swap accounting), so swap is not limited", w.Flag, w.File))
+		h.rep.skipLimit(w, "this kernel has no "+w.File+" (no swap accounting)")
 	}
 	var applied []string
 	for _, w := range writes {
 		if !slices.Contains(skipped, w) {
+			h.rep.applyLimit(w)
 			applied = append(applied, w.File+"="+w.Value)
 		}
 	}
@@ -405,6 +419,12 @@ func (c *runCgroup) startInit(o userns.Options) (*userns.Child, error) {
 		return child, err
 	}
 	c.logf("init could not start in cgroup %s (%v); running without a cgroup of its own", c.dir, err)
+	if c.lg != nil {
+		c.lg.Fallback("cgroup", "no cgroup of its own", fmt.Sprintf("init could not start in %s: %v", c.dir, err))
+	}
+	if c.rep != nil {
+		c.rep.cgroup().Path = ""
+	}
 	c.f.Close()
 	cgroupdelegate.Remove(c.dir)
 	*c = runCgroup{}
@@ -428,6 +448,18 @@ func (c *runCgroup) describe(info *state.Info) {
 	info.Cgroup, info.Limits = c.dir, c.applied
 }
 
+// placed records how init entered the cgroup.
+func (c *runCgroup) placed(child *userns.Child) {
+	if c == nil || c.f == nil || c.rep == nil {
+		return
+	}
+	c.rep.cgroup().InitVia = child.CgroupVia
+	if child.CgroupVia == "cgroup.procs" {
+		c.lg.Fallback("cgroup", "init moved in through cgroup.procs",
+			"the kernel refused clone3 with CLONE_INTO_CGROUP")
+	}
+}
+
 // finish reports an OOM kill, then kills whatever is left in the cgroup
 // and removes it. It runs when Run returns, whatever happened.
 func (c *runCgroup) finish(status int, err error) (int, error) {
@@ -437,6 +469,9 @@ func (c *runCgroup) finish(status int, err error) (int, error) {
 	var ooms int64
 	if c.memory > 0 {
 		ooms, _ = cgroupdelegate.Key(c.dir, "memory.events", "oom_kill")
+	}
+	if c.rep != nil {
+		c.rep.oomKills = ooms
 	}
 	if kerr := cgroupdelegate.Kill(c.dir); kerr != nil {
 		c.logf("killing the cgroup: %v", kerr)

@@ -24,6 +24,10 @@ type childConfig struct {
 	// Exec: the Config message carries a listening socket on which init
 	// serves `sandbox exec` while the payload runs.
 	Exec bool `json:"exec,omitempty"`
+	// LogFormat and Start (CLOCK_MONOTONIC ns of the run's start) make
+	// init's lines and step times match the parent's.
+	LogFormat string `json:"log_format,omitempty"`
+	Start     int64  `json:"start"`
 
 	Caps        []int                  `json:"caps"`
 	LastCap     int                    `json:"last_cap"`
@@ -38,16 +42,13 @@ type childError struct {
 	Step   string `json:"step"`
 	Msg    string `json:"msg"`
 	Status int    `json:"status"`
+	// Init is init's share of the report up to the failure.
+	Init *initReport `json:"init,omitempty"`
 }
 
 // netReady is proto.KindNet: the network is up, or why not.
 type netReady struct {
 	Err string `json:"err,omitempty"`
-}
-
-// started is proto.KindStarted: the command's pid inside.
-type started struct {
-	Pid int `json:"pid"`
 }
 
 // childExit is proto.KindExit: how the payload ended.

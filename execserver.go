@@ -156,7 +156,7 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 					continue
 				}
 				byPid[pid], byConn[ev.conn] = ev.conn, pid
-				ev.conn.Send(proto.KindStarted, started{Pid: pid})
+				ev.conn.Send(proto.KindStarted, childStarted{PID: pid})
 			case ev.sig != 0:
 				if pid, ok := byConn[ev.conn]; ok {
 					unix.Kill(pid, syscall.Signal(ev.sig))

@@ -31,12 +31,15 @@ const initFD = 3
 // signals; it returns the process exit status.
 func Init() int {
 	start := time.Now()
+	lg := NewLogger(os.Stderr, LogText, "init", false, start)
+	lg.Step("sandbox-init running")
+	var rec initReport // init's share of the report, beyond lg's
 	// One OS thread for all of init: capability sets, the bounding set and
 	// no_new_privs are per thread, and the payload is forked from this one.
 	runtime.LockOSThread()
 	var st unix.Stat_t
 	if err := unix.Fstat(initFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		fmt.Fprintln(os.Stderr, "sandbox-init: not started by `sandbox run` (no control socket on fd 3)")
+		lg.Error("sandbox-init: not started by `sandbox run` (no control socket on fd 3)")
 		return StatusError
 	}
 	// Nothing the caller left open beyond stdio may reach the payload, but
@@ -46,7 +49,7 @@ func Init() int {
 	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte(InitArg0 + "\x00")[0])), 0, 0, 0)
 	conn := proto.FromFD(initFD)
 	fail := func(step string, status int, err error) int {
-		conn.Send(proto.KindError, childError{Step: step, Msg: err.Error(), Status: status})
+		conn.Send(proto.KindError, childError{Step: step, Msg: err.Error(), Status: status, Init: rec.with(lg)})
 		return status
 	}
 	// Signals are caught from the start: as PID 1 of a pid namespace, a
@@ -75,7 +78,8 @@ func Init() int {
 	if err := env.Decode(&cfg); err != nil {
 		return fail("reading the configuration", StatusError, err)
 	}
-	logf := logger(cfg.Verbose, "init", start)
+	lg.configure(cfg.LogFormat, cfg.Verbose, cfg.Start)
+	logf := lg.Step
 	logf("configuration received (id maps written)")
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return fail("setting the hostname", StatusError, err)
@@ -97,6 +101,9 @@ func Init() int {
 		return fail("building the root filesystem", StatusError, diagnoseMount(err))
 	}
 	logf("entered the new root (%s)", how)
+	if rec.Enter = how; how != "pivot_root" {
+		lg.Fallback("root", how, "pivot_root was refused (the root is an initramfs or a chroot)")
+	}
 	unix.Umask(cfg.Umask)
 	logf("root ready")
 
@@ -133,7 +140,7 @@ func Init() int {
 		stdio = []*os.File{slave, slave, slave}
 		sys.Setsid, sys.Setctty, sys.Ctty = true, true, 0
 	}
-	if step, err := confineSelf(&cfg, logf); err != nil {
+	if step, err := confineSelf(&cfg, lg); err != nil {
 		return fail(step, StatusError, err)
 	}
 	logf("confined (capabilities, no_new_privs, keyring, landlock, seccomp)")
@@ -153,8 +160,9 @@ func Init() int {
 	if cfg.TTY {
 		stdio[0].Close()
 	}
-	conn.Send(proto.KindStarted, started{Pid: pid})
+	rec.Started = monoNow()
 	logf("payload %q started as pid %d", cfg.Args[0], pid)
+	conn.Send(proto.KindStarted, childStarted{PID: pid, Init: rec.with(lg)})
 
 	var execs chan execEvent
 	if execLn != nil && cfg.Exec {
@@ -184,7 +192,7 @@ const preserveEnv = "SANDBOX_PRESERVE_FDS"
 // privilege after this point. The order matters: the keyring needs keyctl
 // (denied by seccomp later), Landlock and seccomp need no_new_privs or
 // privileges.
-func confineSelf(cfg *childConfig, logf func(string, ...any)) (string, error) {
+func confineSelf(cfg *childConfig, lg *Logger) (string, error) {
 	if err := confine.NewSessionKeyring(); err != nil {
 		return "creating a session keyring", err
 	}
@@ -203,9 +211,10 @@ func confineSelf(cfg *childConfig, logf func(string, ...any)) (string, error) {
 			return "applying landlock", err
 		}
 		if abi == 0 {
-			fmt.Fprintln(os.Stderr, "sandbox: warning: --landlock: this kernel has no Landlock (needs Linux 5.13 with CONFIG_SECURITY_LANDLOCK and lsm=landlock); not applied")
+			lg.Warn("--landlock: this kernel has no Landlock (needs Linux 5.13 with CONFIG_SECURITY_LANDLOCK and lsm=landlock); not applied")
+			lg.Fallback("landlock", "not applied", "this kernel has no Landlock")
 		} else {
-			logf("landlock ABI %d applied", abi)
+			lg.Step("landlock ABI %d applied", abi)
 		}
 	}
 	// Last: from here on init itself runs under the filter too.

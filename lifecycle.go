@@ -48,6 +48,10 @@ func Run(s *Spec) (int, error) {
 	return run(s)
 }
 
+// Detaching reports whether Run hands the sandbox to a background
+// supervisor (which writes the report, when it ends).
+func (s *Spec) Detaching() bool { return s.detach && !s.Detached }
+
 // describe fills the sandbox's record with what Prepare decided.
 func (s *Spec) describe(i *state.Info) {
 	i.Name, i.Pid, i.Command, i.Created, i.Hostname = s.Name, os.Getpid(), s.Args, s.Start, s.Hostname
@@ -62,8 +66,9 @@ func (s *Spec) describe(i *state.Info) {
 // background supervisor (new session, output to the sandbox's log) and
 // waits until it reports that the command started.
 func detach(s *Spec) (int, error) {
+	lg := s.logger()
 	for _, w := range s.Warnings {
-		fmt.Fprintln(os.Stderr, w)
+		lg.Warn(w)
 	}
 	h, err := state.Claim(s.Name)
 	if err != nil {

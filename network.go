@@ -40,6 +40,7 @@ func planNetwork(opts Options, s *Spec) error {
 			return &UsageError{err.Error()}
 		}
 		s.Warnings = append(s.Warnings, fmt.Sprintf("sandbox: warning: no network (running as --net=none): %v", err))
+		s.Log.Fallback("network", "--net=none", err.Error())
 	}
 	s.NetMode = chosen
 	s.NetNS = chosen != netns.Host

@@ -52,6 +52,7 @@ type Options struct {
 	ClearEnv          bool
 	TTY               string
 	Verbose           bool
+	LogFormat         string // --log-format: text (or "") or json
 	// Confinement.
 	CapAdd       []string
 	CapDrop      []string
@@ -98,6 +99,10 @@ type Spec struct {
 	PreserveFDs int
 	Seccomp     *seccomp.Program // nil: unconfined
 	Resources   Resources        // cgroup limits
+	// Log prints and records the run's lines; Report is filled in as it
+	// goes (--report).
+	Log    *Logger
+	Report *Report
 
 	detach    bool          // --detach: run in the background
 	state     *state.Handle // claimed before Run (a detached supervisor's)
@@ -111,6 +116,10 @@ func Prepare(opts Options) (*Spec, error) {
 		return nil, usagef("no command given (usage: sandbox run [flags] -- CMD [ARG...])")
 	}
 	s := &Spec{Args: opts.Args, Verbose: opts.Verbose, Start: time.Now()}
+	if err := validLogFormat(opts.LogFormat); err != nil {
+		return nil, err
+	}
+	s.Log = NewLogger(os.Stderr, opts.LogFormat, "sandbox", opts.Verbose, s.Start)
 	switch opts.TTY {
 	case "", "auto", "always", "never":
 		s.TTY = opts.TTY
@@ -147,6 +156,7 @@ func Prepare(opts Options) (*Spec, error) {
 	}
 	if s.Maps.Warning != "" {
 		s.Warnings = append(s.Warnings, s.Maps.Warning)
+		s.Log.Fallback("identity", "--map=single", s.Maps.Warning)
 	}
 	if err := planNetwork(opts, s); err != nil {
 		return nil, err
@@ -178,6 +188,7 @@ func Prepare(opts Options) (*Spec, error) {
 	if s.Plan, err = rootfs.Build(cfg, osHost{}, mounts); err != nil {
 		return nil, err
 	}
+	s.Report = newReport(opts, cfg, s)
 	return s, nil
 }
 
@@ -463,6 +474,7 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 				return cfg, "", usagef("--cwd=%s: the working directory %s %s; run from a project directory or use --bind", opts.Cwd, wd, why)
 			}
 			warn = fmt.Sprintf("sandbox: warning: the working directory %s is not shared: it %s (share a project directory with --bind, or run from one)", wd, why)
+			s.Log.Fallback("cwd", "--cwd=none", wd+" "+why)
 			cfg.CwdMode = rootfs.CwdNone
 		} else {
 			cfg.Cwd = wd

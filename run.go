@@ -44,44 +44,46 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, sys
 // to stderr by the caller and mean status 125.
 func run(s *Spec) (status int, err error) {
 	start := s.Start
-	logf := logger(s.Verbose, "sandbox", start)
+	lg, rep := s.logger(), s.report()
+	logf := lg.Step
+	defer func() { rep.finish(lg, status, err) }() // last: after the cgroup's finish
 	logf("planned the sandbox (%d mount steps)", len(s.Plan.Steps))
 	for _, w := range s.Warnings {
-		fmt.Fprintln(os.Stderr, w)
+		lg.Warn(w)
 	}
 	h := s.state
 	if h == nil {
 		if h, err = state.Claim(s.Name); err != nil {
-			return StatusError, err
+			return StatusError, atStep("claiming the name", err)
 		}
 	}
 	s.describe(&h.Info)
 	defer func() {
 		// Last: the cgroup's finish (deferred below) may still change status.
 		if ferr := h.Finish(status); ferr != nil {
-			fmt.Fprintf(os.Stderr, "sandbox: warning: updating the record of sandbox %s: %v\n", s.Name, ferr)
+			lg.Warn(fmt.Sprintf("updating the record of sandbox %s: %v", s.Name, ferr))
 		}
 	}()
 	if err := h.Write(); err != nil {
-		return StatusError, err
+		return StatusError, atStep("writing the sandbox's record", err)
 	}
 	unlock, err := lockUpper(s.Upper)
 	if err != nil {
-		return StatusError, err
+		return StatusError, atStep("locking the --upper directory", err)
 	}
 	defer unlock()
 	if err := prepareUpper(s); err != nil {
-		return StatusError, err
+		return StatusError, atStep("preparing the --upper directory", err)
 	}
-	cg, err := openCgroup(s, logf)
+	cg, err := openCgroup(s, lg)
 	if err != nil {
-		return StatusError, err
+		return StatusError, atStep("setting up the cgroup", err)
 	}
 	defer func() { status, err = cg.finish(status, err) }()
 	useTTY := wantTTY(s.TTY)
 	parent, child, err := proto.Pair()
 	if err != nil {
-		return StatusError, err
+		return StatusError, atStep("creating the control socket", err)
 	}
 	defer parent.Close()
 
@@ -94,7 +96,7 @@ func run(s *Spec) (status int, err error) {
 		// The payload gets a pty made inside; the host terminal stays here.
 		devnull, err := os.Open(os.DevNull)
 		if err != nil {
-			return StatusError, err
+			return StatusError, atStep("opening /dev/null", err)
 		}
 		defer devnull.Close()
 		stdin, stdout = devnull, os.Stderr
@@ -121,9 +123,10 @@ func run(s *Spec) (status int, err error) {
 	})
 	child.Close()
 	if err != nil {
-		return StatusError, diagnoseStart(err)
+		return StatusError, atStep("creating the namespaces", diagnoseStart(err))
 	}
 	logf("started init (pid %d) in new namespaces%s", c.Pid, cg.where(c))
+	cg.placed(c)
 	abort := func(err error) (int, error) {
 		unix.Kill(c.Pid, unix.SIGKILL)
 		c.Wait()
@@ -138,14 +141,14 @@ func run(s *Spec) (status int, err error) {
 	}()
 	if s.Net != nil {
 		if network, err = startNetwork(s, h, c.Pid, logf); err != nil {
-			return abort(err)
+			return abort(atStep("starting the network driver", err))
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	err = idmap.Apply(ctx, c.Pid, s.Maps.UIDs, s.Maps.GIDs, s.Maps.ViaHelpers)
 	cancel()
 	if err != nil {
-		return abort(fmt.Errorf("writing the id maps: %w", err))
+		return abort(atStep("writing the id maps", fmt.Errorf("writing the id maps: %w", err)))
 	}
 	logf("wrote uid and gid maps (%s)", mapKind(s.Maps))
 	var netReadyC <-chan error
@@ -159,7 +162,7 @@ func run(s *Spec) (status int, err error) {
 
 	cfg := childConfig{
 		Args: s.Args, Env: s.Env, Hostname: s.Hostname, LoopUp: s.NetNS, Net: s.childNet(),
-		Plan: s.Plan, TTY: useTTY, Verbose: s.Verbose, Umask: currentUmask(),
+		Plan: s.Plan, TTY: useTTY, Verbose: s.Verbose, Umask: currentUmask(), LogFormat: lg.format(), Start: lg.start,
 		Caps: s.Caps, LastCap: s.LastCap, Landlock: s.Landlock, PreserveFDs: s.PreserveFDs, Seccomp: s.Seccomp,
 	}
 	if useTTY {
@@ -171,7 +174,7 @@ func run(s *Spec) (status int, err error) {
 	// clients in this user namespace only (see serveExec).
 	ln, err := h.Listen()
 	if err != nil {
-		return abort(err)
+		return abort(atStep("creating the exec socket", err))
 	}
 	defer ln.Close()
 	userNS, err := os.Open("/proc/self/ns/user")
@@ -181,7 +184,7 @@ func run(s *Spec) (status int, err error) {
 	defer userNS.Close()
 	cfg.Exec = true
 	if err := parent.Send(proto.KindConfig, cfg, int(ln.Fd()), int(userNS.Fd())); err != nil {
-		return abort(err)
+		return abort(atStep("sending the configuration", err))
 	}
 
 	msgs := make(chan message, 4)
@@ -213,7 +216,7 @@ func run(s *Spec) (status int, err error) {
 			parent.Send(proto.KindNet, msg)
 		case err := <-netDied:
 			netDied = nil
-			fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
+			lg.Error(err.Error())
 		case m, ok := <-msgs:
 			if !ok {
 				done = true
@@ -244,14 +247,15 @@ func run(s *Spec) (status int, err error) {
 					logf("terminal relay: %v", err)
 				}
 			case proto.KindStarted:
+				rep.started(m.env)
 				logf("payload started after %v", time.Since(start).Round(time.Microsecond))
-				var st started
+				var st childStarted
 				m.env.Decode(&st)
-				h.Info.Status, h.Info.InitPid, h.Info.PayloadPid = state.Running, c.Pid, st.Pid
+				h.Info.Status, h.Info.InitPid, h.Info.PayloadPid = state.Running, c.Pid, st.PID
 				h.Info.InitStart, _ = state.StartTime(c.Pid)
 				cg.describe(&h.Info)
 				if err := h.Write(); err != nil {
-					fmt.Fprintf(os.Stderr, "sandbox: warning: %v\n", err)
+					lg.Warn(err.Error())
 				}
 				if s.onStarted != nil {
 					s.onStarted()
@@ -263,6 +267,7 @@ func run(s *Spec) (status int, err error) {
 				if err := m.env.Decode(exit); err != nil {
 					exit = nil
 				}
+				rep.exited(exit)
 			case proto.KindError:
 				cerr = new(childError)
 				if err := m.env.Decode(cerr); err != nil {
@@ -290,11 +295,11 @@ func run(s *Spec) (status int, err error) {
 		}
 		return exit.Code, nil
 	case werr != nil:
-		return StatusError, fmt.Errorf("waiting for the sandbox: %w", werr)
+		return StatusError, atStep("waiting for the sandbox", fmt.Errorf("waiting for the sandbox: %w", werr))
 	case ws.Signaled():
-		return StatusError, fmt.Errorf("the sandbox's init was killed by signal %d (%v) before it reported", int(ws.Signal()), ws.Signal())
+		return StatusError, atStep("running init", fmt.Errorf("the sandbox's init was killed by signal %d (%v) before it reported", int(ws.Signal()), ws.Signal()))
 	default:
-		return StatusError, fmt.Errorf("the sandbox's init exited with status %d before it reported", ws.ExitStatus())
+		return StatusError, atStep("running init", fmt.Errorf("the sandbox's init exited with status %d before it reported", ws.ExitStatus()))
 	}
 }
 
@@ -310,7 +315,7 @@ func (s *Spec) childNet() *netns.Child {
 func startNetwork(s *Spec, h *state.Handle, pid int, logf func(string, ...any)) (*netns.Network, error) {
 	cfg := *s.Net
 	if s.Verbose {
-		cfg.Log = os.Stderr
+		cfg.Log = s.Log.Writer("net")
 	}
 	if cfg.Mode == netns.Builtin {
 		path, memfd, err := netstackCommand()
@@ -471,15 +476,4 @@ func exePath() string {
 		return "sandbox"
 	}
 	return filepath.Clean(p)
-}
-
-// logger returns a verbose step logger with elapsed times.
-func logger(on bool, stage string, start time.Time) func(string, ...any) {
-	if !on {
-		return func(string, ...any) {}
-	}
-	return func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "sandbox[%s] %8.3fms %s\n", stage,
-			float64(time.Since(start).Microseconds())/1000, fmt.Sprintf(format, args...))
-	}
 }

@@ -47,7 +47,7 @@ type rmCmd struct {
 
 // lifecycle runs the commands that act on named sandboxes; ok false when
 // cmd is none of them.
-func lifecycle(c *cli, cmd string) (int, bool) {
+func lifecycle(c *cli, cmd string, lg *sandbox.Logger) (int, bool) {
 	var err error
 	switch cmd {
 	case "ps":
@@ -59,7 +59,7 @@ func lifecycle(c *cli, cmd string) (int, bool) {
 		}
 		status, err := sandbox.Exec(sandbox.ExecOptions{Name: c.Exec.Name, Args: args, Env: c.Exec.Env,
 			Chdir: c.Exec.Chdir, TTY: c.Exec.TTY})
-		return report(status, err), true
+		return exitStatus(status, err, lg), true
 	case "kill":
 		sig, perr := sandbox.ParseSignal(c.Kill.Signal)
 		if err = perr; err == nil {
@@ -75,17 +75,17 @@ func lifecycle(c *cli, cmd string) (int, bool) {
 		return 0, false
 	}
 	if err != nil {
-		return report(sandbox.StatusError, err), true
+		return exitStatus(sandbox.StatusError, err, lg), true
 	}
 	return 0, true
 }
 
-// report prints err (if any) and returns the status to exit with.
-func report(status int, err error) int {
+// exitStatus prints err (if any) and returns the status to exit with.
+func exitStatus(status int, err error, lg *sandbox.Logger) int {
 	if err == nil {
 		return status
 	}
-	fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
+	lg.Error(err.Error())
 	var s interface{ Status() int }
 	if errors.As(err, &s) {
 		return s.Status()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"sandbox"
 	"sandbox/cgroupdelegate"
@@ -48,6 +49,8 @@ type runCmd struct {
 	Clearenv          bool     `help:"Start from an empty environment (PATH, HOME and TERM are then set)."`
 	TTY               string   `name:"tty" enum:"auto,always,never" default:"auto" help:"Give the command a private terminal: auto (when stdin and stdout are terminals), always, never."`
 	Verbose           bool     `short:"v" help:"Log each setup step with its timing to stderr."`
+	LogFormat         string   `name:"log-format" enum:"text,json" default:"text" help:"Format of sandbox's own lines on stderr: text, or json (one object per line: time, level, stage, elapsed_ms, msg)."`
+	Report            string   `placeholder:"FILE|-" help:"Write a JSON report of the run (identity, root, network, limits, fallbacks, step timings, exit cause) to FILE, or stdout with -."`
 
 	CapAdd            []string `placeholder:"CAP" help:"Add a capability to root's bounding set inside (repeatable; CAP_NAME, NAME or ALL). Default: Docker's set."`
 	CapDrop           []string `placeholder:"CAP" help:"Drop a capability from root's bounding set inside (repeatable; CAP_NAME, NAME or ALL)."`
@@ -94,8 +97,9 @@ func runCLI(args []string) int {
 		kong.UsageOnError(),
 		kong.Exit(func(code int) { exitCode = code }),
 	)
+	lg := sandbox.NewLogger(os.Stderr, sandbox.LogText, "sandbox", false, time.Now())
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
+		lg.Error(err.Error())
 		return sandbox.StatusError
 	}
 	ctx, err := parser.Parse(args)
@@ -107,7 +111,7 @@ func runCLI(args []string) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
+		lg.Error(err.Error())
 		return sandbox.StatusError
 	}
 	name, _, _ := strings.Cut(ctx.Command(), " ")
@@ -118,7 +122,7 @@ func runCLI(args []string) int {
 	case "check":
 		return runCheck(c.Check.JSON)
 	}
-	if status, ok := lifecycle(&c, name); ok {
+	if status, ok := lifecycle(&c, name, lg); ok {
 		return status
 	}
 	r := c.Run
@@ -131,16 +135,36 @@ func runCLI(args []string) int {
 		Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
 		Rootfs: r.Rootfs, Layers: r.Layer, Upper: r.Upper, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
 		Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
-		TTY: r.TTY, Verbose: r.Verbose,
+		TTY: r.TTY, Verbose: r.Verbose, LogFormat: r.LogFormat,
 		CapAdd: r.CapAdd, CapDrop: r.CapDrop, Landlock: r.Landlock, PreserveFDs: r.PreserveFds,
 		Seccomp: r.Seccomp, NestedUserns: r.AllowNestedUserns,
 		Limits: cgroupdelegate.Flags{Memory: r.Memory, MemorySwap: r.MemorySwap, CPUs: r.CPUs, CPUWeight: r.CPUWeight,
 			Pids: r.Pids, IOWeight: r.IOWeight, IOMax: r.IOMax},
 		LimitsMode: r.Limits,
 	})
+	// Opened once Prepare has checked --preserve-fds: the report's fd must
+	// not be taken for one of those.
+	report, rerr := sandbox.OpenReport(r.Report)
+	lg = sandbox.NewLogger(os.Stderr, r.LogFormat, "sandbox", false, time.Now())
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
+		lg.Error(err.Error())
+		if rerr == nil {
+			rerr = report.Write(sandbox.PrepareFailed(cmd, err))
+		}
+	}
+	if rerr != nil {
+		lg.Error(rerr.Error())
+	}
+	if err != nil || rerr != nil {
 		return sandbox.StatusError
 	}
-	return report(sandbox.Run(spec))
+	status, err := sandbox.Run(spec)
+	status = exitStatus(status, err, spec.Log)
+	// A detaching run's report is written by its background supervisor.
+	if !spec.Detaching() {
+		if werr := report.Write(spec.Report); werr != nil {
+			spec.Log.Error(werr.Error())
+		}
+	}
+	return status
 }

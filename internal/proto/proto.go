@@ -15,10 +15,13 @@
 //	                           is up, or the error; init waits for it before the
 //	                           payload starts
 //	child  → parent  PTY       (only with a terminal) the pty master, as an fd
-//	child  → parent  Started   the payload was started (its pid inside)
+//	child  → parent  Started   the payload was started (its pid inside), with
+//	                           init's share of the run report (its timed steps,
+//	                           warnings, fallbacks)
 //	child  → parent  Exit      the payload ended (status or signal)
 //	child  → parent  Error     instead of any of the above: which step failed
-//	                           and why; the child exits right after
+//	                           and why, with init's share of the report up to
+//	                           there; the child exits right after
 //
 // EOF without Exit or Error means the child died (killed); the parent then
 // reports the child's own wait status.
