@@ -76,6 +76,8 @@ type cli struct {
 	Run     runCmd     `cmd:"" help:"Run a command in a new sandbox."`
 	Check   checkCmd   `cmd:"" help:"Diagnose this host (OK, WARN or FAIL, with fixes)."`
 	Version versionCmd `cmd:"" help:"Print the version."`
+
+	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
 }
 
 func runCLI(args []string) int {
@@ -111,6 +113,8 @@ func runCLI(args []string) int {
 		return 0
 	case "check":
 		return runCheck(c.Check.JSON)
+	case "completion <shell>":
+		return runCompletion(os.Stdout, parser.Model, c.Completion.Shell)
 	}
 	r := c.Run
 	cmd := r.Command
