@@ -63,7 +63,7 @@ Exit status:
   126     the command exists but is not executable
   127     the command was not found
 
-Profiles (--profile FILE, or $SANDBOX_PROFILE):
+Profiles (--profile FILE, or $SANDBOX_PROFILE; --profile= for none):
   A TOML (.toml) or YAML (.yaml, .yml) file setting any of the flags above by
   their long names, and "command", the command to run when none is given:
 

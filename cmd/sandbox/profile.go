@@ -152,11 +152,13 @@ func (d *defaults) load(ctx *kong.Context) error {
 		}
 		d.env[f.Name] = val
 	}
-	path, _ := ctx.FlagValue(d.flags["profile"]).(string)
-	if path == "" {
-		path, _ = d.env["profile"].(string)
+	path, given := d.env["profile"].(string)
+	for _, p := range ctx.Path { // the command line's --profile, even empty, wins
+		if p.Flag == d.flags["profile"] && !p.Resolved {
+			path, given = ctx.FlagValue(p.Flag).(string)
+		}
 	}
-	if path == "" {
+	if !given || path == "" {
 		return nil
 	}
 	p, err := loadProfile(path, d.flags)

@@ -77,6 +77,8 @@ func TestPrecedence(t *testing.T) {
 				want{"cli", true, []string{"/cli"}}},
 			{"command line over environment", env, []string{"--hostname", "cli", "--read-only=false"},
 				want{"cli", false, []string{"/env1", "/env2"}}},
+			{"empty --profile drops SANDBOX_PROFILE", map[string]string{"SANDBOX_PROFILE": prof}, []string{"--profile="},
+				want{"", false, nil}},
 		}
 		for _, tc := range cases {
 			t.Run(name+"/"+tc.desc, func(t *testing.T) {
@@ -294,7 +296,7 @@ func TestRunHelp(t *testing.T) {
 			t.Errorf("run --help lacks %s", w)
 		}
 	}
-	for _, w := range []string{"Exit status:", "Profiles (--profile FILE, or $SANDBOX_PROFILE):", `read-only = true`,
+	for _, w := range []string{"Exit status:", "Profiles (--profile FILE, or $SANDBOX_PROFILE; --profile= for none):", `read-only = true`,
 		"Environment:", "Precedence:", "State:", "$SANDBOX_IO_MAX, semicolon-separated", "$SANDBOX_BIND, comma-separated"} {
 		if !strings.Contains(text, w) {
 			t.Errorf("run --help lacks %q:\n%s", w, out.String())
