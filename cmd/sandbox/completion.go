@@ -24,7 +24,8 @@ import (
 //     "default|unconfined|FILE" the lower-case words complete as themselves;
 //   - a positional argument named "name" completes the names of the
 //     caller's sandboxes: the directories of the state directory
-//     ($XDG_RUNTIME_DIR/sandbox, else /tmp/sandbox-UID);
+//     ($XDG_RUNTIME_DIR/sandbox when that is an existing absolute
+//     directory, else /tmp/sandbox-UID);
 //   - a passthrough argument (run's command) completes a command, then that
 //     command's own arguments (bash: through bash-completion when loaded,
 //     else files; zsh: _normal; fish: complete -C).
@@ -235,9 +236,10 @@ func fishQuote(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, "'", `\'`).Replace(s) + "'"
 }
 
-// stateDirCode is, in sh syntax (bash and zsh), where the caller's
-// sandboxes keep their state, one directory per name.
-const stateDirCode = `${XDG_RUNTIME_DIR:+$XDG_RUNTIME_DIR/sandbox}`
+// stateDirCode sets d, in bash and zsh, to where the caller's sandboxes
+// keep their state, one directory per name (as state.BaseDir decides).
+const stateDirCode = `d=/tmp/sandbox-$UID
+	if [[ $XDG_RUNTIME_DIR == /* && -d $XDG_RUNTIME_DIR ]]; then d=$XDG_RUNTIME_DIR/sandbox; fi`
 
 // nameRe is the shape of a sandbox name (as `run --name` takes it).
 const nameRe = `^[A-Za-z0-9][A-Za-z0-9_.-]*$`
@@ -328,8 +330,8 @@ _%[1]s_arg() {
 
 # _%[1]s_names: the caller's sandboxes (directories of the state directory).
 _%[1]s_names() {
-	local d=%[2]s n
-	[[ -n $d ]] || d=/tmp/sandbox-$(id -u)
+	local d n
+	%[2]s
 	for n in "$d"/*/; do
 		n=${n%%/}
 		n=${n##*/}
@@ -546,9 +548,9 @@ func writeZsh(w io.Writer, prog string, root *compNode) error {
 	})
 	b.WriteString(helpers.String())
 	fmt.Fprintf(&b, `_%[1]s__names() {
-	local d=%[2]s n
+	local d n
 	local -a names
-	[[ -n $d ]] || d=/tmp/sandbox-$UID
+	%[2]s
 	for n in $d/*(N/:t); do
 		[[ $n =~ '%[3]s' ]] && names+=($n)
 	done
@@ -676,9 +678,9 @@ end
 
 # __%[1]s_names: the caller's sandboxes (directories of the state directory).
 function __%[1]s_names
-    set -l d $XDG_RUNTIME_DIR/sandbox
-    if test -z "$XDG_RUNTIME_DIR"
-        set d /tmp/sandbox-(id -u)
+    set -l d /tmp/sandbox-(id -u)
+    if string match -q -- '/*' "$XDG_RUNTIME_DIR"; and test -d "$XDG_RUNTIME_DIR"
+        set d $XDG_RUNTIME_DIR/sandbox
     end
     for n in $d/*/
         set n (basename $n)

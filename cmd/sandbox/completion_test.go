@@ -286,6 +286,14 @@ func TestCompletionBash(t *testing.T) {
 	// Without '=' in COMP_WORDBREAKS the value arrives in one word.
 	got := bashComplete(t, script(t, realModel(t), "bash"), dir, nil, "sandbox", "run", "--net=no")
 	checkCandidates(t, "bash", compCase{line: "--net=no (one word)", want: []string{"--net=none"}}, got)
+	// A relative XDG_RUNTIME_DIR is not where state lives (state.BaseDir).
+	if err := os.MkdirAll(filepath.Join(dir, "rel", "sandbox", "wrong"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	got = bashComplete(t, script(t, testModel(t, &testApp{}), "bash"), dir, []string{"XDG_RUNTIME_DIR=rel"}, "sandbox", "logs", "wr")
+	if slices.Contains(got, "wrong") {
+		t.Errorf("bash completed a name from a relative XDG_RUNTIME_DIR: %q", got)
+	}
 }
 
 func TestCompletionFish(t *testing.T) {
