@@ -45,9 +45,10 @@ func TestProfilePrecedence(t *testing.T) {
 		{"command line over profile", env,
 			[]string{"--profile", toml, "--hostname", "fromcli", "--read-only=true", "-e", "P1=cli"}, "fromcli ro cli unset"},
 	}
+	// One after the other: a run's default name follows its hostname, and
+	// two running sandboxes cannot share a name.
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
-			t.Parallel()
 			r := mustRun(t, opts{env: tc.env}, sh(tc.flags, probeScript)...)
 			if got := strings.Join(strings.Fields(r.stdout), " "); got != tc.want {
 				t.Errorf("got %q, want %q (hostname, root, $P1 $P2)\n%s", got, tc.want, r)

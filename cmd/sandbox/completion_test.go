@@ -238,7 +238,7 @@ func bashWords(line string) []string {
 
 var realCases = []compCase{
 	{line: "sandbox ", has: []string{"run", "check", "version", "completion"}},
-	{line: "sandbox r", want: []string{"run"}},
+	{line: "sandbox ru", want: []string{"run"}},
 	{line: "sandbox run --ne", want: []string{"--net"}},
 	{line: "sandbox run --net=", want: []string{"auto", "builtin", "host", "none", "pasta", "slirp4netns"}},
 	{line: "sandbox run --net=no", want: []string{"none"}},
