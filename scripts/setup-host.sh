@@ -17,11 +17,12 @@ readonly SUBID_START=200000   # preferred first subordinate id of TEST_USER
 readonly SUBID_COUNT=65536
 readonly VM_CACHE=/var/cache/sandbox-vm # guest kernel of the VM tests (vm/README.md)
 
-# Needed for the build, the tests and the benchmark.
+# Needed for the build, the tests and the benchmark (zsh and fish: the
+# completion scripts' tests).
 readonly REQUIRED_PKGS=(
 	uidmap bubblewrap slirp4netns passt fuse-overlayfs fuse3 iproute2 procps
 	psmisc util-linux hyperfine git ca-certificates iperf3
-	qemu-system-x86 busybox-static xz-utils dbus-daemon
+	qemu-system-x86 busybox-static xz-utils dbus-daemon zsh fish
 	python3 curl gcc libc6-dev make # examples/ and their tests (e2e/examples_test.go)
 )
 # Benchmark anchors only: a failure to install them is a warning.

@@ -1,4 +1,11 @@
 // Command sandbox runs a command in a rootless sandbox.
+
+// The runtime's cgroup-aware GOMAXPROCS keeps a cgroup file open (fd 4 on
+// a cgroup v1 host): --preserve-fds would take it for one of the caller's
+// and hand it to the sandbox.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (
@@ -56,7 +63,7 @@ type runCmd struct {
 	CapDrop           []string `placeholder:"CAP" help:"Drop a capability from root's bounding set inside (repeatable; CAP_NAME, NAME or ALL)."`
 	Landlock          bool     `help:"Landlock: the command may write only the shared working directory, read-write binds, --tmpfs, /tmp, /dev/shm and your home; the rest of the root is read-only for it."`
 	PreserveFds       int      `placeholder:"N" help:"Pass file descriptors 3 .. 3+N-1 on to the command (default: none beyond stdio)."`
-	Seccomp           string   `placeholder:"default|unconfined|FILE" default:"default" help:"System-call filter: the built-in default, none, or an OCI/Docker seccomp JSON profile."`
+	Seccomp           string   `placeholder:"default|unconfined|FILE" default:"default" help:"System-call filter: the built-in default, unconfined (none), or an OCI/Docker seccomp JSON profile."`
 	AllowNestedUserns bool     `name:"allow-nested-userns" help:"Let the command create user namespaces (the default filter refuses them)."`
 
 	Memory     string   `placeholder:"SIZE" help:"Memory limit (memory.max), e.g. 512M; swap is off unless --memory-swap. Sizes: bytes or K, M, G, T."`
@@ -67,7 +74,8 @@ type runCmd struct {
 	IOWeight   string   `name:"io-weight" placeholder:"N" help:"Relative I/O weight, 1 to 10000 (io.weight)."`
 	IOMax      []string `name:"io-max" sep:"none" placeholder:"DEV:rbps=N,wbps=N,riops=N,wiops=N" help:"I/O limits on a whole disk (io.max; DEV is /dev/NAME or MAJ:MIN; repeatable)."`
 	Limits     string   `enum:"strict,best-effort" default:"strict" help:"strict: a limit that cannot be applied stops the run (exit 125, with the fix); best-effort: run without it, with a warning."`
-	Command    []string `arg:"" passthrough:"partial" name:"command" help:"The command and its arguments (after --)."`
+	Profile    string   `placeholder:"FILE" help:"Take defaults for these flags, and the command, from a TOML or YAML profile (see below)."`
+	Command    []string `arg:"" optional:"" passthrough:"partial" name:"command" help:"The command and its arguments (after --; default: the profile's command)."`
 }
 
 type versionCmd struct{}
@@ -78,24 +86,28 @@ type checkCmd struct {
 
 type cli struct {
 	Run     runCmd     `cmd:"" help:"Run a command in a new sandbox."`
-	Exec    execCmd    `cmd:"" help:"Run a command in a running sandbox (all its namespaces, root, cgroup and confinement)."`
+	Exec    execCmd    `cmd:"" help:"Run a command in a running sandbox (joins all of it)."`
 	Ps      psCmd      `cmd:"" help:"List your running sandboxes."`
 	Kill    killCmd    `cmd:"" help:"Send a signal to a sandbox's command."`
-	Stop    stopCmd    `cmd:"" help:"Stop a sandbox: SIGTERM to its command, SIGKILL to all of it after --time."`
+	Stop    stopCmd    `cmd:"" help:"Stop a sandbox: TERM, then KILL after --time."`
 	Logs    logsCmd    `cmd:"" help:"Print the output of a detached sandbox."`
 	Rm      rmCmd      `cmd:"" help:"Remove an ended detached sandbox's record and log."`
-	Check   checkCmd   `cmd:"" help:"Diagnose this host for sandboxes: each link of the chain OK, WARN or FAIL, with the fix. Exit status 1 if a FAIL stops run's defaults."`
+	Check   checkCmd   `cmd:"" help:"Diagnose this host (OK, WARN or FAIL, with fixes)."`
 	Version versionCmd `cmd:"" help:"Print the version."`
+
+	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
 }
 
 func runCLI(args []string) int {
 	var c cli
 	exitCode := -1
+	def := newDefaults(os.LookupEnv)
 	parser, err := kong.New(&c,
 		kong.Name("sandbox"),
 		kong.Description("Run a command isolated in a rootless sandbox: user, mount, pid, uts, ipc and network namespaces, a copy-on-write view of the host, no root needed.\n\nExit status of run: the command's own; 128+N if it died of signal N; 125 if the sandbox failed; 126 not executable; 127 not found."),
 		kong.UsageOnError(),
 		kong.Exit(func(code int) { exitCode = code }),
+		def.option(), helpOption(),
 	)
 	lg := sandbox.NewLogger(os.Stderr, sandbox.LogText, "sandbox", false, time.Now())
 	if err != nil {
@@ -121,6 +133,8 @@ func runCLI(args []string) int {
 		return 0
 	case "check":
 		return runCheck(c.Check.JSON)
+	case "completion":
+		return runCompletion(os.Stdout, parser.Model, c.Completion.Shell)
 	}
 	if status, ok := lifecycle(&c, name, lg); ok {
 		return status
@@ -129,6 +143,9 @@ func runCLI(args []string) int {
 	cmd := r.Command
 	if len(cmd) > 0 && cmd[0] == "--" {
 		cmd = cmd[1:]
+	}
+	if len(cmd) == 0 {
+		cmd = def.command()
 	}
 	spec, err := sandbox.Prepare(sandbox.Options{
 		Args: cmd, Name: r.Name, Detach: r.Detach, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,
@@ -147,7 +164,7 @@ func runCLI(args []string) int {
 	report, rerr := sandbox.OpenReport(r.Report)
 	lg = sandbox.NewLogger(os.Stderr, r.LogFormat, "sandbox", false, time.Now())
 	if err != nil {
-		lg.Error(err.Error())
+		lg.Error(def.explain(err).Error())
 		if rerr == nil {
 			rerr = report.Write(sandbox.PrepareFailed(cmd, err))
 		}
@@ -159,6 +176,9 @@ func runCLI(args []string) int {
 		return sandbox.StatusError
 	}
 	status, err := sandbox.Run(spec)
+	if err != nil {
+		err = def.explain(err)
+	}
 	status = exitStatus(status, err, spec.Log)
 	// A detaching run's report is written by its background supervisor.
 	if !spec.Detaching() {
