@@ -101,19 +101,20 @@ func TestCgroupLifecycle(t *testing.T) {
 	if !strings.Contains(p.stdout.String(), "0::/\n") || strings.Contains(p.stdout.String(), "sandbox-") {
 		t.Errorf("inside, /proc/self/cgroup shows more than the root of a cgroup namespace:\n%s", p.stdout.String())
 	}
-	b, err := os.ReadFile(dir + "/payload/cgroup.procs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	procs := strings.Fields(string(b))
 	// Init and everything below it; host-side helpers of the sandbox
-	// process (the network's) are not the sandbox's.
+	// process (the network's) are not the sandbox's. Listed before
+	// cgroup.procs is read: sh may fork sleep after printing "ready".
 	var tree []procInfo
 	for _, q := range descendants(p.pid()) {
 		if q.ppid == p.pid() && len(q.cmdline) > 0 && q.cmdline[0] == "sandbox-init" {
 			tree = descendants(q.pid)
 		}
 	}
+	b, err := os.ReadFile(dir + "/payload/cgroup.procs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := strings.Fields(string(b))
 	if len(tree) < 2 {
 		t.Fatalf("the sandbox has %d processes below init, want init, sh (sleep)", len(tree))
 	}

@@ -959,13 +959,14 @@ echo end
 		if strings.TrimSpace(escSection(r.stdout, 1)) != s.secretContent {
 			t.Errorf("--preserve-fds 1: fd 3 should read the file the caller passed\n%s", r)
 		}
-		// One more than the caller passed: fd 4 is not the caller's, even
-		// if `sandbox` itself has something open there (the Go runtime kept
-		// a cgroup file open at fd 4 until it was told not to).
-		r = escRun(t, opts{dir: dir, extra: s.extra}, sh([]string{"--preserve-fds", "2"}, "ls -l /proc/$$/fd")...)
+		// One more than the caller passed is not the caller's, even if
+		// `sandbox` itself has something open there (the Go runtime kept a
+		// cgroup file open at fd 4 until it was told not to).
+		n := len(s.extra) + 1
+		r = escRun(t, opts{dir: dir, extra: s.extra}, sh([]string{"--preserve-fds", strconv.Itoa(n)}, "ls -l /proc/$$/fd")...)
 		wantCode(t, r, exitSandbox)
-		if !strings.Contains(r.stderr, "file descriptor 4 is not open") {
-			t.Errorf("--preserve-fds 2 with only fd 3 open: %s", r)
+		if want := fmt.Sprintf("file descriptor %d is not open", 2+n); !strings.Contains(r.stderr, want) {
+			t.Errorf("--preserve-fds %d with fds 3..%d open: want %q, got %s", n, 1+n, want, r)
 		}
 	})
 }

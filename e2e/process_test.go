@@ -112,7 +112,7 @@ func TestSignalForwarding(t *testing.T) {
 // Cleanup. These tests are not parallel: they compare /tmp before and after
 // and look for any process of the sandbox binary.
 
-var toolchainTemp = regexp.MustCompile(`^(Test|go-build|go-link|gopls|cc[A-Za-z0-9]{6}|sandbox-test\.)`)
+var toolchainTemp = regexp.MustCompile(`^(Test|go-build|go-link|gopls|cc[A-Za-z0-9]{6}|sandbox-test\.|sandbox-vm-)`)
 
 // privateTmp gives the sandbox its own TMPDIR and checks at the end of the
 // test that nothing is left in it.
@@ -144,7 +144,8 @@ func tmpEntries() map[string]bool {
 		for _, e := range ents {
 			name := e.Name()
 			// The test framework's and the Go toolchain's own temp files
-			// (other packages may be built and tested concurrently).
+			// (other packages may be built and tested concurrently: the
+			// VM package's sandbox-vm-* too).
 			if toolchainTemp.MatchString(name) {
 				continue
 			}
