@@ -43,11 +43,15 @@ func judgeUserNS(f Facts) []Result {
 	case "":
 	case "1":
 		const what = "kernel.apparmor_restrict_unprivileged_userns=1 (Ubuntu 24.04+)"
-		if probeErr == nil {
+		switch {
+		case errors.Is(probeErr, ErrNotProbed):
+			out = append(out, warn("userns.apparmor",
+				what+"; the probe did not run, so whether this binary's user namespaces keep their capabilities is unknown", appArmorFix(f.Exe)))
+		case probeErr == nil:
 			out = append(out, warn("userns.apparmor",
 				what+", but this binary's user namespaces keep their capabilities (an AppArmor profile allows "+f.Exe+"); a copy at another path gets none",
 				"run sandbox from the path its AppArmor profile names ("+f.Exe+"), or "+sysctlFix("kernel.apparmor_restrict_unprivileged_userns", "0")))
-		} else {
+		default:
 			out = append(out, fail("userns.apparmor",
 				what+": AppArmor gives an unconfined program's user namespaces no capabilities, so run cannot mount (probe: "+probeErr.Error()+")",
 				appArmorFix(f.Exe)))
@@ -64,18 +68,20 @@ func judgeUserNS(f Facts) []Result {
 func judgeNSProbe(f Facts) Result {
 	explained := f.MaxUserNS == "0" || f.UnprivUserNSClone == "0" || f.AppArmorRestrict == "1"
 	switch {
+	case errors.Is(f.NS.UserNS, ErrNotProbed):
+		return warn("userns", "probe: "+f.NS.UserNS.Error(), "set TMPDIR to a writable directory and run check from the sandbox binary itself")
 	case f.NS.UserNS != nil:
 		fix := "inside a container or another sandbox, allow nested user namespaces (sandbox run --allow-nested-userns; docker --security-opt seccomp=unconfined); else look for an LSM denial in dmesg"
 		if explained {
 			fix = "see the userns.* lines above"
 		}
-		return fail("userns", "cannot create a user namespace: "+f.NS.UserNS.Error(), fix)
+		return fail("userns", "probe: "+f.NS.UserNS.Error(), fix)
 	case f.NS.Caps != nil:
 		fix := "an LSM (AppArmor, SELinux) or a seccomp filter denies mounts in user namespaces: look in dmesg or the audit log; inside another sandbox or container, allow mounts (sandbox run --seccomp=unconfined)"
 		if f.AppArmorRestrict == "1" {
 			fix = "see the userns.apparmor line above"
 		}
-		return fail("userns", "a user namespace is created, but its root cannot use its capabilities there: "+f.NS.Caps.Error(), fix)
+		return fail("userns", "probe: a user namespace is created, but its root cannot use its capabilities there: "+f.NS.Caps.Error(), fix)
 	}
 	return ok("userns", fmt.Sprintf("probe: created a user and mount namespace (only you mapped) and mounted a tmpfs in it (%v)", f.NS.Took))
 }

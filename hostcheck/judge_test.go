@@ -114,9 +114,15 @@ func TestShapes(t *testing.T) {
 			"keep their capabilities", "/usr/local/bin/sandbox"},
 		{"ubuntu unrestricted", func(f *Facts) { f.AppArmorRestrict = "0" }, "userns.apparmor", OK, false, "=0", ""},
 		{"probe: no userns, explained", func(f *Facts) { f.MaxUserNS, f.NS = "0", NSProbe{UserNS: syscall.ENOSPC} }, "userns", Fail, true,
-			"cannot create a user namespace", "userns.* lines above"},
+			"probe: no space left on device", "userns.* lines above"},
 		{"probe: no userns, nested", func(f *Facts) { f.NS = NSProbe{UserNS: syscall.EPERM} }, "userns", Fail, true,
-			"cannot create", "--allow-nested-userns"},
+			"operation not permitted", "--allow-nested-userns"},
+		{"probe not run", func(f *Facts) {
+			f.NS = NSProbe{UserNS: fmt.Errorf("%w: making its directory: read-only file system", ErrNotProbed)}
+		}, "userns", Warn, false,
+			"not probed: making its directory", "TMPDIR"},
+		{"ubuntu restricted, not probed", func(f *Facts) { f.AppArmorRestrict, f.NS = "1", NSProbe{UserNS: ErrNotProbed} }, "userns.apparmor", Warn, false,
+			"unknown", "apparmor_parser"},
 		{"probe: no caps, apparmor", func(f *Facts) { f.AppArmorRestrict, f.NS = "1", NSProbe{Caps: errEPERM} }, "userns", Fail, true,
 			"cannot use its capabilities", "userns.apparmor"},
 		{"probe: no caps, seccomp", func(f *Facts) { f.NS = NSProbe{Caps: errEPERM} }, "userns", Fail, true,

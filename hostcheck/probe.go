@@ -94,20 +94,21 @@ func probeNamespaces(exe string) NSProbe {
 	notProbed := func(err error) NSProbe {
 		return NSProbe{UserNS: err, Caps: ErrNotProbed, Overlay: ErrNotProbed, Pivot: ErrNotProbed}
 	}
+	// Failing to prepare is not the host's verdict: not probed.
 	dir, err := os.MkdirTemp("", "sandbox-check-")
 	if err != nil {
-		return notProbed(fmt.Errorf("making the probe's directory: %w", err))
+		return notProbed(fmt.Errorf("%w: making its directory: %v", ErrNotProbed, err))
 	}
 	defer os.RemoveAll(dir)
 	lower := filepath.Join(dir, "lower")
 	for _, d := range []string{lower, filepath.Join(dir, "stage")} {
 		if err := os.Mkdir(d, 0o755); err != nil {
-			return notProbed(fmt.Errorf("making the probe's directory: %w", err))
+			return notProbed(fmt.Errorf("%w: making its directory: %v", ErrNotProbed, err))
 		}
 	}
 	for _, name := range []string{probeKept, probeGone} {
 		if err := os.WriteFile(filepath.Join(lower, name), []byte(probeText), 0o644); err != nil {
-			return notProbed(fmt.Errorf("making the probe's lower layer: %w", err))
+			return notProbed(fmt.Errorf("%w: making its lower layer: %v", ErrNotProbed, err))
 		}
 	}
 	cmd := exec.Command(exe, dir)
@@ -122,17 +123,17 @@ func probeNamespaces(exe string) NSProbe {
 	}
 	proc, err := locked.Start(cmd)
 	if err != nil {
-		return notProbed(err)
+		return notProbed(fmt.Errorf("creating a user and mount namespace: %w", err))
 	}
 	select {
 	case <-proc.Done():
 	case <-time.After(probeTimeout):
 		proc.Stop()
-		return notProbed(fmt.Errorf("the probe did not finish within %v", probeTimeout))
+		return notProbed(fmt.Errorf("the probe in its new namespaces did not finish within %v", probeTimeout))
 	}
 	var rep probeReport
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil || proc.Err() != nil {
-		return notProbed(fmt.Errorf("the probe in the new namespace failed (%v): %s", proc.Err(), strings.TrimSpace(stderr.String())))
+		return notProbed(fmt.Errorf("the probe in its new namespaces failed (%v): %s", proc.Err(), strings.TrimSpace(stderr.String())))
 	}
 	return NSProbe{Caps: rep.Caps.err(), Overlay: rep.Overlay.err(), Pivot: rep.Pivot.err()}
 }
