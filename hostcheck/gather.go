@@ -72,30 +72,27 @@ func gatherSubids(kind idmap.Kind, file, getsubids, user string, uid uint32) Sub
 
 // otherEntries are the entries of subordinate-id file text that are
 // neither user's nor uid's. Another user's malformed entry is not ours to
-// judge: it is left out.
+// judge: it is left out. Each line is parsed alone (linear in the file).
 func otherEntries(text, file, user string, uid uint32) []OwnedRange {
 	const noID = 1<<32 - 1 // keys no entry: only the owner's name matches
 	self := strconv.FormatUint(uint64(uid), 10)
-	seen := map[string]bool{}
 	var out []OwnedRange
-	for _, line := range strings.Split(text, "\n") {
+	for i, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
 		}
 		owner, _, _ := strings.Cut(line, ":")
 		owner = strings.TrimSpace(owner)
-		if owner == user || owner == self || seen[owner] {
+		if owner == user || owner == self {
 			continue
 		}
-		seen[owner] = true
-		rs, err := idmap.ParseSubids(strings.NewReader(text), file, owner, noID)
-		if err != nil {
+		rs, err := idmap.ParseSubids(strings.NewReader(line), file, owner, noID)
+		if err != nil || len(rs) != 1 {
 			continue
 		}
-		for _, r := range rs {
-			out = append(out, OwnedRange{Owner: owner, Range: r})
-		}
+		rs[0].Line = i + 1
+		out = append(out, OwnedRange{Owner: owner, Range: rs[0]})
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package hostcheck
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"sandbox/idmap"
 	"sandbox/internal/testenv"
@@ -239,5 +241,28 @@ func TestSystemdVersion(t *testing.T) {
 	}
 	if v, err := systemdVersion(addr); err != nil || v != "252.30-1" {
 		t.Errorf("systemd on the bus: %q %v", v, err)
+	}
+}
+
+// A site with many users: reading every other user's entry stays linear.
+func TestOtherEntriesLarge(t *testing.T) {
+	var b strings.Builder
+	const n = 50000
+	for i := range n {
+		fmt.Fprintf(&b, "user%d:%d:65536\n", i, 100000+i*65536%4000000000)
+	}
+	start := time.Now()
+	others := otherEntries(b.String(), "/etc/subuid", "user7", 1000)
+	if len(others) != n-1 || others[7].Owner != "user8" || others[7].Line != 9 {
+		t.Fatalf("%d entries, the 8th %+v", len(others), others[7])
+	}
+	free := idmap.Range{Start: freeRange(others), Count: 65536}
+	for _, o := range others {
+		if overlap(free, o.Range) {
+			t.Fatalf("the free range %v overlaps %v", free, o)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("%d entries took %v", n, d)
 	}
 }

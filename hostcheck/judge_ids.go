@@ -1,6 +1,7 @@
 package hostcheck
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -185,23 +186,28 @@ func judgeDevice(id string, d DevAccess, module, need string) Result {
 
 // freeRange is the first block of 65536 ids that no other user's range
 // touches, for the usermod fixes; candidates are those useradd hands out
-// (100000, 165536, …).
+// (100000, 165536, …). One pass over the ranges sorted by start.
 func freeRange(others []OwnedRange) uint32 {
-	const first, last = 100000, 1<<32 - 2*fullRange
-	for start := uint64(first); start <= last; start += fullRange {
-		cand := idmap.Range{Start: uint32(start), Count: fullRange}
-		taken := false
-		for _, o := range others {
-			if overlap(cand, o.Range) {
-				taken = true
-				break
-			}
-		}
-		if !taken {
-			return cand.Start
-		}
+	const first, last = 100000, 1<<32 - 2 // last: the highest valid id
+	rs := make([]idmap.Range, 0, len(others))
+	for _, o := range others {
+		rs = append(rs, o.Range)
 	}
-	return first
+	slices.SortFunc(rs, func(a, b idmap.Range) int { return cmp.Compare(a.Start, b.Start) })
+	c := uint64(first)
+	for _, r := range rs {
+		if end(r) <= c {
+			continue
+		}
+		if uint64(r.Start) >= c+fullRange {
+			break // the ranges after it start later still
+		}
+		c = first + (end(r)-first+fullRange-1)/fullRange*fullRange // the next candidate past r
+	}
+	if c+fullRange-1 > last {
+		return first // none free: the usual start
+	}
+	return uint32(c)
 }
 
 func end(r idmap.Range) uint64 { return uint64(r.Start) + uint64(r.Count) }

@@ -325,7 +325,11 @@ func TestFreeRange(t *testing.T) {
 		{nil, 100000},
 		{[]OwnedRange{{"bob", rng("f", 1, 100000, 65536)}}, 165536},
 		{[]OwnedRange{{"bob", rng("f", 1, 120000, 10)}, {"carol", rng("f", 2, 200000, 65536)}}, 296608},
-		{[]OwnedRange{{"all", rng("f", 1, 0, 1<<32-1)}}, 100000}, // nothing free: the usual start
+		{[]OwnedRange{{"carol", rng("f", 2, 200000, 65536)}, {"bob", rng("f", 1, 120000, 10)}}, 296608}, // any order
+		{[]OwnedRange{{"low", rng("f", 1, 1000, 5000)}, {"bob", rng("f", 2, 165536, 65536)}}, 100000},
+		{[]OwnedRange{{"big", rng("f", 1, 150000, 1000000)}}, 1214112},
+		{[]OwnedRange{{"top", rng("f", 1, 100000, 1<<32-100001)}}, 100000}, // nothing free: the usual start
+		{[]OwnedRange{{"all", rng("f", 1, 0, 1<<32-1)}}, 100000},
 	}
 	for _, c := range cases {
 		if got := freeRange(c.others); got != c.want {
