@@ -201,10 +201,11 @@ func seccompAvailable() bool {
 	return !errors.Is(err, unix.EINVAL)
 }
 
-// NetDrivers says which user-mode network drivers can run here;
+// NetDrivers says which user-mode network drivers are installed here;
 // haveNetstack: the builtin driver's helper is available.
 func NetDrivers(haveNetstack bool) []NetDriver {
 	probe := netns.RealHost(haveNetstack)
+	probe.TunUsable = func() error { return nil } // judged once, on the tun line
 	var out []NetDriver
 	for _, m := range netns.Drivers {
 		out = append(out, NetDriver{Name: string(m), Err: probe.Usable(m)})

@@ -75,10 +75,18 @@ type Facts struct {
 	Run              RunProbe
 }
 
-// NetDriver is whether one user-mode network driver can run here.
+// NetDriver is whether one user-mode network driver is installed here
+// (/dev/net/tun, which each needs, is a line of its own).
 type NetDriver struct {
 	Name string
-	Err  error // why not; nil: usable
+	Err  error // what is missing; nil: installed
+}
+
+// netInstall says how to install each driver.
+var netInstall = map[string]string{
+	"slirp4netns": "sudo apt-get install slirp4netns util-linux iproute2",
+	"pasta":       "sudo apt-get install passt",
+	"builtin":     "build sandbox with scripts/build.sh, which embeds sandbox-netstack",
 }
 
 // DevAccess is whether a device node can be opened read-write.
@@ -106,7 +114,7 @@ func Judge(f Facts) []Result {
 		judgeDevice("tun", f.Tun, "tun", "every user-mode network driver needs it: run falls back to --net=none (no network)"),
 		judgeDevice("fuse", f.Fuse, "fuse", "FUSE filesystems (fuse-overlayfs) need it"),
 	)
-	out = append(out, judgeNet(f.NetDrivers)...)
+	out = append(out, judgeNet(f.NetDrivers, f.Tun)...)
 	out = append(out, judgeSeccomp(f.Seccomp), judgeLandlock(f.LandlockABI))
 	out = append(out, judgeCgroup(f.Cgroup, f.User)...)
 	out = append(out, judgeTIOCSTI(f.LegacyTIOCSTI), judgeRun(f.Run))
@@ -152,19 +160,24 @@ func judgeKernel(release string) Result {
 	return ok("kernel", "Linux "+release)
 }
 
-func judgeNet(ds []NetDriver) []Result {
-	// In the order --net=auto tries them.
+// judgeNet: each driver in the order --net=auto tries them, then the one
+// it picks.
+func judgeNet(ds []NetDriver, tun DevAccess) []Result {
+	tunOK := tun.Exists && tun.Err == nil
 	var out []Result
 	var auto string
 	for _, d := range ds {
 		id := "net." + d.Name
-		if d.Err != nil {
-			out = append(out, warn(id, "not usable (only --net="+d.Name+" needs it): "+d.Err.Error(), ""))
-			continue
-		}
-		out = append(out, ok(id, "usable"))
-		if auto == "" {
-			auto = d.Name
+		switch {
+		case d.Err != nil:
+			out = append(out, warn(id, "not usable (only --net="+d.Name+" needs it): "+d.Err.Error(), netInstall[d.Name]))
+		case !tunOK:
+			out = append(out, warn(id, "installed, but not usable without /dev/net/tun", "see the tun line"))
+		default:
+			out = append(out, ok(id, "usable"))
+			if auto == "" {
+				auto = d.Name
+			}
 		}
 	}
 	switch {
@@ -173,7 +186,7 @@ func judgeNet(ds []NetDriver) []Result {
 		out = append(out, ok("net.auto", "--net=auto uses "+auto))
 	default:
 		out = append(out, warn("net.auto", "no driver is usable: run falls back to --net=none (no network) with a warning",
-			"see the net.* lines above"))
+			"see the tun and net.* lines above"))
 	}
 	return out
 }

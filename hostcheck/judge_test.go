@@ -302,12 +302,30 @@ func TestNetDriverLines(t *testing.T) {
 	if r := find(t, rs, "net.auto"); r.Status != OK || !strings.Contains(r.Message, "slirp4netns") {
 		t.Errorf("auto line should name slirp4netns: %+v", r)
 	}
-	f.NetDrivers = []NetDriver{{"pasta", errors.New("tun")}, {"builtin", errors.New("tun")}}
+	if r := find(t, rs, "net.pasta"); r.Fix != "sudo apt-get install passt" {
+		t.Errorf("pasta's fix: %+v", r)
+	}
+	f.NetDrivers = []NetDriver{{"pasta", errors.New("pasta is not installed")}, {"builtin", errors.New("no helper")}}
 	if r := find(t, Judge(f), "net.auto"); r.Status != Warn || !strings.Contains(r.Message, "--net=none") {
 		t.Errorf("no usable driver: %+v", r)
 	}
+	if r := find(t, Judge(f), "net.builtin"); !strings.Contains(r.Fix, "scripts/build.sh") {
+		t.Errorf("builtin's fix: %+v", r)
+	}
 	if Failed(Judge(f)) {
 		t.Error("no network driver must not FAIL: run's default falls back to --net=none")
+	}
+	// Installed, but /dev/net/tun at 0600: said once, on the tun line.
+	f = good()
+	f.Tun.Mode, f.Tun.Err = 0o600, syscall.EACCES
+	rs = Judge(f)
+	for _, id := range []string{"net.slirp4netns", "net.pasta", "net.builtin"} {
+		if r := find(t, rs, id); r.Status != Warn || r.Message != "installed, but not usable without /dev/net/tun" || r.Fix != "see the tun line" {
+			t.Errorf("%s with tun at 0600: %+v", id, r)
+		}
+	}
+	if r := find(t, rs, "net.auto"); r.Status != Warn || Failed(rs) {
+		t.Errorf("auto with tun at 0600: %+v", r)
 	}
 	f.NetDrivers = nil
 	for _, r := range Judge(f) {
