@@ -258,6 +258,11 @@ func TestShapes(t *testing.T) {
 		if (r.Status == OK) != (r.Fix == "") {
 			t.Errorf("%s: %s with fix %q: every WARN and FAIL has a fix, an OK none", c.name, r.Status, r.Fix)
 		}
+		for _, r := range rs {
+			if strings.Contains(r.Message+r.Fix, "\n") {
+				t.Errorf("%s: %s is more than one line: %q %q", c.name, r.ID, r.Message, r.Fix)
+			}
+		}
 		if c.blocks && !Failed(rs) {
 			t.Errorf("%s: Failed = false", c.name)
 		}

@@ -41,7 +41,12 @@ func ProbeRun(exe, trueBin string) RunProbe {
 	cmd.Stderr = &stderr
 	start := time.Now()
 	err := cmd.Run()
-	return RunProbe{Err: err, Stderr: strings.TrimSpace(stderr.String()), Took: time.Since(start).Round(100 * time.Microsecond)}
+	return RunProbe{Err: err, Stderr: oneLine(stderr.String()), Took: time.Since(start).Round(100 * time.Microsecond)}
+}
+
+// oneLine joins the lines of s with " | ": a result is one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(s), "\n", " | ")), " ")
 }
 
 func judgeRun(p RunProbe) Result {
@@ -133,7 +138,7 @@ func probeNamespaces(exe string) NSProbe {
 	}
 	var rep probeReport
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil || proc.Err() != nil {
-		return notProbed(fmt.Errorf("the probe in its new namespaces failed (%v): %s", proc.Err(), strings.TrimSpace(stderr.String())))
+		return notProbed(fmt.Errorf("the probe in its new namespaces failed (%v): %s", proc.Err(), oneLine(stderr.String())))
 	}
 	return NSProbe{Caps: rep.Caps.err(), Overlay: rep.Overlay.err(), Pivot: rep.Pivot.err()}
 }

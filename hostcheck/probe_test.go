@@ -90,10 +90,11 @@ func TestProbeRun(t *testing.T) {
 	writeFile(t, fake, `#!/bin/sh
 [ "$*" = "run --cwd=none -- /bin/true" ] || { echo "bad args: $*" >&2; exit 3; }
 echo "sandbox: warning: something" >&2
+echo "sandbox: warning: and more" >&2
 exit "${STATUS:-0}"
 `, 0o755)
 	p := ProbeRun(fake, "/bin/true")
-	if p.Err != nil || p.Stderr != "sandbox: warning: something" || p.Took <= 0 {
+	if p.Err != nil || p.Stderr != "sandbox: warning: something | sandbox: warning: and more" || p.Took <= 0 {
 		t.Errorf("warning run: %+v", p)
 	}
 	t.Setenv("STATUS", "125")
