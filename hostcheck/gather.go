@@ -1,22 +1,31 @@
 package hostcheck
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
+	"time"
 
 	"sandbox/cgroupdelegate"
 	"sandbox/confine"
 	"sandbox/idmap"
 	"sandbox/netns"
 
+	"github.com/godbus/dbus/v5"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
-// Gather reads the facts of this host for the calling user.
-func Gather(user string, uid uint32) Facts {
-	f := Facts{User: user, UID: uid}
+// Gather reads the facts of this host for the calling user; the live
+// probes (ProbeNamespaces, ProbeRun) and NetDrivers are separate.
+func Gather(user string, uid, gid uint32) Facts {
+	f := Facts{User: user, UID: uid, GID: gid}
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
 		f.Kernel = unix.ByteSliceToString(u.Release[:])
@@ -25,19 +34,10 @@ func Gather(user string, uid uint32) Facts {
 	f.UnprivUserNSClone = readTrim("/proc/sys/kernel/unprivileged_userns_clone")
 	f.AppArmorRestrict = readTrim("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
 	f.LegacyTIOCSTI = readTrim("/proc/sys/dev/tty/legacy_tiocsti")
-	if uid != 0 {
-		src := idmap.DefaultSource()
-		var err error
-		if f.UIDRanges, _, err = src.Subids(idmap.UID, user, uid); err != nil {
-			f.SubidErr = err
-		}
-		if f.GIDRanges, _, err = src.Subids(idmap.GID, user, uid); err != nil && f.SubidErr == nil {
-			f.SubidErr = err
-		}
-		for _, h := range []string{"newuidmap", "newgidmap"} {
-			f.HelperErrs = append(f.HelperErrs, idmap.CheckHelper(h))
-		}
-	}
+	f.Subuid = gatherSubids(idmap.UID, "/etc/subuid", "getsubids", user, uid)
+	f.Subgid = gatherSubids(idmap.GID, "/etc/subgid", "getsubids", user, uid)
+	f.Newuidmap, f.Newgidmap = gatherHelper(idmap.UID.Helper()), gatherHelper(idmap.GID.Helper())
+	f.FuseOverlayfs, _ = exec.LookPath("fuse-overlayfs")
 	f.Tun = device("/dev/net/tun")
 	f.Fuse = device("/dev/fuse")
 	if ms, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter("/")); err == nil && len(ms) > 0 {
@@ -49,8 +49,80 @@ func Gather(user string, uid uint32) Facts {
 	return f
 }
 
+// gatherSubids reads one kind of subordinate ids from file (every entry:
+// the caller's, by name or by uid, and the other users', for overlaps)
+// and from getsubids when it is installed.
+func gatherSubids(kind idmap.Kind, file, getsubids, user string, uid uint32) SubidFacts {
+	s := SubidFacts{File: file}
+	text, err := os.ReadFile(file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		s.FileErr = fmt.Errorf("reading subordinate ids: %w", err)
+	default:
+		s.Own, s.FileErr = idmap.ParseSubids(bytes.NewReader(text), file, user, uid)
+		s.Others = otherEntries(string(text), file, user, uid)
+	}
+	if _, err := exec.LookPath(getsubids); err == nil {
+		s.Getsubids = true
+		s.NSS, _, s.NSSErr = idmap.Source{Getsubids: getsubids}.Subids(kind, user, uid)
+	}
+	return s
+}
+
+// otherEntries are the entries of subordinate-id file text that are
+// neither user's nor uid's. Another user's malformed entry is not ours to
+// judge: it is left out. Each line is parsed alone (linear in the file).
+func otherEntries(text, file, user string, uid uint32) []OwnedRange {
+	const noID = 1<<32 - 1 // keys no entry: only the owner's name matches
+	self := strconv.FormatUint(uint64(uid), 10)
+	var out []OwnedRange
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		owner, _, _ := strings.Cut(line, ":")
+		owner = strings.TrimSpace(owner)
+		if owner == user || owner == self {
+			continue
+		}
+		rs, err := idmap.ParseSubids(strings.NewReader(line), file, owner, noID)
+		if err != nil || len(rs) != 1 {
+			continue
+		}
+		rs[0].Line = i + 1
+		out = append(out, OwnedRange{Owner: owner, Range: rs[0]})
+	}
+	return out
+}
+
+func gatherHelper(name string) HelperFacts {
+	h := HelperFacts{Name: name}
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return h
+	}
+	h.Path = path
+	var st unix.Stat_t
+	if unix.Stat(path, &st) == nil {
+		h.Setuid = st.Mode&unix.S_ISUID != 0 && st.Uid == 0
+	}
+	if _, err := unix.Getxattr(path, "security.capability", nil); err == nil {
+		h.FileCaps = true
+	}
+	h.Err = idmap.CheckHelper(path)
+	return h
+}
+
 func gatherCgroup(uid int) CgroupFacts {
 	var c CgroupFacts
+	if addr, err := cgroupdelegate.UserBusAddress(os.Getenv, uid); err != nil {
+		c.UserBusErr = err
+	} else {
+		c.UserBus = addr
+		c.Systemd, c.UserBusErr = systemdVersion(addr)
+	}
 	infos, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup2", "cgroup"))
 	if err != nil {
 		c.Err = err
@@ -62,7 +134,6 @@ func gatherCgroup(uid int) CgroupFacts {
 	}
 	c.Mount, c.V1 = m.Point, m.V1
 	c.Root, _ = cgroupdelegate.List(m.Point, "cgroup.controllers")
-	c.UserBus, _ = cgroupdelegate.UserBusAddress(os.Getenv, uid)
 	self, err := os.ReadFile("/proc/self/cgroup")
 	if err == nil {
 		c.Base, err = m.Base(string(self))
@@ -74,6 +145,29 @@ func gatherCgroup(uid int) CgroupFacts {
 	c.Delegated = cgroupdelegate.Writable(c.Base)
 	c.Available, _ = cgroupdelegate.List(c.Base, "cgroup.controllers")
 	return c
+}
+
+// busTimeout bounds the user bus check: a stuck bus must not stall check.
+const busTimeout = 5 * time.Second
+
+// systemdVersion asks the bus at addr for the systemd manager's version:
+// it answers only if the bus is reachable and systemd is on it.
+func systemdVersion(addr string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
+	defer cancel()
+	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	var v dbus.Variant
+	err = conn.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1").CallWithContext(ctx,
+		"org.freedesktop.DBus.Properties.Get", 0, "org.freedesktop.systemd1.Manager", "Version").Store(&v)
+	if err != nil {
+		return "", fmt.Errorf("no systemd manager on it: %w", err)
+	}
+	s, _ := v.Value().(string)
+	return s, nil
 }
 
 func readTrim(p string) string {
@@ -90,7 +184,7 @@ func device(p string) DevAccess {
 	if err := unix.Stat(p, &st); err != nil {
 		return d
 	}
-	d.Exists, d.Mode = true, st.Mode&0o7777
+	d.Exists, d.Mode, d.UID = true, st.Mode&0o7777, st.Uid
 	fd, err := unix.Open(p, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		d.Err = err
@@ -107,10 +201,11 @@ func seccompAvailable() bool {
 	return !errors.Is(err, unix.EINVAL)
 }
 
-// NetDrivers says which user-mode network drivers can run here;
+// NetDrivers says which user-mode network drivers are installed here;
 // haveNetstack: the builtin driver's helper is available.
 func NetDrivers(haveNetstack bool) []NetDriver {
 	probe := netns.RealHost(haveNetstack)
+	probe.TunUsable = func() error { return nil } // judged once, on the tun line
 	var out []NetDriver
 	for _, m := range netns.Drivers {
 		out = append(out, NetDriver{Name: string(m), Err: probe.Usable(m)})

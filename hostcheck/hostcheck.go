@@ -1,13 +1,13 @@
 // Package hostcheck diagnoses whether this host can run sandboxes for the
 // calling user: one line per link of the chain (kernel, user namespaces,
-// subordinate ids, id-map helpers, devices, confinement features), each
-// OK, WARN or FAIL with the fix. Reading the host is kept apart from
-// judging it (Facts → Results), so the judging is tested over fixtures.
+// subordinate ids, id-map helpers, overlayfs, devices, network, confinement,
+// cgroups), each OK, WARN or FAIL with the fix. Reading the host (Gather and
+// the live probes) is kept apart from judging it (Facts → Results), so every
+// judgement is tested over made-up facts.
 package hostcheck
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -17,7 +17,10 @@ import (
 // Level is how bad a result is.
 type Level string
 
-// Levels. FAIL means `sandbox run` with its defaults will not work.
+// Levels. A FAIL whose Blocks is set means `sandbox run` with its defaults
+// will not work; a FAIL without it is a broken link that run falls back
+// from (e.g. newuidmap installed without its privileges: run maps only the
+// caller). WARN: run's defaults work; a flag or a degraded default does not.
 const (
 	OK   Level = "OK"
 	Warn Level = "WARN"
@@ -26,51 +29,64 @@ const (
 
 // Result is one line of the report.
 type Result struct {
-	Name   string `json:"name"`
-	Level  Level  `json:"level"`
-	Detail string `json:"detail"`
-	Fix    string `json:"fix,omitempty"`
+	ID      string `json:"id"`
+	Status  Level  `json:"status"`
+	Message string `json:"message"`
+	Fix     string `json:"fix"`
+	// Blocks: this FAIL stops `sandbox run` with its defaults.
+	Blocks bool `json:"blocks_run"`
 }
 
-// Facts are what Gather read from the host; "" or nil where absent.
+func ok(id, msg string) Result        { return Result{ID: id, Status: OK, Message: msg} }
+func warn(id, msg, fix string) Result { return Result{ID: id, Status: Warn, Message: msg, Fix: fix} }
+
+// fail is a FAIL that stops run's defaults.
+func fail(id, msg, fix string) Result {
+	return Result{ID: id, Status: Fail, Message: msg, Fix: fix, Blocks: true}
+}
+
+// broken is a FAIL that run's defaults fall back from.
+func broken(id, msg, fix string) Result { return Result{ID: id, Status: Fail, Message: msg, Fix: fix} }
+
+// Facts are what Gather and the probes read from the host; "" or nil where absent.
 type Facts struct {
-	User      string
-	UID       uint32
-	Kernel    string // uname release
-	MaxUserNS string // /proc/sys/user/max_user_namespaces
+	User     string
+	UID, GID uint32
+	Exe      string // this binary (AppArmor profiles are per path)
+	Kernel   string // uname release
+	// MaxUserNS is user.max_user_namespaces.
+	MaxUserNS string
 	// UnprivUserNSClone is Debian's kernel.unprivileged_userns_clone ("" if the kernel has none).
 	UnprivUserNSClone string
 	// AppArmorRestrict is Ubuntu's kernel.apparmor_restrict_unprivileged_userns ("" if absent).
 	AppArmorRestrict string
-	UIDRanges        []idmap.Range
-	GIDRanges        []idmap.Range
-	SubidErr         error
-	HelperErrs       []error // from idmap.CheckHelper, one per helper, nil entries when fine
-	Tun, Fuse        DevAccess
+	NS               NSProbe // the live namespace probe
+	Subuid, Subgid   SubidFacts
+	Newuidmap        HelperFacts
+	Newgidmap        HelperFacts
+	FuseOverlayfs    string // path of fuse-overlayfs, "" if not installed
 	RootFSType       string // type of the mount at / ("rootfs" on an initramfs)
-	LandlockABI      int
-	Seccomp          bool
-	LegacyTIOCSTI    string // /proc/sys/dev/tty/legacy_tiocsti ("" if absent)
+	Tun, Fuse        DevAccess
 	NetDrivers       []NetDriver
+	Seccomp          bool
+	LandlockABI      int
 	Cgroup           CgroupFacts
+	LegacyTIOCSTI    string // dev.tty.legacy_tiocsti ("" if absent)
+	Run              RunProbe
 }
 
-// NetDriver is whether one user-mode network driver can run here.
+// NetDriver is whether one user-mode network driver is installed here
+// (/dev/net/tun, which each needs, is a line of its own).
 type NetDriver struct {
 	Name string
-	Err  error // why not; nil: usable
+	Err  error // what is missing; nil: installed
 }
 
-// CgroupFacts are what resource limits (--memory, --cpus, …) need.
-type CgroupFacts struct {
-	Mount     string            // the cgroup2 mount point, "" if none
-	V1        map[string]string // controllers cgroup v1 holds → its mount point
-	Base      string            // the caller's cgroup directory (sandboxes go below it)
-	Delegated bool              // Base is writable by the caller
-	Root      []string          // controllers cgroup v2 has (the mount root's cgroup.controllers)
-	Available []string          // controllers of Base
-	UserBus   string            // address of the systemd user bus, "" if none
-	Err       error             // why Base is unknown
+// netInstall says how to install each driver.
+var netInstall = map[string]string{
+	"slirp4netns": "sudo apt-get install slirp4netns util-linux iproute2",
+	"pasta":       "sudo apt-get install passt",
+	"builtin":     "build sandbox with scripts/build.sh, which embeds sandbox-netstack",
 }
 
 // DevAccess is whether a device node can be opened read-write.
@@ -78,244 +94,134 @@ type DevAccess struct {
 	Path   string
 	Exists bool
 	Mode   uint32 // permission bits
+	UID    uint32 // owner
 	Err    error  // from opening it; nil: usable
 }
 
 // Judge turns facts into results, in a fixed order.
 func Judge(f Facts) []Result {
-	var out []Result
-	add := func(name string, l Level, detail, fix string) {
-		out = append(out, Result{name, l, detail, fix})
-	}
-
-	// Kernel: overlayfs in a user namespace needs 5.11.
-	if ok, err := atLeast(f.Kernel, 5, 11); err != nil {
-		add("kernel", Warn, fmt.Sprintf("cannot read the version %q: %v", f.Kernel, err), "")
-	} else if !ok {
-		add("kernel", Fail, "Linux "+f.Kernel+": overlayfs in a user namespace needs 5.11 or later", "upgrade the kernel")
-	} else {
-		add("kernel", OK, "Linux "+f.Kernel, "")
-	}
-
-	// User namespaces.
-	switch {
-	case f.MaxUserNS == "0":
-		add("user namespaces", Fail, "user.max_user_namespaces is 0", "sysctl -w user.max_user_namespaces=15000")
-	case f.UnprivUserNSClone == "0":
-		add("user namespaces", Fail, "kernel.unprivileged_userns_clone is 0", "sysctl -w kernel.unprivileged_userns_clone=1")
-	case f.AppArmorRestrict == "1":
-		add("user namespaces", Fail, "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1)",
-			"sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile allowing userns for the sandbox binary")
-	default:
-		add("user namespaces", OK, "unprivileged user namespaces allowed (max "+orNA(f.MaxUserNS)+")", "")
-	}
-
-	// Subordinate ids and helpers: without them, run falls back to a
-	// single mapping (a warning, not a failure).
-	fix := fmt.Sprintf("sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s", f.User)
-	switch {
-	case f.UID == 0:
-		add("subordinate ids", OK, "root writes its maps itself (root's entries or ids 1000000000-1000065535)", "")
-	case f.SubidErr != nil:
-		add("subordinate ids", Warn, f.SubidErr.Error()+"; run maps only your own uid", "")
-	case len(f.UIDRanges) == 0 || len(f.GIDRanges) == 0:
-		add("subordinate ids", Warn, "no /etc/subuid or /etc/subgid entry for "+f.User+"; run maps only your own uid", fix)
-	default:
-		n, m := total(f.UIDRanges), total(f.GIDRanges)
-		if _, err := idmap.Plan(0, f.UID, f.UIDRanges, idmap.Full); err != nil {
-			add("subordinate ids", Fail, err.Error(), "")
-		} else if n < 65536 || m < 65536 {
-			add("subordinate ids", Warn, fmt.Sprintf("%d uids, %d gids: fewer than 65536 (many images need 65536)", n, m), fix)
-		} else {
-			add("subordinate ids", OK, fmt.Sprintf("%d uids (%s), %d gids", n, rangesString(f.UIDRanges), m), "")
-		}
-	}
-	if f.UID != 0 {
-		var bad []string
-		var fixes []string
-		for _, err := range f.HelperErrs {
-			if err == nil {
-				continue
-			}
-			bad = append(bad, err.Error())
-			if he, ok := err.(*idmap.HelperError); ok {
-				fixes = append(fixes, he.Fix)
-			}
-		}
-		if len(bad) > 0 {
-			add("newuidmap/newgidmap", Warn, strings.Join(bad, "; ")+"; run maps only your own uid", strings.Join(fixes, "; "))
-		} else {
-			add("newuidmap/newgidmap", OK, "present and setuid root (or with file capabilities)", "")
-		}
-	}
-
-	// pivot_root: refused on an initramfs root; run falls back to MS_MOVE+chroot.
-	if f.RootFSType == "rootfs" || f.RootFSType == "ramfs" {
-		add("pivot_root", Warn, "/ is an initramfs ("+f.RootFSType+"): pivot_root is refused; run uses MS_MOVE+chroot instead", "")
-	} else {
-		add("pivot_root", OK, "/ is "+orNA(f.RootFSType), "")
-	}
-
-	// Devices for the later network and fuse drivers: a 0600 node is the
-	// common misconfiguration (distributions ship 0666).
-	for _, d := range []DevAccess{f.Tun, f.Fuse} {
-		name := d.Path
-		switch {
-		case !d.Exists:
-			add(name, Warn, "missing", "modprobe "+map[string]string{"/dev/net/tun": "tun", "/dev/fuse": "fuse"}[d.Path])
-		case d.Err != nil:
-			add(name, Warn, fmt.Sprintf("not accessible (mode %04o): %v", d.Mode, d.Err),
-				fmt.Sprintf("sudo chmod 0666 %s (the distribution default)", d.Path))
-		default:
-			add(name, OK, fmt.Sprintf("read-write (mode %04o)", d.Mode), "")
-		}
-	}
-
-	// Network drivers, in the order --net=auto tries them.
-	var auto string
-	for _, d := range f.NetDrivers {
-		name := "network: " + d.Name
-		if d.Err != nil {
-			add(name, Warn, "not usable: "+d.Err.Error(), "")
-			continue
-		}
-		add(name, OK, "usable", "")
-		if auto == "" {
-			auto = d.Name
-		}
-	}
-	if len(f.NetDrivers) > 0 {
-		if auto != "" {
-			add("network (auto)", OK, "--net=auto uses "+auto, "")
-		} else {
-			add("network (auto)", Warn, "no driver is usable: run falls back to --net=none (no network) with a warning",
-				"see the lines above")
-		}
-	}
-
-	// Confinement features.
-	if f.Seccomp {
-		add("seccomp", OK, "available: the default filter is applied", "")
-	} else {
-		add("seccomp", Fail, "the kernel has no seccomp filter support; run's default filter cannot be installed",
-			"a kernel with CONFIG_SECCOMP_FILTER, or run with --seccomp=unconfined")
-	}
-	if f.LandlockABI > 0 {
-		add("landlock", OK, fmt.Sprintf("ABI %d (for --landlock)", f.LandlockABI), "")
-	} else {
-		add("landlock", Warn, "not available: --landlock would not restrict anything", "a kernel with CONFIG_SECURITY_LANDLOCK and landlock in lsm=")
-	}
+	root := f.UID == 0
+	out := []Result{judgeKernel(f.Kernel)}
+	out = append(out, judgeUserNS(f)...)
+	out = append(out,
+		judgeSubids(idmap.UID, f.Subuid, f.User, f.UID, f.UID, root),
+		judgeSubids(idmap.GID, f.Subgid, f.User, f.UID, f.GID, root),
+		judgeHelper(f.Newuidmap, root),
+		judgeHelper(f.Newgidmap, root),
+		judgeOverlay(f.NS),
+		judgeFuseOverlayfs(f.FuseOverlayfs),
+		judgePivot(f.NS, f.RootFSType),
+		judgeDevice("tun", f.Tun, "tun", "every user-mode network driver needs it: run falls back to --net=none (no network)"),
+		judgeDevice("fuse", f.Fuse, "fuse", "FUSE filesystems (fuse-overlayfs) need it"),
+	)
+	out = append(out, judgeNet(f.NetDrivers, f.Tun)...)
+	out = append(out, judgeSeccomp(f.Seccomp), judgeLandlock(f.LandlockABI))
 	out = append(out, judgeCgroup(f.Cgroup, f.User)...)
-	switch f.LegacyTIOCSTI {
-	case "1":
-		add("TIOCSTI", OK, "legacy TIOCSTI is enabled on this host; the sandbox blocks it itself (own session or pty, seccomp)", "")
-	default:
-		add("TIOCSTI", OK, "legacy TIOCSTI disabled or absent", "")
-	}
-	return out
-}
-
-// limitControllers are the controllers of run's limit flags.
-var limitControllers = map[string]string{
-	"cpu": "--cpus, --cpu-weight", "io": "--io-weight, --io-max", "memory": "--memory, --memory-swap", "pids": "--pids",
-}
-
-// judgeCgroup says where cgroup v2 is, whether the caller's cgroup is
-// delegated and which limit controllers it has. Only WARN: run's
-// defaults need no cgroup.
-func judgeCgroup(c CgroupFacts, user string) []Result {
-	var out []Result
-	add := func(name string, l Level, detail, fix string) {
-		out = append(out, Result{name, l, detail, fix})
-	}
-	if c.Mount == "" {
-		add("cgroup v2", Warn, "not mounted (cgroup v1 only): resource limits (--memory, --cpus, --pids, --io-*) cannot be applied",
-			"boot with systemd.unified_cgroup_hierarchy=1")
-		return out
-	}
-	var held []string
-	for _, ctrl := range []string{"cpu", "io", "memory", "pids"} {
-		v1 := ctrl
-		if ctrl == "io" {
-			v1 = "blkio"
-		}
-		if c.V1[v1] != "" {
-			held = append(held, ctrl)
-		}
-	}
-	if len(held) > 0 {
-		add("cgroup v2", Warn, fmt.Sprintf("at %s, hybrid layout: cgroup v1 holds %s", c.Mount, strings.Join(held, ", ")),
-			"boot with systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all for limits on these")
-	} else {
-		add("cgroup v2", OK, fmt.Sprintf("at %s (controllers: %s)", c.Mount, orNA(strings.Join(c.Root, " "))), "")
-	}
-	delegateFix := "run under `systemd-run --user --scope -p Delegate=yes sandbox run …`; without a user manager: sudo loginctl enable-linger " + user
-	switch {
-	case c.Err != nil:
-		add("cgroup delegation", Warn, c.Err.Error(), "")
-		return out
-	case c.Delegated:
-		add("cgroup delegation", OK, fmt.Sprintf("your cgroup %s is delegated to you: each sandbox gets its own cgroup below it", c.Base), "")
-	case c.UserBus != "":
-		add("cgroup delegation", OK, fmt.Sprintf("your cgroup %s is not delegated; runs with limits ask the systemd user manager (%s) for a delegated scope", c.Base, c.UserBus), "")
-	default:
-		add("cgroup delegation", Warn, fmt.Sprintf("your cgroup %s is not delegated to you and there is no systemd user bus: limits cannot be applied", c.Base), delegateFix)
-	}
-	have := c.Root
-	if c.Delegated {
-		have = c.Available
-	}
-	var missing, fixes []string
-	for _, ctrl := range []string{"cpu", "io", "memory", "pids"} {
-		if slices.Contains(have, ctrl) {
-			continue
-		}
-		switch {
-		case slices.Contains(held, ctrl):
-			missing = append(missing, fmt.Sprintf("%s (%s; held by cgroup v1)", ctrl, limitControllers[ctrl]))
-		case !slices.Contains(c.Root, ctrl):
-			missing = append(missing, fmt.Sprintf("%s (%s; not in this kernel's cgroup v2)", ctrl, limitControllers[ctrl]))
-		default:
-			missing = append(missing, fmt.Sprintf("%s (%s; not delegated to %s)", ctrl, limitControllers[ctrl], c.Base))
-			fixes = append(fixes, ctrl)
-		}
-	}
-	switch {
-	case len(missing) == 0:
-		add("cgroup controllers", OK, "cpu io memory pids: every limit flag can be applied", "")
-	case len(fixes) > 0:
-		add("cgroup controllers", Warn, "unavailable: "+strings.Join(missing, ", "),
-			"systemd: the drop-in /etc/systemd/system/user@.service.d/delegate.conf with [Service] Delegate=cpu cpuset io memory pids, then systemctl daemon-reload and log in again")
-	default:
-		add("cgroup controllers", Warn, "unavailable: "+strings.Join(missing, ", "), "")
-	}
+	out = append(out, judgeTIOCSTI(f.LegacyTIOCSTI), judgeRun(f.Run))
 	return out
 }
 
 // Failed says whether any result stops run's defaults.
 func Failed(rs []Result) bool {
 	for _, r := range rs {
-		if r.Level == Fail {
+		if r.Blocks {
 			return true
 		}
 	}
 	return false
 }
 
-func total(rs []idmap.Range) uint64 {
-	var n uint64
+// Summary is the last line of the text report.
+func Summary(rs []Result) string {
+	n := map[Level]int{}
 	for _, r := range rs {
-		n += uint64(r.Count)
+		n[r.Status]++
 	}
-	return n
+	counts := fmt.Sprintf("%d OK, %d WARN, %d FAIL", n[OK], n[Warn], n[Fail])
+	if Failed(rs) {
+		return counts + ": `sandbox run` cannot work with its defaults here; fix the FAIL lines first"
+	}
+	if n[Fail] > 0 {
+		return counts + ": `sandbox run` works with its defaults, falling back where a line says so"
+	}
+	return counts + ": `sandbox run` works with its defaults here"
 }
 
-func rangesString(rs []idmap.Range) string {
-	var s []string
-	for _, r := range rs {
-		s = append(s, r.String())
+func judgeKernel(release string) Result {
+	// Overlayfs in a user namespace needs 5.11.
+	ok511, err := atLeast(release, 5, 11)
+	switch {
+	case err != nil:
+		return warn("kernel", fmt.Sprintf("cannot read the version %q: %v (overlayfs in a user namespace needs 5.11)", release, err),
+			"make sure the kernel is 5.11 or later (uname -r)")
+	case !ok511:
+		return fail("kernel", "Linux "+release+": overlayfs in a user namespace needs 5.11 or later", "upgrade the kernel to 5.11 or later")
 	}
-	return strings.Join(s, ",")
+	return ok("kernel", "Linux "+release)
+}
+
+// judgeNet: each driver in the order --net=auto tries them, then the one
+// it picks.
+func judgeNet(ds []NetDriver, tun DevAccess) []Result {
+	tunOK := tun.Exists && tun.Err == nil
+	var out []Result
+	var auto string
+	for _, d := range ds {
+		id := "net." + d.Name
+		switch {
+		case d.Err != nil:
+			out = append(out, warn(id, "not usable (only --net="+d.Name+" needs it): "+d.Err.Error(), netInstall[d.Name]))
+		case !tunOK:
+			out = append(out, warn(id, "installed, but not usable without /dev/net/tun", "see the tun line"))
+		default:
+			out = append(out, ok(id, "usable"))
+			if auto == "" {
+				auto = d.Name
+			}
+		}
+	}
+	switch {
+	case len(ds) == 0:
+	case auto != "":
+		out = append(out, ok("net.auto", "--net=auto uses "+auto))
+	default:
+		out = append(out, warn("net.auto", "no driver is usable: run falls back to --net=none (no network) with a warning",
+			"see the tun and net.* lines above"))
+	}
+	return out
+}
+
+func judgeSeccomp(have bool) Result {
+	if have {
+		return ok("seccomp", "available: run's default filter is applied")
+	}
+	return fail("seccomp", "the kernel has no seccomp filter support: run's default filter cannot be installed",
+		"a kernel with CONFIG_SECCOMP_FILTER, or run with --seccomp=unconfined")
+}
+
+func judgeLandlock(abi int) Result {
+	if abi > 0 {
+		return ok("landlock", fmt.Sprintf("ABI %d (for --landlock)", abi))
+	}
+	return warn("landlock", "not available: --landlock would not restrict anything",
+		"a kernel with CONFIG_SECURITY_LANDLOCK and landlock in its lsm= list")
+}
+
+func judgeTIOCSTI(v string) Result {
+	// The sandbox blocks TIOCSTI itself; the sysctl only says how exposed
+	// other programs on the host are.
+	switch v {
+	case "1":
+		return ok("tiocsti", "dev.tty.legacy_tiocsti=1 (legacy TIOCSTI allowed on this host); the sandbox blocks it itself (own session or pty, seccomp)")
+	case "0":
+		return ok("tiocsti", "dev.tty.legacy_tiocsti=0: TIOCSTI needs CAP_SYS_ADMIN on this host; the sandbox blocks it too")
+	}
+	return ok("tiocsti", "no dev.tty.legacy_tiocsti (kernel before 6.2); the sandbox blocks TIOCSTI itself (own session or pty, seccomp)")
+}
+
+// sysctlFix says how to set a sysctl now and at every boot.
+func sysctlFix(key, value string) string {
+	return fmt.Sprintf("sudo sysctl -w %s=%s; to keep it: echo %s=%s | sudo tee /etc/sysctl.d/90-sandbox.conf", key, value, key, value)
 }
 
 func orNA(s string) string {

@@ -6,41 +6,65 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
 
 	"sandbox"
 	"sandbox/hostcheck"
 )
 
+// The namespace probe of `sandbox check` re-executes this binary as
+// hostcheck.ProbeArg0 in new namespaces; it is dispatched before main, as
+// the sandbox's init is at the top of main.
+func init() {
+	if filepath.Base(os.Args[0]) == hostcheck.ProbeArg0 {
+		os.Exit(hostcheck.ProbeChild(os.Args[1:]))
+	}
+}
+
 // runCheck prints the host diagnosis; 1 when a FAIL stops run's defaults.
 func runCheck(asJSON bool) int {
-	name := strconv.Itoa(os.Getuid())
+	uid, gid := os.Getuid(), os.Getgid()
+	name := strconv.Itoa(uid)
 	if u, err := user.LookupId(name); err == nil {
 		name = u.Username
 	}
-	facts := hostcheck.Gather(name, uint32(os.Getuid()))
+	facts := hostcheck.Gather(name, uint32(uid), uint32(gid))
 	facts.NetDrivers = hostcheck.NetDrivers(sandbox.HaveNetstack())
-	results := hostcheck.Judge(facts)
 	exe, err := os.Executable()
-	trueBin, terr := exec.LookPath("true")
-	if err == nil && terr == nil {
-		results = append(results, hostcheck.Probe(exe, trueBin))
+	if err != nil {
+		err = fmt.Errorf("%w: finding this binary: %v", hostcheck.ErrNotProbed, err)
+		facts.NS = hostcheck.NSProbe{UserNS: err, Caps: err, Overlay: err, Pivot: err}
+		facts.Run.Err = err
+	} else {
+		facts.Exe = exe
+		facts.NS = hostcheck.ProbeNamespaces(exe)
+		if trueBin, err := exec.LookPath("true"); err != nil {
+			facts.Run.Err = fmt.Errorf("%w: %v", hostcheck.ErrNotProbed, err)
+		} else {
+			facts.Run = hostcheck.ProbeRun(exe, trueBin)
+		}
 	}
+	results := hostcheck.Judge(facts)
 	failed := hostcheck.Failed(results)
 	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(struct {
+		if err := enc.Encode(struct {
 			OK      bool               `json:"ok"`
 			Results []hostcheck.Result `json:"results"`
-		}{!failed, results})
+		}{!failed, results}); err != nil {
+			fmt.Fprintf(os.Stderr, "sandbox: check: %v\n", err)
+			return sandbox.StatusError
+		}
 	} else {
 		for _, r := range results {
-			fmt.Printf("%-4s  %-20s %s\n", r.Level, r.Name, r.Detail)
-			if r.Fix != "" && r.Level != hostcheck.OK {
-				fmt.Printf("      %-20s fix: %s\n", "", r.Fix)
+			fmt.Printf("%-4s  %-18s  %s\n", r.Status, r.ID, r.Message)
+			if r.Fix != "" && r.Status != hostcheck.OK {
+				fmt.Printf("      %-18s  fix: %s\n", "", r.Fix)
 			}
 		}
+		fmt.Println("check:", hostcheck.Summary(results))
 	}
 	if failed {
 		return 1
