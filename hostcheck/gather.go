@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"time"
 
@@ -74,27 +73,7 @@ func gatherSubids(kind idmap.Kind, file, getsubids, user string, uid uint32) Sub
 // neither user's nor uid's. Another user's malformed entry is not ours to
 // judge: it is left out. Each line is parsed alone (linear in the file).
 func otherEntries(text, file, user string, uid uint32) []OwnedRange {
-	const noID = 1<<32 - 1 // keys no entry: only the owner's name matches
-	self := strconv.FormatUint(uint64(uid), 10)
-	var out []OwnedRange
-	for i, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		owner, _, _ := strings.Cut(line, ":")
-		owner = strings.TrimSpace(owner)
-		if owner == user || owner == self {
-			continue
-		}
-		rs, err := idmap.ParseSubids(strings.NewReader(line), file, owner, noID)
-		if err != nil || len(rs) != 1 {
-			continue
-		}
-		rs[0].Line = i + 1
-		out = append(out, OwnedRange{Owner: owner, Range: rs[0]})
-	}
-	return out
+	return idmap.OthersIn(text, file, user, uid)
 }
 
 func gatherHelper(name string) HelperFacts {

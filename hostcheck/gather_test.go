@@ -49,7 +49,7 @@ func TestGatherSubidsFile(t *testing.T) {
 		t.Errorf("Own = %v, want %v", s.Own, want)
 	}
 	// Every other user's well-formed entries; carol's malformed one is left out.
-	want := []OwnedRange{{"bob", rng(file, 4, 150000, 65536)}, {"bob", rng(file, 6, 400000, 10)}, {"2000", rng(file, 8, 500000, 65536)}}
+	want := []OwnedRange{{Owner: "bob", Range: rng(file, 4, 150000, 65536)}, {Owner: "bob", Range: rng(file, 6, 400000, 10)}, {Owner: "2000", Range: rng(file, 8, 500000, 65536)}}
 	if !reflect.DeepEqual(s.Others, want) {
 		t.Errorf("Others = %v, want %v", s.Others, want)
 	}

@@ -1,7 +1,6 @@
 package hostcheck
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -27,10 +26,7 @@ type SubidFacts struct {
 }
 
 // OwnedRange is another user's entry.
-type OwnedRange struct {
-	Owner string // as written: a name or a uid
-	idmap.Range
-}
+type OwnedRange = idmap.Entry
 
 // HelperFacts are newuidmap or newgidmap.
 type HelperFacts struct {
@@ -185,29 +181,13 @@ func judgeDevice(id string, d DevAccess, module, need string) Result {
 }
 
 // freeRange is the first block of 65536 ids that no other user's range
-// touches, for the usermod fixes; candidates are those useradd hands out
-// (100000, 165536, …). One pass over the ranges sorted by start.
+// touches, for the usermod fixes.
 func freeRange(others []OwnedRange) uint32 {
-	const first, last = 100000, 1<<32 - 2 // last: the highest valid id
 	rs := make([]idmap.Range, 0, len(others))
 	for _, o := range others {
 		rs = append(rs, o.Range)
 	}
-	slices.SortFunc(rs, func(a, b idmap.Range) int { return cmp.Compare(a.Start, b.Start) })
-	c := uint64(first)
-	for _, r := range rs {
-		if end(r) <= c {
-			continue
-		}
-		if uint64(r.Start) >= c+fullRange {
-			break // the ranges after it start later still
-		}
-		c = first + (end(r)-first+fullRange-1)/fullRange*fullRange // the next candidate past r
-	}
-	if c+fullRange-1 > last {
-		return first // none free: the usual start
-	}
-	return uint32(c)
+	return idmap.FreeStart(rs)
 }
 
 func end(r idmap.Range) uint64 { return uint64(r.Start) + uint64(r.Count) }

@@ -20,7 +20,7 @@ func good() Facts {
 		User: "alice", UID: 1000, GID: 1001, Exe: "/usr/local/bin/sandbox", Kernel: "6.18.44-fc", MaxUserNS: "15000",
 		NS: NSProbe{},
 		Subuid: SubidFacts{File: "/etc/subuid", Own: []idmap.Range{rng("/etc/subuid", 1, 100000, 65536)},
-			Others: []OwnedRange{{"bob", rng("/etc/subuid", 2, 165536, 65536)}}},
+			Others: []OwnedRange{{Owner: "bob", Range: rng("/etc/subuid", 2, 165536, 65536)}}},
 		Subgid:        SubidFacts{File: "/etc/subgid", Own: []idmap.Range{rng("/etc/subgid", 1, 100000, 65536)}},
 		Newuidmap:     HelperFacts{Name: "newuidmap", Path: "/usr/bin/newuidmap", Setuid: true},
 		Newgidmap:     HelperFacts{Name: "newgidmap", Path: "/usr/bin/newgidmap", Setuid: true},
@@ -346,13 +346,13 @@ func TestFreeRange(t *testing.T) {
 		want   uint32
 	}{
 		{nil, 100000},
-		{[]OwnedRange{{"bob", rng("f", 1, 100000, 65536)}}, 165536},
-		{[]OwnedRange{{"bob", rng("f", 1, 120000, 10)}, {"carol", rng("f", 2, 200000, 65536)}}, 296608},
-		{[]OwnedRange{{"carol", rng("f", 2, 200000, 65536)}, {"bob", rng("f", 1, 120000, 10)}}, 296608}, // any order
-		{[]OwnedRange{{"low", rng("f", 1, 1000, 5000)}, {"bob", rng("f", 2, 165536, 65536)}}, 100000},
-		{[]OwnedRange{{"big", rng("f", 1, 150000, 1000000)}}, 1214112},
-		{[]OwnedRange{{"top", rng("f", 1, 100000, 1<<32-100001)}}, 100000}, // nothing free: the usual start
-		{[]OwnedRange{{"all", rng("f", 1, 0, 1<<32-1)}}, 100000},
+		{[]OwnedRange{{Owner: "bob", Range: rng("f", 1, 100000, 65536)}}, 165536},
+		{[]OwnedRange{{Owner: "bob", Range: rng("f", 1, 120000, 10)}, {Owner: "carol", Range: rng("f", 2, 200000, 65536)}}, 296608},
+		{[]OwnedRange{{Owner: "carol", Range: rng("f", 2, 200000, 65536)}, {Owner: "bob", Range: rng("f", 1, 120000, 10)}}, 296608}, // any order
+		{[]OwnedRange{{Owner: "low", Range: rng("f", 1, 1000, 5000)}, {Owner: "bob", Range: rng("f", 2, 165536, 65536)}}, 100000},
+		{[]OwnedRange{{Owner: "big", Range: rng("f", 1, 150000, 1000000)}}, 1214112},
+		{[]OwnedRange{{Owner: "top", Range: rng("f", 1, 100000, 1<<32-100001)}}, 100000}, // nothing free: the usual start
+		{[]OwnedRange{{Owner: "all", Range: rng("f", 1, 0, 1<<32-1)}}, 100000},
 	}
 	for _, c := range cases {
 		if got := freeRange(c.others); got != c.want {

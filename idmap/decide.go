@@ -25,6 +25,9 @@ type Facts struct {
 	UIDSource, GIDSource string
 	// HelperErr is CheckHelpers' result; nil if newuidmap and newgidmap are usable.
 	HelperErr error
+	// FreeUID, FreeGID start a block no other user's range touches, for
+	// the usermod fix (0: 100000).
+	FreeUID, FreeGID uint32
 }
 
 // Decision is how to map.
@@ -65,18 +68,23 @@ func Decide(mode Mode, f Facts) (Decision, error) {
 	}
 	uidFile := orDefault(f.UIDSource, "/etc/subuid")
 	gidFile := orDefault(f.GIDSource, "/etc/subgid")
-	const example = "100000-165535"
+	block := func(start uint32) string {
+		if start == 0 {
+			start = FreeStart(nil)
+		}
+		return fmt.Sprintf("%d-%d", start, uint64(start)+BlockSize-1)
+	}
 	var causes, fixes []string
 	switch noU, noG := len(f.UIDRanges) == 0, len(f.GIDRanges) == 0; {
 	case noU && noG:
 		causes = append(causes, fmt.Sprintf("no %s or %s entry for %s", uidFile, gidFile, user))
-		fixes = append(fixes, fmt.Sprintf("`usermod --add-subuids %s --add-subgids %s %s`", example, example, user))
+		fixes = append(fixes, fmt.Sprintf("`usermod --add-subuids %s --add-subgids %s %s`", block(f.FreeUID), block(f.FreeGID), user))
 	case noU:
 		causes = append(causes, fmt.Sprintf("no %s entry for %s", uidFile, user))
-		fixes = append(fixes, fmt.Sprintf("`usermod --add-subuids %s %s`", example, user))
+		fixes = append(fixes, fmt.Sprintf("`usermod --add-subuids %s %s`", block(f.FreeUID), user))
 	case noG:
 		causes = append(causes, fmt.Sprintf("no %s entry for %s", gidFile, user))
-		fixes = append(fixes, fmt.Sprintf("`usermod --add-subgids %s %s`", example, user))
+		fixes = append(fixes, fmt.Sprintf("`usermod --add-subgids %s %s`", block(f.FreeGID), user))
 	}
 	for _, err := range flatten(f.HelperErr) {
 		var he *HelperError
@@ -156,6 +164,13 @@ func (s Source) Prepare(mode Mode, user string, uid, gid, insideUID, insideGID u
 		}
 		if !f.Root {
 			f.HelperErr = CheckHelpers()
+			// Only for the fix of a missing entry: a range nobody has.
+			if len(f.UIDRanges) == 0 {
+				f.FreeUID = freeIn("/etc/subuid", user, uid)
+			}
+			if len(f.GIDRanges) == 0 {
+				f.FreeGID = freeIn("/etc/subgid", user, uid)
+			}
 		}
 	}
 	d, err := Decide(mode, f)

@@ -43,6 +43,12 @@ func TestDecide(t *testing.T) {
 				"(fix: `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 alice`)"},
 		},
 		{
+			name: "auto, no entries, others own 100000 on", mode: Auto,
+			facts: with(ok, func(f *Facts) { f.UIDRanges, f.GIDRanges, f.FreeUID, f.FreeGID = nil, nil, 296608, 165536 }),
+			want: Decision{Mode: Single, Warning: "sandbox: warning: no /etc/subuid or /etc/subgid entry for alice; mapping only your own uid and gid " +
+				"(fix: `usermod --add-subuids 296608-362143 --add-subgids 165536-231071 alice`)"},
+		},
+		{
 			name: "auto, no subuid entry", mode: Auto,
 			facts: with(ok, func(f *Facts) { f.UIDRanges = nil }),
 			want: Decision{Mode: Single, Warning: "sandbox: warning: no /etc/subuid entry for alice; mapping only your own uid and gid " +
