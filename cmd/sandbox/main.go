@@ -38,7 +38,7 @@ type runCmd struct {
 	Map      string   `enum:"auto,full,single" default:"auto" help:"Identity mapping: full (you plus your /etc/subuid and /etc/subgid ranges), single (only you), auto (full when possible, else single with a warning)."`
 	UID      uint32   `name:"uid" default:"0" help:"Your uid inside the sandbox (it maps to your own uid outside)."`
 	GID      uint32   `name:"gid" default:"0" help:"Your gid inside the sandbox (it maps to your own gid outside)."`
-	Hostname string   `help:"Hostname inside (default: sandbox-<6 random hex digits>)."`
+	Hostname string   `help:"Hostname inside (default: the --name if it is a valid hostname, else sandbox-<6 random hex digits>)."`
 	Net      string   `enum:"auto,pasta,slirp4netns,builtin,none,host" default:"auto" help:"Network: auto (the first usable of slirp4netns, pasta, builtin), pasta, slirp4netns, builtin (the in-process gvisor-tap-vsock stack), none (own namespace, only lo) or host (share the host's)."`
 	Publish  []string `short:"p" placeholder:"[HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|udp]" help:"Forward a host port to a port inside (repeatable). HOSTIP defaults to 127.0.0.1."`
 
