@@ -17,6 +17,7 @@ import (
 	"sandbox/cgroupdelegate"
 	"sandbox/confine"
 	"sandbox/idmap"
+	"sandbox/image"
 	"sandbox/netns"
 	"sandbox/rootfs"
 	"sandbox/seccomp"
@@ -41,6 +42,7 @@ type Options struct {
 	AllowHostLoopback bool
 	AllowLinkLocal    bool
 	Rootfs            string
+	Image             string // an imported image: its layers, env, working dir, command
 	Layers            []string
 	Upper             string
 	ReadOnly          bool
@@ -112,6 +114,10 @@ type Spec struct {
 // Prepare validates opts against the host and plans the whole sandbox.
 // It makes no changes to the host.
 func Prepare(opts Options) (*Spec, error) {
+	imgEnv, err := useImage(&opts)
+	if err != nil {
+		return nil, err
+	}
 	if len(opts.Args) == 0 {
 		return nil, usagef("no command given (usage: sandbox run [flags] -- CMD [ARG...])")
 	}
@@ -164,7 +170,11 @@ func Prepare(opts Options) (*Spec, error) {
 	if err := naming(opts, s); err != nil {
 		return nil, err
 	}
-	if s.Env, err = buildEnv(os.Environ(), opts.Env, opts.ClearEnv, me.home); err != nil {
+	hostEnv := os.Environ()
+	if imgEnv != nil {
+		hostEnv = imgEnv
+	}
+	if s.Env, err = buildEnv(hostEnv, opts.Env, opts.ClearEnv, me.home); err != nil {
 		return nil, err
 	}
 	cfg, warn, err := rootConfig(opts, me, s)
@@ -190,6 +200,41 @@ func Prepare(opts Options) (*Spec, error) {
 	}
 	s.Report = newReport(opts, cfg, s)
 	return s, nil
+}
+
+// useImage resolves --image into the flags it stands for: its layers
+// become --rootfs (the bottom one) and --layer (below the user's own), its
+// working directory the default --chdir, its command the default command.
+// It returns the image's environment (plus the caller's TERM) as the base
+// environment, nil without --image. The layers stay locked (shared) while
+// this process lives, so that `sandbox image rm` leaves them alone.
+func useImage(opts *Options) ([]string, error) {
+	if opts.Image == "" {
+		return nil, nil
+	}
+	if opts.Rootfs != "" {
+		return nil, usagef("--image conflicts with --rootfs (the image is the root; add directories on top with --layer)")
+	}
+	store, err := image.DefaultStore()
+	if err != nil {
+		return nil, usagef("--image: %v", err)
+	}
+	img, dirs, err := store.Use(opts.Image)
+	if err != nil {
+		return nil, usagef("--image: %v", err)
+	}
+	opts.Rootfs, opts.Layers = dirs[0], append(dirs[1:len(dirs):len(dirs)], opts.Layers...)
+	if opts.Chdir == "" {
+		opts.Chdir = img.Config.WorkingDir
+	}
+	if len(opts.Args) == 0 {
+		opts.Args = append(append([]string{}, img.Config.Entrypoint...), img.Config.Cmd...)
+	}
+	env := append([]string{"HOME=/root"}, img.Config.Env...)
+	if t, ok := os.LookupEnv("TERM"); ok {
+		env = append(env, "TERM="+t)
+	}
+	return env, nil
 }
 
 // naming picks the sandbox's name and hostname: each defaults to the

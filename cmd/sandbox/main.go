@@ -45,6 +45,7 @@ type runCmd struct {
 	AllowHostLoopback bool     `help:"Let the sandbox reach services on the host's 127.0.0.1, as 10.0.2.2 (host.sandbox.internal)."`
 	AllowLinkLocal    bool     `help:"Let the sandbox reach 169.254.0.0/16 (link-local, cloud metadata services)."`
 	Rootfs            string   `type:"path" placeholder:"DIR" help:"Use DIR as the root's bottom layer instead of the host's own directories."`
+	Image             string   `placeholder:"NAME[:TAG]" help:"Use an imported image (sandbox image import) as the root, with its environment, working directory and command."`
 	Layer             []string `type:"path" placeholder:"DIR" help:"Stack DIR as a read-only layer (repeatable; later ones on top)."`
 	Upper             string   `type:"path" placeholder:"DIR" help:"Keep the root's changes in DIR across runs (default: in memory, gone at exit)."`
 	ReadOnly          bool     `help:"Make the root read-only (no copy-on-write layer)."`
@@ -93,6 +94,7 @@ type cli struct {
 	Logs    logsCmd    `cmd:"" help:"Print the output of a detached sandbox."`
 	Rm      rmCmd      `cmd:"" help:"Remove an ended detached sandbox's record and log."`
 	Check   checkCmd   `cmd:"" help:"Diagnose this host (OK, WARN or FAIL, with fixes)."`
+	Image   imageCmd   `cmd:"" help:"Import, list and remove images (docker save and OCI tarballs, no registry)."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 
 	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
@@ -135,6 +137,8 @@ func runCLI(args []string) int {
 		return runCheck(c.Check.JSON)
 	case "completion":
 		return runCompletion(os.Stdout, parser.Model, c.Completion.Shell)
+	case "image":
+		return runImage(c.Image, ctx.Command())
 	}
 	if status, ok := lifecycle(&c, name, lg); ok {
 		return status
@@ -150,7 +154,7 @@ func runCLI(args []string) int {
 	spec, err := sandbox.Prepare(sandbox.Options{
 		Args: cmd, Name: r.Name, Detach: r.Detach, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,
 		Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
-		Rootfs: r.Rootfs, Layers: r.Layer, Upper: r.Upper, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
+		Rootfs: r.Rootfs, Image: r.Image, Layers: r.Layer, Upper: r.Upper, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
 		Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
 		TTY: r.TTY, Verbose: r.Verbose, LogFormat: r.LogFormat,
 		CapAdd: r.CapAdd, CapDrop: r.CapDrop, Landlock: r.Landlock, PreserveFDs: r.PreserveFds,
