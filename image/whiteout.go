@@ -33,7 +33,10 @@ func whiteout(dir, base string) (handled bool, err error) {
 	if !ok {
 		return false, nil
 	}
-	if name == "" || name == "." || name == ".." || strings.HasPrefix(name, whiteoutPrefix) {
+	if strings.HasPrefix(name, whiteoutPrefix) {
+		return true, nil // aufs metadata (.wh..wh.plnk, .wh..wh.aufs) of old docker images: nothing to see
+	}
+	if name == "" || name == "." || name == ".." {
 		return true, &UnsafeError{filepath.Join(dir, base), "not a valid whiteout"}
 	}
 	target := filepath.Join(dir, name)

@@ -73,19 +73,18 @@ func imageImport(store image.Store, c imageImportCmd) error {
 	if err != nil {
 		return err
 	}
-	if h.Maps.Warning != "" {
-		fmt.Fprintln(os.Stderr, h.Maps.Warning)
-	}
 	res, err := store.Import(c.File, c.Name, h)
 	if err != nil {
 		return err
 	}
 	if res.UnmappedIDs > 0 {
+		// One warning: the mapping's own (no subordinate ids, and the fix)
+		// says why the ids fell back.
 		why := "your subordinate ids do not cover them"
-		if !h.Full() {
-			why = "you have no subordinate ids (/etc/subuid, /etc/subgid), so only your own id is mapped"
+		if h.Maps.Warning != "" {
+			why = strings.TrimPrefix(h.Maps.Warning, "sandbox: warning: ")
 		}
-		fmt.Fprintf(os.Stderr, "sandbox: warning: %d files of the image are owned by ids other than root; %s: they are owned by you (root inside) instead\n", res.UnmappedIDs, why)
+		fmt.Fprintf(os.Stderr, "sandbox: warning: %d files of the image are owned by ids your mapping lacks: they are owned by you (root inside) instead; %s\n", res.UnmappedIDs, why)
 	}
 	if res.SkippedDevices > 0 {
 		fmt.Fprintf(os.Stderr, "sandbox: warning: %d device nodes of the image were skipped (a sandbox cannot use them)\n", res.SkippedDevices)

@@ -1,0 +1,198 @@
+package image
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"sandbox/idmap"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestEntryPath(t *testing.T) {
+	for in, want := range map[string]string{"a/b": "a/b", "./a//b/": "a/b", ".": "", "./": ""} {
+		if got, err := entryPath(in); err != nil || got != want {
+			t.Errorf("entryPath(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"/etc/passwd", "../x", "a/../../x", "a/.."} {
+		var ue *UnsafeError
+		if _, err := entryPath(bad); !errors.As(err, &ue) {
+			t.Errorf("entryPath(%q): want an UnsafeError, got %v", bad, err)
+		}
+	}
+	for p, want := range map[string]bool{"a/../b": false, "a/../../b": true, "..": true, "a/b/../..": false} {
+		if escapes(p) != want {
+			t.Errorf("escapes(%q) = %v", p, !want)
+		}
+	}
+}
+
+func TestNormalizeName(t *testing.T) {
+	for in, want := range map[string]string{"a": "a:latest", "reg:5000/x/y": "reg:5000/x/y:latest", "x/y:1.2": "x/y:1.2"} {
+		if got, err := NormalizeName(in); err != nil || got != want {
+			t.Errorf("NormalizeName(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "/a", "a/../b", "a b", "a\nb"} {
+		if _, err := NormalizeName(bad); err == nil {
+			t.Errorf("NormalizeName(%q): want an error", bad)
+		}
+	}
+}
+
+type entry struct {
+	h    tar.Header
+	body string
+}
+
+func mkTar(t *testing.T, es []entry) []byte {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, e := range es {
+		h := e.h
+		if h.Typeflag == tar.TypeReg {
+			h.Size = int64(len(e.body))
+		}
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(e.body))
+	}
+	tw.Close()
+	return b.Bytes()
+}
+
+func sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// TestUnpackLayer unpacks as the test's own user (its id mapped to
+// itself): files, a setuid bit, links, whiteouts, a gzip'd stream, the
+// digest check.
+func TestUnpackLayer(t *testing.T) {
+	uid, gid := os.Getuid(), os.Getgid()
+	layer := mkTar(t, []entry{
+		{tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755, Uid: uid, Gid: gid}, ""},
+		{tar.Header{Name: "d/f", Typeflag: tar.TypeReg, Mode: 0o4755, Uid: uid, Gid: gid}, "data"},
+		{tar.Header{Name: "d/hl", Typeflag: tar.TypeLink, Linkname: "d/f", Uid: uid, Gid: gid}, ""},
+		{tar.Header{Name: "d/sl", Typeflag: tar.TypeSymlink, Linkname: "/etc/abs", Uid: uid, Gid: gid}, ""},
+		{tar.Header{Name: "d/.wh.gone", Typeflag: tar.TypeReg, Uid: uid, Gid: gid}, ""},
+		{tar.Header{Name: "o/.wh..wh..opq", Typeflag: tar.TypeReg, Uid: uid, Gid: gid}, ""},
+		{tar.Header{Name: "dev/null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Uid: uid, Gid: gid}, ""},
+	})
+	own := idSet{{Inside: uint32(uid), Count: 1}}
+	owng := idSet{{Inside: uint32(gid), Count: 1}}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(layer)
+	zw.Close()
+	root := filepath.Join(t.TempDir(), "l")
+	os.Mkdir(root, 0o755)
+	st, err := unpackLayer(&z, root, sum(layer), own, owng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.SkippedDevices != 1 || st.UnmappedIDs != 0 || st.Size <= 0 {
+		t.Errorf("stats: %+v", st)
+	}
+	var s unix.Stat_t
+	if err := unix.Lstat(filepath.Join(root, "d/f"), &s); err != nil || s.Mode&0o7777 != 0o4755 || s.Nlink != 2 {
+		t.Errorf("d/f: mode %o nlink %d (%v): want 4755 with 2 links", s.Mode&0o7777, s.Nlink, err)
+	}
+	if l, err := os.Readlink(filepath.Join(root, "d/sl")); err != nil || l != "/etc/abs" {
+		t.Errorf("d/sl: %q %v", l, err)
+	}
+	if err := unix.Lstat(filepath.Join(root, "d/gone"), &s); err != nil || s.Mode&unix.S_IFMT != unix.S_IFCHR || s.Rdev != 0 {
+		t.Errorf("d/gone: want a 0:0 character device, got mode %o rdev %d (%v)", s.Mode, s.Rdev, err)
+	}
+	buf := make([]byte, 8)
+	if n, err := unix.Lgetxattr(filepath.Join(root, "o"), opaqueXattr, buf); err != nil || string(buf[:n]) != "y" {
+		t.Errorf("o: want %s=y, got %q (%v)", opaqueXattr, buf[:n], err)
+	}
+	if exists(filepath.Join(root, "dev/null")) {
+		t.Error("a device node was created")
+	}
+
+	root2 := filepath.Join(t.TempDir(), "l")
+	os.Mkdir(root2, 0o755)
+	if _, err := unpackLayer(bytes.NewReader(layer), root2, sum([]byte("other")), own, owng); err == nil {
+		t.Error("a wrong diff_id was accepted")
+	}
+}
+
+func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
+
+// TestIDSet: which tar owners the unpacking keeps (the others become 0).
+func TestIDSet(t *testing.T) {
+	s := idSet{idmap.Mapping{Inside: 0, Outside: 1000, Count: 1}, {Inside: 1, Outside: 100000, Count: 65536}}
+	for id, want := range map[int]bool{0: true, 1: true, 65536: true, 65537: false, -1: false} {
+		if s.has(id) != want {
+			t.Errorf("has(%d) = %v", id, !want)
+		}
+	}
+}
+
+// TestArchiveLayouts: docker save's new layout (symlinked layer names) and
+// an OCI layout with a nested index.
+func TestArchiveLayouts(t *testing.T) {
+	layer := mkTar(t, []entry{{tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644}, "x"}})
+	cfg, _ := json.Marshal(map[string]any{"created": "2026-01-01T00:00:00Z", "config": map[string]any{"Cmd": []string{"sh"}},
+		"rootfs": map[string]any{"diff_ids": []string{sum(layer)}}})
+	blob := func(b []byte) string { return "blobs/sha256/" + sum(b)[7:] }
+	man, _ := json.Marshal(map[string]any{"config": map[string]any{"digest": sum(cfg)},
+		"layers": []map[string]any{{"digest": sum(layer), "mediaType": "application/vnd.oci.image.layer.v1.tar"}}})
+	inner, _ := json.Marshal(map[string]any{"manifests": []map[string]any{{"digest": sum(man),
+		"platform": map[string]string{"architecture": "amd64", "os": "linux"}}}})
+	index, _ := json.Marshal(map[string]any{"manifests": []map[string]any{{"digest": sum(inner),
+		"annotations": map[string]string{"org.opencontainers.image.ref.name": "x:1"}}}})
+	dmanifest, _ := json.Marshal([]map[string]any{{"Config": blob(cfg), "RepoTags": []string{"d:1"}, "Layers": []string{"abc/layer.tar"}}})
+	for name, members := range map[string][]entry{
+		"oci": {{tar.Header{Name: "index.json"}, string(index)}, {tar.Header{Name: blob(inner)}, string(inner)},
+			{tar.Header{Name: blob(man)}, string(man)}, {tar.Header{Name: blob(cfg)}, string(cfg)}, {tar.Header{Name: blob(layer)}, string(layer)}},
+		"docker": {{tar.Header{Name: "manifest.json"}, string(dmanifest)}, {tar.Header{Name: blob(cfg)}, string(cfg)},
+			{tar.Header{Name: blob(layer)}, string(layer)},
+			{tar.Header{Name: "abc/layer.tar", Typeflag: tar.TypeSymlink, Linkname: "../" + blob(layer)}, ""}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for i := range members {
+				if members[i].h.Typeflag == 0 {
+					members[i].h.Typeflag, members[i].h.Mode = tar.TypeReg, 0o644
+				}
+			}
+			p := filepath.Join(t.TempDir(), "a.tar")
+			os.WriteFile(p, mkTar(t, members), 0o644)
+			a, err := openArchive(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			srcs, err := a.images()
+			if err != nil || len(srcs) != 1 {
+				t.Fatalf("images: %v %v", srcs, err)
+			}
+			s := srcs[0]
+			if s.id != sum(cfg) || len(s.names) != 1 || s.config.Config.Cmd[0] != "sh" {
+				t.Errorf("source: %+v", s)
+			}
+			r, _, err := a.open(s.layers[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			got.ReadFrom(r)
+			if !bytes.Equal(got.Bytes(), layer) {
+				t.Error("the layer member reads back different bytes")
+			}
+		})
+	}
+}
