@@ -7,12 +7,13 @@ import (
 	"github.com/alecthomas/kong"
 )
 
-// helpOption prints commands one line each and, after a command's flags,
+// helpOption prints commands one line each (a command with subcommands,
+// `image`, as one line too: `sandbox image --help` lists them) and, after a command's flags,
 // the sections a man page would have (helpSections).
 func helpOption() kong.Option {
 	return kong.OptionFunc(func(k *kong.Kong) error {
 		for _, o := range []kong.Option{
-			kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+			kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
 			kong.Help(printHelp),
 		} {
 			if err := o.Apply(k); err != nil {

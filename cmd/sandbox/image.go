@@ -22,7 +22,7 @@ func init() {
 }
 
 type imageCmd struct {
-	Import imageImportCmd `cmd:"" help:"Import a docker save or OCI image-layout tarball into the image store."`
+	Import imageImportCmd `cmd:"" help:"Import a docker save or OCI image-layout tarball."`
 	Ls     imageLsCmd     `cmd:"" help:"List the imported images."`
 	Rm     imageRmCmd     `cmd:"" help:"Remove an image, and its layers no other image uses."`
 }
