@@ -416,49 +416,53 @@ func TestImageUnsafe(t *testing.T) {
 }
 
 // TestImageKilledImport: SIGKILL during the unpacking leaves no layer a later
-// run or import would use; the next import cleans up and succeeds.
+// run or import would use; the next import cleans up and succeeds. The layer
+// has many files, so that its unpacking lasts long enough to be caught.
 func TestImageKilledImport(t *testing.T) {
 	o, store := imageStore(t)
 	dir := tempDir(t)
-	base := baseLayer(t)
-	big := layerTar(t, []tarEntry{{name: "big", body: string(make([]byte, 192<<20))}})
-	im := testImage{name: "big", layers: [][]byte{base, big}, env: []string{"PATH=/bin"}}
-	ociLayout(t, filepath.Join(dir, "big.tar"), im)
-	bigDir := filepath.Join(store, "layers", "sha256", strings.TrimPrefix(digest(big), "sha256:"))
-	p := start(t, o, "image", "import", filepath.Join(dir, "big.tar"))
+	const files = 20000
+	es := []tarEntry{{name: "many/", typ: tar.TypeDir}}
+	for i := range files {
+		es = append(es, tarEntry{name: fmt.Sprintf("many/f%05d", i), body: "x"})
+	}
+	many := layerTar(t, es)
+	im := testImage{name: "many", layers: [][]byte{baseLayer(t), many}, env: []string{"PATH=/bin"}}
+	ociLayout(t, filepath.Join(dir, "many.tar"), im)
+	hexID := strings.TrimPrefix(digest(many), "sha256:")
+	layers := filepath.Join(store, "layers", "sha256")
+	p := start(t, o, "image", "import", filepath.Join(dir, "many.tar"))
 	killed := false
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && !p.exited(); time.Sleep(2 * time.Millisecond) {
-		ents, _ := os.ReadDir(filepath.Join(store, "layers", "sha256"))
+	for deadline := time.Now().Add(60 * time.Second); !killed && time.Now().Before(deadline) && !p.exited(); time.Sleep(2 * time.Millisecond) {
+		ents, _ := os.ReadDir(layers)
 		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), ".tmp-"+strings.TrimPrefix(digest(big), "sha256:")[:12]) {
-				time.Sleep(50 * time.Millisecond)
+			if strings.HasPrefix(e.Name(), ".tmp-"+hexID[:12]) && !killed {
+				time.Sleep(100 * time.Millisecond)
 				syscall.Kill(-p.pid(), syscall.SIGKILL)
 				killed = true
 			}
 		}
-		if killed {
-			break
-		}
 	}
 	r := p.wait()
 	if !killed || !r.signaled {
-		t.Fatalf("the import was not killed while unpacking the big layer: %s", r)
+		t.Fatalf("the import was not killed while unpacking the layer of %d files: %s", files, r)
 	}
-	if exists(bigDir) {
-		t.Fatalf("a killed import left the big layer under its final name %s", bigDir)
+	if exists(filepath.Join(layers, hexID)) {
+		t.Fatalf("a killed import left the layer under its final name")
 	}
-	if exists(filepath.Join(store, "images", "big%3Alatest.json")) {
+	if exists(filepath.Join(store, "images", "many%3Alatest.json")) {
 		t.Fatalf("a killed import recorded the image")
 	}
-	wantCode(t, runOpts(t, o, "run", "--image", "big", "--", "true"), 125)
-	mustRun(t, o, "image", "import", filepath.Join(dir, "big.tar"))
-	ents, _ := os.ReadDir(filepath.Join(store, "layers", "sha256"))
-	if len(ents) != 2 {
+	wantCode(t, runOpts(t, o, "run", "--image", "many", "--", "true"), 125)
+	t0 := time.Now()
+	mustRun(t, o, "image", "import", filepath.Join(dir, "many.tar"))
+	t.Logf("a whole import of the %d-file layer takes %v", files, time.Since(t0).Round(time.Millisecond))
+	if ents, _ := os.ReadDir(layers); len(ents) != 2 {
 		t.Errorf("after the second import the store holds %d entries, want the 2 layers (the dead import's temp dir removed)", len(ents))
 	}
-	r = mustRun(t, o, "run", "--image", "big", "--cwd=none", "--", "stat", "-c", "%s", "/big")
-	if strings.TrimSpace(r.stdout) != fmt.Sprint(192<<20) {
-		t.Errorf("the big file inside: %s", r)
+	r = mustRun(t, o, "run", "--image", "many", "--cwd=none", "--", "sh", "-c", fmt.Sprintf("test -f /many/f00000 && test -f /many/f%05d && echo complete", files-1))
+	if r.stdout != "complete\n" {
+		t.Errorf("the layer inside: %s", r)
 	}
-	mustRun(t, o, "image", "rm", "big")
+	mustRun(t, o, "image", "rm", "many")
 }
