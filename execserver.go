@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"sandbox/internal/proto"
+	"sandbox/rootfs"
 
 	"golang.org/x/sys/unix"
 )
@@ -122,6 +123,9 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 			}
 			for _, ex := range reapAll() {
 				if ex.pid == payload {
+					// Before the parent hears of the exit and tears down:
+					// fuse-overlayfs daemons die with PID 1.
+					rootfs.SyncFuse()
 					conn.Send(proto.KindExit, ex.exit)
 					return ex.code()
 				}

@@ -46,6 +46,11 @@ func Init() int {
 	// the fds it asked to preserve (--preserve-fds), which follow ours.
 	unix.CloseRange(uint(initFD+1+preservedFDs()), ^uint(0), 0)
 	unix.CloseOnExec(initFD) // exec.Cmd cleared the flag to pass it to us
+	for i := 0; i < preservedFDs(); i++ {
+		// Only the payload gets them (moved to 3+i), never a helper such
+		// as fuse-overlayfs.
+		unix.CloseOnExec(initFD + 1 + i)
+	}
 	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte(InitArg0 + "\x00")[0])), 0, 0, 0)
 	conn := proto.FromFD(initFD)
 	fail := func(step string, status int, err error) int {
@@ -96,7 +101,10 @@ func Init() int {
 		logf("network interface set up (%s)", cfg.Net.Mode)
 	}
 	unix.Umask(0o022)
-	how, err := rootfs.Execute(cfg.Plan, rootfs.Logf(logf))
+	how, err := rootfs.Execute(cfg.Plan, rootfs.Logf(logf), func(area, taken, msg string) {
+		lg.Warn(msg)
+		lg.Fallback(area, taken, msg)
+	})
 	if err != nil {
 		return fail("building the root filesystem", StatusError, diagnoseMount(err))
 	}
@@ -145,8 +153,6 @@ func Init() int {
 	}
 	logf("confined (capabilities, no_new_privs, keyring, landlock, seccomp)")
 	for i := 0; i < cfg.PreserveFDs; i++ {
-		// CLOEXEC on init's copy: the payload gets only the one moved to 3+i.
-		unix.CloseOnExec(initFD + 1 + i)
 		stdio = append(stdio, os.NewFile(uintptr(initFD+1+i), fmt.Sprintf("fd%d", 3+i)))
 	}
 	proc, err := os.StartProcess(path, cfg.Args, &os.ProcAttr{
@@ -384,7 +390,7 @@ func diagnoseMount(err error) error {
 	var se *rootfs.StepError
 	if errors.As(err, &se) && se.Step.Op == rootfs.OpOverlay && errors.Is(err, unix.EINVAL) {
 		return fmt.Errorf("%w (the kernel refused overlayfs here: a lower directory with mounts below it, "+
-			"an overlay nested too deep, or a kernel older than 5.11)", err)
+			"an overlay nested too deep, or a kernel older than 5.11; --overlay=fuse may work)", err)
 	}
 	return err
 }

@@ -16,6 +16,7 @@ import (
 
 	"sandbox/cgroupdelegate"
 	"sandbox/confine"
+	fuseoverlay "sandbox/fuse-overlay"
 	"sandbox/idmap"
 	"sandbox/image"
 	"sandbox/netns"
@@ -45,6 +46,7 @@ type Options struct {
 	Image             string // an imported image: its layers, env, working dir, command
 	Layers            []string
 	Upper             string
+	Overlay           string // --overlay: auto (or ""), kernel or fuse
 	ReadOnly          bool
 	Cwd               string
 	Binds             []string
@@ -461,6 +463,9 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 			return cfg, "", err
 		}
 	}
+	if cfg.Overlay, err = overlayConfig(opts.Overlay, cfg.Upper); err != nil {
+		return cfg, "", err
+	}
 	for _, b := range opts.Binds {
 		pb, err := ParseBind(b)
 		if err != nil {
@@ -649,4 +654,33 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// overlayConfig resolves --overlay: the driver that made a persistent upper
+// wins over auto and must match an explicit choice; fuse needs
+// fuse-overlayfs and /dev/fuse now, auto only for its fallback.
+func overlayConfig(flag, upper string) (rootfs.Overlay, error) {
+	drv, err := fuseoverlay.ParseDriver(flag)
+	if err != nil {
+		return rootfs.Overlay{}, usagef("%v", err)
+	}
+	if upper != "" {
+		if drv, err = fuseoverlay.CheckMarker(upper, drv); err != nil {
+			return rootfs.Overlay{}, usagef("%v", err)
+		}
+	}
+	ov := rootfs.Overlay{Driver: drv}
+	if drv == fuseoverlay.Kernel {
+		return ov, nil
+	}
+	bin, err := fuseoverlay.FuseReady()
+	if err != nil {
+		if drv == fuseoverlay.Fuse {
+			return ov, usagef("--overlay=fuse: %v", err)
+		}
+		ov.FuseProblem = err.Error()
+		return ov, nil
+	}
+	ov.FuseBin = bin
+	return ov, nil
 }

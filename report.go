@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"sandbox/cgroupdelegate"
+	fuseoverlay "sandbox/fuse-overlay"
 	"sandbox/idmap"
 	"sandbox/internal/proto"
 	"sandbox/netns"
@@ -206,7 +207,12 @@ func newReport(opts Options, cfg rootfs.Config, s *Spec) *Report {
 	}
 	for _, st := range append([]rootfs.Step{s.Plan.Root}, s.Plan.Steps...) {
 		if st.Op == rootfs.OpOverlay {
-			r.Root.OverlayDriver = "kernel" // fuse-overlay mounts kernel overlayfs only
+			// auto: kernel, with each mount fuse-overlayfs stood in for
+			// among the fallbacks.
+			r.Root.OverlayDriver = "kernel"
+			if s.Plan.Overlay.Driver == fuseoverlay.Fuse {
+				r.Root.OverlayDriver = "fuse"
+			}
 		}
 	}
 	if s.Resources.BestEffort {

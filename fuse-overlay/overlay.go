@@ -1,6 +1,6 @@
 // Package fuseoverlay mounts overlay filesystems inside a user namespace:
-// kernel overlayfs (with userxattr, as an unprivileged mounter needs), and
-// says which driver it used.
+// kernel overlayfs (with userxattr, as an unprivileged mounter needs) or
+// fuse-overlayfs, and records which driver made a persistent upper.
 package fuseoverlay
 
 import (
@@ -10,13 +10,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Driver names an overlay implementation.
+// Driver names an overlay implementation (or auto, the choice per mount).
 type Driver string
 
 // Drivers.
 const (
+	Auto   Driver = "auto"
 	Kernel Driver = "kernel"
+	Fuse   Driver = "fuse"
 )
+
+// ParseDriver checks a --overlay value.
+func ParseDriver(s string) (Driver, error) {
+	switch d := Driver(s); d {
+	case "":
+		return Auto, nil
+	case Auto, Kernel, Fuse:
+		return d, nil
+	}
+	return "", fmt.Errorf("--overlay %q: want auto, kernel or fuse", s)
+}
+
+// Name is the driver as messages name it.
+func (d Driver) Name() string {
+	if d == Fuse {
+		return "fuse-overlayfs"
+	}
+	if d == Kernel {
+		return "kernel overlayfs"
+	}
+	return string(d)
+}
 
 // Layers describes one overlay mount. Lower is ordered top first, as the
 // kernel's lowerdir option is. Upper and Work are empty for a read-only
@@ -30,15 +54,8 @@ type Layers struct {
 // Options renders the kernel overlayfs mount data. Paths are escaped the way
 // the kernel's option parser expects (backslash before ',' ':' '\').
 func (l Layers) Options() (string, error) {
-	if len(l.Lower) == 0 {
-		return "", fmt.Errorf("overlay needs at least one lower layer")
-	}
-	if (l.Upper == "") != (l.Work == "") {
-		return "", fmt.Errorf("overlay needs both an upper and a work directory, or neither")
-	}
-	if len(l.Lower) == 1 && l.Upper == "" {
-		// The kernel refuses a single lower layer without an upper.
-		return "", fmt.Errorf("a read-only overlay needs two lower layers or more")
+	if err := l.check(); err != nil {
+		return "", err
 	}
 	esc := make([]string, len(l.Lower))
 	for i, d := range l.Lower {
@@ -52,6 +69,20 @@ func (l Layers) Options() (string, error) {
 	// userxattr: an unprivileged mounter cannot write trusted.* xattrs.
 	b.WriteString(",userxattr")
 	return b.String(), nil
+}
+
+func (l Layers) check() error {
+	if len(l.Lower) == 0 {
+		return fmt.Errorf("overlay needs at least one lower layer")
+	}
+	if (l.Upper == "") != (l.Work == "") {
+		return fmt.Errorf("overlay needs both an upper and a work directory, or neither")
+	}
+	if len(l.Lower) == 1 && l.Upper == "" {
+		// The kernel refuses a single lower layer without an upper.
+		return fmt.Errorf("a read-only overlay needs two lower layers or more")
+	}
+	return nil
 }
 
 // MountError says which overlay could not be mounted and why.

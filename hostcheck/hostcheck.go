@@ -109,7 +109,7 @@ func Judge(f Facts) []Result {
 		judgeHelper(f.Newuidmap, root),
 		judgeHelper(f.Newgidmap, root),
 		judgeOverlay(f.NS),
-		judgeFuseOverlayfs(f.FuseOverlayfs),
+		judgeFuseOverlayfs(f.FuseOverlayfs, f.Fuse),
 		judgePivot(f.NS, f.RootFSType),
 		judgeDevice("tun", f.Tun, "tun", "every user-mode network driver needs it: run falls back to --net=none (no network)"),
 		judgeDevice("fuse", f.Fuse, "fuse", "FUSE filesystems (fuse-overlayfs) need it"),

@@ -119,12 +119,18 @@ func judgeOverlay(ns NSProbe) Result {
 	return fail("overlayfs", "probe: kernel overlayfs in a user namespace failed (run builds its root from overlays): "+err.Error(), fix)
 }
 
-func judgeFuseOverlayfs(path string) Result {
-	if path != "" {
-		return ok("fuse-overlayfs", "installed at "+path+" (sandbox run itself mounts kernel overlayfs)")
+// judgeFuseOverlayfs says whether `run --overlay=fuse` (and auto's
+// fallback) can work: the binary, and a /dev/fuse the caller can open.
+func judgeFuseOverlayfs(path string, dev DevAccess) Result {
+	if path == "" {
+		return warn("fuse-overlayfs", "not installed: --overlay=fuse cannot work, and --overlay=auto has no fallback where the kernel refuses overlayfs",
+			"sudo apt-get install fuse-overlayfs (Fedora: sudo dnf install fuse-overlayfs)")
 	}
-	return warn("fuse-overlayfs", "not installed: no FUSE overlay mounts on this host (sandbox run itself needs only kernel overlayfs)",
-		"sudo apt-get install fuse-overlayfs (Fedora: sudo dnf install fuse-overlayfs)")
+	if !dev.Exists || dev.Err != nil {
+		return warn("fuse-overlayfs", "installed at "+path+", but "+dev.Path+" cannot be opened (see the fuse line): --overlay=fuse cannot work",
+			"sudo modprobe fuse; sudo chmod 0666 /dev/fuse")
+	}
+	return ok("fuse-overlayfs", "installed at "+path+" and "+dev.Path+" opens: --overlay=fuse works (and stands in where the kernel refuses overlayfs)")
 }
 
 // judgePivot is the probe's pivot_root into a tmpfs; unprobed, the type

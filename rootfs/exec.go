@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	fuseoverlay "sandbox/fuse-overlay"
 	"sandbox/internal/inroot"
@@ -31,20 +32,45 @@ func (e *StepError) Unwrap() error { return e.Err }
 // Logf receives one line per step when verbose.
 type Logf func(format string, args ...any)
 
+// Warnf receives a warning (always printed): area names what fell back,
+// taken what was used instead.
+type Warnf func(area, taken, msg string)
+
 type executor struct {
 	plan *Plan
 	host map[string]*os.File // host path -> O_PATH handle
 	root *os.File
 	n    int
 	logf Logf
+	warn Warnf
+	// marker is the --upper directory (O_PATH), marked the driver that
+	// writes it; a persistent upper is written by one driver only.
+	marker    *os.File
+	marked    fuseoverlay.Driver
+	usedUpper bool   // a kernel overlay already uses the persistent upper
+	upperBind string // the --upper directory, bound for fuse-overlayfs
+}
+
+// daemons are the fuse-overlayfs processes this process started (init
+// builds one root), synced by SyncFuse before it exits.
+var daemons []*fuseoverlay.Daemon
+
+// SyncFuse hands what the kernel caches for the fuse-overlayfs mounts to
+// their daemons, which die with the sandbox's PID 1.
+func SyncFuse() error {
+	var errs []error
+	for _, d := range daemons {
+		errs = append(errs, d.Sync())
+	}
+	return errors.Join(errs...)
 }
 
 // Execute builds the planned root and enters it. The caller is in fresh
 // user and mount namespaces with full capabilities there. It returns how it
 // entered the root ("pivot_root", or "MS_MOVE+chroot" where pivot_root is
 // refused, e.g. on an initramfs).
-func Execute(plan *Plan, logf Logf) (string, error) {
-	e := &executor{plan: plan, host: map[string]*os.File{}, logf: logf}
+func Execute(plan *Plan, logf Logf, warn Warnf) (string, error) {
+	e := &executor{plan: plan, host: map[string]*os.File{}, logf: logf, warn: warn}
 	defer e.closeAll()
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return "", fmt.Errorf("making mounts private: %w", err)
@@ -52,6 +78,12 @@ func Execute(plan *Plan, logf Logf) (string, error) {
 	for _, p := range append(plan.HostPaths(), "/dev/null") {
 		if err := e.open(p); err != nil {
 			return "", err
+		}
+	}
+	if plan.Overlay.Marker != "" {
+		var err error
+		if e.marker, err = os.OpenFile(plan.Overlay.Marker, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return "", fmt.Errorf("opening the --upper directory: %w", err)
 		}
 	}
 	if err := unix.Mount("tmpfs", staging, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
@@ -114,6 +146,9 @@ func (e *executor) closeAll() {
 	if e.root != nil {
 		e.root.Close()
 	}
+	if e.marker != nil {
+		e.marker.Close()
+	}
 }
 
 func (e *executor) hostPath(p string) string { return inroot.ProcPath(e.host[p]) }
@@ -166,7 +201,150 @@ func (e *executor) overlay(s Step, target string) error {
 			return err
 		}
 	}
-	return fuseoverlay.MountKernel(l, target)
+	persistent := s.Upper != ""
+	drv := e.plan.Overlay.Driver
+	if persistent && e.marked != "" {
+		drv = e.marked // one driver per persistent upper
+	}
+	switch drv {
+	case fuseoverlay.Fuse:
+		return e.fuse(l, s, target)
+	case fuseoverlay.Auto:
+	default:
+		if err := e.mark(persistent, fuseoverlay.Kernel); err != nil {
+			return err
+		}
+		return e.kernel(l, s.Target, target, persistent)
+	}
+	if err := e.mark(persistent, fuseoverlay.Kernel); err != nil {
+		return err
+	}
+	err := e.kernel(l, s.Target, target, persistent)
+	if err == nil || !Refused(err) {
+		return err
+	}
+	if e.plan.Overlay.FuseBin == "" {
+		return fmt.Errorf("%w; fuse-overlayfs cannot stand in: %s", err, e.plan.Overlay.FuseProblem)
+	}
+	if persistent && e.marked == fuseoverlay.Kernel && e.usedUpper {
+		return fmt.Errorf("%w; the --upper directory already holds kernel overlayfs layers of this run, "+
+			"so fuse-overlayfs cannot stand in: use a new --upper directory with --overlay=fuse", err)
+	}
+	e.warn("overlay", "fuse-overlayfs", fmt.Sprintf("overlay on %s: the kernel refused overlayfs (%v); using fuse-overlayfs",
+		s.Target, unwrapMount(err)))
+	if err := e.mark(persistent, fuseoverlay.Fuse); err != nil {
+		return err
+	}
+	return e.fuse(l, s, target)
+}
+
+// Refused says whether a kernel overlayfs mount failed because the kernel
+// will not layer these directories (too old, an unsupported upper or
+// lower filesystem, an LSM), where fuse-overlayfs may still work.
+func Refused(err error) bool {
+	var me *fuseoverlay.MountError
+	if !errors.As(err, &me) {
+		return false
+	}
+	for _, errno := range []unix.Errno{unix.EINVAL, unix.EPERM, unix.ENODEV, unix.EOPNOTSUPP, unix.ENOSYS, unix.EACCES} {
+		if errors.Is(me.Err, errno) {
+			return true
+		}
+	}
+	return false
+}
+
+func unwrapMount(err error) error {
+	var me *fuseoverlay.MountError
+	if errors.As(err, &me) {
+		return me.Err
+	}
+	return err
+}
+
+func (e *executor) kernel(l fuseoverlay.Layers, inside, target string, persistent bool) error {
+	if err := fuseoverlay.MountKernel(l, target); err != nil {
+		return err
+	}
+	e.usedUpper = e.usedUpper || persistent
+	e.logf("overlay on %s: kernel overlayfs", inside)
+	return nil
+}
+
+func (e *executor) fuse(l fuseoverlay.Layers, s Step, target string) error {
+	inside, persistent := s.Target, s.Upper != ""
+	if e.plan.Overlay.FuseBin == "" {
+		return fmt.Errorf("--overlay=fuse: %s", e.plan.Overlay.FuseProblem)
+	}
+	if err := e.mark(persistent, fuseoverlay.Fuse); err != nil {
+		return err
+	}
+	if err := fuseoverlay.Readable(l); err != nil {
+		// fuse-overlayfs must open every lower directory; one the
+		// sandbox may not read (a host directory of an unmapped owner,
+		// e.g. /lost+found) is as closed through kernel overlayfs:
+		// show it as it is, read-only.
+		e.logf("overlay on %s: %v; a read-only bind instead", inside, err)
+		if err := unix.Mount(l.Lower[0], target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return err
+		}
+		return e.readOnlyAt(inside, true)
+	}
+	if persistent {
+		var err error
+		if l.Upper, l.Work, err = e.upperPaths(s.Upper, s.Work); err != nil {
+			return err
+		}
+	}
+	dir, err := e.scratch("fuse", 0)
+	if err != nil {
+		return err
+	}
+	d, err := fuseoverlay.MountFuse(e.plan.Overlay.FuseBin, l, dir, target)
+	if err != nil {
+		return err
+	}
+	daemons = append(daemons, d)
+	e.logf("overlay on %s: fuse-overlayfs (pid %d)", inside, d.Pid)
+	return nil
+}
+
+// upperPaths turns a persistent upper and work directory (host paths,
+// which the staging tmpfs may cover) into paths under one bind of the
+// --upper directory on the staging tmpfs, made once.
+func (e *executor) upperPaths(upper, work string) (string, string, error) {
+	if e.upperBind == "" {
+		d, err := e.scratch("fuse-upper", 0)
+		if err != nil {
+			return "", "", err
+		}
+		if err := unix.Mount(inroot.ProcPath(e.marker), d, "", unix.MS_BIND, ""); err != nil {
+			return "", "", fmt.Errorf("binding the --upper directory for fuse-overlayfs: %w", err)
+		}
+		e.upperBind = d
+	}
+	var out [2]string
+	for i, host := range []string{upper, work} {
+		rel, err := filepath.Rel(e.plan.Overlay.Marker, host)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			return "", "", fmt.Errorf("%s is not inside the --upper directory %s", host, e.plan.Overlay.Marker)
+		}
+		out[i] = filepath.Join(e.upperBind, rel)
+	}
+	return out[0], out[1], nil
+}
+
+// mark records in the persistent upper which driver writes it, before
+// that driver's first mount.
+func (e *executor) mark(persistent bool, d fuseoverlay.Driver) error {
+	if !persistent || e.marker == nil || e.marked == d {
+		return nil
+	}
+	if err := fuseoverlay.WriteMarker(int(e.marker.Fd()), d); err != nil {
+		return err
+	}
+	e.marked = d
+	return nil
 }
 
 func (e *executor) step(s Step) error {

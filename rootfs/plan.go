@@ -10,6 +10,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	fuseoverlay "sandbox/fuse-overlay"
 )
 
 // Op is what one step does.
@@ -69,7 +71,22 @@ type Plan struct {
 	Steps        []Step `json:"steps"` //
 	ReadOnlyRoot bool   `json:"ro_root,omitempty"`
 	// Chdir is where the payload starts (inside).
-	Chdir string `json:"chdir"`
+	Chdir   string  `json:"chdir"`
+	Overlay Overlay `json:"overlay"`
+}
+
+// Overlay is how the plan's overlays are mounted.
+type Overlay struct {
+	// Driver: kernel, fuse, or auto (kernel, and fuse-overlayfs for each
+	// mount the kernel refuses); "" is kernel.
+	Driver fuseoverlay.Driver `json:"driver,omitempty"`
+	// FuseBin is fuse-overlayfs' path, or "" when it cannot work here
+	// (FuseProblem says why).
+	FuseBin     string `json:"fuse_bin,omitempty"`
+	FuseProblem string `json:"fuse_problem,omitempty"`
+	// Marker is the persistent --upper directory, where the driver that
+	// writes it is recorded; "" without one.
+	Marker string `json:"marker,omitempty"`
 }
 
 // Bind is a user's --bind.
@@ -106,6 +123,7 @@ type Config struct {
 	Resolv   string // content for /etc/resolv.conf, or "" to keep the root's
 	// DevptsGID is the tty group inside, or -1 when it is not mapped.
 	DevptsGID int
+	Overlay   Overlay // Marker is set from Upper
 }
 
 // Mount is the part of a host mount the planner uses.
@@ -219,6 +237,8 @@ func Build(cfg Config, host HostFS, mounts []Mount) (*Plan, error) {
 	for _, r := range ReadOnlyPaths {
 		p.add(Step{Op: OpReadOnly, Target: r, Optional: true})
 	}
+	p.plan.Overlay = cfg.Overlay
+	p.plan.Overlay.Marker = cfg.Upper
 	p.plan.Chdir = cfg.Chdir
 	if p.plan.Chdir == "" {
 		p.plan.Chdir = "/"

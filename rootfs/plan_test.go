@@ -5,6 +5,10 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	fuseoverlay "sandbox/fuse-overlay"
+
+	"golang.org/x/sys/unix"
 )
 
 // fakeHost serves a MapFS as an absolute-path host tree.
@@ -243,5 +247,31 @@ func TestHostPathsCoverEverySource(t *testing.T) {
 		if !got[want] {
 			t.Errorf("HostPaths lacks %s", want)
 		}
+	}
+}
+
+func TestRefused(t *testing.T) {
+	me := func(err error) error { return &fuseoverlay.MountError{Target: "/x", Err: err} }
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{me(unix.EINVAL), true}, {me(unix.EPERM), true}, {me(unix.ENODEV), true}, {me(unix.EOPNOTSUPP), true},
+		{me(unix.ENOENT), false}, {me(unix.ENOMEM), false}, {unix.EINVAL, false},
+	} {
+		if got := Refused(c.err); got != c.want {
+			t.Errorf("Refused(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+func TestPlanCarriesOverlay(t *testing.T) {
+	pl, err := Build(Config{Rootfs: "/r", Upper: "/u", DevptsGID: -1,
+		Overlay: Overlay{Driver: fuseoverlay.Fuse, FuseBin: "/usr/bin/fuse-overlayfs"}}, hostTree(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl.Overlay.Driver != fuseoverlay.Fuse || pl.Overlay.FuseBin == "" || pl.Overlay.Marker != "/u" {
+		t.Errorf("plan overlay settings: %+v", pl.Overlay)
 	}
 }

@@ -48,6 +48,7 @@ type runCmd struct {
 	Image             string   `placeholder:"NAME[:TAG]" help:"Use an imported image (sandbox image import) as the root, with its environment, working directory and command."`
 	Layer             []string `type:"path" placeholder:"DIR" help:"Stack DIR as a read-only layer (repeatable; later ones on top)."`
 	Upper             string   `type:"path" placeholder:"DIR" help:"Keep the root's changes in DIR across runs (default: in memory, gone at exit)."`
+	Overlay           string   `enum:"auto,kernel,fuse" default:"auto" help:"Overlay driver: kernel (overlayfs), fuse (fuse-overlayfs), or auto (kernel, and fuse-overlayfs with a warning for each mount the kernel refuses)."`
 	ReadOnly          bool     `help:"Make the root read-only (no copy-on-write layer)."`
 	Cwd               string   `placeholder:"rw|ro|none" help:"Share the working directory at the same path: rw (default), ro or none."`
 	Bind              []string `placeholder:"SRC[:DST][:ro]" help:"Bind host SRC at DST inside (repeatable; DST defaults to SRC)."`
@@ -154,7 +155,7 @@ func runCLI(args []string) int {
 	spec, err := sandbox.Prepare(sandbox.Options{
 		Args: cmd, Name: r.Name, Detach: r.Detach, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,
 		Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
-		Rootfs: r.Rootfs, Image: r.Image, Layers: r.Layer, Upper: r.Upper, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
+		Rootfs: r.Rootfs, Image: r.Image, Layers: r.Layer, Upper: r.Upper, Overlay: r.Overlay, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
 		Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
 		TTY: r.TTY, Verbose: r.Verbose, LogFormat: r.LogFormat,
 		CapAdd: r.CapAdd, CapDrop: r.CapDrop, Landlock: r.Landlock, PreserveFDs: r.PreserveFds,

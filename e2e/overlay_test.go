@@ -1,0 +1,318 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// overlayDrivers are the --overlay values every overlay test runs under.
+var overlayDrivers = []string{"kernel", "fuse"}
+
+// driverNames are what sandbox's messages call them.
+var driverNames = map[string]string{"kernel": "kernel overlayfs", "fuse": "fuse-overlayfs"}
+
+// overlaySuite lists the checks of testdata/overlay_suite.py.
+var overlaySuite = []string{"copy-up", "whiteout", "opaque", "rename-file", "rename-dir", "hard-links",
+	"chmod-chown", "xattrs", "mmap", "sparse", "many-files"}
+
+// makeOverlayLayer writes the lower layer the suite works on: its top
+// directory /ovl exists nowhere else, so in host mode it is one overlay of
+// this layer alone.
+func makeOverlayLayer(t *testing.T) string {
+	t.Helper()
+	layer := filepath.Join(tempDir(t), "layer")
+	for name, content := range map[string]string{
+		"file": "lower\n", "del": "d\n", "dir/a": "a\n", "dir/sub/b": "b\n", "mvfile": "mv\n",
+		"mvdir/x": "x\n", "link": "l\n", "own": "o\n", "xattr": "x\n", "mm": strings.Repeat("\x00", 8192),
+	} {
+		writeFile(t, filepath.Join(layer, "ovl", name), content, 0o644)
+	}
+	if err := os.Mkdir(filepath.Join(layer, "ovl/mvdir/sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return layer
+}
+
+func requirePython(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("python3")
+	requireOrSkip(t, err == nil, "python3 (the overlay suite's helper; Debian package python3)")
+	return p
+}
+
+// suiteResults parses the suite's "ok NAME [detail]" lines.
+func suiteResults(t *testing.T, drv string, r result) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	for _, ln := range lines(r.stdout) {
+		if rest, ok := strings.CutPrefix(ln, "FAIL "); ok {
+			t.Errorf("--overlay=%s: %s", drv, rest)
+			continue
+		}
+		if rest, ok := strings.CutPrefix(ln, "ok "); ok {
+			name, detail, _ := strings.Cut(rest, " ")
+			got[name] = detail
+		}
+	}
+	for _, name := range overlaySuite {
+		if _, ok := got[name]; !ok {
+			t.Errorf("--overlay=%s: check %s did not pass: %s", drv, name, r)
+		}
+	}
+	if r.code != 0 && !t.Failed() {
+		t.Errorf("--overlay=%s: the suite failed: %s", drv, r)
+	}
+	return got
+}
+
+// TestOverlaySemantics runs the same suite over a host-mode root with a
+// --layer under both drivers: what a payload sees must not depend on it.
+func TestOverlaySemantics(t *testing.T) {
+	requireFullMap(t) // chown to ids other than root's
+	requirePython(t)
+	suite, err := filepath.Abs("testdata/overlay_suite.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, drv := range overlayDrivers {
+		t.Run(drv, func(t *testing.T) {
+			t.Parallel()
+			layer := makeOverlayLayer(t)
+			r := runOpts(t, opts{timeout: 4 * time.Minute}, "run", "-v", "--overlay="+drv, "--layer", layer,
+				"--bind", suite+":/ovlsuite.py:ro", "--", "python3", "/ovlsuite.py", "/ovl")
+			got := suiteResults(t, drv, r)
+			t.Logf("--overlay=%s: %v", drv, got)
+			// Kernel overlayfs (no redirect_dir in a user namespace) and
+			// fuse-overlayfs both refuse rename(2) of a lower directory;
+			// mv copies instead.
+			if d, ok := got["rename-dir"]; ok && d != "rename(2)=EXDEV" {
+				t.Errorf("--overlay=%s: rename(2) of a lower directory: %s, want EXDEV as documented", drv, d)
+			}
+			if want := "overlay on /ovl: " + driverNames[drv]; !strings.Contains(r.stderr, want) {
+				t.Errorf("--overlay=%s -v: want %q in the log: %s", drv, want, r)
+			}
+			// The layer itself is never written.
+			for name, want := range map[string]string{"file": "lower\n", "del": "d\n", "dir/a": "a\n", "mvdir/x": "x\n"} {
+				if b, err := os.ReadFile(filepath.Join(layer, "ovl", name)); err != nil || string(b) != want {
+					t.Errorf("--overlay=%s: the layer's %s changed: %q, %v", drv, name, b, err)
+				}
+			}
+		})
+	}
+}
+
+// TestOverlayRootfsLayer: --rootfs with a --layer on top, under both drivers.
+func TestOverlayRootfsLayer(t *testing.T) {
+	for _, drv := range overlayDrivers {
+		t.Run(drv, func(t *testing.T) {
+			t.Parallel()
+			root := makeRootfs(t, "m-"+drv)
+			layer := filepath.Join(tempDir(t), "layer")
+			writeFile(t, filepath.Join(layer, "fromlayer"), "L\n", 0o644)
+			writeFile(t, filepath.Join(layer, "marker"), "over\n", 0o644)
+			r := mustRun(t, opts{}, sh([]string{"--overlay=" + drv, "--rootfs", root, "--layer", layer, "--cwd=none"},
+				`cat /marker /fromlayer; echo new > /new; cat /new; `+
+					`echo gone > /removable; /bin/busybox rm /removable; test -e /removable && echo still; `+
+					`/bin/busybox rm /fromlayer; ls /`)...)
+			out := r.stdout
+			if !strings.HasPrefix(out, "over\nL\nnew\n") || strings.Contains(out, "still") ||
+				strings.Contains(out, "fromlayer") || strings.Contains(out, "removable") {
+				t.Errorf("--overlay=%s over --rootfs and --layer: %s", drv, r)
+			}
+			if b, err := os.ReadFile(filepath.Join(root, "removable")); err != nil || string(b) != "r" {
+				t.Errorf("--overlay=%s: the rootfs changed: %q, %v", drv, b, err)
+			}
+			if b, err := os.ReadFile(filepath.Join(layer, "fromlayer")); err != nil || string(b) != "L\n" {
+				t.Errorf("--overlay=%s: the layer changed: %q, %v", drv, b, err)
+			}
+		})
+	}
+}
+
+// TestOverlayFuseDaemonsHidden: the payload (Docker's capabilities, no
+// CAP_SYS_PTRACE) cannot reach the host directories fuse-overlayfs holds
+// through /proc/PID/{root,cwd,fd}; and the daemons hold no socket (init's
+// control socket, the exec socket).
+func TestOverlayFuseDaemonsHidden(t *testing.T) {
+	requirePython(t)
+	probe := `
+import os, errno
+pids = [p for p in os.listdir("/proc") if p.isdigit() and open("/proc/%s/comm" % p).read().strip() == "fuse-overlayfs"]
+print("daemons", len(pids))
+for p in pids:
+    for what, fn in (("root", lambda: os.listdir("/proc/%s/root/" % p)), ("cwd", lambda: os.listdir("/proc/%s/cwd/" % p)),
+                     ("fd", lambda: [os.readlink("/proc/%s/fd/%s" % (p, f)) for f in os.listdir("/proc/%s/fd" % p)])):
+        try:
+            got = fn()
+            print("open", what, p, sorted(got)[:8])
+        except OSError as e:
+            print("denied" if e.errno in (errno.EACCES, errno.EPERM) else "other", what, p, e.errno)
+`
+	r := mustRun(t, opts{}, "run", "--overlay=fuse", "--", "python3", "-c", probe)
+	if !strings.Contains(r.stdout, "daemons ") || strings.Contains(r.stdout, "daemons 0\n") {
+		t.Fatalf("--overlay=fuse: no fuse-overlayfs daemon visible inside: %s", r)
+	}
+	for _, ln := range lines(r.stdout)[1:] {
+		if !strings.HasPrefix(ln, "denied ") {
+			t.Errorf("--overlay=fuse: the payload reached a daemon's /proc entry: %q (%s)", ln, r)
+		}
+	}
+	// With every capability the payload may look (as it may mount
+	// anything itself): what the daemons hold.
+	r = mustRun(t, opts{}, "run", "--overlay=fuse", "--cap-add=ALL", "--", "python3", "-c", probe)
+	seen := false
+	for _, ln := range lines(r.stdout) {
+		if strings.HasPrefix(ln, "open fd ") {
+			seen = true
+			if strings.Contains(ln, "socket:") {
+				t.Errorf("--overlay=fuse: a fuse-overlayfs daemon holds a socket: %q", ln)
+			}
+		}
+	}
+	if !seen {
+		t.Errorf("--overlay=fuse --cap-add=ALL: could not list a daemon's fds: %s", r)
+	}
+}
+
+// TestOverlayUpperPersists: a persistent --upper works across runs with the
+// driver that made it, records it, and refuses the other one.
+func TestOverlayUpperPersists(t *testing.T) {
+	requirePython(t)
+	// A write through a shared mapping, and the payload exits at once:
+	// under fuse-overlayfs the kernel may still hold the page when the
+	// daemon dies with the sandbox (init syncs the mounts first).
+	mmapWrite := `python3 -c 'import mmap; f = open("/ovl/mm", "r+b"); m = mmap.mmap(f.fileno(), 8192); m[0:5] = b"hello"'`
+	for i, drv := range overlayDrivers {
+		other := overlayDrivers[1-i]
+		t.Run(drv, func(t *testing.T) {
+			t.Parallel()
+			layer := makeOverlayLayer(t)
+			upper := filepath.Join(tempDir(t), "upper")
+			base := []string{"--overlay=" + drv, "--layer", layer, "--upper", upper, "--cwd=none"}
+			mustRun(t, opts{}, sh(base, "echo one > /ovl/p1 && rm /ovl/del && rm -r /ovl/dir && mkdir /ovl/dir && "+mmapWrite)...)
+			r := mustRun(t, opts{}, sh(base, "cat /ovl/p1; test -e /ovl/del && echo del-back; ls /ovl/dir; head -c 5 /ovl/mm; echo; echo two > /ovl/p2")...)
+			if r.stdout != "one\nhello\n" {
+				t.Errorf("--overlay=%s --upper, second run: %s", drv, r)
+			}
+			if b, err := os.ReadFile(filepath.Join(upper, "overlay-driver")); err != nil || string(b) != drv+"\n" {
+				t.Errorf("--overlay=%s: the upper's driver marker: %q, %v", drv, b, err)
+			}
+			// auto takes the upper's driver.
+			r = mustRun(t, opts{}, sh([]string{"-v", "--layer", layer, "--upper", upper, "--cwd=none"}, "cat /ovl/p1 /ovl/p2")...)
+			if r.stdout != "one\ntwo\n" || !strings.Contains(r.stderr, "overlay on /ovl: "+driverNames[drv]) {
+				t.Errorf("--overlay=auto with an upper made by %s: %s", drv, r)
+			}
+			r = run(t, sh([]string{"--overlay=" + other, "--layer", layer, "--upper", upper}, "true")...)
+			wantCode(t, r, 125)
+			for _, want := range []string{driverNames[drv], "--overlay=" + other, "--overlay=" + drv, "new --upper"} {
+				if !strings.Contains(r.stderr, want) {
+					t.Errorf("--overlay=%s on an upper made by %s: want %q in the message: %s", other, drv, want, r)
+				}
+			}
+		})
+	}
+}
+
+// TestOverlayUpperSurvivesSIGKILL: sandbox killed (SIGKILL) while the
+// payload writes and fsyncs; the next run with the same upper sees every
+// fsynced file whole and can write; no daemon outlives the sandbox.
+func TestOverlayUpperSurvivesSIGKILL(t *testing.T) {
+	requirePython(t)
+	writer := `
+import os
+os.makedirs("/ovl/k", exist_ok=True)
+d = os.open("/ovl/k", os.O_RDONLY)
+for i in range(100000):
+    with open("/ovl/k/f%d" % i, "wb") as f:
+        f.write(bytes([i % 251]) * 65536)
+        f.flush()
+        os.fsync(f.fileno())
+    os.fsync(d)
+    print("synced", i, flush=True)
+`
+	checker := `
+import os, sys
+n = int(sys.argv[1])
+bad = [i for i in range(n + 1) if open("/ovl/k/f%d" % i, "rb").read() != bytes([i % 251]) * 65536]
+print("bad", bad[:5])
+open("/ovl/k/after", "w").write("ok")
+os.fsync(os.open("/ovl/k/after", os.O_RDONLY))
+print("wrote")
+`
+	for _, drv := range overlayDrivers {
+		t.Run(drv, func(t *testing.T) {
+			t.Parallel()
+			layer := makeOverlayLayer(t)
+			upper := filepath.Join(tempDir(t), "upper")
+			base := []string{"run", "--overlay=" + drv, "--layer", layer, "--upper", upper, "--cwd=none", "--"}
+			p := start(t, opts{timeout: time.Minute}, append(base, "python3", "-c", writer)...)
+			if !p.waitStdout("synced 30\n", 30*time.Second) {
+				t.Fatalf("--overlay=%s: the writer did not get going: %s", drv, p.wait())
+			}
+			pidns := sandboxPidNS(t, p.pid())
+			if err := syscall.Kill(p.pid(), syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			r := p.wait()
+			last := -1
+			for _, ln := range lines(r.stdout) {
+				if n, ok := strings.CutPrefix(ln, "synced "); ok {
+					if v, err := strconv.Atoi(n); err == nil {
+						last = v
+					}
+				}
+			}
+			// Every process of the sandbox (init, the payload, the
+			// daemons) goes with it.
+			deadline := time.Now().Add(10 * time.Second)
+			for left := inPidNS(pidns); len(left) > 0; left = inPidNS(pidns) {
+				if time.Now().After(deadline) {
+					t.Fatalf("--overlay=%s: processes outlived the SIGKILLed sandbox: %v", drv, left)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			r = mustRun(t, opts{timeout: time.Minute}, append(base, "python3", "-c", checker, strconv.Itoa(last))...)
+			if !strings.Contains(r.stdout, "bad []\n") || !strings.Contains(r.stdout, "wrote\n") {
+				t.Errorf("--overlay=%s: after SIGKILL, the %d fsynced files or a new write: %s", drv, last+1, r)
+			}
+		})
+	}
+}
+
+// sandboxPidNS returns the pid namespace of the sandbox whose supervising
+// process is pid (its init's), waiting briefly for init to exist.
+func sandboxPidNS(t *testing.T, pid int) string {
+	t.Helper()
+	self, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range descendants(pid) {
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p.pid)); err == nil && ns != self {
+			return ns
+		}
+	}
+	t.Fatalf("no process of sandbox %d in a pid namespace of its own", pid)
+	return ""
+}
+
+// inPidNS lists the live processes in pid namespace ns.
+func inPidNS(ns string) []procInfo {
+	var out []procInfo
+	for _, p := range allProcs() {
+		if p.state == 'Z' || p.state == 'X' {
+			continue
+		}
+		if got, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p.pid)); err == nil && got == ns {
+			out = append(out, p)
+		}
+	}
+	return out
+}
