@@ -185,10 +185,11 @@ for p in pids:
 // driver that made it, records it, and refuses the other one.
 func TestOverlayUpperPersists(t *testing.T) {
 	requirePython(t)
-	// A write through a shared mapping, and the payload exits at once:
-	// under fuse-overlayfs the kernel may still hold the page when the
-	// daemon dies with the sandbox (init syncs the mounts first).
-	mmapWrite := `python3 -c 'import mmap; f = open("/ovl/mm", "r+b"); m = mmap.mmap(f.fileno(), 8192); m[0:5] = b"hello"'`
+	// A write through a shared mapping whose fd was closed before (its
+	// close would flush), and the payload exits at once, without munmap:
+	// the page must reach the upper before the daemon dies with the
+	// sandbox (FUSE writes back on the mapping's end; init also syncs).
+	mmapWrite := `python3 -c 'import mmap, os; f = open("/ovl/mm", "r+b"); m = mmap.mmap(f.fileno(), 8192); f.close(); m[0:5] = b"hello"; os._exit(0)'`
 	for i, drv := range overlayDrivers {
 		other := overlayDrivers[1-i]
 		t.Run(drv, func(t *testing.T) {
