@@ -25,8 +25,9 @@ readonly REQUIRED_PKGS=(
 	qemu-system-x86 busybox-static xz-utils dbus-daemon zsh fish
 	python3 curl gcc libc6-dev make # examples/ and their tests (e2e/examples_test.go)
 )
-# Benchmark anchors only: a failure to install them is a warning.
-readonly OPTIONAL_PKGS=(crun podman rootlesskit)
+# Benchmarks only (anchors, and fio for bench/fs.sh): a failure to install
+# them is a warning.
+readonly OPTIONAL_PKGS=(crun podman rootlesskit fio)
 
 say() { printf 'setup-host: %s\n' "$*"; }
 warn() { printf 'setup-host: WARNING: %s\n' "$*" >&2; }
