@@ -236,11 +236,12 @@ else
 fi
 
 # ------------------------------------------------------ environment
+load_start="$(cut -d ' ' -f 1-3 /proc/loadavg)"
 {
 	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "kernel: $(uname -srm)"
 	echo "cpus: $(nproc)"
-	echo "load average (start): $(cut -d ' ' -f 1-3 /proc/loadavg)"
+	echo "load average (start): $load_start"
 	echo "user: $(id -un) ($uid)"
 	echo "sandbox: ${BENCH_SANDBOX_LABEL:-$SANDBOX_BIN} ($("$SANDBOX_BIN" version 2>/dev/null | head -n 1 || echo '?')), --overlay flag: $([[ -n "${overlay[sandbox kernel overlay]}" ]] && echo yes || echo "no (kernel overlay by default)")"
 	echo "host directory: $base ($fstype on $(findmnt -n -o SOURCE -T "$dir"))"
@@ -302,7 +303,7 @@ echo "load average (end): $(cut -d ' ' -f 1-3 /proc/loadavg)" >>"$out/env.txt"
 {
 	echo "Medians of $runs interleaved runs; (N×) = times slower than the host (time ratio;"
 	echo "for MiB/s and IOPS the host's rate ÷ the place's rate). Load average at the start"
-	echo "$(grep -m 1 'load average (start)' "$out/env.txt" | cut -d: -f2-), at the end $(cut -d ' ' -f 1-3 /proc/loadavg)."
+	echo "$load_start, at the end $(cut -d ' ' -f 1-3 /proc/loadavg) (1, 5, 15 minutes)."
 	echo
 } >"$out/summary-head.md"
 echo >&2
