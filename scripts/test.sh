@@ -11,6 +11,7 @@
 #
 # Extra arguments go to `go test` (default package pattern: ./...), e.g.
 #   ./scripts/test.sh -run TestRun ./e2e
+# SANDBOX_TEST_DEST=DIR (below ~sbxtest) copies there instead of ~sbxtest/sandbox-src.
 # The tests get SANDBOX_BIN=<absolute path of the freshly built bin/sandbox>.
 # The last line printed is `N passed, N failed[, N skipped]`; the exit status
 # is non-zero when anything failed.
@@ -165,7 +166,9 @@ if [[ "$(id -u)" -eq 0 ]]; then
 
 	home="$(getent passwd "$TEST_USER" | cut -d: -f6)"
 	[[ -n "$home" && -d "$home" ]] || die "no home directory for $TEST_USER"
-	dest="$home/sandbox-src"
+	# SANDBOX_TEST_DEST lets several checkouts be tested at once on one machine.
+	dest="${SANDBOX_TEST_DEST:-$home/sandbox-src}"
+	case "$dest" in "$home"/?*) ;; *) die "SANDBOX_TEST_DEST must be below $home" ;; esac
 	rm -rf --one-file-system "$dest"
 	install -d -o "$TEST_USER" -g "$(id -g "$TEST_USER")" -m 0755 "$dest"
 	copy_tree "$dest"
