@@ -121,7 +121,8 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 				unix.Kill(payload, sig.(syscall.Signal))
 				continue
 			}
-			for _, ex := range reapAll() {
+			reaped, rerr := reapAll()
+			for _, ex := range reaped {
 				if ex.pid == payload {
 					// Before the parent hears of the exit and tears down:
 					// fuse-overlayfs daemons die with PID 1.
@@ -135,6 +136,12 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 					delete(byPid, ex.pid)
 					delete(byConn, c)
 				}
+			}
+			if rerr != nil {
+				// A filter failing wait4 (--seccomp): nothing could ever be
+				// reaped, so init would wait forever.
+				conn.Send(proto.KindError, childError{Step: "reaping the payload", Msg: rerr.Error() + " (refused by the seccomp profile?)", Status: StatusError})
+				return StatusError
 			}
 		case ev := <-execs:
 			switch {
@@ -192,7 +199,8 @@ func (e exited) code() int {
 }
 
 // reapAll collects every child that has exited (as PID 1, orphans too).
-func reapAll() []exited {
+// An error other than ECHILD means wait4 itself is refused.
+func reapAll() ([]exited, error) {
 	var out []exited
 	for {
 		var ws syscall.WaitStatus
@@ -200,8 +208,11 @@ func reapAll() []exited {
 		if err == syscall.EINTR {
 			continue
 		}
-		if err != nil || pid <= 0 {
-			return out
+		if err == syscall.ECHILD || (err == nil && pid <= 0) {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("wait4: %w", err)
 		}
 		ex := exited{pid: pid, exit: childExit{Code: ws.ExitStatus()}}
 		if ws.Signaled() {
@@ -255,12 +266,10 @@ func startExec(c *proto.Conn, cfg *childConfig, req *execRequest, fds []*os.File
 		// business, and the command is not in init's process group.
 		sys.Setsid = true
 	}
-	proc, err := os.StartProcess(path, req.Args, &os.ProcAttr{Dir: dir, Env: env, Files: stdio, Sys: sys})
+	pid, err := forkExec(path, req.Args, dir, env, stdio, sys) // reaped by reapAll
 	if err != nil {
 		return 0, &childError{Msg: fmt.Sprintf("%s: %v", req.Args[0], unwrapSyscall(err)), Status: execStatus(err)}
 	}
-	pid := proc.Pid
-	proc.Release() // reaped by reapAll
 	return pid, nil
 }
 

@@ -155,14 +155,10 @@ func Init() int {
 	for i := 0; i < cfg.PreserveFDs; i++ {
 		stdio = append(stdio, os.NewFile(uintptr(initFD+1+i), fmt.Sprintf("fd%d", 3+i)))
 	}
-	proc, err := os.StartProcess(path, cfg.Args, &os.ProcAttr{
-		Dir: cfg.Plan.Chdir, Env: cfg.Env, Files: stdio, Sys: sys,
-	})
+	pid, err := forkExec(path, cfg.Args, cfg.Plan.Chdir, cfg.Env, stdio, sys)
 	if err != nil {
 		return fail("", execStatus(err), fmt.Errorf("%s: %w", cfg.Args[0], unwrapSyscall(err)))
 	}
-	pid := proc.Pid
-	proc.Release() // reaping is ours alone (wait4 below), never os.Process's
 	if cfg.TTY {
 		stdio[0].Close()
 	}
@@ -176,6 +172,20 @@ func Init() int {
 		go serveExec(execLn, execNS, unix.Getuid(), execs)
 	}
 	return supervise(conn, pid, sigs, execs, &cfg)
+}
+
+// forkExec starts a process the way os.StartProcess does, minus its
+// one-time pidfd probe: that probe's clone child loops on exit_group, so
+// under a --seccomp profile failing exit_group init would hang in it. No
+// os.Process either: reaping is init's alone (wait4 in supervise).
+func forkExec(path string, args []string, dir string, env []string, files []*os.File, sys *syscall.SysProcAttr) (int, error) {
+	fds := make([]uintptr, len(files))
+	for i, f := range files {
+		fds[i] = f.Fd()
+	}
+	pid, err := syscall.ForkExec(path, args, &syscall.ProcAttr{Dir: dir, Env: env, Files: fds, Sys: sys})
+	runtime.KeepAlive(files)
+	return pid, err
 }
 
 // preservedFDs reads how many fds the parent passed after the control

@@ -183,6 +183,10 @@ func run(s *Spec) (status int, err error) {
 	}
 	defer userNS.Close()
 	cfg.Exec = true
+	// Init's threads before it can install a filter: a thread killed later
+	// is seen gone (initWatch).
+	watch := initWatch{pid: c.Pid, seccomp: s.Seccomp != nil}
+	watch.check()
 	if err := parent.Send(proto.KindConfig, cfg, int(ln.Fd()), int(userNS.Fd())); err != nil {
 		return abort(atStep("sending the configuration", err))
 	}
@@ -197,8 +201,12 @@ func run(s *Spec) (status int, err error) {
 	}()
 	var exit *childExit
 	var cerr *childError
+	tick := time.NewTicker(initWatchEvery)
+	defer tick.Stop()
 	for done := false; !done; {
 		select {
+		case <-tick.C:
+			watch.check()
 		case sig := <-sigs:
 			if relay != nil && sig == syscall.SIGWINCH {
 				relay.resize()
@@ -268,11 +276,13 @@ func run(s *Spec) (status int, err error) {
 					exit = nil
 				}
 				rep.exited(exit)
+				watch.reported()
 			case proto.KindError:
 				cerr = new(childError)
 				if err := m.env.Decode(cerr); err != nil {
 					cerr = &childError{Msg: err.Error(), Status: StatusError}
 				}
+				watch.reported()
 			default:
 				closeFDs(m.fds)
 			}
@@ -294,12 +304,16 @@ func run(s *Spec) (status int, err error) {
 			return StatusSignalStart + exit.Signal, nil
 		}
 		return exit.Code, nil
+	case watch.dead != nil:
+		return StatusError, atStep("running init", watch.dead)
 	case werr != nil:
 		return StatusError, atStep("waiting for the sandbox", fmt.Errorf("waiting for the sandbox: %w", werr))
 	case ws.Signaled():
-		return StatusError, atStep("running init", fmt.Errorf("the sandbox's init was killed by signal %d (%v) before it reported", int(ws.Signal()), ws.Signal()))
+		return StatusError, atStep("running init", fmt.Errorf("the sandbox's init was killed by signal %d (%v) before it reported%s",
+			int(ws.Signal()), ws.Signal(), initKilledHint(ws.Signal(), s.Seccomp != nil)))
 	default:
-		return StatusError, atStep("running init", fmt.Errorf("the sandbox's init exited with status %d before it reported", ws.ExitStatus()))
+		return StatusError, atStep("running init", fmt.Errorf("the sandbox's init exited with status %d before it reported%s",
+			ws.ExitStatus(), initKilledHint(0, s.Seccomp != nil)))
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -22,6 +23,16 @@ import (
 )
 
 var version = "dev"
+
+func init() {
+	// sandbox-init runs on the thread group leader from the start, so a
+	// seccomp profile that kills the thread making a system call
+	// (SCMP_ACT_KILL) leaves a zombie leader the parent can see, never a
+	// lost thread it cannot (see sandbox/initwatch.go).
+	if filepath.Base(os.Args[0]) == sandbox.InitArg0 {
+		runtime.LockOSThread()
+	}
+}
 
 func main() {
 	// The re-executed child is dispatched before any flag parsing.

@@ -1,0 +1,165 @@
+package sandbox
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// initWatchEvery is how often the parent looks for a half-dead init.
+const initWatchEvery = 250 * time.Millisecond
+
+// A seccomp profile's SCMP_ACT_KILL (SECCOMP_RET_KILL_THREAD) ends only
+// the thread that made the system call. Init is a Go program with several
+// threads: such a kill leaves it half-dead, and when the thread was its
+// leader (where Init runs, see cmd/sandbox) the other threads sleep on
+// with no EOF on the control socket, no SIGCHLD, and wait4 and a pidfd
+// never return (runc met the same: opencontainers/runc#5087). A lost
+// runtime thread (sysmon, say) can deadlock it as well. So the parent
+// watches init's threads while it waits, and ends a half-dead init.
+//
+// Init's Go runtime never ends a thread by itself: threads end only when a
+// goroutine locked to one returns, which init's code never does. A thread
+// that disappears while the process lives was therefore killed.
+
+// initThreads returns the ids of pid's threads, whether its leader is a
+// zombie, and the leader's exit code as wait(2) encodes it (SIGSYS for a
+// seccomp kill); ok is false once the process is gone.
+func initThreads(pid int) (tids map[string]bool, leaderZombie bool, code int, ok bool) {
+	dir := "/proc/" + strconv.Itoa(pid)
+	b, err := os.ReadFile(dir + "/stat")
+	if err != nil {
+		return nil, false, 0, false
+	}
+	state, fields, ok := parseStat(b)
+	if !ok {
+		return nil, false, 0, false
+	}
+	// exit_code is field 52; fields starts at field 4.
+	if len(fields) >= 49 {
+		code, _ = strconv.Atoi(string(fields[48]))
+	}
+	tasks, err := os.ReadDir(dir + "/task")
+	if err != nil {
+		return nil, false, 0, false
+	}
+	tids = make(map[string]bool, len(tasks))
+	for _, t := range tasks {
+		tids[t.Name()] = true
+	}
+	return tids, state == 'Z', code, true
+}
+
+// parseStat returns the state of /proc/PID/stat and the fields after it
+// (the command name, in parentheses, may hold spaces).
+func parseStat(b []byte) (byte, [][]byte, bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0, nil, false
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) == 0 || len(f[0]) != 1 {
+		return 0, nil, false
+	}
+	return f[0][0], f[1:], true
+}
+
+// initWatch ends a half-dead init with SIGKILL, which takes every thread
+// and the pid namespace with it. A condition must be seen on two checks in
+// a row: an init that exits normally passes through such states for a
+// moment (its threads end one by one after exit_group).
+type initWatch struct {
+	pid     int
+	seccomp bool            // a seccomp filter is installed in init
+	prev    map[string]bool // threads at the previous check
+	lost    string          // a thread gone since, while the process lived
+	seen    int
+	dead    error // why init was ended; nil while it was not
+	// done is set once init reported Exit or Error: its work is over, and
+	// after initGrace it is ended whatever state it is in (a filter that
+	// fails exit_group leaves it unable to exit).
+	done time.Time
+}
+
+// initGrace is how long init may take to exit after its last report.
+const initGrace = 5 * time.Second
+
+// reported notes that init sent its last message.
+func (w *initWatch) reported() {
+	if w.done.IsZero() {
+		w.done = time.Now()
+	}
+}
+
+// check is called every initWatchEvery while the parent waits.
+func (w *initWatch) check() {
+	if w.dead != nil {
+		return
+	}
+	if !w.done.IsZero() && time.Since(w.done) > initGrace {
+		unix.Kill(w.pid, unix.SIGKILL)
+		w.dead = fmt.Errorf("the sandbox's init did not exit within %v of its last report; ended it%s", initGrace, w.hint())
+		return
+	}
+	tids, zombie, code, ok := initThreads(w.pid)
+	if !ok {
+		return
+	}
+	for t := range w.prev {
+		if !tids[t] && w.lost == "" {
+			w.lost = t
+		}
+	}
+	w.prev = tids
+	// A zombie leader with live threads; or a lost thread in a process
+	// that is not exiting (its leader not yet a zombie).
+	halfDead := zombie && len(tids) > 1
+	if !halfDead && (w.lost == "" || zombie) {
+		w.seen, w.lost = 0, ""
+		return
+	}
+	if w.seen++; w.seen < 2 {
+		return
+	}
+	unix.Kill(w.pid, unix.SIGKILL)
+	switch {
+	case halfDead && unix.Signal(code&0x7f) == unix.SIGSYS && w.seccomp:
+		w.dead = errors.New("the seccomp profile killed the sandbox's init: its main thread made a system call the profile " +
+			"answers with SCMP_ACT_KILL (kill the thread), which leaves init half-dead; allow the system calls init makes " +
+			"after installing the filter, or use SCMP_ACT_ERRNO or SCMP_ACT_KILL_PROCESS")
+	case halfDead:
+		w.dead = fmt.Errorf("the sandbox's init lost its main thread (wait status %#x) while its other threads lived on; ended it%s", code, w.hint())
+	default:
+		w.dead = fmt.Errorf("a thread of the sandbox's init (%s) was killed while the others lived on; ended it%s", w.lost, w.hint())
+	}
+}
+
+func (w *initWatch) hint() string {
+	if !w.seccomp {
+		return ""
+	}
+	return " (the seccomp profile likely killed or failed a system call init makes after installing the filter: " +
+		"SCMP_ACT_KILL kills only the calling thread; allow the calls init needs)"
+}
+
+// initKilledHint explains a signal that killed init before it reported
+// (0: init exited without reporting).
+func initKilledHint(sig unix.Signal, seccomp bool) string {
+	if !seccomp {
+		return ""
+	}
+	switch sig {
+	case unix.SIGSYS: // SCMP_ACT_KILL_PROCESS, or SCMP_ACT_TRAP (Go dies of it)
+		return ": the seccomp profile killed the sandbox's init (a system call init makes after installing the filter; allow it)"
+	case 0, unix.SIGTRAP, unix.SIGSEGV, unix.SIGABRT:
+		// An exit without a report, or the Go runtime dying after calls
+		// the filter failed (ERRNO), down to exit_group.
+		return " (the seccomp profile may fail a system call init needs after installing the filter; allow it)"
+	}
+	return ""
+}
