@@ -1,7 +1,6 @@
 package idmap
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -66,13 +64,23 @@ func (a applier) helpers(ctx context.Context, pid int, uids, gids []Mapping) err
 	return errors.Join(uerr, gerr)
 }
 
+// maxHelperStderr bounds what is kept of a helper's stderr for the error.
+const maxHelperStderr = 4 << 10
+
 func runHelper(ctx context.Context, bin string, args []string) error {
 	cmd := exec.CommandContext(ctx, bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	// Don't wait forever on stderr held open by a killed helper's children.
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	// stderr goes to a memfd, not a pipe: with a pipe, Wait also waits for
+	// the copy to reach EOF, which a child the helper left (or a loaded
+	// machine that does not schedule the copy) can delay past any
+	// WaitDelay, failing a helper that succeeded. The exit status alone
+	// decides; the memfd is read afterwards, bounded.
+	stderr, err := memfd(filepath.Base(bin) + "-stderr")
+	if err != nil {
+		return fmt.Errorf("%s: %w", bin, err)
+	}
+	defer stderr.Close()
+	cmd.Stderr = stderr
+	err = cmd.Run()
 	if err == nil {
 		return nil
 	}
@@ -80,11 +88,25 @@ func runHelper(ctx context.Context, bin string, args []string) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w (%v)", what, ctx.Err(), err)
 	}
-	if msg := strings.TrimSpace(stderr.String()); msg != "" {
+	if msg := strings.TrimSpace(readStart(stderr, maxHelperStderr)); msg != "" {
 		// Keep the error on one line.
 		return fmt.Errorf("%s: %w: %s", what, err, strings.ReplaceAll(msg, "\n", "; "))
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+func memfd(name string) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// readStart returns up to max bytes from the start of f.
+func readStart(f *os.File, max int64) string {
+	b, _ := io.ReadAll(io.NewSectionReader(f, 0, max))
+	return string(b)
 }
 
 func (a applier) direct(pid int, uids, gids []Mapping) error {

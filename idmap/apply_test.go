@@ -126,6 +126,7 @@ func TestApplyHelpers(t *testing.T) {
 		name            string
 		uidBody, gidBod string
 		timeout         time.Duration
+		within          time.Duration // bound on apply's time, if any
 		wantErr         []string
 		wantIs          error
 	}{
@@ -139,6 +140,13 @@ func TestApplyHelpers(t *testing.T) {
 			wantErr: []string{"/newgidmap 1234 0 1001 1 1 200000 10: exit status 3"}},
 		{name: "hung helper", uidBody: "exit 0", gidBod: "sleep 10", timeout: 200 * time.Millisecond,
 			wantErr: []string{"/newgidmap 1234", "context deadline exceeded"}, wantIs: context.DeadlineExceeded},
+		// A helper that succeeds but leaves a child holding its stdout and
+		// stderr longer than any I/O grace (Go's WaitDelay was 1 s): its
+		// exit status decides, at once (once failed under load: "WaitDelay
+		// expired before I/O complete").
+		{name: "child keeps stderr open", uidBody: "sleep 3 & exit 0", gidBod: "(sleep 3; echo late >&2) & exit 0", within: 2 * time.Second},
+		{name: "failure with a child keeping stderr open", uidBody: "exit 0", gidBod: "sleep 3 & " + fail, within: 2 * time.Second,
+			wantErr: []string{"/newgidmap 1234 0 1001 1 1 200000 10: exit status 1: newgidmap: write to uid_map failed: Operation not permitted"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,7 +162,11 @@ func TestApplyHelpers(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
 				defer cancel()
 			}
+			began := time.Now()
 			err := a.apply(ctx, 1234, uids, gids, true)
+			if d := time.Since(began); tt.within > 0 && d > tt.within {
+				t.Errorf("apply took %v, want under %v", d.Round(time.Millisecond), tt.within)
+			}
 			checkErr(t, err, tt.wantErr)
 			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
 				t.Errorf("error %v is not %v", err, tt.wantIs)
