@@ -1,8 +1,10 @@
 package seccomp
 
 import (
+	"bytes"
 	"fmt"
-	"os"
+
+	"sandbox/internal/userfile"
 )
 
 // Spec values Load understands besides a file path.
@@ -26,12 +28,11 @@ func Load(spec string, opts Options, def DefaultOptions) (*Program, error) {
 		}
 		return prog, nil
 	}
-	f, err := os.Open(spec)
+	data, err := userfile.Read(spec, userfile.MaxConfig)
 	if err != nil {
-		return nil, fmt.Errorf("seccomp profile: %w", err)
+		return nil, fmt.Errorf("seccomp profile %s: %w", spec, err)
 	}
-	defer f.Close()
-	p, err := Parse(f)
+	p, err := Parse(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec, err)
 	}

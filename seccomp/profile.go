@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"sandbox/internal/userfile"
 )
 
 // Action is what a filter does with a system call (libseccomp's names).
@@ -126,9 +128,12 @@ func (s *Syscall) names() []string {
 // line and column for malformed JSON and the JSON path of a bad value
 // ("syscalls[3].args[0].op: unknown operator ...").
 func Parse(r io.Reader) (*Profile, error) {
-	data, err := io.ReadAll(r)
+	data, err := io.ReadAll(io.LimitReader(r, userfile.MaxConfig+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading seccomp profile: %w", err)
+	}
+	if len(data) > userfile.MaxConfig {
+		return nil, fmt.Errorf("seccomp profile: over the limit of %d bytes", userfile.MaxConfig)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

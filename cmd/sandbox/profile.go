@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -18,6 +16,8 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/alecthomas/kong"
 	"go.yaml.in/yaml/v3"
+
+	"sandbox/internal/userfile"
 )
 
 // Defaults for `sandbox run`'s flags come from three places below the
@@ -359,12 +359,8 @@ func loadProfile(path string, flags map[string]*kong.Flag) (*profile, error) {
 	default:
 		return nil, fmt.Errorf("profile %s: unknown extension %q: name it .toml, .yaml or .yml", path, ext)
 	}
-	data, err := os.ReadFile(path)
+	data, err := userfile.Read(path, userfile.MaxConfig)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
 		return nil, fmt.Errorf("profile %s: cannot read it: %w", path, err)
 	}
 	raw, lines, err := decode(data)

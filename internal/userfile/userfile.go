@@ -1,0 +1,77 @@
+// Package userfile reads small files the user names on the command line
+// (a --profile, a --seccomp profile): bounded in size, and only regular
+// files, so /dev/zero, a FIFO or a huge file cannot make `sandbox` read or
+// block forever.
+package userfile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxConfig bounds a configuration file (a profile, a seccomp profile):
+// the biggest real seccomp profiles (Docker's and podman's defaults) are
+// about 20 KB, so 1 MiB leaves room for any hand-written one.
+const MaxConfig = 1 << 20
+
+// ErrNotRegular is wrapped by Read's error for anything but a regular file.
+var ErrNotRegular = errors.New("not a regular file")
+
+// Read returns the contents of the regular file at path, at most max bytes.
+// A FIFO is opened without blocking (O_NONBLOCK) and refused like any
+// other non-regular file; a file over max bytes is refused without reading
+// it past the limit. Errors name what was wrong, not the path: the caller
+// says which file it was.
+func Read(path string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w (%s)", ErrNotRegular, kind(fi.Mode()))
+	}
+	if fi.Size() > max {
+		return nil, tooBig(fi.Size(), max)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1)) // it may grow meanwhile
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, tooBig(int64(len(b)), max)
+	}
+	return b, nil
+}
+
+func tooBig(size, max int64) error {
+	return fmt.Errorf("%d bytes or more, over the limit of %d bytes (%d KiB)", size, max, max>>10)
+}
+
+func kind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	}
+	return "type " + m.Type().String()
+}
