@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -112,6 +113,21 @@ type cli struct {
 	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
 }
 
+// splitCommand keeps from kong the words of run's or exec's command after
+// its first: kong pushes each passthrough word back onto its scanner by
+// copying all the others, so 100,000 arguments took many minutes. The
+// first "--" ends kong's flags as it ends ours.
+func splitCommand(args []string) (forKong, rest []string) {
+	if len(args) == 0 || (args[0] != "run" && args[0] != "exec") {
+		return args, nil
+	}
+	i := slices.Index(args, "--")
+	if i < 0 || len(args)-i <= 2 {
+		return args, nil
+	}
+	return args[: i+2 : i+2], args[i+2:]
+}
+
 func runCLI(args []string) int {
 	var c cli
 	exitCode := -1
@@ -128,6 +144,7 @@ func runCLI(args []string) int {
 		lg.Error(err.Error())
 		return sandbox.StatusError
 	}
+	args, rest := splitCommand(args)
 	ctx, err := parser.Parse(args)
 	if exitCode >= 0 {
 		// --help and friends: kong already printed.
@@ -141,6 +158,8 @@ func runCLI(args []string) int {
 		return sandbox.StatusError
 	}
 	name, _, _ := strings.Cut(ctx.Command(), " ")
+	c.Run.Command = append(c.Run.Command, rest...)
+	c.Exec.Command = append(c.Exec.Command, rest...)
 	switch name {
 	case "version":
 		fmt.Println("sandbox", version)

@@ -3,7 +3,8 @@
 //
 // A SEQPACKET socket keeps message boundaries, so one message is one JSON
 // document in one datagram, optionally carrying file descriptors
-// (SCM_RIGHTS). Messages are capped at MaxSize.
+// (SCM_RIGHTS). Datagrams are capped at MaxSize; a larger body (a long
+// command line) travels in a sealed memfd, up to MaxBlob.
 //
 // The order of messages is fixed:
 //
@@ -39,10 +40,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MaxSize bounds one message. A datagram must fit the socket's send buffer
-// (net.core.wmem_default, 208 KiB on most hosts); the largest message is the
-// configuration with a seccomp program of up to 4096 instructions.
+// MaxSize bounds one datagram. It must fit the socket's send buffer
+// (net.core.wmem_default, 208 KiB on most hosts).
 const MaxSize = 192 << 10
+
+// MaxBlob bounds a message body sent out of band. A body over MaxSize (a
+// configuration with a long command line: the kernel takes up to 6 MiB of
+// arguments and environment, a quarter of the stack limit) goes in a
+// sealed memfd sent with the message, as its last descriptor; JSON may
+// escape a byte as six.
+const MaxBlob = 64 << 20
+
+// blobLimit is MaxBlob; tests lower it.
+var blobLimit int64 = MaxBlob
+
+// maxFDs is the most descriptors one message carries (an exec request:
+// the user namespace, stdin, stdout, stderr; and a blob).
+const maxFDs = 8
 
 // Kind names a message type.
 type Kind string
@@ -70,6 +84,9 @@ const (
 type Envelope struct {
 	Kind Kind            `json:"kind"`
 	Body json.RawMessage `json:"body,omitempty"`
+	// Blob: the body is in a sealed memfd, the last descriptor sent;
+	// Recv puts it back into Body.
+	Blob bool `json:"blob,omitempty"`
 }
 
 // Conn is one end of the socketpair.
@@ -112,7 +129,19 @@ func (c *Conn) Send(kind Kind, body any, fds ...int) error {
 		return fmt.Errorf("encoding %s message: %w", kind, err)
 	}
 	if len(b) > MaxSize {
-		return fmt.Errorf("%s message is %d bytes, over the %d byte limit", kind, len(b), MaxSize)
+		if int64(len(env.Body)) > blobLimit {
+			return fmt.Errorf("%s message is %d bytes, over the %d byte limit", kind, len(env.Body), blobLimit)
+		}
+		blob, err := writeBlob(env.Body)
+		if err != nil {
+			return fmt.Errorf("sending %s message: %w", kind, err)
+		}
+		defer unix.Close(blob) // the peer has its own copy once sent
+		env.Body, env.Blob = nil, true
+		if b, err = json.Marshal(env); err != nil {
+			return fmt.Errorf("encoding %s message: %w", kind, err)
+		}
+		fds = append(fds[:len(fds):len(fds)], blob)
 	}
 	var oob []byte
 	if len(fds) > 0 {
@@ -142,7 +171,7 @@ var ErrClosed = errors.New("peer closed the connection")
 // Recv reads one message and any descriptors sent with it (close-on-exec).
 func (c *Conn) Recv() (Envelope, []int, error) {
 	buf := make([]byte, MaxSize+1)
-	oob := make([]byte, unix.CmsgSpace(4*4))
+	oob := make([]byte, unix.CmsgSpace(maxFDs*4))
 	raw, err := c.f.SyscallConn()
 	if err != nil {
 		return Envelope{}, nil, err
@@ -185,7 +214,79 @@ func (c *Conn) Recv() (Envelope, []int, error) {
 		closeAll(fds)
 		return Envelope{}, nil, fmt.Errorf("decoding message: %w", err)
 	}
+	if env.Blob {
+		if len(fds) == 0 {
+			return Envelope{}, nil, fmt.Errorf("%s message: its body's descriptor is missing", env.Kind)
+		}
+		blob := fds[len(fds)-1]
+		fds = fds[:len(fds)-1]
+		env.Body, err = readBlob(blob)
+		unix.Close(blob)
+		if err != nil {
+			closeAll(fds)
+			return Envelope{}, nil, fmt.Errorf("%s message: %w", env.Kind, err)
+		}
+		env.Blob = false
+	}
 	return env, fds, nil
+}
+
+// blobSeals make a memfd immutable: the receiver reads what was sent.
+const blobSeals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+
+// writeBlob returns a sealed memfd holding b.
+func writeBlob(b []byte) (int, error) {
+	fd, err := unix.MemfdCreate("sandbox-message", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return -1, fmt.Errorf("memfd_create: %w", err)
+	}
+	for off := 0; off < len(b); {
+		n, err := unix.Write(fd, b[off:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("writing the memfd: %w", err)
+		}
+		off += n
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, blobSeals); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("sealing the memfd: %w", err)
+	}
+	return fd, nil
+}
+
+// readBlob reads a body sent by writeBlob: only a sealed memfd (so a
+// reader can neither block on it nor see it change) of at most MaxBlob.
+func readBlob(fd int) ([]byte, error) {
+	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+	if err != nil || seals&blobSeals != blobSeals {
+		return nil, fmt.Errorf("its body is not in a sealed memfd (seals %#x, %v)", seals, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("fstat: %w", err)
+	}
+	if st.Size > blobLimit {
+		return nil, fmt.Errorf("its body is %d bytes, over the %d byte limit", st.Size, blobLimit)
+	}
+	b := make([]byte, st.Size)
+	for off := 0; off < len(b); {
+		n, err := unix.Pread(fd, b[off:], int64(off))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading its body: %w", err)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("its body ended after %d of %d bytes", off, len(b))
+		}
+		off += n
+	}
+	return b, nil
 }
 
 // Decode unmarshals a message body into v.

@@ -1,10 +1,14 @@
 package proto
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestRoundTripWithFD(t *testing.T) {
@@ -49,9 +53,72 @@ func TestOversizeRefused(t *testing.T) {
 	}
 	defer a.Close()
 	defer b.Close()
-	err = a.Send(KindConfig, strings.Repeat("x", MaxSize+1))
+	defer func(l int64) { blobLimit = l }(blobLimit)
+	blobLimit = 2 * MaxSize
+	err = a.Send(KindConfig, strings.Repeat("x", int(blobLimit)+1))
 	if err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Errorf("oversize message: %v", err)
+	}
+}
+
+// A body over MaxSize (a long command line) goes in a sealed memfd; the
+// descriptors sent with it are kept in order.
+func TestLargeMessageOutOfBand(t *testing.T) {
+	a, b, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	f, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	args := make([]string, 300000) // ~2 MB of arguments
+	for i := range args {
+		args[i] = fmt.Sprint(i)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Send(KindConfig, args, int(f.Fd())) }()
+	env, fds, err := b.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	closeAll(fds)
+	var got []string
+	if err := env.Decode(&got); err != nil || len(got) != len(args) || got[len(got)-1] != args[len(args)-1] {
+		t.Fatalf("got %d arguments, %v", len(got), err)
+	}
+	if len(fds) != 1 || env.Blob {
+		t.Errorf("want the one descriptor sent and the body in place, got %d fds, blob %v", len(fds), env.Blob)
+	}
+}
+
+// Recv takes a body only from a sealed memfd: an ordinary file (which
+// could change, or block on a FIFO) is refused.
+func TestBlobMustBeSealedMemfd(t *testing.T) {
+	a, b, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	f, err := os.CreateTemp(t.TempDir(), "blob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString(`"x"`)
+	raw, _ := json.Marshal(Envelope{Kind: KindConfig, Blob: true})
+	if err := unix.Sendmsg(int(a.File().Fd()), raw, unix.UnixRights(int(f.Fd())), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Recv(); err == nil || !strings.Contains(err.Error(), "sealed memfd") {
+		t.Errorf("a blob in a plain file: want refused, got %v", err)
 	}
 }
 
@@ -88,5 +155,23 @@ func TestLargestMessageFits(t *testing.T) {
 	var s string
 	if err := env.Decode(&s); err != nil || len(s) != len(big) {
 		t.Errorf("got %d bytes, %v", len(s), err)
+	}
+}
+
+// Recv bounds what it takes from a blob by its size, before reading it.
+func TestBlobOverLimitRefused(t *testing.T) {
+	a, b, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	if err := a.Send(KindConfig, strings.Repeat("z", MaxSize+10)); err != nil {
+		t.Fatal(err)
+	}
+	defer func(l int64) { blobLimit = l }(blobLimit)
+	blobLimit = MaxSize
+	if _, _, err := b.Recv(); err == nil || !strings.Contains(err.Error(), "over the") {
+		t.Errorf("a blob over the limit: want refused, got %v", err)
 	}
 }
