@@ -61,12 +61,14 @@ Exit status:
           when --memory did it)
   125     the sandbox itself failed: one line "sandbox: ..." says what, and
           how to fix it (bad flags, profile or SANDBOX_* values included)
-  126     the command exists but is not executable
+  126     the command exists but is not executable (or the kernel refused to
+          exec it: "argument list too long")
   127     the command was not found
 
 Profiles (--profile FILE, or $SANDBOX_PROFILE; --profile= for none):
-  A TOML (.toml) or YAML (.yaml, .yml) file setting any of the flags above by
-  their long names, and "command", the command to run when none is given:
+  A TOML (.toml) or YAML (.yaml, .yml) file (a regular file of at most
+  1 MiB) setting any of the flags above by their long names, and "command",
+  the command to run when none is given:
 
     # ci.toml                          # ci.yaml
     memory = "512M"                    memory: 512M
