@@ -148,6 +148,9 @@ func Init() int {
 		stdio = []*os.File{slave, slave, slave}
 		sys.Setsid, sys.Setctty, sys.Ctty = true, true, 0
 	}
+	if cfg.Seccomp != nil {
+		conn.Send(proto.KindConfining, nil)
+	}
 	if step, err := confineSelf(&cfg, lg); err != nil {
 		return fail(step, StatusError, err)
 	}

@@ -75,11 +75,15 @@ func parseStat(b []byte) (byte, [][]byte, bool) {
 // moment (its threads end one by one after exit_group).
 type initWatch struct {
 	pid     int
-	seccomp bool            // a seccomp filter is installed in init
-	prev    map[string]bool // threads at the previous check
-	lost    string          // a thread gone since, while the process lived
-	seen    int
-	dead    error // why init was ended; nil while it was not
+	seccomp bool // a seccomp filter is installed in init
+	profile bool // that filter is a user's --seccomp FILE
+	// confined is when init said it installs the filter; zero before, and
+	// again once the payload started.
+	confined time.Time
+	prev     map[string]bool // threads at the previous check
+	lost     string          // a thread gone since, while the process lived
+	seen     int
+	dead     error // why init was ended; nil while it was not
 	// done is set once init reported Exit or Error: its work is over, and
 	// after initGrace it is ended whatever state it is in (a filter that
 	// fails exit_group leaves it unable to exit).
@@ -88,6 +92,17 @@ type initWatch struct {
 
 // initGrace is how long init may take to exit after its last report.
 const initGrace = 5 * time.Second
+
+// initStartBound is how long init may take, under a user's profile, from
+// installing the filter to starting the payload: one fork and one exec
+// (a filter failing close leaves it blocked on its own exec pipe).
+const initStartBound = 30 * time.Second
+
+// confining notes that init is installing the filter.
+func (w *initWatch) confining() { w.confined = time.Now() }
+
+// started notes that the payload started.
+func (w *initWatch) started() { w.confined = time.Time{} }
 
 // reported notes that init sent its last message.
 func (w *initWatch) reported() {
@@ -104,6 +119,12 @@ func (w *initWatch) check() {
 	if !w.done.IsZero() && time.Since(w.done) > initGrace {
 		unix.Kill(w.pid, unix.SIGKILL)
 		w.dead = fmt.Errorf("the sandbox's init did not exit within %v of its last report; ended it%s", initGrace, w.hint())
+		return
+	}
+	if w.profile && !w.confined.IsZero() && w.done.IsZero() && time.Since(w.confined) > initStartBound {
+		unix.Kill(w.pid, unix.SIGKILL)
+		w.dead = fmt.Errorf("the sandbox's init did not start the command within %v of installing the seccomp profile; ended it "+
+			"(the profile likely fails or blocks a system call init makes to start it: allow those)", initStartBound)
 		return
 	}
 	tids, zombie, code, ok := initThreads(w.pid)

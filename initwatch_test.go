@@ -104,6 +104,16 @@ func TestInitWatchHealthy(t *testing.T) {
 	if w.dead != nil {
 		t.Fatalf("a healthy process was ended: %v", w.dead)
 	}
+	// Under a user's profile, init installed it long ago and has not
+	// started the payload: ended.
+	w.profile, w.confined = true, time.Now().Add(-initStartBound-time.Second)
+	w.check()
+	if w.dead == nil || !strings.Contains(w.dead.Error(), "did not start the command") {
+		t.Fatalf("no start after installing a profile: want it ended, got %v", w.dead)
+	}
+	waitEnded(t, cmd)
+	cmd = startHalfDead(t, "sleep")
+	w = &initWatch{pid: cmd.Process.Pid}
 	// Its last report was long ago: ended after the grace.
 	w.done = time.Now().Add(-initGrace - time.Second)
 	w.check()

@@ -102,7 +102,10 @@ type Spec struct {
 	Landlock    *confine.LandlockRules
 	PreserveFDs int
 	Seccomp     *seccomp.Program // nil: unconfined
-	Resources   Resources        // cgroup limits
+	// SeccompFile: the filter is a user's profile (--seccomp FILE), which
+	// may stop calls init itself makes (initWatch bounds init's start).
+	SeccompFile bool
+	Resources   Resources // cgroup limits
 	// Log prints and records the run's lines; Report is filled in as it
 	// goes (--report).
 	Log    *Logger
@@ -308,6 +311,7 @@ func confinement(opts Options, cfg rootfs.Config, s *Spec) error {
 	if err != nil {
 		return usagef("--seccomp: %v", err)
 	}
+	s.SeccompFile = s.Seccomp != nil && orDefault(opts.Seccomp, "default") != seccomp.SpecDefault
 	if opts.Landlock {
 		r := &confine.LandlockRules{
 			WritableDirs:  []string{"/tmp", "/dev/shm", "/dev/pts", "/dev/mqueue"},

@@ -185,7 +185,7 @@ func run(s *Spec) (status int, err error) {
 	cfg.Exec = true
 	// Init's threads before it can install a filter: a thread killed later
 	// is seen gone (initWatch).
-	watch := initWatch{pid: c.Pid, seccomp: s.Seccomp != nil}
+	watch := initWatch{pid: c.Pid, seccomp: s.Seccomp != nil, profile: s.SeccompFile}
 	watch.check()
 	if err := parent.Send(proto.KindConfig, cfg, int(ln.Fd()), int(userNS.Fd())); err != nil {
 		return abort(atStep("sending the configuration", err))
@@ -254,7 +254,10 @@ func run(s *Spec) (status int, err error) {
 				if err != nil {
 					logf("terminal relay: %v", err)
 				}
+			case proto.KindConfining:
+				watch.confining()
 			case proto.KindStarted:
+				watch.started()
 				rep.started(m.env)
 				logf("payload started after %v", time.Since(start).Round(time.Microsecond))
 				var st childStarted

@@ -16,6 +16,10 @@
 //	                           is up, or the error; init waits for it before the
 //	                           payload starts
 //	child  → parent  PTY       (only with a terminal) the pty master, as an fd
+//	child  → parent  Confining init is about to install the seccomp filter on
+//	                           itself: from here to Started (a fork and an exec)
+//	                           a user's profile may block it, so the parent
+//	                           bounds that time
 //	child  → parent  Started   the payload was started (its pid inside), with
 //	                           init's share of the run report (its timed steps,
 //	                           warnings, fallbacks)
@@ -63,13 +67,14 @@ type Kind string
 
 // Message kinds, in protocol order.
 const (
-	KindConfig  Kind = "config"
-	KindPTY     Kind = "pty"
-	KindStarted Kind = "started"
-	KindExit    Kind = "exit"
-	KindError   Kind = "error"
-	KindTap     Kind = "tap" // child → parent: the tap made for the builtin network driver
-	KindNet     Kind = "net" // parent → child: the network is up (or why not)
+	KindConfig    Kind = "config"
+	KindPTY       Kind = "pty"
+	KindStarted   Kind = "started"
+	KindConfining Kind = "confining"
+	KindExit      Kind = "exit"
+	KindError     Kind = "error"
+	KindTap       Kind = "tap" // child → parent: the tap made for the builtin network driver
+	KindNet       Kind = "net" // parent → child: the network is up (or why not)
 
 	// `sandbox exec` → init, on a connection to the exec socket: Exec
 	// (the command, with the client's user namespace as the first fd, then
