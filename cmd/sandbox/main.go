@@ -25,8 +25,11 @@ var version = "dev"
 
 func main() {
 	// The re-executed child is dispatched before any flag parsing.
-	if filepath.Base(os.Args[0]) == sandbox.InitArg0 {
+	switch filepath.Base(os.Args[0]) {
+	case sandbox.InitArg0:
 		os.Exit(sandbox.Init())
+	case sandbox.CleanArg0:
+		os.Exit(sandbox.CleanChild())
 	}
 	sandbox.NetstackELF = netstackELF
 	os.Exit(runCLI(os.Args[1:]))
@@ -50,6 +53,8 @@ type runCmd struct {
 	Upper             string   `type:"path" placeholder:"DIR" help:"Keep the root's changes in DIR across runs (default: in memory, gone at exit)."`
 	Overlay           string   `enum:"auto,kernel,fuse" default:"auto" help:"Overlay driver: kernel (overlayfs), fuse (fuse-overlayfs), or auto (kernel, and fuse-overlayfs with a warning for each mount the kernel refuses)."`
 	ReadOnly          bool     `help:"Make the root read-only (no copy-on-write layer)."`
+	Ephemeral         string   `enum:"memory,disk" default:"memory" help:"Where the sandbox's ephemeral writes go (the root's changes without --upper, /tmp, /run, /dev/shm, the homes, --tmpfs): memory (one tmpfs of --ephemeral-size) or disk (a directory under $XDG_CACHE_HOME/sandbox/ephemeral, removed at exit; bounded by that file system's free space)."`
+	EphemeralSize     string   `name:"ephemeral-size" placeholder:"SIZE" help:"Size of that one tmpfs, shared by all of them (default: a quarter of RAM, at most 8G, at most half of --memory); full, writes fail with ENOSPC."`
 	Cwd               string   `placeholder:"rw|ro|none" help:"Share the working directory at the same path: rw (default), ro or none."`
 	Bind              []string `placeholder:"SRC[:DST][:ro]" help:"Bind host SRC at DST inside (repeatable; DST defaults to SRC)."`
 	Tmpfs             []string `placeholder:"DST" help:"Mount an empty tmpfs at DST (repeatable)."`
@@ -156,6 +161,7 @@ func runCLI(args []string) int {
 		Args: cmd, Name: r.Name, Detach: r.Detach, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,
 		Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
 		Rootfs: r.Rootfs, Image: r.Image, Layers: r.Layer, Upper: r.Upper, Overlay: r.Overlay, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
+		Ephemeral: r.Ephemeral, EphemeralSize: r.EphemeralSize,
 		Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
 		TTY: r.TTY, Verbose: r.Verbose, LogFormat: r.LogFormat,
 		CapAdd: r.CapAdd, CapDrop: r.CapDrop, Landlock: r.Landlock, PreserveFDs: r.PreserveFds,
