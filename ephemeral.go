@@ -88,7 +88,7 @@ func ephemeralSize(flag string, memLimit int64) (int64, error) {
 		}
 		size = n
 	} else {
-		size = DefaultEphemeralSize(totalRAM(), memLimit)
+		size = DefaultEphemeralSize(TotalRAM(), memLimit)
 	}
 	page := int64(os.Getpagesize())
 	return (size + page - 1) / page * page, nil
@@ -104,7 +104,8 @@ func DefaultEphemeralSize(ram, memLimit int64) int64 {
 	return max(size&^(1<<20-1), ephemeralMin) // whole MiB, for the eye
 }
 
-func totalRAM() int64 {
+// TotalRAM is the host's memory in bytes.
+func TotalRAM() int64 {
 	var si unix.Sysinfo_t
 	if err := unix.Sysinfo(&si); err != nil {
 		return ephemeralCap * ephemeralRAMDivisor // unknown: the cap

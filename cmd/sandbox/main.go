@@ -50,11 +50,11 @@ type runCmd struct {
 	Rootfs            string   `type:"path" placeholder:"DIR" help:"Use DIR as the root's bottom layer instead of the host's own directories."`
 	Image             string   `placeholder:"NAME[:TAG]" help:"Use an imported image (sandbox image import) as the root, with its environment, working directory and command."`
 	Layer             []string `type:"path" placeholder:"DIR" help:"Stack DIR as a read-only layer (repeatable; later ones on top)."`
-	Upper             string   `type:"path" placeholder:"DIR" help:"Keep the root's changes in DIR across runs (default: in memory, gone at exit)."`
+	Upper             string   `type:"path" placeholder:"DIR" help:"Keep the root's changes in DIR across runs (default: in the ephemeral storage, gone at exit)."`
 	Overlay           string   `enum:"auto,kernel,fuse" default:"auto" help:"Overlay driver: kernel (overlayfs), fuse (fuse-overlayfs), or auto (kernel, and fuse-overlayfs with a warning for each mount the kernel refuses)."`
 	ReadOnly          bool     `help:"Make the root read-only (no copy-on-write layer)."`
 	Ephemeral         string   `enum:"memory,disk" default:"memory" help:"Where the sandbox's ephemeral writes go (the root's changes without --upper, /tmp, /run, /dev/shm, the homes, --tmpfs): memory (one tmpfs of --ephemeral-size) or disk (a directory under $XDG_CACHE_HOME/sandbox/ephemeral, removed at exit; bounded by that file system's free space)."`
-	EphemeralSize     string   `name:"ephemeral-size" placeholder:"SIZE" help:"Size of that one tmpfs, shared by all of them (default: a quarter of RAM, at most 8G, at most half of --memory); full, writes fail with ENOSPC."`
+	EphemeralSize     string   `name:"ephemeral-size" placeholder:"SIZE" help:"Size of that one tmpfs, shared by all of them (default: a quarter of RAM, at most 8G, at most half of --memory; here ${ephemeral_default}); full, writes fail with ENOSPC."`
 	Cwd               string   `placeholder:"rw|ro|none" help:"Share the working directory at the same path: rw (default), ro or none."`
 	Bind              []string `placeholder:"SRC[:DST][:ro]" help:"Bind host SRC at DST inside (repeatable; DST defaults to SRC)."`
 	Tmpfs             []string `placeholder:"DST" help:"Mount an empty tmpfs at DST (repeatable)."`
