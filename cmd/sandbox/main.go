@@ -57,7 +57,7 @@ type runCmd struct {
 	EphemeralSize     string   `name:"ephemeral-size" placeholder:"SIZE" help:"Size of that one tmpfs, shared by all of them (default: a quarter of RAM, at most 8G, at most half of --memory; here ${ephemeral_default}); full, writes fail with ENOSPC."`
 	Cwd               string   `placeholder:"rw|ro|none" help:"Share the working directory at the same path: rw (default), ro or none."`
 	Bind              []string `placeholder:"SRC[:DST][:ro]" help:"Bind host SRC at DST inside (repeatable; DST defaults to SRC)."`
-	Tmpfs             []string `placeholder:"DST" help:"Mount an empty tmpfs at DST (repeatable)."`
+	Tmpfs             []string `placeholder:"DST" help:"Mount an empty tmpfs at DST (repeatable; part of the ephemeral storage, see --ephemeral)."`
 	Chdir             string   `placeholder:"DIR" help:"Working directory of the command (default: the shared working directory, else /)."`
 	Env               []string `short:"e" placeholder:"K=V" help:"Set K=V, or copy K from your environment (repeatable)."`
 	Clearenv          bool     `help:"Start from an empty environment (PATH, HOME and TERM are then set)."`
