@@ -293,15 +293,22 @@ func runCleaner(base string, names []string) error {
 		return err
 	}
 	defer devnull.Close()
+	goR, goW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer goW.Close()
 	errR, errW, err := os.Pipe()
 	if err != nil {
+		goR.Close()
 		return err
 	}
 	defer errR.Close()
 	c, err := userns.Start(userns.Options{
 		Path: "/proc/self/exe", Args: append([]string{CleanArg0, base}, names...), Env: []string{},
-		Cloneflags: syscall.CLONE_NEWUSER, LastCap: last, Stdin: devnull, Stdout: devnull, Stderr: errW,
+		Cloneflags: syscall.CLONE_NEWUSER, LastCap: last, Stdin: goR, Stdout: devnull, Stderr: errW,
 	})
+	goR.Close()
 	errW.Close()
 	if err != nil {
 		return fmt.Errorf("starting the remover in a user namespace: %w", err)
@@ -314,6 +321,10 @@ func runCleaner(base string, names []string) error {
 		c.Wait()
 		return fmt.Errorf("writing the remover's id maps: %w", err)
 	}
+	// Both maps are written: go (its rights over a file need the file's
+	// uid and gid mapped).
+	goW.Write([]byte{'\n'})
+	goW.Close()
 	timer := time.AfterFunc(cleanTimeout, func() { unix.Kill(c.Pid, unix.SIGKILL) })
 	defer timer.Stop()
 	msg, _ := io.ReadAll(io.LimitReader(errR, 4096))
@@ -332,22 +343,17 @@ func runCleaner(base string, names []string) error {
 
 // CleanChild is the remover in its user namespace, root over the caller's
 // ids: argv is CleanArg0 BASE NAME...; it waits for its id maps (the
-// parent writes them after the start), then removes each BASE/NAME that is
-// an ephemeral directory of the caller's.
+// parent writes them after the start and then sends one byte on stdin),
+// then removes each BASE/NAME that is an ephemeral directory of the
+// caller's.
 func CleanChild() int {
 	if len(os.Args) < 3 {
 		fmt.Fprintf(os.Stderr, "%s: usage: BASE NAME...\n", CleanArg0)
 		return 2
 	}
-	// The maps come a moment after the start; until then our uid is the
-	// overflow id and the caller's files are not ours.
-	deadline := time.Now().Add(30 * time.Second)
-	for !mapped() {
-		if time.Now().After(deadline) {
-			fmt.Fprintf(os.Stderr, "%s: no id map after 30s\n", CleanArg0)
-			return 1
-		}
-		time.Sleep(time.Millisecond)
+	if n, _ := os.Stdin.Read(make([]byte, 1)); n != 1 {
+		fmt.Fprintf(os.Stderr, "%s: no go-ahead (the id maps were not written)\n", CleanArg0)
+		return 1
 	}
 	base := os.Args[1]
 	status := 0
@@ -358,11 +364,6 @@ func CleanChild() int {
 		}
 	}
 	return status
-}
-
-func mapped() bool {
-	b, err := os.ReadFile("/proc/self/uid_map")
-	return err == nil && len(bytes.TrimSpace(b)) > 0
 }
 
 // cleanOne removes base/name: only a real directory (not a link) named as

@@ -368,9 +368,10 @@ func TestEphemeralDiskSweptAfterSIGKILL(t *testing.T) {
 	if theirs == "" || syscall.Lstat(theirs, &st) != nil || int(st.Uid) == os.Getuid() {
 		t.Fatalf("no directory of a subordinate id in %s (%q): the test shows nothing", dirs[0], theirs)
 	}
-	wantCode(t, runOpts(t, opts{env: env}, "run", "--net=none", "--", "true"), 0)
+	r := runOpts(t, opts{env: env}, "run", "--net=none", "--", "true")
+	wantCode(t, r, 0)
 	if exists(dirs[0]) {
-		t.Errorf("the next run did not sweep %s", dirs[0])
+		t.Errorf("the next run did not sweep %s: %s", dirs[0], r)
 	}
 	if b, err := os.ReadFile(precious); err != nil || string(b) != "keep me" {
 		t.Errorf("the sweep touched %s, a link inside pointed to: %q %v", precious, b, err)
