@@ -353,6 +353,7 @@ type Listed struct {
 // List returns the caller's running sandboxes (all: also ended detached
 // ones), removing the records of killed runs on the way.
 func List(all bool) ([]Listed, error) {
+	SweepEphemeral() // best effort: the next run sweeps again
 	ents, err := state.List()
 	if err != nil {
 		return nil, err

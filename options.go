@@ -47,6 +47,8 @@ type Options struct {
 	Layers            []string
 	Upper             string
 	Overlay           string // --overlay: auto (or ""), kernel or fuse
+	Ephemeral         string // --ephemeral: memory (or "") or disk
+	EphemeralSize     string // --ephemeral-size SIZE ("": the default)
 	ReadOnly          bool
 	Cwd               string
 	Binds             []string
@@ -114,6 +116,10 @@ type Spec struct {
 	detach    bool          // --detach: run in the background
 	state     *state.Handle // claimed before Run (a detached supervisor's)
 	onStarted func()        // called once the payload runs
+
+	// ephemeralBase: --ephemeral=disk, where Run makes the run's directory.
+	ephemeralBase string
+	ephemeral     *ephemeralDir // made by Run, removed when it ends
 }
 
 // Prepare validates opts against the host and plans the whole sandbox.
@@ -194,6 +200,9 @@ func Prepare(opts Options) (*Spec, error) {
 		return nil, err
 	}
 	if err := prepareResources(opts, s); err != nil {
+		return nil, err
+	}
+	if cfg.Ephemeral, err = ephemeralConfig(opts, s); err != nil {
 		return nil, err
 	}
 	mounts, err := hostMounts()

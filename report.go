@@ -79,6 +79,18 @@ type RootReport struct {
 	CwdMode       string   `json:"cwd_mode"`       // rw, ro or none
 	Chdir         string   `json:"chdir"`
 	MountSteps    int      `json:"mount_steps"`
+	// Ephemeral is where the run's ephemeral writes went.
+	Ephemeral *EphemeralReport `json:"ephemeral"`
+}
+
+// EphemeralReport is the sandbox's ephemeral writable storage: the root's
+// ephemeral upper layers, /tmp, /run, /dev, /dev/shm, the homes, --tmpfs.
+type EphemeralReport struct {
+	Place     string `json:"place"`      // memory (one tmpfs) or disk (a directory)
+	SizeBytes int64  `json:"size_bytes"` // memory: the tmpfs's size (0 on disk: its file system's free space)
+	Size      string `json:"size"`       // the same, as --ephemeral-size writes it ("" on disk)
+	Inodes    int64  `json:"inodes"`     // memory: the tmpfs's nr_inodes
+	Dir       string `json:"dir"`        // disk: the run's directory, removed when it ends
 }
 
 // NetworkReport is the network namespace and its driver.
@@ -204,6 +216,12 @@ func newReport(opts Options, cfg rootfs.Config, s *Spec) *Report {
 	}
 	if cfg.Rootfs != "" {
 		r.Root.Source = "rootfs"
+	}
+	r.Root.Ephemeral = &EphemeralReport{Place: EphemeralMemory, SizeBytes: s.Plan.Ephemeral.Size, Inodes: s.Plan.Ephemeral.Inodes}
+	if s.ephemeralBase != "" {
+		r.Root.Ephemeral.Place = EphemeralDisk
+	} else {
+		r.Root.Ephemeral.Size = cgroupdelegate.FormatSize(s.Plan.Ephemeral.Size)
 	}
 	for _, st := range append([]rootfs.Step{s.Plan.Root}, s.Plan.Steps...) {
 		if st.Op == rootfs.OpOverlay {

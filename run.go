@@ -75,6 +75,11 @@ func run(s *Spec) (status int, err error) {
 	if err := prepareUpper(s); err != nil {
 		return StatusError, atStep("preparing the --upper directory", err)
 	}
+	// Removed once init is gone (every defer below runs first).
+	defer s.removeEphemeral(lg)
+	if err := s.makeEphemeral(); err != nil {
+		return StatusError, atStep("creating the ephemeral directory", err)
+	}
 	cg, err := openCgroup(s, lg)
 	if err != nil {
 		return StatusError, atStep("setting up the cgroup", err)

@@ -15,9 +15,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// staging is where the new root is assembled. A tmpfs covers the host's /tmp
-// in the sandbox's mount namespace only; every host path the plan reads was
-// opened before that, so nothing under the host's /tmp is lost.
+// staging is where the new root is assembled. A tmpfs (or the
+// --ephemeral=disk directory) covers the host's /tmp in the sandbox's mount
+// namespace only; every host path the plan reads was opened before that, so
+// nothing under the host's /tmp is lost.
 const staging = "/tmp"
 
 // StepError says which step failed.
@@ -86,8 +87,13 @@ func Execute(plan *Plan, logf Logf, warn Warnf) (string, error) {
 			return "", fmt.Errorf("opening the --upper directory: %w", err)
 		}
 	}
-	if err := unix.Mount("tmpfs", staging, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
-		return "", fmt.Errorf("mounting staging tmpfs on %s: %w", staging, err)
+	if plan.Ephemeral.Dir != "" {
+		if err := e.open(plan.Ephemeral.Dir); err != nil {
+			return "", err
+		}
+	}
+	if err := e.mountStaging(); err != nil {
+		return "", err
 	}
 	newRoot := path.Join(staging, "root")
 	if err := os.Mkdir(newRoot, 0o755); err != nil {
@@ -156,9 +162,71 @@ func (e *executor) hostPath(p string) string { return inroot.ProcPath(e.host[p])
 func (e *executor) mountRoot(target string) error {
 	s := e.plan.Root
 	if s.Op == OpTmpfs {
-		return unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, s.Data)
+		// The skeleton is a directory of the staging area made a mount of
+		// its own (pivot_root wants one): its writes count in the budget.
+		if err := unix.Chmod(target, tmpfsMode(s.Data)); err != nil {
+			return err
+		}
+		return unix.Mount(target, target, "", unix.MS_BIND, "")
 	}
 	return e.overlay(s, target)
+}
+
+// mountStaging mounts the staging area on staging: a tmpfs bounded by the
+// plan's size, or a bind of the --ephemeral=disk directory.
+func (e *executor) mountStaging() error {
+	eph := e.plan.Ephemeral
+	if eph.Dir == "" {
+		opts := "mode=0700"
+		if eph.Size > 0 {
+			opts += ",size=" + strconv.FormatInt(eph.Size, 10)
+		}
+		if eph.Inodes > 0 {
+			opts += ",nr_inodes=" + strconv.FormatInt(eph.Inodes, 10)
+		}
+		if err := unix.Mount("tmpfs", staging, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+			return fmt.Errorf("mounting staging tmpfs on %s (%s): %w", staging, opts, err)
+		}
+		return nil
+	}
+	if err := unix.Mount(e.hostPath(eph.Dir), staging, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("binding the ephemeral directory %s on %s: %w", eph.Dir, staging, err)
+	}
+	// As the tmpfs would be: no set-id or device files take effect there.
+	// A remount would have to repeat the host mount's locked flags;
+	// mount_setattr changes only these (absent before Linux 5.12: the
+	// sandbox's no_new_privs and user namespace cover both anyway).
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(unix.AT_FDCWD, staging, 0, attr); err != nil && !errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("making the ephemeral directory nosuid,nodev: %w", err)
+	}
+	return nil
+}
+
+// tmpfs puts a fresh directory of the staging area, with the mode the
+// step's options name, at target: a writable tmpfs of the plan, counted in
+// the sandbox's one budget (the staging area's size, or the disk).
+func (e *executor) tmpfs(target, data string) error {
+	d, err := e.scratch("tmpfs", 0)
+	if err != nil {
+		return err
+	}
+	if err := unix.Chmod(d, tmpfsMode(data)); err != nil {
+		return err
+	}
+	return unix.Mount(d, target, "", unix.MS_BIND, "")
+}
+
+// tmpfsMode is the mode= of tmpfs options (octal; 0755 when absent).
+func tmpfsMode(data string) uint32 {
+	for _, o := range strings.Split(data, ",") {
+		if v, ok := strings.CutPrefix(o, "mode="); ok {
+			if m, err := strconv.ParseUint(v, 8, 32); err == nil && m <= 0o7777 {
+				return uint32(m)
+			}
+		}
+	}
+	return 0o755
 }
 
 // scratch makes a fresh directory on the staging tmpfs.
@@ -417,7 +485,7 @@ func (e *executor) step(s Step) error {
 	case OpMkdir:
 		return unix.Fchmodat(unix.AT_FDCWD, target, defaultMode(s.Mode), 0)
 	case OpTmpfs:
-		return unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, s.Data)
+		return e.tmpfs(target, s.Data)
 	case OpOverlay:
 		return e.overlay(s, target)
 	case OpBind:

@@ -73,6 +73,22 @@ type Plan struct {
 	// Chdir is where the payload starts (inside).
 	Chdir   string  `json:"chdir"`
 	Overlay Overlay `json:"overlay"`
+	// Ephemeral is where every ephemeral write goes.
+	Ephemeral Ephemeral `json:"ephemeral"`
+}
+
+// Ephemeral is the sandbox's ephemeral writable storage: one staging area
+// holds the root skeleton, every ephemeral upper layer and every writable
+// tmpfs of the plan (/tmp, /run, /dev, /dev/shm, the homes, --tmpfs), each
+// of those a bind of a directory of it, so one budget bounds them all.
+type Ephemeral struct {
+	// Dir is a host directory bound as the staging area (--ephemeral=disk);
+	// "" is a tmpfs.
+	Dir string `json:"dir,omitempty"`
+	// Size and Inodes bound the tmpfs (size=, nr_inodes=); 0 leaves the
+	// kernel's default.
+	Size   int64 `json:"size,omitempty"`
+	Inodes int64 `json:"inodes,omitempty"`
 }
 
 // Overlay is how the plan's overlays are mounted.
@@ -123,7 +139,8 @@ type Config struct {
 	Resolv   string // content for /etc/resolv.conf, or "" to keep the root's
 	// DevptsGID is the tty group inside, or -1 when it is not mapped.
 	DevptsGID int
-	Overlay   Overlay // Marker is set from Upper
+	Overlay   Overlay   // Marker is set from Upper
+	Ephemeral Ephemeral // where ephemeral writes go
 }
 
 // Mount is the part of a host mount the planner uses.
@@ -239,6 +256,7 @@ func Build(cfg Config, host HostFS, mounts []Mount) (*Plan, error) {
 	}
 	p.plan.Overlay = cfg.Overlay
 	p.plan.Overlay.Marker = cfg.Upper
+	p.plan.Ephemeral = cfg.Ephemeral
 	p.plan.Chdir = cfg.Chdir
 	if p.plan.Chdir == "" {
 		p.plan.Chdir = "/"

@@ -4,17 +4,23 @@ import (
 	"fmt"
 	"strings"
 
+	"sandbox"
+	"sandbox/cgroupdelegate"
+
 	"github.com/alecthomas/kong"
 )
 
 // helpOption prints commands one line each (a command with subcommands,
 // `image`, as one line too: `sandbox image --help` lists them) and, after a command's flags,
 // the sections a man page would have (helpSections).
+// It also defines the variables run's help text uses.
 func helpOption() kong.Option {
 	return kong.OptionFunc(func(k *kong.Kong) error {
 		for _, o := range []kong.Option{
 			kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
 			kong.Help(printHelp),
+			// --ephemeral-size's help shows this host's default.
+			kong.Vars{"ephemeral_default": cgroupdelegate.FormatSize(sandbox.DefaultEphemeralSize(sandbox.TotalRAM(), 0))},
 		} {
 			if err := o.Apply(k); err != nil {
 				return err
@@ -64,6 +70,15 @@ Exit status:
   126     the command exists but is not executable (or the kernel refused to
           exec it: "argument list too long")
   127     the command was not found
+
+Ephemeral storage:
+  The root's changes (without --upper), /, /tmp, /run, /dev, /dev/shm, the
+  homes and --tmpfs share one budget, gone at exit: by default one tmpfs of a
+  quarter of RAM, at most 8G and at most half of --memory (--ephemeral-size);
+  full, writes fail with ENOSPC. --ephemeral=disk keeps them in
+  $XDG_CACHE_HOME/sandbox/ephemeral/NAME-XXXXXXXX (~/.cache without it),
+  bounded by that disk, removed at exit (after a SIGKILL: by the next run or
+  sandbox ps). --report says which, and the size (root.ephemeral).
 
 Profiles (--profile FILE, or $SANDBOX_PROFILE; --profile= for none):
   A TOML (.toml) or YAML (.yaml, .yml) file (a regular file of at most

@@ -37,8 +37,11 @@ func init() {
 
 func main() {
 	// The re-executed child is dispatched before any flag parsing.
-	if filepath.Base(os.Args[0]) == sandbox.InitArg0 {
+	switch filepath.Base(os.Args[0]) {
+	case sandbox.InitArg0:
 		os.Exit(sandbox.Init())
+	case sandbox.CleanArg0:
+		os.Exit(sandbox.CleanChild())
 	}
 	sandbox.NetstackELF = netstackELF
 	os.Exit(runCLI(os.Args[1:]))
@@ -59,12 +62,14 @@ type runCmd struct {
 	Rootfs            string   `type:"path" placeholder:"DIR" help:"Use DIR as the root's bottom layer instead of the host's own directories."`
 	Image             string   `placeholder:"NAME[:TAG]" help:"Use an imported image (sandbox image import) as the root, with its environment, working directory and command."`
 	Layer             []string `type:"path" placeholder:"DIR" help:"Stack DIR as a read-only layer (repeatable; later ones on top)."`
-	Upper             string   `type:"path" placeholder:"DIR" help:"Keep the root's changes in DIR across runs (default: in memory, gone at exit)."`
+	Upper             string   `type:"path" placeholder:"DIR" help:"Keep the root's changes in DIR across runs (default: in the ephemeral storage, gone at exit)."`
 	Overlay           string   `enum:"auto,kernel,fuse" default:"auto" help:"Overlay driver: kernel (overlayfs), fuse (fuse-overlayfs), or auto (kernel, and fuse-overlayfs with a warning for each mount the kernel refuses)."`
 	ReadOnly          bool     `help:"Make the root read-only (no copy-on-write layer)."`
+	Ephemeral         string   `enum:"memory,disk" default:"memory" help:"Where the sandbox's ephemeral writes go (the root's changes without --upper, /tmp, /run, /dev/shm, the homes, --tmpfs): memory (one tmpfs of --ephemeral-size) or disk (a directory under $XDG_CACHE_HOME/sandbox/ephemeral, removed at exit; bounded by that file system's free space)."`
+	EphemeralSize     string   `name:"ephemeral-size" placeholder:"SIZE" help:"Size of that one tmpfs, shared by all of them (default: a quarter of RAM, at most 8G, at most half of --memory; here ${ephemeral_default}); full, writes fail with ENOSPC."`
 	Cwd               string   `placeholder:"rw|ro|none" help:"Share the working directory at the same path: rw (default), ro or none."`
 	Bind              []string `placeholder:"SRC[:DST][:ro]" help:"Bind host SRC at DST inside (repeatable; DST defaults to SRC)."`
-	Tmpfs             []string `placeholder:"DST" help:"Mount an empty tmpfs at DST (repeatable)."`
+	Tmpfs             []string `placeholder:"DST" help:"Mount an empty tmpfs at DST (repeatable; part of the ephemeral storage, see --ephemeral)."`
 	Chdir             string   `placeholder:"DIR" help:"Working directory of the command (default: the shared working directory, else /)."`
 	Env               []string `short:"e" placeholder:"K=V" help:"Set K=V, or copy K from your environment (repeatable)."`
 	Clearenv          bool     `help:"Start from an empty environment (PATH, HOME and TERM are then set)."`
@@ -186,6 +191,7 @@ func runCLI(args []string) int {
 		Args: cmd, Name: r.Name, Detach: r.Detach, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,
 		Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
 		Rootfs: r.Rootfs, Image: r.Image, Layers: r.Layer, Upper: r.Upper, Overlay: r.Overlay, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
+		Ephemeral: r.Ephemeral, EphemeralSize: r.EphemeralSize,
 		Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
 		TTY: r.TTY, Verbose: r.Verbose, LogFormat: r.LogFormat,
 		CapAdd: r.CapAdd, CapDrop: r.CapDrop, Landlock: r.Landlock, PreserveFDs: r.PreserveFds,
