@@ -129,6 +129,10 @@ func runCLI(args []string) int {
 		lg.Error(err.Error())
 		return sandbox.StatusError
 	}
+	if err := emptyValue(ctx); err != nil {
+		lg.Error(def.explain(err).Error())
+		return sandbox.StatusError
+	}
 	name, _, _ := strings.Cut(ctx.Command(), " ")
 	switch name {
 	case "version":
