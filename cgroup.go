@@ -21,7 +21,8 @@ import (
 // strictly they must hold.
 type Resources struct {
 	Limits cgroupdelegate.Limits
-	// NProc is the RLIMIT_NPROC of every user inside (0: inherited).
+	// NProc is the RLIMIT_NPROC of every user inside (0: inherited;
+	// procLimit has the last word).
 	NProc uint64
 	// BestEffort (--limits=best-effort) runs without a limit that cannot
 	// be applied, with a warning; strict (the default) refuses to run.

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,9 +16,9 @@ import (
 // that leaves room for parallel builds and thread-heavy runtimes.
 const DefaultNProc = 4096
 
-// nprocLimit is the RLIMIT_NPROC for a run: --pids N also bounds each
-// user inside to N (so it holds without a cgroup too), --pids max keeps
-// the inherited limit (0), no flag gives the default.
+// nprocLimit is the RLIMIT_NPROC for a run: no flag gives the default,
+// --pids max keeps the inherited limit (0), --pids N gives N (applied only
+// where pids.max is not: see procLimit).
 func nprocLimit(pids string, parsed int64) uint64 {
 	switch {
 	case pids == "max":
@@ -26,6 +27,21 @@ func nprocLimit(pids string, parsed int64) uint64 {
 		return uint64(parsed)
 	}
 	return DefaultNProc
+}
+
+// procLimit is the RLIMIT_NPROC to set once the cgroup is open: with
+// --pids N and pids.max written, none (pids.max counts the same tasks and
+// is the one that should refuse, as pids.events shows); with --pids N
+// skipped (--limits=best-effort, no cgroup), N per user inside instead.
+func (r Resources) procLimit(cg *runCgroup) uint64 {
+	if r.Limits.Pids > 0 && cg != nil {
+		for _, a := range cg.applied {
+			if strings.HasPrefix(a, "pids.max=") {
+				return 0
+			}
+		}
+	}
+	return r.NProc
 }
 
 // limitProcs sets init's RLIMIT_NPROC (soft and hard) before it starts
