@@ -17,13 +17,13 @@ import (
 const DefaultNProc = 4096
 
 // nprocLimit is the RLIMIT_NPROC for a run: no flag gives the default,
-// --pids max keeps the inherited limit (0), --pids N gives N (applied only
-// where pids.max is not: see procLimit).
+// --pids max keeps the inherited limit (0), --pids N the default or N if
+// higher (applied only where pids.max is not: see procLimit).
 func nprocLimit(pids string, parsed int64) uint64 {
 	switch {
 	case pids == "max":
 		return 0
-	case parsed > 0:
+	case parsed > DefaultNProc:
 		return uint64(parsed)
 	}
 	return DefaultNProc
@@ -32,7 +32,8 @@ func nprocLimit(pids string, parsed int64) uint64 {
 // procLimit is the RLIMIT_NPROC to set once the cgroup is open: with
 // --pids N and pids.max written, none (pids.max counts the same tasks and
 // is the one that should refuse, as pids.events shows); with --pids N
-// skipped (--limits=best-effort, no cgroup), N per user inside instead.
+// skipped (--limits=best-effort, no cgroup: the run goes on without it, as
+// the warning says), the default bound still holds (N if higher).
 func (r Resources) procLimit(cg *runCgroup) uint64 {
 	if r.Limits.Pids > 0 && cg != nil {
 		for _, a := range cg.applied {

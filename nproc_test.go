@@ -13,12 +13,13 @@ func TestProcLimit(t *testing.T) {
 		applied []string
 		want    uint64
 	}{
-		{"", 0, nil, DefaultNProc},                      // no flag: the default, cgroup or not
-		{"", 0, []string{"memory.max=1"}, DefaultNProc}, // other limits do not change it
-		{"max", 0, nil, 0},                              // --pids max: inherited
-		{"50", 50, []string{"pids.max=50"}, 0},          // pids.max refuses, not the rlimit
-		{"50", 50, nil, 50},                             // pids.max skipped (best-effort): the rlimit instead
-		{"50", 50, []string{"memory.max=1"}, 50},        // likewise
+		{"", 0, nil, DefaultNProc},                         // no flag: the default, cgroup or not
+		{"", 0, []string{"memory.max=1"}, DefaultNProc},    // other limits do not change it
+		{"max", 0, nil, 0},                                 // --pids max: inherited
+		{"50", 50, []string{"pids.max=50"}, 0},             // pids.max refuses, not the rlimit
+		{"50", 50, nil, DefaultNProc},                      // pids.max skipped (best-effort): the default still bounds
+		{"9000", 9000, nil, 9000},                          // or N if higher
+		{"50", 50, []string{"memory.max=1"}, DefaultNProc}, // likewise
 	} {
 		r := Resources{Limits: cgroupdelegate.Limits{Pids: c.parsed}, NProc: nprocLimit(c.pids, c.parsed)}
 		var cg *runCgroup
