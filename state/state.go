@@ -148,7 +148,7 @@ func securePath(p string, uid int) error {
 		switch {
 		case st.Mode&unix.S_IFMT != unix.S_IFDIR:
 			return fmt.Errorf("%s is %s, not a directory", p, fileType(st.Mode))
-		case owner != uid && owner != 0:
+		case owner != uid && owner != 0 && !outsideOwner(owner):
 			return fmt.Errorf("%s belongs to uid %d: that user could replace your sandboxes' state", p, owner)
 		case st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0:
 			return fmt.Errorf("%s is writable by others (mode %04o, not sticky): they could replace your sandboxes' state", p, st.Mode&0o7777)
@@ -158,6 +158,19 @@ func securePath(p string, uid int) error {
 		}
 		p = filepath.Dir(p)
 	}
+}
+
+// outsideOwner: in a user namespace other than the host's (inside a
+// container, or another sandbox), a directory of an id the namespace does
+// not map shows as the overflow uid: the host's root owns / there. It is
+// trusted as root is: no one inside the namespace can act as it.
+func outsideOwner(owner int) bool {
+	b, err := os.ReadFile("/proc/sys/kernel/overflowuid")
+	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(owner) {
+		return false
+	}
+	m, err := os.ReadFile("/proc/self/uid_map")
+	return err == nil && strings.Join(strings.Fields(string(m)), " ") != "0 0 4294967295"
 }
 
 func fileType(mode uint32) string {
