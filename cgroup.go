@@ -21,6 +21,9 @@ import (
 // strictly they must hold.
 type Resources struct {
 	Limits cgroupdelegate.Limits
+	// NProc is the RLIMIT_NPROC of every user inside (0: inherited;
+	// procLimit has the last word).
+	NProc uint64
 	// BestEffort (--limits=best-effort) runs without a limit that cannot
 	// be applied, with a warning; strict (the default) refuses to run.
 	BestEffort bool
@@ -35,11 +38,16 @@ func prepareResources(opts Options, s *Spec) error {
 	default:
 		return usagef("--limits=%s: use strict or best-effort", opts.LimitsMode)
 	}
+	pids := opts.Limits.Pids
+	if pids == "max" { // no pids.max, and the inherited RLIMIT_NPROC
+		opts.Limits.Pids = ""
+	}
 	l, err := cgroupdelegate.ParseLimits(opts.Limits, cgroupdelegate.HostDevices())
 	if err != nil {
 		return &UsageError{err.Error()}
 	}
 	s.Resources.Limits = l
+	s.Resources.NProc = nprocLimit(pids, l.Pids)
 	return nil
 }
 

@@ -288,12 +288,12 @@ func checkExec(name, p string) error {
 	fi, err := os.Stat(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%s: no such file or directory: %w", name, unix.ENOENT)
+			return fmt.Errorf("%s: %w", name, unix.ENOENT) // the errno says it once
 		}
 		return fmt.Errorf("%s: %w", name, unwrapSyscall(err))
 	}
 	if fi.IsDir() {
-		return fmt.Errorf("%s: is a directory: %w", name, unix.EISDIR)
+		return fmt.Errorf("%s: %w", name, unix.EISDIR)
 	}
 	if err := unix.Access(p, unix.X_OK); err != nil {
 		return fmt.Errorf("%s: not executable: %w", name, err)

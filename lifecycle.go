@@ -55,6 +55,7 @@ func (s *Spec) Detaching() bool { return s.detach && !s.Detached }
 // describe fills the sandbox's record with what Prepare decided.
 func (s *Spec) describe(i *state.Info) {
 	i.Name, i.Pid, i.Command, i.Created, i.Hostname = s.Name, os.Getpid(), s.Args, s.Start, s.Hostname
+	i.PidStart, _ = state.StartTime(i.Pid)
 	i.Root = "host"
 	if s.Rootfs != "" {
 		i.Root = s.Rootfs
@@ -78,7 +79,7 @@ func detach(s *Spec) (int, error) {
 		h.Finish(StatusError)
 		return StatusError, err
 	}
-	logf, err := os.OpenFile(h.Path(state.LogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+	logf, err := os.OpenFile(h.Path(state.LogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fail(fmt.Errorf("creating the log: %w", err))
 	}
@@ -270,12 +271,33 @@ func procStatus(pid int) (status, error) {
 }
 
 // Stop asks the sandbox's command to end (SIGTERM), then kills the whole
-// sandbox (SIGKILL to its init) after grace; it returns once it ended.
+// sandbox (SIGKILL to its init) after grace; it returns once it ended. A
+// sandbox still starting is given grace to finish starting and then
+// stopped the same way; one still starting after that is killed whole
+// (its supervisor: init and everything inside go with it).
 func Stop(name string, grace time.Duration) error {
-	e, err := lookupRunning(name)
+	e, err := state.Lookup(name)
 	if err != nil {
-		return err
+		return &UsageError{err.Error()}
 	}
+	if !e.Live {
+		return usagef("sandbox %s has ended%s (sandbox logs %s shows its output; sandbox rm %s removes it)",
+			name, exitNote(e.Info), name, name)
+	}
+	start := time.Now()
+	for e.Status != state.Running || !state.SameProcess(e.InitPid, e.InitStart) {
+		if !e.Running() {
+			return nil // it ended meanwhile
+		}
+		if time.Since(start) >= grace {
+			return killSupervisor(e)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if e, err = state.Lookup(name); err != nil || !e.Live {
+			return nil
+		}
+	}
+	grace -= time.Since(start)
 	if err := signalPayload(e, unix.SIGTERM); err != nil && !waitEnd(e, 0) {
 		return err
 	}
@@ -291,6 +313,26 @@ func Stop(name string, grace time.Duration) error {
 	if !waitEnd(e, 10*time.Second) {
 		return fmt.Errorf("sandbox %s did not end within 10 s of SIGKILL (its supervisor is pid %d)", name, e.Pid)
 	}
+	return nil
+}
+
+// killSupervisor ends a sandbox that never finished starting: SIGKILL to
+// the `sandbox` process that runs it (checked by its start time, through
+// a pidfd), whose death takes init, the helpers and the pid namespace.
+func killSupervisor(e state.Entry) error {
+	if e.Pid <= 0 || e.PidStart == 0 {
+		return fmt.Errorf("sandbox %s is still starting and has not recorded its supervisor yet; try again", e.Name)
+	}
+	if pfd, err := unix.PidfdOpen(e.Pid, 0); err == nil {
+		if state.SameProcess(e.Pid, e.PidStart) {
+			unix.PidfdSendSignal(pfd, unix.SIGKILL, nil, 0)
+		}
+		unix.Close(pfd)
+	}
+	if !waitEnd(e, 10*time.Second) {
+		return fmt.Errorf("sandbox %s did not end within 10 s of SIGKILL to its supervisor (pid %d)", e.Name, e.Pid)
+	}
+	state.Lookup(e.Name) // removes the killed run's record
 	return nil
 }
 
@@ -317,7 +359,7 @@ func Logs(name string, follow bool, w io.Writer) error {
 	if !e.Detached {
 		return usagef("sandbox %s runs in the foreground: its output goes where its `sandbox run` writes (only --detach keeps a log)", name)
 	}
-	f, err := os.Open(e.Dir + "/" + state.LogFile)
+	f, err := os.OpenFile(e.Dir+"/"+state.LogFile, os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return fmt.Errorf("opening the log of %s: %w", name, err)
 	}

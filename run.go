@@ -137,6 +137,9 @@ func run(s *Spec) (status int, err error) {
 		c.Wait()
 		return StatusError, err
 	}
+	if err := limitProcs(c.Pid, s.Resources.procLimit(cg)); err != nil {
+		return abort(atStep("limiting processes", err))
+	}
 	// The network driver starts now, alongside the id maps and init's root.
 	var network *netns.Network
 	defer func() {

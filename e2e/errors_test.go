@@ -35,6 +35,17 @@ func TestBadInputsExit125(t *testing.T) {
 		{"uid not a number", []string{"run", "--uid", "e2e-nan", "--", "true"}, regexp.MustCompile(`e2e-nan`)},
 		{"no command", []string{"run"}, regexp.MustCompile(`(?i)command|cmd|argument`)},
 		{"no command after --", []string{"run", "--"}, regexp.MustCompile(`(?i)command|cmd|argument`)},
+		{"empty bind", []string{"run", "--bind", "", "--", "true"}, regexp.MustCompile(`--bind: empty value`)},
+		{"empty bind after one", []string{"run", "--bind", cwd, "--bind", "", "--", "true"}, regexp.MustCompile(`--bind: empty value`)},
+		{"empty tmpfs", []string{"run", "--tmpfs", "", "--", "true"}, regexp.MustCompile(`--tmpfs: empty value`)},
+		{"empty name", []string{"run", "--name", "", "--", "true"}, regexp.MustCompile(`--name: empty value`)},
+		{"empty hostname", []string{"run", "--hostname", "", "--", "true"}, regexp.MustCompile(`--hostname: empty value`)},
+		{"empty cap-add", []string{"run", "--cap-add", "", "--", "true"}, regexp.MustCompile(`--cap-add: empty value`)},
+		{"empty env", []string{"run", "-e", "", "--", "true"}, regexp.MustCompile(`--env: empty value`)},
+		{"empty env =", []string{"run", "--env=", "--", "true"}, regexp.MustCompile(`--env: empty value`)},
+		{"empty chdir", []string{"run", "--chdir", "", "--", "true"}, regexp.MustCompile(`--chdir: empty value`)},
+		{"empty memory", []string{"run", "--memory", "", "--", "true"}, regexp.MustCompile(`--memory: empty value`)},
+		{"empty exec env", []string{"exec", "-e", "", "x", "--", "true"}, regexp.MustCompile(`--env: empty value`)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

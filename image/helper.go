@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -45,6 +46,11 @@ type layerJob struct {
 	Size   int64  `json:"size"`
 	DiffID string `json:"diff_id"`
 	Final  string `json:"final"`
+	// Digest is the blob's own (compressed) digest when the archive names
+	// it, checked before anything is unpacked; Limit bounds the bytes the
+	// layer unpacks to.
+	Digest string `json:"digest,omitempty"`
+	Limit  int64  `json:"limit,omitempty"`
 }
 
 // jobResult is the helper's answer on its stdout.
@@ -198,12 +204,24 @@ func doJob(j job, res *jobResult) error {
 // unpackInto unpacks into a temporary directory next to l.Final and
 // renames it there once complete: a killed import leaves only a .tmp-
 // directory, which no run uses and the next import or rm removes.
-func unpackInto(r io.Reader, l layerJob, j job) (LayerStats, error) {
+func unpackInto(r *io.SectionReader, l layerJob, j job) (LayerStats, error) {
+	if l.Digest != "" {
+		h := sha256.New()
+		if _, err := io.Copy(h, r); err != nil {
+			return LayerStats{}, fmt.Errorf("reading the layer: %w", err)
+		}
+		if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != l.Digest {
+			return LayerStats{}, fmt.Errorf("the layer's blob has digest %s, the archive names it %s: the archive is damaged or altered (nothing was unpacked)", got, l.Digest)
+		}
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			return LayerStats{}, err
+		}
+	}
 	tmp := tmpName(l.Final)
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return LayerStats{}, err
 	}
-	st, err := unpackLayer(r, tmp, l.DiffID, j.UIDs, j.GIDs)
+	st, err := unpackLayer(r, tmp, l.DiffID, j.UIDs, j.GIDs, l.Limit)
 	if err == nil {
 		err = os.Rename(tmp, l.Final)
 	}

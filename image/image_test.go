@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"sandbox/idmap"
@@ -98,7 +100,7 @@ func TestUnpackLayer(t *testing.T) {
 	zw.Close()
 	root := filepath.Join(t.TempDir(), "l")
 	os.Mkdir(root, 0o755)
-	st, err := unpackLayer(&z, root, sum(layer), own, owng)
+	st, err := unpackLayer(&z, root, sum(layer), own, owng, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +127,7 @@ func TestUnpackLayer(t *testing.T) {
 
 	root2 := filepath.Join(t.TempDir(), "l")
 	os.Mkdir(root2, 0o755)
-	if _, err := unpackLayer(bytes.NewReader(layer), root2, sum([]byte("other")), own, owng); err == nil {
+	if _, err := unpackLayer(bytes.NewReader(layer), root2, sum([]byte("other")), own, owng, 0); err == nil {
 		t.Error("a wrong diff_id was accepted")
 	}
 }
@@ -194,5 +196,75 @@ func TestArchiveLayouts(t *testing.T) {
 				t.Error("the layer member reads back different bytes")
 			}
 		})
+	}
+}
+
+// A gzip bomb (1 MiB of zeros in one file, ~1 KiB compressed) with a
+// bound of 256 KiB: refused once the bound is passed, with little
+// written, whether its diff_id is right or not.
+func TestUnpackBombBounded(t *testing.T) {
+	uid, gid := os.Getuid(), os.Getgid()
+	zeros := string(make([]byte, 1<<20))
+	layer := mkTar(t, []entry{{tar.Header{Name: "zeros", Typeflag: tar.TypeReg, Mode: 0o644, Uid: uid, Gid: gid}, zeros}})
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+	zw.Write(layer)
+	zw.Close()
+	own := idSet{{Inside: uint32(uid), Count: 1}}
+	owng := idSet{{Inside: uint32(gid), Count: 1}}
+	const limit = 256 << 10
+	for _, diffID := range []string{sum(layer), sum([]byte("wrong"))} {
+		root := filepath.Join(t.TempDir(), "l")
+		os.Mkdir(root, 0o755)
+		_, err := unpackLayer(bytes.NewReader(z.Bytes()), root, diffID, own, owng, limit)
+		var tb *TooBigError
+		if !errors.As(err, &tb) {
+			t.Fatalf("a %d-byte bomb of 1 MiB with a bound of %d: %v, want a TooBigError", z.Len(), limit, err)
+		}
+		if fi, err := os.Stat(filepath.Join(root, "zeros")); err == nil && fi.Size() > limit+64<<10 {
+			t.Errorf("%d bytes written before the refusal, bound %d", fi.Size(), limit)
+		}
+	}
+	// The same layer within its bound unpacks.
+	root := filepath.Join(t.TempDir(), "l")
+	os.Mkdir(root, 0o755)
+	if _, err := unpackLayer(bytes.NewReader(z.Bytes()), root, sum(layer), own, owng, 2<<20); err != nil {
+		t.Fatalf("within the bound: %v", err)
+	}
+	if got := layerLimit(int64(z.Len()), DefaultMaxExpansion); got != minLayerLimit {
+		t.Errorf("layerLimit of a small layer = %d, want the floor %d", got, minLayerLimit)
+	}
+	if got := layerLimit(1<<30, 100); got != 100<<30 {
+		t.Errorf("layerLimit(1 GiB, 100) = %d", got)
+	}
+}
+
+// A blob whose content does not match the digest the archive names is
+// refused before anything is unpacked.
+func TestUnpackChecksBlobDigest(t *testing.T) {
+	blob := mkTar(t, []entry{{tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Uid: os.Getuid(), Gid: os.Getgid()}, "x"}})
+	dir := t.TempDir()
+	p := filepath.Join(dir, "blob")
+	os.WriteFile(p, blob, 0o644)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	final := filepath.Join(dir, "0123456789abcdef")
+	l := layerJob{Size: int64(len(blob)), DiffID: sum(blob), Final: final, Digest: sum([]byte("other")), Limit: 1 << 20}
+	j := job{UIDs: []idmap.Mapping{{Inside: uint32(os.Getuid()), Count: 1}}, GIDs: []idmap.Mapping{{Inside: uint32(os.Getgid()), Count: 1}}}
+	if _, err := unpackInto(io.NewSectionReader(f, 0, l.Size), l, j); err == nil || !strings.Contains(err.Error(), "digest") {
+		t.Fatalf("a blob with a wrong digest: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("something was unpacked: %v", ents)
+	}
+	l.Digest = sum(blob)
+	if _, err := unpackInto(io.NewSectionReader(f, 0, l.Size), l, j); err != nil {
+		t.Fatalf("the right digest: %v", err)
+	}
+	if blobDigest("blobs/sha256/"+sum(blob)[7:]) != sum(blob) || blobDigest("abc/layer.tar") != "" {
+		t.Errorf("blobDigest does not read blobs/sha256/HEX names")
 	}
 }

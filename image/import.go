@@ -2,7 +2,9 @@ package image
 
 import (
 	"fmt"
+	"math"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -16,9 +18,40 @@ type ImportResult struct {
 	Added          int64 // bytes the new layers take
 }
 
+// DefaultMaxExpansion bounds how many times its compressed size a layer
+// may unpack to (gzip reaches ~1000× on zeros; real layers 2–20×).
+const DefaultMaxExpansion = 100
+
+// minLayerLimit is the bound of a small layer, whatever its ratio (an
+// almost empty tar compresses ~200×).
+const minLayerLimit = 16 << 20
+
+// layerLimit is the most a layer of size compressed bytes may unpack to.
+func layerLimit(size, maxExpansion int64) int64 {
+	if maxExpansion <= 0 {
+		maxExpansion = DefaultMaxExpansion
+	}
+	if size > math.MaxInt64/maxExpansion {
+		return math.MaxInt64
+	}
+	return max(size*maxExpansion, minLayerLimit)
+}
+
+// blobDigest is the digest a layer's member name states (blobs/sha256/HEX,
+// as OCI layouts and newer docker save name them), else "".
+func blobDigest(member string) string {
+	h, ok := strings.CutPrefix(cleanMember(member), "blobs/sha256/")
+	if d := "sha256:" + h; ok && validDigest(d) {
+		return d
+	}
+	return ""
+}
+
 // Import adds the images of a docker-save or OCI-layout tarball; name
 // (NAME[:TAG]) replaces the archive's own names and needs a single image.
-func (s Store) Import(file, name string, h Helper) (ImportResult, error) {
+// Each layer may unpack to maxExpansion (0: DefaultMaxExpansion) times its
+// compressed size, at least 16 MiB.
+func (s Store) Import(file, name string, h Helper, maxExpansion int64) (ImportResult, error) {
 	var res ImportResult
 	a, err := openArchive(file)
 	if err != nil {
@@ -53,6 +86,7 @@ func (s Store) Import(file, name string, h Helper) (ImportResult, error) {
 		return res, err
 	}
 	defer lk.Close()
+	s.sweepRecords()
 	j := job{Archive: file, Remove: s.stale()}
 	planned := map[string]bool{}
 	var measured []string
@@ -72,7 +106,8 @@ func (s Store) Import(file, name string, h Helper) (ImportResult, error) {
 			if err != nil {
 				return res, err
 			}
-			j.Unpack = append(j.Unpack, layerJob{Offset: m.offset, Size: m.size, DiffID: diffID, Final: final})
+			j.Unpack = append(j.Unpack, layerJob{Offset: m.offset, Size: m.size, DiffID: diffID, Final: final,
+				Digest: blobDigest(src.layers[i]), Limit: layerLimit(m.size, maxExpansion)})
 		}
 	}
 	out, err := h.run(j)

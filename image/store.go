@@ -235,6 +235,46 @@ func (s Store) stale() []string {
 	return out
 }
 
+// sweepRecords removes the temporary image records (.tmp-*) a killed
+// import left; with the store's lock held.
+func (s Store) sweepRecords() {
+	ents, _ := os.ReadDir(s.imagesDir())
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".tmp-") {
+			os.Remove(filepath.Join(s.imagesDir(), e.Name()))
+		}
+	}
+}
+
+// Sweep removes what a killed import or rm left (.tmp- layer directories
+// and records) when no import or rm runs: their temporaries are then all
+// dead ones. Import and rm sweep under their own lock; `image ls` calls
+// this. newHelper is called only when a layer directory is left (its files
+// belong to subordinate ids: the helper removes them).
+func (s Store) Sweep(newHelper func() (Helper, error)) error {
+	f, err := os.OpenFile(filepath.Join(s.Dir, "lock"), os.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil // no store yet, or never locked: nothing to sweep
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return nil // an import or rm runs: its temporaries are alive
+	}
+	s.sweepRecords()
+	dirs := s.stale()
+	if len(dirs) == 0 {
+		return nil
+	}
+	h, err := newHelper()
+	if err != nil {
+		return err
+	}
+	if _, err := h.run(job{Remove: dirs}); err != nil {
+		return fmt.Errorf("removing what a killed import left: %w", err)
+	}
+	return nil
+}
+
 // Remove deletes an image's record and every layer no remaining image
 // uses, unless a running sandbox holds one (nothing is changed then).
 func (s Store) Remove(name string, h Helper) ([]string, error) {
@@ -277,6 +317,7 @@ func (s Store) Remove(name string, h Helper) ([]string, error) {
 	if err := os.Remove(s.imageFile(img.Name)); err != nil {
 		return nil, fmt.Errorf("removing image %s: %w", img.Name, err)
 	}
+	s.sweepRecords()
 	// Layers hold files of ids other than the caller's: removed by the helper.
 	if _, err := h.run(job{Remove: append(drop, s.stale()...)}); err != nil {
 		return nil, fmt.Errorf("removing the layers of %s: %w", img.Name, err)

@@ -53,15 +53,23 @@ type unpacker struct {
 	uids, gids idSet
 	stats      LayerStats
 	dirs       []*tar.Header // directory times are set last: entries below change them
+	written    *budget       // the files' bytes, bounded as the stream is
 }
 
 // unpackLayer unpacks the layer tar r (plain or gzip'd) into the new
 // directory root and checks that the uncompressed stream's digest is diffID.
-func unpackLayer(r io.Reader, root, diffID string, uids, gids idSet) (LayerStats, error) {
+// limit (0: none) bounds both the uncompressed stream and the bytes written
+// into files (a sparse tar entry expands too): a decompression bomb stops
+// there, long before its end, where the digest would be checked.
+func unpackLayer(r io.Reader, root, diffID string, uids, gids idSet, limit int64) (LayerStats, error) {
 	u := &unpacker{root: root, uids: uids, gids: gids}
 	dec, err := decompressed(r)
 	if err != nil {
 		return u.stats, err
+	}
+	if limit > 0 {
+		dec = &budget{r: dec, left: limit, what: "uncompressed bytes"}
+		u.written = &budget{left: limit, what: "file contents", fs: root}
 	}
 	h := sha256.New()
 	tee := io.TeeReader(dec, h)
@@ -175,7 +183,15 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 		}
 		u.dirs = append(u.dirs, h)
 	case tar.TypeReg:
+		if u.written != nil {
+			u.written.r = r
+			r = u.written
+		}
 		if err := writeFile(target, r); err != nil {
+			var te *TooBigError
+			if errors.As(err, &te) {
+				return err
+			}
 			return fmt.Errorf("unpacking %s: %w", rel, err)
 		}
 	case tar.TypeSymlink:
@@ -216,6 +232,57 @@ func (u *unpacker) hardlink(rel, target string, h *tar.Header) error {
 		return fmt.Errorf("unpacking %s (a hard link to %s): %w", rel, src, err)
 	}
 	return nil
+}
+
+// TooBigError is a layer that unpacks to more than its bound.
+type TooBigError struct {
+	What  string
+	Limit int64
+	Why   string // set when the disk, not the bound, stopped it
+}
+
+func (e *TooBigError) Error() string {
+	if e.Why != "" {
+		return e.Why
+	}
+	return fmt.Sprintf("the layer's %s exceed %d bytes, its bound: stopped unpacking (a decompression bomb? sandbox image import --max-expansion N raises the bound)", e.What, e.Limit)
+}
+
+// budget passes at most left bytes of r on, then fails with a TooBigError.
+// With fs set it also stops when the file system holding fs runs low
+// (checked every 16 MiB), so that no layer fills the disk.
+type budget struct {
+	r       io.Reader
+	left    int64
+	limit   int64
+	what    string
+	fs      string
+	sinceFS int64
+}
+
+func (b *budget) Read(p []byte) (int, error) {
+	if b.limit == 0 {
+		b.limit = b.left
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n, &TooBigError{What: b.what, Limit: b.limit}
+	}
+	if b.fs != "" {
+		if b.sinceFS += int64(n); b.sinceFS >= 16<<20 {
+			b.sinceFS = 0
+			var st unix.Statfs_t
+			if unix.Statfs(b.fs, &st) == nil {
+				avail, total := int64(st.Bavail)*st.Bsize, int64(st.Blocks)*st.Bsize
+				if avail < 64<<20 || avail < total/100 {
+					return n, &TooBigError{What: b.what, Limit: b.limit,
+						Why: fmt.Sprintf("the file system of the image store has %d MiB left: stopped unpacking before it is full", avail>>20)}
+				}
+			}
+		}
+	}
+	return n, err
 }
 
 func writeFile(target string, r io.Reader) error {

@@ -96,9 +96,10 @@ func (p Publish) String() string {
 	return net.JoinHostPort(p.HostIP, strconv.Itoa(p.HostPort)) + ":" + strconv.Itoa(p.SandboxPort) + "/" + p.Proto
 }
 
-// ParsePublish parses [HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]. HOSTIP may be
-// an IPv6 address in brackets; it defaults to 127.0.0.1, never all addresses:
-// publishing to the network must be asked for (0.0.0.0).
+// ParsePublish parses [HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]. HOSTIP is an
+// IPv4 address (an IPv6 one, bracketed or not, is refused with the reason);
+// it defaults to 127.0.0.1, never all addresses: publishing to the network
+// must be asked for (0.0.0.0).
 func ParsePublish(s string) (Publish, error) {
 	p := Publish{HostIP: "127.0.0.1", Proto: "tcp"}
 	spec := s
@@ -121,6 +122,11 @@ func ParsePublish(s string) (Publish, error) {
 		parsed := net.ParseIP(ip)
 		if parsed == nil {
 			return p, fmt.Errorf("%q: %q is not an IP address", s, rest[:j])
+		}
+		if parsed.To4() == nil {
+			// pasta runs --ipv4-only; slirp4netns' API and the builtin
+			// stack's port driver take IPv4 host addresses only.
+			return p, fmt.Errorf("%q: %s is an IPv6 address: the network drivers publish on IPv4 host addresses only (use 127.0.0.1, or 0.0.0.0 for all)", s, ip)
 		}
 		p.HostIP = parsed.String()
 	}

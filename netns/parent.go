@@ -267,16 +267,24 @@ func PublishAll(d port.ParentDriver, pubs []Publish, cctx *port.ChildContext) er
 			Proto: p.Proto, ParentIP: p.HostIP, ParentPort: p.HostPort, ChildPort: p.SandboxPort,
 		})
 		if err != nil {
-			return fmt.Errorf("publishing %s: %w%s", p, err, portAdvice(p))
+			return fmt.Errorf("publishing %s: %w%s", p, err, portAdvice(p, err))
 		}
 	}
 	return nil
 }
 
-// portAdvice names the usual causes of a failed publish.
-func portAdvice(p Publish) string {
-	if p.HostPort < 1024 {
+// portAdvice names the usual cause of a failed publish, when the error
+// shows it (a wrong hint sends the user the wrong way).
+func portAdvice(p Publish, err error) string {
+	msg := err.Error()
+	switch {
+	case p.HostPort < 1024:
 		return fmt.Sprintf(" (ports below 1024 need net.ipv4.ip_unprivileged_port_start <= %d, or pick a higher host port)", p.HostPort)
+	case strings.Contains(msg, "address already in use"):
+		return " (the host port is in use: pick another with -p HOSTPORT:" + fmt.Sprint(p.SandboxPort) + ")"
+	case strings.Contains(msg, "slirp_add_hostfwd failed"):
+		// slirp4netns does not say why.
+		return " (is the host port in use, or HOSTIP not an address of this host?)"
 	}
-	return " (is the host port already in use? pick another with -p HOSTPORT:" + fmt.Sprint(p.SandboxPort) + ")"
+	return ""
 }

@@ -50,7 +50,7 @@ func (e Entry) Dial() (int, error) {
 // viaDir calls fn with a short path to dir/name: a socket path must fit in
 // 108 bytes, and /proc/self/fd/N/name does wherever dir is.
 func viaDir(dir, name string, fn func(string) error) error {
-	d, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	d, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}

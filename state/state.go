@@ -13,11 +13,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -43,8 +45,10 @@ const (
 // Info is the record of one sandbox (state.json).
 type Info struct {
 	Name string `json:"name"`
-	// Pid is the supervising `sandbox run` process.
-	Pid int `json:"pid"`
+	// Pid is the supervising `sandbox run` process, PidStart its start
+	// time (clock ticks after boot).
+	Pid      int    `json:"pid"`
+	PidStart uint64 `json:"pid_start,omitempty"`
 	// InitPid is sandbox-init (PID 1 inside) as the host sees it, and
 	// InitStart its start time in clock ticks after boot (against pid reuse).
 	InitPid   int    `json:"init_pid,omitempty"`
@@ -77,33 +81,108 @@ func ValidName(name string) error {
 }
 
 // BaseDir returns (creating it) the directory of the caller's sandboxes:
-// $XDG_RUNTIME_DIR/sandbox (a per-user tmpfs), else /tmp/sandbox-UID, which
-// must then be a private directory of the caller's own.
+// $XDG_RUNTIME_DIR/sandbox (a per-user tmpfs), else /tmp/sandbox-UID. Wherever
+// it is, it must be a directory of the caller's that no one else can write,
+// below directories only the caller or root can change (or sticky ones, as
+// /tmp): else another user could rename or replace a running sandbox's state.
+// Past this check paths below it cannot be swapped by anyone else.
 func BaseDir() (string, error) {
+	uid := os.Getuid()
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
 		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
-			base := filepath.Join(d, "sandbox")
+			real, err := filepath.EvalSymlinks(d)
+			if err != nil {
+				return "", fmt.Errorf("the state directory: XDG_RUNTIME_DIR %s: %w", d, err)
+			}
+			if err := securePath(real, uid); err != nil {
+				return "", fmt.Errorf("the state directory's parent %w; fix that, or set XDG_RUNTIME_DIR to a private directory of yours (mode 0700)", err)
+			}
+			base := filepath.Join(real, "sandbox")
 			if err := os.Mkdir(base, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 				return "", fmt.Errorf("creating the state directory: %w", err)
+			}
+			if err := checkPrivate(base, uid, 0o022); err != nil {
+				return "", fmt.Errorf("the state directory %w: chmod go-w %s if it is yours, else remove it", err, base)
 			}
 			return base, nil
 		}
 	}
-	uid := os.Getuid()
 	base := filepath.Join("/tmp", "sandbox-"+strconv.Itoa(uid))
 	if err := os.Mkdir(base, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", fmt.Errorf("creating the state directory: %w (set XDG_RUNTIME_DIR to a private directory)", err)
 	}
 	// /tmp is shared: anyone could have made it first, or planted a link.
-	var st unix.Stat_t
-	if err := unix.Lstat(base, &st); err != nil {
-		return "", fmt.Errorf("checking the state directory: %w", err)
+	if err := securePath("/tmp", uid); err != nil {
+		return "", fmt.Errorf("the state directory's parent %w; set XDG_RUNTIME_DIR to a private directory of yours (mode 0700)", err)
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != uid || st.Mode&0o077 != 0 {
-		return "", fmt.Errorf("the state directory %s is not a private directory of yours (uid %d, mode 0700): "+
-			"remove it, or set XDG_RUNTIME_DIR to a private directory", base, uid)
+	if err := checkPrivate(base, uid, 0o077); err != nil {
+		return "", fmt.Errorf("the state directory %w (mode 0700): remove it, or set XDG_RUNTIME_DIR to a private directory", err)
 	}
 	return base, nil
+}
+
+// checkPrivate says whether p (not followed if a symlink) is a directory
+// of uid's without any of the mode bits in deny.
+func checkPrivate(p string, uid int, deny uint32) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != uid || st.Mode&deny != 0 {
+		return fmt.Errorf("%s is not a private directory of yours (%s, owner uid %d, mode %04o; want a directory of uid %d that others cannot write)",
+			p, fileType(st.Mode), st.Uid, st.Mode&0o7777, uid)
+	}
+	return nil
+}
+
+// securePath checks p and each directory above it: owned by uid or root,
+// and writable by no one else unless sticky (whose entries only their
+// owners can rename or remove).
+func securePath(p string, uid int) error {
+	for {
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		owner := int(st.Uid)
+		switch {
+		case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+			return fmt.Errorf("%s is %s, not a directory", p, fileType(st.Mode))
+		case owner != uid && owner != 0 && !outsideOwner(owner):
+			return fmt.Errorf("%s belongs to uid %d: that user could replace your sandboxes' state", p, owner)
+		case st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0:
+			return fmt.Errorf("%s is writable by others (mode %04o, not sticky): they could replace your sandboxes' state", p, st.Mode&0o7777)
+		}
+		if p == "/" {
+			return nil
+		}
+		p = filepath.Dir(p)
+	}
+}
+
+// outsideOwner: in a user namespace other than the host's (inside a
+// container, or another sandbox), a directory of an id the namespace does
+// not map shows as the overflow uid: the host's root owns / there. It is
+// trusted as root is: no one inside the namespace can act as it.
+func outsideOwner(owner int) bool {
+	b, err := os.ReadFile("/proc/sys/kernel/overflowuid")
+	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(owner) {
+		return false
+	}
+	m, err := os.ReadFile("/proc/self/uid_map")
+	return err == nil && strings.Join(strings.Fields(string(m)), " ") != "0 0 4294967295"
+}
+
+func fileType(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFLNK:
+		return "a symlink"
+	case unix.S_IFREG:
+		return "a file"
+	}
+	return "not a directory"
 }
 
 // ErrInUse: the name belongs to a running sandbox.
@@ -129,9 +208,14 @@ func Claim(name string) (*Handle, error) {
 	dir := filepath.Join(base, name)
 	// A few rounds: a concurrent sweep may remove the directory between
 	// our open and our lock.
-	for range 5 {
+	for range 10 {
 		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("creating %s: %w", dir, err)
+		}
+		if err := checkPrivate(dir, os.Getuid(), 0o022); errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("the state of sandbox %s: %w; remove it", name, err)
 		}
 		f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 		if errors.Is(err, os.ErrNotExist) {
@@ -140,12 +224,18 @@ func Claim(name string) (*Handle, error) {
 		if err != nil {
 			return nil, fmt.Errorf("opening the lock of sandbox %s: %w", name, err)
 		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		locked, err := lockOrWait(f, dir)
+		if err != nil {
 			f.Close()
-			if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("locking sandbox %s: %w", name, err)
+		}
+		if !locked {
+			held := sameFile(f, filepath.Join(dir, lockFile))
+			f.Close()
+			if held {
 				return nil, fmt.Errorf("sandbox name %q: %w by a running sandbox (sandbox ps lists them; choose another --name)", name, ErrInUse)
 			}
-			return nil, fmt.Errorf("locking sandbox %s: %w", name, err)
+			continue
 		}
 		if !sameFile(f, filepath.Join(dir, lockFile)) {
 			f.Close() // removed by a sweep meanwhile: start over
@@ -159,6 +249,47 @@ func Claim(name string) (*Handle, error) {
 	}
 	return nil, fmt.Errorf("sandbox name %q: its directory keeps vanishing (another command is removing it); try again", name)
 }
+
+// lockOrWait takes f's lock. Commands that read a record hold it for a
+// moment; a holder with no record yet is either a claim a moment old or a
+// command sweeping a dead run's directory (it holds the lock while it
+// removes it): wait a little (50 ms; 250 ms without a record) for it to
+// let go or finish. false: still held.
+func lockOrWait(f *os.File, dir string) (bool, error) {
+	for i := 0; ; i++ {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return false, err
+		}
+		_, rerr := os.Lstat(filepath.Join(dir, recordFile))
+		if (rerr == nil && i >= 10) || i >= 50 || !sameFile(f, filepath.Join(dir, lockFile)) {
+			return false, nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// sweep removes a sandbox directory whose lock the caller holds: renamed
+// away first (a name is then either whole or absent, never half removed),
+// then removed. A sweep killed half way leaves a .rm- directory that List
+// removes.
+func sweep(dir string) error {
+	gone := filepath.Join(filepath.Dir(dir), fmt.Sprintf("%s%s-%d-%d", removingPrefix, filepath.Base(dir), os.Getpid(), time.Now().UnixNano()))
+	if err := os.Rename(dir, gone); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	return os.RemoveAll(gone)
+}
+
+// removingPrefix starts the name of a directory being removed (never a
+// valid sandbox name).
+const removingPrefix = ".rm-"
 
 // Adopt takes over a handle whose lock was inherited as fd (a detached
 // sandbox's supervisor, started by the command that claimed the name).
@@ -194,7 +325,14 @@ func writeRecord(dir string, info Info) error {
 		return err
 	}
 	tmp := filepath.Join(dir, recordFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err == nil {
+		_, err = f.Write(append(b, '\n'))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("writing the sandbox record: %w", err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, recordFile)); err != nil {
@@ -209,7 +347,7 @@ func writeRecord(dir string, info Info) error {
 func (h *Handle) Finish(status int) error {
 	defer h.lock.Close()
 	if !h.Info.Detached {
-		return os.RemoveAll(h.Dir)
+		return sweep(h.Dir)
 	}
 	os.Remove(h.Path(SocketFile))
 	h.Info.Status = Exited
@@ -261,6 +399,10 @@ func List() ([]Entry, error) {
 	}
 	var out []Entry
 	for _, d := range ents {
+		if strings.HasPrefix(d.Name(), removingPrefix) {
+			os.RemoveAll(filepath.Join(base, d.Name())) // a killed sweep's
+			continue
+		}
 		if !d.IsDir() || ValidName(d.Name()) != nil {
 			continue
 		}
@@ -277,14 +419,29 @@ func List() ([]Entry, error) {
 // read loads dir's record and tells whether its owner is alive; a record
 // of a dead owner that did not end properly is removed (ok false).
 func read(dir string) (Entry, bool, error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	lock := filepath.Join(dir, lockFile)
+	f, err := os.OpenFile(lock, os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	made := false
 	if errors.Is(err, os.ErrNotExist) {
-		return Entry{}, false, nil
+		// A directory without its lock: a claim a moment old (its lock
+		// follows its mkdir), or what a killed removal left. Take a lock
+		// ourselves: a claimant that meets it waits while we decide.
+		if fi, serr := os.Lstat(dir); serr != nil || !fi.IsDir() || young(fi) {
+			return Entry{}, false, nil
+		}
+		f, err = os.OpenFile(lock, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+		if errors.Is(err, os.ErrNotExist) {
+			return Entry{}, false, nil
+		}
+		made = true
 	}
 	if err != nil {
 		return Entry{}, false, fmt.Errorf("opening the lock of %s: %w", dir, err)
 	}
 	defer f.Close()
+	if err := checkPrivate(dir, os.Getuid(), 0o022); err != nil {
+		return Entry{}, false, fmt.Errorf("the state of a sandbox: %w; remove it", err)
+	}
 	live := false
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
 		live = true
@@ -292,7 +449,7 @@ func read(dir string) (Entry, bool, error) {
 		return Entry{}, false, fmt.Errorf("checking the lock of %s: %w", dir, err)
 	}
 	e := Entry{Dir: dir, Live: live}
-	b, err := os.ReadFile(filepath.Join(dir, recordFile))
+	b, err := readRecord(dir)
 	if err == nil {
 		err = json.Unmarshal(b, &e.Info)
 	}
@@ -306,9 +463,30 @@ func read(dir string) (Entry, bool, error) {
 	case err == nil && e.Status == Exited:
 		return e, true, nil
 	}
-	// We hold the lock of a run that died without ending: stale.
-	os.RemoveAll(dir)
+	// We hold the lock of a run that died without ending: stale. Without
+	// a record it may also be a claim between its lock's creation and
+	// its flock: left alone while the lock is young.
+	if fi, serr := f.Stat(); serr == nil && (err == nil || made || !young(fi)) && sameFile(f, lock) {
+		sweep(dir)
+	}
 	return Entry{}, false, nil
+}
+
+// young: changed within the last 2 s (a claim is never slower than that
+// between its mkdir, its lock and its record).
+func young(fi os.FileInfo) bool { return time.Since(fi.ModTime()) < 2*time.Second }
+
+// readRecord reads dir's record, never through a symlink, at most 1 MiB.
+func readRecord(dir string) ([]byte, error) {
+	f, err := os.OpenFile(filepath.Join(dir, recordFile), os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", f.Name())
+	}
+	return io.ReadAll(io.LimitReader(f, 1<<20))
 }
 
 // Remove deletes an ended sandbox's directory.
@@ -320,7 +498,18 @@ func Remove(name string) error {
 	if e.Live {
 		return fmt.Errorf("sandbox %s is running; stop it first (sandbox stop %s)", name, name)
 	}
-	return os.RemoveAll(e.Dir)
+	f, err := os.OpenFile(filepath.Join(e.Dir, lockFile), os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("removing sandbox %s: %w", name, err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return fmt.Errorf("sandbox %s was started again meanwhile; stop it first (sandbox stop %s)", name, name)
+	}
+	if !sameFile(f, filepath.Join(e.Dir, lockFile)) {
+		return nil // removed meanwhile
+	}
+	return sweep(e.Dir)
 }
 
 // Running reports whether the sandbox's supervisor still holds the lock.

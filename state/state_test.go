@@ -6,7 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestValidName(t *testing.T) {
@@ -128,5 +132,150 @@ func TestStartTime(t *testing.T) {
 	}
 	if !SameProcess(cmd.Process.Pid, st) || SameProcess(cmd.Process.Pid, st+1) {
 		t.Errorf("SameProcess does not tell the start times apart")
+	}
+}
+
+// A directory whose removal was cut short (a SIGKILLed command): no lock,
+// only the exec socket; and a .rm- directory of a killed sweep. The next
+// List removes both, and leaves a live sandbox alone.
+func TestLocklessLeftoversSwept(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	base, err := BaseDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := Claim("live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Finish(0)
+	ghost := filepath.Join(base, "ghost")
+	half := filepath.Join(base, removingPrefix+"old-1-2")
+	for _, d := range []string{ghost, half} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, SocketFile), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Young, it may be a claim in progress: left alone.
+	if list, _ := List(); len(list) != 1 {
+		t.Fatalf("List = %+v, want the live sandbox", list)
+	}
+	if _, err := os.Lstat(ghost); err != nil {
+		t.Fatalf("a directory a moment old was removed: %v", err)
+	}
+	old := time.Now().Add(-time.Minute)
+	os.Chtimes(ghost, old, old)
+	list, err := List()
+	if err != nil || len(list) != 1 || list[0].Name != "live" {
+		t.Fatalf("List = %+v, %v; want only the live sandbox", list, err)
+	}
+	for _, d := range []string{ghost, half} {
+		if _, err := os.Lstat(d); !os.IsNotExist(err) {
+			t.Errorf("%s was not removed", d)
+		}
+	}
+	if _, err := os.Lstat(live.Dir); err != nil {
+		t.Errorf("the live sandbox's directory went: %v", err)
+	}
+}
+
+// Claims racing with sweeps: every claim succeeds and holds the lock of
+// the directory that bears its name; no sweep removes a claimed one.
+func TestClaimRacesSweep(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				List()
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for i := range 200 {
+		h, err := Claim("box")
+		if err != nil {
+			t.Fatalf("claim %d: %v", i, err)
+		}
+		if !sameFile(h.lock, filepath.Join(h.Dir, lockFile)) {
+			t.Fatalf("claim %d holds a lock its directory no longer has", i)
+		}
+		if i%2 == 0 {
+			h.Info.Status = Running
+			if err := h.Write(); err != nil {
+				t.Fatal(err)
+			}
+			if !sameFile(h.lock, filepath.Join(h.Dir, lockFile)) {
+				t.Fatalf("claim %d: its directory was swept while it ran", i)
+			}
+		}
+		if err := h.Finish(0); err != nil {
+			t.Fatalf("finish %d: %v", i, err)
+		}
+	}
+}
+
+// The state directory must be the caller's and closed to others wherever
+// it is, and so must the directories above it.
+func TestBaseDirOwnerAndMode(t *testing.T) {
+	rt := t.TempDir()
+	t.Setenv("XDG_RUNTIME_DIR", rt)
+	base, err := BaseDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(base, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := BaseDir(); err == nil || !strings.Contains(err.Error(), base) {
+		t.Errorf("BaseDir accepted %s with mode 0777: %v", base, err)
+	}
+	os.Chmod(base, 0o700)
+	// A runtime directory others can write (not sticky): refused.
+	if err := os.Chmod(rt, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_, err = BaseDir()
+	if err == nil || !strings.Contains(err.Error(), rt) || !strings.Contains(err.Error(), "XDG_RUNTIME_DIR") {
+		t.Errorf("BaseDir accepted a runtime directory of mode 0777: %v", err)
+	}
+	// Sticky, as /tmp: others cannot rename our entries.
+	if err := unix.Chmod(rt, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := BaseDir(); err != nil {
+		t.Errorf("BaseDir refused a sticky runtime directory: %v", err)
+	}
+	os.Chmod(rt, 0o700)
+	// A sandbox's directory opened to others is refused too.
+	h, err := Claim("box")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Info.Status = Running
+	h.Write()
+	os.Chmod(h.Dir, 0o777)
+	if _, err := Lookup("box"); err == nil || !strings.Contains(err.Error(), "not a private directory") {
+		t.Errorf("Lookup accepted a sandbox directory of mode 0777: %v", err)
+	}
+	os.Chmod(h.Dir, 0o700)
+	h.Finish(0)
+	// A symlink in place of the state directory is refused.
+	if err := os.Remove(base); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(t.TempDir(), base); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := BaseDir(); err == nil || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("BaseDir accepted a symlink as the state directory: %v", err)
 	}
 }

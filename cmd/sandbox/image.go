@@ -28,8 +28,9 @@ type imageCmd struct {
 }
 
 type imageImportCmd struct {
-	Name string `placeholder:"NAME[:TAG]" help:"Name of the image (default: the archive's own; the tag defaults to latest)."`
-	File string `arg:"" type:"existingfile" help:"The tarball (docker save, or an OCI image layout)."`
+	Name         string `placeholder:"NAME[:TAG]" help:"Name of the image (default: the archive's own; the tag defaults to latest)."`
+	MaxExpansion int64  `name:"max-expansion" placeholder:"N" default:"100" help:"Refuse a layer that unpacks to more than N times its compressed size (at least 16 MiB): a decompression bomb stops there."`
+	File         string `arg:"" type:"existingfile" help:"The tarball (docker save, or an OCI image layout)."`
 }
 
 type imageLsCmd struct {
@@ -48,7 +49,10 @@ func runImage(c imageCmd, cmd string) int {
 		case "image import <file>":
 			err = imageImport(store, c.Import)
 		case "image ls":
-			err = imageLs(store, c.Ls.JSON)
+			// What a killed import left goes at the next image command.
+			if err = store.Sweep(image.NewHelper); err == nil {
+				err = imageLs(store, c.Ls.JSON)
+			}
 		case "image rm <name>":
 			var h image.Helper
 			if h, err = image.NewHelper(); err == nil {
@@ -73,7 +77,10 @@ func imageImport(store image.Store, c imageImportCmd) error {
 	if err != nil {
 		return err
 	}
-	res, err := store.Import(c.File, c.Name, h)
+	if c.MaxExpansion < 1 {
+		return fmt.Errorf("--max-expansion %d: must be 1 or more", c.MaxExpansion)
+	}
+	res, err := store.Import(c.File, c.Name, h, c.MaxExpansion)
 	if err != nil {
 		return err
 	}

@@ -89,7 +89,7 @@ type runCmd struct {
 	MemorySwap string   `name:"memory-swap" placeholder:"SIZE" help:"Swap the command may use beyond --memory (memory.swap.max; max: no limit)."`
 	CPUs       string   `name:"cpus" placeholder:"N" help:"CPU time in CPUs, e.g. 0.5 (cpu.max quota per 100 ms)."`
 	CPUWeight  string   `name:"cpu-weight" placeholder:"N" help:"Relative CPU weight, 1 to 10000 (cpu.weight; default 100)."`
-	Pids       string   `placeholder:"N" help:"Most processes and threads at once (pids.max)."`
+	Pids       string   `placeholder:"N|max" help:"Most processes and threads at once (pids.max). Without it each user inside gets RLIMIT_NPROC 4096, which the command cannot raise; max: neither."`
 	IOWeight   string   `name:"io-weight" placeholder:"N" help:"Relative I/O weight, 1 to 10000 (io.weight)."`
 	IOMax      []string `name:"io-max" sep:"none" placeholder:"DEV:rbps=N,wbps=N,riops=N,wiops=N" help:"I/O limits on a whole disk (io.max; DEV is /dev/NAME or MAJ:MIN; repeatable)."`
 	Limits     string   `enum:"strict,best-effort" default:"strict" help:"strict: a limit that cannot be applied stops the run (exit 125, with the fix); best-effort: run without it, with a warning."`
@@ -160,6 +160,10 @@ func runCLI(args []string) int {
 	}
 	if err != nil {
 		lg.Error(err.Error())
+		return sandbox.StatusError
+	}
+	if err := emptyValue(ctx); err != nil {
+		lg.Error(def.explain(err).Error())
 		return sandbox.StatusError
 	}
 	name, _, _ := strings.Cut(ctx.Command(), " ")
