@@ -74,9 +74,9 @@ type cgroupHost struct {
 	startScope func(ctx context.Context, addr, unit string, pid int, desc string) (string, error)
 	// unitDelegated asks the user manager whether a unit has Delegate=yes.
 	unitDelegated func(ctx context.Context, addr, unit string) (bool, error)
-	mkdir      func(string) error // the kernel fills a new cgroup directory
-	warn       func(string)
-	rep        *Report // records applied and skipped limits; nil in tests
+	mkdir         func(string) error // the kernel fills a new cgroup directory
+	warn          func(string)
+	rep           *Report // records applied and skipped limits; nil in tests
 }
 
 func realCgroupHost() (cgroupHost, error) {
@@ -91,8 +91,8 @@ func realCgroupHost() (cgroupHost, error) {
 		},
 		procRoot: "/proc", getenv: os.Getenv, uid: os.Getuid(), owner: owner,
 		startScope: cgroupdelegate.StartScope, unitDelegated: cgroupdelegate.UnitDelegated,
-		mkdir:      func(d string) error { return os.Mkdir(d, 0o755) },
-		warn:       defaultLogger(false, time.Now()).line,
+		mkdir: func(d string) error { return os.Mkdir(d, 0o755) },
+		warn:  defaultLogger(false, time.Now()).line,
 	}, err
 }
 
