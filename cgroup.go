@@ -71,6 +71,7 @@ type cgroupHost struct {
 	getenv     func(string) string
 	uid        int
 	owner      cgroupdelegate.Owner
+	ours       []int // sandbox's own processes, which it may move (owner.PID, …)
 	startScope func(ctx context.Context, addr, unit string, pid int, desc string) (string, error)
 	// unitDelegated asks the user manager whether a unit has Delegate=yes.
 	unitDelegated func(ctx context.Context, addr, unit string) (bool, error)
@@ -109,6 +110,11 @@ func openCgroup(s *Spec, lg *Logger) (*runCgroup, error) {
 		return nil, nil
 	}
 	h.warn, h.rep = lg.line, s.Report
+	h.ours = []int{h.owner.PID}
+	if s.Detached {
+		// The foreground `run -d` waits in the same cgroup until we report.
+		h.ours = append(h.ours, os.Getppid())
+	}
 	cg, err := h.open(s.Resources, strings.Join(s.Args, " "), lg.Step)
 	if cg != nil {
 		cg.lg, cg.rep = lg, s.Report
@@ -262,7 +268,7 @@ func (h cgroupHost) place(writes []cgroupdelegate.Write, bestEffort bool, cmdlin
 	}
 	if notDelegated == "" {
 		var foreign *cgroupdelegate.ForeignError
-		err := prepareBase(base, m.Point, need, h.owner.PID)
+		err := prepareBase(base, m.Point, need, h.ours)
 		if err == nil {
 			return base, skipped, nil
 		}
@@ -293,7 +299,7 @@ func (h cgroupHost) place(writes []cgroupdelegate.Write, bestEffort bool, cmdlin
 	if len(skipped) > 0 && !bestEffort {
 		return scope, skipped, nil
 	}
-	if err := prepareBase(scope, m.Point, intersect(need, have), h.owner.PID); err != nil {
+	if err := prepareBase(scope, m.Point, intersect(need, have), h.ours); err != nil {
 		return "", nil, err
 	}
 	return scope, skipped, nil
@@ -348,11 +354,12 @@ func (h cgroupHost) scope(m cgroupdelegate.Mount, cmdline string) (string, error
 }
 
 // prepareBase lets base's children use the controllers: when base holds
-// this process, it moves to base/sandbox-leaf first — the kernel enables
-// controllers for children only in a cgroup without processes. Processes
-// sandbox did not start are never moved: a *cgroupdelegate.ForeignError
-// then. The root cgroup is exempt and never emptied.
-func prepareBase(base, root string, controllers []string, self int) error {
+// sandbox's own processes (ours), they move to base/sandbox-leaf first —
+// the kernel enables controllers for children only in a cgroup without
+// processes. Processes sandbox did not start are never moved: a
+// *cgroupdelegate.ForeignError then. The root cgroup is exempt and never
+// emptied.
+func prepareBase(base, root string, controllers []string, ours []int) error {
 	on, err := cgroupdelegate.List(base, "cgroup.subtree_control")
 	if err != nil {
 		return fmt.Errorf("reading %s/cgroup.subtree_control: %w", base, err)
@@ -361,7 +368,7 @@ func prepareBase(base, root string, controllers []string, self int) error {
 		return nil
 	}
 	if procs, err := cgroupdelegate.Procs(base); err == nil && len(procs) > 0 && base != root {
-		if err := cgroupdelegate.Evacuate(base, self); err != nil {
+		if err := cgroupdelegate.Evacuate(base, ours...); err != nil {
 			return err
 		}
 	}

@@ -80,6 +80,7 @@ func (f *fakeHost) host() cgroupHost {
 		selfCgroup: func() (string, error) { return "0::" + f.self + "\n", nil },
 		procRoot:   "/proc", getenv: func(string) string { return "unix:path=/fake/bus" }, uid: 1000,
 		owner: cgroupdelegate.Owner{PID: 4242, Start: 77},
+		ours:  []int{4242},
 		startScope: func(_ context.Context, _, unit string, pid int, _ string) (string, error) {
 			f.scopes = append(f.scopes, unit)
 			if f.scopeErr != nil {

@@ -61,9 +61,9 @@ func killed(cmd *exec.Cmd) bool {
 }
 
 // TestRealEvacuateKillRemove runs the life of a sandbox cgroup on the real
-// cgroup2 tree: processes born in it and moved into it; Evacuate moves the
-// one it is told is itself into the leaf (as before enabling controllers)
-// and refuses, moving nothing, while another process is there; they are
+// cgroup2 tree: processes born in it and moved into it; Evacuate refuses,
+// moving nothing, while a process it is not told is its own is there, and
+// moves its own into the leaf (as before enabling controllers); they are
 // killed through cgroup.kill, and the tree removed.
 func TestRealEvacuateKillRemove(t *testing.T) {
 	dir := delegated(t)
@@ -82,14 +82,8 @@ func TestRealEvacuateKillRemove(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, Leaf)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused Evacuate made %s (%v)", Leaf, err)
 	}
-	// b leaves by itself (as if it were sandbox's own); then a may go.
-	if err := os.Mkdir(filepath.Join(dir, Leaf), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeFile(filepath.Join(dir, Leaf), "cgroup.procs", strconv.Itoa(b.Process.Pid)); err != nil {
-		t.Fatal(err)
-	}
-	if err := Evacuate(dir, a.Process.Pid); err != nil {
+	// Both are sandbox's own (as the foreground `run -d` and its supervisor).
+	if err := Evacuate(dir, a.Process.Pid, b.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
 	if pids, _ := Procs(dir); len(pids) != 0 {

@@ -110,33 +110,36 @@ func (e *ForeignError) Error() string {
 	return fmt.Sprintf("%s also holds processes sandbox did not start (%v), which it does not move", e.Dir, e.PIDs)
 }
 
-// Evacuate moves the calling process (pid self) from dir into dir/Leaf, so
-// that dir may enable controllers for its children (the kernel's "no
+// Evacuate moves sandbox's own processes (ours: the caller, and the
+// foreground `run -d` waiting for its supervisor) from dir into dir/Leaf,
+// so that dir may enable controllers for its children (the kernel's "no
 // internal processes" rule). It moves no other process: when dir holds
 // others, it returns a *ForeignError and leaves everything as it was.
-func Evacuate(dir string, self int) error {
+func Evacuate(dir string, ours ...int) error {
 	pids, err := Procs(dir)
 	if err != nil {
 		return fmt.Errorf("reading %s/cgroup.procs: %w", dir, err)
 	}
 	var foreign []int
 	for _, pid := range pids {
-		if pid != self {
+		if !slices.Contains(ours, pid) {
 			foreign = append(foreign, pid)
 		}
 	}
 	if len(foreign) > 0 {
 		return &ForeignError{dir, foreign}
 	}
-	if !slices.Contains(pids, self) {
+	if len(pids) == 0 {
 		return nil
 	}
 	leaf := filepath.Join(dir, Leaf)
 	if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("creating %s: %w", leaf, err)
 	}
-	if err := writeFile(leaf, "cgroup.procs", strconv.Itoa(self)); err != nil {
-		return fmt.Errorf("moving this process from %s to %s: %w", dir, leaf, err)
+	for _, pid := range pids {
+		if err := writeFile(leaf, "cgroup.procs", strconv.Itoa(pid)); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("moving process %d from %s to %s: %w", pid, dir, leaf, err)
+		}
 	}
 	return nil
 }
