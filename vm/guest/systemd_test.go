@@ -275,8 +275,6 @@ func TestSystemdStockIO(t *testing.T) {
 	if d := checkLine(t, r.stdout, "cgroup.delegation"); !strings.Contains(d, "does not delegate") || !strings.Contains(d, "delegated scope of their own") {
 		t.Errorf("check from a user scope without delegation: %q, want not delegated, the transient scope\n%s", d, r)
 	}
-	r, _ = inUserScope(t, `exec "$1" check`, "Delegate=yes")
-	if d := checkLine(t, r.stdout, "cgroup.delegation"); !strings.Contains(d, "each sandbox gets its own cgroup below it") {
-		t.Errorf("check from a delegated user scope: %q, want it used directly\n%s", d, r)
-	}
+	// (A delegated scope used directly: hostcheck's judge tests; each check
+	// here costs 20 s of a loaded CI machine.)
 }
