@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -78,10 +79,13 @@ type cgroupHost struct {
 	getenv     func(string) string
 	uid        int
 	owner      cgroupdelegate.Owner
+	ours       []int // sandbox's own processes, which it may move (owner.PID, …)
 	startScope func(ctx context.Context, addr, unit string, pid int, desc string) (string, error)
-	mkdir      func(string) error // the kernel fills a new cgroup directory
-	warn       func(string)
-	rep        *Report // records applied and skipped limits; nil in tests
+	// unitDelegated asks the user manager whether a unit has Delegate=yes.
+	unitDelegated func(ctx context.Context, addr, unit string) (bool, error)
+	mkdir         func(string) error // the kernel fills a new cgroup directory
+	warn          func(string)
+	rep           *Report // records applied and skipped limits; nil in tests
 }
 
 func realCgroupHost() (cgroupHost, error) {
@@ -95,9 +99,9 @@ func realCgroupHost() (cgroupHost, error) {
 			return string(b), err
 		},
 		procRoot: "/proc", getenv: os.Getenv, uid: os.Getuid(), owner: owner,
-		startScope: cgroupdelegate.StartScope,
-		mkdir:      func(d string) error { return os.Mkdir(d, 0o755) },
-		warn:       defaultLogger(false, time.Now()).line,
+		startScope: cgroupdelegate.StartScope, unitDelegated: cgroupdelegate.UnitDelegated,
+		mkdir: func(d string) error { return os.Mkdir(d, 0o755) },
+		warn:  defaultLogger(false, time.Now()).line,
 	}, err
 }
 
@@ -114,6 +118,11 @@ func openCgroup(s *Spec, lg *Logger) (*runCgroup, error) {
 		return nil, nil
 	}
 	h.warn, h.rep = lg.line, s.Report
+	h.ours = []int{h.owner.PID}
+	if s.Detached {
+		// The foreground `run -d` waits in the same cgroup until we report.
+		h.ours = append(h.ours, os.Getppid())
+	}
 	cg, err := h.open(s.Resources, strings.Join(s.Args, " "), lg.Step)
 	if cg != nil {
 		cg.lg, cg.rep = lg, s.Report
@@ -226,11 +235,12 @@ func (h cgroupHost) place(writes []cgroupdelegate.Write, bestEffort bool, cmdlin
 	if err != nil {
 		return "", all(err.Error()), nil
 	}
+	deleg := h.delegation(base)
 	if len(writes) == 0 {
-		if cgroupdelegate.Writable(base) {
+		if deleg.Delegated {
 			return base, nil, nil
 		}
-		logf("no cgroup of its own: %s is not delegated to uid %d", base, h.uid)
+		logf("no cgroup of its own: %s", deleg.Why)
 		return "", nil, nil
 	}
 	// Controllers cgroup v2 does not have at all: no delegation helps.
@@ -253,33 +263,38 @@ func (h cgroupHost) place(writes []cgroupdelegate.Write, bestEffort bool, cmdlin
 		skipped = append(skipped, unavailable{w, why})
 	}
 	if len(usable) == 0 || len(skipped) > 0 && !bestEffort {
-		return baseIfWritable(base), skipped, nil
+		return baseIfDelegated(base, deleg), skipped, nil
 	}
 	need := cgroupdelegate.Controllers(usable)
 	have, _ := cgroupdelegate.List(base, "cgroup.controllers")
 	notDelegated := ""
 	switch {
-	case !cgroupdelegate.Writable(base):
-		notDelegated = fmt.Sprintf("your cgroup %s is not delegated to you (its cgroup.procs and cgroup.subtree_control are not writable by uid %d)", base, h.uid)
+	case !deleg.Delegated:
+		notDelegated = deleg.Why
 	case !subset(need, have):
 		notDelegated = fmt.Sprintf("your cgroup %s has only the controllers %q, not all of %q", base, strings.Join(have, " "), strings.Join(need, " "))
 	}
 	if notDelegated == "" {
-		if err := prepareBase(base, m.Point, need); err != nil {
+		var foreign *cgroupdelegate.ForeignError
+		err := prepareBase(base, m.Point, need, h.ours)
+		if err == nil {
+			return base, skipped, nil
+		}
+		if !errors.As(err, &foreign) {
 			return "", nil, err
 		}
-		return base, skipped, nil
+		notDelegated = "your cgroup " + foreign.Error()
 	}
 	logf("%s; asking the systemd user manager for a delegated scope", notDelegated)
 	scope, err := h.scope(m, cmdline)
 	if err != nil {
 		fix := delegationFix(h)
-		if cgroupdelegate.Writable(base) && strings.Contains(base, "/user@") {
-			// Already in the user manager's delegated tree: another scope
-			// would get the same controllers; only the drop-in adds some.
+		if deleg.Delegated && !subset(need, have) && strings.Contains(base, "/user@") {
+			// Already in a delegated unit of the user manager: another
+			// scope would get the same controllers; only the drop-in adds some.
 			fix = dropInFix
 		}
-		return baseIfWritable(base), unavailableAll(usable, fmt.Sprintf("%s, and systemd could not give one: %v; %s", notDelegated, err, fix)), nil
+		return baseIfDelegated(base, deleg), unavailableAll(usable, fmt.Sprintf("%s, and systemd could not give one: %v; %s", notDelegated, err, fix)), nil
 	}
 	logf("in the delegated systemd scope %s", scope)
 	have, _ = cgroupdelegate.List(scope, "cgroup.controllers")
@@ -292,10 +307,24 @@ func (h cgroupHost) place(writes []cgroupdelegate.Write, bestEffort bool, cmdlin
 	if len(skipped) > 0 && !bestEffort {
 		return scope, skipped, nil
 	}
-	if err := prepareBase(scope, m.Point, intersect(need, have)); err != nil {
+	if err := prepareBase(scope, m.Point, intersect(need, have), h.ours); err != nil {
 		return "", nil, err
 	}
 	return scope, skipped, nil
+}
+
+// delegation judges the caller's cgroup dir (cgroupdelegate.JudgeDelegation),
+// asking the user manager over D-Bus when the cgroup does not say.
+func (h cgroupHost) delegation(dir string) cgroupdelegate.Delegation {
+	return cgroupdelegate.JudgeDelegation(dir, h.uid, func(unit string) (bool, error) {
+		addr, err := cgroupdelegate.UserBusAddress(h.getenv, h.uid)
+		if err != nil {
+			return false, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return h.unitDelegated(ctx, addr, unit)
+	})
 }
 
 // baseDir is where this process's sandboxes go (Mount.Base).
@@ -333,10 +362,12 @@ func (h cgroupHost) scope(m cgroupdelegate.Mount, cmdline string) (string, error
 }
 
 // prepareBase lets base's children use the controllers: when base holds
-// processes (the caller's shell, `sandbox` itself), they move to base/
-// sandbox-leaf first — the kernel enables controllers for children only in
-// a cgroup without processes. The root cgroup is exempt and never emptied.
-func prepareBase(base, root string, controllers []string) error {
+// sandbox's own processes (ours), they move to base/sandbox-leaf first —
+// the kernel enables controllers for children only in a cgroup without
+// processes. Processes sandbox did not start are never moved: a
+// *cgroupdelegate.ForeignError then. The root cgroup is exempt and never
+// emptied.
+func prepareBase(base, root string, controllers []string, ours []int) error {
 	on, err := cgroupdelegate.List(base, "cgroup.subtree_control")
 	if err != nil {
 		return fmt.Errorf("reading %s/cgroup.subtree_control: %w", base, err)
@@ -345,7 +376,7 @@ func prepareBase(base, root string, controllers []string) error {
 		return nil
 	}
 	if procs, err := cgroupdelegate.Procs(base); err == nil && len(procs) > 0 && base != root {
-		if err := cgroupdelegate.Evacuate(base); err != nil {
+		if err := cgroupdelegate.Evacuate(base, ours...); err != nil {
 			return err
 		}
 	}
@@ -388,8 +419,9 @@ func unavailableAll(ws []cgroupdelegate.Write, why string) []unavailable {
 	return out
 }
 
-func baseIfWritable(base string) string {
-	if cgroupdelegate.Writable(base) {
+// baseIfDelegated: where a run without the limits still gets its cgroup.
+func baseIfDelegated(base string, d cgroupdelegate.Delegation) string {
+	if d.Delegated {
 		return base
 	}
 	return ""

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +29,10 @@ type fakeHost struct {
 	scopes   []string // units systemd was asked for
 	scopeErr error
 	warnings []string
+	// delegated answers the user manager's Delegate property by unit;
+	// asked records the questions.
+	delegated map[string]bool
+	asked     []string
 }
 
 var ifaceFiles = map[string][]string{
@@ -75,6 +80,7 @@ func (f *fakeHost) host() cgroupHost {
 		selfCgroup: func() (string, error) { return "0::" + f.self + "\n", nil },
 		procRoot:   "/proc", getenv: func(string) string { return "unix:path=/fake/bus" }, uid: 1000,
 		owner: cgroupdelegate.Owner{PID: 4242, Start: 77},
+		ours:  []int{4242},
 		startScope: func(_ context.Context, _, unit string, pid int, _ string) (string, error) {
 			f.scopes = append(f.scopes, unit)
 			if f.scopeErr != nil {
@@ -85,6 +91,14 @@ func (f *fakeHost) host() cgroupHost {
 			// so Evacuate is left to cgroupdelegate's tests on the real tree.
 			f.cgroup(f.self, "cpu memory pids")
 			return f.self, nil
+		},
+		unitDelegated: func(_ context.Context, _, unit string) (bool, error) {
+			f.asked = append(f.asked, unit)
+			d, ok := f.delegated[unit]
+			if !ok {
+				return false, errors.New("unit " + unit + " not loaded")
+			}
+			return d, nil
 		},
 		mkdir: f.mkdir,
 		warn:  func(m string) { f.warnings = append(f.warnings, m) },
@@ -168,11 +182,15 @@ func TestCgroupDelegatedScope(t *testing.T) {
 	f.cgroup("/", "cpu io memory pids")
 	f.self = "/user.slice/user-1000.slice/user@1000.service/app.slice/vmtest.scope"
 	base := f.cgroup(f.self, "cpu io memory pids")
+	f.delegated = map[string]bool{"vmtest.scope": true} // the user manager says Delegate=yes
 	cg, err := f.host().open(limits(t, false, cgroupdelegate.Flags{Memory: "64M", CPUs: "0.3", Pids: "20"}), "true", nolog)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cg.f.Close()
+	if !slices.Equal(f.asked, []string{"vmtest.scope"}) {
+		t.Errorf("asked the user manager about %q, want vmtest.scope", f.asked)
+	}
 	if cg.dir != filepath.Join(base, "sandbox-4242-77") || cg.memory != 64<<20 || cg.f.Name() != filepath.Join(cg.dir, "payload") {
 		t.Errorf("cgroup %+v", cg)
 	}
@@ -196,6 +214,63 @@ func TestCgroupDelegatedScope(t *testing.T) {
 	defer cg2.f.Close()
 	if cg2.dir != filepath.Join(base, "sandbox-4243-77") {
 		t.Errorf("from the leaf: %s", cg2.dir)
+	}
+}
+
+// TestCgroupUndelegatedUserScope: a scope of the user manager without
+// delegation (a terminal's tab, `systemd-run --user --scope`) belongs to
+// the user but is systemd's to manage: the run takes a transient scope of
+// its own, and the caller's scope is left as it was (issue 12, item 9).
+// So is a delegated one that holds processes sandbox did not start.
+func TestCgroupUndelegatedUserScope(t *testing.T) {
+	for _, c := range []struct {
+		name, unit string
+		delegated  bool
+		procs      []string
+		why        string
+	}{
+		{"Delegate=no", "vte-spawn-1.scope", false, []string{"4242"}, "which your user manager owns but does not delegate"},
+		{"no answer", "run-u9.scope", false, nil, "whose delegation is unknown (no delegate xattr; unit run-u9.scope not loaded)"},
+		{"the caller's shell in it", "run-u8.scope", true, []string{"1", "4242"}, "also holds processes sandbox did not start ([1])"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeHost(t)
+			f.cgroup("/", "cpu io memory pids")
+			caller := "/user.slice/user-1000.slice/user@1000.service/app.slice/" + c.unit
+			f.self = caller
+			base := f.cgroup(f.self, "cpu io memory pids", c.procs...)
+			if c.name != "no answer" {
+				f.delegated = map[string]bool{c.unit: c.delegated}
+			}
+			var logged []string
+			logf := func(format string, a ...any) { logged = append(logged, fmt.Sprintf(format, a...)) }
+			cg, err := f.host().open(limits(t, false, cgroupdelegate.Flags{Memory: "64M"}), "true", logf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cg.f.Close()
+			if !slices.Equal(f.scopes, []string{"sandbox-4242-77.scope"}) || !strings.HasSuffix(cg.dir, "/app.slice/sandbox-4242-77.scope/sandbox-4242-77") {
+				t.Errorf("scopes %q, cgroup %s: want the transient scope", f.scopes, cg.dir)
+			}
+			if !strings.Contains(strings.Join(logged, "\n"), c.why) {
+				t.Errorf("the log does not say why (%q):\n%s", c.why, strings.Join(logged, "\n"))
+			}
+			fileIs(t, filepath.Join(base, "cgroup.subtree_control"), "")
+			fileIs(t, filepath.Join(base, "cgroup.procs"), strings.Join(c.procs, "\n"))
+			if ents, _ := os.ReadDir(base); len(ents) != 4 { // the fake's interface files only
+				t.Errorf("the caller's scope %s got children: %v", base, ents)
+			}
+			// Without limits (nothing to enable, nothing moved): a cgroup
+			// only in the delegated scope.
+			f.self = caller
+			cg, err = f.host().open(Resources{}, "true", nolog)
+			if err != nil || (cg != nil) != c.delegated {
+				t.Errorf("no limits: %+v, %v; want a cgroup: %v", cg, err, c.delegated)
+			}
+			if cg != nil {
+				cg.f.Close()
+			}
+		})
 	}
 }
 

@@ -61,9 +61,10 @@ func killed(cmd *exec.Cmd) bool {
 }
 
 // TestRealEvacuateKillRemove runs the life of a sandbox cgroup on the real
-// cgroup2 tree: processes born in it and moved into it, all moved to the
-// leaf (as before enabling controllers), killed through cgroup.kill, and
-// the tree removed.
+// cgroup2 tree: processes born in it and moved into it; Evacuate refuses,
+// moving nothing, while a process it is not told is its own is there, and
+// moves its own into the leaf (as before enabling controllers); they are
+// killed through cgroup.kill, and the tree removed.
 func TestRealEvacuateKillRemove(t *testing.T) {
 	dir := delegated(t)
 	a, b := sleeper(t, dir, true), sleeper(t, dir, false)
@@ -71,7 +72,18 @@ func TestRealEvacuateKillRemove(t *testing.T) {
 	if err != nil || !slices.Contains(pids, a.Process.Pid) || !slices.Contains(pids, b.Process.Pid) {
 		t.Fatalf("cgroup.procs of %s = %v, %v; want %d and %d", dir, pids, err, a.Process.Pid, b.Process.Pid)
 	}
-	if err := Evacuate(dir); err != nil {
+	var foreign *ForeignError
+	if err := Evacuate(dir, a.Process.Pid); !errors.As(err, &foreign) || !slices.Equal(foreign.PIDs, []int{b.Process.Pid}) {
+		t.Fatalf("Evacuate with a foreign process %d: %v, want a ForeignError naming it", b.Process.Pid, err)
+	}
+	if pids, _ := Procs(dir); len(pids) != 2 {
+		t.Errorf("a refused Evacuate moved processes: %s holds %v, want both sleepers", dir, pids)
+	}
+	if _, err := os.Stat(filepath.Join(dir, Leaf)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused Evacuate made %s (%v)", Leaf, err)
+	}
+	// Both are sandbox's own (as the foreground `run -d` and its supervisor).
+	if err := Evacuate(dir, a.Process.Pid, b.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
 	if pids, _ := Procs(dir); len(pids) != 0 {

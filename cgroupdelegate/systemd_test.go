@@ -106,14 +106,20 @@ func (f *fakeSystemd) GetUnit(name string) (dbus.ObjectPath, *dbus.Error) {
 	return dbus.ObjectPath("/org/freedesktop/systemd1/unit/" + strings.NewReplacer("-", "_2d", ".", "_2e").Replace(name)), nil
 }
 
-// unitProps serves org.freedesktop.DBus.Properties.Get of a unit.
-type unitProps struct{ cgroup string }
+// unitProps serves org.freedesktop.DBus.Properties.Get of a scope unit.
+type unitProps struct {
+	cgroup   string
+	delegate bool
+}
 
 func (u unitProps) Get(iface, name string) (dbus.Variant, *dbus.Error) {
-	if iface != scopeIface || name != "ControlGroup" {
-		return dbus.Variant{}, dbus.MakeFailedError(os.ErrNotExist)
+	switch {
+	case iface == scopeIface && name == "ControlGroup":
+		return dbus.MakeVariant(u.cgroup), nil
+	case iface == scopeIface && name == "Delegate":
+		return dbus.MakeVariant(u.delegate), nil
 	}
-	return dbus.MakeVariant(u.cgroup), nil
+	return dbus.Variant{}, dbus.MakeFailedError(os.ErrNotExist)
 }
 
 func serveFakeSystemd(t *testing.T, addr, result string) *fakeSystemd {
@@ -130,7 +136,12 @@ func serveFakeSystemd(t *testing.T, addr, result string) *fakeSystemd {
 		t.Fatal(err)
 	}
 	unit := dbus.ObjectPath("/org/freedesktop/systemd1/unit/sandbox_2d1_2d2_2escope")
-	if err := conn.Export(unitProps{fakeSlice + "/sandbox-1-2.scope"}, unit, "org.freedesktop.DBus.Properties"); err != nil {
+	if err := conn.Export(unitProps{fakeSlice + "/sandbox-1-2.scope", true}, unit, "org.freedesktop.DBus.Properties"); err != nil {
+		t.Fatal(err)
+	}
+	// A scope of the user manager without delegation (a terminal's tab).
+	vte := dbus.ObjectPath("/org/freedesktop/systemd1/unit/vte_2dspawn_2d1_2escope")
+	if err := conn.Export(unitProps{fakeSlice + "/vte-spawn-1.scope", false}, vte, "org.freedesktop.DBus.Properties"); err != nil {
 		t.Fatal(err)
 	}
 	reply, err := conn.RequestName(systemdDest, dbus.NameFlagDoNotQueue)

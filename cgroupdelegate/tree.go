@@ -99,28 +99,49 @@ func Procs(dir string) ([]int, error) {
 	return pids, err
 }
 
-// Evacuate moves every process of dir (the caller's among them) into
-// dir/Leaf. Processes forked meanwhile are caught by the next round.
-func Evacuate(dir string) error {
+// ForeignError: a cgroup holds processes this one did not start (the
+// caller's shell, say), which Evacuate never moves.
+type ForeignError struct {
+	Dir  string
+	PIDs []int
+}
+
+func (e *ForeignError) Error() string {
+	return fmt.Sprintf("%s also holds processes sandbox did not start (%v), which it does not move", e.Dir, e.PIDs)
+}
+
+// Evacuate moves sandbox's own processes (ours: the caller, and the
+// foreground `run -d` waiting for its supervisor) from dir into dir/Leaf,
+// so that dir may enable controllers for its children (the kernel's "no
+// internal processes" rule). It moves no other process: when dir holds
+// others, it returns a *ForeignError and leaves everything as it was.
+func Evacuate(dir string, ours ...int) error {
+	pids, err := Procs(dir)
+	if err != nil {
+		return fmt.Errorf("reading %s/cgroup.procs: %w", dir, err)
+	}
+	var foreign []int
+	for _, pid := range pids {
+		if !slices.Contains(ours, pid) {
+			foreign = append(foreign, pid)
+		}
+	}
+	if len(foreign) > 0 {
+		return &ForeignError{dir, foreign}
+	}
+	if len(pids) == 0 {
+		return nil
+	}
 	leaf := filepath.Join(dir, Leaf)
 	if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("creating %s: %w", leaf, err)
 	}
-	for round := 0; round < 20; round++ {
-		pids, err := Procs(dir)
-		if err != nil {
-			return fmt.Errorf("reading %s/cgroup.procs: %w", dir, err)
-		}
-		if len(pids) == 0 {
-			return nil
-		}
-		for _, pid := range pids {
-			if err := writeFile(leaf, "cgroup.procs", strconv.Itoa(pid)); err != nil && !errors.Is(err, unix.ESRCH) {
-				return fmt.Errorf("moving process %d from %s to %s: %w", pid, dir, leaf, err)
-			}
+	for _, pid := range pids {
+		if err := writeFile(leaf, "cgroup.procs", strconv.Itoa(pid)); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("moving process %d from %s to %s: %w", pid, dir, leaf, err)
 		}
 	}
-	return fmt.Errorf("processes keep appearing in %s; could not move them all to %s", dir, leaf)
+	return nil
 }
 
 // Enable turns on controllers for dir's children, one at a time (one

@@ -100,7 +100,7 @@ func gatherCgroup(uid int) CgroupFacts {
 		c.UserBusErr = err
 	} else {
 		c.UserBus = addr
-		c.Systemd, c.UserBusErr = systemdVersion(addr)
+		c.Systemd, c.Manager, c.UserBusErr = systemdManager(addr)
 	}
 	infos, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup2", "cgroup"))
 	if err != nil {
@@ -121,32 +121,59 @@ func gatherCgroup(uid int) CgroupFacts {
 		c.Err = err
 		return c
 	}
-	c.Delegated = cgroupdelegate.Writable(c.Base)
+	// The same judgment as run's (cgroup.go), with the same question to
+	// the user manager when the cgroup does not say.
+	d := cgroupdelegate.JudgeDelegation(c.Base, uid, func(unit string) (bool, error) {
+		if c.UserBus == "" || c.UserBusErr != nil {
+			return false, errors.Join(c.UserBusErr, errors.New("no user bus to ask"))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
+		defer cancel()
+		return cgroupdelegate.UnitDelegated(ctx, c.UserBus, unit)
+	})
+	c.Delegated, c.Why = d.Delegated, d.Why
 	c.Available, _ = cgroupdelegate.List(c.Base, "cgroup.controllers")
+	if procs, err := cgroupdelegate.Procs(c.Base); err == nil && c.Base != m.Point {
+		for _, p := range procs {
+			if p != os.Getpid() {
+				c.Foreign = append(c.Foreign, p)
+			}
+		}
+	}
+	if c.Manager != "" {
+		if dir, err := m.Dir(c.Manager); err == nil {
+			c.ScopeControllers, _ = cgroupdelegate.List(dir, "cgroup.controllers")
+		}
+	}
 	return c
 }
 
 // busTimeout bounds the user bus check: a stuck bus must not stall check.
 const busTimeout = 5 * time.Second
 
-// systemdVersion asks the bus at addr for the systemd manager's version:
-// it answers only if the bus is reachable and systemd is on it.
-func systemdVersion(addr string) (string, error) {
+// systemdManager asks the bus at addr for the systemd manager's version
+// and its cgroup (where its transient scopes go): it answers only if the
+// bus is reachable and systemd is on it.
+func systemdManager(addr string) (version, cgroup string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
 	defer cancel()
 	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer conn.Close()
-	var v dbus.Variant
-	err = conn.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1").CallWithContext(ctx,
-		"org.freedesktop.DBus.Properties.Get", 0, "org.freedesktop.systemd1.Manager", "Version").Store(&v)
-	if err != nil {
-		return "", fmt.Errorf("no systemd manager on it: %w", err)
+	get := func(name string) (string, error) {
+		var v dbus.Variant
+		err := conn.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1").CallWithContext(ctx,
+			"org.freedesktop.DBus.Properties.Get", 0, "org.freedesktop.systemd1.Manager", name).Store(&v)
+		s, _ := v.Value().(string)
+		return s, err
 	}
-	s, _ := v.Value().(string)
-	return s, nil
+	if version, err = get("Version"); err != nil {
+		return "", "", fmt.Errorf("no systemd manager on it: %w", err)
+	}
+	cgroup, _ = get("ControlGroup") // best effort: check then names no controllers
+	return version, cgroup, nil
 }
 
 func readTrim(p string) string {

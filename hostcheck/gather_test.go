@@ -221,11 +221,11 @@ func (managerProps) Get(iface, name string) (dbus.Variant, *dbus.Error) {
 }
 
 func TestSystemdVersion(t *testing.T) {
-	if _, err := systemdVersion("unix:path=" + filepath.Join(t.TempDir(), "bus")); err == nil {
+	if _, err := systemdManagerVersion("unix:path=" + filepath.Join(t.TempDir(), "bus")); err == nil {
 		t.Error("no bus: no error")
 	}
 	addr := sessionBus(t)
-	if _, err := systemdVersion(addr); err == nil || !strings.Contains(err.Error(), "no systemd manager") {
+	if _, err := systemdManagerVersion(addr); err == nil || !strings.Contains(err.Error(), "no systemd manager") {
 		t.Errorf("a bus without systemd: %v", err)
 	}
 	conn, err := dbus.Connect(addr)
@@ -239,7 +239,7 @@ func TestSystemdVersion(t *testing.T) {
 	if reply, err := conn.RequestName("org.freedesktop.systemd1", dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
 		t.Fatalf("owning the systemd name: %v %v", reply, err)
 	}
-	if v, err := systemdVersion(addr); err != nil || v != "252.30-1" {
+	if v, err := systemdManagerVersion(addr); err != nil || v != "252.30-1" {
 		t.Errorf("systemd on the bus: %q %v", v, err)
 	}
 }
@@ -265,4 +265,10 @@ func TestOtherEntriesLarge(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("%d entries took %v", n, d)
 	}
+}
+
+// systemdManagerVersion: the version systemdManager reads.
+func systemdManagerVersion(addr string) (string, error) {
+	v, _, err := systemdManager(addr)
+	return v, err
 }

@@ -11,10 +11,16 @@ type CgroupFacts struct {
 	Mount     string            // the cgroup2 mount point, "" if none
 	V1        map[string]string // controllers cgroup v1 holds → its mount point
 	Base      string            // the caller's cgroup directory (sandboxes go below it)
-	Delegated bool              // Base is writable by the caller
+	Delegated bool              // Base is delegated to the caller (cgroupdelegate.JudgeDelegation)
+	Why       string            // how that was judged, or why not
+	Foreign   []int             // processes in Base other than this one (run never moves them)
 	Root      []string          // controllers cgroup v2 has (the mount root's cgroup.controllers)
 	Available []string          // controllers of Base
-	Err       error             // why Base is unknown
+	// ScopeControllers are what a transient scope of the user manager gets:
+	// its own cgroup's controllers (user@UID.service's delegated set).
+	ScopeControllers []string
+	Manager          string // the user manager's cgroup, when it answered
+	Err              error  // why Base is unknown
 	// UserBus is the systemd user bus address ("" if none is configured);
 	// UserBusErr why it cannot be reached or has no systemd on it;
 	// Systemd the user manager's version when it answered.
@@ -64,16 +70,20 @@ func judgeCgroup(c CgroupFacts, user string) []Result {
 	case c.Err != nil:
 		return append(out, warn("cgroup.delegation", "your cgroup is unknown: "+c.Err.Error(), "boot with systemd.unified_cgroup_hierarchy=1 (cgroup v2 for every process)"),
 			judgeUserBus(c, user))
-	case c.Delegated:
-		out = append(out, ok("cgroup.delegation", fmt.Sprintf("your cgroup %s is delegated to you: each sandbox gets its own cgroup below it", c.Base)))
+	case c.direct():
+		out = append(out, ok("cgroup.delegation", orWhy(c.Why, "your cgroup "+c.Base+" is delegated to you")+": each sandbox gets its own cgroup below it"))
 	case c.busUsable():
-		out = append(out, ok("cgroup.delegation", fmt.Sprintf("your cgroup %s is not delegated; runs with limits ask the systemd user manager for a delegated scope", c.Base)))
+		out = append(out, ok("cgroup.delegation", c.notDirect()+"; runs with limits ask the systemd user manager for a delegated scope of their own"))
 	default:
-		out = append(out, warn("cgroup.delegation", fmt.Sprintf("your cgroup %s is not delegated to you and no systemd user manager answers: limits cannot be applied", c.Base), delegateFix))
+		out = append(out, warn("cgroup.delegation", c.notDirect()+", and no systemd user manager answers: limits cannot be applied", delegateFix))
 	}
-	have := c.Root
-	if c.Delegated {
-		have = c.Available
+	// What run will have: its own cgroup's controllers, or the scope's.
+	have, where := c.Available, c.Base
+	if !c.direct() {
+		have, where = c.ScopeControllers, "your user manager"
+		if c.Manager != "" {
+			where += " (" + c.Manager + ")"
+		}
 	}
 	var missing, fixes []string
 	fix := func(f string) {
@@ -93,7 +103,7 @@ func judgeCgroup(c CgroupFacts, user string) []Result {
 			missing = append(missing, fmt.Sprintf("%s (%s; not in this kernel's cgroup v2)", ctrl, limitControllers[ctrl]))
 			fix("a kernel with that controller")
 		default:
-			missing = append(missing, fmt.Sprintf("%s (%s; not delegated to %s)", ctrl, limitControllers[ctrl], c.Base))
+			missing = append(missing, fmt.Sprintf("%s (%s; not delegated to %s)", ctrl, limitControllers[ctrl], where))
 			fix("systemd: the drop-in /etc/systemd/system/user@.service.d/delegate.conf with [Service] Delegate=cpu cpuset io memory pids, then systemctl daemon-reload and log in again")
 		}
 	}
@@ -103,6 +113,24 @@ func judgeCgroup(c CgroupFacts, user string) []Result {
 		out = append(out, warn("cgroup.controllers", "unavailable: "+strings.Join(missing, ", "), strings.Join(fixes, "; ")))
 	}
 	return append(out, judgeUserBus(c, user))
+}
+
+// direct: runs with limits use the caller's cgroup itself.
+func (c CgroupFacts) direct() bool { return c.Delegated && len(c.Foreign) == 0 }
+
+// notDirect says why runs with limits cannot use the caller's cgroup.
+func (c CgroupFacts) notDirect() string {
+	if c.Delegated {
+		return fmt.Sprintf("your cgroup %s is delegated but also holds processes sandbox did not start (%v), which it never moves", c.Base, c.Foreign)
+	}
+	return orWhy(c.Why, "your cgroup "+c.Base+" is not delegated to you")
+}
+
+func orWhy(why, def string) string {
+	if why != "" {
+		return why
+	}
+	return def
 }
 
 // judgeUserBus: the systemd user manager gives a delegated scope to runs

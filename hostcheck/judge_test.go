@@ -37,6 +37,16 @@ func good() Facts {
 	}
 }
 
+// undelegatedUserScope: a terminal tab's scope of the user manager, seen
+// with Debian 12's stock delegation (no io), the root cgroup having io.
+func undelegatedUserScope(f *Facts) {
+	c := &f.Cgroup
+	c.Base = "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/vte-spawn-1.scope"
+	c.Delegated, c.Why = false, "your cgroup "+c.Base+" is in vte-spawn-1.scope, which your user manager owns but does not delegate (Delegate=no: systemd still manages it)"
+	c.Root, c.Available = []string{"cpuset", "cpu", "io", "memory", "pids"}, []string{"cpu", "io", "memory", "pids"}
+	c.Manager, c.ScopeControllers = "/user.slice/user-1000.slice/user@1000.service", []string{"cpu", "memory", "pids"}
+}
+
 func find(t *testing.T, rs []Result, id string) Result {
 	t.Helper()
 	for _, r := range rs {
@@ -229,6 +239,15 @@ func TestShapes(t *testing.T) {
 		{"not delegated, bus dead", func(f *Facts) { f.Cgroup.Delegated, f.Cgroup.UserBusErr = false, syscall.ECONNREFUSED }, "cgroup.delegation", Warn, false,
 			"no systemd user manager answers", "enable-linger alice"},
 		{"not delegated, user bus", func(f *Facts) { f.Cgroup.Delegated = false }, "cgroup.delegation", OK, false, "ask the systemd user manager", ""},
+		// Issue 12 item 9: what run does, with what the user manager really delegates.
+		{"user scope without Delegate", undelegatedUserScope, "cgroup.delegation", OK, false,
+			"vte-spawn-1.scope, which your user manager owns but does not delegate (Delegate=no: systemd still manages it); runs with limits ask the systemd user manager for a delegated scope of their own", ""},
+		{"stock delegation seen from a scope", undelegatedUserScope, "cgroup.controllers", Warn, false,
+			"unavailable: io (--io-weight, --io-max; not delegated to your user manager (/user.slice/user-1000.slice/user@1000.service))", "Delegate=cpu cpuset io memory pids"},
+		{"delegated with the shell in it", func(f *Facts) { f.Cgroup.Foreign = []int{77} }, "cgroup.delegation", OK, false,
+			"also holds processes sandbox did not start ([77]), which it never moves; runs with limits ask", ""},
+		{"delegated with the shell in it, no bus", func(f *Facts) { f.Cgroup.Foreign, f.Cgroup.UserBus = []int{77}, "" }, "cgroup.delegation", Warn, false,
+			"also holds processes sandbox did not start", "systemd-run --user --scope -p Delegate=yes"},
 		{"cgroup unknown", func(f *Facts) { f.Cgroup.Err = errors.New("no 0:: line") }, "cgroup.delegation", Warn, false, "no 0:: line", "unified_cgroup_hierarchy=1"},
 		{"bus answers", func(f *Facts) {}, "systemd.bus", OK, false, "version 252", ""},
 		{"bus not needed", func(f *Facts) { f.Cgroup.UserBus = "" }, "systemd.bus", OK, false, "not needed: your cgroup is delegated", ""},

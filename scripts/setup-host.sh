@@ -8,6 +8,8 @@
 #   - checks that newuidmap/newgidmap are setuid root
 #   - delegates a cgroup v2 subtree to sbxtest, as systemd's Delegate=yes would
 #   - fetches the VM tests' guest kernel into /var/cache/sandbox-vm (vm/fetch-kernel.sh)
+#   - builds the systemd guest's image into /var/cache/sandbox-vm-systemd
+#     (vm/systemd/build-image.sh; minutes the first time, then a no-op)
 # Prints one line for each thing it checked or did.
 set -euo pipefail
 
@@ -16,6 +18,7 @@ readonly TEST_HOME=/home/sbxtest
 readonly SUBID_START=200000   # preferred first subordinate id of TEST_USER
 readonly SUBID_COUNT=65536
 readonly VM_CACHE=/var/cache/sandbox-vm # guest kernel of the VM tests (vm/README.md)
+readonly VM_SYSTEMD_CACHE=/var/cache/sandbox-vm-systemd # the systemd guest's image (vm/systemd/)
 
 # Needed for the build, the tests and the benchmark (zsh and fish: the
 # completion scripts' tests).
@@ -23,6 +26,7 @@ readonly REQUIRED_PKGS=(
 	uidmap bubblewrap slirp4netns passt fuse-overlayfs fuse3 iproute2 procps
 	psmisc util-linux hyperfine git ca-certificates iperf3
 	qemu-system-x86 busybox-static xz-utils dbus-daemon zsh fish
+	mmdebstrap e2fsprogs # the systemd guest's image (vm/systemd/build-image.sh)
 	python3 curl gcc libc6-dev make # examples/ and their tests (e2e/examples_test.go)
 )
 # Benchmarks only (anchors, and fio for bench/fs.sh): a failure to install
@@ -303,5 +307,9 @@ fi
 # no-op while the cache's stamp matches vm/fetch-kernel.sh.
 bash "$(dirname "${BASH_SOURCE[0]}")/../vm/fetch-kernel.sh" "$VM_CACHE" ||
 	die "fetching the VM tests' kernel failed"
+# The systemd guest's root filesystem (Debian 12 through this host's apt
+# sources); a no-op while its stamp matches vm/systemd/ and the kernel.
+bash "$(dirname "${BASH_SOURCE[0]}")/../vm/systemd/build-image.sh" "$VM_CACHE" "$VM_SYSTEMD_CACHE" ||
+	die "building the systemd guest's image failed"
 
 say "done"

@@ -67,6 +67,7 @@ lint() {
 	go vet ./... || die "go vet failed"
 	# The VM's guest tests build only with their tags (vm/guest/doc.go).
 	go vet -tags vmguest ./vm/... || die "go vet failed"
+	go vet -tags vmguest,vmsystemd ./vm/... || die "go vet failed" # the systemd guest's (vm/README.md)
 }
 
 # summarise LOG: print `N passed, N failed[, N skipped]` from `go test -v` output.

@@ -19,6 +19,9 @@
 #   --cpus N          guest vCPUs (default 2)
 #   --disk MB         scratch virtio disk /dev/vda (default 64; 0: none)
 #   --keep            keep the run directory (console.log, qemu.log, ctl/)
+#   --systemd DIR     boot the systemd guest of DIR/rootfs.ext4 (made by
+#                     systemd/build-image.sh) instead of the busybox one: the
+#                     job runs as root from vmtest.service (vm/README.md)
 #
 # Exit status: CMD's; 124 timeout; 125 the guest failed to boot or never
 # reported a result (the console's last lines are printed); 2 usage or a
@@ -31,7 +34,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${SANDBOX_VM_CACHE:-/var/cache/sandbox-vm}"
 qemu="${QEMU:-qemu-system-x86_64}"
-bins=() out="" timeout=600 boot_timeout=120 mem=1024 cpus=2 disk=64 keep=0
+bins=() out="" timeout=600 boot_timeout=120 mem=1024 cpus=2 disk=64 keep=0 systemd=""
 
 usage() { sed -n '2,/^set /p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 die() { printf 'vm/run.sh: %s\n' "$*" >&2; exit 2; }
@@ -45,6 +48,7 @@ while [[ $# -gt 0 ]]; do
 	--cpus) cpus="$2"; shift ;;
 	--disk) disk="$2"; shift ;;
 	--keep) keep=1 ;;
+	--systemd) systemd="$2"; shift ;;
 	--) shift; break ;;
 	-*) usage ;;
 	*) break ;;
@@ -54,6 +58,7 @@ done
 [[ $# -gt 0 ]] || usage
 command -v "$qemu" >/dev/null || die "$qemu not found (sudo scripts/setup-host.sh installs qemu-system-x86)"
 [[ -r "$cache/vmlinux" ]] || die "no kernel in $cache (run: sudo scripts/setup-host.sh)"
+[[ -z "$systemd" || -r "$systemd/rootfs.ext4" ]] || die "no systemd image in $systemd (run: sudo scripts/setup-host.sh)"
 
 run="$(mktemp -d "${TMPDIR:-/tmp}/sandbox-vm-run.XXXXXX")"
 ctl="$run/ctl"
@@ -80,6 +85,12 @@ if [[ "$disk" != 0 ]]; then
 	drives+=(-drive "if=none,id=scratch,file=$run/scratch.img,format=raw,cache=none,aio=threads"
 		-device virtio-blk-pci,drive=scratch)
 	append+=" vmtest.disk=/dev/vda"
+fi
+if [[ -n "$systemd" ]]; then
+	"$here/systemd/initramfs.sh" "$systemd" "$run/initramfs.cpio" || die "adding the systemd guest's first stage failed"
+	append+=" rdinit=/stage1"
+	drives+=(-drive "if=none,id=root,file=$systemd/rootfs.ext4,format=raw,snapshot=on,cache=unsafe"
+		-device virtio-blk-pci,drive=root)
 fi
 
 start="$EPOCHREALTIME"

@@ -54,37 +54,14 @@ func requireOrSkip(t *testing.T, ok bool, what string) {
 // TestVM boots the VM once and reports each guest test as a subtest
 // TestVM/PASS/TestName.
 func TestVM(t *testing.T) {
-	here, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	qemu := os.Getenv("QEMU")
-	if qemu == "" {
-		qemu = "qemu-system-x86_64"
-	}
-	_, err = exec.LookPath(qemu)
-	requireOrSkip(t, err == nil, qemu+" (Debian package qemu-system-x86)")
-	cache := os.Getenv("SANDBOX_VM_CACHE")
-	if cache == "" {
-		cache = defaultCache
-	}
-	requireOrSkip(t, kernelCacheOK(t, cache, filepath.Join(here, "fetch-kernel.sh")),
-		"an up-to-date guest kernel in "+cache+" (made by vm/fetch-kernel.sh)")
-
+	here, _ := vmPrereqs(t)
 	work := t.TempDir()
 	sandbox := sandboxBinary(t, work)
-	guestTest := filepath.Join(work, "guest.test")
-	ctx, cancel := context.WithTimeout(context.Background(), buildTime)
-	defer cancel()
 	tags := "vmguest"
 	if extra := os.Getenv("SANDBOX_VM_TAGS"); extra != "" {
 		tags += "," + extra // extra build tags for the guest tests (SANDBOX_VM_TAGS)
 	}
-	build := exec.CommandContext(ctx, "go", "test", "-c", "-tags", tags, "-o", guestTest, "./guest")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0") // the guest has no libc for it
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the guest tests (go test -c -tags %s ./guest): %v\n%s", tags, err, out)
-	}
+	guestTest := buildGuestTests(t, work, tags)
 	job := filepath.Join(work, "job.sh")
 	if err := os.WriteFile(job, []byte(jobScript()), 0o755); err != nil {
 		t.Fatal(err)

@@ -67,13 +67,18 @@ var scopes atomic.Int64
 
 // newScope creates an empty sibling of our own scope, owned by us: what
 // `systemd-run --user --scope -p Delegate=yes` gives the command it starts
-// (cgroup.controllers = what the user manager has, subtree_control empty).
+// (cgroup.controllers = what the user manager has, subtree_control empty),
+// marked delegated with the user.delegate xattr as systemd marks delegated
+// units (there is no user manager to ask in this guest).
 func newScope(t *testing.T) string {
 	t.Helper()
 	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
 	dir := filepath.Join(filepath.Dir(ownCgroup(t)), fmt.Sprintf("run-%s-%d.scope", name, scopes.Add(1)))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatalf("creating the scope %s: %v", dir, err)
+	}
+	if err := syscall.Setxattr(dir, "user.delegate", []byte("1"), 0); err != nil {
+		t.Fatalf("marking the scope %s delegated: %v", dir, err)
 	}
 	t.Cleanup(func() { removeCgroupTree(t, dir) })
 	return dir
