@@ -2,11 +2,14 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"sandbox/internal/testenv"
 )
 
 func TestValidName(t *testing.T) {
@@ -118,9 +121,8 @@ func TestBaseDirFallbackMustBePrivate(t *testing.T) {
 
 func TestStartTime(t *testing.T) {
 	cmd := exec.Command("sleep", "5")
-	if err := cmd.Start(); err != nil {
-		t.Skip("no sleep:", err)
-	}
+	err := cmd.Start()
+	testenv.RequireOrSkip(t, err == nil, fmt.Sprintf("sleep(1): %v", err))
 	defer cmd.Process.Kill()
 	st, err := StartTime(cmd.Process.Pid)
 	if err != nil || st == 0 {
