@@ -86,6 +86,17 @@ func TestNestedSandbox(t *testing.T) {
 			t.Errorf("the inner command ran without a /proc of its own")
 		}
 	})
+	t.Run("no /etc/passwd", func(t *testing.T) {
+		t.Parallel()
+		root := makeRootfs(t, "nopasswd")
+		args := append(append([]string{"run", "--net=none", "--cwd=none", "--allow-nested-userns", "--rootfs", root}, bindNested(t)...),
+			"--", nestedBin, "run", "--map=single", "--net=none", "--cwd=none", "--", "sh", "-c", "test -e /etc/passwd || echo inner-ok")
+		r := run(t, args...)
+		wantCode(t, r, 0)
+		if !strings.Contains(r.stdout, "inner-ok") || strings.Contains(r.stderr, "user database") {
+			t.Errorf("a uid without a user database entry must run: %s", r)
+		}
+	})
 	t.Run("not root inside", func(t *testing.T) {
 		t.Parallel()
 		args := append(append([]string{"run", "--net=none", "--cwd=none", "--allow-nested-userns", "--uid", "1000", "--gid", "1000"}, bindNested(t)...),
