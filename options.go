@@ -64,6 +64,7 @@ type Options struct {
 	PreserveFDs  int
 	Seccomp      string // "default", "unconfined" or a profile file
 	NestedUserns bool
+	UnmaskProc   bool // --unmask-proc
 	// Resource limits (cgroup v2) and --limits=strict|best-effort.
 	Limits     cgroupdelegate.Flags
 	LimitsMode string
@@ -478,7 +479,7 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 	}
 	// A nested sandbox or container mounts its own /proc, which the kernel
 	// allows only where /proc has no masks (see docs/cli.md).
-	cfg.UnmaskProc = opts.NestedUserns
+	cfg.UnmaskProc = opts.UnmaskProc
 	if cfg.Overlay, err = overlayConfig(opts.Overlay, cfg.Upper); err != nil {
 		return cfg, "", err
 	}

@@ -79,7 +79,7 @@ type RootReport struct {
 	CwdMode       string   `json:"cwd_mode"`       // rw, ro or none
 	Chdir         string   `json:"chdir"`
 	MountSteps    int      `json:"mount_steps"`
-	ProcUnmasked  bool     `json:"proc_unmasked"` // --allow-nested-userns: /proc's entries not masked
+	ProcUnmasked  bool     `json:"proc_unmasked"` // --unmask-proc: /proc's entries not masked
 }
 
 // NetworkReport is the network namespace and its driver.

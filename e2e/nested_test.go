@@ -59,7 +59,7 @@ func TestNestedSandbox(t *testing.T) {
 	requireFullMap(t)
 	t.Run("in itself", func(t *testing.T) {
 		t.Parallel()
-		args := append(append([]string{"run", "--net=none", "--cwd=none", "--allow-nested-userns"}, bindNested(t)...),
+		args := append(append([]string{"run", "--net=none", "--cwd=none", "--allow-nested-userns", "--unmask-proc"}, bindNested(t)...),
 			"--", nestedBin, "run", "--net=none", "--cwd=none", "--", "sh", "-c",
 			`cat /proc/self/uid_map /proc/self/gid_map; echo ---; grep -c ' /proc/' /proc/self/mountinfo; echo inner-ok`)
 		r := run(t, args...)
@@ -71,13 +71,12 @@ func TestNestedSandbox(t *testing.T) {
 	})
 	t.Run("masked proc is a clear 125", func(t *testing.T) {
 		t.Parallel()
-		// unconfined: the outer filter lets the inner sandbox make its
-		// namespaces, but /proc keeps its masks.
-		args := append(append([]string{"run", "--net=none", "--cwd=none", "--seccomp=unconfined"}, bindNested(t)...),
+		// Without --unmask-proc /proc keeps its masks.
+		args := append(append([]string{"run", "--net=none", "--cwd=none", "--allow-nested-userns"}, bindNested(t)...),
 			"--", nestedBin, "run", "--net=none", "--cwd=none", "--", "echo", "inner-ran")
 		r := run(t, args...)
 		wantCode(t, r, exitSandbox)
-		for _, s := range []string{"proc on /proc", "masked", "unmask=ALL", "procMount: Unmasked", "--allow-nested-userns"} {
+		for _, s := range []string{"proc on /proc", "masked", "unmask=ALL", "procMount: Unmasked", "--unmask-proc"} {
 			if !strings.Contains(r.stderr, s) {
 				t.Errorf("the error should say %q: %s", s, r)
 			}
@@ -89,7 +88,7 @@ func TestNestedSandbox(t *testing.T) {
 	t.Run("no /etc/passwd", func(t *testing.T) {
 		t.Parallel()
 		root := makeRootfs(t, "nopasswd")
-		args := append(append([]string{"run", "--net=none", "--cwd=none", "--allow-nested-userns", "--rootfs", root}, bindNested(t)...),
+		args := append(append([]string{"run", "--net=none", "--cwd=none", "--allow-nested-userns", "--unmask-proc", "--rootfs", root}, bindNested(t)...),
 			"--", nestedBin, "run", "--map=single", "--net=none", "--cwd=none", "--", "sh", "-c", "test -e /etc/passwd || echo inner-ok")
 		r := run(t, args...)
 		wantCode(t, r, 0)
@@ -97,9 +96,28 @@ func TestNestedSandbox(t *testing.T) {
 			t.Errorf("a uid without a user database entry must run: %s", r)
 		}
 	})
+	t.Run("unshare -r: only itself mapped", func(t *testing.T) {
+		t.Parallel()
+		requireOrSkip(t, findHelper("unshare"), "unshare (package util-linux)")
+		xdg := tempDir(t) // /tmp/sandbox-0 would be every such root's
+		p := start(t, opts{prepare: func(c *exec.Cmd) {
+			c.Path, _ = exec.LookPath("unshare")
+			c.Args = append([]string{"unshare", "-U", "-r", binary(t)}, c.Args[1:]...)
+			c.Env = append(c.Env, "XDG_RUNTIME_DIR="+xdg)
+		}}, "run", "--net=none", "--cwd=none", "--", "cat", "/proc/self/uid_map")
+		r := p.wait()
+		wantCode(t, r, 0)
+		m, err := parseIDMap(r.stdout)
+		if err != nil || len(m) != 1 || m[0] != (idMapLine{0, 0, 1}) {
+			t.Errorf("under unshare -r only root itself can be mapped: %v %v\n%s", m, err, r)
+		}
+		if !strings.Contains(r.stderr, "maps no uid or gid but your own") {
+			t.Errorf("the warning should say why only one id is mapped: %s", r)
+		}
+	})
 	t.Run("not root inside", func(t *testing.T) {
 		t.Parallel()
-		args := append(append([]string{"run", "--net=none", "--cwd=none", "--allow-nested-userns", "--uid", "1000", "--gid", "1000"}, bindNested(t)...),
+		args := append(append([]string{"run", "--net=none", "--cwd=none", "--allow-nested-userns", "--unmask-proc", "--uid", "1000", "--gid", "1000"}, bindNested(t)...),
 			"--", nestedBin, "run", "--net=none", "--cwd=none", "--", "cat", "/proc/self/uid_map")
 		r := run(t, args...)
 		wantCode(t, r, 0)
@@ -113,7 +131,7 @@ func TestNestedSandbox(t *testing.T) {
 	})
 	t.Run("check says nested", func(t *testing.T) {
 		t.Parallel()
-		args := append(append([]string{"run", "--net=none", "--cwd=none", "--allow-nested-userns"}, bindNested(t)...),
+		args := append(append([]string{"run", "--net=none", "--cwd=none", "--allow-nested-userns", "--unmask-proc"}, bindNested(t)...),
 			"--", nestedBin, "check", "--json")
 		r := run(t, args...)
 		_, byID := parseCheck(t, r.stdout)
@@ -123,7 +141,7 @@ func TestNestedSandbox(t *testing.T) {
 			t.Errorf("a nested `sandbox run -- true` should work: %+v", res)
 		}
 
-		args = append(append([]string{"run", "--net=none", "--cwd=none", "--seccomp=unconfined"}, bindNested(t)...),
+		args = append(append([]string{"run", "--net=none", "--cwd=none", "--allow-nested-userns"}, bindNested(t)...),
 			"--", nestedBin, "check", "--json")
 		r = run(t, args...)
 		_, byID = parseCheck(t, r.stdout)

@@ -87,7 +87,7 @@ func judgeNested(n NestedFacts) Result {
 		eg := strings.Join(n.ProcMasked[:min(len(n.ProcMasked), 3)], ", ")
 		return fail(id, fmt.Sprintf("%s; and %d of /proc's entries are masked (%s): the kernel then refuses the sandbox a /proc of its own, so run stops with 125",
 			msg, len(n.ProcMasked), eg),
-			"run the outer container with /proc unmasked: podman/docker --security-opt unmask=ALL (or unmask=/proc/*), Kubernetes securityContext.procMount: Unmasked, sandbox --allow-nested-userns")
+			"run the outer container with /proc unmasked: podman/docker --security-opt unmask=ALL (or unmask=/proc/*), Kubernetes securityContext.procMount: Unmasked, sandbox --unmask-proc with --allow-nested-userns")
 	}
 	return warn(id, msg, "")
 }

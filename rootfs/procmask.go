@@ -26,7 +26,7 @@ func (e *ProcMaskedError) Error() string {
 		eg += ", …"
 	}
 	return fmt.Sprintf("%v: the kernel mounts a new /proc only where /proc is fully visible, and here %d of its entries (%s) are masked by the container or sandbox this runs in; "+
-		"run that one with /proc unmasked (podman/docker: --security-opt unmask=ALL or unmask=/proc/*; Kubernetes: securityContext.procMount: Unmasked; sandbox: --allow-nested-userns)",
+		"run that one with /proc unmasked (podman/docker: --security-opt unmask=ALL or unmask=/proc/*; Kubernetes: securityContext.procMount: Unmasked; sandbox: --unmask-proc with --allow-nested-userns)",
 		e.Err, len(e.Masked), eg)
 }
 
