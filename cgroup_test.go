@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"sandbox/cgroupdelegate"
+	"sandbox/internal/testenv"
 	"sandbox/userns"
 
 	"github.com/moby/sys/mountinfo"
@@ -275,9 +276,7 @@ func TestCgroupUndelegatedUserScope(t *testing.T) {
 }
 
 func TestCgroupNotDelegated(t *testing.T) {
-	if os.Getuid() == 0 {
-		t.Skip("root may write any cgroup: nothing is undelegated to it")
-	}
+	testenv.RequireOrSkip(t, os.Getuid() != 0, "a non-root caller (root may write any cgroup: nothing is undelegated to it)")
 	f := newFakeHost(t)
 	f.cgroup("/", "cpu io memory pids")
 	f.self = "/user.slice/user-1000.slice/session-1.scope"

@@ -34,6 +34,10 @@ type childConfig struct {
 	Landlock    *confine.LandlockRules `json:"landlock,omitempty"`
 	PreserveFDs int                    `json:"preserve_fds,omitempty"`
 	Seccomp     *seccomp.Program       `json:"seccomp,omitempty"` // nil: unconfined
+
+	// HostnameAsked: --hostname was given (else a hostname the kernel
+	// refuses is kept as it is).
+	HostnameAsked bool `json:"hostname_asked,omitempty"`
 }
 
 // childError is proto.KindError: the step that failed and the exit status

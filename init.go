@@ -87,7 +87,13 @@ func Init() int {
 	logf := lg.Step
 	logf("configuration received (id maps written)")
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
-		return fail("setting the hostname", StatusError, err)
+		if !errors.Is(err, unix.EPERM) || cfg.HostnameAsked {
+			return fail("setting the hostname", StatusError, hostnameErr(err))
+		}
+		// Nested in a container whose seccomp filter allows sethostname
+		// only with CAP_SYS_ADMIN (podman's, docker's): the new UTS
+		// namespace keeps that container's name.
+		logf("hostname not set (%v): keeping the outer one", err)
 	}
 	if cfg.LoopUp {
 		if err := netns.LoopbackUp(); err != nil {
@@ -406,4 +412,13 @@ func diagnoseMount(err error) error {
 			"an overlay nested too deep, or a kernel older than 5.11; --overlay=fuse may work)", err)
 	}
 	return err
+}
+
+// hostnameErr explains a refused --hostname: in a new UTS namespace of
+// our own only a seccomp filter inherited from outside says EPERM.
+func hostnameErr(err error) error {
+	if !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	return fmt.Errorf("%w (the container or sandbox this runs in denies sethostname, as podman's and docker's seccomp profiles do without CAP_SYS_ADMIN: leave out --hostname, or run that container with --security-opt seccomp=unconfined)", err)
 }

@@ -66,6 +66,7 @@ type Options struct {
 	PreserveFDs  int
 	Seccomp      string // "default", "unconfined" or a profile file
 	NestedUserns bool
+	UnmaskProc   bool // --unmask-proc
 	// Resource limits (cgroup v2) and --limits=strict|best-effort.
 	Limits     cgroupdelegate.Flags
 	LimitsMode string
@@ -120,6 +121,8 @@ type Spec struct {
 	// ephemeralBase: --ephemeral=disk, where Run makes the run's directory.
 	ephemeralBase string
 	ephemeral     *ephemeralDir // made by Run, removed when it ends
+	// HostnameAsked: Hostname comes from --hostname.
+	HostnameAsked bool
 }
 
 // Prepare validates opts against the host and plans the whole sandbox.
@@ -255,7 +258,7 @@ func useImage(opts *Options) ([]string, error) {
 // other (a name that is no valid hostname leaves the hostname generated),
 // and both to sandbox-<6 random hex digits>.
 func naming(opts Options, s *Spec) error {
-	s.Name, s.Hostname = opts.Name, opts.Hostname
+	s.Name, s.Hostname, s.HostnameAsked = opts.Name, opts.Hostname, opts.Hostname != ""
 	if s.Name != "" {
 		if err := state.ValidName(s.Name); err != nil {
 			return usagef("--name: %v", err)
@@ -348,11 +351,21 @@ type identity struct {
 	uid, gid   uint32
 }
 
+// currentUser is the caller's identity. A uid the user database does not
+// know (a minimal container image without /etc/passwd) is no reason to
+// stop: the name only finds subordinate ids and words messages, and the
+// home is then $HOME when that is a directory the caller owns.
 func currentUser() (identity, error) {
 	id := identity{uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
 	u, err := user.LookupId(strconv.Itoa(os.Getuid()))
 	if err != nil {
-		return id, fmt.Errorf("looking up your user (uid %d) in the user database: %w", id.uid, err)
+		if h := os.Getenv("HOME"); filepath.IsAbs(h) {
+			var st unix.Stat_t
+			if unix.Stat(h, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Uid == id.uid {
+				id.home = filepath.Clean(h)
+			}
+		}
+		return id, nil
 	}
 	id.name, id.home = u.Username, u.HomeDir
 	return id, nil
@@ -476,6 +489,9 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 			return cfg, "", err
 		}
 	}
+	// A nested sandbox or container mounts its own /proc, which the kernel
+	// allows only where /proc has no masks (see docs/cli.md).
+	cfg.UnmaskProc = opts.UnmaskProc
 	if cfg.Overlay, err = overlayConfig(opts.Overlay, cfg.Upper); err != nil {
 		return cfg, "", err
 	}

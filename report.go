@@ -79,6 +79,7 @@ type RootReport struct {
 	CwdMode       string   `json:"cwd_mode"`       // rw, ro or none
 	Chdir         string   `json:"chdir"`
 	MountSteps    int      `json:"mount_steps"`
+	ProcUnmasked  bool     `json:"proc_unmasked"` // --unmask-proc: /proc's entries not masked
 	// Ephemeral is where the run's ephemeral writes went.
 	Ephemeral *EphemeralReport `json:"ephemeral"`
 }
@@ -209,7 +210,7 @@ func newReport(opts Options, cfg rootfs.Config, s *Spec) *Report {
 		Root: &RootReport{
 			Source: "host", Rootfs: cfg.Rootfs, Layers: orEmpty(cfg.Layers), Upper: cfg.Upper, ReadOnly: cfg.ReadOnly,
 			OverlayDriver: "none", Cwd: cfg.Cwd, CwdMode: string(cfg.CwdMode), Chdir: s.Plan.Chdir,
-			MountSteps: len(s.Plan.Steps),
+			MountSteps: len(s.Plan.Steps), ProcUnmasked: cfg.UnmaskProc,
 		},
 		Network:    networkReport(opts, s),
 		limitsMode: "strict",

@@ -169,7 +169,7 @@ func run(s *Spec) (status int, err error) {
 	}
 
 	cfg := childConfig{
-		Args: s.Args, Env: s.Env, Hostname: s.Hostname, LoopUp: s.NetNS, Net: s.childNet(),
+		Args: s.Args, Env: s.Env, Hostname: s.Hostname, HostnameAsked: s.HostnameAsked, LoopUp: s.NetNS, Net: s.childNet(),
 		Plan: s.Plan, TTY: useTTY, Verbose: s.Verbose, Umask: currentUmask(), LogFormat: lg.format(), Start: lg.start,
 		Caps: s.Caps, LastCap: s.LastCap, Landlock: s.Landlock, PreserveFDs: s.PreserveFDs, Seccomp: s.Seccomp,
 	}

@@ -83,6 +83,8 @@ func TestSignalForwarding(t *testing.T) {
 		{syscall.SIGINT, "INT", 8},
 		{syscall.SIGHUP, "HUP", 10},
 		{syscall.SIGUSR1, "USR1", 9},
+		{syscall.SIGQUIT, "QUIT", 11},
+		{syscall.SIGUSR2, "USR2", 12},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

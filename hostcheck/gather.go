@@ -45,6 +45,7 @@ func Gather(user string, uid, gid uint32) Facts {
 	f.LandlockABI = confine.LandlockABI()
 	f.Seccomp = seccompAvailable()
 	f.Cgroup = gatherCgroup(int(uid))
+	f.Nested = gatherNested()
 	return f
 }
 

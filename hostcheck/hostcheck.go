@@ -73,6 +73,9 @@ type Facts struct {
 	Cgroup           CgroupFacts
 	LegacyTIOCSTI    string // dev.tty.legacy_tiocsti ("" if absent)
 	Run              RunProbe
+
+	// Nested is the user namespace check runs in.
+	Nested NestedFacts
 }
 
 // NetDriver is whether one user-mode network driver is installed here
@@ -103,9 +106,16 @@ func Judge(f Facts) []Result {
 	root := f.UID == 0
 	out := []Result{judgeKernel(f.Kernel)}
 	out = append(out, judgeUserNS(f)...)
+	subuid := judgeSubids(idmap.UID, f.Subuid, f.User, f.UID, f.UID, root)
+	subgid := judgeSubids(idmap.GID, f.Subgid, f.User, f.UID, f.GID, root)
+	if root && f.Nested.Nested && f.Nested.Privileged {
+		subuid = ok("subuid", fmt.Sprintf("root writes its maps itself, with the %d uids this user namespace maps (see nested)", total(f.Nested.UIDs)))
+		subgid = ok("subgid", fmt.Sprintf("root writes its maps itself, with the %d gids this user namespace maps (see nested)", total(f.Nested.GIDs)))
+	}
+	out = append(out, judgeNested(f.Nested))
 	out = append(out,
-		judgeSubids(idmap.UID, f.Subuid, f.User, f.UID, f.UID, root),
-		judgeSubids(idmap.GID, f.Subgid, f.User, f.UID, f.GID, root),
+		subuid,
+		subgid,
 		judgeHelper(f.Newuidmap, root),
 		judgeHelper(f.Newgidmap, root),
 		judgeOverlay(f.NS),

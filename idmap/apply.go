@@ -26,7 +26,7 @@ func Apply(ctx context.Context, pid int, uids, gids []Mapping, viaHelpers bool) 
 		proc:          "/proc",
 		newuidmap:     UID.Helper(),
 		newgidmap:     GID.Helper(),
-		denySetgroups: os.Geteuid() != 0,
+		denySetgroups: !Privileged(),
 	}
 	return a.apply(ctx, pid, uids, gids, viaHelpers)
 }

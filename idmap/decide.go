@@ -3,7 +3,6 @@ package idmap
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 )
@@ -19,7 +18,10 @@ const (
 // Facts is what Decide needs to know about the caller and the system.
 type Facts struct {
 	User string // login name, for messages ("" if none)
-	Root bool   // effective uid 0: writes the maps itself, needs no helpers
+	Root bool   // CAP_SETUID and CAP_SETGID (root): writes the maps itself, needs no helpers
+	// Nested: the caller's own user namespace maps a limited range (a
+	// container, another sandbox); Root's ranges are then within it.
+	Nested bool
 	// The caller's ranges and where they were looked up (as returned by Subids).
 	UIDRanges, GIDRanges []Range
 	UIDSource, GIDSource string
@@ -50,6 +52,16 @@ func Decide(mode Mode, f Facts) (Decision, error) {
 	case Auto, Full:
 	default:
 		return Decision{}, fmt.Errorf("--map=%s: unknown mode (want auto, full or single)", mode)
+	}
+	if f.Root && f.Nested {
+		if len(f.UIDRanges) > 0 && len(f.GIDRanges) > 0 {
+			return Decision{Mode: Full, UIDRanges: f.UIDRanges, GIDRanges: f.GIDRanges}, nil
+		}
+		cause := "this user namespace (a container or another sandbox) maps no uid or gid but your own"
+		if mode == Full {
+			return Decision{}, fmt.Errorf("--map=full is not possible: %s (fix: give the outer container more ids, or use --map=single)", cause)
+		}
+		return Decision{Mode: Single, Warning: "sandbox: warning: " + cause + "; mapping only your own uid and gid"}, nil
 	}
 	if f.Root {
 		d := Decision{Mode: Full, UIDRanges: f.UIDRanges, GIDRanges: f.GIDRanges}
@@ -99,6 +111,12 @@ func Decide(mode Mode, f Facts) (Decision, error) {
 	}
 	if len(causes) == 0 {
 		return Decision{Mode: Full, ViaHelpers: true, UIDRanges: f.UIDRanges, GIDRanges: f.GIDRanges}, nil
+	}
+	if f.Nested && f.HelperErr != nil {
+		// The host's helpers and files mean nothing here: the setuid
+		// helpers' owner is not mapped, and no_new_privs is often set.
+		causes = []string{"you are not root in this user namespace (a container or another sandbox), so only your own ids can be mapped"}
+		fixes = []string{"run this as the namespace's root (sandbox: --uid 0, the default)"}
 	}
 	cause := strings.Join(causes, "; ")
 	fix := strings.Join(fixes, " and ")
@@ -153,7 +171,7 @@ type Prepared struct {
 // helpers unless running as root, calls Decide and plans both maps so that
 // insideUID/insideGID are the caller inside. Single mode reads nothing.
 func (s Source) Prepare(mode Mode, user string, uid, gid, insideUID, insideGID uint32) (Prepared, error) {
-	f := Facts{User: user, Root: os.Geteuid() == 0}
+	f := Facts{User: user, Root: Privileged()}
 	if mode != Single {
 		var err error
 		if f.UIDRanges, f.UIDSource, err = s.Subids(UID, user, uid); err != nil {
@@ -161,6 +179,19 @@ func (s Source) Prepare(mode Mode, user string, uid, gid, insideUID, insideGID u
 		}
 		if f.GIDRanges, f.GIDSource, err = s.Subids(GID, user, uid); err != nil {
 			return Prepared{}, err
+		}
+		mu, nestedU, err := selfMapped(UID)
+		if err != nil {
+			return Prepared{}, err
+		}
+		mg, nestedG, err := selfMapped(GID)
+		if err != nil {
+			return Prepared{}, err
+		}
+		if f.Nested = nestedU || nestedG; f.Nested && f.Root {
+			// Root writes the maps itself: only ids this namespace maps.
+			f.UIDRanges = Usable(f.UIDRanges, mu, uid)
+			f.GIDRanges = Usable(f.GIDRanges, mg, gid)
 		}
 		if !f.Root {
 			f.HelperErr = CheckHelpers()

@@ -504,7 +504,7 @@ func (e *executor) step(s Step) error {
 		}
 		return nil
 	case OpProc:
-		return unix.Mount("proc", target, "proc", hardened, "")
+		return mountProc(target, hardened)
 	case OpSysfs:
 		err := unix.Mount("sysfs", target, "sysfs", hardened|unix.MS_RDONLY, "")
 		if errors.Is(err, unix.EPERM) {

@@ -141,6 +141,10 @@ type Config struct {
 	DevptsGID int
 	Overlay   Overlay   // Marker is set from Upper
 	Ephemeral Ephemeral // where ephemeral writes go
+	// UnmaskProc leaves /proc's masked and read-only entries alone: the
+	// kernel mounts a new proc (a nested sandbox's or container's) only
+	// where every mount on /proc could be undone.
+	UnmaskProc bool
 }
 
 // Mount is the part of a host mount the planner uses.
@@ -249,10 +253,14 @@ func Build(cfg Config, host HostFS, mounts []Mount) (*Plan, error) {
 		p.add(Step{Op: OpFile, Target: "/etc/resolv.conf", Data: cfg.Resolv, Mode: 0o644})
 	}
 	for _, m := range MaskedPaths {
-		p.add(Step{Op: OpMask, Target: m, Optional: true})
+		if !cfg.UnmaskProc || !strings.HasPrefix(m, "/proc/") {
+			p.add(Step{Op: OpMask, Target: m, Optional: true})
+		}
 	}
 	for _, r := range ReadOnlyPaths {
-		p.add(Step{Op: OpReadOnly, Target: r, Optional: true})
+		if !cfg.UnmaskProc || !strings.HasPrefix(r, "/proc/") {
+			p.add(Step{Op: OpReadOnly, Target: r, Optional: true})
+		}
 	}
 	p.plan.Overlay = cfg.Overlay
 	p.plan.Overlay.Marker = cfg.Upper

@@ -28,10 +28,11 @@ readonly REQUIRED_PKGS=(
 	qemu-system-x86 busybox-static xz-utils dbus-daemon zsh fish
 	mmdebstrap e2fsprogs # the systemd guest's image (vm/systemd/build-image.sh)
 	python3 curl gcc libc6-dev make # examples/ and their tests (e2e/examples_test.go)
+	podman runc                     # nesting in a rootless container (e2e/nested_test.go)
 )
 # Benchmarks only (anchors, and fio for bench/fs.sh): a failure to install
 # them is a warning.
-readonly OPTIONAL_PKGS=(crun podman rootlesskit fio)
+readonly OPTIONAL_PKGS=(crun rootlesskit fio)
 
 say() { printf 'setup-host: %s\n' "$*"; }
 warn() { printf 'setup-host: WARNING: %s\n' "$*" >&2; }

@@ -14,7 +14,8 @@
 # SANDBOX_TEST_DEST=DIR (below ~sbxtest) copies there instead of ~sbxtest/sandbox-src.
 # The tests get SANDBOX_BIN=<absolute path of the freshly built bin/sandbox>.
 # The last line printed is `N passed, N failed[, N skipped]`; the exit status
-# is non-zero when anything failed.
+# is non-zero when anything failed, and with CI=true also when any test was
+# skipped (CI runs everything; the skipped tests are listed).
 set -euo pipefail
 
 readonly TEST_USER=sbxtest
@@ -70,6 +71,8 @@ lint() {
 	go vet -tags vmguest,vmsystemd ./vm/... || die "go vet failed" # the systemd guest's (vm/README.md)
 }
 
+skipped_tests=() # names of the skipped tests, set by summarise
+
 # summarise LOG: print `N passed, N failed[, N skipped]` from `go test -v` output.
 # A package that failed without a failing test (build failure, panic in
 # TestMain, timeout) counts as one failure.
@@ -82,7 +85,11 @@ summarise() {
 			failed=$((failed + 1))
 			pkg_fails=$((pkg_fails + 1))
 			;;
-		*"--- SKIP: "*) skipped=$((skipped + 1)) ;;
+		*"--- SKIP: "*)
+			skipped=$((skipped + 1))
+			line="${line#*--- SKIP: }"
+			skipped_tests+=("${line%% (*}")
+			;;
 		FAIL$'\t'*)
 			if [[ "$pkg_fails" -eq 0 ]]; then
 				failed=$((failed + 1))
@@ -94,6 +101,10 @@ summarise() {
 	done < <(grep -E -e '^[[:space:]]*--- (PASS|FAIL|SKIP): ' -e $'^(FAIL|ok  |\\?   )\t' "$log" || true)
 	if [[ "$rc" -ne 0 && "$failed" -eq 0 ]]; then
 		failed=1 # go test itself failed (bad flag, package not found, ...)
+	fi
+	if [[ "${CI:-}" == true && "$skipped" -gt 0 ]]; then
+		printf 'test.sh: ERROR: CI=true and these tests were skipped (CI must run everything):\n' >&2
+		printf '  %s\n' "${skipped_tests[@]}" >&2
 	fi
 	if [[ "$skipped" -gt 0 ]]; then
 		printf '%d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"
@@ -121,6 +132,9 @@ build_and_test() {
 	set -e
 	summarise "$log" "$rc"
 	rm -f "$log"
+	if [[ "${CI:-}" == true && "${#skipped_tests[@]}" -gt 0 && "$rc" -eq 0 ]]; then
+		rc=1
+	fi
 	return "$rc"
 }
 

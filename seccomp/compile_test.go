@@ -181,10 +181,28 @@ func TestDefaultOptions(t *testing.T) {
 		{"ptrace", 0, eperm},
 		{"process_vm_writev", 0, eperm},
 		{"keyctl", 0, eperm},
+		// A nested sandbox or container mounts in its own namespaces.
+		{"mount", 0, allow},
+		{"umount2", 0, allow},
+		{"pivot_root", 0, allow},
+		{"mount_setattr", 0, allow},
 	} {
 		d := data{nr: nrOf(t, ArchX86_64, c.name), arch: auditArchX86_64, args: [6]uint64{c.arg0}}
 		if got := v.run(d); got != c.want {
 			t.Errorf("%s(%#x) = %s, want %s", c.name, c.arg0, retString(got), retString(c.want))
+		}
+	}
+	// With CAP_SYS_ADMIN the payload could mount in the sandbox's own
+	// namespace (remount a read-only bind): mounts stay denied.
+	p, err := Compile(Default(DefaultOptions{AllowNestedUserns: true}), Options{Arch: "amd64", Caps: []string{"CAP_SYS_ADMIN"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v = newVM(t, p)
+	for _, name := range []string{"mount", "umount2", "pivot_root", "mount_setattr", "move_mount"} {
+		d := data{nr: nrOf(t, ArchX86_64, name), arch: auditArchX86_64}
+		if got := v.run(d); got != eperm {
+			t.Errorf("with CAP_SYS_ADMIN, %s = %s, want EPERM", name, retString(got))
 		}
 	}
 }

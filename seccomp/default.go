@@ -19,7 +19,8 @@ package seccomp
 type DefaultOptions struct {
 	// AllowNestedUserns allows new user namespaces (unshare and clone
 	// with CLONE_NEWUSER, clone3) and setns: for payloads that run a
-	// sandbox or container tool themselves.
+	// sandbox or container tool themselves. The mount calls are then
+	// allowed too unless the payload has CAP_SYS_ADMIN (see mountCalls).
 	AllowNestedUserns bool
 	// DenyPtrace denies ptrace and the calls with the same power over
 	// another process (process_vm_readv, process_vm_writev). They are
@@ -69,6 +70,9 @@ var defaultDenied = []struct {
 		[]string{"mount", "umount", "umount2", "pivot_root",
 			"fsopen", "fsconfig", "fsmount", "fspick", "open_tree", "open_tree_attr", "move_mount", "mount_setattr"}},
 }
+
+// mountCalls names the defaultDenied entry of the mount calls.
+const mountCalls = "mount"
 
 // defaultNotBuilt are denied with ENOSYS, the answer of a kernel built
 // without them, which programs take as "use the fallback" (libuv, Tokio
@@ -120,6 +124,18 @@ func Default(opts DefaultOptions) *Profile {
 		})
 	}
 	for _, d := range defaultDenied {
+		if opts.AllowNestedUserns && d.names[0] == mountCalls {
+			// A nested sandbox or container mounts in the mount namespace
+			// of its own user namespace; the kernel lets nothing there
+			// change the sandbox's mounts, which come in locked. Without
+			// CAP_SYS_ADMIN in the sandbox's own namespace the payload can
+			// mount nowhere else; with it, mounts stay denied.
+			p.Syscalls = append(p.Syscalls, Syscall{
+				Names: d.names, Action: ActErrno, ErrnoRet: &eperm, Comment: d.why,
+				Includes: &Filter{Caps: []string{"CAP_SYS_ADMIN"}},
+			})
+			continue
+		}
 		deny(d.why, d.names)
 	}
 	p.Syscalls = append(p.Syscalls, Syscall{

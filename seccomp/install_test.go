@@ -19,6 +19,8 @@ import (
 	"time"
 	"unsafe"
 
+	"sandbox/internal/testenv"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -306,12 +308,8 @@ func threadStatus() (tasks, filtered, nnp int) {
 
 func runChild(t *testing.T, mode string) map[string]string {
 	t.Helper()
-	if runtime.GOARCH != "amd64" && runtime.GOARCH != "386" {
-		t.Skip("filters are compiled for amd64 and 386 only")
-	}
-	if statusField("/proc/self/status", "Seccomp") == "?" {
-		t.Skip("no seccomp in this kernel")
-	}
+	testenv.RequireOrSkip(t, runtime.GOARCH == "amd64" || runtime.GOARCH == "386", "amd64 or 386 (the filters are compiled for these only)")
+	testenv.RequireOrSkip(t, statusField("/proc/self/status", "Seccomp") != "?", "seccomp in this kernel")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+mode)
 	var stderr bytes.Buffer
@@ -375,9 +373,7 @@ func TestInstall(t *testing.T) {
 }
 
 func TestInstallKernelAgrees(t *testing.T) {
-	if runtime.GOARCH != "amd64" {
-		t.Skip("issues x86_64 system calls")
-	}
+	testenv.RequireOrSkip(t, runtime.GOARCH == "amd64", "amd64 (the test issues x86_64 system calls)")
 	m := runChild(t, "kernel")
 	if m["checked"] != "4000" || m["mismatches"] != "0" || m["denied_enough"] != "true" {
 		t.Errorf("the kernel and the model disagree: %v", m)
@@ -386,9 +382,8 @@ func TestInstallKernelAgrees(t *testing.T) {
 
 func TestInstallNeedsNoNewPrivs(t *testing.T) {
 	m := runChild(t, "nonnp")
-	if m["nnp_already"] == "1" {
-		t.Skip("the test runs with no_new_privs already set")
-	}
+	// no_new_privs cannot be cleared: a test started with it cannot see Install refuse.
+	testenv.RequireOrSkip(t, m["nnp_already"] != "1", "a test process without no_new_privs (it is inherited and cannot be cleared)")
 	if m["install_is_errnonewprivs"] != "true" || m["seccomp"] != "0" {
 		t.Errorf("Install without no_new_privs: %v", m)
 	}

@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"sandbox/internal/testenv"
 )
 
 func TestValidName(t *testing.T) {
@@ -122,9 +125,8 @@ func TestBaseDirFallbackMustBePrivate(t *testing.T) {
 
 func TestStartTime(t *testing.T) {
 	cmd := exec.Command("sleep", "5")
-	if err := cmd.Start(); err != nil {
-		t.Skip("no sleep:", err)
-	}
+	err := cmd.Start()
+	testenv.RequireOrSkip(t, err == nil, fmt.Sprintf("sleep(1): %v", err))
 	defer cmd.Process.Kill()
 	st, err := StartTime(cmd.Process.Pid)
 	if err != nil || st == 0 {

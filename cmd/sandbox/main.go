@@ -83,7 +83,8 @@ type runCmd struct {
 	Landlock          bool     `help:"Landlock: the command may write only the shared working directory, read-write binds, --tmpfs, /tmp, /dev/shm and your home; the rest of the root is read-only for it."`
 	PreserveFds       int      `placeholder:"N" help:"Pass file descriptors 3 .. 3+N-1 on to the command (default: none beyond stdio)."`
 	Seccomp           string   `placeholder:"default|unconfined|FILE" default:"default" help:"System-call filter: the built-in default, unconfined (none), or an OCI/Docker seccomp JSON profile."`
-	AllowNestedUserns bool     `name:"allow-nested-userns" help:"Let the command create user namespaces (the default filter refuses them)."`
+	AllowNestedUserns bool     `name:"allow-nested-userns" help:"Let the command create user namespaces (the default filter refuses them) and mount in them."`
+	UnmaskProc        bool     `name:"unmask-proc" help:"Leave /proc's masked and read-only entries (kcore, keys, sys, …) visible, so that a nested sandbox or container can mount its own /proc (with --allow-nested-userns)."`
 
 	Memory     string   `placeholder:"SIZE" help:"Memory limit (memory.max), e.g. 512M; swap is off unless --memory-swap. Sizes: bytes or K, M, G, T."`
 	MemorySwap string   `name:"memory-swap" placeholder:"SIZE" help:"Swap the command may use beyond --memory (memory.swap.max; max: no limit)."`
@@ -199,7 +200,7 @@ func runCLI(args []string) int {
 		Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
 		TTY: r.TTY, Verbose: r.Verbose, LogFormat: r.LogFormat,
 		CapAdd: r.CapAdd, CapDrop: r.CapDrop, Landlock: r.Landlock, PreserveFDs: r.PreserveFds,
-		Seccomp: r.Seccomp, NestedUserns: r.AllowNestedUserns,
+		Seccomp: r.Seccomp, NestedUserns: r.AllowNestedUserns, UnmaskProc: r.UnmaskProc,
 		Limits: cgroupdelegate.Flags{Memory: r.Memory, MemorySwap: r.MemorySwap, CPUs: r.CPUs, CPUWeight: r.CPUWeight,
 			Pids: r.Pids, IOWeight: r.IOWeight, IOMax: r.IOMax},
 		LimitsMode: r.Limits,
