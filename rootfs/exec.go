@@ -496,23 +496,6 @@ func (e *executor) readOnlyAt(target string, recursive bool) error {
 	return setReadOnly(int(h.Fd()), "", recursive)
 }
 
-// setReadOnly uses mount_setattr: it changes only the read-only flag, so the
-// flags the kernel locked on mounts inherited from the host stay as they are.
-func setReadOnly(dirfd int, p string, recursive bool) error {
-	flags := 0
-	if p == "" {
-		flags |= unix.AT_EMPTY_PATH
-	}
-	if recursive {
-		flags |= unix.AT_RECURSIVE
-	}
-	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
-	if err := unix.MountSetattr(dirfd, p, uint(flags), attr); err != nil {
-		return fmt.Errorf("mount_setattr read-only: %w", err)
-	}
-	return nil
-}
-
 // enter makes newRoot the root: pivot_root, then detach the old root so no
 // path leads back to it. Where pivot_root is refused (EINVAL: the current
 // root is the initramfs rootfs), move the new root over / and chroot, as
