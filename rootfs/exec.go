@@ -75,10 +75,19 @@ func Execute(plan *Plan, logf Logf, warn Warnf) (string, error) {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return "", fmt.Errorf("making mounts private: %w", err)
 	}
+	gone := map[string]bool{} // host paths removed since planning
 	for _, p := range append(plan.HostPaths(), "/dev/null") {
-		if err := e.open(p); err != nil {
+		err := e.open(p)
+		if errors.Is(err, unix.ENOENT) {
+			gone[p] = true
+			continue
+		}
+		if err != nil {
 			return "", err
 		}
+	}
+	if missing := stepGone(plan.Root, gone); missing != "" {
+		return "", &StepError{plan.Root, fmt.Errorf("opening host path %s: %w", missing, unix.ENOENT)}
 	}
 	if plan.Overlay.Marker != "" {
 		var err error
@@ -102,6 +111,13 @@ func Execute(plan *Plan, logf Logf, warn Warnf) (string, error) {
 	}
 	e.root = root
 	for _, s := range plan.Steps {
+		if missing := stepGone(s, gone); missing != "" {
+			if !s.Optional {
+				return "", &StepError{s, fmt.Errorf("opening host path %s: %w", missing, unix.ENOENT)}
+			}
+			e.logf("%s: skipped, %s is gone from the host", s, missing)
+			continue
+		}
 		err := e.step(s)
 		if errors.Is(err, errAbsent) {
 			continue
@@ -121,6 +137,19 @@ func Execute(plan *Plan, logf Logf, warn Warnf) (string, error) {
 		}
 	}
 	return how, nil
+}
+
+// stepGone returns the first host path of s that is gone, or "".
+func stepGone(s Step, gone map[string]bool) string {
+	if len(gone) == 0 {
+		return ""
+	}
+	for _, p := range (&Plan{Steps: []Step{s}}).HostPaths() {
+		if gone[p] {
+			return p
+		}
+	}
+	return ""
 }
 
 // errAbsent: an optional step's target does not exist here (e.g. a masked

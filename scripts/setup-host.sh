@@ -7,7 +7,8 @@
 #   - makes /dev/net/tun and /dev/fuse 0666 (the distribution default)
 #   - checks that newuidmap/newgidmap are setuid root
 #   - delegates a cgroup v2 subtree to sbxtest, as systemd's Delegate=yes would
-#   - fetches the VM tests' guest kernel into /var/cache/sandbox-vm (vm/fetch-kernel.sh)
+#   - fetches the VM tests' guest kernel into /var/cache/sandbox-vm (vm/fetch-kernel.sh), and
+#     Debian 11's 5.10 (the oldest kernel supported) into /var/cache/sandbox-vm-5.10
 # Prints one line for each thing it checked or did.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ readonly TEST_HOME=/home/sbxtest
 readonly SUBID_START=200000   # preferred first subordinate id of TEST_USER
 readonly SUBID_COUNT=65536
 readonly VM_CACHE=/var/cache/sandbox-vm # guest kernel of the VM tests (vm/README.md)
+readonly VM_CACHE_OLD=/var/cache/sandbox-vm-5.10 # the old-kernel guest's (bullseye)
 
 # Needed for the build, the tests and the benchmark (zsh and fish: the
 # completion scripts' tests).
@@ -303,5 +305,7 @@ fi
 # no-op while the cache's stamp matches vm/fetch-kernel.sh.
 bash "$(dirname "${BASH_SOURCE[0]}")/../vm/fetch-kernel.sh" "$VM_CACHE" ||
 	die "fetching the VM tests' kernel failed"
+bash "$(dirname "${BASH_SOURCE[0]}")/../vm/fetch-kernel.sh" "$VM_CACHE_OLD" bullseye ||
+	die "fetching the VM tests' old kernel (Debian 11, bullseye) failed"
 
 say "done"
