@@ -44,6 +44,33 @@ func ProbeRun(exe, trueBin string) RunProbe {
 	return RunProbe{Err: err, Stderr: oneLine(stderr.String()), Took: time.Since(start).Round(100 * time.Microsecond)}
 }
 
+// netProbeTimeout bounds each network driver's trial run.
+const netProbeTimeout = 10 * time.Second
+
+// ProbeNet tries each installed network driver with a real sandbox
+// (`exe run --net=NAME -- true`, bounded): a driver found is not yet one
+// that starts here. tunOK false: nothing is tried (no driver can start).
+func ProbeNet(exe, trueBin string, ds []NetDriver, tunOK bool) {
+	for i := range ds {
+		if ds[i].Err != nil || !tunOK {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), netProbeTimeout)
+		cmd := exec.CommandContext(ctx, exe, "run", "--cwd=none", "--net="+ds[i].Name, "--", trueBin)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		cancel()
+		ds[i].Probed = true
+		if err != nil {
+			if msg := oneLine(stderr.String()); msg != "" {
+				err = fmt.Errorf("%v: %s", err, msg)
+			}
+			ds[i].Trial = err
+		}
+	}
+}
+
 // oneLine joins the lines of s with " | ": a result is one line.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(s), "\n", " | ")), " ")

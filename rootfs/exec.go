@@ -49,6 +49,20 @@ type executor struct {
 	marked    fuseoverlay.Driver
 	usedUpper bool   // a kernel overlay already uses the persistent upper
 	upperBind string // the --upper directory, bound for fuse-overlayfs
+	// fellBack are the overlays fuse-overlayfs stood in for (auto), and
+	// refusal the kernel's first answer: one warning names them all.
+	fellBack []string
+	refusal  error
+}
+
+// Overlays are the overlays this process mounted (init builds one root):
+// the target inside and the driver that serves it, in mount order.
+var Overlays []OverlayUse
+
+// OverlayUse is one overlay mount and its driver.
+type OverlayUse struct {
+	Target string             `json:"target"`
+	Driver fuseoverlay.Driver `json:"driver"`
 }
 
 // daemons are the fuse-overlayfs processes this process started (init
@@ -72,6 +86,7 @@ func SyncFuse() error {
 func Execute(plan *Plan, logf Logf, warn Warnf) (string, error) {
 	e := &executor{plan: plan, host: map[string]*os.File{}, logf: logf, warn: warn}
 	defer e.closeAll()
+	defer e.warnFellBack()
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return "", fmt.Errorf("making mounts private: %w", err)
 	}
@@ -150,6 +165,16 @@ func stepGone(s Step, gone map[string]bool) string {
 		}
 	}
 	return ""
+}
+
+// warnFellBack says, in one warning, which overlays fuse-overlayfs serves
+// because the kernel refused them.
+func (e *executor) warnFellBack() {
+	if len(e.fellBack) == 0 {
+		return
+	}
+	e.warn("overlay", "fuse-overlayfs", fmt.Sprintf("the kernel refused overlayfs (%v): fuse-overlayfs serves %s",
+		unwrapMount(e.refusal), strings.Join(e.fellBack, " ")))
 }
 
 // errAbsent: an optional step's target does not exist here (e.g. a masked
@@ -240,13 +265,7 @@ func (e *executor) overlay(s Step, target string) error {
 		return e.fuse(l, s, target)
 	case fuseoverlay.Auto:
 	default:
-		if err := e.mark(persistent, fuseoverlay.Kernel); err != nil {
-			return err
-		}
 		return e.kernel(l, s.Target, target, persistent)
-	}
-	if err := e.mark(persistent, fuseoverlay.Kernel); err != nil {
-		return err
 	}
 	err := e.kernel(l, s.Target, target, persistent)
 	if err == nil || !Refused(err) {
@@ -259,12 +278,15 @@ func (e *executor) overlay(s Step, target string) error {
 		return fmt.Errorf("%w; the --upper directory already holds kernel overlayfs layers of this run, "+
 			"so fuse-overlayfs cannot stand in: use a new --upper directory with --overlay=fuse", err)
 	}
-	e.warn("overlay", "fuse-overlayfs", fmt.Sprintf("overlay on %s: the kernel refused overlayfs (%v); using fuse-overlayfs",
-		s.Target, unwrapMount(err)))
-	if err := e.mark(persistent, fuseoverlay.Fuse); err != nil {
+	e.logf("overlay on %s: the kernel refused overlayfs (%v); trying fuse-overlayfs", s.Target, unwrapMount(err))
+	if err := e.fuse(l, s, target); err != nil {
 		return err
 	}
-	return e.fuse(l, s, target)
+	if e.refusal == nil {
+		e.refusal = err
+	}
+	e.fellBack = append(e.fellBack, s.Target)
+	return nil
 }
 
 // Refused says whether a kernel overlayfs mount failed because the kernel
@@ -295,7 +317,12 @@ func (e *executor) kernel(l fuseoverlay.Layers, inside, target string, persisten
 	if err := fuseoverlay.MountKernel(l, target); err != nil {
 		return err
 	}
+	// Marked once mounted: a mount that failed wrote nothing there.
+	if err := e.mark(persistent, fuseoverlay.Kernel); err != nil {
+		return err
+	}
 	e.usedUpper = e.usedUpper || persistent
+	Overlays = append(Overlays, OverlayUse{inside, fuseoverlay.Kernel})
 	e.logf("overlay on %s: kernel overlayfs", inside)
 	return nil
 }
@@ -304,9 +331,6 @@ func (e *executor) fuse(l fuseoverlay.Layers, s Step, target string) error {
 	inside, persistent := s.Target, s.Upper != ""
 	if e.plan.Overlay.FuseBin == "" {
 		return fmt.Errorf("--overlay=fuse: %s", e.plan.Overlay.FuseProblem)
-	}
-	if err := e.mark(persistent, fuseoverlay.Fuse); err != nil {
-		return err
 	}
 	if err := fuseoverlay.Readable(l); err != nil {
 		// fuse-overlayfs must open every lower directory; one the
@@ -334,6 +358,10 @@ func (e *executor) fuse(l fuseoverlay.Layers, s Step, target string) error {
 		return err
 	}
 	daemons = append(daemons, d)
+	if err := e.mark(persistent, fuseoverlay.Fuse); err != nil {
+		return err
+	}
+	Overlays = append(Overlays, OverlayUse{inside, fuseoverlay.Fuse})
 	e.logf("overlay on %s: fuse-overlayfs (pid %d)", inside, d.Pid)
 	return nil
 }

@@ -146,3 +146,33 @@ func TestHungMountsAreBounded(t *testing.T) {
 		t.Errorf("/mnt/local missing: %v", pl.Steps)
 	}
 }
+
+// --read-only on a host without /etc/hosts: /etc is layered writable so
+// that the sandbox's /etc/hosts can be created, then made read-only.
+func TestReadOnlyWithoutHostsFile(t *testing.T) {
+	h := hostileTree()
+	pl, err := Build(Config{ReadOnly: true, Hosts: "127.0.0.1 localhost\n", DevptsGID: -1}, h, hostileMounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := find(pl, OpOverlay, "/etc")
+	if s == nil || s.ReadOnly {
+		t.Fatalf("/etc without hosts under --read-only: want a writable overlay, got %+v", s)
+	}
+	at, ro := index(pl, OpFile, "/etc/hosts"), index(pl, OpReadOnly, "/etc")
+	if at < 0 || ro < at {
+		t.Errorf("/etc must be made read-only after /etc/hosts is placed: file at %d, read-only at %d", at, ro)
+	}
+	if find(pl, OpBind, "/srv") == nil {
+		t.Error("other directories stay read-only binds")
+	}
+	// With the host's own /etc/hosts, /etc stays a read-only bind.
+	h.fs["etc/hosts"] = file("127.0.0.1 localhost\n")
+	pl, err = Build(Config{ReadOnly: true, Hosts: "x\n", DevptsGID: -1}, h, hostileMounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := find(pl, OpBind, "/etc"); s == nil || !s.ReadOnly {
+		t.Errorf("/etc with hosts under --read-only: want a read-only bind, got %+v", s)
+	}
+}

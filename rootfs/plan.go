@@ -188,6 +188,9 @@ type planner struct {
 	hidden map[string]bool
 	plan   Plan
 	upperN int
+	// lateRO are --read-only host directories layered writable so that
+	// the sandbox's files can be created in them; made read-only after.
+	lateRO []string
 }
 
 // Build plans the root filesystem.
@@ -244,6 +247,9 @@ func Build(cfg Config, host HostFS, mounts []Mount) (*Plan, error) {
 	}
 	if cfg.Resolv != "" {
 		p.add(Step{Op: OpFile, Target: "/etc/resolv.conf", Data: cfg.Resolv, Mode: 0o644})
+	}
+	for _, d := range p.lateRO {
+		p.add(Step{Op: OpReadOnly, Target: d})
 	}
 	for _, m := range MaskedPaths {
 		p.add(Step{Op: OpMask, Target: m, Optional: true})
@@ -370,7 +376,11 @@ func (p *planner) entry(full string) error {
 	}
 	lower := p.sources(full)
 	hostIsDir := len(lower) > 0 && lower[len(lower)-1] == full
-	if p.cfg.ReadOnly && len(lower) == 1 {
+	late := p.cfg.ReadOnly && p.missingFile(full)
+	if late {
+		p.lateRO = append(p.lateRO, full)
+	}
+	if p.cfg.ReadOnly && len(lower) == 1 && !late {
 		// A read-only view needs no overlay; a recursive bind also keeps
 		// the submounts the kernel would refuse to layer.
 		p.add(Step{Op: OpBind, Source: lower[0], Target: full, ReadOnly: true, Optional: true})
@@ -380,7 +390,7 @@ func (p *planner) entry(full string) error {
 		s := p.overlay(full, lower)
 		s.Mode = uint32(fi.Mode().Perm())
 		s.Optional = true
-		if p.cfg.ReadOnly {
+		if p.cfg.ReadOnly && !late {
 			s.Upper, s.Work, s.ReadOnly = "", "", true
 		}
 		p.add(s)
@@ -442,6 +452,18 @@ func isLink(h HostFS, name string) bool {
 func (p *planner) hasSubmounts(dir string) bool {
 	for _, m := range p.mounts {
 		if strings.HasPrefix(m.Point, dir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// missingFile: dir is where the sandbox writes a file (/etc/hosts,
+// /etc/resolv.conf) that the host lacks, so it must be created there.
+func (p *planner) missingFile(dir string) bool {
+	files := map[string]string{"/etc/hosts": p.cfg.Hosts, "/etc/resolv.conf": p.cfg.Resolv}
+	for f, content := range files {
+		if content != "" && path.Dir(f) == dir && p.topmost(f) == "" {
 			return true
 		}
 	}

@@ -11,6 +11,8 @@
 #
 # Options:
 #   --bin FILE        copy FILE into the guest's /run/vmtest/ctl/bin (repeatable)
+#   --kernel DIR      the kernel cache to boot (default $SANDBOX_VM_CACHE), e.g.
+#                     /var/cache/sandbox-vm-5.10 (fetch-kernel.sh DIR bullseye)
 #   --out DIR         copy what the job wrote to $VMTEST_OUT into DIR
 #   --timeout S       stop the guest after S seconds (default 600)   -> exit 124
 #   --boot-timeout S  fail if the job has not started S seconds after
@@ -38,6 +40,7 @@ die() { printf 'vm/run.sh: %s\n' "$*" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--bin) bins+=("$2"); shift ;;
+	--kernel) cache="$2"; shift ;;
 	--out) out="$2"; shift ;;
 	--timeout) timeout="$2"; shift ;;
 	--boot-timeout) boot_timeout="$2"; shift ;;
