@@ -68,19 +68,16 @@ type IdentityReport struct {
 
 // RootReport is how the root filesystem was made.
 type RootReport struct {
-	Source   string   `json:"source"` // host (the host's directories) or rootfs
-	Rootfs   string   `json:"rootfs"`
-	Layers   []string `json:"layers"`
-	Upper    string   `json:"upper"` // persistent --upper directory; "" = in memory
-	ReadOnly bool     `json:"read_only"`
-	// OverlayDriver is what served the overlays: kernel, fuse, mixed
-	// (FuseMounts names fuse-overlayfs' mounts), or none (a read-only root
-	// of binds).
-	OverlayDriver string   `json:"overlay_driver"`
-	FuseMounts    []string `json:"fuse_mounts"`
-	Enter         string   `json:"enter"`    // pivot_root or MS_MOVE+chroot; "" when not reached
-	Cwd           string   `json:"cwd"`      // the shared working directory, "" when not shared
-	CwdMode       string   `json:"cwd_mode"` // rw, ro or none
+	Source        string   `json:"source"` // host (the host's directories) or rootfs
+	Rootfs        string   `json:"rootfs"`
+	Layers        []string `json:"layers"`
+	Upper         string   `json:"upper"` // persistent --upper directory; "" = in memory
+	ReadOnly      bool     `json:"read_only"`
+	OverlayDriver string   `json:"overlay_driver"` // kernel, fuse, mixed (some of each), or none (a read-only root of binds)
+	FuseMounts    []string `json:"fuse_mounts"`    // the overlays fuse-overlayfs served
+	Enter         string   `json:"enter"`          // pivot_root or MS_MOVE+chroot; "" when not reached
+	Cwd           string   `json:"cwd"`            // the shared working directory, "" when not shared
+	CwdMode       string   `json:"cwd_mode"`       // rw, ro or none
 	Chdir         string   `json:"chdir"`
 	MountSteps    int      `json:"mount_steps"`
 }
@@ -162,12 +159,13 @@ const (
 
 // initReport is init's share of the report, sent with Started or Error.
 type initReport struct {
-	Steps     []timedStep         `json:"steps"`
-	Warnings  []string            `json:"warnings,omitempty"`
-	Fallbacks []Fallback          `json:"fallbacks,omitempty"`
-	Enter     string              `json:"enter,omitempty"`
-	Overlays  []rootfs.OverlayUse `json:"overlays,omitempty"` // what each overlay mount really used
-	Started   int64               `json:"started,omitempty"`  // CLOCK_MONOTONIC ns of the payload's start
+	Steps     []timedStep `json:"steps"`
+	Warnings  []string    `json:"warnings,omitempty"`
+	Fallbacks []Fallback  `json:"fallbacks,omitempty"`
+	Enter     string      `json:"enter,omitempty"`
+	Started   int64       `json:"started,omitempty"` // CLOCK_MONOTONIC ns of the payload's start
+	// Overlays: what each overlay mount really used.
+	Overlays []rootfs.OverlayUse `json:"overlays,omitempty"`
 }
 
 // timedStep is a step on CLOCK_MONOTONIC.
