@@ -8,7 +8,7 @@
 #   - checks that newuidmap/newgidmap are setuid root
 #   - delegates a cgroup v2 subtree to sbxtest, as systemd's Delegate=yes would
 #   - fetches the VM tests' guest kernel into /var/cache/sandbox-vm (vm/fetch-kernel.sh), and
-#     Debian 11's 5.10 (the oldest kernel supported) into /var/cache/sandbox-vm-5.10
+#     Debian 11's 5.10 (the oldest kernel supported) into /var/cache/sandbox-vm-5.10 (vm/fetch-old-kernel.sh)
 # Prints one line for each thing it checked or did.
 set -euo pipefail
 
@@ -305,7 +305,7 @@ fi
 # no-op while the cache's stamp matches vm/fetch-kernel.sh.
 bash "$(dirname "${BASH_SOURCE[0]}")/../vm/fetch-kernel.sh" "$VM_CACHE" ||
 	die "fetching the VM tests' kernel failed"
-bash "$(dirname "${BASH_SOURCE[0]}")/../vm/fetch-kernel.sh" "$VM_CACHE_OLD" bullseye ||
+bash "$(dirname "${BASH_SOURCE[0]}")/../vm/fetch-old-kernel.sh" "$VM_CACHE_OLD" ||
 	die "fetching the VM tests' old kernel (Debian 11, bullseye) failed"
 
 say "done"

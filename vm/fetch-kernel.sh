@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the Debian kernel for the VM tests into a cache directory.
 #
-#   vm/fetch-kernel.sh [CACHE_DIR [SUITE]]   # as root (apt-get download); default /var/cache/sandbox-vm
+#   vm/fetch-kernel.sh [CACHE_DIR]     # as root (apt-get download); default /var/cache/sandbox-vm
 #
 # Downloads (never installs) the package linux-image-amd64 depends on, and
 # leaves in CACHE_DIR:
@@ -12,16 +12,11 @@
 #   version    the kernel release
 #   stamp      sha256 of this script: the cache is rebuilt only when it changes
 # Everything is world-readable: the tests read it as an unprivileged user.
-# With SUITE (e.g. bullseye: the old-kernel guest, Linux 5.10) the package
-# comes from that Debian suite through a private apt configuration (its own
-# sources list, state and cache under CACHE_DIR.apt, on the mirror the host's
-# Debian sources name): the host's apt state is never touched.
 set -euo pipefail
 
 cache="${1:-/var/cache/sandbox-vm}"
-suite="${2:-}"
 # Modules the guest loads (dependencies are added below).
-readonly MODULES=(virtio_pci virtio_blk 9pnet_virtio 9p overlay fuse)
+readonly MODULES=(virtio_pci virtio_blk 9pnet_virtio 9p overlay)
 
 say() { printf 'fetch-kernel: %s\n' "$*"; }
 die() { printf 'fetch-kernel: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -42,25 +37,12 @@ work="$(mktemp -d "$cache.new.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 chmod 0755 "$work"
 
-apt_opts=()
-if [[ -n "$suite" ]]; then
-	[[ "$suite" =~ ^[a-z]+$ ]] || die "bad suite name: $suite"
-	# The host's Debian mirror (deb822 or one-line sources), deb.debian.org else.
-	mirror="$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ && $2 ~ /\/debian\/?$/ { print $2; exit }')"
-	[[ -n "$mirror" ]] || mirror="$(awk '$1 == "deb" && $2 ~ /\/debian\/?$/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)"
-	mirror="${mirror:-http://deb.debian.org/debian}"
-	private="$cache.apt"
-	mkdir -p "$private/state/lists/partial" "$private/cache/archives/partial" "$private/parts"
-	printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' "$mirror" "$suite" >"$private/sources.list"
-	apt_opts=(-o "Dir::Etc::sourcelist=$private/sources.list" -o "Dir::Etc::sourceparts=$private/parts"
-		-o "Dir::State=$private/state" -o "Dir::Cache=$private/cache")
-fi
-resolve() { { apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null || true; } | awk '/Depends: linux-image-/ { print $2; exit }'; }
-download() { (cd "$work" && apt-get "${apt_opts[@]}" -q download "$1") >"$work/apt.log" 2>&1; }
+resolve() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }'; }
+download() { (cd "$work" && apt-get -q download "$1") >"$work/apt.log" 2>&1; }
 pkg="$(resolve)"
 if [[ -z "$pkg" ]] || ! download "$pkg"; then
 	# Stale or missing package lists: update once and retry.
-	apt-get "${apt_opts[@]}" -q -o DPkg::Lock::Timeout=300 update >"$work/apt.log" 2>&1 || true
+	apt-get -q -o DPkg::Lock::Timeout=300 update >"$work/apt.log" 2>&1 || true
 	pkg="$(resolve)"
 	[[ -n "$pkg" ]] || die "cannot resolve linux-image-amd64 (apt-get update failed?)"
 	download "$pkg" || { cat "$work/apt.log" >&2; die "apt-get download $pkg failed"; }
