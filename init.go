@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"sandbox/confine"
+	"sandbox/hostcheck"
 	"sandbox/internal/proto"
 	"sandbox/netns"
 	"sandbox/rootfs"
@@ -111,6 +112,7 @@ func Init() int {
 		lg.Warn(msg)
 		lg.Fallback(area, taken, msg)
 	})
+	rec.Overlays = rootfs.Overlays
 	if err != nil {
 		return fail("building the root filesystem", StatusError, diagnoseMount(err))
 	}
@@ -294,7 +296,7 @@ func checkExec(name, p string) error {
 	fi, err := os.Stat(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%s: %w", name, unix.ENOENT) // the errno says it once
+			return fmt.Errorf("%s: %w", name, unix.ENOENT) // reads "NAME: no such file or directory"
 		}
 		return fmt.Errorf("%s: %w", name, unwrapSyscall(err))
 	}
@@ -407,6 +409,10 @@ func awaitNet(conn *proto.Conn) error {
 // diagnoseMount adds advice to mount failures.
 func diagnoseMount(err error) error {
 	var se *rootfs.StepError
+	if errors.As(err, &se) && se.Step.Op == rootfs.OpOverlay && errors.Is(err, unix.EPERM) && !hostcheck.RunningAtLeast(5, 11) {
+		return fmt.Errorf("%w (Linux before 5.11 lets no user namespace mount overlayfs: --overlay=auto, the default, "+
+			"or --overlay=fuse uses fuse-overlayfs)", err)
+	}
 	if errors.As(err, &se) && se.Step.Op == rootfs.OpOverlay && errors.Is(err, unix.EINVAL) {
 		return fmt.Errorf("%w (the kernel refused overlayfs here: a lower directory with mounts below it, "+
 			"an overlay nested too deep, or a kernel older than 5.11; --overlay=fuse may work)", err)

@@ -17,6 +17,7 @@ import (
 	"sandbox/cgroupdelegate"
 	"sandbox/confine"
 	fuseoverlay "sandbox/fuse-overlay"
+	"sandbox/hostcheck"
 	"sandbox/idmap"
 	"sandbox/image"
 	"sandbox/netns"
@@ -134,6 +135,12 @@ func Prepare(opts Options) (*Spec, error) {
 	}
 	if len(opts.Args) == 0 {
 		return nil, usagef("no command given (usage: sandbox run [flags] -- CMD [ARG...])")
+	}
+	var uts unix.Utsname
+	if unix.Uname(&uts) == nil {
+		if err := hostcheck.KernelSupported(unix.ByteSliceToString(uts.Release[:])); err != nil {
+			return nil, err
+		}
 	}
 	s := &Spec{Args: opts.Args, Verbose: opts.Verbose, Start: time.Now()}
 	if err := validLogFormat(opts.LogFormat); err != nil {

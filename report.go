@@ -73,7 +73,8 @@ type RootReport struct {
 	Layers        []string `json:"layers"`
 	Upper         string   `json:"upper"` // persistent --upper directory; "" = in memory
 	ReadOnly      bool     `json:"read_only"`
-	OverlayDriver string   `json:"overlay_driver"` // kernel, or none (a read-only root of binds)
+	OverlayDriver string   `json:"overlay_driver"` // kernel, fuse, mixed (some of each), or none (a read-only root of binds)
+	FuseMounts    []string `json:"fuse_mounts"`    // the overlays fuse-overlayfs served
 	Enter         string   `json:"enter"`          // pivot_root or MS_MOVE+chroot; "" when not reached
 	Cwd           string   `json:"cwd"`            // the shared working directory, "" when not shared
 	CwdMode       string   `json:"cwd_mode"`       // rw, ro or none
@@ -176,6 +177,8 @@ type initReport struct {
 	Fallbacks []Fallback  `json:"fallbacks,omitempty"`
 	Enter     string      `json:"enter,omitempty"`
 	Started   int64       `json:"started,omitempty"` // CLOCK_MONOTONIC ns of the payload's start
+	// Overlays: what each overlay mount really used.
+	Overlays []rootfs.OverlayUse `json:"overlays,omitempty"`
 }
 
 // timedStep is a step on CLOCK_MONOTONIC.
@@ -209,7 +212,7 @@ func newReport(opts Options, cfg rootfs.Config, s *Spec) *Report {
 		Identity: identityReport(opts, s.Maps),
 		Root: &RootReport{
 			Source: "host", Rootfs: cfg.Rootfs, Layers: orEmpty(cfg.Layers), Upper: cfg.Upper, ReadOnly: cfg.ReadOnly,
-			OverlayDriver: "none", Cwd: cfg.Cwd, CwdMode: string(cfg.CwdMode), Chdir: s.Plan.Chdir,
+			OverlayDriver: "none", FuseMounts: []string{}, Cwd: cfg.Cwd, CwdMode: string(cfg.CwdMode), Chdir: s.Plan.Chdir,
 			MountSteps: len(s.Plan.Steps), ProcUnmasked: cfg.UnmaskProc,
 		},
 		Network:    networkReport(opts, s),
@@ -239,6 +242,28 @@ func newReport(opts Options, cfg rootfs.Config, s *Spec) *Report {
 	}
 	r.cgroup()
 	return r
+}
+
+// overlaysUsed sets OverlayDriver from what init really mounted (planned
+// auto is kernel until then).
+func (r *RootReport) overlaysUsed(used []rootfs.OverlayUse) {
+	kernel := false
+	for _, u := range used {
+		if u.Driver == fuseoverlay.Fuse {
+			r.FuseMounts = append(r.FuseMounts, u.Target)
+		} else {
+			kernel = true
+		}
+	}
+	switch {
+	case len(used) == 0:
+	case len(r.FuseMounts) == 0:
+		r.OverlayDriver = "kernel"
+	case kernel:
+		r.OverlayDriver = "mixed"
+	default:
+		r.OverlayDriver = "fuse"
+	}
 }
 
 func identityReport(opts Options, m idmap.Prepared) *IdentityReport {
@@ -365,6 +390,7 @@ func (r *Report) finish(lg *Logger, status int, err error) {
 		r.Fallbacks = append(r.Fallbacks, in.Fallbacks...)
 		if r.Root != nil {
 			r.Root.Enter = in.Enter
+			r.Root.overlaysUsed(in.Overlays)
 		}
 		if in.Started != 0 {
 			ms := msOf(in.Started - start)
@@ -499,6 +525,6 @@ func orEmpty(s []string) []string {
 // with completes init's share from its logger.
 func (r initReport) with(lg *Logger) *initReport {
 	j := lg.initReport()
-	j.Enter, j.Started = r.Enter, r.Started
+	j.Enter, j.Started, j.Overlays = r.Enter, r.Started, r.Overlays
 	return j
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"sandbox/cgroupdelegate"
+	fuseoverlay "sandbox/fuse-overlay"
 	"sandbox/idmap"
 	"sandbox/netns"
 	"sandbox/rootfs"
@@ -226,5 +227,25 @@ func TestOpenReport(t *testing.T) {
 	if r.Exit.Status != StatusError || r.Exit.Cause != CauseSandboxError || r.Error == nil || r.Error.Msg != "--hostname: bad" ||
 		r.Steps == nil || r.Warnings == nil || r.Fallbacks == nil {
 		t.Errorf("refused run's report %s", b)
+	}
+}
+
+func TestOverlaysUsed(t *testing.T) {
+	k, f := fuseoverlay.Kernel, fuseoverlay.Fuse
+	for _, c := range []struct {
+		used []rootfs.OverlayUse
+		want string
+		fuse int
+	}{
+		{nil, "none", 0},
+		{[]rootfs.OverlayUse{{Target: "/etc", Driver: k}}, "kernel", 0},
+		{[]rootfs.OverlayUse{{Target: "/etc", Driver: f}, {Target: "/usr", Driver: f}}, "fuse", 2},
+		{[]rootfs.OverlayUse{{Target: "/etc", Driver: k}, {Target: "/mnt/nfs", Driver: f}}, "mixed", 1},
+	} {
+		r := &RootReport{OverlayDriver: "none", FuseMounts: []string{}}
+		r.overlaysUsed(c.used)
+		if r.OverlayDriver != c.want || len(r.FuseMounts) != c.fuse {
+			t.Errorf("%v: overlay_driver %q fuse_mounts %v, want %q with %d", c.used, r.OverlayDriver, r.FuseMounts, c.want, c.fuse)
+		}
 	}
 }

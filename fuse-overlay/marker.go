@@ -48,8 +48,9 @@ func ReadMarker(dir string) (Driver, error) {
 }
 
 // WriteMarker records d in the directory dirfd refers to (an O_PATH handle
-// is enough), durably: it is written before the first mount that uses the
-// upper, so that a run killed at any point leaves it right.
+// is enough), durably: it is written as soon as the first mount that uses
+// the upper succeeded, before anything can be written through it (the
+// payload starts later), so that a failed mount pins nothing.
 func WriteMarker(dirfd int, d Driver) error {
 	fd, err := unix.Openat(dirfd, MarkerName, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil {

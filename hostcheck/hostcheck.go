@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"sandbox/idmap"
+
+	"golang.org/x/sys/unix"
 )
 
 // Level is how bad a result is.
@@ -83,6 +85,9 @@ type Facts struct {
 type NetDriver struct {
 	Name string
 	Err  error // what is missing; nil: installed
+	// Probed: a trial `run --net=NAME -- true` ran; Trial is its error.
+	Probed bool
+	Trial  error
 }
 
 // netInstall says how to install each driver.
@@ -118,7 +123,7 @@ func Judge(f Facts) []Result {
 		subgid,
 		judgeHelper(f.Newuidmap, root),
 		judgeHelper(f.Newgidmap, root),
-		judgeOverlay(f.NS),
+		judgeOverlay(f.NS, f.Kernel, f.FuseOverlayfs != "" && f.Fuse.Exists && f.Fuse.Err == nil),
 		judgeFuseOverlayfs(f.FuseOverlayfs, f.Fuse),
 		judgePivot(f.NS, f.RootFSType),
 		judgeDevice("tun", f.Tun, "tun", "every user-mode network driver needs it: run falls back to --net=none (no network)"),
@@ -157,15 +162,43 @@ func Summary(rs []Result) string {
 	return counts + ": `sandbox run` works with its defaults here"
 }
 
+// MinKernel is the oldest kernel sandbox supports (and is tested on:
+// Debian 11's 5.10).
+const MinKernel = "5.10"
+
+// tooOld names what a kernel before MinKernel lacks.
+const tooOld = ", the oldest sandbox supports: run needs openat2 (5.6), close_range (5.9) and clone3 into a cgroup (5.7), " +
+	"and is tested on 5.10 and later"
+
+// KernelSupported is nil on MinKernel or later (and on a release it cannot
+// read: the run then says what fails), else an error naming what is missing.
+func KernelSupported(release string) error {
+	if ok, err := atLeast(release, 5, 10); err == nil && !ok {
+		return fmt.Errorf("Linux %s is older than %s%s; upgrade the kernel", release, MinKernel, tooOld)
+	}
+	return nil
+}
+
 func judgeKernel(release string) Result {
-	// Overlayfs in a user namespace needs 5.11.
-	ok511, err := atLeast(release, 5, 11)
+	// 5.10 is the oldest supported; overlayfs in a user namespace needs
+	// 5.11 (before, every overlay is fuse-overlayfs); mount_setattr is 5.12
+	// (before, read-only is a bind remount).
+	ok510, err := atLeast(release, 5, 10)
+	ok511, _ := atLeast(release, 5, 11)
+	ok512, _ := atLeast(release, 5, 12)
 	switch {
 	case err != nil:
-		return warn("kernel", fmt.Sprintf("cannot read the version %q: %v (overlayfs in a user namespace needs 5.11)", release, err),
-			"make sure the kernel is 5.11 or later (uname -r)")
+		return warn("kernel", fmt.Sprintf("cannot read the version %q: %v (sandbox needs %s or later)", release, err, MinKernel),
+			"make sure the kernel is "+MinKernel+" or later (uname -r)")
+	case !ok510:
+		return fail("kernel", "Linux "+release+" is older than "+MinKernel+tooOld,
+			"upgrade the kernel to "+MinKernel+" or later (5.11+ for kernel overlayfs)")
 	case !ok511:
-		return fail("kernel", "Linux "+release+": overlayfs in a user namespace needs 5.11 or later", "upgrade the kernel to 5.11 or later")
+		return warn("kernel", "Linux "+release+": before 5.11 a user namespace cannot mount overlayfs, so every overlay is "+
+			"fuse-overlayfs (--overlay=auto; slower, see the fuse-overlayfs line); read-only mounts are bind remounts (no mount_setattr before 5.12)",
+			"Linux 5.11 or later for kernel overlayfs; until then keep fuse-overlayfs installed")
+	case !ok512:
+		return ok("kernel", "Linux "+release+" (before 5.12: read-only mounts are bind remounts, no mount_setattr)")
 	}
 	return ok("kernel", "Linux "+release)
 }
@@ -183,8 +216,16 @@ func judgeNet(ds []NetDriver, tun DevAccess) []Result {
 			out = append(out, warn(id, "not usable (only --net="+d.Name+" needs it): "+d.Err.Error(), netInstall[d.Name]))
 		case !tunOK:
 			out = append(out, warn(id, "installed, but not usable without /dev/net/tun", "see the tun line"))
+		case d.Probed && d.Trial != nil:
+			out = append(out, warn(id, "installed, but a trial `sandbox run --net="+d.Name+" -- true` failed: "+d.Trial.Error(),
+				"`sandbox run -v --net="+d.Name+" -- true` shows each step"))
+		case !d.Probed:
+			out = append(out, ok(id, "found, not probed"))
+			if auto == "" {
+				auto = d.Name
+			}
 		default:
-			out = append(out, ok(id, "usable"))
+			out = append(out, ok(id, "usable: a trial `sandbox run --net="+d.Name+" -- true` worked"))
 			if auto == "" {
 				auto = d.Name
 			}
@@ -243,6 +284,17 @@ func orNA(s string) string {
 
 // atLeast compares a kernel release ("6.18.44-fc-v769", "5.11-rc1") with
 // major.minor.
+// RunningAtLeast: the running kernel is major.minor or later (true when
+// its release cannot be read).
+func RunningAtLeast(major, minor int) bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return true
+	}
+	ok, err := atLeast(unix.ByteSliceToString(u.Release[:]), major, minor)
+	return ok || err != nil
+}
+
 func atLeast(release string, major, minor int) (bool, error) {
 	parts := strings.SplitN(release, ".", 3)
 	if len(parts) < 2 {

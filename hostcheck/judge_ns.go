@@ -98,8 +98,9 @@ func appArmorFix(exe string) string {
 		exe, path, sysctlFix("kernel.apparmor_restrict_unprivileged_userns", "0"))
 }
 
-// judgeOverlay is the probe's kernel overlayfs round trip.
-func judgeOverlay(ns NSProbe) Result {
+// judgeOverlay is the probe's kernel overlayfs round trip; fuseOK: auto's
+// fuse-overlayfs fallback can stand in.
+func judgeOverlay(ns NSProbe, release string, fuseOK bool) Result {
 	err := ns.Overlay
 	switch {
 	case ns.UserNS != nil || ns.Caps != nil || errors.Is(err, ErrNotProbed):
@@ -114,6 +115,16 @@ func judgeOverlay(ns NSProbe) Result {
 	case errors.Is(err, unix.EINVAL):
 		fix = "Linux 5.11 or later (userxattr, overlayfs in user namespaces); dmesg says which option it refused"
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		if ok511, verr := atLeast(release, 5, 11); verr == nil && !ok511 {
+			msg := "probe: kernel overlayfs in a user namespace refused (" + err.Error() + "): Linux " + release +
+				" is older than 5.11, which first lets a user namespace mount overlayfs"
+			if fuseOK {
+				return broken("overlayfs", msg+"; --overlay=auto (the default) uses fuse-overlayfs for every overlay",
+					"Linux 5.11 or later for kernel overlayfs (faster)")
+			}
+			return fail("overlayfs", msg+", and fuse-overlayfs cannot stand in (see the fuse-overlayfs line)",
+				"sudo apt-get install fuse-overlayfs (and /dev/fuse 0666), or Linux 5.11 or later")
+		}
 		fix = "an LSM (AppArmor, SELinux) denies the overlay mount: look in dmesg or the audit log"
 	}
 	return fail("overlayfs", "probe: kernel overlayfs in a user namespace failed (run builds its root from overlays): "+err.Error(), fix)

@@ -33,7 +33,7 @@ func good() Facts {
 			Delegated: true, Root: []string{"cpuset", "cpu", "io", "memory", "pids"}, Available: []string{"cpu", "io", "memory", "pids"},
 			UserBus: "unix:path=/run/user/1000/bus", Systemd: "252",
 		},
-		NetDrivers: []NetDriver{{"slirp4netns", nil}, {"pasta", nil}, {"builtin", nil}},
+		NetDrivers: []NetDriver{{Name: "slirp4netns", Err: nil}, {Name: "pasta", Err: nil}, {Name: "builtin", Err: nil}},
 	}
 }
 
@@ -106,7 +106,9 @@ func TestShapes(t *testing.T) {
 		inFix  string
 	}{
 		// kernel
-		{"old kernel", func(f *Facts) { f.Kernel = "5.10.0-21-amd64" }, "kernel", Fail, true, "5.11", "upgrade"},
+		{"too old kernel", func(f *Facts) { f.Kernel = "5.4.0-150-generic" }, "kernel", Fail, true, "older than 5.10", "upgrade the kernel to 5.10"},
+		{"old kernel", func(f *Facts) { f.Kernel = "5.10.0-21-amd64" }, "kernel", Warn, false, "every overlay is fuse-overlayfs", "5.11"},
+		{"5.11 kernel", func(f *Facts) { f.Kernel = "5.11.22" }, "kernel", OK, false, "bind remounts", ""},
 		{"rc kernel", func(f *Facts) { f.Kernel = "5.11-rc1" }, "kernel", OK, false, "5.11-rc1", ""},
 		{"odd kernel", func(f *Facts) { f.Kernel = "linux" }, "kernel", Warn, false, "cannot read", "uname -r"},
 
@@ -143,6 +145,12 @@ func TestShapes(t *testing.T) {
 		{"overlay ENODEV", func(f *Facts) { f.NS.Overlay = fmt.Errorf("mounting overlay: %w", syscall.ENODEV) }, "overlayfs", Fail, true, "failed", "modprobe overlay"},
 		{"overlay EINVAL", func(f *Facts) { f.NS.Overlay = fmt.Errorf("mounting overlay: %w", syscall.EINVAL) }, "overlayfs", Fail, true, "invalid argument", "5.11"},
 		{"overlay EPERM", func(f *Facts) { f.NS.Overlay = fmt.Errorf("mounting overlay: %w", syscall.EPERM) }, "overlayfs", Fail, true, "not permitted", "LSM"},
+		{"overlay EPERM before 5.11", func(f *Facts) {
+			f.Kernel, f.NS.Overlay = "5.10.0-32-amd64", fmt.Errorf("mounting overlay: %w", syscall.EPERM)
+		}, "overlayfs", Fail, false, "older than 5.11", "5.11 or later"},
+		{"overlay EPERM before 5.11, no fuse-overlayfs", func(f *Facts) {
+			f.Kernel, f.FuseOverlayfs, f.NS.Overlay = "5.10.0-32-amd64", "", fmt.Errorf("mounting overlay: %w", syscall.EPERM)
+		}, "overlayfs", Fail, true, "cannot stand in", "install fuse-overlayfs"},
 		{"overlay copy-up", func(f *Facts) { f.NS.Overlay = errors.New("copy-up: the upper layer has \"\"") }, "overlayfs", Fail, true, "copy-up", "dmesg"},
 		{"no fuse-overlayfs", func(f *Facts) { f.FuseOverlayfs = "" }, "fuse-overlayfs", Warn, false, "not installed", "apt-get install fuse-overlayfs"},
 		{"fuse-overlayfs, closed /dev/fuse", func(f *Facts) { f.Fuse.Mode, f.Fuse.Err = 0o600, syscall.EACCES }, "fuse-overlayfs", Warn, false,
@@ -321,7 +329,7 @@ func TestBlockingRule(t *testing.T) {
 
 func TestNetDriverLines(t *testing.T) {
 	f := good()
-	f.NetDrivers = []NetDriver{{"pasta", errors.New("pasta is not installed")}, {"slirp4netns", nil}, {"builtin", nil}}
+	f.NetDrivers = []NetDriver{{Name: "pasta", Err: errors.New("pasta is not installed")}, {Name: "slirp4netns", Err: nil}, {Name: "builtin", Err: nil}}
 	rs := Judge(f)
 	if r := find(t, rs, "net.pasta"); r.Status != Warn || !strings.Contains(r.Message, "not installed") {
 		t.Errorf("pasta line: %+v", r)
@@ -332,7 +340,7 @@ func TestNetDriverLines(t *testing.T) {
 	if r := find(t, rs, "net.pasta"); r.Fix != "sudo apt-get install passt" {
 		t.Errorf("pasta's fix: %+v", r)
 	}
-	f.NetDrivers = []NetDriver{{"pasta", errors.New("pasta is not installed")}, {"builtin", errors.New("no helper")}}
+	f.NetDrivers = []NetDriver{{Name: "pasta", Err: errors.New("pasta is not installed")}, {Name: "builtin", Err: errors.New("no helper")}}
 	if r := find(t, Judge(f), "net.auto"); r.Status != Warn || !strings.Contains(r.Message, "--net=none") {
 		t.Errorf("no usable driver: %+v", r)
 	}
@@ -341,6 +349,23 @@ func TestNetDriverLines(t *testing.T) {
 	}
 	if Failed(Judge(f)) {
 		t.Error("no network driver must not FAIL: run's default falls back to --net=none")
+	}
+	// A trial run decides: found is not usable.
+	f = good()
+	f.NetDrivers = []NetDriver{{Name: "pasta", Probed: true, Trial: errors.New("exit status 125: sandbox: pasta died")},
+		{Name: "slirp4netns", Probed: true}, {Name: "builtin"}}
+	rs = Judge(f)
+	if r := find(t, rs, "net.pasta"); r.Status != Warn || !strings.Contains(r.Message, "pasta died") {
+		t.Errorf("pasta failing its trial: %+v", r)
+	}
+	if r := find(t, rs, "net.slirp4netns"); r.Status != OK || !strings.Contains(r.Message, "trial") {
+		t.Errorf("slirp4netns passing its trial: %+v", r)
+	}
+	if r := find(t, rs, "net.builtin"); r.Status != OK || r.Message != "found, not probed" {
+		t.Errorf("builtin not tried: %+v", r)
+	}
+	if r := find(t, rs, "net.auto"); !strings.Contains(r.Message, "slirp4netns") {
+		t.Errorf("auto must skip the driver that failed its trial: %+v", r)
 	}
 	// Installed, but /dev/net/tun at 0600: said once, on the tun line.
 	f = good()
@@ -379,6 +404,18 @@ func TestFreeRange(t *testing.T) {
 	for _, c := range cases {
 		if got := freeRange(c.others); got != c.want {
 			t.Errorf("freeRange(%v) = %d, want %d", c.others, got, c.want)
+		}
+	}
+}
+
+func TestKernelSupported(t *testing.T) {
+	for rel, want := range map[string]bool{"5.10.0-32-amd64": true, "6.1.0": true, "5.4.0-150-generic": false, "4.18.0-553.el8": false, "linux": true} {
+		err := KernelSupported(rel)
+		if (err == nil) != want {
+			t.Errorf("KernelSupported(%q) = %v, want ok=%v", rel, err, want)
+		}
+		if err != nil && !strings.Contains(err.Error(), "openat2") {
+			t.Errorf("KernelSupported(%q) does not name what is missing: %v", rel, err)
 		}
 	}
 }

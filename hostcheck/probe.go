@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,6 +43,41 @@ func ProbeRun(exe, trueBin string) RunProbe {
 	start := time.Now()
 	err := cmd.Run()
 	return RunProbe{Err: err, Stderr: oneLine(stderr.String()), Took: time.Since(start).Round(100 * time.Microsecond)}
+}
+
+// netProbeTimeout bounds each network driver's trial run.
+const netProbeTimeout = 10 * time.Second
+
+// ProbeNet tries each installed network driver with a real sandbox
+// (`exe run --net=NAME -- true`, bounded): a driver found is not yet one
+// that starts here. tunOK false: nothing is tried (no driver can start).
+// The trials run at once: check takes the slowest one's time.
+func ProbeNet(exe, trueBin string, ds []NetDriver, tunOK bool) {
+	var wg sync.WaitGroup
+	for i := range ds {
+		if ds[i].Err != nil || !tunOK {
+			continue
+		}
+		wg.Add(1)
+		go func(d *NetDriver) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), netProbeTimeout)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, exe, "run", "--cwd=none", "--net="+d.Name, "--", trueBin)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			cmd.WaitDelay = time.Second
+			err := cmd.Run()
+			d.Probed = true
+			if err != nil {
+				if msg := oneLine(stderr.String()); msg != "" {
+					err = fmt.Errorf("%v: %s", err, msg)
+				}
+				d.Trial = err
+			}
+		}(&ds[i])
+	}
+	wg.Wait()
 }
 
 // oneLine joins the lines of s with " | ": a result is one line.

@@ -50,6 +50,20 @@ type executor struct {
 	marked    fuseoverlay.Driver
 	usedUpper bool   // a kernel overlay already uses the persistent upper
 	upperBind string // the --upper directory, bound for fuse-overlayfs
+	// fellBack are the overlays fuse-overlayfs stood in for (auto), and
+	// refusal the kernel's first answer: one warning names them all.
+	fellBack []string
+	refusal  error
+}
+
+// Overlays are the overlays this process mounted (init builds one root):
+// the target inside and the driver that serves it, in mount order.
+var Overlays []OverlayUse
+
+// OverlayUse is one overlay mount and its driver.
+type OverlayUse struct {
+	Target string             `json:"target"`
+	Driver fuseoverlay.Driver `json:"driver"`
 }
 
 // daemons are the fuse-overlayfs processes this process started (init
@@ -73,13 +87,23 @@ func SyncFuse() error {
 func Execute(plan *Plan, logf Logf, warn Warnf) (string, error) {
 	e := &executor{plan: plan, host: map[string]*os.File{}, logf: logf, warn: warn}
 	defer e.closeAll()
+	defer e.warnFellBack()
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return "", fmt.Errorf("making mounts private: %w", err)
 	}
+	gone := map[string]bool{} // host paths removed since planning
 	for _, p := range append(plan.HostPaths(), "/dev/null") {
-		if err := e.open(p); err != nil {
+		err := e.open(p)
+		if errors.Is(err, unix.ENOENT) {
+			gone[p] = true
+			continue
+		}
+		if err != nil {
 			return "", err
 		}
+	}
+	if missing := stepGone(plan.Root, gone); missing != "" {
+		return "", &StepError{plan.Root, fmt.Errorf("opening host path %s: %w", missing, unix.ENOENT)}
 	}
 	if plan.Overlay.Marker != "" {
 		var err error
@@ -108,6 +132,13 @@ func Execute(plan *Plan, logf Logf, warn Warnf) (string, error) {
 	}
 	e.root = root
 	for _, s := range plan.Steps {
+		if missing := stepGone(s, gone); missing != "" {
+			if !s.Optional {
+				return "", &StepError{s, fmt.Errorf("opening host path %s: %w", missing, unix.ENOENT)}
+			}
+			e.logf("%s: skipped, %s is gone from the host", s, missing)
+			continue
+		}
 		err := e.step(s)
 		if errors.Is(err, errAbsent) {
 			continue
@@ -127,6 +158,29 @@ func Execute(plan *Plan, logf Logf, warn Warnf) (string, error) {
 		}
 	}
 	return how, nil
+}
+
+// stepGone returns the first host path of s that is gone, or "".
+func stepGone(s Step, gone map[string]bool) string {
+	if len(gone) == 0 {
+		return ""
+	}
+	for _, p := range (&Plan{Steps: []Step{s}}).HostPaths() {
+		if gone[p] {
+			return p
+		}
+	}
+	return ""
+}
+
+// warnFellBack says, in one warning, which overlays fuse-overlayfs serves
+// because the kernel refused them.
+func (e *executor) warnFellBack() {
+	if len(e.fellBack) == 0 {
+		return
+	}
+	e.warn("overlay", "fuse-overlayfs", fmt.Sprintf("the kernel refused overlayfs (%v): fuse-overlayfs serves %s",
+		unwrapMount(e.refusal), strings.Join(e.fellBack, " ")))
 }
 
 // errAbsent: an optional step's target does not exist here (e.g. a masked
@@ -279,13 +333,7 @@ func (e *executor) overlay(s Step, target string) error {
 		return e.fuse(l, s, target)
 	case fuseoverlay.Auto:
 	default:
-		if err := e.mark(persistent, fuseoverlay.Kernel); err != nil {
-			return err
-		}
 		return e.kernel(l, s.Target, target, persistent)
-	}
-	if err := e.mark(persistent, fuseoverlay.Kernel); err != nil {
-		return err
 	}
 	err := e.kernel(l, s.Target, target, persistent)
 	if err == nil || !Refused(err) {
@@ -298,12 +346,15 @@ func (e *executor) overlay(s Step, target string) error {
 		return fmt.Errorf("%w; the --upper directory already holds kernel overlayfs layers of this run, "+
 			"so fuse-overlayfs cannot stand in: use a new --upper directory with --overlay=fuse", err)
 	}
-	e.warn("overlay", "fuse-overlayfs", fmt.Sprintf("overlay on %s: the kernel refused overlayfs (%v); using fuse-overlayfs",
-		s.Target, unwrapMount(err)))
-	if err := e.mark(persistent, fuseoverlay.Fuse); err != nil {
+	e.logf("overlay on %s: the kernel refused overlayfs (%v); trying fuse-overlayfs", s.Target, unwrapMount(err))
+	if err := e.fuse(l, s, target); err != nil {
 		return err
 	}
-	return e.fuse(l, s, target)
+	if e.refusal == nil {
+		e.refusal = err
+	}
+	e.fellBack = append(e.fellBack, s.Target)
+	return nil
 }
 
 // Refused says whether a kernel overlayfs mount failed because the kernel
@@ -334,7 +385,12 @@ func (e *executor) kernel(l fuseoverlay.Layers, inside, target string, persisten
 	if err := fuseoverlay.MountKernel(l, target); err != nil {
 		return err
 	}
+	// Marked once mounted: a mount that failed wrote nothing there.
+	if err := e.mark(persistent, fuseoverlay.Kernel); err != nil {
+		return err
+	}
 	e.usedUpper = e.usedUpper || persistent
+	Overlays = append(Overlays, OverlayUse{inside, fuseoverlay.Kernel})
 	e.logf("overlay on %s: kernel overlayfs", inside)
 	return nil
 }
@@ -343,9 +399,6 @@ func (e *executor) fuse(l fuseoverlay.Layers, s Step, target string) error {
 	inside, persistent := s.Target, s.Upper != ""
 	if e.plan.Overlay.FuseBin == "" {
 		return fmt.Errorf("--overlay=fuse: %s", e.plan.Overlay.FuseProblem)
-	}
-	if err := e.mark(persistent, fuseoverlay.Fuse); err != nil {
-		return err
 	}
 	if err := fuseoverlay.Readable(l); err != nil {
 		// fuse-overlayfs must open every lower directory; one the
@@ -373,6 +426,10 @@ func (e *executor) fuse(l fuseoverlay.Layers, s Step, target string) error {
 		return err
 	}
 	daemons = append(daemons, d)
+	if err := e.mark(persistent, fuseoverlay.Fuse); err != nil {
+		return err
+	}
+	Overlays = append(Overlays, OverlayUse{inside, fuseoverlay.Fuse})
 	e.logf("overlay on %s: fuse-overlayfs (pid %d)", inside, d.Pid)
 	return nil
 }
@@ -562,23 +619,6 @@ func (e *executor) readOnlyAt(target string, recursive bool) error {
 	}
 	defer h.Close()
 	return setReadOnly(int(h.Fd()), "", recursive)
-}
-
-// setReadOnly uses mount_setattr: it changes only the read-only flag, so the
-// flags the kernel locked on mounts inherited from the host stay as they are.
-func setReadOnly(dirfd int, p string, recursive bool) error {
-	flags := 0
-	if p == "" {
-		flags |= unix.AT_EMPTY_PATH
-	}
-	if recursive {
-		flags |= unix.AT_RECURSIVE
-	}
-	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
-	if err := unix.MountSetattr(dirfd, p, uint(flags), attr); err != nil {
-		return fmt.Errorf("mount_setattr read-only: %w", err)
-	}
-	return nil
 }
 
 // enter makes newRoot the root: pivot_root, then detach the old root so no

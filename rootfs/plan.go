@@ -5,6 +5,7 @@
 package rootfs
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -12,6 +13,8 @@ import (
 	"strings"
 
 	fuseoverlay "sandbox/fuse-overlay"
+
+	"golang.org/x/sys/unix"
 )
 
 // Op is what one step does.
@@ -45,8 +48,10 @@ type Step struct {
 	Data     string   `json:"data,omitempty"`
 	Mode     uint32   `json:"mode,omitempty"`
 	ReadOnly bool     `json:"ro,omitempty"`
-	File     bool     `json:"file,omitempty"`     // the target is a file, not a directory
-	Optional bool     `json:"optional,omitempty"` // skip when the target does not exist
+	File     bool     `json:"file,omitempty"` // the target is a file, not a directory
+	// Optional: skip when the target does not exist; for the host's own
+	// entries, when a host path the step reads is gone by mount time.
+	Optional bool `json:"optional,omitempty"`
 }
 
 func (s Step) String() string {
@@ -161,6 +166,15 @@ type HostFS interface {
 	Readlink(name string) (string, error)
 }
 
+// network are filesystem types whose mount point the planner never stats
+// or lists: a stale or hung server would block the run. Such a mount is
+// shown as it is, read-only.
+var network = map[string]bool{
+	"nfs": true, "nfs4": true, "cifs": true, "smb3": true, "smbfs": true, "ceph": true, "glusterfs": true,
+	"fuse.glusterfs": true, "fuse.sshfs": true, "fuse.rclone": true, "fuse.s3fs": true, "afs": true,
+	"lustre": true, "9p": true, "ncpfs": true, "coda": true, "fuse.gvfsd-fuse": true,
+}
+
 // fresh are top-level directories the sandbox always builds anew.
 var fresh = map[string]bool{"/proc": true, "/sys": true, "/dev": true, "/tmp": true, "/run": true}
 
@@ -195,11 +209,14 @@ type planner struct {
 	hidden map[string]bool
 	plan   Plan
 	upperN int
+	// lateRO are --read-only host directories layered writable so that
+	// the sandbox's files can be created in them; made read-only after.
+	lateRO []string
 }
 
 // Build plans the root filesystem.
 func Build(cfg Config, host HostFS, mounts []Mount) (*Plan, error) {
-	p := &planner{cfg: cfg, host: host, mounts: mounts, hidden: map[string]bool{}}
+	p := &planner{cfg: cfg, host: bounded{host, hostTimeout}, mounts: mounts, hidden: map[string]bool{}}
 	for _, h := range cfg.Hidden {
 		p.hidden[h] = true
 	}
@@ -251,6 +268,9 @@ func Build(cfg Config, host HostFS, mounts []Mount) (*Plan, error) {
 	}
 	if cfg.Resolv != "" {
 		p.add(Step{Op: OpFile, Target: "/etc/resolv.conf", Data: cfg.Resolv, Mode: 0o644})
+	}
+	for _, d := range p.lateRO {
+		p.add(Step{Op: OpReadOnly, Target: d})
 	}
 	for _, m := range MaskedPaths {
 		if !cfg.UnmaskProc || !strings.HasPrefix(m, "/proc/") {
@@ -307,11 +327,23 @@ func (p *planner) hostRoot() error {
 	return nil
 }
 
-// union lists dir in the host and in every layer, sorted, deduplicated.
+// errUnlisted: the host's own copy of a directory could not be listed.
+var errUnlisted = errors.New("cannot list")
+
+// union lists dir in the host and in every layer, sorted, deduplicated. A
+// copy gone since (ENOENT) lists nothing; the host's own copy that cannot
+// be listed (not readable by the caller, or its file system hangs) is
+// errUnlisted.
 func (p *planner) union(dir string) ([]string, error) {
 	seen := map[string]bool{}
 	for _, base := range p.sources(dir) {
 		ents, err := p.host.ReadDir(base)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil && base == dir {
+			return nil, fmt.Errorf("%w %s: %w", errUnlisted, base, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("listing %s: %w", base, err)
 		}
@@ -346,6 +378,12 @@ func (p *planner) sources(dir string) []string {
 // entry plans one path of the host root (a top-level name, or a name inside
 // a directory that had to be split).
 func (p *planner) entry(full string) error {
+	if p.isNetworkMount(full) {
+		// Never stat nor list it (a hung server would hang the run): bind
+		// it, read-only, as the caller sees it on the host.
+		p.add(Step{Op: OpBind, Source: full, Target: full, ReadOnly: true, Optional: true})
+		return nil
+	}
 	top := p.topmost(full)
 	if top == "" {
 		return nil
@@ -359,21 +397,26 @@ func (p *planner) entry(full string) error {
 		return nil // vanished while we looked
 	}
 	if !fi.IsDir() {
-		p.add(Step{Op: OpBind, Source: top, Target: full, ReadOnly: true, File: true})
+		p.add(Step{Op: OpBind, Source: top, Target: full, ReadOnly: true, File: true, Optional: true})
 		return nil
 	}
 	lower := p.sources(full)
 	hostIsDir := len(lower) > 0 && lower[len(lower)-1] == full
-	if p.cfg.ReadOnly && len(lower) == 1 {
+	late := p.cfg.ReadOnly && p.missingFile(full)
+	if late {
+		p.lateRO = append(p.lateRO, full)
+	}
+	if p.cfg.ReadOnly && len(lower) == 1 && !late {
 		// A read-only view needs no overlay; a recursive bind also keeps
 		// the submounts the kernel would refuse to layer.
-		p.add(Step{Op: OpBind, Source: lower[0], Target: full, ReadOnly: true})
+		p.add(Step{Op: OpBind, Source: lower[0], Target: full, ReadOnly: true, Optional: true})
 		return nil
 	}
 	if !hostIsDir || !p.hasSubmounts(full) {
 		s := p.overlay(full, lower)
 		s.Mode = uint32(fi.Mode().Perm())
-		if p.cfg.ReadOnly {
+		s.Optional = true
+		if p.cfg.ReadOnly && !late {
 			s.Upper, s.Work, s.ReadOnly = "", "", true
 		}
 		p.add(s)
@@ -381,11 +424,19 @@ func (p *planner) entry(full string) error {
 	}
 	// The kernel refuses to layer a directory with mounts below it in a user
 	// namespace (they are locked): rebuild it in the skeleton, entry by entry.
-	p.add(Step{Op: OpMkdir, Target: full, Mode: uint32(fi.Mode().Perm())})
 	names, err := p.union(full)
+	if errors.Is(err, errUnlisted) {
+		// The caller cannot list it on the host either (e.g. root's
+		// /var/lib/docker, 0710): a read-only recursive bind shows it
+		// exactly as the host does, its owner and mode (so still closed to
+		// the caller) and its mounts, and lets nothing be written to it.
+		p.add(Step{Op: OpBind, Source: full, Target: full, ReadOnly: true, Optional: true})
+		return nil
+	}
 	if err != nil {
 		return err
 	}
+	p.add(Step{Op: OpMkdir, Target: full, Mode: uint32(fi.Mode().Perm())})
 	for _, n := range names {
 		child := path.Join(full, n)
 		if p.hidden[child] || p.isVirtualMount(child) {
@@ -402,15 +453,21 @@ func (p *planner) entry(full string) error {
 // else the host's.
 func (p *planner) topmost(full string) string {
 	for i := len(p.cfg.Layers) - 1; i >= 0; i-- {
-		d := path.Join(p.cfg.Layers[i], full)
-		if _, err := p.host.Stat(d); err == nil || isLink(p.host, d) {
+		if d := path.Join(p.cfg.Layers[i], full); p.exists(d) {
 			return d
 		}
 	}
-	if _, err := p.host.Stat(full); err == nil || isLink(p.host, full) {
+	if p.exists(full) {
 		return full
 	}
 	return ""
+}
+
+// exists: name is there, as a file, a directory or a (dangling) symlink;
+// a path that does not answer in time is not.
+func (p *planner) exists(name string) bool {
+	_, err := p.host.Stat(name)
+	return err == nil || (!errors.Is(err, unix.ETIMEDOUT) && isLink(p.host, name))
 }
 
 func isLink(h HostFS, name string) bool {
@@ -421,6 +478,27 @@ func isLink(h HostFS, name string) bool {
 func (p *planner) hasSubmounts(dir string) bool {
 	for _, m := range p.mounts {
 		if strings.HasPrefix(m.Point, dir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// missingFile: dir is where the sandbox writes a file (/etc/hosts,
+// /etc/resolv.conf) that the host lacks, so it must be created there.
+func (p *planner) missingFile(dir string) bool {
+	files := map[string]string{"/etc/hosts": p.cfg.Hosts, "/etc/resolv.conf": p.cfg.Resolv}
+	for f, content := range files {
+		if content != "" && path.Dir(f) == dir && p.topmost(f) == "" {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *planner) isNetworkMount(dir string) bool {
+	for _, m := range p.mounts {
+		if m.Point == dir && network[m.FSType] {
 			return true
 		}
 	}

@@ -7,7 +7,8 @@
 #   - makes /dev/net/tun and /dev/fuse 0666 (the distribution default)
 #   - checks that newuidmap/newgidmap are setuid root
 #   - delegates a cgroup v2 subtree to sbxtest, as systemd's Delegate=yes would
-#   - fetches the VM tests' guest kernel into /var/cache/sandbox-vm (vm/fetch-kernel.sh)
+#   - fetches the VM tests' guest kernel into /var/cache/sandbox-vm (vm/fetch-kernel.sh), and
+#     Debian 11's 5.10 (the oldest kernel supported) into /var/cache/sandbox-vm-5.10 (vm/fetch-old-kernel.sh)
 #   - builds the systemd guest's image into /var/cache/sandbox-vm-systemd
 #     (vm/systemd/build-image.sh; minutes the first time, then a no-op)
 # Prints one line for each thing it checked or did.
@@ -19,6 +20,7 @@ readonly SUBID_START=200000   # preferred first subordinate id of TEST_USER
 readonly SUBID_COUNT=65536
 readonly VM_CACHE=/var/cache/sandbox-vm # guest kernel of the VM tests (vm/README.md)
 readonly VM_SYSTEMD_CACHE=/var/cache/sandbox-vm-systemd # the systemd guest's image (vm/systemd/)
+readonly VM_CACHE_OLD=/var/cache/sandbox-vm-5.10 # the old-kernel guest's (bullseye)
 
 # Needed for the build, the tests and the benchmark (zsh and fish: the
 # completion scripts' tests).
@@ -312,5 +314,7 @@ bash "$(dirname "${BASH_SOURCE[0]}")/../vm/fetch-kernel.sh" "$VM_CACHE" ||
 # sources); a no-op while its stamp matches vm/systemd/ and the kernel.
 bash "$(dirname "${BASH_SOURCE[0]}")/../vm/systemd/build-image.sh" "$VM_CACHE" "$VM_SYSTEMD_CACHE" ||
 	die "building the systemd guest's image failed"
+bash "$(dirname "${BASH_SOURCE[0]}")/../vm/fetch-old-kernel.sh" "$VM_CACHE_OLD" ||
+	die "fetching the VM tests' old kernel (Debian 11, bullseye) failed"
 
 say "done"

@@ -8,6 +8,9 @@
 # copies the checkout to ~sbxtest/sandbox-src and runs the build and the tests
 # there as the unprivileged user sbxtest (the sandbox is meant for such users).
 # As another user: builds and tests as that user, no host setup.
+# As root the tests run in a private mount namespace holding a hostile host
+# shape (hostile_shape below: a directory only root can read with a mount
+# below it, as root's Docker makes), never a mount of the shared host.
 #
 # Extra arguments go to `go test` (default package pattern: ./...), e.g.
 #   ./scripts/test.sh -run TestRun ./e2e
@@ -168,6 +171,20 @@ copy_tree() {
 	fi
 }
 
+# hostile_shape: run in the tests' private mount namespace, as root. A tmpfs
+# over /srv (this namespace only) holds $HOSTILE_DIR: root's, 0700, with a
+# tmpfs mounted two levels below, the layout of /var/lib/docker (0710 with
+# overlay mounts below) on a host where root runs containers. Every sandbox
+# the tests start sees it; e2e TestHostileHostShape checks it is there.
+readonly HOSTILE_DIR=/srv/sandbox-test-unreadable
+hostile_shape() {
+	mount -t tmpfs -o mode=0755,size=1m sandbox-test-srv /srv &&
+		mkdir -p "$HOSTILE_DIR/s/m" &&
+		chmod 0700 "$HOSTILE_DIR" &&
+		mount -t tmpfs -o mode=0777,size=1m sandbox-test-hostile "$HOSTILE_DIR/s/m" &&
+		echo "root's secret" >"$HOSTILE_DIR/secret"
+}
+
 # ------------------------------------------------------------------- main
 if [[ "$(id -u)" -eq 0 ]]; then
 	say "running as root: host setup, lint, then build and tests as $TEST_USER"
@@ -191,7 +208,8 @@ if [[ "$(id -u)" -eq 0 ]]; then
 	say "copied the checkout to $dest"
 
 	env_args=(HOME="$home" USER="$TEST_USER" LOGNAME="$TEST_USER" PATH="$USER_PATH"
-		CI="${CI:-}" GOFLAGS=-mod=mod SANDBOX_VERSION="$version" SANDBOX_TEST_NESTED=1)
+		CI="${CI:-}" GOFLAGS=-mod=mod SANDBOX_VERSION="$version" SANDBOX_TEST_NESTED=1
+		SANDBOX_TEST_HOSTILE="$HOSTILE_DIR")
 	while IFS= read -r -d '' kv; do
 		env_args+=("$kv")
 	done < <(go_env_args)
@@ -205,7 +223,12 @@ if [[ "$(id -u)" -eq 0 ]]; then
 		if [[ -n "$cg_dir" ]] && ! echo "$BASHPID" >"$cg_dir/cgroup.procs"; then
 			say "WARNING: could not enter $cg_dir: the cgroup tests will fail under CI=true"
 		fi
-		exec runuser -u "$TEST_USER" -- env -i "${env_args[@]}" bash "$dest/scripts/test.sh" "$@" </dev/null
+		# A mount namespace of the tests' own (nothing propagates back to
+		# the host) with the hostile shape in it.
+		export -f hostile_shape
+		export HOSTILE_DIR
+		exec unshare -m --propagation private -- bash -c 'hostile_shape || exit 125; exec runuser "$@"' \
+			_ -u "$TEST_USER" -- env -i "${env_args[@]}" bash "$dest/scripts/test.sh" "$@" </dev/null
 	); then
 		rc=0
 	else

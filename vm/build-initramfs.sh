@@ -6,6 +6,7 @@
 # KERNEL_DIR is fetch-kernel.sh's cache. The archive holds: static busybox
 # with relative applet links, the kernel's modules, newuidmap/newgidmap with
 # the libraries they load (so the guest has the sandbox's full id mapping),
+# fuse-overlayfs,
 # users tester (1000) and stock (1001) with subordinate id ranges, and
 # guest/init + guest/vm-as-user. It is left uncompressed: unpacking gzip
 # under TCG costs more than QEMU copying a few more MB.
@@ -38,9 +39,11 @@ fi
 ln -s ../bin/busybox "$root/sbin/modprobe" # request_module() runs /sbin/modprobe
 cp -a "$kernel/modules/lib/modules/$ver" "$root/lib/modules/"
 
-# newuidmap/newgidmap and their shared libraries (ld.so included).
-for helper in /usr/bin/newuidmap /usr/bin/newgidmap; do
-	[[ -x "$helper" ]] || die "$helper not found (apt-get install uidmap)"
+# newuidmap/newgidmap and fuse-overlayfs (what --overlay=auto falls back to
+# where the kernel refuses overlayfs, as 5.10 does) with their shared
+# libraries (ld.so included).
+for helper in /usr/bin/newuidmap /usr/bin/newgidmap /usr/bin/fuse-overlayfs; do
+	[[ -x "$helper" ]] || die "$helper not found (apt-get install uidmap fuse-overlayfs)"
 	cp "$helper" "$root$helper"
 	for lib in $(ldd "$helper" | grep -oE '/[^ ]+'); do
 		mkdir -p "$root$(dirname "$lib")"

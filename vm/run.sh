@@ -11,6 +11,8 @@
 #
 # Options:
 #   --bin FILE        copy FILE into the guest's /run/vmtest/ctl/bin (repeatable)
+#   --kernel DIR      the kernel cache to boot (default $SANDBOX_VM_CACHE), e.g.
+#                     /var/cache/sandbox-vm-5.10 (fetch-kernel.sh DIR bullseye)
 #   --out DIR         copy what the job wrote to $VMTEST_OUT into DIR
 #   --timeout S       stop the guest after S seconds (default 600)   -> exit 124
 #   --boot-timeout S  fail if the job has not started S seconds after
@@ -41,6 +43,7 @@ die() { printf 'vm/run.sh: %s\n' "$*" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--bin) bins+=("$2"); shift ;;
+	--kernel) cache="$2"; shift ;;
 	--out) out="$2"; shift ;;
 	--timeout) timeout="$2"; shift ;;
 	--boot-timeout) boot_timeout="$2"; shift ;;
@@ -78,7 +81,9 @@ done
 } >"$ctl/job.sh"
 "$here/build-initramfs.sh" "$cache" "$run/initramfs.cpio" || die "building the initramfs failed"
 
-append="console=ttyS0 cgroup_no_v1=all panic=-1 quiet loglevel=4 rdinit=/init"
+# no_timer_check: under TCG on a loaded host the timer-IRQ check can fail and
+# older kernels (5.10) then panic ("IO-APIC + timer doesn't work").
+append="console=ttyS0 cgroup_no_v1=all panic=-1 quiet loglevel=4 rdinit=/init no_timer_check"
 drives=()
 if [[ "$disk" != 0 ]]; then
 	truncate -s "${disk}M" "$run/scratch.img"

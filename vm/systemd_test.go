@@ -84,6 +84,17 @@ func TestVMSystemd(t *testing.T) {
 // them); it returns vm/ and the kernel cache.
 func vmPrereqs(t *testing.T) (string, string) {
 	t.Helper()
+	kernel := os.Getenv("SANDBOX_VM_CACHE")
+	if kernel == "" {
+		kernel = defaultCache
+	}
+	return kernelPrereqs(t, kernel), kernel
+}
+
+// kernelPrereqs checks QEMU and the guest kernel in cache and returns the
+// vm directory.
+func kernelPrereqs(t *testing.T, cache string) string {
+	t.Helper()
 	here, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
@@ -94,13 +105,9 @@ func vmPrereqs(t *testing.T) (string, string) {
 	}
 	_, err = exec.LookPath(qemu)
 	requireOrSkip(t, err == nil, qemu+" (Debian package qemu-system-x86)")
-	kernel := os.Getenv("SANDBOX_VM_CACHE")
-	if kernel == "" {
-		kernel = defaultCache
-	}
-	requireOrSkip(t, kernelCacheOK(t, kernel, filepath.Join(here, "fetch-kernel.sh")),
-		"an up-to-date guest kernel in "+kernel+" (made by vm/fetch-kernel.sh)")
-	return here, kernel
+	requireOrSkip(t, kernelCacheOK(t, cache, filepath.Join(here, "fetch-kernel.sh")),
+		"an up-to-date guest kernel in "+cache+" (made by vm/fetch-kernel.sh)")
+	return here
 }
 
 // buildGuestTests builds ./guest with the build tags into dir/guest.test

@@ -43,6 +43,7 @@ func runCheck(asJSON bool) int {
 			facts.Run.Err = fmt.Errorf("%w: %v", hostcheck.ErrNotProbed, err)
 		} else {
 			facts.Run = hostcheck.ProbeRun(exe, trueBin)
+			hostcheck.ProbeNet(exe, trueBin, facts.NetDrivers, facts.Tun.Exists && facts.Tun.Err == nil)
 		}
 	}
 	results := hostcheck.Judge(facts)

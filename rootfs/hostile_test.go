@@ -1,0 +1,178 @@
+package rootfs
+
+import (
+	"io/fs"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+)
+
+// hostileHost is a fakeHost where some directories cannot be listed, some
+// are gone, and some paths never answer.
+type hostileHost struct {
+	fakeHost
+	unreadable map[string]bool // ReadDir: permission denied
+	gone       map[string]bool // ReadDir: does not exist (removed after the parent was listed)
+	hang       map[string]bool // any call blocks until release is closed
+	release    chan struct{}
+	mu         sync.Mutex
+	touched    []string // paths of calls that hung
+}
+
+func (h *hostileHost) block(name string) {
+	if h.hang[name] {
+		h.mu.Lock()
+		h.touched = append(h.touched, name)
+		h.mu.Unlock()
+		<-h.release
+	}
+}
+
+func (h *hostileHost) ReadDir(d string) ([]fs.DirEntry, error) {
+	h.block(d)
+	if h.unreadable[d] {
+		return nil, &fs.PathError{Op: "open", Path: d, Err: fs.ErrPermission}
+	}
+	if h.gone[d] {
+		return nil, &fs.PathError{Op: "open", Path: d, Err: fs.ErrNotExist}
+	}
+	return h.fakeHost.ReadDir(d)
+}
+
+func (h *hostileHost) Stat(n string) (fs.FileInfo, error) { h.block(n); return h.fakeHost.Stat(n) }
+func (h *hostileHost) Readlink(n string) (string, error) {
+	h.block(n)
+	return h.fakeHost.Readlink(n)
+}
+
+func hostileTree() *hostileHost {
+	return &hostileHost{fakeHost: fakeHost{fstest.MapFS{
+		"etc/hostname":       file("host\n"),
+		"srv/p/s/m/secret":   file("x"), // /srv/p is root's 0700, a tmpfs on /srv/p/s/m
+		"srv/open/a":         file("a"),
+		"var/lib/gone/x/y":   file("y"),
+		"mnt/nfs/data":       file("d"),
+		"mnt/hung/data":      file("d"),
+		"mnt/local/f":        file("f"),
+		"proc":               dir(0o555),
+		"tmp":                dir(0o1777),
+		"home/alice/.bashrc": file("x"),
+	}}, release: make(chan struct{})}
+}
+
+var hostileMounts = []Mount{
+	{"/", "ext4"}, {"/proc", "proc"}, {"/srv/p/s/m", "tmpfs"}, {"/var/lib/gone/x", "tmpfs"},
+	{"/mnt/nfs", "nfs4"}, {"/mnt/hung", "fuse.unknown"}, {"/mnt/local", "ext4"},
+}
+
+// A directory the caller cannot list, with a mount below it (root's
+// /var/lib/docker), must not fail the run: it is shown as the host shows
+// it, a read-only recursive bind that keeps its owner and mode.
+func TestUnreadableSplitDirectoryIsBoundReadOnly(t *testing.T) {
+	h := hostileTree()
+	h.unreadable = map[string]bool{"/srv/p": true}
+	for _, ro := range []bool{false, true} {
+		pl, err := Build(Config{ReadOnly: ro, Hidden: []string{"/home"}, DevptsGID: -1}, h, hostileMounts)
+		if err != nil {
+			t.Fatalf("read-only=%v: %v", ro, err)
+		}
+		bound := "/srv/p"
+		if ro {
+			bound = "/srv" // read-only: every host directory is a recursive read-only bind
+		}
+		s := find(pl, OpBind, bound)
+		if s == nil || !s.ReadOnly || s.Source != bound || !s.Optional {
+			t.Errorf("read-only=%v: want an optional read-only bind of %s, got %+v", ro, bound, s)
+		}
+		if find(pl, OpMkdir, "/srv/p") != nil || find(pl, OpBind, "/srv/p/s/m") != nil || find(pl, OpOverlay, "/srv/p/s") != nil {
+			t.Errorf("read-only=%v: the unreadable /srv/p was split: %v", ro, pl.Steps)
+		}
+		if !ro && find(pl, OpOverlay, "/srv/open") == nil {
+			t.Errorf("its readable sibling /srv/open is not layered: %v", pl.Steps)
+		}
+	}
+}
+
+// A directory removed between its parent's listing and its own is left out.
+func TestVanishedDirectoryIsLeftOut(t *testing.T) {
+	h := hostileTree()
+	h.gone = map[string]bool{"/var/lib/gone": true}
+	pl, err := Build(Config{DevptsGID: -1}, h, hostileMounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range pl.Steps {
+		if len(s.Target) >= len("/var/lib/gone/") && s.Target[:len("/var/lib/gone/")] == "/var/lib/gone/" {
+			t.Errorf("a step below the vanished directory: %v", s)
+		}
+	}
+	// Every step of the host's own entries may find its source gone by
+	// mount time: the executor skips it then.
+	if s := find(pl, OpOverlay, "/etc"); s == nil || !s.Optional {
+		t.Errorf("/etc: want an optional overlay, got %+v", s)
+	}
+}
+
+// A network mount point is never stat'ed or listed (a hung server would
+// hang the run): a read-only bind. A hung mount of another type costs at
+// most the bound per call and is left out.
+func TestHungMountsAreBounded(t *testing.T) {
+	h := hostileTree()
+	h.hang = map[string]bool{"/mnt/nfs": true, "/mnt/hung": true}
+	defer close(h.release)
+	start := time.Now()
+	pl, err := Build(Config{DevptsGID: -1}, h, hostileMounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*hostTimeout {
+		t.Errorf("planning took %v with one hung mount, want about %v", d, hostTimeout)
+	}
+	if s := find(pl, OpBind, "/mnt/nfs"); s == nil || !s.ReadOnly {
+		t.Errorf("/mnt/nfs: want a read-only bind, got %+v", s)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.touched {
+		if p == "/mnt/nfs" {
+			t.Error("the planner looked at the nfs4 mount point")
+		}
+	}
+	if find(pl, OpOverlay, "/mnt/hung") != nil || find(pl, OpBind, "/mnt/hung") != nil {
+		t.Errorf("/mnt/hung (no answer) was planned: %v", pl.Steps)
+	}
+	if find(pl, OpOverlay, "/mnt/local") == nil {
+		t.Errorf("/mnt/local missing: %v", pl.Steps)
+	}
+}
+
+// --read-only on a host without /etc/hosts: /etc is layered writable so
+// that the sandbox's /etc/hosts can be created, then made read-only.
+func TestReadOnlyWithoutHostsFile(t *testing.T) {
+	h := hostileTree()
+	pl, err := Build(Config{ReadOnly: true, Hosts: "127.0.0.1 localhost\n", DevptsGID: -1}, h, hostileMounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := find(pl, OpOverlay, "/etc")
+	if s == nil || s.ReadOnly {
+		t.Fatalf("/etc without hosts under --read-only: want a writable overlay, got %+v", s)
+	}
+	at, ro := index(pl, OpFile, "/etc/hosts"), index(pl, OpReadOnly, "/etc")
+	if at < 0 || ro < at {
+		t.Errorf("/etc must be made read-only after /etc/hosts is placed: file at %d, read-only at %d", at, ro)
+	}
+	if find(pl, OpBind, "/srv") == nil {
+		t.Error("other directories stay read-only binds")
+	}
+	// With the host's own /etc/hosts, /etc stays a read-only bind.
+	h.fs["etc/hosts"] = file("127.0.0.1 localhost\n")
+	pl, err = Build(Config{ReadOnly: true, Hosts: "x\n", DevptsGID: -1}, h, hostileMounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := find(pl, OpBind, "/etc"); s == nil || !s.ReadOnly {
+		t.Errorf("/etc with hosts under --read-only: want a read-only bind, got %+v", s)
+	}
+}
