@@ -128,9 +128,13 @@ build_and_test() {
 	fi
 
 	log="$(mktemp "${TMPDIR:-/tmp}/sandbox-test.XXXXXX.log")"
-	say "go test -count=1 -v ${test_args[*]}"
+	# go test's default 10 min per package is too short for e2e and the VM
+	# guests on a loaded 2-core machine; CI's own limit is 90 min.
+	local timeout=(-timeout 50m)
+	case " ${test_args[*]} " in *" -timeout"*) timeout=() ;; esac
+	say "go test -count=1 -v ${timeout[*]} ${test_args[*]}"
 	set +e
-	go test -count=1 -v "${test_args[@]}" 2>&1 | tee "$log"
+	go test -count=1 -v "${timeout[@]}" "${test_args[@]}" 2>&1 | tee "$log"
 	rc="${PIPESTATUS[0]}"
 	set -e
 	summarise "$log" "$rc"
