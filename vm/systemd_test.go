@@ -18,7 +18,7 @@ import (
 const defaultSystemdCache = "/var/cache/sandbox-vm-systemd"
 
 // The pass's own -test.timeout: systemd's guest is slower than busybox's.
-var systemdPass = pass{"systemd", "tester", []string{"-test.run", "^TestSystemd", "-test.timeout", "5m"}}
+var systemdPass = pass{"systemd", "tester", []string{"-test.run", "^TestSystemd", "-test.timeout", "10m"}}
 
 // systemdImageOK: the cache holds an image made by this checkout's
 // build-image.sh for this kernel (the stamp build-image.sh writes).

@@ -27,10 +27,10 @@ import (
 const (
 	defaultCache = "/var/cache/sandbox-vm"
 	// Bounds of the whole VM run; the guest tests bound each command themselves.
-	vmTimeout    = 7 * time.Minute
+	vmTimeout    = 15 * time.Minute
 	bootTimeout  = 3 * time.Minute
 	buildTime    = 5 * time.Minute
-	guestTimeout = "3m" // -test.timeout of each pass
+	guestTimeout = "6m" // -test.timeout of each pass (a loaded host slows TCG guests 5-10x)
 )
 
 // A pass runs the guest test binary as one user: each user has its own
