@@ -110,3 +110,9 @@ func (e *UnsupportedError) Error() string {
 	return "seccomp: unsupported architecture " + `"` + e.Arch + `"` +
 		" (filters compile for " + strings.Join(SupportedArchs(), ", ") + ")"
 }
+
+// UnconfinedCost says what running without a filter (--seccomp=unconfined)
+// gives up, for messages that suggest it.
+const UnconfinedCost = "no system-call filter: the command may then use whatever the kernel allows " +
+	"an unprivileged user namespace, keyrings, bpf, perf_event_open, userfaultfd, the new mount API, " +
+	"io_uring, nested user namespaces and TIOCSTI included"
