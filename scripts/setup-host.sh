@@ -8,6 +8,8 @@
 #   - checks that newuidmap/newgidmap are setuid root
 #   - delegates a cgroup v2 subtree to sbxtest, as systemd's Delegate=yes would
 #   - fetches the VM tests' guest kernel into /var/cache/sandbox-vm (vm/fetch-kernel.sh)
+#   - fetches the arm64 guest (kernel, busybox, uidmap) into /var/cache/sandbox-vm-arm64
+#     with a private apt configuration (vm/fetch-arm64.sh)
 # Prints one line for each thing it checked or did.
 set -euo pipefail
 
@@ -16,13 +18,14 @@ readonly TEST_HOME=/home/sbxtest
 readonly SUBID_START=200000   # preferred first subordinate id of TEST_USER
 readonly SUBID_COUNT=65536
 readonly VM_CACHE=/var/cache/sandbox-vm # guest kernel of the VM tests (vm/README.md)
+readonly VM_ARM64_CACHE=/var/cache/sandbox-vm-arm64 # the arm64 guest's (vm/fetch-arm64.sh)
 
 # Needed for the build, the tests and the benchmark (zsh and fish: the
 # completion scripts' tests).
 readonly REQUIRED_PKGS=(
 	uidmap bubblewrap slirp4netns passt fuse-overlayfs fuse3 iproute2 procps
 	psmisc util-linux hyperfine git ca-certificates iperf3
-	qemu-system-x86 busybox-static xz-utils dbus-daemon zsh fish
+	qemu-system-x86 qemu-system-arm busybox-static xz-utils dbus-daemon zsh fish
 	python3 curl gcc libc6-dev make # examples/ and their tests (e2e/examples_test.go)
 )
 # Benchmarks only (anchors, and fio for bench/fs.sh): a failure to install
@@ -303,5 +306,7 @@ fi
 # no-op while the cache's stamp matches vm/fetch-kernel.sh.
 bash "$(dirname "${BASH_SOURCE[0]}")/../vm/fetch-kernel.sh" "$VM_CACHE" ||
 	die "fetching the VM tests' kernel failed"
+bash "$(dirname "${BASH_SOURCE[0]}")/../vm/fetch-arm64.sh" "$VM_ARM64_CACHE" ||
+	die "fetching the arm64 VM guest failed"
 
 say "done"
