@@ -301,6 +301,10 @@ func naming(opts Options, s *Spec) error {
 }
 
 // confinement plans capabilities, Landlock and inherited fds.
+// seccompArch is the GOARCH filters are compiled for ("": this binary's);
+// tests set it.
+var seccompArch string
+
 func confinement(opts Options, cfg rootfs.Config, s *Spec) error {
 	last, err := confine.LastCap()
 	if err != nil {
@@ -325,8 +329,12 @@ func confinement(opts Options, cfg rootfs.Config, s *Spec) error {
 	}
 	// Compiled here, so that a bad profile stops the run before anything
 	// starts; the filter's capability conditions see the bounding set.
-	s.Seccomp, err = seccomp.Load(orDefault(opts.Seccomp, "default"), seccomp.Options{Caps: capNames},
+	s.Seccomp, err = seccomp.Load(orDefault(opts.Seccomp, "default"), seccomp.Options{Caps: capNames, Arch: seccompArch},
 		seccomp.DefaultOptions{AllowNestedUserns: opts.NestedUserns})
+	var unsupported *seccomp.UnsupportedError
+	if errors.As(err, &unsupported) {
+		return usagef("--seccomp: %v; --seccomp=unconfined runs without one (%s)", err, seccomp.UnconfinedCost)
+	}
 	if err != nil {
 		return usagef("--seccomp: %v", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"sandbox/rootfs"
 )
 
 func TestParseBind(t *testing.T) {
@@ -111,5 +113,29 @@ func TestLookPath(t *testing.T) {
 	}
 	if _, st, err := lookPath(dir, env, "/"); err == nil || st != StatusNotExec {
 		t.Errorf("a directory: status %d err %v, want 126", st, err)
+	}
+}
+
+// TestSeccompUnsupportedArch: on an architecture without system-call
+// tables, run stops with one line naming --seccomp=unconfined and its cost;
+// --seccomp=unconfined then runs.
+func TestSeccompUnsupportedArch(t *testing.T) {
+	defer func(a string) { seccompArch = a }(seccompArch)
+	seccompArch = "mips64le"
+	err := confinement(Options{}, rootfs.Config{}, &Spec{})
+	var ue *UsageError
+	if !errors.As(err, &ue) {
+		t.Fatalf("err = %v, want a usage error", err)
+	}
+	for _, want := range []string{`unsupported architecture "mips64le"`, "arm64", "--seccomp=unconfined runs without one", "no system-call filter"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("not one line: %q", err)
+	}
+	if err := confinement(Options{Seccomp: "unconfined"}, rootfs.Config{}, &Spec{}); err != nil {
+		t.Errorf("--seccomp=unconfined: %v", err)
 	}
 }

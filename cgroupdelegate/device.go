@@ -33,7 +33,7 @@ func (d SysDevices) Resolve(dev string) (uint32, uint32, error) {
 		if st.Mode&unix.S_IFMT != unix.S_IFBLK {
 			return 0, 0, fmt.Errorf("%s is not a block device", dev)
 		}
-		major, minor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
+		major, minor = unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))
 	} else {
 		ma, mi, _ := strings.Cut(dev, ":")
 		a, err1 := strconv.ParseUint(ma, 10, 32)

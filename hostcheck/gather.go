@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"time"
 
@@ -44,6 +45,7 @@ func Gather(user string, uid, gid uint32) Facts {
 	}
 	f.LandlockABI = confine.LandlockABI()
 	f.Seccomp = seccompAvailable()
+	f.Arch = runtime.GOARCH
 	f.Cgroup = gatherCgroup(int(uid))
 	f.Nested = gatherNested()
 	return f

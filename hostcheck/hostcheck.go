@@ -8,10 +8,12 @@ package hostcheck
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 
 	"sandbox/idmap"
+	"sandbox/seccomp"
 
 	"golang.org/x/sys/unix"
 )
@@ -71,6 +73,7 @@ type Facts struct {
 	Tun, Fuse        DevAccess
 	NetDrivers       []NetDriver
 	Seccomp          bool
+	Arch             string // GOARCH of this binary ("": runtime.GOARCH)
 	LandlockABI      int
 	Cgroup           CgroupFacts
 	LegacyTIOCSTI    string // dev.tty.legacy_tiocsti ("" if absent)
@@ -130,7 +133,7 @@ func Judge(f Facts) []Result {
 		judgeDevice("fuse", f.Fuse, "fuse", "FUSE filesystems (fuse-overlayfs) need it"),
 	)
 	out = append(out, judgeNet(f.NetDrivers, f.Tun)...)
-	out = append(out, judgeSeccomp(f.Seccomp), judgeLandlock(f.LandlockABI))
+	out = append(out, judgeArch(f.Arch), judgeSeccomp(f.Seccomp), judgeLandlock(f.LandlockABI))
 	out = append(out, judgeCgroup(f.Cgroup, f.User)...)
 	out = append(out, judgeTIOCSTI(f.LegacyTIOCSTI), judgeRun(f.Run))
 	return out
@@ -248,6 +251,20 @@ func judgeSeccomp(have bool) Result {
 	}
 	return fail("seccomp", "the kernel has no seccomp filter support: run's default filter cannot be installed",
 		"a kernel with CONFIG_SECCOMP_FILTER, or run with --seccomp=unconfined")
+}
+
+// judgeArch: run's default seccomp filter needs this architecture's
+// system-call tables.
+func judgeArch(arch string) Result {
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
+	list := strings.Join(seccomp.SupportedArchs(), ", ")
+	if seccomp.Supported(arch) {
+		return ok("arch", arch+": run's seccomp filters compile for it (supported: "+list+")")
+	}
+	return fail("arch", arch+": no system-call tables for this architecture, so run's default seccomp filter cannot be built (supported: "+list+")",
+		"run with --seccomp=unconfined ("+seccomp.UnconfinedCost+"), or use a build for a supported architecture")
 }
 
 func judgeLandlock(abi int) Result {

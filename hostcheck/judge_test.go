@@ -223,6 +223,10 @@ func TestShapes(t *testing.T) {
 
 		// confinement
 		{"no seccomp", func(f *Facts) { f.Seccomp = false }, "seccomp", Fail, true, "cannot be installed", "--seccomp=unconfined"},
+		{"arm64", func(f *Facts) { f.Arch = "arm64" }, "arch", OK, false, "arm64: run's seccomp filters compile for it", ""},
+		{"arch unsupported", func(f *Facts) { f.Arch = "mips64le" }, "arch", Fail, true,
+			"mips64le: no system-call tables for this architecture, so run's default seccomp filter cannot be built (supported: amd64, 386, arm64, arm, riscv64, ppc64le, ppc64, s390x, loong64)",
+			"run with --seccomp=unconfined (no system-call filter: "},
 		{"no landlock", func(f *Facts) { f.LandlockABI = 0 }, "landlock", Warn, false, "--landlock", "CONFIG_SECURITY_LANDLOCK"},
 		{"tiocsti off", func(f *Facts) { f.LegacyTIOCSTI = "0" }, "tiocsti", OK, false, "legacy_tiocsti=0", ""},
 		{"tiocsti on", func(f *Facts) { f.LegacyTIOCSTI = "1" }, "tiocsti", OK, false, "legacy_tiocsti=1", ""},

@@ -11,6 +11,8 @@
 #     Debian 11's 5.10 (the oldest kernel supported) into /var/cache/sandbox-vm-5.10 (vm/fetch-old-kernel.sh)
 #   - builds the systemd guest's image into /var/cache/sandbox-vm-systemd
 #     (vm/systemd/build-image.sh; minutes the first time, then a no-op)
+#   - fetches the arm64 guest (kernel, busybox, uidmap) into /var/cache/sandbox-vm-arm64
+#     with a private apt configuration (vm/fetch-arm64.sh)
 # Prints one line for each thing it checked or did.
 set -euo pipefail
 
@@ -21,13 +23,14 @@ readonly SUBID_COUNT=65536
 readonly VM_CACHE=/var/cache/sandbox-vm # guest kernel of the VM tests (vm/README.md)
 readonly VM_SYSTEMD_CACHE=/var/cache/sandbox-vm-systemd # the systemd guest's image (vm/systemd/)
 readonly VM_CACHE_OLD=/var/cache/sandbox-vm-5.10 # the old-kernel guest's (bullseye)
+readonly VM_ARM64_CACHE=/var/cache/sandbox-vm-arm64 # the arm64 guest's (vm/fetch-arm64.sh)
 
 # Needed for the build, the tests and the benchmark (zsh and fish: the
 # completion scripts' tests).
 readonly REQUIRED_PKGS=(
 	uidmap bubblewrap slirp4netns passt fuse-overlayfs fuse3 iproute2 procps
 	psmisc util-linux hyperfine git ca-certificates iperf3
-	qemu-system-x86 busybox-static xz-utils dbus-daemon zsh fish
+	qemu-system-x86 qemu-system-arm busybox-static xz-utils dbus-daemon zsh fish
 	mmdebstrap e2fsprogs # the systemd guest's image (vm/systemd/build-image.sh)
 	python3 curl gcc libc6-dev make # examples/ and their tests (e2e/examples_test.go)
 	podman runc                     # nesting in a rootless container (e2e/nested_test.go)
@@ -316,5 +319,7 @@ bash "$(dirname "${BASH_SOURCE[0]}")/../vm/systemd/build-image.sh" "$VM_CACHE" "
 	die "building the systemd guest's image failed"
 bash "$(dirname "${BASH_SOURCE[0]}")/../vm/fetch-old-kernel.sh" "$VM_CACHE_OLD" ||
 	die "fetching the VM tests' old kernel (Debian 11, bullseye) failed"
+bash "$(dirname "${BASH_SOURCE[0]}")/../vm/fetch-arm64.sh" "$VM_ARM64_CACHE" ||
+	die "fetching the arm64 VM guest failed"
 
 say "done"

@@ -14,8 +14,8 @@ type Options struct {
 	// the CAP_ prefix and case are optional), for the rules' includes.caps
 	// and excludes.caps. A capability not listed is absent.
 	Caps []string
-	// Arch is the native architecture as a GOARCH ("amd64" or "386");
-	// "" means runtime.GOARCH.
+	// Arch is the native architecture as a GOARCH ("amd64", "arm64", ...:
+	// SupportedArchs); "" means runtime.GOARCH.
 	Arch string
 	// Kernel is the kernel version ("6.1") for the rules' minKernel; ""
 	// means the running kernel's, read only if a rule has a minKernel.
@@ -29,33 +29,17 @@ type Options struct {
 
 // Compiled-in facts of the program layout.
 const (
-	auditArchX86_64 = 0xc000003e // AUDIT_ARCH_X86_64
-	auditArchI386   = 0x40000003 // AUDIT_ARCH_I386
-	x32SyscallBit   = 0x40000000 // __X32_SYSCALL_BIT
+	x32SyscallBit = 0x40000000 // __X32_SYSCALL_BIT
 
 	// Offsets in struct seccomp_data: int nr; __u32 arch; __u64
-	// instruction_pointer; __u64 args[6]. Both x86 ABIs are little
-	// endian, so an argument's low half comes first.
+	// instruction_pointer; __u64 args[6]. An argument's low half comes
+	// first on little-endian architectures, second on big-endian ones.
 	offNr   = 0
 	offArch = 4
 	offArgs = 16
 
 	errnoEPERM  = 1
 	errnoENOSYS = 38
-)
-
-// archInfo describes one architecture section of the program.
-type archInfo struct {
-	arch     Arch
-	audit    uint32
-	table    map[string]uint32
-	highZero bool // the upper halves of arguments are always 0
-	x32      bool // deny numbers with the x32 bit
-}
-
-var (
-	infoX86_64 = archInfo{arch: ArchX86_64, audit: auditArchX86_64, table: syscallsX86_64, x32: true}
-	infoI386   = archInfo{arch: ArchX86, audit: auditArchI386, table: syscallsI386, highZero: true}
 )
 
 // cond is one argument condition.
@@ -90,14 +74,9 @@ func Compile(p *Profile, opts Options) (*Program, error) {
 	if goarch == "" {
 		goarch = runtime.GOARCH
 	}
-	var native archInfo
-	switch goarch {
-	case "amd64":
-		native = infoX86_64
-	case "386":
-		native = infoI386
-	default:
-		return nil, fmt.Errorf("seccomp: unsupported architecture %q (this package compiles filters for amd64 and 386)", goarch)
+	native, ok := nativeInfo(goarch)
+	if !ok {
+		return nil, &UnsupportedError{Arch: goarch}
 	}
 	nativeName, _ := canonArch(goarch)
 
@@ -111,7 +90,8 @@ func Compile(p *Profile, opts Options) (*Program, error) {
 	}
 
 	// Which sections the program has: the native arch, the profile's
-	// architectures and the archMap entries of the native arch.
+	// architectures and the archMap entries of the native arch, as far as
+	// the native arch's kernel can report them.
 	enabled := map[Arch]bool{native.arch: true}
 	for _, a := range p.Architectures {
 		enabled[a] = true
@@ -125,8 +105,8 @@ func Compile(p *Profile, opts Options) (*Program, error) {
 		}
 	}
 	var sections []archInfo
-	for _, ai := range []archInfo{infoX86_64, infoI386} {
-		if enabled[ai.arch] {
+	for _, ai := range archInfos {
+		if enabled[ai.arch] && ai.family == native.family {
 			sections = append(sections, ai)
 		}
 	}
@@ -391,7 +371,7 @@ func emitSection(a *assembler, sec archInfo, byNr map[uint32][]rule, defRet uint
 	emitTree(a, ivs)
 	for _, nr := range blocks {
 		a.bind(handlers[nr].block)
-		emitBlock(a, decisions[nr], sec.highZero, defRet)
+		emitBlock(a, decisions[nr], sec, defRet)
 	}
 }
 
@@ -543,11 +523,11 @@ func staticCond(c cond, highZero bool) condResult {
 // emitBlock emits the rules of one system call: each rule's conditions
 // jump to the next rule when one fails, and return the rule's action when
 // all hold; after the last rule comes the default.
-func emitBlock(a *assembler, rules []rule, highZero bool, defRet uint32) {
+func emitBlock(a *assembler, rules []rule, sec archInfo, defRet uint32) {
 	for _, r := range rules {
 		fail := a.newLabel()
 		for _, c := range r.conds {
-			emitCond(a, c, highZero, fail)
+			emitCond(a, c, sec, fail)
 		}
 		a.ret(r.ret)
 		a.bind(fail)
@@ -557,9 +537,13 @@ func emitBlock(a *assembler, rules []rule, highZero bool, defRet uint32) {
 
 // emitCond emits the check of one (dynamic) condition: it falls through
 // when the condition holds and jumps to fail otherwise.
-func emitCond(a *assembler, c cond, highZero bool, fail label) {
+func emitCond(a *assembler, c cond, sec archInfo, fail label) {
+	highZero := sec.highZero
 	lo := uint32(offArgs + 8*c.idx)
 	hi := lo + 4
+	if sec.bigEndian() {
+		lo, hi = hi, lo
+	}
 	pass := a.newLabel()
 	defer a.bind(pass)
 

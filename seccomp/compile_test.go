@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"errors"
 	"math/rand/v2"
 	"sort"
 	"strings"
@@ -243,8 +244,9 @@ func TestCompileI386Native(t *testing.T) {
 	if got := v.run(data{nr: nrOf(t, ArchX86_64, "keyctl"), arch: auditArchX86_64}); got != eperm {
 		t.Errorf("x86_64 keyctl = %s", retString(got))
 	}
-	if _, err := Compile(Default(DefaultOptions{}), Options{Arch: "arm64"}); err == nil {
-		t.Errorf("arm64: no error")
+	var ue *UnsupportedError
+	if _, err := Compile(Default(DefaultOptions{}), Options{Arch: "mips64le"}); !errors.As(err, &ue) {
+		t.Errorf("mips64le: err = %v, want an UnsupportedError", err)
 	}
 }
 
@@ -334,7 +336,12 @@ func TestPrecedence(t *testing.T) {
 
 // TestComparisons checks every operator around the 32-bit boundaries of
 // both halves against plain 64-bit arithmetic.
-func TestComparisons(t *testing.T) {
+func TestComparisons(t *testing.T) { comparisons(t, "amd64") }
+
+// comparisons checks every operator on ioctl's third argument, in a
+// profile compiled for goarch, on every section of the program.
+func comparisons(t *testing.T, goarch string) {
+	native, _ := nativeInfo(goarch)
 	values := []uint64{0, 1, 2, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff, 0x100000000, 0x100000001,
 		0x1ffffffff, 0x200000000, 0x7fffffffffffffff, 0x8000000000000000, 0xfffffffeffffffff,
 		0xffffffff00000000, 0xffffffff00000001, 0xfffffffffffffffe, 0xffffffffffffffff, 0x123456789abcdef0}
@@ -353,22 +360,23 @@ func TestComparisons(t *testing.T) {
 				}
 				p := &Profile{
 					DefaultAction: ActAllow,
-					Architectures: []Arch{ArchX86},
+					Architectures: []Arch{ArchX86, ArchARM, ArchAARCH64},
 					Syscalls: []Syscall{{Names: []string{"ioctl"}, Action: ActErrno,
 						Args: []Arg{{Index: 2, Value: v1, ValueTwo: v2, Op: op}}}},
 				}
-				prog, err := Compile(p, Options{Arch: "amd64"})
+				prog, err := Compile(p, Options{Arch: goarch})
 				if err != nil {
 					t.Fatal(err)
 				}
 				m := newVM(t, prog)
-				for _, arch := range []Arch{ArchX86_64, ArchX86} {
+				for _, sec := range sectionsOf(t, goarch) {
+					arch := sec.arch
 					for _, x := range values {
-						if arch == ArchX86 {
-							x &= 0xffffffff // the kernel zero-extends i386 registers
+						if sec.highZero {
+							x &= 0xffffffff // the kernel zero-extends 32-bit registers
 						}
 						d := data{nr: nrOf(t, arch, "ioctl"), arch: auditOf(arch), args: [6]uint64{0, 0, x}}
-						if got, want := m.run(d), model(t, p, ArchX86_64, d); got != want {
+						if got, want := m.run(d), model(t, p, native.arch, d); got != want {
 							t.Fatalf("%s: %#x %s %#x/%#x: got %s, want %s\n%s", arch, x, op, v1, v2, retString(got), retString(want), prog)
 						}
 					}
@@ -380,13 +388,23 @@ func TestComparisons(t *testing.T) {
 
 // TestRandomProfiles compiles random profiles and compares the VM with the
 // reference model on many inputs.
-func TestRandomProfiles(t *testing.T) {
-	names64 := sortedNames(syscallsX86_64)
-	names32 := sortedNames(syscallsI386)
+func TestRandomProfiles(t *testing.T) { randomProfiles(t, "amd64", 60) }
+
+// randomProfiles runs seeds random profiles compiled for goarch; the
+// programs have a section for each arch of its family.
+func randomProfiles(t *testing.T, goarch string, seeds uint64) {
+	native, _ := nativeInfo(goarch)
+	secs := sectionsOf(t, goarch)
+	var archs []Arch
+	names := map[Arch][]string{}
+	for _, sec := range secs {
+		archs = append(archs, sec.arch)
+		names[sec.arch] = sortedNames(sec.table)
+	}
 	interesting := []uint64{0, 1, 2, 3, 0x7f, 0xff, 0x100, 0x5412, 0x7fffffff, 0x80000000, 0xffffffff,
 		0x100000000, 0x100000001, 0xffffffff00000000, 0xffffffffffffffff, 0x8000000000000000}
 	allActions := []Action{ActAllow, ActErrno, ActKill, ActKillThread, ActKillProcess, ActTrap, ActTrace, ActLog}
-	for seed := uint64(1); seed <= 60; seed++ {
+	for seed := uint64(1); seed <= seeds; seed++ {
 		r := rand.New(rand.NewPCG(seed, 42))
 		pickValue := func() uint64 {
 			switch r.IntN(4) {
@@ -398,7 +416,7 @@ func TestRandomProfiles(t *testing.T) {
 				return interesting[r.IntN(len(interesting))]
 			}
 		}
-		p := &Profile{DefaultAction: allActions[r.IntN(len(allActions))], Architectures: []Arch{ArchX86_64, ArchX86}}
+		p := &Profile{DefaultAction: allActions[r.IntN(len(allActions))], Architectures: archs}
 		if p.DefaultAction == ActErrno {
 			e := uint(r.IntN(100) + 1)
 			p.DefaultErrnoRet = &e
@@ -409,11 +427,8 @@ func TestRandomProfiles(t *testing.T) {
 		}
 		var pool []string
 		for range 1 + r.IntN(60) {
-			if r.IntN(2) == 0 {
-				pool = append(pool, names64[r.IntN(len(names64))])
-			} else {
-				pool = append(pool, names32[r.IntN(len(names32))])
-			}
+			n := names[archs[r.IntN(len(archs))]]
+			pool = append(pool, n[r.IntN(len(n))])
 		}
 		for range nRules {
 			s := Syscall{Action: allActions[r.IntN(len(allActions))]}
@@ -433,7 +448,7 @@ func TestRandomProfiles(t *testing.T) {
 			}
 			p.Syscalls = append(p.Syscalls, s)
 		}
-		prog, err := Compile(p, Options{Arch: "amd64"})
+		prog, err := Compile(p, Options{Arch: goarch})
 		if err != nil {
 			if strings.Contains(err.Error(), "limit") {
 				t.Logf("seed %d: %v", seed, err)
@@ -443,11 +458,9 @@ func TestRandomProfiles(t *testing.T) {
 		}
 		v := newVM(t, prog)
 		for range 3000 {
-			arch := ArchX86_64
+			sec := secs[r.IntN(len(secs))]
+			arch := sec.arch
 			name := pool[r.IntN(len(pool))]
-			if r.IntN(2) == 0 {
-				arch = ArchX86
-			}
 			nr, ok := SyscallNumber(arch, name)
 			if !ok || r.IntN(20) == 0 {
 				nr = r.Uint32N(500)
@@ -461,12 +474,12 @@ func TestRandomProfiles(t *testing.T) {
 					a := s.Args[r.IntN(len(s.Args))]
 					x = []uint64{a.Value, a.Value + 1, a.Value - 1, a.ValueTwo, a.ValueTwo | ^a.Value, x}[r.IntN(6)]
 				}
-				if arch == ArchX86 {
+				if sec.highZero {
 					x &= 0xffffffff
 				}
 				d.args[i] = x
 			}
-			if got, want := v.run(d), model(t, p, ArchX86_64, d); got != want {
+			if got, want := v.run(d), model(t, p, native.arch, d); got != want {
 				t.Fatalf("seed %d: %s nr %d args %#x: got %s, want %s", seed, arch, d.nr, d.args, retString(got), retString(want))
 			}
 		}
@@ -619,8 +632,8 @@ func TestTables(t *testing.T) {
 	if _, ok := SyscallNumber(ArchX86_64, "socketcall"); ok {
 		t.Errorf("x86_64 has no socketcall")
 	}
-	if _, ok := SyscallNumber("SCMP_ARCH_AARCH64", "read"); ok {
-		t.Errorf("no aarch64 table")
+	if _, ok := SyscallNumber("SCMP_ARCH_MIPS64", "read"); ok {
+		t.Errorf("no mips64 table")
 	}
 	for _, n := range []string{"read", "socketcall", "s390_runtime_instr", "breakpoint", "riscv_flush_icache"} {
 		if !KnownSyscall(n) {

@@ -112,7 +112,12 @@ func Default(opts DefaultOptions) *Profile {
 	enosys := uint(errnoENOSYS)
 	p := &Profile{
 		DefaultAction: ActAllow,
-		Architectures: []Arch{ArchX86_64, ArchX86},
+		// Every architecture with a table: Compile keeps those the native
+		// one's kernel can report (x86_64 and i386; aarch64 and arm; ...).
+		Architectures: make([]Arch, 0, len(archInfos)),
+	}
+	for _, ai := range archInfos {
+		p.Architectures = append(p.Architectures, ai.arch)
 	}
 	deny := func(comment string, names []string, args ...Arg) {
 		p.Syscalls = append(p.Syscalls, Syscall{
@@ -168,10 +173,17 @@ func Default(opts DefaultOptions) *Profile {
 
 	if !opts.AllowNestedUserns {
 		deny("setns: joining other namespaces", defaultNestedUserns)
-		// unshare(flags), and clone(flags, ...) on x86_64 and i386
-		// (flags is the first argument on both).
-		newUser := Arg{Index: 0, Value: cloneNewUser, ValueTwo: cloneNewUser, Op: OpMaskedEqual}
-		deny("unshare and clone with CLONE_NEWUSER: no nested user namespace", []string{"unshare", "clone"}, newUser)
+		// unshare(flags), and clone(flags, ...) everywhere but on s390x,
+		// whose clone takes (stack, flags, ...) (CLONE_BACKWARDS2).
+		newUser := func(idx uint) Arg {
+			return Arg{Index: idx, Value: cloneNewUser, ValueTwo: cloneNewUser, Op: OpMaskedEqual}
+		}
+		const why = "unshare and clone with CLONE_NEWUSER: no nested user namespace"
+		deny(why, []string{"unshare"}, newUser(0))
+		deny(why, []string{"clone"}, newUser(0))
+		p.Syscalls[len(p.Syscalls)-1].Excludes = &Filter{Arches: []string{"s390x"}}
+		deny(why, []string{"clone"}, newUser(1))
+		p.Syscalls[len(p.Syscalls)-1].Includes = &Filter{Arches: []string{"s390x"}}
 		// clone3 passes its flags in memory, which a filter cannot read:
 		// ENOSYS makes glibc and Go fall back to clone, whose flags it
 		// checks.

@@ -34,28 +34,40 @@
 //
 // # Architectures
 //
-// Filters handle x86_64 and i386 (the two ABIs an x86_64 kernel runs, an
-// i386 one being reachable from any 64-bit process). The program first
-// checks seccomp_data.arch: x86_64 rules for AUDIT_ARCH_X86_64, i386 rules
-// for AUDIT_ARCH_I386 (when the profile lists SCMP_ARCH_X86, directly or
-// through archMap, or i386 is the native arch), and Options.BadArchAction
-// (default SCMP_ACT_KILL_PROCESS) for anything else. x32 system calls
-// (AUDIT_ARCH_X86_64 with bit 30 set in the number: 0x40000000 to
-// 0x7fffffff) always fail with ENOSYS: they have their own numbers and table, which this
-// package does not carry, and most kernels are built without x32.
-// Other architectures named in a profile are accepted and ignored, as is a
-// rule's system-call name that exists only on another architecture; a name
-// that exists on no Linux architecture is an error.
+// Filters compile for amd64, 386, arm64, arm, riscv64, ppc64le, ppc64,
+// s390x and loong64 (SupportedArchs; the tables in ztables.go are
+// generated from golang.org/x/sys, see mktables.go). The program first
+// checks seccomp_data.arch: each architecture the profile enables gets its
+// own section with that architecture's numbers, and any other value gets
+// Options.BadArchAction (default SCMP_ACT_KILL_PROCESS). Enabled are the
+// native architecture, those in "architectures", and the
+// subArchitectures of the native one's "archMap" entry, as far as the
+// native kernel can report them: x86_64 and i386 (an i386 call is
+// reachable from any x86_64 process), aarch64 and arm (arm64's compat
+// ABI, for 32-bit binaries the payload executes); the others have one
+// ABI each here. Compat ABIs without a table (ppc64's 32-bit ppc, s390x's
+// 31-bit s390, riscv64's rv32) always get the bad-arch action. x32 system
+// calls (AUDIT_ARCH_X86_64 with bit 30 set in the number: 0x40000000 to
+// 0x7fffffff) always fail with ENOSYS: they have their own numbers and
+// table, which this package does not carry, and most kernels are built
+// without x32. Arguments are read at the halves the architecture's byte
+// order puts them (s390x and ppc64 are big endian); on 32-bit ABIs only
+// the lower half is checked. Other architectures named in a profile are
+// accepted and ignored, as is a rule's system-call name that exists only
+// on another architecture; a name that exists on no Linux architecture is
+// an error. A native architecture without tables (mips*) is an
+// *UnsupportedError.
 //
 // # Profile fields
 //
 // Rules may carry "includes" and "excludes" as in Docker's profiles:
 // "arches" is matched against the native architecture (the GOARCH the
 // program runs as: amd64 matches "amd64", "x86_64" and "SCMP_ARCH_X86_64";
-// 386 matches "386", "x86", "i386" and "SCMP_ARCH_X86"), "caps" against
-// Options.Caps (the capabilities the payload will have; a capability not
-// listed there is absent), "minKernel" against Options.Kernel or the
-// running kernel. A rule is used when every capability and the arch of
+// 386 matches "386", "x86", "i386" and "SCMP_ARCH_X86"; arm64 "arm64",
+// "aarch64" and "SCMP_ARCH_AARCH64"), for the compat sections too, as
+// Docker does; "caps" against Options.Caps (the capabilities the payload
+// will have; a capability not listed there is absent), "minKernel" against
+// Options.Kernel or the running kernel. A rule is used when every capability and the arch of
 // "includes" is present, and none of "excludes" is.
 //
 // Actions: SCMP_ACT_ALLOW, SCMP_ACT_ERRNO (errnoRet, default EPERM, or

@@ -52,8 +52,9 @@ var operators = []Operator{OpEqual, OpNotEqual, OpLess, OpLessEqual, OpGreater, 
 // and "archMap" fields ("SCMP_ARCH_X86_64").
 type Arch string
 
-// The architectures this package compiles rules for. Any other
-// SCMP_ARCH_ name libseccomp knows is accepted and ignored.
+// Architectures this package compiles rules for (the others are in
+// arch.go). Any other SCMP_ARCH_ name libseccomp knows is accepted and
+// ignored.
 const (
 	ArchX86_64 Arch = "SCMP_ARCH_X86_64"
 	ArchX86    Arch = "SCMP_ARCH_X86"

@@ -4,36 +4,25 @@ import (
 	"strings"
 )
 
-// The x86_64 and i386 tables are in ztables.go, generated from
-// golang.org/x/sys's zsysnum_linux_*.go (see mktables.go): after updating
-// golang.org/x/sys, run go generate to pick up new system calls.
+// The tables are in ztables.go, generated from golang.org/x/sys's
+// zsysnum_linux_*.go (see mktables.go): after updating golang.org/x/sys,
+// run go generate to pick up new system calls.
 
 //go:generate go run mktables.go
-
-// extraOtherArch are system calls libseccomp knows that x/sys's tables
-// lack: ARM's private calls (__ARM_NR_*), which Docker's profile names.
-var extraOtherArch = map[string]bool{
-	"breakpoint": true,
-	"set_tls":    true,
-	"get_tls":    true,
-	"usr26":      true,
-	"usr32":      true,
-}
 
 // KnownSyscall reports whether name is a system call on some Linux
 // architecture this package knows of.
 func KnownSyscall(name string) bool {
-	if _, ok := syscallsX86_64[name]; ok {
-		return true
+	for _, ai := range archInfos {
+		if _, ok := ai.table[name]; ok {
+			return true
+		}
 	}
-	if _, ok := syscallsI386[name]; ok {
-		return true
-	}
-	return syscallsOtherArch[name] || extraOtherArch[name]
+	return syscallsOtherArch[name]
 }
 
 // SyscallNumber returns the number of the system call name on arch
-// (ArchX86_64 or ArchX86).
+// (ArchX86_64, ArchAARCH64, ...).
 func SyscallNumber(arch Arch, name string) (uint32, bool) {
 	t := tableFor(arch)
 	if t == nil {
@@ -44,13 +33,11 @@ func SyscallNumber(arch Arch, name string) (uint32, bool) {
 }
 
 func tableFor(arch Arch) map[string]uint32 {
-	switch arch {
-	case ArchX86_64:
-		return syscallsX86_64
-	case ArchX86:
-		return syscallsI386
+	ai, ok := infoOf(arch)
+	if !ok {
+		return nil
 	}
-	return nil
+	return ai.table
 }
 
 // scmpArches are libseccomp's architecture names, lower case, without the

@@ -17,20 +17,25 @@ type data struct {
 }
 
 // bytes lays out d for golang.org/x/net/bpf's VM. Its 32-bit loads are big
-// endian (network order) while the kernel's seccomp loads are native
-// (little endian on x86), so each 32-bit word is stored big endian at the
-// offset the kernel's layout gives it: the program's aligned 32-bit loads
-// then see exactly the values the kernel's would. An argument's low half
-// is at the lower offset, as on a little-endian machine.
+// endian (network order) while the kernel's seccomp loads are native, so
+// each 32-bit word is stored big endian at the offset the kernel's layout
+// gives it: the program's aligned 32-bit loads then see exactly the values
+// the kernel's would. An argument's low half is at the lower offset on a
+// little-endian arch (AUDIT_ARCH_* with __AUDIT_ARCH_LE), at the higher
+// one on a big-endian arch (s390x, ppc64).
 func (d data) bytes() []byte {
 	b := make([]byte, 64)
 	put := func(off int, v uint32) { binary.BigEndian.PutUint32(b[off:], v) }
 	put(offNr, d.nr)
 	put(offArch, d.arch)
 	put(8, 0x12345678) // instruction_pointer, unused
+	lo, hi := 0, 4
+	if d.arch&auditArchLE == 0 {
+		lo, hi = 4, 0
+	}
 	for i, a := range d.args {
-		put(offArgs+8*i, uint32(a))
-		put(offArgs+8*i+4, uint32(a>>32))
+		put(offArgs+8*i+lo, uint32(a))
+		put(offArgs+8*i+hi, uint32(a>>32))
 	}
 	return b
 }
@@ -103,8 +108,9 @@ func checkKernelRules(t testing.TB, p *Program) {
 }
 
 // model evaluates a profile directly, without BPF: the reference the
-// compiled programs are checked against. It supports profiles without
-// includes/excludes and uses 64-bit arithmetic on the arguments.
+// compiled programs are checked against. It uses 64-bit arithmetic on the
+// arguments; includes/excludes are decided by the package's selector
+// (for native, no capabilities, kernel 6.1).
 // fataler is the part of testing.TB the model needs; the re-executed child
 // of install_test.go, which has no *testing.T, passes exitFatal.
 type fataler interface {
@@ -127,24 +133,35 @@ func model(tb fataler, p *Profile, native Arch, d data) uint32 {
 	for _, a := range p.Architectures {
 		enabled[a] = true
 	}
+	nativeAI, _ := infoOf(native)
+	nativeName, _ := canonArch(nativeAI.goarch)
+	for _, m := range p.ArchMap {
+		if c, _ := canonArch(string(m.Architecture)); c == nativeName {
+			for _, s := range m.SubArchitectures {
+				enabled[s] = true
+			}
+		}
+	}
 	var arch Arch
-	switch d.arch {
-	case auditArchX86_64:
-		arch = ArchX86_64
-	case auditArchI386:
-		arch = ArchX86
+	for _, ai := range archInfos {
+		if ai.audit == d.arch && ai.family == nativeAI.family {
+			arch = ai.arch
+		}
 	}
 	if arch == "" || !enabled[arch] {
 		return retKillProcess
 	}
+	sel := selector{caps: map[string]bool{}, arch: nativeName, kernel: "6.1"}
 	if arch == ArchX86_64 && d.nr >= x32SyscallBit && d.nr < 0x80000000 {
 		return retErrno | errnoENOSYS
 	}
 	table := tableFor(arch)
 	best, bestRank := uint32(0), -1
 	for _, s := range p.Syscalls {
-		if s.Includes != nil || s.Excludes != nil {
-			tb.Fatal("model: includes/excludes not supported")
+		if ok, err := sel.selected(&s); err != nil {
+			tb.Fatal(err)
+		} else if !ok {
+			continue
 		}
 		named := false
 		for _, n := range s.names() {
@@ -201,8 +218,9 @@ func nrOf(t testing.TB, arch Arch, name string) uint32 {
 }
 
 func auditOf(arch Arch) uint32 {
-	if arch == ArchX86 {
-		return auditArchI386
+	ai, ok := infoOf(arch)
+	if !ok {
+		panic("no audit arch for " + arch)
 	}
-	return auditArchX86_64
+	return ai.audit
 }

@@ -21,7 +21,13 @@ kernel="$1"
 out="$2"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ver="$(cat "$kernel/version")" || die "no kernel in $kernel (run: sudo scripts/setup-host.sh)"
-busybox="$(command -v busybox)" || die "busybox not found (apt-get install busybox-static)"
+# A foreign-architecture cache (fetch-arm64.sh) brings its own busybox and
+# id-map helpers (userland/); otherwise the host's are used.
+if [[ -d "$kernel/userland" ]]; then
+	busybox="$kernel/busybox"
+else
+	busybox="$(command -v busybox)" || die "busybox not found (apt-get install busybox-static)"
+fi
 
 root="$(mktemp -d "${TMPDIR:-/tmp}/sandbox-vm-initramfs.XXXXXX")"
 trap 'rm -rf "$root"' EXIT
@@ -29,20 +35,25 @@ chmod 0755 "$root" # the guest's /: uid 1000 must be able to exec from it
 
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,run,tmp,root,home,mnt,lib/modules}
 cp "$busybox" "$root/bin/busybox"
-if ldd "$busybox" >/dev/null 2>&1; then # the guest has no libc for it
+if [[ ! -d "$kernel/userland" ]] && ldd "$busybox" >/dev/null 2>&1; then # the guest has no libc for it
 	die "$busybox is not static (apt-get install busybox-static)"
 fi
 # Relative links (absolute ones, as `busybox --install -s` makes, point
-# nowhere in the guest); one perl instead of ~400 ln processes.
-"$busybox" --list | grep -vx busybox |
+# nowhere in the guest); one perl instead of ~400 ln processes. The list
+# comes from the host's busybox (a foreign one cannot run here).
+lister="$busybox"
+[[ ! -d "$kernel/userland" ]] || lister="$(command -v busybox)" || die "busybox not found (apt-get install busybox-static)"
+"$lister" --list | grep -vx busybox |
 	(cd "$root/bin" && perl -ne 'chomp; symlink("busybox", $_) or die "$_: $!\n"')
 ln -s ../bin/busybox "$root/sbin/modprobe" # request_module() runs /sbin/modprobe
 cp -a "$kernel/modules/lib/modules/$ver" "$root/lib/modules/"
 
 # newuidmap/newgidmap and fuse-overlayfs (what --overlay=auto falls back to
 # where the kernel refuses overlayfs, as 5.10 does) with their shared
-# libraries (ld.so included).
+# libraries (ld.so included); a foreign-arch cache brings its own userland.
+[[ ! -d "$kernel/userland" ]] || cp -a "$kernel/userland/." "$root/"
 for helper in /usr/bin/newuidmap /usr/bin/newgidmap /usr/bin/fuse-overlayfs; do
+	[[ ! -d "$kernel/userland" ]] || break
 	[[ -x "$helper" ]] || die "$helper not found (apt-get install uidmap fuse-overlayfs)"
 	cp "$helper" "$root$helper"
 	for lib in $(ldd "$helper" | grep -oE '/[^ ]+'); do
@@ -69,5 +80,5 @@ cp "$root/etc/subuid" "$root/etc/subgid"
 install -m 0755 "$here/guest/init" "$root/init"
 install -m 0755 "$here/guest/vm-as-user" "$root/bin/vm-as-user"
 
-(cd "$root" && find . | LC_ALL=C sort | "$busybox" cpio -o -H newc 2>/dev/null) >"$out.tmp"
+(cd "$root" && find . | LC_ALL=C sort | "$lister" cpio -o -H newc 2>/dev/null) >"$out.tmp"
 mv "$out.tmp" "$out"

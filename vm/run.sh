@@ -24,19 +24,20 @@
 #   --systemd DIR     boot the systemd guest of DIR/rootfs.ext4 (made by
 #                     systemd/build-image.sh) instead of the busybox one: the
 #                     job runs as root from vmtest.service (vm/README.md)
+#   --arch amd64|arm64  guest architecture (default amd64); arm64 boots the
+#                     cache of fetch-arm64.sh on qemu-system-aarch64 -M virt
 #
 # Exit status: CMD's; 124 timeout; 125 the guest failed to boot or never
 # reported a result (the console's last lines are printed); 2 usage or a
 # missing prerequisite. The run directory is removed on success and kept on
 # failure. Environment: SANDBOX_VM_CACHE (kernel cache made by
-# fetch-kernel.sh, default /var/cache/sandbox-vm), QEMU (default
-# qemu-system-x86_64), TMPDIR.
+# fetch-kernel.sh, default /var/cache/sandbox-vm; fetch-arm64.sh's,
+# /var/cache/sandbox-vm-arm64, with --arch arm64), QEMU (default
+# qemu-system-x86_64, or qemu-system-aarch64), TMPDIR.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache="${SANDBOX_VM_CACHE:-/var/cache/sandbox-vm}"
-qemu="${QEMU:-qemu-system-x86_64}"
-bins=() out="" timeout=600 boot_timeout=120 mem=1024 cpus=2 disk=64 keep=0 systemd=""
+cache="" bins=() out="" timeout=600 boot_timeout=120 mem=1024 cpus=2 disk=64 keep=0 systemd="" arch=amd64
 
 usage() { sed -n '2,/^set /p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 die() { printf 'vm/run.sh: %s\n' "$*" >&2; exit 2; }
@@ -52,6 +53,7 @@ while [[ $# -gt 0 ]]; do
 	--disk) disk="$2"; shift ;;
 	--keep) keep=1 ;;
 	--systemd) systemd="$2"; shift ;;
+	--arch) arch="$2"; shift ;;
 	--) shift; break ;;
 	-*) usage ;;
 	*) break ;;
@@ -59,8 +61,22 @@ while [[ $# -gt 0 ]]; do
 	shift
 done
 [[ $# -gt 0 ]] || usage
-command -v "$qemu" >/dev/null || die "$qemu not found (sudo scripts/setup-host.sh installs qemu-system-x86)"
-[[ -r "$cache/vmlinux" ]] || die "no kernel in $cache (run: sudo scripts/setup-host.sh)"
+case "$arch" in
+amd64)
+	cache="${cache:-${SANDBOX_VM_CACHE:-/var/cache/sandbox-vm}}" qemu="${QEMU:-qemu-system-x86_64}" qpkg=qemu-system-x86
+	kernel="$cache/vmlinux" console=ttyS0 machine=(-M q35)
+	;;
+arm64)
+	# -cpu max: every feature TCG emulates (the kernel's arm64 baseline and
+	# AArch32 EL0 for compat tasks).
+	cache="${cache:-${SANDBOX_VM_CACHE:-/var/cache/sandbox-vm-arm64}}" qemu="${QEMU:-qemu-system-aarch64}" qpkg=qemu-system-arm
+	kernel="$cache/Image" console=ttyAMA0 machine=(-M virt)
+	;;
+*) die "--arch: $arch is not amd64 or arm64" ;;
+esac
+command -v "$qemu" >/dev/null || die "$qemu not found (sudo scripts/setup-host.sh installs $qpkg)"
+[[ -r "$kernel" ]] || die "no kernel in $cache (run: sudo scripts/setup-host.sh)"
+[[ -z "$systemd" || "$arch" == amd64 ]] || die "--systemd: the systemd guest is amd64 only"
 [[ -z "$systemd" || -r "$systemd/rootfs.ext4" ]] || die "no systemd image in $systemd (run: sudo scripts/setup-host.sh)"
 
 run="$(mktemp -d "${TMPDIR:-/tmp}/sandbox-vm-run.XXXXXX")"
@@ -81,9 +97,11 @@ done
 } >"$ctl/job.sh"
 "$here/build-initramfs.sh" "$cache" "$run/initramfs.cpio" || die "building the initramfs failed"
 
-# no_timer_check: under TCG on a loaded host the timer-IRQ check can fail and
-# older kernels (5.10) then panic ("IO-APIC + timer doesn't work").
-append="console=ttyS0 cgroup_no_v1=all panic=-1 quiet loglevel=4 rdinit=/init no_timer_check"
+append="console=$console cgroup_no_v1=all panic=-1 quiet loglevel=4 rdinit=/init"
+# no_timer_check (x86): under TCG on a loaded host the timer-IRQ check can
+# fail and older kernels (5.10) then panic ("IO-APIC + timer doesn't work").
+[[ "$arch" != amd64 ]] || append+=" no_timer_check"
+[[ "$arch" != arm64 ]] || append+=" vmtest.modules=tun" # for --net=builtin
 drives=()
 if [[ "$disk" != 0 ]]; then
 	truncate -s "${disk}M" "$run/scratch.img"
@@ -102,9 +120,9 @@ start="$EPOCHREALTIME"
 # --foreground keeps QEMU in our process group: whoever kills the group (the
 # Go test on its deadline) kills QEMU too.
 timeout --foreground -k 5 "$timeout" "$qemu" \
-	-M q35 -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem" \
+	"${machine[@]}" -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem" \
 	-nodefaults -no-user-config -display none -no-reboot \
-	-kernel "$cache/vmlinux" -initrd "$run/initramfs.cpio" -append "$append" \
+	-kernel "$kernel" -initrd "$run/initramfs.cpio" -append "$append" \
 	-serial "file:$run/console.log" \
 	-virtfs "local,path=$ctl,mount_tag=ctl,security_model=none,id=ctl" \
 	-device virtio-rng-pci "${drives[@]}" </dev/null >"$run/qemu.log" 2>&1 &
