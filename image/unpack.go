@@ -274,7 +274,7 @@ func (b *budget) Read(p []byte) (int, error) {
 			b.sinceFS = 0
 			var st unix.Statfs_t
 			if unix.Statfs(b.fs, &st) == nil {
-				avail, total := int64(st.Bavail)*st.Bsize, int64(st.Blocks)*st.Bsize
+				avail, total := int64(st.Bavail)*int64(st.Bsize), int64(st.Blocks)*int64(st.Bsize) // Bsize is int32 or uint32 on some arches
 				if avail < 64<<20 || avail < total/100 {
 					return n, &TooBigError{What: b.what, Limit: b.limit,
 						Why: fmt.Sprintf("the file system of the image store has %d MiB left: stopped unpacking before it is full", avail>>20)}
