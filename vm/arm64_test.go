@@ -4,8 +4,6 @@ package vm
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,15 +97,5 @@ func TestVMArm64(t *testing.T) {
 // fetch-arm64.sh (its stamp is the script's hash).
 func arm64CacheOK(t *testing.T, cache, script string) bool {
 	t.Helper()
-	src, err := os.ReadFile(script)
-	if err != nil {
-		t.Fatalf("reading %s: %v", script, err)
-	}
-	sum := sha256.Sum256(src)
-	stamp, err := os.ReadFile(filepath.Join(cache, "stamp"))
-	if err != nil || strings.TrimSpace(string(stamp)) != hex.EncodeToString(sum[:])[:16] {
-		return false
-	}
-	_, err = os.Stat(filepath.Join(cache, "Image"))
-	return err == nil
+	return cacheOK(t, cache, script, "Image")
 }

@@ -115,6 +115,13 @@ func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) 
 // fetch-kernel.sh (its stamp is the script's hash).
 func kernelCacheOK(t *testing.T, cache, script string) bool {
 	t.Helper()
+	return cacheOK(t, cache, script, "vmlinux")
+}
+
+// cacheOK: cache's stamp is the hash of the script that made it, and it
+// holds a readable file named kernel.
+func cacheOK(t *testing.T, cache, script, kernel string) bool {
+	t.Helper()
 	src, err := os.ReadFile(script)
 	if err != nil {
 		t.Fatalf("reading %s: %v", script, err)
@@ -124,7 +131,7 @@ func kernelCacheOK(t *testing.T, cache, script string) bool {
 	if err != nil || strings.TrimSpace(string(stamp)) != hex.EncodeToString(sum[:])[:16] {
 		return false
 	}
-	f, err := os.Open(filepath.Join(cache, "vmlinux"))
+	f, err := os.Open(filepath.Join(cache, kernel))
 	if err != nil {
 		return false
 	}
