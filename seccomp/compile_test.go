@@ -95,7 +95,7 @@ func TestDefaultProfile(t *testing.T) {
 	}
 	for _, arch := range []Arch{ArchX86_64, ArchX86} {
 		for _, c := range common {
-			d := data{nr: nrOf(t, arch, c.name), arch: auditOf(arch), args: c.args}
+			d := data{nr: nrOf(t, arch, c.name), arch: auditOf(t, arch), args: c.args}
 			if got := v.run(d); got != c.want {
 				t.Errorf("%s %s%v: got %s, want %s", arch, c.name, c.args[:2], retString(got), retString(c.want))
 			}
@@ -128,7 +128,7 @@ func TestDefaultProfile(t *testing.T) {
 		{ArchX86, "clock_settime64", eperm}, {ArchX86, "socketcall", allow},
 		{ArchX86_64, "arch_prctl", allow}, {ArchX86_64, "_sysctl", eperm},
 	} {
-		d := data{nr: nrOf(t, c.arch, c.name), arch: auditOf(c.arch)}
+		d := data{nr: nrOf(t, c.arch, c.name), arch: auditOf(t, c.arch)}
 		if got := v.run(d); got != c.want {
 			t.Errorf("%s %s = %s, want %s", c.arch, c.name, retString(got), retString(c.want))
 		}
@@ -159,7 +159,7 @@ func TestDefaultProfile(t *testing.T) {
 	for _, arch := range []Arch{ArchX86_64, ArchX86} {
 		for name, nr := range tableFor(arch) {
 			for _, args := range [][6]uint64{{}, {cloneNewUser, ioctlTIOCSTI}, {0x40000, ioctlTIOCLNX}, {0xffffffff, 0}} {
-				d := data{nr: nr, arch: auditOf(arch), args: args}
+				d := data{nr: nr, arch: auditOf(t, arch), args: args}
 				if want, got := model(t, p, ArchX86_64, d), v.run(d); got != want {
 					t.Errorf("%s %s%v: got %s, model %s", arch, name, args[:2], retString(got), retString(want))
 				}
@@ -311,7 +311,7 @@ func TestPrecedence(t *testing.T) {
 	v := newVM(t, prog)
 	for _, arch := range []Arch{ArchX86_64, ArchX86} {
 		run := func(name string, arg1 uint64) uint32 {
-			return v.run(data{nr: nrOf(t, arch, name), arch: auditOf(arch), args: [6]uint64{0, arg1}})
+			return v.run(data{nr: nrOf(t, arch, name), arch: auditOf(t, arch), args: [6]uint64{0, arg1}})
 		}
 		for _, c := range []struct {
 			name string
@@ -375,7 +375,7 @@ func comparisons(t *testing.T, goarch string) {
 						if sec.highZero {
 							x &= 0xffffffff // the kernel zero-extends 32-bit registers
 						}
-						d := data{nr: nrOf(t, arch, "ioctl"), arch: auditOf(arch), args: [6]uint64{0, 0, x}}
+						d := data{nr: nrOf(t, arch, "ioctl"), arch: auditOf(t, arch), args: [6]uint64{0, 0, x}}
 						if got, want := m.run(d), model(t, p, native.arch, d); got != want {
 							t.Fatalf("%s: %#x %s %#x/%#x: got %s, want %s\n%s", arch, x, op, v1, v2, retString(got), retString(want), prog)
 						}
@@ -465,7 +465,7 @@ func randomProfiles(t *testing.T, goarch string, seeds uint64) {
 			if !ok || r.IntN(20) == 0 {
 				nr = r.Uint32N(500)
 			}
-			d := data{nr: nr, arch: auditOf(arch)}
+			d := data{nr: nr, arch: auditOf(t, arch)}
 			for i := range d.args {
 				// Values from the rules, their neighbours, or others.
 				s := p.Syscalls[r.IntN(len(p.Syscalls))]
@@ -532,7 +532,7 @@ func TestBigAllowList(t *testing.T) {
 	for _, arch := range []Arch{ArchX86_64, ArchX86} {
 		for nr := uint32(0); nr < 1100; nr++ {
 			for _, args := range [][6]uint64{{}, {40, 1, 0x1234}, {41, 1 << 34, 0x12ff}, {45, 0, 0}} {
-				d := data{nr: nr, arch: auditOf(arch), args: args}
+				d := data{nr: nr, arch: auditOf(t, arch), args: args}
 				if arch == ArchX86 {
 					for i := range d.args {
 						d.args[i] &= 0xffffffff

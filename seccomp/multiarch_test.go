@@ -2,7 +2,6 @@ package seccomp
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -376,7 +375,7 @@ func TestDockerDefaultEveryArch(t *testing.T) {
 				for name, where := range only {
 					want := uint32(eperm)
 					for _, w := range strings.Fields(where) {
-						if c, _ := canonArch(w); c == mustCanon(native.goarch) {
+						if c, _ := canonArch(w); c == mustCanon(t, native.goarch) {
 							want = allow
 						}
 					}
@@ -417,10 +416,11 @@ func TestDockerDefaultEveryArch(t *testing.T) {
 	}
 }
 
-func mustCanon(goarch string) string {
+func mustCanon(t testing.TB, goarch string) string {
+	t.Helper()
 	c, ok := canonArch(goarch)
 	if !ok {
-		panic(fmt.Sprintf("no libseccomp name for %s", goarch))
+		t.Fatalf("no libseccomp name for %s", goarch)
 	}
 	return c
 }

@@ -59,7 +59,7 @@ func TestParseDockerStyle(t *testing.T) {
 		}
 		v := newVM(t, prog)
 		for _, c := range calls {
-			d := data{nr: nrOf(t, c.arch, c.name), arch: auditOf(c.arch), args: c.args}
+			d := data{nr: nrOf(t, c.arch, c.name), arch: auditOf(t, c.arch), args: c.args}
 			if got := v.run(d); got != c.want {
 				t.Errorf("caps %v kernel %s: %s %s(%#x) = %s, want %s", o.Caps, o.Kernel, c.arch, c.name, c.args[:2], retString(got), retString(c.want))
 			}

@@ -217,10 +217,11 @@ func nrOf(t testing.TB, arch Arch, name string) uint32 {
 	return nr
 }
 
-func auditOf(arch Arch) uint32 {
+func auditOf(t testing.TB, arch Arch) uint32 {
+	t.Helper()
 	ai, ok := infoOf(arch)
 	if !ok {
-		panic("no audit arch for " + arch)
+		t.Fatalf("no audit arch for %s", arch)
 	}
 	return ai.audit
 }
