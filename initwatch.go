@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"sandbox/internal/proc"
 )
 
 // initWatchEvery is how often the parent looks for a half-dead init.
@@ -36,13 +37,12 @@ func initThreads(pid int) (tids map[string]bool, leaderZombie bool, code int, ok
 	if err != nil {
 		return nil, false, 0, false
 	}
-	state, fields, ok := parseStat(b)
-	if !ok {
+	fields, err := proc.StatFields(b)
+	if err != nil {
 		return nil, false, 0, false
 	}
-	// exit_code is field 52; fields starts at field 4.
-	if len(fields) >= 49 {
-		code, _ = strconv.Atoi(string(fields[48]))
+	if len(fields) > 52-3 { // exit_code, field 52
+		code, _ = strconv.Atoi(string(fields[52-3]))
 	}
 	tasks, err := os.ReadDir(dir + "/task")
 	if err != nil {
@@ -52,21 +52,7 @@ func initThreads(pid int) (tids map[string]bool, leaderZombie bool, code int, ok
 	for _, t := range tasks {
 		tids[t.Name()] = true
 	}
-	return tids, state == 'Z', code, true
-}
-
-// parseStat returns the state of /proc/PID/stat and the fields after it
-// (the command name, in parentheses, may hold spaces).
-func parseStat(b []byte) (byte, [][]byte, bool) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0, nil, false
-	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) == 0 || len(f[0]) != 1 {
-		return 0, nil, false
-	}
-	return f[0][0], f[1:], true
+	return tids, fields[0][0] == 'Z', code, true
 }
 
 // initWatch ends a half-dead init with SIGKILL, which takes every thread

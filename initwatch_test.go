@@ -137,13 +137,3 @@ func waitEnded(t *testing.T, cmd *exec.Cmd) {
 		t.Fatal("the process did not end within 10 s of the watch's SIGKILL")
 	}
 }
-
-func TestParseStat(t *testing.T) {
-	st, f, ok := parseStat([]byte("12 (a) b) c) Z 1 2 3\n"))
-	if !ok || st != 'Z' || len(f) != 3 || string(f[0]) != "1" {
-		t.Fatalf("parseStat: %c %q %v", st, f, ok)
-	}
-	if _, _, ok := parseStat([]byte("12 (x")); ok {
-		t.Fatal("parseStat accepted a truncated line")
-	}
-}

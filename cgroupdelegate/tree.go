@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"sandbox/internal/proc"
 )
 
 // Leaf is the child cgroup Evacuate moves a cgroup's processes into, so
@@ -49,18 +51,15 @@ func ProcessOwner(procRoot, pid string) (Owner, error) {
 	if err != nil {
 		return Owner{}, err
 	}
-	// The command name may contain spaces and parentheses: fields start
-	// after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	f := strings.Fields(string(b[i+1:]))
+	f, err := proc.StatFields(b)
 	var o Owner
-	if i < 0 || len(f) < 20 {
+	if err != nil {
 		return o, fmt.Errorf("%s/%s/stat: unexpected format", procRoot, pid)
 	}
-	if f[0] == "Z" || f[0] == "X" {
+	if s := string(f[0]); s == "Z" || s == "X" {
 		return o, fmt.Errorf("process %s has exited", pid)
 	}
-	o.Start, err = strconv.ParseUint(f[19], 10, 64)
+	o.Start, err = strconv.ParseUint(string(f[22-3]), 10, 64)
 	if err == nil {
 		o.PID, err = strconv.Atoi(strings.Fields(string(b))[0])
 	}

@@ -1,14 +1,14 @@
 package state
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"sandbox/internal/proc"
 )
 
 // Listen makes the exec socket of a claimed sandbox: a SOCK_SEQPACKET
@@ -65,17 +65,11 @@ func StartTime(pid int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	// The command name may hold spaces and parentheses: fields count from
-	// the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed /proc stat")
+	f, err := proc.StatFields(b)
+	if err != nil {
+		return 0, err
 	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 20 {
-		return 0, errors.New("malformed /proc stat")
-	}
-	return strconv.ParseUint(string(f[19]), 10, 64) // field 22 overall
+	return strconv.ParseUint(string(f[22-3]), 10, 64) // starttime
 }
 
 // SameProcess reports whether pid is still the process that started at

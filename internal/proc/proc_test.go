@@ -1,0 +1,19 @@
+package proc
+
+import "testing"
+
+func TestStatFields(t *testing.T) {
+	line := []byte("42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 12345 1000 10 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 9")
+	f, err := StatFields(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(f[0]) != "S" || string(f[22-3]) != "12345" || string(f[len(f)-1]) != "9" {
+		t.Errorf("state %q, starttime %q, last %q", f[0], f[22-3], f[len(f)-1])
+	}
+	for _, bad := range []string{"", "42 no paren", "42 (x) S 1 2", "42 (x) SS 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19"} {
+		if _, err := StatFields([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
