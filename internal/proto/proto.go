@@ -185,6 +185,12 @@ func (c *Conn) Recv() (Envelope, []int, error) {
 	var rerr error
 	err = raw.Read(func(fd uintptr) bool {
 		n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if rerr == unix.ECONNRESET {
+			// The peer closed with a message of ours unread. The kernel
+			// says so once, before the messages the peer sent (still
+			// queued: often the error it exited with); read on.
+			n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		}
 		return rerr != unix.EAGAIN
 	})
 	if err == nil {

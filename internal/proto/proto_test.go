@@ -175,3 +175,33 @@ func TestBlobOverLimitRefused(t *testing.T) {
 		t.Errorf("a blob over the limit: want refused, got %v", err)
 	}
 }
+
+// A peer that reports an error and exits while a message of ours is still
+// unread (the builtin network helper failing to publish a port while the
+// parent hands it the tap): its message must still be read, not lost to
+// the ECONNRESET the kernel reports first.
+func TestRecvAfterPeerClosedWithUnread(t *testing.T) {
+	a, b, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := b.Send(KindError, "port 8080 is in use"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Send(KindTap, nil); err != nil {
+		t.Fatal(err)
+	}
+	b.Close() // with a's message unread
+	env, _, err := a.Recv()
+	if err != nil {
+		t.Fatalf("Recv: %v (the peer's message was lost)", err)
+	}
+	var msg string
+	if env.Kind != KindError || env.Decode(&msg) != nil || msg != "port 8080 is in use" {
+		t.Fatalf("got %v %q", env.Kind, msg)
+	}
+	if _, _, err := a.Recv(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after the last message: %v, want ErrClosed", err)
+	}
+}
