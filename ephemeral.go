@@ -392,33 +392,31 @@ func cleanOne(base, name string) error {
 
 // makeEphemeral creates the run's --ephemeral=disk directory and points the
 // plan (and the report) at it.
-func (s *Spec) makeEphemeral() error {
+func makeEphemeral(s *Spec) (*ephemeralDir, error) {
 	if s.ephemeralBase == "" {
-		return nil
+		return nil, nil
 	}
 	d, err := makeEphemeralDir(s.ephemeralBase, s.Name)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.ephemeral = d
 	s.Plan.Ephemeral.Dir = d.path
 	if s.Report != nil && s.Report.Root != nil && s.Report.Root.Ephemeral != nil {
 		s.Report.Root.Ephemeral.Dir = d.path
 	}
 	s.logger().Step("created the ephemeral directory %s", d.path)
-	return nil
+	return d, nil
 }
 
 // removeEphemeral removes the run's directory once init is gone, then
 // sweeps those of runs that were killed before they could.
-func (s *Spec) removeEphemeral(lg *Logger) {
-	if s.ephemeral != nil {
-		if err := s.ephemeral.remove(); err != nil {
+func dropEphemeral(d *ephemeralDir, lg *Logger) {
+	if d != nil {
+		if err := d.remove(); err != nil {
 			lg.Warn("sandbox: warning: " + err.Error())
 		} else {
-			lg.Step("removed the ephemeral directory %s", s.ephemeral.path)
+			lg.Step("removed the ephemeral directory %s", d.path)
 		}
-		s.ephemeral = nil
 	}
 	if err := SweepEphemeral(); err != nil {
 		lg.Warn("sandbox: warning: " + err.Error())

@@ -55,7 +55,7 @@ func Init() int {
 	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte(InitArg0 + "\x00")[0])), 0, 0, 0)
 	conn := proto.FromFD(initFD)
 	fail := func(step string, status int, err error) int {
-		conn.Send(proto.KindError, childError{Step: step, Msg: err.Error(), Status: status, Init: rec.with(lg)})
+		conn.Send(proto.KindError, childError{Step: step, Msg: err.Error(), Status: status, Init: initWith(rec, lg)})
 		return status
 	}
 	// Signals are caught from the start: as PID 1 of a pid namespace, a
@@ -175,7 +175,7 @@ func Init() int {
 	}
 	rec.Started = monoNow()
 	logf("payload %q started as pid %d", cfg.Args[0], pid)
-	conn.Send(proto.KindStarted, childStarted{PID: pid, Init: rec.with(lg)})
+	conn.Send(proto.KindStarted, childStarted{PID: pid, Init: initWith(rec, lg)})
 
 	var execs chan execEvent
 	if execLn != nil && cfg.Exec {

@@ -53,7 +53,7 @@ func Run(s *Spec) (int, error) {
 func (s *Spec) Detaching() bool { return s.detach && !s.Detached }
 
 // describe fills the sandbox's record with what Prepare decided.
-func (s *Spec) describe(i *state.Info) {
+func describe(s *Spec, i *state.Info) {
 	i.Name, i.Pid, i.Command, i.Created, i.Hostname = s.Name, os.Getpid(), s.Args, s.Start, s.Hostname
 	i.PidStart, _ = state.StartTime(i.Pid)
 	i.Root = "host"

@@ -34,7 +34,7 @@ func nprocLimit(pids string, parsed int64) uint64 {
 // is the one that should refuse, as pids.events shows); with --pids N
 // skipped (--limits=best-effort, no cgroup: the run goes on without it, as
 // the warning says), the default bound still holds (N if higher).
-func (r Resources) procLimit(cg *runCgroup) uint64 {
+func procLimit(r Resources, cg *runCgroup) uint64 {
 	if r.Limits.Pids > 0 && cg != nil {
 		for _, a := range cg.applied {
 			if strings.HasPrefix(a, "pids.max=") {

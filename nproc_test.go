@@ -26,7 +26,7 @@ func TestProcLimit(t *testing.T) {
 		if c.applied != nil {
 			cg = &runCgroup{applied: c.applied}
 		}
-		if got := r.procLimit(cg); got != c.want {
+		if got := procLimit(r, cg); got != c.want {
 			t.Errorf("--pids %q with %v applied: RLIMIT_NPROC %d, want %d", c.pids, c.applied, got, c.want)
 		}
 	}

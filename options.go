@@ -34,6 +34,9 @@ type Options struct {
 	Args     []string
 	Name     string // "" = generated (the default hostname)
 	Detach   bool
+	// Supervisor: this process is the background supervisor of the
+	// detached sandbox of that name (the foreground claimed the name).
+	Supervisor string
 	Map      string
 	UID, GID uint32
 	Hostname string
@@ -121,7 +124,6 @@ type Spec struct {
 
 	// ephemeralBase: --ephemeral=disk, where Run makes the run's directory.
 	ephemeralBase string
-	ephemeral     *ephemeralDir // made by Run, removed when it ends
 	// HostnameAsked: Hostname comes from --hostname.
 	HostnameAsked bool
 }
@@ -163,10 +165,9 @@ func Prepare(opts Options) (*Spec, error) {
 		}
 		s.TTY = "never"
 		s.detach = true
-		if name := os.Getenv(detachedEnv); name != "" {
+		if opts.Supervisor != "" {
 			// The background supervisor: the foreground claimed the name.
-			os.Unsetenv(detachedEnv)
-			opts.Name, s.Detached = name, true
+			opts.Name, s.Detached = opts.Supervisor, true
 		}
 	}
 	mode, err := idmap.ParseMode(orDefault(opts.Map, "auto"))

@@ -523,7 +523,7 @@ func orEmpty(s []string) []string {
 }
 
 // with completes init's share from its logger.
-func (r initReport) with(lg *Logger) *initReport {
+func initWith(r initReport, lg *Logger) *initReport {
 	j := lg.initReport()
 	j.Enter, j.Started, j.Overlays = r.Enter, r.Started, r.Overlays
 	return j

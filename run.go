@@ -57,7 +57,7 @@ func run(s *Spec) (status int, err error) {
 			return StatusError, atStep("claiming the name", err)
 		}
 	}
-	s.describe(&h.Info)
+	describe(s, &h.Info)
 	defer func() {
 		// Last: the cgroup's finish (deferred below) may still change status.
 		if ferr := h.Finish(status); ferr != nil {
@@ -76,8 +76,9 @@ func run(s *Spec) (status int, err error) {
 		return StatusError, atStep("preparing the --upper directory", err)
 	}
 	// Removed once init is gone (every defer below runs first).
-	defer s.removeEphemeral(lg)
-	if err := s.makeEphemeral(); err != nil {
+	eph, err := makeEphemeral(s)
+	defer func() { dropEphemeral(eph, lg) }()
+	if err != nil {
 		return StatusError, atStep("creating the ephemeral directory", err)
 	}
 	cg, err := openCgroup(s, lg)
@@ -137,7 +138,7 @@ func run(s *Spec) (status int, err error) {
 		c.Wait()
 		return StatusError, err
 	}
-	if err := limitProcs(c.Pid, s.Resources.procLimit(cg)); err != nil {
+	if err := limitProcs(c.Pid, procLimit(s.Resources, cg)); err != nil {
 		return abort(atStep("limiting processes", err))
 	}
 	// The network driver starts now, alongside the id maps and init's root.
