@@ -127,7 +127,7 @@ func openCgroup(s *Spec, lg *Logger) (*runCgroup, error) {
 	if cg != nil {
 		cg.lg, cg.rep = lg, s.Report
 		if cg.rep != nil {
-			cg.rep.cgroup().Path = cg.dir
+			cg.rep.cgroupPart().Path = cg.dir
 		}
 	}
 	return cg, err
@@ -463,7 +463,7 @@ func (c *runCgroup) startInit(o userns.Options) (*userns.Child, error) {
 		c.lg.Fallback("cgroup", "no cgroup of its own", fmt.Sprintf("init could not start in %s: %v", c.dir, err))
 	}
 	if c.rep != nil {
-		c.rep.cgroup().Path = ""
+		c.rep.cgroupPart().Path = ""
 	}
 	c.f.Close()
 	cgroupdelegate.Remove(c.dir)
@@ -493,7 +493,7 @@ func (c *runCgroup) placed(child *userns.Child) {
 	if c == nil || c.f == nil || c.rep == nil {
 		return
 	}
-	c.rep.cgroup().InitVia = child.CgroupVia
+	c.rep.cgroupPart().InitVia = child.CgroupVia
 	if child.CgroupVia == "cgroup.procs" {
 		c.lg.Fallback("cgroup", "init moved in through cgroup.procs",
 			"the kernel refused clone3 with CLONE_INTO_CGROUP")

@@ -404,7 +404,7 @@ func makeEphemeral(s *Spec) (*ephemeralDir, error) {
 	if s.Report != nil && s.Report.Root != nil && s.Report.Root.Ephemeral != nil {
 		s.Report.Root.Ephemeral.Dir = d.path
 	}
-	s.logger().Step("created the ephemeral directory %s", d.path)
+	s.ensureLog().Step("created the ephemeral directory %s", d.path)
 	return d, nil
 }
 

@@ -67,7 +67,7 @@ func describe(s *Spec, i *state.Info) {
 // background supervisor (new session, output to the sandbox's log) and
 // waits until it reports that the command started.
 func detach(s *Spec) (int, error) {
-	lg := s.logger()
+	lg := s.ensureLog()
 	for _, w := range s.Warnings {
 		lg.Warn(w)
 	}

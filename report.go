@@ -49,8 +49,8 @@ type Report struct {
 	Error      *ErrorReport `json:"error"` // null unless the sandbox itself failed
 
 	limitsMode string      // strict or best-effort, until the cgroup part exists
-	exit       *childExit  // the payload's end, from init
-	init       *initReport // init's share, from Started or Error
+	payloadExit       *childExit  // the payload's end, from init
+	initShare       *initReport // init's share, from Started or Error
 	oomKills   int64
 }
 
@@ -240,7 +240,7 @@ func newReport(opts Options, cfg rootfs.Config, s *Spec) *Report {
 	if s.Resources.BestEffort {
 		r.limitsMode = "best-effort"
 	}
-	r.cgroup()
+	r.cgroupPart()
 	return r
 }
 
@@ -317,24 +317,24 @@ func PrepareFailed(args []string, err error) *Report {
 	return r
 }
 
-// report returns s's report, made empty for a Spec not made by Prepare.
-func (s *Spec) report() *Report {
+// ensureReport returns s's ensureReport, made empty for a Spec not made by Prepare.
+func (s *Spec) ensureReport() *Report {
 	if s.Report == nil {
 		s.Report = &Report{Version: ReportVersion, Name: s.Name, Hostname: s.Hostname, Command: s.Args}
 	}
 	return s.Report
 }
 
-// logger returns s's logger, made for a Spec not made by Prepare.
-func (s *Spec) logger() *Logger {
+// ensureLog returns s's ensureLog, made for a Spec not made by Prepare.
+func (s *Spec) ensureLog() *Logger {
 	if s.Log == nil {
 		s.Log = defaultLogger(s.Verbose, s.Start)
 	}
 	return s.Log
 }
 
-// cgroup returns the cgroup part, made on first use.
-func (r *Report) cgroup() *CgroupReport {
+// cgroupPart returns the cgroupPart part, made on first use.
+func (r *Report) cgroupPart() *CgroupReport {
 	if r.Cgroup == nil {
 		r.Cgroup = &CgroupReport{LimitsMode: r.limitsMode, Applied: []LimitReport{}, Skipped: []LimitReport{}}
 	}
@@ -343,14 +343,14 @@ func (r *Report) cgroup() *CgroupReport {
 
 func (r *Report) skipLimit(w cgroupdelegate.Write, why string) {
 	if r != nil {
-		c := r.cgroup()
+		c := r.cgroupPart()
 		c.Skipped = append(c.Skipped, LimitReport{Flag: w.Flag, File: w.File, Value: w.Value, Why: why})
 	}
 }
 
 func (r *Report) applyLimit(w cgroupdelegate.Write) {
 	if r != nil {
-		c := r.cgroup()
+		c := r.cgroupPart()
 		c.Applied = append(c.Applied, LimitReport{Flag: w.Flag, File: w.File, Value: w.Value})
 	}
 }
@@ -359,19 +359,19 @@ func (r *Report) applyLimit(w cgroupdelegate.Write) {
 func (r *Report) started(env proto.Envelope) {
 	var st childStarted
 	if env.Decode(&st) == nil {
-		r.init = st.Init
+		r.initShare = st.Init
 	}
 }
 
 // exited records how the payload ended.
-func (r *Report) exited(ex *childExit) { r.exit = ex }
+func (r *Report) exited(ex *childExit) { r.payloadExit = ex }
 
 // finish completes the report once the run is over: status and err are
 // Run's final results.
 func (r *Report) finish(lg *Logger, status int, err error) {
 	var cf *childFailure
 	if errors.As(err, &cf) && cf.e.Init != nil {
-		r.init = cf.e.Init
+		r.initShare = cf.e.Init
 	}
 	var start int64
 	steps, warnings, fallbacks := []timedStep(nil), []string(nil), []Fallback(nil)
@@ -384,7 +384,7 @@ func (r *Report) finish(lg *Logger, status int, err error) {
 	r.addSteps("sandbox", steps, start)
 	r.Warnings = append([]string{}, warnings...)
 	r.Fallbacks = append([]Fallback{}, fallbacks...)
-	if in := r.init; in != nil {
+	if in := r.initShare; in != nil {
 		r.addSteps("init", in.Steps, start)
 		r.Warnings = append(r.Warnings, in.Warnings...)
 		r.Fallbacks = append(r.Fallbacks, in.Fallbacks...)
@@ -406,7 +406,7 @@ func (r *Report) finish(lg *Logger, status int, err error) {
 		}
 		return 0
 	})
-	r.Exit = exitReport(status, r.exit, err, r.oomKills)
+	r.Exit = exitReport(status, r.payloadExit, err, r.oomKills)
 	r.Error = errorReport(err)
 }
 

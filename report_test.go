@@ -124,7 +124,7 @@ func TestReportFinish(t *testing.T) {
 	lg.Fallback("cgroup", "none", "because")
 	base := monoNow()
 	lg.Step("parent two")
-	r.init = &initReport{
+	r.initShare = &initReport{
 		Steps:    []timedStep{{At: base - 1000, Msg: "init one"}, {At: base + 2e6, Msg: "init two"}},
 		Warnings: []string{"init warns"}, Fallbacks: []Fallback{{"root", "MS_MOVE+chroot", "initramfs"}},
 		Enter: "MS_MOVE+chroot", Started: base + 3e6,

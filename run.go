@@ -44,7 +44,7 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, sys
 // to stderr by the caller and mean status 125.
 func run(s *Spec) (status int, err error) {
 	start := s.Start
-	lg, rep := s.logger(), s.report()
+	lg, rep := s.ensureLog(), s.ensureReport()
 	logf := lg.Step
 	defer func() { rep.finish(lg, status, err) }() // last: after the cgroup's finish
 	logf("planned the sandbox (%d mount steps)", len(s.Plan.Steps))
