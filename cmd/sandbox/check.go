@@ -6,21 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
-	"path/filepath"
 	"strconv"
 
-	"sandbox"
 	"sandbox/hostcheck"
+	"sandbox/internal/wire"
+	"sandbox/spec"
 )
-
-// The namespace probe of `sandbox check` re-executes this binary as
-// hostcheck.ProbeArg0 in new namespaces; it is dispatched before main, as
-// the sandbox's init is at the top of main.
-func init() {
-	if filepath.Base(os.Args[0]) == hostcheck.ProbeArg0 {
-		os.Exit(hostcheck.ProbeChild(os.Args[1:]))
-	}
-}
 
 // runCheck prints the host diagnosis; 1 when a FAIL stops run's defaults.
 func runCheck(asJSON bool) int {
@@ -30,7 +21,7 @@ func runCheck(asJSON bool) int {
 		name = u.Username
 	}
 	facts := hostcheck.Gather(name, uint32(uid), uint32(gid))
-	facts.NetDrivers = hostcheck.NetDrivers(sandbox.HaveNetstack())
+	facts.NetDrivers = hostcheck.NetDrivers(spec.HaveNetstack())
 	exe, err := os.Executable()
 	if err != nil {
 		err = fmt.Errorf("%w: finding this binary: %v", hostcheck.ErrNotProbed, err)
@@ -56,7 +47,7 @@ func runCheck(asJSON bool) int {
 			Results []hostcheck.Result `json:"results"`
 		}{!failed, results}); err != nil {
 			fmt.Fprintf(os.Stderr, "sandbox: check: %v\n", err)
-			return sandbox.StatusError
+			return wire.StatusError
 		}
 	} else {
 		for _, r := range results {

@@ -7,7 +7,7 @@ import (
 	"regexp"
 	"strings"
 
-	"sandbox"
+	"sandbox/internal/wire"
 
 	"github.com/alecthomas/kong"
 )
@@ -60,7 +60,7 @@ func runCompletion(w io.Writer, app *kong.Application, shell string) int {
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sandbox: completion: %v\n", err)
-		return sandbox.StatusError
+		return wire.StatusError
 	}
 	return 0
 }

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"sandbox"
 	"sandbox/cgroupdelegate"
+	"sandbox/spec"
 
 	"github.com/alecthomas/kong"
 )
@@ -20,7 +20,7 @@ func helpOption() kong.Option {
 			kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
 			kong.Help(printHelp),
 			// --ephemeral-size's help shows this host's default.
-			kong.Vars{"ephemeral_default": cgroupdelegate.FormatSize(sandbox.DefaultEphemeralSize(sandbox.TotalRAM(), 0))},
+			kong.Vars{"ephemeral_default": cgroupdelegate.FormatSize(spec.DefaultEphemeralSize(spec.TotalRAM(), 0))},
 		} {
 			if err := o.Apply(k); err != nil {
 				return err

@@ -4,22 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
-	"sandbox"
 	"sandbox/image"
+	"sandbox/internal/wire"
 )
-
-// The unpack helper of `sandbox image` re-executes this binary as
-// image.HelperArg0 in a user namespace; dispatched before main, as the
-// check probe is.
-func init() {
-	if filepath.Base(os.Args[0]) == image.HelperArg0 {
-		os.Exit(image.HelperChild())
-	}
-}
 
 type imageCmd struct {
 	Import imageImportCmd `cmd:"" help:"Import a docker save or OCI image-layout tarball."`
@@ -67,7 +57,7 @@ func runImage(c imageCmd, cmd string) int {
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sandbox: image: %v\n", err)
-		return sandbox.StatusError
+		return wire.StatusError
 	}
 	return 0
 }

@@ -10,7 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"sandbox"
+	"sandbox/control"
+	"sandbox/internal/wire"
+	"sandbox/journal"
 )
 
 type psCmd struct {
@@ -47,7 +49,7 @@ type rmCmd struct {
 
 // lifecycle runs the commands that act on named sandboxes; ok false when
 // cmd is none of them.
-func lifecycle(c *cli, cmd string, lg *sandbox.Logger) (int, bool) {
+func lifecycle(c *cli, cmd string, lg *journal.Logger) (int, bool) {
 	var err error
 	switch cmd {
 	case "ps":
@@ -57,31 +59,31 @@ func lifecycle(c *cli, cmd string, lg *sandbox.Logger) (int, bool) {
 		if len(args) > 0 && args[0] == "--" {
 			args = args[1:]
 		}
-		status, err := sandbox.Exec(sandbox.ExecOptions{Name: c.Exec.Name, Args: args, Env: c.Exec.Env,
+		status, err := control.Exec(control.ExecOptions{Name: c.Exec.Name, Args: args, Env: c.Exec.Env,
 			Chdir: c.Exec.Chdir, TTY: c.Exec.TTY})
 		return exitStatus(status, err, lg), true
 	case "kill":
-		sig, perr := sandbox.ParseSignal(c.Kill.Signal)
+		sig, perr := control.ParseSignal(c.Kill.Signal)
 		if err = perr; err == nil {
-			err = sandbox.Kill(c.Kill.Name, sig)
+			err = control.Kill(c.Kill.Name, sig)
 		}
 	case "stop":
-		err = sandbox.Stop(c.Stop.Name, c.Stop.Time)
+		err = control.Stop(c.Stop.Name, c.Stop.Time)
 	case "logs":
-		err = sandbox.Logs(c.Logs.Name, c.Logs.Follow, os.Stdout)
+		err = control.Logs(c.Logs.Name, c.Logs.Follow, os.Stdout)
 	case "rm":
-		err = sandbox.Remove(c.Rm.Name)
+		err = control.Remove(c.Rm.Name)
 	default:
 		return 0, false
 	}
 	if err != nil {
-		return exitStatus(sandbox.StatusError, err, lg), true
+		return exitStatus(wire.StatusError, err, lg), true
 	}
 	return 0, true
 }
 
 // exitStatus prints err (if any) and returns the status to exit with.
-func exitStatus(status int, err error, lg *sandbox.Logger) int {
+func exitStatus(status int, err error, lg *journal.Logger) int {
 	if err == nil {
 		return status
 	}
@@ -94,13 +96,13 @@ func exitStatus(status int, err error, lg *sandbox.Logger) int {
 }
 
 func runPS(p psCmd) error {
-	list, err := sandbox.List(p.All)
+	list, err := control.List(p.All)
 	if err != nil {
 		return err
 	}
 	if p.JSON {
 		if list == nil {
-			list = []sandbox.Listed{}
+			list = []control.Listed{}
 		}
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")

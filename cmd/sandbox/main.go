@@ -11,39 +11,26 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
 
-	"sandbox"
 	"sandbox/cgroupdelegate"
+	"sandbox/internal/wire"
+	"sandbox/journal"
+	"sandbox/parent"
+	"sandbox/spec"
 
 	"github.com/alecthomas/kong"
 )
 
 var version = "dev"
 
-func init() {
-	// sandbox-init runs on the thread group leader from the start, so a
-	// seccomp profile that kills the thread making a system call
-	// (SCMP_ACT_KILL) leaves a zombie leader the parent can see, never a
-	// lost thread it cannot (see sandbox/initwatch.go).
-	if filepath.Base(os.Args[0]) == sandbox.InitArg0 {
-		runtime.LockOSThread()
-	}
-}
-
 func main() {
-	// The re-executed child is dispatched before any flag parsing.
-	switch filepath.Base(os.Args[0]) {
-	case sandbox.InitArg0:
-		os.Exit(sandbox.Init())
-	case sandbox.CleanArg0:
-		os.Exit(sandbox.CleanChild())
+	if run, ok := personality(); ok {
+		os.Exit(run())
 	}
-	sandbox.NetstackELF = netstackELF
+	spec.NetstackELF = netstackELF
 	os.Exit(runCLI(os.Args[1:]))
 }
 
@@ -145,27 +132,27 @@ func runCLI(args []string) int {
 		kong.Exit(func(code int) { exitCode = code }),
 		def.option(), helpOption(),
 	)
-	lg := sandbox.NewLogger(os.Stderr, sandbox.LogText, "sandbox", false, time.Now())
+	lg := journal.NewLogger(os.Stderr, journal.LogText, "sandbox", false, time.Now())
 	if err != nil {
 		lg.Error(err.Error())
-		return sandbox.StatusError
+		return wire.StatusError
 	}
 	args, rest := splitCommand(args)
 	ctx, err := parser.Parse(args)
 	if exitCode >= 0 {
 		// --help and friends: kong already printed.
 		if exitCode != 0 {
-			return sandbox.StatusError
+			return wire.StatusError
 		}
 		return 0
 	}
 	if err != nil {
 		lg.Error(err.Error())
-		return sandbox.StatusError
+		return wire.StatusError
 	}
 	if err := emptyValue(ctx); err != nil {
 		lg.Error(def.explain(err).Error())
-		return sandbox.StatusError
+		return wire.StatusError
 	}
 	name, _, _ := strings.Cut(ctx.Command(), " ")
 	c.Run.Command = append(c.Run.Command, rest...)
@@ -192,8 +179,13 @@ func runCLI(args []string) int {
 	if len(cmd) == 0 {
 		cmd = def.command()
 	}
-	spec, err := sandbox.Prepare(sandbox.Options{
-		Args: cmd, Name: r.Name, Detach: r.Detach, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,
+	// The background supervisor of a detached run is this same command
+	// line, told its role (and the name the foreground claimed) by the
+	// environment, which the sandbox must not inherit.
+	supervisor := os.Getenv(parent.DetachedEnv)
+	os.Unsetenv(parent.DetachedEnv)
+	s, err := spec.Prepare(spec.Options{
+		Args: cmd, Name: r.Name, Detach: r.Detach, Supervisor: supervisor, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,
 		Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
 		Rootfs: r.Rootfs, Image: r.Image, Layers: r.Layer, Upper: r.Upper, Overlay: r.Overlay, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
 		Ephemeral: r.Ephemeral, EphemeralSize: r.EphemeralSize,
@@ -207,29 +199,29 @@ func runCLI(args []string) int {
 	})
 	// Opened once Prepare has checked --preserve-fds: the report's fd must
 	// not be taken for one of those.
-	report, rerr := sandbox.OpenReport(r.Report)
-	lg = sandbox.NewLogger(os.Stderr, r.LogFormat, "sandbox", false, time.Now())
+	report, rerr := journal.OpenReport(r.Report)
+	lg = journal.NewLogger(os.Stderr, r.LogFormat, "sandbox", false, time.Now())
 	if err != nil {
 		lg.Error(def.explain(err).Error())
 		if rerr == nil {
-			rerr = report.Write(sandbox.PrepareFailed(cmd, err))
+			rerr = report.Write(journal.PrepareFailed(cmd, err))
 		}
 	}
 	if rerr != nil {
 		lg.Error(rerr.Error())
 	}
 	if err != nil || rerr != nil {
-		return sandbox.StatusError
+		return wire.StatusError
 	}
-	status, err := sandbox.Run(spec)
+	status, err := parent.Run(s)
 	if err != nil {
 		err = def.explain(err)
 	}
-	status = exitStatus(status, err, spec.Log)
+	status = exitStatus(status, err, s.Log)
 	// A detaching run's report is written by its background supervisor.
-	if !spec.Detaching() {
-		if werr := report.Write(spec.Report); werr != nil {
-			spec.Log.Error(werr.Error())
+	if !s.Detaching() {
+		if werr := report.Write(s.Report); werr != nil {
+			s.Log.Error(werr.Error())
 		}
 	}
 	return status

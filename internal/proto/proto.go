@@ -1,38 +1,14 @@
-// Package proto carries the messages between `sandbox run` (the parent) and
-// sandbox-init (the child) over one SOCK_SEQPACKET socketpair.
+// Package proto is the framing of sandbox's internal messages: between
+// `sandbox run` (the parent) and sandbox-init, `sandbox exec` and init, the
+// parent and the builtin network helper, over SOCK_SEQPACKET sockets.
 //
 // A SEQPACKET socket keeps message boundaries, so one message is one JSON
 // document in one datagram, optionally carrying file descriptors
 // (SCM_RIGHTS). Datagrams are capped at MaxSize; a larger body (a long
 // command line) travels in a sealed memfd, up to MaxBlob.
 //
-// The order of messages is fixed:
-//
-//	parent → child   Config    after both id maps are written; the child blocks
-//	                           reading it, so it never acts unmapped
-//	child  → parent  Tap       (slirp4netns, builtin) init made the tap: its fd
-//	                           (builtin), or none (persistent, for slirp4netns)
-//	parent → child   Net       (drivers that start alongside init) the network
-//	                           is up, or the error; init waits for it before the
-//	                           payload starts
-//	child  → parent  PTY       (only with a terminal) the pty master, as an fd
-//	child  → parent  Confining init is about to install the seccomp filter on
-//	                           itself: from here to Started (a fork and an exec)
-//	                           a user's profile may block it, so the parent
-//	                           bounds that time
-//	child  → parent  Started   the payload was started (its pid inside), with
-//	                           init's share of the run report (its timed steps,
-//	                           warnings, fallbacks)
-//	child  → parent  Exit      the payload ended (status or signal)
-//	child  → parent  Error     instead of any of the above: which step failed
-//	                           and why, with init's share of the report up to
-//	                           there; the child exits right after
-//
-// EOF without Exit or Error means the child died (killed); the parent then
-// reports the child's own wait status.
-//
-// The same framing serves `sandbox exec` on the sandbox's exec socket (see
-// KindExec).
+// The conversations it carries (the run's, `sandbox exec`'s) are written
+// down in internal/wire; the builtin network helper's in netns.
 package proto
 
 import (
@@ -213,16 +189,16 @@ func (c *Conn) Recv() (Envelope, []int, error) {
 		}
 	}
 	if n == 0 {
-		closeAll(fds)
+		CloseFDs(fds)
 		return Envelope{}, nil, ErrClosed
 	}
 	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || n > MaxSize {
-		closeAll(fds)
+		CloseFDs(fds)
 		return Envelope{}, nil, fmt.Errorf("message over the %d byte limit", MaxSize)
 	}
 	var env Envelope
 	if err := json.Unmarshal(buf[:n], &env); err != nil {
-		closeAll(fds)
+		CloseFDs(fds)
 		return Envelope{}, nil, fmt.Errorf("decoding message: %w", err)
 	}
 	if env.Blob {
@@ -234,7 +210,7 @@ func (c *Conn) Recv() (Envelope, []int, error) {
 		env.Body, err = readBlob(blob)
 		unix.Close(blob)
 		if err != nil {
-			closeAll(fds)
+			CloseFDs(fds)
 			return Envelope{}, nil, fmt.Errorf("%s message: %w", env.Kind, err)
 		}
 		env.Blob = false
@@ -308,7 +284,8 @@ func (e Envelope) Decode(v any) error {
 	return nil
 }
 
-func closeAll(fds []int) {
+// CloseFDs closes received descriptors nobody will use.
+func CloseFDs(fds []int) {
 	for _, fd := range fds {
 		unix.Close(fd)
 	}

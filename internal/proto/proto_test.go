@@ -88,7 +88,7 @@ func TestLargeMessageOutOfBand(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	closeAll(fds)
+	CloseFDs(fds)
 	var got []string
 	if err := env.Decode(&got); err != nil || len(got) != len(args) || got[len(got)-1] != args[len(args)-1] {
 		t.Fatalf("got %d arguments, %v", len(got), err)

@@ -1,0 +1,150 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"sandbox/internal/proto"
+
+	"sandbox/internal/ttyrelay"
+	"sandbox/internal/wire"
+	"sandbox/journal"
+
+	"golang.org/x/sys/unix"
+)
+
+// ExecOptions are the flags of `sandbox exec`.
+type ExecOptions struct {
+	Name  string
+	Args  []string
+	Env   []string // KEY=VALUE, or KEY to copy it from the caller
+	Chdir string   // "" = the sandbox's working directory
+	TTY   string   // auto, always, never
+}
+
+// Exec runs a command in the running sandbox o.Name: its init starts it
+// beside the payload, so it has every namespace, the root, the cgroup and
+// the confinement of the payload. Signals the caller receives are passed
+// on; the result is the command's exit status (128+N for signal N).
+func Exec(o ExecOptions) (int, error) {
+	if len(o.Args) == 0 {
+		return wire.StatusError, journal.Usagef("no command given (usage: sandbox exec NAME -- CMD [ARG...])")
+	}
+	switch o.TTY {
+	case "", "auto", "always", "never":
+	default:
+		return wire.StatusError, journal.Usagef("--tty=%s: use auto, always or never", o.TTY)
+	}
+	req := wire.ExecRequest{Args: o.Args, Chdir: o.Chdir}
+	for _, kv := range o.Env {
+		k, _, ok := strings.Cut(kv, "=")
+		if k == "" || strings.ContainsRune(kv, 0) {
+			return wire.StatusError, journal.Usagef("--env %q: expected KEY=VALUE or KEY", kv)
+		}
+		if !ok {
+			v, present := os.LookupEnv(k)
+			if !present {
+				continue
+			}
+			kv = k + "=" + v
+		}
+		req.Env = append(req.Env, kv)
+	}
+	e, err := lookupRunning(o.Name)
+	if err != nil {
+		return wire.StatusError, err
+	}
+	fd, err := e.Dial()
+	if errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.ENOENT) {
+		return wire.StatusError, journal.Usagef("sandbox %s is ending: it no longer accepts commands", o.Name)
+	}
+	if err != nil {
+		return wire.StatusError, fmt.Errorf("connecting to sandbox %s: %w", o.Name, err)
+	}
+	conn := proto.FromFD(fd)
+	defer conn.Close()
+	req.TTY = ttyrelay.Want(o.TTY)
+	// Proof that we are not inside a sandbox (see serveExec).
+	userNS, err := os.Open("/proc/self/ns/user")
+	if err != nil {
+		return wire.StatusError, fmt.Errorf("opening our user namespace: %w", err)
+	}
+	defer userNS.Close()
+	fds := []int{int(userNS.Fd())}
+	if req.TTY {
+		if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+			req.Rows, req.Cols = ws.Row, ws.Col
+		}
+	} else {
+		fds = append(fds, 0, 1, 2)
+	}
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, wire.Forwarded...)
+	defer signal.Stop(sigs)
+	if err := conn.Send(proto.KindExec, req, fds...); err != nil {
+		return wire.StatusError, fmt.Errorf("sandbox %s: %w", o.Name, err)
+	}
+	msgs := make(chan wire.Message, 4)
+	go wire.Receive(conn, &wire.FromExecServer, msgs)
+	var relay *ttyrelay.Relay
+	defer func() {
+		if relay != nil {
+			relay.Restore()
+		}
+	}()
+	for {
+		select {
+		case sig := <-sigs:
+			if relay != nil && sig == syscall.SIGWINCH {
+				relay.Resize()
+				continue
+			}
+			conn.Send(proto.KindSignal, wire.ExecSignal{Signal: int(sig.(syscall.Signal))})
+		case m, ok := <-msgs:
+			if !ok {
+				if relay != nil {
+					relay.Finish()
+				}
+				return wire.StatusSignalStart + int(unix.SIGKILL),
+					fmt.Errorf("sandbox %s ended while the command ran (it was killed with the sandbox)", o.Name)
+			}
+			if m.Err != nil {
+				return wire.StatusError, fmt.Errorf("sandbox %s: %w", o.Name, m.Err)
+			}
+			switch m.Env.Kind {
+			case proto.KindPTY:
+				if len(m.Fds) != 1 || relay != nil {
+					proto.CloseFDs(m.Fds)
+					continue
+				}
+				if relay, err = ttyrelay.Start(m.Fds[0]); err != nil {
+					return wire.StatusError, fmt.Errorf("terminal relay: %w", err)
+				}
+			case proto.KindExit:
+				var ex wire.ChildExit
+				if err := m.Env.Decode(&ex); err != nil {
+					return wire.StatusError, err
+				}
+				if relay != nil {
+					relay.Finish()
+				}
+				return ex.Status(), nil
+			case proto.KindError:
+				var ce wire.ChildError
+				if err := m.Env.Decode(&ce); err != nil {
+					return wire.StatusError, err
+				}
+				if ce.Status == 0 {
+					ce.Status = wire.StatusError
+				}
+				return ce.Status, &wire.ChildFailure{E: ce}
+			default:
+				proto.CloseFDs(m.Fds)
+			}
+		}
+	}
+}

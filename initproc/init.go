@@ -1,0 +1,414 @@
+package initproc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"sandbox/confine"
+	"sandbox/hostcheck"
+	"sandbox/internal/proto"
+	"sandbox/netns"
+	"sandbox/rootfs"
+	"sandbox/seccomp"
+
+	"sandbox/internal/wire"
+	"sandbox/journal"
+
+	"golang.org/x/sys/unix"
+)
+
+// Init is sandbox-init: PID 1 of the sandbox, root in its user namespace.
+// It builds the root, starts the payload, reaps every process and forwards
+// signals; it returns the process exit status.
+func Init() int {
+	start := time.Now()
+	lg := journal.NewLogger(os.Stderr, journal.LogText, "init", false, start)
+	lg.Step("sandbox-init running")
+	var rec wire.InitReport // init's share of the report, beyond lg's
+	// One OS thread for all of init: capability sets, the bounding set and
+	// no_new_privs are per thread, and the payload is forked from this one.
+	runtime.LockOSThread()
+	var st unix.Stat_t
+	if err := unix.Fstat(wire.InitFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		lg.Error("sandbox-init: not started by `sandbox run` (no control socket on fd 3)")
+		return wire.StatusError
+	}
+	// Nothing the caller left open beyond stdio may reach the payload, but
+	// the fds it asked to preserve (--preserve-fds), which follow ours.
+	unix.CloseRange(uint(wire.InitFD+1+preservedFDs()), ^uint(0), 0)
+	unix.CloseOnExec(wire.InitFD) // exec.Cmd cleared the flag to pass it to us
+	for i := 0; i < preservedFDs(); i++ {
+		// Only the payload gets them (moved to 3+i), never a helper such
+		// as fuse-overlayfs.
+		unix.CloseOnExec(wire.InitFD + 1 + i)
+	}
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte(wire.InitArg0 + "\x00")[0])), 0, 0, 0)
+	conn := proto.FromFD(wire.InitFD)
+	fail := func(step string, status int, err error) int {
+		conn.Send(proto.KindError, wire.ChildError{Step: step, Msg: err.Error(), Status: status, Init: journal.InitWith(rec, lg)})
+		return status
+	}
+	// Signals are caught from the start: as PID 1 of a pid namespace, a
+	// signal without a handler would be dropped.
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, append([]os.Signal{syscall.SIGCHLD}, wire.Forwarded...)...)
+
+	fromParent := wire.NewSequence(&wire.FromParent)
+	env, fds, err := fromParent.Expect(conn, proto.KindConfig) // blocks until the parent wrote the id maps
+	if err != nil {
+		return fail("reading the configuration", wire.StatusError, err)
+	}
+	// The exec socket, served once the payload runs, and the user namespace
+	// its clients must be in.
+	var execLn, execNS *os.File
+	if len(fds) == 2 {
+		execLn, execNS = os.NewFile(uintptr(fds[0]), "exec.sock"), os.NewFile(uintptr(fds[1]), "userns")
+	} else {
+		proto.CloseFDs(fds)
+	}
+	// The parent has put init in its cgroup by now: make it the root of a
+	// cgroup namespace, so the sandbox sees "/" and not the host's tree.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return fail("creating a cgroup namespace", wire.StatusError, err)
+	}
+	var cfg wire.ChildConfig
+	if err := env.Decode(&cfg); err != nil {
+		return fail("reading the configuration", wire.StatusError, err)
+	}
+	lg.Configure(cfg.LogFormat, cfg.Verbose, cfg.Start)
+	logf := lg.Step
+	logf("configuration received (id maps written)")
+	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
+		if !errors.Is(err, unix.EPERM) || cfg.HostnameAsked {
+			return fail("setting the hostname", wire.StatusError, hostnameErr(err))
+		}
+		// Nested in a container whose seccomp filter allows sethostname
+		// only with CAP_SYS_ADMIN (podman's, docker's): the new UTS
+		// namespace keeps that container's name.
+		logf("hostname not set (%v): keeping the outer one", err)
+	}
+	if cfg.LoopUp {
+		if err := netns.LoopbackUp(); err != nil {
+			return fail("bringing up lo", wire.StatusError, err)
+		}
+	}
+	if cfg.Net != nil {
+		if step, err := setupNet(conn, cfg.Net); err != nil {
+			return fail(step, wire.StatusError, err)
+		}
+		logf("network interface set up (%s)", cfg.Net.Mode)
+	}
+	unix.Umask(0o022)
+	how, err := rootfs.Execute(cfg.Plan, rootfs.Logf(logf), func(area, taken, msg string) {
+		lg.Warn(msg)
+		lg.Fallback(area, taken, msg)
+	})
+	rec.Overlays = rootfs.Overlays
+	if err != nil {
+		return fail("building the root filesystem", wire.StatusError, diagnoseMount(err))
+	}
+	logf("entered the new root (%s)", how)
+	if rec.Enter = how; how != "pivot_root" {
+		lg.Fallback("root", how, "pivot_root was refused (the root is an initramfs or a chroot)")
+	}
+	unix.Umask(cfg.Umask)
+	logf("root ready")
+
+	if cfg.Net != nil { // the driver came up while the root was built
+		if err := awaitNet(conn, fromParent); err != nil {
+			return fail("starting the network", wire.StatusError, err)
+		}
+		logf("network ready")
+	}
+	if fi, err := os.Stat(cfg.Plan.Chdir); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = unix.ENOTDIR
+		}
+		return fail("changing to the working directory", wire.StatusError,
+			fmt.Errorf("%s: %w", cfg.Plan.Chdir, journal.UnwrapSyscall(err)))
+	}
+	path, status, err := lookPath(cfg.Args[0], cfg.Env, cfg.Plan.Chdir)
+	if err != nil {
+		return fail("", status, err)
+	}
+	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	sys := &syscall.SysProcAttr{}
+	if cfg.TTY {
+		master, slave, err := openPTY(cfg.Rows, cfg.Cols)
+		if err != nil {
+			return fail("allocating a terminal", wire.StatusError, err)
+		}
+		err = conn.Send(proto.KindPTY, nil, int(master.Fd()))
+		master.Close()
+		if err != nil {
+			return wire.StatusError
+		}
+		defer slave.Close()
+		stdio = []*os.File{slave, slave, slave}
+		sys.Setsid, sys.Setctty, sys.Ctty = true, true, 0
+	}
+	if cfg.Seccomp != nil {
+		conn.Send(proto.KindConfining, nil)
+	}
+	if step, err := confineSelf(&cfg, lg); err != nil {
+		return fail(step, wire.StatusError, err)
+	}
+	logf("confined (capabilities, no_new_privs, keyring, landlock, seccomp)")
+	for i := 0; i < cfg.PreserveFDs; i++ {
+		stdio = append(stdio, os.NewFile(uintptr(wire.InitFD+1+i), fmt.Sprintf("fd%d", 3+i)))
+	}
+	pid, err := forkExec(path, cfg.Args, cfg.Plan.Chdir, cfg.Env, stdio, sys)
+	if err != nil {
+		return fail("", execStatus(err), fmt.Errorf("%s: %w", cfg.Args[0], journal.UnwrapSyscall(err)))
+	}
+	if cfg.TTY {
+		stdio[0].Close()
+	}
+	rec.Started = journal.MonoNow()
+	logf("payload %q started as pid %d", cfg.Args[0], pid)
+	conn.Send(proto.KindStarted, wire.ChildStarted{PID: pid, Init: journal.InitWith(rec, lg)})
+
+	var execs chan execEvent
+	if execLn != nil && cfg.Exec {
+		execs = make(chan execEvent, 16)
+		go serveExec(execLn, execNS, unix.Getuid(), execs)
+	}
+	return supervise(conn, pid, sigs, execs, &cfg)
+}
+
+// forkExec starts a process the way os.StartProcess does, minus its
+// one-time pidfd probe: that probe's clone child loops on exit_group, so
+// under a --seccomp profile failing exit_group init would hang in it. No
+// os.Process either: reaping is init's alone (wait4 in supervise).
+func forkExec(path string, args []string, dir string, env []string, files []*os.File, sys *syscall.SysProcAttr) (int, error) {
+	fds := make([]uintptr, len(files))
+	for i, f := range files {
+		fds[i] = f.Fd()
+	}
+	pid, err := syscall.ForkExec(path, args, &syscall.ProcAttr{Dir: dir, Env: env, Files: fds, Sys: sys})
+	runtime.KeepAlive(files)
+	return pid, err
+}
+
+// preservedFDs reads how many fds the parent passed after the control
+// socket; init learns it before the configuration arrives, from the
+// environment the parent set (it holds nothing else).
+func preservedFDs() int {
+	n, err := strconv.Atoi(os.Getenv(wire.PreserveEnv))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// confineSelf applies the payload's confinement to init itself, just
+// before the payload starts (the payload inherits it); init needs no
+// privilege after this point. The order matters: the keyring needs keyctl
+// (denied by seccomp later), Landlock and seccomp need no_new_privs or
+// privileges.
+func confineSelf(cfg *wire.ChildConfig, lg *journal.Logger) (string, error) {
+	if err := confine.NewSessionKeyring(); err != nil {
+		return "creating a session keyring", err
+	}
+	if err := confine.BoundCaps(cfg.Caps, cfg.LastCap); err != nil {
+		return "bounding capabilities", err
+	}
+	if err := confine.DropInherited(); err != nil {
+		return "dropping capabilities", err
+	}
+	if err := confine.NoNewPrivs(); err != nil {
+		return "setting no_new_privs", err
+	}
+	if cfg.Landlock != nil {
+		abi, err := confine.Landlock(*cfg.Landlock)
+		if err != nil {
+			return "applying landlock", err
+		}
+		if abi == 0 {
+			lg.Warn("--landlock: this kernel has no Landlock (needs Linux 5.13 with CONFIG_SECURITY_LANDLOCK and lsm=landlock); not applied")
+			lg.Fallback("landlock", "not applied", "this kernel has no Landlock")
+		} else {
+			lg.Step("landlock ABI %d applied", abi)
+		}
+	}
+	// Last: from here on init itself runs under the filter too.
+	if err := seccomp.Install(cfg.Seccomp); err != nil {
+		return "installing the seccomp filter", err
+	}
+	return "", nil
+}
+
+// lookPath finds the command the way execvp would, with the payload's PATH.
+func lookPath(name string, env []string, dir string) (string, int, error) {
+	if strings.Contains(name, "/") {
+		p := name
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if err := checkExec(name, p); err != nil {
+			return "", execStatus(err), err
+		}
+		return p, 0, nil
+	}
+	pathEnv := wire.DefaultPath
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	var denied error
+	for _, d := range filepath.SplitList(pathEnv) {
+		if d == "" {
+			d = "."
+		}
+		p := filepath.Join(d, name)
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		err := checkExec(name, p)
+		if err == nil {
+			return p, 0, nil
+		}
+		if denied == nil && !errors.Is(err, unix.ENOENT) {
+			denied = err
+		}
+	}
+	if denied != nil {
+		return "", wire.StatusNotExec, denied
+	}
+	return "", wire.StatusNotFound, fmt.Errorf("%s: command not found", name)
+}
+
+func checkExec(name, p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: %w", name, unix.ENOENT) // reads "NAME: no such file or directory"
+		}
+		return fmt.Errorf("%s: %w", name, journal.UnwrapSyscall(err))
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("%s: %w", name, unix.EISDIR)
+	}
+	if err := unix.Access(p, unix.X_OK); err != nil {
+		return fmt.Errorf("%s: not executable: %w", name, err)
+	}
+	return nil
+}
+
+// execStatus maps an exec failure to 126 or 127 as shells do.
+func execStatus(err error) int {
+	if errors.Is(err, unix.ENOENT) {
+		return wire.StatusNotFound
+	}
+	return wire.StatusNotExec
+}
+
+// openPTY allocates a pty in the sandbox's own devpts.
+func openPTY(rows, cols uint16) (master, slave *os.File, err error) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("unlockpt: %w", err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("ptsname: %w", err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	if rows > 0 && cols > 0 {
+		unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
+	}
+	return m, s, nil
+}
+
+// setupNet is init's part of the network: the link-local block, and for
+// drivers that do not configure the interface themselves, the tap (made
+// here and handed to the parent for builtin) and its address and route.
+func setupNet(conn *proto.Conn, n *netns.Child) (string, error) {
+	if n.BlockLinkLocal {
+		if err := netns.Prohibit(netns.LinkLocal); err != nil {
+			return "blocking link-local addresses", err
+		}
+	}
+	if n.CreateTap {
+		tap, err := netns.CreateTap(netns.TapName, n.PersistTap)
+		if err != nil {
+			return "creating the network interface", err
+		}
+		if n.PersistTap {
+			// Detached before the helper attaches by name: a tap takes
+			// one attachment (else EBUSY). Only the news is sent.
+			tap.Close()
+			err = conn.Send(proto.KindTap, nil)
+		} else {
+			err = conn.Send(proto.KindTap, nil, int(tap.Fd()))
+			tap.Close()
+		}
+		if err != nil {
+			return "handing over the network interface", err
+		}
+	}
+	if n.Configure {
+		if err := netns.Configure(netns.TapName, netns.SandboxIP, netns.PrefixLen, netns.GatewayIP, netns.MTU); err != nil {
+			return "configuring the network interface", err
+		}
+	}
+	return "", nil
+}
+
+// awaitNet waits for the parent's word that the network driver is up.
+func awaitNet(conn *proto.Conn, fromParent *wire.Sequence) error {
+	env, _, err := fromParent.Expect(conn, proto.KindNet)
+	if err != nil {
+		return fmt.Errorf("waiting for the network: %w", err)
+	}
+	var r wire.NetReady
+	if err := env.Decode(&r); err != nil {
+		return fmt.Errorf("reading the network's state: %w", err)
+	}
+	if r.Err != "" {
+		return errors.New(r.Err)
+	}
+	return nil
+}
+
+// diagnoseMount adds advice to mount failures.
+func diagnoseMount(err error) error {
+	var se *rootfs.StepError
+	if errors.As(err, &se) && se.Step.Op == rootfs.OpOverlay && errors.Is(err, unix.EPERM) && !hostcheck.RunningAtLeast(5, 11) {
+		return fmt.Errorf("%w (Linux before 5.11 lets no user namespace mount overlayfs: --overlay=auto, the default, "+
+			"or --overlay=fuse uses fuse-overlayfs)", err)
+	}
+	if errors.As(err, &se) && se.Step.Op == rootfs.OpOverlay && errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("%w (the kernel refused overlayfs here: a lower directory with mounts below it, "+
+			"an overlay nested too deep, or a kernel older than 5.11; --overlay=fuse may work)", err)
+	}
+	return err
+}
+
+// hostnameErr explains a refused --hostname: in a new UTS namespace of
+// our own only a seccomp filter inherited from outside says EPERM.
+func hostnameErr(err error) error {
+	if !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	return fmt.Errorf("%w (the container or sandbox this runs in denies sethostname, as podman's and docker's seccomp profiles do without CAP_SYS_ADMIN: leave out --hostname, or run that container with --security-opt seccomp=unconfined)", err)
+}

@@ -1,0 +1,89 @@
+// Package ttyrelay relays a sandbox's pty to the caller's terminal (raw
+// mode, window size, restore), for `sandbox run` and `sandbox exec`.
+package ttyrelay
+
+import (
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// Relay copies between the caller's terminal and the pty master made
+// inside the sandbox. The payload never holds the caller's terminal, so it
+// cannot inject input into it (TIOCSTI) or change its settings.
+type Relay struct {
+	master *os.File
+	state  *term.State
+	out    sync.WaitGroup
+	once   sync.Once
+}
+
+func Start(fd int) (*Relay, error) {
+	r := &Relay{master: os.NewFile(uintptr(fd), "pty-master")}
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		// Raw: every key, Ctrl-C included, goes to the sandbox's pty, whose
+		// own line discipline turns it into signals for the payload.
+		st, err := term.MakeRaw(int(os.Stdin.Fd()))
+		if err != nil {
+			r.master.Close()
+			return nil, err
+		}
+		r.state = st
+		r.Resize()
+	}
+	go func() {
+		// Ends with an error once the master is closed; nothing to report.
+		io.Copy(r.master, os.Stdin)
+	}()
+	r.out.Add(1)
+	go func() {
+		defer r.out.Done()
+		// EIO once every slave fd is closed: the sandbox is gone.
+		io.Copy(os.Stdout, r.master)
+	}()
+	return r, nil
+}
+
+// Resize copies the caller's window size to the pty; the kernel then sends
+// SIGWINCH to the payload's foreground process group.
+func (r *Relay) Resize() {
+	ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return
+	}
+	unix.IoctlSetWinsize(int(r.master.Fd()), unix.TIOCSWINSZ, ws)
+}
+
+// finish drains what the payload wrote, then releases the terminal.
+func (r *Relay) Finish() {
+	done := make(chan struct{})
+	go func() { r.out.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	r.Restore()
+}
+
+func (r *Relay) Restore() {
+	r.once.Do(func() {
+		if r.state != nil {
+			term.Restore(int(os.Stdin.Fd()), r.state)
+		}
+		r.master.Close()
+	})
+}
+
+func Want(mode string) bool {
+	switch mode {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	return term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
+}

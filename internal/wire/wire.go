@@ -1,0 +1,201 @@
+// Package wire is every message between `sandbox run` (the parent) and
+// sandbox-init (PID 1 of the sandbox), and between `sandbox exec` and
+// init: their types, the order they come in, and the exit statuses and
+// fd numbers both sides agree on. It is the one place the protocol is
+// written down; internal/proto is only its framing (one JSON document
+// per SOCK_SEQPACKET datagram, fds by SCM_RIGHTS, big bodies in a sealed
+// memfd, MaxSize and MaxBlob).
+//
+// The run's conversation, on the socketpair at init's fd 3:
+//
+//	parent → init    Config     after both id maps are written; init blocks
+//	                            reading it, so it never acts unmapped. It
+//	                            carries the exec socket and the parent's
+//	                            user namespace as fds.
+//	init   → parent  Tap        (slirp4netns, builtin) init made the tap: its
+//	                            fd (builtin), or none (persistent, by name)
+//	parent → init    Net        (pasta, or after Tap) the network is up, or
+//	                            why not; init waits for it once its root is
+//	                            built, before the payload starts
+//	init   → parent  PTY        (only with a terminal) the pty master, as an fd
+//	init   → parent  Confining  init is about to install a seccomp filter on
+//	                            itself: from here to Started (a fork and an
+//	                            exec) a user's profile may block it, so the
+//	                            parent bounds that time
+//	init   → parent  Started    the payload runs (its pid inside), with
+//	                            init's share of the run report
+//	init   → parent  Exit       the payload ended (status or signal)
+//	init   → parent  Error      instead of any of the above: the step that
+//	                            failed and why, with init's share of the
+//	                            report up to there; init exits right after
+//
+// EOF without Exit or Error means init died (killed); the parent then
+// reports init's own wait status.
+//
+// `sandbox exec`, on a connection to the sandbox's exec socket:
+//
+//	client → init    Exec       the command, with the client's user namespace
+//	                            as the first fd, then stdin, stdout, stderr
+//	                            (unless it asks for a terminal)
+//	client → init    Signal     any number, for the command
+//	init   → client  PTY        (only with a terminal) the pty master
+//	init   → client  Started    the command runs
+//	init   → client  Exit       it ended; or Error instead of any of these
+//
+// Each side reads through a Sequence, which refuses a message that may not
+// come where it came and names both kinds.
+//
+// Parent and init import this package and never each other.
+package wire
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"sandbox/internal/proto"
+)
+
+// Order is one direction of a conversation: for each kind, the kinds that
+// may come right before it ("" for none: it may be the first). A kind that
+// is no key may not come at all; nothing may follow a kind in Final.
+type Order struct {
+	Name  string // who sends, for errors: "init", "the parent", …
+	After map[proto.Kind][]proto.Kind
+	Final []proto.Kind
+}
+
+// The four directions of the two conversations.
+var (
+	// FromParent: what init accepts from the parent.
+	FromParent = Order{Name: "the parent", After: map[proto.Kind][]proto.Kind{
+		proto.KindConfig: {""},
+		proto.KindNet:    {proto.KindConfig},
+	}, Final: []proto.Kind{proto.KindNet}}
+
+	// FromInit: what the parent accepts from init.
+	FromInit = Order{Name: "init", After: map[proto.Kind][]proto.Kind{
+		proto.KindTap:       {""},
+		proto.KindPTY:       {"", proto.KindTap},
+		proto.KindConfining: {"", proto.KindTap, proto.KindPTY},
+		proto.KindStarted:   {"", proto.KindTap, proto.KindPTY, proto.KindConfining},
+		proto.KindExit:      {proto.KindStarted},
+		proto.KindError:     {"", proto.KindTap, proto.KindPTY, proto.KindConfining, proto.KindStarted},
+	}, Final: []proto.Kind{proto.KindExit, proto.KindError}}
+
+	// FromExecClient: what init accepts from a `sandbox exec` client.
+	FromExecClient = Order{Name: "the exec client", After: map[proto.Kind][]proto.Kind{
+		proto.KindExec:   {""},
+		proto.KindSignal: {proto.KindExec, proto.KindSignal},
+	}}
+
+	// FromExecServer: what `sandbox exec` accepts from init.
+	FromExecServer = Order{Name: "the sandbox's init", After: map[proto.Kind][]proto.Kind{
+		proto.KindPTY:     {""},
+		proto.KindStarted: {"", proto.KindPTY},
+		proto.KindExit:    {proto.KindStarted},
+		proto.KindError:   {"", proto.KindPTY, proto.KindStarted},
+	}, Final: []proto.Kind{proto.KindExit, proto.KindError}}
+)
+
+// Sequence checks the messages of one direction as they arrive.
+type Sequence struct {
+	order *Order
+	last  proto.Kind
+	ended bool
+}
+
+// NewSequence starts reading one direction of a conversation.
+func NewSequence(o *Order) *Sequence { return &Sequence{order: o} }
+
+// Next accepts kind as the next message, or says why it may not come now,
+// naming it and the one before it.
+func (s *Sequence) Next(kind proto.Kind) error {
+	prev, ok := s.order.After[kind]
+	switch {
+	case !ok:
+		return fmt.Errorf("protocol error: %s sent a %q message, which it never sends", s.order.Name, kind)
+	case s.ended:
+		return fmt.Errorf("protocol error: %s sent %q after its last message %q", s.order.Name, kind, s.last)
+	case !slices.Contains(prev, s.last):
+		return fmt.Errorf("protocol error: %s sent %q after %s (expected %s)", s.order.Name, kind, describe(s.last), s.expected())
+	}
+	s.last, s.ended = kind, slices.Contains(s.order.Final, kind)
+	return nil
+}
+
+// Expect receives the next message on c, which must be one of want and
+// allowed at this point of the conversation.
+func (s *Sequence) Expect(c *proto.Conn, want ...proto.Kind) (proto.Envelope, []int, error) {
+	env, fds, err := c.Recv()
+	if err != nil {
+		return env, nil, err
+	}
+	if err := s.Next(env.Kind); err != nil {
+		proto.CloseFDs(fds)
+		return env, nil, err
+	}
+	if len(want) > 0 && !slices.Contains(want, env.Kind) {
+		proto.CloseFDs(fds)
+		return env, nil, fmt.Errorf("protocol error: %s sent %q where %s was expected", s.order.Name, env.Kind, quoteKinds(want))
+	}
+	return env, fds, nil
+}
+
+// expected lists the kinds that may follow the last one.
+func (s *Sequence) expected() string {
+	var next []proto.Kind
+	for k, prev := range s.order.After {
+		if slices.Contains(prev, s.last) {
+			next = append(next, k)
+		}
+	}
+	slices.Sort(next)
+	return quoteKinds(next)
+}
+
+func describe(k proto.Kind) string {
+	if k == "" {
+		return "nothing"
+	}
+	return fmt.Sprintf("%q", k)
+}
+
+func quoteKinds(ks []proto.Kind) string {
+	if len(ks) == 0 {
+		return "nothing"
+	}
+	q := make([]string, len(ks))
+	for i, k := range ks {
+		q[i] = fmt.Sprintf("%q", k)
+	}
+	return strings.Join(q, " or ")
+}
+
+// Message is one message received, with its descriptors; Err, on the last
+// one, is why the conversation stopped early (a message out of order).
+type Message struct {
+	Env proto.Envelope
+	Fds []int
+	Err error
+}
+
+// Receive delivers the messages of one direction, in order, until EOF, a
+// receive error or a message out of order (delivered with Err set, its
+// descriptors closed), then closes out.
+func Receive(c *proto.Conn, o *Order, out chan<- Message) {
+	defer close(out)
+	seq := NewSequence(o)
+	for {
+		env, fds, err := c.Recv()
+		if err != nil {
+			return
+		}
+		if err := seq.Next(env.Kind); err != nil {
+			proto.CloseFDs(fds)
+			out <- Message{Env: env, Err: err}
+			return
+		}
+		out <- Message{Env: env, Fds: fds}
+	}
+}

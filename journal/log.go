@@ -1,0 +1,298 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"sandbox/internal/wire"
+
+	"golang.org/x/sys/unix"
+)
+
+// Log levels.
+const (
+	levelInfo    = "info"
+	levelWarning = "warning"
+	levelError   = "error"
+)
+
+// Text prefixes of warnings and errors. Messages made elsewhere in this
+// convention ("sandbox: warning: …") may be passed whole: the Logger strips
+// the prefix and adds its own.
+const (
+	WarnPrefix  = "sandbox: warning: "
+	errorPrefix = "sandbox: "
+)
+
+// Log formats (--log-format).
+const (
+	LogText = "text"
+	LogJSON = "json"
+)
+
+// Logger prints and records the lines of one process of a run (stage
+// "sandbox": the parent; "init": the sandbox's PID 1).
+type Logger struct {
+	mu        sync.Mutex
+	w         io.Writer
+	json      bool
+	verbose   bool
+	stage     string
+	Start     int64 // CLOCK_MONOTONIC ns of the run's start; elapsed times count from it
+	steps     []stepRecord
+	printed   int // steps printed so far (init learns -v only from its configuration)
+	warnings  []string
+	fallbacks []wire.Fallback
+}
+
+// stepRecord is one setup step, formatted only when printed or reported:
+// recording must cost next to nothing on the way to the payload.
+type stepRecord struct {
+	at     int64 // CLOCK_MONOTONIC ns
+	format string
+	args   []any
+	msg    string
+}
+
+func (r *stepRecord) text() string {
+	if r.format != "" {
+		r.msg, r.format, r.args = fmt.Sprintf(r.format, r.args...), "", nil
+	}
+	return r.msg
+}
+
+// NewLogger logs to w in format (LogText, LogJSON; "" is text) as stage;
+// elapsed times count from start. Steps are printed only when verbose.
+func NewLogger(w io.Writer, format, stage string, verbose bool, start time.Time) *Logger {
+	return &Logger{w: w, json: format == LogJSON, verbose: verbose, stage: stage, Start: monoOf(start)}
+}
+
+// ValidLogFormat checks a --log-format value.
+func ValidLogFormat(f string) error {
+	switch f {
+	case "", LogText, LogJSON:
+		return nil
+	}
+	return Usagef("--log-format=%s: use text or json", f)
+}
+
+// Configure sets what init learns from its configuration, and prints the
+// steps recorded before it when verbose.
+func (l *Logger) Configure(format string, verbose bool, start int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.json, l.verbose = format == LogJSON, verbose
+	if start != 0 {
+		l.Start = start
+	}
+	if verbose {
+		l.flushLocked()
+	}
+}
+
+// Step records a finished setup step and prints it when verbose.
+func (l *Logger) Step(format string, args ...any) {
+	now := MonoNow()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.steps = append(l.steps, stepRecord{at: now, format: format, args: args})
+	if l.verbose {
+		l.flushLocked()
+	}
+}
+
+func (l *Logger) flushLocked() {
+	for ; l.printed < len(l.steps); l.printed++ {
+		r := &l.steps[l.printed]
+		l.printLocked(levelInfo, l.stage, r.at, r.text())
+	}
+}
+
+// Warn prints a warning (always) and records it.
+func (l *Logger) Warn(msg string) {
+	msg = strings.TrimPrefix(msg, WarnPrefix)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.warnings = append(l.warnings, msg)
+	l.printLocked(levelWarning, l.stage, MonoNow(), msg)
+}
+
+// Error prints an error line (always).
+func (l *Logger) Error(msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.printLocked(levelError, l.stage, MonoNow(), strings.TrimPrefix(msg, errorPrefix))
+}
+
+// line prints a message made in the "sandbox: warning: …" / "sandbox: …"
+// convention at its level.
+func (l *Logger) Line(msg string) {
+	if strings.HasPrefix(msg, WarnPrefix) {
+		l.Warn(msg)
+		return
+	}
+	l.Error(msg)
+}
+
+// Fallback records that the run took a second choice, and why. The
+// warning that usually goes with it is printed separately.
+func (l *Logger) Fallback(area, taken, why string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fallbacks = append(l.fallbacks, wire.Fallback{Area: area, Taken: taken, Why: strings.TrimPrefix(why, WarnPrefix)})
+}
+
+// Writer is an io.Writer for a helper's diagnostics (stage names it): text
+// passes through as it is, JSON becomes one info line per line written.
+func (l *Logger) Writer(stage string) io.Writer { return &lineWriter{l: l, stage: stage} }
+
+type lineWriter struct {
+	l     *Logger
+	stage string
+	buf   []byte
+}
+
+// maxLine bounds a partial line held back in JSON mode.
+const maxLine = 4096
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.l.mu.Lock()
+	defer w.l.mu.Unlock()
+	if !w.l.json {
+		return w.l.w.Write(p)
+	}
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 && len(w.buf) < maxLine {
+			break
+		}
+		if i < 0 {
+			i = len(w.buf)
+		}
+		w.l.printLocked(levelInfo, w.stage, MonoNow(), string(w.buf[:i]))
+		w.buf = w.buf[min(i+1, len(w.buf)):]
+	}
+	return len(p), nil
+}
+
+// logLine is one line of --log-format=json.
+type logLine struct {
+	Time      string  `json:"time"`
+	Level     string  `json:"level"`
+	Stage     string  `json:"stage"`
+	ElapsedMS float64 `json:"elapsed_ms"`
+	Msg       string  `json:"msg"`
+}
+
+func (l *Logger) printLocked(level, stage string, at int64, msg string) {
+	elapsed := msOf(at - l.Start)
+	var b []byte
+	if l.json {
+		b, _ = json.Marshal(logLine{Time: wallOf(at).Format(time.RFC3339Nano), Level: level, Stage: stage, ElapsedMS: elapsed, Msg: msg})
+		b = append(b, '\n')
+	} else {
+		switch level {
+		case levelInfo:
+			b = fmt.Appendf(nil, "sandbox[%s] %8.3fms %s\n", stage, elapsed, msg)
+		case levelWarning:
+			b = fmt.Appendf(nil, "%s%s\n", WarnPrefix, msg)
+		default:
+			b = fmt.Appendf(nil, "%s%s\n", errorPrefix, msg)
+		}
+	}
+	l.w.Write(b)
+}
+
+// initLimits bound init's share of the report, which must fit one message
+// (proto.MaxSize) next to the rest.
+const (
+	maxInitSteps = 512
+	maxStepMsg   = 256
+)
+
+// InitReport returns what init recorded, for the parent's report.
+func (l *Logger) initReport() *wire.InitReport {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := &wire.InitReport{Warnings: l.warnings, Fallbacks: l.fallbacks}
+	for i := range l.steps {
+		if i == maxInitSteps {
+			break
+		}
+		msg := l.steps[i].text()
+		if len(msg) > maxStepMsg {
+			msg = msg[:maxStepMsg] + "…"
+		}
+		r.Steps = append(r.Steps, wire.TimedStep{At: l.steps[i].at, Msg: msg})
+	}
+	return r
+}
+
+// journal returns the parent's steps (as init's wire form) and its
+// warnings and fallbacks.
+func (l *Logger) journal() ([]wire.TimedStep, []string, []wire.Fallback) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	steps := make([]wire.TimedStep, 0, len(l.steps))
+	for i := range l.steps {
+		steps = append(steps, wire.TimedStep{At: l.steps[i].at, Msg: l.steps[i].text()})
+	}
+	return steps, l.warnings, l.fallbacks
+}
+
+// The parent's and init's steps share one timeline: CLOCK_MONOTONIC, which
+// both read alike (the sandbox gets no time namespace). It is read once per
+// process; later readings come from Go's own monotonic clock (vDSO).
+var clock struct {
+	once sync.Once
+	wall time.Time
+	mono int64
+}
+
+func clockBase() {
+	clock.once.Do(func() {
+		var ts unix.Timespec
+		clock.wall = time.Now()
+		if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) == nil {
+			clock.mono = ts.Nano()
+		}
+	})
+}
+
+// monoOf is t on CLOCK_MONOTONIC, in ns.
+func monoOf(t time.Time) int64 {
+	clockBase()
+	return clock.mono + int64(t.Sub(clock.wall))
+}
+
+func MonoNow() int64 { return monoOf(time.Now()) }
+
+// wallOf is the wall-clock time of a CLOCK_MONOTONIC reading.
+func wallOf(mono int64) time.Time {
+	clockBase()
+	return clock.wall.Add(time.Duration(mono - clock.mono))
+}
+
+// msOf is a duration in ns as milliseconds, to the microsecond.
+func msOf(ns int64) float64 { return math.Round(float64(ns)/1e3) / 1e3 }
+
+// DefaultLogger is for a Spec not made by Prepare.
+func DefaultLogger(verbose bool, start time.Time) *Logger {
+	return NewLogger(os.Stderr, LogText, "sandbox", verbose, start)
+}
+
+// format is the Logger's format, to hand on to init.
+func (l *Logger) Format() string {
+	if l.json {
+		return LogJSON
+	}
+	return LogText
+}

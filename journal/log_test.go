@@ -1,0 +1,153 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sandbox/internal/wire"
+	"strings"
+	"testing"
+	"time"
+)
+
+// logLines logs the same things in format and returns the output lines.
+func logLines(t *testing.T, format string, verbose bool) []string {
+	t.Helper()
+	var buf bytes.Buffer
+	l := NewLogger(&buf, format, "sandbox", verbose, time.Now().Add(-5*time.Millisecond))
+	l.Step("step %d", 1)
+	l.Warn("sandbox: warning: made elsewhere")
+	l.Warn("plain")
+	l.Line("sandbox: warning: by convention")
+	l.Line("sandbox: an error by convention")
+	l.Error("failed: x")
+	w := l.Writer("net")
+	fmt.Fprint(w, "helper line 1\nhelper ")
+	fmt.Fprint(w, "line 2\n")
+	return strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+}
+
+func TestLoggerText(t *testing.T) {
+	got := logLines(t, LogText, true)
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`^sandbox\[sandbox\] +[0-9]+\.[0-9]{3}ms step 1$`),
+		regexp.MustCompile(`^sandbox: warning: made elsewhere$`),
+		regexp.MustCompile(`^sandbox: warning: plain$`),
+		regexp.MustCompile(`^sandbox: warning: by convention$`),
+		regexp.MustCompile(`^sandbox: an error by convention$`),
+		regexp.MustCompile(`^sandbox: failed: x$`),
+		regexp.MustCompile(`^helper line 1$`),
+		regexp.MustCompile(`^helper line 2$`),
+	}
+	if len(got) != len(want) {
+		t.Fatalf("lines %q", got)
+	}
+	for i, re := range want {
+		if !re.MatchString(got[i]) {
+			t.Errorf("line %d %q does not match %s", i, got[i], re)
+		}
+	}
+	// Quiet: steps are recorded, not printed.
+	if got := logLines(t, LogText, false); len(got) != 7 || strings.Contains(strings.Join(got, "\n"), "step 1") {
+		t.Errorf("not verbose: %q", got)
+	}
+}
+
+func TestLoggerJSON(t *testing.T) {
+	got := logLines(t, LogJSON, true)
+	want := []struct{ level, stage, msg string }{
+		{"info", "sandbox", "step 1"},
+		{"warning", "sandbox", "made elsewhere"},
+		{"warning", "sandbox", "plain"},
+		{"warning", "sandbox", "by convention"},
+		{"error", "sandbox", "an error by convention"},
+		{"error", "sandbox", "failed: x"},
+		{"info", "net", "helper line 1"},
+		{"info", "net", "helper line 2"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("lines %q", got)
+	}
+	for i, w := range want {
+		var l logLine
+		dec := json.NewDecoder(strings.NewReader(got[i]))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&l); err != nil {
+			t.Fatalf("line %d %q: %v", i, got[i], err)
+		}
+		ts, err := time.Parse(time.RFC3339Nano, l.Time)
+		if l.Level != w.level || l.Stage != w.stage || l.Msg != w.msg || err != nil || time.Since(ts) > time.Minute ||
+			l.ElapsedMS < 5 || l.ElapsedMS > 60e3 {
+			t.Errorf("line %d: %+v (time: %v), want %+v, elapsed >= 5 ms", i, l, err, w)
+		}
+	}
+}
+
+// TestLoggerInit: init learns the format, -v and the run's start from its
+// configuration; steps recorded before are printed then, on the parent's
+// timeline.
+func TestLoggerInit(t *testing.T) {
+	var buf bytes.Buffer
+	start := time.Now().Add(-time.Second)
+	l := NewLogger(&buf, LogText, "init", false, time.Now())
+	l.Step("early")
+	if buf.Len() != 0 {
+		t.Fatalf("printed before the configuration: %q", buf.String())
+	}
+	l.Configure(LogJSON, true, monoOf(start))
+	l.Step("late %s", "step")
+	var lines []logLine
+	for _, s := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var ll logLine
+		if err := json.Unmarshal([]byte(s), &ll); err != nil {
+			t.Fatalf("%q: %v", s, err)
+		}
+		lines = append(lines, ll)
+	}
+	if len(lines) != 2 || lines[0].Msg != "early" || lines[1].Msg != "late step" || lines[0].Stage != "init" ||
+		lines[0].ElapsedMS < 1000 || lines[1].ElapsedMS < lines[0].ElapsedMS {
+		t.Errorf("lines %+v: want early then late, from ~1000 ms", lines)
+	}
+	r := l.initReport()
+	if len(r.Steps) != 2 || r.Steps[0].Msg != "early" || r.Steps[1].At < r.Steps[0].At {
+		t.Errorf("init's report steps %+v", r.Steps)
+	}
+}
+
+// TestLoggerInitReportBounded: init's share always fits one message.
+func TestLoggerInitReportBounded(t *testing.T) {
+	l := NewLogger(&bytes.Buffer{}, LogText, "init", false, time.Now())
+	long := strings.Repeat("x", 10000)
+	for i := 0; i < 2*maxInitSteps; i++ {
+		l.Step("%s", long)
+	}
+	b, err := json.Marshal(wire.ChildStarted{PID: 2, Init: l.initReport()})
+	if err != nil || len(b) > 192<<10 {
+		t.Errorf("%d bytes (%v): over a message", len(b), err)
+	}
+}
+
+func TestMonoClock(t *testing.T) {
+	a := time.Now()
+	time.Sleep(2 * time.Millisecond)
+	b := time.Now()
+	if d := monoOf(b) - monoOf(a); d < int64(2*time.Millisecond) || d > int64(time.Second) {
+		t.Errorf("monoOf difference %d ns", d)
+	}
+	if w := wallOf(monoOf(a)); w.Sub(a).Abs() > time.Millisecond {
+		t.Errorf("wallOf(monoOf(t)) = %v, t = %v", w, a)
+	}
+}
+
+// BenchmarkLoggerStep is what recording a step costs when not verbose (on
+// init's way to the payload, ~80 steps a run).
+func BenchmarkLoggerStep(b *testing.B) {
+	l := NewLogger(&bytes.Buffer{}, LogText, "init", false, time.Now())
+	for b.Loop() {
+		l.Step("overlay %s on %s", "/usr", "/usr")
+		if len(l.steps) > 1000 {
+			l.steps = l.steps[:0]
+		}
+	}
+}

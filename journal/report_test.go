@@ -1,0 +1,100 @@
+package journal
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sandbox/internal/wire"
+	"strings"
+	"testing"
+)
+
+func TestExitReport(t *testing.T) {
+	code := func(n int) *int { return &n }
+	childErr := &wire.ChildFailure{E: wire.ChildError{Step: "", Msg: "x: command not found", Status: wire.StatusNotFound}}
+	for _, c := range []struct {
+		name   string
+		status int
+		ex     *wire.ChildExit
+		err    error
+		ooms   int64
+		want   ExitReport
+	}{
+		{"exit 0", 0, &wire.ChildExit{Code: 0}, nil, 0, ExitReport{Status: 0, Cause: CauseExited, Code: code(0)}},
+		{"exit 3", 3, &wire.ChildExit{Code: 3}, nil, 0, ExitReport{Status: 3, Cause: CauseExited, Code: code(3)}},
+		{"exit 137 by itself", 137, &wire.ChildExit{Code: 137}, nil, 0, ExitReport{Status: 137, Cause: CauseExited, Code: code(137)}},
+		{"SIGTERM", 143, &wire.ChildExit{Signal: 15}, nil, 0, ExitReport{Status: 143, Cause: CauseSignaled, Signal: 15, SignalName: "SIGTERM"}},
+		{"SIGKILL, no OOM", 137, &wire.ChildExit{Signal: 9}, nil, 0, ExitReport{Status: 137, Cause: CauseSignaled, Signal: 9, SignalName: "SIGKILL"}},
+		{"OOM-killed command", 137, &wire.ChildExit{Signal: 9}, nil, 1, ExitReport{Status: 137, Cause: CauseOOMKilled, Signal: 9, SignalName: "SIGKILL", OOMKills: 1}},
+		{"OOM-killed init", 137, nil, errors.New("killed by the OOM killer"), 2, ExitReport{Status: 137, Cause: CauseOOMKilled, Signal: 9, SignalName: "SIGKILL", OOMKills: 2}},
+		{"OOM elsewhere, command exits", 0, &wire.ChildExit{Code: 0}, nil, 1, ExitReport{Status: 0, Cause: CauseExited, Code: code(0), OOMKills: 1}},
+		{"not found", 127, nil, childErr, 0, ExitReport{Status: 127, Cause: CauseNotFound}},
+		{"not executable", 126, nil, &wire.ChildFailure{E: wire.ChildError{Msg: "x: not executable", Status: 126}}, 0, ExitReport{Status: 126, Cause: CauseNotExecutable}},
+		{"sandbox error", 125, nil, errors.New("boom"), 0, ExitReport{Status: 125, Cause: CauseSandboxError}},
+	} {
+		got := exitReport(c.status, c.ex, c.err, c.ooms)
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(c.want)
+		if string(g) != string(w) {
+			t.Errorf("%s: %s, want %s", c.name, g, w)
+		}
+	}
+}
+
+func TestErrorReport(t *testing.T) {
+	if errorReport(nil) != nil {
+		t.Error("an error report without an error")
+	}
+	for _, c := range []struct {
+		err  error
+		want ErrorReport
+	}{
+		{&wire.ChildFailure{E: wire.ChildError{Step: "changing to the working directory", Msg: "/x: no such file or directory"}},
+			ErrorReport{"changing to the working directory", "/x: no such file or directory"}},
+		{&wire.ChildFailure{E: wire.ChildError{Msg: "x: command not found"}}, ErrorReport{"starting the command", "x: command not found"}},
+		{AtStep("writing the id maps", errors.New("writing the id maps: newuidmap failed")),
+			ErrorReport{"writing the id maps", "writing the id maps: newuidmap failed"}},
+		{fmt.Errorf("killed by the OOM killer (memory limit 64M) (%w)", AtStep("running init", errors.New("init killed"))),
+			ErrorReport{"running init", "killed by the OOM killer (memory limit 64M) (init killed)"}},
+		{errors.New("plain"), ErrorReport{"running the sandbox", "plain"}},
+	} {
+		if got := errorReport(c.err); *got != c.want {
+			t.Errorf("%v: %+v, want %+v", c.err, *got, c.want)
+		}
+	}
+}
+
+func TestOpenReport(t *testing.T) {
+	if o, err := OpenReport(""); o != nil || err != nil {
+		t.Errorf("no --report: %v %v", o, err)
+	}
+	dir := t.TempDir()
+	_, err := OpenReport(filepath.Join(dir, "missing", "r.json"))
+	var ue *UsageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--report") {
+		t.Errorf("unwritable path: %v, want a usage error naming --report", err)
+	}
+	if _, err := OpenReport(dir); !errors.As(err, &ue) {
+		t.Errorf("a directory: %v", err)
+	}
+	p := filepath.Join(dir, "r.json")
+	os.WriteFile(p, []byte(strings.Repeat("old ", 1000)), 0o644)
+	o, err := OpenReport(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Write(PrepareFailed([]string{"true"}, Usagef("--hostname: bad"))); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil || strings.Count(string(b), "\n") != 1 {
+		t.Fatalf("not one JSON line (%v): %q", err, b)
+	}
+	if r.Exit.Status != wire.StatusError || r.Exit.Cause != CauseSandboxError || r.Error == nil || r.Error.Msg != "--hostname: bad" ||
+		r.Steps == nil || r.Warnings == nil || r.Fallbacks == nil {
+		t.Errorf("refused run's report %s", b)
+	}
+}

@@ -1,0 +1,139 @@
+package parent
+
+import (
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// halfDeadHelper, run in a re-executed test binary, leaves the process
+// half-dead the way SCMP_ACT_KILL does to init: "leader" ends the thread
+// group leader with exit(2) (not exit_group) while the runtime's other
+// threads live on; "thread" ends another thread. "sleep" stays healthy.
+const halfDeadEnv = "SANDBOX_TEST_HALF_DEAD"
+
+func init() {
+	switch os.Getenv(halfDeadEnv) {
+	case "":
+		return
+	case "leader":
+		runtime.LockOSThread() // package init runs on the leader
+		os.Stdout.WriteString("ready\n")
+		time.Sleep(200 * time.Millisecond) // let the runtime start its threads
+		unix.RawSyscall(unix.SYS_EXIT, 0, 0, 0)
+	case "thread":
+		done := make(chan struct{})
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+			time.Sleep(300 * time.Millisecond)
+			close(done)
+		}()
+		os.Stdout.WriteString("ready\n")
+		<-done
+	default:
+		os.Stdout.WriteString("ready\n")
+	}
+	time.Sleep(time.Minute)
+	os.Exit(0)
+}
+
+func startHalfDead(t *testing.T, mode string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), halfDeadEnv+"="+mode)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	buf := make([]byte, 6)
+	if _, err := out.Read(buf); err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+	return cmd
+}
+
+// watchUntil runs the watch's checks, bounded, until it ends the process.
+func watchUntil(t *testing.T, w *initWatch, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for w.dead == nil && time.Now().Before(deadline) {
+		w.check()
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestInitWatchHalfDeadLeader(t *testing.T) {
+	cmd := startHalfDead(t, "leader")
+	w := &initWatch{pid: cmd.Process.Pid}
+	w.check() // the baseline
+	watchUntil(t, w, 10*time.Second)
+	if w.dead == nil || !strings.Contains(w.dead.Error(), "lost its main thread") {
+		t.Fatalf("a zombie leader with live threads: want it ended as half-dead, got %v", w.dead)
+	}
+	waitEnded(t, cmd)
+}
+
+func TestInitWatchLostThread(t *testing.T) {
+	cmd := startHalfDead(t, "thread")
+	w := &initWatch{pid: cmd.Process.Pid, seccomp: true}
+	w.check()
+	watchUntil(t, w, 10*time.Second)
+	if w.dead == nil || !strings.Contains(w.dead.Error(), "thread of the sandbox's init") || !strings.Contains(w.dead.Error(), "seccomp") {
+		t.Fatalf("a thread gone from a live process: want it ended, naming seccomp, got %v", w.dead)
+	}
+	waitEnded(t, cmd)
+}
+
+func TestInitWatchHealthy(t *testing.T) {
+	cmd := startHalfDead(t, "sleep")
+	w := &initWatch{pid: cmd.Process.Pid}
+	for i := 0; i < 10; i++ {
+		w.check()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if w.dead != nil {
+		t.Fatalf("a healthy process was ended: %v", w.dead)
+	}
+	// Under a user's profile, init installed it long ago and has not
+	// started the payload: ended.
+	w.profile, w.confined = true, time.Now().Add(-initStartBound-time.Second)
+	w.check()
+	if w.dead == nil || !strings.Contains(w.dead.Error(), "did not start the command") {
+		t.Fatalf("no start after installing a profile: want it ended, got %v", w.dead)
+	}
+	waitEnded(t, cmd)
+	cmd = startHalfDead(t, "sleep")
+	w = &initWatch{pid: cmd.Process.Pid}
+	// Its last report was long ago: ended after the grace.
+	w.done = time.Now().Add(-initGrace - time.Second)
+	w.check()
+	if w.dead == nil || !strings.Contains(w.dead.Error(), "did not exit") {
+		t.Fatalf("no exit after the last report: want it ended, got %v", w.dead)
+	}
+	waitEnded(t, cmd)
+}
+
+func waitEnded(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Errorf("want the process SIGKILLed, got %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the process did not end within 10 s of the watch's SIGKILL")
+	}
+}

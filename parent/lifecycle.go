@@ -1,0 +1,145 @@
+package parent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"sandbox/state"
+
+	"sandbox/internal/wire"
+	"sandbox/spec"
+
+	"golang.org/x/sys/unix"
+)
+
+// DetachedEnv marks the background supervisor of `run --detach`: its value
+// is the sandbox's name; fd 3 holds the name's lock, fd 4 the pipe on which
+// it reports that the command started (or why not).
+const DetachedEnv = "_SANDBOX_DETACHED"
+
+const (
+	detachedLockFD  = 3
+	detachedReadyFD = 4
+)
+
+// detachedReport is what the background supervisor tells the foreground.
+type detachedReport struct {
+	Status int    `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Run starts the sandbox described by s. In the foreground it waits for it
+// and returns the exit status for `sandbox run`; with --detach it returns
+// 0 once the command runs in the background. Errors of the sandbox itself
+// are printed to stderr by the caller and mean status 125.
+func Run(s *spec.Spec) (int, error) {
+	switch {
+	case s.Detached:
+		return runDetached(s)
+	case s.Detach:
+		return detach(s)
+	}
+	return run(s)
+}
+
+// describe fills the sandbox's record with what Prepare decided.
+func describe(s *spec.Spec, i *state.Info) {
+	i.Name, i.Pid, i.Command, i.Created, i.Hostname = s.Name, os.Getpid(), s.Args, s.Start, s.Hostname
+	i.PidStart, _ = state.StartTime(i.Pid)
+	i.Root = "host"
+	if s.Rootfs != "" {
+		i.Root = s.Rootfs
+	}
+	i.Upper, i.Net, i.Detached = s.Upper, string(s.NetMode), s.Detached
+}
+
+// Detach claims the name, starts the same command line again as a
+// background supervisor (new session, output to the sandbox's log) and
+// waits until it reports that the command started.
+func detach(s *spec.Spec) (int, error) {
+	lg := s.EnsureLog()
+	for _, w := range s.Warnings {
+		lg.Warn(w)
+	}
+	h, err := state.Claim(s.Name)
+	if err != nil {
+		return wire.StatusError, err
+	}
+	fail := func(err error) (int, error) {
+		h.Finish(wire.StatusError)
+		return wire.StatusError, err
+	}
+	logf, err := os.OpenFile(h.Path(state.LogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fail(fmt.Errorf("creating the log: %w", err))
+	}
+	defer logf.Close()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return fail(err)
+	}
+	defer devnull.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	defer r.Close()
+	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Env = append(os.Environ(), DetachedEnv+"="+s.Name)
+	cmd.ExtraFiles = []*os.File{h.LockFile(), w} // fds 3 and 4
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return fail(fmt.Errorf("starting the background supervisor: %w", err))
+	}
+	// From here the supervisor owns the name (it shares our lock).
+	var rep detachedReport
+	if err := json.NewDecoder(r).Decode(&rep); err != nil {
+		ws, _ := cmd.Process.Wait()
+		return wire.StatusError, fmt.Errorf("the background supervisor of %s ended (%v) before its command started; sandbox logs %s shows its output", s.Name, ws, s.Name)
+	}
+	cmd.Process.Release()
+	if rep.Error != "" {
+		return rep.Status, errors.New(rep.Error)
+	}
+	fmt.Println(s.Name)
+	return 0, nil
+}
+
+// runDetached is the background supervisor: a run whose record outlives it
+// and that reports its start on the inherited pipe.
+func runDetached(s *spec.Spec) (int, error) {
+	ready := os.NewFile(detachedReadyFD, "ready")
+	unix.CloseOnExec(detachedReadyFD)
+	report := func(r detachedReport) {
+		if ready != nil {
+			json.NewEncoder(ready).Encode(r)
+			ready.Close()
+			ready = nil
+		}
+	}
+	h, err := state.Adopt(s.Name, detachedLockFD)
+	if err != nil {
+		report(detachedReport{Status: wire.StatusError, Error: err.Error()})
+		return wire.StatusError, err
+	}
+	h.Info.Detached = true
+	s.State = h
+	s.OnStarted = func() { report(detachedReport{}) }
+	status, err := run(s)
+	if err != nil {
+		report(detachedReport{Status: status, Error: err.Error()})
+	} else {
+		// Ended before it reported a start: cannot happen but for a
+		// payload that exits at once; its status is the report.
+		report(detachedReport{Status: status, Error: fmt.Sprintf("the command exited with status %d at once", status)})
+	}
+	return status, err
+}

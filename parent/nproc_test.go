@@ -1,0 +1,34 @@
+package parent
+
+import (
+	"testing"
+
+	"sandbox/cgroupdelegate"
+	"sandbox/spec"
+)
+
+func TestProcLimit(t *testing.T) {
+	for _, c := range []struct {
+		pids    string
+		parsed  int64
+		applied []string
+		want    uint64
+	}{
+		{"", 0, nil, spec.DefaultNProc},                         // no flag: the default, cgroup or not
+		{"", 0, []string{"memory.max=1"}, spec.DefaultNProc},    // other limits do not change it
+		{"max", 0, nil, 0},                                      // --pids max: inherited
+		{"50", 50, []string{"pids.max=50"}, 0},                  // pids.max refuses, not the rlimit
+		{"50", 50, nil, spec.DefaultNProc},                      // pids.max skipped (best-effort): the default still bounds
+		{"9000", 9000, nil, 9000},                               // or N if higher
+		{"50", 50, []string{"memory.max=1"}, spec.DefaultNProc}, // likewise
+	} {
+		r := spec.Resources{Limits: cgroupdelegate.Limits{Pids: c.parsed}, NProc: spec.NprocLimit(c.pids, c.parsed)}
+		var cg *runCgroup
+		if c.applied != nil {
+			cg = &runCgroup{applied: c.applied}
+		}
+		if got := procLimit(r, cg); got != c.want {
+			t.Errorf("--pids %q with %v applied: RLIMIT_NPROC %d, want %d", c.pids, c.applied, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,447 @@
+package parent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"sandbox/idmap"
+	"sandbox/internal/proto"
+	"sandbox/netns"
+	"sandbox/rootfs"
+	"sandbox/state"
+	"sandbox/userns"
+
+	"sandbox/internal/ttyrelay"
+	"sandbox/internal/wire"
+	"sandbox/journal"
+	"sandbox/spec"
+
+	"golang.org/x/sys/unix"
+)
+
+// run starts the sandbox described by s and waits for it. It returns the
+// exit status for `sandbox run`; errors of the sandbox itself are printed
+// to stderr by the caller and mean status 125.
+func run(s *spec.Spec) (status int, err error) {
+	start := s.Start
+	lg, rep := s.EnsureLog(), s.EnsureReport()
+	logf := lg.Step
+	defer func() { rep.Finish(lg, status, err) }() // last: after the cgroup's finish
+	logf("planned the sandbox (%d mount steps)", len(s.Plan.Steps))
+	for _, w := range s.Warnings {
+		lg.Warn(w)
+	}
+	h := s.State
+	if h == nil {
+		if h, err = state.Claim(s.Name); err != nil {
+			return wire.StatusError, journal.AtStep("claiming the name", err)
+		}
+	}
+	describe(s, &h.Info)
+	defer func() {
+		// Last: the cgroup's finish (deferred below) may still change status.
+		if ferr := h.Finish(status); ferr != nil {
+			lg.Warn(fmt.Sprintf("updating the record of sandbox %s: %v", s.Name, ferr))
+		}
+	}()
+	if err := h.Write(); err != nil {
+		return wire.StatusError, journal.AtStep("writing the sandbox's record", err)
+	}
+	unlock, err := lockUpper(s.Upper)
+	if err != nil {
+		return wire.StatusError, journal.AtStep("locking the --upper directory", err)
+	}
+	defer unlock()
+	if err := prepareUpper(s); err != nil {
+		return wire.StatusError, journal.AtStep("preparing the --upper directory", err)
+	}
+	// Removed once init is gone (every defer below runs first).
+	eph, err := makeEphemeral(s)
+	defer func() { dropEphemeral(eph, lg) }()
+	if err != nil {
+		return wire.StatusError, journal.AtStep("creating the ephemeral directory", err)
+	}
+	cg, err := openCgroup(s, lg)
+	if err != nil {
+		return wire.StatusError, journal.AtStep("setting up the cgroup", err)
+	}
+	defer func() { status, err = cg.finish(status, err) }()
+	useTTY := ttyrelay.Want(s.TTY)
+	parent, child, err := proto.Pair()
+	if err != nil {
+		return wire.StatusError, journal.AtStep("creating the control socket", err)
+	}
+	defer parent.Close()
+
+	flags := uintptr(userns.Namespaces)
+	if s.NetNS {
+		flags |= userns.Net
+	}
+	stdin, stdout := os.Stdin, os.Stdout
+	if useTTY {
+		// The payload gets a pty made inside; the host terminal stays here.
+		devnull, err := os.Open(os.DevNull)
+		if err != nil {
+			return wire.StatusError, journal.AtStep("opening /dev/null", err)
+		}
+		defer devnull.Close()
+		stdin, stdout = devnull, os.Stderr
+	}
+	// Catch signals before the child exists, so none is lost in between.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, wire.Forwarded...)
+	defer signal.Stop(sigs)
+
+	extra := []*os.File{child.File()}
+	for fd := 3; fd < 3+s.PreserveFDs; fd++ {
+		extra = append(extra, os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd)))
+	}
+	c, err := cg.startInit(userns.Options{
+		Path:       "/proc/self/exe",
+		Args:       []string{wire.InitArg0},
+		Env:        []string{wire.PreserveEnv + "=" + strconv.Itoa(s.PreserveFDs)},
+		Cloneflags: flags,
+		LastCap:    s.LastCap,
+		Stdin:      stdin,
+		Stdout:     stdout,
+		Stderr:     os.Stderr,
+		ExtraFiles: extra,
+	})
+	child.Close()
+	if err != nil {
+		return wire.StatusError, journal.AtStep("creating the namespaces", diagnoseStart(err))
+	}
+	logf("started init (pid %d) in new namespaces%s", c.Pid, cg.where(c))
+	cg.placed(c)
+	abort := func(err error) (int, error) {
+		unix.Kill(c.Pid, unix.SIGKILL)
+		c.Wait()
+		return wire.StatusError, err
+	}
+	if err := limitProcs(c.Pid, procLimit(s.Resources, cg)); err != nil {
+		return abort(journal.AtStep("limiting processes", err))
+	}
+	// The network driver starts now, alongside the id maps and init's root.
+	var network *netns.Network
+	defer func() {
+		if network != nil {
+			network.Close()
+		}
+	}()
+	if s.Net != nil {
+		if network, err = startNetwork(s, h, c.Pid, logf); err != nil {
+			return abort(journal.AtStep("starting the network driver", err))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err = idmap.Apply(ctx, c.Pid, s.Maps.UIDs, s.Maps.GIDs, s.Maps.ViaHelpers)
+	cancel()
+	if err != nil {
+		return abort(journal.AtStep("writing the id maps", fmt.Errorf("writing the id maps: %w", err)))
+	}
+	logf("wrote uid and gid maps (%s)", mapKind(s.Maps))
+	var netReadyC <-chan error
+	var netDied <-chan error
+	if network != nil {
+		netDied = network.Died()
+		if s.Net.Mode == netns.Pasta {
+			netReadyC = network.Ready() // the others: once init made the tap
+		}
+	}
+
+	cfg := wire.ChildConfig{
+		Args: s.Args, Env: s.Env, Hostname: s.Hostname, HostnameAsked: s.HostnameAsked, LoopUp: s.NetNS, Net: s.ChildNet(),
+		Plan: s.Plan, TTY: useTTY, Verbose: s.Verbose, Umask: currentUmask(), LogFormat: lg.Format(), Start: lg.Start,
+		Caps: s.Caps, LastCap: s.LastCap, Landlock: s.Landlock, PreserveFDs: s.PreserveFDs, Seccomp: s.Seccomp,
+	}
+	if useTTY {
+		if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+			cfg.Rows, cfg.Cols = ws.Row, ws.Col
+		}
+	}
+	// init serves `sandbox exec` on this socket once the payload runs, to
+	// clients in this user namespace only (see serveExec).
+	ln, err := h.Listen()
+	if err != nil {
+		return abort(journal.AtStep("creating the exec socket", err))
+	}
+	defer ln.Close()
+	userNS, err := os.Open("/proc/self/ns/user")
+	if err != nil {
+		return abort(fmt.Errorf("opening our user namespace: %w", err))
+	}
+	defer userNS.Close()
+	cfg.Exec = true
+	// Init's threads before it can install a filter: a thread killed later
+	// is seen gone (initWatch).
+	watch := initWatch{pid: c.Pid, seccomp: s.Seccomp != nil, profile: s.SeccompFile}
+	watch.check()
+	if err := parent.Send(proto.KindConfig, cfg, int(ln.Fd()), int(userNS.Fd())); err != nil {
+		return abort(journal.AtStep("sending the configuration", err))
+	}
+
+	msgs := make(chan wire.Message, 4)
+	go wire.Receive(parent, &wire.FromInit, msgs)
+	var relay *ttyrelay.Relay
+	defer func() {
+		if relay != nil {
+			relay.Restore()
+		}
+	}()
+	var exit *wire.ChildExit
+	var protoErr error
+	var cerr *wire.ChildError
+	tick := time.NewTicker(initWatchEvery)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case <-tick.C:
+			watch.check()
+		case sig := <-sigs:
+			if relay != nil && sig == syscall.SIGWINCH {
+				relay.Resize()
+				continue
+			}
+			unix.Kill(c.Pid, sig.(syscall.Signal))
+		case err := <-netReadyC:
+			netReadyC = nil
+			msg := wire.NetReady{}
+			if err != nil {
+				msg.Err = err.Error()
+			} else {
+				logf("network up (%s)", s.Net.Mode)
+			}
+			parent.Send(proto.KindNet, msg)
+		case err := <-netDied:
+			netDied = nil
+			lg.Error(err.Error())
+		case m, ok := <-msgs:
+			if !ok {
+				done = true
+				break
+			}
+			if m.Err != nil { // init broke the protocol: it is not trusted further
+				protoErr = m.Err
+				unix.Kill(c.Pid, unix.SIGKILL)
+				continue
+			}
+			switch m.Env.Kind {
+			case proto.KindTap:
+				if network == nil || len(m.Fds) > 1 {
+					proto.CloseFDs(m.Fds)
+					continue
+				}
+				var tap *os.File // nil: a persistent tap, attached by name
+				if len(m.Fds) == 1 {
+					tap = os.NewFile(uintptr(m.Fds[0]), "tap")
+				}
+				if err := network.GiveTap(tap); err != nil {
+					parent.Send(proto.KindNet, wire.NetReady{Err: err.Error()})
+					continue
+				}
+				netReadyC = network.Ready()
+			case proto.KindPTY:
+				if len(m.Fds) != 1 {
+					proto.CloseFDs(m.Fds)
+					continue
+				}
+				relay, err = ttyrelay.Start(m.Fds[0])
+				if err != nil {
+					logf("terminal relay: %v", err)
+				}
+			case proto.KindConfining:
+				watch.confining()
+			case proto.KindStarted:
+				watch.started()
+				rep.Started(m.Env)
+				logf("payload started after %v", time.Since(start).Round(time.Microsecond))
+				var st wire.ChildStarted
+				m.Env.Decode(&st)
+				h.Info.Status, h.Info.InitPid, h.Info.PayloadPid = state.Running, c.Pid, st.PID
+				h.Info.InitStart, _ = state.StartTime(c.Pid)
+				cg.describe(&h.Info)
+				if err := h.Write(); err != nil {
+					lg.Warn(err.Error())
+				}
+				if s.OnStarted != nil {
+					s.OnStarted()
+				}
+				// Off the start-up path: drop records of killed runs.
+				state.List()
+			case proto.KindExit:
+				exit = new(wire.ChildExit)
+				if err := m.Env.Decode(exit); err != nil {
+					exit = nil
+				}
+				rep.Exited(exit)
+				watch.reported()
+			case proto.KindError:
+				cerr = new(wire.ChildError)
+				if err := m.Env.Decode(cerr); err != nil {
+					cerr = &wire.ChildError{Msg: err.Error(), Status: wire.StatusError}
+				}
+				watch.reported()
+			default:
+				proto.CloseFDs(m.Fds)
+			}
+		}
+	}
+	ws, werr := c.Wait()
+	if relay != nil {
+		relay.Finish()
+	}
+	logf("sandbox ended after %v", time.Since(start).Round(time.Microsecond))
+	switch {
+	case protoErr != nil:
+		return wire.StatusError, journal.AtStep("running init", protoErr)
+	case cerr != nil:
+		if cerr.Status == 0 {
+			cerr.Status = wire.StatusError
+		}
+		return cerr.Status, &wire.ChildFailure{E: *cerr}
+	case exit != nil:
+		if exit.Signal > 0 {
+			return wire.StatusSignalStart + exit.Signal, nil
+		}
+		return exit.Code, nil
+	case watch.dead != nil:
+		return wire.StatusError, journal.AtStep("running init", watch.dead)
+	case werr != nil:
+		return wire.StatusError, journal.AtStep("waiting for the sandbox", fmt.Errorf("waiting for the sandbox: %w", werr))
+	case ws.Signaled():
+		return wire.StatusError, journal.AtStep("running init", fmt.Errorf("the sandbox's init was killed by signal %d (%v) before it reported%s",
+			int(ws.Signal()), ws.Signal(), initKilledHint(ws.Signal(), s.Seccomp != nil)))
+	default:
+		return wire.StatusError, journal.AtStep("running init", fmt.Errorf("the sandbox's init exited with status %d before it reported%s",
+			ws.ExitStatus(), initKilledHint(0, s.Seccomp != nil)))
+	}
+}
+
+// startNetwork starts s's network driver on the namespaces of init (pid).
+func startNetwork(s *spec.Spec, h *state.Handle, pid int, logf func(string, ...any)) (*netns.Network, error) {
+	cfg := *s.Net
+	if s.Verbose {
+		cfg.Log = s.Log.Writer("net")
+	}
+	if cfg.Mode == netns.Builtin {
+		path, memfd, err := netstackCommand()
+		if err != nil {
+			return nil, err
+		}
+		if memfd != nil {
+			defer memfd.Close() // the helper has its own copy once started
+		}
+		cfg.Netstack = path
+	}
+	if cfg.Mode == netns.Slirp4netns && len(cfg.Publish) > 0 {
+		// In the sandbox's own directory: a killed run's is removed with it.
+		dir := h.Path("net")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("creating a directory for slirp4netns' API socket: %w", err)
+		}
+		cfg.StateDir = dir // network.Close removes it
+	}
+	n, err := netns.Start(cfg, pid)
+	if err != nil {
+		if cfg.StateDir != "" {
+			os.RemoveAll(cfg.StateDir)
+		}
+		return nil, err
+	}
+	logf("started the %s network driver", cfg.Mode)
+	return n, nil
+}
+
+func mapKind(p idmap.Prepared) string {
+	var uids []string
+	for _, m := range p.UIDs {
+		uids = append(uids, fmt.Sprintf("%d:%d:%d", m.Inside, m.Outside, m.Count))
+	}
+	how := "written directly"
+	if p.ViaHelpers {
+		how = "newuidmap/newgidmap"
+	}
+	return strings.Join(uids, " ") + ", " + how
+}
+
+// lockUpper takes an exclusive lock on the persistent upper directory for
+// the whole run: the kernel only warns when two overlays share an upper
+// (without index=on), and the layer would be corrupted.
+func lockUpper(dir string) (func(), error) {
+	if dir == "" {
+		return func() {}, nil
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--upper: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("--upper %s is in use by another running sandbox; wait for it or use another directory", dir)
+		}
+		return nil, fmt.Errorf("--upper: locking %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// prepareUpper creates the persistent upper and work directories the plan
+// names; the child cannot create them once the host is covered.
+func prepareUpper(s *spec.Spec) error {
+	if s.Upper == "" {
+		return nil
+	}
+	all := append([]rootfs.Step{s.Plan.Root}, s.Plan.Steps...)
+	for _, st := range all {
+		if st.Op != rootfs.OpOverlay || st.Upper == "" {
+			continue
+		}
+		for _, d := range []string{st.Upper, st.Work} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return fmt.Errorf("--upper: creating %s: %w", d, err)
+			}
+		}
+		if st.Mode != 0 {
+			if err := os.Chmod(st.Upper, os.FileMode(st.Mode)); err != nil {
+				return fmt.Errorf("--upper: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func currentUmask() int {
+	// umask can only be read by setting it; put it back at once.
+	m := unix.Umask(0o022)
+	unix.Umask(m)
+	return m
+}
+
+// diagnoseStart turns a failure to create the namespaces into advice.
+func diagnoseStart(err error) error {
+	switch {
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return fmt.Errorf("%w\nthe kernel refused to create a user namespace. Check: sysctl kernel.unprivileged_userns_clone=1 (Debian), "+
+			"sysctl user.max_user_namespaces > 0, and on Ubuntu 24.04+ the AppArmor restriction "+
+			"(sysctl kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for %s)", err, exePath())
+	case errors.Is(err, unix.ENOSPC):
+		return fmt.Errorf("%w\ntoo many user namespaces: raise sysctl user.max_user_namespaces", err)
+	}
+	return err
+}
+
+func exePath() string {
+	p, err := os.Executable()
+	if err != nil {
+		return "sandbox"
+	}
+	return filepath.Clean(p)
+}

@@ -1,0 +1,96 @@
+package spec
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"sandbox/netns"
+
+	"sandbox/journal"
+
+	"golang.org/x/sys/unix"
+)
+
+// NetstackELF is the builtin network driver's helper executable, embedded
+// by cmd/sandbox when built with scripts/build.sh (nil otherwise: the
+// helper is then looked up next to the executable and in PATH).
+var NetstackELF []byte
+
+// NetstackName is the helper's name on disk.
+const NetstackName = "sandbox-netstack"
+
+// planNetwork resolves --net and its companions into s.
+func planNetwork(opts Options, s *Spec) error {
+	mode, err := netns.ParseMode(opts.Net)
+	if err != nil {
+		return journal.Usagef("--net: %v", err)
+	}
+	var pubs []netns.Publish
+	for _, p := range opts.Publish {
+		pub, err := netns.ParsePublish(p)
+		if err != nil {
+			return journal.Usagef("--publish %v", err)
+		}
+		pubs = append(pubs, pub)
+	}
+	chosen, err := netns.RealHost(HaveNetstack()).Choose(mode, pubs, opts.AllowHostLoopback)
+	if err != nil {
+		if mode != netns.Auto {
+			return &journal.UsageError{Msg: err.Error()}
+		}
+		s.Warnings = append(s.Warnings, fmt.Sprintf("sandbox: warning: no network (running as --net=none): %v", err))
+		s.Log.Fallback("network", "--net=none", err.Error())
+	}
+	s.NetMode = chosen
+	s.NetNS = chosen != netns.Host
+	if len(pubs) > 0 && (chosen == netns.None || chosen == netns.Host) {
+		return journal.Usagef("--publish needs a user-mode network (--net=auto, pasta, slirp4netns or builtin), not --net=%s", chosen)
+	}
+	if chosen == netns.None || chosen == netns.Host {
+		return nil
+	}
+	s.Net = &netns.Config{
+		Mode: chosen, AllowHostLoopback: opts.AllowHostLoopback, AllowLinkLocal: opts.AllowLinkLocal,
+		Publish: pubs,
+	}
+	return nil
+}
+
+// networkFiles is the content of /etc/hosts and /etc/resolv.conf for s.
+func networkFiles(s *Spec) (hosts, resolv string) {
+	hosts = hostsFile(s.Hostname, !s.NetNS)
+	if s.Net != nil && s.Net.AllowHostLoopback {
+		hosts += netns.HostLoopback + "\t" + netns.HostAlias + "\n"
+	}
+	if s.Net == nil && s.NetNS {
+		return hosts, "" // --net=none: no DNS to point at
+	}
+	hostResolv, _ := os.ReadFile("/etc/resolv.conf") // follows a stub symlink
+	if s.Net != nil {
+		return hosts, netns.ResolvConf(netns.Nameserver(s.Net.Mode), hostResolv)
+	}
+	// --net=host: the host's own, as a file (a symlink into /run would
+	// dangle inside, where /run is empty).
+	return hosts, string(hostResolv)
+}
+
+func HaveNetstack() bool {
+	if NetstackELF != nil {
+		return true
+	}
+	_, err := NetstackPath()
+	return err == nil
+}
+
+// NetstackPath finds a separately installed helper.
+func NetstackPath() (string, error) {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), NetstackName)
+		if unix.Access(p, unix.X_OK) == nil {
+			return p, nil
+		}
+	}
+	return exec.LookPath(NetstackName)
+}

@@ -1,0 +1,723 @@
+package spec
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"sandbox/cgroupdelegate"
+	"sandbox/confine"
+	fuseoverlay "sandbox/fuse-overlay"
+	"sandbox/hostcheck"
+	"sandbox/idmap"
+	"sandbox/image"
+	"sandbox/netns"
+	"sandbox/rootfs"
+	"sandbox/seccomp"
+	"sandbox/state"
+
+	"sandbox/journal"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+// Options are the user's choices, as typed (flags of `sandbox run`).
+type Options struct {
+	Args   []string
+	Name   string // "" = generated (the default hostname)
+	Detach bool
+	// Supervisor: this process is the background supervisor of the
+	// detached sandbox of that name (the foreground claimed the name).
+	Supervisor string
+	Map        string
+	UID, GID   uint32
+	Hostname   string
+	Net        string
+	Publish    []string
+	// AllowHostLoopback lets the sandbox reach the host's 127.0.0.1 through
+	// the gateway; AllowLinkLocal lets it reach 169.254.0.0/16.
+	AllowHostLoopback bool
+	AllowLinkLocal    bool
+	Rootfs            string
+	Image             string // an imported image: its layers, env, working dir, command
+	Layers            []string
+	Upper             string
+	Overlay           string // --overlay: auto (or ""), kernel or fuse
+	Ephemeral         string // --ephemeral: memory (or "") or disk
+	EphemeralSize     string // --ephemeral-size SIZE ("": the default)
+	ReadOnly          bool
+	Cwd               string
+	Binds             []string
+	Tmpfs             []string
+	Chdir             string
+	Env               []string
+	ClearEnv          bool
+	TTY               string
+	Verbose           bool
+	LogFormat         string // --log-format: text (or "") or json
+	// Confinement.
+	CapAdd       []string
+	CapDrop      []string
+	Landlock     bool
+	PreserveFDs  int
+	Seccomp      string // "default", "unconfined" or a profile file
+	NestedUserns bool
+	UnmaskProc   bool // --unmask-proc
+	// Resource limits (cgroup v2) and --limits=strict|best-effort.
+	Limits     cgroupdelegate.Flags
+	LimitsMode string
+}
+
+// Spec is a validated, fully resolved run.
+type Spec struct {
+	Name     string // the sandbox's name (its state directory)
+	Detached bool   // a detached run's supervisor: the record outlives it
+	Args     []string
+	Env      []string
+	Maps     idmap.Prepared
+	Hostname string
+	NetNS    bool          // a network namespace of its own
+	NetMode  netns.Mode    // the driver chosen (or none, host)
+	Net      *netns.Config // the driver's configuration; nil for none and host
+	Plan     *rootfs.Plan
+	Upper    string // persistent upper directory, or ""
+	Rootfs   string // the root's bottom layer, or "" for the host's directories
+	TTY      string
+	Verbose  bool
+	Warnings []string
+	Start    time.Time // when Prepare began, for verbose timings
+	// Confinement of the payload.
+	Caps        []int // the bounding set
+	LastCap     int   // highest capability number of this kernel
+	Landlock    *confine.LandlockRules
+	PreserveFDs int
+	Seccomp     *seccomp.Program // nil: unconfined
+	// SeccompFile: the filter is a user's profile (--seccomp FILE), which
+	// may stop calls init itself makes (initWatch bounds init's start).
+	SeccompFile bool
+	Resources   Resources // cgroup limits
+	// Log prints and records the run's lines; Report is filled in as it
+	// goes (--report).
+	Log    *journal.Logger
+	Report *journal.Report
+
+	Detach    bool          // --detach: run in the background
+	State     *state.Handle // claimed before Run (a detached supervisor's)
+	OnStarted func()        // called once the payload runs
+
+	// EphemeralBase: --ephemeral=disk, where Run makes the run's directory.
+	EphemeralBase string
+	// HostnameAsked: Hostname comes from --hostname.
+	HostnameAsked bool
+}
+
+// Prepare validates opts against the host and plans the whole sandbox.
+// It makes no changes to the host.
+func Prepare(opts Options) (*Spec, error) {
+	imgEnv, err := useImage(&opts)
+	if err != nil {
+		return nil, err
+	}
+	if len(opts.Args) == 0 {
+		return nil, journal.Usagef("no command given (usage: sandbox run [flags] -- CMD [ARG...])")
+	}
+	var uts unix.Utsname
+	if unix.Uname(&uts) == nil {
+		if err := hostcheck.KernelSupported(unix.ByteSliceToString(uts.Release[:])); err != nil {
+			return nil, err
+		}
+	}
+	s := &Spec{Args: opts.Args, Verbose: opts.Verbose, Start: time.Now()}
+	if err := journal.ValidLogFormat(opts.LogFormat); err != nil {
+		return nil, err
+	}
+	s.Log = journal.NewLogger(os.Stderr, opts.LogFormat, "sandbox", opts.Verbose, s.Start)
+	switch opts.TTY {
+	case "", "auto", "always", "never":
+		s.TTY = opts.TTY
+	default:
+		return nil, journal.Usagef("--tty=%s: use auto, always or never", opts.TTY)
+	}
+	if opts.Detach {
+		// A detached sandbox has no terminal and no caller's fds to keep.
+		if opts.TTY == "always" {
+			return nil, journal.Usagef("--tty=always conflicts with --detach (a detached sandbox's output goes to its log; use sandbox exec --tty=always to get a terminal in it)")
+		}
+		if opts.PreserveFDs > 0 {
+			return nil, journal.Usagef("--preserve-fds conflicts with --detach (the caller's descriptors are not kept open in the background)")
+		}
+		s.TTY = "never"
+		s.Detach = true
+		if opts.Supervisor != "" {
+			// The background supervisor: the foreground claimed the name.
+			opts.Name, s.Detached = opts.Supervisor, true
+		}
+	}
+	mode, err := idmap.ParseMode(orDefault(opts.Map, "auto"))
+	if err != nil {
+		return nil, journal.Usagef("--map: %v", err)
+	}
+	me, err := CurrentUser()
+	if err != nil {
+		return nil, err
+	}
+	s.Maps, err = idmap.DefaultSource().Prepare(mode, me.Name, me.uid, me.gid, opts.UID, opts.GID)
+	if err != nil {
+		return nil, &journal.UsageError{Msg: err.Error()}
+	}
+	if s.Maps.Warning != "" {
+		s.Warnings = append(s.Warnings, s.Maps.Warning)
+		s.Log.Fallback("identity", "--map=single", s.Maps.Warning)
+	}
+	if err := planNetwork(opts, s); err != nil {
+		return nil, err
+	}
+	if err := naming(opts, s); err != nil {
+		return nil, err
+	}
+	hostEnv := os.Environ()
+	if imgEnv != nil {
+		hostEnv = imgEnv
+	}
+	if s.Env, err = buildEnv(hostEnv, opts.Env, opts.ClearEnv, me.home); err != nil {
+		return nil, err
+	}
+	cfg, warn, err := rootConfig(opts, me, s)
+	if err != nil {
+		return nil, err
+	}
+	if warn != "" {
+		s.Warnings = append(s.Warnings, warn)
+	}
+	s.Upper, s.Rootfs = cfg.Upper, cfg.Rootfs
+	if err := confinement(opts, cfg, s); err != nil {
+		return nil, err
+	}
+	if err := prepareResources(opts, s); err != nil {
+		return nil, err
+	}
+	if cfg.Ephemeral, err = ephemeralConfig(opts, s); err != nil {
+		return nil, err
+	}
+	mounts, err := hostMounts()
+	if err != nil {
+		return nil, err
+	}
+	if s.Plan, err = rootfs.Build(cfg, osHost{}, mounts); err != nil {
+		return nil, err
+	}
+	s.Report = newReport(opts, cfg, s)
+	return s, nil
+}
+
+// useImage resolves --image into the flags it stands for: its layers
+// become --rootfs (the bottom one) and --layer (below the user's own), its
+// working directory the default --chdir, its command the default command.
+// It returns the image's environment (plus the caller's TERM) as the base
+// environment, nil without --image. The layers stay locked (shared) while
+// this process lives, so that `sandbox image rm` leaves them alone.
+func useImage(opts *Options) ([]string, error) {
+	if opts.Image == "" {
+		return nil, nil
+	}
+	if opts.Rootfs != "" {
+		return nil, journal.Usagef("--image conflicts with --rootfs (the image is the root; add directories on top with --layer)")
+	}
+	store, err := image.DefaultStore()
+	if err != nil {
+		return nil, journal.Usagef("--image: %v", err)
+	}
+	img, dirs, err := store.Use(opts.Image)
+	if err != nil {
+		return nil, journal.Usagef("--image: %v", err)
+	}
+	opts.Rootfs, opts.Layers = dirs[0], append(dirs[1:len(dirs):len(dirs)], opts.Layers...)
+	if opts.Chdir == "" {
+		opts.Chdir = img.Config.WorkingDir
+	}
+	if len(opts.Args) == 0 {
+		opts.Args = append(append([]string{}, img.Config.Entrypoint...), img.Config.Cmd...)
+	}
+	env := append([]string{"HOME=/root"}, img.Config.Env...)
+	if t, ok := os.LookupEnv("TERM"); ok {
+		env = append(env, "TERM="+t)
+	}
+	return env, nil
+}
+
+// naming picks the sandbox's name and hostname: each defaults to the
+// other (a name that is no valid hostname leaves the hostname generated),
+// and both to sandbox-<6 random hex digits>.
+func naming(opts Options, s *Spec) error {
+	s.Name, s.Hostname, s.HostnameAsked = opts.Name, opts.Hostname, opts.Hostname != ""
+	if s.Name != "" {
+		if err := state.ValidName(s.Name); err != nil {
+			return journal.Usagef("--name: %v", err)
+		}
+	}
+	if s.Hostname != "" {
+		if err := validHostname(s.Hostname); err != nil {
+			return err
+		}
+	} else if s.Name != "" && validHostname(s.Name) == nil {
+		s.Hostname = s.Name
+	}
+	if s.Name != "" && s.Hostname != "" {
+		return nil
+	}
+	// getrandom(2) directly: crypto/rand's package init costs ~3 ms at
+	// every start of the binary (parent and init alike).
+	b := make([]byte, 3)
+	if _, err := unix.Getrandom(b, 0); err != nil {
+		return fmt.Errorf("generating a name: %w", err)
+	}
+	gen := "sandbox-" + hex.EncodeToString(b)
+	if s.Hostname == "" {
+		s.Hostname = gen
+	}
+	if s.Name == "" {
+		s.Name = s.Hostname
+		if state.ValidName(s.Name) != nil {
+			s.Name = gen
+		}
+	}
+	return nil
+}
+
+// confinement plans capabilities, Landlock and inherited fds.
+// seccompArch is the GOARCH filters are compiled for ("": this binary's);
+// tests set it.
+var seccompArch string
+
+func confinement(opts Options, cfg rootfs.Config, s *Spec) error {
+	last, err := confine.LastCap()
+	if err != nil {
+		return err
+	}
+	s.LastCap = last
+	if s.Caps, err = confine.CapSet(opts.CapAdd, opts.CapDrop, last); err != nil {
+		return &journal.UsageError{Msg: err.Error()}
+	}
+	if opts.PreserveFDs < 0 || opts.PreserveFDs > 1000 {
+		return journal.Usagef("--preserve-fds %d: must be between 0 and 1000", opts.PreserveFDs)
+	}
+	for fd := 3; fd < 3+opts.PreserveFDs; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return journal.Usagef("--preserve-fds %d: file descriptor %d is not open", opts.PreserveFDs, fd)
+		}
+	}
+	s.PreserveFDs = opts.PreserveFDs
+	var capNames []string
+	for _, c := range s.Caps {
+		capNames = append(capNames, confine.CapName(c))
+	}
+	// Compiled here, so that a bad profile stops the run before anything
+	// starts; the filter's capability conditions see the bounding set.
+	s.Seccomp, err = seccomp.Load(orDefault(opts.Seccomp, "default"), seccomp.Options{Caps: capNames, Arch: seccompArch},
+		seccomp.DefaultOptions{AllowNestedUserns: opts.NestedUserns})
+	var unsupported *seccomp.UnsupportedError
+	if errors.As(err, &unsupported) {
+		return journal.Usagef("--seccomp: %v; --seccomp=unconfined runs without one (%s)", err, seccomp.UnconfinedCost)
+	}
+	if err != nil {
+		return journal.Usagef("--seccomp: %v", err)
+	}
+	s.SeccompFile = s.Seccomp != nil && orDefault(opts.Seccomp, "default") != seccomp.SpecDefault
+	if opts.Landlock {
+		r := &confine.LandlockRules{
+			WritableDirs:  []string{"/tmp", "/dev/shm", "/dev/pts", "/dev/mqueue"},
+			WritableFiles: []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/random", "/dev/urandom"},
+		}
+		if cfg.Home != "" {
+			r.WritableDirs = append(r.WritableDirs, cfg.Home)
+		}
+		if cfg.Cwd != "" && cfg.CwdMode == rootfs.CwdRW {
+			r.WritableDirs = append(r.WritableDirs, cfg.Cwd)
+		}
+		for _, b := range cfg.Binds {
+			if !b.ReadOnly {
+				r.WritableDirs = append(r.WritableDirs, b.Target)
+			}
+		}
+		r.WritableDirs = append(r.WritableDirs, cfg.Tmpfs...)
+		s.Landlock = r
+	}
+	return nil
+}
+
+type identity struct {
+	Name, home string
+	uid, gid   uint32
+}
+
+// CurrentUser is the caller's identity. A uid the user database does not
+// know (a minimal container image without /etc/passwd) is no reason to
+// stop: the name only finds subordinate ids and words messages, and the
+// home is then $HOME when that is a directory the caller owns.
+func CurrentUser() (identity, error) {
+	id := identity{uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
+	u, err := user.LookupId(strconv.Itoa(os.Getuid()))
+	if err != nil {
+		if h := os.Getenv("HOME"); filepath.IsAbs(h) {
+			var st unix.Stat_t
+			if unix.Stat(h, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Uid == id.uid {
+				id.home = filepath.Clean(h)
+			}
+		}
+		return id, nil
+	}
+	id.Name, id.home = u.Username, u.HomeDir
+	return id, nil
+}
+
+func validHostname(h string) error {
+	if len(h) > 64 {
+		return journal.Usagef("--hostname %q: longer than 64 characters", h)
+	}
+	for _, c := range h {
+		if !(c == '-' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return journal.Usagef("--hostname %q: only letters, digits, '-' and '.' are allowed", h)
+		}
+	}
+	return nil
+}
+
+// hostDir resolves a user-given host path: absolute, symlinks resolved,
+// must exist.
+func hostDir(flag, p string, wantDir bool) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", journal.Usagef("%s %s: %v", flag, p, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", journal.Usagef("%s %s: no such file or directory", flag, p)
+		}
+		return "", journal.Usagef("%s %s: %v", flag, p, err)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", journal.Usagef("%s %s: %v", flag, p, err)
+	}
+	if wantDir && !fi.IsDir() {
+		return "", journal.Usagef("%s %s: not a directory", flag, p)
+	}
+	return real, nil
+}
+
+// insidePath checks a path inside the sandbox: absolute, no "..".
+func insidePath(flag, p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		return "", journal.Usagef("%s %s: the path inside the sandbox must be absolute", flag, p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return "", journal.Usagef("%s %s: '..' is not allowed in a path inside the sandbox", flag, p)
+		}
+	}
+	c := filepath.Clean(p)
+	if c == "/" {
+		return "", journal.Usagef("%s %s: cannot mount over /", flag, p)
+	}
+	return c, nil
+}
+
+// ParseBind parses SRC[:DST][:ro|:rw].
+func ParseBind(spec string) (rootfs.Bind, error) {
+	parts := strings.Split(spec, ":")
+	b := rootfs.Bind{}
+	if n := len(parts); n > 1 && (parts[n-1] == "ro" || parts[n-1] == "rw") {
+		b.ReadOnly = parts[n-1] == "ro"
+		parts = parts[:n-1]
+	}
+	switch len(parts) {
+	case 1:
+		b.Source = parts[0]
+	case 2:
+		b.Source, b.Target = parts[0], parts[1]
+	default:
+		return b, journal.Usagef("--bind %s: expected SRC[:DST][:ro]", spec)
+	}
+	if b.Source == "" {
+		return b, journal.Usagef("--bind %s: empty source", spec)
+	}
+	src, err := hostDir("--bind", b.Source, false)
+	if err != nil {
+		return b, err
+	}
+	b.Source = src
+	if b.Target == "" {
+		// Without a DST the source's own absolute path is used inside.
+		abs, _ := filepath.Abs(parts[0])
+		b.Target = abs
+	}
+	if b.Target, err = insidePath("--bind", b.Target); err != nil {
+		return b, err
+	}
+	return b, nil
+}
+
+func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, error) {
+	cfg := rootfs.Config{ReadOnly: opts.ReadOnly, DevptsGID: -1}
+	var err error
+	if opts.Rootfs != "" {
+		if cfg.Rootfs, err = hostDir("--rootfs", opts.Rootfs, true); err != nil {
+			return cfg, "", err
+		}
+	}
+	for _, l := range opts.Layers {
+		d, err := hostDir("--layer", l, true)
+		if err != nil {
+			return cfg, "", err
+		}
+		cfg.Layers = append(cfg.Layers, d)
+	}
+	if opts.Upper != "" {
+		if opts.ReadOnly {
+			return cfg, "", journal.Usagef("--upper and --read-only exclude each other")
+		}
+		abs, err := filepath.Abs(opts.Upper)
+		if err != nil {
+			return cfg, "", journal.Usagef("--upper %s: %v", opts.Upper, err)
+		}
+		if err := os.MkdirAll(abs, 0o700); err != nil {
+			return cfg, "", journal.Usagef("--upper %s: %v", opts.Upper, err)
+		}
+		if cfg.Upper, err = hostDir("--upper", abs, true); err != nil {
+			return cfg, "", err
+		}
+	}
+	// A nested sandbox or container mounts its own /proc, which the kernel
+	// allows only where /proc has no masks (see docs/cli.md).
+	cfg.UnmaskProc = opts.UnmaskProc
+	if cfg.Overlay, err = overlayConfig(opts.Overlay, cfg.Upper); err != nil {
+		return cfg, "", err
+	}
+	for _, b := range opts.Binds {
+		pb, err := ParseBind(b)
+		if err != nil {
+			return cfg, "", err
+		}
+		cfg.Binds = append(cfg.Binds, pb)
+	}
+	for _, t := range opts.Tmpfs {
+		p, err := insidePath("--tmpfs", t)
+		if err != nil {
+			return cfg, "", err
+		}
+		cfg.Tmpfs = append(cfg.Tmpfs, p)
+	}
+	switch opts.Chdir {
+	case "":
+	case "/": // valid here, unlike as a mount destination
+		cfg.Chdir = "/"
+	default:
+		if cfg.Chdir, err = insidePath("--chdir", opts.Chdir); err != nil {
+			return cfg, "", err
+		}
+	}
+	if cfg.Rootfs == "" {
+		cfg.Hidden = hiddenHomes(me.home)
+		cfg.Home = me.home
+		if fi, err := os.Stat(me.home); err != nil || !fi.IsDir() || me.home == "/" {
+			cfg.Home = ""
+		}
+	}
+	if s.Maps.GIDs != nil {
+		for _, m := range s.Maps.GIDs {
+			if m.Inside <= 5 && 5 < m.Inside+m.Count {
+				cfg.DevptsGID = 5 // the tty group, where it is mapped
+			}
+		}
+	}
+	var warn string
+	mode := rootfs.CwdMode(orDefault(opts.Cwd, "rw"))
+	switch mode {
+	case rootfs.CwdRW, rootfs.CwdRO, rootfs.CwdNone:
+	default:
+		return cfg, "", journal.Usagef("--cwd=%s: use rw, ro or none", opts.Cwd)
+	}
+	cfg.CwdMode = mode
+	if mode != rootfs.CwdNone {
+		wd, err := os.Getwd()
+		if err != nil {
+			return cfg, "", fmt.Errorf("finding the working directory: %w", err)
+		}
+		if wd, err = filepath.EvalSymlinks(wd); err != nil {
+			return cfg, "", fmt.Errorf("resolving the working directory: %w", err)
+		}
+		if why := unsafeCwd(wd, cfg.Hidden); why != "" {
+			if opts.Cwd != "" {
+				return cfg, "", journal.Usagef("--cwd=%s: the working directory %s %s; run from a project directory or use --bind", opts.Cwd, wd, why)
+			}
+			warn = fmt.Sprintf("sandbox: warning: the working directory %s is not shared: it %s (share a project directory with --bind, or run from one)", wd, why)
+			s.Log.Fallback("cwd", "--cwd=none", wd+" "+why)
+			cfg.CwdMode = rootfs.CwdNone
+		} else {
+			cfg.Cwd = wd
+		}
+	}
+	cfg.Hosts, cfg.Resolv = networkFiles(s)
+	return cfg, warn, nil
+}
+
+// unsafeCwd says why sharing wd would defeat the sandbox, or "".
+func unsafeCwd(wd string, hidden []string) string {
+	if wd == "/" {
+		return "is the host's root"
+	}
+	for _, h := range hidden {
+		if h == wd || strings.HasPrefix(h, wd+"/") {
+			return "contains a hidden home directory (" + h + ")"
+		}
+	}
+	for _, d := range []string{"/proc", "/sys", "/dev"} {
+		if wd == d || strings.HasPrefix(wd, d+"/") {
+			return "is inside " + d
+		}
+	}
+	return ""
+}
+
+// hiddenHomes lists the home directories to cover: /home, /root, the
+// caller's, and those of other login users (uid >= 1000) elsewhere.
+func hiddenHomes(myHome string) []string {
+	cands := []string{"/home", "/root", myHome}
+	if b, err := os.ReadFile("/etc/passwd"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Split(line, ":")
+			if len(f) < 7 {
+				continue
+			}
+			uid, err := strconv.Atoi(f[2])
+			if err != nil || uid < 1000 || uid == 65534 {
+				continue
+			}
+			cands = append(cands, f[5])
+		}
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range cands {
+		if c == "" || !filepath.IsAbs(c) {
+			continue
+		}
+		c = filepath.Clean(c)
+		if real, err := filepath.EvalSymlinks(c); err == nil {
+			c = real
+		} else {
+			continue // absent: nothing to hide
+		}
+		if c == "/" || seen[c] || systemDir(c) {
+			continue
+		}
+		seen[c] = true
+		out = append(out, c)
+	}
+	// Drop homes inside another hidden directory: covering the outer one
+	// hides them already.
+	var res []string
+	for _, c := range out {
+		nested := false
+		for _, o := range out {
+			if o != c && strings.HasPrefix(c, o+"/") {
+				nested = true
+			}
+		}
+		if !nested {
+			res = append(res, c)
+		}
+	}
+	return res
+}
+
+// systemDir is a directory that must never be covered wholesale, even if
+// some account names it as its home.
+func systemDir(p string) bool {
+	switch p {
+	case "/usr", "/etc", "/var", "/bin", "/sbin", "/lib", "/lib64", "/opt", "/srv", "/tmp", "/proc", "/sys", "/dev", "/run", "/nonexistent":
+		return true
+	}
+	return false
+}
+
+func hostsFile(hostname string, hostNet bool) string {
+	var b strings.Builder
+	if hostNet {
+		if h, err := os.ReadFile("/etc/hosts"); err == nil {
+			b.Write(h)
+			if len(h) > 0 && h[len(h)-1] != '\n' {
+				b.WriteByte('\n')
+			}
+		}
+	} else {
+		b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	}
+	fmt.Fprintf(&b, "127.0.1.1\t%s\n", hostname)
+	return b.String()
+}
+
+func hostMounts() ([]rootfs.Mount, error) {
+	infos, err := mountinfo.GetMounts(nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading /proc/self/mountinfo: %w", err)
+	}
+	out := make([]rootfs.Mount, 0, len(infos))
+	for _, m := range infos {
+		out = append(out, rootfs.Mount{Point: m.Mountpoint, FSType: m.FSType})
+	}
+	return out, nil
+}
+
+// osHost is the planner's view of the real host.
+type osHost struct{}
+
+func (osHost) ReadDir(d string) ([]os.DirEntry, error) { return os.ReadDir(d) }
+
+func (osHost) Stat(n string) (os.FileInfo, error) { return os.Stat(n) }
+
+func (osHost) Readlink(n string) (string, error) { return os.Readlink(n) }
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// overlayConfig resolves --overlay: the driver that made a persistent upper
+// wins over auto and must match an explicit choice; fuse needs
+// fuse-overlayfs and /dev/fuse now, auto only for its fallback.
+func overlayConfig(flag, upper string) (rootfs.Overlay, error) {
+	drv, err := fuseoverlay.ParseDriver(flag)
+	if err != nil {
+		return rootfs.Overlay{}, journal.Usagef("%v", err)
+	}
+	if upper != "" {
+		if drv, err = fuseoverlay.CheckMarker(upper, drv); err != nil {
+			return rootfs.Overlay{}, journal.Usagef("%v", err)
+		}
+	}
+	ov := rootfs.Overlay{Driver: drv}
+	if drv == fuseoverlay.Kernel {
+		return ov, nil
+	}
+	bin, err := fuseoverlay.FuseReady()
+	if err != nil {
+		if drv == fuseoverlay.Fuse {
+			return ov, journal.Usagef("--overlay=fuse: %v", err)
+		}
+		ov.FuseProblem = err.Error()
+		return ov, nil
+	}
+	ov.FuseBin = bin
+	return ov, nil
+}

@@ -1,0 +1,117 @@
+package spec
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"sandbox/internal/wire"
+	"sandbox/journal"
+	"sandbox/rootfs"
+)
+
+func TestParseBind(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		spec, target string
+		ro           bool
+		err          string
+	}{
+		{dir, dir, false, ""},
+		{dir + ":/data", "/data", false, ""},
+		{dir + ":/data:ro", "/data", true, ""},
+		{dir + ":ro", dir, true, ""},
+		{dir + ":/data:rw", "/data", false, ""},
+		{dir + ":data", "", false, "must be absolute"},
+		{dir + ":/a/../b", "", false, "'..'"},
+		{dir + ":/", "", false, "cannot mount over /"},
+		{"/nonexistent-e2e:/x", "", false, "no such file"},
+		{":/x", "", false, "empty source"},
+		{"a:b:c:d", "", false, "expected SRC[:DST][:ro]"},
+	}
+	for _, c := range cases {
+		b, err := ParseBind(c.spec)
+		if c.err != "" {
+			var ue *journal.UsageError
+			if err == nil || !strings.Contains(err.Error(), c.err) || !errors.As(err, &ue) {
+				t.Errorf("%q: err = %v, want a usage error with %q", c.spec, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", c.spec, err)
+			continue
+		}
+		if b.Target != c.target || b.ReadOnly != c.ro || b.Source != dir {
+			t.Errorf("%q: got %+v", c.spec, b)
+		}
+	}
+}
+
+func TestBuildEnv(t *testing.T) {
+	t.Setenv("FROM_HOST", "h")
+	host := []string{"PATH=/bin", "SSH_AUTH_SOCK=/run/agent", "DBUS_SESSION_BUS_ADDRESS=unix:x", "KEEP=1", "XDG_RUNTIME_DIR=/run/user/1"}
+	env, err := buildEnv(host, []string{"A=1", "KEEP=2", "FROM_HOST", "ABSENT"}, false, "/home/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(env, " ")
+	if got != "PATH=/bin KEEP=2 A=1 FROM_HOST=h" {
+		t.Errorf("env = %q", got)
+	}
+	env, err = buildEnv(host, nil, true, "/home/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(env, " ")
+	if strings.Contains(joined, "KEEP") || !strings.Contains(joined, "PATH="+wire.DefaultPath) || !strings.Contains(joined, "HOME=/home/a") {
+		t.Errorf("clearenv: %q", joined)
+	}
+	if _, err := buildEnv(nil, []string{"=x"}, false, ""); err == nil {
+		t.Error("--env =x accepted")
+	}
+}
+
+func TestUnsafeCwd(t *testing.T) {
+	hidden := []string{"/home", "/srv/homes/bob"}
+	for wd, unsafe := range map[string]bool{
+		"/": true, "/home": true, "/srv": true, "/srv/homes": true, "/proc/1": true,
+		"/home/alice/src": false, "/work/x": false, "/srv/data": false,
+	} {
+		if got := unsafeCwd(wd, hidden) != ""; got != unsafe {
+			t.Errorf("unsafeCwd(%q) = %v, want %v", wd, got, unsafe)
+		}
+	}
+}
+
+func TestValidHostname(t *testing.T) {
+	for h, ok := range map[string]bool{"box": true, "a-b.c9": true, "bad host": false, "x/y": false, strings.Repeat("a", 65): false} {
+		if got := validHostname(h) == nil; got != ok {
+			t.Errorf("validHostname(%q) ok = %v, want %v", h, got, ok)
+		}
+	}
+}
+
+// TestSeccompUnsupportedArch: on an architecture without system-call
+// tables, run stops with one line naming --seccomp=unconfined and its cost;
+// --seccomp=unconfined then runs.
+func TestSeccompUnsupportedArch(t *testing.T) {
+	defer func(a string) { seccompArch = a }(seccompArch)
+	seccompArch = "mips64le"
+	err := confinement(Options{}, rootfs.Config{}, &Spec{})
+	var ue *journal.UsageError
+	if !errors.As(err, &ue) {
+		t.Fatalf("err = %v, want a usage error", err)
+	}
+	for _, want := range []string{`unsupported architecture "mips64le"`, "arm64", "--seccomp=unconfined runs without one", "no system-call filter"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("not one line: %q", err)
+	}
+	if err := confinement(Options{Seccomp: "unconfined"}, rootfs.Config{}, &Spec{}); err != nil {
+		t.Errorf("--seccomp=unconfined: %v", err)
+	}
+}
