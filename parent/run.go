@@ -104,8 +104,12 @@ func run(s *spec.Spec) (status int, err error) {
 	for fd := 3; fd < 3+s.PreserveFDs; fd++ {
 		extra = append(extra, os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd)))
 	}
+	initPath, initFile, err := initCommand()
+	if err != nil {
+		return wire.StatusError, journal.AtStep("loading init", err)
+	}
 	c, err := cg.startInit(userns.Options{
-		Path:       "/proc/self/exe",
+		Path:       initPath,
 		Args:       []string{wire.InitArg0},
 		Env:        []string{wire.PreserveEnv + "=" + strconv.Itoa(s.PreserveFDs)},
 		Cloneflags: flags,
@@ -116,13 +120,29 @@ func run(s *spec.Spec) (status int, err error) {
 		ExtraFiles: extra,
 	})
 	child.Close()
+	if initFile != nil {
+		initFile.Close() // init has its own copy once started
+	}
 	if err != nil {
 		return wire.StatusError, journal.AtStep("creating the namespaces", diagnoseStart(err))
 	}
 	logf("started init (pid %d) in new namespaces%s", c.Pid, cg.where(c))
 	cg.placed(c)
+	// The id maps are written (newuidmap ∥ newgidmap: two setuid helpers)
+	// while this process sets up the rest; init waits for its configuration,
+	// which is sent once both are done.
+	mapsDone := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		mapsDone <- idmap.Apply(ctx, c.Pid, s.Maps.UIDs, s.Maps.GIDs, s.Maps.ViaHelpers)
+	}()
+	mapsPending := true
 	abort := func(err error) (int, error) {
 		unix.Kill(c.Pid, unix.SIGKILL)
+		if mapsPending {
+			<-mapsDone // the helpers fail on the dead pid; bounded by their context
+		}
 		c.Wait()
 		return wire.StatusError, err
 	}
@@ -141,13 +161,6 @@ func run(s *spec.Spec) (status int, err error) {
 			return abort(journal.AtStep("starting the network driver", err))
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	err = idmap.Apply(ctx, c.Pid, s.Maps.UIDs, s.Maps.GIDs, s.Maps.ViaHelpers)
-	cancel()
-	if err != nil {
-		return abort(journal.AtStep("writing the id maps", fmt.Errorf("writing the id maps: %w", err)))
-	}
-	logf("wrote uid and gid maps (%s)", mapKind(s.Maps))
 	var netReadyC <-chan error
 	var netDied <-chan error
 	if network != nil {
@@ -180,6 +193,12 @@ func run(s *spec.Spec) (status int, err error) {
 	}
 	defer userNS.Close()
 	cfg.Exec = true
+	err = <-mapsDone
+	mapsPending = false
+	if err != nil {
+		return abort(journal.AtStep("writing the id maps", fmt.Errorf("writing the id maps: %w", err)))
+	}
+	logf("wrote uid and gid maps (%s)", mapKind(s.Maps))
 	// Init's threads before it can install a filter: a thread killed later
 	// is seen gone (initWatch).
 	watch := initWatch{pid: c.Pid, seccomp: s.Seccomp != nil, profile: s.SeccompFile}

@@ -30,7 +30,7 @@ func main() {
 	if run, ok := personality(); ok {
 		os.Exit(run())
 	}
-	spec.NetstackELF = netstackELF
+	spec.NetstackELF, parent.InitELF = netstackELF, initELF
 	os.Exit(runCLI(os.Args[1:]))
 }
 
