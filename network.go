@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"sandbox/netns"
+	"sandbox/netns/driver"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +35,7 @@ func planNetwork(opts Options, s *Spec) error {
 		}
 		pubs = append(pubs, pub)
 	}
-	chosen, err := netns.RealHost(HaveNetstack()).Choose(mode, pubs, opts.AllowHostLoopback)
+	chosen, err := driver.RealHost(HaveNetstack()).Choose(mode, pubs, opts.AllowHostLoopback)
 	if err != nil {
 		if mode != netns.Auto {
 			return &UsageError{err.Error()}
@@ -50,7 +51,7 @@ func planNetwork(opts Options, s *Spec) error {
 	if chosen == netns.None || chosen == netns.Host {
 		return nil
 	}
-	s.Net = &netns.Config{
+	s.Net = &driver.Config{
 		Mode: chosen, AllowHostLoopback: opts.AllowHostLoopback, AllowLinkLocal: opts.AllowLinkLocal,
 		Publish: pubs,
 	}

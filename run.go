@@ -15,6 +15,7 @@ import (
 	"sandbox/idmap"
 	"sandbox/internal/proto"
 	"sandbox/netns"
+	"sandbox/netns/driver"
 	"sandbox/rootfs"
 	"sandbox/state"
 	"sandbox/userns"
@@ -141,7 +142,7 @@ func run(s *Spec) (status int, err error) {
 		return abort(atStep("limiting processes", err))
 	}
 	// The network driver starts now, alongside the id maps and init's root.
-	var network *netns.Network
+	var network driver.ParentDriver
 	defer func() {
 		if network != nil {
 			network.Close()
@@ -162,10 +163,8 @@ func run(s *Spec) (status int, err error) {
 	var netReadyC <-chan error
 	var netDied <-chan error
 	if network != nil {
-		netDied = network.Died()
-		if s.Net.Mode == netns.Pasta {
-			netReadyC = network.Ready() // the others: once init made the tap
-		}
+		// A driver whose tap init makes is ready once it has it.
+		netReadyC, netDied = network.Ready(), network.Died()
 	}
 
 	cfg := childConfig{
@@ -250,9 +249,7 @@ func run(s *Spec) (status int, err error) {
 				}
 				if err := network.GiveTap(tap); err != nil {
 					parent.Send(proto.KindNet, netReady{Err: err.Error()})
-					continue
 				}
-				netReadyC = network.Ready()
 			case proto.KindPTY:
 				if len(m.fds) != 1 {
 					closeFDs(m.fds)
@@ -337,34 +334,16 @@ func (s *Spec) childNet() *netns.Child {
 }
 
 // startNetwork starts s's network driver on the namespaces of init (pid).
-func startNetwork(s *Spec, h *state.Handle, pid int, logf func(string, ...any)) (*netns.Network, error) {
+func startNetwork(s *Spec, h *state.Handle, pid int, logf func(string, ...any)) (driver.ParentDriver, error) {
 	cfg := *s.Net
 	if s.Verbose {
 		cfg.Log = s.Log.Writer("net")
 	}
-	if cfg.Mode == netns.Builtin {
-		path, memfd, err := netstackCommand()
-		if err != nil {
-			return nil, err
-		}
-		if memfd != nil {
-			defer memfd.Close() // the helper has its own copy once started
-		}
-		cfg.Netstack = path
-	}
-	if cfg.Mode == netns.Slirp4netns && len(cfg.Publish) > 0 {
-		// In the sandbox's own directory: a killed run's is removed with it.
-		dir := h.Path("net")
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("creating a directory for slirp4netns' API socket: %w", err)
-		}
-		cfg.StateDir = dir // network.Close removes it
-	}
-	n, err := netns.Start(cfg, pid)
+	// In the sandbox's own directory: a killed run's is removed with it.
+	cfg.StateDir = h.Path("net")
+	cfg.Netstack = netstackCommand
+	n, err := driver.Start(cfg, pid)
 	if err != nil {
-		if cfg.StateDir != "" {
-			os.RemoveAll(cfg.StateDir)
-		}
 		return nil, err
 	}
 	logf("started the %s network driver", cfg.Mode)

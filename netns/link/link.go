@@ -1,4 +1,10 @@
-package netns
+// Package link is init's side of a sandbox's network: run in sandbox-init,
+// root in the sandbox's user namespace and inside its new network namespace,
+// it brings up lo, creates the tap, gives it its address and default route,
+// and adds prohibit routes, with ioctls and rtnetlink (no ip(8), no
+// library). It may import only the standard library, golang.org/x/sys and
+// sandbox/netns: init links it, and must not link any driver's dependencies.
+package link
 
 import (
 	"errors"
@@ -7,11 +13,10 @@ import (
 	"os"
 	"unsafe"
 
+	"sandbox/netns"
+
 	"golang.org/x/sys/unix"
 )
-
-// This file is the child side: it runs in sandbox-init, root in the
-// sandbox's user namespace, inside its network namespace.
 
 // CreateTap creates the tap interface name in the current network namespace
 // and returns its queue; the interface lives as long as that file is open
@@ -21,7 +26,7 @@ func CreateTap(name string, persist bool) (*os.File, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
-			return nil, fmt.Errorf("opening /dev/net/tun: %w (%s)", err, TunAdvice)
+			return nil, fmt.Errorf("opening /dev/net/tun: %w (%s)", err, netns.TunAdvice)
 		}
 		return nil, fmt.Errorf("opening /dev/net/tun: %w (load the tun module: modprobe tun)", err)
 	}
@@ -43,10 +48,6 @@ func CreateTap(name string, persist bool) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fd), "/dev/net/tun:"+name), nil
 }
-
-// TunAdvice is the fix for an inaccessible /dev/net/tun.
-const TunAdvice = "fix: sudo chmod 0666 /dev/net/tun (distributions ship it 0666; to keep it, a udev rule " +
-	"KERNEL==\"tun\", MODE=\"0666\"), or run with --net=none or --net=host"
 
 // Configure sets the MTU of the interface name, brings it up, gives it
 // ip/prefix and a default route through gateway.
