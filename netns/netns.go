@@ -25,7 +25,7 @@ package netns
 
 import (
 	"fmt"
-	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -109,7 +109,11 @@ type Publish struct {
 }
 
 func (p Publish) String() string {
-	return net.JoinHostPort(p.HostIP, strconv.Itoa(p.HostPort)) + ":" + strconv.Itoa(p.SandboxPort) + "/" + p.Proto
+	host := p.HostIP
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return host + ":" + strconv.Itoa(p.HostPort) + ":" + strconv.Itoa(p.SandboxPort) + "/" + p.Proto
 }
 
 // ParsePublish parses [HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]. HOSTIP is an
@@ -135,11 +139,11 @@ func ParsePublish(s string) (Publish, error) {
 	if j := strings.LastIndexByte(rest, ':'); j >= 0 {
 		hport = rest[j+1:]
 		ip := strings.TrimSuffix(strings.TrimPrefix(rest[:j], "["), "]")
-		parsed := net.ParseIP(ip)
-		if parsed == nil {
+		parsed, err := netip.ParseAddr(ip)
+		if err != nil {
 			return p, fmt.Errorf("%q: %q is not an IP address", s, rest[:j])
 		}
-		if parsed.To4() == nil {
+		if parsed = parsed.Unmap(); !parsed.Is4() {
 			// pasta runs --ipv4-only; slirp4netns' API and the builtin
 			// stack's port driver take IPv4 host addresses only.
 			return p, fmt.Errorf("%q: %s is an IPv6 address: the network drivers publish on IPv4 host addresses only (use 127.0.0.1, or 0.0.0.0 for all)", s, ip)
