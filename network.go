@@ -69,7 +69,7 @@ func networkFiles(s *Spec) (hosts, resolv string) {
 	}
 	hostResolv, _ := os.ReadFile("/etc/resolv.conf") // follows a stub symlink
 	if s.Net != nil {
-		return hosts, netns.ResolvConf(netns.Nameserver(s.Net.Mode), hostResolv)
+		return hosts, netns.ResolvConf(s.Net.Nameserver(), hostResolv)
 	}
 	// --net=host: the host's own, as a file (a symlink into /run would
 	// dangle inside, where /run is empty).

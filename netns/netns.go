@@ -91,14 +91,6 @@ type Child struct {
 const TunAdvice = "fix: sudo chmod 0666 /dev/net/tun (distributions ship it 0666; to keep it, a udev rule " +
 	"KERNEL==\"tun\", MODE=\"0666\"), or run with --net=none or --net=host"
 
-// Nameserver is the DNS address the sandbox's resolv.conf points at.
-func Nameserver(m Mode) string {
-	if m == Builtin {
-		return GatewayIP
-	}
-	return DNSIP
-}
-
 // Publish is one -p/--publish: a host address and port forwarded to a port
 // inside the sandbox.
 type Publish struct {

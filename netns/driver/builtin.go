@@ -53,6 +53,9 @@ func (*builtin) publishLimit(HostProbe, []netns.Publish, bool) error { return ni
 
 func (*builtin) child() netns.Child { return netns.Child{CreateTap: true, Configure: true} }
 
+// nameserver: gvisor-tap-vsock answers DNS on the gateway.
+func (*builtin) nameserver() string { return netns.GatewayIP }
+
 func (d *builtin) GiveTap(f *os.File) error {
 	if d.tap == nil {
 		if f != nil {

@@ -74,6 +74,8 @@ type impl interface {
 	publishLimit(h HostProbe, pubs []netns.Publish, allowHostLoopback bool) error
 	// child is init's part for it (without the policy: BlockLinkLocal).
 	child() netns.Child
+	// nameserver is where it answers DNS.
+	nameserver() string
 }
 
 // newImpl is the one place a mode becomes a driver.
@@ -118,6 +120,16 @@ func (cfg *Config) ChildPart() *netns.Child {
 	c := d.child()
 	c.Mode, c.BlockLinkLocal = cfg.Mode, !cfg.AllowLinkLocal
 	return &c
+}
+
+// Nameserver is the DNS address the sandbox's resolv.conf points at, or ""
+// if cfg.Mode is not a driver.
+func (cfg *Config) Nameserver() string {
+	d, err := newImpl(*cfg)
+	if err != nil {
+		return ""
+	}
+	return d.nameserver()
 }
 
 // helper is what every driver shares: one helper process, its readiness

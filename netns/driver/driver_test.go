@@ -94,10 +94,11 @@ func TestNew(t *testing.T) {
 		mode  netns.Mode
 		want  any
 		child netns.Child
+		dns   string
 	}{
-		{netns.Pasta, &pasta{}, netns.Child{Mode: netns.Pasta, BlockLinkLocal: true}},
-		{netns.Slirp4netns, &slirp4netns{}, netns.Child{Mode: netns.Slirp4netns, CreateTap: true, PersistTap: true, Configure: true, BlockLinkLocal: true}},
-		{netns.Builtin, &builtin{}, netns.Child{Mode: netns.Builtin, CreateTap: true, Configure: true, BlockLinkLocal: true}},
+		{netns.Pasta, &pasta{}, netns.Child{Mode: netns.Pasta, BlockLinkLocal: true}, netns.DNSIP},
+		{netns.Slirp4netns, &slirp4netns{}, netns.Child{Mode: netns.Slirp4netns, CreateTap: true, PersistTap: true, Configure: true, BlockLinkLocal: true}, netns.DNSIP},
+		{netns.Builtin, &builtin{}, netns.Child{Mode: netns.Builtin, CreateTap: true, Configure: true, BlockLinkLocal: true}, netns.GatewayIP},
 	} {
 		d, err := New(Config{Mode: tc.mode})
 		if err != nil {
@@ -112,6 +113,9 @@ func TestNew(t *testing.T) {
 		if c := cfg.ChildPart(); c == nil || *c != tc.child {
 			t.Errorf("ChildPart(%s) = %+v, want %+v", tc.mode, c, tc.child)
 		}
+		if got := cfg.Nameserver(); got != tc.dns {
+			t.Errorf("Nameserver(%s) = %q, want %q", tc.mode, got, tc.dns)
+		}
 		cfg.AllowLinkLocal = true
 		if c := cfg.ChildPart(); c == nil || c.BlockLinkLocal {
 			t.Errorf("ChildPart(%s) with --allow-link-local still blocks link-local: %+v", tc.mode, c)
@@ -123,6 +127,9 @@ func TestNew(t *testing.T) {
 		}
 		if c := (&Config{Mode: m}).ChildPart(); c != nil {
 			t.Errorf("ChildPart(%q) = %+v, want nil", m, c)
+		}
+		if ns := (&Config{Mode: m}).Nameserver(); ns != "" {
+			t.Errorf("Nameserver(%q) = %q, want none", m, ns)
 		}
 	}
 }

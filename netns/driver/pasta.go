@@ -37,6 +37,8 @@ func (*pasta) publishLimit(h HostProbe, pubs []netns.Publish, _ bool) error {
 
 func (*pasta) child() netns.Child { return netns.Child{} }
 
+func (*pasta) nameserver() string { return netns.DNSIP }
+
 func (*pasta) GiveTap(f *os.File) error { return noTap(f) }
 
 // pastaArgs is pasta's command line for the sandbox whose init is pid.

@@ -57,6 +57,8 @@ func (*slirp4netns) child() netns.Child {
 	return netns.Child{CreateTap: true, PersistTap: true, Configure: true}
 }
 
+func (*slirp4netns) nameserver() string { return netns.DNSIP }
+
 func (d *slirp4netns) Start(pid int) error {
 	bin, err := exec.LookPath("slirp4netns")
 	if err != nil {
