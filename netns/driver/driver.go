@@ -32,8 +32,8 @@ import (
 type ParentDriver interface {
 	// Start starts the driver on the namespaces of the process pid (the
 	// sandbox's init); it comes up in the background (Ready). A driver
-	// whose tap init makes (Child().CreateTap) serves it once GiveTap
-	// hands it over.
+	// whose tap init makes (Config.ChildPart().CreateTap) comes up once
+	// GiveTap hands it over.
 	Start(pid int) error
 	// Ready delivers one value: nil once the network is usable, or why not.
 	Ready() <-chan error
