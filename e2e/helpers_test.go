@@ -857,7 +857,9 @@ func exeIsSandbox(pid int) bool {
 	if err != nil {
 		return false
 	}
-	return strings.TrimSuffix(exe, " (deleted)") == sandboxBinReal
+	exe = strings.TrimSuffix(exe, " (deleted)")
+	// sandbox-init runs from a sealed memfd of the binary's embedded copy.
+	return exe == sandboxBinReal || exe == "/memfd:sandbox-init"
 }
 
 // bootTicks is the current time in clock ticks since boot (USER_HZ = 100).

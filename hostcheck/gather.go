@@ -15,7 +15,7 @@ import (
 	"sandbox/cgroupdelegate"
 	"sandbox/confine"
 	"sandbox/idmap"
-	"sandbox/netns"
+	"sandbox/netns/driver"
 
 	"github.com/godbus/dbus/v5"
 	"github.com/moby/sys/mountinfo"
@@ -213,10 +213,10 @@ func seccompAvailable() bool {
 // NetDrivers says which user-mode network drivers are installed here;
 // haveNetstack: the builtin driver's helper is available.
 func NetDrivers(haveNetstack bool) []NetDriver {
-	probe := netns.RealHost(haveNetstack)
+	probe := driver.RealHost(haveNetstack)
 	probe.TunUsable = func() error { return nil } // judged once, on the tun line
 	var out []NetDriver
-	for _, m := range netns.Drivers {
+	for _, m := range driver.Drivers {
 		out = append(out, NetDriver{Name: string(m), Err: probe.Usable(m)})
 	}
 	return out

@@ -17,6 +17,7 @@ import (
 	"sandbox/hostcheck"
 	"sandbox/internal/proto"
 	"sandbox/netns"
+	"sandbox/netns/link"
 	"sandbox/rootfs"
 	"sandbox/seccomp"
 
@@ -97,7 +98,7 @@ func Init() int {
 		logf("hostname not set (%v): keeping the outer one", err)
 	}
 	if cfg.LoopUp {
-		if err := netns.LoopbackUp(); err != nil {
+		if err := link.LoopbackUp(); err != nil {
 			return fail("bringing up lo", wire.StatusError, err)
 		}
 	}
@@ -344,12 +345,12 @@ func openPTY(rows, cols uint16) (master, slave *os.File, err error) {
 // here and handed to the parent for builtin) and its address and route.
 func setupNet(conn *proto.Conn, n *netns.Child) (string, error) {
 	if n.BlockLinkLocal {
-		if err := netns.Prohibit(netns.LinkLocal); err != nil {
+		if err := link.Prohibit(netns.LinkLocal); err != nil {
 			return "blocking link-local addresses", err
 		}
 	}
 	if n.CreateTap {
-		tap, err := netns.CreateTap(netns.TapName, n.PersistTap)
+		tap, err := link.CreateTap(netns.TapName, n.PersistTap)
 		if err != nil {
 			return "creating the network interface", err
 		}
@@ -367,7 +368,7 @@ func setupNet(conn *proto.Conn, n *netns.Child) (string, error) {
 		}
 	}
 	if n.Configure {
-		if err := netns.Configure(netns.TapName, netns.SandboxIP, netns.PrefixLen, netns.GatewayIP, netns.MTU); err != nil {
+		if err := link.Configure(netns.TapName, netns.SandboxIP, netns.PrefixLen, netns.GatewayIP, netns.MTU); err != nil {
 			return "configuring the network interface", err
 		}
 	}

@@ -1,10 +1,13 @@
-// Package netns gives a sandbox's network namespace user-mode networking:
-// it picks a driver (pasta, slirp4netns, or the in-process gvisor-tap-vsock
-// stack run by the sandbox-netstack helper), starts it on the sandbox's
-// namespaces from the parent side, publishes ports, and, on the child side,
-// creates and configures the interface. The pure parts (modes, publish specs,
-// addresses, resolv.conf) are apart from the few functions that start
-// processes or talk netlink.
+// Package netns describes a sandbox's user-mode network, the part both sides
+// share: the --net modes, the address plan, -p/--publish specs, the
+// sandbox's resolv.conf, and Child, what init does inside for the chosen
+// driver. It imports only the standard library, so that sandbox-init can
+// link it without any driver's dependencies.
+//
+// The sides live in subpackages: netns/driver starts and stops the drivers
+// from the parent (pasta, slirp4netns, builtin; selection of auto), netns/link
+// is init's side inside the new network namespace (tap, address, routes),
+// and netns/netstack is the builtin driver's helper process.
 //
 // Every driver uses one address plan, so that the sandbox looks the same
 // whichever is used:
@@ -22,7 +25,7 @@ package netns
 
 import (
 	"fmt"
-	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -30,7 +33,7 @@ import (
 // Mode is the --net choice.
 type Mode string
 
-// Modes. Auto picks the first usable of Drivers.
+// Modes. Auto picks the first usable driver (driver.Drivers).
 const (
 	Auto        Mode = "auto"
 	Pasta       Mode = "pasta"
@@ -39,13 +42,6 @@ const (
 	None        Mode = "none"
 	Host        Mode = "host"
 )
-
-// Drivers are the user-mode drivers in the order auto tries them, by
-// bench/network.sh on the CI host: slirp4netns adds the least start-up time
-// (pasta spends ~80 ms setting itself up) and moves sandbox→host traffic
-// (fetching dependencies) faster than this pasta; the in-process stack
-// needs nothing installed and comes last.
-var Drivers = []Mode{Slirp4netns, Pasta, Builtin}
 
 // ParseMode checks a --net value.
 func ParseMode(s string) (Mode, error) {
@@ -75,13 +71,25 @@ const (
 	HostAlias = "host.sandbox.internal"
 )
 
-// Nameserver is the DNS address the sandbox's resolv.conf points at.
-func Nameserver(m Mode) string {
-	if m == Builtin {
-		return GatewayIP
-	}
-	return DNSIP
+// Child is init's part of the setup for the chosen driver, sent in its
+// configuration (netns/driver's Config.ChildPart makes it).
+type Child struct {
+	Mode Mode `json:"mode"`
+	// CreateTap: init creates the tap and hands it to the parent (builtin,
+	// slirp4netns); PersistTap: it outlives init's fd, for slirp4netns to
+	// attach to by name.
+	CreateTap  bool `json:"create_tap,omitempty"`
+	PersistTap bool `json:"persist_tap,omitempty"`
+	// Configure: init gives the tap its address and route (slirp4netns and
+	// builtin; pasta configures the interface itself).
+	Configure bool `json:"configure,omitempty"`
+	// BlockLinkLocal: a prohibit route for 169.254.0.0/16.
+	BlockLinkLocal bool `json:"block_link_local,omitempty"`
 }
+
+// TunAdvice is the fix for an inaccessible /dev/net/tun.
+const TunAdvice = "fix: sudo chmod 0666 /dev/net/tun (distributions ship it 0666; to keep it, a udev rule " +
+	"KERNEL==\"tun\", MODE=\"0666\"), or run with --net=none or --net=host"
 
 // Publish is one -p/--publish: a host address and port forwarded to a port
 // inside the sandbox.
@@ -93,7 +101,11 @@ type Publish struct {
 }
 
 func (p Publish) String() string {
-	return net.JoinHostPort(p.HostIP, strconv.Itoa(p.HostPort)) + ":" + strconv.Itoa(p.SandboxPort) + "/" + p.Proto
+	host := p.HostIP
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return host + ":" + strconv.Itoa(p.HostPort) + ":" + strconv.Itoa(p.SandboxPort) + "/" + p.Proto
 }
 
 // ParsePublish parses [HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]. HOSTIP is an
@@ -119,11 +131,11 @@ func ParsePublish(s string) (Publish, error) {
 	if j := strings.LastIndexByte(rest, ':'); j >= 0 {
 		hport = rest[j+1:]
 		ip := strings.TrimSuffix(strings.TrimPrefix(rest[:j], "["), "]")
-		parsed := net.ParseIP(ip)
-		if parsed == nil {
+		parsed, err := netip.ParseAddr(ip)
+		if err != nil {
 			return p, fmt.Errorf("%q: %q is not an IP address", s, rest[:j])
 		}
-		if parsed.To4() == nil {
+		if parsed = parsed.Unmap(); !parsed.Is4() {
 			// pasta runs --ipv4-only; slirp4netns' API and the builtin
 			// stack's port driver take IPv4 host addresses only.
 			return p, fmt.Errorf("%q: %s is an IPv6 address: the network drivers publish on IPv4 host addresses only (use 127.0.0.1, or 0.0.0.0 for all)", s, ip)

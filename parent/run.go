@@ -14,7 +14,7 @@ import (
 
 	"sandbox/idmap"
 	"sandbox/internal/proto"
-	"sandbox/netns"
+	"sandbox/netns/driver"
 	"sandbox/rootfs"
 	"sandbox/state"
 	"sandbox/userns"
@@ -150,7 +150,7 @@ func run(s *spec.Spec) (status int, err error) {
 		return abort(journal.AtStep("limiting processes", err))
 	}
 	// The network driver starts now, alongside the id maps and init's root.
-	var network *netns.Network
+	var network driver.ParentDriver
 	defer func() {
 		if network != nil {
 			network.Close()
@@ -164,10 +164,8 @@ func run(s *spec.Spec) (status int, err error) {
 	var netReadyC <-chan error
 	var netDied <-chan error
 	if network != nil {
-		netDied = network.Died()
-		if s.Net.Mode == netns.Pasta {
-			netReadyC = network.Ready() // the others: once init made the tap
-		}
+		// A driver whose tap init makes is ready once it has it.
+		netReadyC, netDied = network.Ready(), network.Died()
 	}
 
 	cfg := wire.ChildConfig{
@@ -263,10 +261,9 @@ func run(s *spec.Spec) (status int, err error) {
 					tap = os.NewFile(uintptr(m.Fds[0]), "tap")
 				}
 				if err := network.GiveTap(tap); err != nil {
+					netReadyC = nil // init hears it now; Net is sent once
 					parent.Send(proto.KindNet, wire.NetReady{Err: err.Error()})
-					continue
 				}
-				netReadyC = network.Ready()
 			case proto.KindPTY:
 				if len(m.Fds) != 1 {
 					proto.CloseFDs(m.Fds)
@@ -345,34 +342,16 @@ func run(s *spec.Spec) (status int, err error) {
 }
 
 // startNetwork starts s's network driver on the namespaces of init (pid).
-func startNetwork(s *spec.Spec, h *state.Handle, pid int, logf func(string, ...any)) (*netns.Network, error) {
+func startNetwork(s *spec.Spec, h *state.Handle, pid int, logf func(string, ...any)) (driver.ParentDriver, error) {
 	cfg := *s.Net
 	if s.Verbose {
 		cfg.Log = s.Log.Writer("net")
 	}
-	if cfg.Mode == netns.Builtin {
-		path, memfd, err := netstackCommand()
-		if err != nil {
-			return nil, err
-		}
-		if memfd != nil {
-			defer memfd.Close() // the helper has its own copy once started
-		}
-		cfg.Netstack = path
-	}
-	if cfg.Mode == netns.Slirp4netns && len(cfg.Publish) > 0 {
-		// In the sandbox's own directory: a killed run's is removed with it.
-		dir := h.Path("net")
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("creating a directory for slirp4netns' API socket: %w", err)
-		}
-		cfg.StateDir = dir // network.Close removes it
-	}
-	n, err := netns.Start(cfg, pid)
+	// In the sandbox's own directory: a killed run's is removed with it.
+	cfg.StateDir = h.Path("net")
+	cfg.Netstack = netstackCommand
+	n, err := driver.Start(cfg, pid)
 	if err != nil {
-		if cfg.StateDir != "" {
-			os.RemoveAll(cfg.StateDir)
-		}
 		return nil, err
 	}
 	logf("started the %s network driver", cfg.Mode)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"sandbox/netns"
+	"sandbox/netns/driver"
 
 	"sandbox/journal"
 
@@ -35,7 +36,7 @@ func planNetwork(opts Options, s *Spec) error {
 		}
 		pubs = append(pubs, pub)
 	}
-	chosen, err := netns.RealHost(HaveNetstack()).Choose(mode, pubs, opts.AllowHostLoopback)
+	chosen, err := driver.RealHost(HaveNetstack()).Choose(mode, pubs, opts.AllowHostLoopback)
 	if err != nil {
 		if mode != netns.Auto {
 			return &journal.UsageError{Msg: err.Error()}
@@ -51,7 +52,7 @@ func planNetwork(opts Options, s *Spec) error {
 	if chosen == netns.None || chosen == netns.Host {
 		return nil
 	}
-	s.Net = &netns.Config{
+	s.Net = &driver.Config{
 		Mode: chosen, AllowHostLoopback: opts.AllowHostLoopback, AllowLinkLocal: opts.AllowLinkLocal,
 		Publish: pubs,
 	}
@@ -69,7 +70,7 @@ func networkFiles(s *Spec) (hosts, resolv string) {
 	}
 	hostResolv, _ := os.ReadFile("/etc/resolv.conf") // follows a stub symlink
 	if s.Net != nil {
-		return hosts, netns.ResolvConf(netns.Nameserver(s.Net.Mode), hostResolv)
+		return hosts, netns.ResolvConf(s.Net.Nameserver(), hostResolv)
 	}
 	// --net=host: the host's own, as a file (a symlink into /run would
 	// dangle inside, where /run is empty).

@@ -18,6 +18,7 @@ import (
 	"sandbox/idmap"
 	"sandbox/image"
 	"sandbox/netns"
+	"sandbox/netns/driver"
 	"sandbox/rootfs"
 	"sandbox/seccomp"
 	"sandbox/state"
@@ -83,9 +84,9 @@ type Spec struct {
 	Env      []string
 	Maps     idmap.Prepared
 	Hostname string
-	NetNS    bool          // a network namespace of its own
-	NetMode  netns.Mode    // the driver chosen (or none, host)
-	Net      *netns.Config // the driver's configuration; nil for none and host
+	NetNS    bool           // a network namespace of its own
+	NetMode  netns.Mode     // the driver chosen (or none, host)
+	Net      *driver.Config // the driver's configuration; nil for none and host
 	Plan     *rootfs.Plan
 	Upper    string // persistent upper directory, or ""
 	Rootfs   string // the root's bottom layer, or "" for the host's directories

@@ -87,7 +87,7 @@ func networkReport(opts Options, s *Spec) *journal.NetworkReport {
 		return n
 	}
 	n.Interface, n.SandboxIP, n.PrefixLen, n.Gateway = netns.TapName, netns.SandboxIP, netns.PrefixLen, netns.GatewayIP
-	n.DNS, n.MTU = netns.Nameserver(s.Net.Mode), netns.MTU
+	n.DNS, n.MTU = s.Net.Nameserver(), netns.MTU
 	n.AllowHostLoopback, n.AllowLinkLocal = s.Net.AllowHostLoopback, s.Net.AllowLinkLocal
 	for _, p := range s.Net.Publish {
 		n.Published = append(n.Published, p.String())

@@ -11,6 +11,7 @@ import (
 	"sandbox/internal/wire"
 	"sandbox/journal"
 	"sandbox/netns"
+	"sandbox/netns/driver"
 	"sandbox/rootfs"
 )
 
@@ -19,7 +20,7 @@ func testSpec(t *testing.T) (*Spec, Options, rootfs.Config) {
 	t.Helper()
 	opts := Options{Args: []string{"sh", "-c", "exit 3"}, Net: "auto", UID: 0, GID: 0}
 	s := &Spec{Args: opts.Args, Hostname: "sandbox-abcdef", Start: time.Now(), NetMode: netns.Slirp4netns, NetNS: true,
-		Net: &netns.Config{Mode: netns.Slirp4netns, Publish: []netns.Publish{{HostIP: "127.0.0.1", HostPort: 8080, SandboxPort: 80, Proto: "tcp"}}},
+		Net: &driver.Config{Mode: netns.Slirp4netns, Publish: []netns.Publish{{HostIP: "127.0.0.1", HostPort: 8080, SandboxPort: 80, Proto: "tcp"}}},
 		Maps: idmap.Prepared{ViaHelpers: true,
 			UIDs: []idmap.Mapping{{Inside: 0, Outside: 1001, Count: 1}, {Inside: 1, Outside: 100000, Count: 65536}},
 			GIDs: []idmap.Mapping{{Inside: 0, Outside: 1001, Count: 1}, {Inside: 1, Outside: 100000, Count: 65536}}},

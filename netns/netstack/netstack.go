@@ -3,7 +3,7 @@
 // gvisor-tap-vsock driver) fed directly by the sandbox's tap, and
 // rootlesskit's gvisor-tap-vsock port driver for -p. It lives in its own
 // executable because its dependencies cost ~30 ms of package initialisation
-// at every start. See netns/builtin.go for the protocol.
+// at every start. See netns/driver/builtin.go for the protocol.
 package netstack
 
 import (
@@ -16,6 +16,7 @@ import (
 
 	"sandbox/internal/proto"
 	"sandbox/netns"
+	"sandbox/netns/driver"
 
 	"github.com/containers/gvisor-tap-vsock/pkg/types"
 	"github.com/containers/gvisor-tap-vsock/pkg/virtualnetwork"
@@ -43,7 +44,7 @@ func Main() int {
 		fmt.Fprintln(os.Stderr, "sandbox-netstack: not started by sandbox (no control socket on fd 3)")
 		return 2
 	}
-	var cfg netns.HelperConfig
+	var cfg driver.HelperConfig
 	if err := env.Decode(&cfg); err != nil {
 		return fail(err)
 	}
@@ -89,7 +90,7 @@ func Main() int {
 	}
 }
 
-func newNetwork(cfg netns.HelperConfig) (*virtualnetwork.VirtualNetwork, error) {
+func newNetwork(cfg driver.HelperConfig) (*virtualnetwork.VirtualNetwork, error) {
 	c := &types.Configuration{
 		MTU:               netns.MTU,
 		Subnet:            netns.Subnet,
@@ -117,7 +118,7 @@ func publish(vn *virtualnetwork.VirtualNetwork, pubs []netns.Publish) error {
 	if err != nil {
 		return err
 	}
-	return netns.PublishAll(d, pubs, &port.ChildContext{
+	return driver.PublishAll(d, pubs, &port.ChildContext{
 		IP: net.ParseIP(netns.SandboxIP), Network: vn, GatewayIP: net.ParseIP(netns.GatewayIP),
 	})
 }

@@ -1,4 +1,4 @@
-package netns
+package driver
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 
 	"sandbox/internal/locked"
 	"sandbox/internal/proto"
+	"sandbox/netns"
 )
 
 // The builtin driver runs rootlesskit's choice of in-process stack,
@@ -28,26 +29,69 @@ import (
 
 // HelperConfig is the helper's configuration.
 type HelperConfig struct {
-	AllowHostLoopback bool      `json:"allow_host_loopback"`
-	AllowLinkLocal    bool      `json:"allow_link_local"`
-	Publish           []Publish `json:"publish,omitempty"`
+	AllowHostLoopback bool            `json:"allow_host_loopback"`
+	AllowLinkLocal    bool            `json:"allow_link_local"`
+	Publish           []netns.Publish `json:"publish,omitempty"`
 }
 
-func (n *Network) startBuiltin() error {
-	if n.cfg.Netstack == "" {
-		return errors.New("--net=builtin: the sandbox-netstack helper was not found next to sandbox (build with scripts/build.sh, which embeds it)")
+// builtin serves the tap init makes and hands over (an fd); the helper
+// configures nothing inside, init does.
+type builtin struct {
+	*helper
+	tap func(*os.File) error // set once the helper runs
+}
+
+func (*builtin) installed(h HostProbe) error {
+	if !h.HaveNetstack {
+		return errors.New("the sandbox-netstack helper is missing (build sandbox with scripts/build.sh, which embeds it)")
+	}
+	return nil
+}
+
+// publishLimit: the stack publishes TCP and UDP alike.
+func (*builtin) publishLimit(HostProbe, []netns.Publish, bool) error { return nil }
+
+func (*builtin) child() netns.Child { return netns.Child{CreateTap: true, Configure: true} }
+
+// nameserver: gvisor-tap-vsock answers DNS on the gateway.
+func (*builtin) nameserver() string { return netns.GatewayIP }
+
+func (d *builtin) GiveTap(f *os.File) error {
+	if d.tap == nil {
+		if f != nil {
+			f.Close()
+		}
+		return errors.New("the builtin network stack was not started")
+	}
+	return d.tap(f)
+}
+
+func (d *builtin) Start(int) error {
+	missing := errors.New("--net=builtin: the sandbox-netstack helper was not found next to sandbox (build with scripts/build.sh, which embeds it)")
+	if d.cfg.Netstack == nil {
+		return missing
+	}
+	path, done, err := d.cfg.Netstack()
+	if err != nil {
+		return err
+	}
+	if done != nil {
+		defer done.Close() // the helper has its own copy once started
+	}
+	if path == "" {
+		return missing
 	}
 	parent, child, err := proto.Pair()
 	if err != nil {
 		return err
 	}
 	var stderr strings.Builder
-	cmd := exec.Command(n.cfg.Netstack)
+	cmd := exec.Command(path)
 	cmd.Args = []string{"sandbox-netstack"}
 	cmd.ExtraFiles = []*os.File{child.File()}
 	cmd.Stderr = &limitedWriter{w: &stderr, n: 4096}
-	if n.cfg.Log != nil {
-		cmd.Stdout = n.cfg.Log
+	if d.cfg.Log != nil {
+		cmd.Stdout = d.cfg.Log
 	}
 	p, err := locked.Start(cmd)
 	child.Close()
@@ -55,8 +99,8 @@ func (n *Network) startBuiltin() error {
 		parent.Close()
 		return fmt.Errorf("starting the builtin network stack: %w", err)
 	}
-	n.setStop(func() { parent.Close(); p.Stop() })
-	cfg := HelperConfig{AllowHostLoopback: n.cfg.AllowHostLoopback, AllowLinkLocal: n.cfg.AllowLinkLocal, Publish: n.cfg.Publish}
+	d.setStop(func() { parent.Close(); p.Stop() })
+	cfg := HelperConfig{AllowHostLoopback: d.cfg.AllowHostLoopback, AllowLinkLocal: d.cfg.AllowLinkLocal, Publish: d.cfg.Publish}
 	if err := parent.Send(proto.KindConfig, cfg); err != nil {
 		return fmt.Errorf("configuring the builtin network stack: %w", err)
 	}
@@ -72,7 +116,7 @@ func (n *Network) startBuiltin() error {
 			switch env.Kind {
 			case proto.KindStarted:
 				replies <- nil
-				n.watch("sandbox-netstack", p)
+				d.watch("sandbox-netstack", p)
 				return
 			case proto.KindError:
 				var msg string
@@ -82,7 +126,7 @@ func (n *Network) startBuiltin() error {
 			}
 		}
 	}()
-	n.tap = func(f *os.File) error {
+	d.tap = func(f *os.File) error {
 		if f == nil {
 			return errors.New("the builtin stack needs the tap's file")
 		}
@@ -93,10 +137,10 @@ func (n *Network) startBuiltin() error {
 			}
 			return fmt.Errorf("handing the tap to the builtin network stack: %w", err)
 		}
-		go func() { n.ready <- <-replies }()
+		go func() { d.ready <- <-replies }()
 		return nil
 	}
 	// A failure before the tap arrives (e.g. a port in use) is reported
-	// as soon as the tap is handed over; see n.tap.
+	// as soon as the tap is handed over; see d.tap.
 	return nil
 }

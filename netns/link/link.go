@@ -1,17 +1,22 @@
-package netns
+// Package link is init's side of a sandbox's network: run in sandbox-init,
+// root in the sandbox's user namespace and inside its new network namespace,
+// it brings up lo, creates the tap, gives it its address and default route,
+// and adds prohibit routes, with ioctls and rtnetlink (no ip(8), no
+// library). It may import only the standard library, golang.org/x/sys and
+// sandbox/netns: init links it, and must not link any driver's dependencies.
+package link
 
 import (
 	"errors"
 	"fmt"
-	"net"
+	"net/netip"
 	"os"
 	"unsafe"
 
+	"sandbox/netns"
+
 	"golang.org/x/sys/unix"
 )
-
-// This file is the child side: it runs in sandbox-init, root in the
-// sandbox's user namespace, inside its network namespace.
 
 // CreateTap creates the tap interface name in the current network namespace
 // and returns its queue; the interface lives as long as that file is open
@@ -21,7 +26,7 @@ func CreateTap(name string, persist bool) (*os.File, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
-			return nil, fmt.Errorf("opening /dev/net/tun: %w (%s)", err, TunAdvice)
+			return nil, fmt.Errorf("opening /dev/net/tun: %w (%s)", err, netns.TunAdvice)
 		}
 		return nil, fmt.Errorf("opening /dev/net/tun: %w (load the tun module: modprobe tun)", err)
 	}
@@ -44,29 +49,26 @@ func CreateTap(name string, persist bool) (*os.File, error) {
 	return os.NewFile(uintptr(fd), "/dev/net/tun:"+name), nil
 }
 
-// TunAdvice is the fix for an inaccessible /dev/net/tun.
-const TunAdvice = "fix: sudo chmod 0666 /dev/net/tun (distributions ship it 0666; to keep it, a udev rule " +
-	"KERNEL==\"tun\", MODE=\"0666\"), or run with --net=none or --net=host"
-
 // Configure sets the MTU of the interface name, brings it up, gives it
 // ip/prefix and a default route through gateway.
 func Configure(name, ip string, prefix int, gateway string, mtu int) error {
-	link, err := net.InterfaceByName(name)
+	addr, err1 := netip.ParseAddr(ip)
+	gw, err2 := netip.ParseAddr(gateway)
+	if err1 != nil || err2 != nil || !addr.Is4() || !gw.Is4() {
+		return fmt.Errorf("configuring %s: %q or %q is not an IPv4 address", name, ip, gateway)
+	}
+	index, err := ifIndex(name)
 	if err != nil {
 		return fmt.Errorf("finding %s: %w", name, err)
 	}
 	if err := setMTUUp(name, mtu); err != nil {
 		return fmt.Errorf("bringing up %s: %w", name, err)
 	}
-	addr := net.ParseIP(ip).To4()
-	gw := net.ParseIP(gateway).To4()
-	if addr == nil || gw == nil {
-		return fmt.Errorf("configuring %s: %q or %q is not an IPv4 address", name, ip, gateway)
-	}
-	if err := addAddr(link.Index, addr, prefix); err != nil {
+	a4, g4 := addr.As4(), gw.As4()
+	if err := addAddr(index, a4[:], prefix); err != nil {
 		return fmt.Errorf("adding %s/%d to %s: %w", ip, prefix, name, err)
 	}
-	if err := addRoute(unix.RTN_UNICAST, nil, 0, gw, link.Index); err != nil {
+	if err := addRoute(unix.RTN_UNICAST, nil, 0, g4[:], index); err != nil {
 		return fmt.Errorf("adding the default route via %s: %w", gateway, err)
 	}
 	return nil
@@ -75,12 +77,13 @@ func Configure(name, ip string, prefix int, gateway string, mtu int) error {
 // Prohibit makes cidr (IPv4) unreachable from this namespace: connections get
 // EACCES. The payload cannot remove the route without CAP_NET_ADMIN.
 func Prohibit(cidr string) error {
-	_, n, err := net.ParseCIDR(cidr)
-	if err != nil || n.IP.To4() == nil {
+	n, err := netip.ParsePrefix(cidr)
+	if err != nil || !n.Addr().Is4() {
 		return fmt.Errorf("prohibit route: %q is not an IPv4 prefix", cidr)
 	}
-	ones, _ := n.Mask.Size()
-	if err := addRoute(unix.RTN_PROHIBIT, n.IP.To4(), ones, nil, 0); err != nil {
+	n = n.Masked()
+	dst := n.Addr().As4()
+	if err := addRoute(unix.RTN_PROHIBIT, dst[:], n.Bits(), nil, 0); err != nil {
 		return fmt.Errorf("adding a prohibit route for %s: %w", cidr, err)
 	}
 	return nil
@@ -89,6 +92,23 @@ func Prohibit(cidr string) error {
 // LoopbackUp sets IFF_UP on lo.
 func LoopbackUp() error {
 	return setMTUUp("lo", 0)
+}
+
+// ifIndex is the index of the interface name.
+func ifIndex(name string) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, err
+	}
+	return int(ifr.Uint32()), nil
 }
 
 func setMTUUp(name string, mtu int) error {
@@ -126,7 +146,7 @@ func rtattr(b []byte, typ uint16, data []byte) []byte {
 	return b
 }
 
-func addAddr(index int, ip net.IP, prefix int) error {
+func addAddr(index int, ip []byte, prefix int) error {
 	msg := unix.IfAddrmsg{Family: unix.AF_INET, Prefixlen: uint8(prefix), Index: uint32(index)}
 	body := append([]byte(nil), (*[unix.SizeofIfAddrmsg]byte)(unsafe.Pointer(&msg))[:]...)
 	body = rtattr(body, unix.IFA_LOCAL, ip)
@@ -134,7 +154,7 @@ func addAddr(index int, ip net.IP, prefix int) error {
 	return request(unix.RTM_NEWADDR, body)
 }
 
-func addRoute(typ uint8, dst net.IP, dstLen int, gw net.IP, oif int) error {
+func addRoute(typ uint8, dst []byte, dstLen int, gw []byte, oif int) error {
 	msg := unix.RtMsg{
 		Family: unix.AF_INET, Dst_len: uint8(dstLen), Table: unix.RT_TABLE_MAIN,
 		Protocol: unix.RTPROT_STATIC, Scope: unix.RT_SCOPE_UNIVERSE, Type: typ,

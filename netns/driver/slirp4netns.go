@@ -1,0 +1,153 @@
+package driver
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"sandbox/internal/locked"
+	"sandbox/netns"
+
+	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
+	portslirp "github.com/rootless-containers/rootlesskit/v3/pkg/port/slirp4netns"
+)
+
+// slirp4netns starts once init has made the tap (GiveTap) and then joins
+// the sandbox's namespaces to serve it; -p goes through rootlesskit's
+// slirp4netns port driver over slirp4netns' API socket.
+//
+// rootlesskit's slirp4netns network driver is not used: it makes the tap by
+// running `nsenter … ip tuntap add` as the caller, whose capabilities
+// vanish at that exec whenever the caller is not root inside (--uid), and
+// it needs ip(8) inside the sandbox's mount namespace. init makes the tap
+// itself (persistent, so slirp4netns can attach to it by name).
+type slirp4netns struct {
+	*helper
+	bin string
+	pid int
+	api string // the API socket, when ports are published
+}
+
+func (*slirp4netns) installed(h HostProbe) error {
+	for _, bin := range []string{"slirp4netns", "nsenter", "ip"} {
+		if _, err := h.LookPath(bin); err != nil {
+			return fmt.Errorf("%s is not installed (packages slirp4netns, util-linux, iproute2)", bin)
+		}
+	}
+	return nil
+}
+
+func (*slirp4netns) publishLimit(_ HostProbe, pubs []netns.Publish, allowHostLoopback bool) error {
+	if hasUDP(pubs) && !allowHostLoopback {
+		return errors.New("slirp4netns drops the replies to UDP forwarded from the host unless the host's loopback is allowed " +
+			"(they come from 10.0.2.2); add --allow-host-loopback or use --net=builtin")
+	}
+	return nil
+}
+
+// child: a persistent tap, attached to by name; init configures it.
+func (*slirp4netns) child() netns.Child {
+	return netns.Child{CreateTap: true, PersistTap: true, Configure: true}
+}
+
+func (*slirp4netns) nameserver() string { return netns.DNSIP }
+
+func (d *slirp4netns) Start(pid int) error {
+	bin, err := exec.LookPath("slirp4netns")
+	if err != nil {
+		return fmt.Errorf("--net=slirp4netns: slirp4netns is not installed (package slirp4netns): %w", err)
+	}
+	d.bin, d.pid = bin, pid
+	if len(d.cfg.Publish) > 0 {
+		if d.cfg.StateDir == "" {
+			return errors.New("slirp4netns: no directory for its API socket")
+		}
+		if err := os.Mkdir(d.cfg.StateDir, 0o700); err != nil {
+			return fmt.Errorf("creating a directory for slirp4netns' API socket: %w", err)
+		}
+		dir := d.cfg.StateDir
+		d.atClose(func() { os.RemoveAll(dir) })
+		d.api = filepath.Join(dir, "slirp4netns.sock")
+	}
+	return nil
+}
+
+// GiveTap starts slirp4netns on the persistent tap (f is nil, or closed).
+func (d *slirp4netns) GiveTap(f *os.File) error {
+	if f != nil {
+		f.Close()
+	}
+	if d.bin == "" {
+		return errors.New("slirp4netns was not started")
+	}
+	go d.run()
+	return nil
+}
+
+func (d *slirp4netns) run() {
+	cfg := d.cfg
+	args := []string{"--mtu", strconv.Itoa(netns.MTU), "--cidr", netns.Subnet, "-r", "3", "--enable-sandbox", "--enable-seccomp"}
+	if !cfg.AllowHostLoopback {
+		args = append(args, "--disable-host-loopback")
+	}
+	if d.api != "" {
+		args = append(args, "--api-socket", d.api)
+	}
+	args = append(args, strconv.Itoa(d.pid), netns.TapName)
+	r, w, err := os.Pipe()
+	if err != nil {
+		d.ready <- err
+		return
+	}
+	defer r.Close()
+	var stderr strings.Builder
+	cmd := exec.Command(d.bin, args...)
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Stderr = &limitedWriter{w: &stderr, n: 4096}
+	cmd.Stdout = cfg.Log
+	p, err := locked.Start(cmd)
+	w.Close()
+	if err != nil {
+		d.ready <- err
+		return
+	}
+	d.setStop(p.Stop)
+	// slirp4netns writes "1" to fd 3 once it serves the tap.
+	got := make(chan bool, 1)
+	go func() {
+		b := make([]byte, 1)
+		k, _ := r.Read(b)
+		got <- k == 1
+	}()
+	select {
+	case ok := <-got:
+		if !ok {
+			<-p.Done()
+			d.ready <- fmt.Errorf("slirp4netns failed (%v): %s", p.Err(), strings.TrimSpace(stderr.String()))
+			return
+		}
+	case <-time.After(helperStartTimeout):
+		p.Stop()
+		d.ready <- fmt.Errorf("slirp4netns did not start within %v: %s", helperStartTimeout, strings.TrimSpace(stderr.String()))
+		return
+	}
+	if d.api != "" {
+		pd, err := portslirp.NewParentDriver(io.Discard, d.api)
+		if err == nil {
+			err = PublishAll(pd, cfg.Publish, &port.ChildContext{IP: net.ParseIP(netns.SandboxIP)})
+		}
+		if err != nil {
+			d.ready <- err
+			return
+		}
+	}
+	d.ready <- nil
+	d.watch("slirp4netns", p)
+}
