@@ -47,10 +47,11 @@ type Report struct {
 	Exit       ExitReport   `json:"exit"`
 	Error      *ErrorReport `json:"error"` // null unless the sandbox itself failed
 
-	LimitsMode  string           // strict or best-effort, until the cgroup part exists
+	// Set by the parent and spec as the run goes; not part of the JSON.
+	LimitsMode  string           `json:"-"` // strict or best-effort, until the cgroup part exists
 	payloadExit *wire.ChildExit  // the payload's end, from init
-	InitShare   *wire.InitReport // init's share, from Started or Error
-	OomKills    int64
+	InitShare   *wire.InitReport `json:"-"` // init's share, from Started or Error
+	OomKills    int64            `json:"-"`
 }
 
 // IdentityReport is the id mapping of the user namespace.

@@ -2,6 +2,7 @@ package parent
 
 import (
 	"io"
+	"sync"
 
 	"sandbox/internal/memexec"
 	"sandbox/internal/wire"
@@ -12,26 +13,56 @@ import (
 // built with scripts/build.sh: PID 1 then costs what a small program
 // costs to start. Without it (a plain `go build`), init is this binary
 // again, re-executed as wire.InitArg0.
-var InitELF []byte
+var InitELF string
 
-// initCommand is the path and argv[0] that start init, and a file to
-// close once it has started (the sealed memfd of the embedded copy).
-func initCommand() (string, io.Closer, error) {
-	if InitELF == nil {
+// preload is init's memfd, made once per process (one run).
+var preload struct {
+	once sync.Once
+	done chan struct{}
+	m    *memexec.File
+	err  error
+}
+
+// PreloadInit starts copying init into its memfd, so that the copy runs
+// while the caller plans the run; Run then takes it.
+func PreloadInit() {
+	if InitELF == "" {
+		return
+	}
+	preload.once.Do(func() {
+		preload.done = make(chan struct{})
+		go func() {
+			defer close(preload.done)
+			preload.m, preload.err = memexec.New(wire.InitArg0, InitELF)
+		}()
+	})
+}
+
+// initCommand is the path that starts init, and a file to close once it
+// has started (the sealed memfd of the embedded copy). The child gets
+// files up to fd childFDs-1.
+func initCommand(childFDs int) (string, io.Closer, error) {
+	if InitELF == "" {
 		return "/proc/self/exe", nil, nil
 	}
-	m, err := memexec.New(wire.InitArg0, InitELF)
+	PreloadInit()
+	<-preload.done
+	if preload.err != nil {
+		return "", nil, preload.err
+	}
+	p, err := preload.m.PathAbove(childFDs)
 	if err != nil {
+		preload.m.Close()
 		return "", nil, err
 	}
-	return m.Path(), m, nil
+	return p, preload.m, nil
 }
 
 // netstackCommand is the path that starts the builtin network helper and a
 // file to close once it has started (the sealed memfd of the embedded
 // copy).
 func netstackCommand() (string, io.Closer, error) {
-	if spec.NetstackELF == nil {
+	if spec.NetstackELF == "" {
 		p, err := spec.NetstackPath()
 		if err != nil {
 			return "", nil, nil // Start reports the missing helper
@@ -42,5 +73,11 @@ func netstackCommand() (string, io.Closer, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	return m.Path(), m, nil
+	// Above the helper's own fds (stdio, its socket and the tap).
+	p, err := m.PathAbove(10)
+	if err != nil {
+		m.Close()
+		return "", nil, err
+	}
+	return p, m, nil
 }

@@ -104,7 +104,7 @@ func run(s *spec.Spec) (status int, err error) {
 	for fd := 3; fd < 3+s.PreserveFDs; fd++ {
 		extra = append(extra, os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd)))
 	}
-	initPath, initFile, err := initCommand()
+	initPath, initFile, err := initCommand(3 + len(extra))
 	if err != nil {
 		return wire.StatusError, journal.AtStep("loading init", err)
 	}

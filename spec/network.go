@@ -17,7 +17,7 @@ import (
 // NetstackELF is the builtin network driver's helper executable, embedded
 // by cmd/sandbox when built with scripts/build.sh (nil otherwise: the
 // helper is then looked up next to the executable and in PATH).
-var NetstackELF []byte
+var NetstackELF string
 
 // NetstackName is the helper's name on disk.
 const NetstackName = "sandbox-netstack"
@@ -78,7 +78,7 @@ func networkFiles(s *Spec) (hosts, resolv string) {
 }
 
 func HaveNetstack() bool {
-	if NetstackELF != nil {
+	if NetstackELF != "" {
 		return true
 	}
 	_, err := NetstackPath()

@@ -9,4 +9,4 @@ import _ "embed"
 // file and init starts as a small program, not as the whole CLI.
 //
 //go:embed sandbox-init.bin
-var initELF []byte
+var initELF string

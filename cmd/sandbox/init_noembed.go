@@ -4,4 +4,4 @@ package main
 
 // Without the embedinit tag (a plain `go build`), init is this binary
 // re-executed as sandbox-init (see personalities).
-var initELF []byte
+var initELF string

@@ -184,6 +184,9 @@ func runCLI(args []string) int {
 	// environment, which the sandbox must not inherit.
 	supervisor := os.Getenv(parent.DetachedEnv)
 	os.Unsetenv(parent.DetachedEnv)
+	if !r.Detach || supervisor != "" {
+		parent.PreloadInit() // this process starts init: copy it in the meantime
+	}
 	s, err := spec.Prepare(spec.Options{
 		Args: cmd, Name: r.Name, Detach: r.Detach, Supervisor: supervisor, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,
 		Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,

@@ -8,4 +8,4 @@ import _ "embed"
 // this binary; it runs from a sealed memfd, so `sandbox` stays one file.
 //
 //go:embed sandbox-netstack.bin
-var netstackELF []byte
+var netstackELF string

@@ -1,6 +1,8 @@
 package memexec
 
 import (
+	_ "embed"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -9,26 +11,73 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// script is a program embedded the way sandbox embeds its helpers.
+//
+//go:embed testdata/hello.sh
+var script string
+
 func TestRunsSealedCopy(t *testing.T) {
-	elf, err := os.ReadFile("/bin/echo")
-	if err != nil {
-		t.Fatalf("reading /bin/echo: %v", err)
+	if _, ok := fileOffset(script); !ok {
+		t.Error("the embedded program is not found in a read-only mapping of the executable: the kernel-side copy is not used")
 	}
-	m, err := New("echo-copy", elf)
+	m, err := New("hello", script)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	out, err := exec.Command(m.Path(), "hello").Output()
-	if err != nil || strings.TrimSpace(string(out)) != "hello" {
-		t.Fatalf("running %s: %q %v", m.Path(), out, err)
+	// A script cannot run from a close-on-exec memfd (its interpreter opens
+	// the path after the exec), so compare the bytes; TestCopyFromMemory runs
+	// an ELF.
+	got, err := os.ReadFile(m.Path())
+	if err != nil || string(got) != script {
+		t.Fatalf("memfd holds %q (%v), want %q", got, err, script)
 	}
 	// Sealed: the code cannot be changed after the fact.
 	if _, err := unix.Write(int(m.f.Fd()), []byte("x")); err == nil {
 		t.Fatal("the memfd is writable")
 	}
-	got, err := unix.FcntlInt(m.f.Fd(), unix.F_GET_SEALS, 0)
-	if err != nil || got&seals != seals {
-		t.Fatalf("seals %#x, want %#x: %v", got, seals, err)
+	sealed, err := unix.FcntlInt(m.f.Fd(), unix.F_GET_SEALS, 0)
+	if err != nil || sealed&seals != seals {
+		t.Fatalf("seals %#x, want %#x: %v", sealed, seals, err)
+	}
+}
+
+// TestCopyFromMemory: data that is not in the executable's file (here a
+// string built at run time) is copied from memory, byte for byte.
+func TestCopyFromMemory(t *testing.T) {
+	elf, err := os.ReadFile("/bin/echo")
+	if err != nil {
+		t.Fatalf("reading /bin/echo: %v", err)
+	}
+	if _, ok := fileOffset(string(elf)); ok {
+		t.Fatal("heap data taken for part of the executable")
+	}
+	m, err := New("echo-copy", string(elf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	out, err := exec.Command(m.Path(), "hi").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "hi" {
+		t.Fatalf("running %s: %q %v", m.Path(), out, err)
+	}
+}
+
+// TestPathAbove: the memfd moves above the fds a child gets.
+func TestPathAbove(t *testing.T) {
+	m, err := New("low", script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	p, err := m.PathAbove(200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(m.f.Fd()) < 200 || p != fmt.Sprintf("/proc/self/fd/%d", m.f.Fd()) {
+		t.Fatalf("fd %d, path %s", m.f.Fd(), p)
+	}
+	if got, err := os.ReadFile(p); err != nil || string(got) != script {
+		t.Fatalf("after the move: %q %v", got, err)
 	}
 }
