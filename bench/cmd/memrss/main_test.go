@@ -163,7 +163,7 @@ func TestReport(t *testing.T) {
 			t.Errorf("markdown lacks %q:\n%s", want, b)
 		}
 	}
-	if strings.Contains(string(b), "network helpers") {
+	if strings.Contains(string(b), "helpers") {
 		t.Errorf("a helpers row without helpers:\n%s", b)
 	}
 	var rep memReport

@@ -90,7 +90,7 @@ func build(samples []sample, goalMB float64) memReport {
 		{"supervisor", func(s sample) int64 { return s.SupervisorKB }},
 		{"init", func(s sample) int64 { return s.InitKB }},
 		{"supervisor + init", func(s sample) int64 { return s.SupervisorKB + s.InitKB }},
-		{"network helpers", func(s sample) int64 { return s.HelpersKB }},
+		{"helpers", func(s sample) int64 { return s.HelpersKB }},
 	}
 	for _, set := range sets {
 		var helperNames []string
@@ -109,7 +109,7 @@ func build(samples []sample, goalMB float64) memReport {
 		}
 		for _, q := range quantities {
 			what := q.what
-			if what == "network helpers" {
+			if what == "helpers" {
 				if !hasHelpers {
 					continue
 				}

@@ -174,7 +174,7 @@ func parseGoal(s string) (goal, error) {
 
 func (g goal) String() string {
 	if g.Ratio {
-		return fmt.Sprintf("%s ≤ %g× bwrap", g.Command, g.Limit)
+		return fmt.Sprintf("%s ≤ %.1f× bwrap", g.Command, g.Limit)
 	}
 	return fmt.Sprintf("%s ≤ %g ms", g.Command, g.Limit)
 }

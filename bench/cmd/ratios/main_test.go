@@ -138,7 +138,7 @@ func TestGoals(t *testing.T) {
 	want := []goalRow{
 		{"sandbox run --net=none -- true ≤ 1.5× bwrap", "5.00×", "1.25×", "yes"},
 		{"sandbox ps ≤ 10 ms", "16.00 ms", "8.00 ms", "yes"},
-		{"sandbox run --net=none -- true ≤ 1× bwrap", "5.00×", "1.25×", "no"},
+		{"sandbox run --net=none -- true ≤ 1.0× bwrap", "5.00×", "1.25×", "no"},
 		{"sandbox exec NAME -- true ≤ 10 ms", "—", "—", "not measured"},
 	}
 	for i := range want {
