@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Start-up benchmark: `sandbox run -- true` against bwrap, unshare, podman and
-# crun, side by side in one hyperfine run, as an unprivileged user.
+# crun, side by side in one hyperfine run, as an unprivileged user; with a base
+# binary (--base REV or SANDBOX_BASE_BIN), every sandbox line twice, base and
+# new, in the same run. Then the resident memory of the sandbox's own processes.
 #
-#   bench/startup.sh [--out DIR] [--runs N] [--warmup N]
+#   bench/startup.sh [--out DIR] [--runs N] [--warmup N] [--base REV]
 #
 # As root it re-runs itself as the test user sbxtest (see scripts/setup-host.sh).
 # SANDBOX_BIN defaults to the repository's bin/sandbox (scripts/build.sh).
-# Results (hyperfine JSON and Markdown, the ratio table, the environment) go to
-# DIR, or to a new temporary directory.
+# Results (hyperfine JSON and Markdown, the ratio table, the memory table, the
+# environment) go to DIR, or to a new temporary directory.
 set -euo pipefail
 
 readonly TEST_USER=sbxtest
@@ -19,18 +21,23 @@ die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
 	cat <<'EOF'
-usage: bench/startup.sh [--out DIR] [--runs N] [--warmup N]
+usage: bench/startup.sh [--out DIR] [--runs N] [--warmup N] [--base REV]
 
-Measures the start-up time of `sandbox run -- true` (and variants) next to
-bwrap, unshare, podman and crun with hyperfine, then prints median, mean ± σ
-and each median's ratio to bwrap's median.
+Measures the start-up time of `sandbox run -- true` (and variants),
+`sandbox version`, `sandbox exec NAME -- true` and `sandbox ps` next to bwrap,
+unshare, an empty static Go program, podman and crun with hyperfine, then
+prints median, mean ± σ and each median's ratio to bwrap's median; then the
+RSS of the sandbox's supervisor and init while the payload sleeps.
 
-  --out DIR    write startup.json, startup.md, summary.md, env.txt to DIR
-               (default: a new temporary directory)
+  --out DIR    write startup.json, startup.md, summary.md, memory.md,
+               memory.json, env.txt to DIR (default: a new temporary directory)
   --runs N     runs per command (default 30)
   --warmup N   warm-up runs per command (default 5)
+  --base REV   also measure the binary built (scripts/build.sh) from git
+               revision REV of this repository, side by side in the same run
 
-Environment: SANDBOX_BIN (default: <repo>/bin/sandbox).
+Environment: SANDBOX_BIN (default: <repo>/bin/sandbox); SANDBOX_BASE_BIN (a
+base binary instead of --base).
 EOF
 }
 
@@ -40,6 +47,7 @@ repo="$(cd "$bench_dir/.." && pwd)"
 out=""
 runs=30
 warmup=5
+base_rev=""
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--out) [[ $# -ge 2 ]] || die "--out needs a directory"; out="$2"; shift 2 ;;
@@ -48,12 +56,15 @@ while [[ $# -gt 0 ]]; do
 	--runs=*) runs="${1#--runs=}"; shift ;;
 	--warmup) [[ $# -ge 2 ]] || die "--warmup needs a number"; warmup="$2"; shift 2 ;;
 	--warmup=*) warmup="${1#--warmup=}"; shift ;;
+	--base) [[ $# -ge 2 ]] || die "--base needs a git revision"; base_rev="$2"; shift 2 ;;
+	--base=*) base_rev="${1#--base=}"; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown argument: $1" ;;
 	esac
 done
 [[ "$runs" =~ ^[0-9]+$ && "$runs" -ge 2 ]] || die "--runs must be a number >= 2"
 [[ "$warmup" =~ ^[0-9]+$ ]] || die "--warmup must be a number"
+[[ -z "$base_rev" || -z "${SANDBOX_BASE_BIN:-}" ]] || die "give --base or SANDBOX_BASE_BIN, not both"
 if [[ "$runs" -lt 30 ]]; then
 	say "note: --runs $runs is below the usual 30: fine for a smoke test, not for numbers"
 fi
@@ -67,15 +78,66 @@ if [[ "$skip_sandbox" != 1 ]]; then
 		die "SANDBOX_BIN=$SANDBOX_BIN is missing or not executable (build it: scripts/build.sh)"
 	SANDBOX_BIN="$(cd "$(dirname "$SANDBOX_BIN")" && pwd)/$(basename "$SANDBOX_BIN")"
 fi
+SANDBOX_BASE_BIN="${SANDBOX_BASE_BIN:-}"
+if [[ -n "$SANDBOX_BASE_BIN" ]]; then
+	[[ "$skip_sandbox" != 1 ]] || die "SANDBOX_BASE_BIN with BENCH_SKIP_SANDBOX=1 makes no sense"
+	[[ -f "$SANDBOX_BASE_BIN" && -x "$SANDBOX_BASE_BIN" ]] ||
+		die "SANDBOX_BASE_BIN=$SANDBOX_BASE_BIN is missing or not executable"
+	SANDBOX_BASE_BIN="$(cd "$(dirname "$SANDBOX_BASE_BIN")" && pwd)/$(basename "$SANDBOX_BASE_BIN")"
+fi
 
 if [[ -d /usr/local/go/bin ]]; then
 	PATH="/usr/local/go/bin:$PATH"
 fi
 
-# build_ratios DEST: the table printer (std lib only).
-build_ratios() {
-	(cd "$repo" && CGO_ENABLED=0 go build -buildvcs=false -o "$1" ./bench/cmd/ratios) ||
+# build_tools DIR: the table printer and the memory sampler (std lib only)
+# into DIR/ratios and DIR/memrss.
+build_tools() {
+	(cd "$repo" && CGO_ENABLED=0 go build -buildvcs=false -o "$1/ratios" ./bench/cmd/ratios) ||
 		die "could not build bench/cmd/ratios"
+	(cd "$repo" && CGO_ENABLED=0 go build -buildvcs=false -o "$1/memrss" ./bench/cmd/memrss) ||
+		die "could not build bench/cmd/memrss"
+}
+
+# build_floor DEST: an empty static Go program (CGO_ENABLED=0, stripped as
+# bin/sandbox is), the floor of any Go binary's start.
+build_floor() {
+	local src
+	src="$(mktemp -d /tmp/sandbox-bench-floor.XXXXXX)"
+	printf 'module floor\n\ngo 1.21\n' >"$src/go.mod"
+	printf 'package main\n\nfunc main() {}\n' >"$src/main.go"
+	if ! (cd "$src" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off CGO_ENABLED=0 \
+		go build -trimpath -buildvcs=false -ldflags "-s -w" -o "$1" .); then
+		rm -rf "$src"
+		die "could not build the empty Go program"
+	fi
+	rm -rf "$src"
+}
+
+# build_base REV DEST: bin/sandbox of git revision REV (scripts/build.sh in a
+# temporary worktree, removed after).
+build_base() {
+	local rev="$1" dest="$2" tmp short rc=0
+	short="$(git -C "$repo" rev-parse --short "$rev^{commit}" 2>/dev/null)" ||
+		die "--base $rev: not a revision of $repo"
+	tmp="$(mktemp -d /tmp/sandbox-bench-base.XXXXXX)"
+	base_worktree="$tmp/src"
+	say "building the base binary of $rev ($short) in $base_worktree"
+	git -C "$repo" worktree add --quiet --detach "$base_worktree" "$short" || die "git worktree add $short failed"
+	(cd "$base_worktree" && SANDBOX_VERSION="base-$short" bash scripts/build.sh) && cp "$base_worktree/bin/sandbox" "$dest" || rc=$?
+	remove_base_worktree
+	[[ "$rc" -eq 0 ]] || die "building $rev ($short) failed"
+	base_label="$rev ($short)"
+}
+base_worktree=""
+base_label=""
+remove_base_worktree() {
+	if [[ -n "$base_worktree" ]]; then
+		git -C "$repo" worktree remove --force "$base_worktree" 2>/dev/null || true
+		rm -rf "$(dirname "$base_worktree")" # the mktemp directory around it
+		git -C "$repo" worktree prune 2>/dev/null || true
+		base_worktree=""
+	fi
 }
 
 # ------------------------------------------------------ as root: re-run as sbxtest
@@ -90,21 +152,34 @@ if [[ "$(id -u)" -eq 0 ]]; then
 	# Everything the test user needs goes into a stage it can read, so the
 	# checkout's own permissions do not matter.
 	stage="$(mktemp -d /tmp/sandbox-bench-stage.XXXXXX)"
-	trap 'rm -rf "$stage"' EXIT
+	trap 'remove_base_worktree; rm -rf "$stage"' EXIT
+	trap 'exit 130' INT TERM
 	chmod 0755 "$stage"
-	build_ratios "$stage/ratios"
+	build_tools "$stage"
+	build_floor "$stage/floor"
 	cp "$bench_dir/startup.sh" "$stage/startup.sh"
 	stage_bin=""
 	if [[ "$skip_sandbox" != 1 ]]; then
 		cp "$SANDBOX_BIN" "$stage/sandbox"
 		stage_bin="$stage/sandbox"
 	fi
+	stage_base=""
+	if [[ -n "$base_rev" ]]; then
+		build_base "$base_rev" "$stage/sandbox-base"
+		stage_base="$stage/sandbox-base"
+	elif [[ -n "$SANDBOX_BASE_BIN" ]]; then
+		cp "$SANDBOX_BASE_BIN" "$stage/sandbox-base"
+		stage_base="$stage/sandbox-base"
+		base_label="$SANDBOX_BASE_BIN"
+	fi
+	chmod -R a+rX "$stage"
 	install -d -o "$TEST_USER" -g "$(id -g "$TEST_USER")" -m 0755 "$stage/out"
 
 	say "running as root: re-running as $TEST_USER"
 	if runuser -u "$TEST_USER" -- env -i HOME="$home" USER="$TEST_USER" LOGNAME="$TEST_USER" \
 		PATH="$USER_PATH" SANDBOX_BIN="$stage_bin" BENCH_SKIP_SANDBOX="$skip_sandbox" \
-		BENCH_RATIOS_BIN="$stage/ratios" BENCH_SANDBOX_LABEL="$SANDBOX_BIN" \
+		SANDBOX_BASE_BIN="$stage_base" BENCH_BASE_LABEL="$base_label" \
+		BENCH_TOOLS_DIR="$stage" BENCH_FLOOR_BIN="$stage/floor" BENCH_SANDBOX_LABEL="$SANDBOX_BIN" \
 		bash "$stage/startup.sh" --out "$stage/out" --runs "$runs" --warmup "$warmup" </dev/null; then
 		rc=0
 	else
@@ -124,13 +199,57 @@ out="${out:-$(mktemp -d /tmp/sandbox-bench-results.XXXXXX)}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 work="$(mktemp -d /tmp/sandbox-bench-work.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
 
-ratios="${BENCH_RATIOS_BIN:-}"
-if [[ -z "$ratios" ]]; then
+# Detached sandboxes this run started ("BIN NAME" each) and background
+# processes: stopped, removed and killed on any exit.
+detached=()
+bg_pids=()
+cleanup() {
+	local d bin name pid
+	for d in "${detached[@]}"; do
+		bin="${d%% *}"
+		name="${d#* }"
+		pid="$(timeout 10 "$bin" ps --json 2>/dev/null | timeout 5 "$memrss" pid -name "$name" 2>/dev/null || true)"
+		timeout 20 "$bin" stop --time 2s "$name" >/dev/null 2>&1 || true
+		# A supervisor that outlived stop (its sandbox wedged) is killed; its
+		# command line names the sandbox, so a reused pid is not hit.
+		if [[ -n "$pid" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$name"; then
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		timeout 10 "$bin" rm "$name" >/dev/null 2>&1 || true
+	done
+	detached=()
+	for pid in "${bg_pids[@]}"; do
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	bg_pids=()
+	remove_base_worktree
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+tools="${BENCH_TOOLS_DIR:-}"
+if [[ -z "$tools" ]]; then
 	command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
-	ratios="$work/ratios"
-	build_ratios "$ratios"
+	tools="$work"
+	build_tools "$tools"
+fi
+ratios="$tools/ratios"
+memrss="$tools/memrss"
+floor="${BENCH_FLOOR_BIN:-}"
+if [[ -z "$floor" ]]; then
+	command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
+	floor="$work/floor"
+	build_floor "$floor"
+fi
+base_label="${BENCH_BASE_LABEL:-}"
+if [[ -n "$base_rev" ]]; then
+	command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
+	build_base "$base_rev" "$work/sandbox-base"
+	SANDBOX_BASE_BIN="$work/sandbox-base"
+elif [[ -n "$SANDBOX_BASE_BIN" && -z "$base_label" ]]; then
+	base_label="$SANDBOX_BASE_BIN"
 fi
 
 # Commands start in an ordinary directory, as a user's project would be.
@@ -167,21 +286,66 @@ skip() {
 	say "skipping $1: $2"
 }
 
+# start_detached BIN NAME: a detached sandbox whose payload sleeps (at most
+# 1800 s, well beyond any hyperfine run here), for exec and ps; cleanup stops
+# and removes it.
+start_detached() {
+	detached+=("$1 $2")
+	timeout 60 "$1" run -d --name "$2" --net=none -- sleep 1800 </dev/null >/dev/null 2>"$work/try.err"
+}
+
+# add_sandbox ARGS: the line `sandbox ARGS` with the new binary (required)
+# and, when there is one, `sandbox@base ARGS` with the base binary right after
+# it (skipped with the reason when its trial fails: an older binary may lack a
+# flag). NAME in ARGS is the detached sandbox of each binary.
+add_sandbox() {
+	local args="$1"
+	add "sandbox $args" "$qn ${args//NAME/$exec_name}" 1
+	if [[ -n "$SANDBOX_BASE_BIN" ]]; then
+		if [[ "$args" == *NAME* && -z "$base_exec_name" ]]; then
+			skip "sandbox@base $args" "the base binary's detached sandbox did not start"
+			return
+		fi
+		add "sandbox@base $args" "$qb ${args//NAME/$base_exec_name}" 0
+	fi
+}
+
+exec_name=""
+base_exec_name=""
 if [[ "$skip_sandbox" != 1 ]]; then
-	q="$(printf '%q' "$SANDBOX_BIN")"
-	add "sandbox run -- true" "$q run -- true" 1
-	add "sandbox run --read-only -- true" "$q run --read-only -- true" 1
-	add "sandbox run --map=single -- true" "$q run --map=single -- true" 1
+	qn="$(printf '%q' "$SANDBOX_BIN")"
+	qb="$(printf '%q' "$SANDBOX_BASE_BIN")"
+	exec_name="bench-exec-$$"
+	start_detached "$SANDBOX_BIN" "$exec_name" ||
+		die "sandbox run -d --name $exec_name --net=none -- sleep 1800 failed: $(first_err)"
+	if [[ -n "$SANDBOX_BASE_BIN" ]]; then
+		if start_detached "$SANDBOX_BASE_BIN" "bench-exec-base-$$"; then
+			base_exec_name="bench-exec-base-$$"
+		else
+			say "note: the base binary's run -d failed: $(first_err)"
+		fi
+	fi
+	# The issue's goal line: no network helper.
+	add_sandbox "run --net=none -- true"
+	# The default network (--net=auto: the first usable helper).
+	add_sandbox "run -- true"
+	add_sandbox "run --read-only -- true"
+	add_sandbox "run --map=single -- true"
 	# The default confinement (seccomp filter, bounded capabilities,
 	# no_new_privs, keyring) against none of it: its start-up cost.
-	add "sandbox run --seccomp=unconfined --cap-add ALL -- true" "$q run --seccomp=unconfined --cap-add ALL -- true" 1
-	add "sandbox run --landlock -- true" "$q run --landlock -- true" 1
+	add_sandbox "run --seccomp=unconfined --cap-add ALL -- true"
+	add_sandbox "run --landlock -- true"
+	# The CLI's own start, and the commands that talk to a running sandbox.
+	add_sandbox "version"
+	add_sandbox "exec NAME -- true"
+	add_sandbox "ps"
 else
 	skip "sandbox" "BENCH_SKIP_SANDBOX=1"
 fi
 add "bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc true" \
 	"bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc true" 1
 add "unshare -Urmpf true" "unshare -Urmpf true" 0
+add "empty static Go program" "$(printf '%q' "$floor")" 1
 
 # A static busybox root with /bin/true, for podman and crun (no network needed).
 busybox=""
@@ -250,6 +414,10 @@ fi
 	if [[ "$skip_sandbox" != 1 ]]; then
 		echo "sandbox: ${BENCH_SANDBOX_LABEL:-$SANDBOX_BIN} ($("$SANDBOX_BIN" version 2>/dev/null | head -n 1 || echo '?'))"
 	fi
+	if [[ -n "$SANDBOX_BASE_BIN" ]]; then
+		echo "sandbox@base: $base_label ($("$SANDBOX_BASE_BIN" version 2>/dev/null | head -n 1 || echo '?'))"
+	fi
+	echo "floor: empty static Go program ($(go version 2>/dev/null || echo 'go ?'))"
 	echo "hyperfine: $(hyperfine --version 2>/dev/null)"
 	echo "bwrap: $(bwrap --version 2>/dev/null)"
 	echo "unshare: $(unshare --version 2>/dev/null)"
@@ -271,8 +439,94 @@ hyperfine -N --warmup "$warmup" --runs "$runs" \
 	"${hf_args[@]}" </dev/null
 
 echo
-"$ratios" -json "$out/startup.json" -baseline bwrap -md "$out/summary.md" | tee "$out/summary.txt"
-if [[ -z "${BENCH_RATIOS_BIN:-}" ]]; then # not when root re-ran us: it says where
+# The goals of issue 14: the new binary's line decides.
+"$ratios" -json "$out/startup.json" -baseline bwrap -md "$out/summary.md" \
+	-goal "sandbox run --net=none -- true<=1.5x" -goal "sandbox run --net=none -- true<=1.0x" \
+	-goal "sandbox run -- true<=2.0x" \
+	-goal "sandbox exec NAME -- true<=10ms" -goal "sandbox ps<=10ms" | tee "$out/summary.txt"
+
+# ------------------------------------------------------ memory
+# RSS of the sandbox's own processes (supervisor, init; network helpers
+# apart) while the payload sleeps, 3 samples each, after the timing so it
+# does not disturb it.
+readonly MEM_SAMPLES=3
+readonly SET_FG="foreground run --net=none -- sleep"
+readonly SET_DET="detached run -d --net=none -- sleep"
+readonly SET_EXEC="detached, after 25 × exec -- true"
+mem_err() { say "memory: $1: $(head -n 3 "$work/mem.err" | tr '\n' ' ')"; }
+
+# wait_gone PID: wait (at most 10 s) for a background process to end, then
+# kill it.
+wait_gone() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+# mem_fg TOOL CMD...: start CMD (its payload `sleep 30`) in the background,
+# sample its tree once the payload runs, end the payload.
+mem_fg() {
+	local tool="$1" pid
+	shift
+	"$@" </dev/null >/dev/null 2>"$work/mem.err" &
+	pid=$!
+	bg_pids+=("$pid")
+	"$memrss" sample -pid "$pid" -tool "$tool" -set "$SET_FG" -kill-payload >>"$out/memory.jsonl" 2>>"$work/mem.err" ||
+		mem_err "$tool foreground sample failed"
+	wait_gone "$pid"
+}
+
+# mem_detached TOOL BIN I: a detached sandbox, sampled, 25 execs, sampled
+# again, stopped and removed.
+mem_detached() {
+	local tool="$1" bin="$2" name="bench-mem-$$-$1-$3" pid j
+	if ! start_detached "$bin" "$name" 2>"$work/mem.err"; then
+		cp "$work/try.err" "$work/mem.err"
+		mem_err "$tool run -d failed"
+		return 0
+	fi
+	if ! pid="$(timeout 10 "$bin" ps --json 2>"$work/mem.err" | "$memrss" pid -name "$name" 2>>"$work/mem.err")"; then
+		mem_err "$tool: no supervisor pid for $name"
+		return 0
+	fi
+	"$memrss" sample -pid "$pid" -tool "$tool" -set "$SET_DET" >>"$out/memory.jsonl" 2>"$work/mem.err" ||
+		mem_err "$tool detached sample failed"
+	for ((j = 0; j < 25; j++)); do
+		timeout 10 "$bin" exec "$name" -- true </dev/null >/dev/null 2>"$work/mem.err" || {
+			mem_err "$tool exec $j failed"
+			break
+		}
+	done
+	"$memrss" sample -pid "$pid" -tool "$tool" -set "$SET_EXEC" >>"$out/memory.jsonl" 2>"$work/mem.err" ||
+		mem_err "$tool sample after exec failed"
+	timeout 20 "$bin" stop --time 2s "$name" >/dev/null 2>&1 || true
+	timeout 10 "$bin" rm "$name" >/dev/null 2>&1 || true
+}
+
+: >"$out/memory.jsonl"
+if [[ "$skip_sandbox" != 1 ]]; then
+	echo
+	say "memory: $MEM_SAMPLES samples of each process set"
+	for ((i = 1; i <= MEM_SAMPLES; i++)); do
+		mem_fg new "$SANDBOX_BIN" run --net=none -- sleep 30
+		if [[ -n "$SANDBOX_BASE_BIN" ]]; then
+			mem_fg base "$SANDBOX_BASE_BIN" run --net=none -- sleep 30
+		fi
+		mem_fg bwrap bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc sleep 30
+		mem_detached new "$SANDBOX_BIN" "$i"
+		if [[ -n "$SANDBOX_BASE_BIN" ]]; then
+			mem_detached base "$SANDBOX_BASE_BIN" "$i"
+		fi
+	done
+	echo
+	"$memrss" report -in "$out/memory.jsonl" -md "$out/memory.md" -json "$out/memory.json" -goal-mb 8 |
+		tee "$out/memory.txt"
+fi
+if [[ -z "${BENCH_TOOLS_DIR:-}" ]]; then # not when root re-ran us: it says where
 	echo
 	say "results in $out"
 fi

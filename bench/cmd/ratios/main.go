@@ -1,8 +1,10 @@
 // Command ratios prints a start-up benchmark table from hyperfine's JSON
 // export: command, median, mean ± σ, and the ratio of each median to the
-// baseline's median.
+// baseline's median. When the run measured a base binary too (commands named
+// "sandbox@base …" next to "sandbox …"), a side-by-side table of base and new
+// comes first; -goal adds a table of goals met or not.
 //
-//	ratios -json startup.json [-baseline bwrap] [-md summary.md]
+//	ratios -json startup.json [-baseline bwrap] [-md summary.md] [-goal 'sandbox ps<=10ms']...
 package main
 
 import (
@@ -12,8 +14,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"unicode/utf8"
+)
+
+// Command-name prefixes of the two sandbox binaries in one run.
+const (
+	newPrefix  = "sandbox "
+	basePrefix = "sandbox@base "
 )
 
 // result is the part of one hyperfine result that the table needs.
@@ -80,11 +89,171 @@ func rows(results []result, baseline string) ([]row, bool) {
 	return out, found
 }
 
+// pair is one sandbox line measured with the base and the new binary; either
+// side may be missing (nil) when its trial run failed.
+type pair struct {
+	Command   string // the new binary's name for the line
+	Base, New *row
+}
+
+// pairs matches "sandbox@base X" with "sandbox X", in the order of the new
+// lines (then base lines without a new one). It returns nil when the run has
+// no base line at all.
+func pairs(rs []row) []pair {
+	hasBase := false
+	for _, w := range rs {
+		if strings.HasPrefix(w.Command, basePrefix) {
+			hasBase = true
+			break
+		}
+	}
+	if !hasBase {
+		return nil
+	}
+	var out []pair
+	index := map[string]int{}
+	for i := range rs {
+		w := &rs[i]
+		var name string
+		isBase := strings.HasPrefix(w.Command, basePrefix)
+		switch {
+		case isBase:
+			name = newPrefix + strings.TrimPrefix(w.Command, basePrefix)
+		case strings.HasPrefix(w.Command, newPrefix):
+			name = w.Command
+		default:
+			continue
+		}
+		j, ok := index[name]
+		if !ok {
+			j = len(out)
+			index[name] = j
+			out = append(out, pair{Command: name})
+		}
+		if isBase {
+			out[j].Base = w
+		} else {
+			out[j].New = w
+		}
+	}
+	return out
+}
+
+// goal is one target of the form NAME<=Nx (a ratio to the baseline) or
+// NAME<=Nms (an absolute median).
+type goal struct {
+	Command string
+	Limit   float64
+	Ratio   bool // Limit is a ratio, else milliseconds
+}
+
+func parseGoal(s string) (goal, error) {
+	name, limit, ok := strings.Cut(s, "<=")
+	name = strings.TrimSpace(name)
+	limit = strings.TrimSpace(limit)
+	if !ok || name == "" {
+		return goal{}, fmt.Errorf("goal %q: want NAME<=Nx or NAME<=Nms", s)
+	}
+	g := goal{Command: name}
+	switch {
+	case strings.HasSuffix(limit, "ms"):
+		limit = strings.TrimSuffix(limit, "ms")
+	case strings.HasSuffix(limit, "x"), strings.HasSuffix(limit, "×"):
+		limit = strings.TrimSuffix(strings.TrimSuffix(limit, "x"), "×")
+		g.Ratio = true
+	default:
+		return goal{}, fmt.Errorf("goal %q: the limit needs a unit, x or ms", s)
+	}
+	v, err := strconv.ParseFloat(limit, 64)
+	if err != nil || v <= 0 {
+		return goal{}, fmt.Errorf("goal %q: bad limit %q", s, limit)
+	}
+	g.Limit = v
+	return g, nil
+}
+
+func (g goal) String() string {
+	if g.Ratio {
+		return fmt.Sprintf("%s ≤ %.1f× bwrap", g.Command, g.Limit)
+	}
+	return fmt.Sprintf("%s ≤ %g ms", g.Command, g.Limit)
+}
+
+// value is the goal's measure of w ("n/a" when it cannot be had) and whether
+// it meets the goal.
+func (g goal) value(w *row, found bool) (string, bool) {
+	switch {
+	case w == nil:
+		return "—", false
+	case g.Ratio && !found:
+		return "n/a", false
+	case g.Ratio:
+		return fmt.Sprintf("%.2f×", w.Ratio), w.Ratio <= g.Limit
+	default:
+		return fmt.Sprintf("%.2f ms", w.Median), w.Median <= g.Limit
+	}
+}
+
+// goalRow is one evaluated goal: the new binary's line decides.
+type goalRow struct {
+	Goal      string
+	Base, New string
+	Met       string
+}
+
+func evalGoals(goals []goal, rs []row, found bool) []goalRow {
+	byName := map[string]*row{}
+	for i := range rs {
+		byName[rs[i].Command] = &rs[i]
+	}
+	var out []goalRow
+	for _, g := range goals {
+		nw := byName[g.Command]
+		var bw *row
+		if strings.HasPrefix(g.Command, newPrefix) {
+			bw = byName[basePrefix+strings.TrimPrefix(g.Command, newPrefix)]
+		}
+		nv, ok := g.value(nw, found)
+		bv, _ := g.value(bw, found)
+		met := "no"
+		switch {
+		case nw == nil:
+			met = "not measured"
+		case nv == "n/a":
+			met = "n/a"
+		case ok:
+			met = "yes"
+		}
+		if bw == nil {
+			bv = "—"
+		}
+		out = append(out, goalRow{Goal: g.String(), Base: bv, New: nv, Met: met})
+	}
+	return out
+}
+
 func ratio(w row, found bool) string {
 	if !found {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.2f", w.Ratio)
+}
+
+// cells of a pair: base ms, base ×, new ms, new ×, new ÷ base.
+func (p pair) cells(found bool) [5]string {
+	c := [5]string{"—", "—", "—", "—", "—"}
+	if p.Base != nil {
+		c[0] = fmt.Sprintf("%.2f", p.Base.Median)
+		c[1] = ratio(*p.Base, found)
+	}
+	if p.New != nil {
+		c[2] = fmt.Sprintf("%.2f", p.New.Median)
+		c[3] = ratio(*p.New, found)
+	}
+	if p.Base != nil && p.New != nil && p.Base.Median > 0 {
+		c[4] = fmt.Sprintf("%.2f", p.New.Median/p.Base.Median)
+	}
+	return c
 }
 
 // pad pads s with spaces to n runes: on the left when n > 0, on the right
@@ -101,12 +270,47 @@ func pad(s string, n int) string {
 	return s + strings.Repeat(" ", n)
 }
 
-func writeText(out io.Writer, rs []row, baseline string, found bool) error {
+// textTable writes rows of cells with the first column left-aligned and the
+// others right-aligned, two spaces apart.
+func textTable(b *strings.Builder, table [][]string) {
+	if len(table) == 0 {
+		return
+	}
+	widths := make([]int, len(table[0]))
+	for _, r := range table {
+		for i, c := range r {
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	for _, r := range table {
+		var line strings.Builder
+		for i, c := range r {
+			if i == 0 {
+				line.WriteString(pad(c, -widths[i]))
+				continue
+			}
+			line.WriteString("  " + pad(c, widths[i]))
+		}
+		b.WriteString(strings.TrimRight(line.String(), " ") + "\n")
+	}
+}
+
+func writeText(out io.Writer, rs []row, baseline string, found bool, goals []goalRow) error {
+	var b strings.Builder
+	if ps := pairs(rs); ps != nil {
+		table := [][]string{{"sandbox line (base vs new)", "base ms", "base × " + baseline,
+			"new ms", "new × " + baseline, "new ÷ base"}}
+		for _, p := range ps {
+			c := p.cells(found)
+			table = append(table, []string{p.Command, c[0], c[1], c[2], c[3], c[4]})
+		}
+		textTable(&b, table)
+		b.WriteString("\n")
+	}
 	width := len("command")
 	for _, w := range rs {
 		width = max(width, utf8.RuneCountInString(w.Command))
 	}
-	var b strings.Builder
 	line := func(cmd, median, mean, runs, ratio string) {
 		b.WriteString(pad(cmd, -width) + "  " + pad(median, 9) + "  " +
 			pad(mean, 15) + "  " + pad(runs, 4) + "  " + ratio + "\n")
@@ -117,20 +321,56 @@ func writeText(out io.Writer, rs []row, baseline string, found bool) error {
 			fmt.Sprintf("%.2f ± %.2f", w.Mean, w.Stddev),
 			fmt.Sprint(w.Runs), ratio(w, found))
 	}
+	if len(goals) > 0 {
+		b.WriteString("\n")
+		table := [][]string{{"goal", "base", "new", "met (new)"}}
+		for _, g := range goals {
+			table = append(table, []string{g.Goal, g.Base, g.New, g.Met})
+		}
+		textTable(&b, table)
+	}
 	_, err := io.WriteString(out, b.String())
 	return err
 }
 
-func writeMarkdown(out io.Writer, rs []row, baseline string, found bool) error {
+func writeMarkdown(out io.Writer, rs []row, baseline string, found bool, goals []goalRow) error {
 	var b strings.Builder
+	if ps := pairs(rs); ps != nil {
+		fmt.Fprintf(&b, "| sandbox line | base ms | base × %s | new ms | new × %s | new ÷ base |\n", baseline, baseline)
+		b.WriteString("|:---|---:|---:|---:|---:|---:|\n")
+		for _, p := range ps {
+			c := p.cells(found)
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", p.Command, c[0], c[1], c[2], c[3], c[4])
+		}
+		b.WriteString("\n")
+	}
 	fmt.Fprintf(&b, "| command | median ms | mean ± σ ms | runs | × %s median |\n", baseline)
 	b.WriteString("|:---|---:|---:|---:|---:|\n")
 	for _, w := range rs {
 		fmt.Fprintf(&b, "| `%s` | %.2f | %.2f ± %.2f | %d | %s |\n",
 			w.Command, w.Median, w.Mean, w.Stddev, w.Runs, ratio(w, found))
 	}
+	if len(goals) > 0 {
+		b.WriteString("\n| goal | base | new | met (new) |\n|:---|---:|---:|:---|\n")
+		for _, g := range goals {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", g.Goal, g.Base, g.New, g.Met)
+		}
+	}
 	_, err := io.WriteString(out, b.String())
 	return err
+}
+
+// goalFlags collects repeated -goal flags.
+type goalFlags []goal
+
+func (f *goalFlags) String() string { return fmt.Sprint(*f) }
+func (f *goalFlags) Set(s string) error {
+	g, err := parseGoal(s)
+	if err != nil {
+		return err
+	}
+	*f = append(*f, g)
+	return nil
 }
 
 func run(args []string, stdout io.Writer) error {
@@ -138,6 +378,8 @@ func run(args []string, stdout io.Writer) error {
 	jsonPath := fs.String("json", "", "hyperfine --export-json file (required)")
 	baseline := fs.String("baseline", "bwrap", "command name prefix of the baseline")
 	mdPath := fs.String("md", "", "also write the table as Markdown to this file")
+	var goals goalFlags
+	fs.Var(&goals, "goal", "a goal NAME<=Nx (ratio to the baseline) or NAME<=Nms (median); repeatable")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -157,12 +399,13 @@ func run(args []string, stdout io.Writer) error {
 	if !found {
 		fmt.Fprintf(os.Stderr, "ratios: no result named %q*: ratios are n/a\n", *baseline)
 	}
-	if err := writeText(stdout, rs, *baseline, found); err != nil {
+	gs := evalGoals(goals, rs, found)
+	if err := writeText(stdout, rs, *baseline, found, gs); err != nil {
 		return err
 	}
 	if *mdPath != "" {
 		var b strings.Builder
-		if err := writeMarkdown(&b, rs, *baseline, found); err != nil {
+		if err := writeMarkdown(&b, rs, *baseline, found, gs); err != nil {
 			return err
 		}
 		if err := os.WriteFile(*mdPath, []byte(b.String()), 0o644); err != nil {

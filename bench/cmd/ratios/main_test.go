@@ -80,3 +80,104 @@ func TestRunWritesTableAndMarkdown(t *testing.T) {
 		t.Errorf("markdown:\n%s", b)
 	}
 }
+
+const sampleBase = `{"results":[
+ {"command":"sandbox run --net=none -- true","mean":0.015,"stddev":0.001,"median":0.015,"times":[0.015,0.015]},
+ {"command":"sandbox@base run --net=none -- true","mean":0.06,"stddev":0.002,"median":0.06,"times":[0.06,0.06]},
+ {"command":"sandbox ps","mean":0.008,"stddev":0.001,"median":0.008,"times":[0.008,0.008]},
+ {"command":"sandbox@base ps","mean":0.016,"stddev":0.001,"median":0.016,"times":[0.016,0.016]},
+ {"command":"sandbox@base version","mean":0.016,"stddev":0.001,"median":0.016,"times":[0.016,0.016]},
+ {"command":"bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc true","mean":0.012,"stddev":0.0002,"median":0.012,"times":[0.012,0.012]}
+]}`
+
+func TestPairsBaseAndNew(t *testing.T) {
+	results, err := parse(strings.NewReader(sampleBase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, found := rows(results, "bwrap")
+	ps := pairs(rs)
+	if len(ps) != 3 {
+		t.Fatalf("pairs = %+v, want 3", ps)
+	}
+	if ps[0].Command != "sandbox run --net=none -- true" || ps[0].Base == nil || ps[0].New == nil {
+		t.Errorf("pair 0 = %+v", ps[0])
+	}
+	if got := ps[0].cells(found); got != [5]string{"60.00", "5.00", "15.00", "1.25", "0.25"} {
+		t.Errorf("cells of pair 0 = %q", got)
+	}
+	// A line only the base binary ran keeps an empty new side.
+	if ps[2].Command != "sandbox version" || ps[2].New != nil || ps[2].cells(found)[2] != "—" {
+		t.Errorf("pair 2 = %+v", ps[2])
+	}
+	if pairs(rs[:1]) != nil {
+		t.Error("pairs without any base line should be nil (the plain table only)")
+	}
+}
+
+func TestGoals(t *testing.T) {
+	for _, bad := range []string{"sandbox ps", "<=10ms", "sandbox ps<=10", "sandbox ps<=-1ms", "sandbox ps<=zms"} {
+		if _, err := parseGoal(bad); err == nil {
+			t.Errorf("parseGoal(%q): no error", bad)
+		}
+	}
+	results, err := parse(strings.NewReader(sampleBase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, found := rows(results, "bwrap")
+	var goals []goal
+	for _, s := range []string{"sandbox run --net=none -- true<=1.5x", "sandbox ps<=10ms", "sandbox run --net=none -- true<=1.0x", "sandbox exec NAME -- true<=10ms"} {
+		g, err := parseGoal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		goals = append(goals, g)
+	}
+	got := evalGoals(goals, rs, found)
+	want := []goalRow{
+		{"sandbox run --net=none -- true ≤ 1.5× bwrap", "5.00×", "1.25×", "yes"},
+		{"sandbox ps ≤ 10 ms", "16.00 ms", "8.00 ms", "yes"},
+		{"sandbox run --net=none -- true ≤ 1.0× bwrap", "5.00×", "1.25×", "no"},
+		{"sandbox exec NAME -- true ≤ 10 ms", "—", "—", "not measured"},
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("goal %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestRunWritesSideBySide(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "startup.json")
+	md := filepath.Join(dir, "summary.md")
+	if err := os.WriteFile(in, []byte(sampleBase), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := run([]string{"-json", in, "-md", md, "-goal", "sandbox ps<=10ms"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"base × bwrap", "new ÷ base", "sandbox ps ≤ 10 ms", "sandbox@base ps"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, out.String())
+		}
+	}
+	b, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| `sandbox run --net=none -- true` | 60.00 | 5.00 | 15.00 | 1.25 | 0.25 |",
+		"| sandbox ps ≤ 10 ms | 16.00 ms | 8.00 ms | yes |",
+		"| `bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc true` | 12.00 |",
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, b)
+		}
+	}
+	if err := run([]string{"-json", in, "-goal", "sandbox ps"}, &out); err == nil {
+		t.Error("no error for a goal without a limit")
+	}
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestStatLine(t *testing.T) {
+	ppid, comm, err := statLine("42 (a (b) c) S 7 42 42 0 -1")
+	if err != nil || ppid != 7 || comm != "a (b) c" {
+		t.Errorf("statLine = %d %q %v, want 7 \"a (b) c\"", ppid, comm, err)
+	}
+	if _, _, err := statLine("42 garbage"); err == nil {
+		t.Error("no error for a stat without comm")
+	}
+}
+
+func TestStatusFields(t *testing.T) {
+	rss, nspid := statusFields("Name:\tsandbox-init\nNSpid:\t1234\t1\nVmRSS:\t   9312 kB\n")
+	if rss != 9312 || len(nspid) != 2 || nspid[1] != 1 {
+		t.Errorf("statusFields = %d %v", rss, nspid)
+	}
+}
+
+// fakeProc writes a /proc with the given processes: pid, ppid, comm, exe,
+// VmRSS kB, NSpid.
+func fakeProc(t *testing.T, procs []proc) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, p := range procs {
+		dir := filepath.Join(root, fmt.Sprint(p.Pid))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		stat := fmt.Sprintf("%d (%s) S %d 1 1 0 -1", p.Pid, p.Comm, p.Ppid)
+		ns := make([]string, len(p.nspid))
+		for i, n := range p.nspid {
+			ns[i] = fmt.Sprint(n)
+		}
+		status := fmt.Sprintf("Name:\t%s\nNSpid:\t%s\nVmRSS:\t%d kB\n", p.Comm, strings.Join(ns, "\t"), p.RSSKB)
+		for name, text := range map[string]string{"stat": stat, "status": status} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Symlink(p.Exe, filepath.Join(dir, "exe")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func TestMeasureRoles(t *testing.T) {
+	// sandbox run (100) → init (101, PID 1 inside) → sleep (102) and an
+	// exec'd shell (103) → its child (104); a network helper (105) beside
+	// init; an unrelated process (200).
+	root := fakeProc(t, []proc{
+		{Pid: 100, Ppid: 1, Comm: "sandbox", Exe: "/bin/sandbox", RSSKB: 11000, nspid: []int{100}},
+		{Pid: 101, Ppid: 100, Comm: "sandbox-init", Exe: "/bin/sandbox", RSSKB: 9000, nspid: []int{101, 1}},
+		{Pid: 102, Ppid: 101, Comm: "sleep", Exe: "/usr/bin/sleep", RSSKB: 1500, nspid: []int{102, 2}},
+		{Pid: 103, Ppid: 101, Comm: "sh", Exe: "/bin/sandbox", RSSKB: 3000, nspid: []int{103, 3}},
+		{Pid: 104, Ppid: 103, Comm: "sh", Exe: "/bin/sh", RSSKB: 3000, nspid: []int{104, 4}},
+		{Pid: 105, Ppid: 100, Comm: "slirp4netns", Exe: "/usr/bin/slirp4netns", RSSKB: 2048, nspid: []int{105}},
+		{Pid: 200, Ppid: 1, Comm: "sandbox", Exe: "/bin/sandbox", RSSKB: 99999, nspid: []int{200}},
+	})
+	if ok, err := hasPayload(root, 100, "sleep"); err != nil || !ok {
+		t.Fatalf("hasPayload = %v %v", ok, err)
+	}
+	s, err := measure(root, 100, "fg", "new", "sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.SupervisorKB != 11000 || s.InitKB != 9000 || s.HelpersKB != 2048 {
+		t.Errorf("sample = supervisor %d init %d helpers %d kB, want 11000 9000 2048", s.SupervisorKB, s.InitKB, s.HelpersKB)
+	}
+	if len(s.Helpers) != 1 || s.Helpers[0] != "slirp4netns" {
+		t.Errorf("helpers = %v", s.Helpers)
+	}
+	roles := map[int]string{}
+	for _, p := range s.Procs {
+		roles[p.Pid] = p.Role
+	}
+	want := map[int]string{100: "supervisor", 101: "init", 102: "payload", 103: "payload", 104: "payload", 105: "helper"}
+	if fmt.Sprint(roles) != fmt.Sprint(want) {
+		t.Errorf("roles = %v, want %v", roles, want)
+	}
+	if _, err := measure(root, 999, "fg", "new", "sleep"); err == nil {
+		t.Error("no error for a missing root")
+	}
+}
+
+func TestMeasureWithoutPidNamespace(t *testing.T) {
+	root := fakeProc(t, []proc{
+		{Pid: 10, Ppid: 1, Comm: "tool", Exe: "/bin/tool", RSSKB: 500, nspid: []int{10}},
+		{Pid: 11, Ppid: 10, Comm: "sleep", Exe: "/usr/bin/sleep", RSSKB: 700, nspid: []int{11}},
+	})
+	s, err := measure(root, 10, "x", "bwrap", "sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.SupervisorKB != 500 || s.InitKB != 0 || s.Procs[1].Role != "payload" {
+		t.Errorf("sample = %+v", s)
+	}
+}
+
+func TestPid(t *testing.T) {
+	var out strings.Builder
+	in := `[{"name":"a","pid":5,"status":"running"},{"name":"bench-1","pid":77,"status":"running"}]`
+	if err := cmdPid([]string{"-name", "bench-1"}, strings.NewReader(in), &out); err != nil || out.String() != "77\n" {
+		t.Errorf("pid = %q %v", out.String(), err)
+	}
+	if err := cmdPid([]string{"-name", "zzz"}, strings.NewReader(in), &out); err == nil {
+		t.Error("no error for an unknown name")
+	}
+}
+
+func TestReport(t *testing.T) {
+	var lines []string
+	add := func(set, tool string, sup, init, helpers int64) {
+		b, err := json.Marshal(sample{Set: set, Tool: tool, SupervisorKB: sup, InitKB: init, HelpersKB: helpers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, string(b))
+	}
+	for _, k := range []int64{1, 3, 2} { // medians: the middle sample
+		add("fg", "new", 3072*k, 1024*k, 0)
+		add("fg", "base", 10240*k, 9216*k, 0)
+		add("fg", "bwrap", 2048, 1024, 0)
+		add("det", "new", 4096, 4096+1024*k, 0)
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "memory.jsonl")
+	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	md, js := filepath.Join(dir, "memory.md"), filepath.Join(dir, "memory.json")
+	var out strings.Builder
+	if err := cmdReport([]string{"-in", in, "-md", md, "-json", js}, &out); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{
+		"fg: supervisor + init", "8.0", "38.0", "3.0",
+		"supervisor + init ≤ 8 MB, fg, new: 8.0 MB, met",
+		"supervisor + init ≤ 8 MB, fg, base: 38.0 MB, not met",
+		"supervisor + init ≤ 8 MB, det, new: 10.0 MB, not met",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q:\n%s", want, text)
+		}
+	}
+	b, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| fg: supervisor + init | 38.0 | 8.0 | 3.0 |", "| det: init | — | 6.0 | — |"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, b)
+		}
+	}
+	if strings.Contains(string(b), "helpers") {
+		t.Errorf("a helpers row without helpers:\n%s", b)
+	}
+	var rep memReport
+	if b, err = os.ReadFile(js); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil || len(rep.Rows) != 6 || rep.Rows[0].MB["bwrap"] == nil {
+		t.Errorf("memory.json = %s (%v)", b, err)
+	}
+	if err := cmdReport([]string{"-in", filepath.Join(dir, "none")}, &out); err == nil {
+		t.Error("no error for a missing input")
+	}
+}

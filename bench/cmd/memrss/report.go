@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// tools are the report's columns, in order.
+var tools = []string{"base", "new", "bwrap"}
+
+// memRow is one line of the memory table: a quantity of one process set, in
+// MB (MiB: VmRSS kB / 1024) per tool, the median over the samples.
+type memRow struct {
+	Set     string              `json:"set"`
+	What    string              `json:"what"`
+	MB      map[string]*float64 `json:"mb"`
+	Samples map[string]int      `json:"samples"`
+}
+
+type memReport struct {
+	Unit   string   `json:"unit"`
+	GoalMB float64  `json:"goal_mb"`
+	Rows   []memRow `json:"rows"`
+	Goals  []string `json:"goals"`
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func readSamples(r io.Reader) ([]sample, error) {
+	var out []sample
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var s sample
+		if err := json.Unmarshal([]byte(line), &s); err != nil {
+			return nil, fmt.Errorf("line %d: %w", n, err)
+		}
+		if s.Set == "" || s.Tool == "" {
+			return nil, fmt.Errorf("line %d: no set or tool", n)
+		}
+		out = append(out, s)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no samples")
+	}
+	return out, nil
+}
+
+// build makes the rows: per set (in first-seen order) supervisor, init,
+// their sum and, where any sample had one, the network helpers.
+func build(samples []sample, goalMB float64) memReport {
+	var sets []string
+	seen := map[string]bool{}
+	by := map[string]map[string][]sample{}
+	for _, s := range samples {
+		if !seen[s.Set] {
+			seen[s.Set] = true
+			sets = append(sets, s.Set)
+			by[s.Set] = map[string][]sample{}
+		}
+		by[s.Set][s.Tool] = append(by[s.Set][s.Tool], s)
+	}
+	rep := memReport{Unit: "MB (MiB, VmRSS kB / 1024), median of the samples", GoalMB: goalMB}
+	quantities := []struct {
+		what string
+		kb   func(sample) int64
+	}{
+		{"supervisor", func(s sample) int64 { return s.SupervisorKB }},
+		{"init", func(s sample) int64 { return s.InitKB }},
+		{"supervisor + init", func(s sample) int64 { return s.SupervisorKB + s.InitKB }},
+		{"helpers", func(s sample) int64 { return s.HelpersKB }},
+	}
+	for _, set := range sets {
+		var helperNames []string
+		hasHelpers := false
+		for _, ss := range by[set] {
+			for _, s := range ss {
+				if s.HelpersKB > 0 {
+					hasHelpers = true
+				}
+				for _, h := range s.Helpers {
+					if !contains(helperNames, h) {
+						helperNames = append(helperNames, h)
+					}
+				}
+			}
+		}
+		for _, q := range quantities {
+			what := q.what
+			if what == "helpers" {
+				if !hasHelpers {
+					continue
+				}
+				what += " (" + strings.Join(helperNames, ", ") + ")"
+			}
+			row := memRow{Set: set, What: what, MB: map[string]*float64{}, Samples: map[string]int{}}
+			for _, tool := range tools {
+				ss := by[set][tool]
+				if len(ss) == 0 {
+					row.MB[tool] = nil
+					continue
+				}
+				xs := make([]float64, len(ss))
+				for i, s := range ss {
+					xs[i] = float64(q.kb(s)) / 1024
+				}
+				m := median(xs)
+				row.MB[tool] = &m
+				row.Samples[tool] = len(ss)
+			}
+			rep.Rows = append(rep.Rows, row)
+			if q.what == "supervisor + init" && goalMB > 0 {
+				for _, tool := range []string{"new", "base"} {
+					if v := row.MB[tool]; v != nil {
+						met := "met"
+						if *v > goalMB {
+							met = "not met"
+						}
+						rep.Goals = append(rep.Goals, fmt.Sprintf("supervisor + init ≤ %g MB, %s, %s: %.1f MB, %s", goalMB, set, tool, *v, met))
+					}
+				}
+			}
+		}
+	}
+	return rep
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func cell(v *float64) string {
+	if v == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f", *v)
+}
+
+func (r memReport) text() string {
+	table := [][]string{{"process set", "base MB", "new MB", "bwrap MB"}}
+	for _, row := range r.Rows {
+		table = append(table, []string{row.Set + ": " + row.What,
+			cell(row.MB["base"]), cell(row.MB["new"]), cell(row.MB["bwrap"])})
+	}
+	widths := make([]int, 4)
+	for _, t := range table {
+		for i, c := range t {
+			widths[i] = max(widths[i], len([]rune(c)))
+		}
+	}
+	var b strings.Builder
+	for _, t := range table {
+		for i, c := range t {
+			n := widths[i] - len([]rune(c))
+			if i == 0 {
+				b.WriteString(c + strings.Repeat(" ", n))
+			} else {
+				b.WriteString("  " + strings.Repeat(" ", n) + c)
+			}
+		}
+		b.WriteString("\n")
+	}
+	for _, g := range r.Goals {
+		b.WriteString("goal: " + g + "\n")
+	}
+	return b.String()
+}
+
+func (r memReport) markdown() string {
+	var b strings.Builder
+	b.WriteString("| process set | base MB | new MB | bwrap MB |\n|:---|---:|---:|---:|\n")
+	for _, row := range r.Rows {
+		fmt.Fprintf(&b, "| %s: %s | %s | %s | %s |\n", row.Set, row.What,
+			cell(row.MB["base"]), cell(row.MB["new"]), cell(row.MB["bwrap"]))
+	}
+	if len(r.Goals) > 0 {
+		b.WriteString("\n")
+		for _, g := range r.Goals {
+			b.WriteString("- goal: " + g + "\n")
+		}
+	}
+	return b.String()
+}
+
+func cmdReport(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	in := fs.String("in", "", "samples, one JSON line each (required)")
+	md := fs.String("md", "", "also write the table as Markdown here")
+	js := fs.String("json", "", "also write the rows as JSON here")
+	goalMB := fs.Float64("goal-mb", 8, "goal for supervisor + init, MB (0: none)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *in == "" {
+		return errors.New("report needs -in")
+	}
+	f, err := os.Open(*in)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	samples, err := readSamples(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *in, err)
+	}
+	rep := build(samples, *goalMB)
+	if _, err := io.WriteString(stdout, rep.text()); err != nil {
+		return err
+	}
+	if *md != "" {
+		if err := os.WriteFile(*md, []byte(rep.markdown()), 0o644); err != nil {
+			return err
+		}
+	}
+	if *js != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*js, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
