@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sandbox/internal/wire"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -96,5 +97,29 @@ func TestOpenReport(t *testing.T) {
 	if r.Exit.Status != wire.StatusError || r.Exit.Cause != CauseSandboxError || r.Error == nil || r.Error.Msg != "--hostname: bad" ||
 		r.Steps == nil || r.Warnings == nil || r.Fallbacks == nil {
 		t.Errorf("refused run's report %s", b)
+	}
+}
+
+// TestReportKeys: the report's JSON has exactly its documented top-level
+// keys; bookkeeping fields the parent fills in stay out of it.
+func TestReportKeys(t *testing.T) {
+	r := &Report{LimitsMode: "strict", OomKills: 1, InitShare: &wire.InitReport{}}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	want := []string{"cgroup", "command", "duration_ms", "error", "exit", "fallbacks", "hostname", "identity", "name",
+		"network", "root", "startup_ms", "steps", "version", "warnings"}
+	if !slices.Equal(keys, want) {
+		t.Errorf("report keys %q, want %q", keys, want)
 	}
 }
