@@ -301,7 +301,7 @@ func makeEphemeral(s *spec.Spec) (*ephemeralDir, error) {
 	return d, nil
 }
 
-// removeEphemeral removes the run's directory once init is gone, then
+// dropEphemeral removes the run's directory once init is gone, then
 // sweeps those of runs that were killed before they could.
 func dropEphemeral(d *ephemeralDir, lg *journal.Logger) {
 	if d != nil {

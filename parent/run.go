@@ -290,8 +290,10 @@ func run(s *spec.Spec) (status int, err error) {
 				if s.OnStarted != nil {
 					s.OnStarted()
 				}
-				// Off the start-up path: drop records of killed runs.
-				state.List()
+				// Off the start-up and exit paths: drop records of killed
+				// runs meanwhile (a sweep cut short by our exit is finished
+				// by the next one).
+				go state.List()
 			case proto.KindExit:
 				exit = new(wire.ChildExit)
 				if err := m.Env.Decode(exit); err != nil {
