@@ -149,7 +149,7 @@ func Compile(p *Profile, opts Options) (*Program, error) {
 		byNr := map[uint32][]rule{}
 		for _, nr := range rules {
 			for _, name := range nr.names {
-				if n, ok := sec.table[name]; ok {
+				if n, ok := sec.table()[name]; ok {
 					byNr[n] = append(byNr[n], nr.r)
 				}
 			}

@@ -153,7 +153,20 @@ func Parse(r io.Reader) (*Profile, error) {
 	return &p, nil
 }
 
-var unknownField = regexp.MustCompile(`^json: unknown field "(.*)"$`)
+// unknownField returns the name in encoding/json's `json: unknown field
+// "NAME"` (what the regexp ^json: unknown field "(.*)"$ matched, without
+// compiling one when the package is initialised).
+func unknownField(msg string) (string, bool) {
+	rest, ok := strings.CutPrefix(msg, `json: unknown field "`)
+	if !ok {
+		return "", false
+	}
+	name, ok := strings.CutSuffix(rest, `"`)
+	if !ok || strings.Contains(name, "\n") {
+		return "", false
+	}
+	return name, true
+}
 
 // jsonError turns an encoding/json error into one with a line and column.
 func jsonError(data []byte, err error) error {
@@ -177,9 +190,9 @@ func jsonError(data []byte, err error) error {
 		}
 		return fmt.Errorf("seccomp profile: line %d, column %d: %s: cannot use JSON %s as %s", line, col, where, typ.Value, typ.Type)
 	}
-	if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+	if name, ok := unknownField(err.Error()); ok {
 		// encoding/json gives no offset for this one: find the key.
-		key, _ := json.Marshal(m[1])
+		key, _ := json.Marshal(name)
 		re := regexp.MustCompile(regexp.QuoteMeta(string(key)) + `\s*:`)
 		if loc := re.FindIndex(data); loc != nil {
 			line, col := position(data, loc[0])

@@ -1,7 +1,9 @@
 package seccomp
 
 import (
+	"slices"
 	"strings"
+	"sync"
 )
 
 // The tables are in ztables.go, generated from golang.org/x/sys's
@@ -10,15 +12,42 @@ import (
 
 //go:generate go run mktables.go
 
+// sysEntry is one system call of a generated table.
+type sysEntry struct {
+	name string
+	nr   uint32
+}
+
+// sysTable is one architecture's generated table, and its map by name,
+// built on first use: a map literal of ~400 entries per architecture
+// would be built at every start of every program that links this package
+// (~1 ms for the nine), though most starts never compile a filter.
+type sysTable struct {
+	entries []sysEntry
+	once    sync.Once
+	m       map[string]uint32
+}
+
+func (t *sysTable) byName() map[string]uint32 {
+	t.once.Do(func() {
+		t.m = make(map[string]uint32, len(t.entries))
+		for _, e := range t.entries {
+			t.m[e.name] = e.nr
+		}
+	})
+	return t.m
+}
+
 // KnownSyscall reports whether name is a system call on some Linux
 // architecture this package knows of.
 func KnownSyscall(name string) bool {
 	for _, ai := range archInfos {
-		if _, ok := ai.table[name]; ok {
+		if _, ok := ai.table()[name]; ok {
 			return true
 		}
 	}
-	return syscallsOtherArch[name]
+	_, ok := slices.BinarySearch(syscallsOtherArch, name)
+	return ok
 }
 
 // SyscallNumber returns the number of the system call name on arch
@@ -37,7 +66,7 @@ func tableFor(arch Arch) map[string]uint32 {
 	if !ok {
 		return nil
 	}
-	return ai.table
+	return ai.table()
 }
 
 // scmpArches are libseccomp's architecture names, lower case, without the
