@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+
+	"sandbox/internal/kernel"
 )
 
 // Options are what Compile needs to know besides the profile.
@@ -234,7 +236,7 @@ func (s *selector) kernelVersion() (kernelVersion, error) {
 	k := s.kernel
 	if k == "" {
 		var err error
-		if k, err = runningKernel(); err != nil {
+		if k, err = kernel.Release(); err != nil {
 			return kernelVersion{}, fmt.Errorf("minKernel: reading the kernel version: %w", err)
 		}
 	}
@@ -271,7 +273,7 @@ func (s *selector) selected(sc *Syscall) (bool, error) {
 				return false, err
 			}
 			min, _ := parseKernelVersion(in.MinKernel)
-			if kv.less(min) {
+			if kv.Less(min) {
 				return false, nil
 			}
 		}
@@ -291,7 +293,7 @@ func (s *selector) selected(sc *Syscall) (bool, error) {
 				return false, err
 			}
 			min, _ := parseKernelVersion(ex.MinKernel)
-			if !kv.less(min) {
+			if !kv.Less(min) {
 				return false, nil
 			}
 		}

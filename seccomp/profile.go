@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"strconv"
 	"strings"
 
+	"sandbox/internal/kernel"
 	"sandbox/internal/userfile"
 )
 
@@ -393,37 +393,8 @@ func joinOps() string {
 }
 
 // kernelVersion is major, minor.
-type kernelVersion [2]int
-
-func (v kernelVersion) less(o kernelVersion) bool {
-	return v[0] < o[0] || (v[0] == o[0] && v[1] < o[1])
-}
+type kernelVersion = kernel.Version
 
 // parseKernelVersion reads "major.minor" with anything after the minor
 // number ignored ("6.18.44-fc" is 6.18).
-func parseKernelVersion(s string) (kernelVersion, error) {
-	var v kernelVersion
-	rest := s
-	for i := range 2 {
-		j := 0
-		for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
-			j++
-		}
-		if j == 0 {
-			return v, fmt.Errorf("bad kernel version %q (want major.minor)", s)
-		}
-		n, err := strconv.Atoi(rest[:j])
-		if err != nil {
-			return v, fmt.Errorf("bad kernel version %q: %v", s, err)
-		}
-		v[i] = n
-		rest = rest[j:]
-		if i == 0 {
-			if !strings.HasPrefix(rest, ".") {
-				return v, fmt.Errorf("bad kernel version %q (want major.minor)", s)
-			}
-			rest = rest[1:]
-		}
-	}
-	return v, nil
-}
+func parseKernelVersion(s string) (kernelVersion, error) { return kernel.Parse(s) }
