@@ -91,11 +91,17 @@ type NetDriver struct {
 	Trial  error
 }
 
-// netInstall says how to install each driver.
-var netInstall = map[string]string{
-	"slirp4netns": "sudo apt-get install slirp4netns util-linux iproute2",
-	"pasta":       "sudo apt-get install passt",
-	"builtin":     "build sandbox with scripts/build.sh, which embeds sandbox-netstack",
+// netInstall says how to install a driver.
+func netInstall(driver string) string {
+	switch driver {
+	case "slirp4netns":
+		return "sudo apt-get install slirp4netns util-linux iproute2"
+	case "pasta":
+		return "sudo apt-get install passt"
+	case "builtin":
+		return "build sandbox with scripts/build.sh, which embeds sandbox-netstack"
+	}
+	return ""
 }
 
 // DevAccess is whether a device node can be opened read-write.
@@ -214,7 +220,7 @@ func judgeNet(ds []NetDriver, tun DevAccess) []Result {
 		id := "net." + d.Name
 		switch {
 		case d.Err != nil:
-			out = append(out, warn(id, "not usable (only --net="+d.Name+" needs it): "+d.Err.Error(), netInstall[d.Name]))
+			out = append(out, warn(id, "not usable (only --net="+d.Name+" needs it): "+d.Err.Error(), netInstall(d.Name)))
 		case !tunOK:
 			out = append(out, warn(id, "installed, but not usable without /dev/net/tun", "see the tun line"))
 		case d.Probed && d.Trial != nil:

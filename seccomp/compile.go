@@ -167,7 +167,8 @@ func Compile(p *Profile, opts Options) (*Program, error) {
 	}
 	prog := &Program{Instructions: ins}
 	for _, f := range p.Flags {
-		prog.Flags |= filterFlags[f]
+		bit, _ := filterFlag(f)
+		prog.Flags |= bit
 	}
 	prog.Flags &^= 0x1 // TSYNC: Install always sets it
 	return prog, nil

@@ -220,11 +220,17 @@ func position(data []byte, off int) (line, col int) {
 // maxErrno is the largest errno the kernel passes on (MAX_ERRNO).
 const maxErrno = 4095
 
-// filterFlags are the accepted "flags" and their SECCOMP_FILTER_FLAG_ bits.
-var filterFlags = map[string]uint{
-	"SECCOMP_FILTER_FLAG_TSYNC":      0x1, // always used
-	"SECCOMP_FILTER_FLAG_LOG":        0x2,
-	"SECCOMP_FILTER_FLAG_SPEC_ALLOW": 0x4,
+// filterFlag is an accepted "flags" entry's SECCOMP_FILTER_FLAG_ bit.
+func filterFlag(name string) (uint, bool) {
+	switch name {
+	case "SECCOMP_FILTER_FLAG_TSYNC":
+		return 0x1, true // always used
+	case "SECCOMP_FILTER_FLAG_LOG":
+		return 0x2, true
+	case "SECCOMP_FILTER_FLAG_SPEC_ALLOW":
+		return 0x4, true
+	}
+	return 0, false
 }
 
 // Validate checks everything Compile needs that does not depend on the
@@ -256,7 +262,7 @@ func (p *Profile) Validate() error {
 		}
 	}
 	for i, f := range p.Flags {
-		if _, ok := filterFlags[f]; !ok {
+		if _, ok := filterFlag(f); !ok {
 			return fmt.Errorf("seccomp profile: flags[%d]: unsupported flag %q (supported: SECCOMP_FILTER_FLAG_TSYNC, SECCOMP_FILTER_FLAG_LOG, SECCOMP_FILTER_FLAG_SPEC_ALLOW)", i, f)
 		}
 	}

@@ -69,29 +69,42 @@ func tableFor(arch Arch) map[string]uint32 {
 	return ai.table()
 }
 
-// scmpArches are libseccomp's architecture names, lower case, without the
-// SCMP_ARCH_ prefix.
-var scmpArches = map[string]bool{
-	"x86": true, "x86_64": true, "x32": true, "arm": true, "aarch64": true,
-	"loongarch64": true, "m68k": true, "mips": true, "mipsel": true,
-	"mips64": true, "mipsel64": true, "mips64n32": true, "mipsel64n32": true,
-	"parisc": true, "parisc64": true, "ppc": true, "ppc64": true,
-	"ppc64le": true, "s390": true, "s390x": true, "riscv64": true,
-	"sh": true, "sheb": true,
+// scmpArch: s is one of libseccomp's architecture names, lower case,
+// without the SCMP_ARCH_ prefix. (A switch, as archAlias: a map literal
+// is built by code at every start of a program that links the package.)
+func scmpArch(s string) bool {
+	switch s {
+	case "x86", "x86_64", "x32", "arm", "aarch64",
+		"loongarch64", "m68k", "mips", "mipsel",
+		"mips64", "mipsel64", "mips64n32", "mipsel64n32",
+		"parisc", "parisc64", "ppc", "ppc64",
+		"ppc64le", "s390", "s390x", "riscv64",
+		"sh", "sheb":
+		return true
+	}
+	return false
 }
 
-// archAliases maps Go's GOARCH names (Docker's "includes.arches" uses
+// archAlias maps Go's GOARCH names (Docker's "includes.arches" uses
 // them) and a few common spellings to libseccomp's names.
-var archAliases = map[string]string{
-	"amd64":    "x86_64",
-	"386":      "x86",
-	"i386":     "x86",
-	"i686":     "x86",
-	"arm64":    "aarch64",
-	"loong64":  "loongarch64",
-	"mipsle":   "mipsel",
-	"mips64le": "mipsel64",
-	"sparc64":  "sparc64",
+func archAlias(s string) (string, bool) {
+	switch s {
+	case "amd64":
+		return "x86_64", true
+	case "386", "i386", "i686":
+		return "x86", true
+	case "arm64":
+		return "aarch64", true
+	case "loong64":
+		return "loongarch64", true
+	case "mipsle":
+		return "mipsel", true
+	case "mips64le":
+		return "mipsel64", true
+	case "sparc64":
+		return "sparc64", true
+	}
+	return "", false
 }
 
 // canonArch returns libseccomp's lower-case name for an architecture
@@ -99,15 +112,15 @@ var archAliases = map[string]string{
 func canonArch(s string) (string, bool) {
 	l := strings.ToLower(s)
 	if rest, ok := strings.CutPrefix(l, "scmp_arch_"); ok {
-		if strings.HasPrefix(s, "SCMP_ARCH_") && scmpArches[rest] {
+		if strings.HasPrefix(s, "SCMP_ARCH_") && scmpArch(rest) {
 			return rest, true
 		}
 		return "", false
 	}
-	if a, ok := archAliases[l]; ok {
+	if a, ok := archAlias(l); ok {
 		return a, true
 	}
-	if scmpArches[l] {
+	if scmpArch(l) {
 		return l, true
 	}
 	return "", false
@@ -116,5 +129,5 @@ func canonArch(s string) (string, bool) {
 // knownSCMPArch reports whether a is "SCMP_ARCH_" and a libseccomp name.
 func knownSCMPArch(a Arch) bool {
 	rest, ok := strings.CutPrefix(string(a), "SCMP_ARCH_")
-	return ok && rest == strings.ToUpper(rest) && scmpArches[strings.ToLower(rest)]
+	return ok && rest == strings.ToUpper(rest) && scmpArch(strings.ToLower(rest))
 }
