@@ -31,11 +31,8 @@ const (
 	retKillThread  = bpf.RetKillThread
 	retTrap        = bpf.RetTrap
 	retErrno       = bpf.RetErrno
-	retTrace       = bpf.RetTrace
 	retLog         = bpf.RetLog
 	retAllow       = bpf.RetAllow
-	retActionFull  = bpf.RetActionFull
-	retData        = bpf.RetData
 )
 
 func retString(k uint32) string { return bpf.RetString(k) }
