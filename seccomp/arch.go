@@ -61,15 +61,15 @@ func (ai archInfo) table() map[string]uint32 { return ai.tab.byName() }
 // (and usually built out of distribution kernels). x32 shares
 // AUDIT_ARCH_X86_64 and is told apart by bit 30 of the number.
 var archInfos = []archInfo{
-	{arch: ArchX86_64, goarch: "amd64", audit: auditArchX86_64, tab: &sysTable{entries: syscallsX86_64}, family: "x86", x32: true},
-	{arch: ArchX86, goarch: "386", audit: auditArchI386, tab: &sysTable{entries: syscallsI386}, family: "x86", highZero: true},
-	{arch: ArchAARCH64, goarch: "arm64", audit: auditArchAARCH64, tab: &sysTable{entries: syscallsAarch64}, family: "arm"},
-	{arch: ArchARM, goarch: "arm", audit: auditArchARM, tab: &sysTable{entries: syscallsArm}, family: "arm", highZero: true},
-	{arch: ArchRISCV64, goarch: "riscv64", audit: auditArchRISCV64, tab: &sysTable{entries: syscallsRiscv64}, family: "riscv64"},
-	{arch: ArchPPC64LE, goarch: "ppc64le", audit: auditArchPPC64LE, tab: &sysTable{entries: syscallsPpc64le}, family: "ppc64le"},
-	{arch: ArchPPC64, goarch: "ppc64", audit: auditArchPPC64, tab: &sysTable{entries: syscallsPpc64}, family: "ppc64"},
-	{arch: ArchS390X, goarch: "s390x", audit: auditArchS390X, tab: &sysTable{entries: syscallsS390x}, family: "s390x"},
-	{arch: ArchLOONGARCH64, goarch: "loong64", audit: auditArchLOONGARCH64, tab: &sysTable{entries: syscallsLoong64}, family: "loong64"},
+	{arch: ArchX86_64, goarch: "amd64", audit: auditArchX86_64, tab: &syscallsX86_64, family: "x86", x32: true},
+	{arch: ArchX86, goarch: "386", audit: auditArchI386, tab: &syscallsI386, family: "x86", highZero: true},
+	{arch: ArchAARCH64, goarch: "arm64", audit: auditArchAARCH64, tab: &syscallsAarch64, family: "arm"},
+	{arch: ArchARM, goarch: "arm", audit: auditArchARM, tab: &syscallsArm, family: "arm", highZero: true},
+	{arch: ArchRISCV64, goarch: "riscv64", audit: auditArchRISCV64, tab: &syscallsRiscv64, family: "riscv64"},
+	{arch: ArchPPC64LE, goarch: "ppc64le", audit: auditArchPPC64LE, tab: &syscallsPpc64le, family: "ppc64le"},
+	{arch: ArchPPC64, goarch: "ppc64", audit: auditArchPPC64, tab: &syscallsPpc64, family: "ppc64"},
+	{arch: ArchS390X, goarch: "s390x", audit: auditArchS390X, tab: &syscallsS390x, family: "s390x"},
+	{arch: ArchLOONGARCH64, goarch: "loong64", audit: auditArchLOONGARCH64, tab: &syscallsLoong64, family: "loong64"},
 }
 
 // SupportedArchs are the GOARCH values Compile has a native section for.

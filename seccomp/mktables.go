@@ -2,9 +2,9 @@
 
 // mktables writes ztables.go: the system call tables (name, number) of
 // every architecture filters are compiled for, and the sorted names that
-// exist only on other Linux architectures. Both are slices of constants,
-// which the linker lays out as data: no code runs for them when a program
-// starts (tables.go builds a map from a table on its first use). The numbers come from golang.org/x/sys/unix's
+// exist only on other Linux architectures. Both are constants the linker
+// lays out as data: no code runs for them when a program starts (tables.go
+// builds a map from a table on its first use). The numbers come from golang.org/x/sys/unix's
 // zsysnum_linux_*.go files, which x/sys generates from the kernel's own
 // <asm/unistd_*.h> headers; the version of x/sys is the one this module
 // requires (go.mod), so updating x/sys and running `go generate
@@ -178,9 +178,21 @@ func writeTable(b *bytes.Buffer, name, doc string, m map[string]uint32) {
 		}
 		return es[i].name < es[j].name
 	})
-	fmt.Fprintf(b, "// %s holds the %s\nvar %s = []sysEntry{\n", name, doc, name)
+	// One string of all names and (end of name, number) pairs: no
+	// pointers, so the linker puts it all in read-only data, which the
+	// garbage collector never scans.
+	var names strings.Builder
 	for _, e := range es {
-		fmt.Fprintf(b, "\t{%q, %d},\n", e.name, e.nr)
+		names.WriteString(e.name)
 	}
-	b.WriteString("}\n\n")
+	if names.Len() > 0xffff {
+		log.Fatalf("%s: %d bytes of names do not fit sysEntry.end", name, names.Len())
+	}
+	fmt.Fprintf(b, "// %s holds the %s\nvar %s = sysTable{\n\tnames: %q,\n\tentries: []sysEntry{\n", name, doc, name, names.String())
+	end := 0
+	for _, e := range es {
+		end += len(e.name)
+		fmt.Fprintf(b, "\t\t{%d, %d}, // %s\n", end, e.nr, e.name)
+	}
+	b.WriteString("\t},\n}\n\n")
 }

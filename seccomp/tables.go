@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"iter"
 	"slices"
 	"strings"
 	"sync"
@@ -12,10 +13,12 @@ import (
 
 //go:generate go run mktables.go
 
-// sysEntry is one system call of a generated table.
+// sysEntry is one system call of a generated table: its number and where
+// its name ends in the table's names (it starts where the previous one's
+// ends).
 type sysEntry struct {
-	name string
-	nr   uint32
+	end uint16
+	nr  uint32
 }
 
 // sysTable is one architecture's generated table, and its map by name,
@@ -23,16 +26,30 @@ type sysEntry struct {
 // would be built at every start of every program that links this package
 // (~1 ms for the nine), though most starts never compile a filter.
 type sysTable struct {
+	names   string
 	entries []sysEntry
 	once    sync.Once
 	m       map[string]uint32
 }
 
+// all yields the table's names and numbers, in the generated order.
+func (t *sysTable) all() iter.Seq2[string, uint32] {
+	return func(yield func(string, uint32) bool) {
+		start := uint16(0)
+		for _, e := range t.entries {
+			if !yield(t.names[start:e.end], e.nr) {
+				return
+			}
+			start = e.end
+		}
+	}
+}
+
 func (t *sysTable) byName() map[string]uint32 {
 	t.once.Do(func() {
 		t.m = make(map[string]uint32, len(t.entries))
-		for _, e := range t.entries {
-			t.m[e.name] = e.nr
+		for name, nr := range t.all() {
+			t.m[name] = nr
 		}
 	})
 	return t.m

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -22,13 +23,21 @@ func TestLazyTables(t *testing.T) {
 		if len(m) != len(ai.tab.entries) {
 			t.Errorf("%s: map of %d names from %d entries (a name twice?)", ai.arch, len(m), len(ai.tab.entries))
 		}
-		for _, e := range ai.tab.entries {
-			if nr, ok := SyscallNumber(ai.arch, e.name); !ok || nr != e.nr {
-				t.Errorf("SyscallNumber(%s, %q) = %d, %v; generated %d", ai.arch, e.name, nr, ok, e.nr)
+		n := 0
+		for name, gen := range ai.tab.all() {
+			n++
+			if name == "" || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
+				t.Errorf("%s: entry %d is named %q", ai.arch, n, name)
 			}
-			if !KnownSyscall(e.name) {
-				t.Errorf("KnownSyscall(%q) = false; it is in %s's table", e.name, ai.arch)
+			if nr, ok := SyscallNumber(ai.arch, name); !ok || nr != gen {
+				t.Errorf("SyscallNumber(%s, %q) = %d, %v; generated %d", ai.arch, name, nr, ok, gen)
 			}
+			if !KnownSyscall(name) {
+				t.Errorf("KnownSyscall(%q) = false; it is in %s's table", name, ai.arch)
+			}
+		}
+		if n != len(ai.tab.entries) || int(ai.tab.entries[n-1].end) != len(ai.tab.names) {
+			t.Errorf("%s: %d names of %d entries, the last ending at %d of %d bytes", ai.arch, n, len(ai.tab.entries), ai.tab.entries[n-1].end, len(ai.tab.names))
 		}
 		if _, ok := SyscallNumber(ai.arch, "no_such_call"); ok {
 			t.Errorf("SyscallNumber(%s, no_such_call) found", ai.arch)
