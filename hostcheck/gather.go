@@ -15,6 +15,7 @@ import (
 	"sandbox/cgroupdelegate"
 	"sandbox/confine"
 	"sandbox/idmap"
+	"sandbox/internal/kernel"
 	"sandbox/netns/driver"
 
 	"github.com/godbus/dbus/v5"
@@ -26,10 +27,7 @@ import (
 // probes (ProbeNamespaces, ProbeRun) and NetDrivers are separate.
 func Gather(user string, uid, gid uint32) Facts {
 	f := Facts{User: user, UID: uid, GID: gid}
-	var u unix.Utsname
-	if unix.Uname(&u) == nil {
-		f.Kernel = unix.ByteSliceToString(u.Release[:])
-	}
+	f.Kernel, _ = kernel.Release()
 	f.MaxUserNS = readTrim("/proc/sys/user/max_user_namespaces")
 	f.UnprivUserNSClone = readTrim("/proc/sys/kernel/unprivileged_userns_clone")
 	f.AppArmorRestrict = readTrim("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")

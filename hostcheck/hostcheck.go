@@ -9,13 +9,11 @@ package hostcheck
 import (
 	"fmt"
 	"runtime"
-	"strconv"
 	"strings"
 
 	"sandbox/idmap"
+	"sandbox/internal/kernel"
 	"sandbox/seccomp"
-
-	"golang.org/x/sys/unix"
 )
 
 // Level is how bad a result is.
@@ -93,11 +91,17 @@ type NetDriver struct {
 	Trial  error
 }
 
-// netInstall says how to install each driver.
-var netInstall = map[string]string{
-	"slirp4netns": "sudo apt-get install slirp4netns util-linux iproute2",
-	"pasta":       "sudo apt-get install passt",
-	"builtin":     "build sandbox with scripts/build.sh, which embeds sandbox-netstack",
+// netInstall says how to install a driver.
+func netInstall(driver string) string {
+	switch driver {
+	case "slirp4netns":
+		return "sudo apt-get install slirp4netns util-linux iproute2"
+	case "pasta":
+		return "sudo apt-get install passt"
+	case "builtin":
+		return "build sandbox with scripts/build.sh, which embeds sandbox-netstack"
+	}
+	return ""
 }
 
 // DevAccess is whether a device node can be opened read-write.
@@ -216,7 +220,7 @@ func judgeNet(ds []NetDriver, tun DevAccess) []Result {
 		id := "net." + d.Name
 		switch {
 		case d.Err != nil:
-			out = append(out, warn(id, "not usable (only --net="+d.Name+" needs it): "+d.Err.Error(), netInstall[d.Name]))
+			out = append(out, warn(id, "not usable (only --net="+d.Name+" needs it): "+d.Err.Error(), netInstall(d.Name)))
 		case !tunOK:
 			out = append(out, warn(id, "installed, but not usable without /dev/net/tun", "see the tun line"))
 		case d.Probed && d.Trial != nil:
@@ -299,39 +303,16 @@ func orNA(s string) string {
 	return s
 }
 
+// RunningAtLeast: the running kernel is major.minor or later (true when
+// its release cannot be read). It is kernel.AtLeast.
+func RunningAtLeast(major, minor int) bool { return kernel.AtLeast(major, minor) }
+
 // atLeast compares a kernel release ("6.18.44-fc-v769", "5.11-rc1") with
 // major.minor.
-// RunningAtLeast: the running kernel is major.minor or later (true when
-// its release cannot be read).
-func RunningAtLeast(major, minor int) bool {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return true
-	}
-	ok, err := atLeast(unix.ByteSliceToString(u.Release[:]), major, minor)
-	return ok || err != nil
-}
-
 func atLeast(release string, major, minor int) (bool, error) {
-	parts := strings.SplitN(release, ".", 3)
-	if len(parts) < 2 {
-		return false, fmt.Errorf("no major.minor")
-	}
-	ma, err := leadingInt(parts[0])
+	v, err := kernel.Parse(release)
 	if err != nil {
 		return false, err
 	}
-	mi, err := leadingInt(parts[1])
-	if err != nil {
-		return false, err
-	}
-	return ma > major || ma == major && mi >= minor, nil
-}
-
-func leadingInt(s string) (int, error) {
-	end := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
-	if end < 0 {
-		end = len(s)
-	}
-	return strconv.Atoi(s[:end])
+	return v.AtLeast(major, minor), nil
 }

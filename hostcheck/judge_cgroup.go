@@ -32,9 +32,20 @@ type CgroupFacts struct {
 // busUsable: run can ask the systemd user manager for a delegated scope.
 func (c CgroupFacts) busUsable() bool { return c.UserBus != "" && c.UserBusErr == nil }
 
-// limitControllers are the controllers of run's limit flags.
-var limitControllers = map[string]string{
-	"cpu": "--cpus, --cpu-weight", "io": "--io-weight, --io-max", "memory": "--memory, --memory-swap", "pids": "--pids",
+// limitFlags are run's limit flags of a controller (a switch: a map
+// literal is built by code at every start of a program that links it).
+func limitFlags(ctrl string) string {
+	switch ctrl {
+	case "cpu":
+		return "--cpus, --cpu-weight"
+	case "io":
+		return "--io-weight, --io-max"
+	case "memory":
+		return "--memory, --memory-swap"
+	case "pids":
+		return "--pids"
+	}
+	return ""
 }
 
 // judgeCgroup says where cgroup v2 is, whether the caller's cgroup is
@@ -97,13 +108,13 @@ func judgeCgroup(c CgroupFacts, user string) []Result {
 		}
 		switch {
 		case slices.Contains(held, ctrl):
-			missing = append(missing, fmt.Sprintf("%s (%s; held by cgroup v1)", ctrl, limitControllers[ctrl]))
+			missing = append(missing, fmt.Sprintf("%s (%s; held by cgroup v1)", ctrl, limitFlags(ctrl)))
 			fix("boot with systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all")
 		case !slices.Contains(c.Root, ctrl):
-			missing = append(missing, fmt.Sprintf("%s (%s; not in this kernel's cgroup v2)", ctrl, limitControllers[ctrl]))
+			missing = append(missing, fmt.Sprintf("%s (%s; not in this kernel's cgroup v2)", ctrl, limitFlags(ctrl)))
 			fix("a kernel with that controller")
 		default:
-			missing = append(missing, fmt.Sprintf("%s (%s; not delegated to %s)", ctrl, limitControllers[ctrl], where))
+			missing = append(missing, fmt.Sprintf("%s (%s; not delegated to %s)", ctrl, limitFlags(ctrl), where))
 			fix("systemd: the drop-in /etc/systemd/system/user@.service.d/delegate.conf with [Service] Delegate=cpu cpuset io memory pids, then systemctl daemon-reload and log in again")
 		}
 	}

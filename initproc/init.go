@@ -14,12 +14,12 @@ import (
 	"unsafe"
 
 	"sandbox/confine"
-	"sandbox/hostcheck"
+	"sandbox/internal/kernel"
 	"sandbox/internal/proto"
 	"sandbox/netns"
 	"sandbox/netns/link"
 	"sandbox/rootfs"
-	"sandbox/seccomp"
+	"sandbox/seccomp/bpf"
 
 	"sandbox/internal/wire"
 	"sandbox/journal"
@@ -242,7 +242,7 @@ func confineSelf(cfg *wire.ChildConfig, lg *journal.Logger) (string, error) {
 		}
 	}
 	// Last: from here on init itself runs under the filter too.
-	if err := seccomp.Install(cfg.Seccomp); err != nil {
+	if err := bpf.Install(cfg.Seccomp); err != nil {
 		return "installing the seccomp filter", err
 	}
 	return "", nil
@@ -394,7 +394,7 @@ func awaitNet(conn *proto.Conn, fromParent *wire.Sequence) error {
 // diagnoseMount adds advice to mount failures.
 func diagnoseMount(err error) error {
 	var se *rootfs.StepError
-	if errors.As(err, &se) && se.Step.Op == rootfs.OpOverlay && errors.Is(err, unix.EPERM) && !hostcheck.RunningAtLeast(5, 11) {
+	if errors.As(err, &se) && se.Step.Op == rootfs.OpOverlay && errors.Is(err, unix.EPERM) && !kernel.AtLeast(5, 11) {
 		return fmt.Errorf("%w (Linux before 5.11 lets no user namespace mount overlayfs: --overlay=auto, the default, "+
 			"or --overlay=fuse uses fuse-overlayfs)", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"syscall"
 
-	"sandbox/cgroupdelegate"
 	fuseoverlay "sandbox/fuse-overlay"
 	"sandbox/internal/proto"
 	"sandbox/rootfs"
@@ -213,17 +212,20 @@ func (r *Report) CgroupPart() *CgroupReport {
 	return r.Cgroup
 }
 
-func (r *Report) SkipLimit(w cgroupdelegate.Write, why string) {
+// SkipLimit records a limit not applied, and why.
+func (r *Report) SkipLimit(l LimitReport, why string) {
 	if r != nil {
 		c := r.CgroupPart()
-		c.Skipped = append(c.Skipped, LimitReport{Flag: w.Flag, File: w.File, Value: w.Value, Why: why})
+		l.Why = why
+		c.Skipped = append(c.Skipped, l)
 	}
 }
 
-func (r *Report) ApplyLimit(w cgroupdelegate.Write) {
+// ApplyLimit records a limit written.
+func (r *Report) ApplyLimit(l LimitReport) {
 	if r != nil {
 		c := r.CgroupPart()
-		c.Applied = append(c.Applied, LimitReport{Flag: w.Flag, File: w.File, Value: w.Value})
+		c.Applied = append(c.Applied, l)
 	}
 }
 

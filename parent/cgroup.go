@@ -125,7 +125,7 @@ func (h cgroupHost) open(res spec.Resources, cmdline string, logf func(string, .
 				warned[u.w.Flag] = true
 				h.warn(fmt.Sprintf("sandbox: warning: %s not applied (--limits=best-effort): %s", u.w.Flag, u.why))
 			}
-			h.rep.SkipLimit(u.w, u.why)
+			h.rep.SkipLimit(limitReport(u.w), u.why)
 			writes = slices.DeleteFunc(writes, func(w cgroupdelegate.Write) bool { return w == u.w })
 		}
 	}
@@ -166,12 +166,12 @@ func (h cgroupHost) create(base string, writes []cgroupdelegate.Write) (*runCgro
 	}
 	for _, w := range skipped {
 		h.warn(fmt.Sprintf("sandbox: warning: %s: this kernel has no %s (no swap accounting), so swap is not limited", w.Flag, w.File))
-		h.rep.SkipLimit(w, "this kernel has no "+w.File+" (no swap accounting)")
+		h.rep.SkipLimit(limitReport(w), "this kernel has no "+w.File+" (no swap accounting)")
 	}
 	var applied []string
 	for _, w := range writes {
 		if !slices.Contains(skipped, w) {
-			h.rep.ApplyLimit(w)
+			h.rep.ApplyLimit(limitReport(w))
 			applied = append(applied, w.File+"="+w.Value)
 		}
 	}
@@ -516,4 +516,9 @@ func oomReport(status int, err error, ooms, limit int64) (int, string, error) {
 	}
 	return status, fmt.Sprintf("sandbox: warning: the OOM killer killed %d process(es) in the sandbox (memory limit %s)",
 		ooms, cgroupdelegate.FormatSize(limit)), nil
+}
+
+// limitReport is w as the run report shows it.
+func limitReport(w cgroupdelegate.Write) journal.LimitReport {
+	return journal.LimitReport{Flag: w.Flag, File: w.File, Value: w.Value}
 }

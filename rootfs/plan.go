@@ -166,25 +166,42 @@ type HostFS interface {
 	Readlink(name string) (string, error)
 }
 
-// network are filesystem types whose mount point the planner never stats
+// The sets below are switches, not map literals: a map literal is built
+// by code at every start of every program that links the package.
+
+// network: filesystem types whose mount point the planner never stats
 // or lists: a stale or hung server would block the run. Such a mount is
 // shown as it is, read-only.
-var network = map[string]bool{
-	"nfs": true, "nfs4": true, "cifs": true, "smb3": true, "smbfs": true, "ceph": true, "glusterfs": true,
-	"fuse.glusterfs": true, "fuse.sshfs": true, "fuse.rclone": true, "fuse.s3fs": true, "afs": true,
-	"lustre": true, "9p": true, "ncpfs": true, "coda": true, "fuse.gvfsd-fuse": true,
+func network(fstype string) bool {
+	switch fstype {
+	case "nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs",
+		"fuse.glusterfs", "fuse.sshfs", "fuse.rclone", "fuse.s3fs", "afs",
+		"lustre", "9p", "ncpfs", "coda", "fuse.gvfsd-fuse":
+		return true
+	}
+	return false
 }
 
-// fresh are top-level directories the sandbox always builds anew.
-var fresh = map[string]bool{"/proc": true, "/sys": true, "/dev": true, "/tmp": true, "/run": true}
+// fresh: top-level directories the sandbox always builds anew.
+func fresh(dir string) bool {
+	switch dir {
+	case "/proc", "/sys", "/dev", "/tmp", "/run":
+		return true
+	}
+	return false
+}
 
-// virtual are filesystem types that carry no user data; their mounts are
+// virtual: filesystem types that carry no user data; their mounts are
 // never layered into the root.
-var virtual = map[string]bool{
-	"proc": true, "sysfs": true, "devtmpfs": true, "devpts": true, "cgroup": true, "cgroup2": true,
-	"mqueue": true, "debugfs": true, "tracefs": true, "securityfs": true, "pstore": true, "bpf": true,
-	"configfs": true, "fusectl": true, "hugetlbfs": true, "autofs": true, "binfmt_misc": true,
-	"efivarfs": true, "nsfs": true, "rpc_pipefs": true, "selinuxfs": true,
+func virtual(fstype string) bool {
+	switch fstype {
+	case "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2",
+		"mqueue", "debugfs", "tracefs", "securityfs", "pstore", "bpf",
+		"configfs", "fusectl", "hugetlbfs", "autofs", "binfmt_misc",
+		"efivarfs", "nsfs", "rpc_pipefs", "selinuxfs":
+		return true
+	}
+	return false
 }
 
 // MaskedPaths and ReadOnlyPaths follow runc's and podman's defaults.
@@ -317,7 +334,7 @@ func (p *planner) hostRoot() error {
 	}
 	for _, name := range names {
 		full := "/" + name
-		if fresh[full] || p.hidden[full] {
+		if fresh(full) || p.hidden[full] {
 			continue
 		}
 		if err := p.entry(full); err != nil {
@@ -498,7 +515,7 @@ func (p *planner) missingFile(dir string) bool {
 
 func (p *planner) isNetworkMount(dir string) bool {
 	for _, m := range p.mounts {
-		if m.Point == dir && network[m.FSType] {
+		if m.Point == dir && network(m.FSType) {
 			return true
 		}
 	}
@@ -507,7 +524,7 @@ func (p *planner) isNetworkMount(dir string) bool {
 
 func (p *planner) isVirtualMount(dir string) bool {
 	for _, m := range p.mounts {
-		if m.Point == dir && virtual[m.FSType] {
+		if m.Point == dir && virtual(m.FSType) {
 			return true
 		}
 	}

@@ -35,7 +35,7 @@ type archInfo struct {
 	arch   Arch
 	goarch string // the GOARCH that runs natively as this arch
 	audit  uint32
-	table  map[string]uint32
+	tab    *sysTable
 	// family: the architectures one kernel can report for the processes
 	// of a given native one (x86_64 and i386 on an x86_64 kernel, aarch64
 	// and arm on an arm64 one). A filter is inherited across execve, so a
@@ -49,6 +49,9 @@ type archInfo struct {
 // a big-endian arch an argument's upper half comes first.
 func (ai archInfo) bigEndian() bool { return ai.audit&auditArchLE == 0 }
 
+// table is the arch's system call numbers by name.
+func (ai archInfo) table() map[string]uint32 { return ai.tab.byName() }
+
 // archInfos are the architectures filters are compiled for, in the order
 // of the sections of a program.
 //
@@ -58,15 +61,15 @@ func (ai archInfo) bigEndian() bool { return ai.audit&auditArchLE == 0 }
 // (and usually built out of distribution kernels). x32 shares
 // AUDIT_ARCH_X86_64 and is told apart by bit 30 of the number.
 var archInfos = []archInfo{
-	{arch: ArchX86_64, goarch: "amd64", audit: auditArchX86_64, table: syscallsX86_64, family: "x86", x32: true},
-	{arch: ArchX86, goarch: "386", audit: auditArchI386, table: syscallsI386, family: "x86", highZero: true},
-	{arch: ArchAARCH64, goarch: "arm64", audit: auditArchAARCH64, table: syscallsAarch64, family: "arm"},
-	{arch: ArchARM, goarch: "arm", audit: auditArchARM, table: syscallsArm, family: "arm", highZero: true},
-	{arch: ArchRISCV64, goarch: "riscv64", audit: auditArchRISCV64, table: syscallsRiscv64, family: "riscv64"},
-	{arch: ArchPPC64LE, goarch: "ppc64le", audit: auditArchPPC64LE, table: syscallsPpc64le, family: "ppc64le"},
-	{arch: ArchPPC64, goarch: "ppc64", audit: auditArchPPC64, table: syscallsPpc64, family: "ppc64"},
-	{arch: ArchS390X, goarch: "s390x", audit: auditArchS390X, table: syscallsS390x, family: "s390x"},
-	{arch: ArchLOONGARCH64, goarch: "loong64", audit: auditArchLOONGARCH64, table: syscallsLoong64, family: "loong64"},
+	{arch: ArchX86_64, goarch: "amd64", audit: auditArchX86_64, tab: &syscallsX86_64, family: "x86", x32: true},
+	{arch: ArchX86, goarch: "386", audit: auditArchI386, tab: &syscallsI386, family: "x86", highZero: true},
+	{arch: ArchAARCH64, goarch: "arm64", audit: auditArchAARCH64, tab: &syscallsAarch64, family: "arm"},
+	{arch: ArchARM, goarch: "arm", audit: auditArchARM, tab: &syscallsArm, family: "arm", highZero: true},
+	{arch: ArchRISCV64, goarch: "riscv64", audit: auditArchRISCV64, tab: &syscallsRiscv64, family: "riscv64"},
+	{arch: ArchPPC64LE, goarch: "ppc64le", audit: auditArchPPC64LE, tab: &syscallsPpc64le, family: "ppc64le"},
+	{arch: ArchPPC64, goarch: "ppc64", audit: auditArchPPC64, tab: &syscallsPpc64, family: "ppc64"},
+	{arch: ArchS390X, goarch: "s390x", audit: auditArchS390X, tab: &syscallsS390x, family: "s390x"},
+	{arch: ArchLOONGARCH64, goarch: "loong64", audit: auditArchLOONGARCH64, tab: &syscallsLoong64, family: "loong64"},
 }
 
 // SupportedArchs are the GOARCH values Compile has a native section for.

@@ -2,119 +2,40 @@ package seccomp
 
 import (
 	"fmt"
-	"strings"
+
+	"sandbox/seccomp/bpf"
 )
 
-// Instruction is one classic BPF instruction, laid out as the kernel's
-// struct sock_filter.
-type Instruction struct {
-	Code uint16
-	Jt   uint8
-	Jf   uint8
-	K    uint32
-}
+// Instruction is one classic BPF instruction (package bpf's, where
+// Install lives, so that PID 1 need not link the compiler).
+type Instruction = bpf.Instruction
 
 // Program is a compiled filter.
-type Program struct {
-	Instructions []Instruction
-	// Flags are SECCOMP_FILTER_FLAG_* bits Install adds to TSYNC
-	// (from the profile's "flags").
-	Flags uint
-}
-
-// Len is the number of instructions.
-func (p *Program) Len() int { return len(p.Instructions) }
+type Program = bpf.Program
 
 // maxInsns is the kernel's BPF_MAXINSNS.
-const maxInsns = 4096
+const maxInsns = bpf.MaxInstructions
 
-// Classic BPF opcodes (linux/filter.h, linux/bpf_common.h).
+// The instructions and return values the compiler emits.
 const (
-	bpfLD  = 0x00
-	bpfALU = 0x04
-	bpfJMP = 0x05
-	bpfRET = 0x06
+	opLoadAbs = bpf.OpLoadAbs
+	opAnd     = bpf.OpAnd
+	opJA      = bpf.OpJA
+	opJEQ     = bpf.OpJEQ
+	opJGT     = bpf.OpJGT
+	opJGE     = bpf.OpJGE
+	opJSET    = bpf.OpJSET
+	opRet     = bpf.OpRet
 
-	bpfW   = 0x00
-	bpfABS = 0x20
-	bpfAND = 0x50
-	bpfK   = 0x00
-
-	bpfJA   = 0x00
-	bpfJEQ  = 0x10
-	bpfJGT  = 0x20
-	bpfJGE  = 0x30
-	bpfJSET = 0x40
-
-	opLoadAbs = bpfLD | bpfW | bpfABS
-	opAnd     = bpfALU | bpfAND | bpfK
-	opJA      = bpfJMP | bpfJA
-	opJEQ     = bpfJMP | bpfJEQ | bpfK
-	opJGT     = bpfJMP | bpfJGT | bpfK
-	opJGE     = bpfJMP | bpfJGE | bpfK
-	opJSET    = bpfJMP | bpfJSET | bpfK
-	opRet     = bpfRET | bpfK
+	retKillProcess = bpf.RetKillProcess
+	retKillThread  = bpf.RetKillThread
+	retTrap        = bpf.RetTrap
+	retErrno       = bpf.RetErrno
+	retLog         = bpf.RetLog
+	retAllow       = bpf.RetAllow
 )
 
-// String disassembles the program, one instruction a line, with jump
-// targets as absolute instruction numbers.
-func (p *Program) String() string {
-	var b strings.Builder
-	for i, in := range p.Instructions {
-		fmt.Fprintf(&b, "%4d: ", i)
-		next := i + 1
-		switch in.Code {
-		case opLoadAbs:
-			fmt.Fprintf(&b, "ld [%d]", in.K)
-		case opAnd:
-			fmt.Fprintf(&b, "and #%#x", in.K)
-		case opJA:
-			fmt.Fprintf(&b, "ja %d", next+int(in.K))
-		case opJEQ, opJGT, opJGE, opJSET:
-			name := map[uint16]string{opJEQ: "jeq", opJGT: "jgt", opJGE: "jge", opJSET: "jset"}[in.Code]
-			fmt.Fprintf(&b, "%s #%#x, %d, %d", name, in.K, next+int(in.Jt), next+int(in.Jf))
-		case opRet:
-			fmt.Fprintf(&b, "ret %s", retString(in.K))
-		default:
-			fmt.Fprintf(&b, "code=%#x jt=%d jf=%d k=%#x", in.Code, in.Jt, in.Jf, in.K)
-		}
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
-
-// Return values (linux/seccomp.h).
-const (
-	retKillProcess = 0x80000000
-	retKillThread  = 0x00000000
-	retTrap        = 0x00030000
-	retErrno       = 0x00050000
-	retTrace       = 0x7ff00000
-	retLog         = 0x7ffc0000
-	retAllow       = 0x7fff0000
-	retActionFull  = 0xffff0000
-	retData        = 0x0000ffff
-)
-
-func retString(k uint32) string {
-	switch k & retActionFull {
-	case retKillProcess:
-		return "KILL_PROCESS"
-	case retKillThread:
-		return "KILL_THREAD"
-	case retTrap:
-		return "TRAP"
-	case retErrno:
-		return fmt.Sprintf("ERRNO(%d)", k&retData)
-	case retTrace:
-		return fmt.Sprintf("TRACE(%d)", k&retData)
-	case retLog:
-		return "LOG"
-	case retAllow:
-		return "ALLOW"
-	}
-	return fmt.Sprintf("%#x", k)
-}
+func retString(k uint32) string { return bpf.RetString(k) }
 
 // label names an instruction position; jumps refer to labels, so that
 // long-jump trampolines can be inserted after the code is laid out.
@@ -129,7 +50,11 @@ type ains struct {
 }
 
 func (in *ains) isCond() bool {
-	return in.code&0x07 == bpfJMP && in.code != opJA
+	switch in.code {
+	case opJEQ, opJGT, opJGE, opJSET:
+		return true
+	}
+	return false
 }
 
 type assembler struct {

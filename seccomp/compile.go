@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+
+	"sandbox/internal/kernel"
 )
 
 // Options are what Compile needs to know besides the profile.
@@ -149,7 +151,7 @@ func Compile(p *Profile, opts Options) (*Program, error) {
 		byNr := map[uint32][]rule{}
 		for _, nr := range rules {
 			for _, name := range nr.names {
-				if n, ok := sec.table[name]; ok {
+				if n, ok := sec.table()[name]; ok {
 					byNr[n] = append(byNr[n], nr.r)
 				}
 			}
@@ -165,7 +167,8 @@ func Compile(p *Profile, opts Options) (*Program, error) {
 	}
 	prog := &Program{Instructions: ins}
 	for _, f := range p.Flags {
-		prog.Flags |= filterFlags[f]
+		bit, _ := filterFlag(f)
+		prog.Flags |= bit
 	}
 	prog.Flags &^= 0x1 // TSYNC: Install always sets it
 	return prog, nil
@@ -234,7 +237,7 @@ func (s *selector) kernelVersion() (kernelVersion, error) {
 	k := s.kernel
 	if k == "" {
 		var err error
-		if k, err = runningKernel(); err != nil {
+		if k, err = kernel.Release(); err != nil {
 			return kernelVersion{}, fmt.Errorf("minKernel: reading the kernel version: %w", err)
 		}
 	}
@@ -271,7 +274,7 @@ func (s *selector) selected(sc *Syscall) (bool, error) {
 				return false, err
 			}
 			min, _ := parseKernelVersion(in.MinKernel)
-			if kv.less(min) {
+			if kv.Less(min) {
 				return false, nil
 			}
 		}
@@ -291,7 +294,7 @@ func (s *selector) selected(sc *Syscall) (bool, error) {
 				return false, err
 			}
 			min, _ := parseKernelVersion(ex.MinKernel)
-			if !kv.less(min) {
+			if !kv.Less(min) {
 				return false, nil
 			}
 		}

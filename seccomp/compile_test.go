@@ -399,7 +399,7 @@ func randomProfiles(t *testing.T, goarch string, seeds uint64) {
 	names := map[Arch][]string{}
 	for _, sec := range secs {
 		archs = append(archs, sec.arch)
-		names[sec.arch] = sortedNames(sec.table)
+		names[sec.arch] = sortedNames(sec.table())
 	}
 	interesting := []uint64{0, 1, 2, 3, 0x7f, 0xff, 0x100, 0x5412, 0x7fffffff, 0x80000000, 0xffffffff,
 		0x100000000, 0x100000001, 0xffffffff00000000, 0xffffffffffffffff, 0x8000000000000000}
@@ -493,16 +493,16 @@ func TestBigAllowList(t *testing.T) {
 	p := &Profile{DefaultAction: ActErrno, DefaultErrnoRet: &e, Architectures: []Arch{ArchX86_64, ArchX86}}
 	var names []string
 	all := map[string]bool{}
-	for n := range syscallsX86_64 {
+	for n := range tableFor(ArchX86_64) {
 		all[n] = true
 	}
-	for n := range syscallsI386 {
+	for n := range tableFor(ArchX86) {
 		all[n] = true
 	}
 	for _, n := range sortedNames(all) {
 		// Leave out every third name so that the ranges break up.
-		nr64, ok64 := syscallsX86_64[n]
-		nr32, ok32 := syscallsI386[n]
+		nr64, ok64 := SyscallNumber(ArchX86_64, n)
+		nr32, ok32 := SyscallNumber(ArchX86, n)
 		if (ok64 && nr64%3 == 1) || (ok32 && nr32%3 == 2) {
 			continue
 		}
@@ -548,7 +548,7 @@ func TestBigAllowList(t *testing.T) {
 
 func TestTooLong(t *testing.T) {
 	p := &Profile{DefaultAction: ActAllow}
-	for i, n := range sortedNames(syscallsX86_64) {
+	for i, n := range sortedNames(tableFor(ArchX86_64)) {
 		for j := range 4 {
 			p.Syscalls = append(p.Syscalls, Syscall{Names: []string{n}, Action: ActErrno,
 				Args: []Arg{{Index: uint(j), Value: uint64(i)<<32 | uint64(j), Op: OpEqual}}})
@@ -645,8 +645,8 @@ func TestTables(t *testing.T) {
 			t.Errorf("%q known", n)
 		}
 	}
-	if len(syscallsX86_64) < 370 || len(syscallsI386) < 440 {
-		t.Errorf("tables look short: %d, %d", len(syscallsX86_64), len(syscallsI386))
+	if n64, n32 := len(tableFor(ArchX86_64)), len(tableFor(ArchX86)); n64 < 370 || n32 < 440 {
+		t.Errorf("tables look short: %d, %d", n64, n32)
 	}
 }
 

@@ -10,6 +10,11 @@
 //	seccomp.SetNoNewPrivs()   // or prctl on the thread that calls Install
 //	seccomp.Install(prog)     // every thread of the process (TSYNC)
 //
+// The compiled program and its installation are package seccomp/bpf's
+// (Program, Install, SetNoNewPrivs here are aliases and forwards): a
+// process that only applies a filter (the sandbox's PID 1) imports that
+// small package, not the compiler, its tables and encoding/json.
+//
 // # Semantics
 //
 // A profile has a default action and rules. A rule names system calls, an

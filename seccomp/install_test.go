@@ -224,7 +224,7 @@ func childKernel() {
 	checked, mismatches, denied := 0, 0, 0
 	for range 4000 {
 		name := kernelCalls[r.IntN(len(kernelCalls))]
-		d := data{nr: syscallsX86_64[name], arch: auditArchX86_64}
+		d := data{nr: tableFor(ArchX86_64)[name], arch: auditArchX86_64}
 		for i := range d.args {
 			s := p.Syscalls[r.IntN(len(p.Syscalls))]
 			a := s.Args[r.IntN(len(s.Args))]

@@ -1,19 +1,22 @@
 //go:build ignore
 
-// mktables writes ztables.go: the system call tables (name → number) of
-// every architecture filters are compiled for, and the set of names that
-// exist only on other Linux architectures. The numbers come from golang.org/x/sys/unix's
+// mktables writes ztables.go: the system call tables (name, number) of
+// every architecture filters are compiled for, and the sorted names that
+// exist only on other Linux architectures. Both are constants the linker
+// lays out as data: no code runs for them when a program starts (tables.go
+// builds a map from a table on its first use). The numbers come from golang.org/x/sys/unix's
 // zsysnum_linux_*.go files, which x/sys generates from the kernel's own
 // <asm/unistd_*.h> headers; the version of x/sys is the one this module
 // requires (go.mod), so updating x/sys and running `go generate
 // ./seccomp` picks up new system calls.
 //
-// Usage (from the seccomp directory): go run mktables.go
+// Usage (from the seccomp directory): go run mktables.go [-o file]
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"flag"
 	"fmt"
 	"go/format"
 	"log"
@@ -93,6 +96,8 @@ var armPrivate = map[string]uint32{
 }
 
 func main() {
+	outFile := flag.String("o", "ztables.go", "the file to write")
+	flag.Parse()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}} {{.Version}}", "golang.org/x/sys").Output()
 	if err != nil {
 		log.Fatalf("go list golang.org/x/sys: %v", err)
@@ -143,9 +148,9 @@ func main() {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	b.WriteString("// syscallsOtherArch holds the names that exist only on Linux\n// architectures filters are not compiled for (mips, ppc, sparc64).\nvar syscallsOtherArch = map[string]bool{\n")
+	b.WriteString("// syscallsOtherArch holds the names that exist only on Linux\n// architectures filters are not compiled for (mips, ppc, sparc64), sorted.\nvar syscallsOtherArch = []string{\n")
 	for _, n := range names {
-		fmt.Fprintf(&b, "\t%q: true,\n", n)
+		fmt.Fprintf(&b, "\t%q,\n", n)
 	}
 	b.WriteString("}\n")
 
@@ -153,7 +158,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := os.WriteFile("ztables.go", src, 0o644); err != nil {
+	if err := os.WriteFile(*outFile, src, 0o644); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -173,9 +178,21 @@ func writeTable(b *bytes.Buffer, name, doc string, m map[string]uint32) {
 		}
 		return es[i].name < es[j].name
 	})
-	fmt.Fprintf(b, "// %s holds the %s\nvar %s = map[string]uint32{\n", name, doc, name)
+	// One string of all names and (end of name, number) pairs: no
+	// pointers, so the linker puts it all in read-only data, which the
+	// garbage collector never scans.
+	var names strings.Builder
 	for _, e := range es {
-		fmt.Fprintf(b, "\t%q: %d,\n", e.name, e.nr)
+		names.WriteString(e.name)
 	}
-	b.WriteString("}\n\n")
+	if names.Len() > 0xffff {
+		log.Fatalf("%s: %d bytes of names do not fit sysEntry.end", name, names.Len())
+	}
+	fmt.Fprintf(b, "// %s holds the %s\nvar %s = sysTable{\n\tnames: %q,\n\tentries: []sysEntry{\n", name, doc, name, names.String())
+	end := 0
+	for _, e := range es {
+		end += len(e.name)
+		fmt.Fprintf(b, "\t\t{%d, %d}, // %s\n", end, e.nr, e.name)
+	}
+	b.WriteString("\t},\n}\n\n")
 }

@@ -63,8 +63,8 @@ func TestAuditArchConstants(t *testing.T) {
 		if ai.highZero != (ai.audit&auditArch64Bit == 0) {
 			t.Errorf("%s: highZero %v, audit %#x", ai.arch, ai.highZero, ai.audit)
 		}
-		if len(ai.table) < 280 {
-			t.Errorf("%s: table of %d system calls", ai.arch, len(ai.table))
+		if len(ai.table()) < 280 {
+			t.Errorf("%s: table of %d system calls", ai.arch, len(ai.table()))
 		}
 	}
 	for _, c := range []struct {
@@ -119,7 +119,7 @@ func TestDefaultEveryArch(t *testing.T) {
 			secs := sectionsOf(t, native.goarch)
 			for _, sec := range secs {
 				call := func(name string, args ...uint64) (uint32, bool) {
-					nr, ok := sec.table[name]
+					nr, ok := sec.table()[name]
 					if !ok {
 						return 0, false
 					}
@@ -180,13 +180,13 @@ func TestDefaultEveryArch(t *testing.T) {
 				if sec.x32 {
 					x32 = enosys
 				}
-				for _, nr := range []uint32{x32SyscallBit, x32SyscallBit | sec.table["read"], 0x7fffffff} {
+				for _, nr := range []uint32{x32SyscallBit, x32SyscallBit | sec.table()["read"], 0x7fffffff} {
 					if got := v.run(data{nr: nr, arch: sec.audit}); got != x32 {
 						t.Errorf("%s: nr %#x = %s, want %s", sec.arch, nr, retString(got), retString(x32))
 					}
 				}
 				// Every system call against the model.
-				for name, nr := range sec.table {
+				for name, nr := range sec.table() {
 					for _, args := range [][6]uint64{{}, {cloneNewUser, ioctlTIOCSTI}, {0x40000, ioctlTIOCLNX}, {0xffffffff, cloneNewUser}} {
 						d := data{nr: nr, arch: sec.audit, args: args}
 						if want, got := model(t, p, native.arch, d), v.run(d); got != want {
@@ -239,10 +239,10 @@ func TestDefaultCompatNeedsListing(t *testing.T) {
 			t.Fatal(err)
 		}
 		v := newVM(t, prog)
-		if got := v.run(data{nr: ci.table["getpid"], arch: ci.audit}); got != retKillProcess {
+		if got := v.run(data{nr: ci.table()["getpid"], arch: ci.audit}); got != retKillProcess {
 			t.Errorf("%s native, %s not listed: %s", c.native, c.compat, retString(got))
 		}
-		if got := v.run(data{nr: ni.table["getpid"], arch: ni.audit}); got != eperm {
+		if got := v.run(data{nr: ni.table()["getpid"], arch: ni.audit}); got != eperm {
 			t.Errorf("%s native getpid: %s", c.native, retString(got))
 		}
 		p.ArchMap = []ArchMap{{Architecture: c.native, SubArchitectures: []Arch{c.compat}}}
@@ -250,7 +250,7 @@ func TestDefaultCompatNeedsListing(t *testing.T) {
 			t.Fatal(err)
 		}
 		v = newVM(t, prog)
-		if got := v.run(data{nr: ci.table["getpid"], arch: ci.audit}); got != eperm {
+		if got := v.run(data{nr: ci.table()["getpid"], arch: ci.audit}); got != eperm {
 			t.Errorf("%s native, %s through archMap: %s", c.native, c.compat, retString(got))
 		}
 	}
@@ -336,7 +336,7 @@ func TestDockerDefaultEveryArch(t *testing.T) {
 			for _, sec := range secs {
 				check := func(want uint32, name string, args ...uint64) {
 					t.Helper()
-					nr, ok := sec.table[name]
+					nr, ok := sec.table()[name]
 					if !ok {
 						return
 					}
@@ -403,7 +403,7 @@ func TestDockerDefaultEveryArch(t *testing.T) {
 			}
 			v = newVM(t, prog)
 			for _, sec := range secs {
-				for name, nr := range sec.table {
+				for name, nr := range sec.table() {
 					for _, args := range [][6]uint64{{}, {2, 0}, {40, 1}, {0x7e020000, 0x7e020000}, {0x20008, 17}} {
 						d := data{nr: nr, arch: sec.audit, args: args}
 						if want, got := model(t, p, native.arch, d), v.run(d); got != want {

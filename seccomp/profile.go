@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"strconv"
 	"strings"
 
+	"sandbox/internal/kernel"
 	"sandbox/internal/userfile"
 )
 
@@ -153,7 +153,20 @@ func Parse(r io.Reader) (*Profile, error) {
 	return &p, nil
 }
 
-var unknownField = regexp.MustCompile(`^json: unknown field "(.*)"$`)
+// unknownField returns the name in encoding/json's `json: unknown field
+// "NAME"` (what the regexp ^json: unknown field "(.*)"$ matched, without
+// compiling one when the package is initialised).
+func unknownField(msg string) (string, bool) {
+	rest, ok := strings.CutPrefix(msg, `json: unknown field "`)
+	if !ok {
+		return "", false
+	}
+	name, ok := strings.CutSuffix(rest, `"`)
+	if !ok || strings.Contains(name, "\n") {
+		return "", false
+	}
+	return name, true
+}
 
 // jsonError turns an encoding/json error into one with a line and column.
 func jsonError(data []byte, err error) error {
@@ -177,9 +190,9 @@ func jsonError(data []byte, err error) error {
 		}
 		return fmt.Errorf("seccomp profile: line %d, column %d: %s: cannot use JSON %s as %s", line, col, where, typ.Value, typ.Type)
 	}
-	if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+	if name, ok := unknownField(err.Error()); ok {
 		// encoding/json gives no offset for this one: find the key.
-		key, _ := json.Marshal(m[1])
+		key, _ := json.Marshal(name)
 		re := regexp.MustCompile(regexp.QuoteMeta(string(key)) + `\s*:`)
 		if loc := re.FindIndex(data); loc != nil {
 			line, col := position(data, loc[0])
@@ -207,11 +220,17 @@ func position(data []byte, off int) (line, col int) {
 // maxErrno is the largest errno the kernel passes on (MAX_ERRNO).
 const maxErrno = 4095
 
-// filterFlags are the accepted "flags" and their SECCOMP_FILTER_FLAG_ bits.
-var filterFlags = map[string]uint{
-	"SECCOMP_FILTER_FLAG_TSYNC":      0x1, // always used
-	"SECCOMP_FILTER_FLAG_LOG":        0x2,
-	"SECCOMP_FILTER_FLAG_SPEC_ALLOW": 0x4,
+// filterFlag is an accepted "flags" entry's SECCOMP_FILTER_FLAG_ bit.
+func filterFlag(name string) (uint, bool) {
+	switch name {
+	case "SECCOMP_FILTER_FLAG_TSYNC":
+		return 0x1, true // always used
+	case "SECCOMP_FILTER_FLAG_LOG":
+		return 0x2, true
+	case "SECCOMP_FILTER_FLAG_SPEC_ALLOW":
+		return 0x4, true
+	}
+	return 0, false
 }
 
 // Validate checks everything Compile needs that does not depend on the
@@ -243,7 +262,7 @@ func (p *Profile) Validate() error {
 		}
 	}
 	for i, f := range p.Flags {
-		if _, ok := filterFlags[f]; !ok {
+		if _, ok := filterFlag(f); !ok {
 			return fmt.Errorf("seccomp profile: flags[%d]: unsupported flag %q (supported: SECCOMP_FILTER_FLAG_TSYNC, SECCOMP_FILTER_FLAG_LOG, SECCOMP_FILTER_FLAG_SPEC_ALLOW)", i, f)
 		}
 	}
@@ -380,37 +399,8 @@ func joinOps() string {
 }
 
 // kernelVersion is major, minor.
-type kernelVersion [2]int
-
-func (v kernelVersion) less(o kernelVersion) bool {
-	return v[0] < o[0] || (v[0] == o[0] && v[1] < o[1])
-}
+type kernelVersion = kernel.Version
 
 // parseKernelVersion reads "major.minor" with anything after the minor
 // number ignored ("6.18.44-fc" is 6.18).
-func parseKernelVersion(s string) (kernelVersion, error) {
-	var v kernelVersion
-	rest := s
-	for i := range 2 {
-		j := 0
-		for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
-			j++
-		}
-		if j == 0 {
-			return v, fmt.Errorf("bad kernel version %q (want major.minor)", s)
-		}
-		n, err := strconv.Atoi(rest[:j])
-		if err != nil {
-			return v, fmt.Errorf("bad kernel version %q: %v", s, err)
-		}
-		v[i] = n
-		rest = rest[j:]
-		if i == 0 {
-			if !strings.HasPrefix(rest, ".") {
-				return v, fmt.Errorf("bad kernel version %q (want major.minor)", s)
-			}
-			rest = rest[1:]
-		}
-	}
-	return v, nil
-}
+func parseKernelVersion(s string) (kernelVersion, error) { return kernel.Parse(s) }

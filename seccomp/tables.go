@@ -1,7 +1,10 @@
 package seccomp
 
 import (
+	"iter"
+	"slices"
 	"strings"
+	"sync"
 )
 
 // The tables are in ztables.go, generated from golang.org/x/sys's
@@ -10,15 +13,58 @@ import (
 
 //go:generate go run mktables.go
 
+// sysEntry is one system call of a generated table: its number and where
+// its name ends in the table's names (it starts where the previous one's
+// ends).
+type sysEntry struct {
+	end uint16
+	nr  uint32
+}
+
+// sysTable is one architecture's generated table, and its map by name,
+// built on first use: a map literal of ~400 entries per architecture
+// would be built at every start of every program that links this package
+// (~1 ms for the nine), though most starts never compile a filter.
+type sysTable struct {
+	names   string
+	entries []sysEntry
+	once    sync.Once
+	m       map[string]uint32
+}
+
+// all yields the table's names and numbers, in the generated order.
+func (t *sysTable) all() iter.Seq2[string, uint32] {
+	return func(yield func(string, uint32) bool) {
+		start := uint16(0)
+		for _, e := range t.entries {
+			if !yield(t.names[start:e.end], e.nr) {
+				return
+			}
+			start = e.end
+		}
+	}
+}
+
+func (t *sysTable) byName() map[string]uint32 {
+	t.once.Do(func() {
+		t.m = make(map[string]uint32, len(t.entries))
+		for name, nr := range t.all() {
+			t.m[name] = nr
+		}
+	})
+	return t.m
+}
+
 // KnownSyscall reports whether name is a system call on some Linux
 // architecture this package knows of.
 func KnownSyscall(name string) bool {
 	for _, ai := range archInfos {
-		if _, ok := ai.table[name]; ok {
+		if _, ok := ai.table()[name]; ok {
 			return true
 		}
 	}
-	return syscallsOtherArch[name]
+	_, ok := slices.BinarySearch(syscallsOtherArch, name)
+	return ok
 }
 
 // SyscallNumber returns the number of the system call name on arch
@@ -37,32 +83,45 @@ func tableFor(arch Arch) map[string]uint32 {
 	if !ok {
 		return nil
 	}
-	return ai.table
+	return ai.table()
 }
 
-// scmpArches are libseccomp's architecture names, lower case, without the
-// SCMP_ARCH_ prefix.
-var scmpArches = map[string]bool{
-	"x86": true, "x86_64": true, "x32": true, "arm": true, "aarch64": true,
-	"loongarch64": true, "m68k": true, "mips": true, "mipsel": true,
-	"mips64": true, "mipsel64": true, "mips64n32": true, "mipsel64n32": true,
-	"parisc": true, "parisc64": true, "ppc": true, "ppc64": true,
-	"ppc64le": true, "s390": true, "s390x": true, "riscv64": true,
-	"sh": true, "sheb": true,
+// scmpArch: s is one of libseccomp's architecture names, lower case,
+// without the SCMP_ARCH_ prefix. (A switch, as archAlias: a map literal
+// is built by code at every start of a program that links the package.)
+func scmpArch(s string) bool {
+	switch s {
+	case "x86", "x86_64", "x32", "arm", "aarch64",
+		"loongarch64", "m68k", "mips", "mipsel",
+		"mips64", "mipsel64", "mips64n32", "mipsel64n32",
+		"parisc", "parisc64", "ppc", "ppc64",
+		"ppc64le", "s390", "s390x", "riscv64",
+		"sh", "sheb":
+		return true
+	}
+	return false
 }
 
-// archAliases maps Go's GOARCH names (Docker's "includes.arches" uses
+// archAlias maps Go's GOARCH names (Docker's "includes.arches" uses
 // them) and a few common spellings to libseccomp's names.
-var archAliases = map[string]string{
-	"amd64":    "x86_64",
-	"386":      "x86",
-	"i386":     "x86",
-	"i686":     "x86",
-	"arm64":    "aarch64",
-	"loong64":  "loongarch64",
-	"mipsle":   "mipsel",
-	"mips64le": "mipsel64",
-	"sparc64":  "sparc64",
+func archAlias(s string) (string, bool) {
+	switch s {
+	case "amd64":
+		return "x86_64", true
+	case "386", "i386", "i686":
+		return "x86", true
+	case "arm64":
+		return "aarch64", true
+	case "loong64":
+		return "loongarch64", true
+	case "mipsle":
+		return "mipsel", true
+	case "mips64le":
+		return "mipsel64", true
+	case "sparc64":
+		return "sparc64", true
+	}
+	return "", false
 }
 
 // canonArch returns libseccomp's lower-case name for an architecture
@@ -70,15 +129,15 @@ var archAliases = map[string]string{
 func canonArch(s string) (string, bool) {
 	l := strings.ToLower(s)
 	if rest, ok := strings.CutPrefix(l, "scmp_arch_"); ok {
-		if strings.HasPrefix(s, "SCMP_ARCH_") && scmpArches[rest] {
+		if strings.HasPrefix(s, "SCMP_ARCH_") && scmpArch(rest) {
 			return rest, true
 		}
 		return "", false
 	}
-	if a, ok := archAliases[l]; ok {
+	if a, ok := archAlias(l); ok {
 		return a, true
 	}
-	if scmpArches[l] {
+	if scmpArch(l) {
 		return l, true
 	}
 	return "", false
@@ -87,5 +146,5 @@ func canonArch(s string) (string, bool) {
 // knownSCMPArch reports whether a is "SCMP_ARCH_" and a libseccomp name.
 func knownSCMPArch(a Arch) bool {
 	rest, ok := strings.CutPrefix(string(a), "SCMP_ARCH_")
-	return ok && rest == strings.ToUpper(rest) && scmpArches[strings.ToLower(rest)]
+	return ok && rest == strings.ToUpper(rest) && scmpArch(strings.ToLower(rest))
 }

@@ -3,3548 +3,3575 @@
 package seccomp
 
 // syscallsX86_64 holds the x86_64 (64-bit ABI, AUDIT_ARCH_X86_64) system call numbers.
-var syscallsX86_64 = map[string]uint32{
-	"read":                    0,
-	"write":                   1,
-	"open":                    2,
-	"close":                   3,
-	"stat":                    4,
-	"fstat":                   5,
-	"lstat":                   6,
-	"poll":                    7,
-	"lseek":                   8,
-	"mmap":                    9,
-	"mprotect":                10,
-	"munmap":                  11,
-	"brk":                     12,
-	"rt_sigaction":            13,
-	"rt_sigprocmask":          14,
-	"rt_sigreturn":            15,
-	"ioctl":                   16,
-	"pread64":                 17,
-	"pwrite64":                18,
-	"readv":                   19,
-	"writev":                  20,
-	"access":                  21,
-	"pipe":                    22,
-	"select":                  23,
-	"sched_yield":             24,
-	"mremap":                  25,
-	"msync":                   26,
-	"mincore":                 27,
-	"madvise":                 28,
-	"shmget":                  29,
-	"shmat":                   30,
-	"shmctl":                  31,
-	"dup":                     32,
-	"dup2":                    33,
-	"pause":                   34,
-	"nanosleep":               35,
-	"getitimer":               36,
-	"alarm":                   37,
-	"setitimer":               38,
-	"getpid":                  39,
-	"sendfile":                40,
-	"socket":                  41,
-	"connect":                 42,
-	"accept":                  43,
-	"sendto":                  44,
-	"recvfrom":                45,
-	"sendmsg":                 46,
-	"recvmsg":                 47,
-	"shutdown":                48,
-	"bind":                    49,
-	"listen":                  50,
-	"getsockname":             51,
-	"getpeername":             52,
-	"socketpair":              53,
-	"setsockopt":              54,
-	"getsockopt":              55,
-	"clone":                   56,
-	"fork":                    57,
-	"vfork":                   58,
-	"execve":                  59,
-	"exit":                    60,
-	"wait4":                   61,
-	"kill":                    62,
-	"uname":                   63,
-	"semget":                  64,
-	"semop":                   65,
-	"semctl":                  66,
-	"shmdt":                   67,
-	"msgget":                  68,
-	"msgsnd":                  69,
-	"msgrcv":                  70,
-	"msgctl":                  71,
-	"fcntl":                   72,
-	"flock":                   73,
-	"fsync":                   74,
-	"fdatasync":               75,
-	"truncate":                76,
-	"ftruncate":               77,
-	"getdents":                78,
-	"getcwd":                  79,
-	"chdir":                   80,
-	"fchdir":                  81,
-	"rename":                  82,
-	"mkdir":                   83,
-	"rmdir":                   84,
-	"creat":                   85,
-	"link":                    86,
-	"unlink":                  87,
-	"symlink":                 88,
-	"readlink":                89,
-	"chmod":                   90,
-	"fchmod":                  91,
-	"chown":                   92,
-	"fchown":                  93,
-	"lchown":                  94,
-	"umask":                   95,
-	"gettimeofday":            96,
-	"getrlimit":               97,
-	"getrusage":               98,
-	"sysinfo":                 99,
-	"times":                   100,
-	"ptrace":                  101,
-	"getuid":                  102,
-	"syslog":                  103,
-	"getgid":                  104,
-	"setuid":                  105,
-	"setgid":                  106,
-	"geteuid":                 107,
-	"getegid":                 108,
-	"setpgid":                 109,
-	"getppid":                 110,
-	"getpgrp":                 111,
-	"setsid":                  112,
-	"setreuid":                113,
-	"setregid":                114,
-	"getgroups":               115,
-	"setgroups":               116,
-	"setresuid":               117,
-	"getresuid":               118,
-	"setresgid":               119,
-	"getresgid":               120,
-	"getpgid":                 121,
-	"setfsuid":                122,
-	"setfsgid":                123,
-	"getsid":                  124,
-	"capget":                  125,
-	"capset":                  126,
-	"rt_sigpending":           127,
-	"rt_sigtimedwait":         128,
-	"rt_sigqueueinfo":         129,
-	"rt_sigsuspend":           130,
-	"sigaltstack":             131,
-	"utime":                   132,
-	"mknod":                   133,
-	"uselib":                  134,
-	"personality":             135,
-	"ustat":                   136,
-	"statfs":                  137,
-	"fstatfs":                 138,
-	"sysfs":                   139,
-	"getpriority":             140,
-	"setpriority":             141,
-	"sched_setparam":          142,
-	"sched_getparam":          143,
-	"sched_setscheduler":      144,
-	"sched_getscheduler":      145,
-	"sched_get_priority_max":  146,
-	"sched_get_priority_min":  147,
-	"sched_rr_get_interval":   148,
-	"mlock":                   149,
-	"munlock":                 150,
-	"mlockall":                151,
-	"munlockall":              152,
-	"vhangup":                 153,
-	"modify_ldt":              154,
-	"pivot_root":              155,
-	"_sysctl":                 156,
-	"prctl":                   157,
-	"arch_prctl":              158,
-	"adjtimex":                159,
-	"setrlimit":               160,
-	"chroot":                  161,
-	"sync":                    162,
-	"acct":                    163,
-	"settimeofday":            164,
-	"mount":                   165,
-	"umount2":                 166,
-	"swapon":                  167,
-	"swapoff":                 168,
-	"reboot":                  169,
-	"sethostname":             170,
-	"setdomainname":           171,
-	"iopl":                    172,
-	"ioperm":                  173,
-	"create_module":           174,
-	"init_module":             175,
-	"delete_module":           176,
-	"get_kernel_syms":         177,
-	"query_module":            178,
-	"quotactl":                179,
-	"nfsservctl":              180,
-	"getpmsg":                 181,
-	"putpmsg":                 182,
-	"afs_syscall":             183,
-	"tuxcall":                 184,
-	"security":                185,
-	"gettid":                  186,
-	"readahead":               187,
-	"setxattr":                188,
-	"lsetxattr":               189,
-	"fsetxattr":               190,
-	"getxattr":                191,
-	"lgetxattr":               192,
-	"fgetxattr":               193,
-	"listxattr":               194,
-	"llistxattr":              195,
-	"flistxattr":              196,
-	"removexattr":             197,
-	"lremovexattr":            198,
-	"fremovexattr":            199,
-	"tkill":                   200,
-	"time":                    201,
-	"futex":                   202,
-	"sched_setaffinity":       203,
-	"sched_getaffinity":       204,
-	"set_thread_area":         205,
-	"io_setup":                206,
-	"io_destroy":              207,
-	"io_getevents":            208,
-	"io_submit":               209,
-	"io_cancel":               210,
-	"get_thread_area":         211,
-	"lookup_dcookie":          212,
-	"epoll_create":            213,
-	"epoll_ctl_old":           214,
-	"epoll_wait_old":          215,
-	"remap_file_pages":        216,
-	"getdents64":              217,
-	"set_tid_address":         218,
-	"restart_syscall":         219,
-	"semtimedop":              220,
-	"fadvise64":               221,
-	"timer_create":            222,
-	"timer_settime":           223,
-	"timer_gettime":           224,
-	"timer_getoverrun":        225,
-	"timer_delete":            226,
-	"clock_settime":           227,
-	"clock_gettime":           228,
-	"clock_getres":            229,
-	"clock_nanosleep":         230,
-	"exit_group":              231,
-	"epoll_wait":              232,
-	"epoll_ctl":               233,
-	"tgkill":                  234,
-	"utimes":                  235,
-	"vserver":                 236,
-	"mbind":                   237,
-	"set_mempolicy":           238,
-	"get_mempolicy":           239,
-	"mq_open":                 240,
-	"mq_unlink":               241,
-	"mq_timedsend":            242,
-	"mq_timedreceive":         243,
-	"mq_notify":               244,
-	"mq_getsetattr":           245,
-	"kexec_load":              246,
-	"waitid":                  247,
-	"add_key":                 248,
-	"request_key":             249,
-	"keyctl":                  250,
-	"ioprio_set":              251,
-	"ioprio_get":              252,
-	"inotify_init":            253,
-	"inotify_add_watch":       254,
-	"inotify_rm_watch":        255,
-	"migrate_pages":           256,
-	"openat":                  257,
-	"mkdirat":                 258,
-	"mknodat":                 259,
-	"fchownat":                260,
-	"futimesat":               261,
-	"newfstatat":              262,
-	"unlinkat":                263,
-	"renameat":                264,
-	"linkat":                  265,
-	"symlinkat":               266,
-	"readlinkat":              267,
-	"fchmodat":                268,
-	"faccessat":               269,
-	"pselect6":                270,
-	"ppoll":                   271,
-	"unshare":                 272,
-	"set_robust_list":         273,
-	"get_robust_list":         274,
-	"splice":                  275,
-	"tee":                     276,
-	"sync_file_range":         277,
-	"vmsplice":                278,
-	"move_pages":              279,
-	"utimensat":               280,
-	"epoll_pwait":             281,
-	"signalfd":                282,
-	"timerfd_create":          283,
-	"eventfd":                 284,
-	"fallocate":               285,
-	"timerfd_settime":         286,
-	"timerfd_gettime":         287,
-	"accept4":                 288,
-	"signalfd4":               289,
-	"eventfd2":                290,
-	"epoll_create1":           291,
-	"dup3":                    292,
-	"pipe2":                   293,
-	"inotify_init1":           294,
-	"preadv":                  295,
-	"pwritev":                 296,
-	"rt_tgsigqueueinfo":       297,
-	"perf_event_open":         298,
-	"recvmmsg":                299,
-	"fanotify_init":           300,
-	"fanotify_mark":           301,
-	"prlimit64":               302,
-	"name_to_handle_at":       303,
-	"open_by_handle_at":       304,
-	"clock_adjtime":           305,
-	"syncfs":                  306,
-	"sendmmsg":                307,
-	"setns":                   308,
-	"getcpu":                  309,
-	"process_vm_readv":        310,
-	"process_vm_writev":       311,
-	"kcmp":                    312,
-	"finit_module":            313,
-	"sched_setattr":           314,
-	"sched_getattr":           315,
-	"renameat2":               316,
-	"seccomp":                 317,
-	"getrandom":               318,
-	"memfd_create":            319,
-	"kexec_file_load":         320,
-	"bpf":                     321,
-	"execveat":                322,
-	"userfaultfd":             323,
-	"membarrier":              324,
-	"mlock2":                  325,
-	"copy_file_range":         326,
-	"preadv2":                 327,
-	"pwritev2":                328,
-	"pkey_mprotect":           329,
-	"pkey_alloc":              330,
-	"pkey_free":               331,
-	"statx":                   332,
-	"io_pgetevents":           333,
-	"rseq":                    334,
-	"uretprobe":               335,
-	"uprobe":                  336,
-	"pidfd_send_signal":       424,
-	"io_uring_setup":          425,
-	"io_uring_enter":          426,
-	"io_uring_register":       427,
-	"open_tree":               428,
-	"move_mount":              429,
-	"fsopen":                  430,
-	"fsconfig":                431,
-	"fsmount":                 432,
-	"fspick":                  433,
-	"pidfd_open":              434,
-	"clone3":                  435,
-	"close_range":             436,
-	"openat2":                 437,
-	"pidfd_getfd":             438,
-	"faccessat2":              439,
-	"process_madvise":         440,
-	"epoll_pwait2":            441,
-	"mount_setattr":           442,
-	"quotactl_fd":             443,
-	"landlock_create_ruleset": 444,
-	"landlock_add_rule":       445,
-	"landlock_restrict_self":  446,
-	"memfd_secret":            447,
-	"process_mrelease":        448,
-	"futex_waitv":             449,
-	"set_mempolicy_home_node": 450,
-	"cachestat":               451,
-	"fchmodat2":               452,
-	"map_shadow_stack":        453,
-	"futex_wake":              454,
-	"futex_wait":              455,
-	"futex_requeue":           456,
-	"statmount":               457,
-	"listmount":               458,
-	"lsm_get_self_attr":       459,
-	"lsm_set_self_attr":       460,
-	"lsm_list_modules":        461,
-	"mseal":                   462,
-	"setxattrat":              463,
-	"getxattrat":              464,
-	"listxattrat":             465,
-	"removexattrat":           466,
-	"open_tree_attr":          467,
-	"file_getattr":            468,
-	"file_setattr":            469,
-	"listns":                  470,
-	"rseq_slice_yield":        471,
+var syscallsX86_64 = sysTable{
+	names: "readwriteopenclosestatfstatlstatpolllseekmmapmprotectmunmapbrkrt_sigactionrt_sigprocmaskrt_sigreturnioctlpread64pwrite64readvwritevaccesspipeselectsched_yieldmremapmsyncmincoremadviseshmgetshmatshmctldupdup2pausenanosleepgetitimeralarmsetitimergetpidsendfilesocketconnectacceptsendtorecvfromsendmsgrecvmsgshutdownbindlistengetsocknamegetpeernamesocketpairsetsockoptgetsockoptcloneforkvforkexecveexitwait4killunamesemgetsemopsemctlshmdtmsggetmsgsndmsgrcvmsgctlfcntlflockfsyncfdatasynctruncateftruncategetdentsgetcwdchdirfchdirrenamemkdirrmdircreatlinkunlinksymlinkreadlinkchmodfchmodchownfchownlchownumaskgettimeofdaygetrlimitgetrusagesysinfotimesptracegetuidsysloggetgidsetuidsetgidgeteuidgetegidsetpgidgetppidgetpgrpsetsidsetreuidsetregidgetgroupssetgroupssetresuidgetresuidsetresgidgetresgidgetpgidsetfsuidsetfsgidgetsidcapgetcapsetrt_sigpendingrt_sigtimedwaitrt_sigqueueinfort_sigsuspendsigaltstackutimemknoduselibpersonalityustatstatfsfstatfssysfsgetprioritysetprioritysched_setparamsched_getparamsched_setschedulersched_getschedulersched_get_priority_maxsched_get_priority_minsched_rr_get_intervalmlockmunlockmlockallmunlockallvhangupmodify_ldtpivot_root_sysctlprctlarch_prctladjtimexsetrlimitchrootsyncacctsettimeofdaymountumount2swaponswapoffrebootsethostnamesetdomainnameiopliopermcreate_moduleinit_moduledelete_moduleget_kernel_symsquery_modulequotactlnfsservctlgetpmsgputpmsgafs_syscalltuxcallsecuritygettidreadaheadsetxattrlsetxattrfsetxattrgetxattrlgetxattrfgetxattrlistxattrllistxattrflistxattrremovexattrlremovexattrfremovexattrtkilltimefutexsched_setaffinitysched_getaffinityset_thread_areaio_setupio_destroyio_geteventsio_submitio_cancelget_thread_arealookup_dcookieepoll_createepoll_ctl_oldepoll_wait_oldremap_file_pagesgetdents64set_tid_addressrestart_syscallsemtimedopfadvise64timer_createtimer_settimetimer_gettimetimer_getoverruntimer_deleteclock_settimeclock_gettimeclock_getresclock_nanosleepexit_groupepoll_waitepoll_ctltgkillutimesvservermbindset_mempolicyget_mempolicymq_openmq_unlinkmq_timedsendmq_timedreceivemq_notifymq_getsetattrkexec_loadwaitidadd_keyrequest_keykeyctlioprio_setioprio_getinotify_initinotify_add_watchinotify_rm_watchmigrate_pagesopenatmkdiratmknodatfchownatfutimesatnewfstatatunlinkatrenameatlinkatsymlinkatreadlinkatfchmodatfaccessatpselect6ppollunshareset_robust_listget_robust_listspliceteesync_file_rangevmsplicemove_pagesutimensatepoll_pwaitsignalfdtimerfd_createeventfdfallocatetimerfd_settimetimerfd_gettimeaccept4signalfd4eventfd2epoll_create1dup3pipe2inotify_init1preadvpwritevrt_tgsigqueueinfoperf_event_openrecvmmsgfanotify_initfanotify_markprlimit64name_to_handle_atopen_by_handle_atclock_adjtimesyncfssendmmsgsetnsgetcpuprocess_vm_readvprocess_vm_writevkcmpfinit_modulesched_setattrsched_getattrrenameat2seccompgetrandommemfd_createkexec_file_loadbpfexecveatuserfaultfdmembarriermlock2copy_file_rangepreadv2pwritev2pkey_mprotectpkey_allocpkey_freestatxio_pgeteventsrsequretprobeuprobepidfd_send_signalio_uring_setupio_uring_enterio_uring_registeropen_treemove_mountfsopenfsconfigfsmountfspickpidfd_openclone3close_rangeopenat2pidfd_getfdfaccessat2process_madviseepoll_pwait2mount_setattrquotactl_fdlandlock_create_rulesetlandlock_add_rulelandlock_restrict_selfmemfd_secretprocess_mreleasefutex_waitvset_mempolicy_home_nodecachestatfchmodat2map_shadow_stackfutex_wakefutex_waitfutex_requeuestatmountlistmountlsm_get_self_attrlsm_set_self_attrlsm_list_modulesmsealsetxattratgetxattratlistxattratremovexattratopen_tree_attrfile_getattrfile_setattrlistnsrseq_slice_yield",
+	entries: []sysEntry{
+		{4, 0},      // read
+		{9, 1},      // write
+		{13, 2},     // open
+		{18, 3},     // close
+		{22, 4},     // stat
+		{27, 5},     // fstat
+		{32, 6},     // lstat
+		{36, 7},     // poll
+		{41, 8},     // lseek
+		{45, 9},     // mmap
+		{53, 10},    // mprotect
+		{59, 11},    // munmap
+		{62, 12},    // brk
+		{74, 13},    // rt_sigaction
+		{88, 14},    // rt_sigprocmask
+		{100, 15},   // rt_sigreturn
+		{105, 16},   // ioctl
+		{112, 17},   // pread64
+		{120, 18},   // pwrite64
+		{125, 19},   // readv
+		{131, 20},   // writev
+		{137, 21},   // access
+		{141, 22},   // pipe
+		{147, 23},   // select
+		{158, 24},   // sched_yield
+		{164, 25},   // mremap
+		{169, 26},   // msync
+		{176, 27},   // mincore
+		{183, 28},   // madvise
+		{189, 29},   // shmget
+		{194, 30},   // shmat
+		{200, 31},   // shmctl
+		{203, 32},   // dup
+		{207, 33},   // dup2
+		{212, 34},   // pause
+		{221, 35},   // nanosleep
+		{230, 36},   // getitimer
+		{235, 37},   // alarm
+		{244, 38},   // setitimer
+		{250, 39},   // getpid
+		{258, 40},   // sendfile
+		{264, 41},   // socket
+		{271, 42},   // connect
+		{277, 43},   // accept
+		{283, 44},   // sendto
+		{291, 45},   // recvfrom
+		{298, 46},   // sendmsg
+		{305, 47},   // recvmsg
+		{313, 48},   // shutdown
+		{317, 49},   // bind
+		{323, 50},   // listen
+		{334, 51},   // getsockname
+		{345, 52},   // getpeername
+		{355, 53},   // socketpair
+		{365, 54},   // setsockopt
+		{375, 55},   // getsockopt
+		{380, 56},   // clone
+		{384, 57},   // fork
+		{389, 58},   // vfork
+		{395, 59},   // execve
+		{399, 60},   // exit
+		{404, 61},   // wait4
+		{408, 62},   // kill
+		{413, 63},   // uname
+		{419, 64},   // semget
+		{424, 65},   // semop
+		{430, 66},   // semctl
+		{435, 67},   // shmdt
+		{441, 68},   // msgget
+		{447, 69},   // msgsnd
+		{453, 70},   // msgrcv
+		{459, 71},   // msgctl
+		{464, 72},   // fcntl
+		{469, 73},   // flock
+		{474, 74},   // fsync
+		{483, 75},   // fdatasync
+		{491, 76},   // truncate
+		{500, 77},   // ftruncate
+		{508, 78},   // getdents
+		{514, 79},   // getcwd
+		{519, 80},   // chdir
+		{525, 81},   // fchdir
+		{531, 82},   // rename
+		{536, 83},   // mkdir
+		{541, 84},   // rmdir
+		{546, 85},   // creat
+		{550, 86},   // link
+		{556, 87},   // unlink
+		{563, 88},   // symlink
+		{571, 89},   // readlink
+		{576, 90},   // chmod
+		{582, 91},   // fchmod
+		{587, 92},   // chown
+		{593, 93},   // fchown
+		{599, 94},   // lchown
+		{604, 95},   // umask
+		{616, 96},   // gettimeofday
+		{625, 97},   // getrlimit
+		{634, 98},   // getrusage
+		{641, 99},   // sysinfo
+		{646, 100},  // times
+		{652, 101},  // ptrace
+		{658, 102},  // getuid
+		{664, 103},  // syslog
+		{670, 104},  // getgid
+		{676, 105},  // setuid
+		{682, 106},  // setgid
+		{689, 107},  // geteuid
+		{696, 108},  // getegid
+		{703, 109},  // setpgid
+		{710, 110},  // getppid
+		{717, 111},  // getpgrp
+		{723, 112},  // setsid
+		{731, 113},  // setreuid
+		{739, 114},  // setregid
+		{748, 115},  // getgroups
+		{757, 116},  // setgroups
+		{766, 117},  // setresuid
+		{775, 118},  // getresuid
+		{784, 119},  // setresgid
+		{793, 120},  // getresgid
+		{800, 121},  // getpgid
+		{808, 122},  // setfsuid
+		{816, 123},  // setfsgid
+		{822, 124},  // getsid
+		{828, 125},  // capget
+		{834, 126},  // capset
+		{847, 127},  // rt_sigpending
+		{862, 128},  // rt_sigtimedwait
+		{877, 129},  // rt_sigqueueinfo
+		{890, 130},  // rt_sigsuspend
+		{901, 131},  // sigaltstack
+		{906, 132},  // utime
+		{911, 133},  // mknod
+		{917, 134},  // uselib
+		{928, 135},  // personality
+		{933, 136},  // ustat
+		{939, 137},  // statfs
+		{946, 138},  // fstatfs
+		{951, 139},  // sysfs
+		{962, 140},  // getpriority
+		{973, 141},  // setpriority
+		{987, 142},  // sched_setparam
+		{1001, 143}, // sched_getparam
+		{1019, 144}, // sched_setscheduler
+		{1037, 145}, // sched_getscheduler
+		{1059, 146}, // sched_get_priority_max
+		{1081, 147}, // sched_get_priority_min
+		{1102, 148}, // sched_rr_get_interval
+		{1107, 149}, // mlock
+		{1114, 150}, // munlock
+		{1122, 151}, // mlockall
+		{1132, 152}, // munlockall
+		{1139, 153}, // vhangup
+		{1149, 154}, // modify_ldt
+		{1159, 155}, // pivot_root
+		{1166, 156}, // _sysctl
+		{1171, 157}, // prctl
+		{1181, 158}, // arch_prctl
+		{1189, 159}, // adjtimex
+		{1198, 160}, // setrlimit
+		{1204, 161}, // chroot
+		{1208, 162}, // sync
+		{1212, 163}, // acct
+		{1224, 164}, // settimeofday
+		{1229, 165}, // mount
+		{1236, 166}, // umount2
+		{1242, 167}, // swapon
+		{1249, 168}, // swapoff
+		{1255, 169}, // reboot
+		{1266, 170}, // sethostname
+		{1279, 171}, // setdomainname
+		{1283, 172}, // iopl
+		{1289, 173}, // ioperm
+		{1302, 174}, // create_module
+		{1313, 175}, // init_module
+		{1326, 176}, // delete_module
+		{1341, 177}, // get_kernel_syms
+		{1353, 178}, // query_module
+		{1361, 179}, // quotactl
+		{1371, 180}, // nfsservctl
+		{1378, 181}, // getpmsg
+		{1385, 182}, // putpmsg
+		{1396, 183}, // afs_syscall
+		{1403, 184}, // tuxcall
+		{1411, 185}, // security
+		{1417, 186}, // gettid
+		{1426, 187}, // readahead
+		{1434, 188}, // setxattr
+		{1443, 189}, // lsetxattr
+		{1452, 190}, // fsetxattr
+		{1460, 191}, // getxattr
+		{1469, 192}, // lgetxattr
+		{1478, 193}, // fgetxattr
+		{1487, 194}, // listxattr
+		{1497, 195}, // llistxattr
+		{1507, 196}, // flistxattr
+		{1518, 197}, // removexattr
+		{1530, 198}, // lremovexattr
+		{1542, 199}, // fremovexattr
+		{1547, 200}, // tkill
+		{1551, 201}, // time
+		{1556, 202}, // futex
+		{1573, 203}, // sched_setaffinity
+		{1590, 204}, // sched_getaffinity
+		{1605, 205}, // set_thread_area
+		{1613, 206}, // io_setup
+		{1623, 207}, // io_destroy
+		{1635, 208}, // io_getevents
+		{1644, 209}, // io_submit
+		{1653, 210}, // io_cancel
+		{1668, 211}, // get_thread_area
+		{1682, 212}, // lookup_dcookie
+		{1694, 213}, // epoll_create
+		{1707, 214}, // epoll_ctl_old
+		{1721, 215}, // epoll_wait_old
+		{1737, 216}, // remap_file_pages
+		{1747, 217}, // getdents64
+		{1762, 218}, // set_tid_address
+		{1777, 219}, // restart_syscall
+		{1787, 220}, // semtimedop
+		{1796, 221}, // fadvise64
+		{1808, 222}, // timer_create
+		{1821, 223}, // timer_settime
+		{1834, 224}, // timer_gettime
+		{1850, 225}, // timer_getoverrun
+		{1862, 226}, // timer_delete
+		{1875, 227}, // clock_settime
+		{1888, 228}, // clock_gettime
+		{1900, 229}, // clock_getres
+		{1915, 230}, // clock_nanosleep
+		{1925, 231}, // exit_group
+		{1935, 232}, // epoll_wait
+		{1944, 233}, // epoll_ctl
+		{1950, 234}, // tgkill
+		{1956, 235}, // utimes
+		{1963, 236}, // vserver
+		{1968, 237}, // mbind
+		{1981, 238}, // set_mempolicy
+		{1994, 239}, // get_mempolicy
+		{2001, 240}, // mq_open
+		{2010, 241}, // mq_unlink
+		{2022, 242}, // mq_timedsend
+		{2037, 243}, // mq_timedreceive
+		{2046, 244}, // mq_notify
+		{2059, 245}, // mq_getsetattr
+		{2069, 246}, // kexec_load
+		{2075, 247}, // waitid
+		{2082, 248}, // add_key
+		{2093, 249}, // request_key
+		{2099, 250}, // keyctl
+		{2109, 251}, // ioprio_set
+		{2119, 252}, // ioprio_get
+		{2131, 253}, // inotify_init
+		{2148, 254}, // inotify_add_watch
+		{2164, 255}, // inotify_rm_watch
+		{2177, 256}, // migrate_pages
+		{2183, 257}, // openat
+		{2190, 258}, // mkdirat
+		{2197, 259}, // mknodat
+		{2205, 260}, // fchownat
+		{2214, 261}, // futimesat
+		{2224, 262}, // newfstatat
+		{2232, 263}, // unlinkat
+		{2240, 264}, // renameat
+		{2246, 265}, // linkat
+		{2255, 266}, // symlinkat
+		{2265, 267}, // readlinkat
+		{2273, 268}, // fchmodat
+		{2282, 269}, // faccessat
+		{2290, 270}, // pselect6
+		{2295, 271}, // ppoll
+		{2302, 272}, // unshare
+		{2317, 273}, // set_robust_list
+		{2332, 274}, // get_robust_list
+		{2338, 275}, // splice
+		{2341, 276}, // tee
+		{2356, 277}, // sync_file_range
+		{2364, 278}, // vmsplice
+		{2374, 279}, // move_pages
+		{2383, 280}, // utimensat
+		{2394, 281}, // epoll_pwait
+		{2402, 282}, // signalfd
+		{2416, 283}, // timerfd_create
+		{2423, 284}, // eventfd
+		{2432, 285}, // fallocate
+		{2447, 286}, // timerfd_settime
+		{2462, 287}, // timerfd_gettime
+		{2469, 288}, // accept4
+		{2478, 289}, // signalfd4
+		{2486, 290}, // eventfd2
+		{2499, 291}, // epoll_create1
+		{2503, 292}, // dup3
+		{2508, 293}, // pipe2
+		{2521, 294}, // inotify_init1
+		{2527, 295}, // preadv
+		{2534, 296}, // pwritev
+		{2551, 297}, // rt_tgsigqueueinfo
+		{2566, 298}, // perf_event_open
+		{2574, 299}, // recvmmsg
+		{2587, 300}, // fanotify_init
+		{2600, 301}, // fanotify_mark
+		{2609, 302}, // prlimit64
+		{2626, 303}, // name_to_handle_at
+		{2643, 304}, // open_by_handle_at
+		{2656, 305}, // clock_adjtime
+		{2662, 306}, // syncfs
+		{2670, 307}, // sendmmsg
+		{2675, 308}, // setns
+		{2681, 309}, // getcpu
+		{2697, 310}, // process_vm_readv
+		{2714, 311}, // process_vm_writev
+		{2718, 312}, // kcmp
+		{2730, 313}, // finit_module
+		{2743, 314}, // sched_setattr
+		{2756, 315}, // sched_getattr
+		{2765, 316}, // renameat2
+		{2772, 317}, // seccomp
+		{2781, 318}, // getrandom
+		{2793, 319}, // memfd_create
+		{2808, 320}, // kexec_file_load
+		{2811, 321}, // bpf
+		{2819, 322}, // execveat
+		{2830, 323}, // userfaultfd
+		{2840, 324}, // membarrier
+		{2846, 325}, // mlock2
+		{2861, 326}, // copy_file_range
+		{2868, 327}, // preadv2
+		{2876, 328}, // pwritev2
+		{2889, 329}, // pkey_mprotect
+		{2899, 330}, // pkey_alloc
+		{2908, 331}, // pkey_free
+		{2913, 332}, // statx
+		{2926, 333}, // io_pgetevents
+		{2930, 334}, // rseq
+		{2939, 335}, // uretprobe
+		{2945, 336}, // uprobe
+		{2962, 424}, // pidfd_send_signal
+		{2976, 425}, // io_uring_setup
+		{2990, 426}, // io_uring_enter
+		{3007, 427}, // io_uring_register
+		{3016, 428}, // open_tree
+		{3026, 429}, // move_mount
+		{3032, 430}, // fsopen
+		{3040, 431}, // fsconfig
+		{3047, 432}, // fsmount
+		{3053, 433}, // fspick
+		{3063, 434}, // pidfd_open
+		{3069, 435}, // clone3
+		{3080, 436}, // close_range
+		{3087, 437}, // openat2
+		{3098, 438}, // pidfd_getfd
+		{3108, 439}, // faccessat2
+		{3123, 440}, // process_madvise
+		{3135, 441}, // epoll_pwait2
+		{3148, 442}, // mount_setattr
+		{3159, 443}, // quotactl_fd
+		{3182, 444}, // landlock_create_ruleset
+		{3199, 445}, // landlock_add_rule
+		{3221, 446}, // landlock_restrict_self
+		{3233, 447}, // memfd_secret
+		{3249, 448}, // process_mrelease
+		{3260, 449}, // futex_waitv
+		{3283, 450}, // set_mempolicy_home_node
+		{3292, 451}, // cachestat
+		{3301, 452}, // fchmodat2
+		{3317, 453}, // map_shadow_stack
+		{3327, 454}, // futex_wake
+		{3337, 455}, // futex_wait
+		{3350, 456}, // futex_requeue
+		{3359, 457}, // statmount
+		{3368, 458}, // listmount
+		{3385, 459}, // lsm_get_self_attr
+		{3402, 460}, // lsm_set_self_attr
+		{3418, 461}, // lsm_list_modules
+		{3423, 462}, // mseal
+		{3433, 463}, // setxattrat
+		{3443, 464}, // getxattrat
+		{3454, 465}, // listxattrat
+		{3467, 466}, // removexattrat
+		{3481, 467}, // open_tree_attr
+		{3493, 468}, // file_getattr
+		{3505, 469}, // file_setattr
+		{3511, 470}, // listns
+		{3527, 471}, // rseq_slice_yield
+	},
 }
 
 // syscallsI386 holds the i386 (AUDIT_ARCH_I386, also the ia32 compat ABI of x86_64 kernels) system call numbers.
-var syscallsI386 = map[string]uint32{
-	"restart_syscall":              0,
-	"exit":                         1,
-	"fork":                         2,
-	"read":                         3,
-	"write":                        4,
-	"open":                         5,
-	"close":                        6,
-	"waitpid":                      7,
-	"creat":                        8,
-	"link":                         9,
-	"unlink":                       10,
-	"execve":                       11,
-	"chdir":                        12,
-	"time":                         13,
-	"mknod":                        14,
-	"chmod":                        15,
-	"lchown":                       16,
-	"break":                        17,
-	"oldstat":                      18,
-	"lseek":                        19,
-	"getpid":                       20,
-	"mount":                        21,
-	"umount":                       22,
-	"setuid":                       23,
-	"getuid":                       24,
-	"stime":                        25,
-	"ptrace":                       26,
-	"alarm":                        27,
-	"oldfstat":                     28,
-	"pause":                        29,
-	"utime":                        30,
-	"stty":                         31,
-	"gtty":                         32,
-	"access":                       33,
-	"nice":                         34,
-	"ftime":                        35,
-	"sync":                         36,
-	"kill":                         37,
-	"rename":                       38,
-	"mkdir":                        39,
-	"rmdir":                        40,
-	"dup":                          41,
-	"pipe":                         42,
-	"times":                        43,
-	"prof":                         44,
-	"brk":                          45,
-	"setgid":                       46,
-	"getgid":                       47,
-	"signal":                       48,
-	"geteuid":                      49,
-	"getegid":                      50,
-	"acct":                         51,
-	"umount2":                      52,
-	"lock":                         53,
-	"ioctl":                        54,
-	"fcntl":                        55,
-	"mpx":                          56,
-	"setpgid":                      57,
-	"ulimit":                       58,
-	"oldolduname":                  59,
-	"umask":                        60,
-	"chroot":                       61,
-	"ustat":                        62,
-	"dup2":                         63,
-	"getppid":                      64,
-	"getpgrp":                      65,
-	"setsid":                       66,
-	"sigaction":                    67,
-	"sgetmask":                     68,
-	"ssetmask":                     69,
-	"setreuid":                     70,
-	"setregid":                     71,
-	"sigsuspend":                   72,
-	"sigpending":                   73,
-	"sethostname":                  74,
-	"setrlimit":                    75,
-	"getrlimit":                    76,
-	"getrusage":                    77,
-	"gettimeofday":                 78,
-	"settimeofday":                 79,
-	"getgroups":                    80,
-	"setgroups":                    81,
-	"select":                       82,
-	"symlink":                      83,
-	"oldlstat":                     84,
-	"readlink":                     85,
-	"uselib":                       86,
-	"swapon":                       87,
-	"reboot":                       88,
-	"readdir":                      89,
-	"mmap":                         90,
-	"munmap":                       91,
-	"truncate":                     92,
-	"ftruncate":                    93,
-	"fchmod":                       94,
-	"fchown":                       95,
-	"getpriority":                  96,
-	"setpriority":                  97,
-	"profil":                       98,
-	"statfs":                       99,
-	"fstatfs":                      100,
-	"ioperm":                       101,
-	"socketcall":                   102,
-	"syslog":                       103,
-	"setitimer":                    104,
-	"getitimer":                    105,
-	"stat":                         106,
-	"lstat":                        107,
-	"fstat":                        108,
-	"olduname":                     109,
-	"iopl":                         110,
-	"vhangup":                      111,
-	"idle":                         112,
-	"vm86old":                      113,
-	"wait4":                        114,
-	"swapoff":                      115,
-	"sysinfo":                      116,
-	"ipc":                          117,
-	"fsync":                        118,
-	"sigreturn":                    119,
-	"clone":                        120,
-	"setdomainname":                121,
-	"uname":                        122,
-	"modify_ldt":                   123,
-	"adjtimex":                     124,
-	"mprotect":                     125,
-	"sigprocmask":                  126,
-	"create_module":                127,
-	"init_module":                  128,
-	"delete_module":                129,
-	"get_kernel_syms":              130,
-	"quotactl":                     131,
-	"getpgid":                      132,
-	"fchdir":                       133,
-	"bdflush":                      134,
-	"sysfs":                        135,
-	"personality":                  136,
-	"afs_syscall":                  137,
-	"setfsuid":                     138,
-	"setfsgid":                     139,
-	"_llseek":                      140,
-	"getdents":                     141,
-	"_newselect":                   142,
-	"flock":                        143,
-	"msync":                        144,
-	"readv":                        145,
-	"writev":                       146,
-	"getsid":                       147,
-	"fdatasync":                    148,
-	"_sysctl":                      149,
-	"mlock":                        150,
-	"munlock":                      151,
-	"mlockall":                     152,
-	"munlockall":                   153,
-	"sched_setparam":               154,
-	"sched_getparam":               155,
-	"sched_setscheduler":           156,
-	"sched_getscheduler":           157,
-	"sched_yield":                  158,
-	"sched_get_priority_max":       159,
-	"sched_get_priority_min":       160,
-	"sched_rr_get_interval":        161,
-	"nanosleep":                    162,
-	"mremap":                       163,
-	"setresuid":                    164,
-	"getresuid":                    165,
-	"vm86":                         166,
-	"query_module":                 167,
-	"poll":                         168,
-	"nfsservctl":                   169,
-	"setresgid":                    170,
-	"getresgid":                    171,
-	"prctl":                        172,
-	"rt_sigreturn":                 173,
-	"rt_sigaction":                 174,
-	"rt_sigprocmask":               175,
-	"rt_sigpending":                176,
-	"rt_sigtimedwait":              177,
-	"rt_sigqueueinfo":              178,
-	"rt_sigsuspend":                179,
-	"pread64":                      180,
-	"pwrite64":                     181,
-	"chown":                        182,
-	"getcwd":                       183,
-	"capget":                       184,
-	"capset":                       185,
-	"sigaltstack":                  186,
-	"sendfile":                     187,
-	"getpmsg":                      188,
-	"putpmsg":                      189,
-	"vfork":                        190,
-	"ugetrlimit":                   191,
-	"mmap2":                        192,
-	"truncate64":                   193,
-	"ftruncate64":                  194,
-	"stat64":                       195,
-	"lstat64":                      196,
-	"fstat64":                      197,
-	"lchown32":                     198,
-	"getuid32":                     199,
-	"getgid32":                     200,
-	"geteuid32":                    201,
-	"getegid32":                    202,
-	"setreuid32":                   203,
-	"setregid32":                   204,
-	"getgroups32":                  205,
-	"setgroups32":                  206,
-	"fchown32":                     207,
-	"setresuid32":                  208,
-	"getresuid32":                  209,
-	"setresgid32":                  210,
-	"getresgid32":                  211,
-	"chown32":                      212,
-	"setuid32":                     213,
-	"setgid32":                     214,
-	"setfsuid32":                   215,
-	"setfsgid32":                   216,
-	"pivot_root":                   217,
-	"mincore":                      218,
-	"madvise":                      219,
-	"getdents64":                   220,
-	"fcntl64":                      221,
-	"gettid":                       224,
-	"readahead":                    225,
-	"setxattr":                     226,
-	"lsetxattr":                    227,
-	"fsetxattr":                    228,
-	"getxattr":                     229,
-	"lgetxattr":                    230,
-	"fgetxattr":                    231,
-	"listxattr":                    232,
-	"llistxattr":                   233,
-	"flistxattr":                   234,
-	"removexattr":                  235,
-	"lremovexattr":                 236,
-	"fremovexattr":                 237,
-	"tkill":                        238,
-	"sendfile64":                   239,
-	"futex":                        240,
-	"sched_setaffinity":            241,
-	"sched_getaffinity":            242,
-	"set_thread_area":              243,
-	"get_thread_area":              244,
-	"io_setup":                     245,
-	"io_destroy":                   246,
-	"io_getevents":                 247,
-	"io_submit":                    248,
-	"io_cancel":                    249,
-	"fadvise64":                    250,
-	"exit_group":                   252,
-	"lookup_dcookie":               253,
-	"epoll_create":                 254,
-	"epoll_ctl":                    255,
-	"epoll_wait":                   256,
-	"remap_file_pages":             257,
-	"set_tid_address":              258,
-	"timer_create":                 259,
-	"timer_settime":                260,
-	"timer_gettime":                261,
-	"timer_getoverrun":             262,
-	"timer_delete":                 263,
-	"clock_settime":                264,
-	"clock_gettime":                265,
-	"clock_getres":                 266,
-	"clock_nanosleep":              267,
-	"statfs64":                     268,
-	"fstatfs64":                    269,
-	"tgkill":                       270,
-	"utimes":                       271,
-	"fadvise64_64":                 272,
-	"vserver":                      273,
-	"mbind":                        274,
-	"get_mempolicy":                275,
-	"set_mempolicy":                276,
-	"mq_open":                      277,
-	"mq_unlink":                    278,
-	"mq_timedsend":                 279,
-	"mq_timedreceive":              280,
-	"mq_notify":                    281,
-	"mq_getsetattr":                282,
-	"kexec_load":                   283,
-	"waitid":                       284,
-	"add_key":                      286,
-	"request_key":                  287,
-	"keyctl":                       288,
-	"ioprio_set":                   289,
-	"ioprio_get":                   290,
-	"inotify_init":                 291,
-	"inotify_add_watch":            292,
-	"inotify_rm_watch":             293,
-	"migrate_pages":                294,
-	"openat":                       295,
-	"mkdirat":                      296,
-	"mknodat":                      297,
-	"fchownat":                     298,
-	"futimesat":                    299,
-	"fstatat64":                    300,
-	"unlinkat":                     301,
-	"renameat":                     302,
-	"linkat":                       303,
-	"symlinkat":                    304,
-	"readlinkat":                   305,
-	"fchmodat":                     306,
-	"faccessat":                    307,
-	"pselect6":                     308,
-	"ppoll":                        309,
-	"unshare":                      310,
-	"set_robust_list":              311,
-	"get_robust_list":              312,
-	"splice":                       313,
-	"sync_file_range":              314,
-	"tee":                          315,
-	"vmsplice":                     316,
-	"move_pages":                   317,
-	"getcpu":                       318,
-	"epoll_pwait":                  319,
-	"utimensat":                    320,
-	"signalfd":                     321,
-	"timerfd_create":               322,
-	"eventfd":                      323,
-	"fallocate":                    324,
-	"timerfd_settime":              325,
-	"timerfd_gettime":              326,
-	"signalfd4":                    327,
-	"eventfd2":                     328,
-	"epoll_create1":                329,
-	"dup3":                         330,
-	"pipe2":                        331,
-	"inotify_init1":                332,
-	"preadv":                       333,
-	"pwritev":                      334,
-	"rt_tgsigqueueinfo":            335,
-	"perf_event_open":              336,
-	"recvmmsg":                     337,
-	"fanotify_init":                338,
-	"fanotify_mark":                339,
-	"prlimit64":                    340,
-	"name_to_handle_at":            341,
-	"open_by_handle_at":            342,
-	"clock_adjtime":                343,
-	"syncfs":                       344,
-	"sendmmsg":                     345,
-	"setns":                        346,
-	"process_vm_readv":             347,
-	"process_vm_writev":            348,
-	"kcmp":                         349,
-	"finit_module":                 350,
-	"sched_setattr":                351,
-	"sched_getattr":                352,
-	"renameat2":                    353,
-	"seccomp":                      354,
-	"getrandom":                    355,
-	"memfd_create":                 356,
-	"bpf":                          357,
-	"execveat":                     358,
-	"socket":                       359,
-	"socketpair":                   360,
-	"bind":                         361,
-	"connect":                      362,
-	"listen":                       363,
-	"accept4":                      364,
-	"getsockopt":                   365,
-	"setsockopt":                   366,
-	"getsockname":                  367,
-	"getpeername":                  368,
-	"sendto":                       369,
-	"sendmsg":                      370,
-	"recvfrom":                     371,
-	"recvmsg":                      372,
-	"shutdown":                     373,
-	"userfaultfd":                  374,
-	"membarrier":                   375,
-	"mlock2":                       376,
-	"copy_file_range":              377,
-	"preadv2":                      378,
-	"pwritev2":                     379,
-	"pkey_mprotect":                380,
-	"pkey_alloc":                   381,
-	"pkey_free":                    382,
-	"statx":                        383,
-	"arch_prctl":                   384,
-	"io_pgetevents":                385,
-	"rseq":                         386,
-	"semget":                       393,
-	"semctl":                       394,
-	"shmget":                       395,
-	"shmctl":                       396,
-	"shmat":                        397,
-	"shmdt":                        398,
-	"msgget":                       399,
-	"msgsnd":                       400,
-	"msgrcv":                       401,
-	"msgctl":                       402,
-	"clock_gettime64":              403,
-	"clock_settime64":              404,
-	"clock_adjtime64":              405,
-	"clock_getres_time64":          406,
-	"clock_nanosleep_time64":       407,
-	"timer_gettime64":              408,
-	"timer_settime64":              409,
-	"timerfd_gettime64":            410,
-	"timerfd_settime64":            411,
-	"utimensat_time64":             412,
-	"pselect6_time64":              413,
-	"ppoll_time64":                 414,
-	"io_pgetevents_time64":         416,
-	"recvmmsg_time64":              417,
-	"mq_timedsend_time64":          418,
-	"mq_timedreceive_time64":       419,
-	"semtimedop_time64":            420,
-	"rt_sigtimedwait_time64":       421,
-	"futex_time64":                 422,
-	"sched_rr_get_interval_time64": 423,
-	"pidfd_send_signal":            424,
-	"io_uring_setup":               425,
-	"io_uring_enter":               426,
-	"io_uring_register":            427,
-	"open_tree":                    428,
-	"move_mount":                   429,
-	"fsopen":                       430,
-	"fsconfig":                     431,
-	"fsmount":                      432,
-	"fspick":                       433,
-	"pidfd_open":                   434,
-	"clone3":                       435,
-	"close_range":                  436,
-	"openat2":                      437,
-	"pidfd_getfd":                  438,
-	"faccessat2":                   439,
-	"process_madvise":              440,
-	"epoll_pwait2":                 441,
-	"mount_setattr":                442,
-	"quotactl_fd":                  443,
-	"landlock_create_ruleset":      444,
-	"landlock_add_rule":            445,
-	"landlock_restrict_self":       446,
-	"memfd_secret":                 447,
-	"process_mrelease":             448,
-	"futex_waitv":                  449,
-	"set_mempolicy_home_node":      450,
-	"cachestat":                    451,
-	"fchmodat2":                    452,
-	"map_shadow_stack":             453,
-	"futex_wake":                   454,
-	"futex_wait":                   455,
-	"futex_requeue":                456,
-	"statmount":                    457,
-	"listmount":                    458,
-	"lsm_get_self_attr":            459,
-	"lsm_set_self_attr":            460,
-	"lsm_list_modules":             461,
-	"mseal":                        462,
-	"setxattrat":                   463,
-	"getxattrat":                   464,
-	"listxattrat":                  465,
-	"removexattrat":                466,
-	"open_tree_attr":               467,
-	"file_getattr":                 468,
-	"file_setattr":                 469,
-	"listns":                       470,
-	"rseq_slice_yield":             471,
+var syscallsI386 = sysTable{
+	names: "restart_syscallexitforkreadwriteopenclosewaitpidcreatlinkunlinkexecvechdirtimemknodchmodlchownbreakoldstatlseekgetpidmountumountsetuidgetuidstimeptracealarmoldfstatpauseutimesttygttyaccessniceftimesynckillrenamemkdirrmdirduppipetimesprofbrksetgidgetgidsignalgeteuidgetegidacctumount2lockioctlfcntlmpxsetpgidulimitoldoldunameumaskchrootustatdup2getppidgetpgrpsetsidsigactionsgetmaskssetmasksetreuidsetregidsigsuspendsigpendingsethostnamesetrlimitgetrlimitgetrusagegettimeofdaysettimeofdaygetgroupssetgroupsselectsymlinkoldlstatreadlinkuselibswaponrebootreaddirmmapmunmaptruncateftruncatefchmodfchowngetprioritysetpriorityprofilstatfsfstatfsiopermsocketcallsyslogsetitimergetitimerstatlstatfstatoldunameioplvhangupidlevm86oldwait4swapoffsysinfoipcfsyncsigreturnclonesetdomainnameunamemodify_ldtadjtimexmprotectsigprocmaskcreate_moduleinit_moduledelete_moduleget_kernel_symsquotactlgetpgidfchdirbdflushsysfspersonalityafs_syscallsetfsuidsetfsgid_llseekgetdents_newselectflockmsyncreadvwritevgetsidfdatasync_sysctlmlockmunlockmlockallmunlockallsched_setparamsched_getparamsched_setschedulersched_getschedulersched_yieldsched_get_priority_maxsched_get_priority_minsched_rr_get_intervalnanosleepmremapsetresuidgetresuidvm86query_modulepollnfsservctlsetresgidgetresgidprctlrt_sigreturnrt_sigactionrt_sigprocmaskrt_sigpendingrt_sigtimedwaitrt_sigqueueinfort_sigsuspendpread64pwrite64chowngetcwdcapgetcapsetsigaltstacksendfilegetpmsgputpmsgvforkugetrlimitmmap2truncate64ftruncate64stat64lstat64fstat64lchown32getuid32getgid32geteuid32getegid32setreuid32setregid32getgroups32setgroups32fchown32setresuid32getresuid32setresgid32getresgid32chown32setuid32setgid32setfsuid32setfsgid32pivot_rootmincoremadvisegetdents64fcntl64gettidreadaheadsetxattrlsetxattrfsetxattrgetxattrlgetxattrfgetxattrlistxattrllistxattrflistxattrremovexattrlremovexattrfremovexattrtkillsendfile64futexsched_setaffinitysched_getaffinityset_thread_areaget_thread_areaio_setupio_destroyio_geteventsio_submitio_cancelfadvise64exit_grouplookup_dcookieepoll_createepoll_ctlepoll_waitremap_file_pagesset_tid_addresstimer_createtimer_settimetimer_gettimetimer_getoverruntimer_deleteclock_settimeclock_gettimeclock_getresclock_nanosleepstatfs64fstatfs64tgkillutimesfadvise64_64vservermbindget_mempolicyset_mempolicymq_openmq_unlinkmq_timedsendmq_timedreceivemq_notifymq_getsetattrkexec_loadwaitidadd_keyrequest_keykeyctlioprio_setioprio_getinotify_initinotify_add_watchinotify_rm_watchmigrate_pagesopenatmkdiratmknodatfchownatfutimesatfstatat64unlinkatrenameatlinkatsymlinkatreadlinkatfchmodatfaccessatpselect6ppollunshareset_robust_listget_robust_listsplicesync_file_rangeteevmsplicemove_pagesgetcpuepoll_pwaitutimensatsignalfdtimerfd_createeventfdfallocatetimerfd_settimetimerfd_gettimesignalfd4eventfd2epoll_create1dup3pipe2inotify_init1preadvpwritevrt_tgsigqueueinfoperf_event_openrecvmmsgfanotify_initfanotify_markprlimit64name_to_handle_atopen_by_handle_atclock_adjtimesyncfssendmmsgsetnsprocess_vm_readvprocess_vm_writevkcmpfinit_modulesched_setattrsched_getattrrenameat2seccompgetrandommemfd_createbpfexecveatsocketsocketpairbindconnectlistenaccept4getsockoptsetsockoptgetsocknamegetpeernamesendtosendmsgrecvfromrecvmsgshutdownuserfaultfdmembarriermlock2copy_file_rangepreadv2pwritev2pkey_mprotectpkey_allocpkey_freestatxarch_prctlio_pgeteventsrseqsemgetsemctlshmgetshmctlshmatshmdtmsggetmsgsndmsgrcvmsgctlclock_gettime64clock_settime64clock_adjtime64clock_getres_time64clock_nanosleep_time64timer_gettime64timer_settime64timerfd_gettime64timerfd_settime64utimensat_time64pselect6_time64ppoll_time64io_pgetevents_time64recvmmsg_time64mq_timedsend_time64mq_timedreceive_time64semtimedop_time64rt_sigtimedwait_time64futex_time64sched_rr_get_interval_time64pidfd_send_signalio_uring_setupio_uring_enterio_uring_registeropen_treemove_mountfsopenfsconfigfsmountfspickpidfd_openclone3close_rangeopenat2pidfd_getfdfaccessat2process_madviseepoll_pwait2mount_setattrquotactl_fdlandlock_create_rulesetlandlock_add_rulelandlock_restrict_selfmemfd_secretprocess_mreleasefutex_waitvset_mempolicy_home_nodecachestatfchmodat2map_shadow_stackfutex_wakefutex_waitfutex_requeuestatmountlistmountlsm_get_self_attrlsm_set_self_attrlsm_list_modulesmsealsetxattratgetxattratlistxattratremovexattratopen_tree_attrfile_getattrfile_setattrlistnsrseq_slice_yield",
+	entries: []sysEntry{
+		{15, 0},     // restart_syscall
+		{19, 1},     // exit
+		{23, 2},     // fork
+		{27, 3},     // read
+		{32, 4},     // write
+		{36, 5},     // open
+		{41, 6},     // close
+		{48, 7},     // waitpid
+		{53, 8},     // creat
+		{57, 9},     // link
+		{63, 10},    // unlink
+		{69, 11},    // execve
+		{74, 12},    // chdir
+		{78, 13},    // time
+		{83, 14},    // mknod
+		{88, 15},    // chmod
+		{94, 16},    // lchown
+		{99, 17},    // break
+		{106, 18},   // oldstat
+		{111, 19},   // lseek
+		{117, 20},   // getpid
+		{122, 21},   // mount
+		{128, 22},   // umount
+		{134, 23},   // setuid
+		{140, 24},   // getuid
+		{145, 25},   // stime
+		{151, 26},   // ptrace
+		{156, 27},   // alarm
+		{164, 28},   // oldfstat
+		{169, 29},   // pause
+		{174, 30},   // utime
+		{178, 31},   // stty
+		{182, 32},   // gtty
+		{188, 33},   // access
+		{192, 34},   // nice
+		{197, 35},   // ftime
+		{201, 36},   // sync
+		{205, 37},   // kill
+		{211, 38},   // rename
+		{216, 39},   // mkdir
+		{221, 40},   // rmdir
+		{224, 41},   // dup
+		{228, 42},   // pipe
+		{233, 43},   // times
+		{237, 44},   // prof
+		{240, 45},   // brk
+		{246, 46},   // setgid
+		{252, 47},   // getgid
+		{258, 48},   // signal
+		{265, 49},   // geteuid
+		{272, 50},   // getegid
+		{276, 51},   // acct
+		{283, 52},   // umount2
+		{287, 53},   // lock
+		{292, 54},   // ioctl
+		{297, 55},   // fcntl
+		{300, 56},   // mpx
+		{307, 57},   // setpgid
+		{313, 58},   // ulimit
+		{324, 59},   // oldolduname
+		{329, 60},   // umask
+		{335, 61},   // chroot
+		{340, 62},   // ustat
+		{344, 63},   // dup2
+		{351, 64},   // getppid
+		{358, 65},   // getpgrp
+		{364, 66},   // setsid
+		{373, 67},   // sigaction
+		{381, 68},   // sgetmask
+		{389, 69},   // ssetmask
+		{397, 70},   // setreuid
+		{405, 71},   // setregid
+		{415, 72},   // sigsuspend
+		{425, 73},   // sigpending
+		{436, 74},   // sethostname
+		{445, 75},   // setrlimit
+		{454, 76},   // getrlimit
+		{463, 77},   // getrusage
+		{475, 78},   // gettimeofday
+		{487, 79},   // settimeofday
+		{496, 80},   // getgroups
+		{505, 81},   // setgroups
+		{511, 82},   // select
+		{518, 83},   // symlink
+		{526, 84},   // oldlstat
+		{534, 85},   // readlink
+		{540, 86},   // uselib
+		{546, 87},   // swapon
+		{552, 88},   // reboot
+		{559, 89},   // readdir
+		{563, 90},   // mmap
+		{569, 91},   // munmap
+		{577, 92},   // truncate
+		{586, 93},   // ftruncate
+		{592, 94},   // fchmod
+		{598, 95},   // fchown
+		{609, 96},   // getpriority
+		{620, 97},   // setpriority
+		{626, 98},   // profil
+		{632, 99},   // statfs
+		{639, 100},  // fstatfs
+		{645, 101},  // ioperm
+		{655, 102},  // socketcall
+		{661, 103},  // syslog
+		{670, 104},  // setitimer
+		{679, 105},  // getitimer
+		{683, 106},  // stat
+		{688, 107},  // lstat
+		{693, 108},  // fstat
+		{701, 109},  // olduname
+		{705, 110},  // iopl
+		{712, 111},  // vhangup
+		{716, 112},  // idle
+		{723, 113},  // vm86old
+		{728, 114},  // wait4
+		{735, 115},  // swapoff
+		{742, 116},  // sysinfo
+		{745, 117},  // ipc
+		{750, 118},  // fsync
+		{759, 119},  // sigreturn
+		{764, 120},  // clone
+		{777, 121},  // setdomainname
+		{782, 122},  // uname
+		{792, 123},  // modify_ldt
+		{800, 124},  // adjtimex
+		{808, 125},  // mprotect
+		{819, 126},  // sigprocmask
+		{832, 127},  // create_module
+		{843, 128},  // init_module
+		{856, 129},  // delete_module
+		{871, 130},  // get_kernel_syms
+		{879, 131},  // quotactl
+		{886, 132},  // getpgid
+		{892, 133},  // fchdir
+		{899, 134},  // bdflush
+		{904, 135},  // sysfs
+		{915, 136},  // personality
+		{926, 137},  // afs_syscall
+		{934, 138},  // setfsuid
+		{942, 139},  // setfsgid
+		{949, 140},  // _llseek
+		{957, 141},  // getdents
+		{967, 142},  // _newselect
+		{972, 143},  // flock
+		{977, 144},  // msync
+		{982, 145},  // readv
+		{988, 146},  // writev
+		{994, 147},  // getsid
+		{1003, 148}, // fdatasync
+		{1010, 149}, // _sysctl
+		{1015, 150}, // mlock
+		{1022, 151}, // munlock
+		{1030, 152}, // mlockall
+		{1040, 153}, // munlockall
+		{1054, 154}, // sched_setparam
+		{1068, 155}, // sched_getparam
+		{1086, 156}, // sched_setscheduler
+		{1104, 157}, // sched_getscheduler
+		{1115, 158}, // sched_yield
+		{1137, 159}, // sched_get_priority_max
+		{1159, 160}, // sched_get_priority_min
+		{1180, 161}, // sched_rr_get_interval
+		{1189, 162}, // nanosleep
+		{1195, 163}, // mremap
+		{1204, 164}, // setresuid
+		{1213, 165}, // getresuid
+		{1217, 166}, // vm86
+		{1229, 167}, // query_module
+		{1233, 168}, // poll
+		{1243, 169}, // nfsservctl
+		{1252, 170}, // setresgid
+		{1261, 171}, // getresgid
+		{1266, 172}, // prctl
+		{1278, 173}, // rt_sigreturn
+		{1290, 174}, // rt_sigaction
+		{1304, 175}, // rt_sigprocmask
+		{1317, 176}, // rt_sigpending
+		{1332, 177}, // rt_sigtimedwait
+		{1347, 178}, // rt_sigqueueinfo
+		{1360, 179}, // rt_sigsuspend
+		{1367, 180}, // pread64
+		{1375, 181}, // pwrite64
+		{1380, 182}, // chown
+		{1386, 183}, // getcwd
+		{1392, 184}, // capget
+		{1398, 185}, // capset
+		{1409, 186}, // sigaltstack
+		{1417, 187}, // sendfile
+		{1424, 188}, // getpmsg
+		{1431, 189}, // putpmsg
+		{1436, 190}, // vfork
+		{1446, 191}, // ugetrlimit
+		{1451, 192}, // mmap2
+		{1461, 193}, // truncate64
+		{1472, 194}, // ftruncate64
+		{1478, 195}, // stat64
+		{1485, 196}, // lstat64
+		{1492, 197}, // fstat64
+		{1500, 198}, // lchown32
+		{1508, 199}, // getuid32
+		{1516, 200}, // getgid32
+		{1525, 201}, // geteuid32
+		{1534, 202}, // getegid32
+		{1544, 203}, // setreuid32
+		{1554, 204}, // setregid32
+		{1565, 205}, // getgroups32
+		{1576, 206}, // setgroups32
+		{1584, 207}, // fchown32
+		{1595, 208}, // setresuid32
+		{1606, 209}, // getresuid32
+		{1617, 210}, // setresgid32
+		{1628, 211}, // getresgid32
+		{1635, 212}, // chown32
+		{1643, 213}, // setuid32
+		{1651, 214}, // setgid32
+		{1661, 215}, // setfsuid32
+		{1671, 216}, // setfsgid32
+		{1681, 217}, // pivot_root
+		{1688, 218}, // mincore
+		{1695, 219}, // madvise
+		{1705, 220}, // getdents64
+		{1712, 221}, // fcntl64
+		{1718, 224}, // gettid
+		{1727, 225}, // readahead
+		{1735, 226}, // setxattr
+		{1744, 227}, // lsetxattr
+		{1753, 228}, // fsetxattr
+		{1761, 229}, // getxattr
+		{1770, 230}, // lgetxattr
+		{1779, 231}, // fgetxattr
+		{1788, 232}, // listxattr
+		{1798, 233}, // llistxattr
+		{1808, 234}, // flistxattr
+		{1819, 235}, // removexattr
+		{1831, 236}, // lremovexattr
+		{1843, 237}, // fremovexattr
+		{1848, 238}, // tkill
+		{1858, 239}, // sendfile64
+		{1863, 240}, // futex
+		{1880, 241}, // sched_setaffinity
+		{1897, 242}, // sched_getaffinity
+		{1912, 243}, // set_thread_area
+		{1927, 244}, // get_thread_area
+		{1935, 245}, // io_setup
+		{1945, 246}, // io_destroy
+		{1957, 247}, // io_getevents
+		{1966, 248}, // io_submit
+		{1975, 249}, // io_cancel
+		{1984, 250}, // fadvise64
+		{1994, 252}, // exit_group
+		{2008, 253}, // lookup_dcookie
+		{2020, 254}, // epoll_create
+		{2029, 255}, // epoll_ctl
+		{2039, 256}, // epoll_wait
+		{2055, 257}, // remap_file_pages
+		{2070, 258}, // set_tid_address
+		{2082, 259}, // timer_create
+		{2095, 260}, // timer_settime
+		{2108, 261}, // timer_gettime
+		{2124, 262}, // timer_getoverrun
+		{2136, 263}, // timer_delete
+		{2149, 264}, // clock_settime
+		{2162, 265}, // clock_gettime
+		{2174, 266}, // clock_getres
+		{2189, 267}, // clock_nanosleep
+		{2197, 268}, // statfs64
+		{2206, 269}, // fstatfs64
+		{2212, 270}, // tgkill
+		{2218, 271}, // utimes
+		{2230, 272}, // fadvise64_64
+		{2237, 273}, // vserver
+		{2242, 274}, // mbind
+		{2255, 275}, // get_mempolicy
+		{2268, 276}, // set_mempolicy
+		{2275, 277}, // mq_open
+		{2284, 278}, // mq_unlink
+		{2296, 279}, // mq_timedsend
+		{2311, 280}, // mq_timedreceive
+		{2320, 281}, // mq_notify
+		{2333, 282}, // mq_getsetattr
+		{2343, 283}, // kexec_load
+		{2349, 284}, // waitid
+		{2356, 286}, // add_key
+		{2367, 287}, // request_key
+		{2373, 288}, // keyctl
+		{2383, 289}, // ioprio_set
+		{2393, 290}, // ioprio_get
+		{2405, 291}, // inotify_init
+		{2422, 292}, // inotify_add_watch
+		{2438, 293}, // inotify_rm_watch
+		{2451, 294}, // migrate_pages
+		{2457, 295}, // openat
+		{2464, 296}, // mkdirat
+		{2471, 297}, // mknodat
+		{2479, 298}, // fchownat
+		{2488, 299}, // futimesat
+		{2497, 300}, // fstatat64
+		{2505, 301}, // unlinkat
+		{2513, 302}, // renameat
+		{2519, 303}, // linkat
+		{2528, 304}, // symlinkat
+		{2538, 305}, // readlinkat
+		{2546, 306}, // fchmodat
+		{2555, 307}, // faccessat
+		{2563, 308}, // pselect6
+		{2568, 309}, // ppoll
+		{2575, 310}, // unshare
+		{2590, 311}, // set_robust_list
+		{2605, 312}, // get_robust_list
+		{2611, 313}, // splice
+		{2626, 314}, // sync_file_range
+		{2629, 315}, // tee
+		{2637, 316}, // vmsplice
+		{2647, 317}, // move_pages
+		{2653, 318}, // getcpu
+		{2664, 319}, // epoll_pwait
+		{2673, 320}, // utimensat
+		{2681, 321}, // signalfd
+		{2695, 322}, // timerfd_create
+		{2702, 323}, // eventfd
+		{2711, 324}, // fallocate
+		{2726, 325}, // timerfd_settime
+		{2741, 326}, // timerfd_gettime
+		{2750, 327}, // signalfd4
+		{2758, 328}, // eventfd2
+		{2771, 329}, // epoll_create1
+		{2775, 330}, // dup3
+		{2780, 331}, // pipe2
+		{2793, 332}, // inotify_init1
+		{2799, 333}, // preadv
+		{2806, 334}, // pwritev
+		{2823, 335}, // rt_tgsigqueueinfo
+		{2838, 336}, // perf_event_open
+		{2846, 337}, // recvmmsg
+		{2859, 338}, // fanotify_init
+		{2872, 339}, // fanotify_mark
+		{2881, 340}, // prlimit64
+		{2898, 341}, // name_to_handle_at
+		{2915, 342}, // open_by_handle_at
+		{2928, 343}, // clock_adjtime
+		{2934, 344}, // syncfs
+		{2942, 345}, // sendmmsg
+		{2947, 346}, // setns
+		{2963, 347}, // process_vm_readv
+		{2980, 348}, // process_vm_writev
+		{2984, 349}, // kcmp
+		{2996, 350}, // finit_module
+		{3009, 351}, // sched_setattr
+		{3022, 352}, // sched_getattr
+		{3031, 353}, // renameat2
+		{3038, 354}, // seccomp
+		{3047, 355}, // getrandom
+		{3059, 356}, // memfd_create
+		{3062, 357}, // bpf
+		{3070, 358}, // execveat
+		{3076, 359}, // socket
+		{3086, 360}, // socketpair
+		{3090, 361}, // bind
+		{3097, 362}, // connect
+		{3103, 363}, // listen
+		{3110, 364}, // accept4
+		{3120, 365}, // getsockopt
+		{3130, 366}, // setsockopt
+		{3141, 367}, // getsockname
+		{3152, 368}, // getpeername
+		{3158, 369}, // sendto
+		{3165, 370}, // sendmsg
+		{3173, 371}, // recvfrom
+		{3180, 372}, // recvmsg
+		{3188, 373}, // shutdown
+		{3199, 374}, // userfaultfd
+		{3209, 375}, // membarrier
+		{3215, 376}, // mlock2
+		{3230, 377}, // copy_file_range
+		{3237, 378}, // preadv2
+		{3245, 379}, // pwritev2
+		{3258, 380}, // pkey_mprotect
+		{3268, 381}, // pkey_alloc
+		{3277, 382}, // pkey_free
+		{3282, 383}, // statx
+		{3292, 384}, // arch_prctl
+		{3305, 385}, // io_pgetevents
+		{3309, 386}, // rseq
+		{3315, 393}, // semget
+		{3321, 394}, // semctl
+		{3327, 395}, // shmget
+		{3333, 396}, // shmctl
+		{3338, 397}, // shmat
+		{3343, 398}, // shmdt
+		{3349, 399}, // msgget
+		{3355, 400}, // msgsnd
+		{3361, 401}, // msgrcv
+		{3367, 402}, // msgctl
+		{3382, 403}, // clock_gettime64
+		{3397, 404}, // clock_settime64
+		{3412, 405}, // clock_adjtime64
+		{3431, 406}, // clock_getres_time64
+		{3453, 407}, // clock_nanosleep_time64
+		{3468, 408}, // timer_gettime64
+		{3483, 409}, // timer_settime64
+		{3500, 410}, // timerfd_gettime64
+		{3517, 411}, // timerfd_settime64
+		{3533, 412}, // utimensat_time64
+		{3548, 413}, // pselect6_time64
+		{3560, 414}, // ppoll_time64
+		{3580, 416}, // io_pgetevents_time64
+		{3595, 417}, // recvmmsg_time64
+		{3614, 418}, // mq_timedsend_time64
+		{3636, 419}, // mq_timedreceive_time64
+		{3653, 420}, // semtimedop_time64
+		{3675, 421}, // rt_sigtimedwait_time64
+		{3687, 422}, // futex_time64
+		{3715, 423}, // sched_rr_get_interval_time64
+		{3732, 424}, // pidfd_send_signal
+		{3746, 425}, // io_uring_setup
+		{3760, 426}, // io_uring_enter
+		{3777, 427}, // io_uring_register
+		{3786, 428}, // open_tree
+		{3796, 429}, // move_mount
+		{3802, 430}, // fsopen
+		{3810, 431}, // fsconfig
+		{3817, 432}, // fsmount
+		{3823, 433}, // fspick
+		{3833, 434}, // pidfd_open
+		{3839, 435}, // clone3
+		{3850, 436}, // close_range
+		{3857, 437}, // openat2
+		{3868, 438}, // pidfd_getfd
+		{3878, 439}, // faccessat2
+		{3893, 440}, // process_madvise
+		{3905, 441}, // epoll_pwait2
+		{3918, 442}, // mount_setattr
+		{3929, 443}, // quotactl_fd
+		{3952, 444}, // landlock_create_ruleset
+		{3969, 445}, // landlock_add_rule
+		{3991, 446}, // landlock_restrict_self
+		{4003, 447}, // memfd_secret
+		{4019, 448}, // process_mrelease
+		{4030, 449}, // futex_waitv
+		{4053, 450}, // set_mempolicy_home_node
+		{4062, 451}, // cachestat
+		{4071, 452}, // fchmodat2
+		{4087, 453}, // map_shadow_stack
+		{4097, 454}, // futex_wake
+		{4107, 455}, // futex_wait
+		{4120, 456}, // futex_requeue
+		{4129, 457}, // statmount
+		{4138, 458}, // listmount
+		{4155, 459}, // lsm_get_self_attr
+		{4172, 460}, // lsm_set_self_attr
+		{4188, 461}, // lsm_list_modules
+		{4193, 462}, // mseal
+		{4203, 463}, // setxattrat
+		{4213, 464}, // getxattrat
+		{4224, 465}, // listxattrat
+		{4237, 466}, // removexattrat
+		{4251, 467}, // open_tree_attr
+		{4263, 468}, // file_getattr
+		{4275, 469}, // file_setattr
+		{4281, 470}, // listns
+		{4297, 471}, // rseq_slice_yield
+	},
 }
 
 // syscallsAarch64 holds the aarch64 (AUDIT_ARCH_AARCH64) system call numbers.
-var syscallsAarch64 = map[string]uint32{
-	"io_setup":                0,
-	"io_destroy":              1,
-	"io_submit":               2,
-	"io_cancel":               3,
-	"io_getevents":            4,
-	"setxattr":                5,
-	"lsetxattr":               6,
-	"fsetxattr":               7,
-	"getxattr":                8,
-	"lgetxattr":               9,
-	"fgetxattr":               10,
-	"listxattr":               11,
-	"llistxattr":              12,
-	"flistxattr":              13,
-	"removexattr":             14,
-	"lremovexattr":            15,
-	"fremovexattr":            16,
-	"getcwd":                  17,
-	"lookup_dcookie":          18,
-	"eventfd2":                19,
-	"epoll_create1":           20,
-	"epoll_ctl":               21,
-	"epoll_pwait":             22,
-	"dup":                     23,
-	"dup3":                    24,
-	"fcntl":                   25,
-	"inotify_init1":           26,
-	"inotify_add_watch":       27,
-	"inotify_rm_watch":        28,
-	"ioctl":                   29,
-	"ioprio_set":              30,
-	"ioprio_get":              31,
-	"flock":                   32,
-	"mknodat":                 33,
-	"mkdirat":                 34,
-	"unlinkat":                35,
-	"symlinkat":               36,
-	"linkat":                  37,
-	"renameat":                38,
-	"umount2":                 39,
-	"mount":                   40,
-	"pivot_root":              41,
-	"nfsservctl":              42,
-	"statfs":                  43,
-	"fstatfs":                 44,
-	"truncate":                45,
-	"ftruncate":               46,
-	"fallocate":               47,
-	"faccessat":               48,
-	"chdir":                   49,
-	"fchdir":                  50,
-	"chroot":                  51,
-	"fchmod":                  52,
-	"fchmodat":                53,
-	"fchownat":                54,
-	"fchown":                  55,
-	"openat":                  56,
-	"close":                   57,
-	"vhangup":                 58,
-	"pipe2":                   59,
-	"quotactl":                60,
-	"getdents64":              61,
-	"lseek":                   62,
-	"read":                    63,
-	"write":                   64,
-	"readv":                   65,
-	"writev":                  66,
-	"pread64":                 67,
-	"pwrite64":                68,
-	"preadv":                  69,
-	"pwritev":                 70,
-	"sendfile":                71,
-	"pselect6":                72,
-	"ppoll":                   73,
-	"signalfd4":               74,
-	"vmsplice":                75,
-	"splice":                  76,
-	"tee":                     77,
-	"readlinkat":              78,
-	"newfstatat":              79,
-	"fstat":                   80,
-	"sync":                    81,
-	"fsync":                   82,
-	"fdatasync":               83,
-	"sync_file_range":         84,
-	"timerfd_create":          85,
-	"timerfd_settime":         86,
-	"timerfd_gettime":         87,
-	"utimensat":               88,
-	"acct":                    89,
-	"capget":                  90,
-	"capset":                  91,
-	"personality":             92,
-	"exit":                    93,
-	"exit_group":              94,
-	"waitid":                  95,
-	"set_tid_address":         96,
-	"unshare":                 97,
-	"futex":                   98,
-	"set_robust_list":         99,
-	"get_robust_list":         100,
-	"nanosleep":               101,
-	"getitimer":               102,
-	"setitimer":               103,
-	"kexec_load":              104,
-	"init_module":             105,
-	"delete_module":           106,
-	"timer_create":            107,
-	"timer_gettime":           108,
-	"timer_getoverrun":        109,
-	"timer_settime":           110,
-	"timer_delete":            111,
-	"clock_settime":           112,
-	"clock_gettime":           113,
-	"clock_getres":            114,
-	"clock_nanosleep":         115,
-	"syslog":                  116,
-	"ptrace":                  117,
-	"sched_setparam":          118,
-	"sched_setscheduler":      119,
-	"sched_getscheduler":      120,
-	"sched_getparam":          121,
-	"sched_setaffinity":       122,
-	"sched_getaffinity":       123,
-	"sched_yield":             124,
-	"sched_get_priority_max":  125,
-	"sched_get_priority_min":  126,
-	"sched_rr_get_interval":   127,
-	"restart_syscall":         128,
-	"kill":                    129,
-	"tkill":                   130,
-	"tgkill":                  131,
-	"sigaltstack":             132,
-	"rt_sigsuspend":           133,
-	"rt_sigaction":            134,
-	"rt_sigprocmask":          135,
-	"rt_sigpending":           136,
-	"rt_sigtimedwait":         137,
-	"rt_sigqueueinfo":         138,
-	"rt_sigreturn":            139,
-	"setpriority":             140,
-	"getpriority":             141,
-	"reboot":                  142,
-	"setregid":                143,
-	"setgid":                  144,
-	"setreuid":                145,
-	"setuid":                  146,
-	"setresuid":               147,
-	"getresuid":               148,
-	"setresgid":               149,
-	"getresgid":               150,
-	"setfsuid":                151,
-	"setfsgid":                152,
-	"times":                   153,
-	"setpgid":                 154,
-	"getpgid":                 155,
-	"getsid":                  156,
-	"setsid":                  157,
-	"getgroups":               158,
-	"setgroups":               159,
-	"uname":                   160,
-	"sethostname":             161,
-	"setdomainname":           162,
-	"getrlimit":               163,
-	"setrlimit":               164,
-	"getrusage":               165,
-	"umask":                   166,
-	"prctl":                   167,
-	"getcpu":                  168,
-	"gettimeofday":            169,
-	"settimeofday":            170,
-	"adjtimex":                171,
-	"getpid":                  172,
-	"getppid":                 173,
-	"getuid":                  174,
-	"geteuid":                 175,
-	"getgid":                  176,
-	"getegid":                 177,
-	"gettid":                  178,
-	"sysinfo":                 179,
-	"mq_open":                 180,
-	"mq_unlink":               181,
-	"mq_timedsend":            182,
-	"mq_timedreceive":         183,
-	"mq_notify":               184,
-	"mq_getsetattr":           185,
-	"msgget":                  186,
-	"msgctl":                  187,
-	"msgrcv":                  188,
-	"msgsnd":                  189,
-	"semget":                  190,
-	"semctl":                  191,
-	"semtimedop":              192,
-	"semop":                   193,
-	"shmget":                  194,
-	"shmctl":                  195,
-	"shmat":                   196,
-	"shmdt":                   197,
-	"socket":                  198,
-	"socketpair":              199,
-	"bind":                    200,
-	"listen":                  201,
-	"accept":                  202,
-	"connect":                 203,
-	"getsockname":             204,
-	"getpeername":             205,
-	"sendto":                  206,
-	"recvfrom":                207,
-	"setsockopt":              208,
-	"getsockopt":              209,
-	"shutdown":                210,
-	"sendmsg":                 211,
-	"recvmsg":                 212,
-	"readahead":               213,
-	"brk":                     214,
-	"munmap":                  215,
-	"mremap":                  216,
-	"add_key":                 217,
-	"request_key":             218,
-	"keyctl":                  219,
-	"clone":                   220,
-	"execve":                  221,
-	"mmap":                    222,
-	"fadvise64":               223,
-	"swapon":                  224,
-	"swapoff":                 225,
-	"mprotect":                226,
-	"msync":                   227,
-	"mlock":                   228,
-	"munlock":                 229,
-	"mlockall":                230,
-	"munlockall":              231,
-	"mincore":                 232,
-	"madvise":                 233,
-	"remap_file_pages":        234,
-	"mbind":                   235,
-	"get_mempolicy":           236,
-	"set_mempolicy":           237,
-	"migrate_pages":           238,
-	"move_pages":              239,
-	"rt_tgsigqueueinfo":       240,
-	"perf_event_open":         241,
-	"accept4":                 242,
-	"recvmmsg":                243,
-	"wait4":                   260,
-	"prlimit64":               261,
-	"fanotify_init":           262,
-	"fanotify_mark":           263,
-	"name_to_handle_at":       264,
-	"open_by_handle_at":       265,
-	"clock_adjtime":           266,
-	"syncfs":                  267,
-	"setns":                   268,
-	"sendmmsg":                269,
-	"process_vm_readv":        270,
-	"process_vm_writev":       271,
-	"kcmp":                    272,
-	"finit_module":            273,
-	"sched_setattr":           274,
-	"sched_getattr":           275,
-	"renameat2":               276,
-	"seccomp":                 277,
-	"getrandom":               278,
-	"memfd_create":            279,
-	"bpf":                     280,
-	"execveat":                281,
-	"userfaultfd":             282,
-	"membarrier":              283,
-	"mlock2":                  284,
-	"copy_file_range":         285,
-	"preadv2":                 286,
-	"pwritev2":                287,
-	"pkey_mprotect":           288,
-	"pkey_alloc":              289,
-	"pkey_free":               290,
-	"statx":                   291,
-	"io_pgetevents":           292,
-	"rseq":                    293,
-	"kexec_file_load":         294,
-	"pidfd_send_signal":       424,
-	"io_uring_setup":          425,
-	"io_uring_enter":          426,
-	"io_uring_register":       427,
-	"open_tree":               428,
-	"move_mount":              429,
-	"fsopen":                  430,
-	"fsconfig":                431,
-	"fsmount":                 432,
-	"fspick":                  433,
-	"pidfd_open":              434,
-	"clone3":                  435,
-	"close_range":             436,
-	"openat2":                 437,
-	"pidfd_getfd":             438,
-	"faccessat2":              439,
-	"process_madvise":         440,
-	"epoll_pwait2":            441,
-	"mount_setattr":           442,
-	"quotactl_fd":             443,
-	"landlock_create_ruleset": 444,
-	"landlock_add_rule":       445,
-	"landlock_restrict_self":  446,
-	"memfd_secret":            447,
-	"process_mrelease":        448,
-	"futex_waitv":             449,
-	"set_mempolicy_home_node": 450,
-	"cachestat":               451,
-	"fchmodat2":               452,
-	"map_shadow_stack":        453,
-	"futex_wake":              454,
-	"futex_wait":              455,
-	"futex_requeue":           456,
-	"statmount":               457,
-	"listmount":               458,
-	"lsm_get_self_attr":       459,
-	"lsm_set_self_attr":       460,
-	"lsm_list_modules":        461,
-	"mseal":                   462,
-	"setxattrat":              463,
-	"getxattrat":              464,
-	"listxattrat":             465,
-	"removexattrat":           466,
-	"open_tree_attr":          467,
-	"file_getattr":            468,
-	"file_setattr":            469,
-	"listns":                  470,
-	"rseq_slice_yield":        471,
+var syscallsAarch64 = sysTable{
+	names: "io_setupio_destroyio_submitio_cancelio_geteventssetxattrlsetxattrfsetxattrgetxattrlgetxattrfgetxattrlistxattrllistxattrflistxattrremovexattrlremovexattrfremovexattrgetcwdlookup_dcookieeventfd2epoll_create1epoll_ctlepoll_pwaitdupdup3fcntlinotify_init1inotify_add_watchinotify_rm_watchioctlioprio_setioprio_getflockmknodatmkdiratunlinkatsymlinkatlinkatrenameatumount2mountpivot_rootnfsservctlstatfsfstatfstruncateftruncatefallocatefaccessatchdirfchdirchrootfchmodfchmodatfchownatfchownopenatclosevhanguppipe2quotactlgetdents64lseekreadwritereadvwritevpread64pwrite64preadvpwritevsendfilepselect6ppollsignalfd4vmsplicespliceteereadlinkatnewfstatatfstatsyncfsyncfdatasyncsync_file_rangetimerfd_createtimerfd_settimetimerfd_gettimeutimensatacctcapgetcapsetpersonalityexitexit_groupwaitidset_tid_addressunsharefutexset_robust_listget_robust_listnanosleepgetitimersetitimerkexec_loadinit_moduledelete_moduletimer_createtimer_gettimetimer_getoverruntimer_settimetimer_deleteclock_settimeclock_gettimeclock_getresclock_nanosleepsyslogptracesched_setparamsched_setschedulersched_getschedulersched_getparamsched_setaffinitysched_getaffinitysched_yieldsched_get_priority_maxsched_get_priority_minsched_rr_get_intervalrestart_syscallkilltkilltgkillsigaltstackrt_sigsuspendrt_sigactionrt_sigprocmaskrt_sigpendingrt_sigtimedwaitrt_sigqueueinfort_sigreturnsetprioritygetpriorityrebootsetregidsetgidsetreuidsetuidsetresuidgetresuidsetresgidgetresgidsetfsuidsetfsgidtimessetpgidgetpgidgetsidsetsidgetgroupssetgroupsunamesethostnamesetdomainnamegetrlimitsetrlimitgetrusageumaskprctlgetcpugettimeofdaysettimeofdayadjtimexgetpidgetppidgetuidgeteuidgetgidgetegidgettidsysinfomq_openmq_unlinkmq_timedsendmq_timedreceivemq_notifymq_getsetattrmsggetmsgctlmsgrcvmsgsndsemgetsemctlsemtimedopsemopshmgetshmctlshmatshmdtsocketsocketpairbindlistenacceptconnectgetsocknamegetpeernamesendtorecvfromsetsockoptgetsockoptshutdownsendmsgrecvmsgreadaheadbrkmunmapmremapadd_keyrequest_keykeyctlcloneexecvemmapfadvise64swaponswapoffmprotectmsyncmlockmunlockmlockallmunlockallmincoremadviseremap_file_pagesmbindget_mempolicyset_mempolicymigrate_pagesmove_pagesrt_tgsigqueueinfoperf_event_openaccept4recvmmsgwait4prlimit64fanotify_initfanotify_markname_to_handle_atopen_by_handle_atclock_adjtimesyncfssetnssendmmsgprocess_vm_readvprocess_vm_writevkcmpfinit_modulesched_setattrsched_getattrrenameat2seccompgetrandommemfd_createbpfexecveatuserfaultfdmembarriermlock2copy_file_rangepreadv2pwritev2pkey_mprotectpkey_allocpkey_freestatxio_pgeteventsrseqkexec_file_loadpidfd_send_signalio_uring_setupio_uring_enterio_uring_registeropen_treemove_mountfsopenfsconfigfsmountfspickpidfd_openclone3close_rangeopenat2pidfd_getfdfaccessat2process_madviseepoll_pwait2mount_setattrquotactl_fdlandlock_create_rulesetlandlock_add_rulelandlock_restrict_selfmemfd_secretprocess_mreleasefutex_waitvset_mempolicy_home_nodecachestatfchmodat2map_shadow_stackfutex_wakefutex_waitfutex_requeuestatmountlistmountlsm_get_self_attrlsm_set_self_attrlsm_list_modulesmsealsetxattratgetxattratlistxattratremovexattratopen_tree_attrfile_getattrfile_setattrlistnsrseq_slice_yield",
+	entries: []sysEntry{
+		{8, 0},      // io_setup
+		{18, 1},     // io_destroy
+		{27, 2},     // io_submit
+		{36, 3},     // io_cancel
+		{48, 4},     // io_getevents
+		{56, 5},     // setxattr
+		{65, 6},     // lsetxattr
+		{74, 7},     // fsetxattr
+		{82, 8},     // getxattr
+		{91, 9},     // lgetxattr
+		{100, 10},   // fgetxattr
+		{109, 11},   // listxattr
+		{119, 12},   // llistxattr
+		{129, 13},   // flistxattr
+		{140, 14},   // removexattr
+		{152, 15},   // lremovexattr
+		{164, 16},   // fremovexattr
+		{170, 17},   // getcwd
+		{184, 18},   // lookup_dcookie
+		{192, 19},   // eventfd2
+		{205, 20},   // epoll_create1
+		{214, 21},   // epoll_ctl
+		{225, 22},   // epoll_pwait
+		{228, 23},   // dup
+		{232, 24},   // dup3
+		{237, 25},   // fcntl
+		{250, 26},   // inotify_init1
+		{267, 27},   // inotify_add_watch
+		{283, 28},   // inotify_rm_watch
+		{288, 29},   // ioctl
+		{298, 30},   // ioprio_set
+		{308, 31},   // ioprio_get
+		{313, 32},   // flock
+		{320, 33},   // mknodat
+		{327, 34},   // mkdirat
+		{335, 35},   // unlinkat
+		{344, 36},   // symlinkat
+		{350, 37},   // linkat
+		{358, 38},   // renameat
+		{365, 39},   // umount2
+		{370, 40},   // mount
+		{380, 41},   // pivot_root
+		{390, 42},   // nfsservctl
+		{396, 43},   // statfs
+		{403, 44},   // fstatfs
+		{411, 45},   // truncate
+		{420, 46},   // ftruncate
+		{429, 47},   // fallocate
+		{438, 48},   // faccessat
+		{443, 49},   // chdir
+		{449, 50},   // fchdir
+		{455, 51},   // chroot
+		{461, 52},   // fchmod
+		{469, 53},   // fchmodat
+		{477, 54},   // fchownat
+		{483, 55},   // fchown
+		{489, 56},   // openat
+		{494, 57},   // close
+		{501, 58},   // vhangup
+		{506, 59},   // pipe2
+		{514, 60},   // quotactl
+		{524, 61},   // getdents64
+		{529, 62},   // lseek
+		{533, 63},   // read
+		{538, 64},   // write
+		{543, 65},   // readv
+		{549, 66},   // writev
+		{556, 67},   // pread64
+		{564, 68},   // pwrite64
+		{570, 69},   // preadv
+		{577, 70},   // pwritev
+		{585, 71},   // sendfile
+		{593, 72},   // pselect6
+		{598, 73},   // ppoll
+		{607, 74},   // signalfd4
+		{615, 75},   // vmsplice
+		{621, 76},   // splice
+		{624, 77},   // tee
+		{634, 78},   // readlinkat
+		{644, 79},   // newfstatat
+		{649, 80},   // fstat
+		{653, 81},   // sync
+		{658, 82},   // fsync
+		{667, 83},   // fdatasync
+		{682, 84},   // sync_file_range
+		{696, 85},   // timerfd_create
+		{711, 86},   // timerfd_settime
+		{726, 87},   // timerfd_gettime
+		{735, 88},   // utimensat
+		{739, 89},   // acct
+		{745, 90},   // capget
+		{751, 91},   // capset
+		{762, 92},   // personality
+		{766, 93},   // exit
+		{776, 94},   // exit_group
+		{782, 95},   // waitid
+		{797, 96},   // set_tid_address
+		{804, 97},   // unshare
+		{809, 98},   // futex
+		{824, 99},   // set_robust_list
+		{839, 100},  // get_robust_list
+		{848, 101},  // nanosleep
+		{857, 102},  // getitimer
+		{866, 103},  // setitimer
+		{876, 104},  // kexec_load
+		{887, 105},  // init_module
+		{900, 106},  // delete_module
+		{912, 107},  // timer_create
+		{925, 108},  // timer_gettime
+		{941, 109},  // timer_getoverrun
+		{954, 110},  // timer_settime
+		{966, 111},  // timer_delete
+		{979, 112},  // clock_settime
+		{992, 113},  // clock_gettime
+		{1004, 114}, // clock_getres
+		{1019, 115}, // clock_nanosleep
+		{1025, 116}, // syslog
+		{1031, 117}, // ptrace
+		{1045, 118}, // sched_setparam
+		{1063, 119}, // sched_setscheduler
+		{1081, 120}, // sched_getscheduler
+		{1095, 121}, // sched_getparam
+		{1112, 122}, // sched_setaffinity
+		{1129, 123}, // sched_getaffinity
+		{1140, 124}, // sched_yield
+		{1162, 125}, // sched_get_priority_max
+		{1184, 126}, // sched_get_priority_min
+		{1205, 127}, // sched_rr_get_interval
+		{1220, 128}, // restart_syscall
+		{1224, 129}, // kill
+		{1229, 130}, // tkill
+		{1235, 131}, // tgkill
+		{1246, 132}, // sigaltstack
+		{1259, 133}, // rt_sigsuspend
+		{1271, 134}, // rt_sigaction
+		{1285, 135}, // rt_sigprocmask
+		{1298, 136}, // rt_sigpending
+		{1313, 137}, // rt_sigtimedwait
+		{1328, 138}, // rt_sigqueueinfo
+		{1340, 139}, // rt_sigreturn
+		{1351, 140}, // setpriority
+		{1362, 141}, // getpriority
+		{1368, 142}, // reboot
+		{1376, 143}, // setregid
+		{1382, 144}, // setgid
+		{1390, 145}, // setreuid
+		{1396, 146}, // setuid
+		{1405, 147}, // setresuid
+		{1414, 148}, // getresuid
+		{1423, 149}, // setresgid
+		{1432, 150}, // getresgid
+		{1440, 151}, // setfsuid
+		{1448, 152}, // setfsgid
+		{1453, 153}, // times
+		{1460, 154}, // setpgid
+		{1467, 155}, // getpgid
+		{1473, 156}, // getsid
+		{1479, 157}, // setsid
+		{1488, 158}, // getgroups
+		{1497, 159}, // setgroups
+		{1502, 160}, // uname
+		{1513, 161}, // sethostname
+		{1526, 162}, // setdomainname
+		{1535, 163}, // getrlimit
+		{1544, 164}, // setrlimit
+		{1553, 165}, // getrusage
+		{1558, 166}, // umask
+		{1563, 167}, // prctl
+		{1569, 168}, // getcpu
+		{1581, 169}, // gettimeofday
+		{1593, 170}, // settimeofday
+		{1601, 171}, // adjtimex
+		{1607, 172}, // getpid
+		{1614, 173}, // getppid
+		{1620, 174}, // getuid
+		{1627, 175}, // geteuid
+		{1633, 176}, // getgid
+		{1640, 177}, // getegid
+		{1646, 178}, // gettid
+		{1653, 179}, // sysinfo
+		{1660, 180}, // mq_open
+		{1669, 181}, // mq_unlink
+		{1681, 182}, // mq_timedsend
+		{1696, 183}, // mq_timedreceive
+		{1705, 184}, // mq_notify
+		{1718, 185}, // mq_getsetattr
+		{1724, 186}, // msgget
+		{1730, 187}, // msgctl
+		{1736, 188}, // msgrcv
+		{1742, 189}, // msgsnd
+		{1748, 190}, // semget
+		{1754, 191}, // semctl
+		{1764, 192}, // semtimedop
+		{1769, 193}, // semop
+		{1775, 194}, // shmget
+		{1781, 195}, // shmctl
+		{1786, 196}, // shmat
+		{1791, 197}, // shmdt
+		{1797, 198}, // socket
+		{1807, 199}, // socketpair
+		{1811, 200}, // bind
+		{1817, 201}, // listen
+		{1823, 202}, // accept
+		{1830, 203}, // connect
+		{1841, 204}, // getsockname
+		{1852, 205}, // getpeername
+		{1858, 206}, // sendto
+		{1866, 207}, // recvfrom
+		{1876, 208}, // setsockopt
+		{1886, 209}, // getsockopt
+		{1894, 210}, // shutdown
+		{1901, 211}, // sendmsg
+		{1908, 212}, // recvmsg
+		{1917, 213}, // readahead
+		{1920, 214}, // brk
+		{1926, 215}, // munmap
+		{1932, 216}, // mremap
+		{1939, 217}, // add_key
+		{1950, 218}, // request_key
+		{1956, 219}, // keyctl
+		{1961, 220}, // clone
+		{1967, 221}, // execve
+		{1971, 222}, // mmap
+		{1980, 223}, // fadvise64
+		{1986, 224}, // swapon
+		{1993, 225}, // swapoff
+		{2001, 226}, // mprotect
+		{2006, 227}, // msync
+		{2011, 228}, // mlock
+		{2018, 229}, // munlock
+		{2026, 230}, // mlockall
+		{2036, 231}, // munlockall
+		{2043, 232}, // mincore
+		{2050, 233}, // madvise
+		{2066, 234}, // remap_file_pages
+		{2071, 235}, // mbind
+		{2084, 236}, // get_mempolicy
+		{2097, 237}, // set_mempolicy
+		{2110, 238}, // migrate_pages
+		{2120, 239}, // move_pages
+		{2137, 240}, // rt_tgsigqueueinfo
+		{2152, 241}, // perf_event_open
+		{2159, 242}, // accept4
+		{2167, 243}, // recvmmsg
+		{2172, 260}, // wait4
+		{2181, 261}, // prlimit64
+		{2194, 262}, // fanotify_init
+		{2207, 263}, // fanotify_mark
+		{2224, 264}, // name_to_handle_at
+		{2241, 265}, // open_by_handle_at
+		{2254, 266}, // clock_adjtime
+		{2260, 267}, // syncfs
+		{2265, 268}, // setns
+		{2273, 269}, // sendmmsg
+		{2289, 270}, // process_vm_readv
+		{2306, 271}, // process_vm_writev
+		{2310, 272}, // kcmp
+		{2322, 273}, // finit_module
+		{2335, 274}, // sched_setattr
+		{2348, 275}, // sched_getattr
+		{2357, 276}, // renameat2
+		{2364, 277}, // seccomp
+		{2373, 278}, // getrandom
+		{2385, 279}, // memfd_create
+		{2388, 280}, // bpf
+		{2396, 281}, // execveat
+		{2407, 282}, // userfaultfd
+		{2417, 283}, // membarrier
+		{2423, 284}, // mlock2
+		{2438, 285}, // copy_file_range
+		{2445, 286}, // preadv2
+		{2453, 287}, // pwritev2
+		{2466, 288}, // pkey_mprotect
+		{2476, 289}, // pkey_alloc
+		{2485, 290}, // pkey_free
+		{2490, 291}, // statx
+		{2503, 292}, // io_pgetevents
+		{2507, 293}, // rseq
+		{2522, 294}, // kexec_file_load
+		{2539, 424}, // pidfd_send_signal
+		{2553, 425}, // io_uring_setup
+		{2567, 426}, // io_uring_enter
+		{2584, 427}, // io_uring_register
+		{2593, 428}, // open_tree
+		{2603, 429}, // move_mount
+		{2609, 430}, // fsopen
+		{2617, 431}, // fsconfig
+		{2624, 432}, // fsmount
+		{2630, 433}, // fspick
+		{2640, 434}, // pidfd_open
+		{2646, 435}, // clone3
+		{2657, 436}, // close_range
+		{2664, 437}, // openat2
+		{2675, 438}, // pidfd_getfd
+		{2685, 439}, // faccessat2
+		{2700, 440}, // process_madvise
+		{2712, 441}, // epoll_pwait2
+		{2725, 442}, // mount_setattr
+		{2736, 443}, // quotactl_fd
+		{2759, 444}, // landlock_create_ruleset
+		{2776, 445}, // landlock_add_rule
+		{2798, 446}, // landlock_restrict_self
+		{2810, 447}, // memfd_secret
+		{2826, 448}, // process_mrelease
+		{2837, 449}, // futex_waitv
+		{2860, 450}, // set_mempolicy_home_node
+		{2869, 451}, // cachestat
+		{2878, 452}, // fchmodat2
+		{2894, 453}, // map_shadow_stack
+		{2904, 454}, // futex_wake
+		{2914, 455}, // futex_wait
+		{2927, 456}, // futex_requeue
+		{2936, 457}, // statmount
+		{2945, 458}, // listmount
+		{2962, 459}, // lsm_get_self_attr
+		{2979, 460}, // lsm_set_self_attr
+		{2995, 461}, // lsm_list_modules
+		{3000, 462}, // mseal
+		{3010, 463}, // setxattrat
+		{3020, 464}, // getxattrat
+		{3031, 465}, // listxattrat
+		{3044, 466}, // removexattrat
+		{3058, 467}, // open_tree_attr
+		{3070, 468}, // file_getattr
+		{3082, 469}, // file_setattr
+		{3088, 470}, // listns
+		{3104, 471}, // rseq_slice_yield
+	},
 }
 
 // syscallsArm holds the arm EABI (AUDIT_ARCH_ARM, also the compat ABI of arm64 kernels) system call numbers, with the ARM private calls.
-var syscallsArm = map[string]uint32{
-	"restart_syscall":              0,
-	"syscall_mask":                 0,
-	"exit":                         1,
-	"fork":                         2,
-	"read":                         3,
-	"write":                        4,
-	"open":                         5,
-	"close":                        6,
-	"creat":                        8,
-	"link":                         9,
-	"unlink":                       10,
-	"execve":                       11,
-	"chdir":                        12,
-	"mknod":                        14,
-	"chmod":                        15,
-	"lchown":                       16,
-	"lseek":                        19,
-	"getpid":                       20,
-	"mount":                        21,
-	"setuid":                       23,
-	"getuid":                       24,
-	"ptrace":                       26,
-	"pause":                        29,
-	"access":                       33,
-	"nice":                         34,
-	"sync":                         36,
-	"kill":                         37,
-	"rename":                       38,
-	"mkdir":                        39,
-	"rmdir":                        40,
-	"dup":                          41,
-	"pipe":                         42,
-	"times":                        43,
-	"brk":                          45,
-	"setgid":                       46,
-	"getgid":                       47,
-	"geteuid":                      49,
-	"getegid":                      50,
-	"acct":                         51,
-	"umount2":                      52,
-	"ioctl":                        54,
-	"fcntl":                        55,
-	"setpgid":                      57,
-	"umask":                        60,
-	"chroot":                       61,
-	"ustat":                        62,
-	"dup2":                         63,
-	"getppid":                      64,
-	"getpgrp":                      65,
-	"setsid":                       66,
-	"sigaction":                    67,
-	"setreuid":                     70,
-	"setregid":                     71,
-	"sigsuspend":                   72,
-	"sigpending":                   73,
-	"sethostname":                  74,
-	"setrlimit":                    75,
-	"getrusage":                    77,
-	"gettimeofday":                 78,
-	"settimeofday":                 79,
-	"getgroups":                    80,
-	"setgroups":                    81,
-	"symlink":                      83,
-	"readlink":                     85,
-	"uselib":                       86,
-	"swapon":                       87,
-	"reboot":                       88,
-	"munmap":                       91,
-	"truncate":                     92,
-	"ftruncate":                    93,
-	"fchmod":                       94,
-	"fchown":                       95,
-	"getpriority":                  96,
-	"setpriority":                  97,
-	"statfs":                       99,
-	"fstatfs":                      100,
-	"syslog":                       103,
-	"setitimer":                    104,
-	"getitimer":                    105,
-	"stat":                         106,
-	"lstat":                        107,
-	"fstat":                        108,
-	"vhangup":                      111,
-	"wait4":                        114,
-	"swapoff":                      115,
-	"sysinfo":                      116,
-	"fsync":                        118,
-	"sigreturn":                    119,
-	"clone":                        120,
-	"setdomainname":                121,
-	"uname":                        122,
-	"adjtimex":                     124,
-	"mprotect":                     125,
-	"sigprocmask":                  126,
-	"init_module":                  128,
-	"delete_module":                129,
-	"quotactl":                     131,
-	"getpgid":                      132,
-	"fchdir":                       133,
-	"bdflush":                      134,
-	"sysfs":                        135,
-	"personality":                  136,
-	"setfsuid":                     138,
-	"setfsgid":                     139,
-	"_llseek":                      140,
-	"getdents":                     141,
-	"_newselect":                   142,
-	"flock":                        143,
-	"msync":                        144,
-	"readv":                        145,
-	"writev":                       146,
-	"getsid":                       147,
-	"fdatasync":                    148,
-	"_sysctl":                      149,
-	"mlock":                        150,
-	"munlock":                      151,
-	"mlockall":                     152,
-	"munlockall":                   153,
-	"sched_setparam":               154,
-	"sched_getparam":               155,
-	"sched_setscheduler":           156,
-	"sched_getscheduler":           157,
-	"sched_yield":                  158,
-	"sched_get_priority_max":       159,
-	"sched_get_priority_min":       160,
-	"sched_rr_get_interval":        161,
-	"nanosleep":                    162,
-	"mremap":                       163,
-	"setresuid":                    164,
-	"getresuid":                    165,
-	"poll":                         168,
-	"nfsservctl":                   169,
-	"setresgid":                    170,
-	"getresgid":                    171,
-	"prctl":                        172,
-	"rt_sigreturn":                 173,
-	"rt_sigaction":                 174,
-	"rt_sigprocmask":               175,
-	"rt_sigpending":                176,
-	"rt_sigtimedwait":              177,
-	"rt_sigqueueinfo":              178,
-	"rt_sigsuspend":                179,
-	"pread64":                      180,
-	"pwrite64":                     181,
-	"chown":                        182,
-	"getcwd":                       183,
-	"capget":                       184,
-	"capset":                       185,
-	"sigaltstack":                  186,
-	"sendfile":                     187,
-	"vfork":                        190,
-	"ugetrlimit":                   191,
-	"mmap2":                        192,
-	"truncate64":                   193,
-	"ftruncate64":                  194,
-	"stat64":                       195,
-	"lstat64":                      196,
-	"fstat64":                      197,
-	"lchown32":                     198,
-	"getuid32":                     199,
-	"getgid32":                     200,
-	"geteuid32":                    201,
-	"getegid32":                    202,
-	"setreuid32":                   203,
-	"setregid32":                   204,
-	"getgroups32":                  205,
-	"setgroups32":                  206,
-	"fchown32":                     207,
-	"setresuid32":                  208,
-	"getresuid32":                  209,
-	"setresgid32":                  210,
-	"getresgid32":                  211,
-	"chown32":                      212,
-	"setuid32":                     213,
-	"setgid32":                     214,
-	"setfsuid32":                   215,
-	"setfsgid32":                   216,
-	"getdents64":                   217,
-	"pivot_root":                   218,
-	"mincore":                      219,
-	"madvise":                      220,
-	"fcntl64":                      221,
-	"gettid":                       224,
-	"readahead":                    225,
-	"setxattr":                     226,
-	"lsetxattr":                    227,
-	"fsetxattr":                    228,
-	"getxattr":                     229,
-	"lgetxattr":                    230,
-	"fgetxattr":                    231,
-	"listxattr":                    232,
-	"llistxattr":                   233,
-	"flistxattr":                   234,
-	"removexattr":                  235,
-	"lremovexattr":                 236,
-	"fremovexattr":                 237,
-	"tkill":                        238,
-	"sendfile64":                   239,
-	"futex":                        240,
-	"sched_setaffinity":            241,
-	"sched_getaffinity":            242,
-	"io_setup":                     243,
-	"io_destroy":                   244,
-	"io_getevents":                 245,
-	"io_submit":                    246,
-	"io_cancel":                    247,
-	"exit_group":                   248,
-	"lookup_dcookie":               249,
-	"epoll_create":                 250,
-	"epoll_ctl":                    251,
-	"epoll_wait":                   252,
-	"remap_file_pages":             253,
-	"set_tid_address":              256,
-	"timer_create":                 257,
-	"timer_settime":                258,
-	"timer_gettime":                259,
-	"timer_getoverrun":             260,
-	"timer_delete":                 261,
-	"clock_settime":                262,
-	"clock_gettime":                263,
-	"clock_getres":                 264,
-	"clock_nanosleep":              265,
-	"statfs64":                     266,
-	"fstatfs64":                    267,
-	"tgkill":                       268,
-	"utimes":                       269,
-	"arm_fadvise64_64":             270,
-	"pciconfig_iobase":             271,
-	"pciconfig_read":               272,
-	"pciconfig_write":              273,
-	"mq_open":                      274,
-	"mq_unlink":                    275,
-	"mq_timedsend":                 276,
-	"mq_timedreceive":              277,
-	"mq_notify":                    278,
-	"mq_getsetattr":                279,
-	"waitid":                       280,
-	"socket":                       281,
-	"bind":                         282,
-	"connect":                      283,
-	"listen":                       284,
-	"accept":                       285,
-	"getsockname":                  286,
-	"getpeername":                  287,
-	"socketpair":                   288,
-	"send":                         289,
-	"sendto":                       290,
-	"recv":                         291,
-	"recvfrom":                     292,
-	"shutdown":                     293,
-	"setsockopt":                   294,
-	"getsockopt":                   295,
-	"sendmsg":                      296,
-	"recvmsg":                      297,
-	"semop":                        298,
-	"semget":                       299,
-	"semctl":                       300,
-	"msgsnd":                       301,
-	"msgrcv":                       302,
-	"msgget":                       303,
-	"msgctl":                       304,
-	"shmat":                        305,
-	"shmdt":                        306,
-	"shmget":                       307,
-	"shmctl":                       308,
-	"add_key":                      309,
-	"request_key":                  310,
-	"keyctl":                       311,
-	"semtimedop":                   312,
-	"vserver":                      313,
-	"ioprio_set":                   314,
-	"ioprio_get":                   315,
-	"inotify_init":                 316,
-	"inotify_add_watch":            317,
-	"inotify_rm_watch":             318,
-	"mbind":                        319,
-	"get_mempolicy":                320,
-	"set_mempolicy":                321,
-	"openat":                       322,
-	"mkdirat":                      323,
-	"mknodat":                      324,
-	"fchownat":                     325,
-	"futimesat":                    326,
-	"fstatat64":                    327,
-	"unlinkat":                     328,
-	"renameat":                     329,
-	"linkat":                       330,
-	"symlinkat":                    331,
-	"readlinkat":                   332,
-	"fchmodat":                     333,
-	"faccessat":                    334,
-	"pselect6":                     335,
-	"ppoll":                        336,
-	"unshare":                      337,
-	"set_robust_list":              338,
-	"get_robust_list":              339,
-	"splice":                       340,
-	"arm_sync_file_range":          341,
-	"tee":                          342,
-	"vmsplice":                     343,
-	"move_pages":                   344,
-	"getcpu":                       345,
-	"epoll_pwait":                  346,
-	"kexec_load":                   347,
-	"utimensat":                    348,
-	"signalfd":                     349,
-	"timerfd_create":               350,
-	"eventfd":                      351,
-	"fallocate":                    352,
-	"timerfd_settime":              353,
-	"timerfd_gettime":              354,
-	"signalfd4":                    355,
-	"eventfd2":                     356,
-	"epoll_create1":                357,
-	"dup3":                         358,
-	"pipe2":                        359,
-	"inotify_init1":                360,
-	"preadv":                       361,
-	"pwritev":                      362,
-	"rt_tgsigqueueinfo":            363,
-	"perf_event_open":              364,
-	"recvmmsg":                     365,
-	"accept4":                      366,
-	"fanotify_init":                367,
-	"fanotify_mark":                368,
-	"prlimit64":                    369,
-	"name_to_handle_at":            370,
-	"open_by_handle_at":            371,
-	"clock_adjtime":                372,
-	"syncfs":                       373,
-	"sendmmsg":                     374,
-	"setns":                        375,
-	"process_vm_readv":             376,
-	"process_vm_writev":            377,
-	"kcmp":                         378,
-	"finit_module":                 379,
-	"sched_setattr":                380,
-	"sched_getattr":                381,
-	"renameat2":                    382,
-	"seccomp":                      383,
-	"getrandom":                    384,
-	"memfd_create":                 385,
-	"bpf":                          386,
-	"execveat":                     387,
-	"userfaultfd":                  388,
-	"membarrier":                   389,
-	"mlock2":                       390,
-	"copy_file_range":              391,
-	"preadv2":                      392,
-	"pwritev2":                     393,
-	"pkey_mprotect":                394,
-	"pkey_alloc":                   395,
-	"pkey_free":                    396,
-	"statx":                        397,
-	"rseq":                         398,
-	"io_pgetevents":                399,
-	"migrate_pages":                400,
-	"kexec_file_load":              401,
-	"clock_gettime64":              403,
-	"clock_settime64":              404,
-	"clock_adjtime64":              405,
-	"clock_getres_time64":          406,
-	"clock_nanosleep_time64":       407,
-	"timer_gettime64":              408,
-	"timer_settime64":              409,
-	"timerfd_gettime64":            410,
-	"timerfd_settime64":            411,
-	"utimensat_time64":             412,
-	"pselect6_time64":              413,
-	"ppoll_time64":                 414,
-	"io_pgetevents_time64":         416,
-	"recvmmsg_time64":              417,
-	"mq_timedsend_time64":          418,
-	"mq_timedreceive_time64":       419,
-	"semtimedop_time64":            420,
-	"rt_sigtimedwait_time64":       421,
-	"futex_time64":                 422,
-	"sched_rr_get_interval_time64": 423,
-	"pidfd_send_signal":            424,
-	"io_uring_setup":               425,
-	"io_uring_enter":               426,
-	"io_uring_register":            427,
-	"open_tree":                    428,
-	"move_mount":                   429,
-	"fsopen":                       430,
-	"fsconfig":                     431,
-	"fsmount":                      432,
-	"fspick":                       433,
-	"pidfd_open":                   434,
-	"clone3":                       435,
-	"close_range":                  436,
-	"openat2":                      437,
-	"pidfd_getfd":                  438,
-	"faccessat2":                   439,
-	"process_madvise":              440,
-	"epoll_pwait2":                 441,
-	"mount_setattr":                442,
-	"quotactl_fd":                  443,
-	"landlock_create_ruleset":      444,
-	"landlock_add_rule":            445,
-	"landlock_restrict_self":       446,
-	"process_mrelease":             448,
-	"futex_waitv":                  449,
-	"set_mempolicy_home_node":      450,
-	"cachestat":                    451,
-	"fchmodat2":                    452,
-	"map_shadow_stack":             453,
-	"futex_wake":                   454,
-	"futex_wait":                   455,
-	"futex_requeue":                456,
-	"statmount":                    457,
-	"listmount":                    458,
-	"lsm_get_self_attr":            459,
-	"lsm_set_self_attr":            460,
-	"lsm_list_modules":             461,
-	"mseal":                        462,
-	"setxattrat":                   463,
-	"getxattrat":                   464,
-	"listxattrat":                  465,
-	"removexattrat":                466,
-	"open_tree_attr":               467,
-	"file_getattr":                 468,
-	"file_setattr":                 469,
-	"listns":                       470,
-	"rseq_slice_yield":             471,
-	"breakpoint":                   983041,
-	"cacheflush":                   983042,
-	"usr26":                        983043,
-	"usr32":                        983044,
-	"set_tls":                      983045,
-	"get_tls":                      983046,
+var syscallsArm = sysTable{
+	names: "restart_syscallsyscall_maskexitforkreadwriteopenclosecreatlinkunlinkexecvechdirmknodchmodlchownlseekgetpidmountsetuidgetuidptracepauseaccessnicesynckillrenamemkdirrmdirduppipetimesbrksetgidgetgidgeteuidgetegidacctumount2ioctlfcntlsetpgidumaskchrootustatdup2getppidgetpgrpsetsidsigactionsetreuidsetregidsigsuspendsigpendingsethostnamesetrlimitgetrusagegettimeofdaysettimeofdaygetgroupssetgroupssymlinkreadlinkuselibswaponrebootmunmaptruncateftruncatefchmodfchowngetprioritysetprioritystatfsfstatfssyslogsetitimergetitimerstatlstatfstatvhangupwait4swapoffsysinfofsyncsigreturnclonesetdomainnameunameadjtimexmprotectsigprocmaskinit_moduledelete_modulequotactlgetpgidfchdirbdflushsysfspersonalitysetfsuidsetfsgid_llseekgetdents_newselectflockmsyncreadvwritevgetsidfdatasync_sysctlmlockmunlockmlockallmunlockallsched_setparamsched_getparamsched_setschedulersched_getschedulersched_yieldsched_get_priority_maxsched_get_priority_minsched_rr_get_intervalnanosleepmremapsetresuidgetresuidpollnfsservctlsetresgidgetresgidprctlrt_sigreturnrt_sigactionrt_sigprocmaskrt_sigpendingrt_sigtimedwaitrt_sigqueueinfort_sigsuspendpread64pwrite64chowngetcwdcapgetcapsetsigaltstacksendfilevforkugetrlimitmmap2truncate64ftruncate64stat64lstat64fstat64lchown32getuid32getgid32geteuid32getegid32setreuid32setregid32getgroups32setgroups32fchown32setresuid32getresuid32setresgid32getresgid32chown32setuid32setgid32setfsuid32setfsgid32getdents64pivot_rootmincoremadvisefcntl64gettidreadaheadsetxattrlsetxattrfsetxattrgetxattrlgetxattrfgetxattrlistxattrllistxattrflistxattrremovexattrlremovexattrfremovexattrtkillsendfile64futexsched_setaffinitysched_getaffinityio_setupio_destroyio_geteventsio_submitio_cancelexit_grouplookup_dcookieepoll_createepoll_ctlepoll_waitremap_file_pagesset_tid_addresstimer_createtimer_settimetimer_gettimetimer_getoverruntimer_deleteclock_settimeclock_gettimeclock_getresclock_nanosleepstatfs64fstatfs64tgkillutimesarm_fadvise64_64pciconfig_iobasepciconfig_readpciconfig_writemq_openmq_unlinkmq_timedsendmq_timedreceivemq_notifymq_getsetattrwaitidsocketbindconnectlistenacceptgetsocknamegetpeernamesocketpairsendsendtorecvrecvfromshutdownsetsockoptgetsockoptsendmsgrecvmsgsemopsemgetsemctlmsgsndmsgrcvmsggetmsgctlshmatshmdtshmgetshmctladd_keyrequest_keykeyctlsemtimedopvserverioprio_setioprio_getinotify_initinotify_add_watchinotify_rm_watchmbindget_mempolicyset_mempolicyopenatmkdiratmknodatfchownatfutimesatfstatat64unlinkatrenameatlinkatsymlinkatreadlinkatfchmodatfaccessatpselect6ppollunshareset_robust_listget_robust_listsplicearm_sync_file_rangeteevmsplicemove_pagesgetcpuepoll_pwaitkexec_loadutimensatsignalfdtimerfd_createeventfdfallocatetimerfd_settimetimerfd_gettimesignalfd4eventfd2epoll_create1dup3pipe2inotify_init1preadvpwritevrt_tgsigqueueinfoperf_event_openrecvmmsgaccept4fanotify_initfanotify_markprlimit64name_to_handle_atopen_by_handle_atclock_adjtimesyncfssendmmsgsetnsprocess_vm_readvprocess_vm_writevkcmpfinit_modulesched_setattrsched_getattrrenameat2seccompgetrandommemfd_createbpfexecveatuserfaultfdmembarriermlock2copy_file_rangepreadv2pwritev2pkey_mprotectpkey_allocpkey_freestatxrseqio_pgeteventsmigrate_pageskexec_file_loadclock_gettime64clock_settime64clock_adjtime64clock_getres_time64clock_nanosleep_time64timer_gettime64timer_settime64timerfd_gettime64timerfd_settime64utimensat_time64pselect6_time64ppoll_time64io_pgetevents_time64recvmmsg_time64mq_timedsend_time64mq_timedreceive_time64semtimedop_time64rt_sigtimedwait_time64futex_time64sched_rr_get_interval_time64pidfd_send_signalio_uring_setupio_uring_enterio_uring_registeropen_treemove_mountfsopenfsconfigfsmountfspickpidfd_openclone3close_rangeopenat2pidfd_getfdfaccessat2process_madviseepoll_pwait2mount_setattrquotactl_fdlandlock_create_rulesetlandlock_add_rulelandlock_restrict_selfprocess_mreleasefutex_waitvset_mempolicy_home_nodecachestatfchmodat2map_shadow_stackfutex_wakefutex_waitfutex_requeuestatmountlistmountlsm_get_self_attrlsm_set_self_attrlsm_list_modulesmsealsetxattratgetxattratlistxattratremovexattratopen_tree_attrfile_getattrfile_setattrlistnsrseq_slice_yieldbreakpointcacheflushusr26usr32set_tlsget_tls",
+	entries: []sysEntry{
+		{15, 0},        // restart_syscall
+		{27, 0},        // syscall_mask
+		{31, 1},        // exit
+		{35, 2},        // fork
+		{39, 3},        // read
+		{44, 4},        // write
+		{48, 5},        // open
+		{53, 6},        // close
+		{58, 8},        // creat
+		{62, 9},        // link
+		{68, 10},       // unlink
+		{74, 11},       // execve
+		{79, 12},       // chdir
+		{84, 14},       // mknod
+		{89, 15},       // chmod
+		{95, 16},       // lchown
+		{100, 19},      // lseek
+		{106, 20},      // getpid
+		{111, 21},      // mount
+		{117, 23},      // setuid
+		{123, 24},      // getuid
+		{129, 26},      // ptrace
+		{134, 29},      // pause
+		{140, 33},      // access
+		{144, 34},      // nice
+		{148, 36},      // sync
+		{152, 37},      // kill
+		{158, 38},      // rename
+		{163, 39},      // mkdir
+		{168, 40},      // rmdir
+		{171, 41},      // dup
+		{175, 42},      // pipe
+		{180, 43},      // times
+		{183, 45},      // brk
+		{189, 46},      // setgid
+		{195, 47},      // getgid
+		{202, 49},      // geteuid
+		{209, 50},      // getegid
+		{213, 51},      // acct
+		{220, 52},      // umount2
+		{225, 54},      // ioctl
+		{230, 55},      // fcntl
+		{237, 57},      // setpgid
+		{242, 60},      // umask
+		{248, 61},      // chroot
+		{253, 62},      // ustat
+		{257, 63},      // dup2
+		{264, 64},      // getppid
+		{271, 65},      // getpgrp
+		{277, 66},      // setsid
+		{286, 67},      // sigaction
+		{294, 70},      // setreuid
+		{302, 71},      // setregid
+		{312, 72},      // sigsuspend
+		{322, 73},      // sigpending
+		{333, 74},      // sethostname
+		{342, 75},      // setrlimit
+		{351, 77},      // getrusage
+		{363, 78},      // gettimeofday
+		{375, 79},      // settimeofday
+		{384, 80},      // getgroups
+		{393, 81},      // setgroups
+		{400, 83},      // symlink
+		{408, 85},      // readlink
+		{414, 86},      // uselib
+		{420, 87},      // swapon
+		{426, 88},      // reboot
+		{432, 91},      // munmap
+		{440, 92},      // truncate
+		{449, 93},      // ftruncate
+		{455, 94},      // fchmod
+		{461, 95},      // fchown
+		{472, 96},      // getpriority
+		{483, 97},      // setpriority
+		{489, 99},      // statfs
+		{496, 100},     // fstatfs
+		{502, 103},     // syslog
+		{511, 104},     // setitimer
+		{520, 105},     // getitimer
+		{524, 106},     // stat
+		{529, 107},     // lstat
+		{534, 108},     // fstat
+		{541, 111},     // vhangup
+		{546, 114},     // wait4
+		{553, 115},     // swapoff
+		{560, 116},     // sysinfo
+		{565, 118},     // fsync
+		{574, 119},     // sigreturn
+		{579, 120},     // clone
+		{592, 121},     // setdomainname
+		{597, 122},     // uname
+		{605, 124},     // adjtimex
+		{613, 125},     // mprotect
+		{624, 126},     // sigprocmask
+		{635, 128},     // init_module
+		{648, 129},     // delete_module
+		{656, 131},     // quotactl
+		{663, 132},     // getpgid
+		{669, 133},     // fchdir
+		{676, 134},     // bdflush
+		{681, 135},     // sysfs
+		{692, 136},     // personality
+		{700, 138},     // setfsuid
+		{708, 139},     // setfsgid
+		{715, 140},     // _llseek
+		{723, 141},     // getdents
+		{733, 142},     // _newselect
+		{738, 143},     // flock
+		{743, 144},     // msync
+		{748, 145},     // readv
+		{754, 146},     // writev
+		{760, 147},     // getsid
+		{769, 148},     // fdatasync
+		{776, 149},     // _sysctl
+		{781, 150},     // mlock
+		{788, 151},     // munlock
+		{796, 152},     // mlockall
+		{806, 153},     // munlockall
+		{820, 154},     // sched_setparam
+		{834, 155},     // sched_getparam
+		{852, 156},     // sched_setscheduler
+		{870, 157},     // sched_getscheduler
+		{881, 158},     // sched_yield
+		{903, 159},     // sched_get_priority_max
+		{925, 160},     // sched_get_priority_min
+		{946, 161},     // sched_rr_get_interval
+		{955, 162},     // nanosleep
+		{961, 163},     // mremap
+		{970, 164},     // setresuid
+		{979, 165},     // getresuid
+		{983, 168},     // poll
+		{993, 169},     // nfsservctl
+		{1002, 170},    // setresgid
+		{1011, 171},    // getresgid
+		{1016, 172},    // prctl
+		{1028, 173},    // rt_sigreturn
+		{1040, 174},    // rt_sigaction
+		{1054, 175},    // rt_sigprocmask
+		{1067, 176},    // rt_sigpending
+		{1082, 177},    // rt_sigtimedwait
+		{1097, 178},    // rt_sigqueueinfo
+		{1110, 179},    // rt_sigsuspend
+		{1117, 180},    // pread64
+		{1125, 181},    // pwrite64
+		{1130, 182},    // chown
+		{1136, 183},    // getcwd
+		{1142, 184},    // capget
+		{1148, 185},    // capset
+		{1159, 186},    // sigaltstack
+		{1167, 187},    // sendfile
+		{1172, 190},    // vfork
+		{1182, 191},    // ugetrlimit
+		{1187, 192},    // mmap2
+		{1197, 193},    // truncate64
+		{1208, 194},    // ftruncate64
+		{1214, 195},    // stat64
+		{1221, 196},    // lstat64
+		{1228, 197},    // fstat64
+		{1236, 198},    // lchown32
+		{1244, 199},    // getuid32
+		{1252, 200},    // getgid32
+		{1261, 201},    // geteuid32
+		{1270, 202},    // getegid32
+		{1280, 203},    // setreuid32
+		{1290, 204},    // setregid32
+		{1301, 205},    // getgroups32
+		{1312, 206},    // setgroups32
+		{1320, 207},    // fchown32
+		{1331, 208},    // setresuid32
+		{1342, 209},    // getresuid32
+		{1353, 210},    // setresgid32
+		{1364, 211},    // getresgid32
+		{1371, 212},    // chown32
+		{1379, 213},    // setuid32
+		{1387, 214},    // setgid32
+		{1397, 215},    // setfsuid32
+		{1407, 216},    // setfsgid32
+		{1417, 217},    // getdents64
+		{1427, 218},    // pivot_root
+		{1434, 219},    // mincore
+		{1441, 220},    // madvise
+		{1448, 221},    // fcntl64
+		{1454, 224},    // gettid
+		{1463, 225},    // readahead
+		{1471, 226},    // setxattr
+		{1480, 227},    // lsetxattr
+		{1489, 228},    // fsetxattr
+		{1497, 229},    // getxattr
+		{1506, 230},    // lgetxattr
+		{1515, 231},    // fgetxattr
+		{1524, 232},    // listxattr
+		{1534, 233},    // llistxattr
+		{1544, 234},    // flistxattr
+		{1555, 235},    // removexattr
+		{1567, 236},    // lremovexattr
+		{1579, 237},    // fremovexattr
+		{1584, 238},    // tkill
+		{1594, 239},    // sendfile64
+		{1599, 240},    // futex
+		{1616, 241},    // sched_setaffinity
+		{1633, 242},    // sched_getaffinity
+		{1641, 243},    // io_setup
+		{1651, 244},    // io_destroy
+		{1663, 245},    // io_getevents
+		{1672, 246},    // io_submit
+		{1681, 247},    // io_cancel
+		{1691, 248},    // exit_group
+		{1705, 249},    // lookup_dcookie
+		{1717, 250},    // epoll_create
+		{1726, 251},    // epoll_ctl
+		{1736, 252},    // epoll_wait
+		{1752, 253},    // remap_file_pages
+		{1767, 256},    // set_tid_address
+		{1779, 257},    // timer_create
+		{1792, 258},    // timer_settime
+		{1805, 259},    // timer_gettime
+		{1821, 260},    // timer_getoverrun
+		{1833, 261},    // timer_delete
+		{1846, 262},    // clock_settime
+		{1859, 263},    // clock_gettime
+		{1871, 264},    // clock_getres
+		{1886, 265},    // clock_nanosleep
+		{1894, 266},    // statfs64
+		{1903, 267},    // fstatfs64
+		{1909, 268},    // tgkill
+		{1915, 269},    // utimes
+		{1931, 270},    // arm_fadvise64_64
+		{1947, 271},    // pciconfig_iobase
+		{1961, 272},    // pciconfig_read
+		{1976, 273},    // pciconfig_write
+		{1983, 274},    // mq_open
+		{1992, 275},    // mq_unlink
+		{2004, 276},    // mq_timedsend
+		{2019, 277},    // mq_timedreceive
+		{2028, 278},    // mq_notify
+		{2041, 279},    // mq_getsetattr
+		{2047, 280},    // waitid
+		{2053, 281},    // socket
+		{2057, 282},    // bind
+		{2064, 283},    // connect
+		{2070, 284},    // listen
+		{2076, 285},    // accept
+		{2087, 286},    // getsockname
+		{2098, 287},    // getpeername
+		{2108, 288},    // socketpair
+		{2112, 289},    // send
+		{2118, 290},    // sendto
+		{2122, 291},    // recv
+		{2130, 292},    // recvfrom
+		{2138, 293},    // shutdown
+		{2148, 294},    // setsockopt
+		{2158, 295},    // getsockopt
+		{2165, 296},    // sendmsg
+		{2172, 297},    // recvmsg
+		{2177, 298},    // semop
+		{2183, 299},    // semget
+		{2189, 300},    // semctl
+		{2195, 301},    // msgsnd
+		{2201, 302},    // msgrcv
+		{2207, 303},    // msgget
+		{2213, 304},    // msgctl
+		{2218, 305},    // shmat
+		{2223, 306},    // shmdt
+		{2229, 307},    // shmget
+		{2235, 308},    // shmctl
+		{2242, 309},    // add_key
+		{2253, 310},    // request_key
+		{2259, 311},    // keyctl
+		{2269, 312},    // semtimedop
+		{2276, 313},    // vserver
+		{2286, 314},    // ioprio_set
+		{2296, 315},    // ioprio_get
+		{2308, 316},    // inotify_init
+		{2325, 317},    // inotify_add_watch
+		{2341, 318},    // inotify_rm_watch
+		{2346, 319},    // mbind
+		{2359, 320},    // get_mempolicy
+		{2372, 321},    // set_mempolicy
+		{2378, 322},    // openat
+		{2385, 323},    // mkdirat
+		{2392, 324},    // mknodat
+		{2400, 325},    // fchownat
+		{2409, 326},    // futimesat
+		{2418, 327},    // fstatat64
+		{2426, 328},    // unlinkat
+		{2434, 329},    // renameat
+		{2440, 330},    // linkat
+		{2449, 331},    // symlinkat
+		{2459, 332},    // readlinkat
+		{2467, 333},    // fchmodat
+		{2476, 334},    // faccessat
+		{2484, 335},    // pselect6
+		{2489, 336},    // ppoll
+		{2496, 337},    // unshare
+		{2511, 338},    // set_robust_list
+		{2526, 339},    // get_robust_list
+		{2532, 340},    // splice
+		{2551, 341},    // arm_sync_file_range
+		{2554, 342},    // tee
+		{2562, 343},    // vmsplice
+		{2572, 344},    // move_pages
+		{2578, 345},    // getcpu
+		{2589, 346},    // epoll_pwait
+		{2599, 347},    // kexec_load
+		{2608, 348},    // utimensat
+		{2616, 349},    // signalfd
+		{2630, 350},    // timerfd_create
+		{2637, 351},    // eventfd
+		{2646, 352},    // fallocate
+		{2661, 353},    // timerfd_settime
+		{2676, 354},    // timerfd_gettime
+		{2685, 355},    // signalfd4
+		{2693, 356},    // eventfd2
+		{2706, 357},    // epoll_create1
+		{2710, 358},    // dup3
+		{2715, 359},    // pipe2
+		{2728, 360},    // inotify_init1
+		{2734, 361},    // preadv
+		{2741, 362},    // pwritev
+		{2758, 363},    // rt_tgsigqueueinfo
+		{2773, 364},    // perf_event_open
+		{2781, 365},    // recvmmsg
+		{2788, 366},    // accept4
+		{2801, 367},    // fanotify_init
+		{2814, 368},    // fanotify_mark
+		{2823, 369},    // prlimit64
+		{2840, 370},    // name_to_handle_at
+		{2857, 371},    // open_by_handle_at
+		{2870, 372},    // clock_adjtime
+		{2876, 373},    // syncfs
+		{2884, 374},    // sendmmsg
+		{2889, 375},    // setns
+		{2905, 376},    // process_vm_readv
+		{2922, 377},    // process_vm_writev
+		{2926, 378},    // kcmp
+		{2938, 379},    // finit_module
+		{2951, 380},    // sched_setattr
+		{2964, 381},    // sched_getattr
+		{2973, 382},    // renameat2
+		{2980, 383},    // seccomp
+		{2989, 384},    // getrandom
+		{3001, 385},    // memfd_create
+		{3004, 386},    // bpf
+		{3012, 387},    // execveat
+		{3023, 388},    // userfaultfd
+		{3033, 389},    // membarrier
+		{3039, 390},    // mlock2
+		{3054, 391},    // copy_file_range
+		{3061, 392},    // preadv2
+		{3069, 393},    // pwritev2
+		{3082, 394},    // pkey_mprotect
+		{3092, 395},    // pkey_alloc
+		{3101, 396},    // pkey_free
+		{3106, 397},    // statx
+		{3110, 398},    // rseq
+		{3123, 399},    // io_pgetevents
+		{3136, 400},    // migrate_pages
+		{3151, 401},    // kexec_file_load
+		{3166, 403},    // clock_gettime64
+		{3181, 404},    // clock_settime64
+		{3196, 405},    // clock_adjtime64
+		{3215, 406},    // clock_getres_time64
+		{3237, 407},    // clock_nanosleep_time64
+		{3252, 408},    // timer_gettime64
+		{3267, 409},    // timer_settime64
+		{3284, 410},    // timerfd_gettime64
+		{3301, 411},    // timerfd_settime64
+		{3317, 412},    // utimensat_time64
+		{3332, 413},    // pselect6_time64
+		{3344, 414},    // ppoll_time64
+		{3364, 416},    // io_pgetevents_time64
+		{3379, 417},    // recvmmsg_time64
+		{3398, 418},    // mq_timedsend_time64
+		{3420, 419},    // mq_timedreceive_time64
+		{3437, 420},    // semtimedop_time64
+		{3459, 421},    // rt_sigtimedwait_time64
+		{3471, 422},    // futex_time64
+		{3499, 423},    // sched_rr_get_interval_time64
+		{3516, 424},    // pidfd_send_signal
+		{3530, 425},    // io_uring_setup
+		{3544, 426},    // io_uring_enter
+		{3561, 427},    // io_uring_register
+		{3570, 428},    // open_tree
+		{3580, 429},    // move_mount
+		{3586, 430},    // fsopen
+		{3594, 431},    // fsconfig
+		{3601, 432},    // fsmount
+		{3607, 433},    // fspick
+		{3617, 434},    // pidfd_open
+		{3623, 435},    // clone3
+		{3634, 436},    // close_range
+		{3641, 437},    // openat2
+		{3652, 438},    // pidfd_getfd
+		{3662, 439},    // faccessat2
+		{3677, 440},    // process_madvise
+		{3689, 441},    // epoll_pwait2
+		{3702, 442},    // mount_setattr
+		{3713, 443},    // quotactl_fd
+		{3736, 444},    // landlock_create_ruleset
+		{3753, 445},    // landlock_add_rule
+		{3775, 446},    // landlock_restrict_self
+		{3791, 448},    // process_mrelease
+		{3802, 449},    // futex_waitv
+		{3825, 450},    // set_mempolicy_home_node
+		{3834, 451},    // cachestat
+		{3843, 452},    // fchmodat2
+		{3859, 453},    // map_shadow_stack
+		{3869, 454},    // futex_wake
+		{3879, 455},    // futex_wait
+		{3892, 456},    // futex_requeue
+		{3901, 457},    // statmount
+		{3910, 458},    // listmount
+		{3927, 459},    // lsm_get_self_attr
+		{3944, 460},    // lsm_set_self_attr
+		{3960, 461},    // lsm_list_modules
+		{3965, 462},    // mseal
+		{3975, 463},    // setxattrat
+		{3985, 464},    // getxattrat
+		{3996, 465},    // listxattrat
+		{4009, 466},    // removexattrat
+		{4023, 467},    // open_tree_attr
+		{4035, 468},    // file_getattr
+		{4047, 469},    // file_setattr
+		{4053, 470},    // listns
+		{4069, 471},    // rseq_slice_yield
+		{4079, 983041}, // breakpoint
+		{4089, 983042}, // cacheflush
+		{4094, 983043}, // usr26
+		{4099, 983044}, // usr32
+		{4106, 983045}, // set_tls
+		{4113, 983046}, // get_tls
+	},
 }
 
 // syscallsRiscv64 holds the riscv64 (AUDIT_ARCH_RISCV64) system call numbers.
-var syscallsRiscv64 = map[string]uint32{
-	"io_setup":                0,
-	"io_destroy":              1,
-	"io_submit":               2,
-	"io_cancel":               3,
-	"io_getevents":            4,
-	"setxattr":                5,
-	"lsetxattr":               6,
-	"fsetxattr":               7,
-	"getxattr":                8,
-	"lgetxattr":               9,
-	"fgetxattr":               10,
-	"listxattr":               11,
-	"llistxattr":              12,
-	"flistxattr":              13,
-	"removexattr":             14,
-	"lremovexattr":            15,
-	"fremovexattr":            16,
-	"getcwd":                  17,
-	"lookup_dcookie":          18,
-	"eventfd2":                19,
-	"epoll_create1":           20,
-	"epoll_ctl":               21,
-	"epoll_pwait":             22,
-	"dup":                     23,
-	"dup3":                    24,
-	"fcntl":                   25,
-	"inotify_init1":           26,
-	"inotify_add_watch":       27,
-	"inotify_rm_watch":        28,
-	"ioctl":                   29,
-	"ioprio_set":              30,
-	"ioprio_get":              31,
-	"flock":                   32,
-	"mknodat":                 33,
-	"mkdirat":                 34,
-	"unlinkat":                35,
-	"symlinkat":               36,
-	"linkat":                  37,
-	"umount2":                 39,
-	"mount":                   40,
-	"pivot_root":              41,
-	"nfsservctl":              42,
-	"statfs":                  43,
-	"fstatfs":                 44,
-	"truncate":                45,
-	"ftruncate":               46,
-	"fallocate":               47,
-	"faccessat":               48,
-	"chdir":                   49,
-	"fchdir":                  50,
-	"chroot":                  51,
-	"fchmod":                  52,
-	"fchmodat":                53,
-	"fchownat":                54,
-	"fchown":                  55,
-	"openat":                  56,
-	"close":                   57,
-	"vhangup":                 58,
-	"pipe2":                   59,
-	"quotactl":                60,
-	"getdents64":              61,
-	"lseek":                   62,
-	"read":                    63,
-	"write":                   64,
-	"readv":                   65,
-	"writev":                  66,
-	"pread64":                 67,
-	"pwrite64":                68,
-	"preadv":                  69,
-	"pwritev":                 70,
-	"sendfile":                71,
-	"pselect6":                72,
-	"ppoll":                   73,
-	"signalfd4":               74,
-	"vmsplice":                75,
-	"splice":                  76,
-	"tee":                     77,
-	"readlinkat":              78,
-	"newfstatat":              79,
-	"fstat":                   80,
-	"sync":                    81,
-	"fsync":                   82,
-	"fdatasync":               83,
-	"sync_file_range":         84,
-	"timerfd_create":          85,
-	"timerfd_settime":         86,
-	"timerfd_gettime":         87,
-	"utimensat":               88,
-	"acct":                    89,
-	"capget":                  90,
-	"capset":                  91,
-	"personality":             92,
-	"exit":                    93,
-	"exit_group":              94,
-	"waitid":                  95,
-	"set_tid_address":         96,
-	"unshare":                 97,
-	"futex":                   98,
-	"set_robust_list":         99,
-	"get_robust_list":         100,
-	"nanosleep":               101,
-	"getitimer":               102,
-	"setitimer":               103,
-	"kexec_load":              104,
-	"init_module":             105,
-	"delete_module":           106,
-	"timer_create":            107,
-	"timer_gettime":           108,
-	"timer_getoverrun":        109,
-	"timer_settime":           110,
-	"timer_delete":            111,
-	"clock_settime":           112,
-	"clock_gettime":           113,
-	"clock_getres":            114,
-	"clock_nanosleep":         115,
-	"syslog":                  116,
-	"ptrace":                  117,
-	"sched_setparam":          118,
-	"sched_setscheduler":      119,
-	"sched_getscheduler":      120,
-	"sched_getparam":          121,
-	"sched_setaffinity":       122,
-	"sched_getaffinity":       123,
-	"sched_yield":             124,
-	"sched_get_priority_max":  125,
-	"sched_get_priority_min":  126,
-	"sched_rr_get_interval":   127,
-	"restart_syscall":         128,
-	"kill":                    129,
-	"tkill":                   130,
-	"tgkill":                  131,
-	"sigaltstack":             132,
-	"rt_sigsuspend":           133,
-	"rt_sigaction":            134,
-	"rt_sigprocmask":          135,
-	"rt_sigpending":           136,
-	"rt_sigtimedwait":         137,
-	"rt_sigqueueinfo":         138,
-	"rt_sigreturn":            139,
-	"setpriority":             140,
-	"getpriority":             141,
-	"reboot":                  142,
-	"setregid":                143,
-	"setgid":                  144,
-	"setreuid":                145,
-	"setuid":                  146,
-	"setresuid":               147,
-	"getresuid":               148,
-	"setresgid":               149,
-	"getresgid":               150,
-	"setfsuid":                151,
-	"setfsgid":                152,
-	"times":                   153,
-	"setpgid":                 154,
-	"getpgid":                 155,
-	"getsid":                  156,
-	"setsid":                  157,
-	"getgroups":               158,
-	"setgroups":               159,
-	"uname":                   160,
-	"sethostname":             161,
-	"setdomainname":           162,
-	"getrlimit":               163,
-	"setrlimit":               164,
-	"getrusage":               165,
-	"umask":                   166,
-	"prctl":                   167,
-	"getcpu":                  168,
-	"gettimeofday":            169,
-	"settimeofday":            170,
-	"adjtimex":                171,
-	"getpid":                  172,
-	"getppid":                 173,
-	"getuid":                  174,
-	"geteuid":                 175,
-	"getgid":                  176,
-	"getegid":                 177,
-	"gettid":                  178,
-	"sysinfo":                 179,
-	"mq_open":                 180,
-	"mq_unlink":               181,
-	"mq_timedsend":            182,
-	"mq_timedreceive":         183,
-	"mq_notify":               184,
-	"mq_getsetattr":           185,
-	"msgget":                  186,
-	"msgctl":                  187,
-	"msgrcv":                  188,
-	"msgsnd":                  189,
-	"semget":                  190,
-	"semctl":                  191,
-	"semtimedop":              192,
-	"semop":                   193,
-	"shmget":                  194,
-	"shmctl":                  195,
-	"shmat":                   196,
-	"shmdt":                   197,
-	"socket":                  198,
-	"socketpair":              199,
-	"bind":                    200,
-	"listen":                  201,
-	"accept":                  202,
-	"connect":                 203,
-	"getsockname":             204,
-	"getpeername":             205,
-	"sendto":                  206,
-	"recvfrom":                207,
-	"setsockopt":              208,
-	"getsockopt":              209,
-	"shutdown":                210,
-	"sendmsg":                 211,
-	"recvmsg":                 212,
-	"readahead":               213,
-	"brk":                     214,
-	"munmap":                  215,
-	"mremap":                  216,
-	"add_key":                 217,
-	"request_key":             218,
-	"keyctl":                  219,
-	"clone":                   220,
-	"execve":                  221,
-	"mmap":                    222,
-	"fadvise64":               223,
-	"swapon":                  224,
-	"swapoff":                 225,
-	"mprotect":                226,
-	"msync":                   227,
-	"mlock":                   228,
-	"munlock":                 229,
-	"mlockall":                230,
-	"munlockall":              231,
-	"mincore":                 232,
-	"madvise":                 233,
-	"remap_file_pages":        234,
-	"mbind":                   235,
-	"get_mempolicy":           236,
-	"set_mempolicy":           237,
-	"migrate_pages":           238,
-	"move_pages":              239,
-	"rt_tgsigqueueinfo":       240,
-	"perf_event_open":         241,
-	"accept4":                 242,
-	"recvmmsg":                243,
-	"riscv_hwprobe":           258,
-	"riscv_flush_icache":      259,
-	"wait4":                   260,
-	"prlimit64":               261,
-	"fanotify_init":           262,
-	"fanotify_mark":           263,
-	"name_to_handle_at":       264,
-	"open_by_handle_at":       265,
-	"clock_adjtime":           266,
-	"syncfs":                  267,
-	"setns":                   268,
-	"sendmmsg":                269,
-	"process_vm_readv":        270,
-	"process_vm_writev":       271,
-	"kcmp":                    272,
-	"finit_module":            273,
-	"sched_setattr":           274,
-	"sched_getattr":           275,
-	"renameat2":               276,
-	"seccomp":                 277,
-	"getrandom":               278,
-	"memfd_create":            279,
-	"bpf":                     280,
-	"execveat":                281,
-	"userfaultfd":             282,
-	"membarrier":              283,
-	"mlock2":                  284,
-	"copy_file_range":         285,
-	"preadv2":                 286,
-	"pwritev2":                287,
-	"pkey_mprotect":           288,
-	"pkey_alloc":              289,
-	"pkey_free":               290,
-	"statx":                   291,
-	"io_pgetevents":           292,
-	"rseq":                    293,
-	"kexec_file_load":         294,
-	"pidfd_send_signal":       424,
-	"io_uring_setup":          425,
-	"io_uring_enter":          426,
-	"io_uring_register":       427,
-	"open_tree":               428,
-	"move_mount":              429,
-	"fsopen":                  430,
-	"fsconfig":                431,
-	"fsmount":                 432,
-	"fspick":                  433,
-	"pidfd_open":              434,
-	"clone3":                  435,
-	"close_range":             436,
-	"openat2":                 437,
-	"pidfd_getfd":             438,
-	"faccessat2":              439,
-	"process_madvise":         440,
-	"epoll_pwait2":            441,
-	"mount_setattr":           442,
-	"quotactl_fd":             443,
-	"landlock_create_ruleset": 444,
-	"landlock_add_rule":       445,
-	"landlock_restrict_self":  446,
-	"memfd_secret":            447,
-	"process_mrelease":        448,
-	"futex_waitv":             449,
-	"set_mempolicy_home_node": 450,
-	"cachestat":               451,
-	"fchmodat2":               452,
-	"map_shadow_stack":        453,
-	"futex_wake":              454,
-	"futex_wait":              455,
-	"futex_requeue":           456,
-	"statmount":               457,
-	"listmount":               458,
-	"lsm_get_self_attr":       459,
-	"lsm_set_self_attr":       460,
-	"lsm_list_modules":        461,
-	"mseal":                   462,
-	"setxattrat":              463,
-	"getxattrat":              464,
-	"listxattrat":             465,
-	"removexattrat":           466,
-	"open_tree_attr":          467,
-	"file_getattr":            468,
-	"file_setattr":            469,
-	"listns":                  470,
-	"rseq_slice_yield":        471,
+var syscallsRiscv64 = sysTable{
+	names: "io_setupio_destroyio_submitio_cancelio_geteventssetxattrlsetxattrfsetxattrgetxattrlgetxattrfgetxattrlistxattrllistxattrflistxattrremovexattrlremovexattrfremovexattrgetcwdlookup_dcookieeventfd2epoll_create1epoll_ctlepoll_pwaitdupdup3fcntlinotify_init1inotify_add_watchinotify_rm_watchioctlioprio_setioprio_getflockmknodatmkdiratunlinkatsymlinkatlinkatumount2mountpivot_rootnfsservctlstatfsfstatfstruncateftruncatefallocatefaccessatchdirfchdirchrootfchmodfchmodatfchownatfchownopenatclosevhanguppipe2quotactlgetdents64lseekreadwritereadvwritevpread64pwrite64preadvpwritevsendfilepselect6ppollsignalfd4vmsplicespliceteereadlinkatnewfstatatfstatsyncfsyncfdatasyncsync_file_rangetimerfd_createtimerfd_settimetimerfd_gettimeutimensatacctcapgetcapsetpersonalityexitexit_groupwaitidset_tid_addressunsharefutexset_robust_listget_robust_listnanosleepgetitimersetitimerkexec_loadinit_moduledelete_moduletimer_createtimer_gettimetimer_getoverruntimer_settimetimer_deleteclock_settimeclock_gettimeclock_getresclock_nanosleepsyslogptracesched_setparamsched_setschedulersched_getschedulersched_getparamsched_setaffinitysched_getaffinitysched_yieldsched_get_priority_maxsched_get_priority_minsched_rr_get_intervalrestart_syscallkilltkilltgkillsigaltstackrt_sigsuspendrt_sigactionrt_sigprocmaskrt_sigpendingrt_sigtimedwaitrt_sigqueueinfort_sigreturnsetprioritygetpriorityrebootsetregidsetgidsetreuidsetuidsetresuidgetresuidsetresgidgetresgidsetfsuidsetfsgidtimessetpgidgetpgidgetsidsetsidgetgroupssetgroupsunamesethostnamesetdomainnamegetrlimitsetrlimitgetrusageumaskprctlgetcpugettimeofdaysettimeofdayadjtimexgetpidgetppidgetuidgeteuidgetgidgetegidgettidsysinfomq_openmq_unlinkmq_timedsendmq_timedreceivemq_notifymq_getsetattrmsggetmsgctlmsgrcvmsgsndsemgetsemctlsemtimedopsemopshmgetshmctlshmatshmdtsocketsocketpairbindlistenacceptconnectgetsocknamegetpeernamesendtorecvfromsetsockoptgetsockoptshutdownsendmsgrecvmsgreadaheadbrkmunmapmremapadd_keyrequest_keykeyctlcloneexecvemmapfadvise64swaponswapoffmprotectmsyncmlockmunlockmlockallmunlockallmincoremadviseremap_file_pagesmbindget_mempolicyset_mempolicymigrate_pagesmove_pagesrt_tgsigqueueinfoperf_event_openaccept4recvmmsgriscv_hwproberiscv_flush_icachewait4prlimit64fanotify_initfanotify_markname_to_handle_atopen_by_handle_atclock_adjtimesyncfssetnssendmmsgprocess_vm_readvprocess_vm_writevkcmpfinit_modulesched_setattrsched_getattrrenameat2seccompgetrandommemfd_createbpfexecveatuserfaultfdmembarriermlock2copy_file_rangepreadv2pwritev2pkey_mprotectpkey_allocpkey_freestatxio_pgeteventsrseqkexec_file_loadpidfd_send_signalio_uring_setupio_uring_enterio_uring_registeropen_treemove_mountfsopenfsconfigfsmountfspickpidfd_openclone3close_rangeopenat2pidfd_getfdfaccessat2process_madviseepoll_pwait2mount_setattrquotactl_fdlandlock_create_rulesetlandlock_add_rulelandlock_restrict_selfmemfd_secretprocess_mreleasefutex_waitvset_mempolicy_home_nodecachestatfchmodat2map_shadow_stackfutex_wakefutex_waitfutex_requeuestatmountlistmountlsm_get_self_attrlsm_set_self_attrlsm_list_modulesmsealsetxattratgetxattratlistxattratremovexattratopen_tree_attrfile_getattrfile_setattrlistnsrseq_slice_yield",
+	entries: []sysEntry{
+		{8, 0},      // io_setup
+		{18, 1},     // io_destroy
+		{27, 2},     // io_submit
+		{36, 3},     // io_cancel
+		{48, 4},     // io_getevents
+		{56, 5},     // setxattr
+		{65, 6},     // lsetxattr
+		{74, 7},     // fsetxattr
+		{82, 8},     // getxattr
+		{91, 9},     // lgetxattr
+		{100, 10},   // fgetxattr
+		{109, 11},   // listxattr
+		{119, 12},   // llistxattr
+		{129, 13},   // flistxattr
+		{140, 14},   // removexattr
+		{152, 15},   // lremovexattr
+		{164, 16},   // fremovexattr
+		{170, 17},   // getcwd
+		{184, 18},   // lookup_dcookie
+		{192, 19},   // eventfd2
+		{205, 20},   // epoll_create1
+		{214, 21},   // epoll_ctl
+		{225, 22},   // epoll_pwait
+		{228, 23},   // dup
+		{232, 24},   // dup3
+		{237, 25},   // fcntl
+		{250, 26},   // inotify_init1
+		{267, 27},   // inotify_add_watch
+		{283, 28},   // inotify_rm_watch
+		{288, 29},   // ioctl
+		{298, 30},   // ioprio_set
+		{308, 31},   // ioprio_get
+		{313, 32},   // flock
+		{320, 33},   // mknodat
+		{327, 34},   // mkdirat
+		{335, 35},   // unlinkat
+		{344, 36},   // symlinkat
+		{350, 37},   // linkat
+		{357, 39},   // umount2
+		{362, 40},   // mount
+		{372, 41},   // pivot_root
+		{382, 42},   // nfsservctl
+		{388, 43},   // statfs
+		{395, 44},   // fstatfs
+		{403, 45},   // truncate
+		{412, 46},   // ftruncate
+		{421, 47},   // fallocate
+		{430, 48},   // faccessat
+		{435, 49},   // chdir
+		{441, 50},   // fchdir
+		{447, 51},   // chroot
+		{453, 52},   // fchmod
+		{461, 53},   // fchmodat
+		{469, 54},   // fchownat
+		{475, 55},   // fchown
+		{481, 56},   // openat
+		{486, 57},   // close
+		{493, 58},   // vhangup
+		{498, 59},   // pipe2
+		{506, 60},   // quotactl
+		{516, 61},   // getdents64
+		{521, 62},   // lseek
+		{525, 63},   // read
+		{530, 64},   // write
+		{535, 65},   // readv
+		{541, 66},   // writev
+		{548, 67},   // pread64
+		{556, 68},   // pwrite64
+		{562, 69},   // preadv
+		{569, 70},   // pwritev
+		{577, 71},   // sendfile
+		{585, 72},   // pselect6
+		{590, 73},   // ppoll
+		{599, 74},   // signalfd4
+		{607, 75},   // vmsplice
+		{613, 76},   // splice
+		{616, 77},   // tee
+		{626, 78},   // readlinkat
+		{636, 79},   // newfstatat
+		{641, 80},   // fstat
+		{645, 81},   // sync
+		{650, 82},   // fsync
+		{659, 83},   // fdatasync
+		{674, 84},   // sync_file_range
+		{688, 85},   // timerfd_create
+		{703, 86},   // timerfd_settime
+		{718, 87},   // timerfd_gettime
+		{727, 88},   // utimensat
+		{731, 89},   // acct
+		{737, 90},   // capget
+		{743, 91},   // capset
+		{754, 92},   // personality
+		{758, 93},   // exit
+		{768, 94},   // exit_group
+		{774, 95},   // waitid
+		{789, 96},   // set_tid_address
+		{796, 97},   // unshare
+		{801, 98},   // futex
+		{816, 99},   // set_robust_list
+		{831, 100},  // get_robust_list
+		{840, 101},  // nanosleep
+		{849, 102},  // getitimer
+		{858, 103},  // setitimer
+		{868, 104},  // kexec_load
+		{879, 105},  // init_module
+		{892, 106},  // delete_module
+		{904, 107},  // timer_create
+		{917, 108},  // timer_gettime
+		{933, 109},  // timer_getoverrun
+		{946, 110},  // timer_settime
+		{958, 111},  // timer_delete
+		{971, 112},  // clock_settime
+		{984, 113},  // clock_gettime
+		{996, 114},  // clock_getres
+		{1011, 115}, // clock_nanosleep
+		{1017, 116}, // syslog
+		{1023, 117}, // ptrace
+		{1037, 118}, // sched_setparam
+		{1055, 119}, // sched_setscheduler
+		{1073, 120}, // sched_getscheduler
+		{1087, 121}, // sched_getparam
+		{1104, 122}, // sched_setaffinity
+		{1121, 123}, // sched_getaffinity
+		{1132, 124}, // sched_yield
+		{1154, 125}, // sched_get_priority_max
+		{1176, 126}, // sched_get_priority_min
+		{1197, 127}, // sched_rr_get_interval
+		{1212, 128}, // restart_syscall
+		{1216, 129}, // kill
+		{1221, 130}, // tkill
+		{1227, 131}, // tgkill
+		{1238, 132}, // sigaltstack
+		{1251, 133}, // rt_sigsuspend
+		{1263, 134}, // rt_sigaction
+		{1277, 135}, // rt_sigprocmask
+		{1290, 136}, // rt_sigpending
+		{1305, 137}, // rt_sigtimedwait
+		{1320, 138}, // rt_sigqueueinfo
+		{1332, 139}, // rt_sigreturn
+		{1343, 140}, // setpriority
+		{1354, 141}, // getpriority
+		{1360, 142}, // reboot
+		{1368, 143}, // setregid
+		{1374, 144}, // setgid
+		{1382, 145}, // setreuid
+		{1388, 146}, // setuid
+		{1397, 147}, // setresuid
+		{1406, 148}, // getresuid
+		{1415, 149}, // setresgid
+		{1424, 150}, // getresgid
+		{1432, 151}, // setfsuid
+		{1440, 152}, // setfsgid
+		{1445, 153}, // times
+		{1452, 154}, // setpgid
+		{1459, 155}, // getpgid
+		{1465, 156}, // getsid
+		{1471, 157}, // setsid
+		{1480, 158}, // getgroups
+		{1489, 159}, // setgroups
+		{1494, 160}, // uname
+		{1505, 161}, // sethostname
+		{1518, 162}, // setdomainname
+		{1527, 163}, // getrlimit
+		{1536, 164}, // setrlimit
+		{1545, 165}, // getrusage
+		{1550, 166}, // umask
+		{1555, 167}, // prctl
+		{1561, 168}, // getcpu
+		{1573, 169}, // gettimeofday
+		{1585, 170}, // settimeofday
+		{1593, 171}, // adjtimex
+		{1599, 172}, // getpid
+		{1606, 173}, // getppid
+		{1612, 174}, // getuid
+		{1619, 175}, // geteuid
+		{1625, 176}, // getgid
+		{1632, 177}, // getegid
+		{1638, 178}, // gettid
+		{1645, 179}, // sysinfo
+		{1652, 180}, // mq_open
+		{1661, 181}, // mq_unlink
+		{1673, 182}, // mq_timedsend
+		{1688, 183}, // mq_timedreceive
+		{1697, 184}, // mq_notify
+		{1710, 185}, // mq_getsetattr
+		{1716, 186}, // msgget
+		{1722, 187}, // msgctl
+		{1728, 188}, // msgrcv
+		{1734, 189}, // msgsnd
+		{1740, 190}, // semget
+		{1746, 191}, // semctl
+		{1756, 192}, // semtimedop
+		{1761, 193}, // semop
+		{1767, 194}, // shmget
+		{1773, 195}, // shmctl
+		{1778, 196}, // shmat
+		{1783, 197}, // shmdt
+		{1789, 198}, // socket
+		{1799, 199}, // socketpair
+		{1803, 200}, // bind
+		{1809, 201}, // listen
+		{1815, 202}, // accept
+		{1822, 203}, // connect
+		{1833, 204}, // getsockname
+		{1844, 205}, // getpeername
+		{1850, 206}, // sendto
+		{1858, 207}, // recvfrom
+		{1868, 208}, // setsockopt
+		{1878, 209}, // getsockopt
+		{1886, 210}, // shutdown
+		{1893, 211}, // sendmsg
+		{1900, 212}, // recvmsg
+		{1909, 213}, // readahead
+		{1912, 214}, // brk
+		{1918, 215}, // munmap
+		{1924, 216}, // mremap
+		{1931, 217}, // add_key
+		{1942, 218}, // request_key
+		{1948, 219}, // keyctl
+		{1953, 220}, // clone
+		{1959, 221}, // execve
+		{1963, 222}, // mmap
+		{1972, 223}, // fadvise64
+		{1978, 224}, // swapon
+		{1985, 225}, // swapoff
+		{1993, 226}, // mprotect
+		{1998, 227}, // msync
+		{2003, 228}, // mlock
+		{2010, 229}, // munlock
+		{2018, 230}, // mlockall
+		{2028, 231}, // munlockall
+		{2035, 232}, // mincore
+		{2042, 233}, // madvise
+		{2058, 234}, // remap_file_pages
+		{2063, 235}, // mbind
+		{2076, 236}, // get_mempolicy
+		{2089, 237}, // set_mempolicy
+		{2102, 238}, // migrate_pages
+		{2112, 239}, // move_pages
+		{2129, 240}, // rt_tgsigqueueinfo
+		{2144, 241}, // perf_event_open
+		{2151, 242}, // accept4
+		{2159, 243}, // recvmmsg
+		{2172, 258}, // riscv_hwprobe
+		{2190, 259}, // riscv_flush_icache
+		{2195, 260}, // wait4
+		{2204, 261}, // prlimit64
+		{2217, 262}, // fanotify_init
+		{2230, 263}, // fanotify_mark
+		{2247, 264}, // name_to_handle_at
+		{2264, 265}, // open_by_handle_at
+		{2277, 266}, // clock_adjtime
+		{2283, 267}, // syncfs
+		{2288, 268}, // setns
+		{2296, 269}, // sendmmsg
+		{2312, 270}, // process_vm_readv
+		{2329, 271}, // process_vm_writev
+		{2333, 272}, // kcmp
+		{2345, 273}, // finit_module
+		{2358, 274}, // sched_setattr
+		{2371, 275}, // sched_getattr
+		{2380, 276}, // renameat2
+		{2387, 277}, // seccomp
+		{2396, 278}, // getrandom
+		{2408, 279}, // memfd_create
+		{2411, 280}, // bpf
+		{2419, 281}, // execveat
+		{2430, 282}, // userfaultfd
+		{2440, 283}, // membarrier
+		{2446, 284}, // mlock2
+		{2461, 285}, // copy_file_range
+		{2468, 286}, // preadv2
+		{2476, 287}, // pwritev2
+		{2489, 288}, // pkey_mprotect
+		{2499, 289}, // pkey_alloc
+		{2508, 290}, // pkey_free
+		{2513, 291}, // statx
+		{2526, 292}, // io_pgetevents
+		{2530, 293}, // rseq
+		{2545, 294}, // kexec_file_load
+		{2562, 424}, // pidfd_send_signal
+		{2576, 425}, // io_uring_setup
+		{2590, 426}, // io_uring_enter
+		{2607, 427}, // io_uring_register
+		{2616, 428}, // open_tree
+		{2626, 429}, // move_mount
+		{2632, 430}, // fsopen
+		{2640, 431}, // fsconfig
+		{2647, 432}, // fsmount
+		{2653, 433}, // fspick
+		{2663, 434}, // pidfd_open
+		{2669, 435}, // clone3
+		{2680, 436}, // close_range
+		{2687, 437}, // openat2
+		{2698, 438}, // pidfd_getfd
+		{2708, 439}, // faccessat2
+		{2723, 440}, // process_madvise
+		{2735, 441}, // epoll_pwait2
+		{2748, 442}, // mount_setattr
+		{2759, 443}, // quotactl_fd
+		{2782, 444}, // landlock_create_ruleset
+		{2799, 445}, // landlock_add_rule
+		{2821, 446}, // landlock_restrict_self
+		{2833, 447}, // memfd_secret
+		{2849, 448}, // process_mrelease
+		{2860, 449}, // futex_waitv
+		{2883, 450}, // set_mempolicy_home_node
+		{2892, 451}, // cachestat
+		{2901, 452}, // fchmodat2
+		{2917, 453}, // map_shadow_stack
+		{2927, 454}, // futex_wake
+		{2937, 455}, // futex_wait
+		{2950, 456}, // futex_requeue
+		{2959, 457}, // statmount
+		{2968, 458}, // listmount
+		{2985, 459}, // lsm_get_self_attr
+		{3002, 460}, // lsm_set_self_attr
+		{3018, 461}, // lsm_list_modules
+		{3023, 462}, // mseal
+		{3033, 463}, // setxattrat
+		{3043, 464}, // getxattrat
+		{3054, 465}, // listxattrat
+		{3067, 466}, // removexattrat
+		{3081, 467}, // open_tree_attr
+		{3093, 468}, // file_getattr
+		{3105, 469}, // file_setattr
+		{3111, 470}, // listns
+		{3127, 471}, // rseq_slice_yield
+	},
 }
 
 // syscallsPpc64le holds the ppc64le (AUDIT_ARCH_PPC64LE) system call numbers.
-var syscallsPpc64le = map[string]uint32{
-	"restart_syscall":         0,
-	"exit":                    1,
-	"fork":                    2,
-	"read":                    3,
-	"write":                   4,
-	"open":                    5,
-	"close":                   6,
-	"waitpid":                 7,
-	"creat":                   8,
-	"link":                    9,
-	"unlink":                  10,
-	"execve":                  11,
-	"chdir":                   12,
-	"time":                    13,
-	"mknod":                   14,
-	"chmod":                   15,
-	"lchown":                  16,
-	"break":                   17,
-	"oldstat":                 18,
-	"lseek":                   19,
-	"getpid":                  20,
-	"mount":                   21,
-	"umount":                  22,
-	"setuid":                  23,
-	"getuid":                  24,
-	"stime":                   25,
-	"ptrace":                  26,
-	"alarm":                   27,
-	"oldfstat":                28,
-	"pause":                   29,
-	"utime":                   30,
-	"stty":                    31,
-	"gtty":                    32,
-	"access":                  33,
-	"nice":                    34,
-	"ftime":                   35,
-	"sync":                    36,
-	"kill":                    37,
-	"rename":                  38,
-	"mkdir":                   39,
-	"rmdir":                   40,
-	"dup":                     41,
-	"pipe":                    42,
-	"times":                   43,
-	"prof":                    44,
-	"brk":                     45,
-	"setgid":                  46,
-	"getgid":                  47,
-	"signal":                  48,
-	"geteuid":                 49,
-	"getegid":                 50,
-	"acct":                    51,
-	"umount2":                 52,
-	"lock":                    53,
-	"ioctl":                   54,
-	"fcntl":                   55,
-	"mpx":                     56,
-	"setpgid":                 57,
-	"ulimit":                  58,
-	"oldolduname":             59,
-	"umask":                   60,
-	"chroot":                  61,
-	"ustat":                   62,
-	"dup2":                    63,
-	"getppid":                 64,
-	"getpgrp":                 65,
-	"setsid":                  66,
-	"sigaction":               67,
-	"sgetmask":                68,
-	"ssetmask":                69,
-	"setreuid":                70,
-	"setregid":                71,
-	"sigsuspend":              72,
-	"sigpending":              73,
-	"sethostname":             74,
-	"setrlimit":               75,
-	"getrlimit":               76,
-	"getrusage":               77,
-	"gettimeofday":            78,
-	"settimeofday":            79,
-	"getgroups":               80,
-	"setgroups":               81,
-	"select":                  82,
-	"symlink":                 83,
-	"oldlstat":                84,
-	"readlink":                85,
-	"uselib":                  86,
-	"swapon":                  87,
-	"reboot":                  88,
-	"readdir":                 89,
-	"mmap":                    90,
-	"munmap":                  91,
-	"truncate":                92,
-	"ftruncate":               93,
-	"fchmod":                  94,
-	"fchown":                  95,
-	"getpriority":             96,
-	"setpriority":             97,
-	"profil":                  98,
-	"statfs":                  99,
-	"fstatfs":                 100,
-	"ioperm":                  101,
-	"socketcall":              102,
-	"syslog":                  103,
-	"setitimer":               104,
-	"getitimer":               105,
-	"stat":                    106,
-	"lstat":                   107,
-	"fstat":                   108,
-	"olduname":                109,
-	"iopl":                    110,
-	"vhangup":                 111,
-	"idle":                    112,
-	"vm86":                    113,
-	"wait4":                   114,
-	"swapoff":                 115,
-	"sysinfo":                 116,
-	"ipc":                     117,
-	"fsync":                   118,
-	"sigreturn":               119,
-	"clone":                   120,
-	"setdomainname":           121,
-	"uname":                   122,
-	"modify_ldt":              123,
-	"adjtimex":                124,
-	"mprotect":                125,
-	"sigprocmask":             126,
-	"create_module":           127,
-	"init_module":             128,
-	"delete_module":           129,
-	"get_kernel_syms":         130,
-	"quotactl":                131,
-	"getpgid":                 132,
-	"fchdir":                  133,
-	"bdflush":                 134,
-	"sysfs":                   135,
-	"personality":             136,
-	"afs_syscall":             137,
-	"setfsuid":                138,
-	"setfsgid":                139,
-	"_llseek":                 140,
-	"getdents":                141,
-	"_newselect":              142,
-	"flock":                   143,
-	"msync":                   144,
-	"readv":                   145,
-	"writev":                  146,
-	"getsid":                  147,
-	"fdatasync":               148,
-	"_sysctl":                 149,
-	"mlock":                   150,
-	"munlock":                 151,
-	"mlockall":                152,
-	"munlockall":              153,
-	"sched_setparam":          154,
-	"sched_getparam":          155,
-	"sched_setscheduler":      156,
-	"sched_getscheduler":      157,
-	"sched_yield":             158,
-	"sched_get_priority_max":  159,
-	"sched_get_priority_min":  160,
-	"sched_rr_get_interval":   161,
-	"nanosleep":               162,
-	"mremap":                  163,
-	"setresuid":               164,
-	"getresuid":               165,
-	"query_module":            166,
-	"poll":                    167,
-	"nfsservctl":              168,
-	"setresgid":               169,
-	"getresgid":               170,
-	"prctl":                   171,
-	"rt_sigreturn":            172,
-	"rt_sigaction":            173,
-	"rt_sigprocmask":          174,
-	"rt_sigpending":           175,
-	"rt_sigtimedwait":         176,
-	"rt_sigqueueinfo":         177,
-	"rt_sigsuspend":           178,
-	"pread64":                 179,
-	"pwrite64":                180,
-	"chown":                   181,
-	"getcwd":                  182,
-	"capget":                  183,
-	"capset":                  184,
-	"sigaltstack":             185,
-	"sendfile":                186,
-	"getpmsg":                 187,
-	"putpmsg":                 188,
-	"vfork":                   189,
-	"ugetrlimit":              190,
-	"readahead":               191,
-	"pciconfig_read":          198,
-	"pciconfig_write":         199,
-	"pciconfig_iobase":        200,
-	"multiplexer":             201,
-	"getdents64":              202,
-	"pivot_root":              203,
-	"madvise":                 205,
-	"mincore":                 206,
-	"gettid":                  207,
-	"tkill":                   208,
-	"setxattr":                209,
-	"lsetxattr":               210,
-	"fsetxattr":               211,
-	"getxattr":                212,
-	"lgetxattr":               213,
-	"fgetxattr":               214,
-	"listxattr":               215,
-	"llistxattr":              216,
-	"flistxattr":              217,
-	"removexattr":             218,
-	"lremovexattr":            219,
-	"fremovexattr":            220,
-	"futex":                   221,
-	"sched_setaffinity":       222,
-	"sched_getaffinity":       223,
-	"tuxcall":                 225,
-	"io_setup":                227,
-	"io_destroy":              228,
-	"io_getevents":            229,
-	"io_submit":               230,
-	"io_cancel":               231,
-	"set_tid_address":         232,
-	"fadvise64":               233,
-	"exit_group":              234,
-	"lookup_dcookie":          235,
-	"epoll_create":            236,
-	"epoll_ctl":               237,
-	"epoll_wait":              238,
-	"remap_file_pages":        239,
-	"timer_create":            240,
-	"timer_settime":           241,
-	"timer_gettime":           242,
-	"timer_getoverrun":        243,
-	"timer_delete":            244,
-	"clock_settime":           245,
-	"clock_gettime":           246,
-	"clock_getres":            247,
-	"clock_nanosleep":         248,
-	"swapcontext":             249,
-	"tgkill":                  250,
-	"utimes":                  251,
-	"statfs64":                252,
-	"fstatfs64":               253,
-	"rtas":                    255,
-	"sys_debug_setcontext":    256,
-	"migrate_pages":           258,
-	"mbind":                   259,
-	"get_mempolicy":           260,
-	"set_mempolicy":           261,
-	"mq_open":                 262,
-	"mq_unlink":               263,
-	"mq_timedsend":            264,
-	"mq_timedreceive":         265,
-	"mq_notify":               266,
-	"mq_getsetattr":           267,
-	"kexec_load":              268,
-	"add_key":                 269,
-	"request_key":             270,
-	"keyctl":                  271,
-	"waitid":                  272,
-	"ioprio_set":              273,
-	"ioprio_get":              274,
-	"inotify_init":            275,
-	"inotify_add_watch":       276,
-	"inotify_rm_watch":        277,
-	"spu_run":                 278,
-	"spu_create":              279,
-	"pselect6":                280,
-	"ppoll":                   281,
-	"unshare":                 282,
-	"splice":                  283,
-	"tee":                     284,
-	"vmsplice":                285,
-	"openat":                  286,
-	"mkdirat":                 287,
-	"mknodat":                 288,
-	"fchownat":                289,
-	"futimesat":               290,
-	"newfstatat":              291,
-	"unlinkat":                292,
-	"renameat":                293,
-	"linkat":                  294,
-	"symlinkat":               295,
-	"readlinkat":              296,
-	"fchmodat":                297,
-	"faccessat":               298,
-	"get_robust_list":         299,
-	"set_robust_list":         300,
-	"move_pages":              301,
-	"getcpu":                  302,
-	"epoll_pwait":             303,
-	"utimensat":               304,
-	"signalfd":                305,
-	"timerfd_create":          306,
-	"eventfd":                 307,
-	"sync_file_range2":        308,
-	"fallocate":               309,
-	"subpage_prot":            310,
-	"timerfd_settime":         311,
-	"timerfd_gettime":         312,
-	"signalfd4":               313,
-	"eventfd2":                314,
-	"epoll_create1":           315,
-	"dup3":                    316,
-	"pipe2":                   317,
-	"inotify_init1":           318,
-	"perf_event_open":         319,
-	"preadv":                  320,
-	"pwritev":                 321,
-	"rt_tgsigqueueinfo":       322,
-	"fanotify_init":           323,
-	"fanotify_mark":           324,
-	"prlimit64":               325,
-	"socket":                  326,
-	"bind":                    327,
-	"connect":                 328,
-	"listen":                  329,
-	"accept":                  330,
-	"getsockname":             331,
-	"getpeername":             332,
-	"socketpair":              333,
-	"send":                    334,
-	"sendto":                  335,
-	"recv":                    336,
-	"recvfrom":                337,
-	"shutdown":                338,
-	"setsockopt":              339,
-	"getsockopt":              340,
-	"sendmsg":                 341,
-	"recvmsg":                 342,
-	"recvmmsg":                343,
-	"accept4":                 344,
-	"name_to_handle_at":       345,
-	"open_by_handle_at":       346,
-	"clock_adjtime":           347,
-	"syncfs":                  348,
-	"sendmmsg":                349,
-	"setns":                   350,
-	"process_vm_readv":        351,
-	"process_vm_writev":       352,
-	"finit_module":            353,
-	"kcmp":                    354,
-	"sched_setattr":           355,
-	"sched_getattr":           356,
-	"renameat2":               357,
-	"seccomp":                 358,
-	"getrandom":               359,
-	"memfd_create":            360,
-	"bpf":                     361,
-	"execveat":                362,
-	"switch_endian":           363,
-	"userfaultfd":             364,
-	"membarrier":              365,
-	"mlock2":                  378,
-	"copy_file_range":         379,
-	"preadv2":                 380,
-	"pwritev2":                381,
-	"kexec_file_load":         382,
-	"statx":                   383,
-	"pkey_alloc":              384,
-	"pkey_free":               385,
-	"pkey_mprotect":           386,
-	"rseq":                    387,
-	"io_pgetevents":           388,
-	"semtimedop":              392,
-	"semget":                  393,
-	"semctl":                  394,
-	"shmget":                  395,
-	"shmctl":                  396,
-	"shmat":                   397,
-	"shmdt":                   398,
-	"msgget":                  399,
-	"msgsnd":                  400,
-	"msgrcv":                  401,
-	"msgctl":                  402,
-	"pidfd_send_signal":       424,
-	"io_uring_setup":          425,
-	"io_uring_enter":          426,
-	"io_uring_register":       427,
-	"open_tree":               428,
-	"move_mount":              429,
-	"fsopen":                  430,
-	"fsconfig":                431,
-	"fsmount":                 432,
-	"fspick":                  433,
-	"pidfd_open":              434,
-	"clone3":                  435,
-	"close_range":             436,
-	"openat2":                 437,
-	"pidfd_getfd":             438,
-	"faccessat2":              439,
-	"process_madvise":         440,
-	"epoll_pwait2":            441,
-	"mount_setattr":           442,
-	"quotactl_fd":             443,
-	"landlock_create_ruleset": 444,
-	"landlock_add_rule":       445,
-	"landlock_restrict_self":  446,
-	"process_mrelease":        448,
-	"futex_waitv":             449,
-	"set_mempolicy_home_node": 450,
-	"cachestat":               451,
-	"fchmodat2":               452,
-	"map_shadow_stack":        453,
-	"futex_wake":              454,
-	"futex_wait":              455,
-	"futex_requeue":           456,
-	"statmount":               457,
-	"listmount":               458,
-	"lsm_get_self_attr":       459,
-	"lsm_set_self_attr":       460,
-	"lsm_list_modules":        461,
-	"mseal":                   462,
-	"setxattrat":              463,
-	"getxattrat":              464,
-	"listxattrat":             465,
-	"removexattrat":           466,
-	"open_tree_attr":          467,
-	"file_getattr":            468,
-	"file_setattr":            469,
-	"listns":                  470,
-	"rseq_slice_yield":        471,
+var syscallsPpc64le = sysTable{
+	names: "restart_syscallexitforkreadwriteopenclosewaitpidcreatlinkunlinkexecvechdirtimemknodchmodlchownbreakoldstatlseekgetpidmountumountsetuidgetuidstimeptracealarmoldfstatpauseutimesttygttyaccessniceftimesynckillrenamemkdirrmdirduppipetimesprofbrksetgidgetgidsignalgeteuidgetegidacctumount2lockioctlfcntlmpxsetpgidulimitoldoldunameumaskchrootustatdup2getppidgetpgrpsetsidsigactionsgetmaskssetmasksetreuidsetregidsigsuspendsigpendingsethostnamesetrlimitgetrlimitgetrusagegettimeofdaysettimeofdaygetgroupssetgroupsselectsymlinkoldlstatreadlinkuselibswaponrebootreaddirmmapmunmaptruncateftruncatefchmodfchowngetprioritysetpriorityprofilstatfsfstatfsiopermsocketcallsyslogsetitimergetitimerstatlstatfstatoldunameioplvhangupidlevm86wait4swapoffsysinfoipcfsyncsigreturnclonesetdomainnameunamemodify_ldtadjtimexmprotectsigprocmaskcreate_moduleinit_moduledelete_moduleget_kernel_symsquotactlgetpgidfchdirbdflushsysfspersonalityafs_syscallsetfsuidsetfsgid_llseekgetdents_newselectflockmsyncreadvwritevgetsidfdatasync_sysctlmlockmunlockmlockallmunlockallsched_setparamsched_getparamsched_setschedulersched_getschedulersched_yieldsched_get_priority_maxsched_get_priority_minsched_rr_get_intervalnanosleepmremapsetresuidgetresuidquery_modulepollnfsservctlsetresgidgetresgidprctlrt_sigreturnrt_sigactionrt_sigprocmaskrt_sigpendingrt_sigtimedwaitrt_sigqueueinfort_sigsuspendpread64pwrite64chowngetcwdcapgetcapsetsigaltstacksendfilegetpmsgputpmsgvforkugetrlimitreadaheadpciconfig_readpciconfig_writepciconfig_iobasemultiplexergetdents64pivot_rootmadvisemincoregettidtkillsetxattrlsetxattrfsetxattrgetxattrlgetxattrfgetxattrlistxattrllistxattrflistxattrremovexattrlremovexattrfremovexattrfutexsched_setaffinitysched_getaffinitytuxcallio_setupio_destroyio_geteventsio_submitio_cancelset_tid_addressfadvise64exit_grouplookup_dcookieepoll_createepoll_ctlepoll_waitremap_file_pagestimer_createtimer_settimetimer_gettimetimer_getoverruntimer_deleteclock_settimeclock_gettimeclock_getresclock_nanosleepswapcontexttgkillutimesstatfs64fstatfs64rtassys_debug_setcontextmigrate_pagesmbindget_mempolicyset_mempolicymq_openmq_unlinkmq_timedsendmq_timedreceivemq_notifymq_getsetattrkexec_loadadd_keyrequest_keykeyctlwaitidioprio_setioprio_getinotify_initinotify_add_watchinotify_rm_watchspu_runspu_createpselect6ppollunsharespliceteevmspliceopenatmkdiratmknodatfchownatfutimesatnewfstatatunlinkatrenameatlinkatsymlinkatreadlinkatfchmodatfaccessatget_robust_listset_robust_listmove_pagesgetcpuepoll_pwaitutimensatsignalfdtimerfd_createeventfdsync_file_range2fallocatesubpage_prottimerfd_settimetimerfd_gettimesignalfd4eventfd2epoll_create1dup3pipe2inotify_init1perf_event_openpreadvpwritevrt_tgsigqueueinfofanotify_initfanotify_markprlimit64socketbindconnectlistenacceptgetsocknamegetpeernamesocketpairsendsendtorecvrecvfromshutdownsetsockoptgetsockoptsendmsgrecvmsgrecvmmsgaccept4name_to_handle_atopen_by_handle_atclock_adjtimesyncfssendmmsgsetnsprocess_vm_readvprocess_vm_writevfinit_modulekcmpsched_setattrsched_getattrrenameat2seccompgetrandommemfd_createbpfexecveatswitch_endianuserfaultfdmembarriermlock2copy_file_rangepreadv2pwritev2kexec_file_loadstatxpkey_allocpkey_freepkey_mprotectrseqio_pgeteventssemtimedopsemgetsemctlshmgetshmctlshmatshmdtmsggetmsgsndmsgrcvmsgctlpidfd_send_signalio_uring_setupio_uring_enterio_uring_registeropen_treemove_mountfsopenfsconfigfsmountfspickpidfd_openclone3close_rangeopenat2pidfd_getfdfaccessat2process_madviseepoll_pwait2mount_setattrquotactl_fdlandlock_create_rulesetlandlock_add_rulelandlock_restrict_selfprocess_mreleasefutex_waitvset_mempolicy_home_nodecachestatfchmodat2map_shadow_stackfutex_wakefutex_waitfutex_requeuestatmountlistmountlsm_get_self_attrlsm_set_self_attrlsm_list_modulesmsealsetxattratgetxattratlistxattratremovexattratopen_tree_attrfile_getattrfile_setattrlistnsrseq_slice_yield",
+	entries: []sysEntry{
+		{15, 0},     // restart_syscall
+		{19, 1},     // exit
+		{23, 2},     // fork
+		{27, 3},     // read
+		{32, 4},     // write
+		{36, 5},     // open
+		{41, 6},     // close
+		{48, 7},     // waitpid
+		{53, 8},     // creat
+		{57, 9},     // link
+		{63, 10},    // unlink
+		{69, 11},    // execve
+		{74, 12},    // chdir
+		{78, 13},    // time
+		{83, 14},    // mknod
+		{88, 15},    // chmod
+		{94, 16},    // lchown
+		{99, 17},    // break
+		{106, 18},   // oldstat
+		{111, 19},   // lseek
+		{117, 20},   // getpid
+		{122, 21},   // mount
+		{128, 22},   // umount
+		{134, 23},   // setuid
+		{140, 24},   // getuid
+		{145, 25},   // stime
+		{151, 26},   // ptrace
+		{156, 27},   // alarm
+		{164, 28},   // oldfstat
+		{169, 29},   // pause
+		{174, 30},   // utime
+		{178, 31},   // stty
+		{182, 32},   // gtty
+		{188, 33},   // access
+		{192, 34},   // nice
+		{197, 35},   // ftime
+		{201, 36},   // sync
+		{205, 37},   // kill
+		{211, 38},   // rename
+		{216, 39},   // mkdir
+		{221, 40},   // rmdir
+		{224, 41},   // dup
+		{228, 42},   // pipe
+		{233, 43},   // times
+		{237, 44},   // prof
+		{240, 45},   // brk
+		{246, 46},   // setgid
+		{252, 47},   // getgid
+		{258, 48},   // signal
+		{265, 49},   // geteuid
+		{272, 50},   // getegid
+		{276, 51},   // acct
+		{283, 52},   // umount2
+		{287, 53},   // lock
+		{292, 54},   // ioctl
+		{297, 55},   // fcntl
+		{300, 56},   // mpx
+		{307, 57},   // setpgid
+		{313, 58},   // ulimit
+		{324, 59},   // oldolduname
+		{329, 60},   // umask
+		{335, 61},   // chroot
+		{340, 62},   // ustat
+		{344, 63},   // dup2
+		{351, 64},   // getppid
+		{358, 65},   // getpgrp
+		{364, 66},   // setsid
+		{373, 67},   // sigaction
+		{381, 68},   // sgetmask
+		{389, 69},   // ssetmask
+		{397, 70},   // setreuid
+		{405, 71},   // setregid
+		{415, 72},   // sigsuspend
+		{425, 73},   // sigpending
+		{436, 74},   // sethostname
+		{445, 75},   // setrlimit
+		{454, 76},   // getrlimit
+		{463, 77},   // getrusage
+		{475, 78},   // gettimeofday
+		{487, 79},   // settimeofday
+		{496, 80},   // getgroups
+		{505, 81},   // setgroups
+		{511, 82},   // select
+		{518, 83},   // symlink
+		{526, 84},   // oldlstat
+		{534, 85},   // readlink
+		{540, 86},   // uselib
+		{546, 87},   // swapon
+		{552, 88},   // reboot
+		{559, 89},   // readdir
+		{563, 90},   // mmap
+		{569, 91},   // munmap
+		{577, 92},   // truncate
+		{586, 93},   // ftruncate
+		{592, 94},   // fchmod
+		{598, 95},   // fchown
+		{609, 96},   // getpriority
+		{620, 97},   // setpriority
+		{626, 98},   // profil
+		{632, 99},   // statfs
+		{639, 100},  // fstatfs
+		{645, 101},  // ioperm
+		{655, 102},  // socketcall
+		{661, 103},  // syslog
+		{670, 104},  // setitimer
+		{679, 105},  // getitimer
+		{683, 106},  // stat
+		{688, 107},  // lstat
+		{693, 108},  // fstat
+		{701, 109},  // olduname
+		{705, 110},  // iopl
+		{712, 111},  // vhangup
+		{716, 112},  // idle
+		{720, 113},  // vm86
+		{725, 114},  // wait4
+		{732, 115},  // swapoff
+		{739, 116},  // sysinfo
+		{742, 117},  // ipc
+		{747, 118},  // fsync
+		{756, 119},  // sigreturn
+		{761, 120},  // clone
+		{774, 121},  // setdomainname
+		{779, 122},  // uname
+		{789, 123},  // modify_ldt
+		{797, 124},  // adjtimex
+		{805, 125},  // mprotect
+		{816, 126},  // sigprocmask
+		{829, 127},  // create_module
+		{840, 128},  // init_module
+		{853, 129},  // delete_module
+		{868, 130},  // get_kernel_syms
+		{876, 131},  // quotactl
+		{883, 132},  // getpgid
+		{889, 133},  // fchdir
+		{896, 134},  // bdflush
+		{901, 135},  // sysfs
+		{912, 136},  // personality
+		{923, 137},  // afs_syscall
+		{931, 138},  // setfsuid
+		{939, 139},  // setfsgid
+		{946, 140},  // _llseek
+		{954, 141},  // getdents
+		{964, 142},  // _newselect
+		{969, 143},  // flock
+		{974, 144},  // msync
+		{979, 145},  // readv
+		{985, 146},  // writev
+		{991, 147},  // getsid
+		{1000, 148}, // fdatasync
+		{1007, 149}, // _sysctl
+		{1012, 150}, // mlock
+		{1019, 151}, // munlock
+		{1027, 152}, // mlockall
+		{1037, 153}, // munlockall
+		{1051, 154}, // sched_setparam
+		{1065, 155}, // sched_getparam
+		{1083, 156}, // sched_setscheduler
+		{1101, 157}, // sched_getscheduler
+		{1112, 158}, // sched_yield
+		{1134, 159}, // sched_get_priority_max
+		{1156, 160}, // sched_get_priority_min
+		{1177, 161}, // sched_rr_get_interval
+		{1186, 162}, // nanosleep
+		{1192, 163}, // mremap
+		{1201, 164}, // setresuid
+		{1210, 165}, // getresuid
+		{1222, 166}, // query_module
+		{1226, 167}, // poll
+		{1236, 168}, // nfsservctl
+		{1245, 169}, // setresgid
+		{1254, 170}, // getresgid
+		{1259, 171}, // prctl
+		{1271, 172}, // rt_sigreturn
+		{1283, 173}, // rt_sigaction
+		{1297, 174}, // rt_sigprocmask
+		{1310, 175}, // rt_sigpending
+		{1325, 176}, // rt_sigtimedwait
+		{1340, 177}, // rt_sigqueueinfo
+		{1353, 178}, // rt_sigsuspend
+		{1360, 179}, // pread64
+		{1368, 180}, // pwrite64
+		{1373, 181}, // chown
+		{1379, 182}, // getcwd
+		{1385, 183}, // capget
+		{1391, 184}, // capset
+		{1402, 185}, // sigaltstack
+		{1410, 186}, // sendfile
+		{1417, 187}, // getpmsg
+		{1424, 188}, // putpmsg
+		{1429, 189}, // vfork
+		{1439, 190}, // ugetrlimit
+		{1448, 191}, // readahead
+		{1462, 198}, // pciconfig_read
+		{1477, 199}, // pciconfig_write
+		{1493, 200}, // pciconfig_iobase
+		{1504, 201}, // multiplexer
+		{1514, 202}, // getdents64
+		{1524, 203}, // pivot_root
+		{1531, 205}, // madvise
+		{1538, 206}, // mincore
+		{1544, 207}, // gettid
+		{1549, 208}, // tkill
+		{1557, 209}, // setxattr
+		{1566, 210}, // lsetxattr
+		{1575, 211}, // fsetxattr
+		{1583, 212}, // getxattr
+		{1592, 213}, // lgetxattr
+		{1601, 214}, // fgetxattr
+		{1610, 215}, // listxattr
+		{1620, 216}, // llistxattr
+		{1630, 217}, // flistxattr
+		{1641, 218}, // removexattr
+		{1653, 219}, // lremovexattr
+		{1665, 220}, // fremovexattr
+		{1670, 221}, // futex
+		{1687, 222}, // sched_setaffinity
+		{1704, 223}, // sched_getaffinity
+		{1711, 225}, // tuxcall
+		{1719, 227}, // io_setup
+		{1729, 228}, // io_destroy
+		{1741, 229}, // io_getevents
+		{1750, 230}, // io_submit
+		{1759, 231}, // io_cancel
+		{1774, 232}, // set_tid_address
+		{1783, 233}, // fadvise64
+		{1793, 234}, // exit_group
+		{1807, 235}, // lookup_dcookie
+		{1819, 236}, // epoll_create
+		{1828, 237}, // epoll_ctl
+		{1838, 238}, // epoll_wait
+		{1854, 239}, // remap_file_pages
+		{1866, 240}, // timer_create
+		{1879, 241}, // timer_settime
+		{1892, 242}, // timer_gettime
+		{1908, 243}, // timer_getoverrun
+		{1920, 244}, // timer_delete
+		{1933, 245}, // clock_settime
+		{1946, 246}, // clock_gettime
+		{1958, 247}, // clock_getres
+		{1973, 248}, // clock_nanosleep
+		{1984, 249}, // swapcontext
+		{1990, 250}, // tgkill
+		{1996, 251}, // utimes
+		{2004, 252}, // statfs64
+		{2013, 253}, // fstatfs64
+		{2017, 255}, // rtas
+		{2037, 256}, // sys_debug_setcontext
+		{2050, 258}, // migrate_pages
+		{2055, 259}, // mbind
+		{2068, 260}, // get_mempolicy
+		{2081, 261}, // set_mempolicy
+		{2088, 262}, // mq_open
+		{2097, 263}, // mq_unlink
+		{2109, 264}, // mq_timedsend
+		{2124, 265}, // mq_timedreceive
+		{2133, 266}, // mq_notify
+		{2146, 267}, // mq_getsetattr
+		{2156, 268}, // kexec_load
+		{2163, 269}, // add_key
+		{2174, 270}, // request_key
+		{2180, 271}, // keyctl
+		{2186, 272}, // waitid
+		{2196, 273}, // ioprio_set
+		{2206, 274}, // ioprio_get
+		{2218, 275}, // inotify_init
+		{2235, 276}, // inotify_add_watch
+		{2251, 277}, // inotify_rm_watch
+		{2258, 278}, // spu_run
+		{2268, 279}, // spu_create
+		{2276, 280}, // pselect6
+		{2281, 281}, // ppoll
+		{2288, 282}, // unshare
+		{2294, 283}, // splice
+		{2297, 284}, // tee
+		{2305, 285}, // vmsplice
+		{2311, 286}, // openat
+		{2318, 287}, // mkdirat
+		{2325, 288}, // mknodat
+		{2333, 289}, // fchownat
+		{2342, 290}, // futimesat
+		{2352, 291}, // newfstatat
+		{2360, 292}, // unlinkat
+		{2368, 293}, // renameat
+		{2374, 294}, // linkat
+		{2383, 295}, // symlinkat
+		{2393, 296}, // readlinkat
+		{2401, 297}, // fchmodat
+		{2410, 298}, // faccessat
+		{2425, 299}, // get_robust_list
+		{2440, 300}, // set_robust_list
+		{2450, 301}, // move_pages
+		{2456, 302}, // getcpu
+		{2467, 303}, // epoll_pwait
+		{2476, 304}, // utimensat
+		{2484, 305}, // signalfd
+		{2498, 306}, // timerfd_create
+		{2505, 307}, // eventfd
+		{2521, 308}, // sync_file_range2
+		{2530, 309}, // fallocate
+		{2542, 310}, // subpage_prot
+		{2557, 311}, // timerfd_settime
+		{2572, 312}, // timerfd_gettime
+		{2581, 313}, // signalfd4
+		{2589, 314}, // eventfd2
+		{2602, 315}, // epoll_create1
+		{2606, 316}, // dup3
+		{2611, 317}, // pipe2
+		{2624, 318}, // inotify_init1
+		{2639, 319}, // perf_event_open
+		{2645, 320}, // preadv
+		{2652, 321}, // pwritev
+		{2669, 322}, // rt_tgsigqueueinfo
+		{2682, 323}, // fanotify_init
+		{2695, 324}, // fanotify_mark
+		{2704, 325}, // prlimit64
+		{2710, 326}, // socket
+		{2714, 327}, // bind
+		{2721, 328}, // connect
+		{2727, 329}, // listen
+		{2733, 330}, // accept
+		{2744, 331}, // getsockname
+		{2755, 332}, // getpeername
+		{2765, 333}, // socketpair
+		{2769, 334}, // send
+		{2775, 335}, // sendto
+		{2779, 336}, // recv
+		{2787, 337}, // recvfrom
+		{2795, 338}, // shutdown
+		{2805, 339}, // setsockopt
+		{2815, 340}, // getsockopt
+		{2822, 341}, // sendmsg
+		{2829, 342}, // recvmsg
+		{2837, 343}, // recvmmsg
+		{2844, 344}, // accept4
+		{2861, 345}, // name_to_handle_at
+		{2878, 346}, // open_by_handle_at
+		{2891, 347}, // clock_adjtime
+		{2897, 348}, // syncfs
+		{2905, 349}, // sendmmsg
+		{2910, 350}, // setns
+		{2926, 351}, // process_vm_readv
+		{2943, 352}, // process_vm_writev
+		{2955, 353}, // finit_module
+		{2959, 354}, // kcmp
+		{2972, 355}, // sched_setattr
+		{2985, 356}, // sched_getattr
+		{2994, 357}, // renameat2
+		{3001, 358}, // seccomp
+		{3010, 359}, // getrandom
+		{3022, 360}, // memfd_create
+		{3025, 361}, // bpf
+		{3033, 362}, // execveat
+		{3046, 363}, // switch_endian
+		{3057, 364}, // userfaultfd
+		{3067, 365}, // membarrier
+		{3073, 378}, // mlock2
+		{3088, 379}, // copy_file_range
+		{3095, 380}, // preadv2
+		{3103, 381}, // pwritev2
+		{3118, 382}, // kexec_file_load
+		{3123, 383}, // statx
+		{3133, 384}, // pkey_alloc
+		{3142, 385}, // pkey_free
+		{3155, 386}, // pkey_mprotect
+		{3159, 387}, // rseq
+		{3172, 388}, // io_pgetevents
+		{3182, 392}, // semtimedop
+		{3188, 393}, // semget
+		{3194, 394}, // semctl
+		{3200, 395}, // shmget
+		{3206, 396}, // shmctl
+		{3211, 397}, // shmat
+		{3216, 398}, // shmdt
+		{3222, 399}, // msgget
+		{3228, 400}, // msgsnd
+		{3234, 401}, // msgrcv
+		{3240, 402}, // msgctl
+		{3257, 424}, // pidfd_send_signal
+		{3271, 425}, // io_uring_setup
+		{3285, 426}, // io_uring_enter
+		{3302, 427}, // io_uring_register
+		{3311, 428}, // open_tree
+		{3321, 429}, // move_mount
+		{3327, 430}, // fsopen
+		{3335, 431}, // fsconfig
+		{3342, 432}, // fsmount
+		{3348, 433}, // fspick
+		{3358, 434}, // pidfd_open
+		{3364, 435}, // clone3
+		{3375, 436}, // close_range
+		{3382, 437}, // openat2
+		{3393, 438}, // pidfd_getfd
+		{3403, 439}, // faccessat2
+		{3418, 440}, // process_madvise
+		{3430, 441}, // epoll_pwait2
+		{3443, 442}, // mount_setattr
+		{3454, 443}, // quotactl_fd
+		{3477, 444}, // landlock_create_ruleset
+		{3494, 445}, // landlock_add_rule
+		{3516, 446}, // landlock_restrict_self
+		{3532, 448}, // process_mrelease
+		{3543, 449}, // futex_waitv
+		{3566, 450}, // set_mempolicy_home_node
+		{3575, 451}, // cachestat
+		{3584, 452}, // fchmodat2
+		{3600, 453}, // map_shadow_stack
+		{3610, 454}, // futex_wake
+		{3620, 455}, // futex_wait
+		{3633, 456}, // futex_requeue
+		{3642, 457}, // statmount
+		{3651, 458}, // listmount
+		{3668, 459}, // lsm_get_self_attr
+		{3685, 460}, // lsm_set_self_attr
+		{3701, 461}, // lsm_list_modules
+		{3706, 462}, // mseal
+		{3716, 463}, // setxattrat
+		{3726, 464}, // getxattrat
+		{3737, 465}, // listxattrat
+		{3750, 466}, // removexattrat
+		{3764, 467}, // open_tree_attr
+		{3776, 468}, // file_getattr
+		{3788, 469}, // file_setattr
+		{3794, 470}, // listns
+		{3810, 471}, // rseq_slice_yield
+	},
 }
 
 // syscallsPpc64 holds the ppc64 big endian (AUDIT_ARCH_PPC64) system call numbers.
-var syscallsPpc64 = map[string]uint32{
-	"restart_syscall":         0,
-	"exit":                    1,
-	"fork":                    2,
-	"read":                    3,
-	"write":                   4,
-	"open":                    5,
-	"close":                   6,
-	"waitpid":                 7,
-	"creat":                   8,
-	"link":                    9,
-	"unlink":                  10,
-	"execve":                  11,
-	"chdir":                   12,
-	"time":                    13,
-	"mknod":                   14,
-	"chmod":                   15,
-	"lchown":                  16,
-	"break":                   17,
-	"oldstat":                 18,
-	"lseek":                   19,
-	"getpid":                  20,
-	"mount":                   21,
-	"umount":                  22,
-	"setuid":                  23,
-	"getuid":                  24,
-	"stime":                   25,
-	"ptrace":                  26,
-	"alarm":                   27,
-	"oldfstat":                28,
-	"pause":                   29,
-	"utime":                   30,
-	"stty":                    31,
-	"gtty":                    32,
-	"access":                  33,
-	"nice":                    34,
-	"ftime":                   35,
-	"sync":                    36,
-	"kill":                    37,
-	"rename":                  38,
-	"mkdir":                   39,
-	"rmdir":                   40,
-	"dup":                     41,
-	"pipe":                    42,
-	"times":                   43,
-	"prof":                    44,
-	"brk":                     45,
-	"setgid":                  46,
-	"getgid":                  47,
-	"signal":                  48,
-	"geteuid":                 49,
-	"getegid":                 50,
-	"acct":                    51,
-	"umount2":                 52,
-	"lock":                    53,
-	"ioctl":                   54,
-	"fcntl":                   55,
-	"mpx":                     56,
-	"setpgid":                 57,
-	"ulimit":                  58,
-	"oldolduname":             59,
-	"umask":                   60,
-	"chroot":                  61,
-	"ustat":                   62,
-	"dup2":                    63,
-	"getppid":                 64,
-	"getpgrp":                 65,
-	"setsid":                  66,
-	"sigaction":               67,
-	"sgetmask":                68,
-	"ssetmask":                69,
-	"setreuid":                70,
-	"setregid":                71,
-	"sigsuspend":              72,
-	"sigpending":              73,
-	"sethostname":             74,
-	"setrlimit":               75,
-	"getrlimit":               76,
-	"getrusage":               77,
-	"gettimeofday":            78,
-	"settimeofday":            79,
-	"getgroups":               80,
-	"setgroups":               81,
-	"select":                  82,
-	"symlink":                 83,
-	"oldlstat":                84,
-	"readlink":                85,
-	"uselib":                  86,
-	"swapon":                  87,
-	"reboot":                  88,
-	"readdir":                 89,
-	"mmap":                    90,
-	"munmap":                  91,
-	"truncate":                92,
-	"ftruncate":               93,
-	"fchmod":                  94,
-	"fchown":                  95,
-	"getpriority":             96,
-	"setpriority":             97,
-	"profil":                  98,
-	"statfs":                  99,
-	"fstatfs":                 100,
-	"ioperm":                  101,
-	"socketcall":              102,
-	"syslog":                  103,
-	"setitimer":               104,
-	"getitimer":               105,
-	"stat":                    106,
-	"lstat":                   107,
-	"fstat":                   108,
-	"olduname":                109,
-	"iopl":                    110,
-	"vhangup":                 111,
-	"idle":                    112,
-	"vm86":                    113,
-	"wait4":                   114,
-	"swapoff":                 115,
-	"sysinfo":                 116,
-	"ipc":                     117,
-	"fsync":                   118,
-	"sigreturn":               119,
-	"clone":                   120,
-	"setdomainname":           121,
-	"uname":                   122,
-	"modify_ldt":              123,
-	"adjtimex":                124,
-	"mprotect":                125,
-	"sigprocmask":             126,
-	"create_module":           127,
-	"init_module":             128,
-	"delete_module":           129,
-	"get_kernel_syms":         130,
-	"quotactl":                131,
-	"getpgid":                 132,
-	"fchdir":                  133,
-	"bdflush":                 134,
-	"sysfs":                   135,
-	"personality":             136,
-	"afs_syscall":             137,
-	"setfsuid":                138,
-	"setfsgid":                139,
-	"_llseek":                 140,
-	"getdents":                141,
-	"_newselect":              142,
-	"flock":                   143,
-	"msync":                   144,
-	"readv":                   145,
-	"writev":                  146,
-	"getsid":                  147,
-	"fdatasync":               148,
-	"_sysctl":                 149,
-	"mlock":                   150,
-	"munlock":                 151,
-	"mlockall":                152,
-	"munlockall":              153,
-	"sched_setparam":          154,
-	"sched_getparam":          155,
-	"sched_setscheduler":      156,
-	"sched_getscheduler":      157,
-	"sched_yield":             158,
-	"sched_get_priority_max":  159,
-	"sched_get_priority_min":  160,
-	"sched_rr_get_interval":   161,
-	"nanosleep":               162,
-	"mremap":                  163,
-	"setresuid":               164,
-	"getresuid":               165,
-	"query_module":            166,
-	"poll":                    167,
-	"nfsservctl":              168,
-	"setresgid":               169,
-	"getresgid":               170,
-	"prctl":                   171,
-	"rt_sigreturn":            172,
-	"rt_sigaction":            173,
-	"rt_sigprocmask":          174,
-	"rt_sigpending":           175,
-	"rt_sigtimedwait":         176,
-	"rt_sigqueueinfo":         177,
-	"rt_sigsuspend":           178,
-	"pread64":                 179,
-	"pwrite64":                180,
-	"chown":                   181,
-	"getcwd":                  182,
-	"capget":                  183,
-	"capset":                  184,
-	"sigaltstack":             185,
-	"sendfile":                186,
-	"getpmsg":                 187,
-	"putpmsg":                 188,
-	"vfork":                   189,
-	"ugetrlimit":              190,
-	"readahead":               191,
-	"pciconfig_read":          198,
-	"pciconfig_write":         199,
-	"pciconfig_iobase":        200,
-	"multiplexer":             201,
-	"getdents64":              202,
-	"pivot_root":              203,
-	"madvise":                 205,
-	"mincore":                 206,
-	"gettid":                  207,
-	"tkill":                   208,
-	"setxattr":                209,
-	"lsetxattr":               210,
-	"fsetxattr":               211,
-	"getxattr":                212,
-	"lgetxattr":               213,
-	"fgetxattr":               214,
-	"listxattr":               215,
-	"llistxattr":              216,
-	"flistxattr":              217,
-	"removexattr":             218,
-	"lremovexattr":            219,
-	"fremovexattr":            220,
-	"futex":                   221,
-	"sched_setaffinity":       222,
-	"sched_getaffinity":       223,
-	"tuxcall":                 225,
-	"io_setup":                227,
-	"io_destroy":              228,
-	"io_getevents":            229,
-	"io_submit":               230,
-	"io_cancel":               231,
-	"set_tid_address":         232,
-	"fadvise64":               233,
-	"exit_group":              234,
-	"lookup_dcookie":          235,
-	"epoll_create":            236,
-	"epoll_ctl":               237,
-	"epoll_wait":              238,
-	"remap_file_pages":        239,
-	"timer_create":            240,
-	"timer_settime":           241,
-	"timer_gettime":           242,
-	"timer_getoverrun":        243,
-	"timer_delete":            244,
-	"clock_settime":           245,
-	"clock_gettime":           246,
-	"clock_getres":            247,
-	"clock_nanosleep":         248,
-	"swapcontext":             249,
-	"tgkill":                  250,
-	"utimes":                  251,
-	"statfs64":                252,
-	"fstatfs64":               253,
-	"rtas":                    255,
-	"sys_debug_setcontext":    256,
-	"migrate_pages":           258,
-	"mbind":                   259,
-	"get_mempolicy":           260,
-	"set_mempolicy":           261,
-	"mq_open":                 262,
-	"mq_unlink":               263,
-	"mq_timedsend":            264,
-	"mq_timedreceive":         265,
-	"mq_notify":               266,
-	"mq_getsetattr":           267,
-	"kexec_load":              268,
-	"add_key":                 269,
-	"request_key":             270,
-	"keyctl":                  271,
-	"waitid":                  272,
-	"ioprio_set":              273,
-	"ioprio_get":              274,
-	"inotify_init":            275,
-	"inotify_add_watch":       276,
-	"inotify_rm_watch":        277,
-	"spu_run":                 278,
-	"spu_create":              279,
-	"pselect6":                280,
-	"ppoll":                   281,
-	"unshare":                 282,
-	"splice":                  283,
-	"tee":                     284,
-	"vmsplice":                285,
-	"openat":                  286,
-	"mkdirat":                 287,
-	"mknodat":                 288,
-	"fchownat":                289,
-	"futimesat":               290,
-	"newfstatat":              291,
-	"unlinkat":                292,
-	"renameat":                293,
-	"linkat":                  294,
-	"symlinkat":               295,
-	"readlinkat":              296,
-	"fchmodat":                297,
-	"faccessat":               298,
-	"get_robust_list":         299,
-	"set_robust_list":         300,
-	"move_pages":              301,
-	"getcpu":                  302,
-	"epoll_pwait":             303,
-	"utimensat":               304,
-	"signalfd":                305,
-	"timerfd_create":          306,
-	"eventfd":                 307,
-	"sync_file_range2":        308,
-	"fallocate":               309,
-	"subpage_prot":            310,
-	"timerfd_settime":         311,
-	"timerfd_gettime":         312,
-	"signalfd4":               313,
-	"eventfd2":                314,
-	"epoll_create1":           315,
-	"dup3":                    316,
-	"pipe2":                   317,
-	"inotify_init1":           318,
-	"perf_event_open":         319,
-	"preadv":                  320,
-	"pwritev":                 321,
-	"rt_tgsigqueueinfo":       322,
-	"fanotify_init":           323,
-	"fanotify_mark":           324,
-	"prlimit64":               325,
-	"socket":                  326,
-	"bind":                    327,
-	"connect":                 328,
-	"listen":                  329,
-	"accept":                  330,
-	"getsockname":             331,
-	"getpeername":             332,
-	"socketpair":              333,
-	"send":                    334,
-	"sendto":                  335,
-	"recv":                    336,
-	"recvfrom":                337,
-	"shutdown":                338,
-	"setsockopt":              339,
-	"getsockopt":              340,
-	"sendmsg":                 341,
-	"recvmsg":                 342,
-	"recvmmsg":                343,
-	"accept4":                 344,
-	"name_to_handle_at":       345,
-	"open_by_handle_at":       346,
-	"clock_adjtime":           347,
-	"syncfs":                  348,
-	"sendmmsg":                349,
-	"setns":                   350,
-	"process_vm_readv":        351,
-	"process_vm_writev":       352,
-	"finit_module":            353,
-	"kcmp":                    354,
-	"sched_setattr":           355,
-	"sched_getattr":           356,
-	"renameat2":               357,
-	"seccomp":                 358,
-	"getrandom":               359,
-	"memfd_create":            360,
-	"bpf":                     361,
-	"execveat":                362,
-	"switch_endian":           363,
-	"userfaultfd":             364,
-	"membarrier":              365,
-	"mlock2":                  378,
-	"copy_file_range":         379,
-	"preadv2":                 380,
-	"pwritev2":                381,
-	"kexec_file_load":         382,
-	"statx":                   383,
-	"pkey_alloc":              384,
-	"pkey_free":               385,
-	"pkey_mprotect":           386,
-	"rseq":                    387,
-	"io_pgetevents":           388,
-	"semtimedop":              392,
-	"semget":                  393,
-	"semctl":                  394,
-	"shmget":                  395,
-	"shmctl":                  396,
-	"shmat":                   397,
-	"shmdt":                   398,
-	"msgget":                  399,
-	"msgsnd":                  400,
-	"msgrcv":                  401,
-	"msgctl":                  402,
-	"pidfd_send_signal":       424,
-	"io_uring_setup":          425,
-	"io_uring_enter":          426,
-	"io_uring_register":       427,
-	"open_tree":               428,
-	"move_mount":              429,
-	"fsopen":                  430,
-	"fsconfig":                431,
-	"fsmount":                 432,
-	"fspick":                  433,
-	"pidfd_open":              434,
-	"clone3":                  435,
-	"close_range":             436,
-	"openat2":                 437,
-	"pidfd_getfd":             438,
-	"faccessat2":              439,
-	"process_madvise":         440,
-	"epoll_pwait2":            441,
-	"mount_setattr":           442,
-	"quotactl_fd":             443,
-	"landlock_create_ruleset": 444,
-	"landlock_add_rule":       445,
-	"landlock_restrict_self":  446,
-	"process_mrelease":        448,
-	"futex_waitv":             449,
-	"set_mempolicy_home_node": 450,
-	"cachestat":               451,
-	"fchmodat2":               452,
-	"map_shadow_stack":        453,
-	"futex_wake":              454,
-	"futex_wait":              455,
-	"futex_requeue":           456,
-	"statmount":               457,
-	"listmount":               458,
-	"lsm_get_self_attr":       459,
-	"lsm_set_self_attr":       460,
-	"lsm_list_modules":        461,
-	"mseal":                   462,
-	"setxattrat":              463,
-	"getxattrat":              464,
-	"listxattrat":             465,
-	"removexattrat":           466,
-	"open_tree_attr":          467,
-	"file_getattr":            468,
-	"file_setattr":            469,
-	"listns":                  470,
-	"rseq_slice_yield":        471,
+var syscallsPpc64 = sysTable{
+	names: "restart_syscallexitforkreadwriteopenclosewaitpidcreatlinkunlinkexecvechdirtimemknodchmodlchownbreakoldstatlseekgetpidmountumountsetuidgetuidstimeptracealarmoldfstatpauseutimesttygttyaccessniceftimesynckillrenamemkdirrmdirduppipetimesprofbrksetgidgetgidsignalgeteuidgetegidacctumount2lockioctlfcntlmpxsetpgidulimitoldoldunameumaskchrootustatdup2getppidgetpgrpsetsidsigactionsgetmaskssetmasksetreuidsetregidsigsuspendsigpendingsethostnamesetrlimitgetrlimitgetrusagegettimeofdaysettimeofdaygetgroupssetgroupsselectsymlinkoldlstatreadlinkuselibswaponrebootreaddirmmapmunmaptruncateftruncatefchmodfchowngetprioritysetpriorityprofilstatfsfstatfsiopermsocketcallsyslogsetitimergetitimerstatlstatfstatoldunameioplvhangupidlevm86wait4swapoffsysinfoipcfsyncsigreturnclonesetdomainnameunamemodify_ldtadjtimexmprotectsigprocmaskcreate_moduleinit_moduledelete_moduleget_kernel_symsquotactlgetpgidfchdirbdflushsysfspersonalityafs_syscallsetfsuidsetfsgid_llseekgetdents_newselectflockmsyncreadvwritevgetsidfdatasync_sysctlmlockmunlockmlockallmunlockallsched_setparamsched_getparamsched_setschedulersched_getschedulersched_yieldsched_get_priority_maxsched_get_priority_minsched_rr_get_intervalnanosleepmremapsetresuidgetresuidquery_modulepollnfsservctlsetresgidgetresgidprctlrt_sigreturnrt_sigactionrt_sigprocmaskrt_sigpendingrt_sigtimedwaitrt_sigqueueinfort_sigsuspendpread64pwrite64chowngetcwdcapgetcapsetsigaltstacksendfilegetpmsgputpmsgvforkugetrlimitreadaheadpciconfig_readpciconfig_writepciconfig_iobasemultiplexergetdents64pivot_rootmadvisemincoregettidtkillsetxattrlsetxattrfsetxattrgetxattrlgetxattrfgetxattrlistxattrllistxattrflistxattrremovexattrlremovexattrfremovexattrfutexsched_setaffinitysched_getaffinitytuxcallio_setupio_destroyio_geteventsio_submitio_cancelset_tid_addressfadvise64exit_grouplookup_dcookieepoll_createepoll_ctlepoll_waitremap_file_pagestimer_createtimer_settimetimer_gettimetimer_getoverruntimer_deleteclock_settimeclock_gettimeclock_getresclock_nanosleepswapcontexttgkillutimesstatfs64fstatfs64rtassys_debug_setcontextmigrate_pagesmbindget_mempolicyset_mempolicymq_openmq_unlinkmq_timedsendmq_timedreceivemq_notifymq_getsetattrkexec_loadadd_keyrequest_keykeyctlwaitidioprio_setioprio_getinotify_initinotify_add_watchinotify_rm_watchspu_runspu_createpselect6ppollunsharespliceteevmspliceopenatmkdiratmknodatfchownatfutimesatnewfstatatunlinkatrenameatlinkatsymlinkatreadlinkatfchmodatfaccessatget_robust_listset_robust_listmove_pagesgetcpuepoll_pwaitutimensatsignalfdtimerfd_createeventfdsync_file_range2fallocatesubpage_prottimerfd_settimetimerfd_gettimesignalfd4eventfd2epoll_create1dup3pipe2inotify_init1perf_event_openpreadvpwritevrt_tgsigqueueinfofanotify_initfanotify_markprlimit64socketbindconnectlistenacceptgetsocknamegetpeernamesocketpairsendsendtorecvrecvfromshutdownsetsockoptgetsockoptsendmsgrecvmsgrecvmmsgaccept4name_to_handle_atopen_by_handle_atclock_adjtimesyncfssendmmsgsetnsprocess_vm_readvprocess_vm_writevfinit_modulekcmpsched_setattrsched_getattrrenameat2seccompgetrandommemfd_createbpfexecveatswitch_endianuserfaultfdmembarriermlock2copy_file_rangepreadv2pwritev2kexec_file_loadstatxpkey_allocpkey_freepkey_mprotectrseqio_pgeteventssemtimedopsemgetsemctlshmgetshmctlshmatshmdtmsggetmsgsndmsgrcvmsgctlpidfd_send_signalio_uring_setupio_uring_enterio_uring_registeropen_treemove_mountfsopenfsconfigfsmountfspickpidfd_openclone3close_rangeopenat2pidfd_getfdfaccessat2process_madviseepoll_pwait2mount_setattrquotactl_fdlandlock_create_rulesetlandlock_add_rulelandlock_restrict_selfprocess_mreleasefutex_waitvset_mempolicy_home_nodecachestatfchmodat2map_shadow_stackfutex_wakefutex_waitfutex_requeuestatmountlistmountlsm_get_self_attrlsm_set_self_attrlsm_list_modulesmsealsetxattratgetxattratlistxattratremovexattratopen_tree_attrfile_getattrfile_setattrlistnsrseq_slice_yield",
+	entries: []sysEntry{
+		{15, 0},     // restart_syscall
+		{19, 1},     // exit
+		{23, 2},     // fork
+		{27, 3},     // read
+		{32, 4},     // write
+		{36, 5},     // open
+		{41, 6},     // close
+		{48, 7},     // waitpid
+		{53, 8},     // creat
+		{57, 9},     // link
+		{63, 10},    // unlink
+		{69, 11},    // execve
+		{74, 12},    // chdir
+		{78, 13},    // time
+		{83, 14},    // mknod
+		{88, 15},    // chmod
+		{94, 16},    // lchown
+		{99, 17},    // break
+		{106, 18},   // oldstat
+		{111, 19},   // lseek
+		{117, 20},   // getpid
+		{122, 21},   // mount
+		{128, 22},   // umount
+		{134, 23},   // setuid
+		{140, 24},   // getuid
+		{145, 25},   // stime
+		{151, 26},   // ptrace
+		{156, 27},   // alarm
+		{164, 28},   // oldfstat
+		{169, 29},   // pause
+		{174, 30},   // utime
+		{178, 31},   // stty
+		{182, 32},   // gtty
+		{188, 33},   // access
+		{192, 34},   // nice
+		{197, 35},   // ftime
+		{201, 36},   // sync
+		{205, 37},   // kill
+		{211, 38},   // rename
+		{216, 39},   // mkdir
+		{221, 40},   // rmdir
+		{224, 41},   // dup
+		{228, 42},   // pipe
+		{233, 43},   // times
+		{237, 44},   // prof
+		{240, 45},   // brk
+		{246, 46},   // setgid
+		{252, 47},   // getgid
+		{258, 48},   // signal
+		{265, 49},   // geteuid
+		{272, 50},   // getegid
+		{276, 51},   // acct
+		{283, 52},   // umount2
+		{287, 53},   // lock
+		{292, 54},   // ioctl
+		{297, 55},   // fcntl
+		{300, 56},   // mpx
+		{307, 57},   // setpgid
+		{313, 58},   // ulimit
+		{324, 59},   // oldolduname
+		{329, 60},   // umask
+		{335, 61},   // chroot
+		{340, 62},   // ustat
+		{344, 63},   // dup2
+		{351, 64},   // getppid
+		{358, 65},   // getpgrp
+		{364, 66},   // setsid
+		{373, 67},   // sigaction
+		{381, 68},   // sgetmask
+		{389, 69},   // ssetmask
+		{397, 70},   // setreuid
+		{405, 71},   // setregid
+		{415, 72},   // sigsuspend
+		{425, 73},   // sigpending
+		{436, 74},   // sethostname
+		{445, 75},   // setrlimit
+		{454, 76},   // getrlimit
+		{463, 77},   // getrusage
+		{475, 78},   // gettimeofday
+		{487, 79},   // settimeofday
+		{496, 80},   // getgroups
+		{505, 81},   // setgroups
+		{511, 82},   // select
+		{518, 83},   // symlink
+		{526, 84},   // oldlstat
+		{534, 85},   // readlink
+		{540, 86},   // uselib
+		{546, 87},   // swapon
+		{552, 88},   // reboot
+		{559, 89},   // readdir
+		{563, 90},   // mmap
+		{569, 91},   // munmap
+		{577, 92},   // truncate
+		{586, 93},   // ftruncate
+		{592, 94},   // fchmod
+		{598, 95},   // fchown
+		{609, 96},   // getpriority
+		{620, 97},   // setpriority
+		{626, 98},   // profil
+		{632, 99},   // statfs
+		{639, 100},  // fstatfs
+		{645, 101},  // ioperm
+		{655, 102},  // socketcall
+		{661, 103},  // syslog
+		{670, 104},  // setitimer
+		{679, 105},  // getitimer
+		{683, 106},  // stat
+		{688, 107},  // lstat
+		{693, 108},  // fstat
+		{701, 109},  // olduname
+		{705, 110},  // iopl
+		{712, 111},  // vhangup
+		{716, 112},  // idle
+		{720, 113},  // vm86
+		{725, 114},  // wait4
+		{732, 115},  // swapoff
+		{739, 116},  // sysinfo
+		{742, 117},  // ipc
+		{747, 118},  // fsync
+		{756, 119},  // sigreturn
+		{761, 120},  // clone
+		{774, 121},  // setdomainname
+		{779, 122},  // uname
+		{789, 123},  // modify_ldt
+		{797, 124},  // adjtimex
+		{805, 125},  // mprotect
+		{816, 126},  // sigprocmask
+		{829, 127},  // create_module
+		{840, 128},  // init_module
+		{853, 129},  // delete_module
+		{868, 130},  // get_kernel_syms
+		{876, 131},  // quotactl
+		{883, 132},  // getpgid
+		{889, 133},  // fchdir
+		{896, 134},  // bdflush
+		{901, 135},  // sysfs
+		{912, 136},  // personality
+		{923, 137},  // afs_syscall
+		{931, 138},  // setfsuid
+		{939, 139},  // setfsgid
+		{946, 140},  // _llseek
+		{954, 141},  // getdents
+		{964, 142},  // _newselect
+		{969, 143},  // flock
+		{974, 144},  // msync
+		{979, 145},  // readv
+		{985, 146},  // writev
+		{991, 147},  // getsid
+		{1000, 148}, // fdatasync
+		{1007, 149}, // _sysctl
+		{1012, 150}, // mlock
+		{1019, 151}, // munlock
+		{1027, 152}, // mlockall
+		{1037, 153}, // munlockall
+		{1051, 154}, // sched_setparam
+		{1065, 155}, // sched_getparam
+		{1083, 156}, // sched_setscheduler
+		{1101, 157}, // sched_getscheduler
+		{1112, 158}, // sched_yield
+		{1134, 159}, // sched_get_priority_max
+		{1156, 160}, // sched_get_priority_min
+		{1177, 161}, // sched_rr_get_interval
+		{1186, 162}, // nanosleep
+		{1192, 163}, // mremap
+		{1201, 164}, // setresuid
+		{1210, 165}, // getresuid
+		{1222, 166}, // query_module
+		{1226, 167}, // poll
+		{1236, 168}, // nfsservctl
+		{1245, 169}, // setresgid
+		{1254, 170}, // getresgid
+		{1259, 171}, // prctl
+		{1271, 172}, // rt_sigreturn
+		{1283, 173}, // rt_sigaction
+		{1297, 174}, // rt_sigprocmask
+		{1310, 175}, // rt_sigpending
+		{1325, 176}, // rt_sigtimedwait
+		{1340, 177}, // rt_sigqueueinfo
+		{1353, 178}, // rt_sigsuspend
+		{1360, 179}, // pread64
+		{1368, 180}, // pwrite64
+		{1373, 181}, // chown
+		{1379, 182}, // getcwd
+		{1385, 183}, // capget
+		{1391, 184}, // capset
+		{1402, 185}, // sigaltstack
+		{1410, 186}, // sendfile
+		{1417, 187}, // getpmsg
+		{1424, 188}, // putpmsg
+		{1429, 189}, // vfork
+		{1439, 190}, // ugetrlimit
+		{1448, 191}, // readahead
+		{1462, 198}, // pciconfig_read
+		{1477, 199}, // pciconfig_write
+		{1493, 200}, // pciconfig_iobase
+		{1504, 201}, // multiplexer
+		{1514, 202}, // getdents64
+		{1524, 203}, // pivot_root
+		{1531, 205}, // madvise
+		{1538, 206}, // mincore
+		{1544, 207}, // gettid
+		{1549, 208}, // tkill
+		{1557, 209}, // setxattr
+		{1566, 210}, // lsetxattr
+		{1575, 211}, // fsetxattr
+		{1583, 212}, // getxattr
+		{1592, 213}, // lgetxattr
+		{1601, 214}, // fgetxattr
+		{1610, 215}, // listxattr
+		{1620, 216}, // llistxattr
+		{1630, 217}, // flistxattr
+		{1641, 218}, // removexattr
+		{1653, 219}, // lremovexattr
+		{1665, 220}, // fremovexattr
+		{1670, 221}, // futex
+		{1687, 222}, // sched_setaffinity
+		{1704, 223}, // sched_getaffinity
+		{1711, 225}, // tuxcall
+		{1719, 227}, // io_setup
+		{1729, 228}, // io_destroy
+		{1741, 229}, // io_getevents
+		{1750, 230}, // io_submit
+		{1759, 231}, // io_cancel
+		{1774, 232}, // set_tid_address
+		{1783, 233}, // fadvise64
+		{1793, 234}, // exit_group
+		{1807, 235}, // lookup_dcookie
+		{1819, 236}, // epoll_create
+		{1828, 237}, // epoll_ctl
+		{1838, 238}, // epoll_wait
+		{1854, 239}, // remap_file_pages
+		{1866, 240}, // timer_create
+		{1879, 241}, // timer_settime
+		{1892, 242}, // timer_gettime
+		{1908, 243}, // timer_getoverrun
+		{1920, 244}, // timer_delete
+		{1933, 245}, // clock_settime
+		{1946, 246}, // clock_gettime
+		{1958, 247}, // clock_getres
+		{1973, 248}, // clock_nanosleep
+		{1984, 249}, // swapcontext
+		{1990, 250}, // tgkill
+		{1996, 251}, // utimes
+		{2004, 252}, // statfs64
+		{2013, 253}, // fstatfs64
+		{2017, 255}, // rtas
+		{2037, 256}, // sys_debug_setcontext
+		{2050, 258}, // migrate_pages
+		{2055, 259}, // mbind
+		{2068, 260}, // get_mempolicy
+		{2081, 261}, // set_mempolicy
+		{2088, 262}, // mq_open
+		{2097, 263}, // mq_unlink
+		{2109, 264}, // mq_timedsend
+		{2124, 265}, // mq_timedreceive
+		{2133, 266}, // mq_notify
+		{2146, 267}, // mq_getsetattr
+		{2156, 268}, // kexec_load
+		{2163, 269}, // add_key
+		{2174, 270}, // request_key
+		{2180, 271}, // keyctl
+		{2186, 272}, // waitid
+		{2196, 273}, // ioprio_set
+		{2206, 274}, // ioprio_get
+		{2218, 275}, // inotify_init
+		{2235, 276}, // inotify_add_watch
+		{2251, 277}, // inotify_rm_watch
+		{2258, 278}, // spu_run
+		{2268, 279}, // spu_create
+		{2276, 280}, // pselect6
+		{2281, 281}, // ppoll
+		{2288, 282}, // unshare
+		{2294, 283}, // splice
+		{2297, 284}, // tee
+		{2305, 285}, // vmsplice
+		{2311, 286}, // openat
+		{2318, 287}, // mkdirat
+		{2325, 288}, // mknodat
+		{2333, 289}, // fchownat
+		{2342, 290}, // futimesat
+		{2352, 291}, // newfstatat
+		{2360, 292}, // unlinkat
+		{2368, 293}, // renameat
+		{2374, 294}, // linkat
+		{2383, 295}, // symlinkat
+		{2393, 296}, // readlinkat
+		{2401, 297}, // fchmodat
+		{2410, 298}, // faccessat
+		{2425, 299}, // get_robust_list
+		{2440, 300}, // set_robust_list
+		{2450, 301}, // move_pages
+		{2456, 302}, // getcpu
+		{2467, 303}, // epoll_pwait
+		{2476, 304}, // utimensat
+		{2484, 305}, // signalfd
+		{2498, 306}, // timerfd_create
+		{2505, 307}, // eventfd
+		{2521, 308}, // sync_file_range2
+		{2530, 309}, // fallocate
+		{2542, 310}, // subpage_prot
+		{2557, 311}, // timerfd_settime
+		{2572, 312}, // timerfd_gettime
+		{2581, 313}, // signalfd4
+		{2589, 314}, // eventfd2
+		{2602, 315}, // epoll_create1
+		{2606, 316}, // dup3
+		{2611, 317}, // pipe2
+		{2624, 318}, // inotify_init1
+		{2639, 319}, // perf_event_open
+		{2645, 320}, // preadv
+		{2652, 321}, // pwritev
+		{2669, 322}, // rt_tgsigqueueinfo
+		{2682, 323}, // fanotify_init
+		{2695, 324}, // fanotify_mark
+		{2704, 325}, // prlimit64
+		{2710, 326}, // socket
+		{2714, 327}, // bind
+		{2721, 328}, // connect
+		{2727, 329}, // listen
+		{2733, 330}, // accept
+		{2744, 331}, // getsockname
+		{2755, 332}, // getpeername
+		{2765, 333}, // socketpair
+		{2769, 334}, // send
+		{2775, 335}, // sendto
+		{2779, 336}, // recv
+		{2787, 337}, // recvfrom
+		{2795, 338}, // shutdown
+		{2805, 339}, // setsockopt
+		{2815, 340}, // getsockopt
+		{2822, 341}, // sendmsg
+		{2829, 342}, // recvmsg
+		{2837, 343}, // recvmmsg
+		{2844, 344}, // accept4
+		{2861, 345}, // name_to_handle_at
+		{2878, 346}, // open_by_handle_at
+		{2891, 347}, // clock_adjtime
+		{2897, 348}, // syncfs
+		{2905, 349}, // sendmmsg
+		{2910, 350}, // setns
+		{2926, 351}, // process_vm_readv
+		{2943, 352}, // process_vm_writev
+		{2955, 353}, // finit_module
+		{2959, 354}, // kcmp
+		{2972, 355}, // sched_setattr
+		{2985, 356}, // sched_getattr
+		{2994, 357}, // renameat2
+		{3001, 358}, // seccomp
+		{3010, 359}, // getrandom
+		{3022, 360}, // memfd_create
+		{3025, 361}, // bpf
+		{3033, 362}, // execveat
+		{3046, 363}, // switch_endian
+		{3057, 364}, // userfaultfd
+		{3067, 365}, // membarrier
+		{3073, 378}, // mlock2
+		{3088, 379}, // copy_file_range
+		{3095, 380}, // preadv2
+		{3103, 381}, // pwritev2
+		{3118, 382}, // kexec_file_load
+		{3123, 383}, // statx
+		{3133, 384}, // pkey_alloc
+		{3142, 385}, // pkey_free
+		{3155, 386}, // pkey_mprotect
+		{3159, 387}, // rseq
+		{3172, 388}, // io_pgetevents
+		{3182, 392}, // semtimedop
+		{3188, 393}, // semget
+		{3194, 394}, // semctl
+		{3200, 395}, // shmget
+		{3206, 396}, // shmctl
+		{3211, 397}, // shmat
+		{3216, 398}, // shmdt
+		{3222, 399}, // msgget
+		{3228, 400}, // msgsnd
+		{3234, 401}, // msgrcv
+		{3240, 402}, // msgctl
+		{3257, 424}, // pidfd_send_signal
+		{3271, 425}, // io_uring_setup
+		{3285, 426}, // io_uring_enter
+		{3302, 427}, // io_uring_register
+		{3311, 428}, // open_tree
+		{3321, 429}, // move_mount
+		{3327, 430}, // fsopen
+		{3335, 431}, // fsconfig
+		{3342, 432}, // fsmount
+		{3348, 433}, // fspick
+		{3358, 434}, // pidfd_open
+		{3364, 435}, // clone3
+		{3375, 436}, // close_range
+		{3382, 437}, // openat2
+		{3393, 438}, // pidfd_getfd
+		{3403, 439}, // faccessat2
+		{3418, 440}, // process_madvise
+		{3430, 441}, // epoll_pwait2
+		{3443, 442}, // mount_setattr
+		{3454, 443}, // quotactl_fd
+		{3477, 444}, // landlock_create_ruleset
+		{3494, 445}, // landlock_add_rule
+		{3516, 446}, // landlock_restrict_self
+		{3532, 448}, // process_mrelease
+		{3543, 449}, // futex_waitv
+		{3566, 450}, // set_mempolicy_home_node
+		{3575, 451}, // cachestat
+		{3584, 452}, // fchmodat2
+		{3600, 453}, // map_shadow_stack
+		{3610, 454}, // futex_wake
+		{3620, 455}, // futex_wait
+		{3633, 456}, // futex_requeue
+		{3642, 457}, // statmount
+		{3651, 458}, // listmount
+		{3668, 459}, // lsm_get_self_attr
+		{3685, 460}, // lsm_set_self_attr
+		{3701, 461}, // lsm_list_modules
+		{3706, 462}, // mseal
+		{3716, 463}, // setxattrat
+		{3726, 464}, // getxattrat
+		{3737, 465}, // listxattrat
+		{3750, 466}, // removexattrat
+		{3764, 467}, // open_tree_attr
+		{3776, 468}, // file_getattr
+		{3788, 469}, // file_setattr
+		{3794, 470}, // listns
+		{3810, 471}, // rseq_slice_yield
+	},
 }
 
 // syscallsS390x holds the s390x (AUDIT_ARCH_S390X) system call numbers.
-var syscallsS390x = map[string]uint32{
-	"exit":                    1,
-	"fork":                    2,
-	"read":                    3,
-	"write":                   4,
-	"open":                    5,
-	"close":                   6,
-	"restart_syscall":         7,
-	"creat":                   8,
-	"link":                    9,
-	"unlink":                  10,
-	"execve":                  11,
-	"chdir":                   12,
-	"mknod":                   14,
-	"chmod":                   15,
-	"lseek":                   19,
-	"getpid":                  20,
-	"mount":                   21,
-	"umount":                  22,
-	"ptrace":                  26,
-	"alarm":                   27,
-	"pause":                   29,
-	"utime":                   30,
-	"access":                  33,
-	"nice":                    34,
-	"sync":                    36,
-	"kill":                    37,
-	"rename":                  38,
-	"mkdir":                   39,
-	"rmdir":                   40,
-	"dup":                     41,
-	"pipe":                    42,
-	"times":                   43,
-	"brk":                     45,
-	"signal":                  48,
-	"acct":                    51,
-	"umount2":                 52,
-	"ioctl":                   54,
-	"fcntl":                   55,
-	"setpgid":                 57,
-	"umask":                   60,
-	"chroot":                  61,
-	"ustat":                   62,
-	"dup2":                    63,
-	"getppid":                 64,
-	"getpgrp":                 65,
-	"setsid":                  66,
-	"sigaction":               67,
-	"sigsuspend":              72,
-	"sigpending":              73,
-	"sethostname":             74,
-	"setrlimit":               75,
-	"getrusage":               77,
-	"gettimeofday":            78,
-	"settimeofday":            79,
-	"symlink":                 83,
-	"readlink":                85,
-	"uselib":                  86,
-	"swapon":                  87,
-	"reboot":                  88,
-	"readdir":                 89,
-	"mmap":                    90,
-	"munmap":                  91,
-	"truncate":                92,
-	"ftruncate":               93,
-	"fchmod":                  94,
-	"getpriority":             96,
-	"setpriority":             97,
-	"statfs":                  99,
-	"fstatfs":                 100,
-	"socketcall":              102,
-	"syslog":                  103,
-	"setitimer":               104,
-	"getitimer":               105,
-	"stat":                    106,
-	"lstat":                   107,
-	"fstat":                   108,
-	"lookup_dcookie":          110,
-	"vhangup":                 111,
-	"idle":                    112,
-	"wait4":                   114,
-	"swapoff":                 115,
-	"sysinfo":                 116,
-	"ipc":                     117,
-	"fsync":                   118,
-	"sigreturn":               119,
-	"clone":                   120,
-	"setdomainname":           121,
-	"uname":                   122,
-	"adjtimex":                124,
-	"mprotect":                125,
-	"sigprocmask":             126,
-	"create_module":           127,
-	"init_module":             128,
-	"delete_module":           129,
-	"get_kernel_syms":         130,
-	"quotactl":                131,
-	"getpgid":                 132,
-	"fchdir":                  133,
-	"bdflush":                 134,
-	"sysfs":                   135,
-	"personality":             136,
-	"afs_syscall":             137,
-	"getdents":                141,
-	"select":                  142,
-	"flock":                   143,
-	"msync":                   144,
-	"readv":                   145,
-	"writev":                  146,
-	"getsid":                  147,
-	"fdatasync":               148,
-	"_sysctl":                 149,
-	"mlock":                   150,
-	"munlock":                 151,
-	"mlockall":                152,
-	"munlockall":              153,
-	"sched_setparam":          154,
-	"sched_getparam":          155,
-	"sched_setscheduler":      156,
-	"sched_getscheduler":      157,
-	"sched_yield":             158,
-	"sched_get_priority_max":  159,
-	"sched_get_priority_min":  160,
-	"sched_rr_get_interval":   161,
-	"nanosleep":               162,
-	"mremap":                  163,
-	"query_module":            167,
-	"poll":                    168,
-	"nfsservctl":              169,
-	"prctl":                   172,
-	"rt_sigreturn":            173,
-	"rt_sigaction":            174,
-	"rt_sigprocmask":          175,
-	"rt_sigpending":           176,
-	"rt_sigtimedwait":         177,
-	"rt_sigqueueinfo":         178,
-	"rt_sigsuspend":           179,
-	"pread64":                 180,
-	"pwrite64":                181,
-	"getcwd":                  183,
-	"capget":                  184,
-	"capset":                  185,
-	"sigaltstack":             186,
-	"sendfile":                187,
-	"getpmsg":                 188,
-	"putpmsg":                 189,
-	"vfork":                   190,
-	"getrlimit":               191,
-	"lchown":                  198,
-	"getuid":                  199,
-	"getgid":                  200,
-	"geteuid":                 201,
-	"getegid":                 202,
-	"setreuid":                203,
-	"setregid":                204,
-	"getgroups":               205,
-	"setgroups":               206,
-	"fchown":                  207,
-	"setresuid":               208,
-	"getresuid":               209,
-	"setresgid":               210,
-	"getresgid":               211,
-	"chown":                   212,
-	"setuid":                  213,
-	"setgid":                  214,
-	"setfsuid":                215,
-	"setfsgid":                216,
-	"pivot_root":              217,
-	"mincore":                 218,
-	"madvise":                 219,
-	"getdents64":              220,
-	"readahead":               222,
-	"setxattr":                224,
-	"lsetxattr":               225,
-	"fsetxattr":               226,
-	"getxattr":                227,
-	"lgetxattr":               228,
-	"fgetxattr":               229,
-	"listxattr":               230,
-	"llistxattr":              231,
-	"flistxattr":              232,
-	"removexattr":             233,
-	"lremovexattr":            234,
-	"fremovexattr":            235,
-	"gettid":                  236,
-	"tkill":                   237,
-	"futex":                   238,
-	"sched_setaffinity":       239,
-	"sched_getaffinity":       240,
-	"tgkill":                  241,
-	"io_setup":                243,
-	"io_destroy":              244,
-	"io_getevents":            245,
-	"io_submit":               246,
-	"io_cancel":               247,
-	"exit_group":              248,
-	"epoll_create":            249,
-	"epoll_ctl":               250,
-	"epoll_wait":              251,
-	"set_tid_address":         252,
-	"fadvise64":               253,
-	"timer_create":            254,
-	"timer_settime":           255,
-	"timer_gettime":           256,
-	"timer_getoverrun":        257,
-	"timer_delete":            258,
-	"clock_settime":           259,
-	"clock_gettime":           260,
-	"clock_getres":            261,
-	"clock_nanosleep":         262,
-	"statfs64":                265,
-	"fstatfs64":               266,
-	"remap_file_pages":        267,
-	"mbind":                   268,
-	"get_mempolicy":           269,
-	"set_mempolicy":           270,
-	"mq_open":                 271,
-	"mq_unlink":               272,
-	"mq_timedsend":            273,
-	"mq_timedreceive":         274,
-	"mq_notify":               275,
-	"mq_getsetattr":           276,
-	"kexec_load":              277,
-	"add_key":                 278,
-	"request_key":             279,
-	"keyctl":                  280,
-	"waitid":                  281,
-	"ioprio_set":              282,
-	"ioprio_get":              283,
-	"inotify_init":            284,
-	"inotify_add_watch":       285,
-	"inotify_rm_watch":        286,
-	"migrate_pages":           287,
-	"openat":                  288,
-	"mkdirat":                 289,
-	"mknodat":                 290,
-	"fchownat":                291,
-	"futimesat":               292,
-	"newfstatat":              293,
-	"unlinkat":                294,
-	"renameat":                295,
-	"linkat":                  296,
-	"symlinkat":               297,
-	"readlinkat":              298,
-	"fchmodat":                299,
-	"faccessat":               300,
-	"pselect6":                301,
-	"ppoll":                   302,
-	"unshare":                 303,
-	"set_robust_list":         304,
-	"get_robust_list":         305,
-	"splice":                  306,
-	"sync_file_range":         307,
-	"tee":                     308,
-	"vmsplice":                309,
-	"move_pages":              310,
-	"getcpu":                  311,
-	"epoll_pwait":             312,
-	"utimes":                  313,
-	"fallocate":               314,
-	"utimensat":               315,
-	"signalfd":                316,
-	"timerfd":                 317,
-	"eventfd":                 318,
-	"timerfd_create":          319,
-	"timerfd_settime":         320,
-	"timerfd_gettime":         321,
-	"signalfd4":               322,
-	"eventfd2":                323,
-	"inotify_init1":           324,
-	"pipe2":                   325,
-	"dup3":                    326,
-	"epoll_create1":           327,
-	"preadv":                  328,
-	"pwritev":                 329,
-	"rt_tgsigqueueinfo":       330,
-	"perf_event_open":         331,
-	"fanotify_init":           332,
-	"fanotify_mark":           333,
-	"prlimit64":               334,
-	"name_to_handle_at":       335,
-	"open_by_handle_at":       336,
-	"clock_adjtime":           337,
-	"syncfs":                  338,
-	"setns":                   339,
-	"process_vm_readv":        340,
-	"process_vm_writev":       341,
-	"s390_runtime_instr":      342,
-	"kcmp":                    343,
-	"finit_module":            344,
-	"sched_setattr":           345,
-	"sched_getattr":           346,
-	"renameat2":               347,
-	"seccomp":                 348,
-	"getrandom":               349,
-	"memfd_create":            350,
-	"bpf":                     351,
-	"s390_pci_mmio_write":     352,
-	"s390_pci_mmio_read":      353,
-	"execveat":                354,
-	"userfaultfd":             355,
-	"membarrier":              356,
-	"recvmmsg":                357,
-	"sendmmsg":                358,
-	"socket":                  359,
-	"socketpair":              360,
-	"bind":                    361,
-	"connect":                 362,
-	"listen":                  363,
-	"accept4":                 364,
-	"getsockopt":              365,
-	"setsockopt":              366,
-	"getsockname":             367,
-	"getpeername":             368,
-	"sendto":                  369,
-	"sendmsg":                 370,
-	"recvfrom":                371,
-	"recvmsg":                 372,
-	"shutdown":                373,
-	"mlock2":                  374,
-	"copy_file_range":         375,
-	"preadv2":                 376,
-	"pwritev2":                377,
-	"s390_guarded_storage":    378,
-	"statx":                   379,
-	"s390_sthyi":              380,
-	"kexec_file_load":         381,
-	"io_pgetevents":           382,
-	"rseq":                    383,
-	"pkey_mprotect":           384,
-	"pkey_alloc":              385,
-	"pkey_free":               386,
-	"semtimedop":              392,
-	"semget":                  393,
-	"semctl":                  394,
-	"shmget":                  395,
-	"shmctl":                  396,
-	"shmat":                   397,
-	"shmdt":                   398,
-	"msgget":                  399,
-	"msgsnd":                  400,
-	"msgrcv":                  401,
-	"msgctl":                  402,
-	"pidfd_send_signal":       424,
-	"io_uring_setup":          425,
-	"io_uring_enter":          426,
-	"io_uring_register":       427,
-	"open_tree":               428,
-	"move_mount":              429,
-	"fsopen":                  430,
-	"fsconfig":                431,
-	"fsmount":                 432,
-	"fspick":                  433,
-	"pidfd_open":              434,
-	"clone3":                  435,
-	"close_range":             436,
-	"openat2":                 437,
-	"pidfd_getfd":             438,
-	"faccessat2":              439,
-	"process_madvise":         440,
-	"epoll_pwait2":            441,
-	"mount_setattr":           442,
-	"quotactl_fd":             443,
-	"landlock_create_ruleset": 444,
-	"landlock_add_rule":       445,
-	"landlock_restrict_self":  446,
-	"memfd_secret":            447,
-	"process_mrelease":        448,
-	"futex_waitv":             449,
-	"set_mempolicy_home_node": 450,
-	"cachestat":               451,
-	"fchmodat2":               452,
-	"map_shadow_stack":        453,
-	"futex_wake":              454,
-	"futex_wait":              455,
-	"futex_requeue":           456,
-	"statmount":               457,
-	"listmount":               458,
-	"lsm_get_self_attr":       459,
-	"lsm_set_self_attr":       460,
-	"lsm_list_modules":        461,
-	"mseal":                   462,
-	"setxattrat":              463,
-	"getxattrat":              464,
-	"listxattrat":             465,
-	"removexattrat":           466,
-	"open_tree_attr":          467,
-	"file_getattr":            468,
-	"file_setattr":            469,
-	"listns":                  470,
-	"rseq_slice_yield":        471,
+var syscallsS390x = sysTable{
+	names: "exitforkreadwriteopencloserestart_syscallcreatlinkunlinkexecvechdirmknodchmodlseekgetpidmountumountptracealarmpauseutimeaccessnicesynckillrenamemkdirrmdirduppipetimesbrksignalacctumount2ioctlfcntlsetpgidumaskchrootustatdup2getppidgetpgrpsetsidsigactionsigsuspendsigpendingsethostnamesetrlimitgetrusagegettimeofdaysettimeofdaysymlinkreadlinkuselibswaponrebootreaddirmmapmunmaptruncateftruncatefchmodgetprioritysetprioritystatfsfstatfssocketcallsyslogsetitimergetitimerstatlstatfstatlookup_dcookievhangupidlewait4swapoffsysinfoipcfsyncsigreturnclonesetdomainnameunameadjtimexmprotectsigprocmaskcreate_moduleinit_moduledelete_moduleget_kernel_symsquotactlgetpgidfchdirbdflushsysfspersonalityafs_syscallgetdentsselectflockmsyncreadvwritevgetsidfdatasync_sysctlmlockmunlockmlockallmunlockallsched_setparamsched_getparamsched_setschedulersched_getschedulersched_yieldsched_get_priority_maxsched_get_priority_minsched_rr_get_intervalnanosleepmremapquery_modulepollnfsservctlprctlrt_sigreturnrt_sigactionrt_sigprocmaskrt_sigpendingrt_sigtimedwaitrt_sigqueueinfort_sigsuspendpread64pwrite64getcwdcapgetcapsetsigaltstacksendfilegetpmsgputpmsgvforkgetrlimitlchowngetuidgetgidgeteuidgetegidsetreuidsetregidgetgroupssetgroupsfchownsetresuidgetresuidsetresgidgetresgidchownsetuidsetgidsetfsuidsetfsgidpivot_rootmincoremadvisegetdents64readaheadsetxattrlsetxattrfsetxattrgetxattrlgetxattrfgetxattrlistxattrllistxattrflistxattrremovexattrlremovexattrfremovexattrgettidtkillfutexsched_setaffinitysched_getaffinitytgkillio_setupio_destroyio_geteventsio_submitio_cancelexit_groupepoll_createepoll_ctlepoll_waitset_tid_addressfadvise64timer_createtimer_settimetimer_gettimetimer_getoverruntimer_deleteclock_settimeclock_gettimeclock_getresclock_nanosleepstatfs64fstatfs64remap_file_pagesmbindget_mempolicyset_mempolicymq_openmq_unlinkmq_timedsendmq_timedreceivemq_notifymq_getsetattrkexec_loadadd_keyrequest_keykeyctlwaitidioprio_setioprio_getinotify_initinotify_add_watchinotify_rm_watchmigrate_pagesopenatmkdiratmknodatfchownatfutimesatnewfstatatunlinkatrenameatlinkatsymlinkatreadlinkatfchmodatfaccessatpselect6ppollunshareset_robust_listget_robust_listsplicesync_file_rangeteevmsplicemove_pagesgetcpuepoll_pwaitutimesfallocateutimensatsignalfdtimerfdeventfdtimerfd_createtimerfd_settimetimerfd_gettimesignalfd4eventfd2inotify_init1pipe2dup3epoll_create1preadvpwritevrt_tgsigqueueinfoperf_event_openfanotify_initfanotify_markprlimit64name_to_handle_atopen_by_handle_atclock_adjtimesyncfssetnsprocess_vm_readvprocess_vm_writevs390_runtime_instrkcmpfinit_modulesched_setattrsched_getattrrenameat2seccompgetrandommemfd_createbpfs390_pci_mmio_writes390_pci_mmio_readexecveatuserfaultfdmembarrierrecvmmsgsendmmsgsocketsocketpairbindconnectlistenaccept4getsockoptsetsockoptgetsocknamegetpeernamesendtosendmsgrecvfromrecvmsgshutdownmlock2copy_file_rangepreadv2pwritev2s390_guarded_storagestatxs390_sthyikexec_file_loadio_pgeteventsrseqpkey_mprotectpkey_allocpkey_freesemtimedopsemgetsemctlshmgetshmctlshmatshmdtmsggetmsgsndmsgrcvmsgctlpidfd_send_signalio_uring_setupio_uring_enterio_uring_registeropen_treemove_mountfsopenfsconfigfsmountfspickpidfd_openclone3close_rangeopenat2pidfd_getfdfaccessat2process_madviseepoll_pwait2mount_setattrquotactl_fdlandlock_create_rulesetlandlock_add_rulelandlock_restrict_selfmemfd_secretprocess_mreleasefutex_waitvset_mempolicy_home_nodecachestatfchmodat2map_shadow_stackfutex_wakefutex_waitfutex_requeuestatmountlistmountlsm_get_self_attrlsm_set_self_attrlsm_list_modulesmsealsetxattratgetxattratlistxattratremovexattratopen_tree_attrfile_getattrfile_setattrlistnsrseq_slice_yield",
+	entries: []sysEntry{
+		{4, 1},      // exit
+		{8, 2},      // fork
+		{12, 3},     // read
+		{17, 4},     // write
+		{21, 5},     // open
+		{26, 6},     // close
+		{41, 7},     // restart_syscall
+		{46, 8},     // creat
+		{50, 9},     // link
+		{56, 10},    // unlink
+		{62, 11},    // execve
+		{67, 12},    // chdir
+		{72, 14},    // mknod
+		{77, 15},    // chmod
+		{82, 19},    // lseek
+		{88, 20},    // getpid
+		{93, 21},    // mount
+		{99, 22},    // umount
+		{105, 26},   // ptrace
+		{110, 27},   // alarm
+		{115, 29},   // pause
+		{120, 30},   // utime
+		{126, 33},   // access
+		{130, 34},   // nice
+		{134, 36},   // sync
+		{138, 37},   // kill
+		{144, 38},   // rename
+		{149, 39},   // mkdir
+		{154, 40},   // rmdir
+		{157, 41},   // dup
+		{161, 42},   // pipe
+		{166, 43},   // times
+		{169, 45},   // brk
+		{175, 48},   // signal
+		{179, 51},   // acct
+		{186, 52},   // umount2
+		{191, 54},   // ioctl
+		{196, 55},   // fcntl
+		{203, 57},   // setpgid
+		{208, 60},   // umask
+		{214, 61},   // chroot
+		{219, 62},   // ustat
+		{223, 63},   // dup2
+		{230, 64},   // getppid
+		{237, 65},   // getpgrp
+		{243, 66},   // setsid
+		{252, 67},   // sigaction
+		{262, 72},   // sigsuspend
+		{272, 73},   // sigpending
+		{283, 74},   // sethostname
+		{292, 75},   // setrlimit
+		{301, 77},   // getrusage
+		{313, 78},   // gettimeofday
+		{325, 79},   // settimeofday
+		{332, 83},   // symlink
+		{340, 85},   // readlink
+		{346, 86},   // uselib
+		{352, 87},   // swapon
+		{358, 88},   // reboot
+		{365, 89},   // readdir
+		{369, 90},   // mmap
+		{375, 91},   // munmap
+		{383, 92},   // truncate
+		{392, 93},   // ftruncate
+		{398, 94},   // fchmod
+		{409, 96},   // getpriority
+		{420, 97},   // setpriority
+		{426, 99},   // statfs
+		{433, 100},  // fstatfs
+		{443, 102},  // socketcall
+		{449, 103},  // syslog
+		{458, 104},  // setitimer
+		{467, 105},  // getitimer
+		{471, 106},  // stat
+		{476, 107},  // lstat
+		{481, 108},  // fstat
+		{495, 110},  // lookup_dcookie
+		{502, 111},  // vhangup
+		{506, 112},  // idle
+		{511, 114},  // wait4
+		{518, 115},  // swapoff
+		{525, 116},  // sysinfo
+		{528, 117},  // ipc
+		{533, 118},  // fsync
+		{542, 119},  // sigreturn
+		{547, 120},  // clone
+		{560, 121},  // setdomainname
+		{565, 122},  // uname
+		{573, 124},  // adjtimex
+		{581, 125},  // mprotect
+		{592, 126},  // sigprocmask
+		{605, 127},  // create_module
+		{616, 128},  // init_module
+		{629, 129},  // delete_module
+		{644, 130},  // get_kernel_syms
+		{652, 131},  // quotactl
+		{659, 132},  // getpgid
+		{665, 133},  // fchdir
+		{672, 134},  // bdflush
+		{677, 135},  // sysfs
+		{688, 136},  // personality
+		{699, 137},  // afs_syscall
+		{707, 141},  // getdents
+		{713, 142},  // select
+		{718, 143},  // flock
+		{723, 144},  // msync
+		{728, 145},  // readv
+		{734, 146},  // writev
+		{740, 147},  // getsid
+		{749, 148},  // fdatasync
+		{756, 149},  // _sysctl
+		{761, 150},  // mlock
+		{768, 151},  // munlock
+		{776, 152},  // mlockall
+		{786, 153},  // munlockall
+		{800, 154},  // sched_setparam
+		{814, 155},  // sched_getparam
+		{832, 156},  // sched_setscheduler
+		{850, 157},  // sched_getscheduler
+		{861, 158},  // sched_yield
+		{883, 159},  // sched_get_priority_max
+		{905, 160},  // sched_get_priority_min
+		{926, 161},  // sched_rr_get_interval
+		{935, 162},  // nanosleep
+		{941, 163},  // mremap
+		{953, 167},  // query_module
+		{957, 168},  // poll
+		{967, 169},  // nfsservctl
+		{972, 172},  // prctl
+		{984, 173},  // rt_sigreturn
+		{996, 174},  // rt_sigaction
+		{1010, 175}, // rt_sigprocmask
+		{1023, 176}, // rt_sigpending
+		{1038, 177}, // rt_sigtimedwait
+		{1053, 178}, // rt_sigqueueinfo
+		{1066, 179}, // rt_sigsuspend
+		{1073, 180}, // pread64
+		{1081, 181}, // pwrite64
+		{1087, 183}, // getcwd
+		{1093, 184}, // capget
+		{1099, 185}, // capset
+		{1110, 186}, // sigaltstack
+		{1118, 187}, // sendfile
+		{1125, 188}, // getpmsg
+		{1132, 189}, // putpmsg
+		{1137, 190}, // vfork
+		{1146, 191}, // getrlimit
+		{1152, 198}, // lchown
+		{1158, 199}, // getuid
+		{1164, 200}, // getgid
+		{1171, 201}, // geteuid
+		{1178, 202}, // getegid
+		{1186, 203}, // setreuid
+		{1194, 204}, // setregid
+		{1203, 205}, // getgroups
+		{1212, 206}, // setgroups
+		{1218, 207}, // fchown
+		{1227, 208}, // setresuid
+		{1236, 209}, // getresuid
+		{1245, 210}, // setresgid
+		{1254, 211}, // getresgid
+		{1259, 212}, // chown
+		{1265, 213}, // setuid
+		{1271, 214}, // setgid
+		{1279, 215}, // setfsuid
+		{1287, 216}, // setfsgid
+		{1297, 217}, // pivot_root
+		{1304, 218}, // mincore
+		{1311, 219}, // madvise
+		{1321, 220}, // getdents64
+		{1330, 222}, // readahead
+		{1338, 224}, // setxattr
+		{1347, 225}, // lsetxattr
+		{1356, 226}, // fsetxattr
+		{1364, 227}, // getxattr
+		{1373, 228}, // lgetxattr
+		{1382, 229}, // fgetxattr
+		{1391, 230}, // listxattr
+		{1401, 231}, // llistxattr
+		{1411, 232}, // flistxattr
+		{1422, 233}, // removexattr
+		{1434, 234}, // lremovexattr
+		{1446, 235}, // fremovexattr
+		{1452, 236}, // gettid
+		{1457, 237}, // tkill
+		{1462, 238}, // futex
+		{1479, 239}, // sched_setaffinity
+		{1496, 240}, // sched_getaffinity
+		{1502, 241}, // tgkill
+		{1510, 243}, // io_setup
+		{1520, 244}, // io_destroy
+		{1532, 245}, // io_getevents
+		{1541, 246}, // io_submit
+		{1550, 247}, // io_cancel
+		{1560, 248}, // exit_group
+		{1572, 249}, // epoll_create
+		{1581, 250}, // epoll_ctl
+		{1591, 251}, // epoll_wait
+		{1606, 252}, // set_tid_address
+		{1615, 253}, // fadvise64
+		{1627, 254}, // timer_create
+		{1640, 255}, // timer_settime
+		{1653, 256}, // timer_gettime
+		{1669, 257}, // timer_getoverrun
+		{1681, 258}, // timer_delete
+		{1694, 259}, // clock_settime
+		{1707, 260}, // clock_gettime
+		{1719, 261}, // clock_getres
+		{1734, 262}, // clock_nanosleep
+		{1742, 265}, // statfs64
+		{1751, 266}, // fstatfs64
+		{1767, 267}, // remap_file_pages
+		{1772, 268}, // mbind
+		{1785, 269}, // get_mempolicy
+		{1798, 270}, // set_mempolicy
+		{1805, 271}, // mq_open
+		{1814, 272}, // mq_unlink
+		{1826, 273}, // mq_timedsend
+		{1841, 274}, // mq_timedreceive
+		{1850, 275}, // mq_notify
+		{1863, 276}, // mq_getsetattr
+		{1873, 277}, // kexec_load
+		{1880, 278}, // add_key
+		{1891, 279}, // request_key
+		{1897, 280}, // keyctl
+		{1903, 281}, // waitid
+		{1913, 282}, // ioprio_set
+		{1923, 283}, // ioprio_get
+		{1935, 284}, // inotify_init
+		{1952, 285}, // inotify_add_watch
+		{1968, 286}, // inotify_rm_watch
+		{1981, 287}, // migrate_pages
+		{1987, 288}, // openat
+		{1994, 289}, // mkdirat
+		{2001, 290}, // mknodat
+		{2009, 291}, // fchownat
+		{2018, 292}, // futimesat
+		{2028, 293}, // newfstatat
+		{2036, 294}, // unlinkat
+		{2044, 295}, // renameat
+		{2050, 296}, // linkat
+		{2059, 297}, // symlinkat
+		{2069, 298}, // readlinkat
+		{2077, 299}, // fchmodat
+		{2086, 300}, // faccessat
+		{2094, 301}, // pselect6
+		{2099, 302}, // ppoll
+		{2106, 303}, // unshare
+		{2121, 304}, // set_robust_list
+		{2136, 305}, // get_robust_list
+		{2142, 306}, // splice
+		{2157, 307}, // sync_file_range
+		{2160, 308}, // tee
+		{2168, 309}, // vmsplice
+		{2178, 310}, // move_pages
+		{2184, 311}, // getcpu
+		{2195, 312}, // epoll_pwait
+		{2201, 313}, // utimes
+		{2210, 314}, // fallocate
+		{2219, 315}, // utimensat
+		{2227, 316}, // signalfd
+		{2234, 317}, // timerfd
+		{2241, 318}, // eventfd
+		{2255, 319}, // timerfd_create
+		{2270, 320}, // timerfd_settime
+		{2285, 321}, // timerfd_gettime
+		{2294, 322}, // signalfd4
+		{2302, 323}, // eventfd2
+		{2315, 324}, // inotify_init1
+		{2320, 325}, // pipe2
+		{2324, 326}, // dup3
+		{2337, 327}, // epoll_create1
+		{2343, 328}, // preadv
+		{2350, 329}, // pwritev
+		{2367, 330}, // rt_tgsigqueueinfo
+		{2382, 331}, // perf_event_open
+		{2395, 332}, // fanotify_init
+		{2408, 333}, // fanotify_mark
+		{2417, 334}, // prlimit64
+		{2434, 335}, // name_to_handle_at
+		{2451, 336}, // open_by_handle_at
+		{2464, 337}, // clock_adjtime
+		{2470, 338}, // syncfs
+		{2475, 339}, // setns
+		{2491, 340}, // process_vm_readv
+		{2508, 341}, // process_vm_writev
+		{2526, 342}, // s390_runtime_instr
+		{2530, 343}, // kcmp
+		{2542, 344}, // finit_module
+		{2555, 345}, // sched_setattr
+		{2568, 346}, // sched_getattr
+		{2577, 347}, // renameat2
+		{2584, 348}, // seccomp
+		{2593, 349}, // getrandom
+		{2605, 350}, // memfd_create
+		{2608, 351}, // bpf
+		{2627, 352}, // s390_pci_mmio_write
+		{2645, 353}, // s390_pci_mmio_read
+		{2653, 354}, // execveat
+		{2664, 355}, // userfaultfd
+		{2674, 356}, // membarrier
+		{2682, 357}, // recvmmsg
+		{2690, 358}, // sendmmsg
+		{2696, 359}, // socket
+		{2706, 360}, // socketpair
+		{2710, 361}, // bind
+		{2717, 362}, // connect
+		{2723, 363}, // listen
+		{2730, 364}, // accept4
+		{2740, 365}, // getsockopt
+		{2750, 366}, // setsockopt
+		{2761, 367}, // getsockname
+		{2772, 368}, // getpeername
+		{2778, 369}, // sendto
+		{2785, 370}, // sendmsg
+		{2793, 371}, // recvfrom
+		{2800, 372}, // recvmsg
+		{2808, 373}, // shutdown
+		{2814, 374}, // mlock2
+		{2829, 375}, // copy_file_range
+		{2836, 376}, // preadv2
+		{2844, 377}, // pwritev2
+		{2864, 378}, // s390_guarded_storage
+		{2869, 379}, // statx
+		{2879, 380}, // s390_sthyi
+		{2894, 381}, // kexec_file_load
+		{2907, 382}, // io_pgetevents
+		{2911, 383}, // rseq
+		{2924, 384}, // pkey_mprotect
+		{2934, 385}, // pkey_alloc
+		{2943, 386}, // pkey_free
+		{2953, 392}, // semtimedop
+		{2959, 393}, // semget
+		{2965, 394}, // semctl
+		{2971, 395}, // shmget
+		{2977, 396}, // shmctl
+		{2982, 397}, // shmat
+		{2987, 398}, // shmdt
+		{2993, 399}, // msgget
+		{2999, 400}, // msgsnd
+		{3005, 401}, // msgrcv
+		{3011, 402}, // msgctl
+		{3028, 424}, // pidfd_send_signal
+		{3042, 425}, // io_uring_setup
+		{3056, 426}, // io_uring_enter
+		{3073, 427}, // io_uring_register
+		{3082, 428}, // open_tree
+		{3092, 429}, // move_mount
+		{3098, 430}, // fsopen
+		{3106, 431}, // fsconfig
+		{3113, 432}, // fsmount
+		{3119, 433}, // fspick
+		{3129, 434}, // pidfd_open
+		{3135, 435}, // clone3
+		{3146, 436}, // close_range
+		{3153, 437}, // openat2
+		{3164, 438}, // pidfd_getfd
+		{3174, 439}, // faccessat2
+		{3189, 440}, // process_madvise
+		{3201, 441}, // epoll_pwait2
+		{3214, 442}, // mount_setattr
+		{3225, 443}, // quotactl_fd
+		{3248, 444}, // landlock_create_ruleset
+		{3265, 445}, // landlock_add_rule
+		{3287, 446}, // landlock_restrict_self
+		{3299, 447}, // memfd_secret
+		{3315, 448}, // process_mrelease
+		{3326, 449}, // futex_waitv
+		{3349, 450}, // set_mempolicy_home_node
+		{3358, 451}, // cachestat
+		{3367, 452}, // fchmodat2
+		{3383, 453}, // map_shadow_stack
+		{3393, 454}, // futex_wake
+		{3403, 455}, // futex_wait
+		{3416, 456}, // futex_requeue
+		{3425, 457}, // statmount
+		{3434, 458}, // listmount
+		{3451, 459}, // lsm_get_self_attr
+		{3468, 460}, // lsm_set_self_attr
+		{3484, 461}, // lsm_list_modules
+		{3489, 462}, // mseal
+		{3499, 463}, // setxattrat
+		{3509, 464}, // getxattrat
+		{3520, 465}, // listxattrat
+		{3533, 466}, // removexattrat
+		{3547, 467}, // open_tree_attr
+		{3559, 468}, // file_getattr
+		{3571, 469}, // file_setattr
+		{3577, 470}, // listns
+		{3593, 471}, // rseq_slice_yield
+	},
 }
 
 // syscallsLoong64 holds the loongarch64 (AUDIT_ARCH_LOONGARCH64) system call numbers.
-var syscallsLoong64 = map[string]uint32{
-	"io_setup":                0,
-	"io_destroy":              1,
-	"io_submit":               2,
-	"io_cancel":               3,
-	"io_getevents":            4,
-	"setxattr":                5,
-	"lsetxattr":               6,
-	"fsetxattr":               7,
-	"getxattr":                8,
-	"lgetxattr":               9,
-	"fgetxattr":               10,
-	"listxattr":               11,
-	"llistxattr":              12,
-	"flistxattr":              13,
-	"removexattr":             14,
-	"lremovexattr":            15,
-	"fremovexattr":            16,
-	"getcwd":                  17,
-	"lookup_dcookie":          18,
-	"eventfd2":                19,
-	"epoll_create1":           20,
-	"epoll_ctl":               21,
-	"epoll_pwait":             22,
-	"dup":                     23,
-	"dup3":                    24,
-	"fcntl":                   25,
-	"inotify_init1":           26,
-	"inotify_add_watch":       27,
-	"inotify_rm_watch":        28,
-	"ioctl":                   29,
-	"ioprio_set":              30,
-	"ioprio_get":              31,
-	"flock":                   32,
-	"mknodat":                 33,
-	"mkdirat":                 34,
-	"unlinkat":                35,
-	"symlinkat":               36,
-	"linkat":                  37,
-	"umount2":                 39,
-	"mount":                   40,
-	"pivot_root":              41,
-	"nfsservctl":              42,
-	"statfs":                  43,
-	"fstatfs":                 44,
-	"truncate":                45,
-	"ftruncate":               46,
-	"fallocate":               47,
-	"faccessat":               48,
-	"chdir":                   49,
-	"fchdir":                  50,
-	"chroot":                  51,
-	"fchmod":                  52,
-	"fchmodat":                53,
-	"fchownat":                54,
-	"fchown":                  55,
-	"openat":                  56,
-	"close":                   57,
-	"vhangup":                 58,
-	"pipe2":                   59,
-	"quotactl":                60,
-	"getdents64":              61,
-	"lseek":                   62,
-	"read":                    63,
-	"write":                   64,
-	"readv":                   65,
-	"writev":                  66,
-	"pread64":                 67,
-	"pwrite64":                68,
-	"preadv":                  69,
-	"pwritev":                 70,
-	"sendfile":                71,
-	"pselect6":                72,
-	"ppoll":                   73,
-	"signalfd4":               74,
-	"vmsplice":                75,
-	"splice":                  76,
-	"tee":                     77,
-	"readlinkat":              78,
-	"newfstatat":              79,
-	"fstat":                   80,
-	"sync":                    81,
-	"fsync":                   82,
-	"fdatasync":               83,
-	"sync_file_range":         84,
-	"timerfd_create":          85,
-	"timerfd_settime":         86,
-	"timerfd_gettime":         87,
-	"utimensat":               88,
-	"acct":                    89,
-	"capget":                  90,
-	"capset":                  91,
-	"personality":             92,
-	"exit":                    93,
-	"exit_group":              94,
-	"waitid":                  95,
-	"set_tid_address":         96,
-	"unshare":                 97,
-	"futex":                   98,
-	"set_robust_list":         99,
-	"get_robust_list":         100,
-	"nanosleep":               101,
-	"getitimer":               102,
-	"setitimer":               103,
-	"kexec_load":              104,
-	"init_module":             105,
-	"delete_module":           106,
-	"timer_create":            107,
-	"timer_gettime":           108,
-	"timer_getoverrun":        109,
-	"timer_settime":           110,
-	"timer_delete":            111,
-	"clock_settime":           112,
-	"clock_gettime":           113,
-	"clock_getres":            114,
-	"clock_nanosleep":         115,
-	"syslog":                  116,
-	"ptrace":                  117,
-	"sched_setparam":          118,
-	"sched_setscheduler":      119,
-	"sched_getscheduler":      120,
-	"sched_getparam":          121,
-	"sched_setaffinity":       122,
-	"sched_getaffinity":       123,
-	"sched_yield":             124,
-	"sched_get_priority_max":  125,
-	"sched_get_priority_min":  126,
-	"sched_rr_get_interval":   127,
-	"restart_syscall":         128,
-	"kill":                    129,
-	"tkill":                   130,
-	"tgkill":                  131,
-	"sigaltstack":             132,
-	"rt_sigsuspend":           133,
-	"rt_sigaction":            134,
-	"rt_sigprocmask":          135,
-	"rt_sigpending":           136,
-	"rt_sigtimedwait":         137,
-	"rt_sigqueueinfo":         138,
-	"rt_sigreturn":            139,
-	"setpriority":             140,
-	"getpriority":             141,
-	"reboot":                  142,
-	"setregid":                143,
-	"setgid":                  144,
-	"setreuid":                145,
-	"setuid":                  146,
-	"setresuid":               147,
-	"getresuid":               148,
-	"setresgid":               149,
-	"getresgid":               150,
-	"setfsuid":                151,
-	"setfsgid":                152,
-	"times":                   153,
-	"setpgid":                 154,
-	"getpgid":                 155,
-	"getsid":                  156,
-	"setsid":                  157,
-	"getgroups":               158,
-	"setgroups":               159,
-	"uname":                   160,
-	"sethostname":             161,
-	"setdomainname":           162,
-	"getrusage":               165,
-	"umask":                   166,
-	"prctl":                   167,
-	"getcpu":                  168,
-	"gettimeofday":            169,
-	"settimeofday":            170,
-	"adjtimex":                171,
-	"getpid":                  172,
-	"getppid":                 173,
-	"getuid":                  174,
-	"geteuid":                 175,
-	"getgid":                  176,
-	"getegid":                 177,
-	"gettid":                  178,
-	"sysinfo":                 179,
-	"mq_open":                 180,
-	"mq_unlink":               181,
-	"mq_timedsend":            182,
-	"mq_timedreceive":         183,
-	"mq_notify":               184,
-	"mq_getsetattr":           185,
-	"msgget":                  186,
-	"msgctl":                  187,
-	"msgrcv":                  188,
-	"msgsnd":                  189,
-	"semget":                  190,
-	"semctl":                  191,
-	"semtimedop":              192,
-	"semop":                   193,
-	"shmget":                  194,
-	"shmctl":                  195,
-	"shmat":                   196,
-	"shmdt":                   197,
-	"socket":                  198,
-	"socketpair":              199,
-	"bind":                    200,
-	"listen":                  201,
-	"accept":                  202,
-	"connect":                 203,
-	"getsockname":             204,
-	"getpeername":             205,
-	"sendto":                  206,
-	"recvfrom":                207,
-	"setsockopt":              208,
-	"getsockopt":              209,
-	"shutdown":                210,
-	"sendmsg":                 211,
-	"recvmsg":                 212,
-	"readahead":               213,
-	"brk":                     214,
-	"munmap":                  215,
-	"mremap":                  216,
-	"add_key":                 217,
-	"request_key":             218,
-	"keyctl":                  219,
-	"clone":                   220,
-	"execve":                  221,
-	"mmap":                    222,
-	"fadvise64":               223,
-	"swapon":                  224,
-	"swapoff":                 225,
-	"mprotect":                226,
-	"msync":                   227,
-	"mlock":                   228,
-	"munlock":                 229,
-	"mlockall":                230,
-	"munlockall":              231,
-	"mincore":                 232,
-	"madvise":                 233,
-	"remap_file_pages":        234,
-	"mbind":                   235,
-	"get_mempolicy":           236,
-	"set_mempolicy":           237,
-	"migrate_pages":           238,
-	"move_pages":              239,
-	"rt_tgsigqueueinfo":       240,
-	"perf_event_open":         241,
-	"accept4":                 242,
-	"recvmmsg":                243,
-	"wait4":                   260,
-	"prlimit64":               261,
-	"fanotify_init":           262,
-	"fanotify_mark":           263,
-	"name_to_handle_at":       264,
-	"open_by_handle_at":       265,
-	"clock_adjtime":           266,
-	"syncfs":                  267,
-	"setns":                   268,
-	"sendmmsg":                269,
-	"process_vm_readv":        270,
-	"process_vm_writev":       271,
-	"kcmp":                    272,
-	"finit_module":            273,
-	"sched_setattr":           274,
-	"sched_getattr":           275,
-	"renameat2":               276,
-	"seccomp":                 277,
-	"getrandom":               278,
-	"memfd_create":            279,
-	"bpf":                     280,
-	"execveat":                281,
-	"userfaultfd":             282,
-	"membarrier":              283,
-	"mlock2":                  284,
-	"copy_file_range":         285,
-	"preadv2":                 286,
-	"pwritev2":                287,
-	"pkey_mprotect":           288,
-	"pkey_alloc":              289,
-	"pkey_free":               290,
-	"statx":                   291,
-	"io_pgetevents":           292,
-	"rseq":                    293,
-	"kexec_file_load":         294,
-	"pidfd_send_signal":       424,
-	"io_uring_setup":          425,
-	"io_uring_enter":          426,
-	"io_uring_register":       427,
-	"open_tree":               428,
-	"move_mount":              429,
-	"fsopen":                  430,
-	"fsconfig":                431,
-	"fsmount":                 432,
-	"fspick":                  433,
-	"pidfd_open":              434,
-	"clone3":                  435,
-	"close_range":             436,
-	"openat2":                 437,
-	"pidfd_getfd":             438,
-	"faccessat2":              439,
-	"process_madvise":         440,
-	"epoll_pwait2":            441,
-	"mount_setattr":           442,
-	"quotactl_fd":             443,
-	"landlock_create_ruleset": 444,
-	"landlock_add_rule":       445,
-	"landlock_restrict_self":  446,
-	"memfd_secret":            447,
-	"process_mrelease":        448,
-	"futex_waitv":             449,
-	"set_mempolicy_home_node": 450,
-	"cachestat":               451,
-	"fchmodat2":               452,
-	"map_shadow_stack":        453,
-	"futex_wake":              454,
-	"futex_wait":              455,
-	"futex_requeue":           456,
-	"statmount":               457,
-	"listmount":               458,
-	"lsm_get_self_attr":       459,
-	"lsm_set_self_attr":       460,
-	"lsm_list_modules":        461,
-	"mseal":                   462,
-	"setxattrat":              463,
-	"getxattrat":              464,
-	"listxattrat":             465,
-	"removexattrat":           466,
-	"open_tree_attr":          467,
-	"file_getattr":            468,
-	"file_setattr":            469,
-	"listns":                  470,
-	"rseq_slice_yield":        471,
+var syscallsLoong64 = sysTable{
+	names: "io_setupio_destroyio_submitio_cancelio_geteventssetxattrlsetxattrfsetxattrgetxattrlgetxattrfgetxattrlistxattrllistxattrflistxattrremovexattrlremovexattrfremovexattrgetcwdlookup_dcookieeventfd2epoll_create1epoll_ctlepoll_pwaitdupdup3fcntlinotify_init1inotify_add_watchinotify_rm_watchioctlioprio_setioprio_getflockmknodatmkdiratunlinkatsymlinkatlinkatumount2mountpivot_rootnfsservctlstatfsfstatfstruncateftruncatefallocatefaccessatchdirfchdirchrootfchmodfchmodatfchownatfchownopenatclosevhanguppipe2quotactlgetdents64lseekreadwritereadvwritevpread64pwrite64preadvpwritevsendfilepselect6ppollsignalfd4vmsplicespliceteereadlinkatnewfstatatfstatsyncfsyncfdatasyncsync_file_rangetimerfd_createtimerfd_settimetimerfd_gettimeutimensatacctcapgetcapsetpersonalityexitexit_groupwaitidset_tid_addressunsharefutexset_robust_listget_robust_listnanosleepgetitimersetitimerkexec_loadinit_moduledelete_moduletimer_createtimer_gettimetimer_getoverruntimer_settimetimer_deleteclock_settimeclock_gettimeclock_getresclock_nanosleepsyslogptracesched_setparamsched_setschedulersched_getschedulersched_getparamsched_setaffinitysched_getaffinitysched_yieldsched_get_priority_maxsched_get_priority_minsched_rr_get_intervalrestart_syscallkilltkilltgkillsigaltstackrt_sigsuspendrt_sigactionrt_sigprocmaskrt_sigpendingrt_sigtimedwaitrt_sigqueueinfort_sigreturnsetprioritygetpriorityrebootsetregidsetgidsetreuidsetuidsetresuidgetresuidsetresgidgetresgidsetfsuidsetfsgidtimessetpgidgetpgidgetsidsetsidgetgroupssetgroupsunamesethostnamesetdomainnamegetrusageumaskprctlgetcpugettimeofdaysettimeofdayadjtimexgetpidgetppidgetuidgeteuidgetgidgetegidgettidsysinfomq_openmq_unlinkmq_timedsendmq_timedreceivemq_notifymq_getsetattrmsggetmsgctlmsgrcvmsgsndsemgetsemctlsemtimedopsemopshmgetshmctlshmatshmdtsocketsocketpairbindlistenacceptconnectgetsocknamegetpeernamesendtorecvfromsetsockoptgetsockoptshutdownsendmsgrecvmsgreadaheadbrkmunmapmremapadd_keyrequest_keykeyctlcloneexecvemmapfadvise64swaponswapoffmprotectmsyncmlockmunlockmlockallmunlockallmincoremadviseremap_file_pagesmbindget_mempolicyset_mempolicymigrate_pagesmove_pagesrt_tgsigqueueinfoperf_event_openaccept4recvmmsgwait4prlimit64fanotify_initfanotify_markname_to_handle_atopen_by_handle_atclock_adjtimesyncfssetnssendmmsgprocess_vm_readvprocess_vm_writevkcmpfinit_modulesched_setattrsched_getattrrenameat2seccompgetrandommemfd_createbpfexecveatuserfaultfdmembarriermlock2copy_file_rangepreadv2pwritev2pkey_mprotectpkey_allocpkey_freestatxio_pgeteventsrseqkexec_file_loadpidfd_send_signalio_uring_setupio_uring_enterio_uring_registeropen_treemove_mountfsopenfsconfigfsmountfspickpidfd_openclone3close_rangeopenat2pidfd_getfdfaccessat2process_madviseepoll_pwait2mount_setattrquotactl_fdlandlock_create_rulesetlandlock_add_rulelandlock_restrict_selfmemfd_secretprocess_mreleasefutex_waitvset_mempolicy_home_nodecachestatfchmodat2map_shadow_stackfutex_wakefutex_waitfutex_requeuestatmountlistmountlsm_get_self_attrlsm_set_self_attrlsm_list_modulesmsealsetxattratgetxattratlistxattratremovexattratopen_tree_attrfile_getattrfile_setattrlistnsrseq_slice_yield",
+	entries: []sysEntry{
+		{8, 0},      // io_setup
+		{18, 1},     // io_destroy
+		{27, 2},     // io_submit
+		{36, 3},     // io_cancel
+		{48, 4},     // io_getevents
+		{56, 5},     // setxattr
+		{65, 6},     // lsetxattr
+		{74, 7},     // fsetxattr
+		{82, 8},     // getxattr
+		{91, 9},     // lgetxattr
+		{100, 10},   // fgetxattr
+		{109, 11},   // listxattr
+		{119, 12},   // llistxattr
+		{129, 13},   // flistxattr
+		{140, 14},   // removexattr
+		{152, 15},   // lremovexattr
+		{164, 16},   // fremovexattr
+		{170, 17},   // getcwd
+		{184, 18},   // lookup_dcookie
+		{192, 19},   // eventfd2
+		{205, 20},   // epoll_create1
+		{214, 21},   // epoll_ctl
+		{225, 22},   // epoll_pwait
+		{228, 23},   // dup
+		{232, 24},   // dup3
+		{237, 25},   // fcntl
+		{250, 26},   // inotify_init1
+		{267, 27},   // inotify_add_watch
+		{283, 28},   // inotify_rm_watch
+		{288, 29},   // ioctl
+		{298, 30},   // ioprio_set
+		{308, 31},   // ioprio_get
+		{313, 32},   // flock
+		{320, 33},   // mknodat
+		{327, 34},   // mkdirat
+		{335, 35},   // unlinkat
+		{344, 36},   // symlinkat
+		{350, 37},   // linkat
+		{357, 39},   // umount2
+		{362, 40},   // mount
+		{372, 41},   // pivot_root
+		{382, 42},   // nfsservctl
+		{388, 43},   // statfs
+		{395, 44},   // fstatfs
+		{403, 45},   // truncate
+		{412, 46},   // ftruncate
+		{421, 47},   // fallocate
+		{430, 48},   // faccessat
+		{435, 49},   // chdir
+		{441, 50},   // fchdir
+		{447, 51},   // chroot
+		{453, 52},   // fchmod
+		{461, 53},   // fchmodat
+		{469, 54},   // fchownat
+		{475, 55},   // fchown
+		{481, 56},   // openat
+		{486, 57},   // close
+		{493, 58},   // vhangup
+		{498, 59},   // pipe2
+		{506, 60},   // quotactl
+		{516, 61},   // getdents64
+		{521, 62},   // lseek
+		{525, 63},   // read
+		{530, 64},   // write
+		{535, 65},   // readv
+		{541, 66},   // writev
+		{548, 67},   // pread64
+		{556, 68},   // pwrite64
+		{562, 69},   // preadv
+		{569, 70},   // pwritev
+		{577, 71},   // sendfile
+		{585, 72},   // pselect6
+		{590, 73},   // ppoll
+		{599, 74},   // signalfd4
+		{607, 75},   // vmsplice
+		{613, 76},   // splice
+		{616, 77},   // tee
+		{626, 78},   // readlinkat
+		{636, 79},   // newfstatat
+		{641, 80},   // fstat
+		{645, 81},   // sync
+		{650, 82},   // fsync
+		{659, 83},   // fdatasync
+		{674, 84},   // sync_file_range
+		{688, 85},   // timerfd_create
+		{703, 86},   // timerfd_settime
+		{718, 87},   // timerfd_gettime
+		{727, 88},   // utimensat
+		{731, 89},   // acct
+		{737, 90},   // capget
+		{743, 91},   // capset
+		{754, 92},   // personality
+		{758, 93},   // exit
+		{768, 94},   // exit_group
+		{774, 95},   // waitid
+		{789, 96},   // set_tid_address
+		{796, 97},   // unshare
+		{801, 98},   // futex
+		{816, 99},   // set_robust_list
+		{831, 100},  // get_robust_list
+		{840, 101},  // nanosleep
+		{849, 102},  // getitimer
+		{858, 103},  // setitimer
+		{868, 104},  // kexec_load
+		{879, 105},  // init_module
+		{892, 106},  // delete_module
+		{904, 107},  // timer_create
+		{917, 108},  // timer_gettime
+		{933, 109},  // timer_getoverrun
+		{946, 110},  // timer_settime
+		{958, 111},  // timer_delete
+		{971, 112},  // clock_settime
+		{984, 113},  // clock_gettime
+		{996, 114},  // clock_getres
+		{1011, 115}, // clock_nanosleep
+		{1017, 116}, // syslog
+		{1023, 117}, // ptrace
+		{1037, 118}, // sched_setparam
+		{1055, 119}, // sched_setscheduler
+		{1073, 120}, // sched_getscheduler
+		{1087, 121}, // sched_getparam
+		{1104, 122}, // sched_setaffinity
+		{1121, 123}, // sched_getaffinity
+		{1132, 124}, // sched_yield
+		{1154, 125}, // sched_get_priority_max
+		{1176, 126}, // sched_get_priority_min
+		{1197, 127}, // sched_rr_get_interval
+		{1212, 128}, // restart_syscall
+		{1216, 129}, // kill
+		{1221, 130}, // tkill
+		{1227, 131}, // tgkill
+		{1238, 132}, // sigaltstack
+		{1251, 133}, // rt_sigsuspend
+		{1263, 134}, // rt_sigaction
+		{1277, 135}, // rt_sigprocmask
+		{1290, 136}, // rt_sigpending
+		{1305, 137}, // rt_sigtimedwait
+		{1320, 138}, // rt_sigqueueinfo
+		{1332, 139}, // rt_sigreturn
+		{1343, 140}, // setpriority
+		{1354, 141}, // getpriority
+		{1360, 142}, // reboot
+		{1368, 143}, // setregid
+		{1374, 144}, // setgid
+		{1382, 145}, // setreuid
+		{1388, 146}, // setuid
+		{1397, 147}, // setresuid
+		{1406, 148}, // getresuid
+		{1415, 149}, // setresgid
+		{1424, 150}, // getresgid
+		{1432, 151}, // setfsuid
+		{1440, 152}, // setfsgid
+		{1445, 153}, // times
+		{1452, 154}, // setpgid
+		{1459, 155}, // getpgid
+		{1465, 156}, // getsid
+		{1471, 157}, // setsid
+		{1480, 158}, // getgroups
+		{1489, 159}, // setgroups
+		{1494, 160}, // uname
+		{1505, 161}, // sethostname
+		{1518, 162}, // setdomainname
+		{1527, 165}, // getrusage
+		{1532, 166}, // umask
+		{1537, 167}, // prctl
+		{1543, 168}, // getcpu
+		{1555, 169}, // gettimeofday
+		{1567, 170}, // settimeofday
+		{1575, 171}, // adjtimex
+		{1581, 172}, // getpid
+		{1588, 173}, // getppid
+		{1594, 174}, // getuid
+		{1601, 175}, // geteuid
+		{1607, 176}, // getgid
+		{1614, 177}, // getegid
+		{1620, 178}, // gettid
+		{1627, 179}, // sysinfo
+		{1634, 180}, // mq_open
+		{1643, 181}, // mq_unlink
+		{1655, 182}, // mq_timedsend
+		{1670, 183}, // mq_timedreceive
+		{1679, 184}, // mq_notify
+		{1692, 185}, // mq_getsetattr
+		{1698, 186}, // msgget
+		{1704, 187}, // msgctl
+		{1710, 188}, // msgrcv
+		{1716, 189}, // msgsnd
+		{1722, 190}, // semget
+		{1728, 191}, // semctl
+		{1738, 192}, // semtimedop
+		{1743, 193}, // semop
+		{1749, 194}, // shmget
+		{1755, 195}, // shmctl
+		{1760, 196}, // shmat
+		{1765, 197}, // shmdt
+		{1771, 198}, // socket
+		{1781, 199}, // socketpair
+		{1785, 200}, // bind
+		{1791, 201}, // listen
+		{1797, 202}, // accept
+		{1804, 203}, // connect
+		{1815, 204}, // getsockname
+		{1826, 205}, // getpeername
+		{1832, 206}, // sendto
+		{1840, 207}, // recvfrom
+		{1850, 208}, // setsockopt
+		{1860, 209}, // getsockopt
+		{1868, 210}, // shutdown
+		{1875, 211}, // sendmsg
+		{1882, 212}, // recvmsg
+		{1891, 213}, // readahead
+		{1894, 214}, // brk
+		{1900, 215}, // munmap
+		{1906, 216}, // mremap
+		{1913, 217}, // add_key
+		{1924, 218}, // request_key
+		{1930, 219}, // keyctl
+		{1935, 220}, // clone
+		{1941, 221}, // execve
+		{1945, 222}, // mmap
+		{1954, 223}, // fadvise64
+		{1960, 224}, // swapon
+		{1967, 225}, // swapoff
+		{1975, 226}, // mprotect
+		{1980, 227}, // msync
+		{1985, 228}, // mlock
+		{1992, 229}, // munlock
+		{2000, 230}, // mlockall
+		{2010, 231}, // munlockall
+		{2017, 232}, // mincore
+		{2024, 233}, // madvise
+		{2040, 234}, // remap_file_pages
+		{2045, 235}, // mbind
+		{2058, 236}, // get_mempolicy
+		{2071, 237}, // set_mempolicy
+		{2084, 238}, // migrate_pages
+		{2094, 239}, // move_pages
+		{2111, 240}, // rt_tgsigqueueinfo
+		{2126, 241}, // perf_event_open
+		{2133, 242}, // accept4
+		{2141, 243}, // recvmmsg
+		{2146, 260}, // wait4
+		{2155, 261}, // prlimit64
+		{2168, 262}, // fanotify_init
+		{2181, 263}, // fanotify_mark
+		{2198, 264}, // name_to_handle_at
+		{2215, 265}, // open_by_handle_at
+		{2228, 266}, // clock_adjtime
+		{2234, 267}, // syncfs
+		{2239, 268}, // setns
+		{2247, 269}, // sendmmsg
+		{2263, 270}, // process_vm_readv
+		{2280, 271}, // process_vm_writev
+		{2284, 272}, // kcmp
+		{2296, 273}, // finit_module
+		{2309, 274}, // sched_setattr
+		{2322, 275}, // sched_getattr
+		{2331, 276}, // renameat2
+		{2338, 277}, // seccomp
+		{2347, 278}, // getrandom
+		{2359, 279}, // memfd_create
+		{2362, 280}, // bpf
+		{2370, 281}, // execveat
+		{2381, 282}, // userfaultfd
+		{2391, 283}, // membarrier
+		{2397, 284}, // mlock2
+		{2412, 285}, // copy_file_range
+		{2419, 286}, // preadv2
+		{2427, 287}, // pwritev2
+		{2440, 288}, // pkey_mprotect
+		{2450, 289}, // pkey_alloc
+		{2459, 290}, // pkey_free
+		{2464, 291}, // statx
+		{2477, 292}, // io_pgetevents
+		{2481, 293}, // rseq
+		{2496, 294}, // kexec_file_load
+		{2513, 424}, // pidfd_send_signal
+		{2527, 425}, // io_uring_setup
+		{2541, 426}, // io_uring_enter
+		{2558, 427}, // io_uring_register
+		{2567, 428}, // open_tree
+		{2577, 429}, // move_mount
+		{2583, 430}, // fsopen
+		{2591, 431}, // fsconfig
+		{2598, 432}, // fsmount
+		{2604, 433}, // fspick
+		{2614, 434}, // pidfd_open
+		{2620, 435}, // clone3
+		{2631, 436}, // close_range
+		{2638, 437}, // openat2
+		{2649, 438}, // pidfd_getfd
+		{2659, 439}, // faccessat2
+		{2674, 440}, // process_madvise
+		{2686, 441}, // epoll_pwait2
+		{2699, 442}, // mount_setattr
+		{2710, 443}, // quotactl_fd
+		{2733, 444}, // landlock_create_ruleset
+		{2750, 445}, // landlock_add_rule
+		{2772, 446}, // landlock_restrict_self
+		{2784, 447}, // memfd_secret
+		{2800, 448}, // process_mrelease
+		{2811, 449}, // futex_waitv
+		{2834, 450}, // set_mempolicy_home_node
+		{2843, 451}, // cachestat
+		{2852, 452}, // fchmodat2
+		{2868, 453}, // map_shadow_stack
+		{2878, 454}, // futex_wake
+		{2888, 455}, // futex_wait
+		{2901, 456}, // futex_requeue
+		{2910, 457}, // statmount
+		{2919, 458}, // listmount
+		{2936, 459}, // lsm_get_self_attr
+		{2953, 460}, // lsm_set_self_attr
+		{2969, 461}, // lsm_list_modules
+		{2974, 462}, // mseal
+		{2984, 463}, // setxattrat
+		{2994, 464}, // getxattrat
+		{3005, 465}, // listxattrat
+		{3018, 466}, // removexattrat
+		{3032, 467}, // open_tree_attr
+		{3044, 468}, // file_getattr
+		{3056, 469}, // file_setattr
+		{3062, 470}, // listns
+		{3078, 471}, // rseq_slice_yield
+	},
 }
 
 // syscallsOtherArch holds the names that exist only on Linux
-// architectures filters are not compiled for (mips, ppc, sparc64).
-var syscallsOtherArch = map[string]bool{
-	"cachectl":           true,
-	"execv":              true,
-	"getdomainname":      true,
-	"getpagesize":        true,
-	"kern_features":      true,
-	"memory_ordering":    true,
-	"perfctr":            true,
-	"sched_get_affinity": true,
-	"sched_set_affinity": true,
-	"syscall":            true,
-	"sysmips":            true,
-	"utrap_install":      true,
+// architectures filters are not compiled for (mips, ppc, sparc64), sorted.
+var syscallsOtherArch = []string{
+	"cachectl",
+	"execv",
+	"getdomainname",
+	"getpagesize",
+	"kern_features",
+	"memory_ordering",
+	"perfctr",
+	"sched_get_affinity",
+	"sched_set_affinity",
+	"syscall",
+	"sysmips",
+	"utrap_install",
 }

@@ -16,7 +16,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,15 +68,32 @@ type Info struct {
 	Ended      time.Time `json:"ended,omitzero"`
 }
 
-var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-
 // ValidName checks a sandbox name: it becomes a directory name, so only
 // letters, digits, '_', '.', '-', not starting with a punctuation mark.
 func ValidName(name string) error {
-	if !nameRe.MatchString(name) {
+	if !validName(name) {
 		return fmt.Errorf("invalid sandbox name %q: use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit", name)
 	}
 	return nil
+}
+
+// validName is ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$, by hand: a compiled
+// regexp with that repetition cost ~1 ms of package initialisation on
+// every start of the CLI.
+func validName(name string) bool {
+	if len(name) == 0 || len(name) > 63 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // BaseDir returns (creating it) the directory of the caller's sandboxes:

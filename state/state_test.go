@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,6 +30,32 @@ func TestValidName(t *testing.T) {
 	for _, bad := range []string{"", "-a", ".a", "a/b", "a b", "..", string(long)} {
 		if ValidName(bad) == nil {
 			t.Errorf("ValidName(%q) accepted", bad)
+		}
+	}
+}
+
+// TestValidNameAsRegexp: the hand-written check accepts exactly what the
+// regexp it replaces accepted, on every string of up to 3 bytes over an
+// alphabet with each class, around the length limit, and on non-ASCII.
+func TestValidNameAsRegexp(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+	alpha := []string{"a", "Z", "0", "9", "_", ".", "-", "/", " ", "\n", "\x00", "é", "\xff", "`", "{", "@", "[", ":"}
+	cases := []string{""}
+	for _, a := range alpha {
+		cases = append(cases, a)
+		for _, b := range alpha {
+			cases = append(cases, a+b)
+			for _, c := range alpha {
+				cases = append(cases, a+b+c)
+			}
+		}
+	}
+	for _, n := range []int{62, 63, 64, 100} {
+		cases = append(cases, strings.Repeat("a", n), "a"+strings.Repeat("-", n-1), strings.Repeat("a", n-1)+"\n")
+	}
+	for _, s := range cases {
+		if got, want := validName(s), re.MatchString(s); got != want {
+			t.Errorf("validName(%q) = %v, the regexp says %v", s, got, want)
 		}
 	}
 }

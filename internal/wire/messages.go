@@ -7,7 +7,7 @@ import (
 	"sandbox/confine"
 	"sandbox/netns"
 	"sandbox/rootfs"
-	"sandbox/seccomp"
+	"sandbox/seccomp/bpf"
 )
 
 // Exit statuses of `sandbox run` besides the payload's own.
@@ -77,7 +77,7 @@ type ChildConfig struct {
 	LastCap     int                    `json:"last_cap"`
 	Landlock    *confine.LandlockRules `json:"landlock,omitempty"`
 	PreserveFDs int                    `json:"preserve_fds,omitempty"`
-	Seccomp     *seccomp.Program       `json:"seccomp,omitempty"` // nil: unconfined
+	Seccomp     *bpf.Program       `json:"seccomp,omitempty"` // nil: unconfined
 
 	// HostnameAsked: --hostname was given (else a hostname the kernel
 	// refuses is kept as it is).

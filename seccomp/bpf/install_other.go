@@ -1,6 +1,6 @@
 //go:build !linux
 
-package seccomp
+package bpf
 
 import "errors"
 
@@ -19,5 +19,3 @@ func Install(p *Program) error {
 	}
 	return errNotLinux
 }
-
-func runningKernel() (string, error) { return "", errNotLinux }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package seccomp
+package bpf
 
 import (
 	"errors"
@@ -44,8 +44,8 @@ func Install(p *Program) error {
 		return nil
 	}
 	n := len(p.Instructions)
-	if n == 0 || n > maxInsns {
-		return fmt.Errorf("seccomp: cannot install a filter of %d instructions (1 to %d)", n, maxInsns)
+	if n == 0 || n > MaxInstructions {
+		return fmt.Errorf("seccomp: cannot install a filter of %d instructions (1 to %d)", n, MaxInstructions)
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -84,13 +84,4 @@ func Install(p *Program) error {
 		return fmt.Errorf("seccomp: thread %d could not be synchronized to the new filter (TSYNC); no filter was installed", r)
 	}
 	return nil
-}
-
-// runningKernel returns the running kernel's release ("6.18.4-...").
-func runningKernel() (string, error) {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return "", err
-	}
-	return unix.ByteSliceToString(u.Release[:]), nil
 }

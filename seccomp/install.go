@@ -1,0 +1,14 @@
+package seccomp
+
+import "sandbox/seccomp/bpf"
+
+// ErrNoNewPrivs is returned by Install when no_new_privs is not set on the
+// calling thread (bpf.ErrNoNewPrivs).
+var ErrNoNewPrivs = bpf.ErrNoNewPrivs
+
+// SetNoNewPrivs is bpf.SetNoNewPrivs.
+func SetNoNewPrivs() error { return bpf.SetNoNewPrivs() }
+
+// Install is bpf.Install: it loads the filter on every thread of the
+// process (TSYNC); nil is unconfined.
+func Install(p *Program) error { return bpf.Install(p) }
