@@ -1797,3 +1797,31 @@ print("KEY %d %r" % (k, b.raw[:max(n, 0)]))
 			len(bad), len(o.res), strings.Join(bad, "\n"))
 	}
 }
+
+// TestEscapeInitFDs: what init holds open is nothing of the host's that a
+// payload allowed to look into it (CAP_SYS_PTRACE: --cap-add ALL) could
+// take: no user namespace of the caller (the proof `sandbox exec` asks
+// for), no host file, only its control socket and stdio.
+func TestEscapeInitFDs(t *testing.T) {
+	t.Parallel()
+	r := mustRun(t, opts{}, "run", "--net=none", "--cap-add", "ALL", "--seccomp=unconfined", "--",
+		"sh", "-c", `sleep 0.5; for f in /proc/1/fd/*; do printf '%s -> %s\n' "$f" "$(readlink "$f")"; done`)
+	var links []string
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		if strings.Contains(l, " -> ") {
+			links = append(links, l)
+		}
+	}
+	if len(links) == 0 {
+		t.Fatalf("no fd of init listed (the payload could not look into init):\n%s", r)
+	}
+	for _, l := range links {
+		target := l[strings.Index(l, " -> ")+4:]
+		switch {
+		case strings.HasPrefix(target, "user:["), strings.HasPrefix(target, "mnt:["), strings.HasPrefix(target, "pid:["):
+			t.Errorf("init holds a namespace of the host: %s", l)
+		case strings.HasPrefix(target, "/") && !strings.HasPrefix(target, "/dev/") && !strings.HasPrefix(target, "/memfd:"):
+			t.Errorf("init holds a file: %s", l)
+		}
+	}
+}

@@ -33,13 +33,8 @@ type execEvent struct {
 // run` was started from (userNS): the same user inside any sandbox — this
 // one or another that can see the state directory — cannot get hold of an
 // fd of that namespace, so it cannot exec its way into a sandbox.
-func serveExec(ln, userNS *os.File, uid int, events chan<- execEvent) {
+func serveExec(ln *os.File, want unix.Stat_t, uid int, events chan<- execEvent) {
 	defer ln.Close()
-	var want unix.Stat_t
-	if err := unix.Fstat(int(userNS.Fd()), &want); err != nil {
-		return
-	}
-	userNS.Close()
 	for {
 		fd, _, err := unix.Accept4(int(ln.Fd()), unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
 		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.ECONNABORTED) {

@@ -69,10 +69,14 @@ func Init() int {
 		return fail("reading the configuration", wire.StatusError, err)
 	}
 	// The exec socket, served once the payload runs, and the user namespace
-	// its clients must be in.
-	var execLn, execNS *os.File
-	if len(fds) == 2 {
-		execLn, execNS = os.NewFile(uintptr(fds[0]), "exec.sock"), os.NewFile(uintptr(fds[1]), "userns")
+	// its clients must be in: only its identity is kept, never the fd,
+	// which a payload allowed to look into init (CAP_SYS_PTRACE) could take
+	// as proof of being outside (for the exec socket).
+	var execLn *os.File
+	var execNS unix.Stat_t
+	if len(fds) == 2 && unix.Fstat(fds[1], &execNS) == nil {
+		execLn = os.NewFile(uintptr(fds[0]), "exec.sock")
+		unix.Close(fds[1])
 	} else {
 		proto.CloseFDs(fds)
 	}

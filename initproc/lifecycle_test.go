@@ -36,8 +36,8 @@ func TestServeExecChecksUserNamespace(t *testing.T) {
 	if err := unix.Listen(lfd, 4); err != nil {
 		t.Fatal(err)
 	}
-	userNS, err := os.Open("/proc/self/ns/user")
-	if err != nil {
+	var userNS unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/user", &userNS); err != nil {
 		t.Fatal(err)
 	}
 	events := make(chan execEvent, 1)

@@ -39,9 +39,9 @@ func PreloadInit() {
 }
 
 // initCommand is the path that starts init, and a file to close once it
-// has started (the sealed memfd of the embedded copy). The child gets
-// files up to fd childFDs-1.
-func initCommand(childFDs int) (string, io.Closer, error) {
+// has started (the sealed memfd of the embedded copy), at minFD or above
+// (see childFDFloor).
+func initCommand(minFD int) (string, io.Closer, error) {
 	if InitELF == "" {
 		return "/proc/self/exe", nil, nil
 	}
@@ -50,7 +50,7 @@ func initCommand(childFDs int) (string, io.Closer, error) {
 	if preload.err != nil {
 		return "", nil, preload.err
 	}
-	p, err := preload.m.PathAbove(childFDs)
+	p, err := preload.m.PathAbove(minFD)
 	if err != nil {
 		preload.m.Close()
 		return "", nil, err
@@ -73,8 +73,9 @@ func netstackCommand() (string, io.Closer, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	// Above the helper's own fds (stdio, its socket and the tap).
-	p, err := m.PathAbove(10)
+	// Above the fds the helper's fork moves its files through (its socket
+	// was made before, at a lower number; see childFDFloor).
+	p, err := m.PathAbove(256)
 	if err != nil {
 		m.Close()
 		return "", nil, err

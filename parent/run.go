@@ -104,7 +104,7 @@ func run(s *spec.Spec) (status int, err error) {
 	for fd := 3; fd < 3+s.PreserveFDs; fd++ {
 		extra = append(extra, os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd)))
 	}
-	initPath, initFile, err := initCommand(3 + len(extra))
+	initPath, initFile, err := initCommand(childFDFloor(append([]*os.File{stdin, stdout, os.Stderr}, extra...)))
 	if err != nil {
 		return wire.StatusError, journal.AtStep("loading init", err)
 	}
@@ -444,4 +444,18 @@ func exePath() string {
 		return "sandbox"
 	}
 	return filepath.Clean(p)
+}
+
+// childFDFloor is the lowest fd that survives a child's fd setup: Go's
+// fork moves its files to 0..n-1 through fds above the highest of them
+// (syscall's nextfd), so an fd that the child needs by number (the memfd
+// it executes) must be above those too.
+func childFDFloor(files []*os.File) int {
+	top := 0
+	for _, f := range files {
+		if fd := int(f.Fd()); fd > top {
+			top = fd
+		}
+	}
+	return top + len(files) + 3
 }

@@ -184,8 +184,11 @@ func runCLI(args []string) int {
 	// environment, which the sandbox must not inherit.
 	supervisor := os.Getenv(parent.DetachedEnv)
 	os.Unsetenv(parent.DetachedEnv)
-	if !r.Detach || supervisor != "" {
-		parent.PreloadInit() // this process starts init: copy it in the meantime
+	// This process starts init: copy it in the meantime. Not with
+	// --preserve-fds, whose fds Prepare checks: the copy's fd must not be
+	// taken for one of them.
+	if (!r.Detach || supervisor != "") && r.PreserveFds == 0 {
+		parent.PreloadInit()
 	}
 	s, err := spec.Prepare(spec.Options{
 		Args: cmd, Name: r.Name, Detach: r.Detach, Supervisor: supervisor, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,

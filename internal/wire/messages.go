@@ -77,7 +77,7 @@ type ChildConfig struct {
 	LastCap     int                    `json:"last_cap"`
 	Landlock    *confine.LandlockRules `json:"landlock,omitempty"`
 	PreserveFDs int                    `json:"preserve_fds,omitempty"`
-	Seccomp     *bpf.Program       `json:"seccomp,omitempty"` // nil: unconfined
+	Seccomp     *bpf.Program           `json:"seccomp,omitempty"` // nil: unconfined
 
 	// HostnameAsked: --hostname was given (else a hostname the kernel
 	// refuses is kept as it is).
