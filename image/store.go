@@ -177,16 +177,26 @@ func (s Store) lock() (*os.File, error) {
 // ends (the kernel drops them then).
 var held []*os.File
 
-// Use resolves an image for a run: its layer directories, bottom first,
-// each locked shared so that rm leaves it alone while the run lasts.
-func (s Store) Use(name string) (Image, []string, error) {
+// Resolve finds an image for a run: the image and its layer directories,
+// bottom first. It changes nothing; LockLayers keeps them while the run
+// lasts.
+func (s Store) Resolve(name string) (Image, []string, error) {
 	img, err := s.Load(name)
 	if err != nil {
 		return img, nil, err
 	}
-	var dirs []string
+	dirs := make([]string, 0, len(img.Layers))
 	for _, l := range img.Layers {
-		d := s.LayerDir(l.DiffID)
+		dirs = append(dirs, s.LayerDir(l.DiffID))
+	}
+	return img, dirs, nil
+}
+
+// LockLayers locks each layer directory shared until this process ends
+// (the kernel drops the locks then), so that `sandbox image rm` leaves
+// them alone while the run lasts. A layer removed since Resolve fails.
+func LockLayers(dirs []string) error {
+	for _, d := range dirs {
 		f, err := os.Open(d)
 		if err == nil {
 			if err = unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
@@ -194,12 +204,11 @@ func (s Store) Use(name string) (Image, []string, error) {
 			}
 		}
 		if err != nil {
-			return img, nil, fmt.Errorf("image %s: layer %s: %w (sandbox image import the image again)", img.Name, l.DiffID, err)
+			return fmt.Errorf("image layer %s: %w (sandbox image import the image again)", filepath.Base(d), err)
 		}
 		held = append(held, f)
-		dirs = append(dirs, d)
 	}
-	return img, dirs, nil
+	return nil
 }
 
 // unused lists the layer directories no image in imgs refers to.

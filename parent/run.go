@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"sandbox/idmap"
+	"sandbox/image"
 	"sandbox/internal/proto"
 	"sandbox/netns/driver"
 	"sandbox/rootfs"
@@ -39,6 +40,11 @@ func run(s *spec.Spec) (status int, err error) {
 	for _, w := range s.Warnings {
 		lg.Warn(w)
 	}
+	// Held until this process ends, so that `sandbox image rm` leaves the
+	// layers alone while the run uses them.
+	if err := image.LockLayers(s.ImageLayers); err != nil {
+		return wire.StatusError, journal.AtStep("locking the image's layers", err)
+	}
 	h := s.State
 	if h == nil {
 		if h, err = state.Claim(s.Name); err != nil {
@@ -54,6 +60,12 @@ func run(s *spec.Spec) (status int, err error) {
 	}()
 	if err := h.Write(); err != nil {
 		return wire.StatusError, journal.AtStep("writing the sandbox's record", err)
+	}
+	if s.Upper != "" {
+		// Prepare planned it; made here if new.
+		if err := os.MkdirAll(s.Upper, 0o700); err != nil {
+			return wire.StatusError, journal.AtStep("creating the --upper directory", fmt.Errorf("--upper %s: %w", s.Upper, err))
+		}
 	}
 	unlock, err := lockUpper(s.Upper)
 	if err != nil {

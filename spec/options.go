@@ -74,6 +74,8 @@ type Options struct {
 	// Resource limits (cgroup v2) and --limits=strict|best-effort.
 	Limits     cgroupdelegate.Flags
 	LimitsMode string
+	// imageLayers: --image's layer directories (set by useImage).
+	imageLayers []string
 }
 
 // Spec is a validated, fully resolved run.
@@ -117,6 +119,9 @@ type Spec struct {
 	EphemeralBase string
 	// HostnameAsked: Hostname comes from --hostname.
 	HostnameAsked bool
+	// ImageLayers are --image's layer directories, which the parent locks
+	// (shared) before the run uses them.
+	ImageLayers []string
 }
 
 // Prepare validates opts against the host and plans the whole sandbox.
@@ -135,7 +140,7 @@ func Prepare(opts Options) (*Spec, error) {
 			return nil, err
 		}
 	}
-	s := &Spec{Args: opts.Args, Verbose: opts.Verbose, Start: time.Now()}
+	s := &Spec{Args: opts.Args, Verbose: opts.Verbose, Start: time.Now(), ImageLayers: opts.imageLayers}
 	if err := journal.ValidLogFormat(opts.LogFormat); err != nil {
 		return nil, err
 	}
@@ -222,8 +227,8 @@ func Prepare(opts Options) (*Spec, error) {
 // become --rootfs (the bottom one) and --layer (below the user's own), its
 // working directory the default --chdir, its command the default command.
 // It returns the image's environment (plus the caller's TERM) as the base
-// environment, nil without --image. The layers stay locked (shared) while
-// this process lives, so that `sandbox image rm` leaves them alone.
+// environment, nil without --image. Nothing is locked here: the parent
+// locks the layers (Spec.ImageLayers) before it uses them.
 func useImage(opts *Options) ([]string, error) {
 	if opts.Image == "" {
 		return nil, nil
@@ -235,10 +240,11 @@ func useImage(opts *Options) ([]string, error) {
 	if err != nil {
 		return nil, journal.Usagef("--image: %v", err)
 	}
-	img, dirs, err := store.Use(opts.Image)
+	img, dirs, err := store.Resolve(opts.Image)
 	if err != nil {
 		return nil, journal.Usagef("--image: %v", err)
 	}
+	opts.imageLayers = dirs
 	opts.Rootfs, opts.Layers = dirs[0], append(dirs[1:len(dirs):len(dirs)], opts.Layers...)
 	if opts.Chdir == "" {
 		opts.Chdir = img.Config.WorkingDir
@@ -414,6 +420,32 @@ func hostDir(flag, p string, wantDir bool) (string, error) {
 	return real, nil
 }
 
+// futureDir is hostDir for a directory that may not exist yet: its
+// nearest existing ancestor must be a directory; the rest of the path is
+// kept as given.
+func futureDir(flag, abs string) (string, error) {
+	var missing []string
+	p := filepath.Clean(abs)
+	for {
+		if _, err := os.Lstat(p); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return "", journal.Usagef("%s %s: %v", flag, abs, err)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return "", journal.Usagef("%s %s: no such file or directory", flag, abs)
+		}
+		missing = append([]string{filepath.Base(p)}, missing...)
+		p = parent
+	}
+	real, err := hostDir(flag, p, true)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(append([]string{real}, missing...)...), nil
+}
+
 // insidePath checks a path inside the sandbox: absolute, no "..".
 func insidePath(flag, p string) (string, error) {
 	if !filepath.IsAbs(p) {
@@ -489,10 +521,9 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 		if err != nil {
 			return cfg, "", journal.Usagef("--upper %s: %v", opts.Upper, err)
 		}
-		if err := os.MkdirAll(abs, 0o700); err != nil {
-			return cfg, "", journal.Usagef("--upper %s: %v", opts.Upper, err)
-		}
-		if cfg.Upper, err = hostDir("--upper", abs, true); err != nil {
+		// A missing upper is made by the parent (Prepare changes nothing):
+		// here it is resolved through its nearest existing ancestor.
+		if cfg.Upper, err = futureDir("--upper", abs); err != nil {
 			return cfg, "", err
 		}
 	}

@@ -2,6 +2,8 @@ package spec
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -113,5 +115,28 @@ func TestSeccompUnsupportedArch(t *testing.T) {
 	}
 	if err := confinement(Options{Seccomp: "unconfined"}, rootfs.Config{}, &Spec{}); err != nil {
 		t.Errorf("--seccomp=unconfined: %v", err)
+	}
+}
+
+// TestFutureDir: a missing --upper resolves through its nearest existing
+// ancestor and is not created (Prepare changes nothing).
+func TestFutureDir(t *testing.T) {
+	base := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(base, link); err != nil {
+		t.Fatal(err)
+	}
+	real, _ := filepath.EvalSymlinks(base)
+	got, err := futureDir("--upper", filepath.Join(link, "a", "b"))
+	if err != nil || got != filepath.Join(real, "a", "b") {
+		t.Fatalf("futureDir: %q %v", got, err)
+	}
+	if _, err := os.Lstat(filepath.Join(base, "a")); !os.IsNotExist(err) {
+		t.Errorf("futureDir created %s: %v", filepath.Join(base, "a"), err)
+	}
+	file := filepath.Join(base, "f")
+	os.WriteFile(file, nil, 0o600)
+	if _, err := futureDir("--upper", filepath.Join(file, "x")); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("below a file: %v", err)
 	}
 }
