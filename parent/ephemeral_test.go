@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -57,5 +59,19 @@ func TestSweepEphemeral(t *testing.T) {
 	}
 	if _, err := os.Lstat(live.path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("remove left %s: %v", live.path, err)
+	}
+}
+
+// TestEphemeralNameAsRegexp: the hand check accepts what the pattern
+// `^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}-[0-9a-f]{8}$` accepts, and nothing else.
+func TestEphemeralNameAsRegexp(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}-[0-9a-f]{8}$`)
+	names := []string{"", "-0123abcd", "a-0123abcd", "a-0123ABCD", "a-0123abc", "a-0123abcde", "a_0123abcd",
+		".a-0123abcd", "a.b_c-d-0123abcd", "sandbox-1f2e3d-deadbeef", "a/b-0123abcd", "ä-0123abcd",
+		strings.Repeat("x", 63) + "-0123abcd", strings.Repeat("x", 64) + "-0123abcd", "a-0123abcg", "a--0123abcd"}
+	for _, n := range names {
+		if got, want := ephemeralName(n), re.MatchString(n); got != want {
+			t.Errorf("%q: %v, the pattern says %v", n, got, want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	"sandbox/internal/wire"
 
@@ -153,7 +154,7 @@ func flagSpellings(f *kong.Flag) []compFlag {
 	return out
 }
 
-var lowerWord = regexp.MustCompile(`^[a-z][a-z0-9_.-]*$`)
+var lowerWord = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9_.-]*$`) }) // compiled on first use, not at every start
 
 func flagCompletion(f *kong.Flag) completion {
 	if f.IsBool() || f.IsCounter() {
@@ -171,7 +172,7 @@ func flagCompletion(f *kong.Flag) completion {
 			if c.kind != kindDirs {
 				c.kind = kindFiles
 			}
-		case lowerWord.MatchString(alt) && strings.Contains(f.PlaceHolder, "|"):
+		case lowerWord().MatchString(alt) && strings.Contains(f.PlaceHolder, "|"):
 			c.words = append(c.words, alt)
 		}
 	}

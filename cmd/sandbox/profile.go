@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 	"github.com/alecthomas/kong"
@@ -212,7 +213,7 @@ func (d *defaults) command() []string {
 }
 
 // flagRe finds the flags an error message names.
-var flagRe = regexp.MustCompile(`--([a-z][a-z0-9-]*)`)
+var flagRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`--([a-z][a-z0-9-]*)`) }) // compiled on first use, not at every start
 
 // explain adds to an error of the run where each flag it names got its
 // value, when that was a profile or a variable rather than the command line.
@@ -221,7 +222,7 @@ func (d *defaults) explain(err error) error {
 		return err
 	}
 	var from []string
-	for _, m := range flagRe.FindAllStringSubmatch(err.Error(), -1) {
+	for _, m := range flagRe().FindAllStringSubmatch(err.Error(), -1) {
 		src, ok := d.sources[m[1]]
 		item := "--" + m[1] + " from " + src
 		if ok && !slices.Contains(from, item) {
@@ -445,7 +446,7 @@ func decodeTOML(data []byte) (map[string]any, map[string]int, error) {
 }
 
 // yamlLineRe is how the YAML parser reports a position.
-var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): `)
+var yamlLineRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): `) }) // compiled on first use, not at every start
 
 // decodeYAML decodes a YAML document that must be one mapping; it keeps
 // each key's line. Errors start with ", line N: " or ": ".
@@ -457,7 +458,7 @@ func decodeYAML(data []byte) (map[string]any, map[string]int, error) {
 			return map[string]any{}, nil, nil
 		}
 		msg := err.Error()
-		if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+		if m := yamlLineRe().FindStringSubmatch(msg); m != nil {
 			return nil, nil, fmt.Errorf(", line %s: %s", m[1], strings.TrimPrefix(msg, m[0]))
 		}
 		return nil, nil, fmt.Errorf(": %s", strings.TrimPrefix(msg, "yaml: "))
