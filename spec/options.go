@@ -753,3 +753,15 @@ func overlayConfig(flag, upper string) (rootfs.Overlay, error) {
 	ov.FuseBin = bin
 	return ov, nil
 }
+
+// Detaching reports whether Run hands the sandbox to a background
+// supervisor (which writes the report, when it ends).
+func (s *Spec) Detaching() bool { return s.Detach && !s.Detached }
+
+// ChildNet is init's part of the network setup, or nil.
+func (s *Spec) ChildNet() *netns.Child {
+	if s.Net == nil {
+		return nil
+	}
+	return s.Net.ChildPart()
+}
