@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,20 +27,30 @@ import (
 // belong to the user, who is root inside).
 const payloadCgroup = "payload"
 
-// runCgroup is the sandbox's own cgroup for one run.
-type runCgroup struct {
-	dir     string   // sandbox-<pid>-<start>, with the limits
-	f       *os.File // dir/payload, for clone3(CLONE_INTO_CGROUP)
-	memory  int64    // --memory, for the OOM message
-	limited bool     // limits were written: the run needs this cgroup
-	applied []string // the limits written, as FILE=VALUE
-	logf    func(string, ...any)
-	warn    func(string)
-	lg      *journal.Logger // fallbacks
-	rep     *journal.Report // nil in tests
+// cgroupManager is the sandbox's cgroup for one run, one implementation
+// per kind of host (crun's cgroup managers are the model): delegated (a
+// sandbox-<pid>-<start> below the caller's delegated cgroup,
+// cgroup_delegated.go), systemd (the same below a Delegate=yes scope the
+// user manager made for this run, cgroup_systemd.go), none (no cgroup of
+// its own, cgroup_none.go). h.open chooses it once, before anything starts.
+type cgroupManager interface {
+	// startInit starts init in the cgroup.
+	startInit(o userns.Options) (*userns.Child, error)
+	// where describes how init was placed, for the verbose log.
+	where(child *userns.Child) string
+	// placed records how init entered the cgroup.
+	placed(child *userns.Child)
+	// describe puts the cgroup and its limits into the sandbox's record.
+	describe(info *state.Info)
+	// limits are the limits written, as FILE=VALUE.
+	limits() []string
+	// finish reports an OOM kill, then kills whatever is left in the
+	// cgroup and removes it. It runs when Run returns, whatever happened.
+	finish(status int, err error) (int, error)
 }
 
-// cgroupHost is what placing the cgroup reads from the host; tests fake it.
+// cgroupHost is what choosing and making the cgroup reads from the host;
+// tests fake it.
 type cgroupHost struct {
 	mounts     func() ([]*mountinfo.Info, error)
 	selfCgroup func() (string, error) // /proc/self/cgroup
@@ -55,6 +64,7 @@ type cgroupHost struct {
 	unitDelegated func(ctx context.Context, addr, unit string) (bool, error)
 	mkdir         func(string) error // the kernel fills a new cgroup directory
 	warn          func(string)
+	lg            *journal.Logger // fallbacks; nil in tests
 	rep           *journal.Report // records applied and skipped limits; nil in tests
 }
 
@@ -79,28 +89,21 @@ func realCgroupHost() (cgroupHost, error) {
 // limits it is a convenience (killed and removed as one at exit) made only
 // where the caller's cgroup is delegated already, and nothing fails when it
 // cannot be made. With limits it fails closed (unless best-effort).
-func openCgroup(s *spec.Spec, lg *journal.Logger) (*runCgroup, error) {
+func openCgroup(s *spec.Spec, lg *journal.Logger) (cgroupManager, error) {
 	h, err := realCgroupHost()
 	if err != nil {
 		if s.Resources.Limits.Any() {
 			return nil, fmt.Errorf("reading this process's identity: %w", err)
 		}
-		return nil, nil
+		return noCgroup{}, nil
 	}
-	h.warn, h.rep = lg.Line, s.Report
+	h.warn, h.lg, h.rep = lg.Line, lg, s.Report
 	h.ours = []int{h.owner.PID}
 	if s.Detached {
 		// The foreground `run -d` waits in the same cgroup until we report.
 		h.ours = append(h.ours, os.Getppid())
 	}
-	cg, err := h.open(s.Resources, strings.Join(s.Args, " "), lg.Step)
-	if cg != nil {
-		cg.lg, cg.rep = lg, s.Report
-		if cg.rep != nil {
-			cg.rep.CgroupPart().Path = cg.dir
-		}
-	}
-	return cg, err
+	return h.manager(s.Resources, strings.Join(s.Args, " "), lg.Step)
 }
 
 // unavailable is a write that cannot be applied, and why.
@@ -109,11 +112,45 @@ type unavailable struct {
 	why string
 }
 
-func (h cgroupHost) open(res spec.Resources, cmdline string, logf func(string, ...any)) (*runCgroup, error) {
+// cgroupChoice is the kind of manager the host's facts call for.
+type cgroupChoice struct {
+	kind string // "delegated", "systemd" or "none"
+	// base: delegated, the cgroup under which sandbox-<id> goes (prepared
+	// for the controllers); systemd, the caller's cgroup if it is delegated
+	// (where a run without the limits goes if systemd gives no scope).
+	base    string
+	skipped []unavailable // writes no manager of this host can serve
+	// systemd only: the cgroup2 mount, why the caller's cgroup does not
+	// serve, the writes a scope may serve and their controllers, and
+	// whether only the drop-in can help if no scope comes (the caller is
+	// in a delegated unit of the user manager already: another scope
+	// would get the same controllers).
+	mount  cgroupdelegate.Mount
+	why    string
+	usable []cgroupdelegate.Write
+	need   []string
+	dropIn bool
+}
+
+// manager chooses the manager for this run and makes it: it applies the
+// limits it can, fails closed on the others (or warns and drops them with
+// best-effort), and falls back to none where a run without limits cannot
+// get a cgroup.
+func (h cgroupHost) manager(res spec.Resources, cmdline string, logf func(string, ...any)) (cgroupManager, error) {
 	writes := res.Limits.Plan()
-	base, skipped, err := h.place(writes, res.BestEffort, cmdline, logf)
+	c, err := h.choose(writes, res.BestEffort, logf)
 	if err != nil {
 		return nil, err
+	}
+	base, skipped, scope := c.base, c.skipped, ""
+	if c.kind == "systemd" {
+		scope, skipped, err = h.scope(c, res.BestEffort, cmdline, logf)
+		if err != nil {
+			return nil, err
+		}
+		if scope != "" {
+			base = scope
+		}
 	}
 	if len(skipped) > 0 {
 		if !res.BestEffort {
@@ -130,93 +167,62 @@ func (h cgroupHost) open(res spec.Resources, cmdline string, logf func(string, .
 		}
 	}
 	if base == "" {
-		return nil, nil
+		return noCgroup{}, nil
 	}
-	if removed, err := cgroupdelegate.CleanStale(base, h.procRoot); err != nil {
-		logf("cleaning stale cgroups: %v", err)
-	} else if len(removed) > 0 {
-		logf("removed cgroups of runs that were killed: %s", strings.Join(removed, " "))
-	}
-	cg, err := h.create(base, writes)
+	cg, err := h.delegated(base, writes, res.Limits.Memory, logf)
 	if err != nil && len(writes) == 0 {
 		// Only a convenience without limits: run without it.
 		logf("no cgroup of its own: %v", err)
-		return nil, nil
+		return noCgroup{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	cg.logf, cg.memory, cg.limited = logf, res.Limits.Memory, len(writes) > 0
-	logf("cgroup %s (%d limit writes)", cg.dir, len(writes))
+	if scope != "" {
+		return systemdCgroup{cg}, nil
+	}
 	return cg, nil
 }
 
-func (h cgroupHost) create(base string, writes []cgroupdelegate.Write) (*runCgroup, error) {
-	dir := filepath.Join(base, h.owner.Name())
-	if err := h.mkdir(dir); err != nil {
-		return nil, fmt.Errorf("creating the sandbox's cgroup: %w", err)
+// choose is the one place that picks the kind of manager, from the host's
+// facts: the cgroup2 mount, the caller's cgroup, its delegation and
+// controllers, the writes. A strict run changes nothing on the host before
+// it knows that every write can be served: the only change made here is
+// enabling the controllers in a delegated cgroup that serves them all.
+func (h cgroupHost) choose(writes []cgroupdelegate.Write, bestEffort bool, logf func(string, ...any)) (cgroupChoice, error) {
+	none := func(why string) (cgroupChoice, error) {
+		return cgroupChoice{kind: "none", skipped: unavailableAll(writes, why)}, nil
 	}
-	fail := func(err error) (*runCgroup, error) {
-		cgroupdelegate.Remove(dir)
-		return nil, err
-	}
-	skipped, err := cgroupdelegate.Apply(dir, writes)
-	if err != nil {
-		return fail(err)
-	}
-	for _, w := range skipped {
-		h.warn(fmt.Sprintf("sandbox: warning: %s: this kernel has no %s (no swap accounting), so swap is not limited", w.Flag, w.File))
-		h.rep.SkipLimit(limitReport(w), "this kernel has no "+w.File+" (no swap accounting)")
-	}
-	var applied []string
-	for _, w := range writes {
-		if !slices.Contains(skipped, w) {
-			h.rep.ApplyLimit(limitReport(w))
-			applied = append(applied, w.File+"="+w.Value)
-		}
-	}
-	payload := filepath.Join(dir, payloadCgroup)
-	if err := h.mkdir(payload); err != nil {
-		return fail(fmt.Errorf("creating the sandbox's cgroup: %w", err))
-	}
-	f, err := os.Open(payload)
-	if err != nil {
-		return fail(fmt.Errorf("opening the sandbox's cgroup: %w", err))
-	}
-	return &runCgroup{dir: dir, f: f, warn: h.warn, applied: applied}, nil
-}
-
-// place finds the cgroup under which sandbox-<id> goes ("" for none) and
-// prepares it for the controllers the writes need. The writes it cannot
-// serve come back with the reason. A strict run changes nothing on the
-// host before it knows that every write can be served (only a systemd
-// scope may be left, and it ends with this process).
-func (h cgroupHost) place(writes []cgroupdelegate.Write, bestEffort bool, cmdline string, logf func(string, ...any)) (string, []unavailable, error) {
-	all := func(why string) []unavailable { return unavailableAll(writes, why) }
 	infos, err := h.mounts()
 	if err != nil {
-		return "", all("reading the mount table: " + err.Error()), nil
+		return none("reading the mount table: " + err.Error())
 	}
 	m, err := cgroupdelegate.FindMount(infos)
 	if err != nil {
-		return "", all("cgroup v2 is not mounted on this host (cgroup v1 only); limits need cgroup v2: boot with systemd.unified_cgroup_hierarchy=1"), nil
+		return none("cgroup v2 is not mounted on this host (cgroup v1 only); limits need cgroup v2: boot with systemd.unified_cgroup_hierarchy=1")
 	}
 	base, err := h.baseDir(m)
 	if err != nil {
-		return "", all(err.Error()), nil
+		return none(err.Error())
 	}
 	deleg := h.delegation(base)
-	if len(writes) == 0 {
+	// Where a run goes whose limits are all dropped (or that fails closed).
+	ifDelegated := func(skipped []unavailable) (cgroupChoice, error) {
 		if deleg.Delegated {
-			return base, nil, nil
+			return cgroupChoice{kind: "delegated", base: base, skipped: skipped}, nil
 		}
-		logf("no cgroup of its own: %s", deleg.Why)
-		return "", nil, nil
+		return cgroupChoice{kind: "none", skipped: skipped}, nil
+	}
+	if len(writes) == 0 {
+		if !deleg.Delegated {
+			logf("no cgroup of its own: %s", deleg.Why)
+		}
+		return ifDelegated(nil)
 	}
 	// Controllers cgroup v2 does not have at all: no delegation helps.
 	rootHas, err := cgroupdelegate.List(m.Point, "cgroup.controllers")
 	if err != nil {
-		return "", all(fmt.Sprintf("reading %s/cgroup.controllers: %v", m.Point, err)), nil
+		return none(fmt.Sprintf("reading %s/cgroup.controllers: %v", m.Point, err))
 	}
 	var skipped []unavailable
 	var usable []cgroupdelegate.Write
@@ -233,7 +239,7 @@ func (h cgroupHost) place(writes []cgroupdelegate.Write, bestEffort bool, cmdlin
 		skipped = append(skipped, unavailable{w, why})
 	}
 	if len(usable) == 0 || len(skipped) > 0 && !bestEffort {
-		return baseIfDelegated(base, deleg), skipped, nil
+		return ifDelegated(skipped)
 	}
 	need := cgroupdelegate.Controllers(usable)
 	have, _ := cgroupdelegate.List(base, "cgroup.controllers")
@@ -248,39 +254,19 @@ func (h cgroupHost) place(writes []cgroupdelegate.Write, bestEffort bool, cmdlin
 		var foreign *cgroupdelegate.ForeignError
 		err := prepareBase(base, m.Point, need, h.ours)
 		if err == nil {
-			return base, skipped, nil
+			return cgroupChoice{kind: "delegated", base: base, skipped: skipped}, nil
 		}
 		if !errors.As(err, &foreign) {
-			return "", nil, err
+			return cgroupChoice{}, err
 		}
 		notDelegated = "your cgroup " + foreign.Error()
 	}
-	logf("%s; asking the systemd user manager for a delegated scope", notDelegated)
-	scope, err := h.scope(m, cmdline)
-	if err != nil {
-		fix := delegationFix(h)
-		if deleg.Delegated && !subset(need, have) && strings.Contains(base, "/user@") {
-			// Already in a delegated unit of the user manager: another
-			// scope would get the same controllers; only the drop-in adds some.
-			fix = dropInFix
-		}
-		return baseIfDelegated(base, deleg), unavailableAll(usable, fmt.Sprintf("%s, and systemd could not give one: %v; %s", notDelegated, err, fix)), nil
+	c := cgroupChoice{kind: "systemd", skipped: skipped, mount: m, why: notDelegated, usable: usable, need: need,
+		dropIn: deleg.Delegated && !subset(need, have) && strings.Contains(base, "/user@")}
+	if deleg.Delegated {
+		c.base = base
 	}
-	logf("in the delegated systemd scope %s", scope)
-	have, _ = cgroupdelegate.List(scope, "cgroup.controllers")
-	for _, w := range usable {
-		if !slices.Contains(have, w.Controller) {
-			skipped = append(skipped, unavailable{w, fmt.Sprintf("systemd delegates only %q to your user manager, not %s; %s",
-				strings.Join(have, " "), w.Controller, dropInFix)})
-		}
-	}
-	if len(skipped) > 0 && !bestEffort {
-		return scope, skipped, nil
-	}
-	if err := prepareBase(scope, m.Point, intersect(need, have), h.ours); err != nil {
-		return "", nil, err
-	}
-	return scope, skipped, nil
+	return c, nil
 }
 
 // delegation judges the caller's cgroup dir (cgroupdelegate.JudgeDelegation),
@@ -304,31 +290,6 @@ func (h cgroupHost) baseDir(m cgroupdelegate.Mount) (string, error) {
 		return "", fmt.Errorf("reading /proc/self/cgroup: %w", err)
 	}
 	return m.Base(text)
-}
-
-// scope obtains a delegated transient scope from the systemd user manager
-// holding this process, and returns its directory.
-func (h cgroupHost) scope(m cgroupdelegate.Mount, cmdline string) (string, error) {
-	addr, err := cgroupdelegate.UserBusAddress(h.getenv, h.uid)
-	if err != nil {
-		return "", err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	unit := h.owner.Name() + ".scope"
-	cg, err := h.startScope(ctx, addr, unit, h.owner.PID, "sandbox run "+cmdline)
-	if err != nil {
-		return "", err
-	}
-	// systemd moved us; make sure, the rest relies on it.
-	text, err := h.selfCgroup()
-	if err != nil {
-		return "", err
-	}
-	if now, _ := cgroupdelegate.ParseProcCgroup(text); now != cg {
-		return "", fmt.Errorf("systemd made the scope %s (cgroup %s) but this process is in %q", unit, cg, now)
-	}
-	return m.Dir(cg)
 }
 
 // prepareBase lets base's children use the controllers: when base holds
@@ -389,14 +350,6 @@ func unavailableAll(ws []cgroupdelegate.Write, why string) []unavailable {
 	return out
 }
 
-// baseIfDelegated: where a run without the limits still gets its cgroup.
-func baseIfDelegated(base string, d cgroupdelegate.Delegation) string {
-	if d.Delegated {
-		return base
-	}
-	return ""
-}
-
 func subset(a, b []string) bool {
 	for _, x := range a {
 		if !slices.Contains(b, x) {
@@ -414,89 +367,6 @@ func intersect(a, b []string) []string {
 		}
 	}
 	return out
-}
-
-// startInit starts init in the sandbox's cgroup. Without limits the
-// cgroup is only a convenience: where init cannot be placed in it (a
-// threaded subtree, say), the run goes on without it.
-func (c *runCgroup) startInit(o userns.Options) (*userns.Child, error) {
-	if c == nil {
-		return userns.Start(o)
-	}
-	o.Cgroup = c.f
-	child, err := userns.Start(o)
-	if err == nil || c.limited {
-		return child, err
-	}
-	c.logf("init could not start in cgroup %s (%v); running without a cgroup of its own", c.dir, err)
-	if c.lg != nil {
-		c.lg.Fallback("cgroup", "no cgroup of its own", fmt.Sprintf("init could not start in %s: %v", c.dir, err))
-	}
-	if c.rep != nil {
-		c.rep.CgroupPart().Path = ""
-	}
-	c.f.Close()
-	cgroupdelegate.Remove(c.dir)
-	*c = runCgroup{}
-	o.Cgroup = nil
-	return userns.Start(o)
-}
-
-// where describes how init was placed, for the verbose log.
-func (c *runCgroup) where(child *userns.Child) string {
-	if c == nil || c.f == nil {
-		return ""
-	}
-	return " in cgroup " + c.f.Name() + " (" + child.CgroupVia + ")"
-}
-
-// describe puts the cgroup and its limits into the sandbox's record.
-func (c *runCgroup) describe(info *state.Info) {
-	if c == nil || c.f == nil {
-		return
-	}
-	info.Cgroup, info.Limits = c.dir, c.applied
-}
-
-// placed records how init entered the cgroup.
-func (c *runCgroup) placed(child *userns.Child) {
-	if c == nil || c.f == nil || c.rep == nil {
-		return
-	}
-	c.rep.CgroupPart().InitVia = child.CgroupVia
-	if child.CgroupVia == "cgroup.procs" {
-		c.lg.Fallback("cgroup", "init moved in through cgroup.procs",
-			"the kernel refused clone3 with CLONE_INTO_CGROUP")
-	}
-}
-
-// finish reports an OOM kill, then kills whatever is left in the cgroup
-// and removes it. It runs when Run returns, whatever happened.
-func (c *runCgroup) finish(status int, err error) (int, error) {
-	if c == nil || c.f == nil {
-		return status, err
-	}
-	var ooms int64
-	if c.memory > 0 {
-		ooms, _ = cgroupdelegate.Key(c.dir, "memory.events", "oom_kill")
-	}
-	if c.rep != nil {
-		c.rep.OomKills = ooms
-	}
-	if kerr := cgroupdelegate.Kill(c.dir); kerr != nil {
-		c.logf("killing the cgroup: %v", kerr)
-	}
-	if rerr := cgroupdelegate.Remove(c.dir); rerr != nil {
-		c.warn(fmt.Sprintf("sandbox: warning: %v (the next run removes it)", rerr))
-	} else {
-		c.logf("killed and removed cgroup %s", c.dir)
-	}
-	c.f.Close()
-	status, msg, err := oomReport(status, err, ooms, c.memory)
-	if msg != "" {
-		c.warn(msg)
-	}
-	return status, err
 }
 
 // oomReport turns the OOM kills of a run into its outcome and a line for

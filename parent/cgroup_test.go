@@ -108,6 +108,19 @@ func (f *fakeHost) host() cgroupHost {
 	}
 }
 
+// open is h.manager with the delegated cgroup it made (its own or in a
+// systemd scope), nil for none: what the tests look at.
+func (h cgroupHost) open(res spec.Resources, cmdline string, logf func(string, ...any)) (*delegatedCgroup, error) {
+	m, err := h.manager(res, cmdline, logf)
+	switch m := m.(type) {
+	case *delegatedCgroup:
+		return m, err
+	case systemdCgroup:
+		return m.delegatedCgroup, err
+	}
+	return nil, err
+}
+
 func newFakeHost(t *testing.T) *fakeHost {
 	return &fakeHost{t: t, root: t.TempDir()}
 }
@@ -316,6 +329,67 @@ func TestCgroupNotDelegated(t *testing.T) {
 	wantErr(t, err, "is not delegated to you", "no systemd user bus", "systemd-run --user --scope -p Delegate=yes", "loginctl enable-linger")
 }
 
+// TestCgroupChooseKind: the manager is chosen once from the host's facts
+// (the cgroup2 mount, the caller's cgroup and its delegation, the limits),
+// and manager makes that kind.
+func TestCgroupChooseKind(t *testing.T) {
+	const userUnits = "/user.slice/user-1000.slice/user@1000.service/app.slice/"
+	for _, c := range []struct {
+		name, unit string // the caller's scope; "" for no cgroup2 mount
+		delegated  bool
+		memory     string
+		want       string
+	}{
+		{"no cgroup2", "", false, "", "none"},
+		{"no cgroup2, best-effort limits", "", false, "64M", "none"},
+		{"not delegated, no limits", "vte-spawn-1.scope", false, "", "none"},
+		{"delegated, no limits", "vmtest.scope", true, "", "delegated"},
+		{"delegated, limits", "vmtest.scope", true, "64M", "delegated"},
+		{"not delegated, limits", "vte-spawn-1.scope", false, "64M", "systemd"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeHost(t)
+			f.cgroup("/", "cpu io memory pids")
+			f.self = userUnits + c.unit
+			f.cgroup(f.self, "cpu io memory pids")
+			f.delegated = map[string]bool{c.unit: c.delegated}
+			res := spec.Resources{}
+			if c.memory != "" {
+				res = limits(t, true, cgroupdelegate.Flags{Memory: c.memory})
+			}
+			h := f.host()
+			if c.unit == "" {
+				h.mounts = func() ([]*mountinfo.Info, error) { return nil, nil }
+			}
+			choice, err := h.choose(res.Limits.Plan(), res.BestEffort, nolog)
+			if err != nil || choice.kind != c.want {
+				t.Fatalf("chose %q (%v), want %q", choice.kind, err, c.want)
+			}
+			f.self = userUnits + c.unit
+			m, err := h.manager(res, "true", nolog)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.finish(0, nil)
+			var got string
+			switch m.(type) {
+			case noCgroup:
+				got = "none"
+			case *delegatedCgroup:
+				got = "delegated"
+			case systemdCgroup:
+				got = "systemd"
+			}
+			if got != c.want {
+				t.Errorf("made a %s manager (%T), want %s", got, m, c.want)
+			}
+			if len(f.scopes) != map[bool]int{true: 1}[c.want == "systemd"] {
+				t.Errorf("asked systemd for %q", f.scopes)
+			}
+		})
+	}
+}
+
 func TestCgroupNoCgroup2(t *testing.T) {
 	f := newFakeHost(t)
 	h := f.host()
@@ -399,7 +473,7 @@ func TestStartInitFallback(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cg := &runCgroup{dir: dir, f: f, limited: limited, logf: nolog, warn: func(string) {}}
+		cg := &delegatedCgroup{dir: dir, f: f, limited: limited, logf: nolog, warn: func(string) {}}
 		// A user namespace, as a sandbox has: outside one an unprivileged
 		// caller cannot raise the ambient capabilities userns.Start asks for.
 		c, err := cg.startInit(userns.Options{Path: true_, Args: []string{"true"}, Cloneflags: syscall.CLONE_NEWUSER})

@@ -14,9 +14,10 @@ import (
 // is the one that should refuse, as pids.events shows); with --pids N
 // skipped (--limits=best-effort, no cgroup: the run goes on without it, as
 // the warning says), the default bound still holds (N if higher).
-func procLimit(r spec.Resources, cg *runCgroup) uint64 {
-	if r.Limits.Pids > 0 && cg != nil {
-		for _, a := range cg.applied {
+// applied are the limits the cgroup manager wrote, as FILE=VALUE.
+func procLimit(r spec.Resources, applied []string) uint64 {
+	if r.Limits.Pids > 0 {
+		for _, a := range applied {
 			if strings.HasPrefix(a, "pids.max=") {
 				return 0
 			}

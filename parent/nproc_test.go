@@ -23,11 +23,7 @@ func TestProcLimit(t *testing.T) {
 		{"50", 50, []string{"memory.max=1"}, spec.DefaultNProc}, // likewise
 	} {
 		r := spec.Resources{Limits: cgroupdelegate.Limits{Pids: c.parsed}, NProc: spec.NprocLimit(c.pids, c.parsed)}
-		var cg *runCgroup
-		if c.applied != nil {
-			cg = &runCgroup{applied: c.applied}
-		}
-		if got := procLimit(r, cg); got != c.want {
+		if got := procLimit(r, c.applied); got != c.want {
 			t.Errorf("--pids %q with %v applied: RLIMIT_NPROC %d, want %d", c.pids, c.applied, got, c.want)
 		}
 	}

@@ -158,7 +158,7 @@ func run(s *spec.Spec) (status int, err error) {
 		c.Wait()
 		return wire.StatusError, err
 	}
-	if err := limitProcs(c.Pid, procLimit(s.Resources, cg)); err != nil {
+	if err := limitProcs(c.Pid, procLimit(s.Resources, cg.limits())); err != nil {
 		return abort(journal.AtStep("limiting processes", err))
 	}
 	// The network driver starts now, alongside the id maps and init's root.
