@@ -121,7 +121,7 @@ func (l *Logger) Step(format string, args ...any) {
 
 // flushLocked prints the steps not printed yet, when steps are printed.
 func (l *Logger) flushLocked() {
-	if l.printed == len(l.steps) || !l.h.Enabled(context.Background(), levelStep) {
+	if l.printed == len(l.steps) || l.min.Level() > levelStep { // the handler's Enabled, without the call
 		return
 	}
 	for ; l.printed < len(l.steps); l.printed++ {
