@@ -38,7 +38,8 @@ type Decision struct {
 	ViaHelpers bool // run newuidmap/newgidmap rather than writing the maps directly
 	// Ranges to hand to Plan (root's default filled in).
 	UIDRanges, GIDRanges []Range
-	// Warning is "" or one line for stderr (no trailing newline).
+	// Warning is "" or the bare text of one warning (the logger adds its
+	// level's prefix; no trailing newline).
 	Warning string
 }
 
@@ -61,7 +62,7 @@ func Decide(mode Mode, f Facts) (Decision, error) {
 		if mode == Full {
 			return Decision{}, fmt.Errorf("--map=full is not possible: %s (fix: give the outer container more ids, or use --map=single)", cause)
 		}
-		return Decision{Mode: Single, Warning: "sandbox: warning: " + cause + "; mapping only your own uid and gid"}, nil
+		return Decision{Mode: Single, Warning: cause + "; mapping only your own uid and gid"}, nil
 	}
 	if f.Root {
 		d := Decision{Mode: Full, UIDRanges: f.UIDRanges, GIDRanges: f.GIDRanges}
@@ -126,7 +127,7 @@ func Decide(mode Mode, f Facts) (Decision, error) {
 		}
 		return Decision{}, fmt.Errorf("--map=full is not possible: %s (fix: %s, or use --map=single)", cause, fix)
 	}
-	w := "sandbox: warning: " + cause + "; mapping only your own uid and gid"
+	w := cause + "; mapping only your own uid and gid"
 	if fix != "" {
 		w += " (fix: " + fix + ")"
 	}
@@ -163,7 +164,7 @@ func defaultRootRange() Range {
 type Prepared struct {
 	UIDs, GIDs []Mapping
 	ViaHelpers bool
-	Warning    string // "" or one line for stderr (no trailing newline)
+	Warning    string // "" or the text of one warning, as Decision.Warning
 }
 
 // Prepare does the whole decision for `sandbox run`: it looks up the

@@ -39,37 +39,37 @@ func TestDecide(t *testing.T) {
 		{
 			name: "auto, no entries", mode: Auto,
 			facts: with(ok, func(f *Facts) { f.UIDRanges, f.GIDRanges = nil, nil }),
-			want: Decision{Mode: Single, Warning: "sandbox: warning: no /etc/subuid or /etc/subgid entry for alice; mapping only your own uid and gid " +
+			want: Decision{Mode: Single, Warning: "no /etc/subuid or /etc/subgid entry for alice; mapping only your own uid and gid " +
 				"(fix: `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 alice`)"},
 		},
 		{
 			name: "auto, no entries, others own 100000 on", mode: Auto,
 			facts: with(ok, func(f *Facts) { f.UIDRanges, f.GIDRanges, f.FreeUID, f.FreeGID = nil, nil, 296608, 165536 }),
-			want: Decision{Mode: Single, Warning: "sandbox: warning: no /etc/subuid or /etc/subgid entry for alice; mapping only your own uid and gid " +
+			want: Decision{Mode: Single, Warning: "no /etc/subuid or /etc/subgid entry for alice; mapping only your own uid and gid " +
 				"(fix: `usermod --add-subuids 296608-362143 --add-subgids 165536-231071 alice`)"},
 		},
 		{
 			name: "auto, no subuid entry", mode: Auto,
 			facts: with(ok, func(f *Facts) { f.UIDRanges = nil }),
-			want: Decision{Mode: Single, Warning: "sandbox: warning: no /etc/subuid entry for alice; mapping only your own uid and gid " +
+			want: Decision{Mode: Single, Warning: "no /etc/subuid entry for alice; mapping only your own uid and gid " +
 				"(fix: `usermod --add-subuids 100000-165535 alice`)"},
 		},
 		{
 			name: "auto, no subgid entry, unnamed user, other file", mode: Auto,
 			facts: with(ok, func(f *Facts) { f.User, f.GIDRanges, f.GIDSource = "", nil, "/tmp/subgid" }),
-			want: Decision{Mode: Single, Warning: "sandbox: warning: no /tmp/subgid entry for USER; mapping only your own uid and gid " +
+			want: Decision{Mode: Single, Warning: "no /tmp/subgid entry for USER; mapping only your own uid and gid " +
 				"(fix: `usermod --add-subgids 100000-165535 USER`)"},
 		},
 		{
 			name: "auto, helpers missing", mode: Auto,
 			facts: with(ok, func(f *Facts) { f.HelperErr = errors.Join(notFound("newuidmap"), notFound("newgidmap")) }),
-			want: Decision{Mode: Single, Warning: "sandbox: warning: newuidmap not found in PATH; newgidmap not found in PATH; " +
+			want: Decision{Mode: Single, Warning: "newuidmap not found in PATH; newgidmap not found in PATH; " +
 				"mapping only your own uid and gid (fix: `apt-get install uidmap`, or your distribution's shadow-utils package)"},
 		},
 		{
 			name: "auto, helper not setuid and no entries", mode: Auto,
 			facts: with(ok, func(f *Facts) { f.UIDRanges, f.GIDRanges, f.HelperErr = nil, nil, noSetuid }),
-			want: Decision{Mode: Single, Warning: "sandbox: warning: no /etc/subuid or /etc/subgid entry for alice; " +
+			want: Decision{Mode: Single, Warning: "no /etc/subuid or /etc/subgid entry for alice; " +
 				"/usr/bin/newuidmap is neither setuid root nor has the cap_setuid file capability; mapping only your own uid and gid " +
 				"(fix: `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 alice` and " +
 				"`chmod u+s /usr/bin/newuidmap` or `setcap cap_setuid+ep /usr/bin/newuidmap`)"},
@@ -77,7 +77,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "auto, plain helper error", mode: Auto,
 			facts: with(ok, func(f *Facts) { f.HelperErr = errors.New("helpers broken") }),
-			want:  Decision{Mode: Single, Warning: "sandbox: warning: helpers broken; mapping only your own uid and gid"},
+			want:  Decision{Mode: Single, Warning: "helpers broken; mapping only your own uid and gid"},
 		},
 		{
 			name: "full, no entries", mode: Full,

@@ -2,9 +2,10 @@ package journal
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"strings"
@@ -16,19 +17,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Log levels.
+// Levels are slog levels, carried as values from the call to the handler
+// (never as text in the message): a step and a helper's line are
+// slog.LevelInfo (printed with -v), a warning slog.LevelWarn, an error
+// slog.LevelError (always printed).
 const (
-	levelInfo    = "info"
-	levelWarning = "warning"
-	levelError   = "error"
+	levelStep    = slog.LevelInfo
+	levelWarning = slog.LevelWarn
+	levelError   = slog.LevelError
 )
 
-// Text prefixes of warnings and errors. Messages made elsewhere in this
-// convention ("sandbox: warning: …") may be passed whole: the Logger strips
-// the prefix and adds its own.
+// Text prefixes of warnings and errors in the text format. Only the text
+// handler writes them; Line is the one place that reads them.
 const (
-	WarnPrefix  = "sandbox: warning: "
-	errorPrefix = "sandbox: "
+	warnText  = "sandbox: warning: "
+	errorText = "sandbox: "
 )
 
 // Log formats (--log-format).
@@ -38,12 +41,14 @@ const (
 )
 
 // Logger prints and records the lines of one process of a run (stage
-// "sandbox": the parent; "init": the sandbox's PID 1).
+// "sandbox": the parent; "init": the sandbox's PID 1). It prints through
+// a slog.Handler of its format; it records steps, warnings and fallbacks
+// for the report.
 type Logger struct {
 	mu        sync.Mutex
 	w         io.Writer
-	json      bool
-	verbose   bool
+	h         slog.Handler // textHandler or jsonHandler, on w
+	min       slog.LevelVar
 	stage     string
 	Start     int64 // CLOCK_MONOTONIC ns of the run's start; elapsed times count from it
 	steps     []stepRecord
@@ -71,7 +76,17 @@ func (r *stepRecord) text() string {
 // NewLogger logs to w in format (LogText, LogJSON; "" is text) as stage;
 // elapsed times count from start. Steps are printed only when verbose.
 func NewLogger(w io.Writer, format, stage string, verbose bool, start time.Time) *Logger {
-	return &Logger{w: w, json: format == LogJSON, verbose: verbose, stage: stage, Start: monoOf(start)}
+	l := &Logger{w: w, stage: stage, Start: monoOf(start)}
+	l.setLocked(format, verbose)
+	return l
+}
+
+func (l *Logger) setLocked(format string, verbose bool) {
+	l.min.Set(levelWarning)
+	if verbose {
+		l.min.Set(levelStep)
+	}
+	l.h = newHandler(l.w, format, &l.min)
 }
 
 // ValidLogFormat checks a --log-format value.
@@ -88,13 +103,11 @@ func ValidLogFormat(f string) error {
 func (l *Logger) Configure(format string, verbose bool, start int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.json, l.verbose = format == LogJSON, verbose
+	l.setLocked(format, verbose)
 	if start != 0 {
 		l.Start = start
 	}
-	if verbose {
-		l.flushLocked()
-	}
+	l.flushLocked()
 }
 
 // Step records a finished setup step and prints it when verbose.
@@ -103,42 +116,46 @@ func (l *Logger) Step(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.steps = append(l.steps, stepRecord{at: now, format: format, args: args})
-	if l.verbose {
-		l.flushLocked()
-	}
+	l.flushLocked()
 }
 
+// flushLocked prints the steps not printed yet, when steps are printed.
 func (l *Logger) flushLocked() {
+	if l.printed == len(l.steps) || l.min.Level() > levelStep { // the handler's Enabled, without the call
+		return
+	}
 	for ; l.printed < len(l.steps); l.printed++ {
 		r := &l.steps[l.printed]
-		l.printLocked(levelInfo, l.stage, r.at, r.text())
+		l.printLocked(levelStep, l.stage, r.at, r.text())
 	}
 }
 
-// Warn prints a warning (always) and records it.
+// Warn prints a warning (always) and records it for the report. msg is the
+// bare text: the level is what makes it a warning.
 func (l *Logger) Warn(msg string) {
-	msg = strings.TrimPrefix(msg, WarnPrefix)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.warnings = append(l.warnings, msg)
 	l.printLocked(levelWarning, l.stage, MonoNow(), msg)
 }
 
-// Error prints an error line (always).
+// Error prints an error line (always). msg is the bare text.
 func (l *Logger) Error(msg string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.printLocked(levelError, l.stage, MonoNow(), strings.TrimPrefix(msg, errorPrefix))
+	l.printLocked(levelError, l.stage, MonoNow(), msg)
 }
 
-// line prints a message made in the "sandbox: warning: …" / "sandbox: …"
-// convention at its level.
+// Line logs a message that still carries its level as text ("sandbox:
+// warning: …" is a warning, anything else an error, "sandbox: " dropped):
+// for parent/cgroup.go's lines until they pass levels. The one place a
+// prefix is read.
 func (l *Logger) Line(msg string) {
-	if strings.HasPrefix(msg, WarnPrefix) {
-		l.Warn(msg)
+	if m, ok := strings.CutPrefix(msg, warnText); ok {
+		l.Warn(m)
 		return
 	}
-	l.Error(msg)
+	l.Error(strings.TrimPrefix(msg, errorText))
 }
 
 // Fallback records that the run took a second choice, and why. The
@@ -146,7 +163,7 @@ func (l *Logger) Line(msg string) {
 func (l *Logger) Fallback(area, taken, why string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.fallbacks = append(l.fallbacks, wire.Fallback{Area: area, Taken: taken, Why: strings.TrimPrefix(why, WarnPrefix)})
+	l.fallbacks = append(l.fallbacks, wire.Fallback{Area: area, Taken: taken, Why: why})
 }
 
 // Writer is an io.Writer for a helper's diagnostics (stage names it): text
@@ -165,7 +182,7 @@ const maxLine = 4096
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.l.mu.Lock()
 	defer w.l.mu.Unlock()
-	if !w.l.json {
+	if _, ok := w.l.h.(*textHandler); ok {
 		return w.l.w.Write(p)
 	}
 	w.buf = append(w.buf, p...)
@@ -177,38 +194,19 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		if i < 0 {
 			i = len(w.buf)
 		}
-		w.l.printLocked(levelInfo, w.stage, MonoNow(), string(w.buf[:i]))
+		w.l.printLocked(levelStep, w.stage, MonoNow(), string(w.buf[:i]))
 		w.buf = w.buf[min(i+1, len(w.buf)):]
 	}
 	return len(p), nil
 }
 
-// logLine is one line of --log-format=json.
-type logLine struct {
-	Time      string  `json:"time"`
-	Level     string  `json:"level"`
-	Stage     string  `json:"stage"`
-	ElapsedMS float64 `json:"elapsed_ms"`
-	Msg       string  `json:"msg"`
-}
-
-func (l *Logger) printLocked(level, stage string, at int64, msg string) {
-	elapsed := msOf(at - l.Start)
-	var b []byte
-	if l.json {
-		b, _ = json.Marshal(logLine{Time: wallOf(at).Format(time.RFC3339Nano), Level: level, Stage: stage, ElapsedMS: elapsed, Msg: msg})
-		b = append(b, '\n')
-	} else {
-		switch level {
-		case levelInfo:
-			b = fmt.Appendf(nil, "sandbox[%s] %8.3fms %s\n", stage, elapsed, msg)
-		case levelWarning:
-			b = fmt.Appendf(nil, "%s%s\n", WarnPrefix, msg)
-		default:
-			b = fmt.Appendf(nil, "%s%s\n", errorPrefix, msg)
-		}
-	}
-	l.w.Write(b)
+// printLocked hands one line to the handler, whatever its level: the
+// callers decide what is printed (Step through Enabled; a helper's lines
+// are printed because the helper was given the Writer).
+func (l *Logger) printLocked(level slog.Level, stage string, at int64, msg string) {
+	r := slog.NewRecord(wallOf(at), level, msg, 0)
+	r.AddAttrs(slog.String(keyStage, stage), slog.Float64(keyElapsed, msOf(at-l.Start)))
+	l.h.Handle(context.Background(), r)
 }
 
 // initLimits bound init's share of the report, which must fit one message
@@ -289,9 +287,11 @@ func DefaultLogger(verbose bool, start time.Time) *Logger {
 	return NewLogger(os.Stderr, LogText, "sandbox", verbose, start)
 }
 
-// format is the Logger's format, to hand on to init.
+// Format is the Logger's format, to hand on to init.
 func (l *Logger) Format() string {
-	if l.json {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.h.(*jsonHandler); ok {
 		return LogJSON
 	}
 	return LogText

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sandbox/internal/wire"
 	"strings"
@@ -17,7 +21,7 @@ func logLines(t *testing.T, format string, verbose bool) []string {
 	var buf bytes.Buffer
 	l := NewLogger(&buf, format, "sandbox", verbose, time.Now().Add(-5*time.Millisecond))
 	l.Step("step %d", 1)
-	l.Warn("sandbox: warning: made elsewhere")
+	l.Line("sandbox: warning: made elsewhere")
 	l.Warn("plain")
 	l.Line("sandbox: warning: by convention")
 	l.Line("sandbox: an error by convention")
@@ -149,5 +153,110 @@ func BenchmarkLoggerStep(b *testing.B) {
 		if len(l.steps) > 1000 {
 			l.steps = l.steps[:0]
 		}
+	}
+}
+
+// TestLoggerLevelsAreValues: a warning's text carries its prefix exactly
+// once (text) or not at all (JSON, the report), whichever way it came in,
+// and the JSON level is the record's level, never read from the text.
+func TestLoggerLevelsAreValues(t *testing.T) {
+	var text, js bytes.Buffer
+	for _, c := range []struct {
+		buf    *bytes.Buffer
+		format string
+	}{{&text, LogText}, {&js, LogJSON}} {
+		l := NewLogger(c.buf, c.format, "sandbox", false, time.Now())
+		l.Warn("plain")
+		l.Line("sandbox: warning: old style")
+		l.Warn("error: looks like an error")
+		l.Error("warning: looks like a warning")
+		fmt.Fprintln(l.Writer("net"), "sandbox: warning: a helper's own line")
+		if _, warnings, _ := l.journal(); strings.Join(warnings, "|") != "plain|old style|error: looks like an error" {
+			t.Errorf("%s: recorded warnings %q", c.format, warnings)
+		}
+	}
+	wantText := "sandbox: warning: plain\nsandbox: warning: old style\nsandbox: warning: error: looks like an error\n" +
+		"sandbox: warning: looks like a warning\nsandbox: warning: a helper's own line\n"
+	if text.String() != wantText {
+		t.Errorf("text:\n%s\nwant:\n%s", text.String(), wantText)
+	}
+	if n := strings.Count(text.String(), "sandbox: warning: sandbox:"); n != 0 {
+		t.Errorf("a prefix twice:\n%s", text.String())
+	}
+	want := []struct{ level, stage, msg string }{
+		{"warning", "sandbox", "plain"},
+		{"warning", "sandbox", "old style"},
+		{"warning", "sandbox", "error: looks like an error"},
+		{"error", "sandbox", "warning: looks like a warning"},
+		{"info", "net", "sandbox: warning: a helper's own line"},
+	}
+	got := strings.Split(strings.TrimSuffix(js.String(), "\n"), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("json lines %q", got)
+	}
+	for i, w := range want {
+		var ll logLine
+		if err := json.Unmarshal([]byte(got[i]), &ll); err != nil || ll.Level != w.level || ll.Stage != w.stage || ll.Msg != w.msg {
+			t.Errorf("json line %d %q (%v): want %+v", i, got[i], err, w)
+		}
+	}
+}
+
+// TestHandlers: the formats are slog handlers: a slog.Logger on one prints
+// the project's lines, levels and fields included.
+func TestHandlers(t *testing.T) {
+	var buf bytes.Buffer
+	var min slog.LevelVar
+	min.Set(slog.LevelWarn)
+	lg := slog.New(newHandler(&buf, LogJSON, &min)).With(keyStage, "init")
+	lg.Info("not printed: below the level")
+	lg.Warn("careful", keyElapsed, 1.5)
+	lg = slog.New(newHandler(&buf, LogText, &min))
+	lg.Error("broken")
+	min.Set(slog.LevelInfo)
+	lg.Info("a step", keyStage, "init", keyElapsed, 12.3)
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	var ll logLine
+	if len(lines) != 3 || json.Unmarshal([]byte(lines[0]), &ll) != nil || ll.Level != "warning" || ll.Stage != "init" ||
+		ll.ElapsedMS != 1.5 || ll.Msg != "careful" || lines[1] != "sandbox: broken" || lines[2] != "sandbox[init]   12.300ms a step" {
+		t.Errorf("lines %q", lines)
+	}
+}
+
+// TestNoLevelInMessageText: no message is made with its level as text
+// ("sandbox: warning: …"): only journal's text handler writes the prefix.
+// parent/cgroup.go still passes such lines to Logger.Line until it is
+// restructured; drop it from here then.
+func TestNoLevelInMessageText(t *testing.T) {
+	allowed := map[string]bool{"journal": true, filepath.Join("parent", "cgroup.go"): true}
+	n := 0
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel("..", path)
+		if d.IsDir() {
+			if allowed[rel] || strings.HasPrefix(d.Name(), ".") && rel != "." || d.Name() == "testdata" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") || allowed[rel] {
+			return nil
+		}
+		if n++; n > 10000 {
+			return fmt.Errorf("over %d files", n)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte(`"sandbox: warning: `)) {
+			t.Errorf("%s makes a warning with its prefix as text: pass the bare text to Logger.Warn", rel)
+		}
+		return nil
+	})
+	if err != nil || n < 50 {
+		t.Fatalf("walking the module: %v (%d files)", err, n)
 	}
 }

@@ -319,12 +319,12 @@ func makeEphemeral(s *spec.Spec) (*ephemeralDir, error) {
 func dropEphemeral(d *ephemeralDir, lg *journal.Logger) {
 	if d != nil {
 		if err := d.remove(); err != nil {
-			lg.Warn("sandbox: warning: " + err.Error())
+			lg.Warn(err.Error())
 		} else {
 			lg.Step("removed the ephemeral directory %s", d.path)
 		}
 	}
 	if err := SweepEphemeral(); err != nil {
-		lg.Warn("sandbox: warning: " + err.Error())
+		lg.Warn(err.Error())
 	}
 }

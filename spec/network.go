@@ -41,7 +41,7 @@ func planNetwork(opts Options, s *Spec) error {
 		if mode != netns.Auto {
 			return &journal.UsageError{Msg: err.Error()}
 		}
-		s.Warnings = append(s.Warnings, fmt.Sprintf("sandbox: warning: no network (running as --net=none): %v", err))
+		s.Warnings = append(s.Warnings, fmt.Sprintf("no network (running as --net=none): %v", err))
 		s.Log.Fallback("network", "--net=none", err.Error())
 	}
 	s.NetMode = chosen

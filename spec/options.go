@@ -590,7 +590,7 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 			if opts.Cwd != "" {
 				return cfg, "", journal.Usagef("--cwd=%s: the working directory %s %s; run from a project directory or use --bind", opts.Cwd, wd, why)
 			}
-			warn = fmt.Sprintf("sandbox: warning: the working directory %s is not shared: it %s (share a project directory with --bind, or run from one)", wd, why)
+			warn = fmt.Sprintf("the working directory %s is not shared: it %s (share a project directory with --bind, or run from one)", wd, why)
 			s.Log.Fallback("cwd", "--cwd=none", wd+" "+why)
 			cfg.CwdMode = rootfs.CwdNone
 		} else {

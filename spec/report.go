@@ -2,7 +2,6 @@ package spec
 
 import (
 	"fmt"
-	"strings"
 
 	"sandbox/cgroupdelegate"
 	fuseoverlay "sandbox/fuse-overlay"
@@ -62,7 +61,7 @@ func identityReport(opts Options, m idmap.Prepared) *journal.IdentityReport {
 	}
 	switch {
 	case m.Warning != "":
-		id.Why = strings.TrimPrefix(m.Warning, journal.WarnPrefix)
+		id.Why = m.Warning
 	case id.Requested == "single":
 		id.Why = "--map=single"
 	case m.ViaHelpers:

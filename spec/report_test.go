@@ -48,7 +48,7 @@ func TestReportFromSpec(t *testing.T) {
 	}
 
 	single := identityReport(Options{Map: "auto"}, idmap.Prepared{UIDs: []idmap.Mapping{{Inside: 0, Outside: 1001, Count: 1}},
-		Warning: "sandbox: warning: no /etc/subuid entry for u; mapping only your own uid and gid"})
+		Warning: "no /etc/subuid entry for u; mapping only your own uid and gid"})
 	if single.Mode != "single" || single.Via != "direct" || !strings.HasPrefix(single.Why, "no /etc/subuid entry") {
 		t.Errorf("auto falling back to single: %+v", *single)
 	}
@@ -61,7 +61,7 @@ func TestReportFinish(t *testing.T) {
 	r := newReport(opts, cfg, s)
 	lg := s.Log
 	lg.Step("parent one")
-	lg.Warn("sandbox: warning: parent warns")
+	lg.Warn("parent warns")
 	lg.Fallback("cgroup", "none", "because")
 	base := journal.MonoNow()
 	lg.Step("parent two")

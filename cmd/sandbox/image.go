@@ -6,9 +6,11 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"sandbox/image"
 	"sandbox/internal/wire"
+	"sandbox/journal"
 )
 
 type imageCmd struct {
@@ -74,17 +76,18 @@ func imageImport(store image.Store, c imageImportCmd) error {
 	if err != nil {
 		return err
 	}
+	lg := journal.DefaultLogger(false, time.Now())
 	if res.UnmappedIDs > 0 {
 		// One warning: the mapping's own (no subordinate ids, and the fix)
 		// says why the ids fell back.
 		why := "your subordinate ids do not cover them"
 		if h.Maps.Warning != "" {
-			why = strings.TrimPrefix(h.Maps.Warning, "sandbox: warning: ")
+			why = h.Maps.Warning
 		}
-		fmt.Fprintf(os.Stderr, "sandbox: warning: %d files of the image are owned by ids your mapping lacks: they are owned by you (root inside) instead; %s\n", res.UnmappedIDs, why)
+		lg.Warn(fmt.Sprintf("%d files of the image are owned by ids your mapping lacks: they are owned by you (root inside) instead; %s", res.UnmappedIDs, why))
 	}
 	if res.SkippedDevices > 0 {
-		fmt.Fprintf(os.Stderr, "sandbox: warning: %d device nodes of the image were skipped (a sandbox cannot use them)\n", res.SkippedDevices)
+		lg.Warn(fmt.Sprintf("%d device nodes of the image were skipped (a sandbox cannot use them)", res.SkippedDevices))
 	}
 	fmt.Printf("imported %s: %d layers unpacked (%s), %d already in the store\n",
 		strings.Join(res.Names, ", "), res.Unpacked, humanSize(res.Added), res.Reused)
