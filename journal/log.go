@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -144,18 +143,6 @@ func (l *Logger) Error(msg string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.printLocked(levelError, l.stage, MonoNow(), msg)
-}
-
-// Line logs a message that still carries its level as text ("sandbox:
-// warning: …" is a warning, anything else an error, "sandbox: " dropped):
-// for parent/cgroup.go's lines until they pass levels. The one place a
-// prefix is read.
-func (l *Logger) Line(msg string) {
-	if m, ok := strings.CutPrefix(msg, warnText); ok {
-		l.Warn(m)
-		return
-	}
-	l.Error(strings.TrimPrefix(msg, errorText))
 }
 
 // Fallback records that the run took a second choice, and why. The

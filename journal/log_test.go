@@ -21,10 +21,10 @@ func logLines(t *testing.T, format string, verbose bool) []string {
 	var buf bytes.Buffer
 	l := NewLogger(&buf, format, "sandbox", verbose, time.Now().Add(-5*time.Millisecond))
 	l.Step("step %d", 1)
-	l.Line("sandbox: warning: made elsewhere")
+	l.Warn("made elsewhere")
 	l.Warn("plain")
-	l.Line("sandbox: warning: by convention")
-	l.Line("sandbox: an error by convention")
+	l.Warn("by convention")
+	l.Error("an error by convention")
 	l.Error("failed: x")
 	w := l.Writer("net")
 	fmt.Fprint(w, "helper line 1\nhelper ")
@@ -167,7 +167,7 @@ func TestLoggerLevelsAreValues(t *testing.T) {
 	}{{&text, LogText}, {&js, LogJSON}} {
 		l := NewLogger(c.buf, c.format, "sandbox", false, time.Now())
 		l.Warn("plain")
-		l.Line("sandbox: warning: old style")
+		l.Warn("old style")
 		l.Warn("error: looks like an error")
 		l.Error("warning: looks like a warning")
 		fmt.Fprintln(l.Writer("net"), "sandbox: warning: a helper's own line")
@@ -225,10 +225,8 @@ func TestHandlers(t *testing.T) {
 
 // TestNoLevelInMessageText: no message is made with its level as text
 // ("sandbox: warning: …"): only journal's text handler writes the prefix.
-// parent/cgroup.go still passes such lines to Logger.Line until it is
-// restructured; drop it from here then.
 func TestNoLevelInMessageText(t *testing.T) {
-	allowed := map[string]bool{"journal": true, filepath.Join("parent", "cgroup.go"): true}
+	allowed := map[string]bool{"journal": true}
 	n := 0
 	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {

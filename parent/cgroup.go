@@ -63,9 +63,10 @@ type cgroupHost struct {
 	// unitDelegated asks the user manager whether a unit has Delegate=yes.
 	unitDelegated func(ctx context.Context, addr, unit string) (bool, error)
 	mkdir         func(string) error // the kernel fills a new cgroup directory
-	warn          func(string)
-	lg            *journal.Logger // fallbacks; nil in tests
-	rep           *journal.Report // records applied and skipped limits; nil in tests
+	warn          func(string)       // a warning line
+	fail          func(string)       // an error line
+	lg            *journal.Logger    // fallbacks; nil in tests
+	rep           *journal.Report    // records applied and skipped limits; nil in tests
 }
 
 func realCgroupHost() (cgroupHost, error) {
@@ -81,7 +82,8 @@ func realCgroupHost() (cgroupHost, error) {
 		procRoot: "/proc", getenv: os.Getenv, uid: os.Getuid(), owner: owner,
 		startScope: cgroupdelegate.StartScope, unitDelegated: cgroupdelegate.UnitDelegated,
 		mkdir: func(d string) error { return os.Mkdir(d, 0o755) },
-		warn:  journal.DefaultLogger(false, time.Now()).Line,
+		warn:  journal.DefaultLogger(false, time.Now()).Warn,
+		fail:  journal.DefaultLogger(false, time.Now()).Error,
 	}, err
 }
 
@@ -97,7 +99,7 @@ func openCgroup(s *spec.Spec, lg *journal.Logger) (cgroupManager, error) {
 		}
 		return noCgroup{}, nil
 	}
-	h.warn, h.lg, h.rep = lg.Line, lg, s.Report
+	h.warn, h.fail, h.lg, h.rep = lg.Warn, lg.Error, lg, s.Report
 	h.ours = []int{h.owner.PID}
 	if s.Detached {
 		// The foreground `run -d` waits in the same cgroup until we report.
@@ -160,7 +162,7 @@ func (h cgroupHost) manager(res spec.Resources, cmdline string, logf func(string
 		for _, u := range skipped {
 			if !warned[u.w.Flag] {
 				warned[u.w.Flag] = true
-				h.warn(fmt.Sprintf("sandbox: warning: %s not applied (--limits=best-effort): %s", u.w.Flag, u.why))
+				h.warn(fmt.Sprintf("%s not applied (--limits=best-effort): %s", u.w.Flag, u.why))
 			}
 			h.rep.SkipLimit(limitReport(u.w), u.why)
 			writes = slices.DeleteFunc(writes, func(w cgroupdelegate.Write) bool { return w == u.w })
@@ -370,22 +372,22 @@ func intersect(a, b []string) []string {
 }
 
 // oomReport turns the OOM kills of a run into its outcome and a line for
-// stderr: the command's 137 gets the reason, a run whose init was the
-// victim (it could not report) becomes 137 with it, and kills of other
-// processes are a warning.
-func oomReport(status int, err error, ooms, limit int64) (int, string, error) {
+// stderr: the command's 137 gets the reason (an error line), a run whose
+// init was the victim (it could not report) becomes 137 with it, and kills
+// of other processes are a warning (warn true).
+func oomReport(status int, err error, ooms, limit int64) (st int, line string, warn bool, _ error) {
 	if ooms == 0 {
-		return status, "", err
+		return status, "", false, err
 	}
 	msg := fmt.Sprintf("killed by the OOM killer (memory limit %s)", cgroupdelegate.FormatSize(limit))
 	switch {
 	case err != nil:
-		return wire.StatusSignalStart + 9, "", fmt.Errorf("%s (%v)", msg, err)
+		return wire.StatusSignalStart + 9, "", false, fmt.Errorf("%s (%v)", msg, err)
 	case status == wire.StatusSignalStart+9:
-		return status, "sandbox: " + msg, nil
+		return status, msg, false, nil
 	}
-	return status, fmt.Sprintf("sandbox: warning: the OOM killer killed %d process(es) in the sandbox (memory limit %s)",
-		ooms, cgroupdelegate.FormatSize(limit)), nil
+	return status, fmt.Sprintf("the OOM killer killed %d process(es) in the sandbox (memory limit %s)",
+		ooms, cgroupdelegate.FormatSize(limit)), true, nil
 }
 
 // limitReport is w as the run report shows it.

@@ -25,7 +25,8 @@ type delegatedCgroup struct {
 	limited bool     // limits were written: the run needs this cgroup
 	applied []string // the limits written, as FILE=VALUE
 	logf    func(string, ...any)
-	warn    func(string)
+	warn    func(string)    // a warning line
+	fail    func(string)    // an error line
 	lg      *journal.Logger // fallbacks; nil in tests
 	rep     *journal.Report // nil in tests
 }
@@ -68,7 +69,7 @@ func (h cgroupHost) create(base string, writes []cgroupdelegate.Write) (*delegat
 		return fail(err)
 	}
 	for _, w := range skipped {
-		h.warn(fmt.Sprintf("sandbox: warning: %s: this kernel has no %s (no swap accounting), so swap is not limited", w.Flag, w.File))
+		h.warn(fmt.Sprintf("%s: this kernel has no %s (no swap accounting), so swap is not limited", w.Flag, w.File))
 		h.rep.SkipLimit(limitReport(w), "this kernel has no "+w.File+" (no swap accounting)")
 	}
 	var applied []string
@@ -86,7 +87,7 @@ func (h cgroupHost) create(base string, writes []cgroupdelegate.Write) (*delegat
 	if err != nil {
 		return fail(fmt.Errorf("opening the sandbox's cgroup: %w", err))
 	}
-	return &delegatedCgroup{dir: dir, f: f, warn: h.warn, applied: applied}, nil
+	return &delegatedCgroup{dir: dir, f: f, warn: h.warn, fail: h.fail, applied: applied}, nil
 }
 
 // startInit starts init in the sandbox's cgroup. Without limits the
@@ -154,14 +155,17 @@ func (c *delegatedCgroup) finish(status int, err error) (int, error) {
 		c.logf("killing the cgroup: %v", kerr)
 	}
 	if rerr := cgroupdelegate.Remove(c.dir); rerr != nil {
-		c.warn(fmt.Sprintf("sandbox: warning: %v (the next run removes it)", rerr))
+		c.warn(fmt.Sprintf("%v (the next run removes it)", rerr))
 	} else {
 		c.logf("killed and removed cgroup %s", c.dir)
 	}
 	c.f.Close()
-	status, msg, err := oomReport(status, err, ooms, c.memory)
-	if msg != "" {
+	status, msg, warn, err := oomReport(status, err, ooms, c.memory)
+	switch {
+	case msg != "" && warn:
 		c.warn(msg)
+	case msg != "":
+		c.fail(msg)
 	}
 	return status, err
 }

@@ -105,6 +105,7 @@ func (f *fakeHost) host() cgroupHost {
 		},
 		mkdir: f.mkdir,
 		warn:  func(m string) { f.warnings = append(f.warnings, m) },
+		fail:  func(m string) { f.warnings = append(f.warnings, "error: "+m) },
 	}
 }
 
@@ -182,8 +183,8 @@ func TestCgroupHybridFailsClosed(t *testing.T) {
 	if cg == nil || cg.dir != filepath.Join(base, "sandbox-4242-77") {
 		t.Fatalf("best-effort: cgroup %+v, want one without limits under %s", cg, base)
 	}
-	if len(f.warnings) != 2 || !strings.HasPrefix(f.warnings[0], "sandbox: warning: --memory 64M not applied (--limits=best-effort): ") ||
-		!strings.HasPrefix(f.warnings[1], "sandbox: warning: --pids 10 not applied") {
+	if len(f.warnings) != 2 || !strings.HasPrefix(f.warnings[0], "--memory 64M not applied (--limits=best-effort): ") ||
+		!strings.HasPrefix(f.warnings[1], "--pids 10 not applied") {
 		t.Errorf("warnings %q", f.warnings)
 	}
 	cg.f.Close()
@@ -409,17 +410,18 @@ func TestOOMReport(t *testing.T) {
 		ooms       int64
 		wantStatus int
 		wantMsg    string
+		wantWarn   bool
 		wantErr    string
 	}{
-		{0, nil, 0, 0, "", ""},
-		{137, nil, 0, 137, "", ""},
-		{137, nil, 1, 137, "sandbox: killed by the OOM killer (memory limit 64M)", ""},
-		{1, nil, 2, 1, "sandbox: warning: the OOM killer killed 2 process(es) in the sandbox (memory limit 64M)", ""},
-		{125, initDied, 1, 137, "", "killed by the OOM killer (memory limit 64M) (the sandbox's init"},
+		{0, nil, 0, 0, "", false, ""},
+		{137, nil, 0, 137, "", false, ""},
+		{137, nil, 1, 137, "killed by the OOM killer (memory limit 64M)", false, ""},
+		{1, nil, 2, 1, "the OOM killer killed 2 process(es) in the sandbox (memory limit 64M)", true, ""},
+		{125, initDied, 1, 137, "", false, "killed by the OOM killer (memory limit 64M) (the sandbox's init"},
 	} {
-		st, msg, err := oomReport(c.status, c.err, c.ooms, 64<<20)
-		if st != c.wantStatus || msg != c.wantMsg || (err == nil) != (c.wantErr == "") || err != nil && !strings.HasPrefix(err.Error(), c.wantErr) {
-			t.Errorf("%+v: %d %q %v", c, st, msg, err)
+		st, msg, warn, err := oomReport(c.status, c.err, c.ooms, 64<<20)
+		if st != c.wantStatus || msg != c.wantMsg || warn != c.wantWarn || (err == nil) != (c.wantErr == "") || err != nil && !strings.HasPrefix(err.Error(), c.wantErr) {
+			t.Errorf("%+v: %d %q %v %v", c, st, msg, warn, err)
 		}
 	}
 }
@@ -473,7 +475,7 @@ func TestStartInitFallback(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cg := &delegatedCgroup{dir: dir, f: f, limited: limited, logf: nolog, warn: func(string) {}}
+		cg := &delegatedCgroup{dir: dir, f: f, limited: limited, logf: nolog, warn: func(string) {}, fail: func(string) {}}
 		// A user namespace, as a sandbox has: outside one an unprivileged
 		// caller cannot raise the ambient capabilities userns.Start asks for.
 		c, err := cg.startInit(userns.Options{Path: true_, Args: []string{"true"}, Cloneflags: syscall.CLONE_NEWUSER})
