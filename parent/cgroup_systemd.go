@@ -31,7 +31,8 @@ func (h cgroupHost) scope(c cgroupChoice, bestEffort bool, cmdline string, logf 
 		if !c.dropIn {
 			fix = delegationFix(h)
 		}
-		return "", unavailableAll(c.usable, fmt.Sprintf("%s, and systemd could not give one: %v; %s", c.why, err, fix)), nil
+		// Added to what was skipped already (cgroup v1's controllers).
+		return "", append(slices.Clip(c.skipped), unavailableAll(c.usable, fmt.Sprintf("%s, and systemd could not give one: %v; %s", c.why, err, fix))...), nil
 	}
 	logf("in the delegated systemd scope %s", scope)
 	skipped := c.skipped

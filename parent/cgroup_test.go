@@ -506,3 +506,36 @@ func exists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
+
+// TestCgroupScopeRefusedKeepsV1Skips: best-effort on a hybrid host, a
+// delegated caller's cgroup that lacks a controller and no systemd scope:
+// both the limit cgroup v1 holds and the one the scope would have served
+// are skipped; none of them is written (before, the cgroup v1 one was
+// forgotten and its write failed the run).
+func TestCgroupScopeRefusedKeepsV1Skips(t *testing.T) {
+	f := newFakeHost(t)
+	f.cgroup("/", "pids")
+	f.self = "/user.slice/user-1000.slice/user@1000.service/app.slice/term.scope"
+	f.cgroup(f.self, "")
+	f.v1 = []*mountinfo.Info{{Mountpoint: "/sys/fs/cgroup/memory", FSType: "cgroup", VFSOptions: "rw,memory"}}
+	f.scopeErr = errors.New("no systemd user bus")
+	cg, err := f.host().open(limits(t, true, cgroupdelegate.Flags{Memory: "64M", Pids: "10"}), "make", nolog)
+	if err != nil {
+		t.Fatalf("best-effort run refused: %v (warnings %q)", err, f.warnings)
+	}
+	if cg != nil {
+		defer cg.f.Close()
+		for _, file := range []string{"memory.max", "pids.max"} {
+			if b, err := os.ReadFile(filepath.Join(cg.dir, file)); err == nil && len(b) > 0 {
+				t.Errorf("%s written (%q) though skipped", file, b)
+			}
+		}
+	}
+	var flags []string
+	for _, w := range f.warnings {
+		flags = append(flags, strings.Fields(w)[0])
+	}
+	if !slices.Contains(flags, "--memory") || !slices.Contains(flags, "--pids") {
+		t.Errorf("warnings %q: want --memory (cgroup v1) and --pids (no scope) skipped", f.warnings)
+	}
+}
