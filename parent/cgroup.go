@@ -69,7 +69,8 @@ type cgroupHost struct {
 	rep           *journal.Report    // records applied and skipped limits; nil in tests
 }
 
-func realCgroupHost() (cgroupHost, error) {
+// realCgroupHost is this machine, reporting to lg.
+func realCgroupHost(lg *journal.Logger) (cgroupHost, error) {
 	owner, err := cgroupdelegate.ProcessOwner("/proc", "self")
 	return cgroupHost{
 		mounts: func() ([]*mountinfo.Info, error) {
@@ -82,8 +83,7 @@ func realCgroupHost() (cgroupHost, error) {
 		procRoot: "/proc", getenv: os.Getenv, uid: os.Getuid(), owner: owner,
 		startScope: cgroupdelegate.StartScope, unitDelegated: cgroupdelegate.UnitDelegated,
 		mkdir: func(d string) error { return os.Mkdir(d, 0o755) },
-		warn:  journal.DefaultLogger(false, time.Now()).Warn,
-		fail:  journal.DefaultLogger(false, time.Now()).Error,
+		warn:  lg.Warn, fail: lg.Error, lg: lg,
 	}, err
 }
 
@@ -92,14 +92,14 @@ func realCgroupHost() (cgroupHost, error) {
 // where the caller's cgroup is delegated already, and nothing fails when it
 // cannot be made. With limits it fails closed (unless best-effort).
 func openCgroup(s *spec.Spec, lg *journal.Logger) (cgroupManager, error) {
-	h, err := realCgroupHost()
+	h, err := realCgroupHost(lg)
 	if err != nil {
 		if s.Resources.Limits.Any() {
 			return nil, fmt.Errorf("reading this process's identity: %w", err)
 		}
 		return noCgroup{}, nil
 	}
-	h.warn, h.fail, h.lg, h.rep = lg.Warn, lg.Error, lg, s.Report
+	h.rep = s.Report
 	h.ours = []int{h.owner.PID}
 	if s.Detached {
 		// The foreground `run -d` waits in the same cgroup until we report.

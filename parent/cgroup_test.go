@@ -11,9 +11,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"sandbox/cgroupdelegate"
 	"sandbox/internal/testenv"
+	"sandbox/journal"
 	"sandbox/userns"
 
 	"sandbox/spec"
@@ -431,7 +433,7 @@ func TestOOMReport(t *testing.T) {
 // create, open, and at exit kill and remove. Run it in a delegated cgroup
 // (see scripts/test.sh).
 func BenchmarkCgroupOpenFinish(b *testing.B) {
-	h, err := realCgroupHost()
+	h, err := realCgroupHost(journal.DefaultLogger(false, time.Now()))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -447,7 +449,7 @@ func BenchmarkCgroupOpenFinish(b *testing.B) {
 // BenchmarkCgroupUndelegated is what a run without limits pays where no
 // cgroup can be made: reading mountinfo, /proc/self/cgroup and access().
 func BenchmarkCgroupUndelegated(b *testing.B) {
-	h, err := realCgroupHost()
+	h, err := realCgroupHost(journal.DefaultLogger(false, time.Now()))
 	if err != nil {
 		b.Fatal(err)
 	}
