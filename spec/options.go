@@ -17,6 +17,7 @@ import (
 	"sandbox/hostcheck"
 	"sandbox/idmap"
 	"sandbox/image"
+	"sandbox/internal/kernel"
 	"sandbox/netns"
 	"sandbox/netns/driver"
 	"sandbox/rootfs"
@@ -134,9 +135,8 @@ func Prepare(opts Options) (*Spec, error) {
 	if len(opts.Args) == 0 {
 		return nil, journal.Usagef("no command given (usage: sandbox run [flags] -- CMD [ARG...])")
 	}
-	var uts unix.Utsname
-	if unix.Uname(&uts) == nil {
-		if err := hostcheck.KernelSupported(unix.ByteSliceToString(uts.Release[:])); err != nil {
+	if release, err := kernel.Release(); err == nil {
+		if err := hostcheck.KernelSupported(release); err != nil {
 			return nil, err
 		}
 	}
