@@ -15,27 +15,18 @@ import (
 // again, re-executed as wire.InitArg0.
 var InitELF string
 
-// preload is init's memfd, made once per process (one run).
-var preload struct {
-	once sync.Once
-	done chan struct{}
-	m    *memexec.File
-	err  error
-}
+// loadInit copies init into its memfd, once per process (one run); a
+// second caller waits for the first.
+var loadInit = sync.OnceValues(func() (*memexec.File, error) {
+	return memexec.New(wire.InitArg0, InitELF)
+})
 
 // PreloadInit starts copying init into its memfd, so that the copy runs
 // while the caller plans the run; Run then takes it.
 func PreloadInit() {
-	if InitELF == "" {
-		return
+	if InitELF != "" {
+		go loadInit()
 	}
-	preload.once.Do(func() {
-		preload.done = make(chan struct{})
-		go func() {
-			defer close(preload.done)
-			preload.m, preload.err = memexec.New(wire.InitArg0, InitELF)
-		}()
-	})
 }
 
 // initCommand is the path that starts init, and a file to close once it
@@ -45,17 +36,16 @@ func initCommand(minFD int) (string, io.Closer, error) {
 	if InitELF == "" {
 		return "/proc/self/exe", nil, nil
 	}
-	PreloadInit()
-	<-preload.done
-	if preload.err != nil {
-		return "", nil, preload.err
-	}
-	p, err := preload.m.PathAbove(minFD)
+	m, err := loadInit()
 	if err != nil {
-		preload.m.Close()
 		return "", nil, err
 	}
-	return p, preload.m, nil
+	p, err := m.PathAbove(minFD)
+	if err != nil {
+		m.Close()
+		return "", nil, err
+	}
+	return p, m, nil
 }
 
 // netstackCommand is the path that starts the builtin network helper and a
