@@ -121,7 +121,7 @@ func TestEgressUnlistedName(t *testing.T) {
 	p := egressProbe(t, opts{}, policy("--allow-host", "allowed.test", "--allow-host", "*.wild.test"), ops...)
 	p.ok(t, 0, "rcode=0 "+worldAllowed)
 	for i := range unlisted {
-		p.ok(t, 1+i, "rcode=3 ")
+		p.ok(t, 1+i, "rcode=3")
 	}
 	p.fails(t, len(ops)-2, "getaddrinfo of an unlisted name")
 	p.fails(t, len(ops)-1, "other.test is not allowed")
@@ -423,8 +423,8 @@ func TestEgressDenyWins(t *testing.T) {
 		"http,"+okName+",80,"+okName+",/"+k,
 		"http,"+denied+",80,"+denied+",/bad"+k)
 	p.ok(t, 0, "rcode=0 "+worldAllowed)
-	p.ok(t, 1, "rcode=3 ")
-	p.ok(t, 2, "rcode=3 ")
+	p.ok(t, 1, "rcode=3")
+	p.ok(t, 2, "rcode=3")
 	p.ok(t, 3, "body=world "+worldAllowed+" host="+okName)
 	p.fails(t, 4, denied+" is denied")
 	if n := worldQueries(t, denied); n != 0 {
@@ -500,7 +500,7 @@ func TestEgressReport(t *testing.T) {
 		name := "v-" + k + ".test"
 		p := egressProbe(t, opts{}, append([]string{"-v"}, policy("--allow-host", "allowed.test")...),
 			"dns,10.0.2.2,"+name, "tcp,"+worldOther+",22")
-		p.ok(t, 0, "rcode=3 ")
+		p.ok(t, 0, "rcode=3")
 		p.fails(t, 1, "not allowed")
 		for _, dst := range []string{name, worldOther} {
 			found := false
@@ -621,7 +621,7 @@ func TestEgressBadInput(t *testing.T) {
 		{[]string{"--allow-cidr", "1.2.3.4/33"}, "--allow-cidr", "1.2.3.4/33"},
 		{[]string{"--allow-cidr", ""}, "--allow-cidr", ""},
 		{[]string{"--allow-host", "allowed.test", "--deny-host", "**.x"}, "--deny-host", "**.x"},
-		{[]string{"--deny-host", "bad.test"}, "--deny-host", "bad.test"},
+		{[]string{"--deny-host", "bad.test"}, "--deny-host", ""}, // no allow rule to narrow
 	} {
 		t.Run(strings.Join(tc.flags, " "), func(t *testing.T) {
 			t.Parallel()
@@ -669,7 +669,7 @@ func TestEgressProfileAndEnv(t *testing.T) {
 			p := egressProbe(t, opts{}, []string{"--profile", prof},
 				"http,allowed.test,80,allowed.test,/"+k, "dns,10.0.2.2,"+k+".wild.test")
 			p.ok(t, 0, "body=world "+worldAllowed)
-			p.ok(t, 1, "rcode=3 ")
+			p.ok(t, 1, "rcode=3")
 			if p.policy == nil || !slices.Equal(p.policy.AllowHost, []string{"allowed.test"}) {
 				t.Errorf("the profile's allow-host is not the policy\n%s", p)
 			}
@@ -682,7 +682,7 @@ func TestEgressProfileAndEnv(t *testing.T) {
 			"dns,10.0.2.2,"+k+".wild.test", "http,allowed.test,80,allowed.test,/"+k, "dns,10.0.2.2,other.test")
 		p.ok(t, 0, "rcode=0 "+worldAllowed)
 		p.ok(t, 1, "body=world "+worldAllowed)
-		p.ok(t, 2, "rcode=3 ")
+		p.ok(t, 2, "rcode=3")
 		if p.policy == nil || !slices.Equal(p.policy.AllowHost, []string{"allowed.test", "*.wild.test"}) {
 			t.Errorf("SANDBOX_ALLOW_HOST is not the policy\n%s", p)
 		}
