@@ -158,6 +158,10 @@ func (e *Enforcer) Connect(addr netip.Addr, port uint16) Verdict {
 		v.Reason = why
 		return v
 	}
+	if addr == e.special.Gateway {
+		v.Allow = true // --allow-host-loopback: the host's loopback, asked for by its own flag
+		return v
+	}
 	for i := range e.cidr {
 		if c := &e.cidr[i]; c.Prefix.Contains(addr) && c.port(port) {
 			v.Allow = true

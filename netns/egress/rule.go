@@ -36,6 +36,9 @@ func ParseHost(s string) (Rule, error) {
 		return r, err
 	}
 	r.Ports = ports
+	if strings.HasSuffix(host, "*.") {
+		return r, fmt.Errorf("%q: nothing after \"*.\" (use *.SUFFIX, or * for any name)", s)
+	}
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	switch {
 	case host == "*":
