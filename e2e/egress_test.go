@@ -345,15 +345,16 @@ run_ops(["http,allowed.test,80,allowed.test,/before-" + tok], 0)
 step("RAWUDP", raw_udp)
 step("ICMP", icmp)
 cmd("ip route del 169.254.0.0/16")
-cmd("ip route add 198.18.1.11/32 dev tap0")
 cmd("iptables -F")
 cmd("iptables -P OUTPUT ACCEPT")
 cmd("iptables -t nat -F")
-cmd("ip route")
 run_ops(["tcp,169.254.169.254,22", "http,rebind-meta.test,80,rebind-meta.test,/meta-" + tok,
          "tcp,198.18.1.11,22", "http,198.18.1.11,80,other.test,/lit-" + tok, "udp,198.18.1.11,5300,udp-" + tok], 1)
+cmd("ip route add 198.18.1.11/32 dev tap0")
+cmd("ip route")
+run_ops(["tcp,198.18.1.11,22"], 6)
 cmd("unshare -n %s -c 'import socket; socket.create_connection((\"198.18.1.11\", 22), 3); print(\"CONNECTED\")'" % sys.executable)
-run_ops(["http,allowed.test,80,allowed.test,/after-" + tok], 6)
+run_ops(["http,allowed.test,80,allowed.test,/after-" + tok], 7)
 `
 
 // TestEgressRootInside: root inside with --cap-add ALL and
@@ -371,7 +372,8 @@ func TestEgressRootInside(t *testing.T) {
 	p := egressScript(t, opts{}, flags, pyRootInside, k)
 	// ops as numbered by the script
 	p.ops = []string{"http allowed.test (before)", "tcp 169.254.169.254:22 (prohibit route removed)",
-		"http rebind-meta.test", "tcp 198.18.1.11:22", "http 198.18.1.11", "udp 198.18.1.11:5300", "http allowed.test (after)"}
+		"http rebind-meta.test", "tcp 198.18.1.11:22", "http 198.18.1.11", "udp 198.18.1.11:5300",
+		"tcp 198.18.1.11:22 (on-link route)", "http allowed.test (after)"}
 	p.out = make([]string, len(p.ops))
 	for _, l := range lines(p.r.stdout) {
 		if k, v, ok := strings.Cut(l, " "); ok && len(k) > 1 && k[0] == 'R' {
@@ -382,11 +384,12 @@ func TestEgressRootInside(t *testing.T) {
 	}
 	t.Logf("inside:\n%s", p.r.stdout)
 	p.ok(t, 0, "host=allowed.test")
-	for i := 1; i <= 5; i++ {
+	for i := 1; i <= 6; i++ {
 		p.fails(t, i, "not allowed, whatever root inside changed")
 	}
-	p.ok(t, 6, "host=allowed.test")
-	for _, want := range []string{"RAWUDP OK sent", "CMD ip route del 169.254.0.0/16 -> 0", "CMD ip route add 198.18.1.11/32 dev tap0 -> 0"} {
+	p.ok(t, 7, "host=allowed.test")
+	for _, want := range []string{"RAWUDP OK sent", "CMD ip route del 169.254.0.0/16 -> 0", "CMD ip route add 198.18.1.11/32 dev tap0 -> 0",
+		"CMD iptables -F -> 0", "CMD iptables -P OUTPUT ACCEPT -> 0"} {
 		if !strings.Contains(p.r.stdout, want) {
 			t.Errorf("root inside could not make the attempt: no %q\n%s", want, p)
 		}
@@ -407,6 +410,8 @@ func TestEgressRootInside(t *testing.T) {
 		t.Errorf("ESCAPE: ICMP from inside reached the world: %q", got)
 	}
 	p.wantRecord(t, "tcp", worldMeta, 22, "--allow-link-local")
+	p.wantRecord(t, "tcp", worldOther, 22, "no rule")
+	p.wantRecord(t, "udp", worldOther, 5300, "no rule")
 }
 
 // TestEgressDenyWins: a --deny-host inside an allowed wildcard is refused
