@@ -73,7 +73,14 @@ func Main() int {
 	if err != nil {
 		return fail(err)
 	}
-	n, err := newStack(gatewayMAC)
+	var icmpBlocked func(netip.Addr)
+	if gate.enforcer != nil {
+		icmpBlocked = func(dst netip.Addr) {
+			gate.blocked(egress.Record{Time: time.Now(), Proto: egress.ICMP, Dst: dst.String(),
+				Reason: "ICMP goes only to the gateway under a policy (the stack would answer for any host)"})
+		}
+	}
+	n, err := newStack(gatewayMAC, icmpBlocked)
 	if err != nil {
 		return fail(err)
 	}
