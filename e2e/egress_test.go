@@ -166,8 +166,9 @@ func TestEgressAddressLiteral(t *testing.T) {
 }
 
 // TestEgressSNIAndHost: allowed.test's address with another name in the
-// TLS SNI or the HTTP Host header (a CDN-shared address, domain fronting)
-// is closed before anything reaches the server.
+// TLS SNI or the HTTP Host header (a CDN-shared address, domain fronting),
+// or without SNI, is closed before anything reaches the server; UDP to its
+// port 443 (QUIC, whose SNI is not checked) is refused.
 func TestEgressSNIAndHost(t *testing.T) {
 	t.Parallel()
 	requireWorld(t)
@@ -177,12 +178,17 @@ func TestEgressSNIAndHost(t *testing.T) {
 		"tls,allowed.test,443,shared.test",
 		"tls,allowed.test,443,"+k+".shared.test",
 		"http,allowed.test,80,shared.test,/"+k,
-		"http,allowed.test,80,allowed.test,/ok"+k)
+		"http,allowed.test,80,allowed.test,/ok"+k,
+		"tls,allowed.test,443,",
+		"udp,allowed.test,443,quic"+k)
 	p.ok(t, 0, "sni=allowed.test")
 	p.fails(t, 1, "SNI shared.test is not allowed")
 	p.fails(t, 2, "SNI "+k+".shared.test is not allowed")
 	p.fails(t, 3, "Host: shared.test is not allowed")
 	p.ok(t, 4, "body=world "+worldAllowed+" host=allowed.test")
+	p.fails(t, 5, "a ClientHello without SNI is closed")
+	p.fails(t, 6, "UDP to port 443 of an address allowed only by name (QUIC)")
+	p.wantRecord(t, "udp", worldAllowed, 443, "QUIC")
 	if got := worldConns(t, "sni="+k+".shared.test"); len(got) != 0 {
 		t.Errorf("ESCAPE: the world completed a TLS handshake with SNI %s.shared.test: %q", k, got)
 	}
@@ -388,7 +394,9 @@ func TestEgressRootInside(t *testing.T) {
 		p.fails(t, i, "not allowed, whatever root inside changed")
 	}
 	p.ok(t, 7, "host=allowed.test")
-	for _, want := range []string{"RAWUDP OK sent", "CMD ip route del 169.254.0.0/16 -> 0", "CMD ip route add 198.18.1.11/32 dev tap0 -> 0",
+	// "ICMP OK sent": the echo request went out and no reply came back
+	// (not even a made-up one: a blocked host must not look up).
+	for _, want := range []string{"RAWUDP OK sent", "ICMP OK sent", "CMD ip route del 169.254.0.0/16 -> 0", "CMD ip route add 198.18.1.11/32 dev tap0 -> 0",
 		"CMD iptables -F -> 0", "CMD iptables -P OUTPUT ACCEPT -> 0"} {
 		if !strings.Contains(p.r.stdout, want) {
 			t.Errorf("root inside could not make the attempt: no %q\n%s", want, p)
