@@ -293,7 +293,7 @@ func TestEgressOtherResolver(t *testing.T) {
 }
 
 // pyRootInside: root inside with every capability and no seccomp filter
-// tries raw sockets, its own routes, iptables and a new network namespace.
+// tries raw sockets, its own routes, iptables, nft and a new network namespace.
 const pyRootInside = `
 import os, subprocess, time
 tok = sys.argv[1]
@@ -358,6 +358,7 @@ cmd("ip route del 169.254.0.0/16")
 cmd("iptables -F")
 cmd("iptables -P OUTPUT ACCEPT")
 cmd("iptables -t nat -F")
+cmd("nft flush ruleset")
 run_ops(["tcp,169.254.169.254,22", "http,rebind-meta.test,80,rebind-meta.test,/meta-" + tok,
          "tcp,198.18.1.11,22", "http,198.18.1.11,80,other.test,/lit-" + tok, "udp,198.18.1.11,5300,udp-" + tok], 1)
 cmd("ip route add 198.18.1.11/32 dev tap0")
@@ -369,7 +370,7 @@ run_ops(["http,allowed.test,80,allowed.test,/after-" + tok], 7)
 
 // TestEgressRootInside: root inside with --cap-add ALL and
 // --seccomp=unconfined owns its namespace (raw sockets, routes, iptables,
-// unshare -n) and still reaches nothing the policy does not allow.
+// nft, unshare -n) and still reaches nothing the policy does not allow.
 func TestEgressRootInside(t *testing.T) {
 	t.Parallel()
 	requireWorld(t)
@@ -401,7 +402,7 @@ func TestEgressRootInside(t *testing.T) {
 	// "ICMP OK sent": the echo request went out and no reply came back
 	// (not even a made-up one: a blocked host must not look up).
 	for _, want := range []string{"RAWUDP OK sent", "ICMP OK sent", "CMD ip route del 169.254.0.0/16 -> 0", "CMD ip route add 198.18.1.11/32 dev tap0 -> 0",
-		"CMD iptables -F -> 0", "CMD iptables -P OUTPUT ACCEPT -> 0"} {
+		"CMD iptables -F -> 0", "CMD iptables -P OUTPUT ACCEPT -> 0", "CMD nft flush ruleset -> 0"} {
 		if !strings.Contains(p.r.stdout, want) {
 			t.Errorf("root inside could not make the attempt: no %q\n%s", want, p)
 		}
