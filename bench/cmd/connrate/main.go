@@ -1,0 +1,173 @@
+// Command connrate measures new TCP connections per second for
+// bench/egress.sh: a client makes N connections one after another, each a
+// connect, a small HTTP/1.0 request (so that a policy's Host check sees
+// it), the server's short answer, and close; a server answers them.
+//
+//	connrate serve -addr IP:PORT [-for 30m]
+//	connrate client -addr HOST:PORT [-host NAME] [-n 1000] [-warmup 20] [-timeout 5s]
+//
+// The client resolves HOST once (through the system's resolv.conf, as any
+// client would), then prints one JSON line: {"n":N,"seconds":S,"per_second":R}.
+// Every read, write, dial and the server's lifetime are bounded.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+)
+
+const (
+	answer  = "HTTP/1.0 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+	maxHead = 4096
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "client":
+		err = client(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "connrate: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: connrate serve -addr IP:PORT [-for 30m] | connrate client -addr HOST:PORT [-host NAME] [-n N] [-warmup N] [-timeout D]")
+	os.Exit(2)
+}
+
+// serve answers every connection: read the request's head (bounded), write
+// the answer, close. It stops after -for.
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "address to listen on")
+	life := fs.Duration("for", 30*time.Minute, "stop after this long")
+	fs.Parse(args)
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("listening on %s\n", ln.Addr())
+	time.AfterFunc(*life, func() { ln.Close() })
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			time.Sleep(10 * time.Millisecond) // e.g. EMFILE: do not spin
+			continue
+		}
+		go handle(c)
+	}
+}
+
+func handle(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := readHead(c); err != nil {
+		return
+	}
+	io.WriteString(c, answer)
+}
+
+// readHead reads until the end of an HTTP head ("\r\n\r\n"), at most
+// maxHead bytes.
+func readHead(r io.Reader) error {
+	var head []byte
+	buf := make([]byte, 512)
+	for len(head) < maxHead {
+		n, err := r.Read(buf)
+		head = append(head, buf[:n]...)
+		if bytes.Contains(head, []byte("\r\n\r\n")) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return errors.New("request head too long")
+}
+
+// client makes -warmup untimed connections, then -n timed ones.
+func client(args []string) error {
+	fs := flag.NewFlagSet("client", flag.ExitOnError)
+	addr := fs.String("addr", "", "HOST:PORT of the server")
+	host := fs.String("host", "", "the request's Host header (default: HOST)")
+	n := fs.Int("n", 1000, "timed connections")
+	warmup := fs.Int("warmup", 20, "untimed connections first")
+	timeout := fs.Duration("timeout", 5*time.Second, "bound of each connection")
+	fs.Parse(args)
+	hostName, port, err := net.SplitHostPort(*addr)
+	if err != nil || *n < 1 || *warmup < 0 || *n > 1000000 {
+		usage()
+	}
+	if *host == "" {
+		*host = hostName
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ips, err := net.DefaultResolver.LookupIP(ctx, "ip4", hostName)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("resolving %s: %w", hostName, err)
+	}
+	target := net.JoinHostPort(ips[0].String(), port)
+	req := []byte("GET /connrate HTTP/1.0\r\nHost: " + *host + "\r\n\r\n")
+	for i := 0; i < *warmup; i++ {
+		if err := once(target, req, *timeout); err != nil {
+			return fmt.Errorf("warm-up connection %d to %s: %w", i+1, target, err)
+		}
+	}
+	start := time.Now()
+	for i := 0; i < *n; i++ {
+		if err := once(target, req, *timeout); err != nil {
+			return fmt.Errorf("connection %d to %s: %w", i+1, target, err)
+		}
+	}
+	secs := time.Since(start).Seconds()
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"n": *n, "seconds": secs, "per_second": float64(*n) / secs, "target": target,
+	})
+}
+
+// once is one connection: connect, request, the whole answer, close.
+func once(target string, req []byte, timeout time.Duration) error {
+	c, err := net.DialTimeout("tcp", target, timeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write(req); err != nil {
+		return err
+	}
+	got, err := io.ReadAll(io.LimitReader(c, int64(2*len(answer))))
+	if err != nil {
+		return err
+	}
+	if string(got) != answer {
+		return fmt.Errorf("unexpected answer %q", got)
+	}
+	return nil
+}
