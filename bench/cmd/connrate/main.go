@@ -4,7 +4,7 @@
 // it), the server's short answer, and close; a server answers them.
 //
 //	connrate serve -addr IP:PORT [-for 30m]
-//	connrate client -addr HOST:PORT [-host NAME] [-n 1000] [-warmup 20] [-timeout 5s]
+//	connrate client -addr HOST:PORT [-host NAME] [-n 1000] [-warmup 20] [-timeout 5s] [-closer client|server]
 //
 // The client resolves HOST once (through the system's resolv.conf, as any
 // client would), then prints one JSON line: {"n":N,"seconds":S,"per_second":R}.
@@ -27,6 +27,11 @@ import (
 const (
 	answer  = "HTTP/1.0 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
 	maxHead = 4096
+	// The request line asks who closes first: the client (it closes once
+	// it has the answer; the server waits for that) or the server (it
+	// closes after answering; the client reads to the end).
+	clientCloses = "GET /connrate/client-closes "
+	serverCloses = "GET /connrate/server-closes "
 )
 
 func main() {
@@ -86,28 +91,35 @@ func serve(args []string) error {
 func handle(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := readHead(c); err != nil {
+	head, err := readHead(c)
+	if err != nil {
 		return
 	}
-	io.WriteString(c, answer)
+	if _, err := io.WriteString(c, answer); err != nil {
+		return
+	}
+	if !bytes.HasPrefix(head, []byte(serverCloses)) {
+		// The client closes first: wait (bounded) for its end.
+		io.Copy(io.Discard, io.LimitReader(c, maxHead))
+	}
 }
 
 // readHead reads until the end of an HTTP head ("\r\n\r\n"), at most
 // maxHead bytes.
-func readHead(r io.Reader) error {
+func readHead(r io.Reader) ([]byte, error) {
 	var head []byte
 	buf := make([]byte, 512)
 	for len(head) < maxHead {
 		n, err := r.Read(buf)
 		head = append(head, buf[:n]...)
 		if bytes.Contains(head, []byte("\r\n\r\n")) {
-			return nil
+			return head, nil
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return errors.New("request head too long")
+	return nil, errors.New("request head too long")
 }
 
 // client makes -warmup untimed connections, then -n timed ones; the rate
@@ -119,9 +131,10 @@ func client(args []string) error {
 	n := fs.Int("n", 1000, "timed connections")
 	warmup := fs.Int("warmup", 20, "untimed connections first")
 	timeout := fs.Duration("timeout", 5*time.Second, "bound of each connection")
+	closer := fs.String("closer", "client", "who closes first: client or server")
 	fs.Parse(args)
 	hostName, port, err := net.SplitHostPort(*addr)
-	if err != nil || *n < 1 || *warmup < 0 || *n > 1000000 {
+	if err != nil || *n < 1 || *warmup < 0 || *n > 1000000 || (*closer != "client" && *closer != "server") {
 		usage()
 	}
 	if *host == "" {
@@ -134,9 +147,14 @@ func client(args []string) error {
 		return fmt.Errorf("resolving %s: %w", hostName, err)
 	}
 	target := net.JoinHostPort(ips[0].String(), port)
-	req := []byte("GET /connrate HTTP/1.0\r\nHost: " + *host + "\r\n\r\n")
+	line := clientCloses
+	if *closer == "server" {
+		line = serverCloses
+	}
+	req := []byte(line + "HTTP/1.0\r\nHost: " + *host + "\r\n\r\n")
+	serverFirst := *closer == "server"
 	for i := 0; i < *warmup; i++ {
-		if err := once(target, req, *timeout); err != nil {
+		if err := once(target, req, serverFirst, *timeout); err != nil {
 			return fmt.Errorf("warm-up connection %d to %s: %w", i+1, target, err)
 		}
 	}
@@ -146,7 +164,7 @@ func client(args []string) error {
 	failed, firstErr := 0, ""
 	start := time.Now()
 	for i := 0; i < *n; i++ {
-		if err := once(target, req, *timeout); err != nil {
+		if err := once(target, req, serverFirst, *timeout); err != nil {
 			failed++
 			if firstErr == "" {
 				firstErr = fmt.Sprintf("connection %d: %v", i+1, err)
@@ -166,8 +184,9 @@ func client(args []string) error {
 	})
 }
 
-// once is one connection: connect, request, the whole answer, close.
-func once(target string, req []byte, timeout time.Duration) error {
+// once is one connection: connect, request, the whole answer, close
+// (after the server's close when serverFirst).
+func once(target string, req []byte, serverFirst bool, timeout time.Duration) error {
 	c, err := net.DialTimeout("tcp", target, timeout)
 	if err != nil {
 		return err
@@ -177,9 +196,16 @@ func once(target string, req []byte, timeout time.Duration) error {
 	if _, err := c.Write(req); err != nil {
 		return err
 	}
-	got, err := io.ReadAll(io.LimitReader(c, int64(2*len(answer))))
-	if err != nil {
+	got := make([]byte, len(answer))
+	if _, err := io.ReadFull(c, got); err != nil {
 		return err
+	}
+	if serverFirst {
+		rest, err := io.ReadAll(io.LimitReader(c, int64(len(answer))))
+		if err != nil {
+			return err
+		}
+		got = append(got, rest...)
 	}
 	if string(got) != answer {
 		return fmt.Errorf("unexpected answer %q", got)
