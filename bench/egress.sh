@@ -42,10 +42,11 @@ issue's goals (throughput ≥ 0.9, connection rate ≥ 0.8).
 
   --out DIR     write startup.json, throughput.tsv, connrate.tsv, summary.md,
                 summary.txt, env.txt to DIR (default: a new temporary directory)
-  --runs N      hyperfine runs per start-up command (default 20)
-  --warmup N    hyperfine warm-up runs (default 3)
-  --rounds N    rounds of throughput and connection rate; each round measures
-                every variant once, interleaved; medians (default 5)
+  --runs N      hyperfine runs per start-up command, split over the rounds
+                (default 20)
+  --warmup N    hyperfine warm-up runs per command and round (default 3)
+  --rounds N    rounds; each measures every variant's start-up, throughput
+                and connection rate, in turn; medians (default 5)
   --seconds N   iperf3 seconds per measurement (default 3)
   --conns N     connections per connection-rate measurement (default 1000)
 
@@ -339,15 +340,21 @@ done
 } >"$out/env.txt"
 cat "$out/env.txt"
 
-# ------------------------------------------------------ start-up
+# ------------------------------------------------------ measure
+# Start-up: hyperfine in every round, --runs split over the rounds (at
+# least 2 a round), so that start-up is interleaved with the rest as the
+# other measurements are; the table takes the median of all runs.
 hf_args=()
 for i in "${!labels[@]}"; do
 	hf_args+=("--command-name=${labels[$i]}" "$qsb run ${flags[$i]} -- true")
 done
-say "hyperfine: ${#labels[@]} commands, $warmup warm-up + $runs runs each"
-hyperfine -N --warmup "$warmup" --runs "$runs" --export-json "$out/startup.json" "${hf_args[@]}" </dev/null
+hf_runs=$(((runs + rounds - 1) / rounds))
+if [[ "$hf_runs" -lt 2 ]]; then hf_runs=2; fi
+startup_once() { # ROUND
+	hyperfine -N --warmup "$warmup" --runs "$hf_runs" --export-json "$out/startup-r$1.json" "${hf_args[@]}" \
+		</dev/null >>"$out/hyperfine.log" 2>&1 || die "hyperfine failed: $(tail -n 5 "$out/hyperfine.log")"
+}
 
-# ------------------------------------------------------ throughput and connection rate
 # iperf_once I: Gbit/s received; iperf3's server serves one test at a time,
 # so a refusal ("busy") is retried, at most 3 tries.
 iperf_once() {
@@ -375,7 +382,8 @@ conn_once() {
 printf 'variant\tround\tgbps\n' >"$out/throughput.tsv"
 printf 'variant\tround\tper_second\tfailed\n' >"$out/connrate.tsv"
 for ((r = 1; r <= rounds; r++)); do
-	say "round $r of $rounds: iperf3 ${seconds}s and $conns connections, each variant"
+	say "round $r of $rounds: start-up ($warmup warm-up + $hf_runs runs), iperf3 ${seconds}s and $conns connections, each variant"
+	startup_once "$r"
 	for i in "${!labels[@]}"; do
 		g="$(iperf_once "$i")"
 		printf '%s\t%d\t%s\n' "${labels[$i]}" "$r" "$g" >>"$out/throughput.tsv"
@@ -391,8 +399,15 @@ python3 - "$out" "$seconds" "$conns" "$rounds" <<'EOF' | tee "$out/summary.txt"
 import csv, json, statistics, sys
 
 out, seconds, conns, rounds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-start = {r["command"]: r for r in json.load(open(out + "/startup.json"))["results"]}
-labels = list(start)
+# Every round's hyperfine runs, together: times per command, in order.
+start, labels = {}, []
+for n in range(1, int(rounds) + 1):
+    for r in json.load(open("%s/startup-r%d.json" % (out, n)))["results"]:
+        if r["command"] not in start:
+            labels.append(r["command"])
+        start.setdefault(r["command"], []).extend(r["times"])
+json.dump({"results": [{"command": l, "times": start[l], "median": statistics.median(start[l])} for l in labels]},
+          open(out + "/startup.json", "w"), indent=1)
 base = labels[0]
 
 def col(name, key):
@@ -407,11 +422,11 @@ rate = col("connrate.tsv", "per_second")
 failed = col("connrate.tsv", "failed")
 med = statistics.median
 md = []
-md.append("| variant | start-up median ms | added ms | ÷ no policy | TCP Gbit/s (median of %s × %ss) | ÷ no policy | connections/s (median of %s × %s) | ÷ no policy |" % (rounds, seconds, rounds, conns))
+md.append("| variant | start-up median ms (%d runs) | added ms | ÷ no policy | TCP Gbit/s (median of %s × %ss) | ÷ no policy | connections/s (median of %s × %s) | ÷ no policy |" % (len(start[base]), rounds, seconds, rounds, conns))
 md.append("|:---|---:|---:|---:|---:|---:|---:|---:|")
 ratios = {}
 for l in labels:
-    s, s0 = start[l]["median"] * 1000, start[base]["median"] * 1000
+    s, s0 = statistics.median(start[l]) * 1000, statistics.median(start[base]) * 1000
     t, t0 = med(tput[l]), med(tput[base])
     c, c0 = med(rate[l]), med(rate[base])
     ratios[l] = (t / t0, c / c0)
