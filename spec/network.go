@@ -47,7 +47,10 @@ func planNetwork(opts Options, s *Spec) error {
 	}
 	chosen, err := driver.RealHost(HaveNetstack()).Choose(mode, pubs, opts.AllowHostLoopback, enforce)
 	if err != nil {
-		if mode != netns.Auto || enforce {
+		if enforce {
+			return journal.Usagef("%s: %v", policyFlag(policy), err)
+		}
+		if mode != netns.Auto {
 			return &journal.UsageError{Msg: err.Error()}
 		}
 		s.Warnings = append(s.Warnings, fmt.Sprintf("no network (running as --net=none): %v", err))

@@ -66,7 +66,7 @@ func (*builtin) publishLimit(HostProbe, []netns.Publish, bool) error { return ni
 
 func (*builtin) child() netns.Child { return netns.Child{CreateTap: true, Configure: true} }
 
-// nameserver: gvisor-tap-vsock answers DNS on the gateway.
+// nameserver: the helper's resolver answers DNS on the gateway.
 func (*builtin) nameserver() string { return netns.GatewayIP }
 
 // Blocked asks the helper what its policy blocked; nil without a policy

@@ -10,15 +10,16 @@ import (
 
 // Protocols of a Record.
 const (
-	TCP = "tcp"
-	UDP = "udp"
-	DNS = "dns"
+	TCP  = "tcp"
+	UDP  = "udp"
+	DNS  = "dns"
+	ICMP = "icmp"
 )
 
 // Record is one blocked attempt.
 type Record struct {
 	Time   time.Time `json:"time"`
-	Proto  string    `json:"proto"` // TCP, UDP or DNS (a refused lookup)
+	Proto  string    `json:"proto"` // TCP, UDP, ICMP or DNS (a refused lookup)
 	Dst    string    `json:"dst"`   // the address asked for (a lookup's: the resolver's)
 	Port   uint16    `json:"port"`
 	Name   string    `json:"name,omitempty"` // the name asked for or the address is known by
@@ -26,10 +27,13 @@ type Record struct {
 }
 
 // Target is how the record's destination reads in the exit summary:
-// NAME (dns), NAME-or-IP:PORT, NAME-or-IP:PORT/udp.
+// NAME (dns), IP (icmp), NAME-or-IP:PORT, NAME-or-IP:PORT/udp.
 func (r *Record) Target() string {
-	if r.Proto == DNS {
+	switch r.Proto {
+	case DNS:
 		return r.Name + " (dns)"
+	case ICMP:
+		return r.Dst + " (icmp)"
 	}
 	host := r.Name
 	if host == "" {
@@ -142,7 +146,10 @@ func (b *Blocked) Summary() string {
 
 // Line is the -v line for one record.
 func (r *Record) Line() string {
-	dst := r.Dst + ":" + strconv.Itoa(int(r.Port))
+	dst := r.Dst
+	if r.Proto != ICMP {
+		dst += ":" + strconv.Itoa(int(r.Port))
+	}
 	if r.Name != "" {
 		dst += " (" + r.Name + ")"
 	}

@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -118,11 +119,19 @@ func (n *network) tcpForwarder(g *egressGate) *tcp.Forwarder {
 			}
 			proxy(in, out, func() error {
 				if !v.ByName {
-					return nil
+					_, err := io.Copy(out, in)
+					return err
 				}
-				first, err := g.checkFirstBytes(in, dst, port, v)
-				if err == nil {
-					_, err = out.Write(first)
+				err := forwardChecked(in, out, func(t time.Time) { in.SetReadDeadline(t) }, func(name string) error {
+					return g.enforcer.ServerName(name, port)
+				})
+				var ne *nameError
+				if errors.As(err, &ne) {
+					if ne.name != "" {
+						v.Name = ne.name
+					}
+					v.Reason = ne.Error()
+					g.record(egress.TCP, dst, port, v)
 				}
 				return err
 			})
@@ -130,33 +139,11 @@ func (n *network) tcpForwarder(g *egressGate) *tcp.Forwarder {
 	})
 }
 
-// checkFirstBytes reads what the client sends first and lets it through
-// (returned, to be sent on) only when a TLS SNI or HTTP Host in it names
-// an allowed name; other protocols pass. The server's side flows
-// meanwhile: a protocol where the server speaks first works.
-func (g *egressGate) checkFirstBytes(in net.Conn, dst netip.Addr, port uint16, v egress.Verdict) ([]byte, error) {
-	name, first, err := sniff(in)
-	if err != nil {
-		v.Reason = err.Error()
-		g.record(egress.TCP, dst, port, v)
-		return nil, err
-	}
-	if name.kind == "" {
-		return first, nil
-	}
-	if err := g.enforcer.ServerName(name.name, port); err != nil {
-		v.Name = name.name
-		v.Reason = name.kind + " " + name.name + ": " + err.Error()
-		g.record(egress.TCP, dst, port, v)
-		return nil, err
-	}
-	return first, nil
-}
-
-// proxy copies both ways until both directions are done: the server's
-// side at once, the client's once first (its check) has passed; a failed
-// check closes both.
-func proxy(in, out net.Conn, first func() error) {
+// proxy runs clientToServer and copies the server's bytes to the client
+// at once (a protocol where the server speaks first works while the
+// client's first bytes are checked), until both directions are done; a
+// failed clientToServer closes both.
+func proxy(in, out net.Conn, clientToServer func() error) {
 	defer in.Close()
 	defer out.Close()
 	var wg sync.WaitGroup
@@ -166,14 +153,12 @@ func proxy(in, out net.Conn, first func() error) {
 		io.Copy(in, out)
 		closeWrite(in)
 	}()
-	if err := first(); err != nil {
+	if err := clientToServer(); err != nil {
 		in.Close()
 		out.Close()
-		wg.Wait()
-		return
+	} else {
+		closeWrite(out)
 	}
-	io.Copy(out, in)
-	closeWrite(out)
 	wg.Wait()
 }
 

@@ -3,9 +3,9 @@
 // directly by the sandbox's tap, its forwarders and DNS server, which
 // enforce the egress policy (forward.go, inspect.go, resolver.go; the
 // decisions are netns/egress'), and rootlesskit's gvisor-tap-vsock port
-// driver for -p. It lives in its own
-// executable because its dependencies cost ~30 ms of package initialisation
-// at every start. See netns/driver/builtin.go for the protocol.
+// driver for -p. It lives in its own executable because its dependencies
+// cost ~30 ms of package initialisation at every start. See
+// netns/driver/builtin.go for the protocol.
 package netstack
 
 import (
@@ -73,7 +73,14 @@ func Main() int {
 	if err != nil {
 		return fail(err)
 	}
-	n, err := newStack(gatewayMAC)
+	var icmpBlocked func(netip.Addr)
+	if gate.enforcer != nil {
+		icmpBlocked = func(dst netip.Addr) {
+			gate.blocked(egress.Record{Time: time.Now(), Proto: egress.ICMP, Dst: dst.String(),
+				Reason: "ICMP goes only to the gateway under a policy (the stack would answer for any host)"})
+		}
+	}
+	n, err := newStack(gatewayMAC, icmpBlocked)
 	if err != nil {
 		return fail(err)
 	}

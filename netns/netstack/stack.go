@@ -16,6 +16,8 @@ import (
 	"github.com/containers/gvisor-tap-vsock/pkg/types"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/nested"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -42,7 +44,9 @@ type network struct {
 	ports   *forwarder.PortsForwarder
 }
 
-func newStack(gatewayMAC string) (*network, error) {
+// newStack makes the stack; icmpBlocked, if not nil, hears each ICMP
+// packet dropped (under a policy).
+func newStack(gatewayMAC string, icmpBlocked func(netip.Addr)) (*network, error) {
 	gw, err := netip.ParseAddr(netns.GatewayIP)
 	if err != nil {
 		return nil, err
@@ -58,7 +62,7 @@ func newStack(gatewayMAC string) (*network, error) {
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4},
 	})
-	if e := s.CreateNIC(nic, ep); e != nil {
+	if e := s.CreateNIC(nic, newICMPGate(ep, gw, icmpBlocked)); e != nil {
 		return nil, errors.New(e.String())
 	}
 	n := &network{stack: s, sw: sw, gateway: tcpip.AddrFrom4(gw.As4())}
@@ -115,4 +119,35 @@ func (n *network) gatewayAddr(port uint16) tcpip.FullAddress {
 
 func addrPort(a tcpip.Address, port uint16) string {
 	return net.JoinHostPort(a.String(), strconv.Itoa(int(port)))
+}
+
+// icmpGate sits between the tap and the stack: under a policy it drops
+// ICMP to anything but the gateway. The stack answers every address
+// (promiscuous, spoofing), so without it a ping to any host would be
+// answered by the stack itself: nothing leaves either way, but the
+// sandbox would be told a blocked host is up.
+type icmpGate struct {
+	nested.Endpoint
+	gateway netip.Addr
+	blocked func(dst netip.Addr) // nil: no policy, nothing dropped
+}
+
+func newICMPGate(child stack.LinkEndpoint, gateway netip.Addr, blocked func(netip.Addr)) *icmpGate {
+	g := &icmpGate{gateway: gateway, blocked: blocked}
+	g.Endpoint.Init(child, g)
+	return g
+}
+
+func (g *icmpGate) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+	if g.blocked != nil && proto == header.IPv4ProtocolNumber {
+		if b, ok := pkt.Data().PullUp(header.IPv4MinimumSize); ok {
+			ip := header.IPv4(b)
+			dst := netip.AddrFrom4(ip.DestinationAddress().As4())
+			if ip.TransportProtocol() == header.ICMPv4ProtocolNumber && dst != g.gateway {
+				g.blocked(dst)
+				return
+			}
+		}
+	}
+	g.Endpoint.DeliverNetworkPacket(proto, pkt)
 }
