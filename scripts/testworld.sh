@@ -43,22 +43,47 @@ answers() {
 	[[ "$(curl -fsS --max-time 2 "$CONTROL/ping" 2>/dev/null)" == world ]]
 }
 
-server_pids() { ip netns pids "$NS" 2>/dev/null || true; }
+# source_sum: what a server is built from ($RUN_DIR/source holds the
+# running one's).
+source_sum() { cat "$root"/e2e/testworld/*.go | sha256sum | cut -d' ' -f1; }
+
+# server_pid: the world server (the process $RUN_DIR/pid names, or one in
+# the namespace running $RUN_DIR/testworld), if it runs; other processes
+# in the namespace (a benchmark's servers) are not ours to stop.
+server_pid() {
+	local pid
+	for pid in $(cat "$RUN_DIR/pid" 2>/dev/null) $(ip netns pids "$NS" 2>/dev/null); do
+		if [[ "$pid" =~ ^[0-9]+$ && "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$RUN_DIR/testworld"* ]]; then
+			echo "$pid"
+			return 0
+		fi
+	done
+	return 1
+}
 
 stop_server() {
 	local pid i
-	for pid in $(server_pids); do kill "$pid" 2>/dev/null || true; done
+	pid="$(server_pid)" || return 0
+	kill "$pid" 2>/dev/null || true
 	for i in $(seq 50); do
-		[[ -z "$(server_pids)" ]] && return 0
+		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	for pid in $(server_pids); do kill -9 "$pid" 2>/dev/null || true; done
+	kill -9 "$pid" 2>/dev/null || true
+	rm -f "$RUN_DIR/pid"
 }
 
 up() {
 	command -v ip >/dev/null || die "ip (package iproute2) not found"
 	command -v curl >/dev/null || die "curl not found"
+	local sum
+	sum="$(source_sum)"
 	if answers; then
+		# Not restarted under overlapping runs: `down` after the last one
+		# removes it, and the next `up` builds the new one.
+		if [[ "$(cat "$RUN_DIR/source" 2>/dev/null)" != "$sum" ]]; then
+			say "WARNING: the running world was built from another e2e/testworld; it is kept while test runs hold it (then: $0 down; $0 up)"
+		fi
 		say "the world is up ($CONTROL)"
 		return 0
 	fi
@@ -85,7 +110,7 @@ up() {
 		ip route replace "$r" via "$WORLD_IP" dev "$HOST_IF"
 	done
 
-	stop_server # a server that does not answer
+	stop_server # one that does not answer
 	local IFS=,
 	local addrs="$WORLD_IP,${EXTRA_IPS[*]}"
 	unset IFS
@@ -99,8 +124,14 @@ up() {
 		exec ip netns exec "$NS" setsid "$RUN_DIR/testworld" -addrs "$addrs" -control "$WORLD_IP:8080" \
 			</dev/null >"$RUN_DIR/testworld.log" 2>&1
 	) &
-	local i
+	local spid="$!" i
+	echo "$spid" >"$RUN_DIR/pid" # ip netns exec and setsid exec: the same process
+	echo "$sum" >"$RUN_DIR/source"
 	for i in $(seq 100); do
+		if ! kill -0 "$spid" 2>/dev/null; then
+			tail -n 20 "$RUN_DIR/testworld.log" >&2 || true
+			die "the world's server exited"
+		fi
 		if answers; then
 			say "the world is up ($CONTROL, log $RUN_DIR/testworld.log)"
 			return 0

@@ -68,10 +68,11 @@ func (r *record) text() string {
 
 var queries, conns record
 
-// clean makes bytes from the network one printable, bounded field.
+// clean makes bytes from the network one printable, bounded field (a DNS
+// name, at most 255 bytes, whole).
 func clean(b []byte) string {
-	if len(b) > 80 {
-		b = b[:80]
+	if len(b) > 255 {
+		b = b[:255]
 	}
 	s := strconv.Quote(string(b))
 	return strings.ReplaceAll(s[1:len(s)-1], " ", `\x20`)
