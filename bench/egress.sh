@@ -2,11 +2,11 @@
 # Egress-policy benchmark (issue 13): the same driver (--net=builtin) with and
 # without a policy, in one run, as ratios (with ÷ without): the start-up a
 # policy adds (hyperfine, `sandbox run -- true`), TCP throughput (iperf3,
-# server outside the sandbox, client inside) and new TCP connections per
-# second (bench/cmd/connrate: connect, a small HTTP request, the answer,
-# close, N times in a row).
+# server outside the sandbox, client inside), an HTTP upload's throughput
+# and new TCP connections per second (bench/cmd/connrate: connect, a small
+# HTTP request, the answer, close, N times in a row).
 #
-#   bench/egress.sh [--out DIR] [--runs N] [--warmup N] [--rounds N] [--seconds N] [--conns N]
+#   bench/egress.sh [--out DIR] [--runs N] [--warmup N] [--rounds N] [--seconds N] [--conns N] [--upload-mb N]
 #
 # As root it uses the e2e tests' world (scripts/testworld.sh: network
 # namespace sbxworld, 198.18.0.0/15; brought up when it is not, and taken
@@ -32,13 +32,14 @@ die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
 	cat <<'EOF'
-usage: bench/egress.sh [--out DIR] [--runs N] [--warmup N] [--rounds N] [--seconds N] [--conns N]
+usage: bench/egress.sh [--out DIR] [--runs N] [--warmup N] [--rounds N] [--seconds N] [--conns N] [--upload-mb N]
 
 The builtin network driver with and without an egress policy, in one run:
 start-up (hyperfine, `sandbox run --net=builtin [policy] -- true`), TCP
-throughput (iperf3 client inside, server outside) and new TCP connections
-per second (bench/cmd/connrate), each as with policy ÷ without, and the
-issue's goals (throughput ≥ 0.9, connection rate ≥ 0.8).
+throughput (iperf3 client inside, server outside), the throughput of an
+HTTP upload (one POST; a policy by name reads every request's Host) and new
+TCP connections per second (both bench/cmd/connrate), each as with policy
+÷ without, and the issue's goals (throughput ≥ 0.9, connection rate ≥ 0.8).
 
   --out DIR     write startup.json, throughput.tsv, connrate.tsv, summary.md,
                 summary.txt, env.txt to DIR (default: a new temporary directory)
@@ -49,6 +50,7 @@ issue's goals (throughput ≥ 0.9, connection rate ≥ 0.8).
                 and connection rate, in turn; medians (default 5)
   --seconds N   iperf3 seconds per measurement (default 3)
   --conns N     connections per connection-rate measurement (default 1000)
+  --upload-mb N MiB of each HTTP upload (default 1024)
 
 As root: the e2e test world (by name and by address), then re-run as sbxtest.
 As an unprivileged user: the host's loopback (by address only).
@@ -65,17 +67,20 @@ warmup=3
 rounds=5
 seconds=3
 conns=1000
+upload_mb=1024
 num() { [[ "$2" =~ ^[0-9]+$ && "$2" -ge "$3" ]] || die "$1 must be a number >= $3"; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
-	--out | --runs | --warmup | --rounds | --seconds | --conns)
+	--out | --runs | --warmup | --rounds | --seconds | --conns | --upload-mb)
 		[[ $# -ge 2 ]] || die "$1 needs a value"
-		declare "${1#--}=$2"
+		opt="${1#--}"
+		declare "${opt//-/_}=$2"
 		shift 2
 		;;
-	--out=* | --runs=* | --warmup=* | --rounds=* | --seconds=* | --conns=*)
+	--out=* | --runs=* | --warmup=* | --rounds=* | --seconds=* | --conns=* | --upload-mb=*)
 		opt="${1%%=*}"
-		declare "${opt#--}=${1#*=}"
+		opt="${opt#--}"
+		declare "${opt//-/_}=${1#*=}"
 		shift
 		;;
 	-h | --help) usage; exit 0 ;;
@@ -87,8 +92,9 @@ num --warmup "$warmup" 0
 num --rounds "$rounds" 1
 num --seconds "$seconds" 1
 num --conns "$conns" 10
-[[ "$seconds" -le 60 && "$conns" -le 100000 && "$rounds" -le 50 ]] ||
-	die "--seconds at most 60, --conns at most 100000, --rounds at most 50"
+num --upload-mb "$upload_mb" 1
+[[ "$seconds" -le 60 && "$conns" -le 100000 && "$rounds" -le 50 && "$upload_mb" -le 16384 ]] ||
+	die "--seconds at most 60, --conns at most 100000, --rounds at most 50, --upload-mb at most 16384"
 
 SANDBOX_BIN="${SANDBOX_BIN:-$repo/bin/sandbox}"
 [[ -f "$SANDBOX_BIN" && -x "$SANDBOX_BIN" ]] ||
@@ -225,7 +231,7 @@ if [[ "$(id -u)" -eq 0 ]]; then
 		BENCH_SANDBOX_LABEL="$SANDBOX_BIN" EGB_MODE="$mode" EGB_WHY_LOOPBACK="$why_loopback" \
 		EGB_IPERF_PORT="$iperf_port" EGB_CONN_PORT="$conn_port" \
 		bash "$stage/egress.sh" --out "$stage/out" --runs "$runs" --warmup "$warmup" \
-		--rounds "$rounds" --seconds "$seconds" --conns "$conns" </dev/null {world_fd}>&-; then
+		--rounds "$rounds" --seconds "$seconds" --conns "$conns" --upload-mb "$upload_mb" </dev/null {world_fd}>&-; then
 		rc=0
 	else
 		rc=$?
@@ -336,7 +342,7 @@ done
 	echo "iperf3: $(iperf3 --version 2>/dev/null | head -n 1)"
 	echo "servers: $where; iperf3 port $iperf_port, connrate port $conn_port"
 	for i in "${!labels[@]}"; do echo "variant: ${labels[$i]}: sandbox run ${flags[$i]} -- … ${targets[$i]}"; done
-	echo "runs: $runs, warmup: $warmup, rounds: $rounds, iperf3 seconds: $seconds, connections: $conns"
+	echo "runs: $runs, warmup: $warmup, rounds: $rounds, iperf3 seconds: $seconds, connections: $conns, upload: $upload_mb MiB"
 } >"$out/env.txt"
 cat "$out/env.txt"
 
@@ -369,6 +375,12 @@ iperf_once() {
 	done
 	die "'${labels[$i]}': iperf3 failed 3 times: $(err_of) $(head -c 300 "$work/iperf.json")"
 }
+upload_once() {
+	local i="$1"
+	sbrun "$i" ./connrate upload -addr "${targets[$i]}:$conn_port" -mb "$upload_mb" >"$work/upload.json" ||
+		die "'${labels[$i]}': the HTTP upload failed: $(err_of)"
+	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["gbps"])' "$work/upload.json"
+}
 conn_once() {
 	local i="$1"
 	sbrun "$i" ./connrate client -addr "${targets[$i]}:$conn_port" -n "$conns" >"$work/conn.json" ||
@@ -380,13 +392,16 @@ conn_once() {
 }
 
 printf 'variant\tround\tgbps\n' >"$out/throughput.tsv"
+printf 'variant\tround\tgbps\n' >"$out/upload.tsv"
 printf 'variant\tround\tper_second\tfailed\n' >"$out/connrate.tsv"
 for ((r = 1; r <= rounds; r++)); do
-	say "round $r of $rounds: start-up ($warmup warm-up + $hf_runs runs), iperf3 ${seconds}s and $conns connections, each variant"
+	say "round $r of $rounds: start-up ($warmup warm-up + $hf_runs runs), iperf3 ${seconds}s, a $upload_mb MiB upload and $conns connections, each variant"
 	startup_once "$r"
 	for i in "${!labels[@]}"; do
 		g="$(iperf_once "$i")"
 		printf '%s\t%d\t%s\n' "${labels[$i]}" "$r" "$g" >>"$out/throughput.tsv"
+		u="$(upload_once "$i")"
+		printf '%s\t%d\t%s\n' "${labels[$i]}" "$r" "$u" >>"$out/upload.tsv"
 		c="$(conn_once "$i")"
 		printf '%s\t%d\t%s\n' "${labels[$i]}" "$r" "$c" >>"$out/connrate.tsv"
 	done
@@ -395,10 +410,10 @@ echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/env.txt"
 
 # ------------------------------------------------------ tables
 echo
-python3 - "$out" "$seconds" "$conns" "$rounds" <<'EOF' | tee "$out/summary.txt"
+python3 - "$out" "$seconds" "$conns" "$rounds" "$upload_mb" <<'EOF' | tee "$out/summary.txt"
 import csv, json, statistics, sys
 
-out, seconds, conns, rounds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+out, seconds, conns, rounds, upload_mb = sys.argv[1:6]
 # Every round's hyperfine runs, together: times per command, in order.
 start, labels = {}, []
 for n in range(1, int(rounds) + 1):
@@ -418,25 +433,29 @@ def col(name, key):
     return vals
 
 tput = col("throughput.tsv", "gbps")
+upl = col("upload.tsv", "gbps")
 rate = col("connrate.tsv", "per_second")
 failed = col("connrate.tsv", "failed")
 med = statistics.median
 md = []
-md.append("| variant | start-up median ms (%d runs) | added ms | ÷ no policy | TCP Gbit/s (median of %s × %ss) | ÷ no policy | connections/s (median of %s × %s) | ÷ no policy |" % (len(start[base]), rounds, seconds, rounds, conns))
-md.append("|:---|---:|---:|---:|---:|---:|---:|---:|")
+md.append("| variant | start-up median ms (%d runs) | added ms | ÷ no policy | TCP Gbit/s (iperf3, median of %s × %ss) | ÷ no policy | HTTP upload Gbit/s (median of %s × %s MiB) | ÷ no policy | connections/s (median of %s × %s) | ÷ no policy |" % (len(start[base]), rounds, seconds, rounds, upload_mb, rounds, conns))
+md.append("|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 ratios = {}
 for l in labels:
     s, s0 = statistics.median(start[l]) * 1000, statistics.median(start[base]) * 1000
     t, t0 = med(tput[l]), med(tput[base])
+    u, u0 = med(upl[l]), med(upl[base])
     c, c0 = med(rate[l]), med(rate[base])
-    ratios[l] = (t / t0, c / c0)
+    ratios[l] = (t / t0, u / u0, c / c0)
     same = l == base
-    md.append("| %s | %.1f | %s | %s | %.2f | %s | %.0f | %s |" % (
+    md.append("| %s | %.1f | %s | %s | %.2f | %s | %.2f | %s | %.0f | %s |" % (
         l, s, "—" if same else "%+.1f" % (s - s0), "—" if same else "%.2f" % (s / s0),
-        t, "—" if same else "%.2f" % (t / t0), c, "—" if same else "%.2f" % (c / c0)))
+        t, "—" if same else "%.2f" % (t / t0), u, "—" if same else "%.2f" % (u / u0),
+        c, "—" if same else "%.2f" % (c / c0)))
 md.append("")
 md.append("Spread (min–max over the rounds): " + "; ".join(
-    "%s: %.2f–%.2f Gbit/s, %.0f–%.0f conn/s" % (l, min(tput[l]), max(tput[l]), min(rate[l]), max(rate[l])) for l in labels))
+    "%s: %.2f–%.2f Gbit/s, upload %.2f–%.2f Gbit/s, %.0f–%.0f conn/s" % (
+        l, min(tput[l]), max(tput[l]), min(upl[l]), max(upl[l]), min(rate[l]), max(rate[l])) for l in labels))
 md.append("")
 md.append("Connections that failed (counted, not in the rate; connrate's 5 s bound): " + "; ".join(
     "%s: %d of %d" % (l, sum(failed[l]), int(conns) * len(failed[l])) for l in labels))
@@ -452,9 +471,11 @@ def spread(rs):
 md.append("| goal (issue 13) | variant | ratio of medians | each round's ratio: min / median / max | |")
 md.append("|:---|:---|---:|---:|:---|")
 for l in labels[1:]:
-    t, c = ratios[l]
+    t, u, c = ratios[l]
     md.append("| TCP throughput with ÷ without ≥ 0.9 | %s | %.3f | %s | %s |" % (
         l, t, spread(rounds_of(tput, l)), "met" if t >= 0.9 else "**not met**"))
+    md.append("| HTTP upload throughput with ÷ without ≥ 0.9 | %s | %.3f | %s | %s |" % (
+        l, u, spread(rounds_of(upl, l)), "met" if u >= 0.9 else "**not met**"))
     md.append("| new connections/s with ÷ without ≥ 0.8 | %s | %.3f | %s | %s |" % (
         l, c, spread(rounds_of(rate, l)), "met" if c >= 0.8 else "**not met**"))
 print("\n".join(md))

@@ -1,13 +1,17 @@
-// Command connrate measures new TCP connections per second for
-// bench/egress.sh: a client makes N connections one after another, each a
-// connect, a small HTTP/1.0 request (so that a policy's Host check sees
-// it), the server's short answer, and close; a server answers them.
+// Command connrate measures new TCP connections per second, and the
+// throughput of an HTTP upload, for bench/egress.sh: a client makes N
+// connections one after another, each a connect, a small HTTP/1.0 request
+// (so that a policy's Host check sees it), the server's short answer, and
+// close; a server answers them.
 //
 //	connrate serve -addr IP:PORT [-for 30m]
 //	connrate client -addr HOST:PORT [-host NAME] [-n 1000] [-warmup 20] [-timeout 5s] [-closer client|server]
+//	connrate upload -addr HOST:PORT [-host NAME] [-mb 1024] [-timeout 2m]
 //
 // The client resolves HOST once (through the system's resolv.conf, as any
-// client would), then prints one JSON line: {"n":N,"seconds":S,"per_second":R}.
+// client would), then prints one JSON line: {"n":N,"seconds":S,"per_second":R,…}.
+// upload sends one HTTP/1.1 POST of -mb MiB (the server drops the body) and
+// prints {"bytes":N,"seconds":S,"gbps":G,…}.
 // Every read, write, dial and the server's lifetime are bounded.
 package main
 
@@ -21,6 +25,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -32,6 +38,10 @@ const (
 	// closes after answering; the client reads to the end).
 	clientCloses = "GET /connrate/client-closes "
 	serverCloses = "GET /connrate/server-closes "
+	// An upload: an HTTP/1.1 POST with Content-Length, its body discarded.
+	uploadLine = "POST /connrate/upload "
+	maxUpload  = 64 << 30
+	uploadTime = 10 * time.Minute // the server's bound on one upload
 )
 
 func main() {
@@ -44,6 +54,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "client":
 		err = client(os.Args[2:])
+	case "upload":
+		err = upload(os.Args[2:])
 	default:
 		usage()
 	}
@@ -54,7 +66,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: connrate serve -addr IP:PORT [-for 30m] | connrate client -addr HOST:PORT [-host NAME] [-n N] [-warmup N] [-timeout D]")
+	fmt.Fprintln(os.Stderr, "usage: connrate serve -addr IP:PORT [-for 30m] | connrate client -addr HOST:PORT [-host NAME] [-n N] [-warmup N] [-timeout D] [-closer client|server] | connrate upload -addr HOST:PORT [-host NAME] [-mb N] [-timeout D]")
 	os.Exit(2)
 }
 
@@ -95,6 +107,12 @@ func handle(c net.Conn) {
 	if err != nil {
 		return
 	}
+	if bytes.HasPrefix(head, []byte(uploadLine)) {
+		c.SetDeadline(time.Now().Add(uploadTime))
+		if err := discardBody(c, head); err != nil {
+			return
+		}
+	}
 	if _, err := io.WriteString(c, answer); err != nil {
 		return
 	}
@@ -102,6 +120,24 @@ func handle(c net.Conn) {
 		// The client closes first: wait (bounded) for its end.
 		io.Copy(io.Discard, io.LimitReader(c, maxHead))
 	}
+}
+
+// discardBody reads and drops an upload's body: Content-Length bytes, of
+// which those after the head's end are already in head.
+func discardBody(r io.Reader, head []byte) error {
+	end := bytes.Index(head, []byte("\r\n\r\n")) + 4
+	var n int64 = -1
+	for _, l := range strings.Split(string(head[:end]), "\r\n") {
+		if v, ok := strings.CutPrefix(strings.ToLower(l), "content-length: "); ok {
+			n, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	n -= int64(len(head) - end)
+	if n < 0 || n > maxUpload {
+		return errors.New("bad Content-Length")
+	}
+	_, err := io.CopyN(io.Discard, r, n)
+	return err
 }
 
 // readHead reads until the end of an HTTP head ("\r\n\r\n"), at most
@@ -140,13 +176,10 @@ func client(args []string) error {
 	if *host == "" {
 		*host = hostName
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	ips, err := net.DefaultResolver.LookupIP(ctx, "ip4", hostName)
-	cancel()
+	target, err := resolve(hostName, port, *timeout)
 	if err != nil {
-		return fmt.Errorf("resolving %s: %w", hostName, err)
+		return err
 	}
-	target := net.JoinHostPort(ips[0].String(), port)
 	line := clientCloses
 	if *closer == "server" {
 		line = serverCloses
@@ -211,4 +244,68 @@ func once(target string, req []byte, serverFirst bool, timeout time.Duration) er
 		return fmt.Errorf("unexpected answer %q", got)
 	}
 	return nil
+}
+
+// resolve looks host up once (IPv4) and returns IP:port.
+func resolve(host, port string, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupIP(ctx, "ip4", host)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s: %w", host, err)
+	}
+	return net.JoinHostPort(ips[0].String(), port), nil
+}
+
+// upload sends one HTTP/1.1 POST of -mb MiB and times it from the first
+// byte to the server's answer: the throughput of a request whose Host a
+// policy checks and whose body it must pass through.
+func upload(args []string) error {
+	fs := flag.NewFlagSet("upload", flag.ExitOnError)
+	addr := fs.String("addr", "", "HOST:PORT of the server")
+	host := fs.String("host", "", "the request's Host header (default: HOST)")
+	mb := fs.Int("mb", 1024, "MiB to send")
+	timeout := fs.Duration("timeout", 2*time.Minute, "bound of the whole upload")
+	fs.Parse(args)
+	hostName, port, err := net.SplitHostPort(*addr)
+	if err != nil || *mb < 1 || int64(*mb)<<20 > maxUpload {
+		usage()
+	}
+	if *host == "" {
+		*host = hostName
+	}
+	target, err := resolve(hostName, port, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	c, err := net.DialTimeout("tcp", target, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(*timeout))
+	n := int64(*mb) << 20
+	start := time.Now()
+	if _, err := fmt.Fprintf(c, "%sHTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", uploadLine, *host, n); err != nil {
+		return err
+	}
+	buf := make([]byte, 256<<10)
+	for left := n; left > 0; {
+		k := min(left, int64(len(buf)))
+		if _, err := c.Write(buf[:k]); err != nil {
+			return fmt.Errorf("after %d of %d bytes: %w", n-left, n, err)
+		}
+		left -= k
+	}
+	got := make([]byte, len(answer))
+	if _, err := io.ReadFull(c, got); err != nil {
+		return fmt.Errorf("the answer: %w", err)
+	}
+	if string(got) != answer {
+		return fmt.Errorf("unexpected answer %q", got)
+	}
+	secs := time.Since(start).Seconds()
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"bytes": n, "seconds": secs, "gbps": float64(n) * 8 / secs / 1e9, "target": target,
+	})
 }
