@@ -83,6 +83,11 @@ func serve(args []string) error {
 	}
 	fmt.Printf("listening on %s\n", ln.Addr())
 	time.AfterFunc(*life, func() { ln.Close() })
+	return accept(ln)
+}
+
+// accept answers ln's connections until it is closed.
+func accept(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -278,34 +283,43 @@ func upload(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := net.DialTimeout("tcp", target, 5*time.Second)
+	n := int64(*mb) << 20
+	secs, err := sendUpload(target, *host, n, *timeout)
 	if err != nil {
 		return err
 	}
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"bytes": n, "seconds": secs, "gbps": float64(n) * 8 / secs / 1e9, "target": target,
+	})
+}
+
+// sendUpload POSTs n bytes to target and returns the seconds from the
+// first byte to the server's answer.
+func sendUpload(target, host string, n int64, timeout time.Duration) (float64, error) {
+	c, err := net.DialTimeout("tcp", target, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(*timeout))
-	n := int64(*mb) << 20
+	c.SetDeadline(time.Now().Add(timeout))
 	start := time.Now()
-	if _, err := fmt.Fprintf(c, "%sHTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", uploadLine, *host, n); err != nil {
-		return err
+	if _, err := fmt.Fprintf(c, "%sHTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", uploadLine, host, n); err != nil {
+		return 0, err
 	}
 	buf := make([]byte, 256<<10)
 	for left := n; left > 0; {
 		k := min(left, int64(len(buf)))
 		if _, err := c.Write(buf[:k]); err != nil {
-			return fmt.Errorf("after %d of %d bytes: %w", n-left, n, err)
+			return 0, fmt.Errorf("after %d of %d bytes: %w", n-left, n, err)
 		}
 		left -= k
 	}
 	got := make([]byte, len(answer))
 	if _, err := io.ReadFull(c, got); err != nil {
-		return fmt.Errorf("the answer: %w", err)
+		return 0, fmt.Errorf("the answer: %w", err)
 	}
 	if string(got) != answer {
-		return fmt.Errorf("unexpected answer %q", got)
+		return 0, fmt.Errorf("unexpected answer %q", got)
 	}
-	secs := time.Since(start).Seconds()
-	return json.NewEncoder(os.Stdout).Encode(map[string]any{
-		"bytes": n, "seconds": secs, "gbps": float64(n) * 8 / secs / 1e9, "target": target,
-	})
+	return time.Since(start).Seconds(), nil
 }
