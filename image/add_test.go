@@ -48,8 +48,16 @@ func TestAddRefusesBadBlobs(t *testing.T) {
 			t.Errorf("%s: left %v in the records", c.name, ents)
 		}
 	}
+	huge := []Blob{{Digest: blobs[0].Digest, Size: 1 << 60}}
+	_, err := s.Add(img, huge, func(io.Writer, Blob, int, int) error {
+		t.Error("a layer larger than the free space was fetched")
+		return nil
+	}, Helper{})
+	if err == nil || !strings.Contains(err.Error(), "free") {
+		t.Errorf("a layer larger than the free space: %v", err)
+	}
 	fail := errors.New("connection reset")
-	_, err := s.Add(img, blobs, func(w io.Writer, b Blob, i, n int) error { w.Write(good[:3]); return fail }, Helper{})
+	_, err = s.Add(img, blobs, func(w io.Writer, b Blob, i, n int) error { w.Write(good[:3]); return fail }, Helper{})
 	if !errors.Is(err, fail) {
 		t.Errorf("a failed fetch: %v", err)
 	}
