@@ -233,6 +233,13 @@ func TestImagePull(t *testing.T) {
 		t.Errorf("the pulled image inside: %s", r)
 	}
 
+	// --platform names what a single-platform image must be.
+	r = runOpts(t, o, "image", "pull", ins, "--platform=linux/s390x", reg.host+"/test/busy:1")
+	wantCode(t, r, 125)
+	if !strings.Contains(r.stderr, "no image for linux/s390x (it has linux/"+runtime.GOARCH+")") {
+		t.Errorf("--platform not matching a single-platform image: %s", r)
+	}
+
 	// By digest: nothing fetched, stored under the digest reference.
 	r = mustRun(t, o, "image", "pull", ins, reg.host+"/test/busy@"+dg)
 	if r.stdout != reg.host+"/test/busy@"+dg+" "+dg+"\n" || strings.Contains(r.stderr, "layer ") {
