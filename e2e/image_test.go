@@ -85,6 +85,7 @@ type testImage struct {
 	env    []string
 	cmd    []string
 	wd     string
+	user   string
 }
 
 func (im testImage) config(t testing.TB) []byte {
@@ -94,7 +95,7 @@ func (im testImage) config(t testing.TB) []byte {
 	}
 	b, err := json.Marshal(map[string]any{
 		"architecture": "amd64", "os": "linux", "created": "2026-01-02T03:04:05Z",
-		"config": map[string]any{"Env": im.env, "Cmd": im.cmd, "WorkingDir": im.wd},
+		"config": map[string]any{"Env": im.env, "Cmd": im.cmd, "WorkingDir": im.wd, "User": im.user},
 		"rootfs": map[string]any{"type": "layers", "diff_ids": ids},
 	})
 	if err != nil {

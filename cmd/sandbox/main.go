@@ -106,6 +106,17 @@ type cli struct {
 	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
 }
 
+// flagGiven says the selected command's flag was set: on the command line,
+// or by a profile or variable (kong adds those to the path as resolved).
+func flagGiven(ctx *kong.Context, name string) bool {
+	for _, p := range ctx.Path {
+		if p.Flag != nil && p.Flag.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // splitCommand keeps from kong the words of run's or exec's command after
 // its first: kong pushes each passthrough word back onto its scanner by
 // copying all the others, so 100,000 arguments took many minutes. The
@@ -191,7 +202,8 @@ func runCLI(args []string) int {
 		parent.PreloadInit()
 	}
 	s, err := spec.Prepare(spec.Options{
-		Args: cmd, Name: r.Name, Detach: r.Detach, Supervisor: supervisor, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,
+		Args: cmd, Name: r.Name, Detach: r.Detach, Supervisor: supervisor, Map: r.Map, UID: r.UID, GID: r.GID,
+		UIDGiven: flagGiven(ctx, "uid"), GIDGiven: flagGiven(ctx, "gid"), Hostname: r.Hostname, Net: r.Net,
 		Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
 		Rootfs: r.Rootfs, Image: r.Image, Layers: r.Layer, Upper: r.Upper, Overlay: r.Overlay, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
 		Ephemeral: r.Ephemeral, EphemeralSize: r.EphemeralSize,
