@@ -18,6 +18,8 @@ import (
 	"path"
 	"runtime"
 	"strings"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Config is the part of an image's configuration a run uses.
@@ -240,9 +242,6 @@ func (a *archive) ociManifest(d descriptor, depth int) (source, error) {
 	}
 	var layers []string
 	for _, l := range m.Layers {
-		if strings.Contains(l.MediaType, "zstd") {
-			return source{}, fmt.Errorf("layer %s is zstd-compressed: only plain and gzip layers are supported", l.Digest)
-		}
 		layers = append(layers, blobPath(l.Digest))
 	}
 	return a.source(blobPath(m.Config.Digest), layers)
@@ -290,7 +289,8 @@ func validDigest(d string) bool {
 }
 
 // decompressed returns r's content, gunzipped when it starts with gzip's
-// magic (layers are plain or gzip'd, whatever their names say).
+// or zstd's magic (layers are plain, gzip'd or zstd'd, whatever their
+// names or media types say).
 func decompressed(r io.Reader) (io.Reader, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(4)
@@ -298,7 +298,18 @@ func decompressed(r io.Reader) (io.Reader, error) {
 	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
 		return gzip.NewReader(br)
 	case len(magic) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd:
-		return nil, errors.New("zstd-compressed layer: only plain and gzip layers are supported")
+		// One goroutine, and a bounded window: a crafted frame cannot
+		// make the decoder allocate more than maxZstdWindow.
+		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
+		if err != nil {
+			return nil, fmt.Errorf("reading the zstd layer: %w", err)
+		}
+		return d.IOReadCloser(), nil
 	}
 	return br, nil
 }
+
+// maxZstdWindow bounds a zstd layer's window (zstd's own default limit for
+// decoders; layers made by docker, podman and buildkit use 8 MiB or less).
+const maxZstdWindow = 128 << 20

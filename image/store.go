@@ -26,7 +26,9 @@ type Store struct{ Dir string }
 // Image is one imported image, as images/<name>.json records it.
 type Image struct {
 	Name     string    `json:"name"`
-	ID       string    `json:"id"` // digest of its config
+	Ref      string    `json:"ref,omitempty"`    // the registry reference it was pulled from (normalized)
+	Digest   string    `json:"digest,omitempty"` // its manifest's digest, when pulled
+	ID       string    `json:"id"`               // digest of its config
 	Created  string    `json:"created,omitempty"`
 	Imported time.Time `json:"imported"`
 	Layers   []Layer   `json:"layers"` // bottom first

@@ -1,23 +1,37 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"sandbox/image"
+	"sandbox/image/registry"
 	"sandbox/internal/wire"
 	"sandbox/journal"
 )
 
 type imageCmd struct {
+	Pull   imagePullCmd   `cmd:"" help:"Pull an image from a registry into the store."`
 	Import imageImportCmd `cmd:"" help:"Import a docker save or OCI image-layout tarball."`
-	Ls     imageLsCmd     `cmd:"" help:"List the imported images."`
+	Ls     imageLsCmd     `cmd:"" help:"List the pulled and imported images."`
 	Rm     imageRmCmd     `cmd:"" help:"Remove an image, and its layers no other image uses."`
+	Prune  imagePruneCmd  `cmd:"" help:"Remove the layers no image uses, and what killed pulls and imports left."`
 }
+
+type imagePullCmd struct {
+	Platform string   `placeholder:"OS/ARCH[/VARIANT]" help:"The platform to pick from a multi-platform image (default: this machine's)."`
+	Insecure []string `name:"insecure-registry" placeholder:"HOST[:PORT]" help:"A registry that may be reached over plain HTTP (repeatable); every other one over TLS only."`
+	Ref      string   `arg:"" help:"NAME[:TAG], REGISTRY/NAME[:TAG] or NAME@sha256:DIGEST; a short name goes to $SANDBOX_DEFAULT_REGISTRY, else docker.io (library/NAME for a one-component name)."`
+}
+
+type imagePruneCmd struct{}
 
 type imageImportCmd struct {
 	Name         string `placeholder:"NAME[:TAG]" help:"Name of the image (default: the archive's own; the tag defaults to latest)."`
@@ -40,6 +54,16 @@ func runImage(c imageCmd, cmd string) int {
 		switch cmd {
 		case "image import <file>":
 			err = imageImport(store, c.Import)
+		case "image pull <ref>":
+			err = imagePull(store, c.Pull)
+		case "image prune":
+			var h image.Helper
+			if h, err = image.NewHelper(); err == nil {
+				var gone []string
+				if gone, err = store.Prune(h); err == nil {
+					fmt.Printf("removed %d unused layers\n", len(gone))
+				}
+			}
 		case "image ls":
 			// What a killed import left goes at the next image command.
 			if err = store.Sweep(image.NewHelper); err == nil {
@@ -58,10 +82,28 @@ func runImage(c imageCmd, cmd string) int {
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "sandbox: image: %v\n", err)
+		fmt.Fprintf(os.Stderr, "sandbox: image: %s\n", strings.Join(strings.Fields(err.Error()), " "))
 		return wire.StatusError
 	}
 	return 0
+}
+
+// registryConfig is the registry configuration a pull uses, from the
+// environment (SANDBOX_DEFAULT_REGISTRY: where short names go).
+func registryConfig() registry.Config {
+	return registry.Config{DefaultRegistry: os.Getenv("SANDBOX_DEFAULT_REGISTRY")}
+}
+
+func imagePull(store image.Store, c imagePullCmd) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	img, err := registry.Pull(ctx, store, c.Ref, registry.Options{Platform: c.Platform, Insecure: c.Insecure,
+		Progress: os.Stderr, Config: registryConfig()})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s %s\n", img.Name, img.Digest)
+	return nil
 }
 
 func imageImport(store image.Store, c imageImportCmd) error {
@@ -97,6 +139,8 @@ func imageImport(store image.Store, c imageImportCmd) error {
 // imageRow is one image in `image ls`.
 type imageRow struct {
 	Name       string `json:"name"`
+	Ref        string `json:"ref,omitempty"`    // the registry reference, when pulled
+	Digest     string `json:"digest,omitempty"` // the manifest's digest, when pulled
 	ID         string `json:"id"`
 	Layers     int    `json:"layers"`
 	SizeUnique int64  `json:"size_unique"` // bytes of layers only this image uses
@@ -121,7 +165,7 @@ func imageLs(store image.Store, asJSON bool) error {
 	}
 	rows := []imageRow{}
 	for _, img := range imgs {
-		r := imageRow{Name: img.Name, ID: img.ID, Layers: len(img.Layers), Created: img.Created}
+		r := imageRow{Name: img.Name, Ref: img.Ref, Digest: img.Digest, ID: img.ID, Layers: len(img.Layers), Created: img.Created}
 		if r.Created == "" {
 			r.Created = img.Imported.Format("2006-01-02T15:04:05Z")
 		}
@@ -140,13 +184,20 @@ func imageLs(store image.Store, asJSON bool) error {
 		return enc.Encode(rows)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tID\tLAYERS\tUNIQUE\tSHARED\tCREATED")
+	fmt.Fprintln(w, "NAME\tID\tDIGEST\tLAYERS\tUNIQUE\tSHARED\tCREATED")
 	for _, r := range rows {
-		id := strings.TrimPrefix(r.ID, "sha256:")
-		if len(id) > 12 {
-			id = id[:12]
+		short := func(d string) string {
+			d = strings.TrimPrefix(d, "sha256:")
+			if len(d) > 12 {
+				d = d[:12]
+			}
+			return d
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, id, r.Layers, humanSize(r.SizeUnique), humanSize(r.SizeShared), r.Created)
+		dg := "-"
+		if r.Digest != "" {
+			dg = short(r.Digest)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, short(r.ID), dg, r.Layers, humanSize(r.SizeUnique), humanSize(r.SizeShared), r.Created)
 	}
 	return w.Flush()
 }
