@@ -342,7 +342,11 @@ func TestImage(t *testing.T) {
 		t.Errorf("image b's Cmd: %s", clip(r.stdout))
 	}
 	wantCode(t, runOpts(t, o, "run", "--image", "test/a:1", "--rootfs", dir, "--", "true"), 125)
-	wantCode(t, runOpts(t, o, "run", "--image", "nosuch", "--", "true"), 125)
+	r = runOpts(t, o, "run", "--image", "nosuch", "--pull=never", "--", "true")
+	wantCode(t, r, 125)
+	if !strings.Contains(r.stderr, "sandbox image pull nosuch") {
+		t.Errorf("--pull=never of a missing image should name the fix: %s", r)
+	}
 
 	// rm: a running sandbox keeps its layers; the last rm empties the store.
 	p := start(t, o, "run", "--image", "test/b:2", "--cwd=none", "--", "sh", "-c", "echo up; sleep 60")
@@ -454,7 +458,7 @@ func TestImageKilledImport(t *testing.T) {
 	if exists(filepath.Join(store, "images", "many%3Alatest.json")) {
 		t.Fatalf("a killed import recorded the image")
 	}
-	wantCode(t, runOpts(t, o, "run", "--image", "many", "--", "true"), 125)
+	wantCode(t, runOpts(t, o, "run", "--image", "many", "--pull=never", "--", "true"), 125)
 	t0 := time.Now()
 	mustRun(t, o, "image", "import", filepath.Join(dir, "many.tar"))
 	t.Logf("a whole import of the %d-file layer takes %v", files, time.Since(t0).Round(time.Millisecond))

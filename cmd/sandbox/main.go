@@ -47,7 +47,10 @@ type runCmd struct {
 	AllowHostLoopback bool     `help:"Let the sandbox reach services on the host's 127.0.0.1, as 10.0.2.2 (host.sandbox.internal)."`
 	AllowLinkLocal    bool     `help:"Let the sandbox reach 169.254.0.0/16 (link-local, cloud metadata services)."`
 	Rootfs            string   `type:"path" placeholder:"DIR" help:"Use DIR as the root's bottom layer instead of the host's own directories."`
-	Image             string   `placeholder:"NAME[:TAG]" help:"Use an imported image (sandbox image import) as the root, with its environment, working directory and command."`
+	Image             string   `placeholder:"REF" help:"Use an image as the root, with its environment, working directory, command and user: one pulled or imported (sandbox image import) under that name, else pulled from its registry (see --pull)."`
+	Pull              string   `enum:"missing,always,never" default:"missing" help:"When --image pulls: missing (only when the store has no image of that name), always (check the registry for a newer one), never (fail when it is missing)."`
+	Platform          string   `placeholder:"OS/ARCH[/VARIANT]" help:"The platform --image pulls from a multi-platform image (default: this machine's)."`
+	InsecureRegistry  []string `name:"insecure-registry" placeholder:"HOST[:PORT]" help:"A registry --image may pull from over plain HTTP (repeatable); every other one over TLS only."`
 	Layer             []string `type:"path" placeholder:"DIR" help:"Stack DIR as a read-only layer (repeatable; later ones on top)."`
 	Upper             string   `type:"path" placeholder:"DIR" help:"Keep the root's changes in DIR across runs (default: in the ephemeral storage, gone at exit)."`
 	Overlay           string   `enum:"auto,kernel,fuse" default:"auto" help:"Overlay driver: kernel (overlayfs), fuse (fuse-overlayfs), or auto (kernel, and fuse-overlayfs with a warning for each mount the kernel refuses)."`
@@ -201,20 +204,25 @@ func runCLI(args []string) int {
 	if (!r.Detach || supervisor != "") && r.PreserveFds == 0 {
 		parent.PreloadInit()
 	}
-	s, err := spec.Prepare(spec.Options{
-		Args: cmd, Name: r.Name, Detach: r.Detach, Supervisor: supervisor, Map: r.Map, UID: r.UID, GID: r.GID,
-		UIDGiven: flagGiven(ctx, "uid"), GIDGiven: flagGiven(ctx, "gid"), Hostname: r.Hostname, Net: r.Net,
-		Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
-		Rootfs: r.Rootfs, Image: r.Image, Layers: r.Layer, Upper: r.Upper, Overlay: r.Overlay, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
-		Ephemeral: r.Ephemeral, EphemeralSize: r.EphemeralSize,
-		Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
-		TTY: r.TTY, Verbose: r.Verbose, LogFormat: r.LogFormat,
-		CapAdd: r.CapAdd, CapDrop: r.CapDrop, Landlock: r.Landlock, PreserveFDs: r.PreserveFds,
-		Seccomp: r.Seccomp, NestedUserns: r.AllowNestedUserns, UnmaskProc: r.UnmaskProc,
-		Limits: cgroupdelegate.Flags{Memory: r.Memory, MemorySwap: r.MemorySwap, CPUs: r.CPUs, CPUWeight: r.CPUWeight,
-			Pids: r.Pids, IOWeight: r.IOWeight, IOMax: r.IOMax},
-		LimitsMode: r.Limits,
-	})
+	// A registry image is pulled here: Prepare only plans.
+	imageName, err := runImageRef(r, supervisor)
+	var s *spec.Spec
+	if err == nil {
+		s, err = spec.Prepare(spec.Options{
+			Args: cmd, Name: r.Name, Detach: r.Detach, Supervisor: supervisor, Map: r.Map, UID: r.UID, GID: r.GID,
+			UIDGiven: flagGiven(ctx, "uid"), GIDGiven: flagGiven(ctx, "gid"), Hostname: r.Hostname, Net: r.Net,
+			Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
+			Rootfs: r.Rootfs, Image: imageName, Layers: r.Layer, Upper: r.Upper, Overlay: r.Overlay, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
+			Ephemeral: r.Ephemeral, EphemeralSize: r.EphemeralSize,
+			Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
+			TTY: r.TTY, Verbose: r.Verbose, LogFormat: r.LogFormat,
+			CapAdd: r.CapAdd, CapDrop: r.CapDrop, Landlock: r.Landlock, PreserveFDs: r.PreserveFds,
+			Seccomp: r.Seccomp, NestedUserns: r.AllowNestedUserns, UnmaskProc: r.UnmaskProc,
+			Limits: cgroupdelegate.Flags{Memory: r.Memory, MemorySwap: r.MemorySwap, CPUs: r.CPUs, CPUWeight: r.CPUWeight,
+				Pids: r.Pids, IOWeight: r.IOWeight, IOMax: r.IOMax},
+			LimitsMode: r.Limits,
+		})
+	}
 	// Opened once Prepare has checked --preserve-fds: the report's fd must
 	// not be taken for one of those.
 	report, rerr := journal.OpenReport(r.Report)

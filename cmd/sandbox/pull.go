@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"sandbox/image"
+	"sandbox/image/registry"
+	"sandbox/journal"
+)
+
+// imageSource is what `run --image REF` needs of the store and the
+// registry (a fake in the tests).
+type imageSource interface {
+	// Has says the store holds an image recorded under name.
+	Has(name string) (bool, error)
+	// Normalize gives the fully qualified reference a pull records.
+	Normalize(ref string) (string, error)
+	// Pull fetches ref into the store and returns the stored image's name.
+	Pull(ref string) (string, error)
+}
+
+// Pull policies of `run --pull`.
+const (
+	pullMissing = "missing"
+	pullAlways  = "always"
+	pullNever   = "never"
+)
+
+// resolveImage decides which stored image `run --image ref` uses, pulling
+// it first as policy says. An image imported under the name as typed wins
+// (missing, never); then the one stored under the normalized reference;
+// otherwise (missing), or in any case (always), the registry's.
+func resolveImage(ref, policy string, src imageSource) (string, error) {
+	has := func(name string) (bool, error) {
+		if policy == pullAlways {
+			return false, nil
+		}
+		ok, err := src.Has(name)
+		if err != nil {
+			return false, fmt.Errorf("--image %s: %w", ref, err)
+		}
+		return ok, nil
+	}
+	if ok, err := has(ref); err != nil || ok {
+		return ref, err
+	}
+	full, err := src.Normalize(ref)
+	if err != nil {
+		return "", fmt.Errorf("--image: %w", err)
+	}
+	if ok, err := has(full); err != nil || ok {
+		return full, err
+	}
+	if policy == pullNever {
+		return "", journal.Usagef("--image %s: not in the image store, and --pull=never (sandbox image pull %s fetches it; sandbox image ls lists the stored ones)", ref, ref)
+	}
+	name, err := src.Pull(ref)
+	if err != nil {
+		return "", fmt.Errorf("--image %s: pulling it: %w", ref, err)
+	}
+	return name, nil
+}
+
+// registrySource is the real imageSource: the user's store and registries.
+type registrySource struct {
+	store image.Store
+	opts  registry.Options
+}
+
+func (r registrySource) Has(name string) (bool, error) {
+	if _, err := image.NormalizeName(name); err != nil {
+		return false, nil // not a store name: the registry's parser says what is wrong
+	}
+	_, err := r.store.Load(name)
+	if errors.Is(err, image.ErrNoImage) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (r registrySource) Normalize(ref string) (string, error) {
+	return registry.Normalize(ref, r.opts.Config)
+}
+
+func (r registrySource) Pull(ref string) (string, error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	img, err := registry.Pull(ctx, r.store, ref, r.opts)
+	return img.Name, err
+}
+
+// runImageRef resolves run's --image (pulling as --pull says) into the
+// name of a stored image; "" without --image. A detached run's background
+// supervisor repeats the command line: the foreground has pulled already.
+func runImageRef(r runCmd, supervisor string) (string, error) {
+	if r.Platform != "" {
+		if _, err := registry.ParsePlatform(r.Platform); err != nil {
+			return "", err
+		}
+	}
+	if r.Image == "" || r.Rootfs != "" {
+		return r.Image, nil // Prepare refuses --image with --rootfs: nothing to pull
+	}
+	store, err := image.DefaultStore()
+	if err != nil {
+		return "", fmt.Errorf("--image: %w", err)
+	}
+	var progress io.Writer = os.Stderr
+	if r.LogFormat == "json" {
+		progress = nil // stderr carries JSON lines only
+	}
+	policy := r.Pull
+	if supervisor != "" && policy == pullAlways {
+		policy = pullMissing
+	}
+	return resolveImage(r.Image, policy, registrySource{store, registry.Options{
+		Platform: r.Platform, Insecure: r.InsecureRegistry, Progress: progress, Config: registryConfig(),
+	}})
+}

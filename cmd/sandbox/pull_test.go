@@ -1,0 +1,84 @@
+package main
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// fakeSource is a store holding some names and a registry that counts pulls.
+type fakeSource struct {
+	stored  []string
+	pulls   []string
+	pullErr error
+}
+
+func (f *fakeSource) Has(name string) (bool, error) { return slices.Contains(f.stored, name), nil }
+
+func (f *fakeSource) Normalize(ref string) (string, error) {
+	if strings.Contains(ref, " ") {
+		return "", errors.New("reference malformed")
+	}
+	if !strings.Contains(ref, "/") {
+		ref = "docker.io/library/" + ref
+	}
+	return ref, nil
+}
+
+func (f *fakeSource) Pull(ref string) (string, error) {
+	f.pulls = append(f.pulls, ref)
+	if f.pullErr != nil {
+		return "", f.pullErr
+	}
+	full, _ := f.Normalize(ref)
+	f.stored = append(f.stored, full)
+	return full, nil
+}
+
+func TestResolveImage(t *testing.T) {
+	for _, c := range []struct {
+		ref, policy string
+		stored      []string
+		want        string
+		pulled      bool
+		errs        []string
+	}{
+		// An image imported under the name as typed wins, but not over always.
+		{"alpine", "missing", []string{"alpine", "docker.io/library/alpine"}, "alpine", false, nil},
+		{"alpine", "never", []string{"alpine"}, "alpine", false, nil},
+		{"alpine", "always", []string{"alpine"}, "docker.io/library/alpine", true, nil},
+		// Then the one stored under the normalized reference.
+		{"alpine", "missing", []string{"docker.io/library/alpine"}, "docker.io/library/alpine", false, nil},
+		{"alpine", "never", []string{"docker.io/library/alpine"}, "docker.io/library/alpine", false, nil},
+		// Missing: pulled, unless never.
+		{"alpine", "missing", nil, "docker.io/library/alpine", true, nil},
+		{"alpine", "never", nil, "", false, []string{"--image alpine", "--pull=never", "sandbox image pull alpine"}},
+		{"bad ref", "missing", nil, "", false, []string{"--image", "malformed"}},
+	} {
+		src := &fakeSource{stored: c.stored}
+		got, err := resolveImage(c.ref, c.policy, src)
+		name := c.ref + " --pull=" + c.policy
+		if c.errs != nil {
+			if err == nil {
+				t.Errorf("%s: got %q, want an error", name, got)
+				continue
+			}
+			for _, e := range c.errs {
+				if !strings.Contains(err.Error(), e) {
+					t.Errorf("%s: error %q does not say %q", name, err, e)
+				}
+			}
+		} else if err != nil || got != c.want {
+			t.Errorf("%s: got %q, %v; want %q", name, got, err, c.want)
+		}
+		if pulled := len(src.pulls) > 0; pulled != c.pulled {
+			t.Errorf("%s: pulled %v, want %v", name, src.pulls, c.pulled)
+		}
+	}
+	src := &fakeSource{pullErr: errors.New("registry 127.0.0.1:1: connection refused")}
+	if _, err := resolveImage("127.0.0.1:1/x", "missing", src); err == nil ||
+		err.Error() != "--image 127.0.0.1:1/x: pulling it: registry 127.0.0.1:1: connection refused" {
+		t.Errorf("a failed pull: %v", err)
+	}
+}
