@@ -240,6 +240,8 @@ func storeBytes(t *testing.T, store string) int64 {
 
 type lsRow struct {
 	Name       string `json:"name"`
+	Ref        string `json:"ref"`
+	Digest     string `json:"digest"`
 	ID         string `json:"id"`
 	Layers     int    `json:"layers"`
 	SizeUnique int64  `json:"size_unique"`

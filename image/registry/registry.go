@@ -274,7 +274,7 @@ func pull(ctx context.Context, s image.Store, r name.Reference, o Options) (imag
 		}
 		pr.done(err)
 		if err != nil {
-			return fmt.Errorf("layer %s: %w", b.Digest, err)
+			return fmt.Errorf("layer %s: %w (nothing was kept: retry the pull)", b.Digest, err)
 		}
 		return nil
 	}
@@ -367,7 +367,7 @@ func explain(ref string, r name.Reference, err error) error {
 		why = fmt.Sprintf("registry %s is unknown (%v): check the reference's registry, or the default registry (SANDBOX_DEFAULT_REGISTRY)", host, dns)
 	case errors.As(err, &x509u), errors.As(err, &x509h), errors.As(err, &cverr):
 		why = fmt.Sprintf("TLS to %s failed (%v): give its CA certificate with SSL_CERT_FILE (or SSL_CERT_DIR)", host, rootCause(err))
-	case errors.As(err, &rec):
+	case errors.As(err, &rec) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		why = fmt.Sprintf("TLS to %s failed (it does not speak TLS): name it with --insecure-registry %s if it is a plain-HTTP registry you trust", host, host)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		why = fmt.Sprintf("cannot reach %s (connection refused): check the registry's address and that it runs", host)
