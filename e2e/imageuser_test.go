@@ -7,6 +7,16 @@ import (
 	"testing"
 )
 
+// usersLayer holds the image's own users: app (1000, group 1001) and the
+// group staff (50), which the host has not (and its root's passwd differs).
+func usersLayer(t testing.TB) []byte {
+	return layerTar(t, []tarEntry{
+		{name: "etc/", typ: tar.TypeDir},
+		{name: "etc/passwd", body: "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:App:/home/app:/bin/sh\n"},
+		{name: "etc/group", body: "root:x:0:\nstaff:x:50:app\napp:x:1001:\n"},
+	})
+}
+
 // TestImageUser: run --image applies the image's User (uid, name,
 // name:group), names looked up in the image's own /etc/passwd and
 // /etc/group; an explicit --uid/--gid (or SANDBOX_UID) wins; a user the
@@ -16,13 +26,7 @@ func TestImageUser(t *testing.T) {
 	requireOrSkip(t, full, why)
 	o, _ := imageStore(t)
 	dir := tempDir(t)
-	// The image's own users: app (1000, group 1001) and the group staff (50),
-	// which the host has not (and its root's passwd differs).
-	users := layerTar(t, []tarEntry{
-		{name: "etc/", typ: tar.TypeDir},
-		{name: "etc/passwd", body: "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:App:/home/app:/bin/sh\n"},
-		{name: "etc/group", body: "root:x:0:\nstaff:x:50:app\napp:x:1001:\n"},
-	})
+	users := usersLayer(t)
 	base := baseLayer(t)
 	for _, im := range []testImage{
 		{name: "u/num", user: "1000"},
