@@ -62,7 +62,7 @@ func resolveImage(ref, policy string, src imageSource) (string, error) {
 	}
 	name, err := src.Pull(ref)
 	if err != nil {
-		return "", fmt.Errorf("--image %s: pulling it: %w", ref, err)
+		return "", fmt.Errorf("--image: %w", err) // the pull's error names the reference
 	}
 	return name, nil
 }

@@ -76,9 +76,9 @@ func TestResolveImage(t *testing.T) {
 			t.Errorf("%s: pulled %v, want %v", name, src.pulls, c.pulled)
 		}
 	}
-	src := &fakeSource{pullErr: errors.New("registry 127.0.0.1:1: connection refused")}
+	src := &fakeSource{pullErr: errors.New("pulling 127.0.0.1:1/x: connection refused")}
 	if _, err := resolveImage("127.0.0.1:1/x", "missing", src); err == nil ||
-		err.Error() != "--image 127.0.0.1:1/x: pulling it: registry 127.0.0.1:1: connection refused" {
+		err.Error() != "--image: pulling 127.0.0.1:1/x: connection refused" {
 		t.Errorf("a failed pull: %v", err)
 	}
 }
