@@ -64,6 +64,12 @@ func TestRunImagePull(t *testing.T) {
 	if !strings.Contains(r.stderr, "sandbox image pull "+ref) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || manifests.Load() != 0 {
 		t.Errorf("--pull=never of a missing image: want one line naming `sandbox image pull %s` and no request (%d made): %s", ref, manifests.Load(), r)
 	}
+	// A pull's socket never stands in for a --preserve-fds fd the caller left closed.
+	r = runImg(o, ref, ins, "--preserve-fds=1")
+	wantCode(t, r, 125)
+	if !strings.Contains(r.stderr, "--preserve-fds 1: file descriptor 3 is not open") || manifests.Load() != 0 {
+		t.Errorf("--preserve-fds with fd 3 closed: want 125 before any pull (%d requests made): %s", manifests.Load(), r)
+	}
 	// Plain HTTP only with --insecure-registry, as for image pull.
 	r = runImg(o, ref)
 	wantCode(t, r, 125)

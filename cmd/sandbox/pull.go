@@ -12,6 +12,8 @@ import (
 	"sandbox/image"
 	"sandbox/image/registry"
 	"sandbox/journal"
+
+	"golang.org/x/sys/unix"
 )
 
 // imageSource is what `run --image REF` needs of the store and the
@@ -106,6 +108,13 @@ func runImageRef(r runCmd, supervisor string) (string, error) {
 	}
 	if r.Image == "" || r.Rootfs != "" {
 		return r.Image, nil // Prepare refuses --image with --rootfs: nothing to pull
+	}
+	// A pull's sockets must not land on a --preserve-fds number the caller
+	// left closed, where Prepare would take them for the caller's own.
+	for fd := 3; fd < 3+min(r.PreserveFds, 1000); fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return "", journal.Usagef("--preserve-fds %d: file descriptor %d is not open", r.PreserveFds, fd)
+		}
 	}
 	store, err := image.DefaultStore()
 	if err != nil {
