@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -290,6 +291,21 @@ func TestImagePull(t *testing.T) {
 	}
 	mustRun(t, o, "run", "--image", reg.host+"/test/busy:1", "--cwd=none", "--", "true")
 	mustRun(t, o, "run", "--image", reg.host+"/test/zstd:1", "--cwd=none", "--", "cat", "/z/file")
+
+	// On a terminal: a live line (redrawn with \r) with bytes and rate.
+	reg.push(t, "test/tty:1", testV1Image(t, runtime.GOARCH, false, []string{"PATH=/bin"}, base, fileLayer(t, "tty/x", "tty\n")))
+	master, slave := openPty(t, 24, 100)
+	o.prepare = func(c *exec.Cmd) { c.Stderr = slave }
+	p := start(t, o, "image", "pull", ins, reg.host+"/test/tty:1")
+	slave.Close()
+	var out syncBuffer
+	go io.Copy(&out, master)
+	r = p.wait()
+	wantCode(t, r, 0)
+	time.Sleep(100 * time.Millisecond)
+	if s := out.String(); !strings.Contains(s, "\rlayer 1/1 ") || !strings.Contains(s, "B/s") || !strings.Contains(s, "\x1b[K") {
+		t.Errorf("no live progress line on a terminal: %q", s)
+	}
 }
 
 // TestImagePullTLSAuth: TLS with a test CA (SSL_CERT_FILE), bearer-token

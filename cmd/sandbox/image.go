@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"sandbox/image"
-	"sandbox/image/registry"
 	"sandbox/internal/wire"
 	"sandbox/journal"
 )
@@ -55,7 +54,7 @@ func runImage(c imageCmd, cmd string) int {
 		case "image import <file>":
 			err = imageImport(store, c.Import)
 		case "image pull <ref>":
-			err = imagePull(store, c.Pull)
+			err = imagePull(c.Pull)
 		case "image prune":
 			var h image.Helper
 			if h, err = image.NewHelper(); err == nil {
@@ -88,17 +87,10 @@ func runImage(c imageCmd, cmd string) int {
 	return 0
 }
 
-// registryConfig is the registry configuration a pull uses, from the
-// environment (SANDBOX_DEFAULT_REGISTRY: where short names go).
-func registryConfig() registry.Config {
-	return registry.Config{DefaultRegistry: os.Getenv("SANDBOX_DEFAULT_REGISTRY")}
-}
-
-func imagePull(store image.Store, c imagePullCmd) error {
+func imagePull(c imagePullCmd) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	img, err := registry.Pull(ctx, store, c.Ref, registry.Options{Platform: c.Platform, Insecure: c.Insecure,
-		Progress: os.Stderr, Config: registryConfig()})
+	img, err := pullImage(ctx, c.Ref, pullOptions{Platform: c.Platform, Insecure: c.Insecure, Progress: os.Stderr})
 	if err != nil {
 		return err
 	}
