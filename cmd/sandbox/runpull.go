@@ -7,10 +7,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"sandbox/image"
-	"sandbox/image/registry"
 	"sandbox/journal"
 
 	"golang.org/x/sys/unix"
@@ -69,10 +70,11 @@ func resolveImage(ref, policy string, src imageSource) (string, error) {
 	return name, nil
 }
 
-// registrySource is the real imageSource: the user's store and registries.
+// registrySource is the real imageSource: the user's store, and its
+// registries through sandbox-pull (pullImage, normalizeRef).
 type registrySource struct {
 	store image.Store
-	opts  registry.Options
+	opts  pullOptions
 }
 
 func (r registrySource) Has(name string) (bool, error) {
@@ -87,14 +89,24 @@ func (r registrySource) Has(name string) (bool, error) {
 }
 
 func (r registrySource) Normalize(ref string) (string, error) {
-	return registry.Normalize(ref, r.opts.Config)
+	return normalizeRef(context.Background(), ref)
 }
 
 func (r registrySource) Pull(ref string) (string, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	img, err := registry.Pull(ctx, r.store, ref, r.opts)
+	img, err := pullImage(ctx, ref, r.opts)
 	return img.Name, err
+}
+
+// checkPlatform checks --platform's form (OS/ARCH[/VARIANT]) before any
+// pull, and when none is needed; the pull matches it against the index.
+func checkPlatform(p string) error {
+	parts := strings.Split(p, "/")
+	if len(parts) < 2 || len(parts) > 3 || slices.Contains(parts, "") || strings.ContainsAny(p, " \t\n") {
+		return fmt.Errorf("--platform %q: use OS/ARCH[/VARIANT], e.g. linux/arm64 or linux/arm/v7", p)
+	}
+	return nil
 }
 
 // runImageRef resolves run's --image (pulling as --pull says) into the
@@ -102,7 +114,7 @@ func (r registrySource) Pull(ref string) (string, error) {
 // supervisor repeats the command line: the foreground has pulled already.
 func runImageRef(r runCmd, supervisor string) (string, error) {
 	if r.Platform != "" {
-		if _, err := registry.ParsePlatform(r.Platform); err != nil {
+		if err := checkPlatform(r.Platform); err != nil {
 			return "", err
 		}
 	}
@@ -122,13 +134,13 @@ func runImageRef(r runCmd, supervisor string) (string, error) {
 	}
 	var progress io.Writer = os.Stderr
 	if r.LogFormat == "json" {
-		progress = nil // stderr carries JSON lines only
+		progress = io.Discard // stderr carries JSON lines only; a failure comes back as the error
 	}
 	policy := r.Pull
 	if supervisor != "" && policy == pullAlways {
 		policy = pullMissing
 	}
-	return resolveImage(r.Image, policy, registrySource{store, registry.Options{
-		Platform: r.Platform, Insecure: r.InsecureRegistry, Progress: progress, Config: registryConfig(),
+	return resolveImage(r.Image, policy, registrySource{store, pullOptions{
+		Platform: r.Platform, Insecure: r.InsecureRegistry, Progress: progress,
 	}})
 }

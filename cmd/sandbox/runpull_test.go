@@ -82,3 +82,16 @@ func TestResolveImage(t *testing.T) {
 		t.Errorf("a failed pull: %v", err)
 	}
 }
+
+func TestCheckPlatform(t *testing.T) {
+	for _, ok := range []string{"linux/amd64", "linux/arm/v7", "linux/arm64/v8"} {
+		if err := checkPlatform(ok); err != nil {
+			t.Errorf("checkPlatform(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"linux", "linux/", "/amd64", "linux/arm/v7/x", "linux/amd 64", "linux//arm"} {
+		if err := checkPlatform(bad); err == nil || !strings.Contains(err.Error(), "use OS/ARCH[/VARIANT]") {
+			t.Errorf("checkPlatform(%q): %v", bad, err)
+		}
+	}
+}
