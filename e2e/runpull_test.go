@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -108,6 +109,13 @@ func TestRunImagePull(t *testing.T) {
 	}
 	if _, ok := imageLs(t, o)[reg.host+"/test/other:2"]; !ok {
 		t.Errorf("the short name's image is not stored under its full reference: %v", imageLs(t, o))
+	}
+	// A short Docker Hub name finds the image stored under its full name.
+	dir := tempDir(t)
+	dockerSave(t, filepath.Join(dir, "hub.tar"), testImage{name: "hub", layers: [][]byte{base}, env: []string{"PATH=/bin", "FROM=hub"}})
+	mustRun(t, o, "image", "import", "--name", "docker.io/library/hubimg:1", filepath.Join(dir, "hub.tar"))
+	if r := runImg(o, "hubimg:1", "--pull=never"); r.code != 0 || r.stdout != "0 0 /root hub\n" {
+		t.Errorf("hubimg:1 stored as docker.io/library/hubimg:1: %s", r)
 	}
 	// --platform picks from an index.
 	other := "arm64"

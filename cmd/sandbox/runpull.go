@@ -88,8 +88,35 @@ func (r registrySource) Has(name string) (bool, error) {
 	return err == nil, err
 }
 
+// Normalize asks sandbox-pull (tens of milliseconds), unless ref is a
+// plain Docker Hub name whose image is stored (`--image alpine`, pulled).
 func (r registrySource) Normalize(ref string) (string, error) {
+	if guess, ok := dockerHubName(ref, os.Getenv("SANDBOX_DEFAULT_REGISTRY")); ok {
+		if stored, err := r.Has(guess); stored && err == nil {
+			return guess, nil
+		}
+	}
 	return normalizeRef(context.Background(), ref)
+}
+
+// dockerHubName is the name a pull of ref is stored under when that is
+// plain: no registry component (the first one has no '.' or ':' and is not
+// localhost) and docker.io the default registry: docker.io/[library/]ref,
+// tagged latest when it has no tag or digest. It only spares a stored
+// image the call to the registry code; a guess not stored is not used.
+func dockerHubName(ref, defaultRegistry string) (string, bool) {
+	if defaultRegistry != "" && defaultRegistry != "docker.io" {
+		return "", false
+	}
+	first, _, multi := strings.Cut(ref, "/")
+	if first == "" || multi && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return "", false
+	}
+	if !multi {
+		ref = "library/" + ref
+	}
+	n, err := image.NormalizeName("docker.io/" + ref)
+	return n, err == nil
 }
 
 func (r registrySource) Pull(ref string) (string, error) {

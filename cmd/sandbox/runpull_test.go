@@ -95,3 +95,23 @@ func TestCheckPlatform(t *testing.T) {
 		}
 	}
 }
+
+func TestDockerHubName(t *testing.T) {
+	for _, c := range []struct{ ref, def, want string }{
+		{"alpine", "", "docker.io/library/alpine:latest"},
+		{"alpine:3.20", "docker.io", "docker.io/library/alpine:3.20"},
+		{"golang@sha256:0123", "", "docker.io/library/golang@sha256:0123"},
+		{"org/app", "", "docker.io/org/app:latest"},
+		{"org/team/app:1", "", "docker.io/org/team/app:1"},
+		{"alpine", "reg.corp", ""}, // another default registry: ask the registry code
+		{"ghcr.io/org/app", "", ""},
+		{"127.0.0.1:5000/x", "", ""},
+		{"localhost/x", "", ""},
+		{"/x", "", ""},
+	} {
+		got, ok := dockerHubName(c.ref, c.def)
+		if got != c.want || ok != (c.want != "") {
+			t.Errorf("dockerHubName(%q, %q) = %q, %v; want %q", c.ref, c.def, got, ok, c.want)
+		}
+	}
+}
