@@ -283,11 +283,7 @@ func imageUser(opts *Options, img image.Image, dirs []string) (string, error) {
 	}
 	u, err := image.LookupUser(dirs, user, group)
 	if err != nil {
-		fix := "run as ids instead: --uid N --gid N"
-		if !errors.Is(err, image.ErrNoUser) {
-			fix = "import the image again, or give --uid N --gid N"
-		}
-		return "", journal.Usagef("--image %s: its User %q: %v (%s)", img.Name, img.Config.User, err, fix)
+		return "", journal.Usagef("--image %s: its User %q: %v (run as ids instead: --uid N --gid N)", img.Name, img.Config.User, err)
 	}
 	opts.UID, opts.GID = u.UID, u.GID
 	switch {
