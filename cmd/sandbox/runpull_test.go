@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/alecthomas/kong"
 )
 
 // fakeSource is a store holding some names and a registry that counts pulls.
@@ -113,5 +115,47 @@ func TestDockerHubName(t *testing.T) {
 		if got != c.want || ok != (c.want != "") {
 			t.Errorf("dockerHubName(%q, %q) = %q, %v; want %q", c.ref, c.def, got, ok, c.want)
 		}
+	}
+}
+
+// TestRunImageFlags: --uid/--gid count as given from the command line, a
+// profile or a variable (then they win over the image's User); --pull and
+// its variable and profile key are checked as any run flag's.
+func TestRunImageFlags(t *testing.T) {
+	given := func(env map[string]string, args ...string) (*cli, bool, bool, error) {
+		t.Helper()
+		var c cli
+		def := newDefaults(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		parser, err := kong.New(&c, kong.Name("sandbox"), kong.Exit(func(int) { t.Fatalf("kong exited on %q", args) }),
+			def.option(), helpOption())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, err := parser.Parse(args)
+		if err != nil {
+			return &c, false, false, err
+		}
+		return &c, flagGiven(ctx, "uid"), flagGiven(ctx, "gid"), nil
+	}
+	prof := writeFile(t, "p.toml", "uid = 3\npull = \"never\"\n")
+	for _, c := range []struct {
+		env        map[string]string
+		args       []string
+		uid, gid   bool
+		wantPolicy string
+	}{
+		{nil, []string{"run", "--", "true"}, false, false, "missing"},
+		{nil, []string{"run", "--uid", "0", "--", "true"}, true, false, "missing"},
+		{map[string]string{"SANDBOX_GID": "5", "SANDBOX_PULL": "always"}, []string{"run", "--", "true"}, false, true, "always"},
+		{nil, []string{"run", "--profile", prof, "--", "true"}, true, false, "never"},
+		{nil, []string{"run", "--profile", prof, "--pull=missing", "--", "true"}, true, false, "missing"},
+	} {
+		cl, uid, gid, err := given(c.env, c.args...)
+		if err != nil || uid != c.uid || gid != c.gid || cl.Run.Pull != c.wantPolicy {
+			t.Errorf("%v %q: uid given %v, gid given %v, --pull %q, %v; want %v, %v, %q", c.env, c.args, uid, gid, cl.Run.Pull, err, c.uid, c.gid, c.wantPolicy)
+		}
+	}
+	if _, _, _, err := given(map[string]string{"SANDBOX_PULL": "sometimes"}, "run", "--", "true"); err == nil || !strings.Contains(err.Error(), "SANDBOX_PULL") {
+		t.Errorf("a bad SANDBOX_PULL: %v", err)
 	}
 }
