@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/alecthomas/kong"
 )
 
 // fakeSource is a store holding some names and a registry that counts pulls.
@@ -124,18 +122,11 @@ func TestDockerHubName(t *testing.T) {
 func TestRunImageFlags(t *testing.T) {
 	given := func(env map[string]string, args ...string) (*cli, bool, bool, error) {
 		t.Helper()
-		var c cli
-		def := newDefaults(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-		parser, err := kong.New(&c, kong.Name("sandbox"), kong.Exit(func(int) { t.Fatalf("kong exited on %q", args) }),
-			def.option(), helpOption())
+		c, _, ctx, err := parseContext(t, env, args...)
 		if err != nil {
-			t.Fatal(err)
+			return c, false, false, err
 		}
-		ctx, err := parser.Parse(args)
-		if err != nil {
-			return &c, false, false, err
-		}
-		return &c, flagGiven(ctx, "uid"), flagGiven(ctx, "gid"), nil
+		return c, flagGiven(ctx, "uid"), flagGiven(ctx, "gid"), nil
 	}
 	prof := writeFile(t, "p.toml", "uid = 3\npull = \"never\"\n")
 	for _, c := range []struct {
