@@ -233,6 +233,13 @@ func TestImagePull(t *testing.T) {
 		t.Errorf("the pulled image inside: %s", r)
 	}
 
+	// --platform names what a single-platform image must be.
+	r = runOpts(t, o, "image", "pull", ins, "--platform=linux/s390x", reg.host+"/test/busy:1")
+	wantCode(t, r, 125)
+	if !strings.Contains(r.stderr, "no image for linux/s390x (it has linux/"+runtime.GOARCH+")") {
+		t.Errorf("--platform not matching a single-platform image: %s", r)
+	}
+
 	// By digest: nothing fetched, stored under the digest reference.
 	r = mustRun(t, o, "image", "pull", ins, reg.host+"/test/busy@"+dg)
 	if r.stdout != reg.host+"/test/busy@"+dg+" "+dg+"\n" || strings.Contains(r.stderr, "layer ") {
@@ -461,6 +468,10 @@ func TestImagePullBroken(t *testing.T) {
 		t.Errorf("a killed pull left layers %v, temporaries %v: want only its .tmp-pull- file", l, tmp)
 	}
 	wantCode(t, runOpts(t, o, "run", "--image", ref, "--", "true"), 125)
+	mustRun(t, o, "image", "prune")
+	if l, tmp := layerDirs(t, store); len(l) != 0 || len(tmp) != 0 {
+		t.Errorf("after prune: layers %v, temporaries %v: want none", l, tmp)
+	}
 	reg.setHook(nil)
 	r = mustRun(t, o, "image", "pull", ins, ref)
 	if l, tmp := layerDirs(t, store); len(l) != 1 || len(tmp) != 0 {
@@ -472,12 +483,17 @@ func TestImagePullBroken(t *testing.T) {
 	hc := newRegistry(t, false, false)
 	art := mutate.ConfigMediaType(testV1Image(t, runtime.GOARCH, false, nil, fileLayer(t, "x/y", "z")), "application/vnd.cncf.helm.config.v1+json")
 	hc.push(t, "chart:1", art)
+	s1, _ := name.ParseReference(hc.host + "/old:1")
+	if err := remote.Put(s1, rawManifest{`{"schemaVersion":1,"name":"old","tag":"1","fsLayers":[]}`, types.DockerManifestSchema1}, remote.WithTransport(hc.tr)); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct{ ref, want string }{
 		{"UPPER/Case::x", "malformed"},
 		{"no-such-host.invalid/x:1", "unknown"},
 		{reg.host + "/test/big:nosuchtag", "no such image"},
 		{reg.host + "/nosuchrepo:1", "no such image"},
 		{hc.host + "/chart:1", "media type"},
+		{hc.host + "/old:1", `its manifest has media type "application/vnd.docker.distribution.manifest.v1+json"`},
 		{"127.0.0.1:1/x:1", "cannot reach"},
 	} {
 		r := runOpts(t, o, "image", "pull", ins, "--insecure-registry="+hc.host, c.ref)
@@ -490,3 +506,12 @@ func TestImagePullBroken(t *testing.T) {
 	}
 	noneKept("after the bad input")
 }
+
+// rawManifest is a manifest pushed as it is.
+type rawManifest struct {
+	body string
+	mt   types.MediaType
+}
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return []byte(m.body), nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }

@@ -228,6 +228,11 @@ func pull(ctx context.Context, s image.Store, r name.Reference, o Options) (imag
 	if err != nil {
 		return image.Image{}, fmt.Errorf("its config: %w", err)
 	}
+	// An image of a single platform is what it is: one asked for by name
+	// must be that one (an index gave the one asked for already).
+	if have := (v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}); o.Platform != "" && cf.OS != "" && !have.Satisfies(plat) {
+		return image.Image{}, &noPlatform{want: plat.String(), have: []string{have.String()}}
+	}
 	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
 		return image.Image{}, fmt.Errorf("its manifest has %d layers but its config %d diff_ids", len(m.Layers), len(cf.RootFS.DiffIDs))
 	}
