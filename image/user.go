@@ -37,6 +37,8 @@ const maxSymlinks = 40
 // them: never the host's files. A numeric USER needs no entry (its group is
 // then 0, its Home ""); a name must have one. A numeric GROUP needs none; a
 // name must be in /etc/group. An empty USER is uid 0 and reads nothing.
+// A numeric USER whose /etc/passwd cannot be read (a loop, a directory, too
+// big) is taken as having no entry, as runc does.
 func LookupUser(layers []string, user, group string) (User, error) {
 	var u User
 	if user != "" {
@@ -56,7 +58,7 @@ func LookupUser(layers []string, user, group string) (User, error) {
 				return u, fmt.Errorf("user %q: its /etc/passwd entry has no valid uid and gid", user)
 			}
 			u = User{UID: uid, GID: gid, Home: ents[5]}
-		case errors.Is(err, ErrNoUser) && numeric:
+		case numeric: // no entry, or a file that cannot be read: the ids need none (as runc)
 			u.UID = id
 		case errors.Is(err, ErrNoUser):
 			return u, fmt.Errorf("user %q: %w's /etc/passwd", user, ErrNoUser)

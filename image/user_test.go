@@ -135,6 +135,11 @@ func TestLookupUserLayers(t *testing.T) {
 			}
 		})
 	}
+	// A numeric user needs no readable /etc/passwd (as runc).
+	loop := layerTree(t, map[string]string{"etc/passwd@": "/etc/passwd"})
+	if u, err := LookupUser([]string{base, loop}, "1000", "5"); err != nil || u != (User{1000, 5, ""}) {
+		t.Errorf("a numeric user over an unreadable /etc/passwd: %+v, %v", u, err)
+	}
 	// A lower layer's file below an upper directory that is not opaque
 	// shows through; a middle layer's whiteout hides the base's.
 	mid := layerTree(t, map[string]string{"etc/group!": ""})
