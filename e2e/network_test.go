@@ -18,8 +18,10 @@ import (
 	"time"
 )
 
-// Network tests talk only to 127.0.0.0/8 and the sandbox's own addresses;
-// 169.254.169.254 is only ever tried where a route inside refuses it.
+// Network tests talk only to 127.0.0.0/8, the sandbox's own addresses and
+// the test world (world_test.go: a network namespace scripts/testworld.sh
+// makes, where the host routes 198.18.1.0/24 and 169.254.169.254), so that
+// even a link-local block that fails open reaches only this machine.
 
 var netDrivers = []string{"pasta", "slirp4netns", "builtin"}
 
@@ -169,15 +171,31 @@ func netHostLoopback(t *testing.T, d string) {
 	}
 }
 
+// netLinkLocal: 169.254.169.254 is the test world's (routed there from the
+// host), so a block that fails open is seen there and goes nowhere else.
 func netLinkLocal(t *testing.T, d string) {
+	requireWorld(t)
+	worldMetaMu.Lock()
+	defer worldMetaMu.Unlock()
+	before := len(worldConns(t, worldToAddr(worldMeta)...))
 	// Refused inside by the prohibit route: nothing leaves the sandbox.
-	r := mustRun(t, opts{}, append(py([]string{"--net=" + d}, pyConnect), "169.254.169.254", "80")...)
+	r := mustRun(t, opts{}, append(py([]string{"--net=" + d}, pyConnect), worldMeta, "80")...)
 	if !strings.Contains(r.stdout, fmt.Sprintf("ERR %d", syscall.EACCES)) {
 		t.Errorf("169.254.169.254 should be refused at once (EACCES, prohibit route)\n%s", r)
+	}
+	if got := worldConns(t, worldToAddr(worldMeta)...); len(got) != before {
+		t.Errorf("ESCAPE: without --allow-link-local the test world saw traffic to 169.254.169.254:\n%s", strings.Join(worldNew(got, before), "\n"))
 	}
 	r = mustRun(t, opts{}, sh([]string{"--net=" + d, "--allow-link-local"}, "ip route")...)
 	if strings.Contains(r.stdout, "169.254") {
 		t.Errorf("--allow-link-local: a route still blocks 169.254.0.0/16\n%s", r)
+	}
+	// With the flag the address is reachable (the world answers).
+	tok := "/ll-" + randHex(12)
+	p := egressProbe(t, opts{}, []string{"--net=" + d, "--allow-link-local"}, "http,"+worldMeta+",80,meta.test,"+tok)
+	p.ok(t, 0, "world "+worldMeta)
+	if got := worldConns(t, "http "+worldMeta+":80", "path="+tok); len(got) != 1 {
+		t.Errorf("with --allow-link-local the world should have one request %s, has %q", tok, got)
 	}
 }
 
@@ -473,5 +491,41 @@ func TestNetworkPortInUse(t *testing.T) {
 			}
 			requireNoLeftovers(t, since, true, 5*time.Second)
 		})
+	}
+}
+
+const pyServerClosesFirst = `
+import socket, sys, time
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+failed, done, first = 0, 0, ""
+end = time.time() + 60
+for i in range(n):
+    if time.time() > end or failed >= 3:
+        break
+    try:
+        s = socket.create_connection((host, port), 2)
+        while s.recv(64):
+            pass
+        s.close()
+        done += 1
+    except OSError as e:
+        failed += 1
+        first = first or "connection %d: %s" % (i, e)
+print("DONE", done, "FAILED", failed, first)
+`
+
+// TestNetworkServerClosesFirst: thousands of short connections whose
+// server closes first, through the builtin stack. Its side of each one
+// then sits in TIME_WAIT, and a new SYN from a port the sandbox's kernel
+// reuses was dropped for the whole TIME_WAIT (about one connection in 200
+// hung until its client gave up).
+func TestNetworkServerClosesFirst(t *testing.T) {
+	requireDriver(t, "builtin")
+	port, accepted := hostServer(t)
+	const n = 4000
+	r := mustRun(t, opts{timeout: 2 * time.Minute}, append(py([]string{"--net=builtin", "--allow-host-loopback"}, pyServerClosesFirst),
+		"host.sandbox.internal", strconv.Itoa(port), strconv.Itoa(n))...)
+	if !strings.Contains(r.stdout, fmt.Sprintf("DONE %d FAILED 0", n)) {
+		t.Errorf("every connection should work (the host's server accepted %d)\n%s", accepted.Load(), r)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"sandbox/idmap"
 	"sandbox/internal/kernel"
+	"sandbox/netns/driver"
 	"sandbox/seccomp"
 )
 
@@ -249,7 +250,35 @@ func judgeNet(ds []NetDriver, tun DevAccess) []Result {
 		out = append(out, warn("net.auto", "no driver is usable: run falls back to --net=none (no network) with a warning",
 			"see the tun and net.* lines above"))
 	}
+	if len(ds) > 0 {
+		out = append(out, judgeEgress(ds, tunOK))
+	}
 	return out
+}
+
+// judgeEgress: an egress policy (--allow-host, --allow-cidr) needs the
+// driver that enforces it; without it run refuses a policy (125), so this
+// is a warning, not a failure of run itself.
+func judgeEgress(ds []NetDriver, tunOK bool) Result {
+	const id, name = "net.egress", string(driver.Enforcing)
+	why := "--net=" + name + " is not among the drivers"
+	for _, d := range ds {
+		if d.Name != name {
+			continue
+		}
+		switch {
+		case d.Err != nil:
+			why = "--net=" + name + " is not usable: " + d.Err.Error()
+		case !tunOK:
+			why = "/dev/net/tun is not usable"
+		case d.Probed && d.Trial != nil:
+			why = "a trial `sandbox run --net=" + name + " -- true` failed"
+		default:
+			return ok(id, "an egress policy (--allow-host, --allow-cidr) can be enforced: --net="+name+"'s stack, outside the sandbox, filters every connection and lookup")
+		}
+	}
+	return warn(id, "an egress policy (--allow-host, --allow-cidr) cannot be enforced here, so run refuses one: "+why,
+		"see the tun and net."+name+" lines above")
 }
 
 func judgeSeccomp(have bool) Result {

@@ -71,7 +71,7 @@ func TestHealthyHost(t *testing.T) {
 		seen[r.ID] = true
 	}
 	for _, id := range []string{"kernel", "userns.max", "userns", "subuid", "subgid", "newuidmap", "newgidmap", "overlayfs",
-		"fuse-overlayfs", "pivot_root", "tun", "fuse", "net.slirp4netns", "net.auto", "seccomp", "landlock",
+		"fuse-overlayfs", "pivot_root", "tun", "fuse", "net.slirp4netns", "net.auto", "net.egress", "seccomp", "landlock",
 		"cgroup.v2", "cgroup.delegation", "cgroup.controllers", "systemd.bus", "tiocsti", "run"} {
 		if !seen[id] {
 			t.Errorf("no %q line", id)
@@ -341,6 +341,9 @@ func TestNetDriverLines(t *testing.T) {
 	if r := find(t, rs, "net.auto"); r.Status != OK || !strings.Contains(r.Message, "slirp4netns") {
 		t.Errorf("auto line should name slirp4netns: %+v", r)
 	}
+	if r := find(t, rs, "net.egress"); r.Status != OK || !strings.Contains(r.Message, "can be enforced") {
+		t.Errorf("egress with builtin usable: %+v", r)
+	}
 	if r := find(t, rs, "net.pasta"); r.Fix != "sudo apt-get install passt" {
 		t.Errorf("pasta's fix: %+v", r)
 	}
@@ -353,6 +356,9 @@ func TestNetDriverLines(t *testing.T) {
 	}
 	if Failed(Judge(f)) {
 		t.Error("no network driver must not FAIL: run's default falls back to --net=none")
+	}
+	if r := find(t, Judge(f), "net.egress"); r.Status != Warn || !strings.Contains(r.Message, "cannot be enforced") || !strings.Contains(r.Message, "no helper") {
+		t.Errorf("egress without builtin: %+v", r)
 	}
 	// A trial run decides: found is not usable.
 	f = good()
@@ -382,6 +388,9 @@ func TestNetDriverLines(t *testing.T) {
 	}
 	if r := find(t, rs, "net.auto"); r.Status != Warn || Failed(rs) {
 		t.Errorf("auto with tun at 0600: %+v", r)
+	}
+	if r := find(t, rs, "net.egress"); r.Status != Warn || !strings.Contains(r.Message, "tun") {
+		t.Errorf("egress with tun at 0600: %+v", r)
 	}
 	f.NetDrivers = nil
 	for _, r := range Judge(f) {

@@ -353,28 +353,41 @@ func setupNet(conn *proto.Conn, n *netns.Child) (string, error) {
 			return "blocking link-local addresses", err
 		}
 	}
-	if n.CreateTap {
-		tap, err := link.CreateTap(netns.TapName, n.PersistTap)
-		if err != nil {
-			return "creating the network interface", err
+	configure := func() (string, error) {
+		if !n.Configure {
+			return "", nil
 		}
-		if n.PersistTap {
-			// Detached before the helper attaches by name: a tap takes
-			// one attachment (else EBUSY). Only the news is sent.
-			tap.Close()
-			err = conn.Send(proto.KindTap, nil)
-		} else {
-			err = conn.Send(proto.KindTap, nil, int(tap.Fd()))
-			tap.Close()
-		}
-		if err != nil {
-			return "handing over the network interface", err
-		}
-	}
-	if n.Configure {
 		if err := link.Configure(netns.TapName, netns.SandboxIP, netns.PrefixLen, netns.GatewayIP, netns.MTU); err != nil {
 			return "configuring the network interface", err
 		}
+		return "", nil
+	}
+	if !n.CreateTap {
+		return configure()
+	}
+	tap, err := link.CreateTap(netns.TapName, n.PersistTap)
+	if err != nil {
+		return "creating the network interface", err
+	}
+	// Configured while init still holds the tap: once handed over, a
+	// helper that fails (a -p port in use) closes the last fd of a
+	// non-persistent tap and the device is gone, and the run would report
+	// "no such device" instead of the helper's own error.
+	if step, err := configure(); err != nil {
+		tap.Close()
+		return step, err
+	}
+	if n.PersistTap {
+		// Detached before the helper attaches by name: a tap takes one
+		// attachment (else EBUSY). Only the news is sent.
+		tap.Close()
+		err = conn.Send(proto.KindTap, nil)
+	} else {
+		err = conn.Send(proto.KindTap, nil, int(tap.Fd()))
+		tap.Close()
+	}
+	if err != nil {
+		return "handing over the network interface", err
 	}
 	return "", nil
 }

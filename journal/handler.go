@@ -76,6 +76,8 @@ func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 		b = append(append([]byte(errorText), r.Message...), '\n')
 	case r.Level >= slog.LevelWarn:
 		b = append(append([]byte(warnText), r.Message...), '\n')
+	case r.Level >= levelNotice:
+		b = append(append([]byte(errorText), r.Message...), '\n')
 	default:
 		stage, elapsed := h.fields(r)
 		b = fmt.Appendf(nil, "sandbox[%s] %8.3fms %s\n", stage, elapsed, r.Message)
@@ -126,6 +128,8 @@ func levelName(l slog.Level) string {
 		return "error"
 	case l >= slog.LevelWarn:
 		return "warning"
+	case l >= levelNotice:
+		return "notice"
 	case l >= slog.LevelInfo:
 		return "info"
 	}

@@ -18,10 +18,12 @@ import (
 
 // Levels are slog levels, carried as values from the call to the handler
 // (never as text in the message): a step and a helper's line are
-// slog.LevelInfo (printed with -v), a warning slog.LevelWarn, an error
-// slog.LevelError (always printed).
+// slog.LevelInfo (printed with -v), a notice (a fact the user should see
+// at the end of a run) levelNotice, a warning slog.LevelWarn, an error
+// slog.LevelError (notices, warnings and errors are always printed).
 const (
 	levelStep    = slog.LevelInfo
+	levelNotice  = slog.LevelInfo + 2
 	levelWarning = slog.LevelWarn
 	levelError   = slog.LevelError
 )
@@ -136,6 +138,24 @@ func (l *Logger) Warn(msg string) {
 	defer l.mu.Unlock()
 	l.warnings = append(l.warnings, msg)
 	l.printLocked(levelWarning, l.stage, MonoNow(), msg)
+}
+
+// Notice prints a line that is neither a warning nor an error (always),
+// such as what the egress policy blocked. msg is the bare text.
+func (l *Logger) Notice(msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.printLocked(levelNotice, l.stage, MonoNow(), msg)
+}
+
+// Detail prints a line of stage when verbose, without recording it as a
+// step (an event, such as one blocked connection).
+func (l *Logger) Detail(stage, msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.min.Level() <= levelStep {
+		l.printLocked(levelStep, stage, MonoNow(), msg)
+	}
 }
 
 // Error prints an error line (always). msg is the bare text.

@@ -10,6 +10,7 @@ import (
 
 	fuseoverlay "sandbox/fuse-overlay"
 	"sandbox/internal/proto"
+	"sandbox/netns/egress"
 	"sandbox/rootfs"
 
 	"sandbox/internal/wire"
@@ -107,6 +108,10 @@ type NetworkReport struct {
 	Published         []string `json:"published"`
 	AllowHostLoopback bool     `json:"allow_host_loopback"`
 	AllowLinkLocal    bool     `json:"allow_link_local"`
+	// Policy is the egress policy, Blocked what it blocked; both null
+	// without one.
+	Policy  *egress.Policy  `json:"policy"`
+	Blocked *egress.Blocked `json:"blocked"`
 }
 
 // CgroupReport is the sandbox's cgroup and its limits.
@@ -234,6 +239,27 @@ func (r *Report) Started(env proto.Envelope) {
 	var st wire.ChildStarted
 	if env.Decode(&st) == nil {
 		r.InitShare = st.Init
+	}
+}
+
+// NetBlocked records what the egress policy blocked (b nil: the network
+// helper did not say, which is warned about).
+func (r *Report) NetBlocked(lg *Logger, b *egress.Blocked) {
+	if b == nil {
+		lg.Warn("the network helper did not say what the egress policy blocked: the report's network.blocked is incomplete")
+		return
+	}
+	if b.Records == nil {
+		b.Records = []egress.Record{}
+	}
+	if b.Targets == nil {
+		b.Targets = []egress.TargetCount{}
+	}
+	if r.Network != nil {
+		r.Network.Blocked = b
+	}
+	if s := b.Summary(); s != "" {
+		lg.Notice(s)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"sandbox/image"
 	"sandbox/internal/proto"
 	"sandbox/netns/driver"
+	"sandbox/netns/egress"
 	"sandbox/rootfs"
 	"sandbox/state"
 	"sandbox/userns"
@@ -328,6 +329,9 @@ func run(s *spec.Spec) (status int, err error) {
 	if relay != nil {
 		relay.Finish()
 	}
+	if network != nil && s.Net.Policy != nil {
+		rep.NetBlocked(lg, network.Blocked())
+	}
 	logf("sandbox ended after %v", time.Since(start).Round(time.Microsecond))
 	switch {
 	case protoErr != nil:
@@ -360,6 +364,7 @@ func startNetwork(s *spec.Spec, h *state.Handle, pid int, logf func(string, ...a
 	cfg := *s.Net
 	if s.Verbose {
 		cfg.Log = s.Log.Writer("net")
+		cfg.OnBlocked = func(r egress.Record) { s.Log.Detail("net", r.Line()) }
 	}
 	// In the sandbox's own directory: a killed run's is removed with it.
 	cfg.StateDir = h.Path("net")

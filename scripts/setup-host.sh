@@ -34,6 +34,7 @@ readonly REQUIRED_PKGS=(
 	mmdebstrap e2fsprogs # the systemd guest's image (vm/systemd/build-image.sh)
 	python3 curl gcc libc6-dev make # examples/ and their tests (e2e/examples_test.go)
 	podman runc                     # nesting in a rootless container (e2e/nested_test.go)
+	iptables nftables               # root inside tries to lift the egress policy (e2e/egress_test.go)
 )
 # Benchmarks only (anchors, and fio for bench/fs.sh): a failure to install
 # them is a warning.

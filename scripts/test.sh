@@ -11,6 +11,11 @@
 # As root the tests run in a private mount namespace holding a hostile host
 # shape (hostile_shape below: a directory only root can read with a mount
 # below it, as root's Docker makes), never a mount of the shared host.
+# As root it also brings up the test world (scripts/testworld.sh up: network
+# namespace sbxworld, 198.18.0.0/15 addresses routed into it, DNS/TCP/UDP/TLS
+# servers of the egress tests' own) and holds a shared flock on
+# /run/sandbox-testworld.lock while the tests run; afterwards
+# `testworld.sh down` removes it unless another run still holds the lock.
 #
 # Extra arguments go to `go test` (default package pattern: ./...), e.g.
 #   ./scripts/test.sh -run TestRun ./e2e
@@ -222,6 +227,15 @@ if [[ "$(id -u)" -eq 0 ]]; then
 	# made it): the user could not move itself there, that needs write
 	# access to the common ancestor's cgroup.procs.
 	cg_dir="$(bash "$root/scripts/test-cgroup.sh" "$TEST_USER" || true)"
+
+	# The egress tests' world, shared by overlapping runs: each holds the
+	# lock (shared) until its tests end; nothing the tests start inherits it.
+	exec {world_fd}>>/run/sandbox-testworld.lock
+	if ! flock -s -w 300 "$world_fd"; then
+		say "WARNING: could not take /run/sandbox-testworld.lock: the egress tests will fail under CI=true"
+	elif ! bash "$root/scripts/testworld.sh" up {world_fd}>&-; then
+		say "WARNING: scripts/testworld.sh up failed: the egress tests will fail under CI=true"
+	fi
 	say "running the build and the tests as $TEST_USER in $dest${cg_dir:+ (cgroup $cg_dir)}"
 	if (
 		if [[ -n "$cg_dir" ]] && ! echo "$BASHPID" >"$cg_dir/cgroup.procs"; then
@@ -233,11 +247,13 @@ if [[ "$(id -u)" -eq 0 ]]; then
 		export HOSTILE_DIR
 		exec unshare -m --propagation private -- bash -c 'hostile_shape || exit 125; exec runuser "$@"' \
 			_ -u "$TEST_USER" -- env -i "${env_args[@]}" bash "$dest/scripts/test.sh" "$@" </dev/null
-	); then
+	) {world_fd}>&-; then
 		rc=0
 	else
 		rc=$?
 	fi
+	exec {world_fd}>&-
+	bash "$root/scripts/testworld.sh" down || true
 	exit "$rc"
 fi
 

@@ -8,6 +8,7 @@ import (
 
 	"sandbox/netns"
 	"sandbox/netns/driver"
+	"sandbox/netns/egress"
 
 	"sandbox/journal"
 
@@ -36,8 +37,19 @@ func planNetwork(opts Options, s *Spec) error {
 		}
 		pubs = append(pubs, pub)
 	}
-	chosen, err := driver.RealHost(HaveNetstack()).Choose(mode, pubs, opts.AllowHostLoopback)
+	policy := opts.Egress
+	if err := policy.Check(); err != nil {
+		return &journal.UsageError{Msg: err.Error()}
+	}
+	enforce := policy.Active()
+	if enforce && (mode == netns.None || mode == netns.Host) {
+		return journal.Usagef("--net=%s cannot enforce %s (it needs the user-mode network that filters the sandbox's traffic): use --net=builtin or leave --net out", mode, policyFlag(policy))
+	}
+	chosen, err := driver.RealHost(HaveNetstack()).Choose(mode, pubs, opts.AllowHostLoopback, enforce)
 	if err != nil {
+		if enforce {
+			return journal.Usagef("%s: %v", policyFlag(policy), err)
+		}
 		if mode != netns.Auto {
 			return &journal.UsageError{Msg: err.Error()}
 		}
@@ -46,6 +58,10 @@ func planNetwork(opts Options, s *Spec) error {
 	}
 	s.NetMode = chosen
 	s.NetNS = chosen != netns.Host
+	if policy.DNS != "" && chosen == netns.None {
+		return journal.Usagef("--dns %s needs a network (not --net=none)", policy.DNS)
+	}
+	s.DNS = policy.DNS
 	if len(pubs) > 0 && (chosen == netns.None || chosen == netns.Host) {
 		return journal.Usagef("--publish needs a user-mode network (--net=auto, pasta, slirp4netns or builtin), not --net=%s", chosen)
 	}
@@ -54,9 +70,20 @@ func planNetwork(opts Options, s *Spec) error {
 	}
 	s.Net = &driver.Config{
 		Mode: chosen, AllowHostLoopback: opts.AllowHostLoopback, AllowLinkLocal: opts.AllowLinkLocal,
-		Publish: pubs,
+		Publish: pubs, DNS: policy.DNS,
+	}
+	if enforce {
+		s.Net.Policy = &policy
 	}
 	return nil
+}
+
+// policyFlag names the first flag that made p a policy, for messages.
+func policyFlag(p egress.Policy) string {
+	if len(p.AllowHost) > 0 {
+		return "--allow-host " + p.AllowHost[0]
+	}
+	return "--allow-cidr " + p.AllowCIDR[0]
 }
 
 // networkFiles is the content of /etc/hosts and /etc/resolv.conf for s.
@@ -69,8 +96,15 @@ func networkFiles(s *Spec) (hosts, resolv string) {
 		return hosts, "" // --net=none: no DNS to point at
 	}
 	hostResolv, _ := os.ReadFile("/etc/resolv.conf") // follows a stub symlink
-	if s.Net != nil {
+	switch {
+	case s.Net != nil && s.Net.DNS != "" && s.Net.Mode != netns.Builtin:
+		// The other drivers' forwarders ask the host's servers: --dns
+		// is asked directly, through the driver's NAT.
+		return hosts, netns.ResolvConf(s.Net.DNS, hostResolv)
+	case s.Net != nil:
 		return hosts, netns.ResolvConf(s.Net.Nameserver(), hostResolv)
+	case s.DNS != "":
+		return hosts, netns.ResolvConf(s.DNS, hostResolv)
 	}
 	// --net=host: the host's own, as a file (a symlink into /run would
 	// dangle inside, where /run is empty).

@@ -20,6 +20,7 @@ import (
 	"sandbox/internal/kernel"
 	"sandbox/netns"
 	"sandbox/netns/driver"
+	"sandbox/netns/egress"
 	"sandbox/rootfs"
 	"sandbox/seccomp"
 	"sandbox/state"
@@ -47,23 +48,26 @@ type Options struct {
 	// the gateway; AllowLinkLocal lets it reach 169.254.0.0/16.
 	AllowHostLoopback bool
 	AllowLinkLocal    bool
-	Rootfs            string
-	Image             string // an imported image: its layers, env, working dir, command
-	Layers            []string
-	Upper             string
-	Overlay           string // --overlay: auto (or ""), kernel or fuse
-	Ephemeral         string // --ephemeral: memory (or "") or disk
-	EphemeralSize     string // --ephemeral-size SIZE ("": the default)
-	ReadOnly          bool
-	Cwd               string
-	Binds             []string
-	Tmpfs             []string
-	Chdir             string
-	Env               []string
-	ClearEnv          bool
-	TTY               string
-	Verbose           bool
-	LogFormat         string // --log-format: text (or "") or json
+	// Egress is the egress policy (--allow-host, --allow-cidr,
+	// --deny-host) and --dns.
+	Egress        egress.Policy
+	Rootfs        string
+	Image         string // an imported image: its layers, env, working dir, command
+	Layers        []string
+	Upper         string
+	Overlay       string // --overlay: auto (or ""), kernel or fuse
+	Ephemeral     string // --ephemeral: memory (or "") or disk
+	EphemeralSize string // --ephemeral-size SIZE ("": the default)
+	ReadOnly      bool
+	Cwd           string
+	Binds         []string
+	Tmpfs         []string
+	Chdir         string
+	Env           []string
+	ClearEnv      bool
+	TTY           string
+	Verbose       bool
+	LogFormat     string // --log-format: text (or "") or json
 	// Confinement.
 	CapAdd       []string
 	CapDrop      []string
@@ -92,6 +96,7 @@ type Spec struct {
 	Hostname string
 	NetNS    bool           // a network namespace of its own
 	NetMode  netns.Mode     // the driver chosen (or none, host)
+	DNS      string         // --dns: the upstream DNS server ("": the host's)
 	Net      *driver.Config // the driver's configuration; nil for none and host
 	Plan     *rootfs.Plan
 	Upper    string // persistent upper directory, or ""

@@ -8,6 +8,7 @@ import (
 	"sandbox/idmap"
 	"sandbox/journal"
 	"sandbox/netns"
+	"sandbox/netns/egress"
 	"sandbox/rootfs"
 )
 
@@ -88,6 +89,11 @@ func networkReport(opts Options, s *Spec) *journal.NetworkReport {
 	n.Interface, n.SandboxIP, n.PrefixLen, n.Gateway = netns.TapName, netns.SandboxIP, netns.PrefixLen, netns.GatewayIP
 	n.DNS, n.MTU = s.Net.Nameserver(), netns.MTU
 	n.AllowHostLoopback, n.AllowLinkLocal = s.Net.AllowHostLoopback, s.Net.AllowLinkLocal
+	if p := s.Net.Policy; p != nil {
+		n.Policy = &egress.Policy{AllowHost: journal.OrEmpty(p.AllowHost), AllowCIDR: journal.OrEmpty(p.AllowCIDR),
+			DenyHost: journal.OrEmpty(p.DenyHost), DNS: p.DNS}
+		n.Blocked = &egress.Blocked{Records: []egress.Record{}, Targets: []egress.TargetCount{}} // filled in at the end
+	}
 	for _, p := range s.Net.Publish {
 		n.Published = append(n.Published, p.String())
 	}

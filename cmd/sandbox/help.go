@@ -80,6 +80,17 @@ Ephemeral storage:
   bounded by that disk, removed at exit (after a SIGKILL: by the next run or
   sandbox ps). --report says which, and the size (root.ephemeral).
 
+Egress policy (--allow-host, --allow-cidr, --deny-host):
+  One allow rule blocks everything else (TCP, UDP, ICMP), enforced by the
+  builtin network outside the sandbox (--net=auto picks it; other --net
+  values are refused). Names no rule allows do not resolve (answered
+  NXDOMAIN, never asked upstream); connections go only to addresses allowed
+  names resolved to, or an --allow-cidr covers, on allowed ports; a TLS SNI
+  or HTTP Host must name an allowed name. The host's loopback and own
+  addresses and 169.254.0.0/16 stay blocked unless --allow-host-loopback /
+  --allow-link-local. Blocked attempts: one line at exit ("sandbox: blocked
+  N attempts: ..."), each one with -v, all in --report (network.blocked).
+
 Profiles (--profile FILE, or $SANDBOX_PROFILE; --profile= for none):
   A TOML (.toml) or YAML (.yaml, .yml) file (a regular file of at most
   1 MiB) setting any of the flags above by their long names, and "command",

@@ -18,6 +18,7 @@ import (
 	"sandbox/cgroupdelegate"
 	"sandbox/internal/wire"
 	"sandbox/journal"
+	"sandbox/netns/egress"
 	"sandbox/parent"
 	"sandbox/spec"
 
@@ -46,6 +47,10 @@ type runCmd struct {
 
 	AllowHostLoopback bool     `help:"Let the sandbox reach services on the host's 127.0.0.1, as 10.0.2.2 (host.sandbox.internal)."`
 	AllowLinkLocal    bool     `help:"Let the sandbox reach 169.254.0.0/16 (link-local, cloud metadata services)."`
+	AllowHost         []string `name:"allow-host" sep:"none" placeholder:"NAME[:PORT,…]" help:"Egress policy: let the sandbox reach NAME (*.SUFFIX: its subdomains; *: any name) on these ports (default: all), by the addresses NAME resolves to through the sandbox's DNS, TCP and UDP (repeatable). With any --allow-host or --allow-cidr everything else is blocked, names no rule allows do not resolve, and the blocked attempts are reported (see below)."`
+	AllowCIDR         []string `name:"allow-cidr" sep:"none" placeholder:"CIDR[:PORT,…]" help:"Egress policy: let the sandbox reach these IPv4 addresses (an address or a CIDR) on these ports (default: all) (repeatable)."`
+	DenyHost          []string `name:"deny-host" sep:"none" placeholder:"NAME[:PORT,…]" help:"Egress policy: block NAME (as --allow-host) even where an --allow-host rule covers it (repeatable)."`
+	DNS               string   `name:"dns" placeholder:"IP" help:"The DNS server to ask (IPv4): the builtin network's resolver forwards to it, other networks put it in resolv.conf (default: the host's servers)."`
 	Rootfs            string   `type:"path" placeholder:"DIR" help:"Use DIR as the root's bottom layer instead of the host's own directories."`
 	Image             string   `placeholder:"REF" help:"Use an image as the root, with its environment, working directory, command and user: one pulled or imported (sandbox image import) under that name, else pulled from its registry (see --pull)."`
 	Pull              string   `enum:"missing,always,never" default:"missing" help:"When --image pulls: missing (only when the store has no image of that name), always (check the registry for a newer one), never (fail when it is missing)."`
@@ -212,6 +217,7 @@ func runCLI(args []string) int {
 			Args: cmd, Name: r.Name, Detach: r.Detach, Supervisor: supervisor, Map: r.Map, UID: r.UID, GID: r.GID,
 			UIDGiven: flagGiven(ctx, "uid"), GIDGiven: flagGiven(ctx, "gid"), Hostname: r.Hostname, Net: r.Net,
 			Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
+			Egress: egress.Policy{AllowHost: r.AllowHost, AllowCIDR: r.AllowCIDR, DenyHost: r.DenyHost, DNS: r.DNS},
 			Rootfs: r.Rootfs, Image: imageName, Layers: r.Layer, Upper: r.Upper, Overlay: r.Overlay, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
 			Ephemeral: r.Ephemeral, EphemeralSize: r.EphemeralSize,
 			Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,

@@ -59,6 +59,14 @@ const (
 	// terminal), Started, then Exit; or Error.
 	KindExec   Kind = "exec"
 	KindSignal Kind = "signal"
+
+	// parent ↔ sandbox-netstack, after Config, Tap and Started: Blocked
+	// (helper → parent, each blocked attempt as it happens), Stop (parent
+	// → helper: the sandbox ended), Stats (helper → parent: everything
+	// blocked, the answer to Stop).
+	KindBlocked Kind = "blocked"
+	KindStop    Kind = "stop"
+	KindStats   Kind = "stats"
 )
 
 // Envelope is the wire form: a kind and its body.

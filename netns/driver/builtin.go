@@ -6,10 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"sandbox/internal/locked"
 	"sandbox/internal/proto"
 	"sandbox/netns"
+	"sandbox/netns/egress"
 )
 
 // The builtin driver runs rootlesskit's choice of in-process stack,
@@ -23,6 +25,9 @@ import (
 //	helper → parent  Error    the stack or a published port failed; it exits
 //	parent → helper  Tap      the tap made by init, as an fd
 //	helper → parent  Started  packets flow; ports are published
+//	helper → parent  Blocked  an attempt the egress policy blocked (any number, with LiveBlocked)
+//	parent → helper  Stop     the sandbox ended
+//	helper → parent  Stats    all it blocked (egress.Blocked)
 //
 // and exits when the socket reaches EOF (the parent is gone) or on
 // Pdeathsig.
@@ -32,13 +37,21 @@ type HelperConfig struct {
 	AllowHostLoopback bool            `json:"allow_host_loopback"`
 	AllowLinkLocal    bool            `json:"allow_link_local"`
 	Publish           []netns.Publish `json:"publish,omitempty"`
+	Policy            *egress.Policy  `json:"policy,omitempty"`
+	DNS               string          `json:"dns,omitempty"` // the upstream DNS server; "" for the host's
+	LiveBlocked       bool            `json:"live_blocked,omitempty"`
 }
+
+// statsTimeout bounds the wait for the helper's Stats at the end.
+const statsTimeout = 2 * time.Second
 
 // builtin serves the tap init makes and hands over (an fd); the helper
 // configures nothing inside, init does.
 type builtin struct {
 	*helper
-	tap func(*os.File) error // set once the helper runs
+	tap   func(*os.File) error // set once the helper runs
+	conn  *proto.Conn
+	stats chan egress.Blocked
 }
 
 func (*builtin) installed(h HostProbe) error {
@@ -53,8 +66,25 @@ func (*builtin) publishLimit(HostProbe, []netns.Publish, bool) error { return ni
 
 func (*builtin) child() netns.Child { return netns.Child{CreateTap: true, Configure: true} }
 
-// nameserver: gvisor-tap-vsock answers DNS on the gateway.
+// nameserver: the helper's resolver answers DNS on the gateway.
 func (*builtin) nameserver() string { return netns.GatewayIP }
+
+// Blocked asks the helper what its policy blocked; nil without a policy
+// or an answer.
+func (d *builtin) Blocked() *egress.Blocked {
+	if !d.cfg.Policy.Active() || d.conn == nil {
+		return nil
+	}
+	if d.conn.Send(proto.KindStop, nil) != nil {
+		return nil
+	}
+	select {
+	case b := <-d.stats:
+		return &b
+	case <-time.After(statsTimeout):
+		return nil
+	}
+}
 
 func (d *builtin) GiveTap(f *os.File) error {
 	if d.tap == nil {
@@ -100,29 +130,52 @@ func (d *builtin) Start(int) error {
 		return fmt.Errorf("starting the builtin network stack: %w", err)
 	}
 	d.setStop(func() { parent.Close(); p.Stop() })
-	cfg := HelperConfig{AllowHostLoopback: d.cfg.AllowHostLoopback, AllowLinkLocal: d.cfg.AllowLinkLocal, Publish: d.cfg.Publish}
+	d.conn, d.stats = parent, make(chan egress.Blocked, 1)
+	cfg := HelperConfig{AllowHostLoopback: d.cfg.AllowHostLoopback, AllowLinkLocal: d.cfg.AllowLinkLocal, Publish: d.cfg.Publish,
+		Policy: d.cfg.Policy, DNS: d.cfg.DNS, LiveBlocked: d.cfg.OnBlocked != nil}
 	if err := parent.Send(proto.KindConfig, cfg); err != nil {
 		return fmt.Errorf("configuring the builtin network stack: %w", err)
 	}
 	replies := make(chan error, 2)
 	go func() {
+		started := false
 		for {
-			env, _, err := parent.Recv()
+			env, fds, err := parent.Recv()
 			if err != nil {
-				<-p.Done()
-				replies <- fmt.Errorf("the builtin network stack ended (%v): %s", p.Err(), strings.TrimSpace(stderr.String()))
+				if !started {
+					<-p.Done()
+					replies <- fmt.Errorf("the builtin network stack ended (%v): %s", p.Err(), strings.TrimSpace(stderr.String()))
+				}
 				return
 			}
+			proto.CloseFDs(fds)
 			switch env.Kind {
 			case proto.KindStarted:
-				replies <- nil
-				d.watch("sandbox-netstack", p)
-				return
+				if !started {
+					started = true
+					replies <- nil
+					d.watch("sandbox-netstack", p)
+				}
 			case proto.KindError:
-				var msg string
-				env.Decode(&msg)
-				replies <- errors.New(msg)
-				return
+				if !started {
+					var msg string
+					env.Decode(&msg)
+					replies <- errors.New(msg)
+					return
+				}
+			case proto.KindBlocked:
+				var r egress.Record
+				if env.Decode(&r) == nil && d.cfg.OnBlocked != nil {
+					d.cfg.OnBlocked(r)
+				}
+			case proto.KindStats:
+				var b egress.Blocked
+				if env.Decode(&b) == nil {
+					select {
+					case d.stats <- b:
+					default:
+					}
+				}
 			}
 		}
 	}()

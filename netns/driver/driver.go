@@ -24,6 +24,7 @@ import (
 
 	"sandbox/internal/locked"
 	"sandbox/netns"
+	"sandbox/netns/egress"
 
 	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
 )
@@ -42,6 +43,9 @@ type ParentDriver interface {
 	// GiveTap says init has made the tap: f is its queue, or nil when it
 	// is persistent and the helper attaches by name. GiveTap owns f.
 	GiveTap(f *os.File) error
+	// Blocked is what the egress policy blocked, asked once the sandbox
+	// has ended; nil without a policy (only the builtin driver has one).
+	Blocked() *egress.Blocked
 	// Close stops the driver and its helpers, waits for them and removes
 	// what the driver made in Config.StateDir. It may come at any time,
 	// also before or during Start, and more than once.
@@ -54,6 +58,12 @@ type Config struct {
 	AllowHostLoopback bool
 	AllowLinkLocal    bool
 	Publish           []netns.Publish
+	// Policy is the egress policy (only the builtin driver enforces one:
+	// select.go), DNS the upstream server its resolver forwards to.
+	Policy *egress.Policy
+	DNS    string
+	// OnBlocked, if set, hears each blocked attempt as it happens (-v).
+	OnBlocked func(egress.Record)
 	// StateDir is a directory, not yet made, that a driver may create for
 	// its sockets (slirp4netns' API socket); Close removes it if it did.
 	StateDir string
@@ -147,7 +157,10 @@ type helper struct {
 }
 
 func (h *helper) Ready() <-chan error { return h.ready }
-func (h *helper) Died() <-chan error  { return h.died }
+
+// Blocked: a driver without a policy blocks nothing.
+func (h *helper) Blocked() *egress.Blocked { return nil }
+func (h *helper) Died() <-chan error       { return h.died }
 
 // setStop records how to stop the helper; if Close came first, it stops
 // it at once.

@@ -61,23 +61,29 @@ func TestChoose(t *testing.T) {
 		mode      netns.Mode
 		pubs      []netns.Publish
 		loopback  bool
+		enforce   bool
 		want      netns.Mode
 		errSubstr string
 	}{
-		{"auto slirp", fakeHost(all, nil, "pasta unknown version"), netns.Auto, nil, false, netns.Slirp4netns, ""},
-		{"auto pasta", fakeHost([]string{"pasta"}, nil, ""), netns.Auto, nil, false, netns.Pasta, ""},
-		{"auto builtin", fakeHost(nil, nil, ""), netns.Auto, nil, false, netns.Builtin, ""},
-		{"auto no tun", fakeHost(all, errors.New("tun 0600"), ""), netns.Auto, nil, false, netns.None, "tun 0600"},
-		{"explicit missing", fakeHost(nil, nil, ""), netns.Pasta, nil, false, "", "pasta is not installed"},
-		{"explicit no tun", fakeHost(all, errors.New("tun 0600"), ""), netns.Slirp4netns, nil, false, "", "tun 0600"},
-		{"udp old pasta → builtin", fakeHost(all, nil, "pasta unknown version"), netns.Auto, udp, false, netns.Builtin, ""},
-		{"udp new pasta", fakeHost(all, nil, "pasta 2025_01_21.4f2c8e7"), netns.Auto, udp, false, netns.Pasta, ""},
-		{"udp slirp with loopback", fakeHost(all, nil, "pasta 2025_01_21.4f2c8e7"), netns.Auto, udp, true, netns.Slirp4netns, ""},
-		{"udp explicit slirp", fakeHost(all, nil, ""), netns.Slirp4netns, udp, false, "", "--allow-host-loopback"},
-		{"none", fakeHost(nil, errors.New("x"), ""), netns.None, nil, false, netns.None, ""},
-		{"host", fakeHost(nil, errors.New("x"), ""), netns.Host, nil, false, netns.Host, ""},
+		{"auto slirp", fakeHost(all, nil, "pasta unknown version"), netns.Auto, nil, false, false, netns.Slirp4netns, ""},
+		{"auto pasta", fakeHost([]string{"pasta"}, nil, ""), netns.Auto, nil, false, false, netns.Pasta, ""},
+		{"auto builtin", fakeHost(nil, nil, ""), netns.Auto, nil, false, false, netns.Builtin, ""},
+		{"auto no tun", fakeHost(all, errors.New("tun 0600"), ""), netns.Auto, nil, false, false, netns.None, "tun 0600"},
+		{"explicit missing", fakeHost(nil, nil, ""), netns.Pasta, nil, false, false, "", "pasta is not installed"},
+		{"explicit no tun", fakeHost(all, errors.New("tun 0600"), ""), netns.Slirp4netns, nil, false, false, "", "tun 0600"},
+		{"udp old pasta → builtin", fakeHost(all, nil, "pasta unknown version"), netns.Auto, udp, false, false, netns.Builtin, ""},
+		{"udp new pasta", fakeHost(all, nil, "pasta 2025_01_21.4f2c8e7"), netns.Auto, udp, false, false, netns.Pasta, ""},
+		{"udp slirp with loopback", fakeHost(all, nil, "pasta 2025_01_21.4f2c8e7"), netns.Auto, udp, true, false, netns.Slirp4netns, ""},
+		{"udp explicit slirp", fakeHost(all, nil, ""), netns.Slirp4netns, udp, false, false, "", "--allow-host-loopback"},
+		{"none", fakeHost(nil, errors.New("x"), ""), netns.None, nil, false, false, netns.None, ""},
+		{"policy auto → builtin", fakeHost(all, nil, "pasta 2025_01_21.4f2c8e7"), netns.Auto, nil, false, true, netns.Builtin, ""},
+		{"policy explicit builtin", fakeHost(all, nil, ""), netns.Builtin, nil, false, true, netns.Builtin, ""},
+		{"policy explicit pasta", fakeHost(all, nil, ""), netns.Pasta, nil, false, true, "", "use --net=builtin"},
+		{"policy explicit slirp", fakeHost(all, nil, ""), netns.Slirp4netns, nil, false, true, "", "cannot enforce"},
+		{"policy auto no tun", fakeHost(all, errors.New("tun 0600"), ""), netns.Auto, nil, false, true, netns.None, "tun 0600"},
+		{"host", fakeHost(nil, errors.New("x"), ""), netns.Host, nil, false, false, netns.Host, ""},
 	} {
-		got, err := tc.h.Choose(tc.mode, tc.pubs, tc.loopback)
+		got, err := tc.h.Choose(tc.mode, tc.pubs, tc.loopback, tc.enforce)
 		if got != tc.want {
 			t.Errorf("%s: Choose = %q (%v), want %q", tc.name, got, err, tc.want)
 		}
@@ -174,7 +180,7 @@ func TestDriverWithoutStart(t *testing.T) {
 func TestChooseOrder(t *testing.T) {
 	h := fakeHost(nil, nil, "")
 	h.HaveNetstack = false
-	_, err := h.Choose(netns.Auto, nil, false)
+	_, err := h.Choose(netns.Auto, nil, false, false)
 	if err == nil {
 		t.Fatal("auto with nothing installed chose a driver")
 	}

@@ -81,15 +81,27 @@ func hasUDP(pubs []netns.Publish) bool {
 	return false
 }
 
+// Enforcing is the one driver that enforces an egress policy: its stack
+// runs outside the sandbox and sees every connection and lookup.
+const Enforcing = netns.Builtin
+
 // Choose resolves auto to the first usable driver and checks an explicit
-// one. For auto with no usable driver it returns None and the reason, for
-// the caller to warn about; for an explicit driver that cannot run, an
-// error.
-func (h HostProbe) Choose(m netns.Mode, pubs []netns.Publish, allowHostLoopback bool) (netns.Mode, error) {
-	switch m {
-	case netns.None, netns.Host:
+// one; with enforce (an egress policy), to the one that enforces it. For
+// auto with no usable driver it returns None and the reason, for the
+// caller to warn about (or, with enforce, to refuse); for an explicit
+// driver that cannot run, an error.
+func (h HostProbe) Choose(m netns.Mode, pubs []netns.Publish, allowHostLoopback, enforce bool) (netns.Mode, error) {
+	switch {
+	case m == netns.None || m == netns.Host:
 		return m, nil
-	case netns.Auto:
+	case enforce && m == netns.Auto:
+		if err := h.check(Enforcing, true, pubs, allowHostLoopback); err != nil {
+			return netns.None, fmt.Errorf("an egress policy needs --net=%s, which cannot run here: %w", Enforcing, err)
+		}
+		return Enforcing, nil
+	case enforce && m != Enforcing:
+		return "", fmt.Errorf("--net=%s cannot enforce an egress policy (its helper forwards whatever the sandbox sends): use --net=%s or leave --net out", m, Enforcing)
+	case m == netns.Auto:
 		return h.auto(pubs, allowHostLoopback)
 	}
 	if err := h.check(m, true, pubs, allowHostLoopback); err != nil {

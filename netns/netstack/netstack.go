@@ -1,9 +1,11 @@
-// Package netstack is the builtin network driver's helper process: the
-// gvisor-tap-vsock user-mode stack (what rootlesskit runs in-process for its
-// gvisor-tap-vsock driver) fed directly by the sandbox's tap, and
-// rootlesskit's gvisor-tap-vsock port driver for -p. It lives in its own
-// executable because its dependencies cost ~30 ms of package initialisation
-// at every start. See netns/driver/builtin.go for the protocol.
+// Package netstack is the builtin network driver's helper process: a
+// gvisor user-mode stack built from gvisor-tap-vsock's parts (stack.go) fed
+// directly by the sandbox's tap, its forwarders and DNS server, which
+// enforce the egress policy (forward.go, inspect.go, resolver.go; the
+// decisions are netns/egress'), and rootlesskit's gvisor-tap-vsock port
+// driver for -p. It lives in its own executable because its dependencies
+// cost ~30 ms of package initialisation at every start. See
+// netns/driver/builtin.go for the protocol.
 package netstack
 
 import (
@@ -11,15 +13,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"sandbox/internal/proto"
 	"sandbox/netns"
 	"sandbox/netns/driver"
+	"sandbox/netns/egress"
 
-	"github.com/containers/gvisor-tap-vsock/pkg/types"
-	"github.com/containers/gvisor-tap-vsock/pkg/virtualnetwork"
 	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
 	portgvisor "github.com/rootless-containers/rootlesskit/v3/pkg/port/gvisortapvsock"
 	"github.com/sirupsen/logrus"
@@ -31,12 +35,22 @@ const controlFD = 3
 // gatewayMAC is a fixed, locally administered address.
 const gatewayMAC = "5a:94:ef:e4:0c:dd"
 
+// maxLive bounds the blocked attempts sent to the parent as they happen
+// (its -v lines); all of them are counted in Stats.
+const maxLive = 1000
+
 // Main runs the helper; it returns the exit status.
 func Main() int {
 	logrus.SetOutput(io.Discard) // errors go to the parent over the socket
 	conn := proto.FromFD(controlFD)
+	var sendMu sync.Mutex
+	send := func(kind proto.Kind, body any) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return conn.Send(kind, body)
+	}
 	fail := func(err error) int {
-		conn.Send(proto.KindError, err.Error())
+		send(proto.KindError, err.Error())
 		return 1
 	}
 	env, _, err := conn.Recv()
@@ -48,12 +62,35 @@ func Main() int {
 	if err := env.Decode(&cfg); err != nil {
 		return fail(err)
 	}
-	vn, err := newNetwork(cfg)
+	var blocked egress.Log
+	var live atomic.Int32
+	gate, res, err := newGate(cfg, func(r egress.Record) {
+		blocked.Add(r)
+		if cfg.LiveBlocked && live.Add(1) <= maxLive {
+			send(proto.KindBlocked, r)
+		}
+	})
 	if err != nil {
 		return fail(err)
 	}
+	var icmpBlocked func(netip.Addr)
+	if gate.enforcer != nil {
+		icmpBlocked = func(dst netip.Addr) {
+			gate.blocked(egress.Record{Time: time.Now(), Proto: egress.ICMP, Dst: dst.String(),
+				Reason: "ICMP goes only to the gateway under a policy (the stack would answer for any host)"})
+		}
+	}
+	n, err := newStack(gatewayMAC, icmpBlocked)
+	if err != nil {
+		return fail(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := n.serve(ctx, gate, res); err != nil {
+		return fail(err)
+	}
 	if len(cfg.Publish) > 0 {
-		if err := publish(vn, cfg.Publish); err != nil {
+		if err := publish(n, cfg.Publish); err != nil {
 			return fail(err)
 		}
 	}
@@ -65,19 +102,22 @@ func Main() int {
 		return fail(fmt.Errorf("expected the tap, got %s with %d fds", env.Kind, len(fds)))
 	}
 	tap := os.NewFile(uintptr(fds[0]), "tap")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- vn.AcceptVfkit(ctx, &tapConn{tap}) }()
-	if err := conn.Send(proto.KindStarted, nil); err != nil {
+	go func() { done <- n.accept(ctx, &tapConn{tap}) }()
+	if err := send(proto.KindStarted, nil); err != nil {
 		return 0
 	}
 	eof := make(chan struct{})
 	go func() {
 		for {
-			if _, _, err := conn.Recv(); err != nil {
+			env, fds, err := conn.Recv()
+			if err != nil {
 				close(eof)
 				return
+			}
+			proto.CloseFDs(fds)
+			if env.Kind == proto.KindStop {
+				send(proto.KindStats, blocked.Snapshot())
 			}
 		}
 	}()
@@ -90,36 +130,52 @@ func Main() int {
 	}
 }
 
-func newNetwork(cfg driver.HelperConfig) (*virtualnetwork.VirtualNetwork, error) {
-	c := &types.Configuration{
-		MTU:               netns.MTU,
-		Subnet:            netns.Subnet,
-		GatewayIP:         netns.GatewayIP,
-		GatewayMacAddress: gatewayMAC,
-		DHCPStaticLeases:  map[string]string{},
-		Protocol:          types.VfkitProtocol,
-		// The stack itself refuses 169.254.169.254 unless allowed (init's
-		// prohibit route covers the rest of 169.254.0.0/16).
-		Ec2MetadataAccess: cfg.AllowLinkLocal,
-		NAT:               map[string]string{},
+// newGate makes the egress decisions and the DNS server of cfg.
+func newGate(cfg driver.HelperConfig, blocked func(egress.Record)) (*egressGate, *resolver, error) {
+	g := &egressGate{allowLinkLocal: cfg.AllowLinkLocal, allowHostLoopback: cfg.AllowHostLoopback, blocked: blocked}
+	dnsIP := cfg.DNS
+	if cfg.Policy.Active() {
+		special := egress.Special{AllowHostLoopback: cfg.AllowHostLoopback, AllowLinkLocal: cfg.AllowLinkLocal}
+		var err error
+		if special.HostAddrs, err = hostAddrs(); err != nil {
+			return nil, nil, err
+		}
+		special.Gateway, _ = netip.ParseAddr(netns.GatewayIP)
+		special.Subnet, _ = netip.ParsePrefix(netns.Subnet)
+		if g.enforcer, err = egress.NewEnforcer(cfg.Policy, special); err != nil {
+			return nil, nil, err
+		}
 	}
-	if cfg.AllowHostLoopback {
-		c.NAT[netns.HostLoopback] = "127.0.0.1"
-	}
-	vn, err := virtualnetwork.New(c)
+	ups, err := upstreams(dnsIP)
 	if err != nil {
-		return nil, fmt.Errorf("creating the user-mode network: %w", err)
+		return nil, nil, err
 	}
-	return vn, nil
+	return g, &resolver{enforcer: g.enforcer, upstreams: ups, blocked: blocked}, nil
 }
 
-func publish(vn *virtualnetwork.VirtualNetwork, pubs []netns.Publish) error {
+// hostAddrs are the host's own addresses, which a policy keeps blocked
+// like its loopback: a service bound to them is the host's.
+func hostAddrs() ([]netip.Addr, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("listing the host's addresses: %w", err)
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out, nil
+}
+
+func publish(n *network, pubs []netns.Publish) error {
 	d, err := portgvisor.NewParentDriver(io.Discard, "")
 	if err != nil {
 		return err
 	}
 	return driver.PublishAll(d, pubs, &port.ChildContext{
-		IP: net.ParseIP(netns.SandboxIP), Network: vn, GatewayIP: net.ParseIP(netns.GatewayIP),
+		IP: net.ParseIP(netns.SandboxIP), Network: n, GatewayIP: net.ParseIP(netns.GatewayIP),
 	})
 }
 
