@@ -103,7 +103,7 @@ func want(t *testing.T, byID map[string]checkResult, id, status string, blocks b
 var (
 	checkLine   = regexp.MustCompile(`^(OK  |WARN|FAIL)  (\S+) +\S`)
 	checkFix    = regexp.MustCompile(`^ {26}fix: \S`)
-	checkIDs    = []string{"kernel", "userns.max", "userns", "subuid", "subgid", "newuidmap", "newgidmap", "overlayfs", "fuse-overlayfs", "pivot_root", "tun", "fuse", "net.auto", "seccomp", "landlock", "cgroup.v2", "cgroup.delegation", "cgroup.controllers", "systemd.bus", "tiocsti", "run"}
+	checkIDs    = []string{"kernel", "userns.max", "userns", "subuid", "subgid", "newuidmap", "newgidmap", "overlayfs", "fuse-overlayfs", "pivot_root", "tun", "fuse", "net.auto", "seccomp", "landlock", "cgroup.v2", "cgroup.delegation", "cgroup.controllers", "systemd.bus", "tiocsti", "run", "registry-auth", "registry-proxy"}
 	checkProbes = []string{"userns", "overlayfs", "pivot_root"} // the namespace probe's lines
 )
 

@@ -85,6 +85,7 @@ type testImage struct {
 	env    []string
 	cmd    []string
 	wd     string
+	user   string
 }
 
 func (im testImage) config(t testing.TB) []byte {
@@ -94,7 +95,7 @@ func (im testImage) config(t testing.TB) []byte {
 	}
 	b, err := json.Marshal(map[string]any{
 		"architecture": "amd64", "os": "linux", "created": "2026-01-02T03:04:05Z",
-		"config": map[string]any{"Env": im.env, "Cmd": im.cmd, "WorkingDir": im.wd},
+		"config": map[string]any{"Env": im.env, "Cmd": im.cmd, "WorkingDir": im.wd, "User": im.user},
 		"rootfs": map[string]any{"type": "layers", "diff_ids": ids},
 	})
 	if err != nil {
@@ -343,7 +344,11 @@ func TestImage(t *testing.T) {
 		t.Errorf("image b's Cmd: %s", clip(r.stdout))
 	}
 	wantCode(t, runOpts(t, o, "run", "--image", "test/a:1", "--rootfs", dir, "--", "true"), 125)
-	wantCode(t, runOpts(t, o, "run", "--image", "nosuch", "--", "true"), 125)
+	r = runOpts(t, o, "run", "--image", "nosuch", "--pull=never", "--", "true")
+	wantCode(t, r, 125)
+	if !strings.Contains(r.stderr, "sandbox image pull nosuch") {
+		t.Errorf("--pull=never of a missing image should name the fix: %s", r)
+	}
 
 	// rm: a running sandbox keeps its layers; the last rm empties the store.
 	p := start(t, o, "run", "--image", "test/b:2", "--cwd=none", "--", "sh", "-c", "echo up; sleep 60")
@@ -455,7 +460,7 @@ func TestImageKilledImport(t *testing.T) {
 	if exists(filepath.Join(store, "images", "many%3Alatest.json")) {
 		t.Fatalf("a killed import recorded the image")
 	}
-	wantCode(t, runOpts(t, o, "run", "--image", "many", "--", "true"), 125)
+	wantCode(t, runOpts(t, o, "run", "--image", "many", "--pull=never", "--", "true"), 125)
 	t0 := time.Now()
 	mustRun(t, o, "image", "import", filepath.Join(dir, "many.tar"))
 	t.Logf("a whole import of the %d-file layer takes %v", files, time.Since(t0).Round(time.Millisecond))

@@ -46,6 +46,7 @@ func Gather(user string, uid, gid uint32) Facts {
 	f.Arch = runtime.GOARCH
 	f.Cgroup = gatherCgroup(int(uid))
 	f.Nested = gatherNested()
+	f.Registry = GatherRegistry(os.Getenv)
 	return f
 }
 

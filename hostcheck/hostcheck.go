@@ -80,6 +80,8 @@ type Facts struct {
 
 	// Nested is the user namespace check runs in.
 	Nested NestedFacts
+	// Registry: the credentials and proxy image pulls use.
+	Registry RegistryFacts
 }
 
 // NetDriver is whether one user-mode network driver is installed here
@@ -141,6 +143,7 @@ func Judge(f Facts) []Result {
 	out = append(out, judgeArch(f.Arch), judgeSeccomp(f.Seccomp), judgeLandlock(f.LandlockABI))
 	out = append(out, judgeCgroup(f.Cgroup, f.User)...)
 	out = append(out, judgeTIOCSTI(f.LegacyTIOCSTI), judgeRun(f.Run))
+	out = append(out, judgeRegistryAuth(f.Registry), judgeProxy(f.Registry))
 	return out
 }
 

@@ -79,6 +79,9 @@ type Options struct {
 	// Resource limits (cgroup v2) and --limits=strict|best-effort.
 	Limits     cgroupdelegate.Flags
 	LimitsMode string
+	// UIDGiven, GIDGiven: --uid, --gid were set (command line, profile or
+	// variable), so they win over an image's User.
+	UIDGiven, GIDGiven bool
 	// imageLayers: --image's layer directories (set by useImage).
 	imageLayers []string
 }
@@ -230,7 +233,9 @@ func Prepare(opts Options) (*Spec, error) {
 
 // useImage resolves --image into the flags it stands for: its layers
 // become --rootfs (the bottom one) and --layer (below the user's own), its
-// working directory the default --chdir, its command the default command.
+// working directory the default --chdir, its command the default command,
+// its User (names from its own /etc/passwd and /etc/group) the default
+// --uid and --gid.
 // It returns the image's environment (plus the caller's TERM) as the base
 // environment, nil without --image. Nothing is locked here: the parent
 // locks the layers (Spec.ImageLayers) before it uses them.
@@ -249,6 +254,10 @@ func useImage(opts *Options) ([]string, error) {
 	if err != nil {
 		return nil, journal.Usagef("--image: %v", err)
 	}
+	home, err := imageUser(opts, img, dirs)
+	if err != nil {
+		return nil, err
+	}
 	opts.imageLayers = dirs
 	opts.Rootfs, opts.Layers = dirs[0], append(dirs[1:len(dirs):len(dirs)], opts.Layers...)
 	if opts.Chdir == "" {
@@ -257,11 +266,38 @@ func useImage(opts *Options) ([]string, error) {
 	if len(opts.Args) == 0 {
 		opts.Args = append(append([]string{}, img.Config.Entrypoint...), img.Config.Cmd...)
 	}
-	env := append([]string{"HOME=/root"}, img.Config.Env...)
+	env := append([]string{"HOME=" + home}, img.Config.Env...)
 	if t, ok := os.LookupEnv("TERM"); ok {
 		env = append(env, "TERM="+t)
 	}
 	return env, nil
+}
+
+// imageUser applies the image's User (USER[:GROUP]) as the default --uid
+// and --gid, as docker does: an explicit --uid replaces its USER part (the
+// group then comes from the image's /etc/passwd entry of that uid), an
+// explicit --gid its GROUP part. It returns the user's home directory for
+// HOME: its /etc/passwd entry's, else /root for uid 0 and / for others.
+func imageUser(opts *Options, img image.Image, dirs []string) (string, error) {
+	user, group, _ := strings.Cut(img.Config.User, ":")
+	if opts.UIDGiven {
+		user, group = strconv.FormatUint(uint64(opts.UID), 10), ""
+	}
+	if opts.GIDGiven {
+		group = strconv.FormatUint(uint64(opts.GID), 10)
+	}
+	u, err := image.LookupUser(dirs, user, group)
+	if err != nil {
+		return "", journal.Usagef("--image %s: its User %q: %v (run as ids instead: --uid N --gid N)", img.Name, img.Config.User, err)
+	}
+	opts.UID, opts.GID = u.UID, u.GID
+	switch {
+	case u.Home != "":
+		return u.Home, nil
+	case u.UID == 0:
+		return "/root", nil
+	}
+	return "/", nil
 }
 
 // naming picks the sandbox's name and hostname: each defaults to the

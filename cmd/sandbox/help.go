@@ -117,7 +117,9 @@ Environment:
   ("\," is a literal comma), except SANDBOX_IO_MAX's by ';' (its values hold
   commas). An empty variable counts as unset. A bad value stops the run
   (status 125) naming the variable, even where the command line overrides it.
-  Other SANDBOX_* variables are ignored; the command inherits all of them.
+  SANDBOX_DEFAULT_REGISTRY=HOST[:PORT] is where a short --image name goes
+  (default docker.io, with library/ before a one-component name). Other
+  SANDBOX_* variables are ignored; the command inherits all of them.
 
 Precedence:
   The command line, then the profile, then SANDBOX_* variables, then the

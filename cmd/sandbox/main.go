@@ -52,7 +52,10 @@ type runCmd struct {
 	DenyHost          []string `name:"deny-host" sep:"none" placeholder:"NAME[:PORT,…]" help:"Egress policy: block NAME (as --allow-host) even where an --allow-host rule covers it (repeatable)."`
 	DNS               string   `name:"dns" placeholder:"IP" help:"The DNS server to ask (IPv4): the builtin network's resolver forwards to it, other networks put it in resolv.conf (default: the host's servers)."`
 	Rootfs            string   `type:"path" placeholder:"DIR" help:"Use DIR as the root's bottom layer instead of the host's own directories."`
-	Image             string   `placeholder:"NAME[:TAG]" help:"Use an imported image (sandbox image import) as the root, with its environment, working directory and command."`
+	Image             string   `placeholder:"REF" help:"Use an image as the root, with its environment, working directory, command and user: one pulled or imported (sandbox image import) under that name, else pulled from its registry (see --pull)."`
+	Pull              string   `enum:"missing,always,never" default:"missing" help:"When --image pulls: missing (only when the store has no image of that name), always (check the registry for a newer one), never (fail when it is missing)."`
+	Platform          string   `placeholder:"OS/ARCH[/VARIANT]" help:"The platform --image pulls from a multi-platform image (default: this machine's)."`
+	InsecureRegistry  []string `name:"insecure-registry" placeholder:"HOST[:PORT]" help:"A registry --image may pull from over plain HTTP (repeatable); every other one over TLS only."`
 	Layer             []string `type:"path" placeholder:"DIR" help:"Stack DIR as a read-only layer (repeatable; later ones on top)."`
 	Upper             string   `type:"path" placeholder:"DIR" help:"Keep the root's changes in DIR across runs (default: in the ephemeral storage, gone at exit)."`
 	Overlay           string   `enum:"auto,kernel,fuse" default:"auto" help:"Overlay driver: kernel (overlayfs), fuse (fuse-overlayfs), or auto (kernel, and fuse-overlayfs with a warning for each mount the kernel refuses)."`
@@ -109,6 +112,17 @@ type cli struct {
 	Version versionCmd `cmd:"" help:"Print the version."`
 
 	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
+}
+
+// flagGiven says the selected command's flag was set: on the command line,
+// or by a profile or variable (kong adds those to the path as resolved).
+func flagGiven(ctx *kong.Context, name string) bool {
+	for _, p := range ctx.Path {
+		if p.Flag != nil && p.Flag.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // splitCommand keeps from kong the words of run's or exec's command after
@@ -195,20 +209,26 @@ func runCLI(args []string) int {
 	if (!r.Detach || supervisor != "") && r.PreserveFds == 0 {
 		parent.PreloadInit()
 	}
-	s, err := spec.Prepare(spec.Options{
-		Args: cmd, Name: r.Name, Detach: r.Detach, Supervisor: supervisor, Map: r.Map, UID: r.UID, GID: r.GID, Hostname: r.Hostname, Net: r.Net,
-		Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
-		Egress: egress.Policy{AllowHost: r.AllowHost, AllowCIDR: r.AllowCIDR, DenyHost: r.DenyHost, DNS: r.DNS},
-		Rootfs: r.Rootfs, Image: r.Image, Layers: r.Layer, Upper: r.Upper, Overlay: r.Overlay, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
-		Ephemeral: r.Ephemeral, EphemeralSize: r.EphemeralSize,
-		Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
-		TTY: r.TTY, Verbose: r.Verbose, LogFormat: r.LogFormat,
-		CapAdd: r.CapAdd, CapDrop: r.CapDrop, Landlock: r.Landlock, PreserveFDs: r.PreserveFds,
-		Seccomp: r.Seccomp, NestedUserns: r.AllowNestedUserns, UnmaskProc: r.UnmaskProc,
-		Limits: cgroupdelegate.Flags{Memory: r.Memory, MemorySwap: r.MemorySwap, CPUs: r.CPUs, CPUWeight: r.CPUWeight,
-			Pids: r.Pids, IOWeight: r.IOWeight, IOMax: r.IOMax},
-		LimitsMode: r.Limits,
-	})
+	// A registry image is pulled here: Prepare only plans.
+	imageName, err := runImageRef(r, supervisor)
+	var s *spec.Spec
+	if err == nil {
+		s, err = spec.Prepare(spec.Options{
+			Args: cmd, Name: r.Name, Detach: r.Detach, Supervisor: supervisor, Map: r.Map, UID: r.UID, GID: r.GID,
+			UIDGiven: flagGiven(ctx, "uid"), GIDGiven: flagGiven(ctx, "gid"), Hostname: r.Hostname, Net: r.Net,
+			Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
+			Egress: egress.Policy{AllowHost: r.AllowHost, AllowCIDR: r.AllowCIDR, DenyHost: r.DenyHost, DNS: r.DNS},
+			Rootfs: r.Rootfs, Image: imageName, Layers: r.Layer, Upper: r.Upper, Overlay: r.Overlay, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
+			Ephemeral: r.Ephemeral, EphemeralSize: r.EphemeralSize,
+			Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
+			TTY: r.TTY, Verbose: r.Verbose, LogFormat: r.LogFormat,
+			CapAdd: r.CapAdd, CapDrop: r.CapDrop, Landlock: r.Landlock, PreserveFDs: r.PreserveFds,
+			Seccomp: r.Seccomp, NestedUserns: r.AllowNestedUserns, UnmaskProc: r.UnmaskProc,
+			Limits: cgroupdelegate.Flags{Memory: r.Memory, MemorySwap: r.MemorySwap, CPUs: r.CPUs, CPUWeight: r.CPUWeight,
+				Pids: r.Pids, IOWeight: r.IOWeight, IOMax: r.IOMax},
+			LimitsMode: r.Limits,
+		})
+	}
 	// Opened once Prepare has checked --preserve-fds: the report's fd must
 	// not be taken for one of those.
 	report, rerr := journal.OpenReport(r.Report)

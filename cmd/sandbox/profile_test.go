@@ -16,6 +16,13 @@ import (
 // returns the parsed command line and the resolver.
 func parse(t *testing.T, env map[string]string, args ...string) (*cli, *defaults, error) {
 	t.Helper()
+	c, def, _, err := parseContext(t, env, args...)
+	return c, def, err
+}
+
+// parseContext is parse with kong's context too.
+func parseContext(t *testing.T, env map[string]string, args ...string) (*cli, *defaults, *kong.Context, error) {
+	t.Helper()
 	var c cli
 	def := newDefaults(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	parser, err := kong.New(&c, kong.Name("sandbox"), kong.Exit(func(int) { t.Fatalf("kong exited on %q", args) }),
@@ -23,8 +30,8 @@ func parse(t *testing.T, env map[string]string, args ...string) (*cli, *defaults
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = parser.Parse(args)
-	return &c, def, err
+	ctx, err := parser.Parse(args)
+	return &c, def, ctx, err
 }
 
 func mustParse(t *testing.T, env map[string]string, args ...string) (*cli, *defaults) {
