@@ -1,7 +1,9 @@
-// Package image imports container images from archives (docker save, OCI
-// image layout) into a content-addressed store of unpacked layers, with no
-// registry: each layer is unpacked once, owned as it will be seen inside a
-// sandbox, with its whiteouts in the form kernel overlayfs reads.
+// Package image keeps container images in a content-addressed store of
+// unpacked layers: imported from archives (docker save, OCI image layout,
+// read with go-containerregistry's v1 types) or added by a registry pull
+// (image/registry, Store.Add). Each layer is unpacked once, owned as it
+// will be seen inside a sandbox, with its whiteouts in the form kernel
+// overlayfs reads.
 package image
 
 import (
@@ -18,7 +20,9 @@ import (
 	"path"
 	"runtime"
 	"strings"
+	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -31,13 +35,38 @@ type Config struct {
 	User       string   `json:"User,omitempty"`
 }
 
-// configFile is an image configuration blob (docker and OCI alike).
-type configFile struct {
-	Created string `json:"created"`
-	Config  Config `json:"config"`
-	RootFS  struct {
-		DiffIDs []string `json:"diff_ids"`
-	} `json:"rootfs"`
+// imageConfig is what the store keeps of an image configuration blob
+// (docker and OCI alike, read as go-containerregistry's v1.ConfigFile).
+type imageConfig struct {
+	Created string
+	Config  Config
+	DiffIDs []string // bottom first
+}
+
+// ConfigOf is what the store keeps of a configuration file (imports and
+// pulls alike): the run's part and the creation time ("" when unset).
+func ConfigOf(f *v1.ConfigFile) (Config, string) {
+	c := Config{Env: f.Config.Env, Cmd: f.Config.Cmd, Entrypoint: f.Config.Entrypoint,
+		WorkingDir: f.Config.WorkingDir, User: f.Config.User}
+	if f.Created.IsZero() {
+		return c, ""
+	}
+	return c, f.Created.UTC().Format(time.RFC3339)
+}
+
+// readConfig reads a configuration blob with go-containerregistry's types
+// (which check each diff_id's form).
+func readConfig(b []byte) (imageConfig, error) {
+	var f v1.ConfigFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return imageConfig{}, err
+	}
+	var c imageConfig
+	c.Config, c.Created = ConfigOf(&f)
+	for _, d := range f.RootFS.DiffIDs {
+		c.DiffIDs = append(c.DiffIDs, d.String())
+	}
+	return c, nil
 }
 
 // member is one file of the outer archive: where its bytes are.
@@ -145,7 +174,7 @@ func (a *archive) readJSON(name string, v any) ([]byte, error) {
 type source struct {
 	names  []string // from RepoTags or the OCI ref.name annotation
 	id     string   // sha256:<hex> of the config blob
-	config configFile
+	config imageConfig
 	layers []string // member names of the layer blobs, bottom first
 }
 
@@ -162,6 +191,9 @@ func (a *archive) images() ([]source, error) {
 }
 
 func (a *archive) dockerImages() ([]source, error) {
+	// docker save's manifest.json by hand: go-containerregistry's type
+	// for it lives in its tarball package, whose imports (name, partial)
+	// would add ~1 ms of package initialisation to every start of sandbox.
 	var manifest []struct {
 		Config   string
 		RepoTags []string
@@ -182,25 +214,8 @@ func (a *archive) dockerImages() ([]source, error) {
 	return out, nil
 }
 
-type descriptor struct {
-	MediaType   string            `json:"mediaType"`
-	Digest      string            `json:"digest"`
-	Annotations map[string]string `json:"annotations"`
-	Platform    *struct {
-		Architecture string `json:"architecture"`
-		OS           string `json:"os"`
-	} `json:"platform"`
-}
-
-type ociIndex struct {
-	Manifests []descriptor `json:"manifests"`
-	// An image manifest's own fields (an index entry may point at either).
-	Config descriptor   `json:"config"`
-	Layers []descriptor `json:"layers"`
-}
-
 func (a *archive) ociImages() ([]source, error) {
-	var idx ociIndex
+	var idx v1.IndexManifest
 	if _, err := a.readJSON("index.json", &idx); err != nil {
 		return nil, err
 	}
@@ -222,23 +237,29 @@ func (a *archive) ociImages() ([]source, error) {
 
 // ociManifest follows a descriptor to an image manifest; a nested index
 // gives the manifest for this machine's architecture.
-func (a *archive) ociManifest(d descriptor, depth int) (source, error) {
+func (a *archive) ociManifest(d v1.Descriptor, depth int) (source, error) {
 	if depth > 4 {
 		return source{}, errors.New("OCI indexes nested too deeply")
 	}
-	var m ociIndex
-	if _, err := a.readJSON(blobPath(d.Digest), &m); err != nil {
+	// An index entry may point at an index or at an image manifest.
+	var idx v1.IndexManifest
+	b, err := a.readJSON(blobPath(d.Digest), &idx)
+	if err != nil {
 		return source{}, err
 	}
-	if len(m.Manifests) > 0 {
-		pick := m.Manifests[0]
-		for _, c := range m.Manifests {
-			if c.Platform != nil && c.Platform.Architecture == runtime.GOARCH && c.Platform.OS == "linux" {
+	if len(idx.Manifests) > 0 {
+		pick := idx.Manifests[0]
+		for _, c := range idx.Manifests {
+			if c.Platform != nil && c.Platform.Satisfies(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}) {
 				pick = c
 				break
 			}
 		}
 		return a.ociManifest(pick, depth+1)
+	}
+	var m v1.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return source{}, fmt.Errorf("%s: %w", blobPath(d.Digest), err)
 	}
 	var layers []string
 	for _, l := range m.Layers {
@@ -247,27 +268,27 @@ func (a *archive) ociManifest(d descriptor, depth int) (source, error) {
 	return a.source(blobPath(m.Config.Digest), layers)
 }
 
-func blobPath(digest string) string {
-	alg, hexd, _ := strings.Cut(digest, ":")
-	return path.Join("blobs", alg, hexd)
-}
+func blobPath(h v1.Hash) string { return path.Join("blobs", h.Algorithm, h.Hex) }
 
 // source reads an image's config and checks it against its layers.
 func (a *archive) source(configName string, layers []string) (source, error) {
 	var s source
-	b, err := a.readJSON(configName, &s.config)
+	b, err := a.readJSON(configName, new(json.RawMessage))
 	if err != nil {
 		return s, fmt.Errorf("the image config: %w", err)
+	}
+	if s.config, err = readConfig(b); err != nil {
+		return s, fmt.Errorf("the image config %s: %w", configName, err)
 	}
 	sum := sha256.Sum256(b)
 	s.id = "sha256:" + hex.EncodeToString(sum[:])
 	if len(layers) == 0 {
 		return s, fmt.Errorf("image %s has no layers", s.id)
 	}
-	if len(s.config.RootFS.DiffIDs) != len(layers) {
-		return s, fmt.Errorf("image %s: %d layers but %d diff_ids in its config", s.id, len(layers), len(s.config.RootFS.DiffIDs))
+	if len(s.config.DiffIDs) != len(layers) {
+		return s, fmt.Errorf("image %s: %d layers but %d diff_ids in its config", s.id, len(layers), len(s.config.DiffIDs))
 	}
-	for i, d := range s.config.RootFS.DiffIDs {
+	for i, d := range s.config.DiffIDs {
 		if !validDigest(d) {
 			return s, fmt.Errorf("image %s: diff_id %q is not sha256:<64 hex digits>", s.id, d)
 		}
@@ -279,13 +300,11 @@ func (a *archive) source(configName string, layers []string) (source, error) {
 	return s, nil
 }
 
+// validDigest: d is sha256:<64 lower-case hex digits> (go-containerregistry
+// parses it; it also takes upper case, which no store path may hold).
 func validDigest(d string) bool {
-	h, ok := strings.CutPrefix(d, "sha256:")
-	if !ok || len(h) != 64 {
-		return false
-	}
-	_, err := hex.DecodeString(h)
-	return err == nil && strings.ToLower(h) == h
+	h, err := v1.NewHash(d)
+	return err == nil && h.Algorithm == "sha256" && strings.ToLower(h.Hex) == h.Hex
 }
 
 // decompressed returns r's content, gunzipped when it starts with gzip's

@@ -91,7 +91,7 @@ func (s Store) Import(file, name string, h Helper, maxExpansion int64) (ImportRe
 	planned := map[string]bool{}
 	var measured []string
 	for _, src := range srcs {
-		for i, diffID := range src.config.RootFS.DiffIDs {
+		for i, diffID := range src.config.DiffIDs {
 			if planned[diffID] {
 				continue
 			}
@@ -129,7 +129,7 @@ func (s Store) Import(file, name string, h Helper, maxExpansion int64) (ImportRe
 	for _, src := range srcs {
 		for _, n := range src.names {
 			img := Image{Name: n, ID: src.id, Created: src.config.Created, Imported: now, Config: src.config.Config}
-			for _, d := range src.config.RootFS.DiffIDs {
+			for _, d := range src.config.DiffIDs {
 				img.Layers = append(img.Layers, Layer{DiffID: d, Size: sizes[d]})
 			}
 			if err := s.save(img); err != nil {

@@ -236,12 +236,8 @@ func pull(ctx context.Context, s image.Store, r name.Reference, o Options) (imag
 	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
 		return image.Image{}, fmt.Errorf("its manifest has %d layers but its config %d diff_ids", len(m.Layers), len(cf.RootFS.DiffIDs))
 	}
-	rec := image.Image{Name: display(r), Ref: display(r), Digest: desc.Digest.String(), ID: m.Config.Digest.String(),
-		Config: image.Config{Env: cf.Config.Env, Cmd: cf.Config.Cmd, Entrypoint: cf.Config.Entrypoint,
-			WorkingDir: cf.Config.WorkingDir, User: cf.Config.User}}
-	if !cf.Created.IsZero() {
-		rec.Created = cf.Created.UTC().Format(time.RFC3339)
-	}
+	rec := image.Image{Name: display(r), Ref: display(r), Digest: desc.Digest.String(), ID: m.Config.Digest.String()}
+	rec.Config, rec.Created = image.ConfigOf(cf)
 	var blobs []image.Blob
 	for i, l := range m.Layers {
 		switch l.MediaType {
