@@ -108,7 +108,7 @@ type cli struct {
 	Logs    logsCmd    `cmd:"" help:"Print the output of a detached sandbox."`
 	Rm      rmCmd      `cmd:"" help:"Remove an ended detached sandbox's record and log."`
 	Check   checkCmd   `cmd:"" help:"Diagnose this host (OK, WARN or FAIL, with fixes)."`
-	Image   imageCmd   `cmd:"" help:"Pull, import, list, remove and prune images (registries and tarballs)."`
+	Image   imageCmd   `cmd:"" help:"Pull, import, list and remove images."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 
 	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
