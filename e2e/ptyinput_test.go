@@ -137,7 +137,9 @@ func TestPtyInput(t *testing.T) {
 		s.typeIn(`sh -c 'echo job-st""arted; sleep 1; echo job-res""umed'` + "\r")
 		s.waitFor("job-started", 10*time.Second)
 		s.typeIn("\x1a") // ^Z
-		s.waitFor("Stopped", 10*time.Second)
+		// 30 s: in two full runs on two loaded cores "Stopped" did not
+		// come within 10 s (the job was stopped: its next line never came).
+		s.waitFor("Stopped", 30*time.Second)
 		time.Sleep(2500 * time.Millisecond) // the sleep would be over if the job were not stopped
 		if strings.Contains(s.output(), "job-resumed") {
 			t.Fatalf("^Z did not stop the job:\n%q", s.output())
