@@ -119,17 +119,7 @@ func (s Store) Add(img Image, blobs []Blob, fetch Fetch, h Helper) (ImportResult
 	if err != nil {
 		return res, fmt.Errorf("unpacking %s: %w", n, err)
 	}
-	sizes := map[string]int64{}
-	for i, st := range out.Unpacked {
-		sizes[j.Unpack[i].DiffID] = st.Size
-		res.SkippedDevices += st.SkippedDevices
-		res.UnmappedIDs += st.UnmappedIDs
-		res.Added += st.Size
-	}
-	for i, sz := range out.Measured {
-		sizes[measured[i]] = sz
-	}
-	res.Unpacked, res.Reused = len(out.Unpacked), len(out.Measured)
+	sizes := res.tally(j, out, measured)
 	for i := range img.Layers {
 		img.Layers[i].Size = sizes[img.Layers[i].DiffID]
 	}

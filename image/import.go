@@ -18,6 +18,23 @@ type ImportResult struct {
 	Added          int64 // bytes the new layers take
 }
 
+// tally adds what the helper did for job j to res and returns each
+// layer's size on disk by diff_id; measured are the diff_ids of j.Measure.
+func (res *ImportResult) tally(j job, out jobResult, measured []string) map[string]int64 {
+	sizes := map[string]int64{}
+	for i, st := range out.Unpacked {
+		sizes[j.Unpack[i].DiffID] = st.Size
+		res.SkippedDevices += st.SkippedDevices
+		res.UnmappedIDs += st.UnmappedIDs
+		res.Added += st.Size
+	}
+	for i, n := range out.Measured {
+		sizes[measured[i]] = n
+	}
+	res.Unpacked, res.Reused = len(out.Unpacked), len(out.Measured)
+	return sizes
+}
+
 // DefaultMaxExpansion bounds how many times its compressed size a layer
 // may unpack to (gzip reaches ~1000× on zeros; real layers 2–20×).
 const DefaultMaxExpansion = 100
@@ -114,17 +131,7 @@ func (s Store) Import(file, name string, h Helper, maxExpansion int64) (ImportRe
 	if err != nil {
 		return res, fmt.Errorf("importing %s: %w", file, err)
 	}
-	sizes := map[string]int64{}
-	for i, st := range out.Unpacked {
-		sizes[j.Unpack[i].DiffID] = st.Size
-		res.SkippedDevices += st.SkippedDevices
-		res.UnmappedIDs += st.UnmappedIDs
-		res.Added += st.Size
-	}
-	for i, n := range out.Measured {
-		sizes[measured[i]] = n
-	}
-	res.Unpacked, res.Reused = len(out.Unpacked), len(out.Measured)
+	sizes := res.tally(j, out, measured)
 	now := time.Now().UTC().Truncate(time.Second)
 	for _, src := range srcs {
 		for _, n := range src.names {

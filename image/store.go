@@ -335,3 +335,19 @@ func (s Store) Remove(name string, h Helper) ([]string, error) {
 	}
 	return drop, nil
 }
+
+// HumanSize writes n bytes as 512B, 1.5KiB, 23.4MiB, … (image ls, the
+// pull's progress).
+func HumanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	f, suffix := float64(n), "KMGT"
+	i := -1
+	for f >= unit && i < len(suffix)-1 {
+		f /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f%ciB", f, suffix[i])
+}

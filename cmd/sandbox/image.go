@@ -124,7 +124,7 @@ func imageImport(store image.Store, c imageImportCmd) error {
 		lg.Warn(fmt.Sprintf("%d device nodes of the image were skipped (a sandbox cannot use them)", res.SkippedDevices))
 	}
 	fmt.Printf("imported %s: %d layers unpacked (%s), %d already in the store\n",
-		strings.Join(res.Names, ", "), res.Unpacked, humanSize(res.Added), res.Reused)
+		strings.Join(res.Names, ", "), res.Unpacked, image.HumanSize(res.Added), res.Reused)
 	return nil
 }
 
@@ -189,21 +189,7 @@ func imageLs(store image.Store, asJSON bool) error {
 		if r.Digest != "" {
 			dg = short(r.Digest)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, short(r.ID), dg, r.Layers, humanSize(r.SizeUnique), humanSize(r.SizeShared), r.Created)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, short(r.ID), dg, r.Layers, image.HumanSize(r.SizeUnique), image.HumanSize(r.SizeShared), r.Created)
 	}
 	return w.Flush()
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	f, suffix := float64(n), "KMGT"
-	i := -1
-	for f >= unit && i < len(suffix)-1 {
-		f /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f%ciB", f, suffix[i])
 }

@@ -67,7 +67,7 @@ func (p *progress) done(err error) {
 		return
 	}
 	if err == nil {
-		fmt.Fprintf(p.w, "layer %d/%d %s: %s in %s (%s)\n", p.i+1, p.n, short(p.b.Digest), size(p.got),
+		fmt.Fprintf(p.w, "layer %d/%d %s: %s in %s (%s)\n", p.i+1, p.n, short(p.b.Digest), image.HumanSize(p.got),
 			time.Since(p.begin).Round(time.Millisecond), rate(p.got, time.Since(p.begin)))
 	}
 }
@@ -78,7 +78,7 @@ func (p *progress) draw(force bool) {
 		return
 	}
 	p.drawn = time.Now()
-	line := fmt.Sprintf("layer %d/%d %s: %s / %s  %s", p.i+1, p.n, short(p.b.Digest), size(p.got), size(p.b.Size),
+	line := fmt.Sprintf("layer %d/%d %s: %s / %s  %s", p.i+1, p.n, short(p.b.Digest), image.HumanSize(p.got), image.HumanSize(p.b.Size),
 		rate(p.got, time.Since(p.begin)))
 	fmt.Fprintf(p.w, "\r%s\x1b[K", line)
 }
@@ -95,19 +95,5 @@ func rate(n int64, d time.Duration) string {
 	if d <= 0 {
 		return "-"
 	}
-	return size(int64(float64(n)/d.Seconds())) + "/s"
-}
-
-func size(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	f, suffix := float64(n), "KMGT"
-	i := -1
-	for f >= unit && i < len(suffix)-1 {
-		f /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f%ciB", f, suffix[i])
+	return image.HumanSize(int64(float64(n)/d.Seconds())) + "/s"
 }
