@@ -63,6 +63,7 @@ func Init() int {
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, append([]os.Signal{syscall.SIGCHLD}, wire.Forwarded...)...)
 
+	warmCodec()
 	fromParent := wire.NewSequence(&wire.FromParent)
 	env, fds, err := fromParent.Expect(conn, proto.KindConfig) // blocks until the parent wrote the id maps
 	if err != nil {
