@@ -38,6 +38,9 @@ func Init() int {
 	// One OS thread for all of init: capability sets, the bounding set and
 	// no_new_privs are per thread, and the payload is forked from this one.
 	runtime.LockOSThread()
+	// One P: init has no parallel work, and each P keeps caches of its own
+	// (spans per size class) that would stay allocated.
+	runtime.GOMAXPROCS(1)
 	var st unix.Stat_t
 	if err := unix.Fstat(wire.InitFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		lg.Error("sandbox-init: not started by `sandbox run` (no control socket on fd 3)")

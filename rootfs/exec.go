@@ -3,6 +3,7 @@ package rootfs
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -42,8 +43,10 @@ type executor struct {
 	host map[string]*os.File // host path -> O_PATH handle
 	root *os.File
 	n    int
-	logf Logf
-	warn Warnf
+	// kinds are the staging area's directories scratch has made.
+	kinds map[string]bool
+	logf  Logf
+	warn  Warnf
 	// marker is the --upper directory (O_PATH), marked the driver that
 	// writes it; a persistent upper is written by one driver only.
 	marker    *os.File
@@ -286,8 +289,20 @@ func tmpfsMode(data string) uint32 {
 // scratch makes a fresh directory on the staging tmpfs.
 func (e *executor) scratch(kind string, mode uint32) (string, error) {
 	e.n++
-	d := filepath.Join(staging, kind, strconv.Itoa(e.n))
-	if err := os.MkdirAll(d, 0o700); err != nil {
+	dir := filepath.Join(staging, kind)
+	if !e.kinds[kind] {
+		// Once per kind; then one mkdir per directory (MkdirAll would stat
+		// each level first).
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+		if e.kinds == nil {
+			e.kinds = map[string]bool{}
+		}
+		e.kinds[kind] = true
+	}
+	d := filepath.Join(dir, strconv.Itoa(e.n))
+	if err := os.Mkdir(d, 0o700); err != nil {
 		return "", err
 	}
 	if mode != 0 {

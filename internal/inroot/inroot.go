@@ -37,6 +37,13 @@ func MkdirAll(root *os.File, path string, mode os.FileMode) (*os.File, error) {
 		return Open(root, ".")
 	}
 	parts := strings.Split(rel, "/")
+	if len(parts) > 1 {
+		// Most targets exist (a mount point under a mounted tree): one
+		// lookup, where the walk below takes one per component.
+		if h, err := Open(root, rel); err == nil {
+			return h, nil
+		}
+	}
 	for i := range parts {
 		prefix := strings.Join(parts[:i+1], "/")
 		h, err := Open(root, prefix)
