@@ -100,7 +100,7 @@ func TestValidHostname(t *testing.T) {
 func TestSeccompUnsupportedArch(t *testing.T) {
 	defer func(a string) { seccompArch = a }(seccompArch)
 	seccompArch = "mips64le"
-	err := confinement(Options{}, rootfs.Config{}, &Spec{})
+	err := confined(Options{}, &Spec{})
 	var ue *journal.UsageError
 	if !errors.As(err, &ue) {
 		t.Fatalf("err = %v, want a usage error", err)
@@ -113,8 +113,40 @@ func TestSeccompUnsupportedArch(t *testing.T) {
 	if strings.Contains(err.Error(), "\n") {
 		t.Errorf("not one line: %q", err)
 	}
-	if err := confinement(Options{Seccomp: "unconfined"}, rootfs.Config{}, &Spec{}); err != nil {
+	if err := confined(Options{Seccomp: "unconfined"}, &Spec{}); err != nil {
 		t.Errorf("--seccomp=unconfined: %v", err)
+	}
+}
+
+// confined runs confinement and waits for its filter.
+func confined(opts Options, s *Spec) error {
+	done, err := confinement(opts, rootfs.Config{}, s)
+	if err != nil {
+		return err
+	}
+	return done()
+}
+
+// TestSeccompCompiledInBackground: the filter compiled while the rest is
+// planned is in the spec once waited for, and a bad profile's error is
+// the one Prepare returns even when a later step fails too (as when it
+// was compiled in line).
+func TestSeccompCompiledInBackground(t *testing.T) {
+	s := &Spec{}
+	if err := confined(Options{}, s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Seccomp == nil || len(s.Seccomp.Instructions) == 0 || s.SeccompFile {
+		t.Fatalf("default profile: Seccomp = %v, SeccompFile = %v", s.Seccomp, s.SeccompFile)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// --limits is refused after the filter is compiled (prepareResources).
+	_, err := Prepare(Options{Args: []string{"true"}, Seccomp: bad, LimitsMode: "bogus"})
+	if err == nil || !strings.Contains(err.Error(), "--seccomp") {
+		t.Fatalf("Prepare = %v, want the --seccomp error first", err)
 	}
 }
 
