@@ -238,6 +238,7 @@ func run(s *spec.Spec) (status int, err error) {
 	var cerr *wire.ChildError
 	tick := time.NewTicker(initWatchEvery)
 	defer tick.Stop()
+	var recorded chan struct{} // closed once the record of the started payload is written
 	for done := false; !done; {
 		select {
 		case <-tick.C:
@@ -299,17 +300,30 @@ func run(s *spec.Spec) (status int, err error) {
 				watch.started()
 				rep.Started(m.Env)
 				logf("payload started after %v", time.Since(start).Round(time.Microsecond))
-				var st wire.ChildStarted
+				var st struct {
+					PID int `json:"pid"` // of wire.ChildStarted; rep has its report
+				}
 				m.Env.Decode(&st)
+				if recorded != nil {
+					<-recorded // a second Started: the first record is written
+				}
 				h.Info.Status, h.Info.InitPid, h.Info.PayloadPid = state.Running, c.Pid, st.PID
 				h.Info.InitStart, _ = state.StartTime(c.Pid)
 				cg.describe(&h.Info)
-				if err := h.Write(); err != nil {
-					lg.Warn(err.Error())
-				}
-				if s.OnStarted != nil {
-					s.OnStarted()
-				}
+				// Written beside this loop, which may already have the
+				// payload's exit to handle (a short payload ends before a
+				// record is written on two busy cores); waited for after
+				// init is gone, before the record is finished.
+				recorded = make(chan struct{})
+				go func() {
+					defer close(recorded)
+					if err := h.Write(); err != nil {
+						lg.Warn(err.Error())
+					}
+					if s.OnStarted != nil {
+						s.OnStarted()
+					}
+				}()
 				// Off the start-up and exit paths: drop records of killed
 				// runs meanwhile (a sweep cut short by our exit is finished
 				// by the next one).
@@ -333,6 +347,9 @@ func run(s *spec.Spec) (status int, err error) {
 		}
 	}
 	ws, werr := c.Wait()
+	if recorded != nil {
+		<-recorded
+	}
 	if relay != nil {
 		relay.Finish()
 	}
