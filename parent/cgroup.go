@@ -99,6 +99,10 @@ func openCgroup(s *spec.Spec, lg *journal.Logger) (cgroupManager, error) {
 		}
 		return noCgroup{}, nil
 	}
+	if s.HostMounts != nil {
+		// Read by planning a moment ago: not read and parsed again.
+		h.mounts = func() ([]*mountinfo.Info, error) { return cgroupMounts(s.HostMounts), nil }
+	}
 	h.rep = s.Report
 	h.ours = []int{h.owner.PID}
 	if s.Detached {
@@ -106,6 +110,18 @@ func openCgroup(s *spec.Spec, lg *journal.Logger) (cgroupManager, error) {
 		h.ours = append(h.ours, os.Getppid())
 	}
 	return h.manager(s.Resources, strings.Join(s.Args, " "), lg.Step)
+}
+
+// cgroupMounts are the cgroup mounts of a mount table, as
+// mountinfo.FSTypeFilter("cgroup2", "cgroup") selects them.
+func cgroupMounts(infos []*mountinfo.Info) []*mountinfo.Info {
+	var out []*mountinfo.Info
+	for _, m := range infos {
+		if m.FSType == "cgroup2" || m.FSType == "cgroup" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // unavailable is a write that cannot be applied, and why.

@@ -541,3 +541,23 @@ func TestCgroupScopeRefusedKeepsV1Skips(t *testing.T) {
 		t.Errorf("warnings %q: want --memory (cgroup v1) and --pids (no scope) skipped", f.warnings)
 	}
 }
+
+// TestCgroupMountsFromPlanning: the mount table planning read gives the
+// cgroup decision the mounts a filtered read of mountinfo would.
+func TestCgroupMountsFromPlanning(t *testing.T) {
+	infos := []*mountinfo.Info{
+		{Mountpoint: "/", FSType: "ext4"},
+		{Mountpoint: "/sys/fs/cgroup", FSType: "cgroup2"},
+		{Mountpoint: "/sys/fs/cgroup/cpu", FSType: "cgroup"},
+		{Mountpoint: "/x", FSType: "cgroup2x"},
+	}
+	got := cgroupMounts(infos)
+	if len(got) != 2 || got[0] != infos[1] || got[1] != infos[2] {
+		t.Fatalf("cgroupMounts = %v, want the cgroup2 and cgroup mounts", got)
+	}
+	for _, m := range got {
+		if skip, _ := mountinfo.FSTypeFilter("cgroup2", "cgroup")(m); skip {
+			t.Errorf("%s: FSTypeFilter skips it", m.Mountpoint)
+		}
+	}
+}

@@ -131,6 +131,9 @@ type Spec struct {
 	// ImageLayers are --image's layer directories, which the parent locks
 	// (shared) before the run uses them.
 	ImageLayers []string
+	// HostMounts is the mount table as planning read it, for the cgroup
+	// decision (one read and parse of /proc/self/mountinfo, not two).
+	HostMounts []*mountinfo.Info
 }
 
 // Prepare validates opts against the host and plans the whole sandbox.
@@ -229,10 +232,11 @@ func Prepare(opts Options) (*Spec, error) {
 	if cfg.Ephemeral, err = ephemeralConfig(opts, s); err != nil {
 		return fail(err)
 	}
-	mounts, err := hostMounts()
+	infos, mounts, err := hostMounts()
 	if err != nil {
 		return fail(err)
 	}
+	s.HostMounts = infos
 	if s.Plan, err = rootfs.Build(cfg, osHost{}, mounts); err != nil {
 		return fail(err)
 	}
@@ -774,16 +778,16 @@ func hostsFile(hostname string, hostNet bool) string {
 	return b.String()
 }
 
-func hostMounts() ([]rootfs.Mount, error) {
+func hostMounts() ([]*mountinfo.Info, []rootfs.Mount, error) {
 	infos, err := mountinfo.GetMounts(nil)
 	if err != nil {
-		return nil, fmt.Errorf("reading /proc/self/mountinfo: %w", err)
+		return nil, nil, fmt.Errorf("reading /proc/self/mountinfo: %w", err)
 	}
 	out := make([]rootfs.Mount, 0, len(infos))
 	for _, m := range infos {
 		out = append(out, rootfs.Mount{Point: m.Mountpoint, FSType: m.FSType})
 	}
-	return out, nil
+	return infos, out, nil
 }
 
 // osHost is the planner's view of the real host.
