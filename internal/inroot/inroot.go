@@ -37,45 +37,43 @@ func MkdirAll(root *os.File, path string, mode os.FileMode) (*os.File, error) {
 		return Open(root, ".")
 	}
 	parts := strings.Split(rel, "/")
-	if len(parts) > 1 {
-		// Most targets exist (a mount point under a mounted tree): one
-		// lookup, where the walk below takes one per component.
-		if h, err := Open(root, rel); err == nil {
-			return h, nil
+	// parent is the handle of parts[:i] as the walk resolved it (nil: the
+	// root), kept for the mkdir of component i rather than looked up again.
+	var parent *os.File
+	defer func() {
+		if parent != nil {
+			parent.Close()
 		}
-	}
+	}()
 	for i := range parts {
 		prefix := strings.Join(parts[:i+1], "/")
 		h, err := Open(root, prefix)
-		if err == nil {
-			if i == len(parts)-1 {
-				return h, nil
+		if err != nil {
+			if !errors.Is(err, unix.ENOENT) {
+				return nil, err
 			}
-			h.Close()
-			continue
-		}
-		if !errors.Is(err, unix.ENOENT) {
-			return nil, err
-		}
-		parent, err := Open(root, strings.Join(parts[:i], "/"))
-		if err != nil {
-			return nil, err
-		}
-		err = unix.Mkdirat(int(parent.Fd()), parts[i], uint32(mode.Perm()))
-		parent.Close()
-		if err != nil && !errors.Is(err, unix.EEXIST) {
-			return nil, &os.PathError{Op: "mkdir", Path: "/" + prefix, Err: err}
-		}
-		h, err = Open(root, prefix)
-		if err != nil {
-			// EEXIST followed by ENOENT: a symlink is in the way whose target
-			// does not exist inside the root. Refused, never followed out.
-			return nil, fmt.Errorf("creating /%s: a symlink there points to a path missing inside the root: %w", prefix, err)
+			dir := root
+			if parent != nil {
+				dir = parent
+			}
+			err = unix.Mkdirat(int(dir.Fd()), parts[i], uint32(mode.Perm()))
+			if err != nil && !errors.Is(err, unix.EEXIST) {
+				return nil, &os.PathError{Op: "mkdir", Path: "/" + prefix, Err: err}
+			}
+			h, err = Open(root, prefix)
+			if err != nil {
+				// EEXIST followed by ENOENT: a symlink is in the way whose target
+				// does not exist inside the root. Refused, never followed out.
+				return nil, fmt.Errorf("creating /%s: a symlink there points to a path missing inside the root: %w", prefix, err)
+			}
 		}
 		if i == len(parts)-1 {
 			return h, nil
 		}
-		h.Close()
+		if parent != nil {
+			parent.Close()
+		}
+		parent = h
 	}
 	return nil, fmt.Errorf("creating %s: empty path", path)
 }
