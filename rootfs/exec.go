@@ -540,7 +540,7 @@ func (e *executor) step(s Step) error {
 		}
 		file = st.Mode&unix.S_IFMT != unix.S_IFDIR
 	}
-	var h *os.File
+	var h *inroot.Handle
 	var err error
 	if file {
 		h, err = inroot.CreateFile(e.root, s.Target)
@@ -604,7 +604,7 @@ func defaultMode(m uint32) uint32 {
 }
 
 // mask covers h: /dev/null over a file, an empty read-only tmpfs over a dir.
-func (e *executor) mask(h *os.File) error {
+func (e *executor) mask(h *inroot.Handle) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(h.Fd()), &st); err != nil {
 		return err
@@ -617,7 +617,7 @@ func (e *executor) mask(h *os.File) error {
 
 // readOnlySelf binds a path onto itself so it becomes a mount of its own,
 // then makes that mount read-only (e.g. /proc/sys inside procfs).
-func (e *executor) readOnlySelf(target string, h *os.File) error {
+func (e *executor) readOnlySelf(target string, h *inroot.Handle) error {
 	p := inroot.ProcPath(h)
 	if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -16,8 +17,26 @@ import (
 
 const resolve = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 
+// Handle is an O_PATH descriptor of a path inside the root; the caller
+// closes it. A bare descriptor, not an *os.File: init takes ~130 of them
+// to build a root, and each *os.File costs an fcntl and a cleanup.
+type Handle struct{ fd int }
+
+// Fd is the descriptor (-1 once closed).
+func (h *Handle) Fd() uintptr { return uintptr(h.fd) }
+
+// Close closes the descriptor; a second Close does nothing.
+func (h *Handle) Close() error {
+	if h.fd < 0 {
+		return nil
+	}
+	fd := h.fd
+	h.fd = -1
+	return unix.Close(fd)
+}
+
 // Open returns an O_PATH handle for path (taken as relative to root).
-func Open(root *os.File, path string) (*os.File, error) {
+func Open(root *os.File, path string) (*Handle, error) {
 	rel := clean(path)
 	fd, err := unix.Openat2(int(root.Fd()), rel, &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_CLOEXEC,
@@ -26,12 +45,12 @@ func Open(root *os.File, path string) (*os.File, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "openat2", Path: path, Err: err}
 	}
-	return os.NewFile(uintptr(fd), path), nil
+	return &Handle{fd}, nil
 }
 
 // MkdirAll creates path and its missing parents inside root and returns a
 // handle to it. Existing components may be symlinks; they resolve inside root.
-func MkdirAll(root *os.File, path string, mode os.FileMode) (*os.File, error) {
+func MkdirAll(root *os.File, path string, mode os.FileMode) (*Handle, error) {
 	rel := clean(path)
 	if rel == "." {
 		return Open(root, ".")
@@ -39,7 +58,7 @@ func MkdirAll(root *os.File, path string, mode os.FileMode) (*os.File, error) {
 	parts := strings.Split(rel, "/")
 	// parent is the handle of parts[:i] as the walk resolved it (nil: the
 	// root), kept for the mkdir of component i rather than looked up again.
-	var parent *os.File
+	var parent *Handle
 	defer func() {
 		if parent != nil {
 			parent.Close()
@@ -52,11 +71,11 @@ func MkdirAll(root *os.File, path string, mode os.FileMode) (*os.File, error) {
 			if !errors.Is(err, unix.ENOENT) {
 				return nil, err
 			}
-			dir := root
+			dir := int(root.Fd())
 			if parent != nil {
-				dir = parent
+				dir = parent.fd
 			}
-			err = unix.Mkdirat(int(dir.Fd()), parts[i], uint32(mode.Perm()))
+			err = unix.Mkdirat(dir, parts[i], uint32(mode.Perm()))
 			if err != nil && !errors.Is(err, unix.EEXIST) {
 				return nil, &os.PathError{Op: "mkdir", Path: "/" + prefix, Err: err}
 			}
@@ -80,11 +99,11 @@ func MkdirAll(root *os.File, path string, mode os.FileMode) (*os.File, error) {
 
 // CreateFile makes sure a regular file exists at path (parents created) and
 // returns an O_PATH handle to it; used as a mount point for file binds.
-func CreateFile(root *os.File, path string) (*os.File, error) {
+func CreateFile(root *os.File, path string) (*Handle, error) {
 	return createFile(root, path, 0)
 }
 
-func createFile(root *os.File, path string, depth int) (*os.File, error) {
+func createFile(root *os.File, path string, depth int) (*Handle, error) {
 	if h, err := Open(root, path); err == nil {
 		return h, nil
 	}
@@ -128,8 +147,8 @@ const maxLinks = 40
 // ProcPath is the magic-link path of an open handle, usable as a mount
 // source or target: the kernel uses the resolved object, not a path that
 // could be swapped underneath.
-func ProcPath(f *os.File) string {
-	return fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+func ProcPath(f interface{ Fd() uintptr }) string {
+	return "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
 }
 
 func clean(path string) string {
