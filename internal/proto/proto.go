@@ -106,14 +106,18 @@ func (c *Conn) Close() error { return c.f.Close() }
 // Send writes one message with optional file descriptors.
 func (c *Conn) Send(kind Kind, body any, fds ...int) error {
 	env := Envelope{Kind: kind}
-	if body != nil {
+	if raw, ok := body.(json.RawMessage); ok {
+		// Encoded by the caller (json.Marshal: valid and compact), taken
+		// as it is rather than scanned again.
+		env.Body = raw
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return fmt.Errorf("encoding %s message: %w", kind, err)
 		}
 		env.Body = b
 	}
-	b, err := json.Marshal(env)
+	b, err := env.marshal()
 	if err != nil {
 		return fmt.Errorf("encoding %s message: %w", kind, err)
 	}
@@ -127,7 +131,7 @@ func (c *Conn) Send(kind Kind, body any, fds ...int) error {
 		}
 		defer unix.Close(blob) // the peer has its own copy once sent
 		env.Body, env.Blob = nil, true
-		if b, err = json.Marshal(env); err != nil {
+		if b, err = env.marshal(); err != nil {
 			return fmt.Errorf("encoding %s message: %w", kind, err)
 		}
 		fds = append(fds[:len(fds):len(fds)], blob)
@@ -152,6 +156,24 @@ func (c *Conn) Send(kind Kind, body any, fds ...int) error {
 		return fmt.Errorf("sending %s message: %w", kind, err)
 	}
 	return nil
+}
+
+// marshal is json.Marshal(e) for a Body that is valid compact JSON, which
+// json.Marshal would scan again (a config is ~10 KB) only to copy it.
+func (e Envelope) marshal() ([]byte, error) {
+	kind, err := json.Marshal(e.Kind)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(kind)+len(e.Body)+32)
+	b = append(append(b, `{"kind":`...), kind...)
+	if len(e.Body) > 0 {
+		b = append(append(b, `,"body":`...), e.Body...)
+	}
+	if e.Blob {
+		b = append(b, `,"blob":true`...)
+	}
+	return append(b, '}'), nil
 }
 
 // ErrClosed is returned by Recv when the peer closed its end.

@@ -205,3 +205,29 @@ func TestRecvAfterPeerClosedWithUnread(t *testing.T) {
 		t.Fatalf("after the last message: %v, want ErrClosed", err)
 	}
 }
+
+// TestEnvelopeMarshal: the envelope written by hand is what json.Marshal
+// writes for it, for bodies encoded by json.Marshal.
+func TestEnvelopeMarshal(t *testing.T) {
+	for _, body := range []any{nil, map[string]any{"a": 1, "b": []string{"x<y", "\u2028", "q\"\\"}}, "s", 12} {
+		env := Envelope{Kind: Kind("k\"<ind")}
+		if body != nil {
+			b, err := json.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env.Body = b
+		}
+		for _, blob := range []bool{false, true} {
+			env.Blob = blob
+			want, err := json.Marshal(env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := env.marshal()
+			if err != nil || string(got) != string(want) {
+				t.Errorf("marshal(%+v) = %s, %v; json.Marshal: %s", env, got, err, want)
+			}
+		}
+	}
+}
