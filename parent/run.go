@@ -314,9 +314,10 @@ func run(s *spec.Spec) (status int, err error) {
 				// payload's exit to handle (a short payload ends before a
 				// record is written on two busy cores); waited for after
 				// init is gone, before the record is finished.
-				recorded = make(chan struct{})
+				written := make(chan struct{})
+				recorded = written
 				go func() {
-					defer close(recorded)
+					defer close(written)
 					if err := h.Write(); err != nil {
 						lg.Warn(err.Error())
 					}
