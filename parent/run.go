@@ -173,6 +173,7 @@ func run(s *spec.Spec) (status int, err error) {
 		mapsDone <- nil
 		if rep.Identity != nil {
 			rep.Identity.Via = "holder"
+			rep.Identity.Why = "your /etc/subuid and /etc/subgid ranges, written by init in your holder's namespace (which newuidmap and newgidmap mapped once)"
 		}
 	} else {
 		go func() {
