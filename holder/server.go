@@ -52,9 +52,19 @@ func Serve() int {
 	return 0
 }
 
+// logName is where a holder that failed says why (its stdio is /dev/null).
+const logName = "holder.log"
+
 // note leaves why the holder stopped in its directory, for whoever asks.
 func note(dir string, err error) {
-	os.WriteFile(filepath.Join(dir, "holder.log"), []byte(time.Now().Format(time.RFC3339)+" "+err.Error()+"\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, logName), []byte(time.Now().Format(time.RFC3339)+" "+err.Error()+"\n"), 0o600)
+}
+
+// FailedRecently says whether a holder in dir failed within the last
+// Idle: runs then do not start another one each.
+func FailedRecently(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, logName))
+	return err == nil && time.Since(st.ModTime()) < Idle
 }
 
 // server is a started holder.

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"sandbox/idmap"
 
@@ -128,5 +129,22 @@ func TestDirPrivate(t *testing.T) {
 	}
 	if _, err := Dir(base); err == nil {
 		t.Fatal("a holder directory open to others was accepted")
+	}
+}
+
+// TestFailedRecently: a holder that failed holds off new ones for a while.
+func TestFailedRecently(t *testing.T) {
+	dir := t.TempDir()
+	if FailedRecently(dir) {
+		t.Fatal("no log, yet failed recently")
+	}
+	note(dir, os.ErrPermission)
+	if !FailedRecently(dir) {
+		t.Fatal("a fresh log does not hold off a new holder")
+	}
+	old := time.Now().Add(-2 * Idle)
+	os.Chtimes(filepath.Join(dir, logName), old, old)
+	if FailedRecently(dir) {
+		t.Fatal("an old log still holds off a new holder")
 	}
 }

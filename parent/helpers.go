@@ -50,7 +50,8 @@ func holderFor(s *spec.Spec, lg *journal.Logger) (ns *holder.NS, dir string, sta
 	case err == nil:
 		return ns, dir, false
 	case errors.Is(err, holder.ErrNone):
-		return nil, dir, true
+		// Not again at every run while one that failed says why.
+		return nil, dir, !holder.FailedRecently(dir)
 	}
 	lg.Detail("identity", fmt.Sprintf("not using the holder: %v", err))
 	return nil, dir, false
