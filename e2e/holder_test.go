@@ -566,15 +566,17 @@ func TestHolderFeatures(t *testing.T) {
 	wantMaps(t, r.stdout)
 }
 
+type escapeCase struct {
+	name string
+	f    func(*testing.T)
+}
+
 // TestEscapeViaHelpers and TestEscapeViaHolder run the escape suite's key
 // cases with the maps written each way: SANDBOX_HOLDER=off, and a holder
 // of the test's own started first (every run after it uses the holder).
 func TestEscapeViaHelpers(t *testing.T) {
 	pathEnvs.Store(t.Name(), []string{"SANDBOX_HOLDER=off"})
-	for _, c := range []struct {
-		name string
-		f    func(*testing.T)
-	}{
+	for _, c := range []escapeCase{
 		{"TestEscapeSetns", TestEscapeSetns}, {"TestEscapeCapabilities", TestEscapeCapabilities},
 		{"TestEscapeMount", TestEscapeMount}, {"TestEscapeHostProcess", TestEscapeHostProcess},
 	} {
@@ -587,10 +589,7 @@ func TestEscapeViaHolder(t *testing.T) {
 	h.mapsRun(t)
 	h.waitHolder(t)
 	pathEnvs.Store(t.Name(), h.env)
-	for _, c := range []struct {
-		name string
-		f    func(*testing.T)
-	}{
+	cases := []escapeCase{
 		{"TestEscapeHostProcess", TestEscapeHostProcess}, {"TestEscapePtrace", TestEscapePtrace},
 		{"TestEscapeSetns", TestEscapeSetns}, {"TestEscapeReadHostFile", TestEscapeReadHostFile},
 		{"TestEscapeWriteReadOnlyPaths", TestEscapeWriteReadOnlyPaths}, {"TestEscapeOldRoot", TestEscapeOldRoot},
@@ -604,7 +603,20 @@ func TestEscapeViaHolder(t *testing.T) {
 		{"TestEscapeCapabilities", TestEscapeCapabilities}, {"TestEscapeSeccomp", TestEscapeSeccomp},
 		{"TestEscapeLandlock", TestEscapeLandlock}, {"TestEscapeSandboxBinary", TestEscapeSandboxBinary},
 		{"TestEscapeConfinementRace", TestEscapeConfinementRace}, {"TestEscapeInitFDs", TestEscapeInitFDs},
-	} {
+	}
+	// Every escape test, also one added later.
+	src, err := os.ReadFile(filepath.Join(moduleRoot, "e2e", "escape_test.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(src), "\n") {
+		name, ok := strings.CutPrefix(l, "func TestEscape")
+		name, _, _ = strings.Cut(name, "(")
+		if ok && !slices.ContainsFunc(cases, func(c escapeCase) bool { return c.name == "TestEscape"+name }) {
+			t.Errorf("TestEscape%s is not run through the holder here: add it to the list", name)
+		}
+	}
+	for _, c := range cases {
 		t.Run(c.name, c.f)
 	}
 	// After the (parallel) subtests, before the holder is killed.
