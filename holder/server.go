@@ -110,7 +110,7 @@ func start(dir string) (*server, error) {
 	if err := unix.Stat("/proc/self/ns/user", &st); err != nil {
 		return nil, err
 	}
-	s.userNS = [2]uint64{st.Dev, st.Ino}
+	s.userNS = [2]uint64{uint64(st.Dev), uint64(st.Ino)}
 	var uidText, gidText string
 	if s.ns, uidText, gidText, err = mapNamespace(uids, gids); err != nil {
 		return nil, err
@@ -192,7 +192,7 @@ func (s *server) listen() error {
 		os.Remove(tmp)
 		return fmt.Errorf("the holder's socket: %w", err)
 	}
-	s.ln, s.ino = fd, st.Ino
+	s.ln, s.ino = fd, uint64(st.Ino)
 	return nil
 }
 
@@ -240,7 +240,7 @@ func (s *server) exit() {
 	}
 	p := filepath.Join(s.dir, Socket)
 	var st unix.Stat_t
-	if unix.Lstat(p, &st) == nil && st.Ino == s.ino {
+	if unix.Lstat(p, &st) == nil && uint64(st.Ino) == s.ino {
 		os.Remove(p)
 	}
 }
@@ -274,7 +274,7 @@ func (s *server) check(c int) error {
 	}
 	proc := "/proc/" + strconv.Itoa(int(cred.Pid))
 	var st unix.Stat_t
-	if err := unix.Stat(proc+"/ns/user", &st); err != nil || [2]uint64{st.Dev, st.Ino} != s.userNS {
+	if err := unix.Stat(proc+"/ns/user", &st); err != nil || [2]uint64{uint64(st.Dev), uint64(st.Ino)} != s.userNS {
 		return errors.New("the client is not in the holder's user namespace (a process inside a sandbox?)")
 	}
 	status, err := readSmall(proc + "/status")

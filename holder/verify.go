@@ -64,11 +64,11 @@ func Verify(ns *os.File, uidMap, gidMap string, uids, gids []idmap.Mapping) erro
 	if err != nil {
 		return fmt.Errorf("the holder's namespace's parent: %w", err)
 	}
-	f.parent = [2]uint64{st.Dev, st.Ino}
+	f.parent = [2]uint64{uint64(st.Dev), uint64(st.Ino)}
 	if err := unix.Stat("/proc/self/ns/user", &st); err != nil {
 		return fmt.Errorf("our user namespace: %w", err)
 	}
-	f.self = [2]uint64{st.Dev, st.Ino}
+	f.self = [2]uint64{uint64(st.Dev), uint64(st.Ino)}
 	return f.check(uint32(os.Getuid()), uids, gids)
 }
 
