@@ -183,8 +183,8 @@ func TestReportRun(t *testing.T) {
 		wantMode = "full"
 	}
 	if rep.Identity.Requested != "auto" || rep.Identity.Mode != wantMode || rep.Identity.Why == "" ||
-		(rep.Identity.Via != "newuidmap" && rep.Identity.Via != "direct") {
-		t.Errorf("identity %+v: want auto, mode %s, a reason, via newuidmap or direct", *rep.Identity, wantMode)
+		(rep.Identity.Via != "newuidmap" && rep.Identity.Via != "holder" && rep.Identity.Via != "direct") {
+		t.Errorf("identity %+v: want auto, mode %s, a reason, via newuidmap, holder or direct", *rep.Identity, wantMode)
 	}
 	if host := strings.TrimSpace(s[2]); rep.Hostname != host || rep.Name == "" {
 		t.Errorf("report's hostname %q (name %q), hostname inside %q", rep.Hostname, rep.Name, host)

@@ -1,12 +1,20 @@
 package parent
 
 import (
+	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"sync"
 
+	"sandbox/holder"
+	"sandbox/idmap"
 	"sandbox/internal/memexec"
 	"sandbox/internal/wire"
+	"sandbox/journal"
 	"sandbox/spec"
+	"sandbox/state"
+	"sandbox/userns"
 )
 
 // InitELF is sandbox-init (cmd/sandbox-init), embedded by cmd/sandbox when
@@ -14,6 +22,55 @@ import (
 // costs to start. Without it (a plain `go build`), init is this binary
 // again, re-executed as wire.InitArg0.
 var InitELF string
+
+// InitStage says that InitELF has the holder stage (cmd/sandbox-init built
+// with cgo: scripts/build.sh on amd64), so that a run may have its init
+// created in a holder's namespace. Never set for an init without it: that
+// one would run in our own namespaces (the start would notice and fail
+// over to the helpers, but only after it started).
+var InitStage bool
+
+// holderFor decides how a run's maps are written: in the namespace of the
+// user's holder (ns, checked), or with newuidmap/newgidmap, starting a
+// holder in dir for the next runs when none answers (start).
+func holderFor(s *spec.Spec, lg *journal.Logger) (ns *holder.NS, dir string, start bool) {
+	if !InitStage || InitELF == "" || !s.Maps.ViaHelpers || holder.Off() {
+		return nil, "", false
+	}
+	base, err := state.BaseDir()
+	if err == nil {
+		dir, err = holder.Dir(base)
+	}
+	if err != nil {
+		lg.Detail("identity", fmt.Sprintf("no holder: %v", err))
+		return nil, "", false
+	}
+	ns, err = holder.Get(dir, s.Maps.UIDs, s.Maps.GIDs)
+	switch {
+	case err == nil:
+		return ns, dir, false
+	case errors.Is(err, holder.ErrNone):
+		// Not again at every run while one that failed says why.
+		return nil, dir, !holder.FailedRecently(dir)
+	}
+	lg.Detail("identity", fmt.Sprintf("not using the holder: %v", err))
+	return nil, dir, false
+}
+
+// stageOf is what init's stage needs to create init in ns.
+func stageOf(ns *holder.NS, m idmap.Prepared) *userns.Stage {
+	return &userns.Stage{NS: ns.File, UIDMap: idmap.Format(m.UIDs), GIDMap: idmap.Format(m.GIDs),
+		HolderUIDMap: ns.UIDMap, HolderGIDMap: ns.GIDMap}
+}
+
+// mapsWritten says how the maps were written, for the verbose log.
+func mapsWritten(m idmap.Prepared, staged bool) string {
+	if !staged {
+		return mapKind(m)
+	}
+	uids, _, _ := strings.Cut(mapKind(m), ", ")
+	return uids + ", by init's stage in the holder's namespace"
+}
 
 // loadInit copies init into its memfd, once per process (one run); a
 // second caller waits for the first.

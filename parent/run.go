@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"sandbox/holder"
 	"sandbox/idmap"
 	"sandbox/image"
 	"sandbox/internal/proto"
@@ -122,7 +123,10 @@ func run(s *spec.Spec) (status int, err error) {
 	if err != nil {
 		return wire.StatusError, journal.AtStep("loading init", err)
 	}
-	c, err := cg.startInit(userns.Options{
+	// With a holder, init is created inside its namespace by init's stage,
+	// which writes the maps itself: no setuid helper on this run's path.
+	hold, holdDir, startHolder := holderFor(s, lg)
+	opts := userns.Options{
 		Path:       initPath,
 		Args:       []string{wire.InitArg0},
 		Env:        []string{wire.PreserveEnv + "=" + strconv.Itoa(s.PreserveFDs)},
@@ -132,7 +136,27 @@ func run(s *spec.Spec) (status int, err error) {
 		Stdout:     stdout,
 		Stderr:     os.Stderr,
 		ExtraFiles: extra,
-	})
+	}
+	if hold != nil {
+		opts.Stage = stageOf(hold, s.Maps)
+	}
+	c, err := cg.startInit(opts)
+	if err != nil && opts.Stage != nil {
+		// Whatever the stage could not do, the helpers do as without it.
+		lg.Detail("identity", fmt.Sprintf("not using the holder: %v", err))
+		opts.Stage = nil
+		c, err = cg.startInit(opts)
+	}
+	if hold != nil {
+		hold.File.Close() // init's stage had its own copy
+	}
+	staged := err == nil && opts.Stage != nil
+	if err == nil && startHolder {
+		// For the next runs; it maps its namespace itself, beside this run.
+		if herr := holder.Start(holdDir, initPath, s.Maps.UIDs, s.Maps.GIDs); herr != nil {
+			lg.Detail("identity", herr.Error())
+		}
+	}
 	child.Close()
 	if initFile != nil {
 		initFile.Close() // init has its own copy once started
@@ -144,13 +168,21 @@ func run(s *spec.Spec) (status int, err error) {
 	cg.placed(c)
 	// The id maps are written (newuidmap ∥ newgidmap: two setuid helpers)
 	// while this process sets up the rest; init waits for its configuration,
-	// which is sent once both are done.
+	// which is sent once both are done. Init's stage wrote them already.
 	mapsDone := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		mapsDone <- idmap.Apply(ctx, c.Pid, s.Maps.UIDs, s.Maps.GIDs, s.Maps.ViaHelpers)
-	}()
+	if staged {
+		mapsDone <- nil
+		if rep.Identity != nil {
+			rep.Identity.Via = "holder"
+			rep.Identity.Why = "your /etc/subuid and /etc/subgid ranges, written by init in your holder's namespace (which newuidmap and newgidmap mapped once)"
+		}
+	} else {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			mapsDone <- idmap.Apply(ctx, c.Pid, s.Maps.UIDs, s.Maps.GIDs, s.Maps.ViaHelpers)
+		}()
+	}
 	mapsPending := true
 	abort := func(err error) (int, error) {
 		unix.Kill(c.Pid, unix.SIGKILL)
@@ -216,7 +248,7 @@ func run(s *spec.Spec) (status int, err error) {
 	if err != nil {
 		return abort(journal.AtStep("writing the id maps", fmt.Errorf("writing the id maps: %w", err)))
 	}
-	logf("wrote uid and gid maps (%s)", mapKind(s.Maps))
+	logf("wrote uid and gid maps (%s)", mapsWritten(s.Maps, staged))
 	// Init's threads before it can install a filter: a thread killed later
 	// is seen gone (initWatch).
 	watch := initWatch{pid: c.Pid, seccomp: s.Seccomp != nil, profile: s.SeccompFile}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build bin/sandbox (static, CGO_ENABLED=0) from ./cmd/sandbox.
+# Build bin/sandbox (static; CGO_ENABLED=0 but for its embedded init) from ./cmd/sandbox.
 # Works as root or as any user, from any directory.
 # The version stamped into main.version is $SANDBOX_VERSION when set, else
 # `git describe --always --dirty`, else "dev".
@@ -24,14 +24,31 @@ mkdir -p bin
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
 	-o cmd/sandbox/sandbox-netstack.bin ./cmd/sandbox-netstack
 # PID 1 of every sandbox, also embedded: a small program of its own, so
-# that its start does not cost what the whole CLI's does.
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
-	-o cmd/sandbox/sandbox-init.bin ./cmd/sandbox-init
+# that its start does not cost what the whole CLI's does. On amd64 with a C
+# compiler it is built with cgo, statically (no NSS: osusergo, netgo), for
+# its holder stage (cmd/sandbox-init/stage.c), and sandbox is told so by
+# the initstage tag; elsewhere, or with SANDBOX_INIT_CGO=0, without it
+# (runs then write their maps with newuidmap/newgidmap).
+tags="embednetstack,embedinit,embedpull"
+if [[ "$(go env GOARCH)" == amd64 && "${SANDBOX_INIT_CGO:-1}" != 0 ]] && command -v gcc >/dev/null; then
+	CGO_ENABLED=1 go build -trimpath -tags osusergo,netgo \
+		-ldflags "-s -w -linkmode external -extldflags -static" \
+		-o cmd/sandbox/sandbox-init.bin ./cmd/sandbox-init
+	# The stage is in, or the build fails here rather than at a run.
+	grep -q SANDBOX_INIT_HOLDER_UIDMAP cmd/sandbox/sandbox-init.bin || {
+		echo "build: ERROR: sandbox-init was built without its holder stage" >&2
+		exit 1
+	}
+	tags="$tags,initstage"
+else
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
+		-o cmd/sandbox/sandbox-init.bin ./cmd/sandbox-init
+fi
 # The registry client (image pull), embedded likewise: its package
 # initialisation (~2 ms) is paid by pulls only.
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
 	-o cmd/sandbox/sandbox-pull.bin ./cmd/sandbox-pull
-CGO_ENABLED=0 go build -trimpath -tags embednetstack,embedinit,embedpull \
+CGO_ENABLED=0 go build -trimpath -tags "$tags" \
 	-ldflags "-s -w -X main.version=$version" \
 	-o bin/sandbox ./cmd/sandbox
 rm -f cmd/sandbox/sandbox-netstack.bin cmd/sandbox/sandbox-init.bin cmd/sandbox/sandbox-pull.bin

@@ -32,7 +32,7 @@ readonly REQUIRED_PKGS=(
 	psmisc util-linux hyperfine git ca-certificates iperf3
 	qemu-system-x86 qemu-system-arm busybox-static xz-utils dbus-daemon zsh fish
 	mmdebstrap e2fsprogs # the systemd guest's image (vm/systemd/build-image.sh)
-	python3 curl gcc libc6-dev make # examples/ and their tests (e2e/examples_test.go)
+	python3 curl gcc libc6-dev make # examples/ and their tests (e2e/examples_test.go); gcc, libc6-dev: sandbox-init's holder stage (scripts/build.sh)
 	podman runc                     # nesting in a rootless container (e2e/nested_test.go)
 	iptables nftables               # root inside tries to lift the egress policy (e2e/egress_test.go)
 )

@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,7 +42,30 @@ type Options struct {
 	// where the kernel refuses that, the child is moved there at once,
 	// before it is sent anything. nil: the caller's cgroup.
 	Cgroup *os.File
+	// Stage, when set, has init created inside a holder's user namespace
+	// by the stage of sandbox-init (see Stage); the maps are then written
+	// by the time Start returns.
+	Stage *Stage
 }
+
+// Stage is what the holder stage of sandbox-init (cmd/sandbox-init/stage.c)
+// needs: the holder's namespace, checked by the caller (holder.Verify),
+// init's maps as /proc/PID/uid_map and gid_map take them, and the
+// holder's maps, which the stage checks again once it has joined.
+type Stage struct {
+	NS                         *os.File
+	UIDMap, GIDMap             string
+	HolderUIDMap, HolderGIDMap string
+}
+
+// The stage's environment (cmd/sandbox-init/stage.c reads the same names).
+const (
+	StageEnv        = "SANDBOX_INIT_STAGE" // "NSFD REPORTFD CLONEFLAGS LASTCAP"
+	stageUIDMap     = "SANDBOX_INIT_UIDMAP"
+	stageGIDMap     = "SANDBOX_INIT_GIDMAP"
+	stageHolderUIDs = "SANDBOX_INIT_HOLDER_UIDMAP"
+	stageHolderGIDs = "SANDBOX_INIT_HOLDER_GIDMAP"
+)
 
 // Child is a started process.
 type Child struct {
@@ -112,6 +137,9 @@ func joinCgroup(dir *os.File, pid int) error {
 }
 
 func start(o Options, intoCgroup bool) (*Child, error) {
+	if o.Stage != nil {
+		return startStaged(o, intoCgroup)
+	}
 	caps := make([]uintptr, 0, o.LastCap+1)
 	for c := 0; c <= o.LastCap; c++ {
 		caps = append(caps, uintptr(c))
@@ -167,4 +195,121 @@ func (c *Child) Wait() (syscall.WaitStatus, error) {
 		return 0, r.err
 	}
 	return r.state.Sys().(syscall.WaitStatus), nil
+}
+
+// stageTimeout bounds how long the stage may take to report.
+const stageTimeout = 10 * time.Second
+
+// startStaged starts sandbox-init outside any new namespace (but in the
+// cgroup): its stage joins o.Stage.NS, creates init in the namespaces of
+// o.Cloneflags as our own child (CLONE_PARENT), writes init's maps,
+// reports init's pid on a pipe and exits. Init is then waited for like a
+// child started directly, from the same locked thread: init's Pdeathsig,
+// which the stage sets, fires when that thread exits.
+func startStaged(o Options, intoCgroup bool) (*Child, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("a pipe for the stage of %s: %w", o.Path, err)
+	}
+	defer r.Close()
+	files := append(append([]*os.File{}, o.ExtraFiles...), o.Stage.NS, w)
+	nsFD := 3 + len(o.ExtraFiles)
+	env := append(append([]string{}, o.Env...),
+		fmt.Sprintf("%s=%d %d %d %d", StageEnv, nsFD, nsFD+1, o.Cloneflags, o.LastCap),
+		stageUIDMap+"="+o.Stage.UIDMap, stageGIDMap+"="+o.Stage.GIDMap,
+		stageHolderUIDs+"="+o.Stage.HolderUIDMap, stageHolderGIDs+"="+o.Stage.HolderGIDMap)
+	cmd := &exec.Cmd{
+		Path:       o.Path,
+		Args:       o.Args,
+		Env:        env,
+		Stdin:      o.Stdin,
+		Stdout:     o.Stdout,
+		Stderr:     o.Stderr,
+		ExtraFiles: files,
+		// No clone flags and no ambient capabilities: the stage makes the
+		// namespaces, and init gets its capabilities there.
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL},
+	}
+	if intoCgroup {
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(o.Cgroup.Fd())
+	}
+	started := make(chan error, 1)
+	c := &Child{done: make(chan result, 1)}
+	go func() {
+		runtime.LockOSThread()
+		// Never unlocked: the thread ends with this goroutine, after init
+		// has been waited for.
+		err := cmd.Start()
+		w.Close()
+		if err != nil {
+			started <- err
+			return
+		}
+		pid, rerr := readStage(r)
+		if rerr != nil {
+			// A stage that reported has exited already; one that did not
+			// (none in this sandbox-init, or stuck) must not linger.
+			cmd.Process.Kill()
+		}
+		cmd.Wait() // the stage exits once it has reported
+		if rerr != nil {
+			if pid > 0 {
+				// Killed by the stage: ours to reap.
+				var ws syscall.WaitStatus
+				syscall.Wait4(pid, &ws, 0, nil)
+			}
+			started <- rerr
+			return
+		}
+		p, err := os.FindProcess(pid)
+		if err != nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+			var ws syscall.WaitStatus
+			syscall.Wait4(pid, &ws, 0, nil)
+			started <- err
+			return
+		}
+		c.Pid = pid
+		started <- nil
+		st, err := p.Wait()
+		c.done <- result{st, err}
+	}()
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("starting %s in new namespaces inside the holder's: %w", o.Path, err)
+	}
+	return c, nil
+}
+
+// readStage reads the stage's report, "ok PID" or "fail PID why" (PID 0
+// when nothing was started), bounded in size and time.
+func readStage(r *os.File) (int, error) {
+	r.SetReadDeadline(time.Now().Add(stageTimeout))
+	buf := make([]byte, 1024)
+	n := 0
+	for n < len(buf) {
+		k, err := r.Read(buf[n:])
+		n += k
+		if err != nil || strings.Contains(string(buf[:n]), "\n") {
+			break
+		}
+	}
+	line, _, _ := strings.Cut(string(buf[:n]), "\n")
+	f := strings.SplitN(line, " ", 3)
+	if len(f) < 2 {
+		if n == 0 {
+			return 0, errors.New("its stage did not report (a sandbox-init without the holder stage?)")
+		}
+		return 0, fmt.Errorf("its stage reported %q", line)
+	}
+	pid, err := strconv.Atoi(f[1])
+	if err != nil || pid < 0 {
+		return 0, fmt.Errorf("its stage reported %q", line)
+	}
+	switch {
+	case f[0] == "ok" && pid > 0:
+		return pid, nil
+	case f[0] == "fail" && len(f) == 3:
+		return pid, errors.New(f[2])
+	}
+	return 0, fmt.Errorf("its stage reported %q", line)
 }

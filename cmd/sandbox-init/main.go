@@ -2,12 +2,19 @@
 // its own small program so that its start costs what a minimal Go program
 // costs, not what the whole CLI costs. scripts/build.sh embeds it in
 // sandbox, which runs it from a sealed memfd.
+//
+// Built with cgo (scripts/build.sh on amd64), it also has the holder
+// stage (stage.c: init created inside the holder's user namespace before
+// the Go runtime starts) and runs as the holder itself (package holder,
+// by argv[0]).
 package main
 
 import (
 	"os"
+	"path/filepath"
 	"runtime"
 
+	"sandbox/holder"
 	"sandbox/initproc"
 )
 
@@ -19,5 +26,11 @@ func init() {
 }
 
 func main() {
+	switch filepath.Base(os.Args[0]) {
+	case holder.Arg0:
+		os.Exit(holder.Serve())
+	case holder.PinArg0:
+		os.Exit(holder.Pin())
+	}
 	os.Exit(initproc.Init())
 }

@@ -1,0 +1,644 @@
+//go:build linux
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The holder (package holder): a run that finds none writes its maps with
+// newuidmap/newgidmap and starts one; the next runs have init created in
+// the holder's namespace, their maps written by init's stage.
+
+// isHolder tells a user's holder from anything else: argv[0]
+// sandbox-holder, run from sandbox-init's memfd, in this test's own user
+// and pid namespaces, where no process of any sandbox ever is.
+func isHolder(p procInfo) bool {
+	if len(p.cmdline) == 0 || p.cmdline[0] != "sandbox-holder" {
+		return false
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.pid))
+	if err != nil || strings.TrimSuffix(exe, " (deleted)") != "/memfd:sandbox-init" {
+		return false
+	}
+	for _, ns := range []string{"user", "pid"} {
+		mine, err1 := os.Readlink("/proc/self/ns/" + ns)
+		its, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", p.pid, ns))
+		if err1 != nil || err2 != nil || mine != its {
+			return false
+		}
+	}
+	return true
+}
+
+// pathEnvs is added to the environment of every command of the tests whose
+// names start with a key (see TestEscapeViaHelpers).
+var pathEnvs sync.Map // name prefix -> []string
+
+func pathEnv(t testing.TB) []string {
+	var env []string
+	pathEnvs.Range(func(k, v any) bool {
+		if strings.HasPrefix(t.Name(), k.(string)+"/") {
+			env = append(env, v.([]string)...)
+		}
+		return true
+	})
+	return env
+}
+
+// holderSetup is a private state directory for one test, so that the test
+// has a holder of its own; env runs commands with it.
+type holderSetup struct {
+	xdg, dir string
+	env      []string
+}
+
+func newHolderSetup(t *testing.T, extra ...string) holderSetup {
+	t.Helper()
+	requireFullMap(t)
+	xdg := tempDir(t)
+	h := holderSetup{xdg: xdg, dir: filepath.Join(xdg, "sandbox", ".holder"),
+		env: append([]string{"XDG_RUNTIME_DIR=" + xdg, "SANDBOX_HOLDER_IDLE=2m"}, extra...)}
+	t.Cleanup(func() { h.kill() })
+	return h
+}
+
+// pids are the holders serving this setup's directory.
+func (h holderSetup) pids() []int {
+	var out []int
+	for _, p := range allProcs() {
+		if isHolder(p) && environHas(p.pid, "SANDBOX_HOLDER_DIR="+h.dir) && p.state != 'Z' {
+			out = append(out, p.pid)
+		}
+	}
+	return out
+}
+
+func (h holderSetup) kill() {
+	for _, pid := range h.pids() {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+}
+
+// answers tells whether a holder listens on the setup's socket.
+func (h holderSetup) answers() bool {
+	c, err := net.Dial("unixpacket", filepath.Join(h.dir, "holder.sock"))
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
+}
+
+// waitHolder waits (bounded) until a holder answers and returns its pid.
+func (h holderSetup) waitHolder(t *testing.T) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if pids := h.pids(); len(pids) == 1 && h.answers() {
+			return pids[0]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no holder answers in %s within 20 s (holders: %v; holder.log: %s)", h.dir, h.pids(), readOr(filepath.Join(h.dir, "holder.log")))
+	return 0
+}
+
+func readOr(p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
+
+// mapsRun runs `run -v --net=none` printing the maps inside; it returns
+// the maps and how they were written: "holder" or "helpers".
+func (h holderSetup) mapsRun(t *testing.T, flags ...string) (string, string) {
+	t.Helper()
+	args := append(append([]string{"run", "-v", "--net=none"}, flags...), "--", "cat", "/proc/self/uid_map", "/proc/self/gid_map")
+	r := mustRun(t, opts{env: h.env}, args...)
+	return r.stdout, mapsVia(t, r)
+}
+
+// mapsVia is how the -v line of r says the maps were written.
+func mapsVia(t *testing.T, r result) string {
+	t.Helper()
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if !strings.Contains(l, "wrote uid and gid maps") {
+			continue
+		}
+		switch {
+		case strings.Contains(l, "by init's stage in the holder's namespace"):
+			return "holder"
+		case strings.Contains(l, "newuidmap/newgidmap"):
+			return "helpers"
+		}
+		t.Fatalf("the maps line says neither: %q", l)
+	}
+	t.Fatalf("no maps line in -v output:\n%s", r)
+	return ""
+}
+
+// wantMaps checks that out (uid_map then gid_map) is the full mapping, as
+// the helpers write it.
+func wantMaps(t *testing.T, out string) {
+	t.Helper()
+	want := ""
+	for _, kind := range []string{"/etc/subuid", "/etc/subgid"} {
+		own := os.Getuid()
+		if kind == "/etc/subgid" {
+			own = os.Getgid()
+		}
+		for _, l := range expectedFullMap(own, expectedRanges(kind)) {
+			want += l.String() + "\n"
+		}
+	}
+	got := ""
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 3 {
+			got += strings.Join(f, " ") + "\n"
+		}
+	}
+	if got != want {
+		t.Fatalf("maps inside:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestHolderSecondRun: the first run writes its maps with the helpers and
+// starts a holder; the second uses it, and the maps inside read the same;
+// its report says so.
+func TestHolderSecondRun(t *testing.T) {
+	t.Parallel()
+	h := newHolderSetup(t)
+	out, via := h.mapsRun(t)
+	if via != "helpers" {
+		t.Fatalf("first run: maps by %s, want helpers (no holder yet)", via)
+	}
+	wantMaps(t, out)
+	h.waitHolder(t)
+	out2, via := h.mapsRun(t)
+	if via != "holder" {
+		t.Fatalf("second run: maps by %s, want the holder", via)
+	}
+	wantMaps(t, out2)
+	if out != out2 {
+		t.Fatalf("maps differ: helpers\n%s\nholder\n%s", out, out2)
+	}
+	// setgroups reads as with newgidmap: allowed.
+	r := mustRun(t, opts{env: h.env}, "run", "--net=none", "--", "cat", "/proc/self/setgroups")
+	if strings.TrimSpace(r.stdout) != "allow" {
+		t.Errorf("setgroups inside: %q, want allow (as with the helpers)", r.stdout)
+	}
+	file := filepath.Join(tempDir(t), "report.json")
+	mustRun(t, opts{env: h.env}, "run", "--report", file, "--net=none", "--", "true")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Identity struct{ Via string } `json:"identity"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil || rep.Identity.Via != "holder" {
+		t.Fatalf("report identity.via %q (%v), want holder:\n%s", rep.Identity.Via, err, b)
+	}
+}
+
+// TestHolderManyRuns: 20 runs one after another and 8 at once, all through
+// the holder, all with the full maps.
+func TestHolderManyRuns(t *testing.T) {
+	t.Parallel()
+	h := newHolderSetup(t)
+	h.mapsRun(t)
+	h.waitHolder(t)
+	for i := 0; i < 20; i++ {
+		out, via := h.mapsRun(t)
+		if via != "holder" {
+			t.Fatalf("run %d: maps by %s", i, via)
+		}
+		wantMaps(t, out)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Go(func() {
+			r := runOpts(t, opts{env: h.env}, "run", "-v", "--net=none", "--", "cat", "/proc/self/uid_map", "/proc/self/gid_map")
+			if r.code != 0 {
+				t.Errorf("parallel run %d: %s", i, r)
+				return
+			}
+			if !strings.Contains(r.stderr, "by init's stage in the holder's namespace") {
+				t.Errorf("parallel run %d did not use the holder:\n%s", i, r.stderr)
+			}
+		})
+	}
+	wg.Wait()
+	if p := h.pids(); len(p) != 1 {
+		t.Errorf("holders after the runs: %v, want one", p)
+	}
+}
+
+// TestHolderKilled: a SIGKILLed holder leaves a dead socket; the next run
+// writes its maps with the helpers and starts a new holder.
+func TestHolderKilled(t *testing.T) {
+	t.Parallel()
+	h := newHolderSetup(t)
+	h.mapsRun(t)
+	old := h.waitHolder(t)
+	unix.Kill(old, unix.SIGKILL)
+	for i := 0; i < 100 && slices.Contains(h.pids(), old); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	out, via := h.mapsRun(t)
+	if via != "helpers" {
+		t.Fatalf("run after the holder was killed: maps by %s, want helpers", via)
+	}
+	wantMaps(t, out)
+	if pid := h.waitHolder(t); pid == old {
+		t.Fatalf("the killed holder %d still serves", old)
+	}
+	if _, via := h.mapsRun(t); via != "holder" {
+		t.Fatalf("run with the new holder: maps by %s", via)
+	}
+}
+
+// TestHolderStaleSocket: a socket file nobody listens on is replaced.
+func TestHolderStaleSocket(t *testing.T) {
+	t.Parallel()
+	h := newHolderSetup(t)
+	if err := os.MkdirAll(h.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: filepath.Join(h.dir, "holder.sock")}); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd) // the file stays, nobody listens
+	out, via := h.mapsRun(t)
+	if via != "helpers" {
+		t.Fatalf("maps by %s with a stale socket, want helpers", via)
+	}
+	wantMaps(t, out)
+	h.waitHolder(t)
+	if _, via := h.mapsRun(t); via != "holder" {
+		t.Fatalf("after the stale socket was replaced: maps by %s", via)
+	}
+}
+
+// fakeHolder answers every client of dir/holder.sock with msg and the
+// namespace ns, as a holder would, until the test ends.
+func fakeHolder(t *testing.T, dir string, msg string, ns *os.File) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: filepath.Join(dir, "holder.sock"), Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.AcceptUnix()
+			if err != nil {
+				return
+			}
+			c.WriteMsgUnix([]byte(msg), unix.UnixRights(int(ns.Fd())), nil)
+			c.Close()
+		}
+	}()
+}
+
+// TestHolderNotTrusted: a socket whose namespace is not a child of ours
+// owned by us (another uid's holder: here the initial namespace, root's),
+// or whose maps are not what it claims, is not used: the run writes its
+// maps with the helpers and is correct.
+func TestHolderNotTrusted(t *testing.T) {
+	t.Parallel()
+	requireFullMap(t)
+	identity := func(file string, own int) string {
+		s := fmt.Sprintf("%d %d 1\n", own, own)
+		for _, r := range expectedRanges(file) {
+			s += fmt.Sprintf("%d %d %d\n", r.start, r.start, r.count)
+		}
+		return s
+	}
+	claim := "ok\n" + identity("/etc/subuid", os.Getuid()) + "\x00" + identity("/etc/subgid", os.Getgid())
+	t.Run("another owner", func(t *testing.T) {
+		t.Parallel()
+		h := newHolderSetup(t)
+		initial, err := os.Open("/proc/self/ns/user") // the test's: the initial one, root's
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer initial.Close()
+		fakeHolder(t, h.dir, claim, initial)
+		out, via := h.mapsRun(t)
+		if via != "helpers" {
+			t.Fatalf("maps by %s from a namespace of uid 0", via)
+		}
+		wantMaps(t, out)
+	})
+	t.Run("maps not as claimed", func(t *testing.T) {
+		t.Parallel()
+		h := newHolderSetup(t)
+		// A child namespace of ours, owned by us, mapping only ourselves:
+		// the fake holder claims it has the identity map of our ranges.
+		pin := exec.Command("unshare", "-U", "-r", "sleep", "60")
+		if err := pin.Start(); err != nil {
+			t.Fatalf("unshare: %v", err)
+		}
+		defer func() { pin.Process.Kill(); pin.Wait() }()
+		var ns *os.File
+		for i := 0; i < 200; i++ {
+			// Until unshare has made and mapped its namespace, the
+			// process is in ours.
+			if m, _ := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", pin.Process.Pid)); strings.HasPrefix(strings.Join(strings.Fields(string(m)), " "), "0 "+strconv.Itoa(os.Getuid())+" 1") {
+				ns, _ = os.Open(fmt.Sprintf("/proc/%d/ns/user", pin.Process.Pid))
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if ns == nil {
+			t.Fatal("unshare -U -r did not map its namespace")
+		}
+		defer ns.Close()
+		fakeHolder(t, h.dir, claim, ns)
+		r := mustRun(t, opts{env: h.env}, "run", "-v", "--net=none", "--", "cat", "/proc/self/uid_map", "/proc/self/gid_map")
+		if via := mapsVia(t, r); via != "helpers" {
+			t.Fatalf("maps by %s from a namespace that lied about its maps", via)
+		}
+		if !strings.Contains(r.stderr, "does not have the maps it claimed") {
+			t.Errorf("init's stage did not say why it refused the namespace:\n%s", r.stderr)
+		}
+		wantMaps(t, r.stdout)
+	})
+}
+
+// holderClient asks the holder in dir for its namespace, as a client would
+// (python3's socket module: recvmsg with SCM_RIGHTS), and prints the
+// answer's first line and how many fds came with it.
+const holderClient = `import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+msg, anc, _, _ = s.recvmsg(16384, socket.CMSG_SPACE(16))
+fds = sum(len(d) // 4 for l, t, d in anc if l == socket.SOL_SOCKET and t == socket.SCM_RIGHTS)
+print(msg.decode().split("\n")[0], "fds=%d" % fds)
+`
+
+// TestHolderPeers: the holder gives its namespace to a process of ours
+// outside any sandbox, and refuses one with no_new_privs and one inside a
+// sandbox that reached its socket.
+func TestHolderPeers(t *testing.T) {
+	t.Parallel()
+	requireOrSkip(t, findHelper("python3") && findHelper("setpriv"), "python3 and setpriv (util-linux)")
+	h := newHolderSetup(t)
+	h.mapsRun(t)
+	h.waitHolder(t)
+	sock := filepath.Join(h.dir, "holder.sock")
+	out, err := exec.Command("python3", "-c", holderClient, sock).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "ok fds=1") {
+		t.Fatalf("a client of ours outside any sandbox: %v: %s", err, out)
+	}
+	out, err = exec.Command("setpriv", "--no-new-privs", "python3", "-c", holderClient, sock).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "refused") || !strings.Contains(string(out), "no_new_privs") || !strings.Contains(string(out), "fds=0") {
+		t.Fatalf("a client with no_new_privs: %v: %s", err, out)
+	}
+	r := mustRun(t, opts{env: h.env}, "run", "--net=none", "--bind", h.dir+":/holder", "--", "python3", "-c", holderClient, "/holder/holder.sock")
+	if !strings.Contains(r.stdout, "refused") || !strings.Contains(r.stdout, "not in the holder's user namespace") || !strings.Contains(r.stdout, "fds=0") {
+		t.Fatalf("a client inside a sandbox was not refused:\n%s", r)
+	}
+	if _, via := h.mapsRun(t); via != "holder" {
+		t.Fatalf("the holder stopped serving after refusing: maps by %s", via)
+	}
+}
+
+// TestHolderNoNewPrivs: a run under no_new_privs neither uses nor starts a
+// holder: as without one, it cannot use the helpers and maps only the
+// caller (with its warning).
+func TestHolderNoNewPrivs(t *testing.T) {
+	t.Parallel()
+	requireOrSkip(t, findHelper("setpriv"), "setpriv (util-linux)")
+	h := newHolderSetup(t)
+	h.mapsRun(t)
+	h.waitHolder(t)
+	r := mustRun(t, opts{env: h.env, prepare: func(c *exec.Cmd) {
+		c.Args = append([]string{"setpriv", "--no-new-privs", c.Path}, c.Args[1:]...)
+		c.Path, _ = exec.LookPath("setpriv")
+	}}, "run", "-v", "--net=none", "--", "cat", "/proc/self/uid_map")
+	if strings.Contains(r.stderr, "holder's namespace") {
+		t.Fatalf("a no_new_privs run used the holder:\n%s", r.stderr)
+	}
+	if f := strings.Fields(r.stdout); len(f) != 3 || f[0] != "0" || f[1] != strconv.Itoa(os.Getuid()) || f[2] != "1" {
+		t.Fatalf("uid_map under no_new_privs: %q, want only the caller", r.stdout)
+	}
+}
+
+// TestHolderIdle: the holder exits after its idle time and removes its
+// socket.
+func TestHolderIdle(t *testing.T) {
+	t.Parallel()
+	h := newHolderSetup(t, "SANDBOX_HOLDER_IDLE=1s")
+	h.mapsRun(t)
+	pid := h.waitHolder(t)
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) && slices.Contains(h.pids(), pid) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if slices.Contains(h.pids(), pid) {
+		t.Fatalf("holder %d still runs 15 s after an idle time of 1 s", pid)
+	}
+	if _, err := os.Lstat(filepath.Join(h.dir, "holder.sock")); err == nil {
+		t.Errorf("the idle holder left its socket")
+	}
+}
+
+// TestHolderOff: SANDBOX_HOLDER=off writes the maps with the helpers, even
+// with a holder running, and starts none.
+func TestHolderOff(t *testing.T) {
+	t.Parallel()
+	h := newHolderSetup(t, "SANDBOX_HOLDER=off")
+	for i := 0; i < 2; i++ {
+		out, via := h.mapsRun(t)
+		if via != "helpers" {
+			t.Fatalf("SANDBOX_HOLDER=off, run %d: maps by %s", i, via)
+		}
+		wantMaps(t, out)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if p := h.pids(); len(p) > 0 || h.answers() {
+		t.Fatalf("SANDBOX_HOLDER=off started a holder: %v", p)
+	}
+	on := newHolderSetup(t)
+	on.mapsRun(t)
+	on.waitHolder(t)
+	if _, via := on.mapsRun(t); via != "holder" {
+		t.Fatalf("maps by %s", via)
+	}
+	r := mustRun(t, opts{env: append(on.env, "SANDBOX_HOLDER=off")}, "run", "-v", "--net=none", "--", "true")
+	if via := mapsVia(t, r); via != "helpers" {
+		t.Fatalf("SANDBOX_HOLDER=off with a holder running: maps by %s", via)
+	}
+}
+
+// TestHolderProcess: what the holder is: no capability in our namespace,
+// no no_new_privs, its own session, and no fd but stdio on /dev/null, its
+// socket, the namespace it holds and the Go runtime's poller.
+func TestHolderProcess(t *testing.T) {
+	t.Parallel()
+	h := newHolderSetup(t)
+	h.mapsRun(t)
+	pid := h.waitHolder(t)
+	status := readOr(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(status, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 2 && (f[0] == "CapPrm:" || f[0] == "CapEff:" || f[0] == "CapAmb:") && strings.Trim(f[1], "0") != "" {
+			t.Errorf("holder %s %s: it must have no capability in our namespace", f[0], f[1])
+		}
+	}
+	if sid, err := unix.Getsid(pid); err != nil || sid != pid {
+		t.Errorf("holder's session %d (%v), want its own", sid, err)
+	}
+	// Retried (bounded): while it answers a client (waitHolder's own
+	// probe), it has that connection and the client's pidfd for a moment.
+	var bad []string
+	for try := 0; try < 50; try++ {
+		if bad = holderFDs(t, pid); len(bad) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("the holder keeps more than /dev/null, its socket, its namespace and the runtime's poller: %v", bad)
+}
+
+// holderFDs lists what pid has open beyond what a holder may keep.
+func holderFDs(t *testing.T, pid int) []string {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad []string
+	var sockets, userns int
+	for _, e := range ents {
+		fd, _ := strconv.Atoi(e.Name())
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+		switch {
+		case fd <= 2 && target == "/dev/null":
+		case strings.HasPrefix(target, "socket:"):
+			sockets++
+		case strings.HasPrefix(target, "user:"):
+			userns++
+		case target == "anon_inode:[eventpoll]" || target == "anon_inode:[eventfd]":
+		default:
+			bad = append(bad, fmt.Sprintf("fd %d -> %s", fd, target))
+		}
+	}
+	if sockets != 1 || userns != 1 {
+		bad = append(bad, fmt.Sprintf("%d sockets and %d namespaces, want 1 and 1", sockets, userns))
+	}
+	return bad
+}
+
+// TestHolderFeatures: with the holder, the network drivers, exec into a
+// detached sandbox and nested user namespaces work as with the helpers
+// (the network helpers join a namespace nested in the holder's, where
+// the holder's owner, we, keeps every capability).
+func TestHolderFeatures(t *testing.T) {
+	t.Parallel()
+	h := newHolderSetup(t)
+	h.mapsRun(t)
+	h.waitHolder(t)
+	for _, net := range []string{"pasta", "slirp4netns", "builtin"} {
+		r := mustRun(t, opts{env: h.env}, "run", "-v", "--net="+net, "--", "sh", "-c", "ip -o link | grep -c -v ': lo:'")
+		if via := mapsVia(t, r); via != "holder" {
+			t.Errorf("--net=%s: maps by %s", net, via)
+		}
+		if strings.TrimSpace(r.stdout) == "0" {
+			t.Errorf("--net=%s: no interface but lo:\n%s", net, r)
+		}
+	}
+	r := mustRun(t, opts{env: h.env}, "run", "-v", "--allow-nested-userns", "--net=none", "--", "unshare", "-U", "-r", "cat", "/proc/self/uid_map")
+	if via := mapsVia(t, r); via != "holder" || len(strings.Fields(r.stdout)) != 3 {
+		t.Errorf("--allow-nested-userns: maps by %s, nested uid_map %q", via, r.stdout)
+	}
+	name := "holder-" + randHex(4)
+	mustRun(t, opts{env: h.env}, "run", "-d", "--name", name, "--net=none", "--", "sleep", "60")
+	t.Cleanup(func() { runOpts(t, opts{env: h.env}, "kill", name) })
+	r = mustRun(t, opts{env: h.env}, "exec", name, "--", "cat", "/proc/self/uid_map", "/proc/self/gid_map")
+	wantMaps(t, r.stdout)
+}
+
+type escapeCase struct {
+	name string
+	f    func(*testing.T)
+}
+
+// TestEscapeViaHelpers and TestEscapeViaHolder run the escape suite's key
+// cases with the maps written each way: SANDBOX_HOLDER=off, and a holder
+// of the test's own started first (every run after it uses the holder).
+func TestEscapeViaHelpers(t *testing.T) {
+	pathEnvs.Store(t.Name(), []string{"SANDBOX_HOLDER=off"})
+	for _, c := range []escapeCase{
+		{"TestEscapeSetns", TestEscapeSetns}, {"TestEscapeCapabilities", TestEscapeCapabilities},
+		{"TestEscapeMount", TestEscapeMount}, {"TestEscapeHostProcess", TestEscapeHostProcess},
+	} {
+		t.Run(c.name, c.f)
+	}
+}
+
+func TestEscapeViaHolder(t *testing.T) {
+	h := newHolderSetup(t)
+	h.mapsRun(t)
+	h.waitHolder(t)
+	pathEnvs.Store(t.Name(), h.env)
+	cases := []escapeCase{
+		{"TestEscapeHostProcess", TestEscapeHostProcess}, {"TestEscapePtrace", TestEscapePtrace},
+		{"TestEscapeSetns", TestEscapeSetns}, {"TestEscapeReadHostFile", TestEscapeReadHostFile},
+		{"TestEscapeWriteReadOnlyPaths", TestEscapeWriteReadOnlyPaths}, {"TestEscapeOldRoot", TestEscapeOldRoot},
+		{"TestEscapeMount", TestEscapeMount}, {"TestEscapeProcSysWrite", TestEscapeProcSysWrite},
+		{"TestEscapeKernelAddresses", TestEscapeKernelAddresses}, {"TestEscapeMknod", TestEscapeMknod},
+		{"TestEscapeTIOCSTI", TestEscapeTIOCSTI}, {"TestEscapeInheritedFD", TestEscapeInheritedFD},
+		{"TestEscapeSetuid", TestEscapeSetuid}, {"TestEscapeKeyring", TestEscapeKeyring},
+		{"TestEscapeSysVIPC", TestEscapeSysVIPC}, {"TestEscapeUnixSockets", TestEscapeUnixSockets},
+		{"TestEscapeHostLoopback", TestEscapeHostLoopback}, {"TestEscapeHostname", TestEscapeHostname},
+		{"TestEscapeCgroup", TestEscapeCgroup}, {"TestEscapeBindSymlinks", TestEscapeBindSymlinks},
+		{"TestEscapeCapabilities", TestEscapeCapabilities}, {"TestEscapeSeccomp", TestEscapeSeccomp},
+		{"TestEscapeLandlock", TestEscapeLandlock}, {"TestEscapeSandboxBinary", TestEscapeSandboxBinary},
+		{"TestEscapeConfinementRace", TestEscapeConfinementRace}, {"TestEscapeInitFDs", TestEscapeInitFDs},
+	}
+	// Every escape test, also one added later.
+	src, err := os.ReadFile(filepath.Join(moduleRoot, "e2e", "escape_test.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(src), "\n") {
+		name, ok := strings.CutPrefix(l, "func TestEscape")
+		name, _, _ = strings.Cut(name, "(")
+		if ok && !slices.ContainsFunc(cases, func(c escapeCase) bool { return c.name == "TestEscape"+name }) {
+			t.Errorf("TestEscape%s is not run through the holder here: add it to the list", name)
+		}
+	}
+	for _, c := range cases {
+		t.Run(c.name, c.f)
+	}
+	// After the (parallel) subtests, before the holder is killed.
+	t.Cleanup(func() {
+		if _, via := h.mapsRun(t); via != "holder" {
+			t.Errorf("after the escape suite: maps by %s, want the holder", via)
+		}
+	})
+}

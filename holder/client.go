@@ -1,0 +1,127 @@
+package holder
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+
+	"sandbox/idmap"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNone: no holder answers in the directory.
+var ErrNone = errors.New("no holder is running")
+
+// NS is a holder's namespace, checked (Verify).
+type NS struct {
+	File           *os.File
+	UIDMap, GIDMap string // its maps, as the kernel shows them
+}
+
+// Get asks the holder in dir for its namespace and checks it for a run
+// whose maps are uids and gids. ErrNone when none answers; any other error
+// means one answered but its namespace must not be used.
+func Get(dir string, uids, gids []idmap.Mapping) (*NS, error) {
+	c, err := dial(dir)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED) {
+			return nil, ErrNone
+		}
+		return nil, fmt.Errorf("connecting to the holder: %w", err)
+	}
+	defer unix.Close(c)
+	// The socket is in a private directory of ours, but whoever listens
+	// must be ours too.
+	cred, err := unix.GetsockoptUcred(c, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		return nil, fmt.Errorf("identifying the holder: %w", err)
+	}
+	if int(cred.Uid) != os.Getuid() {
+		return nil, fmt.Errorf("the holder's socket is served by uid %d, not by us", cred.Uid)
+	}
+	// A holder answers at once; a loaded machine gets a second.
+	unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2})
+	buf := make([]byte, 16<<10)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	n, oobn, _, _, err := unix.Recvmsg(c, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("reading the holder's answer: %w", err)
+	}
+	fds, err := rights(oob[:oobn])
+	if err != nil {
+		return nil, err
+	}
+	msg := string(buf[:n])
+	if !strings.HasPrefix(msg, "ok\n") || len(fds) != 1 {
+		closeAll(fds)
+		if n == 0 {
+			return nil, ErrNone // it went away (idle) as we asked
+		}
+		return nil, fmt.Errorf("the holder %s", strings.TrimPrefix(msg, "refused: "))
+	}
+	u, g, ok := strings.Cut(strings.TrimPrefix(msg, "ok\n"), "\x00")
+	ns := os.NewFile(uintptr(fds[0]), "holder-userns")
+	if !ok {
+		ns.Close()
+		return nil, errors.New("the holder's answer has no gid_map")
+	}
+	if err := Verify(ns, u, g, uids, gids); err != nil {
+		ns.Close()
+		return nil, err
+	}
+	return &NS{File: ns, UIDMap: u, GIDMap: g}, nil
+}
+
+func rights(oob []byte) ([]int, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("the holder's answer: %w", err)
+	}
+	var fds []int
+	for _, m := range msgs {
+		f, err := unix.ParseUnixRights(&m)
+		if err == nil {
+			fds = append(fds, f...)
+		}
+	}
+	return fds, nil
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+// Start starts a holder in dir for runs whose maps are uids and gids: exe
+// (sandbox-init's program) as Arg0, in its own session, with stdio on
+// /dev/null, no fd of the caller's and a small environment, in the root
+// directory. It returns at once; the holder maps its namespace itself (it
+// runs the helpers), gives way if another holder runs or is starting, and
+// outlives the caller; it is reaped if it ends while the caller still
+// runs.
+func Start(dir, exe string, uids, gids []idmap.Mapping) error {
+	env := []string{
+		dirEnv + "=" + dir,
+		uidsEnv + "=" + idmap.Format(Identity(uids)),
+		gidsEnv + "=" + idmap.Format(Identity(gids)),
+		"PATH=" + os.Getenv("PATH"),
+		// No cgroup files held open for GOMAXPROCS: its fds are its socket,
+		// its namespace, /dev/null and the runtime's poller.
+		"GODEBUG=containermaxprocs=0,updatemaxprocs=0",
+	}
+	if v, ok := os.LookupEnv(IdleEnv); ok {
+		env = append(env, IdleEnv+"="+v)
+	}
+	cmd := &exec.Cmd{Path: exe, Args: []string{Arg0}, Env: env, Dir: "/",
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the holder: %w", err)
+	}
+	go cmd.Wait()
+	return nil
+}

@@ -1,0 +1,94 @@
+// Package holder keeps, per user, one user namespace whose id maps were
+// written once by newuidmap/newgidmap: the identity map of the user's own
+// ids and whole subordinate ranges (1001→1001, 200000→200000 ×65536), so
+// that ids in it read as on the host. Each sandbox's init joins it before
+// its Go runtime starts (the cgo stage of cmd/sandbox-init) and creates
+// the sandbox's user namespace inside it, as the `sandbox` process's own
+// child, writing that namespace's maps itself: no setuid helper runs on a
+// run's critical path, and /proc/self/uid_map inside reads as it would
+// with the helpers (the holder's namespace maps every id to itself).
+//
+// The holder is sandbox-init's program run as Arg0. It lives beside its
+// clients, in the user namespace it was started from (a process in a
+// nested namespace may not read its clients' /proc/PID/ns, so it could not
+// tell one inside a sandbox from one outside), and holds the mapped
+// namespace by an fd. It hands that fd, with its maps, over a unix socket
+// in the caller's private state directory to peers of its own uid in its
+// own user namespace without no_new_privs, and to no one else. It holds no
+// sandbox alive, has no fd of any sandbox, and exits after Idle without a
+// client. A run that finds no holder writes its maps with the helpers and
+// starts one for the next runs.
+//
+// server.go is the holder, client.go the caller's side, verify.go the
+// caller's check of what it was given. It imports the standard library,
+// x/sys and idmap only.
+package holder
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Arg0 is argv[0] of the holder; PinArg0 of the short-lived process whose
+// new user namespace it has mapped.
+const (
+	Arg0    = "sandbox-holder"
+	PinArg0 = "sandbox-holder-pin"
+)
+
+// Idle is how long the holder stays without a client; IdleEnv (a Go
+// duration, e.g. "2s") changes it.
+const (
+	Idle    = 60 * time.Second
+	IdleEnv = "SANDBOX_HOLDER_IDLE"
+)
+
+// OffEnv set to "off" makes runs write their maps with newuidmap and
+// newgidmap, neither using nor starting a holder.
+const OffEnv = "SANDBOX_HOLDER"
+
+// Off says whether the caller asked for the helpers (OffEnv).
+func Off() bool { return os.Getenv(OffEnv) == "off" }
+
+// The holder's environment, set by Start.
+const (
+	dirEnv  = "SANDBOX_HOLDER_DIR"  // its directory (see Dir)
+	mapsEnv = "SANDBOX_HOLDER_MAPS" // the ids to map, as Spec formats them
+)
+
+// Files in the holder's directory.
+const (
+	Socket   = "holder.sock"
+	lockName = "holder.lock" // held while a holder starts (and exits)
+)
+
+// Dir is the holder's directory below the caller's private state
+// directory base (made if missing): a directory of the caller's, closed
+// to everyone else.
+func Dir(base string) (string, error) {
+	d := filepath.Join(base, ".holder")
+	if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("creating %s: %w", d, err)
+	}
+	if err := private(d); err != nil {
+		return "", err
+	}
+	return d, nil
+}
+
+// private checks that d is a directory of ours that no one else may enter.
+func private(d string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(d, &st); err != nil {
+		return fmt.Errorf("the holder's directory: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Getuid() || st.Mode&0o077 != 0 {
+		return fmt.Errorf("%s is not a private directory of yours (mode %04o, owner %d)", d, st.Mode&0o7777, st.Uid)
+	}
+	return nil
+}
