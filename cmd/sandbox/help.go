@@ -19,8 +19,16 @@ func helpOption() kong.Option {
 		for _, o := range []kong.Option{
 			kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
 			kong.Help(printHelp),
-			// --ephemeral-size's help shows this host's default.
-			kong.Vars{"ephemeral_default": cgroupdelegate.FormatSize(spec.DefaultEphemeralSize(spec.TotalRAM(), 0))},
+			// --ephemeral-size's help shows this host's default: read
+			// (/proc/meminfo) only for a model that has run.
+			kong.PostBuild(func(k *kong.Kong) error {
+				for _, n := range k.Model.Children {
+					if n.Type == kong.CommandNode && n.Name == "run" {
+						return kong.Vars{"ephemeral_default": cgroupdelegate.FormatSize(spec.DefaultEphemeralSize(spec.TotalRAM(), 0))}.Apply(k)
+					}
+				}
+				return nil
+			}),
 		} {
 			if err := o.Apply(k); err != nil {
 				return err

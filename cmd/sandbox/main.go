@@ -144,7 +144,9 @@ func runCLI(args []string) int {
 	var c cli
 	exitCode := -1
 	def := newDefaults(os.LookupEnv)
-	parser, err := kong.New(&c,
+	grammar, fill := grammarFor(&c, args)
+	def.runless = !hasCommand(grammar, "run")
+	parser, err := kong.New(grammar,
 		kong.Name("sandbox"),
 		kong.Description("Run a command isolated in a rootless sandbox: user, mount, pid, uts, ipc and network namespaces, a copy-on-write view of the host, no root needed.\n\nExit status of run: the command's own; 128+N if it died of signal N; 125 if the sandbox failed; 126 not executable; 127 not found."),
 		kong.UsageOnError(),
@@ -158,6 +160,7 @@ func runCLI(args []string) int {
 	}
 	args, rest := splitCommand(args)
 	ctx, err := parser.Parse(args)
+	fill()
 	if exitCode >= 0 {
 		// --help and friends: kong already printed.
 		if exitCode != 0 {
