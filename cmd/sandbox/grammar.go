@@ -3,21 +3,22 @@ package main
 import (
 	"reflect"
 	"strings"
+
+	"github.com/alecthomas/kong"
 )
 
-// grammarFor returns what kong builds its model from for args: when the
-// first word names a command (other than completion, which prints the
-// whole model), a struct holding that command's field of cli alone, with
-// the same name, type and tag; else c itself. Building the model of every
-// command (~55 flags of run, their tags, interpolated help) was a quarter
-// of the CPU of a `sandbox version`. Help, errors and exit codes are those
-// of the whole model: once the first word selected a command, kong reads
-// no other command's part of it. fill copies the parsed command back into
-// c (a no-op for the whole model).
-func grammarFor(c *cli, args []string) (grammar any, fill func()) {
-	whole := func() {}
+// grammarFor returns the options that give kong its model for args: when
+// the first word names a command (other than completion, which prints the
+// whole model), an empty grammar with that command alone, added as kong's
+// dynamic command with its field's tag and parsed straight into c's
+// field; else c itself, every command. Building the model of every command
+// (~55 flags of run, their tags, interpolated help) was a quarter of the
+// CPU of a `sandbox version`. Help, errors and exit codes are those of the
+// whole model: once the first word selected a command, kong reads no other
+// command's part of it.
+func grammarFor(c *cli, args []string) (grammar any, opts []kong.Option) {
 	if len(args) == 0 || args[0] == "completion" {
-		return c, whole
+		return c, nil
 	}
 	t := reflect.TypeOf(c).Elem()
 	for i := range t.NumField() {
@@ -25,10 +26,10 @@ func grammarFor(c *cli, args []string) (grammar any, fill func()) {
 		if !isCommandField(f, args[0]) {
 			continue
 		}
-		one := reflect.New(reflect.StructOf([]reflect.StructField{{Name: f.Name, Type: f.Type, Tag: f.Tag}}))
-		return one.Interface(), func() { reflect.ValueOf(c).Elem().Field(i).Set(one.Elem().Field(0)) }
+		field := reflect.ValueOf(c).Elem().Field(i).Addr().Interface()
+		return &struct{}{}, []kong.Option{kong.DynamicCommand(args[0], f.Tag.Get("help"), f.Tag.Get("group"), field, string(f.Tag))}
 	}
-	return c, whole // help, a typo, an unknown word: kong needs them all
+	return c, nil // help, a typo, an unknown word: kong needs them all
 }
 
 // isCommandField says whether f is the command kong names word: its name
@@ -44,10 +45,8 @@ func isCommandField(f reflect.StructField, word string) bool {
 	return strings.ToLower(f.Name) == word
 }
 
-// hasCommand says whether grammar's model has the command word.
-func hasCommand(grammar any, word string) bool {
-	if _, ok := grammar.(*cli); ok {
-		return true
-	}
-	return isCommandField(reflect.TypeOf(grammar).Elem().Field(0), word)
+// whole says whether grammar is every command's.
+func whole(grammar any) bool {
+	_, ok := grammar.(*cli)
+	return ok
 }

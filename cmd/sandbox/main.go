@@ -144,15 +144,15 @@ func runCLI(args []string) int {
 	var c cli
 	exitCode := -1
 	def := newDefaults(os.LookupEnv)
-	grammar, fill := grammarFor(&c, args)
-	def.runless = !hasCommand(grammar, "run")
-	parser, err := kong.New(grammar,
+	grammar, one := grammarFor(&c, args)
+	def.runless = !whole(grammar) && args[0] != "run"
+	parser, err := kong.New(grammar, append(one,
 		kong.Name("sandbox"),
 		kong.Description("Run a command isolated in a rootless sandbox: user, mount, pid, uts, ipc and network namespaces, a copy-on-write view of the host, no root needed.\n\nExit status of run: the command's own; 128+N if it died of signal N; 125 if the sandbox failed; 126 not executable; 127 not found."),
 		kong.UsageOnError(),
 		kong.Exit(func(code int) { exitCode = code }),
 		def.option(), helpOption(),
-	)
+	)...)
 	lg := journal.NewLogger(os.Stderr, journal.LogText, "sandbox", false, time.Now())
 	if err != nil {
 		lg.Error(err.Error())
@@ -160,7 +160,6 @@ func runCLI(args []string) int {
 	}
 	args, rest := splitCommand(args)
 	ctx, err := parser.Parse(args)
-	fill()
 	if exitCode >= 0 {
 		// --help and friends: kong already printed.
 		if exitCode != 0 {
