@@ -15,8 +15,8 @@
 // below init is left out. The holder (a per-user process with argv[0]
 // sandbox-holder that serves all sandboxes, in the tree or not) is no part
 // of any one run: it is sampled apart (holder_kb), never in the sums, and
-// report prints it as a line of its own. report prints the medians per set
-// and tool.
+// report prints it as a line of its own (not for bwrap, which uses none).
+// report prints the medians per set and tool.
 package main
 
 import (
@@ -261,10 +261,11 @@ func measure(procRoot string, root int, set, tool, payload string) (sample, erro
 	}
 	classify(ps, payload)
 	s := sample{Set: set, Tool: tool, Procs: ps}
-	// The holder outside the tree: the one of the sampled tree's user.
+	// The holder outside the tree: the one of the sampled tree's user
+	// (bwrap's runs use none).
 	var others []proc
 	for pid := range t.comm {
-		if !inTree[pid] && isHolder(procRoot, pid) {
+		if tool != "bwrap" && !inTree[pid] && isHolder(procRoot, pid) {
 			others = append(others, proc{Pid: pid, Ppid: t.ppid[pid], Comm: t.comm[pid]})
 		}
 	}

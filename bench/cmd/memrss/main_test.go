@@ -206,6 +206,10 @@ func TestHolderApart(t *testing.T) {
 		t.Errorf("holder outside the tree: %+v", s)
 	}
 
+	if s, err := measure(root, 100, "fg", "bwrap", "sleep"); err != nil || s.HolderKB != 0 {
+		t.Errorf("bwrap's sample counts the holder: %+v %v", s, err)
+	}
+
 	// Started by this run (its child until it is reparented).
 	procs[3].Ppid = 100
 	root = fakeProc(t, procs, argv)
