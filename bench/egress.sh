@@ -21,14 +21,14 @@
 # SANDBOX_BIN defaults to the repository's bin/sandbox (scripts/build.sh).
 set -euo pipefail
 
-readonly TEST_USER=sbxtest
-readonly USER_PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$bench_dir/.." && pwd)"
+# shellcheck source=bench/lib.sh
+. "$bench_dir/lib.sh"
+
 readonly WORLD_NS=sbxworld WORLD_DNS=198.18.0.2 WORLD_IP=198.18.1.10 WORLD_NAME=allowed.test
 readonly WORLD_CONTROL=http://198.18.0.2:8080 WORLD_LOCK=/run/sandbox-testworld.lock
 readonly SERVER_LIFE=3600 # seconds: the servers' bound, far beyond any run here
-
-say() { printf 'bench: %s\n' "$*"; }
-die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
 	cat <<'EOF'
@@ -57,9 +57,6 @@ As an unprivileged user: the host's loopback (by address only).
 Environment: SANDBOX_BIN (default: <repo>/bin/sandbox).
 EOF
 }
-
-bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$bench_dir/.." && pwd)"
 
 out=""
 runs=20
@@ -152,12 +149,9 @@ stop_pids() {
 
 # ------------------------------------------------------ as root: world, servers, then sbxtest
 if [[ "$(id -u)" -eq 0 ]]; then
-	id -u "$TEST_USER" >/dev/null 2>&1 || die "no user $TEST_USER: run scripts/setup-host.sh first"
+	bench_test_user
 	command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
-	home="$(getent passwd "$TEST_USER" | cut -d: -f6)"
-	out="${out:-$(mktemp -d /tmp/sandbox-bench-results.XXXXXX)}"
-	mkdir -p "$out"
-	out="$(cd "$out" && pwd)"
+	bench_out_dir sandbox-bench-results
 
 	stage="$(mktemp -d /tmp/sandbox-egbench-stage.XXXXXX)"
 	server_pids=()
@@ -179,9 +173,9 @@ if [[ "$(id -u)" -eq 0 ]]; then
 	chmod 0755 "$stage"
 	build_connrate "$stage/connrate"
 	cp "$SANDBOX_BIN" "$stage/sandbox"
-	cp "$bench_dir/egress.sh" "$stage/egress.sh"
+	bench_stage_script "$stage" egress.sh
 	chmod -R a+rX "$stage"
-	install -d -o "$TEST_USER" -g "$(id -g "$TEST_USER")" -m 0755 "$stage/out"
+	bench_stage_out "$stage"
 
 	# The world, held (shared lock, as each test run holds it) so that no
 	# test run's `testworld.sh down` removes it under us.
@@ -225,9 +219,7 @@ if [[ "$(id -u)" -eq 0 ]]; then
 		say "no test world ($why_loopback): measuring the address path against the host's loopback only"
 	fi
 
-	say "running as root: re-running as $TEST_USER"
-	if runuser -u "$TEST_USER" -- env -i HOME="$home" USER="$TEST_USER" LOGNAME="$TEST_USER" \
-		PATH="$USER_PATH" SANDBOX_BIN="$stage/sandbox" BENCH_TOOLS_DIR="$stage" \
+	if bench_as_user SANDBOX_BIN="$stage/sandbox" BENCH_TOOLS_DIR="$stage" \
 		BENCH_SANDBOX_LABEL="$SANDBOX_BIN" EGB_MODE="$mode" EGB_WHY_LOOPBACK="$why_loopback" \
 		EGB_IPERF_PORT="$iperf_port" EGB_CONN_PORT="$conn_port" \
 		bash "$stage/egress.sh" --out "$stage/out" --runs "$runs" --warmup "$warmup" \
@@ -236,10 +228,8 @@ if [[ "$(id -u)" -eq 0 ]]; then
 	else
 		rc=$?
 	fi
-	cp -r "$stage/out/." "$out/"
 	cp "$stage/"*-server.log "$out/" 2>/dev/null || true
-	chown -R "$(id -u):$(id -g)" "$out"
-	say "results in $out"
+	bench_collect "$stage"
 	exit "$rc"
 fi
 
@@ -247,9 +237,7 @@ fi
 for t in hyperfine iperf3 python3 ss; do
 	command -v "$t" >/dev/null || die "$t not found (run scripts/setup-host.sh as root)"
 done
-out="${out:-$(mktemp -d /tmp/sandbox-bench-results.XXXXXX)}"
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
+bench_out_dir sandbox-bench-results
 work="$(mktemp -d /tmp/sandbox-egbench-work.XXXXXX)"
 bg_pids=()
 cleanup() {

@@ -10,11 +10,11 @@
 # SANDBOX_BIN defaults to the repository's bin/sandbox (scripts/build.sh).
 set -euo pipefail
 
-readonly TEST_USER=sbxtest
-readonly USER_PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
+bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$bench_dir/.." && pwd)"
+bench_say_fd=2
+# shellcheck source=bench/lib.sh
+. "$bench_dir/lib.sh"
 
 usage() {
 	cat <<'EOF'
@@ -40,9 +40,6 @@ each one's ratio to the host.
 Environment: SANDBOX_BIN (default: <repo>/bin/sandbox).
 EOF
 }
-
-bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$bench_dir/.." && pwd)"
 
 out=""
 runs=5
@@ -86,12 +83,9 @@ build_fswork() { # DEST: the workload runner and table printer (std lib only)
 
 # ------------------------------------------------------ as root: re-run as sbxtest
 if [[ "$(id -u)" -eq 0 ]]; then
-	id -u "$TEST_USER" >/dev/null 2>&1 || die "no user $TEST_USER: run scripts/setup-host.sh first"
-	home="$(getent passwd "$TEST_USER" | cut -d: -f6)"
+	bench_test_user
 	command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
-	out="${out:-$(mktemp -d /tmp/sandbox-fsbench-results.XXXXXX)}"
-	mkdir -p "$out"
-	out="$(cd "$out" && pwd)"
+	bench_out_dir sandbox-fsbench-results
 	[[ ! -e "$dir" ]] || die "$dir exists: remove it or pick another --dir"
 	# The test user's directory, so that the sandbox can copy it up (its
 	# owner must be mapped inside); the stage inside it is visible in the
@@ -101,13 +95,11 @@ if [[ "$(id -u)" -eq 0 ]]; then
 	stage="$dir/stage"
 	install -d -m 0755 "$stage"
 	build_fswork "$stage/fswork"
-	cp "$bench_dir/fs.sh" "$stage/fs.sh"
+	bench_stage_script "$stage" fs.sh
 	cp "$SANDBOX_BIN" "$stage/sandbox"
-	install -d -o "$TEST_USER" -g "$(id -g "$TEST_USER")" -m 0755 "$stage/out"
+	bench_stage_out "$stage"
 
-	say "running as root: re-running as $TEST_USER"
-	if runuser -u "$TEST_USER" -- env -i HOME="$home" USER="$TEST_USER" LOGNAME="$TEST_USER" \
-		PATH="$USER_PATH" SANDBOX_BIN="$stage/sandbox" BENCH_FSWORK_BIN="$stage/fswork" \
+	if bench_as_user SANDBOX_BIN="$stage/sandbox" BENCH_FSWORK_BIN="$stage/fswork" \
 		BENCH_SANDBOX_LABEL="$SANDBOX_BIN" \
 		bash "$stage/fs.sh" --out "$stage/out" --runs "$runs" --fio-seconds "$fio_seconds" \
 		--fio-size "$fio_size" --dir "$dir" --tar-mb "$tar_mb" </dev/null; then
@@ -115,9 +107,7 @@ if [[ "$(id -u)" -eq 0 ]]; then
 	else
 		rc=$?
 	fi
-	cp -r "$stage/out/." "$out/"
-	chown -R "$(id -u):$(id -g)" "$out"
-	say "results in $out"
+	bench_collect "$stage"
 	exit "$rc"
 fi
 
@@ -159,9 +149,7 @@ if [[ -z "$fswork" ]]; then
 	fswork="$base/fswork"
 	build_fswork "$fswork"
 fi
-out="${out:-$(mktemp -d /tmp/sandbox-fsbench-results.XXXXXX)}"
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
+bench_out_dir sandbox-fsbench-results
 
 same_disk="yes"
 if [[ "$(stat -c %d "$dir")" != "$(stat -c %d "$uppers")" ]]; then

@@ -11,9 +11,11 @@
 # sandbox's own addresses are used. SANDBOX_BIN defaults to <repo>/bin/sandbox.
 set -euo pipefail
 
-readonly TEST_USER=sbxtest
 bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$bench_dir/.." && pwd)"
+bench_say_fd=2
+# shellcheck source=bench/lib.sh
+. "$bench_dir/lib.sh"
 seconds=3
 runs=20
 while [[ $# -gt 0 ]]; do
@@ -24,16 +26,13 @@ while [[ $# -gt 0 ]]; do
 	esac
 done
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
-
 if [[ "$(id -u)" -eq 0 ]]; then
 	bin="${SANDBOX_BIN:-$repo/bin/sandbox}"
 	[[ -x "$bin" ]] || die "no $bin (run scripts/build.sh)"
 	work="$(mktemp -d /tmp/sandbox-netbench.XXXXXX)"
 	trap 'rm -rf "$work"' EXIT
 	install -m 0755 "$bin" "$work/sandbox"
-	install -m 0755 "${BASH_SOURCE[0]}" "$work/network.sh"
+	bench_stage_script "$work" network.sh
 	chown -R "$TEST_USER" "$work"
 	cd "$work"
 	exec runuser -u "$TEST_USER" -- env -i HOME="/home/$TEST_USER" PATH=/usr/sbin:/usr/bin:/sbin:/bin \

@@ -12,11 +12,11 @@
 # podman's storage driver.
 set -euo pipefail
 
-readonly TEST_USER=sbxtest
-readonly USER_PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
+bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$bench_dir/.." && pwd)"
+bench_say_fd=2
+# shellcheck source=bench/lib.sh
+. "$bench_dir/lib.sh"
 
 usage() {
 	cat <<'EOF'
@@ -37,8 +37,6 @@ Environment: SANDBOX_BIN (default <repo>/bin/sandbox), PODMAN_DRIVER (default ov
 EOF
 }
 
-bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$bench_dir/.." && pwd)"
 out=""
 runs=10
 mb=50
@@ -61,15 +59,12 @@ done
 
 # ------------------------------------------------------ as root: re-run as sbxtest
 if [[ "$(id -u)" -eq 0 ]]; then
-	id -u "$TEST_USER" >/dev/null 2>&1 || die "no user $TEST_USER: run scripts/setup-host.sh first"
-	home="$(getent passwd "$TEST_USER" | cut -d: -f6)"
+	bench_test_user
 	bin="${SANDBOX_BIN:-$repo/bin/sandbox}"
 	[[ -f "$bin" && -x "$bin" ]] || die "SANDBOX_BIN=$bin is missing or not executable (build it: scripts/build.sh)"
 	[[ -d /usr/local/go/bin ]] && PATH="/usr/local/go/bin:$PATH"
 	command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
-	out="${out:-$(mktemp -d /tmp/sandbox-pullbench-results.XXXXXX)}"
-	mkdir -p "$out"
-	out="$(cd "$out" && pwd)"
+	bench_out_dir sandbox-pullbench-results
 	stage="$(mktemp -d /tmp/sandbox-pullbench-stage.XXXXXX)"
 	trap 'rm -rf "$stage"' EXIT
 	trap 'exit 130' INT TERM
@@ -77,18 +72,14 @@ if [[ "$(id -u)" -eq 0 ]]; then
 	(cd "$repo" && CGO_ENABLED=0 go build -buildvcs=false -o "$stage/pullreg" ./bench/cmd/pullreg) ||
 		die "could not build bench/cmd/pullreg"
 	install -m 0755 "$bin" "$stage/sandbox"
-	install -m 0755 "${BASH_SOURCE[0]}" "$stage/pull.sh"
-	install -d -o "$TEST_USER" -g "$(id -g "$TEST_USER")" -m 0755 "$stage/out"
-	say "running as root: re-running as $TEST_USER"
+	bench_stage_script "$stage" pull.sh
+	bench_stage_out "$stage"
 	rc=0
-	runuser -u "$TEST_USER" -- env -i HOME="$home" USER="$TEST_USER" LOGNAME="$TEST_USER" PATH="$USER_PATH" \
-		SANDBOX_BIN="$stage/sandbox" BENCH_PULLREG="$stage/pullreg" BENCH_SANDBOX_LABEL="$bin" \
+	bench_as_user SANDBOX_BIN="$stage/sandbox" BENCH_PULLREG="$stage/pullreg" BENCH_SANDBOX_LABEL="$bin" \
 		PODMAN_DRIVER="${PODMAN_DRIVER:-overlay}" \
 		bash "$stage/pull.sh" --out "$stage/out" --runs "$runs" --mb "$mb" --layers "$layers" \
 		--timeout "$pull_timeout" </dev/null || rc=$?
-	cp -r "$stage/out/." "$out/"
-	chown -R "$(id -u):$(id -g)" "$out"
-	say "results in $out"
+	bench_collect "$stage"
 	exit "$rc"
 fi
 
@@ -105,9 +96,7 @@ else
 	say "GNU time (/usr/bin/time) is absent: no peak memory (apt-get install time)"
 fi
 
-out="${out:-$(mktemp -d /tmp/sandbox-pullbench-results.XXXXXX)}"
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
+bench_out_dir sandbox-pullbench-results
 work="$(mktemp -d "${TMPDIR:-/tmp}/sandbox-pullbench.XXXXXX")"
 skipped=""
 

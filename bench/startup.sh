@@ -12,12 +12,12 @@
 # environment) go to DIR, or to a new temporary directory.
 set -euo pipefail
 
-readonly TEST_USER=sbxtest
-readonly USER_PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-readonly PODMAN_IMAGE=localhost/sandbox-bench-busybox:latest
+bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$bench_dir/.." && pwd)"
+# shellcheck source=bench/lib.sh
+. "$bench_dir/lib.sh"
 
-say() { printf 'bench: %s\n' "$*"; }
-die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
+readonly PODMAN_IMAGE=localhost/sandbox-bench-busybox:latest
 
 usage() {
 	cat <<'EOF'
@@ -40,9 +40,6 @@ Environment: SANDBOX_BIN (default: <repo>/bin/sandbox); SANDBOX_BASE_BIN (a
 base binary instead of --base).
 EOF
 }
-
-bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$bench_dir/.." && pwd)"
 
 out=""
 runs=30
@@ -142,12 +139,9 @@ remove_base_worktree() {
 
 # ------------------------------------------------------ as root: re-run as sbxtest
 if [[ "$(id -u)" -eq 0 ]]; then
-	id -u "$TEST_USER" >/dev/null 2>&1 || die "no user $TEST_USER: run scripts/setup-host.sh first"
-	home="$(getent passwd "$TEST_USER" | cut -d: -f6)"
+	bench_test_user
 	command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
-	out="${out:-$(mktemp -d /tmp/sandbox-bench-results.XXXXXX)}"
-	mkdir -p "$out"
-	out="$(cd "$out" && pwd)"
+	bench_out_dir sandbox-bench-results
 
 	# Everything the test user needs goes into a stage it can read, so the
 	# checkout's own permissions do not matter.
@@ -157,7 +151,7 @@ if [[ "$(id -u)" -eq 0 ]]; then
 	chmod 0755 "$stage"
 	build_tools "$stage"
 	build_floor "$stage/floor"
-	cp "$bench_dir/startup.sh" "$stage/startup.sh"
+	bench_stage_script "$stage" startup.sh
 	stage_bin=""
 	if [[ "$skip_sandbox" != 1 ]]; then
 		cp "$SANDBOX_BIN" "$stage/sandbox"
@@ -173,11 +167,9 @@ if [[ "$(id -u)" -eq 0 ]]; then
 		base_label="$SANDBOX_BASE_BIN"
 	fi
 	chmod -R a+rX "$stage"
-	install -d -o "$TEST_USER" -g "$(id -g "$TEST_USER")" -m 0755 "$stage/out"
+	bench_stage_out "$stage"
 
-	say "running as root: re-running as $TEST_USER"
-	if runuser -u "$TEST_USER" -- env -i HOME="$home" USER="$TEST_USER" LOGNAME="$TEST_USER" \
-		PATH="$USER_PATH" SANDBOX_BIN="$stage_bin" BENCH_SKIP_SANDBOX="$skip_sandbox" \
+	if bench_as_user SANDBOX_BIN="$stage_bin" BENCH_SKIP_SANDBOX="$skip_sandbox" \
 		SANDBOX_BASE_BIN="$stage_base" BENCH_BASE_LABEL="$base_label" \
 		BENCH_TOOLS_DIR="$stage" BENCH_FLOOR_BIN="$stage/floor" BENCH_SANDBOX_LABEL="$SANDBOX_BIN" \
 		bash "$stage/startup.sh" --out "$stage/out" --runs "$runs" --warmup "$warmup" </dev/null; then
@@ -185,9 +177,7 @@ if [[ "$(id -u)" -eq 0 ]]; then
 	else
 		rc=$?
 	fi
-	cp -r "$stage/out/." "$out/"
-	chown -R "$(id -u):$(id -g)" "$out"
-	say "results in $out"
+	bench_collect "$stage"
 	exit "$rc"
 fi
 
@@ -195,9 +185,7 @@ fi
 command -v hyperfine >/dev/null || die "hyperfine not found (run scripts/setup-host.sh as root)"
 command -v bwrap >/dev/null || die "bwrap not found (run scripts/setup-host.sh as root)"
 
-out="${out:-$(mktemp -d /tmp/sandbox-bench-results.XXXXXX)}"
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
+bench_out_dir sandbox-bench-results
 work="$(mktemp -d /tmp/sandbox-bench-work.XXXXXX)"
 
 # Detached sandboxes this run started ("BIN NAME" each) and background

@@ -29,7 +29,8 @@ type ExecOptions struct {
 // Exec runs a command in the running sandbox o.Name: its init starts it
 // beside the payload, so it has every namespace, the root, the cgroup and
 // the confinement of the payload. Signals the caller receives are passed
-// on; the result is the command's exit status (128+N for signal N).
+// on (and stay caught after: the process is to exit with Exec's result);
+// the result is the command's exit status (128+N for signal N).
 func Exec(o ExecOptions) (int, error) {
 	if len(o.Args) == 0 {
 		return wire.StatusError, journal.Usagef("no command given (usage: sandbox exec NAME -- CMD [ARG...])")
@@ -54,6 +55,17 @@ func Exec(o ExecOptions) (int, error) {
 		}
 		req.Env = append(req.Env, kv)
 	}
+	// Signals are caught (to be passed on) from before the request is
+	// sent: os/signal enables each by a round trip to the runtime's
+	// signal thread (~1 ms for these here), made while the sandbox is
+	// looked up. Never stopped: the caller exits with Exec's status, and
+	// stopping costs as much again.
+	sigs := make(chan os.Signal, 16)
+	caught := make(chan struct{})
+	go func() {
+		signal.Notify(sigs, wire.Forwarded...)
+		close(caught)
+	}()
 	e, err := lookupRunning(o.Name)
 	if err != nil {
 		return wire.StatusError, err
@@ -82,9 +94,7 @@ func Exec(o ExecOptions) (int, error) {
 	} else {
 		fds = append(fds, 0, 1, 2)
 	}
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, wire.Forwarded...)
-	defer signal.Stop(sigs)
+	<-caught
 	if err := conn.Send(proto.KindExec, req, fds...); err != nil {
 		return wire.StatusError, fmt.Errorf("sandbox %s: %w", o.Name, err)
 	}

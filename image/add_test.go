@@ -1,7 +1,6 @@
 package image
 
 import (
-	"archive/tar"
 	"bytes"
 	"errors"
 	"io"
@@ -9,8 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // TestAddRefusesBadBlobs: a blob of the wrong digest, longer or shorter
@@ -74,21 +71,5 @@ func TestAddRefusesBadBlobs(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(s.Dir, "images")); err != nil {
 		t.Errorf("the store was not made: %v", err)
-	}
-}
-
-func TestZstdLayer(t *testing.T) {
-	tarball := mkTar(t, []entry{{tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644}, "zstd\n"}})
-	var z bytes.Buffer
-	enc, _ := zstd.NewWriter(&z)
-	enc.Write(tarball)
-	enc.Close()
-	r, err := decompressed(bytes.NewReader(z.Bytes()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(r)
-	if err != nil || !bytes.Equal(got, tarball) {
-		t.Fatalf("zstd layer: %d bytes, %v; want %d bytes", len(got), err, len(tarball))
 	}
 }

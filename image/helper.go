@@ -64,6 +64,10 @@ type jobResult struct {
 // Helper runs jobs in a user namespace with the caller's id mapping.
 type Helper struct {
 	Maps idmap.Prepared
+	// Exe is the program re-executed as HelperArg0 ("": this one). It
+	// must link image/decompress to unpack layers: sandbox names
+	// sandbox-pull for an import.
+	Exe string
 }
 
 // NewHelper plans the mapping as `sandbox run --map=auto` does with the
@@ -104,8 +108,12 @@ func (h Helper) run(j job) (jobResult, error) {
 		return res, err
 	}
 	defer outR.Close()
+	exe := h.Exe
+	if exe == "" {
+		exe = "/proc/self/exe"
+	}
 	c, err := userns.Start(userns.Options{
-		Path: "/proc/self/exe", Args: []string{HelperArg0}, Env: []string{},
+		Path: exe, Args: []string{HelperArg0}, Env: []string{},
 		Cloneflags: syscall.CLONE_NEWUSER, LastCap: last,
 		Stdin: inR, Stdout: outW, Stderr: os.Stderr,
 	})
@@ -151,14 +159,19 @@ func (h Helper) run(j job) (jobResult, error) {
 	return res, nil
 }
 
+// Decompress reads a layer's blob (image/decompress.Layer).
+type Decompress func(io.Reader) (io.Reader, error)
+
 // HelperChild is the helper in its user namespace, root with the caller's
-// mapping: it reads a job on stdin and prints a jobResult.
-func HelperChild() int {
+// mapping: it reads a job on stdin and prints a jobResult. decompress nil
+// (sandbox itself, which does not link the decompressors) does all but
+// unpacking layers: Helper.Exe names the program that does (sandbox-pull).
+func HelperChild(decompress Decompress) int {
 	var j job
 	var res jobResult
 	if err := json.NewDecoder(os.Stdin).Decode(&j); err != nil {
 		res.Err = fmt.Sprintf("reading the job: %v", err)
-	} else if err := doJob(j, &res); err != nil {
+	} else if err := doJob(j, &res, decompress); err != nil {
 		res.Err = err.Error()
 		var ue *UnsafeError
 		res.Unsafe = errors.As(err, &ue)
@@ -170,7 +183,7 @@ func HelperChild() int {
 	return 0
 }
 
-func doJob(j job, res *jobResult) error {
+func doJob(j job, res *jobResult, decompress Decompress) error {
 	unix.Umask(0o022)
 	for _, d := range j.Remove {
 		if err := removeDir(d); err != nil {
@@ -178,13 +191,16 @@ func doJob(j job, res *jobResult) error {
 		}
 	}
 	if len(j.Unpack) > 0 {
+		if decompress == nil {
+			return errors.New("this program does not unpack layers (sandbox-pull's helper does)")
+		}
 		f, err := os.Open(j.Archive)
 		if err != nil {
 			return fmt.Errorf("opening the archive: %w", err)
 		}
 		defer f.Close()
 		for _, l := range j.Unpack {
-			st, err := unpackInto(io.NewSectionReader(f, l.Offset, l.Size), l, j)
+			st, err := unpackInto(io.NewSectionReader(f, l.Offset, l.Size), l, j, decompress)
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", l.DiffID, err)
 			}
@@ -204,7 +220,7 @@ func doJob(j job, res *jobResult) error {
 // unpackInto unpacks into a temporary directory next to l.Final and
 // renames it there once complete: a killed import leaves only a .tmp-
 // directory, which no run uses and the next import or rm removes.
-func unpackInto(r *io.SectionReader, l layerJob, j job) (LayerStats, error) {
+func unpackInto(r *io.SectionReader, l layerJob, j job, decompress Decompress) (LayerStats, error) {
 	if l.Digest != "" {
 		h := sha256.New()
 		if _, err := io.Copy(h, r); err != nil {
@@ -221,7 +237,7 @@ func unpackInto(r *io.SectionReader, l layerJob, j job) (LayerStats, error) {
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return LayerStats{}, err
 	}
-	st, err := unpackLayer(r, tmp, l.DiffID, j.UIDs, j.GIDs, l.Limit)
+	st, err := unpackLayer(r, decompress, tmp, l.DiffID, j.UIDs, j.GIDs, l.Limit)
 	if err == nil {
 		err = os.Rename(tmp, l.Final)
 	}

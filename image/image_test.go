@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"sandbox/idmap"
+	"sandbox/image/decompress"
 
 	"golang.org/x/sys/unix"
 )
@@ -100,7 +101,7 @@ func TestUnpackLayer(t *testing.T) {
 	zw.Close()
 	root := filepath.Join(t.TempDir(), "l")
 	os.Mkdir(root, 0o755)
-	st, err := unpackLayer(&z, root, sum(layer), own, owng, 0)
+	st, err := unpackLayer(&z, decompress.Layer, root, sum(layer), own, owng, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestUnpackLayer(t *testing.T) {
 
 	root2 := filepath.Join(t.TempDir(), "l")
 	os.Mkdir(root2, 0o755)
-	if _, err := unpackLayer(bytes.NewReader(layer), root2, sum([]byte("other")), own, owng, 0); err == nil {
+	if _, err := unpackLayer(bytes.NewReader(layer), decompress.Layer, root2, sum([]byte("other")), own, owng, 0); err == nil {
 		t.Error("a wrong diff_id was accepted")
 	}
 }
@@ -216,7 +217,7 @@ func TestUnpackBombBounded(t *testing.T) {
 	for _, diffID := range []string{sum(layer), sum([]byte("wrong"))} {
 		root := filepath.Join(t.TempDir(), "l")
 		os.Mkdir(root, 0o755)
-		_, err := unpackLayer(bytes.NewReader(z.Bytes()), root, diffID, own, owng, limit)
+		_, err := unpackLayer(bytes.NewReader(z.Bytes()), decompress.Layer, root, diffID, own, owng, limit)
 		var tb *TooBigError
 		if !errors.As(err, &tb) {
 			t.Fatalf("a %d-byte bomb of 1 MiB with a bound of %d: %v, want a TooBigError", z.Len(), limit, err)
@@ -228,7 +229,7 @@ func TestUnpackBombBounded(t *testing.T) {
 	// The same layer within its bound unpacks.
 	root := filepath.Join(t.TempDir(), "l")
 	os.Mkdir(root, 0o755)
-	if _, err := unpackLayer(bytes.NewReader(z.Bytes()), root, sum(layer), own, owng, 2<<20); err != nil {
+	if _, err := unpackLayer(bytes.NewReader(z.Bytes()), decompress.Layer, root, sum(layer), own, owng, 2<<20); err != nil {
 		t.Fatalf("within the bound: %v", err)
 	}
 	if got := layerLimit(int64(z.Len()), DefaultMaxExpansion); got != minLayerLimit {
@@ -254,17 +255,36 @@ func TestUnpackChecksBlobDigest(t *testing.T) {
 	final := filepath.Join(dir, "0123456789abcdef")
 	l := layerJob{Size: int64(len(blob)), DiffID: sum(blob), Final: final, Digest: sum([]byte("other")), Limit: 1 << 20}
 	j := job{UIDs: []idmap.Mapping{{Inside: uint32(os.Getuid()), Count: 1}}, GIDs: []idmap.Mapping{{Inside: uint32(os.Getgid()), Count: 1}}}
-	if _, err := unpackInto(io.NewSectionReader(f, 0, l.Size), l, j); err == nil || !strings.Contains(err.Error(), "digest") {
+	if _, err := unpackInto(io.NewSectionReader(f, 0, l.Size), l, j, decompress.Layer); err == nil || !strings.Contains(err.Error(), "digest") {
 		t.Fatalf("a blob with a wrong digest: %v", err)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("something was unpacked: %v", ents)
 	}
 	l.Digest = sum(blob)
-	if _, err := unpackInto(io.NewSectionReader(f, 0, l.Size), l, j); err != nil {
+	if _, err := unpackInto(io.NewSectionReader(f, 0, l.Size), l, j, decompress.Layer); err != nil {
 		t.Fatalf("the right digest: %v", err)
 	}
 	if blobDigest("blobs/sha256/"+sum(blob)[7:]) != sum(blob) || blobDigest("abc/layer.tar") != "" {
 		t.Errorf("blobDigest does not read blobs/sha256/HEX names")
+	}
+}
+
+// TestHelperWithoutDecompress: sandbox's own helper (no decompressors
+// linked) refuses to unpack, naming the one that does, and still removes.
+func TestHelperWithoutDecompress(t *testing.T) {
+	dir := t.TempDir()
+	gone := filepath.Join(dir, "0123456789abcdef0123")
+	os.Mkdir(gone, 0o755)
+	var res jobResult
+	if err := doJob(job{Remove: []string{gone}}, &res, nil); err != nil {
+		t.Fatalf("removing without decompress: %v", err)
+	}
+	if _, err := os.Stat(gone); !os.IsNotExist(err) {
+		t.Errorf("not removed: %v", err)
+	}
+	err := doJob(job{Archive: filepath.Join(dir, "none"), Unpack: []layerJob{{Final: filepath.Join(dir, "x")}}}, &res, nil)
+	if err == nil || !strings.Contains(err.Error(), "sandbox-pull") {
+		t.Errorf("unpacking without decompress: %v", err)
 	}
 }

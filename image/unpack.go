@@ -56,14 +56,15 @@ type unpacker struct {
 	written    *budget       // the files' bytes, bounded as the stream is
 }
 
-// unpackLayer unpacks the layer tar r (plain or gzip'd) into the new
+// unpackLayer unpacks the layer tar r (plain or compressed: decompress
+// reads it, see HelperChild) into the new
 // directory root and checks that the uncompressed stream's digest is diffID.
 // limit (0: none) bounds both the uncompressed stream and the bytes written
 // into files (a sparse tar entry expands too): a decompression bomb stops
 // there, long before its end, where the digest would be checked.
-func unpackLayer(r io.Reader, root, diffID string, uids, gids idSet, limit int64) (LayerStats, error) {
+func unpackLayer(r io.Reader, decompress Decompress, root, diffID string, uids, gids idSet, limit int64) (LayerStats, error) {
 	u := &unpacker{root: root, uids: uids, gids: gids}
-	dec, err := decompressed(r)
+	dec, err := decompress(r)
 	if err != nil {
 		return u.stats, err
 	}

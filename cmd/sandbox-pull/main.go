@@ -4,7 +4,8 @@
 // is paid only by a pull, never by every run. It is started by sandbox,
 // never by hand: arguments are the pull's, its answer one JSON object on
 // stdout, its progress on stderr. Re-executed as image.HelperArg0 it is
-// the store's unpack helper (the layers a pull fetched).
+// the store's unpack helper (the layers a pull fetched, and those of
+// `sandbox image import`: sandbox does not link the decompressors).
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"syscall"
 
 	"sandbox/image"
+	"sandbox/image/decompress"
 	"sandbox/image/registry"
 )
 
@@ -29,7 +31,7 @@ type answer struct {
 
 func main() {
 	if filepath.Base(os.Args[0]) == image.HelperArg0 {
-		os.Exit(image.HelperChild())
+		os.Exit(image.HelperChild(decompress.Layer))
 	}
 	var a answer
 	if err := run(os.Args[1:], &a); err != nil {

@@ -27,3 +27,29 @@ func TestRegistryKeptOut(t *testing.T) {
 		}
 	}
 }
+
+// keptOut are packages every start would initialise for the sake of a rare
+// path: net/http and crypto/tls (~1 ms, with x509, asn1, hpack, mime…)
+// came with rootlesskit's port drivers, of which sandbox needs none
+// (slirp4netns' API is spoken in netns/driver; rootlesskit's builtin port
+// driver runs in sandbox-netstack).
+// So are klauspost/compress (zstd's and its tables' initialisation) and
+// the decompressors: layers are unpacked by sandbox-pull's helper, also
+// for `sandbox image import` (image/decompress).
+var keptOut = []string{"net/http", "crypto/tls", "crypto/x509", "encoding/asn1", "github.com/rootless-containers/rootlesskit",
+	"github.com/klauspost/compress", "compress/gzip", "sandbox/image/decompress"}
+
+// TestNetHTTPKeptOut guards keptOut.
+func TestNetHTTPKeptOut(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "sandbox/cmd/sandbox").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		for _, k := range keptOut {
+			if p == k || strings.HasPrefix(p, k+"/") {
+				t.Errorf("sandbox links %s (go list -deps -f '{{.ImportPath}}: {{.Imports}}' ./cmd/sandbox shows who imports it)", p)
+			}
+		}
+	}
+}

@@ -4,23 +4,26 @@ import (
 	"fmt"
 	"strings"
 
-	"sandbox/cgroupdelegate"
-	"sandbox/spec"
-
 	"github.com/alecthomas/kong"
 )
 
 // helpOption prints commands one line each (a command with subcommands,
 // `image`, as one line too: `sandbox image --help` lists them) and, after a command's flags,
 // the sections a man page would have (helpSections).
-// It also defines the variables run's help text uses.
 func helpOption() kong.Option {
 	return kong.OptionFunc(func(k *kong.Kong) error {
 		for _, o := range []kong.Option{
 			kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
 			kong.Help(printHelp),
-			// --ephemeral-size's help shows this host's default.
-			kong.Vars{"ephemeral_default": cgroupdelegate.FormatSize(spec.DefaultEphemeralSize(spec.TotalRAM(), 0))},
+			// The whole model (help of the program, completion) has
+			// run's help from the start; one command's gets it in
+			// printHelp, only when it is printed.
+			kong.PostBuild(func(k *kong.Kong) error {
+				if len(k.Model.Children) > 1 {
+					withRunHelp(k.Model.Node)
+				}
+				return nil
+			}),
 		} {
 			if err := o.Apply(k); err != nil {
 				return err
@@ -31,6 +34,7 @@ func helpOption() kong.Option {
 }
 
 func printHelp(options kong.HelpOptions, ctx *kong.Context) error {
+	withRunHelp(ctx.Model.Node)
 	if err := kong.DefaultHelpPrinter(options, ctx); err != nil {
 		return err
 	}

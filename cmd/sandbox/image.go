@@ -106,6 +106,16 @@ func imageImport(store image.Store, c imageImportCmd) error {
 	if c.MaxExpansion < 1 {
 		return fmt.Errorf("--max-expansion %d: must be 1 or more", c.MaxExpansion)
 	}
+	// The layers are unpacked by sandbox-pull's helper: sandbox itself
+	// does not link the decompressors (image/decompress).
+	exe, closer, err := pullCommand()
+	if err != nil {
+		return err
+	}
+	if closer != nil {
+		defer closer.Close()
+	}
+	h.Exe = exe
 	res, err := store.Import(c.File, c.Name, h, c.MaxExpansion)
 	if err != nil {
 		return err

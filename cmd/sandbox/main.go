@@ -36,61 +36,61 @@ func main() {
 }
 
 type runCmd struct {
-	Name     string   `placeholder:"NAME" help:"Name of the sandbox, for exec, ps, kill, stop, logs (default: its hostname, sandbox-<6 random hex digits>)."`
-	Detach   bool     `short:"d" help:"Run in the background: print the name and return once the command started; its output goes to a log (sandbox logs NAME)."`
-	Map      string   `enum:"auto,full,single" default:"auto" help:"Identity mapping: full (you plus your /etc/subuid and /etc/subgid ranges), single (only you), auto (full when possible, else single with a warning)."`
-	UID      uint32   `name:"uid" default:"0" help:"Your uid inside the sandbox (it maps to your own uid outside)."`
-	GID      uint32   `name:"gid" default:"0" help:"Your gid inside the sandbox (it maps to your own gid outside)."`
-	Hostname string   `help:"Hostname inside (default: the --name if it is a valid hostname, else sandbox-<6 random hex digits>)."`
-	Net      string   `enum:"auto,pasta,slirp4netns,builtin,none,host" default:"auto" help:"Network: auto (the first usable of slirp4netns, pasta, builtin), pasta, slirp4netns, builtin (the in-process gvisor-tap-vsock stack), none (own namespace, only lo) or host (share the host's)."`
-	Publish  []string `short:"p" placeholder:"[HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|udp]" help:"Forward a host port to a port inside (repeatable). HOSTIP defaults to 127.0.0.1."`
+	Name     string `placeholder:"NAME"`
+	Detach   bool   `short:"d"`
+	Map      string `enum:"auto,full,single" default:"auto"`
+	UID      uint32 `name:"uid" default:"0"`
+	GID      uint32 `name:"gid" default:"0"`
+	Hostname string
+	Net      string   `enum:"auto,pasta,slirp4netns,builtin,none,host" default:"auto"`
+	Publish  []string `short:"p" placeholder:"[HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|udp]"`
 
-	AllowHostLoopback bool     `help:"Let the sandbox reach services on the host's 127.0.0.1, as 10.0.2.2 (host.sandbox.internal)."`
-	AllowLinkLocal    bool     `help:"Let the sandbox reach 169.254.0.0/16 (link-local, cloud metadata services)."`
-	AllowHost         []string `name:"allow-host" sep:"none" placeholder:"NAME[:PORT,…]" help:"Egress policy: let the sandbox reach NAME (*.SUFFIX: its subdomains; *: any name) on these ports (default: all), by the addresses NAME resolves to through the sandbox's DNS, TCP and UDP (repeatable). With any --allow-host or --allow-cidr everything else is blocked, names no rule allows do not resolve, and the blocked attempts are reported (see below)."`
-	AllowCIDR         []string `name:"allow-cidr" sep:"none" placeholder:"CIDR[:PORT,…]" help:"Egress policy: let the sandbox reach these IPv4 addresses (an address or a CIDR) on these ports (default: all) (repeatable)."`
-	DenyHost          []string `name:"deny-host" sep:"none" placeholder:"NAME[:PORT,…]" help:"Egress policy: block NAME (as --allow-host) even where an --allow-host rule covers it (repeatable)."`
-	DNS               string   `name:"dns" placeholder:"IP" help:"The DNS server to ask (IPv4): the builtin network's resolver forwards to it, other networks put it in resolv.conf (default: the host's servers)."`
-	Rootfs            string   `type:"path" placeholder:"DIR" help:"Use DIR as the root's bottom layer instead of the host's own directories."`
-	Image             string   `placeholder:"REF" help:"Use an image as the root, with its environment, working directory, command and user: one pulled or imported (sandbox image import) under that name, else pulled from its registry (see --pull)."`
-	Pull              string   `enum:"missing,always,never" default:"missing" help:"When --image pulls: missing (only when the store has no image of that name), always (check the registry for a newer one), never (fail when it is missing)."`
-	Platform          string   `placeholder:"OS/ARCH[/VARIANT]" help:"The platform --image pulls from a multi-platform image (default: this machine's)."`
-	InsecureRegistry  []string `name:"insecure-registry" placeholder:"HOST[:PORT]" help:"A registry --image may pull from over plain HTTP (repeatable); every other one over TLS only."`
-	Layer             []string `type:"path" placeholder:"DIR" help:"Stack DIR as a read-only layer (repeatable; later ones on top)."`
-	Upper             string   `type:"path" placeholder:"DIR" help:"Keep the root's changes in DIR across runs (default: in the ephemeral storage, gone at exit)."`
-	Overlay           string   `enum:"auto,kernel,fuse" default:"auto" help:"Overlay driver: kernel (overlayfs), fuse (fuse-overlayfs), or auto (kernel, and fuse-overlayfs with a warning for each mount the kernel refuses)."`
-	ReadOnly          bool     `help:"Make the root read-only (no copy-on-write layer)."`
-	Ephemeral         string   `enum:"memory,disk" default:"memory" help:"Where the sandbox's ephemeral writes go (the root's changes without --upper, /tmp, /run, /dev/shm, the homes, --tmpfs): memory (one tmpfs of --ephemeral-size) or disk (a directory under $XDG_CACHE_HOME/sandbox/ephemeral, removed at exit; bounded by that file system's free space)."`
-	EphemeralSize     string   `name:"ephemeral-size" placeholder:"SIZE" help:"Size of that one tmpfs, shared by all of them (default: a quarter of RAM, at most 8G, at most half of --memory; here ${ephemeral_default}); full, writes fail with ENOSPC."`
-	Cwd               string   `placeholder:"rw|ro|none" help:"Share the working directory at the same path: rw (default), ro or none."`
-	Bind              []string `placeholder:"SRC[:DST][:ro]" help:"Bind host SRC at DST inside (repeatable; DST defaults to SRC)."`
-	Tmpfs             []string `placeholder:"DST" help:"Mount an empty tmpfs at DST (repeatable; part of the ephemeral storage, see --ephemeral)."`
-	Chdir             string   `placeholder:"DIR" help:"Working directory of the command (default: the shared working directory, else /)."`
-	Env               []string `short:"e" placeholder:"K=V" help:"Set K=V, or copy K from your environment (repeatable)."`
-	Clearenv          bool     `help:"Start from an empty environment (PATH, HOME and TERM are then set)."`
-	TTY               string   `name:"tty" enum:"auto,always,never" default:"auto" help:"Give the command a private terminal: auto (when stdin and stdout are terminals), always, never."`
-	Verbose           bool     `short:"v" help:"Log each setup step with its timing to stderr."`
-	LogFormat         string   `name:"log-format" enum:"text,json" default:"text" help:"Format of sandbox's own lines on stderr: text, or json (one object per line: time, level, stage, elapsed_ms, msg)."`
-	Report            string   `placeholder:"FILE|-" help:"Write a JSON report of the run (identity, root, network, limits, fallbacks, step timings, exit cause) to FILE, or stdout with -."`
+	AllowHostLoopback bool
+	AllowLinkLocal    bool
+	AllowHost         []string `name:"allow-host" sep:"none" placeholder:"NAME[:PORT,…]"`
+	AllowCIDR         []string `name:"allow-cidr" sep:"none" placeholder:"CIDR[:PORT,…]"`
+	DenyHost          []string `name:"deny-host" sep:"none" placeholder:"NAME[:PORT,…]"`
+	DNS               string   `name:"dns" placeholder:"IP"`
+	Rootfs            string   `type:"path" placeholder:"DIR"`
+	Image             string   `placeholder:"REF"`
+	Pull              string   `enum:"missing,always,never" default:"missing"`
+	Platform          string   `placeholder:"OS/ARCH[/VARIANT]"`
+	InsecureRegistry  []string `name:"insecure-registry" placeholder:"HOST[:PORT]"`
+	Layer             []string `type:"path" placeholder:"DIR"`
+	Upper             string   `type:"path" placeholder:"DIR"`
+	Overlay           string   `enum:"auto,kernel,fuse" default:"auto"`
+	ReadOnly          bool
+	Ephemeral         string   `enum:"memory,disk" default:"memory"`
+	EphemeralSize     string   `name:"ephemeral-size" placeholder:"SIZE"`
+	Cwd               string   `placeholder:"rw|ro|none"`
+	Bind              []string `placeholder:"SRC[:DST][:ro]"`
+	Tmpfs             []string `placeholder:"DST"`
+	Chdir             string   `placeholder:"DIR"`
+	Env               []string `short:"e" placeholder:"K=V"`
+	Clearenv          bool
+	TTY               string `name:"tty" enum:"auto,always,never" default:"auto"`
+	Verbose           bool   `short:"v"`
+	LogFormat         string `name:"log-format" enum:"text,json" default:"text"`
+	Report            string `placeholder:"FILE|-"`
 
-	CapAdd            []string `placeholder:"CAP" help:"Add a capability to root's bounding set inside (repeatable; CAP_NAME, NAME or ALL). Default: Docker's set."`
-	CapDrop           []string `placeholder:"CAP" help:"Drop a capability from root's bounding set inside (repeatable; CAP_NAME, NAME or ALL)."`
-	Landlock          bool     `help:"Landlock: the command may write only the shared working directory, read-write binds, --tmpfs, /tmp, /dev/shm and your home; the rest of the root is read-only for it."`
-	PreserveFds       int      `placeholder:"N" help:"Pass file descriptors 3 .. 3+N-1 on to the command (default: none beyond stdio)."`
-	Seccomp           string   `placeholder:"default|unconfined|FILE" default:"default" help:"System-call filter: the built-in default, unconfined (none), or an OCI/Docker seccomp JSON profile."`
-	AllowNestedUserns bool     `name:"allow-nested-userns" help:"Let the command create user namespaces (the default filter refuses them) and mount in them."`
-	UnmaskProc        bool     `name:"unmask-proc" help:"Leave /proc's masked and read-only entries (kcore, keys, sys, …) visible, so that a nested sandbox or container can mount its own /proc (with --allow-nested-userns)."`
+	CapAdd            []string `placeholder:"CAP"`
+	CapDrop           []string `placeholder:"CAP"`
+	Landlock          bool
+	PreserveFds       int    `placeholder:"N"`
+	Seccomp           string `placeholder:"default|unconfined|FILE" default:"default"`
+	AllowNestedUserns bool   `name:"allow-nested-userns"`
+	UnmaskProc        bool   `name:"unmask-proc"`
 
-	Memory     string   `placeholder:"SIZE" help:"Memory limit (memory.max), e.g. 512M; swap is off unless --memory-swap. Sizes: bytes or K, M, G, T."`
-	MemorySwap string   `name:"memory-swap" placeholder:"SIZE" help:"Swap the command may use beyond --memory (memory.swap.max; max: no limit)."`
-	CPUs       string   `name:"cpus" placeholder:"N" help:"CPU time in CPUs, e.g. 0.5 (cpu.max quota per 100 ms)."`
-	CPUWeight  string   `name:"cpu-weight" placeholder:"N" help:"Relative CPU weight, 1 to 10000 (cpu.weight; default 100)."`
-	Pids       string   `placeholder:"N|max" help:"Most processes and threads at once (pids.max). Without it each user inside gets RLIMIT_NPROC 4096, which the command cannot raise; max: neither."`
-	IOWeight   string   `name:"io-weight" placeholder:"N" help:"Relative I/O weight, 1 to 10000 (io.weight)."`
-	IOMax      []string `name:"io-max" sep:"none" placeholder:"DEV:rbps=N,wbps=N,riops=N,wiops=N" help:"I/O limits on a whole disk (io.max; DEV is /dev/NAME or MAJ:MIN; repeatable)."`
-	Limits     string   `enum:"strict,best-effort" default:"strict" help:"strict: a limit that cannot be applied stops the run (exit 125, with the fix); best-effort: run without it, with a warning."`
-	Profile    string   `placeholder:"FILE" help:"Take defaults for these flags, and the command, from a TOML or YAML profile (see below)."`
-	Command    []string `arg:"" optional:"" passthrough:"partial" name:"command" help:"The command and its arguments (after --; default: the profile's command)."`
+	Memory     string   `placeholder:"SIZE"`
+	MemorySwap string   `name:"memory-swap" placeholder:"SIZE"`
+	CPUs       string   `name:"cpus" placeholder:"N"`
+	CPUWeight  string   `name:"cpu-weight" placeholder:"N"`
+	Pids       string   `placeholder:"N|max"`
+	IOWeight   string   `name:"io-weight" placeholder:"N"`
+	IOMax      []string `name:"io-max" sep:"none" placeholder:"DEV:rbps=N,wbps=N,riops=N,wiops=N"`
+	Limits     string   `enum:"strict,best-effort" default:"strict"`
+	Profile    string   `placeholder:"FILE"`
+	Command    []string `arg:"" optional:"" passthrough:"partial" name:"command"`
 }
 
 type versionCmd struct{}
@@ -144,13 +144,15 @@ func runCLI(args []string) int {
 	var c cli
 	exitCode := -1
 	def := newDefaults(os.LookupEnv)
-	parser, err := kong.New(&c,
+	grammar, one := grammarFor(&c, args)
+	def.runless = !whole(grammar) && args[0] != "run"
+	parser, err := kong.New(grammar, append(one,
 		kong.Name("sandbox"),
 		kong.Description("Run a command isolated in a rootless sandbox: user, mount, pid, uts, ipc and network namespaces, a copy-on-write view of the host, no root needed.\n\nExit status of run: the command's own; 128+N if it died of signal N; 125 if the sandbox failed; 126 not executable; 127 not found."),
 		kong.UsageOnError(),
 		kong.Exit(func(code int) { exitCode = code }),
 		def.option(), helpOption(),
-	)
+	)...)
 	lg := journal.NewLogger(os.Stderr, journal.LogText, "sandbox", false, time.Now())
 	if err != nil {
 		lg.Error(err.Error())

@@ -19,7 +19,7 @@ import (
 var personalities = map[string]func() int{
 	wire.InitArg0:       initproc.Init,                                           // PID 1 of a sandbox
 	parent.CleanArg0:    parent.CleanChild,                                       // removes --ephemeral=disk directories in the user's id range
-	image.HelperArg0:    image.HelperChild,                                       // unpacks image layers in a user namespace
+	image.HelperArg0:    func() int { return image.HelperChild(nil) },            // removes image layers in a user namespace (sandbox-pull's unpacks them)
 	hostcheck.ProbeArg0: func() int { return hostcheck.ProbeChild(os.Args[1:]) }, // sandbox check's namespace probe
 }
 

@@ -48,6 +48,7 @@ type defaults struct {
 	profile   *profile              // nil without --profile
 	env       map[string]any        // flag name -> value from its variable
 	sources   map[string]string     // flag name -> where its applied value came from
+	runless   bool                  // the model is another command's alone (grammarFor)
 }
 
 func newDefaults(lookupEnv func(string) (string, bool)) *defaults {
@@ -79,6 +80,9 @@ func (d *defaults) bind(k *kong.Kong) error {
 		}
 	}
 	if d.run == nil {
+		if d.runless {
+			return nil
+		}
 		return errors.New("no run command in the model")
 	}
 	d.flags = map[string]*kong.Flag{}
@@ -133,7 +137,7 @@ func (d *defaults) formatHelp(v *kong.Value) string {
 // kong resolves: every bad value stops the run, even one the command line
 // overrides, so a broken profile or CI setting is found at once.
 func (d *defaults) load(ctx *kong.Context) error {
-	if ctx.Selected() != d.run {
+	if d.run == nil || ctx.Selected() != d.run {
 		return nil
 	}
 	d.active = true

@@ -109,7 +109,14 @@ func pullCommand() (string, io.Closer, error) {
 		if err != nil {
 			return "", nil, err
 		}
-		return m.Path(), m, nil
+		// Above stdio, which a child's start sets up before its exec
+		// opens the path (sandbox may have been started without fd 0).
+		p, err := m.PathAbove(3)
+		if err != nil {
+			m.Close()
+			return "", nil, err
+		}
+		return p, m, nil
 	}
 	if exe, err := os.Executable(); err == nil {
 		p := filepath.Join(filepath.Dir(exe), pullName)

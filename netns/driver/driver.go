@@ -7,13 +7,16 @@
 // for the driver (Config.ChildPart) but never runs inside the sandbox: that
 // is netns/link, which must not import this package.
 //
-// It may import sandbox/netns, the project's process helpers
-// (internal/locked, internal/proto) and rootlesskit's port drivers; nothing
-// on init's side imports it.
+// It may import sandbox/netns and the project's process helpers
+// (internal/locked, internal/proto); nothing on init's side imports it.
+// Not rootlesskit: its port package links net/http and crypto/tls into
+// sandbox (~1 ms of package initialisation on every start; the guard is
+// cmd/sandbox's TestNetHTTPKeptOut). slirp4netns' API is spoken here
+// (slirp4netns.go), rootlesskit's builtin port driver runs in the
+// sandbox-netstack helper (netns/netstack).
 package driver
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,8 +28,6 @@ import (
 	"sandbox/internal/locked"
 	"sandbox/netns"
 	"sandbox/netns/egress"
-
-	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
 )
 
 // ParentDriver is a user-mode network driver, run from the parent.
@@ -225,31 +226,9 @@ func (h *helper) watch(name string, p *locked.Proc) {
 // helperStartTimeout bounds a helper's start (pasta needs ~80 ms here).
 const helperStartTimeout = 20 * time.Second
 
-// PublishAll runs a rootlesskit port driver and adds every port to it; the
-// driver stops with the process (its goroutine never returns earlier).
-func PublishAll(d port.ParentDriver, pubs []netns.Publish, cctx *port.ChildContext) error {
-	initDone := make(chan struct{}, 1)
-	errc := make(chan error, 1)
-	go func() { errc <- d.RunParentDriver(initDone, make(chan struct{}), cctx) }()
-	select {
-	case <-initDone:
-	case err := <-errc:
-		return fmt.Errorf("starting the port driver: %w", err)
-	}
-	for _, p := range pubs {
-		_, err := d.AddPort(context.Background(), port.Spec{
-			Proto: p.Proto, ParentIP: p.HostIP, ParentPort: p.HostPort, ChildPort: p.SandboxPort,
-		})
-		if err != nil {
-			return fmt.Errorf("publishing %s: %w%s", p, err, portAdvice(p, err))
-		}
-	}
-	return nil
-}
-
-// portAdvice names the usual cause of a failed publish, when the error
+// PortAdvice names the usual cause of a failed publish, when the error
 // shows it (a wrong hint sends the user the wrong way).
-func portAdvice(p netns.Publish, err error) string {
+func PortAdvice(p netns.Publish, err error) string {
 	msg := err.Error()
 	switch {
 	case p.HostPort < 1024:

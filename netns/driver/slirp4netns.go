@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,14 +15,11 @@ import (
 
 	"sandbox/internal/locked"
 	"sandbox/netns"
-
-	"github.com/rootless-containers/rootlesskit/v3/pkg/port"
-	portslirp "github.com/rootless-containers/rootlesskit/v3/pkg/port/slirp4netns"
 )
 
 // slirp4netns starts once init has made the tap (GiveTap) and then joins
-// the sandbox's namespaces to serve it; -p goes through rootlesskit's
-// slirp4netns port driver over slirp4netns' API socket.
+// the sandbox's namespaces to serve it; -p goes through slirp4netns' API
+// socket (addHostFwd).
 //
 // rootlesskit's slirp4netns network driver is not used: it makes the tap by
 // running `nsenter … ip tuntap add` as the caller, whose capabilities
@@ -139,15 +137,73 @@ func (d *slirp4netns) run() {
 		return
 	}
 	if d.api != "" {
-		pd, err := portslirp.NewParentDriver(io.Discard, d.api)
-		if err == nil {
-			err = PublishAll(pd, cfg.Publish, &port.ChildContext{IP: net.ParseIP(netns.SandboxIP)})
-		}
-		if err != nil {
-			d.ready <- err
-			return
+		for i, pub := range cfg.Publish {
+			for _, q := range cfg.Publish[:i] {
+				if q.Proto == pub.Proto && q.HostIP == pub.HostIP && q.HostPort == pub.HostPort {
+					d.ready <- fmt.Errorf("publishing %s: the host port is already published by -p %s", pub, q)
+					return
+				}
+			}
+			if err := addHostFwd(d.api, pub); err != nil {
+				d.ready <- fmt.Errorf("publishing %s: %w%s", pub, err, PortAdvice(pub, err))
+				return
+			}
 		}
 	}
 	d.ready <- nil
 	d.watch("slirp4netns", p)
+}
+
+// apiTimeout bounds one request to slirp4netns' API socket.
+const apiTimeout = 10 * time.Second
+
+// addHostFwd asks slirp4netns, over its API socket, to forward the host's
+// p.HostIP:p.HostPort to the sandbox's p.SandboxPort: one JSON request
+// ({"execute": "add_hostfwd", ...}), our end of the connection shut for
+// writing, one JSON reply ({"return": {"id": N}} or {"error": {"desc": ...}}).
+// The forward lives as long as slirp4netns.
+func addHostFwd(api string, p netns.Publish) error {
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Net: "unix", Name: api})
+	if err != nil {
+		return fmt.Errorf("slirp4netns' API: %w", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(apiTimeout))
+	req := map[string]any{"execute": "add_hostfwd", "arguments": map[string]any{
+		"proto": p.Proto, "host_addr": p.HostIP, "host_port": p.HostPort,
+		"guest_addr": netns.SandboxIP, "guest_port": p.SandboxPort,
+	}}
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return fmt.Errorf("slirp4netns' API: %w", err)
+	}
+	if err := conn.CloseWrite(); err != nil {
+		return fmt.Errorf("slirp4netns' API: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(conn, 64<<10))
+	if err != nil {
+		return fmt.Errorf("slirp4netns' API: %w", err)
+	}
+	return hostFwdReply(b)
+}
+
+// hostFwdReply reads slirp4netns' answer to add_hostfwd.
+func hostFwdReply(b []byte) error {
+	var rep struct {
+		Return *struct {
+			ID *int `json:"id"`
+		} `json:"return"`
+		Error *struct {
+			Desc string `json:"desc"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("slirp4netns' API: unreadable reply %q: %w", b, err)
+	}
+	switch {
+	case rep.Error != nil:
+		return fmt.Errorf("slirp4netns: %s", rep.Error.Desc)
+	case rep.Return == nil || rep.Return.ID == nil:
+		return fmt.Errorf("slirp4netns' API: unexpected reply %q", b)
+	}
+	return nil
 }

@@ -174,9 +174,31 @@ func publish(n *network, pubs []netns.Publish) error {
 	if err != nil {
 		return err
 	}
-	return driver.PublishAll(d, pubs, &port.ChildContext{
+	return publishAll(d, pubs, &port.ChildContext{
 		IP: net.ParseIP(netns.SandboxIP), Network: n, GatewayIP: net.ParseIP(netns.GatewayIP),
 	})
+}
+
+// publishAll runs a rootlesskit port driver and adds every port to it; the
+// driver stops with the process (its goroutine never returns earlier).
+func publishAll(d port.ParentDriver, pubs []netns.Publish, cctx *port.ChildContext) error {
+	initDone := make(chan struct{}, 1)
+	errc := make(chan error, 1)
+	go func() { errc <- d.RunParentDriver(initDone, make(chan struct{}), cctx) }()
+	select {
+	case <-initDone:
+	case err := <-errc:
+		return fmt.Errorf("starting the port driver: %w", err)
+	}
+	for _, p := range pubs {
+		_, err := d.AddPort(context.Background(), port.Spec{
+			Proto: p.Proto, ParentIP: p.HostIP, ParentPort: p.HostPort, ChildPort: p.SandboxPort,
+		})
+		if err != nil {
+			return fmt.Errorf("publishing %s: %w%s", p, err, driver.PortAdvice(p, err))
+		}
+	}
+	return nil
 }
 
 // tapConn is the tap queue as a net.Conn for gvisor-tap-vsock's vfkit

@@ -12,7 +12,11 @@
 // sandbox that run the same executable), init (the shallowest process that
 // is PID 1 of a new PID namespace), network helpers (other executables
 // outside the sandbox), each with its VmRSS; the payload and everything else
-// below init is left out. report prints the medians per set and tool.
+// below init is left out. The holder (a per-user process with argv[0]
+// sandbox-holder that serves all sandboxes, in the tree or not) is no part
+// of any one run: it is sampled apart (holder_kb), never in the sums, and
+// report prints it as a line of its own (not for bwrap, which uses none).
+// report prints the medians per set and tool.
 package main
 
 import (
@@ -34,16 +38,20 @@ import (
 // maxProcs bounds the /proc scan and the tree walk.
 const maxProcs = 1 << 16
 
+// holderArg0 is argv[0] of the user's holder process, shared by all runs.
+const holderArg0 = "sandbox-holder"
+
 // proc is one process of a sampled tree.
 type proc struct {
 	Pid   int    `json:"pid"`
 	Ppid  int    `json:"ppid"`
 	Comm  string `json:"comm"`
 	Exe   string `json:"exe,omitempty"`
-	Role  string `json:"role"` // supervisor, init, helper, payload
+	Role  string `json:"role"` // supervisor, init, helper, payload, holder
 	RSSKB int64  `json:"rss_kb"`
 	depth int
 	nspid []int
+	uid   int // real uid, -1 unknown
 }
 
 // sample is one measurement of one process set.
@@ -54,6 +62,8 @@ type sample struct {
 	InitKB       int64    `json:"init_kb"`
 	HelpersKB    int64    `json:"helpers_kb"`
 	Helpers      []string `json:"helpers,omitempty"`
+	HolderKB     int64    `json:"holder_kb,omitempty"` // the user's holder, apart from the sums
+	HolderPids   []int    `json:"holder_pids,omitempty"`
 	Procs        []proc   `json:"procs"`
 }
 
@@ -72,9 +82,10 @@ func statLine(s string) (ppid int, comm string, err error) {
 	return ppid, s[open+1 : end], err
 }
 
-// statusFields returns VmRSS in kB (0 for a kernel thread or a zombie) and
-// the NSpid list of /proc/PID/status text.
-func statusFields(s string) (rssKB int64, nspid []int) {
+// statusFields returns VmRSS in kB (0 for a kernel thread or a zombie),
+// the NSpid list and the real uid (-1: none) of /proc/PID/status text.
+func statusFields(s string) (rssKB int64, nspid []int, uid int) {
+	uid = -1
 	sc := bufio.NewScanner(strings.NewReader(s))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
@@ -87,6 +98,12 @@ func statusFields(s string) (rssKB int64, nspid []int) {
 			if len(f) > 0 {
 				rssKB, _ = strconv.ParseInt(f[0], 10, 64)
 			}
+		case "Uid":
+			if len(f) > 0 {
+				if n, err := strconv.Atoi(f[0]); err == nil {
+					uid = n
+				}
+			}
 		case "NSpid":
 			for _, x := range f {
 				if n, err := strconv.Atoi(x); err == nil {
@@ -95,7 +112,21 @@ func statusFields(s string) (rssKB int64, nspid []int) {
 			}
 		}
 	}
-	return rssKB, nspid
+	return rssKB, nspid, uid
+}
+
+// isHolder: /proc/PID/cmdline's argv[0] names the holder (its comm does
+// not: a program run from a memfd is named after the fd).
+func isHolder(procRoot string, pid int) bool {
+	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, 4096)
+	n, _ := io.ReadFull(f, b)
+	arg0, _, _ := strings.Cut(string(b[:n]), "\x00")
+	return filepath.Base(arg0) == holderArg0
 }
 
 // table is a snapshot of /proc: parent and comm of every process.
@@ -185,6 +216,7 @@ func classify(ps []proc, payload string) {
 	for i := range ps {
 		p := &ps[i]
 		switch {
+		case p.Role == "holder": // set by measure
 		case p.Pid == initPid:
 			p.Role = "init"
 		case inside(*p):
@@ -205,7 +237,7 @@ func read(procRoot string, ps []proc) {
 			ps[i].Exe = exe
 		}
 		if b, err := os.ReadFile(filepath.Join(dir, "status")); err == nil {
-			ps[i].RSSKB, ps[i].nspid = statusFields(string(b))
+			ps[i].RSSKB, ps[i].nspid, ps[i].uid = statusFields(string(b))
 		}
 	}
 }
@@ -220,10 +252,36 @@ func measure(procRoot string, root int, set, tool, payload string) (sample, erro
 		return sample{}, fmt.Errorf("no process %d", root)
 	}
 	read(procRoot, ps)
+	inTree := map[int]bool{}
+	for i := range ps {
+		inTree[ps[i].Pid] = true
+		if i > 0 && isHolder(procRoot, ps[i].Pid) {
+			ps[i].Role = "holder"
+		}
+	}
 	classify(ps, payload)
 	s := sample{Set: set, Tool: tool, Procs: ps}
+	// The holder outside the tree: the one of the sampled tree's user
+	// (bwrap's runs use none).
+	var others []proc
+	for pid := range t.comm {
+		if tool != "bwrap" && !inTree[pid] && isHolder(procRoot, pid) {
+			others = append(others, proc{Pid: pid, Ppid: t.ppid[pid], Comm: t.comm[pid]})
+		}
+	}
+	sort.Slice(others, func(i, j int) bool { return others[i].Pid < others[j].Pid })
+	read(procRoot, others)
+	for _, p := range others {
+		if p.uid == ps[0].uid {
+			s.HolderKB += p.RSSKB
+			s.HolderPids = append(s.HolderPids, p.Pid)
+		}
+	}
 	for _, p := range ps {
 		switch p.Role {
+		case "holder":
+			s.HolderKB += p.RSSKB
+			s.HolderPids = append(s.HolderPids, p.Pid)
 		case "supervisor":
 			s.SupervisorKB += p.RSSKB
 		case "init":

@@ -20,15 +20,15 @@ func TestStatLine(t *testing.T) {
 }
 
 func TestStatusFields(t *testing.T) {
-	rss, nspid := statusFields("Name:\tsandbox-init\nNSpid:\t1234\t1\nVmRSS:\t   9312 kB\n")
-	if rss != 9312 || len(nspid) != 2 || nspid[1] != 1 {
-		t.Errorf("statusFields = %d %v", rss, nspid)
+	rss, nspid, uid := statusFields("Name:\tsandbox-init\nUid:\t1000\t1000\t1000\t1000\nNSpid:\t1234\t1\nVmRSS:\t   9312 kB\n")
+	if rss != 9312 || len(nspid) != 2 || nspid[1] != 1 || uid != 1000 {
+		t.Errorf("statusFields = %d %v %d", rss, nspid, uid)
 	}
 }
 
 // fakeProc writes a /proc with the given processes: pid, ppid, comm, exe,
-// VmRSS kB, NSpid.
-func fakeProc(t *testing.T, procs []proc) string {
+// VmRSS kB, NSpid, uid (status's Uid), argv (cmdline).
+func fakeProc(t *testing.T, procs []proc, argv ...map[int]string) string {
 	t.Helper()
 	root := t.TempDir()
 	for _, p := range procs {
@@ -41,8 +41,14 @@ func fakeProc(t *testing.T, procs []proc) string {
 		for i, n := range p.nspid {
 			ns[i] = fmt.Sprint(n)
 		}
-		status := fmt.Sprintf("Name:\t%s\nNSpid:\t%s\nVmRSS:\t%d kB\n", p.Comm, strings.Join(ns, "\t"), p.RSSKB)
-		for name, text := range map[string]string{"stat": stat, "status": status} {
+		status := fmt.Sprintf("Name:\t%s\nUid:\t%d\t%d\t%d\t%d\nNSpid:\t%s\nVmRSS:\t%d kB\n", p.Comm, p.uid, p.uid, p.uid, p.uid, strings.Join(ns, "\t"), p.RSSKB)
+		cmdline := p.Exe + "\x00"
+		for _, a := range argv {
+			if c, ok := a[p.Pid]; ok {
+				cmdline = c
+			}
+		}
+		for name, text := range map[string]string{"stat": stat, "status": status, "cmdline": cmdline} {
 			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -176,4 +182,80 @@ func TestReport(t *testing.T) {
 	if err := cmdReport([]string{"-in", filepath.Join(dir, "none")}, &out); err == nil {
 		t.Error("no error for a missing input")
 	}
+}
+
+// TestHolderApart: the user's holder (argv[0] sandbox-holder, run from a
+// memfd: its comm is the fd's number) is in no sum, whether the sampled
+// run started it (in the tree) or not; another user's holder is not this
+// run's; report prints it as a line of its own.
+func TestHolderApart(t *testing.T) {
+	procs := []proc{
+		{Pid: 100, Ppid: 1, Comm: "sandbox", Exe: "/bin/sandbox", RSSKB: 11000, nspid: []int{100}, uid: 1000},
+		{Pid: 101, Ppid: 100, Comm: "sandbox-init", Exe: "/bin/sandbox", RSSKB: 9000, nspid: []int{101, 1}, uid: 1000},
+		{Pid: 102, Ppid: 101, Comm: "sleep", Exe: "/usr/bin/sleep", RSSKB: 1500, nspid: []int{102, 2}, uid: 1000},
+		{Pid: 300, Ppid: 1, Comm: "4", Exe: "/memfd:sandbox (deleted)", RSSKB: 2500, nspid: []int{300}, uid: 1000},
+		{Pid: 301, Ppid: 1, Comm: "4", Exe: "/memfd:sandbox (deleted)", RSSKB: 7777, nspid: []int{301}, uid: 1001},
+	}
+	argv := map[int]string{300: "sandbox-holder\x00--user\x00", 301: "sandbox-holder\x00"}
+	root := fakeProc(t, procs, argv)
+	s, err := measure(root, 100, "fg", "new", "sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.SupervisorKB != 11000 || s.InitKB != 9000 || s.HelpersKB != 0 || s.HolderKB != 2500 || fmt.Sprint(s.HolderPids) != "[300]" {
+		t.Errorf("holder outside the tree: %+v", s)
+	}
+
+	if s, err := measure(root, 100, "fg", "bwrap", "sleep"); err != nil || s.HolderKB != 0 {
+		t.Errorf("bwrap's sample counts the holder: %+v %v", s, err)
+	}
+
+	// Started by this run (its child until it is reparented).
+	procs[3].Ppid = 100
+	root = fakeProc(t, procs, argv)
+	s, err = measure(root, 100, "fg", "new", "sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.SupervisorKB != 11000 || s.HelpersKB != 0 || len(s.Helpers) != 0 || s.HolderKB != 2500 || fmt.Sprint(s.HolderPids) != "[300]" {
+		t.Errorf("holder in the tree: %+v", s)
+	}
+	for _, p := range s.Procs {
+		if p.Pid == 300 && p.Role != "holder" {
+			t.Errorf("the holder's role is %q", p.Role)
+		}
+	}
+
+	var lines []string
+	for _, k := range []int64{1, 3, 2} {
+		for _, smp := range []sample{
+			{Set: "fg", Tool: "new", SupervisorKB: 3072, InitKB: 1024, HolderKB: 1024 * k},
+			{Set: "fg", Tool: "base", SupervisorKB: 3072, InitKB: 1024},
+		} {
+			b, _ := json.Marshal(smp)
+			lines = append(lines, string(b))
+		}
+	}
+	rep := build(mustSamples(t, strings.Join(lines, "\n")), 8)
+	last := rep.Rows[len(rep.Rows)-1]
+	if last.What != holderRow || last.Set != "" || last.MB["new"] == nil || *last.MB["new"] != 2 || last.MB["base"] != nil {
+		t.Errorf("holder row = %+v", last)
+	}
+	for _, want := range []string{"holder, shared by all runs  ", "fg: supervisor + init", "supervisor + init ≤ 8 MB, fg, new: 4.0 MB, met"} {
+		if !strings.Contains(rep.text(), want) {
+			t.Errorf("report lacks %q:\n%s", want, rep.text())
+		}
+	}
+	if !strings.Contains(rep.markdown(), "| holder, shared by all runs | — | 2.0 | — |") {
+		t.Errorf("markdown:\n%s", rep.markdown())
+	}
+}
+
+func mustSamples(t *testing.T, text string) []sample {
+	t.Helper()
+	ss, err := readSamples(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ss
 }

@@ -18,7 +18,7 @@ var tools = []string{"base", "new", "bwrap"}
 // memRow is one line of the memory table: a quantity of one process set, in
 // MB (MiB: VmRSS kB / 1024) per tool, the median over the samples.
 type memRow struct {
-	Set     string              `json:"set"`
+	Set     string              `json:"set"` // "" for the holder's line
 	What    string              `json:"what"`
 	MB      map[string]*float64 `json:"mb"`
 	Samples map[string]int      `json:"samples"`
@@ -68,8 +68,12 @@ func readSamples(r io.Reader) ([]sample, error) {
 	return out, nil
 }
 
+// holderRow is the holder's line: shared by all runs, so in no set's sum.
+const holderRow = "holder, shared by all runs"
+
 // build makes the rows: per set (in first-seen order) supervisor, init,
-// their sum and, where any sample had one, the network helpers.
+// their sum and, where any sample had one, the network helpers; last, when
+// a holder ran, its line (the median over the samples that saw it).
 func build(samples []sample, goalMB float64) memReport {
 	var sets []string
 	seen := map[string]bool{}
@@ -144,7 +148,34 @@ func build(samples []sample, goalMB float64) memReport {
 			}
 		}
 	}
+	holder := memRow{What: holderRow, MB: map[string]*float64{}, Samples: map[string]int{}}
+	seenHolder := false
+	for _, tool := range tools {
+		var xs []float64
+		for _, s := range samples {
+			if s.Tool == tool && s.HolderKB > 0 {
+				xs = append(xs, float64(s.HolderKB)/1024)
+			}
+		}
+		if len(xs) == 0 {
+			holder.MB[tool] = nil
+			continue
+		}
+		m := median(xs)
+		holder.MB[tool], holder.Samples[tool], seenHolder = &m, len(xs), true
+	}
+	if seenHolder {
+		rep.Rows = append(rep.Rows, holder)
+	}
 	return rep
+}
+
+// label is a row's first cell: the holder's line belongs to no set.
+func (row memRow) label() string {
+	if row.Set == "" {
+		return row.What
+	}
+	return row.Set + ": " + row.What
 }
 
 func contains(xs []string, x string) bool {
@@ -166,7 +197,7 @@ func cell(v *float64) string {
 func (r memReport) text() string {
 	table := [][]string{{"process set", "base MB", "new MB", "bwrap MB"}}
 	for _, row := range r.Rows {
-		table = append(table, []string{row.Set + ": " + row.What,
+		table = append(table, []string{row.label(),
 			cell(row.MB["base"]), cell(row.MB["new"]), cell(row.MB["bwrap"])})
 	}
 	widths := make([]int, 4)
@@ -197,7 +228,7 @@ func (r memReport) markdown() string {
 	var b strings.Builder
 	b.WriteString("| process set | base MB | new MB | bwrap MB |\n|:---|---:|---:|---:|\n")
 	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "| %s: %s | %s | %s | %s |\n", row.Set, row.What,
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row.label(),
 			cell(row.MB["base"]), cell(row.MB["new"]), cell(row.MB["bwrap"]))
 	}
 	if len(r.Goals) > 0 {
