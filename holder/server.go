@@ -196,17 +196,24 @@ func (s *server) listen() error {
 	return nil
 }
 
-// run answers clients until none came for s.idle, then removes the socket
-// (if it is still this holder's) and returns.
+// aloneEvery is how often the holder looks whether it is the last process
+// of its cgroup.
+const aloneEvery = 500 * time.Millisecond
+
+// run answers clients until none came for s.idle, or until nothing but the
+// holder is left in its cgroup (the session, scope or job that started it
+// is over, and a scope must be able to end), then removes the socket (if it
+// is still this holder's) and returns.
 func (s *server) run() {
+	procs := ownCgroupProcs()
 	deadline := time.Now().Add(s.idle)
 	for {
 		wait := time.Until(deadline)
-		if wait <= 0 {
+		if wait <= 0 || procs != "" && alone(procs) {
 			break
 		}
 		pfd := []unix.PollFd{{Fd: int32(s.ln), Events: unix.POLLIN}}
-		n, err := unix.Poll(pfd, int(wait.Milliseconds())+1)
+		n, err := unix.Poll(pfd, int(min(wait, aloneEvery).Milliseconds())+1)
 		if err == unix.EINTR || n == 0 {
 			continue
 		}
@@ -288,6 +295,52 @@ func (s *server) check(c int) error {
 		return errors.New("the client is gone")
 	}
 	return nil
+}
+
+// ownCgroupProcs is the cgroup.procs file of the holder's cgroup (v2), or
+// "" when there is none to watch (the root, or no cgroup2 mount found).
+func ownCgroupProcs() string {
+	self, err := readSmall("/proc/self/cgroup")
+	if err != nil {
+		return ""
+	}
+	var path string
+	for _, l := range strings.Split(self, "\n") {
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			path = p
+		}
+	}
+	if path == "" || path == "/" {
+		return ""
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+	for _, l := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(l, " - ")
+		fields := strings.Fields(pre)
+		if !ok || len(fields) < 5 || !strings.HasPrefix(post, "cgroup2 ") || fields[3] != "/" {
+			continue
+		}
+		p := filepath.Join(fields[4], path, "cgroup.procs")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// alone says whether the holder is the only process in procs.
+func alone(procs string) bool {
+	b, err := readSmall(procs)
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(b)
+	return len(f) == 1 && f[0] == strconv.Itoa(os.Getpid())
 }
 
 // readSmall reads the start of a /proc file, bounded.

@@ -3,6 +3,7 @@ package holder
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -146,5 +147,23 @@ func TestFailedRecently(t *testing.T) {
 	os.Chtimes(filepath.Join(dir, logName), old, old)
 	if FailedRecently(dir) {
 		t.Fatal("an old log still holds off a new holder")
+	}
+}
+
+// TestAlone: the holder ends once its cgroup holds nothing but itself.
+func TestAlone(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "cgroup.procs")
+	me := strconv.Itoa(os.Getpid())
+	for _, c := range []struct {
+		procs string
+		want  bool
+	}{{me + "\n", true}, {me + "\n1\n", false}, {"1\n", false}, {"", false}} {
+		os.WriteFile(p, []byte(c.procs), 0o600)
+		if got := alone(p); got != c.want {
+			t.Errorf("alone with %q: %v, want %v", c.procs, got, c.want)
+		}
+	}
+	if alone(filepath.Join(t.TempDir(), "none")) {
+		t.Error("alone without a cgroup.procs file")
 	}
 }
