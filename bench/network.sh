@@ -35,8 +35,11 @@ if [[ "$(id -u)" -eq 0 ]]; then
 	bench_stage_script "$work" network.sh
 	chown -R "$TEST_USER" "$work"
 	cd "$work"
-	exec runuser -u "$TEST_USER" -- env -i HOME="/home/$TEST_USER" PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-		SANDBOX_BIN="$work/sandbox" bash "$work/network.sh" --seconds "$seconds" --runs "$runs"
+	# Not exec: the EXIT trap removes the work directory once the run is over.
+	rc=0
+	runuser -u "$TEST_USER" -- env -i HOME="/home/$TEST_USER" PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+		SANDBOX_BIN="$work/sandbox" bash "$work/network.sh" --seconds "$seconds" --runs "$runs" || rc=$?
+	exit "$rc"
 fi
 
 for t in iperf3 hyperfine python3; do command -v "$t" >/dev/null || die "$t is not installed (sudo scripts/setup-host.sh)"; done

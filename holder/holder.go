@@ -58,7 +58,8 @@ func Off() bool { return os.Getenv(OffEnv) == "off" }
 // The holder's environment, set by Start.
 const (
 	dirEnv  = "SANDBOX_HOLDER_DIR"  // its directory (see Dir)
-	mapsEnv = "SANDBOX_HOLDER_MAPS" // the ids to map, as Spec formats them
+	uidsEnv = "SANDBOX_HOLDER_UIDS" // the uids to map to themselves, as idmap.Format writes them
+	gidsEnv = "SANDBOX_HOLDER_GIDS"
 )
 
 // Files in the holder's directory.

@@ -20,12 +20,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The holder's environment, set by Start.
-const (
-	uidsEnv = "SANDBOX_HOLDER_UIDS" // the uids to map to themselves, as idmap.Format writes them
-	gidsEnv = "SANDBOX_HOLDER_GIDS"
-)
-
 // Serve is the holder's main. It makes and maps its namespace (unless
 // another holder runs or is starting), then answers clients until it has
 // had none for its idle time. It returns the process's exit status; what
