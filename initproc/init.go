@@ -166,7 +166,13 @@ func Init() int {
 		sys.Setsid, sys.Setctty, sys.Ctty = true, true, 0
 	}
 	if cfg.Seccomp != nil {
-		conn.Send(proto.KindConfining, nil)
+		// The parent looks at our threads before the filter may kill one.
+		if err := conn.Send(proto.KindConfining, nil); err != nil {
+			return wire.StatusError
+		}
+		if _, _, err := fromParent.Expect(conn, proto.KindWatched); err != nil {
+			return fail("waiting for the parent before installing the seccomp filter", wire.StatusError, err)
+		}
 	}
 	if step, err := confineSelf(&cfg, lg); err != nil {
 		return fail(step, wire.StatusError, err)

@@ -71,11 +71,12 @@ const initGrace = 5 * time.Second
 // (a filter failing close leaves it blocked on its own exec pipe).
 const initStartBound = 30 * time.Second
 
-// confining notes that init is installing the filter, and looks at its
-// threads once more: every runtime thread is there by now, while the first
-// look may have come before init's runtime started them (its maps written
-// by its own stage, init is sent its configuration at once), and a thread
-// the filter kills is noticed only if it was seen alive.
+// confining notes that init is about to install the filter, and looks at
+// its threads once more before init does (it waits for Watched): every
+// runtime thread is there by now, while the first look may have come
+// before init's runtime started them (its maps written by its own stage,
+// init is sent its configuration at once), and a thread the filter kills
+// is noticed only if it was seen alive.
 func (w *initWatch) confining() {
 	w.confined = time.Now()
 	w.check()

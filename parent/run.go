@@ -328,6 +328,7 @@ func run(s *spec.Spec) (status int, err error) {
 				}
 			case proto.KindConfining:
 				watch.confining()
+				parent.Send(proto.KindWatched, nil) // init installs the filter now
 			case proto.KindStarted:
 				watch.started()
 				rep.Started(m.Env)

@@ -49,8 +49,9 @@ const (
 	KindConfining Kind = "confining"
 	KindExit      Kind = "exit"
 	KindError     Kind = "error"
-	KindTap       Kind = "tap" // child → parent: the tap made for the builtin network driver
-	KindNet       Kind = "net" // parent → child: the network is up (or why not)
+	KindTap       Kind = "tap"     // child → parent: the tap made for the builtin network driver
+	KindNet       Kind = "net"     // parent → child: the network is up (or why not)
+	KindWatched   Kind = "watched" // parent → child: it looked at init's threads (after Confining)
 
 	// `sandbox exec` → init, on a connection to the exec socket: Exec
 	// (the command, with the client's user namespace as the first fd, then

@@ -22,6 +22,10 @@
 //	                            itself: from here to Started (a fork and an
 //	                            exec) a user's profile may block it, so the
 //	                            parent bounds that time
+//	parent → init    Watched    the parent has looked at init's threads; only
+//	                            then does init install the filter, so that a
+//	                            runtime thread the filter kills at once was
+//	                            seen alive, and is noticed gone
 //	init   → parent  Started    the payload runs (its pid inside), with
 //	                            init's share of the run report
 //	init   → parent  Exit       the payload ended (status or signal)
@@ -69,9 +73,10 @@ type Order struct {
 var (
 	// FromParent: what init accepts from the parent.
 	FromParent = Order{Name: "the parent", After: map[proto.Kind][]proto.Kind{
-		proto.KindConfig: {""},
-		proto.KindNet:    {proto.KindConfig},
-	}, Final: []proto.Kind{proto.KindNet}}
+		proto.KindConfig:  {""},
+		proto.KindNet:     {proto.KindConfig},
+		proto.KindWatched: {proto.KindConfig, proto.KindNet},
+	}, Final: []proto.Kind{proto.KindWatched}}
 
 	// FromInit: what the parent accepts from init.
 	FromInit = Order{Name: "init", After: map[proto.Kind][]proto.Kind{
