@@ -76,13 +76,13 @@ type server struct {
 // start takes the start lock, makes the namespace and puts the socket in
 // place. It returns nil, nil when another holder answers or is starting.
 func start(dir string) (*server, error) {
-	uids, err := ParseMap(os.Getenv(uidsEnv))
+	uids, err := ParseMap(os.Getenv(uidsEnv), uidsEnv)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", uidsEnv, err)
+		return nil, err
 	}
-	gids, err := ParseMap(os.Getenv(gidsEnv))
+	gids, err := ParseMap(os.Getenv(gidsEnv), gidsEnv)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", gidsEnv, err)
+		return nil, err
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {

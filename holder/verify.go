@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"unsafe"
 
@@ -87,9 +86,9 @@ func (f facts) check(uid uint32, uids, gids []idmap.Mapping) error {
 
 // identical checks that text (a uid_map or gid_map) is exactly want.
 func identical(file, text string, want []idmap.Mapping) error {
-	got, err := ParseMap(text)
+	got, err := ParseMap(text, file)
 	if err != nil {
-		return fmt.Errorf("the holder's %s: %w", file, err)
+		return fmt.Errorf("the holder's %w", err)
 	}
 	if idmap.Format(got) != idmap.Format(want) {
 		return fmt.Errorf("the holder's %s is %q, not the identity map of your ids %q",
@@ -98,30 +97,15 @@ func identical(file, text string, want []idmap.Mapping) error {
 	return nil
 }
 
-// ParseMap reads the text of a uid_map or gid_map (lines of three numbers,
-// any spacing), sorted by the inside id.
-func ParseMap(text string) ([]idmap.Mapping, error) {
-	var out []idmap.Mapping
-	for _, l := range strings.Split(text, "\n") {
-		f := strings.Fields(l)
-		if len(f) == 0 {
-			continue
-		}
-		if len(f) != 3 {
-			return nil, fmt.Errorf("line %q is not `inside outside count`", l)
-		}
-		var v [3]uint32
-		for i := range f {
-			n, err := strconv.ParseUint(f[i], 10, 32)
-			if err != nil {
-				return nil, fmt.Errorf("line %q: %w", l, err)
-			}
-			v[i] = uint32(n)
-		}
-		out = append(out, idmap.Mapping{Inside: v[0], Outside: v[1], Count: v[2]})
+// ParseMap reads the text of a uid_map or gid_map (idmap.ParseMap; file
+// names it in errors), which must have a line, sorted by the inside id.
+func ParseMap(text, file string) ([]idmap.Mapping, error) {
+	out, err := idmap.ParseMap(text, file)
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no lines")
+		return nil, fmt.Errorf("%s has no lines", file)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Inside < out[j].Inside })
 	return out, nil

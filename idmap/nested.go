@@ -17,32 +17,51 @@ const maxMapText = 64 << 10
 // (/proc/self/uid_map or gid_map content) can use, as ranges of ids of that
 // namespace. nested is false for the initial namespace, which maps every id.
 func Mapped(text, file string) (ranges []Range, nested bool, err error) {
-	for i, l := range strings.Split(text, "\n") {
-		f := strings.Fields(l)
-		if len(f) == 0 {
-			continue
+	err = parseMap(text, file, func(line int, m Mapping) {
+		if m.Count != 0 {
+			ranges = append(ranges, Range{Start: m.Inside, Count: m.Count, File: file, Line: line})
 		}
-		if len(f) != 3 {
-			return nil, false, fmt.Errorf("%s line %d: %q is not `inside outside count`", file, i+1, l)
-		}
-		var v [3]uint32
-		for j := range f {
-			n, err := strconv.ParseUint(f[j], 10, 32)
-			if err != nil {
-				return nil, false, fmt.Errorf("%s line %d: %q: %v", file, i+1, l, err)
-			}
-			v[j] = uint32(n)
-		}
-		if v[2] == 0 {
-			continue
-		}
-		ranges = append(ranges, Range{Start: v[0], Count: v[2], File: file, Line: i + 1})
+	})
+	if err != nil {
+		return nil, false, err
 	}
 	// The initial namespace: one line mapping all 2^32-1 ids onto themselves.
 	if len(ranges) == 1 && ranges[0].Start == 0 && ranges[0].Count == 1<<32-1 && strings.Fields(text)[1] == "0" {
 		return ranges, false, nil
 	}
 	return ranges, true, nil
+}
+
+// ParseMap reads the text of a uid_map or gid_map (file names it in
+// errors), as Format writes it and the kernel shows it: one mapping per
+// line of three numbers, any spacing, blank lines ignored.
+func ParseMap(text, file string) ([]Mapping, error) {
+	var out []Mapping
+	err := parseMap(text, file, func(_ int, m Mapping) { out = append(out, m) })
+	return out, err
+}
+
+// parseMap calls each with every mapping in text and its line number.
+func parseMap(text, file string, each func(line int, m Mapping)) error {
+	for i, l := range strings.Split(text, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) != 3 {
+			return fmt.Errorf("%s line %d: %q is not `inside outside count`", file, i+1, l)
+		}
+		var v [3]uint32
+		for j := range f {
+			n, err := strconv.ParseUint(f[j], 10, 32)
+			if err != nil {
+				return fmt.Errorf("%s line %d: %q: %v", file, i+1, l, err)
+			}
+			v[j] = uint32(n)
+		}
+		each(i+1, Mapping{Inside: v[0], Outside: v[1], Count: v[2]})
+	}
+	return nil
 }
 
 // selfMaps holds the current user namespace's uid_map and gid_map (tests change it).
