@@ -51,5 +51,16 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
 CGO_ENABLED=0 go build -trimpath -tags "$tags" \
 	-ldflags "-s -w -X main.version=$version" \
 	-o bin/sandbox ./cmd/sandbox
+# The OCI runtime (docs/oci.md), a program of its own beside sandbox: with
+# cgo, statically, for exec's namespace stage (cmd/sandbox-oci/nsenter.c),
+# which must run before the Go runtime starts its threads.
+if command -v gcc >/dev/null && [[ "${SANDBOX_OCI_CGO:-1}" != 0 ]]; then
+	CGO_ENABLED=1 go build -trimpath -tags osusergo,netgo \
+		-ldflags "-s -w -linkmode external -extldflags -static -X main.version=$version" \
+		-o bin/sandbox-oci ./cmd/sandbox-oci
+else
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" \
+		-o bin/sandbox-oci ./cmd/sandbox-oci
+fi
 rm -f cmd/sandbox/sandbox-netstack.bin cmd/sandbox/sandbox-init.bin cmd/sandbox/sandbox-pull.bin
-echo "build: bin/sandbox ($version, with sandbox-init, the sandbox-netstack and sandbox-pull helpers embedded)"
+echo "build: bin/sandbox ($version, with sandbox-init, the sandbox-netstack and sandbox-pull helpers embedded), bin/sandbox-oci"
