@@ -41,7 +41,7 @@ type Container struct {
 // File names inside a container's directory.
 const (
 	RecordFile = "state.json"
-	FifoFile   = "exec.fifo"  // present while created: init blocks opening it
+	FifoFile   = "exec.fifo"   // present while created: init blocks opening it
 	ConfigFile = "config.json" // the spec as create read it (hooks, resources)
 	lockFile   = "lock"
 )
