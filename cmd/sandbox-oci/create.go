@@ -1,7 +1,403 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
 
-type createCmd struct{}
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
-func (c *createCmd) Run(g *globals) error { return errors.New("create: not implemented yet") }
+	"sandbox/idmap"
+	"sandbox/oci/cgroups"
+	"sandbox/oci/config"
+	"sandbox/oci/mounts"
+	"sandbox/oci/process"
+	"sandbox/oci/state"
+)
+
+type createCmd struct {
+	Bundle        string `short:"b" default:"." help:"The bundle: the directory of config.json." placeholder:"DIR"`
+	PidFile       string `name:"pid-file" help:"Write the container process's host pid here." placeholder:"FILE"`
+	ConsoleSocket string `name:"console-socket" help:"Unix socket that receives the pty master (process.terminal)." placeholder:"PATH"`
+	PreserveFds   int    `name:"preserve-fds" help:"Pass fds 3..3+N-1 on to the container's process." placeholder:"N"`
+	NoPivot       bool   `name:"no-pivot" help:"Accepted for runc compatibility; the root is still changed with pivot_root."`
+	NoNewKeyring  bool   `name:"no-new-keyring" help:"Keep the caller's session keyring (no new one for the container)."`
+	ID            string `arg:"" help:"Container id."`
+}
+
+func (c *createCmd) Run(g *globals) error {
+	_, err := createContainer(g, createOpts{
+		bundle: c.Bundle, pidFile: c.PidFile, consoleSocket: c.ConsoleSocket, preserveFds: c.PreserveFds,
+		noPivot: c.NoPivot, noNewKeyring: c.NoNewKeyring, id: c.ID,
+	})
+	return err
+}
+
+type createOpts struct {
+	bundle, pidFile, consoleSocket string
+	preserveFds                    int
+	noPivot, noNewKeyring          bool
+	id                             string
+	// foreground: `run` without -d; the init dies with the runtime.
+	foreground bool
+}
+
+// created is a container whose init waits for start.
+type created struct {
+	c    *state.Container
+	spec *specs.Spec
+	cmd  *exec.Cmd // the init, our child
+}
+
+// initConfig is what create hands the init once its maps are written and
+// it is in its cgroup (one JSON document over the sync socket).
+type initConfig struct {
+	Spec         *specs.Spec   `json:"spec"`
+	Plan         *process.Plan `json:"plan"`
+	Rootfs       string        `json:"rootfs"`
+	State        *specs.State  `json:"state"` // for the hooks run inside
+	FifoFD       int           `json:"fifo_fd"`
+	ConsoleFD    int           `json:"console_fd"` // -1: no terminal
+	PreserveFDs  int           `json:"preserve_fds"`
+	NoNewKeyring bool          `json:"no_new_keyring"`
+	UserNS       bool          `json:"userns"`     // become the container's root once mapped
+	NewCgroup    bool          `json:"new_cgroup"` // unshare the cgroup namespace once in the cgroup
+	Pdeathsig    bool          `json:"pdeathsig"`  // die with the runtime (run without -d)
+}
+
+// syncMsg is one message between create and the init.
+type syncMsg struct {
+	Type string `json:"type"` // init: hooks, created, error; create: ok
+	Msg  string `json:"msg,omitempty"`
+}
+
+// syncWait bounds each step of the init as create waits for it (mounts,
+// hooks with their own timeouts).
+const syncWait = 2 * time.Minute
+
+func createContainer(g *globals, o createOpts) (cr *created, err error) {
+	root, err := g.stateRoot()
+	if err != nil {
+		return nil, err
+	}
+	if err := state.CheckID(o.id); err != nil {
+		return nil, err
+	}
+	bundle, err := filepath.Abs(o.bundle)
+	if err != nil {
+		return nil, fmt.Errorf("--bundle: %w", err)
+	}
+	spec, err := config.Load(bundle)
+	if err != nil {
+		return nil, err
+	}
+	isRootless := rootless()
+	nsp, err := planNamespaces(spec, isRootless)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSysctl(spec, nsp); err != nil {
+		return nil, err
+	}
+	if spec.Root == nil || spec.Root.Path == "" {
+		return nil, errors.New("root.path: missing")
+	}
+	rootfs := spec.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	if err := mounts.Check(spec, rootfs); err != nil {
+		return nil, err
+	}
+	if spec.Process == nil {
+		return nil, errors.New("process: missing")
+	}
+	plan, err := process.Prepare(spec.Process, spec)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Process.Terminal && o.consoleSocket == "" {
+		return nil, errors.New("process.terminal: needs --console-socket (the pty master goes there)")
+	}
+	if !spec.Process.Terminal && o.consoleSocket != "" {
+		return nil, errors.New("--console-socket: given but process.terminal is false")
+	}
+	if o.preserveFds < 0 || o.preserveFds > 1024 {
+		return nil, fmt.Errorf("--preserve-fds %d: want 0..1024", o.preserveFds)
+	}
+	if o.noPivot {
+		logDebugf("--no-pivot: ignored, the root is changed with pivot_root")
+	}
+	cg, err := cgroups.New(o.id, spec.Linux.CgroupsPath, spec.Linux.Resources,
+		cgroups.Options{Systemd: g.SystemdCgroup, Rootless: isRootless})
+	if err != nil {
+		return nil, err
+	}
+	if cg.Skipped != "" {
+		logInfof("container %s: no cgroup of its own, linux.resources not applied: %s", o.id, cg.Skipped)
+	}
+
+	c, err := state.Create(root, o.id)
+	if err != nil {
+		return nil, err
+	}
+	var cmd *exec.Cmd
+	cgApplied := false
+	defer func() {
+		if err == nil {
+			return
+		}
+		if cmd != nil && cmd.Process != nil {
+			_ = cmd.Process.Kill()
+			waitBounded(cmd, 5*time.Second)
+		}
+		if cgApplied {
+			if derr := cg.Destroy(); derr != nil {
+				logWarn("container %s: removing its cgroup: %v", o.id, derr)
+			}
+		}
+		_ = c.Remove()
+	}()
+	c.Bundle, c.Annotations, c.Rootless, c.Cgroup = bundle, spec.Annotations, isRootless, cg
+	specData, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := state.WriteAtomic(filepath.Join(c.Dir, state.ConfigFile), specData, 0o600); err != nil {
+		return nil, err
+	}
+
+	// The fifo the init blocks on until start. Its owner is the
+	// container's root, so that the init, mapped, may open it for writing.
+	fifo := filepath.Join(c.Dir, state.FifoFile)
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		return nil, fmt.Errorf("exec fifo: %w", err)
+	}
+	if nsp.has[specs.UserNamespace] && os.Geteuid() == 0 {
+		uid, gid := hostID(spec.Linux.UIDMappings, 0), hostID(spec.Linux.GIDMappings, 0)
+		if err := os.Chown(fifo, int(uid), int(gid)); err != nil {
+			return nil, fmt.Errorf("exec fifo: %w", err)
+		}
+	}
+	// The init gets the fifo and the console socket as O_PATH fds: it
+	// cannot walk our state directory (0700) once mapped, nor reach host
+	// paths once pivoted.
+	fifoPath, err := openPath(fifo)
+	if err != nil {
+		return nil, fmt.Errorf("exec fifo: %w", err)
+	}
+	defer fifoPath.Close()
+	var consolePath *os.File
+	if o.consoleSocket != "" {
+		if consolePath, err = openPath(o.consoleSocket); err != nil {
+			return nil, fmt.Errorf("--console-socket: %w", err)
+		}
+		defer consolePath.Close()
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("sync socket: %w", err)
+	}
+	parentEnd, childEnd := os.NewFile(uintptr(pair[0]), "sync"), os.NewFile(uintptr(pair[1]), "sync-init")
+	defer childEnd.Close()
+	conn, err := net.FileConn(parentEnd)
+	parentEnd.Close()
+	if err != nil {
+		return nil, fmt.Errorf("sync socket: %w", err)
+	}
+	defer conn.Close()
+
+	// fds of the child: 0-2 ours, 3..3+N-1 preserved, then the init's own.
+	var files []*os.File
+	for i := 0; i < o.preserveFds; i++ {
+		fd := 3 + i
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return nil, fmt.Errorf("--preserve-fds %d: fd %d is not open", o.preserveFds, fd)
+		}
+		files = append(files, os.NewFile(uintptr(fd), "preserved-"+strconv.Itoa(fd)))
+	}
+	base := 3 + o.preserveFds
+	cfg := &initConfig{
+		Spec: spec, Plan: plan, Rootfs: rootfs,
+		FifoFD: base + 1, ConsoleFD: -1, PreserveFDs: o.preserveFds,
+		NoNewKeyring: o.noNewKeyring, UserNS: nsp.has[specs.UserNamespace],
+		NewCgroup: nsp.newCgroup, Pdeathsig: o.foreground,
+	}
+	files = append(files, childEnd, fifoPath)
+	if consolePath != nil {
+		cfg.ConsoleFD = base + 2
+		files = append(files, consolePath)
+	}
+	self, err := selfMemfd(2*(3+len(files)) + 10)
+	if err != nil {
+		return nil, err
+	}
+	defer self.Close()
+	cmd = &exec.Cmd{
+		Path:       fmt.Sprintf("/proc/self/fd/%d", self.Fd()),
+		Args:       []string{initName, strconv.Itoa(base)},
+		Env:        []string{},
+		Stdin:      os.Stdin,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+		ExtraFiles: files,
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: nsp.clone,
+		},
+	}
+	if o.foreground {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
+	if err := startOn(nsp, spec.Linux.TimeOffsets, cmd.Start); err != nil {
+		cmd = nil
+		return nil, fmt.Errorf("starting the container's init: %w", err)
+	}
+	childEnd.Close()
+	pid := cmd.Process.Pid
+	c.Pid = pid
+	if c.PidStart, err = state.StartTime(pid); err != nil {
+		return nil, fmt.Errorf("container's init: %w", err)
+	}
+	if err := c.Save(); err != nil {
+		return nil, err
+	}
+
+	if nsp.has[specs.UserNamespace] {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := idmap.Apply(ctx, pid, idMaps(spec.Linux.UIDMappings), idMaps(spec.Linux.GIDMappings), !idmap.Privileged())
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("linux.uidMappings/gidMappings: %w", err)
+		}
+	}
+	cgApplied = true
+	if err := cg.Apply(pid, spec.Linux.Resources); err != nil {
+		return nil, err
+	}
+
+	cfg.State = hookState(o.id, bundle, pid, specs.StateCreating, spec.Annotations)
+	if err := writeMsg(conn, cfg); err != nil {
+		return nil, initError(cmd, fmt.Errorf("sending the init its configuration: %w", err))
+	}
+	dec := json.NewDecoder(io.LimitReader(conn, 1<<20))
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(syncWait))
+		var m syncMsg
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, fmt.Errorf("the container's init did not report within %v", syncWait)
+			}
+			return nil, initError(cmd, errors.New("the container's init ended before it was created"))
+		}
+		switch m.Type {
+		case "hooks":
+			// The namespaces and mounts exist; pivot_root is next.
+			st := hookState(o.id, bundle, pid, specs.StateCreating, spec.Annotations)
+			if spec.Hooks != nil {
+				err = runHooks("prestart", spec.Hooks.Prestart, st) //nolint:staticcheck // deprecated, still honoured
+				if err == nil {
+					err = runHooks("createRuntime", spec.Hooks.CreateRuntime, st)
+				}
+				if err != nil {
+					return nil, err
+				}
+			}
+			if err := writeMsg(conn, syncMsg{Type: "ok"}); err != nil {
+				return nil, initError(cmd, fmt.Errorf("resuming the init: %w", err))
+			}
+		case "error":
+			return nil, errors.New(m.Msg)
+		case "created":
+			if o.pidFile != "" {
+				if err := writePidFile(o.pidFile, pid); err != nil {
+					return nil, err
+				}
+			}
+			if err := c.Save(); err != nil {
+				return nil, err
+			}
+			return &created{c: c, spec: spec, cmd: cmd}, nil
+		default:
+			return nil, fmt.Errorf("the container's init sent %q", m.Type)
+		}
+	}
+}
+
+func writeMsg(w io.Writer, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(data, '\n'))
+	return err
+}
+
+// initError adds how the init ended to err.
+func initError(cmd *exec.Cmd, err error) error {
+	if st := waitBounded(cmd, 2*time.Second); st != "" {
+		return fmt.Errorf("%w (%s)", err, st)
+	}
+	return err
+}
+
+// waitBounded reaps the init if it ends within d, saying how it ended.
+func waitBounded(cmd *exec.Cmd, d time.Duration) string {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return "init: " + err.Error()
+		}
+		return "init exited 0"
+	case <-time.After(d):
+		return ""
+	}
+}
+
+func openPath(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+func writePidFile(path string, pid int) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("--pid-file: %w", err)
+	}
+	if err := state.WriteAtomic(abs, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("--pid-file: %w", err)
+	}
+	return nil
+}
+
+// hostID is the host id of container id in, by the mappings.
+func hostID(m []specs.LinuxIDMapping, in uint32) uint32 {
+	for _, e := range m {
+		if in >= e.ContainerID && in-e.ContainerID < e.Size {
+			return e.HostID + (in - e.ContainerID)
+		}
+	}
+	return in
+}
+
+func idMaps(m []specs.LinuxIDMapping) []idmap.Mapping {
+	out := make([]idmap.Mapping, len(m))
+	for i, e := range m {
+		out[i] = idmap.Mapping{Inside: e.ContainerID, Outside: e.HostID, Count: e.Size}
+	}
+	return out
+}

@@ -6,10 +6,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/alecthomas/kong"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // globals are runc's global flags.
@@ -19,6 +23,11 @@ type globals struct {
 	LogFormat     string `name:"log-format" enum:"text,json" default:"text" help:"text or json."`
 	SystemdCgroup bool   `name:"systemd-cgroup" help:"cgroupsPath is slice:prefix:name, placed by systemd."`
 	Debug         bool   `help:"More log lines."`
+	// Accepted and ignored, as runc does: checkpointing is not offered,
+	// and rootless is detected (not root in the initial user namespace).
+	Criu     string           `hidden:"" help:"Ignored."`
+	Rootless rootlessFlag     `hidden:"" help:"Ignored but by spec: detected. auto, true or false."`
+	Version  kong.VersionFlag `short:"v" help:"Print the version."`
 }
 
 type cli struct {
@@ -41,11 +50,104 @@ type cli struct {
 
 var version = "dev"
 
-func main() {
-	var c cli
-	k := kong.Parse(&c, kong.Name("sandbox-oci"), kong.UsageOnError())
-	if err := k.Run(&c.globals); err != nil {
-		fmt.Fprintf(os.Stderr, "sandbox-oci: %v\n", err)
-		os.Exit(1)
+// rootlessFlag is runc's --rootless[=auto|true|false]: given bare (as
+// `spec --rootless` does) it is true.
+type rootlessFlag string
+
+func (r *rootlessFlag) Decode(ctx *kong.DecodeContext) error {
+	v := "true"
+	if ctx.Scan.Peek().Type == kong.FlagValueToken {
+		v = fmt.Sprint(ctx.Scan.Pop().Value)
 	}
+	switch v {
+	case "auto", "true", "false":
+		*r = rootlessFlag(v)
+		return nil
+	}
+	return fmt.Errorf("--rootless=%s: want auto, true or false", v)
+}
+
+// IsBool lets the flag stand without a value.
+func (r *rootlessFlag) IsBool() bool { return true }
+
+// exitRuntime is the status of any runtime error (docs/oci.md).
+const exitRuntime = 125
+
+// exitStatus is how run and exec (not detached) hand back their
+// process's own status.
+type exitStatus struct{ code int }
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	// The container's init personality: sandbox-oci re-executed from its
+	// sealed memfd by create (init.go). Before kong: its argv is ours.
+	if filepath.Base(os.Args[0]) == initName {
+		initMain()
+		return
+	}
+	os.Exit(runMain(os.Args[1:]))
+}
+
+func runMain(args []string) int {
+	var c cli
+	k, err := kong.New(&c, kong.Name("sandbox-oci"),
+		kong.Description("sandbox's OCI runtime (the runc command line)."),
+		kong.Vars{"version": fmt.Sprintf("sandbox-oci version %s\nspec: %s", version, specs.Version)},
+		kong.Exit(func(code int) {
+			if code != 0 {
+				code = exitRuntime
+			}
+			os.Exit(code)
+		}))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sandbox-oci: %v\n", err)
+		return exitRuntime
+	}
+	ctx, err := k.Parse(args)
+	if err != nil {
+		// Usage errors are runtime errors too (125), one line.
+		logSetup(&c.globals)
+		logError(err.Error())
+		return exitRuntime
+	}
+	logSetup(&c.globals)
+	defer logClose()
+	if err := ctx.Run(&c.globals); err != nil {
+		var st exitStatus
+		if errors.As(err, &st) {
+			return st.code
+		}
+		logError(err.Error())
+		return exitRuntime
+	}
+	return 0
+}
+
+// rootless tells whether the runtime is not root in the initial user
+// namespace: not euid 0, or uid 0 inside someone's user namespace (as
+// rootless podman runs us).
+func rootless() bool {
+	if os.Geteuid() != 0 {
+		return true
+	}
+	m, err := os.ReadFile("/proc/self/uid_map")
+	return err != nil || strings.Join(strings.Fields(string(m)), " ") != "0 0 4294967295"
+}
+
+// stateRoot is --root, or the default: /run/sandbox-oci as root,
+// $XDG_RUNTIME_DIR/sandbox-oci rootless.
+func (g *globals) stateRoot() (string, error) {
+	if g.Root != "" {
+		return filepath.Abs(g.Root)
+	}
+	if rootless() {
+		if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" {
+			return filepath.Join(x, "sandbox-oci"), nil
+		}
+		if os.Geteuid() != 0 {
+			return "", errors.New("no state directory: give --root or set XDG_RUNTIME_DIR")
+		}
+	}
+	return "/run/sandbox-oci", nil
 }

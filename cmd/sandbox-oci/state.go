@@ -1,7 +1,34 @@
 package main
 
-import "errors"
+import (
+	"encoding/json"
+	"fmt"
+	"os"
 
-type stateCmd struct{}
+	"sandbox/oci/state"
+)
 
-func (c *stateCmd) Run(g *globals) error { return errors.New("state: not implemented yet") }
+type stateCmd struct {
+	ID string `arg:"" help:"Container id."`
+}
+
+func (c *stateCmd) Run(g *globals) error {
+	root, err := g.stateRoot()
+	if err != nil {
+		return err
+	}
+	ct, err := state.Load(root, c.ID)
+	if err != nil {
+		return err
+	}
+	st, err := ct.State()
+	if err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(os.Stdout, "%s\n", data)
+	return err
+}
