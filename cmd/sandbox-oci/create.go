@@ -258,6 +258,25 @@ func createContainer(g *globals, o createOpts) (cr *created, err error) {
 	if o.foreground {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
+	// The init must execute as the container's root, mapped, or the
+	// kernel gives it no capabilities in its namespace. With CAP_SETUID
+	// (root, or uid 0 in a rootless engine's namespace), Go's fork writes
+	// the maps itself before the exec and becomes uid 0 inside. Without,
+	// newuidmap writes them once the init runs, and the init executes
+	// itself again, now mapped (the caller's uid must be root inside).
+	userns := nsp.has[specs.UserNamespace]
+	direct := idmap.Privileged()
+	if userns && direct {
+		cmd.SysProcAttr.UidMappings = sysMaps(spec.Linux.UIDMappings)
+		cmd.SysProcAttr.GidMappings = sysMaps(spec.Linux.GIDMappings)
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
+	} else if userns {
+		if !mapsTo(spec.Linux.UIDMappings, uint32(os.Geteuid()), 0) {
+			return nil, fmt.Errorf("linux.uidMappings: a rootless runtime needs your uid %d mapped to the container's uid 0", os.Geteuid())
+		}
+		cmd.Args = append(cmd.Args, initReexec)
+	}
 	if err := startOn(nsp, spec.Linux.TimeOffsets, cmd.Start); err != nil {
 		cmd = nil
 		return nil, fmt.Errorf("starting the container's init: %w", err)
@@ -272,12 +291,16 @@ func createContainer(g *globals, o createOpts) (cr *created, err error) {
 		return nil, err
 	}
 
-	if nsp.has[specs.UserNamespace] {
+	if userns && !direct {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := idmap.Apply(ctx, pid, idMaps(spec.Linux.UIDMappings), idMaps(spec.Linux.GIDMappings), !idmap.Privileged())
+		err := idmap.Apply(ctx, pid, idMaps(spec.Linux.UIDMappings), idMaps(spec.Linux.GIDMappings), true)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("linux.uidMappings/gidMappings: %w", err)
+		}
+		// The init's first stage waits for this byte, then executes itself.
+		if _, err := conn.Write([]byte{'M'}); err != nil {
+			return nil, initError(cmd, fmt.Errorf("releasing the init: %w", err))
 		}
 	}
 	cgApplied = true
@@ -319,7 +342,7 @@ func createContainer(g *globals, o createOpts) (cr *created, err error) {
 			return nil, errors.New(m.Msg)
 		case "created":
 			if o.pidFile != "" {
-				if err := writePidFile(o.pidFile, pid); err != nil {
+				if err := savePidFile(o.pidFile, pid); err != nil {
 					return nil, err
 				}
 			}
@@ -373,7 +396,7 @@ func openPath(path string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-func writePidFile(path string, pid int) error {
+func savePidFile(path string, pid int) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return fmt.Errorf("--pid-file: %w", err)
@@ -400,4 +423,22 @@ func idMaps(m []specs.LinuxIDMapping) []idmap.Mapping {
 		out[i] = idmap.Mapping{Inside: e.ContainerID, Outside: e.HostID, Count: e.Size}
 	}
 	return out
+}
+
+func sysMaps(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(m))
+	for i, e := range m {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(e.ContainerID), HostID: int(e.HostID), Size: int(e.Size)}
+	}
+	return out
+}
+
+// mapsTo tells whether host id h is container id in by m.
+func mapsTo(m []specs.LinuxIDMapping, h, in uint32) bool {
+	for _, e := range m {
+		if h >= e.HostID && h-e.HostID < e.Size {
+			return e.ContainerID+(h-e.HostID) == in
+		}
+	}
+	return false
 }

@@ -24,6 +24,10 @@ import (
 // from its sealed memfd by create.
 const initName = "sandbox-oci-init"
 
+// initReexec (argv[2]) asks the init to wait for its maps and execute
+// itself again (see createContainer).
+const initReexec = "reexec"
+
 func init() {
 	// The init's namespace changes (cgroup unshare) and its final execve
 	// must happen on one thread: everything runs on the main one.
@@ -36,7 +40,7 @@ func init() {
 // go to create over the sync socket; afterwards (start's side) into the
 // exec fifo, which start reads.
 func initMain() {
-	if len(os.Args) != 2 {
+	if len(os.Args) != 2 && (len(os.Args) != 3 || os.Args[2] != initReexec) {
 		fmt.Fprintf(os.Stderr, "%s: not to be run by hand (create runs it)\n", initName)
 		os.Exit(exitRuntime)
 	}
@@ -46,6 +50,25 @@ func initMain() {
 		os.Exit(exitRuntime)
 	}
 	sync := os.NewFile(uintptr(fd), "sync")
+	if len(os.Args) == 3 {
+		// First stage: executed before our maps existed, hence without
+		// capabilities. Once create says they are written, execute
+		// ourselves (the sealed memfd) again as the mapped root.
+		var b [1]byte
+		for {
+			n, err := unix.Read(fd, b[:])
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n != 1 {
+				os.Exit(1) // create is gone or failed; it cleans up
+			}
+			break
+		}
+		err := unix.Exec("/proc/self/exe", []string{initName, os.Args[1]}, []string{})
+		_ = writeMsg(sync, syncMsg{Type: "error", Msg: fmt.Sprintf("init: executing itself again once mapped: %v", err)})
+		os.Exit(1)
+	}
 	fifo, err := initCreate(sync)
 	if err != nil {
 		_ = writeMsg(sync, syncMsg{Type: "error", Msg: err.Error()})

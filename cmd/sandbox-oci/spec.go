@@ -81,7 +81,6 @@ func specTemplate(rootless bool) *specs.Spec {
 		// As runc's: the caller is root inside, alone; no network
 		// namespace of its own, /sys bound from the host (sysfs cannot
 		// be mounted without one), no resources.
-		s.Process.Capabilities.Ambient = caps
 		s.Linux.Resources = nil
 		s.Linux.Namespaces = []specs.LinuxNamespace{
 			{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
