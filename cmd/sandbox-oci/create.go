@@ -198,10 +198,13 @@ func createContainer(g *globals, o createOpts) (cr *created, err error) {
 	}
 	defer fifoPath.Close()
 	var consolePath *os.File
+	var relayed <-chan error
 	if o.consoleSocket != "" {
-		if consolePath, err = openPath(o.consoleSocket); err != nil {
-			return nil, fmt.Errorf("--console-socket: %w", err)
+		var relay *os.File
+		if relay, relayed, err = consoleRelay(o.consoleSocket, c.Dir, nsp.has[specs.UserNamespace] && os.Geteuid() == 0, spec); err != nil {
+			return nil, err
 		}
+		consolePath = relay
 		defer consolePath.Close()
 	}
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -341,6 +344,16 @@ func createContainer(g *globals, o createOpts) (cr *created, err error) {
 		case "error":
 			return nil, errors.New(m.Msg)
 		case "created":
+			if relayed != nil {
+				select {
+				case err := <-relayed:
+					if err != nil {
+						return nil, err
+					}
+				case <-time.After(syncWait):
+					return nil, errors.New("--console-socket: the pty master was not passed on")
+				}
+			}
 			if o.pidFile != "" {
 				if err := savePidFile(o.pidFile, pid); err != nil {
 					return nil, err
@@ -441,4 +454,78 @@ func mapsTo(m []specs.LinuxIDMapping, h, in uint32) bool {
 		}
 	}
 	return false
+}
+
+// consoleRelay connects to the engine's console socket now, as the
+// runtime (the init, mapped or pivoted, may not be able to reach it), and
+// gives the init a socket of its own to connect to instead: one in the
+// container's directory, owned by the container's root, whose O_PATH fd
+// the init connects through. The message the init sends there (the pty's
+// name, its master as SCM_RIGHTS) is passed on unchanged.
+func consoleRelay(path, dir string, chown bool, spec *specs.Spec) (*os.File, <-chan error, error) {
+	real, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, nil, fmt.Errorf("--console-socket: %w", err)
+	}
+	lpath := filepath.Join(dir, "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: lpath, Net: "unix"})
+	if err != nil {
+		real.Close()
+		return nil, nil, fmt.Errorf("--console-socket: relay: %w", err)
+	}
+	fail := func(err error) (*os.File, <-chan error, error) {
+		real.Close()
+		l.Close()
+		return nil, nil, fmt.Errorf("--console-socket: relay: %w", err)
+	}
+	if chown {
+		if err := os.Chown(lpath, int(hostID(spec.Linux.UIDMappings, 0)), int(hostID(spec.Linux.GIDMappings, 0))); err != nil {
+			return fail(err)
+		}
+	}
+	f, err := openPath(lpath)
+	if err != nil {
+		return fail(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer real.Close()
+		defer l.Close()
+		defer os.Remove(lpath)
+		done <- func() error {
+			_ = l.SetDeadline(time.Now().Add(syncWait))
+			c, err := l.AcceptUnix()
+			if err != nil {
+				return fmt.Errorf("--console-socket: relay: %w", err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(syncWait))
+			buf, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(4*4))
+			n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+			if err != nil {
+				return fmt.Errorf("--console-socket: relay: %w", err)
+			}
+			var fds []int
+			if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+				for i := range msgs {
+					if r, err := unix.ParseUnixRights(&msgs[i]); err == nil {
+						fds = append(fds, r...)
+					}
+				}
+			}
+			defer func() {
+				for _, fd := range fds {
+					unix.Close(fd)
+				}
+			}()
+			if len(fds) != 1 {
+				return fmt.Errorf("--console-socket: the init sent %d fds, want the pty master", len(fds))
+			}
+			if _, _, err := real.WriteMsgUnix(buf[:n], unix.UnixRights(fds[0]), nil); err != nil {
+				return fmt.Errorf("--console-socket: %w", err)
+			}
+			return nil
+		}()
+	}()
+	return f, done, nil
 }
