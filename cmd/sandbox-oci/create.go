@@ -102,7 +102,10 @@ func createContainer(g *globals, o createOpts) (cr *created, err error) {
 		return nil, err
 	}
 	isRootless := rootless()
-	nsp, err := planNamespaces(spec, isRootless)
+	// A user namespace is required when we are not uid 0 (runc's rule);
+	// uid 0 in someone's user namespace (rootless podman) may use theirs,
+	// and is rootless for the cgroups only.
+	nsp, err := planNamespaces(spec, os.Geteuid() != 0)
 	if err != nil {
 		return nil, err
 	}

@@ -151,7 +151,11 @@ func initCreate(sync *os.File) (*initFifo, error) {
 	// namespace's /proc, which is still the host's: each file acts on
 	// the writer's own namespace.
 	for k, v := range s.Linux.Sysctl {
-		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+		// "a.b.c", or "a/b/c" where a part holds dots (eth0.100).
+		p := "/proc/sys/" + k
+		if !strings.Contains(k, "/") {
+			p = "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+		}
 		if err := writeProcFile(p, v); err != nil {
 			return nil, fmt.Errorf("linux.sysctl.%s: %w", k, err)
 		}

@@ -33,7 +33,9 @@ type nsPlan struct {
 }
 
 // planNamespaces checks linux.namespaces; errors name the field.
-func planNamespaces(s *specs.Spec, isRootless bool) (*nsPlan, error) {
+// unprivileged: the runtime is not uid 0 (it needs a user namespace,
+// and cannot make a time namespace).
+func planNamespaces(s *specs.Spec, unprivileged bool) (*nsPlan, error) {
 	p := &nsPlan{joins: map[string]string{}, has: map[specs.LinuxNamespaceType]bool{}}
 	if s.Linux == nil {
 		return nil, fmt.Errorf("linux: missing (sandbox-oci runs Linux containers)")
@@ -61,8 +63,8 @@ func planNamespaces(s *specs.Spec, isRootless bool) (*nsPlan, error) {
 		case specs.CgroupNamespace:
 			p.newCgroup = true
 		case specs.TimeNamespace:
-			if isRootless {
-				return nil, fmt.Errorf("linux.namespaces[%d]: a new time namespace needs a runtime that is root (this one is rootless)", i)
+			if unprivileged {
+				return nil, fmt.Errorf("linux.namespaces[%d]: a new time namespace needs a runtime that is uid 0 (this one is not)", i)
 			}
 			p.newTime = true
 		default:
@@ -72,8 +74,8 @@ func planNamespaces(s *specs.Spec, isRootless bool) (*nsPlan, error) {
 	if !p.has[specs.MountNamespace] {
 		return nil, fmt.Errorf("linux.namespaces: a mount namespace is required")
 	}
-	if isRootless && !p.has[specs.UserNamespace] {
-		return nil, fmt.Errorf("linux.namespaces: rootless containers require a user namespace (the runtime is not root)")
+	if unprivileged && !p.has[specs.UserNamespace] {
+		return nil, fmt.Errorf("linux.namespaces: rootless containers require a user namespace (the runtime is not uid 0)")
 	}
 	if p.has[specs.UserNamespace] {
 		if len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0 {
@@ -124,12 +126,8 @@ func checkSysctl(s *specs.Spec, p *nsPlan) error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		field := "linux.sysctl." + k
-		for _, part := range strings.FieldsFunc(k, func(r rune) bool { return r == '.' || r == '/' }) {
-			if part == ".." {
-				return fmt.Errorf("%s: not a sysctl name", field)
-			}
-		}
-		if k == "" || strings.ContainsAny(k, "\x00") || strings.HasPrefix(k, ".") || strings.HasPrefix(k, "/") {
+		if k == "" || strings.ContainsAny(k, "\x00") || strings.Contains(k, "..") || strings.Contains(k, "//") ||
+			strings.Trim(k, "./") != k {
 			return fmt.Errorf("%s: not a sysctl name", field)
 		}
 		n := strings.ReplaceAll(k, "/", ".")
