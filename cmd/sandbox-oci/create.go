@@ -471,11 +471,21 @@ func consoleRelay(path, dir string, chown bool, spec *specs.Spec) (*os.File, <-c
 		return nil, nil, fmt.Errorf("--console-socket: %w", err)
 	}
 	lpath := filepath.Join(dir, "console.sock")
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: lpath, Net: "unix"})
+	// Bound through an fd of the directory: a container's directory (a
+	// 64-character id under $XDG_RUNTIME_DIR) is often beyond the 108
+	// bytes of a socket address.
+	d, err := openPath(dir)
 	if err != nil {
 		real.Close()
 		return nil, nil, fmt.Errorf("--console-socket: relay: %w", err)
 	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: fmt.Sprintf("/proc/self/fd/%d/console.sock", d.Fd()), Net: "unix"})
+	d.Close()
+	if err != nil {
+		real.Close()
+		return nil, nil, fmt.Errorf("--console-socket: relay: %w", err)
+	}
+	l.SetUnlinkOnClose(false)
 	fail := func(err error) (*os.File, <-chan error, error) {
 		real.Close()
 		l.Close()
