@@ -632,3 +632,56 @@ func TestOCIErrorsLogJSON(t *testing.T) {
 		t.Errorf("state left: %v", err)
 	}
 }
+
+// TestOCIRunForwardsSignals: SIGTERM to `sandbox-oci run` reaches the
+// container's process, whose status run returns.
+func TestOCIRunForwardsSignals(t *testing.T) {
+	root := lcRoot(t)
+	b := lcBundle(t, nil, "sh", "-c", `trap "exit 9" TERM; echo ready > /ready; sleep 300 & wait`)
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ociBin(t), "--root", root, "run", "--bundle", b, "sig")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := filepath.Join(b, "rootfs", "ready")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("the container did not get ready in 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 9 {
+		t.Errorf("run after SIGTERM: %v, want exit status 9", err)
+	}
+}
+
+// TestOCISysctlHostname: linux.sysctl (namespaced) and hostname are set
+// inside; a sysctl that is not namespaced is refused, naming it.
+func TestOCISysctlHostname(t *testing.T) {
+	root := lcRoot(t)
+	b := lcBundle(t, func(s *specs.Spec) {
+		s.Hostname = "sysctl-host"
+		s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234"}
+	}, "sh", "-c", "hostname; cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni")
+	r := oci(t, root, "run", "--bundle", b, "sc")
+	if r.code != 0 || r.stdout != "sysctl-host\n1\n1234\n" {
+		t.Errorf("run: %s", r)
+	}
+	b = lcBundle(t, func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.pid_max": "100000"} }, "true")
+	r = oci(t, root, "run", "--bundle", b, "sc2")
+	if r.code != 125 || !strings.Contains(r.stderr, "linux.sysctl.kernel.pid_max") {
+		t.Errorf("run with a host sysctl: %s", r)
+	}
+}
