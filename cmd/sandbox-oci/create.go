@@ -365,6 +365,9 @@ func createContainer(g *globals, o createOpts) (cr *created, err error) {
 			if err := c.Save(); err != nil {
 				return nil, err
 			}
+			if err := c.MarkCreated(); err != nil {
+				return nil, err
+			}
 			return &created{c: c, spec: spec, cmd: cmd}, nil
 		default:
 			return nil, fmt.Errorf("the container's init sent %q", m.Type)

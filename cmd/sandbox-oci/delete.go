@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,7 +26,12 @@ func (c *deleteCmd) Run(g *globals) error {
 	ct, err := state.Load(root, c.ID)
 	if err != nil {
 		if c.Force && strings.Contains(err.Error(), "does not exist") {
-			return nil // as runc: engines delete --force what may be gone
+			// As runc: engines delete --force what may be gone. What a
+			// create killed before its record left goes too.
+			if state.CheckID(c.ID) == nil {
+				_ = os.RemoveAll(filepath.Join(root, c.ID))
+			}
+			return nil
 		}
 		return err
 	}

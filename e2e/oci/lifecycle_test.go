@@ -685,3 +685,26 @@ func TestOCISysctlHostname(t *testing.T) {
 		t.Errorf("run with a host sysctl: %s", r)
 	}
 }
+
+// TestOCIStateWhileCreating: during create (here from its createRuntime
+// hook) the container is "creating", not yet "created".
+func TestOCIStateWhileCreating(t *testing.T) {
+	root := lcRoot(t)
+	out := filepath.Join(t.TempDir(), "state.json")
+	b := lcBundle(t, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c",
+			ociBin(t) + " --root " + root + " state wc > " + out}}}}
+	}, "sleep", "300")
+	mustOK(t, ociKeep(t, root, "create", "--bundle", b, "wc"), "create")
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s specs.State
+	if err := json.Unmarshal(data, &s); err != nil || s.Status != specs.StateCreating || s.Pid <= 0 {
+		t.Errorf("state from the createRuntime hook: %v %s", err, data)
+	}
+	if s := ociState(t, root, "wc"); s.Status != specs.StateCreated {
+		t.Errorf("after create: %+v", s)
+	}
+}

@@ -43,7 +43,9 @@ const (
 	RecordFile = "state.json"
 	FifoFile   = "exec.fifo"   // present while created: init blocks opening it
 	ConfigFile = "config.json" // the spec as create read it (hooks, resources)
-	lockFile   = "lock"
+	// CreatingFile is present while create builds the container.
+	CreatingFile = "creating"
+	lockFile     = "lock"
 )
 
 // maxRecord bounds what Load reads.
@@ -98,7 +100,20 @@ func Create(root, id string) (*Container, error) {
 		}
 		return nil, fmt.Errorf("container %q: %w", id, err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, CreatingFile), nil, 0o600); err != nil {
+		os.Remove(dir)
+		return nil, fmt.Errorf("container %q: %w", id, err)
+	}
 	return &Container{ID: id, Dir: dir, Created: time.Now().UTC(), Owner: os.Geteuid()}, nil
+}
+
+// MarkCreated marks the end of create: the container is created (or, its
+// exec fifo gone, running) from now on.
+func (c *Container) MarkCreated() error {
+	if err := os.Remove(filepath.Join(c.Dir, CreatingFile)); err != nil {
+		return fmt.Errorf("container %q: %w", c.ID, err)
+	}
+	return nil
 }
 
 // Load reads the record of id under root; an unknown id is an error that
@@ -260,6 +275,9 @@ func (c *Container) Status() (specs.ContainerState, error) {
 	}
 	if !c.Alive() {
 		return specs.StateStopped, nil
+	}
+	if _, err := os.Lstat(filepath.Join(c.Dir, CreatingFile)); err == nil {
+		return specs.StateCreating, nil
 	}
 	if _, err := os.Lstat(filepath.Join(c.Dir, FifoFile)); err == nil {
 		return specs.StateCreated, nil

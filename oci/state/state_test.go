@@ -106,6 +106,12 @@ func TestStatus(t *testing.T) {
 	if c.PidStart, err = StartTime(c.Pid); err != nil {
 		t.Fatal(err)
 	}
+	if st, _ := c.Status(); st != specs.StateCreating {
+		t.Errorf("pid known, create not done: %s", st)
+	}
+	if err := c.MarkCreated(); err != nil {
+		t.Fatal(err)
+	}
 	fifo := filepath.Join(c.Dir, FifoFile)
 	if err := os.WriteFile(fifo, nil, 0o600); err != nil {
 		t.Fatal(err)
