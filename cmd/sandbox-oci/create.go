@@ -54,9 +54,10 @@ type createOpts struct {
 
 // created is a container whose init waits for start.
 type created struct {
-	c    *state.Container
-	spec *specs.Spec
-	cmd  *exec.Cmd // the init, our child
+	c      *state.Container
+	spec   *specs.Spec
+	cmd    *exec.Cmd // the init, our child
+	master *os.File  // the pty master, when run (in the foreground) holds the terminal itself
 }
 
 // initConfig is what create hands the init once its maps are written and
@@ -129,8 +130,17 @@ func createContainer(g *globals, o createOpts) (cr *created, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var own *ownConsole
 	if spec.Process.Terminal && o.consoleSocket == "" {
-		return nil, errors.New("process.terminal: needs --console-socket (the pty master goes there)")
+		if !o.foreground {
+			return nil, errors.New("process.terminal: needs --console-socket (the pty master goes there)")
+		}
+		// run in the foreground is the terminal's other end itself.
+		if own, err = newOwnConsole(); err != nil {
+			return nil, err
+		}
+		defer own.close()
+		o.consoleSocket = own.path
 	}
 	if !spec.Process.Terminal && o.consoleSocket != "" {
 		return nil, errors.New("--console-socket: given but process.terminal is false")
@@ -368,7 +378,13 @@ func createContainer(g *globals, o createOpts) (cr *created, err error) {
 			if err := c.MarkCreated(); err != nil {
 				return nil, err
 			}
-			return &created{c: c, spec: spec, cmd: cmd}, nil
+			cr := &created{c: c, spec: spec, cmd: cmd}
+			if own != nil {
+				if cr.master, err = own.master(); err != nil {
+					return nil, err
+				}
+			}
+			return cr, nil
 		default:
 			return nil, fmt.Errorf("the container's init sent %q", m.Type)
 		}

@@ -63,6 +63,10 @@ func (c *runCmd) Run(g *globals) error {
 	if c.Detach {
 		return nil
 	}
+	if cr.master != nil {
+		finish := joinConsole(cr.master)
+		defer finish()
+	}
 	done := make(chan error, 1)
 	go func() { done <- cr.cmd.Wait() }()
 	var werr error
@@ -70,6 +74,9 @@ loop:
 	for {
 		select {
 		case s := <-sigs:
+			if s == unix.SIGWINCH && cr.master != nil {
+				continue // the pty's size follows ours (joinConsole)
+			}
 			_ = signalInit(cr.c, s.(syscall.Signal))
 		case werr = <-done:
 			break loop

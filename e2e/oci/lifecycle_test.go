@@ -708,3 +708,18 @@ func TestOCIStateWhileCreating(t *testing.T) {
 		t.Errorf("after create: %+v", s)
 	}
 }
+
+// TestOCIRunTerminal: run in the foreground with process.terminal and no
+// --console-socket holds the pty itself, as runc does (`spec` writes
+// terminal: true).
+func TestOCIRunTerminal(t *testing.T) {
+	root := lcRoot(t)
+	b := lcBundle(t, func(s *specs.Spec) { s.Process.Terminal = true }, "sh", "-c", "tty; echo term-ok; exit 3")
+	r := oci(t, root, "run", "--bundle", b, "tt")
+	if r.code != 3 || !strings.Contains(r.stdout, "/dev/pts/") || !strings.Contains(r.stdout, "term-ok") {
+		t.Errorf("run with a terminal: %s", r)
+	}
+	if r := ociKeep(t, root, "run", "-d", "--bundle", b, "tt2"); r.code != 125 || !strings.Contains(r.stderr, "process.terminal: needs --console-socket") {
+		t.Errorf("run -d with a terminal, no console socket: %s", r)
+	}
+}
