@@ -1,8 +1,11 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -129,5 +132,36 @@ func TestSpecTemplate(t *testing.T) {
 	}
 	if _, err := planNamespaces(specTemplate(false), false); err != nil {
 		t.Errorf("template refused: %v", err)
+	}
+}
+
+func TestRunHooks(t *testing.T) {
+	one := 1
+	st := hookState("h", "/b", 42, specs.StateCreating, nil)
+	start := time.Now()
+	err := runHooks("createRuntime", []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "sleep 30"}, Timeout: &one}}, st)
+	if err == nil || !strings.Contains(err.Error(), "hooks.createRuntime[0]") || !strings.Contains(err.Error(), "timed out after 1s") {
+		t.Errorf("hook past its timeout: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("hook timeout took %v", d)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	err = runHooks("poststart", []specs.Hook{
+		{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + out + "; echo \"$X\" >> " + out}, Env: []string{"X=envok"}},
+		{Path: "/bin/sh", Args: []string{"sh", "-c", "echo nope >&2; exit 2"}},
+		{Path: "/bin/sh", Args: []string{"sh", "-c", "echo never >> " + out}},
+	}, st)
+	if err == nil || !strings.Contains(err.Error(), "hooks.poststart[1]") || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("failing hook: %v", err)
+	}
+	data, _ := os.ReadFile(out)
+	if !strings.Contains(string(data), `"id":"h"`) || !strings.Contains(string(data), `"pid":42`) ||
+		!strings.HasSuffix(string(data), "envok\n") || strings.Contains(string(data), "never") {
+		t.Errorf("hook got %q", data)
+	}
+	zero := 0
+	if err := runHooks("poststop", []specs.Hook{{Path: "/bin/true", Timeout: &zero}}, st); err == nil {
+		t.Error("timeout 0 accepted")
 	}
 }
