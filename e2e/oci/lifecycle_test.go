@@ -723,3 +723,34 @@ func TestOCIRunTerminal(t *testing.T) {
 		t.Errorf("run -d with a terminal, no console socket: %s", r)
 	}
 }
+
+// TestOCIPauseResume: in the test's delegated cgroup (v2) the container
+// has a cgroup of its own: pause freezes it (state paused), resume thaws
+// it, ps lists its process, delete --force removes a paused one.
+func TestOCIPauseResume(t *testing.T) {
+	root := lcRoot(t)
+	b := lcBundle(t, nil, "sleep", "300")
+	mustOK(t, ociKeep(t, root, "run", "-d", "--bundle", b, "pr"), "run -d")
+	s := ociState(t, root, "pr")
+	mustOK(t, oci(t, root, "pause", "pr"), "pause")
+	if s := ociState(t, root, "pr"); s.Status != "paused" {
+		t.Errorf("after pause: %+v", s)
+	}
+	if r := oci(t, root, "pause", "pr"); r.code != 125 {
+		t.Errorf("pause of a paused container: %s", r)
+	}
+	mustOK(t, oci(t, root, "resume", "pr"), "resume")
+	if s := ociState(t, root, "pr"); s.Status != specs.StateRunning {
+		t.Errorf("after resume: %+v", s)
+	}
+	if r := oci(t, root, "resume", "pr"); r.code != 125 || !strings.Contains(r.stderr, "not paused") {
+		t.Errorf("resume of a running container: %s", r)
+	}
+	r := oci(t, root, "ps", "pr")
+	if r.code != 0 || !strings.Contains(r.stdout, strconv.Itoa(s.Pid)) || !strings.Contains(r.stdout, "sleep 300") {
+		t.Errorf("ps: %s", r)
+	}
+	mustOK(t, oci(t, root, "pause", "pr"), "pause")
+	mustOK(t, oci(t, root, "delete", "--force", "pr"), "delete --force of a paused container")
+	processGone(t, s.Pid)
+}
