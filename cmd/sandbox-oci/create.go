@@ -73,6 +73,7 @@ type initConfig struct {
 	NoNewKeyring bool          `json:"no_new_keyring"`
 	UserNS       bool          `json:"userns"`     // become the container's root once mapped
 	NewCgroup    bool          `json:"new_cgroup"` // unshare the cgroup namespace once in the cgroup
+	NewTime      bool          `json:"new_time"`   // unshare a time namespace (linux.timeOffsets)
 	Pdeathsig    bool          `json:"pdeathsig"`  // die with the runtime (run without -d)
 }
 
@@ -247,7 +248,7 @@ func createContainer(g *globals, o createOpts) (cr *created, err error) {
 		Spec: spec, Plan: plan, Rootfs: rootfs,
 		FifoFD: base + 1, ConsoleFD: -1, PreserveFDs: o.preserveFds,
 		NoNewKeyring: o.noNewKeyring, UserNS: nsp.has[specs.UserNamespace],
-		NewCgroup: nsp.newCgroup, Pdeathsig: o.foreground,
+		NewCgroup: nsp.newCgroup, NewTime: nsp.newTime, Pdeathsig: o.foreground,
 	}
 	files = append(files, childEnd, fifoPath)
 	if consolePath != nil {
@@ -293,7 +294,7 @@ func createContainer(g *globals, o createOpts) (cr *created, err error) {
 		}
 		cmd.Args = append(cmd.Args, initReexec)
 	}
-	if err := startOn(nsp, spec.Linux.TimeOffsets, cmd.Start); err != nil {
+	if err := startOn(nsp, cmd.Start); err != nil {
 		cmd = nil
 		return nil, fmt.Errorf("starting the container's init: %w", err)
 	}

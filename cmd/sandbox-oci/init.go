@@ -127,6 +127,25 @@ func initCreate(sync *os.File) (*initFifo, error) {
 			return nil, fmt.Errorf("linux.namespaces (cgroup): %w", err)
 		}
 	}
+	if cfg.NewTime {
+		// The init's thread is the thread group leader (locked since
+		// package init), whose namespace for children /proc/self/
+		// timens_offsets sets; its execve enters it, as every child does.
+		if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
+			return nil, fmt.Errorf("linux.namespaces (time): %w", err)
+		}
+		var b strings.Builder
+		for _, k := range []string{"monotonic", "boottime"} {
+			if o, ok := s.Linux.TimeOffsets[k]; ok {
+				fmt.Fprintf(&b, "%s %d %d\n", k, o.Secs, o.Nanosecs)
+			}
+		}
+		if b.Len() > 0 {
+			if err := writeProcFile("/proc/self/timens_offsets", b.String()); err != nil {
+				return nil, fmt.Errorf("linux.timeOffsets: %w", err)
+			}
+		}
+	}
 	if !cfg.NoNewKeyring {
 		// A session keyring of the container's own: the caller's keys
 		// must not be reachable inside.

@@ -67,7 +67,6 @@ func TestPlanNamespaces(t *testing.T) {
 		{nsSpec(mnt, user, specs.LinuxNamespace{Type: specs.IPCNamespace, Path: "rel"}), false, "linux.namespaces[2].path"},
 		{nsSpec(user), false, "a mount namespace is required"},
 		{&specs.Spec{Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{mnt}}}, true, "rootless containers require a user namespace"},
-		{nsSpec(mnt, user, specs.LinuxNamespace{Type: specs.TimeNamespace}), true, "a new time namespace needs a runtime that is uid 0"},
 		{&specs.Spec{Hostname: "h", Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{mnt}}}, false, "hostname: needs a UTS namespace"},
 		{&specs.Spec{Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{mnt, user},
 			UIDMappings: []specs.LinuxIDMapping{{ContainerID: 1, HostID: 1000, Size: 1}},

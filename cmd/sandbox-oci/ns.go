@@ -27,14 +27,13 @@ var nsFlags = map[specs.LinuxNamespaceType]uintptr{
 type nsPlan struct {
 	clone     uintptr           // new ones made by clone
 	newCgroup bool              // made by the init itself, once in its cgroup
-	newTime   bool              // unshared on the forking thread (clone cannot)
+	newTime   bool              // made by the init itself (clone cannot), entered at its execve
 	joins     map[string]string // type → path, setns()ed by the forking thread
 	has       map[specs.LinuxNamespaceType]bool
 }
 
 // planNamespaces checks linux.namespaces; errors name the field.
-// unprivileged: the runtime is not uid 0 (it needs a user namespace,
-// and cannot make a time namespace).
+// unprivileged: the runtime is not uid 0 (it needs a user namespace).
 func planNamespaces(s *specs.Spec, unprivileged bool) (*nsPlan, error) {
 	p := &nsPlan{joins: map[string]string{}, has: map[specs.LinuxNamespaceType]bool{}}
 	if s.Linux == nil {
@@ -63,9 +62,6 @@ func planNamespaces(s *specs.Spec, unprivileged bool) (*nsPlan, error) {
 		case specs.CgroupNamespace:
 			p.newCgroup = true
 		case specs.TimeNamespace:
-			if unprivileged {
-				return nil, fmt.Errorf("linux.namespaces[%d]: a new time namespace needs a runtime that is uid 0 (this one is not)", i)
-			}
 			p.newTime = true
 		default:
 			p.clone |= flag
@@ -161,12 +157,11 @@ func ipcSysctl(n string) bool {
 }
 
 // startOn runs start on an OS thread of its own that first joins the
-// namespaces of plan.joins (and unshares a new time namespace): the
-// child forked from it inherits them. The thread stays locked and parked
+// namespaces of plan.joins: the child forked from it inherits them. The thread stays locked and parked
 // for the life of the process, so it is never reused nor ended (its end
 // would deliver the child's parent-death signal).
-func startOn(p *nsPlan, offsets map[string]specs.LinuxTimeOffset, start func() error) error {
-	if len(p.joins) == 0 && !p.newTime {
+func startOn(p *nsPlan, start func() error) error {
+	if len(p.joins) == 0 {
 		return start()
 	}
 	res := make(chan error, 1)
@@ -188,22 +183,6 @@ func startOn(p *nsPlan, offsets map[string]specs.LinuxTimeOffset, start func() e
 				f.Close()
 				if err != nil {
 					return fmt.Errorf("linux.namespaces (%s).path %s: joining: %w", t, path, err)
-				}
-			}
-			if p.newTime {
-				if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
-					return fmt.Errorf("linux.namespaces (time): %w", err)
-				}
-				if len(offsets) != 0 {
-					var b strings.Builder
-					for _, k := range []string{"monotonic", "boottime"} {
-						if o, ok := offsets[k]; ok {
-							fmt.Fprintf(&b, "%s %d %d\n", k, o.Secs, o.Nanosecs)
-						}
-					}
-					if err := os.WriteFile("/proc/thread-self/timens_offsets", []byte(b.String()), 0); err != nil {
-						return fmt.Errorf("linux.timeOffsets: %w", err)
-					}
 				}
 			}
 			return start()

@@ -754,3 +754,22 @@ func TestOCIPauseResume(t *testing.T) {
 	mustOK(t, oci(t, root, "delete", "--force", "pr"), "delete --force of a paused container")
 	processGone(t, s.Pid)
 }
+
+// TestOCITimeNamespace: a new time namespace with linux.timeOffsets is
+// what the container's process runs in (rootless too: the init makes it
+// in its own user namespace).
+func TestOCITimeNamespace(t *testing.T) {
+	root := lcRoot(t)
+	b := lcBundle(t, func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+		s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 10 * 365 * 86400}}
+	}, "cat", "/proc/uptime")
+	r := oci(t, root, "run", "--bundle", b, "tn")
+	f := strings.Fields(r.stdout)
+	if r.code != 0 || len(f) != 2 {
+		t.Fatalf("run: %s", r)
+	}
+	if up, err := strconv.ParseFloat(f[0], 64); err != nil || up < 10*365*86400 {
+		t.Errorf("uptime inside %q, want 10 years on", f[0])
+	}
+}
