@@ -773,3 +773,16 @@ func TestOCITimeNamespace(t *testing.T) {
 		t.Errorf("uptime inside %q, want 10 years on", f[0])
 	}
 }
+
+// TestOCICgroupNamespace: a new cgroup namespace is rooted at the
+// container's own cgroup (made after the init was placed in it).
+func TestOCICgroupNamespace(t *testing.T) {
+	root := lcRoot(t)
+	b := lcBundle(t, func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	}, "cat", "/proc/self/cgroup")
+	r := oci(t, root, "run", "--bundle", b, "cn")
+	if r.code != 0 || !strings.Contains(r.stdout, "0::/\n") {
+		t.Errorf("run: %s", r)
+	}
+}
