@@ -124,15 +124,18 @@ func createContainer(g *globals, o createOpts) (cr *created, err error) {
 	if err := mounts.Check(spec, rootfs); err != nil {
 		return nil, err
 	}
-	if spec.Process == nil {
-		return nil, errors.New("process: missing")
-	}
-	plan, err := process.Prepare(spec.Process, spec)
-	if err != nil {
-		return nil, err
+	// process is optional until start (runtime-spec): without it the
+	// container is made, and start is the error.
+	var plan *process.Plan
+	terminal := false
+	if spec.Process != nil {
+		if plan, err = process.Prepare(spec.Process, spec); err != nil {
+			return nil, err
+		}
+		terminal = spec.Process.Terminal
 	}
 	var own *ownConsole
-	if spec.Process.Terminal && o.consoleSocket == "" {
+	if terminal && o.consoleSocket == "" {
 		if !o.foreground {
 			return nil, errors.New("process.terminal: needs --console-socket (the pty master goes there)")
 		}
@@ -143,7 +146,7 @@ func createContainer(g *globals, o createOpts) (cr *created, err error) {
 		defer own.close()
 		o.consoleSocket = own.path
 	}
-	if !spec.Process.Terminal && o.consoleSocket != "" {
+	if !terminal && o.consoleSocket != "" {
 		return nil, errors.New("--console-socket: given but process.terminal is false")
 	}
 	if o.preserveFds < 0 || o.preserveFds > 1024 {

@@ -97,7 +97,7 @@ func initCreate(sync *os.File) (*initFifo, error) {
 		return nil, fmt.Errorf("init: reading its configuration: %w", err)
 	}
 	s := cfg.Spec
-	if s == nil || s.Linux == nil || s.Process == nil || cfg.Plan == nil || cfg.State == nil {
+	if s == nil || s.Linux == nil || (s.Process == nil) != (cfg.Plan == nil) || cfg.State == nil {
 		return nil, errors.New("init: incomplete configuration")
 	}
 	// Only stdio and the preserved fds reach the container's process.
@@ -204,8 +204,10 @@ func initCreate(sync *os.File) (*initFifo, error) {
 		}
 		unix.Close(cfg.ConsoleFD)
 	}
-	if err := findExecutable(s.Process); err != nil {
-		return nil, err
+	if s.Process != nil {
+		if err := findExecutable(s.Process); err != nil {
+			return nil, err
+		}
 	}
 	if err := writeMsg(sync, syncMsg{Type: "created"}); err != nil {
 		return nil, err
@@ -230,6 +232,9 @@ func initStart(fi *initFifo) error {
 		if err := runHooks("startContainer", s.Hooks.StartContainer, &st); err != nil {
 			return err
 		}
+	}
+	if fi.plan == nil {
+		return errors.New("process: not set in config.json: there is nothing to start")
 	}
 	if _, err := fi.f.Write([]byte("0")); err != nil {
 		return err
