@@ -45,7 +45,36 @@ func Load(bundle string) (*specs.Spec, error) {
 	if err := Check(s, bundle); err != nil {
 		return nil, err
 	}
+	AbsBindSources(s, bundle)
 	return s, nil
+}
+
+// AbsBindSources makes relative bind mount sources absolute: the runtime
+// spec takes them relative to the bundle, and the container's init does
+// not run there.
+func AbsBindSources(s *specs.Spec, bundle string) {
+	if abs, err := filepath.Abs(bundle); err == nil {
+		bundle = abs
+	}
+	for i := range s.Mounts {
+		m := &s.Mounts[i]
+		if m.Source == "" || filepath.IsAbs(m.Source) || !isBind(m) {
+			continue
+		}
+		m.Source = filepath.Join(bundle, m.Source)
+	}
+}
+
+func isBind(m *specs.Mount) bool {
+	if m.Type == "bind" {
+		return true
+	}
+	for _, o := range m.Options {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
 }
 
 // Read reads and decodes bundle/config.json without checking it. Unknown

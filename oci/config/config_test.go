@@ -52,6 +52,18 @@ func TestLoadGood(t *testing.T) {
 	if p := RootPath(got, bundle); p != filepath.Join(bundle, "rootfs") {
 		t.Errorf("RootPath = %q", p)
 	}
+	s = &specs.Spec{Mounts: []specs.Mount{
+		{Destination: "/a", Type: "bind", Source: "vol"},
+		{Destination: "/b", Type: "none", Source: "../vol", Options: []string{"rbind"}},
+		{Destination: "/c", Type: "tmpfs", Source: "tmpfs"},
+		{Destination: "/d", Type: "bind", Source: "/abs"},
+	}}
+	AbsBindSources(s, bundle)
+	for i, want := range []string{filepath.Join(bundle, "vol"), filepath.Join(filepath.Dir(bundle), "vol"), "tmpfs", "/abs"} {
+		if s.Mounts[i].Source != want {
+			t.Errorf("mounts[%d].source = %q, want %q", i, s.Mounts[i].Source, want)
+		}
+	}
 	abs := &specs.Spec{Root: &specs.Root{Path: "/x/../y"}}
 	if p := RootPath(abs, bundle); p != "/y" {
 		t.Errorf("RootPath(absolute) = %q", p)

@@ -97,8 +97,8 @@ func Check(s *specs.Spec, rootfs string) error {
 // path) on itself, mounts s.Mounts inside it (destinations resolved inside
 // rootfs, never through a symlink out of it), and creates linux.devices
 // and the default devices (binds of the host's where mknod is refused).
-// A relative bind source is taken from the current directory (the
-// bundle's, as runc does).
+// Bind sources are host paths (config.Load makes relative ones absolute,
+// from the bundle).
 func Setup(s *specs.Spec, rootfs string) error {
 	if err := Check(s, rootfs); err != nil {
 		return err
