@@ -108,7 +108,8 @@ func Setup(s *specs.Spec, rootfs string) error {
 	if s.Linux != nil {
 		rp = s.Linux.RootfsPropagation
 	}
-	if rp != "" {
+	if rp != "" && propOpts[rp]&unix.MS_UNBINDABLE == 0 {
+		// (unbindable is applied by Finish: the root could not be bound.)
 		prop = propOpts[rp] | unix.MS_REC
 	}
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {

@@ -45,6 +45,8 @@ type childArgs struct {
 	Rootfs string
 	// HostDir is the real host directory the rootfs's symlink "evil" points at.
 	HostDir string
+	// Unbindable: check only that "/" ended up unbindable.
+	Unbindable bool
 }
 
 // fixture makes a rootfs with hostile symlinks, the host directory they
@@ -119,6 +121,28 @@ func fixture(t *testing.T) childArgs {
 
 func TestSetupInUserNamespace(t *testing.T) {
 	a := fixture(t)
+	runChild(t, a)
+	if ents, err := os.ReadDir(a.HostDir); err != nil || len(ents) != 0 {
+		t.Fatalf("the host directory behind the rootfs's symlink was touched: %v %v", ents, err)
+	}
+	// Nothing in the host's / changed either way; the rootfs on disk got
+	// mount points only.
+	if _, err := os.Stat("/y"); err == nil {
+		t.Error("a /y exists on the host (the mount through etc2 -> / may have escaped)")
+	}
+}
+
+// TestSetupUnbindable: rootfsPropagation runbindable is applied at the end
+// (made at the start, the root could not be bound on itself: EINVAL).
+func TestSetupUnbindable(t *testing.T) {
+	a := fixture(t)
+	a.Spec.Linux.RootfsPropagation = "runbindable"
+	a.Unbindable = true
+	runChild(t, a)
+}
+
+func runChild(t *testing.T, a childArgs) {
+	t.Helper()
 	// Each parent of the temp dir must be searchable: the child is the
 	// same user, so it is.
 	arg, err := json.Marshal(a)
@@ -146,14 +170,6 @@ func TestSetupInUserNamespace(t *testing.T) {
 	if err != nil || !strings.Contains(out.String(), "CHILD OK") {
 		t.Fatalf("child: %v\n%s", err, out.String())
 	}
-	if ents, err := os.ReadDir(a.HostDir); err != nil || len(ents) != 0 {
-		t.Fatalf("the host directory behind the rootfs's symlink was touched: %v %v", ents, err)
-	}
-	// Nothing in the host's /dev or / changed either way; the rootfs on
-	// disk got mount points only.
-	if _, err := os.Stat("/y"); err == nil {
-		t.Error("a /y exists on the host (the mount through etc2 -> / may have escaped)")
-	}
 }
 
 // child runs in the namespaces: Setup, Pivot, Finish, then the checks.
@@ -177,6 +193,17 @@ func child(arg string) error {
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return err
+	}
+	if a.Unbindable {
+		for _, l := range strings.Split(string(mi), "\n") {
+			if f := strings.Fields(l); len(f) > 7 && f[4] == "/" {
+				if !strings.Contains(l, " unbindable ") {
+					return fmt.Errorf("/ is not unbindable: %s", l)
+				}
+				return nil
+			}
+		}
+		return errors.New("no / in mountinfo")
 	}
 	mounts := map[string][]string{} // mount point -> [options, fstype]
 	for _, l := range strings.Split(string(mi), "\n") {
