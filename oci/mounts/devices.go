@@ -111,16 +111,26 @@ func devices(root *os.File, s *specs.Spec, userns bool) error {
 }
 
 func present(root *os.File, d specs.LinuxDevice) error {
-	h, err := inroot.Open(root, d.Path)
+	h, st, err := openStat(root, d.Path)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	h.Close()
+	return sameDevice(st, d)
+}
+
+// openStat opens p inside root and stats what it opened.
+func openStat(root *os.File, p string) (*inroot.Handle, *unix.Stat_t, error) {
+	h, err := inroot.Open(root, p)
+	if err != nil {
+		return nil, nil, err
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(h.Fd()), &st); err != nil {
-		return err
+		h.Close()
+		return nil, nil, err
 	}
-	return sameDevice(&st, d)
+	return h, &st, nil
 }
 
 func sameDevice(st *unix.Stat_t, d specs.LinuxDevice) error {

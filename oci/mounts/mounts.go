@@ -542,7 +542,7 @@ func readonlyPath(root *os.File, p string) error {
 }
 
 func maskPath(root *os.File, p string) error {
-	h, err := inroot.Open(root, p)
+	h, st, err := openStat(root, p)
 	if absent(err) {
 		return nil
 	}
@@ -550,19 +550,15 @@ func maskPath(root *os.File, p string) error {
 		return err
 	}
 	defer h.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(h.Fd()), &st); err != nil {
-		return err
-	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return unix.Mount("tmpfs", inroot.ProcPath(h), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0,mode=0555")
 	}
-	null, err := inroot.Open(root, "/dev/null")
+	null, nst, err := openStat(root, "/dev/null")
 	if err != nil {
 		return fmt.Errorf("masking a file takes the container's /dev/null: %w", err)
 	}
 	defer null.Close()
-	if err := unix.Fstat(int(null.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+	if nst.Mode&unix.S_IFMT != unix.S_IFCHR || nst.Rdev != unix.Mkdev(1, 3) {
 		return errors.New("masking a file takes the container's /dev/null, and it is not the null device")
 	}
 	return unix.Mount(inroot.ProcPath(null), inroot.ProcPath(h), "", unix.MS_BIND, "")
