@@ -21,9 +21,19 @@ import (
 // The Setup/Pivot/Finish test re-executes this test binary in new user,
 // mount, pid, net, ipc and uts namespaces (root inside is the caller, as a
 // rootless container's is) and checks the result from inside.
-const childEnv = "OCI_MOUNTS_TEST_CHILD"
+const (
+	childEnv = "OCI_MOUNTS_TEST_CHILD"
+	outerEnv = "OCI_MOUNTS_TEST_OUTER"
+)
 
 func TestMain(m *testing.M) {
+	if arg := os.Getenv(outerEnv); arg != "" {
+		if err := outer(arg); err != nil {
+			fmt.Fprintln(os.Stderr, "outer:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if arg := os.Getenv(childEnv); arg != "" {
 		if err := child(arg); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
@@ -47,6 +57,8 @@ type childArgs struct {
 	HostDir string
 	// Unbindable: check only that "/" ended up unbindable.
 	Unbindable bool
+	// Locked is where outer mounts a nosuid,nodev,noexec tmpfs.
+	Locked string
 }
 
 // fixture makes a rootfs with hostile symlinks, the host directory they
@@ -58,7 +70,8 @@ func fixture(t *testing.T) childArgs {
 	rootfs := filepath.Join(base, "rootfs")
 	host := filepath.Join(base, "hostdir")
 	src := filepath.Join(base, "src")
-	for _, d := range []string{"proc", "dev", "sys", "tmp", "etc", "masked-dir", "ro-dir", "copyme/sub", host, src} {
+	locked := filepath.Join(base, "locked")
+	for _, d := range []string{"proc", "dev", "sys", "tmp", "etc", "masked-dir", "ro-dir", "copyme/sub", host, src, locked} {
 		p := d
 		if !filepath.IsAbs(d) {
 			p = filepath.Join(rootfs, d)
@@ -108,6 +121,10 @@ func fixture(t *testing.T) childArgs {
 			{Destination: "/vol", Type: "bind", Source: src, Options: []string{"rbind", "ro", "nosuid"}},
 			{Destination: "/volfile", Type: "bind", Source: src + "/data", Options: []string{"bind"}},
 			{Destination: "/copyme", Type: "tmpfs", Source: "tmpfs", Options: []string{"tmpcopyup", "ro"}},
+			// A mount whose nosuid,nodev,noexec are locked (made by the
+			// outer namespace, see outer): "ro" alone must keep them (a
+			// bind remount with MS_RDONLY alone would be EPERM).
+			{Destination: "/locked", Type: "bind", Source: locked, Options: []string{"rbind", "ro"}},
 		},
 		Linux: &specs.Linux{
 			MaskedPaths:   []string{"/masked-file", "/masked-dir", "/proc/cmdline", "/proc/kcore", "/nonexistent", "/masked-file/below"},
@@ -116,7 +133,7 @@ func fixture(t *testing.T) childArgs {
 			Devices: []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229, FileMode: &fuseMode, UID: &zero, GID: &zero}},
 		},
 	}
-	return childArgs{Spec: s, Rootfs: rootfs, HostDir: host}
+	return childArgs{Spec: s, Rootfs: rootfs, HostDir: host, Locked: locked}
 }
 
 func TestSetupInUserNamespace(t *testing.T) {
@@ -143,24 +160,15 @@ func TestSetupUnbindable(t *testing.T) {
 
 func runChild(t *testing.T, a childArgs) {
 	t.Helper()
-	// Each parent of the temp dir must be searchable: the child is the
-	// same user, so it is.
 	arg, err := json.Marshal(a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+string(arg))
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
-			syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
-		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
-		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
-		GidMappingsEnableSetgroups: false,
-		Pdeathsig:                  syscall.SIGKILL,
-	}
+	// outer: a user and mount namespace whose root is the caller; child:
+	// one more level, where outer's mounts have their flags locked.
+	cmd := reexec(ctx, outerEnv, string(arg), os.Getuid(), os.Getgid(), syscall.CLONE_NEWUSER|syscall.CLONE_NEWNS)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = cmd.Run()
@@ -170,6 +178,49 @@ func runChild(t *testing.T, a childArgs) {
 	if err != nil || !strings.Contains(out.String(), "CHILD OK") {
 		t.Fatalf("child: %v\n%s", err, out.String())
 	}
+	t.Logf("child:\n%s", out.String())
+}
+
+// reexec is this test binary with env name=arg in new namespaces, uid and
+// gid mapped to root inside.
+func reexec(ctx context.Context, name, arg string, uid, gid int, flags uintptr) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	env := []string{name + "=" + arg}
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, childEnv+"=") && !strings.HasPrefix(e, outerEnv+"=") {
+			env = append(env, e)
+		}
+	}
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:                 flags,
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}},
+		GidMappingsEnableSetgroups: false,
+		Pdeathsig:                  syscall.SIGKILL,
+	}
+	return cmd
+}
+
+// outer mounts a tmpfs with nosuid,nodev,noexec on a.Locked, then runs
+// the child in new user, mount, pid, net, ipc and uts namespaces.
+func outer(arg string) error {
+	var a childArgs
+	if err := json.Unmarshal([]byte(arg), &a); err != nil {
+		return err
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", a.Locked, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=1m"); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	cmd := reexec(ctx, childEnv, arg, 0, 0, syscall.CLONE_NEWUSER|syscall.CLONE_NEWNS|syscall.CLONE_NEWPID|
+		syscall.CLONE_NEWNET|syscall.CLONE_NEWIPC|syscall.CLONE_NEWUTS)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	return cmd.Run()
 }
 
 // child runs in the namespaces: Setup, Pivot, Finish, then the checks.
@@ -241,6 +292,10 @@ func child(arg string) error {
 	want("/sys/fs/cgroup", "", true)
 	want("/vol", "", true)
 	want("/copyme", "tmpfs", true)
+	want("/locked", "tmpfs", true)
+	if m := mounts["/locked"]; m != nil && !strings.Contains(m[0], "nosuid,nodev,noexec") {
+		fail("/locked options %s: the locked nosuid,nodev,noexec were dropped", m[0])
+	}
 	want("/ro-dir", "", true)
 	want("/proc/sys", "proc", true)
 	want("/y", "tmpfs", false)           // etc2 -> / resolved inside
