@@ -181,6 +181,11 @@ func checkRoot(s *specs.Spec, bundle string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("root.path: %s is not a directory", p)
 	}
+	// The host's own root as a container's: its devices and /dev links
+	// would be made in the host's /dev.
+	if r, err := filepath.EvalSymlinks(p); err == nil && r == "/" {
+		return fmt.Errorf("root.path: %s is the host's /", p)
+	}
 	return nil
 }
 

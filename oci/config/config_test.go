@@ -84,6 +84,8 @@ func TestCheckRefuses(t *testing.T) {
 		{"missing root", func(s *specs.Spec) { s.Root.Path = "nothere" }, "root.path:"},
 		{"root leaves bundle", func(s *specs.Spec) { s.Root.Path = "../../../" }, "root.path:"},
 		{"root is a file", func(s *specs.Spec) { s.Root.Path = "config.json" }, "root.path:"},
+		{"root is the host's", func(s *specs.Spec) { s.Root.Path = "/" }, "root.path:"},
+		{"root is the host's by a link", func(s *specs.Spec) { s.Root.Path = "slash" }, "root.path:"},
 		{"no process", func(s *specs.Spec) { s.Process = nil }, "process:"},
 		{"no args", func(s *specs.Spec) { s.Process.Args = nil }, "process.args:"},
 		{"empty arg0", func(s *specs.Spec) { s.Process.Args = []string{""} }, "process.args[0]:"},
@@ -149,6 +151,9 @@ func TestCheckRefuses(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			bundle, s := good(t)
 			write(t, bundle, []byte("{}"))
+			if err := os.Symlink("/", filepath.Join(bundle, "slash")); err != nil {
+				t.Fatal(err)
+			}
 			c.edit(s)
 			err := Check(s, bundle)
 			if err == nil {
