@@ -104,6 +104,9 @@ func TestParseOptions(t *testing.T) {
 	if !o.copyUp || !o.atime {
 		t.Error("tmpcopyup or atime lost")
 	}
+	if o, _ := parseOptions([]string{"tmpcopyup", "notmpcopyup"}); o.copyUp || len(o.data) != 0 {
+		t.Errorf("notmpcopyup: copyUp %v data %q", o.copyUp, o.data)
+	}
 	set, clr := attrs(o.flags, o.clear, o.atime)
 	if set != unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOATIME || clr != unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR__ATIME {
 		t.Errorf("attrs set %#x clr %#x", set, clr)

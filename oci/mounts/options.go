@@ -146,6 +146,9 @@ func parseOptions(options []string) (*opts, error) {
 		case "tmpcopyup":
 			o.copyUp = true
 			continue
+		case "notmpcopyup": // crun's, sent by podman
+			o.copyUp = false
+			continue
 		case "":
 			return nil, fmt.Errorf("an empty option")
 		}
