@@ -176,3 +176,9 @@ func remountFlags(options string) uintptr {
 	}
 	return flags | atime
 }
+
+// SetReadOnly makes the mount at dirfd/p read-only (recursive: with every
+// mount below it) keeping the flags the kernel locked; for oci/mounts.
+func SetReadOnly(dirfd int, p string, recursive bool) error {
+	return setReadOnly(dirfd, p, recursive)
+}
