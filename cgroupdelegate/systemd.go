@@ -55,6 +55,12 @@ type property struct {
 // cgroup path. This is what `systemd-run --user --scope -p Delegate=yes`
 // does; the manager moves pid into the scope and chowns it to the user.
 func StartScope(ctx context.Context, addr, unit string, pid int, description string) (string, error) {
+	return StartScopeIn(ctx, addr, unit, "", pid, description)
+}
+
+// StartScopeIn is StartScope with the scope placed in slice ("": the
+// manager's default).
+func StartScopeIn(ctx context.Context, addr, unit, slice string, pid int, description string) (string, error) {
 	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
 	if err != nil {
 		return "", fmt.Errorf("connecting to the systemd user bus at %s: %w", addr, err)
@@ -76,6 +82,9 @@ func StartScope(ctx context.Context, addr, unit string, pid int, description str
 		{"Delegate", dbus.MakeVariant(true)},
 		// Stop the scope at once when its processes are gone.
 		{"CollectMode", dbus.MakeVariant("inactive-or-failed")},
+	}
+	if slice != "" {
+		props = append(props, property{"Slice", dbus.MakeVariant(slice)})
 	}
 	aux := []struct {
 		Name  string
@@ -100,6 +109,32 @@ func StartScope(ctx context.Context, addr, unit string, pid int, description str
 		return "", fmt.Errorf("systemd started the scope %s but reports no cgroup for it", unit)
 	}
 	return cg, nil
+}
+
+// StopUnit asks the systemd manager on the bus at addr to stop unit and
+// waits for the job; a unit that is not loaded (gone already) is no error.
+func StopUnit(ctx context.Context, addr, unit string) error {
+	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("connecting to the systemd bus at %s: %w", addr, err)
+	}
+	defer conn.Close()
+	sigs := make(chan *dbus.Signal, 64)
+	conn.Signal(sigs)
+	if err := conn.AddMatchSignalContext(ctx, dbus.WithMatchInterface(managerIface), dbus.WithMatchMember("JobRemoved")); err != nil {
+		return fmt.Errorf("subscribing to systemd's job signals on %s: %w", addr, err)
+	}
+	mgr := conn.Object(systemdDest, systemdPath)
+	mgr.CallWithContext(ctx, managerIface+".Subscribe", 0)
+	var job dbus.ObjectPath
+	if err := mgr.CallWithContext(ctx, managerIface+".StopUnit", 0, unit, "replace").Store(&job); err != nil {
+		var de dbus.Error
+		if errors.As(err, &de) && de.Name == "org.freedesktop.systemd1.NoSuchUnit" {
+			return nil
+		}
+		return fmt.Errorf("asking systemd (bus %s) to stop %s: %w", addr, unit, err)
+	}
+	return waitJob(ctx, sigs, job, unit)
 }
 
 // waitJob waits for JobRemoved of job and checks its result.
