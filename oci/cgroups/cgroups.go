@@ -23,7 +23,8 @@
 // no "/" or ".."). Fields only cgroup v1 has (kernel memory, swappiness,
 // disableOOMKiller, real-time CPU, leaf weights, network) are errors
 // naming the field; so is a limit whose controller cannot be enabled.
-// Device rules: see devicesEnforced.
+// Device rules: as root a cgroup device program (BPF) enforces them after
+// runc's default devices; rootless they are accepted (see devices.go).
 //
 // Rootless: a cgroup that cannot be created or entered is skipped (Skipped
 // says why, Path is "") when no limit was asked for, or on a hybrid host
@@ -230,9 +231,6 @@ func (m *Manager) Apply(pid int, r *specs.LinuxResources) error {
 	if r != nil {
 		rules = r.Devices
 	}
-	if err := devicesEnforced(pid, rules); err != nil {
-		return err
-	}
 	if m.Path == "" && m.Skipped != "" {
 		if len(ws) > 0 && !m.hybrid() {
 			return fmt.Errorf("%s: %s, and limits were asked for", ws[0].field, m.Skipped)
@@ -267,6 +265,13 @@ func (m *Manager) Apply(pid int, r *specs.LinuxResources) error {
 	ws, err = m.enable(ws)
 	if err != nil {
 		return m.undo(made, err)
+	}
+	// As root the device rules (and runc's default devices) are enforced
+	// before the init may run anything; rootless see devices.go.
+	if !m.Rootless {
+		if err := attachDevices(m.Path, rules); err != nil {
+			return m.undo(made, err)
+		}
 	}
 	if !m.Systemd {
 		if err := cgroupdelegate.WriteFile(m.Path, "cgroup.procs", strconv.Itoa(pid)); err != nil {

@@ -30,6 +30,13 @@ func files(ws []write) map[string]string {
 	return out
 }
 
+// The fake trees are no cgroups: no device program can be attached there
+// (TestDevicesAsRoot checks when it is; devicefilter_test.go what it does).
+func TestMain(m *testing.M) {
+	attachDevices = func(string, []specs.LinuxDeviceCgroup) error { return nil }
+	os.Exit(m.Run())
+}
+
 func TestPlanConversions(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -411,28 +418,39 @@ func TestApplyRootlessWithoutRights(t *testing.T) {
 	}
 }
 
-func TestDevicesInHostUserNS(t *testing.T) {
-	inNS, err := userNSOf(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
+func TestDevicesAsRoot(t *testing.T) {
+	var got []specs.LinuxDeviceCgroup
+	calls := 0
+	attachDevices = func(dir string, rules []specs.LinuxDeviceCgroup) error {
+		calls++
+		got = rules
+		if read(t, filepath.Join(dir, "cgroup.procs")) != "" {
+			t.Error("the device program was attached after the init was moved in")
+		}
+		return nil
+	}
+	t.Cleanup(func() { attachDevices = func(string, []specs.LinuxDeviceCgroup) error { return nil } })
+	rules := []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
+	for _, rootless := range []bool{false, true} {
+		h := fakeHost(t, "", nil)
+		m, _ := newManager(h, "c1", "", Options{Rootless: rootless})
+		fakeCg(t, m.Path, "")
+		if err := m.Apply(os.Getpid(), &specs.LinuxResources{Devices: rules}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls != 1 || len(got) != 1 {
+		t.Errorf("attached %d times (%v), want once, as root", calls, got)
+	}
+	// A program that cannot be attached fails Apply, naming the field.
+	attachDevices = func(string, []specs.LinuxDeviceCgroup) error {
+		return errors.New("linux.resources.devices: no")
 	}
 	h := fakeHost(t, "", nil)
 	m, _ := newManager(h, "c1", "", Options{})
 	fakeCg(t, m.Path, "")
-	r := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
-	err = m.Apply(os.Getpid(), r)
-	if inNS {
-		// Inside someone's user namespace (a nested run): accepted.
-		if err != nil {
-			t.Errorf("in a user namespace: %v", err)
-		}
-		return
-	}
-	if err == nil || !strings.HasPrefix(err.Error(), "linux.resources.devices: ") {
-		t.Errorf("device rules for a process in the host's user namespace: %v", err)
-	}
-	if read(t, filepath.Join(m.Path, "cgroup.procs")) != "" {
-		t.Error("the process was moved in although the device rules were refused")
+	if err := m.Apply(os.Getpid(), nil); err == nil || !strings.HasPrefix(err.Error(), "linux.resources.devices:") {
+		t.Errorf("a failed attach: %v", err)
 	}
 }
 

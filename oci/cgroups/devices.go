@@ -2,8 +2,6 @@ package cgroups
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -39,38 +37,11 @@ func checkDevices(rules []specs.LinuxDeviceCgroup) error {
 	return nil
 }
 
-// devicesEnforced decides linux.resources.devices for the container whose
-// init is pid. Cgroup v2 filters device access with a BPF program; this
-// runtime loads none. Instead:
-//   - a container in a user namespace of its own (every rootless one)
-//     cannot create device nodes (mknod needs CAP_MKNOD in the initial
-//     user namespace, devtmpfs cannot be mounted there), so it reaches
-//     only the nodes the config's own mounts and linux.devices give it:
-//     the rules add nothing and are accepted;
-//   - a container in the host's user namespace (real root, no userns)
-//     could mknod any device: rules that would restrict it cannot be
-//     enforced and are refused, naming the field, never silently dropped.
-func devicesEnforced(pid int, rules []specs.LinuxDeviceCgroup) error {
-	if len(rules) == 0 {
-		return nil
-	}
-	own, err := userNSOf(pid)
-	if err != nil {
-		return fmt.Errorf("linux.resources.devices: %w", err)
-	}
-	if own {
-		return nil
-	}
-	return fmt.Errorf("linux.resources.devices: a container in the host's user namespace needs a cgroup v2 device program to enforce device rules, which sandbox-oci does not load; give the container a user namespace (linux.namespaces: user, with uid/gid mappings)")
-}
-
-// userNSOf says whether pid is in a user namespace other than the initial
-// one: only the initial one maps every id onto itself (uid_map
-// "0 0 4294967295"; the file is readable by anyone).
-func userNSOf(pid int) (bool, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/uid_map")
-	if err != nil {
-		return false, fmt.Errorf("reading the user namespace of the container's init: %w", err)
-	}
-	return strings.Join(strings.Fields(string(b)), " ") != "0 0 4294967295", nil
-}
+// Rootless, linux.resources.devices is accepted without a device program:
+// sandbox-oci cannot load one (BPF needs CAP_SYS_ADMIN or CAP_BPF in the
+// initial user namespace), and need not: a rootless container is in a user
+// namespace of its own or of its engine's, where mknod of a device is
+// refused (CAP_MKNOD counts only in the initial user namespace) and
+// devtmpfs cannot be mounted, so it reaches only the nodes its config's
+// mounts and linux.devices give it, under the host's file permissions. As
+// root every rule is enforced by a program (devicefilter.go).
