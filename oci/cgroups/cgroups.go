@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,6 +77,9 @@ type Manager struct {
 	// Unit and Slice are the transient scope and its slice (Systemd).
 	Unit  string `json:"unit,omitempty"`
 	Slice string `json:"slice,omitempty"`
+	// Devices are the device rules enforced since Apply (as root), which
+	// update cannot change.
+	Devices []specs.LinuxDeviceCgroup `json:"devices,omitempty"`
 
 	mnt *cgroupdelegate.Mount // nil until needed, then read from the host
 }
@@ -272,6 +276,7 @@ func (m *Manager) Apply(pid int, r *specs.LinuxResources) error {
 		if err := attachDevices(m.Path, rules); err != nil {
 			return m.undo(made, err)
 		}
+		m.Devices = rules
 	}
 	if !m.Systemd {
 		if err := cgroupdelegate.WriteFile(m.Path, "cgroup.procs", strconv.Itoa(pid)); err != nil {
@@ -406,7 +411,9 @@ func (m *Manager) Set(r *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
-	if r != nil && len(r.Devices) > 0 {
+	// Engines pass the whole linux.resources to update: the device rules
+	// as created are fine, other ones cannot be had.
+	if r != nil && len(r.Devices) > 0 && !reflect.DeepEqual(r.Devices, m.Devices) && !m.Rootless {
 		return errors.New("linux.resources.devices: device rules cannot be changed by update")
 	}
 	if r == nil {

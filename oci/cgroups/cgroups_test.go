@@ -442,12 +442,28 @@ func TestDevicesAsRoot(t *testing.T) {
 	if calls != 1 || len(got) != 1 {
 		t.Errorf("attached %d times (%v), want once, as root", calls, got)
 	}
+	// update with the same rules (engines pass all linux.resources) is
+	// fine; other rules are refused, naming the field.
+	h := fakeHost(t, "pids", nil)
+	m, _ := newManager(h, "c1", "", Options{})
+	fakeCg(t, m.Path, "pids")
+	if err := m.Apply(os.Getpid(), &specs.LinuxResources{Devices: rules}); err != nil {
+		t.Fatal(err)
+	}
+	later := &Manager{Path: m.Path, Mount: m.Mount, Devices: m.Devices, mnt: m.mnt}
+	if err := later.Set(&specs.LinuxResources{Devices: rules, Pids: &specs.LinuxPids{Limit: i64(9)}}); err != nil {
+		t.Errorf("update with the same device rules: %v", err)
+	}
+	err := later.Set(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}})
+	if err == nil || !strings.HasPrefix(err.Error(), "linux.resources.devices:") {
+		t.Errorf("update with other device rules: %v", err)
+	}
 	// A program that cannot be attached fails Apply, naming the field.
 	attachDevices = func(string, []specs.LinuxDeviceCgroup) error {
 		return errors.New("linux.resources.devices: no")
 	}
-	h := fakeHost(t, "", nil)
-	m, _ := newManager(h, "c1", "", Options{})
+	h = fakeHost(t, "", nil)
+	m, _ = newManager(h, "c1", "", Options{})
 	fakeCg(t, m.Path, "")
 	if err := m.Apply(os.Getpid(), nil); err == nil || !strings.HasPrefix(err.Error(), "linux.resources.devices:") {
 		t.Errorf("a failed attach: %v", err)
