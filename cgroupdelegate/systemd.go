@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"github.com/godbus/dbus/v5"
+
+	"sandbox/idmap"
 )
 
 // The systemd manager's bus names.
@@ -49,6 +51,36 @@ type property struct {
 	Value dbus.Variant
 }
 
+// Property is a unit property for StartScopeIn and SetUnitProperties.
+type Property = property
+
+// HostUID is the caller's uid as the bus sees it: its uid mapped through
+// /proc/self/uid_map (uid 0 in a rootless engine's user namespace is the
+// user outside; one level of nesting), else os.Getuid().
+func HostUID() int {
+	uid := os.Getuid()
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return uid
+	}
+	ms, err := idmap.ParseMap(string(b), "/proc/self/uid_map")
+	if err != nil {
+		return uid
+	}
+	for _, m := range ms {
+		if u := uint32(uid); u >= m.Inside && u-m.Inside < m.Count {
+			return int(m.Outside + (u - m.Inside))
+		}
+	}
+	return uid
+}
+
+// connect opens the bus at addr, authenticating as HostUID (godbus would
+// say os.Getuid(), which the bus refuses inside a user namespace).
+func connect(ctx context.Context, addr string) (*dbus.Conn, error) {
+	return dbus.Connect(addr, dbus.WithContext(ctx), dbus.WithAuth(dbus.AuthExternal(strconv.Itoa(HostUID()))))
+}
+
 // StartScope asks the systemd manager on the bus at addr for a transient
 // scope unit holding pid with Delegate=yes (mode "fail": an existing unit
 // of that name is an error), waits for the job, and returns the scope's
@@ -59,9 +91,9 @@ func StartScope(ctx context.Context, addr, unit string, pid int, description str
 }
 
 // StartScopeIn is StartScope with the scope placed in slice ("": the
-// manager's default).
-func StartScopeIn(ctx context.Context, addr, unit, slice string, pid int, description string) (string, error) {
-	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
+// manager's default) and extra properties (resource limits).
+func StartScopeIn(ctx context.Context, addr, unit, slice string, pid int, description string, extra ...Property) (string, error) {
+	conn, err := connect(ctx, addr)
 	if err != nil {
 		return "", fmt.Errorf("connecting to the systemd user bus at %s: %w", addr, err)
 	}
@@ -86,6 +118,7 @@ func StartScopeIn(ctx context.Context, addr, unit, slice string, pid int, descri
 	if slice != "" {
 		props = append(props, property{"Slice", dbus.MakeVariant(slice)})
 	}
+	props = append(props, extra...)
 	aux := []struct {
 		Name  string
 		Props []property
@@ -114,7 +147,7 @@ func StartScopeIn(ctx context.Context, addr, unit, slice string, pid int, descri
 // StopUnit asks the systemd manager on the bus at addr to stop unit and
 // waits for the job; a unit that is not loaded (gone already) is no error.
 func StopUnit(ctx context.Context, addr, unit string) error {
-	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
+	conn, err := connect(ctx, addr)
 	if err != nil {
 		return fmt.Errorf("connecting to the systemd bus at %s: %w", addr, err)
 	}
@@ -135,6 +168,20 @@ func StopUnit(ctx context.Context, addr, unit string) error {
 		return fmt.Errorf("asking systemd (bus %s) to stop %s: %w", addr, unit, err)
 	}
 	return waitJob(ctx, sigs, job, unit)
+}
+
+// SetUnitProperties changes properties of a running unit (runtime only:
+// they end with it).
+func SetUnitProperties(ctx context.Context, addr, unit string, props ...Property) error {
+	conn, err := connect(ctx, addr)
+	if err != nil {
+		return fmt.Errorf("connecting to the systemd bus at %s: %w", addr, err)
+	}
+	defer conn.Close()
+	if err := conn.Object(systemdDest, systemdPath).CallWithContext(ctx, managerIface+".SetUnitProperties", 0, unit, true, props).Err; err != nil {
+		return fmt.Errorf("setting properties of %s: %w", unit, err)
+	}
+	return nil
 }
 
 // waitJob waits for JobRemoved of job and checks its result.

@@ -37,7 +37,6 @@
 package cgroups
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -255,7 +254,7 @@ func (m *Manager) Apply(pid int, r *specs.LinuxResources) error {
 	}
 	made := false
 	if m.Systemd {
-		if err := m.startScope(pid); err != nil {
+		if err := m.startScope(pid, ws); err != nil {
 			return err
 		}
 	} else {
@@ -436,6 +435,11 @@ func (m *Manager) Set(r *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
+	if m.Systemd && m.Unit != "" {
+		if err := m.setScope(ws); err != nil {
+			return err
+		}
+	}
 	return m.write(ws)
 }
 
@@ -597,49 +601,4 @@ func waitEmpty(dir string) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// busAddress is the systemd manager's bus: the system bus as root, the
-// user's bus rootless.
-func (m *Manager) busAddress() (string, error) {
-	if m.Rootless {
-		return cgroupdelegate.UserBusAddress(os.Getenv, os.Getuid())
-	}
-	if a := os.Getenv("DBUS_SYSTEM_BUS_ADDRESS"); a != "" {
-		return a, nil
-	}
-	return "unix:path=/run/dbus/system_bus_socket", nil
-}
-
-// startScope asks systemd for the transient scope holding pid and takes
-// its cgroup.
-func (m *Manager) startScope(pid int) error {
-	addr, err := m.busAddress()
-	if err != nil {
-		return fmt.Errorf("linux.cgroupsPath: --systemd-cgroup: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cg, err := cgroupdelegate.StartScopeIn(ctx, addr, m.Unit, m.Slice, pid, "sandbox-oci container "+m.Unit)
-	if err != nil {
-		return fmt.Errorf("linux.cgroupsPath: --systemd-cgroup: %w", err)
-	}
-	mnt, err := m.mount()
-	if err != nil {
-		return err
-	}
-	if m.Path, err = mnt.Dir(cg); err != nil {
-		return fmt.Errorf("linux.cgroupsPath: the scope %s: %w", m.Unit, err)
-	}
-	return nil
-}
-
-func (m *Manager) stopScope() error {
-	addr, err := m.busAddress()
-	if err != nil {
-		return fmt.Errorf("stopping %s: %w", m.Unit, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return cgroupdelegate.StopUnit(ctx, addr, m.Unit)
 }

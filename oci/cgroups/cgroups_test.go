@@ -2,8 +2,10 @@ package cgroups
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -486,5 +488,27 @@ func TestFreezeFake(t *testing.T) {
 	os.Remove(filepath.Join(m.Path, "cgroup.freeze"))
 	if err := m.Freeze(); err == nil || !strings.Contains(err.Error(), "Linux 5.2") {
 		t.Errorf("Freeze without cgroup.freeze: %v", err)
+	}
+}
+
+func TestUnitProperties(t *testing.T) {
+	ws, err := plan(&specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: i64(64 << 20), Swap: i64(-1)},
+		Pids:   &specs.LinuxPids{Limit: i64(10)},
+		CPU:    &specs.LinuxCPU{Shares: u64(1024), Quota: i64(50000), Period: u64(200000), Cpus: "0"},
+		// A later unified value overrides; one systemd cannot parse is left to the file.
+		Unified: map[string]string{"memory.low": "1G", "pids.max": "12", "cpu.max": ""},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]any{}
+	for _, p := range unitProperties(ws) {
+		got[p.Name] = p.Value.Value()
+	}
+	want := map[string]any{"MemoryMax": uint64(64 << 20), "MemorySwapMax": uint64(math.MaxUint64), "TasksMax": uint64(12),
+		"CPUWeight": uint64(39), "CPUQuotaPeriodUSec": uint64(200000), "CPUQuotaPerSecUSec": uint64(250000)}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("properties %v, want %v", got, want)
 	}
 }
