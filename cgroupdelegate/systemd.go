@@ -9,8 +9,6 @@ import (
 	"strconv"
 
 	"github.com/godbus/dbus/v5"
-
-	"sandbox/idmap"
 )
 
 // The systemd manager's bus names.
@@ -54,33 +52,6 @@ type property struct {
 // Property is a unit property for StartScopeIn and SetUnitProperties.
 type Property = property
 
-// HostUID is the caller's uid as the bus sees it: its uid mapped through
-// /proc/self/uid_map (uid 0 in a rootless engine's user namespace is the
-// user outside; one level of nesting), else os.Getuid().
-func HostUID() int {
-	uid := os.Getuid()
-	b, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return uid
-	}
-	ms, err := idmap.ParseMap(string(b), "/proc/self/uid_map")
-	if err != nil {
-		return uid
-	}
-	for _, m := range ms {
-		if u := uint32(uid); u >= m.Inside && u-m.Inside < m.Count {
-			return int(m.Outside + (u - m.Inside))
-		}
-	}
-	return uid
-}
-
-// connect opens the bus at addr, authenticating as HostUID (godbus would
-// say os.Getuid(), which the bus refuses inside a user namespace).
-func connect(ctx context.Context, addr string) (*dbus.Conn, error) {
-	return dbus.Connect(addr, dbus.WithContext(ctx), dbus.WithAuth(dbus.AuthExternal(strconv.Itoa(HostUID()))))
-}
-
 // StartScope asks the systemd manager on the bus at addr for a transient
 // scope unit holding pid with Delegate=yes (mode "fail": an existing unit
 // of that name is an error), waits for the job, and returns the scope's
@@ -93,7 +64,7 @@ func StartScope(ctx context.Context, addr, unit string, pid int, description str
 // StartScopeIn is StartScope with the scope placed in slice ("": the
 // manager's default) and extra properties (resource limits).
 func StartScopeIn(ctx context.Context, addr, unit, slice string, pid int, description string, extra ...Property) (string, error) {
-	conn, err := connect(ctx, addr)
+	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
 	if err != nil {
 		return "", fmt.Errorf("connecting to the systemd user bus at %s: %w", addr, err)
 	}
@@ -147,7 +118,7 @@ func StartScopeIn(ctx context.Context, addr, unit, slice string, pid int, descri
 // StopUnit asks the systemd manager on the bus at addr to stop unit and
 // waits for the job; a unit that is not loaded (gone already) is no error.
 func StopUnit(ctx context.Context, addr, unit string) error {
-	conn, err := connect(ctx, addr)
+	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("connecting to the systemd bus at %s: %w", addr, err)
 	}
@@ -173,7 +144,7 @@ func StopUnit(ctx context.Context, addr, unit string) error {
 // SetUnitProperties changes properties of a running unit (runtime only:
 // they end with it).
 func SetUnitProperties(ctx context.Context, addr, unit string, props ...Property) error {
-	conn, err := connect(ctx, addr)
+	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("connecting to the systemd bus at %s: %w", addr, err)
 	}

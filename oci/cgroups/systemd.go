@@ -18,7 +18,7 @@ import (
 // user's bus rootless.
 func (m *Manager) busAddress() (string, error) {
 	if m.Rootless {
-		return cgroupdelegate.UserBusAddress(os.Getenv, cgroupdelegate.HostUID())
+		return cgroupdelegate.UserBusAddress(os.Getenv, os.Getuid())
 	}
 	if a := os.Getenv("DBUS_SYSTEM_BUS_ADDRESS"); a != "" {
 		return a, nil

@@ -129,8 +129,8 @@ func ociScopeHelper() int {
 }
 
 // TestSystemdOCIScopeInUserNS: the same from uid 0 of a user namespace
-// (unshare -r: rootless podman's shape), where godbus's own EXTERNAL
-// authentication (uid 0) would be refused: the scope is had as uid 1000.
+// (unshare -r: rootless podman's shape, $XDG_RUNTIME_DIR naming the user's
+// bus): the user manager gives the scope although the caller says uid 0.
 func TestSystemdOCIScopeInUserNS(t *testing.T) {
 	id := fmt.Sprintf("u%d", os.Getpid())
 	self, err := os.Executable()
