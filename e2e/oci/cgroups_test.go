@@ -70,22 +70,32 @@ func cgState(t *testing.T, root, id string) specs.State {
 	return st
 }
 
-// TestOCICgroupsLifecycle (rootless, in the test's delegated cgroup): the
-// container gets <caller's cgroup>/sandbox-oci-<id>; pause freezes it
-// (cgroup.events frozen 1, state paused), resume thaws it, ps lists its
-// processes, kill --all ends them, delete removes the cgroup.
-func TestOCICgroupsLifecycle(t *testing.T) {
-	base := cgOwnDir(t)
+// cgCreated creates a rootless container running args with resources r,
+// deleted when the test ends; it returns the test's cgroup, the state
+// root, the id and the container's cgroup directory.
+func cgCreated(t *testing.T, r *specs.LinuxResources, args ...string) (base, root, id, cg string) {
+	t.Helper()
+	base = cgOwnDir(t)
 	dir := t.TempDir()
-	s := rootlessSpec(t, busyboxRootfs(t, dir), "sh", "-c", "sleep 60 & sleep 60")
+	s := rootlessSpec(t, busyboxRootfs(t, dir), args...)
+	s.Linux.Resources = r
 	bundle(t, dir, s)
-	root, id := filepath.Join(dir, "state"), fmt.Sprintf("cg%d", time.Now().UnixNano())
-	cg := filepath.Join(base, "sandbox-oci-"+id)
+	root, id = filepath.Join(dir, "state"), fmt.Sprintf("cg%d", time.Now().UnixNano())
+	cg = filepath.Join(base, "sandbox-oci-"+id)
 	cgCreate(t, root, dir, id)
 	t.Cleanup(func() {
 		oci(t, root, "delete", "--force", id)
 		os.Remove(cg)
 	})
+	return base, root, id, cg
+}
+
+// TestOCICgroupsLifecycle (rootless, in the test's delegated cgroup): the
+// container gets <caller's cgroup>/sandbox-oci-<id>; pause freezes it
+// (cgroup.events frozen 1, state paused), resume thaws it, ps lists its
+// processes, kill --all ends them, delete removes the cgroup.
+func TestOCICgroupsLifecycle(t *testing.T) {
+	_, root, id, cg := cgCreated(t, nil, "sh", "-c", "sleep 60 & sleep 60")
 	pid := cgState(t, root, id).Pid
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if !strings.Contains(string(b), "/sandbox-oci-"+id+"\n") {
@@ -139,19 +149,8 @@ func TestOCICgroupsLifecycle(t *testing.T) {
 // without the limit, as runc does rootless there, and update, which is
 // explicit, fails with 125 naming the field and the hybrid host.
 func TestOCICgroupsLimitsHere(t *testing.T) {
-	base := cgOwnDir(t)
-	dir := t.TempDir()
-	s := rootlessSpec(t, busyboxRootfs(t, dir), "sleep", "60")
 	limit := int64(50)
-	s.Linux.Resources = &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &limit}}
-	bundle(t, dir, s)
-	root, id := filepath.Join(dir, "state"), fmt.Sprintf("cl%d", time.Now().UnixNano())
-	cg := filepath.Join(base, "sandbox-oci-"+id)
-	cgCreate(t, root, dir, id)
-	t.Cleanup(func() {
-		oci(t, root, "delete", "--force", id)
-		os.Remove(cg)
-	})
+	base, root, id, cg := cgCreated(t, &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &limit}}, "sleep", "60")
 	avail, _ := cgroupdelegate.List(base, "cgroup.controllers")
 	r := oci(t, root, "update", "--pids-limit", "40", id)
 	if strings.Contains(" "+strings.Join(avail, " ")+" ", " pids ") {
