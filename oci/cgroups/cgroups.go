@@ -80,7 +80,8 @@ type Manager struct {
 	// update cannot change.
 	Devices []specs.LinuxDeviceCgroup `json:"devices,omitempty"`
 
-	mnt *cgroupdelegate.Mount // nil until needed, then read from the host
+	mnt    *cgroupdelegate.Mount // nil until needed, then read from the host
+	v1Only bool                  // rootless on a host without cgroup2 (New)
 }
 
 // ErrNoCgroup is wrapped by the operations that need the container's
@@ -121,9 +122,9 @@ func New(id, cgroupsPath string, r *specs.LinuxResources, o Options) (*Manager, 
 	h, err := loadHost()
 	if err != nil {
 		if o.Rootless {
-			// runc's rootless: no cgroup2 at all is a skip, unless limits
-			// need one (Apply says so).
-			return &Manager{Skipped: "no cgroup v2 hierarchy: " + err.Error(), Rootless: true}, nil
+			// A cgroup v1 host: runc's rootless skips the cgroup and the
+			// limits there.
+			return &Manager{Skipped: "no cgroup v2 hierarchy (" + err.Error() + "), no cgroup and no limits, as runc does rootless on a cgroup v1 host", Rootless: true, v1Only: true}, nil
 		}
 		return nil, fmt.Errorf("linux.cgroupsPath: %w", err)
 	}
@@ -235,7 +236,7 @@ func (m *Manager) Apply(pid int, r *specs.LinuxResources) error {
 		rules = r.Devices
 	}
 	if m.Path == "" && m.Skipped != "" {
-		if len(ws) > 0 && !m.hybrid() {
+		if len(ws) > 0 && !m.v1Only && !m.hybrid() {
 			return fmt.Errorf("%s: %s, and limits were asked for", ws[0].field, m.Skipped)
 		}
 		return nil

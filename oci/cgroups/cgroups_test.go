@@ -387,6 +387,20 @@ func TestApplyMissingController(t *testing.T) {
 	}
 }
 
+// TestRootlessV1Host: rootless with no cgroup2 at all, limits are skipped
+// as runc does rootless on a cgroup v1 host.
+func TestRootlessV1Host(t *testing.T) {
+	// mnt: what a pure cgroup v2 host would answer, so that only v1Only
+	// decides (this CI host is hybrid, where limits are skipped anyway).
+	m := &Manager{Skipped: "no cgroup v2 hierarchy", Rootless: true, v1Only: true, mnt: &cgroupdelegate.Mount{Point: t.TempDir(), Root: "/"}}
+	if err := m.Apply(os.Getpid(), &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(5)}}); err != nil || m.Path != "" {
+		t.Errorf("rootless on a cgroup v1 host: %+v, %v", m, err)
+	}
+	if err := m.Set(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(5)}}); !errors.Is(err, ErrNoCgroup) {
+		t.Errorf("update on a cgroup v1 host: %v", err)
+	}
+}
+
 func TestApplyRootlessWithoutRights(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("root ignores directory permissions; scripts/test.sh runs this as an unprivileged user")
