@@ -13,7 +13,10 @@
 //   - --systemd-cgroup: "slice:prefix:name", a transient prefix-name.scope
 //     in slice (Delegate=yes) asked of systemd over D-Bus: the system bus
 //     as root, the user bus rootless; empty is system.slice (root) or
-//     user.slice (rootless) : sandbox-oci : <id>.
+//     user.slice (rootless) : sandbox-oci : <id>. The limits systemd
+//     manages on a unit's own cgroup (MemoryMax, MemoryLow, MemorySwapMax,
+//     TasksMax, CPUWeight, CPUQuota…) are also given as the scope's
+//     properties, so that a daemon-reload keeps them.
 //
 // Conversions follow runc on cgroup v2: cpu.shares → cpu.weight, quota and
 // period → cpu.max, memory.swap (memory+swap) → memory.swap.max = swap −
@@ -27,13 +30,15 @@
 // runc's default devices; rootless they are accepted (see devices.go).
 //
 // Rootless: a cgroup that cannot be created or entered is skipped (Skipped
-// says why, Path is "") when no limit was asked for, or on a hybrid host
-// (cgroup v1 holds the controllers: runc's v1 rootless behaviour), where
+// says why, Path is "") when no limit was asked for, or on a hybrid or a
+// cgroup v1 host (v1 holds the controllers: runc's v1 rootless behaviour);
+// on a hybrid host whose cgroup v2 can be had, the cgroup is kept and the
 // limits whose controller is missing from cgroup v2 are skipped too and
 // said in Skipped. On a pure cgroup v2 host a limit asked for and not
 // applicable is an error, as in runc. As root every failure is an error;
 // with no limits a cgroup is still made on a hybrid host, so that pause
-// (cgroup.freeze) and kill --all (cgroup.kill) work.
+// (cgroup.freeze) and kill --all (cgroup.kill) work; a host without
+// cgroup2 is an error as root (device rules could not be enforced).
 package cgroups
 
 import (
