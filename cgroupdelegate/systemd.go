@@ -98,7 +98,7 @@ func StartScopeIn(ctx context.Context, addr, unit, slice string, pid int, descri
 	if err := mgr.CallWithContext(ctx, managerIface+".StartTransientUnit", 0, unit, "fail", props, aux).Store(&job); err != nil {
 		return "", fmt.Errorf("asking systemd (user bus %s) for the scope %s: %w", addr, unit, err)
 	}
-	if err := waitJob(ctx, sigs, job, unit); err != nil {
+	if err := waitJob(ctx, sigs, job, unit, "start", "starting"); err != nil {
 		return "", err
 	}
 	var unitPath dbus.ObjectPath
@@ -138,7 +138,7 @@ func StopUnit(ctx context.Context, addr, unit string) error {
 		}
 		return fmt.Errorf("asking systemd (bus %s) to stop %s: %w", addr, unit, err)
 	}
-	return waitJob(ctx, sigs, job, unit)
+	return waitJob(ctx, sigs, job, unit, "stop", "stopping")
 }
 
 // SetUnitProperties changes properties of a running unit (runtime only:
@@ -155,15 +155,15 @@ func SetUnitProperties(ctx context.Context, addr, unit string, props ...Property
 	return nil
 }
 
-// waitJob waits for JobRemoved of job and checks its result.
-func waitJob(ctx context.Context, sigs <-chan *dbus.Signal, job dbus.ObjectPath, unit string) error {
+// waitJob waits for JobRemoved of job (to verb the unit) and checks its result.
+func waitJob(ctx context.Context, sigs <-chan *dbus.Signal, job dbus.ObjectPath, unit, verb, gerund string) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for systemd to start the scope %s: %w", unit, ctx.Err())
+			return fmt.Errorf("waiting for systemd to %s the scope %s: %w", verb, unit, ctx.Err())
 		case s, ok := <-sigs:
 			if !ok {
-				return fmt.Errorf("the systemd user bus closed while starting the scope %s", unit)
+				return fmt.Errorf("the systemd bus closed while %s the scope %s", gerund, unit)
 			}
 			if s.Name != jobRemovedName || len(s.Body) != 4 {
 				continue
@@ -172,7 +172,7 @@ func waitJob(ctx context.Context, sigs <-chan *dbus.Signal, job dbus.ObjectPath,
 				continue
 			}
 			if result, _ := s.Body[3].(string); result != "done" {
-				return fmt.Errorf("systemd could not start the scope %s: job result %q (see journalctl --user -u %s)", unit, result, unit)
+				return fmt.Errorf("systemd could not %s the scope %s: job result %q (see journalctl [--user] -u %s)", verb, unit, result, unit)
 			}
 			return nil
 		}
