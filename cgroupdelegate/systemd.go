@@ -49,12 +49,21 @@ type property struct {
 	Value dbus.Variant
 }
 
+// Property is a unit property for StartScopeIn and SetUnitProperties.
+type Property = property
+
 // StartScope asks the systemd manager on the bus at addr for a transient
 // scope unit holding pid with Delegate=yes (mode "fail": an existing unit
 // of that name is an error), waits for the job, and returns the scope's
 // cgroup path. This is what `systemd-run --user --scope -p Delegate=yes`
 // does; the manager moves pid into the scope and chowns it to the user.
 func StartScope(ctx context.Context, addr, unit string, pid int, description string) (string, error) {
+	return StartScopeIn(ctx, addr, unit, "", pid, description)
+}
+
+// StartScopeIn is StartScope with the scope placed in slice ("": the
+// manager's default) and extra properties (resource limits).
+func StartScopeIn(ctx context.Context, addr, unit, slice string, pid int, description string, extra ...Property) (string, error) {
 	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
 	if err != nil {
 		return "", fmt.Errorf("connecting to the systemd user bus at %s: %w", addr, err)
@@ -77,6 +86,10 @@ func StartScope(ctx context.Context, addr, unit string, pid int, description str
 		// Stop the scope at once when its processes are gone.
 		{"CollectMode", dbus.MakeVariant("inactive-or-failed")},
 	}
+	if slice != "" {
+		props = append(props, property{"Slice", dbus.MakeVariant(slice)})
+	}
+	props = append(props, extra...)
 	aux := []struct {
 		Name  string
 		Props []property
@@ -85,7 +98,7 @@ func StartScope(ctx context.Context, addr, unit string, pid int, description str
 	if err := mgr.CallWithContext(ctx, managerIface+".StartTransientUnit", 0, unit, "fail", props, aux).Store(&job); err != nil {
 		return "", fmt.Errorf("asking systemd (user bus %s) for the scope %s: %w", addr, unit, err)
 	}
-	if err := waitJob(ctx, sigs, job, unit); err != nil {
+	if err := waitJob(ctx, sigs, job, unit, "start", "starting"); err != nil {
 		return "", err
 	}
 	var unitPath dbus.ObjectPath
@@ -102,15 +115,55 @@ func StartScope(ctx context.Context, addr, unit string, pid int, description str
 	return cg, nil
 }
 
-// waitJob waits for JobRemoved of job and checks its result.
-func waitJob(ctx context.Context, sigs <-chan *dbus.Signal, job dbus.ObjectPath, unit string) error {
+// StopUnit asks the systemd manager on the bus at addr to stop unit and
+// waits for the job; a unit that is not loaded (gone already) is no error.
+func StopUnit(ctx context.Context, addr, unit string) error {
+	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("connecting to the systemd bus at %s: %w", addr, err)
+	}
+	defer conn.Close()
+	sigs := make(chan *dbus.Signal, 64)
+	conn.Signal(sigs)
+	if err := conn.AddMatchSignalContext(ctx, dbus.WithMatchInterface(managerIface), dbus.WithMatchMember("JobRemoved")); err != nil {
+		return fmt.Errorf("subscribing to systemd's job signals on %s: %w", addr, err)
+	}
+	mgr := conn.Object(systemdDest, systemdPath)
+	mgr.CallWithContext(ctx, managerIface+".Subscribe", 0)
+	var job dbus.ObjectPath
+	if err := mgr.CallWithContext(ctx, managerIface+".StopUnit", 0, unit, "replace").Store(&job); err != nil {
+		var de dbus.Error
+		if errors.As(err, &de) && de.Name == "org.freedesktop.systemd1.NoSuchUnit" {
+			return nil
+		}
+		return fmt.Errorf("asking systemd (bus %s) to stop %s: %w", addr, unit, err)
+	}
+	return waitJob(ctx, sigs, job, unit, "stop", "stopping")
+}
+
+// SetUnitProperties changes properties of a running unit (runtime only:
+// they end with it).
+func SetUnitProperties(ctx context.Context, addr, unit string, props ...Property) error {
+	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("connecting to the systemd bus at %s: %w", addr, err)
+	}
+	defer conn.Close()
+	if err := conn.Object(systemdDest, systemdPath).CallWithContext(ctx, managerIface+".SetUnitProperties", 0, unit, true, props).Err; err != nil {
+		return fmt.Errorf("setting properties of %s: %w", unit, err)
+	}
+	return nil
+}
+
+// waitJob waits for JobRemoved of job (to verb the unit) and checks its result.
+func waitJob(ctx context.Context, sigs <-chan *dbus.Signal, job dbus.ObjectPath, unit, verb, gerund string) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for systemd to start the scope %s: %w", unit, ctx.Err())
+			return fmt.Errorf("waiting for systemd to %s the scope %s: %w", verb, unit, ctx.Err())
 		case s, ok := <-sigs:
 			if !ok {
-				return fmt.Errorf("the systemd user bus closed while starting the scope %s", unit)
+				return fmt.Errorf("the systemd bus closed while %s the scope %s", gerund, unit)
 			}
 			if s.Name != jobRemovedName || len(s.Body) != 4 {
 				continue
@@ -119,7 +172,7 @@ func waitJob(ctx context.Context, sigs <-chan *dbus.Signal, job dbus.ObjectPath,
 				continue
 			}
 			if result, _ := s.Body[3].(string); result != "done" {
-				return fmt.Errorf("systemd could not start the scope %s: job result %q (see journalctl --user -u %s)", unit, result, unit)
+				return fmt.Errorf("systemd could not %s the scope %s: job result %q (see journalctl [--user] -u %s)", verb, unit, result, unit)
 			}
 			return nil
 		}

@@ -294,6 +294,9 @@ func Key(dir, file, key string) (int64, error) {
 	return 0, fmt.Errorf("%s has no %q", filepath.Join(dir, file), key)
 }
 
+// WriteFile writes value to the existing interface file dir/file.
+func WriteFile(dir, file, value string) error { return writeFile(dir, file, value) }
+
 // writeFile writes an existing interface file (never creates one: a
 // missing file means a missing feature).
 func writeFile(dir, file, value string) error {
