@@ -51,6 +51,8 @@ type execCmd struct {
 	Cap            []string `short:"c" sep:"none" help:"Add a capability (CAP_NAME)." placeholder:"CAP"`
 	NoNewPrivs     bool     `name:"no-new-privs" help:"Set no_new_privs for the process."`
 	AdditionalGids []string `name:"additional-gids" short:"g" sep:"," help:"Additional group ids." placeholder:"GID"`
+	AppArmor       string   `name:"apparmor" help:"AppArmor profile of the process." placeholder:"PROFILE"`
+	ProcessLabel   string   `name:"process-label" help:"SELinux label of the process (not supported: an error)." placeholder:"LABEL"`
 	ID             string   `arg:"" help:"Container id."`
 	Args           []string `arg:"" optional:"" passthrough:"" help:"Command and arguments (without --process)."`
 }
@@ -174,6 +176,12 @@ func (c *execCmd) process(spec *specs.Spec) (*specs.Process, error) {
 	}
 	if c.NoNewPrivs {
 		p.NoNewPrivileges = true
+	}
+	if c.AppArmor != "" {
+		p.ApparmorProfile = c.AppArmor
+	}
+	if c.ProcessLabel != "" {
+		p.SelinuxLabel = c.ProcessLabel
 	}
 	if len(c.Cap) > 0 {
 		var caps specs.LinuxCapabilities
