@@ -354,8 +354,12 @@ func ConsoleTo(sock *os.File) error {
 	if err := unix.Sendmsg(int(sock.Fd()), []byte(name), unix.UnixRights(mfd), nil, 0); err != nil {
 		return fmt.Errorf("console: sending the pty master: %w", err)
 	}
-	if _, err := unix.Setsid(); err != nil {
-		return fmt.Errorf("console: setsid: %w", err)
+	// A session of its own, for the terminal to be its controlling one
+	// (unless the caller already leads one).
+	if sid, _ := unix.Getsid(0); sid != unix.Getpid() {
+		if _, err := unix.Setsid(); err != nil {
+			return fmt.Errorf("console: setsid: %w", err)
+		}
 	}
 	for fd := 0; fd <= 2; fd++ {
 		if err := unix.Dup3(int(slave.Fd()), fd, 0); err != nil {
