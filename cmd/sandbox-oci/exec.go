@@ -70,7 +70,11 @@ func (c *execCmd) Run(g *globals) error {
 	if c.PreserveFds < 0 || c.PreserveFds > 1024 {
 		return fmt.Errorf("exec: --preserve-fds %d: not in 0..1024", c.PreserveFds)
 	}
-	ct, err := state.Load(execStateRoot(g), c.ID)
+	root, err := execStateRoot(g)
+	if err != nil {
+		return err
+	}
+	ct, err := state.Load(root, c.ID)
 	if err != nil {
 		return err
 	}
@@ -104,7 +108,7 @@ func (c *execCmd) Run(g *globals) error {
 		return err
 	}
 	if c.PidFile != "" {
-		if err := writePidFile(c.PidFile, pid); err != nil {
+		if err := execPidFile(c.PidFile, pid); err != nil {
 			unix.Kill(pid, unix.SIGKILL)
 			if !c.Detach {
 				reap(pid)
@@ -334,8 +338,8 @@ func (c *execCmd) start(ct *state.Container, plan *process.Plan) (pid int, err e
 	return 0, fmt.Errorf("exec: %s", why)
 }
 
-// writePidFile writes pid to path whole or not at all (engines poll it).
-func writePidFile(path string, pid int) error {
+// execPidFile writes pid to path whole or not at all (engines poll it).
+func execPidFile(path string, pid int) error {
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
 	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
 		return fmt.Errorf("exec: --pid-file: %w", err)
@@ -388,15 +392,20 @@ func waitForwarding(pid int) int {
 }
 
 // execStateRoot is --root, or its default (runc's: /run/sandbox-oci as
-// root, $XDG_RUNTIME_DIR/sandbox-oci otherwise).
-func execStateRoot(g *globals) string {
+// root, $XDG_RUNTIME_DIR/sandbox-oci rootless: not euid 0, or uid 0 of a
+// user namespace that does not map every uid, as rootless podman runs us).
+func execStateRoot(g *globals) (string, error) {
 	if g.Root != "" {
-		return g.Root
+		return filepath.Abs(g.Root)
 	}
-	if os.Geteuid() != 0 {
+	m, err := os.ReadFile("/proc/self/uid_map")
+	if os.Geteuid() != 0 || err != nil || strings.Join(strings.Fields(string(m)), " ") != "0 0 4294967295" {
 		if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-			return filepath.Join(d, "sandbox-oci")
+			return filepath.Join(d, "sandbox-oci"), nil
+		}
+		if os.Geteuid() != 0 {
+			return "", errors.New("exec: no state directory: give --root or set XDG_RUNTIME_DIR")
 		}
 	}
-	return "/run/sandbox-oci"
+	return "/run/sandbox-oci", nil
 }
