@@ -298,14 +298,16 @@ func (c *execCmd) start(ct *state.Container, plan *process.Plan) (pid int, err e
 	r := bufio.NewReader(io.LimitReader(conn, 64<<10))
 	line, rerr := r.ReadString('\n')
 	line = strings.TrimSuffix(line, "\n")
-	if werr := cmd.Wait(); werr != nil && rerr == nil && strings.HasPrefix(line, "pid ") {
-		rerr = werr
-	}
 	switch {
 	case strings.HasPrefix(line, "pid "):
 		child, _ = strconv.Atoi(strings.TrimPrefix(line, "pid "))
 		if child <= 0 {
 			return 0, fmt.Errorf("exec: namespace stage: bad report %q", line)
+		}
+		// It exits once it has reported (on error the deferred kill and
+		// wait; a stage that hangs is killed there, after the deadline).
+		if werr := cmd.Wait(); werr != nil {
+			return 0, fmt.Errorf("exec: namespace stage: %w", werr)
 		}
 	case strings.HasPrefix(line, "fail "):
 		return 0, fmt.Errorf("exec: entering the container: %s", strings.TrimPrefix(line, "fail "))
