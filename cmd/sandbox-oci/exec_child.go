@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"sandbox/confine"
 	"sandbox/oci/process"
 )
 
@@ -62,6 +63,11 @@ func execChild() int {
 		if err != nil {
 			return fail(125, err)
 		}
+	}
+	// Not the session keyring of whoever ran exec (the engine's, the
+	// host user's): an empty one of its own.
+	if err := confine.NewSessionKeyring(); err != nil {
+		return fail(125, err)
 	}
 	err = m.Plan.Exec()
 	var ee *process.ExecError

@@ -99,7 +99,7 @@ func TestStageEntersNamespaces(t *testing.T) {
 	ct := target(t)
 	caps := []string{"CAP_KILL"}
 	out, code, err := runStage(t, ct, &specs.Process{
-		Args: []string{"sh", "-c", "hostname; cat /proc/1/comm; echo pid=$$; id -u; grep CapEff /proc/self/status; pwd; ulimit -n; exit 3"},
+		Args: []string{"sh", "-c", "hostname; cat /proc/1/comm; echo pid=$$; id -u; grep CapEff /proc/self/status; pwd; ulimit -n; echo $HOME; exit 3"},
 		Env:  []string{"PATH=/usr/bin:/bin"},
 		Cwd:  "/tmp",
 		User: specs.User{UID: 0, GID: 0},
@@ -113,7 +113,7 @@ func TestStageEntersNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "stagetest\nsleep\n"
-	if code != 3 || !strings.HasPrefix(out, want) || !strings.Contains(out, "\n0\nCapEff:\t0000000000000020\n/tmp\n123\n") {
+	if code != 3 || !strings.HasPrefix(out, want) || !strings.Contains(out, "\n0\nCapEff:\t0000000000000020\n/tmp\n123\n/root\n") {
 		t.Fatalf("exit %d, output:\n%s", code, out)
 	}
 	if strings.Contains(out, "pid=1\n") || strings.Contains(out, "pid="+strconv.Itoa(ct.Pid)) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sandbox/confine"
+	"sandbox/internal/userfile"
 	"sandbox/seccomp"
 )
 
@@ -121,7 +123,12 @@ func (p *Plan) Exec() error {
 			return fmt.Errorf("process.consoleSize: %w", err)
 		}
 	}
-	prog, err := lookPath(pr.Args[0], pr.Env)
+	env := pr.Env
+	if !hasEnv(env, "HOME") {
+		// As runc: the user's home from the container's /etc/passwd.
+		env = append(env[:len(env):len(env)], "HOME="+home(pr.User.UID))
+	}
+	prog, err := lookPath(pr.Args[0], env)
 	if err != nil {
 		return err
 	}
@@ -130,8 +137,35 @@ func (p *Plan) Exec() error {
 			return fmt.Errorf("linux.seccomp: %w", err)
 		}
 	}
-	err = syscall.Exec(prog, pr.Args, pr.Env)
+	err = syscall.Exec(prog, pr.Args, env)
 	return execError(pr.Args[0], err)
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, key+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// home is uid's home directory in the current root's /etc/passwd, "/"
+// when it has none.
+func home(uid uint32) string {
+	data, err := userfile.Read("/etc/passwd", userfile.MaxConfig)
+	if err != nil {
+		return "/"
+	}
+	want := strconv.FormatUint(uint64(uid), 10)
+	for _, l := range strings.Split(string(data), "\n") {
+		// name:password:uid:gid:gecos:home:shell
+		f := strings.Split(l, ":")
+		if len(f) == 7 && f[2] == want && path.IsAbs(f[5]) {
+			return f[5]
+		}
+	}
+	return "/"
 }
 
 func rlimitName(n int) string {

@@ -203,3 +203,15 @@ func errorsAs(err error, target **ExecError) bool {
 	}
 	return ok
 }
+
+func TestHome(t *testing.T) {
+	if h := home(0); h != "/root" {
+		t.Errorf("home(0) = %q, want /root (this host's /etc/passwd)", h)
+	}
+	if h := home(4000000000); h != "/" {
+		t.Errorf("home of an unknown uid = %q, want /", h)
+	}
+	if !hasEnv([]string{"A=1", "HOME=/x"}, "HOME") || hasEnv([]string{"HOMER=1"}, "HOME") {
+		t.Error("hasEnv")
+	}
+}
