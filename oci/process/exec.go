@@ -269,12 +269,23 @@ func setCaps(c CapSets, last int) error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
 		return fmt.Errorf("process.capabilities.ambient: %w", err)
 	}
+	inh, perm := map[int]bool{}, map[int]bool{}
+	for _, n := range c.Inheritable {
+		inh[n] = true
+	}
+	for _, n := range c.Permitted {
+		perm[n] = true
+	}
 	for _, n := range c.Ambient {
-		if n > last {
+		// The kernel keeps an ambient capability only while it is
+		// permitted and inheritable; one asked without them is skipped,
+		// as runc does (`runc spec` asks ambient ones with no inheritable
+		// set; root gets its capabilities at execve all the same).
+		if n > last || !inh[n] || !perm[n] {
 			continue
 		}
 		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(n), 0, 0); err != nil {
-			return fmt.Errorf("process.capabilities.ambient: raising %s (it must be permitted and inheritable too): %w", confine.CapName(n), err)
+			return fmt.Errorf("process.capabilities.ambient: raising %s: %w", confine.CapName(n), err)
 		}
 	}
 	return nil
