@@ -3,6 +3,7 @@ package oci
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // containerID is a valid id made of the test's name.
@@ -232,4 +234,58 @@ func killPid(pid int) error {
 		return err
 	}
 	return p.Kill()
+}
+
+// TestOCIExecTty: with -t the process's stdio is a new pty whose master
+// goes to --console-socket (runc's protocol, as conmon and containerd's
+// shim receive it); the exec waits for the process and returns its status.
+func TestOCIExecTty(t *testing.T) {
+	root, id, _ := running(t, nil)
+	sock := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	done := make(chan result, 1)
+	go func() {
+		done <- ociFiles(t, root, "exec", "-t", "--console-socket", sock, id, "sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty; exit 5")
+	}()
+	l.SetDeadline(time.Now().Add(cmdTimeout))
+	c, err := l.AcceptUnix()
+	if err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	defer c.Close()
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := c.ReadMsgUnix(make([]byte, 256), oob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("control messages %v: %v", msgs, err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		t.Fatalf("rights %v: %v", fds, err)
+	}
+	master := os.NewFile(uintptr(fds[0]), "pty-master")
+	defer master.Close()
+	master.SetReadDeadline(time.Now().Add(cmdTimeout))
+	var out []byte
+	for !strings.Contains(string(out), "stdin-is-a-tty") {
+		b := make([]byte, 512)
+		n, err := master.Read(b)
+		if err != nil {
+			t.Fatalf("reading the pty: %v (so far %q)", err, out)
+		}
+		out = append(out, b[:n]...)
+	}
+	if !strings.Contains(string(out), "/dev/pts/") {
+		t.Errorf("tty says %q", out)
+	}
+	if r := <-done; r.code != 5 {
+		t.Fatalf("want status 5: %s", r)
+	}
 }
