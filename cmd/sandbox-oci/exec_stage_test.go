@@ -63,10 +63,13 @@ func startTime(t *testing.T, pid int) uint64 {
 
 // runStage runs p in ct through the stage, with stdout to a file; it
 // returns the output and the exit status.
-func runStage(t *testing.T, ct *state.Container, p *specs.Process) (string, int, error) {
+func runStage(t *testing.T, ct *state.Container, p *specs.Process, s *specs.Spec) (string, int, error) {
 	t.Helper()
 	testenv.RequireOrSkip(t, haveNsenter, "cgo (gcc) for exec's namespace stage")
-	plan, err := process.Prepare(p, &specs.Spec{})
+	if s == nil {
+		s = &specs.Spec{}
+	}
+	plan, err := process.Prepare(p, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +111,7 @@ func TestStageEntersNamespaces(t *testing.T) {
 		},
 		Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 123, Hard: 456}},
 		NoNewPrivileges: true,
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +128,7 @@ func TestStageEntersNamespaces(t *testing.T) {
 // with status 127, and the error names process.args[0].
 func TestStageMissingProgram(t *testing.T) {
 	ct := target(t)
-	_, _, err := runStage(t, ct, &specs.Process{Args: []string{"no-such-program"}, Env: []string{"PATH=/bin"}, Cwd: "/"})
+	_, _, err := runStage(t, ct, &specs.Process{Args: []string{"no-such-program"}, Env: []string{"PATH=/bin"}, Cwd: "/"}, nil)
 	var ee *process.ExecError
 	if !errors.As(err, &ee) || ee.Code != 127 || !strings.Contains(err.Error(), `process.args[0]: "no-such-program"`) {
 		t.Fatalf("err %v", err)
@@ -137,8 +140,34 @@ func TestStageMissingProgram(t *testing.T) {
 func TestStageStalePid(t *testing.T) {
 	ct := target(t)
 	ct.PidStart++
-	_, _, err := runStage(t, ct, &specs.Process{Args: []string{"true"}, Cwd: "/"})
+	_, _, err := runStage(t, ct, &specs.Process{Args: []string{"true"}, Cwd: "/"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "the container's process is gone") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// TestStageSeccompWithoutNoNewPrivs: linux.seccomp binds a process that
+// does not ask no_new_privs (podman's default): the filter is loaded with
+// the capability the process still has, and mkdir fails with EPERM.
+func TestStageSeccompWithoutNoNewPrivs(t *testing.T) {
+	ct := target(t)
+	dir := t.TempDir()
+	s := &specs.Spec{Linux: &specs.Linux{Seccomp: &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno}},
+	}}}
+	out, code, err := runStage(t, ct, &specs.Process{
+		Args: []string{"sh", "-c", "grep NoNewPrivs /proc/self/status; mkdir " + dir + "/x 2>&1; echo status=$?"},
+		Env:  []string{"PATH=/usr/bin:/bin"},
+		Cwd:  "/",
+		Capabilities: &specs.LinuxCapabilities{
+			Bounding: []string{"CAP_SYS_ADMIN"}, Effective: []string{"CAP_SYS_ADMIN"}, Permitted: []string{"CAP_SYS_ADMIN"},
+		},
+	}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 || !strings.Contains(out, "NoNewPrivs:\t0\n") || !strings.Contains(out, "Operation not permitted") || !strings.Contains(out, "status=1") {
+		t.Fatalf("exit %d, output:\n%s", code, out)
 	}
 }

@@ -94,7 +94,7 @@ func (p *Plan) Exec() error {
 	// may lose with its user: then it is loaded now, as runc does;
 	// otherwise as late as possible, just before execve.
 	if p.Seccomp != nil && !pr.NoNewPrivileges {
-		if err := seccomp.Install(p.Seccomp); err != nil {
+		if err := seccomp.InstallPrivileged(p.Seccomp); err != nil {
 			return fmt.Errorf("linux.seccomp: %w", err)
 		}
 	}
