@@ -264,7 +264,7 @@ func setCaps(c CapSets, last int) error {
 	data[0].Permitted, data[1].Permitted = mask(c.Permitted)
 	data[0].Inheritable, data[1].Inheritable = mask(c.Inheritable)
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("process.capabilities: capset: %w", err)
+		return fmt.Errorf("process.capabilities: capset: %w%s", err, unavailableCaps(c, last))
 	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
 		return fmt.Errorf("process.capabilities.ambient: %w", err)
@@ -289,6 +289,32 @@ func setCaps(c CapSets, last int) error {
 		}
 	}
 	return nil
+}
+
+// unavailableCaps names, for an error, the capabilities asked that this
+// process does not hold (the runtime's own bounding set lacks them: a
+// runtime that itself runs in a container).
+func unavailableCaps(c CapSets, last int) string {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return ""
+	}
+	var missing []string
+	seen := map[int]bool{}
+	for _, n := range append(append([]int(nil), c.Permitted...), c.Effective...) {
+		if n > last || n >= 64 || seen[n] {
+			continue
+		}
+		seen[n] = true
+		if data[n/32].Permitted&(1<<uint(n%32)) == 0 {
+			missing = append(missing, confine.CapName(n))
+		}
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	return " (not available to the runtime: " + strings.Join(missing, ", ") + ")"
 }
 
 // lookPath finds args[0] as execve will: a name with a slash as is, else

@@ -2,11 +2,15 @@ package process
 
 import (
 	"encoding/json"
+	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"sandbox/confine"
 )
 
 func goodProcess() *specs.Process {
@@ -213,5 +217,42 @@ func TestHome(t *testing.T) {
 	}
 	if !hasEnv([]string{"A=1", "HOME=/x"}, "HOME") || hasEnv([]string{"HOMER=1"}, "HOME") {
 		t.Error("hasEnv")
+	}
+}
+
+// TestUnavailableCaps: a capset refused for capabilities the runtime does
+// not hold names them.
+func TestUnavailableCaps(t *testing.T) {
+	last, err := confine.LastCap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prm uint64
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapPrm:\t"); ok {
+			prm, _ = strconv.ParseUint(v, 16, 64)
+		}
+	}
+	var all []int
+	missing := -1
+	for n := 0; n <= last; n++ {
+		all = append(all, n)
+		if prm&(1<<uint(n)) == 0 && missing < 0 {
+			missing = n
+		}
+	}
+	got := unavailableCaps(CapSets{Permitted: all}, last)
+	if missing < 0 {
+		if got != "" {
+			t.Fatalf("every capability is held, yet %q", got)
+		}
+		return
+	}
+	if !strings.Contains(got, "not available to the runtime: "+confine.CapName(missing)) {
+		t.Fatalf("%q does not name %s", got, confine.CapName(missing))
 	}
 }
