@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -168,6 +169,26 @@ func TestStageSeccompWithoutNoNewPrivs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if code != 0 || !strings.Contains(out, "NoNewPrivs:\t0\n") || !strings.Contains(out, "Operation not permitted") || !strings.Contains(out, "status=1") {
+		t.Fatalf("exit %d, output:\n%s", code, out)
+	}
+}
+
+// TestStageScheduling: process.ioPriority, process.scheduler and
+// linux.personality are applied before the program runs.
+func TestStageScheduling(t *testing.T) {
+	ct := target(t)
+	s := &specs.Spec{Linux: &specs.Linux{Personality: &specs.LinuxPersonality{Domain: specs.PerLinux32}}}
+	out, code, err := runStage(t, ct, &specs.Process{
+		Args:       []string{"sh", "-c", "ionice; uname -m; grep -E '^policy' /proc/self/sched; cut -d' ' -f19 /proc/self/stat"},
+		Env:        []string{"PATH=/usr/bin:/bin"},
+		Cwd:        "/",
+		IOPriority: &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 6},
+		Scheduler:  &specs.Scheduler{Policy: specs.SchedBatch, Nice: 7},
+	}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 || !regexp.MustCompile(`^best-effort: prio 6\ni686\npolicy\s+:\s+3\n7\n$`).MatchString(out) {
 		t.Fatalf("exit %d, output:\n%s", code, out)
 	}
 }
