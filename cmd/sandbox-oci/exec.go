@@ -110,9 +110,7 @@ func (c *execCmd) Run(g *globals) error {
 	if c.PidFile != "" {
 		if err := execPidFile(c.PidFile, pid); err != nil {
 			unix.Kill(pid, unix.SIGKILL)
-			if !c.Detach {
-				reap(pid)
-			}
+			reap(pid) // our child (CLONE_PARENT), detached or not
 			return err
 		}
 	}
