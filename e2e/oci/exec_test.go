@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"net"
@@ -287,5 +288,35 @@ func TestOCIExecTty(t *testing.T) {
 	}
 	if r := <-done; r.code != 5 {
 		t.Fatalf("want status 5: %s", r)
+	}
+}
+
+// TestOCIExecForwardsSignals: a signal to exec (not detached) reaches the
+// process, whose status exec returns.
+func TestOCIExecForwardsSignals(t *testing.T) {
+	root, id, _ := running(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ociBin(t), "--root", root, "exec", id, "sh", "-c", "trap 'exit 9' TERM; echo ready; while :; do sleep 0.1; done")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("process said %q: %v", line, err)
+	}
+	if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		t.Fatal("exec did not end within its timeout after SIGTERM")
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 9 {
+		t.Fatalf("want status 9 (the process's trap), got %v", err)
 	}
 }
