@@ -55,6 +55,10 @@ func execChild() int {
 	if err := json.Unmarshal(data, &m); err != nil || m.Plan == nil || m.Plan.Process == nil {
 		return fail(125, fmt.Errorf("reading the process: %v", err))
 	}
+	// Only stdio and --preserve-fds (3 up to the sync socket) go on.
+	if err := process.CloseExecFrom(fd); err != nil {
+		return fail(125, err)
+	}
 	if m.Console {
 		unix.CloseOnExec(fd + 1)
 		cons := os.NewFile(uintptr(fd+1), "console-socket")

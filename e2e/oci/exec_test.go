@@ -320,3 +320,30 @@ func TestOCIExecForwardsSignals(t *testing.T) {
 		t.Fatalf("want status 9 (the process's trap), got %v", err)
 	}
 }
+
+// TestOCIExecPreserveFds: --preserve-fds N passes fds 3..3+N-1 on to the
+// process; no other fd of exec's reaches it.
+func TestOCIExecPreserveFds(t *testing.T) {
+	root, id, _ := running(t, nil)
+	f, err := os.CreateTemp(t.TempDir(), "fd3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("through fd 3\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Seek(0, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ociBin(t), "--root", root, "exec", "--preserve-fds", "1", id, "sh", "-c", "cat <&3; ls /proc/self/fd")
+	cmd.ExtraFiles = []*os.File{f}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("exec: %v\n%s", err, out)
+	}
+	// ls's own fds: 0-2, 3 and the directory it reads (4).
+	if got := strings.Fields(string(out)); strings.Join(got, " ") != "through fd 3 0 1 2 3 4" {
+		t.Fatalf("got %q", out)
+	}
+}
