@@ -12,3 +12,7 @@ func SetNoNewPrivs() error { return bpf.SetNoNewPrivs() }
 // Install is bpf.Install: it loads the filter on every thread of the
 // process (TSYNC); nil is unconfined.
 func Install(p *Program) error { return bpf.Install(p) }
+
+// InstallPrivileged is bpf.InstallPrivileged: Install without requiring
+// no_new_privs, for a caller with CAP_SYS_ADMIN.
+func InstallPrivileged(p *Program) error { return bpf.InstallPrivileged(p) }

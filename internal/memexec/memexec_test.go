@@ -81,3 +81,27 @@ func TestPathAbove(t *testing.T) {
 		t.Fatalf("after the move: %q %v", got, err)
 	}
 }
+
+// TestSelf: the running executable's sealed copy is byte for byte the
+// executable.
+func TestSelf(t *testing.T) {
+	m, err := Self("self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	got, err := os.ReadFile(m.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("copy of %d bytes differs from the executable's %d", len(got), len(want))
+	}
+	if _, err := unix.Write(int(m.f.Fd()), []byte("x")); err == nil {
+		t.Fatal("the memfd is writable")
+	}
+}

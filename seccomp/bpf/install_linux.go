@@ -39,7 +39,14 @@ func SetNoNewPrivs() error {
 // removed. no_new_privs must be set on the calling thread (see
 // SetNoNewPrivs); TSYNC then sets it on the other threads too. Install of
 // a nil program does nothing (unconfined).
-func Install(p *Program) error {
+func Install(p *Program) error { return install(p, true) }
+
+// InstallPrivileged is Install for a caller that holds CAP_SYS_ADMIN in
+// its user namespace, the kernel's other condition for a filter: it does
+// not require no_new_privs (an OCI process without noNewPrivileges).
+func InstallPrivileged(p *Program) error { return install(p, false) }
+
+func install(p *Program, needNNP bool) error {
 	if p == nil {
 		return nil
 	}
@@ -54,7 +61,7 @@ func Install(p *Program) error {
 	if err != nil {
 		return fmt.Errorf("seccomp: reading no_new_privs: %w", err)
 	}
-	if nnp != 1 {
+	if nnp != 1 && needNNP {
 		return ErrNoNewPrivs
 	}
 

@@ -19,3 +19,6 @@ func Install(p *Program) error {
 	}
 	return errNotLinux
 }
+
+// InstallPrivileged fails like Install.
+func InstallPrivileged(p *Program) error { return Install(p) }
