@@ -85,7 +85,9 @@ func (c *execCmd) Run(g *globals) error {
 	if st != specs.StateRunning && st != specs.StateCreated {
 		return fmt.Errorf("exec: container %q is %s: a process can only be run in a created or running container", c.ID, st)
 	}
-	spec, err := config.Load(ct.Bundle)
+	// The config as create checked and stored it: the bundle's may have
+	// changed since (runc keeps its own copy too).
+	spec, err := config.Read(ct.Dir)
 	if err != nil {
 		return err
 	}

@@ -119,6 +119,12 @@ func runMain(args []string) int {
 			return st.code
 		}
 		logError(err.Error())
+		// A process that could not be executed keeps its own status
+		// (126, 127), as a shell's would be.
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) {
+			return ec.ExitCode()
+		}
 		return exitRuntime
 	}
 	return 0

@@ -86,7 +86,6 @@ func TestCheckRefuses(t *testing.T) {
 		{"root is a file", func(s *specs.Spec) { s.Root.Path = "config.json" }, "root.path:"},
 		{"root is the host's", func(s *specs.Spec) { s.Root.Path = "/" }, "root.path:"},
 		{"root is the host's by a link", func(s *specs.Spec) { s.Root.Path = "slash" }, "root.path:"},
-		{"no process", func(s *specs.Spec) { s.Process = nil }, "process:"},
 		{"no args", func(s *specs.Spec) { s.Process.Args = nil }, "process.args:"},
 		{"empty arg0", func(s *specs.Spec) { s.Process.Args = []string{""} }, "process.args[0]:"},
 		{"relative cwd", func(s *specs.Spec) { s.Process.Cwd = "tmp" }, "process.cwd:"},
