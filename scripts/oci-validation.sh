@@ -71,11 +71,16 @@ if [[ "${#runtimes[@]}" -eq 0 ]]; then
 	runtimes=("${default_oci:-$root/bin/sandbox-oci}" /usr/sbin/runc)
 fi
 labels=()
+label=""
 for i in "${!runtimes[@]}"; do
 	r="${runtimes[$i]}"
 	[[ -x "$r" ]] || die "runtime $r: not an executable file"
 	runtimes[i]="$(realpath "$r")"
-	labels+=("$(basename "$r")")
+	label="$(basename "$r")"
+	if [[ " ${labels[*]} " == *" $label "* ]]; then
+		label="$label-$((i + 1))" # the same name twice: tell the columns apart
+	fi
+	labels+=("$label")
 done
 
 tmp="$(mktemp -d /tmp/oci-validation.XXXXXX)"
