@@ -215,7 +215,7 @@ func TestPodman(t *testing.T) {
 
 	t.Run("tty", func(t *testing.T) {
 		script, err := exec.LookPath("script")
-		testenv.RequireOrSkip(t, err == nil, "script (Debian package util-linux)")
+		testenv.RequireOrSkip(t, err == nil, "script (Debian package bsdutils)")
 		argv := append(append([]string{p.bin}, p.flags...), "run", "--rm", "-it", img,
 			"sh", "-c", "test -t 0 && test -t 1 && echo tty-yes; exit 5")
 		// script gives podman a terminal (-it needs one on stdin).

@@ -256,7 +256,7 @@ func TestContainerd(t *testing.T) {
 	})
 
 	t.Run("tty", func(t *testing.T) {
-		script := requireCommand(t, "script", "util-linux")
+		script := requireCommand(t, "script", "bsdutils")
 		c.forget("c-tty")
 		argv := append([]string{c.ctrPath, "--address", c.addr, "--namespace", ctrNS, "run", "--rm", "-t"}, c.runArgs()...)
 		argv = append(argv, ctrImage, "c-tty", "sh", "-c", "test -t 0 && test -t 1 && echo tty-yes; exit 5")

@@ -1,0 +1,109 @@
+//go:build ociroot
+
+package ociroot
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// validationAllowed lists the validation programs that runc passes on
+// this host and the runtime under test may fail, each with the reason
+// (docs/oci-validation.md explains every entry too). Anything else runc
+// passes here and the runtime does not is a test failure.
+var validationAllowed = map[string]string{
+	// The suite checks cgroup settings by reading cgroup v1 hierarchies
+	// only (runtime-tools cgroups.FindCgroup: "cgroupv2 is not supported
+	// yet"). runc applies them to the v1 controllers of this hybrid host;
+	// sandbox-oci manages cgroup v2 only (docs/oci.md), so there is nothing
+	// under v1 for the suite to read. The limits are proven on pure v2 in
+	// the VM tests instead.
+	"linux_cgroups_cpus":          "cgroup v1 only in the suite; sandbox-oci is cgroup v2 only",
+	"linux_cgroups_relative_cpus": "cgroup v1 only in the suite; sandbox-oci is cgroup v2 only",
+}
+
+// validationTimeout bounds the whole run: build (~30 s when the module is
+// in the cache) plus both runtimes over the 58 programs (~100 s each for
+// runc here).
+const validationTimeout = 15 * time.Minute
+
+// TestValidation runs the runtime-tools validation suite
+// (scripts/oci-validation.sh) against the runtime under test and runc
+// side by side; one subtest per program fails when runc passes it on this
+// host and the runtime does not, unless validationAllowed says why.
+func TestValidation(t *testing.T) {
+	requireRoot(t)
+	rt := runtimePath(t)
+	runc := requireCommand(t, "runc", "runc")
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "oci-validation.sh")
+	dir := t.TempDir()
+	tsv := filepath.Join(dir, "results.tsv")
+	md := filepath.Join(dir, "table.md")
+	r := run(t, validationTimeout, "bash", script, "--runtime", rt, "--runtime", runc,
+		"--tsv", tsv, "--out", md, "--timeout", "120", "--total-timeout", "700",
+		"--tap-dir", filepath.Join(dir, "tap"))
+	if r.code != 0 {
+		t.Fatalf("oci-validation.sh: exit %d\n%s", r.code, tail(r.stderr, 40))
+	}
+	table, _ := os.ReadFile(md)
+	t.Logf("validation table:\n%s", table)
+
+	data, err := os.ReadFile(tsv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// program -> runtime position (0: under test, 1: runc) -> cell
+	cells := map[string][2]string{}
+	var order []string
+	label := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Split(l, "\t")
+		if len(f) != 5 {
+			t.Fatalf("bad line in %s: %q", tsv, l)
+		}
+		if _, ok := label[f[1]]; !ok {
+			label[f[1]] = len(label)
+		}
+		i := label[f[1]]
+		if i > 1 {
+			t.Fatalf("more than two runtimes in %s", tsv)
+		}
+		c, seen := cells[f[0]]
+		if !seen {
+			order = append(order, f[0])
+		}
+		c[i] = f[2]
+		cells[f[0]] = c
+	}
+	if len(order) < 50 {
+		t.Fatalf("only %d validation programs ran (runtime-tools has 58)", len(order))
+	}
+	for name := range validationAllowed {
+		if _, ok := cells[name]; !ok {
+			t.Errorf("validationAllowed names %s, which the suite does not have", name)
+		}
+	}
+	passed := func(c string) bool { return strings.HasPrefix(c, "pass") }
+	for _, prog := range order {
+		c := cells[prog]
+		t.Run(prog, func(t *testing.T) {
+			switch {
+			case !passed(c[1]):
+				t.Logf("runc here: %s; the runtime: %s (not compared)", c[1], c[0])
+			case passed(c[0]):
+			case validationAllowed[prog] != "":
+				t.Logf("runc passes, the runtime %s: allowed (%s)", c[0], validationAllowed[prog])
+			default:
+				tap, _ := os.ReadFile(filepath.Join(dir, "tap", filepath.Base(rt), prog+".tap"))
+				stderr, _ := os.ReadFile(filepath.Join(dir, "tap", filepath.Base(rt), prog+".stderr"))
+				t.Errorf("runc passes %s on this host, the runtime: %s\nTAP:\n%s\nstderr:\n%s",
+					prog, c[0], tail(string(tap), 60), tail(string(stderr), 20))
+			}
+		})
+	}
+}
