@@ -129,8 +129,24 @@ summarise() {
 	fi
 }
 
-build_and_test() {
+# run_tests CMD...: runs CMD (a go test -v), shows and summarises its
+# output (summarise); with CI=true a run with skipped tests fails.
+run_tests() {
 	local log rc
+	log="$(mktemp "${TMPDIR:-/tmp}/sandbox-test.XXXXXX.log")"
+	set +e
+	"$@" 2>&1 | tee "$log"
+	rc="${PIPESTATUS[0]}"
+	set -e
+	summarise "$log" "$rc"
+	rm -f "$log"
+	if [[ "${CI:-}" == true && "${#skipped_tests[@]}" -gt 0 && "$rc" -eq 0 ]]; then
+		rc=1
+	fi
+	return "$rc"
+}
+
+build_and_test() {
 	if compgen -G 'cmd/sandbox/*.go' >/dev/null; then
 		bash scripts/build.sh || die "build failed"
 		export SANDBOX_BIN="$root/bin/sandbox"
@@ -140,22 +156,12 @@ build_and_test() {
 		unset SANDBOX_BIN
 	fi
 
-	log="$(mktemp "${TMPDIR:-/tmp}/sandbox-test.XXXXXX.log")"
 	# go test's default 10 min per package is too short for e2e and the VM
 	# guests on a loaded 2-core machine; CI's own limit is 90 min.
 	local timeout=(-timeout 50m)
 	case " ${test_args[*]} " in *" -timeout"*) timeout=() ;; esac
 	say "go test -count=1 -v ${timeout[*]} ${test_args[*]}"
-	set +e
-	go test -count=1 -v "${timeout[@]}" "${test_args[@]}" 2>&1 | tee "$log"
-	rc="${PIPESTATUS[0]}"
-	set -e
-	summarise "$log" "$rc"
-	rm -f "$log"
-	if [[ "${CI:-}" == true && "${#skipped_tests[@]}" -gt 0 && "$rc" -eq 0 ]]; then
-		rc=1
-	fi
-	return "$rc"
+	run_tests go test -count=1 -v "${timeout[@]}" "${test_args[@]}"
 }
 
 # Values of the go environment passed to the test user (root may have set
@@ -219,7 +225,7 @@ wants_ociroot() {
 # user's phase built DEST/bin), with the go test flags given to this
 # script; prints `N passed, N failed[, N skipped]` last.
 root_phase() {
-	local dest="$1" log rc a flags=()
+	local dest="$1" a flags=()
 	for a in "${test_args[@]}"; do
 		case "$a" in
 		-args) break ;;
@@ -229,21 +235,11 @@ root_phase() {
 	done
 	local timeout=(-timeout 30m)
 	case " ${flags[*]} " in *" -timeout"*) timeout=() ;; esac
-	log="$(mktemp /tmp/sandbox-test-root.XXXXXX.log)"
 	say "root phase: go test -tags ociroot -count=1 -v ${timeout[*]} ${flags[*]} ./e2e/ociroot (as root, SANDBOX_BIN=$dest/bin/sandbox)"
-	set +e
 	# A private mount namespace: what containerd and the runtimes mount
 	# under their temporary directories never reaches the host's table.
-	(cd "$dest" && SANDBOX_BIN="$dest/bin/sandbox" GOFLAGS=-mod=mod CI="${CI:-}" \
-		unshare -m --propagation private -- go test -tags ociroot -count=1 -v "${timeout[@]}" "${flags[@]}" ./e2e/ociroot) </dev/null 2>&1 | tee "$log"
-	rc="${PIPESTATUS[0]}"
-	set -e
-	summarise "$log" "$rc"
-	rm -f "$log"
-	if [[ "${CI:-}" == true && "${#skipped_tests[@]}" -gt 0 && "$rc" -eq 0 ]]; then
-		rc=1
-	fi
-	return "$rc"
+	(cd "$dest" && run_tests env SANDBOX_BIN="$dest/bin/sandbox" GOFLAGS=-mod=mod CI="${CI:-}" \
+		unshare -m --propagation private -- go test -tags ociroot -count=1 -v "${timeout[@]}" "${flags[@]}" ./e2e/ociroot) </dev/null
 }
 
 # counts LINE: "P F S" from a `N passed, N failed[, N skipped]` line.

@@ -199,6 +199,10 @@ func (p *podmanEnv) waitState(name, want string, d time.Duration) {
 // --pids-limit/--memory.
 func TestPodman(t *testing.T) {
 	p := newPodman(t)
+	// podman is pointed at the runtime under test, not its default.
+	if r := p.run("info", "--format", "{{.Host.OCIRuntime.Path}}"); r.code != 0 || strings.TrimSpace(r.stdout) != p.rt {
+		t.Fatalf("podman info: want OCI runtime %s, got %s", p.rt, r)
+	}
 	p.importImage()
 	img := podmanImage
 
