@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -126,8 +127,38 @@ func (c *containerd) ctr(args ...string) result {
 }
 
 // runArgs are the `ctr run` flags that select the runtime under test.
+// ctr asks for cpu shares 1024 unless told otherwise; where cgroup v2 has
+// no cpu controller (a hybrid host: v1 holds it) sandbox-oci, cgroup v2
+// only, refuses that as root rather than run without it (TestContainerd
+// /cpu-shares checks the refusal), so there the runs ask for none.
 func (c *containerd) runArgs() []string {
-	return []string{"--snapshotter", "native", "--runc-binary", c.rt, "--runc-root", c.rtRoot}
+	a := []string{"--snapshotter", "native", "--runc-binary", c.rt, "--runc-root", c.rtRoot}
+	if !v2Controller(c.t, "cpu") {
+		a = append(a, "--cpu-shares", "0")
+	}
+	return a
+}
+
+// v2Controller tells whether the cgroup v2 root has controller name.
+func v2Controller(t testing.TB, name string) bool {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - FSTYPE SOURCE SUPER
+		f := strings.Fields(l)
+		for i, x := range f {
+			if x == "-" && i+1 < len(f) && f[i+1] == "cgroup2" && len(f) > 4 && f[3] == "/" {
+				ctl, err := os.ReadFile(filepath.Join(f[4], "cgroup.controllers"))
+				if err == nil && slices.Contains(strings.Fields(string(ctl)), name) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // forget kills and removes container id (task and record), for t.Cleanup.
@@ -252,6 +283,33 @@ func TestContainerd(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(c.rtRoot, ctrNS, id)); !os.IsNotExist(err) {
 			t.Errorf("the runtime's record of %s is still there after delete (stat: %v)", id, err)
+		}
+	})
+
+	t.Run("cpu-shares", func(t *testing.T) {
+		// ctr's default cpu shares (1024): honoured, or, where the runtime
+		// cannot (sandbox-oci as root on a hybrid host), refused with the
+		// field named and nothing left behind.
+		const id = "c-shares"
+		c.forget(id)
+		args := []string{"run", "--rm", "--snapshotter", "native", "--runc-binary", c.rt, "--runc-root", c.rtRoot,
+			ctrImage, id, "true"}
+		r := c.ctr(args...)
+		if r.code == 0 {
+			return
+		}
+		if v2Controller(t, "cpu") {
+			t.Fatalf("ctr run with cpu shares on a host whose cgroup v2 has the cpu controller: %+v", r)
+		}
+		if !strings.Contains(r.stderr, "linux.resources.cpu") {
+			t.Fatalf("ctr run with cpu shares on a hybrid host: want an error naming linux.resources.cpu, got %+v", r)
+		}
+		t.Logf("refused here (hybrid host): %s", strings.TrimSpace(r.stderr))
+		if r = c.ctr("task", "ls", "-q"); strings.Contains(r.stdout, id) {
+			t.Errorf("a task %s is left after the refusal: %q", id, r.stdout)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(c.rtRoot, ctrNS)); len(ents) != 0 {
+			t.Errorf("the runtime left records after the refusal: %v", ents)
 		}
 	})
 
