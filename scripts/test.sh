@@ -233,7 +233,7 @@ root_phase() {
 		*) flags+=("$a") ;;
 		esac
 	done
-	local timeout=(-timeout 30m)
+	local timeout=(-timeout 40m)
 	case " ${flags[*]} " in *" -timeout"*) timeout=() ;; esac
 	say "root phase: go test -tags ociroot -count=1 -v ${timeout[*]} ${flags[*]} ./e2e/ociroot (as root, SANDBOX_BIN=$dest/bin/sandbox)"
 	# A private mount namespace: what containerd and the runtimes mount
