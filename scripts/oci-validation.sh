@@ -39,6 +39,7 @@ fi
 say() { printf 'oci-validation: %s\n' "$*" >&2; }
 die() { printf 'oci-validation: ERROR: %s\n' "$*" >&2; exit 1; }
 
+orig_args=("$@")
 runtimes=()
 out=""
 tsv=""
@@ -62,6 +63,14 @@ done
 
 [[ "$(id -u)" -eq 0 ]] || die "must run as root (the suite creates root containers)"
 command -v go >/dev/null || die "go not found"
+
+# A mount namespace of the run's own: linux_ns_itype asks for a container
+# without a mount namespace, and a runtime that accepts it (runc) mounts the
+# bundle's /proc, /dev, /sys in the caller's namespace; they must not reach
+# the host's table, and they go when this namespace ends.
+if [[ "${OCI_VALIDATION_PRIVATE_NS:-}" != 1 ]]; then
+	OCI_VALIDATION_PRIVATE_NS=1 exec unshare -m --propagation private -- bash "${BASH_SOURCE[0]}" "${orig_args[@]}"
+fi
 
 if [[ "${#runtimes[@]}" -eq 0 ]]; then
 	default_oci="${SANDBOX_OCI_RUNTIME:-}"
@@ -88,8 +97,11 @@ tmp="$(mktemp -d /tmp/oci-validation.XXXXXX)"
 # whose root is mapped to another uid (linux_uid_mappings, user namespaces).
 chmod 0755 "$tmp"
 cleanup() {
-	# Bundles hold no mounts (they live in the containers' namespaces), but
-	# never cross into one should a runtime have leaked it.
+	# What a runtime left mounted below the bundles (this namespace only):
+	# unmounted deepest first, then never crossed into by rm.
+	local m
+	awk -v t="$tmp/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+		while IFS= read -r m; do umount -l "$m" 2>/dev/null || true; done
 	rm -rf --one-file-system "$tmp" 2>/dev/null || true
 }
 trap cleanup EXIT
