@@ -132,12 +132,15 @@ func (c *containerd) ctr(args ...string) result {
 // only, refuses that as root rather than run without it (TestContainerd
 // /cpu-shares checks the refusal), so there the runs ask for none.
 func (c *containerd) runArgs() []string {
-	a := []string{"--snapshotter", "native", "--runc-binary", c.rt, "--runc-root", c.rtRoot}
+	a := []string{"--snapshotter", "native", "--runc-binary", c.rt, "--runc-root", c.rtRoot, "--fifo-dir", c.fifoDir()}
 	if !v2Controller(c.t, "cpu") {
 		a = append(a, "--cpu-shares", "0")
 	}
 	return a
 }
+
+// fifoDir holds ctr's IO FIFOs (not /run/containerd/fifo).
+func (c *containerd) fifoDir() string { return filepath.Join(c.dir, "fifo") }
 
 // v2Controller tells whether the cgroup v2 root has controller name.
 func v2Controller(t testing.TB, name string) bool {
@@ -241,7 +244,7 @@ func TestContainerd(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(c.rtRoot, ctrNS, id)); err != nil {
 			t.Errorf("no record of the container under the runtime's --root: %v", err)
 		}
-		r = c.ctr("task", "exec", "--exec-id", "x1", id, "sh", "-c", "echo exec in $(hostname -s 2>/dev/null || echo box); ls /proc/1/exe >/dev/null; exit 3")
+		r = c.ctr("task", "exec", "--fifo-dir", c.fifoDir(), "--exec-id", "x1", id, "sh", "-c", "echo exec in $(hostname -s 2>/dev/null || echo box); ls /proc/1/exe >/dev/null; exit 3")
 		if r.code != 3 || !strings.Contains(r.stdout, "exec in") {
 			t.Fatalf("ctr task exec: want exit 3 and output, got %+v", r)
 		}
@@ -260,7 +263,7 @@ func TestContainerd(t *testing.T) {
 		}
 		// A new task of the same container: the container record keeps
 		// the runtime options, so the shim calls the same binary.
-		if r = c.ctr("task", "start", "-d", id); r.code != 0 {
+		if r = c.ctr("task", "start", "--fifo-dir", c.fifoDir(), "-d", id); r.code != 0 {
 			t.Fatalf("ctr task start -d: %+v", r)
 		}
 		if s := c.taskStatus(id); s != "RUNNING" {
@@ -293,7 +296,7 @@ func TestContainerd(t *testing.T) {
 		const id = "c-shares"
 		c.forget(id)
 		args := []string{"run", "--rm", "--snapshotter", "native", "--runc-binary", c.rt, "--runc-root", c.rtRoot,
-			ctrImage, id, "true"}
+			"--fifo-dir", c.fifoDir(), ctrImage, id, "true"}
 		r := c.ctr(args...)
 		if r.code == 0 {
 			return
