@@ -60,11 +60,19 @@ func TestValidation(t *testing.T) {
 	dir := t.TempDir()
 	tsv := filepath.Join(dir, "results.tsv")
 	md := filepath.Join(dir, "table.md")
+	before := validationMounts(t)
 	r := run(t, validationTimeout, "bash", script, "--runtime", rt, "--runtime", runc,
 		"--tsv", tsv, "--out", md, "--timeout", "120", "--total-timeout", validationRuns,
 		"--tap-dir", filepath.Join(dir, "tap"))
 	if r.code != 0 {
 		t.Fatalf("oci-validation.sh: exit %d\n%s", r.code, tail(r.stderr, 40))
+	}
+	// runc mounts linux_ns_itype's bundle (no mount namespace asked for) in
+	// its caller's namespace: the script's own, never this one.
+	for m := range validationMounts(t) {
+		if !before[m] {
+			t.Errorf("the validation run left %s mounted in the caller's mount namespace", m)
+		}
 	}
 	table, _ := os.ReadFile(md)
 	t.Logf("validation table:\n%s", table)
@@ -135,4 +143,21 @@ func TestValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// validationMounts is the set of mount points below a temporary directory
+// of scripts/oci-validation.sh in this mount namespace.
+func validationMounts(t *testing.T) map[string]bool {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]bool{}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && strings.Contains(f[4], "/oci-validation.") {
+			m[f[4]] = true
+		}
+	}
+	return m
 }
