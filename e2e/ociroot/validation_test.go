@@ -38,7 +38,7 @@ var validationAllowed = map[string]string{
 }
 
 // validationTimeout bounds the whole run: build (30-80 s) plus both
-// runtimes over the 58 programs (~100-160 s each for runc here, 5-7 min
+// runtimes over the 58 programs (100-230 s each for runc here, 5-10 min
 // for the whole test on the loaded 2-core CI machine); the runs
 // themselves stop at validationRuns (programs not started by then fail
 // the test, see below).
