@@ -35,6 +35,7 @@ readonly REQUIRED_PKGS=(
 	python3 curl gcc libc6-dev make # examples/ and their tests (e2e/examples_test.go); gcc, libc6-dev: sandbox-init's holder stage (scripts/build.sh)
 	podman runc                     # nesting in a rootless container (e2e/nested_test.go)
 	iptables nftables               # root inside tries to lift the egress policy (e2e/egress_test.go)
+	containerd bsdutils             # the OCI runtime's engines: containerd + ctr (e2e/ociroot), script(1) for -t runs
 )
 # Benchmarks only (anchors, and fio for bench/fs.sh): a failure to install
 # them is a warning.

@@ -21,9 +21,16 @@
 #   ./scripts/test.sh -run TestRun ./e2e
 # SANDBOX_TEST_DEST=DIR (below ~sbxtest) copies there instead of ~sbxtest/sandbox-src.
 # The tests get SANDBOX_BIN=<absolute path of the freshly built bin/sandbox>.
-# The last line printed is `N passed, N failed[, N skipped]`; the exit status
-# is non-zero when anything failed, and with CI=true also when any test was
-# skipped (CI runs everything; the skipped tests are listed).
+# As root, after the unprivileged phase, a root phase runs the tests of the
+# OCI runtime that need root (`go test -tags ociroot ./e2e/ociroot`:
+# containerd, the runtime-tools validation suite) over the same build, in a
+# private mount namespace; it runs when the packages asked for include
+# ./e2e/ociroot (./... does). SANDBOX_OCI_RUNTIME=PATH (passed to both
+# phases) points the OCI tests at another runtime, e.g. /usr/sbin/runc.
+# The last line printed is `N passed, N failed[, N skipped]` (with a root
+# phase: the sum of both phases); the exit status is non-zero when anything
+# failed, and with CI=true also when any test was skipped (CI runs
+# everything; the skipped tests are listed).
 set -euo pipefail
 
 readonly TEST_USER=sbxtest
@@ -77,6 +84,7 @@ lint() {
 	# The VM's guest tests build only with their tags (vm/guest/doc.go).
 	go vet -tags vmguest ./vm/... || die "go vet failed"
 	go vet -tags vmguest,vmsystemd ./vm/... || die "go vet failed" # the systemd guest's (vm/README.md)
+	go vet -tags ociroot ./e2e/ociroot || die "go vet failed" # the root phase's (e2e/ociroot)
 }
 
 skipped_tests=() # names of the skipped tests, set by summarise
@@ -121,8 +129,24 @@ summarise() {
 	fi
 }
 
-build_and_test() {
+# run_tests CMD...: runs CMD (a go test -v), shows and summarises its
+# output (summarise); with CI=true a run with skipped tests fails.
+run_tests() {
 	local log rc
+	log="$(mktemp "${TMPDIR:-/tmp}/sandbox-test.XXXXXX.log")"
+	set +e
+	"$@" 2>&1 | tee "$log"
+	rc="${PIPESTATUS[0]}"
+	set -e
+	summarise "$log" "$rc"
+	rm -f "$log"
+	if [[ "${CI:-}" == true && "${#skipped_tests[@]}" -gt 0 && "$rc" -eq 0 ]]; then
+		rc=1
+	fi
+	return "$rc"
+}
+
+build_and_test() {
 	if compgen -G 'cmd/sandbox/*.go' >/dev/null; then
 		bash scripts/build.sh || die "build failed"
 		export SANDBOX_BIN="$root/bin/sandbox"
@@ -132,22 +156,12 @@ build_and_test() {
 		unset SANDBOX_BIN
 	fi
 
-	log="$(mktemp "${TMPDIR:-/tmp}/sandbox-test.XXXXXX.log")"
 	# go test's default 10 min per package is too short for e2e and the VM
 	# guests on a loaded 2-core machine; CI's own limit is 90 min.
 	local timeout=(-timeout 50m)
 	case " ${test_args[*]} " in *" -timeout"*) timeout=() ;; esac
 	say "go test -count=1 -v ${timeout[*]} ${test_args[*]}"
-	set +e
-	go test -count=1 -v "${timeout[@]}" "${test_args[@]}" 2>&1 | tee "$log"
-	rc="${PIPESTATUS[0]}"
-	set -e
-	summarise "$log" "$rc"
-	rm -f "$log"
-	if [[ "${CI:-}" == true && "${#skipped_tests[@]}" -gt 0 && "$rc" -eq 0 ]]; then
-		rc=1
-	fi
-	return "$rc"
+	run_tests go test -count=1 -v "${timeout[@]}" "${test_args[@]}"
 }
 
 # Values of the go environment passed to the test user (root may have set
@@ -194,6 +208,50 @@ hostile_shape() {
 		echo "root's secret" >"$HOSTILE_DIR/secret"
 }
 
+# wants_ociroot: status 0 when the go test packages asked for include
+# ./e2e/ociroot (the root phase's package).
+wants_ociroot() {
+	local a
+	for a in "${test_args[@]}"; do
+		case "$a" in
+		-args) return 1 ;;
+		./... | ./e2e/... | ./e2e/ociroot | ./e2e/ociroot/ | ./e2e/ociroot/... | sandbox/... | sandbox/e2e/... | sandbox/e2e/ociroot) return 0 ;;
+		esac
+	done
+	return 1
+}
+
+# root_phase DEST: as root, the ociroot tests over DEST's build (the test
+# user's phase built DEST/bin), with the go test flags given to this
+# script; prints `N passed, N failed[, N skipped]` last.
+root_phase() {
+	local dest="$1" a flags=()
+	for a in "${test_args[@]}"; do
+		case "$a" in
+		-args) break ;;
+		. | ./* | .. | ../* | sandbox | sandbox/*) ;;
+		*) flags+=("$a") ;;
+		esac
+	done
+	local timeout=(-timeout 40m)
+	case " ${flags[*]} " in *" -timeout"*) timeout=() ;; esac
+	say "root phase: go test -tags ociroot -count=1 -v ${timeout[*]} ${flags[*]} ./e2e/ociroot (as root, SANDBOX_BIN=$dest/bin/sandbox)"
+	# A private mount namespace: what containerd and the runtimes mount
+	# under their temporary directories never reaches the host's table.
+	(cd "$dest" && run_tests env SANDBOX_BIN="$dest/bin/sandbox" GOFLAGS=-mod=mod CI="${CI:-}" \
+		unshare -m --propagation private -- go test -tags ociroot -count=1 -v "${timeout[@]}" "${flags[@]}" ./e2e/ociroot) </dev/null
+}
+
+# counts LINE: "P F S" from a `N passed, N failed[, N skipped]` line.
+counts() {
+	local re='^([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
+	if [[ "$1" =~ $re ]]; then
+		printf '%s %s %s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[4]:-0}"
+	else
+		printf '0 1 0\n' # no summary: the phase itself failed
+	fi
+}
+
 # ------------------------------------------------------------------- main
 if [[ "$(id -u)" -eq 0 ]]; then
 	say "running as root: host setup, lint, then build and tests as $TEST_USER"
@@ -219,6 +277,9 @@ if [[ "$(id -u)" -eq 0 ]]; then
 	env_args=(HOME="$home" USER="$TEST_USER" LOGNAME="$TEST_USER" PATH="$USER_PATH"
 		CI="${CI:-}" GOFLAGS=-mod=mod SANDBOX_VERSION="$version" SANDBOX_TEST_NESTED=1
 		SANDBOX_TEST_HOSTILE="$HOSTILE_DIR")
+	if [[ -n "${SANDBOX_OCI_RUNTIME:-}" ]]; then
+		env_args+=(SANDBOX_OCI_RUNTIME="$SANDBOX_OCI_RUNTIME")
+	fi
 	while IFS= read -r -d '' kv; do
 		env_args+=("$kv")
 	done < <(go_env_args)
@@ -237,7 +298,9 @@ if [[ "$(id -u)" -eq 0 ]]; then
 		say "WARNING: scripts/testworld.sh up failed: the egress tests will fail under CI=true"
 	fi
 	say "running the build and the tests as $TEST_USER in $dest${cg_dir:+ (cgroup $cg_dir)}"
-	if (
+	user_log="$(mktemp /tmp/sandbox-test-user.XXXXXX.log)"
+	set +e
+	(
 		if [[ -n "$cg_dir" ]] && ! echo "$BASHPID" >"$cg_dir/cgroup.procs"; then
 			say "WARNING: could not enter $cg_dir: the cgroup tests will fail under CI=true"
 		fi
@@ -247,13 +310,31 @@ if [[ "$(id -u)" -eq 0 ]]; then
 		export HOSTILE_DIR
 		exec unshare -m --propagation private -- bash -c 'hostile_shape || exit 125; exec runuser "$@"' \
 			_ -u "$TEST_USER" -- env -i "${env_args[@]}" bash "$dest/scripts/test.sh" "$@" </dev/null
-	) {world_fd}>&-; then
-		rc=0
-	else
-		rc=$?
-	fi
+	) {world_fd}>&- 2>&1 | tee "$user_log"
+	rc="${PIPESTATUS[0]}"
+	set -e
 	exec {world_fd}>&-
 	bash "$root/scripts/testworld.sh" down || true
+	if wants_ociroot; then
+		read -r up uf us < <(counts "$(tail -n 1 "$user_log")")
+		root_log="$(mktemp /tmp/sandbox-test-rootsum.XXXXXX.log)"
+		set +e
+		root_phase "$dest" | tee "$root_log"
+		root_rc="${PIPESTATUS[0]}"
+		set -e
+		read -r rp rf rs < <(counts "$(tail -n 1 "$root_log")")
+		rm -f "$root_log"
+		if [[ "$root_rc" -ne 0 && "$rc" -eq 0 ]]; then
+			rc="$root_rc"
+		fi
+		say "both phases ($TEST_USER, then root):"
+		if [[ $((us + rs)) -gt 0 ]]; then
+			printf '%d passed, %d failed, %d skipped\n' $((up + rp)) $((uf + rf)) $((us + rs))
+		else
+			printf '%d passed, %d failed\n' $((up + rp)) $((uf + rf))
+		fi
+	fi
+	rm -f "$user_log"
 	exit "$rc"
 fi
 
