@@ -36,7 +36,7 @@ func running(t *testing.T, edit func(s *specs.Spec, rootfs string)) (root, id st
 	}
 	bundle(t, dir, s)
 	root, id = filepath.Join(dir, "state"), containerID(t)
-	if r := ociFiles(t, root, "create", "--bundle", dir, id); r.code != 0 {
+	if r := oci(t, root, "create", "--bundle", dir, id); r.code != 0 {
 		t.Fatalf("create: %s", r)
 	}
 	t.Cleanup(func() {
@@ -120,7 +120,7 @@ func TestOCIExecDetachPidFile(t *testing.T) {
 	root, id, initPid := running(t, nil)
 	pidFile := filepath.Join(t.TempDir(), "exec.pid")
 	start := time.Now()
-	r := ociFiles(t, root, "exec", "-d", "--pid-file", pidFile, id, "sleep", "30")
+	r := oci(t, root, "exec", "-d", "--pid-file", pidFile, id, "sleep", "30")
 	if r.code != 0 {
 		t.Fatalf("exec -d: %s", r)
 	}
@@ -183,39 +183,6 @@ func TestOCIExecHostileProcess(t *testing.T) {
 	}
 }
 
-// ociFiles is oci for a command whose process keeps its stdio (create,
-// exec -d): files, not pipes, which would hold the wait until it ends.
-// (The same as lifecycle_test.go's ociKeep, written apart before the merge.)
-func ociFiles(t *testing.T, root string, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, ociBin(t), append([]string{"--root", root}, args...)...)
-	var files [2]*os.File
-	for i := range files {
-		f, err := os.CreateTemp(t.TempDir(), "std")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		files[i] = f
-	}
-	cmd.Stdout, cmd.Stderr = files[0], files[1]
-	err := cmd.Run()
-	o, _ := os.ReadFile(files[0].Name())
-	e, _ := os.ReadFile(files[1].Name())
-	r := result{stdout: string(o), stderr: string(e)}
-	if ctx.Err() != nil {
-		t.Fatalf("sandbox-oci %v: timed out after %v\n%s", args, cmdTimeout, r)
-	}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("sandbox-oci %v: %v", args, err)
-	}
-	return r
-}
-
 func writeJSON(t *testing.T, v any) string {
 	t.Helper()
 	data, err := json.Marshal(v)
@@ -250,7 +217,7 @@ func TestOCIExecTty(t *testing.T) {
 	defer l.Close()
 	done := make(chan result, 1)
 	go func() {
-		done <- ociFiles(t, root, "exec", "-t", "--console-socket", sock, id, "sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty; exit 5")
+		done <- oci(t, root, "exec", "-t", "--console-socket", sock, id, "sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty; exit 5")
 	}()
 	l.SetDeadline(time.Now().Add(cmdTimeout))
 	c, err := l.AcceptUnix()

@@ -1,7 +1,6 @@
 package oci
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -181,15 +180,28 @@ func (r result) String() string {
 }
 
 // oci runs sandbox-oci with --root root and args, bounded by cmdTimeout.
+// Its output goes to files, not pipes: a created container keeps the
+// stdio it was given, and a pipe would hold the wait until it ends.
 func oci(t testing.TB, root string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ociBin(t), append([]string{"--root", root}, args...)...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
+	dir := t.TempDir()
+	var files [2]*os.File
+	for i, name := range []string{"stdout", "stderr"} {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		files[i] = f
+	}
+	cmd.Stdout, cmd.Stderr = files[0], files[1]
 	err := cmd.Run()
-	r := result{stdout: o.String(), stderr: e.String()}
+	o, _ := os.ReadFile(files[0].Name())
+	e, _ := os.ReadFile(files[1].Name())
+	r := result{stdout: string(o), stderr: string(e)}
 	if ctx.Err() != nil {
 		t.Fatalf("sandbox-oci %v: timed out after %v\n%s", args, cmdTimeout, r)
 	}

@@ -45,41 +45,6 @@ func lcRoot(t *testing.T) string {
 	return root
 }
 
-// ociKeep is oci for the commands whose container keeps their stdio
-// (create, run -d): as with runc, the container's process inherits it, so
-// it must be files, not pipes that would hold the wait until it ends.
-func ociKeep(t *testing.T, root string, args ...string) result {
-	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, ociBin(t), append([]string{"--root", root}, args...)...)
-	o, err := os.Create(filepath.Join(dir, "stdout"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
-	e, err := os.Create(filepath.Join(dir, "stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	cmd.Stdout, cmd.Stderr = o, e
-	err = cmd.Run()
-	ob, _ := os.ReadFile(o.Name())
-	eb, _ := os.ReadFile(e.Name())
-	r := result{stdout: string(ob), stderr: string(eb)}
-	if ctx.Err() != nil {
-		t.Fatalf("sandbox-oci %v: timed out after %v\n%s", args, cmdTimeout, r)
-	}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("sandbox-oci %v: %v", args, err)
-	}
-	return r
-}
-
 func mustOK(t *testing.T, r result, what string) {
 	t.Helper()
 	if r.code != 0 {
@@ -159,7 +124,7 @@ func TestOCILifecycle(t *testing.T) {
 	root := lcRoot(t)
 	b := lcBundle(t, nil, "sleep", "300")
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	mustOK(t, ociKeep(t, root, "create", "--bundle", b, "--pid-file", pidFile, "lc1"), "create")
+	mustOK(t, oci(t, root, "create", "--bundle", b, "--pid-file", pidFile, "lc1"), "create")
 	s := ociState(t, root, "lc1")
 	if s.Status != specs.StateCreated || s.ID != "lc1" || s.Bundle != b || s.Version != specs.Version {
 		t.Fatalf("after create: %+v", s)
@@ -175,7 +140,7 @@ func TestOCILifecycle(t *testing.T) {
 	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", s.Pid)); err != nil || !strings.HasPrefix(exe, "/memfd:") {
 		t.Errorf("init's exe: %q %v, want a memfd", exe, err)
 	}
-	if r := ociKeep(t, root, "create", "--bundle", b, "lc1"); r.code != 125 || !strings.Contains(r.stderr, `container "lc1" already exists`) {
+	if r := oci(t, root, "create", "--bundle", b, "lc1"); r.code != 125 || !strings.Contains(r.stderr, `container "lc1" already exists`) {
 		t.Errorf("second create with the same id: %s", r)
 	}
 	mustOK(t, oci(t, root, "start", "lc1"), "start")
@@ -230,7 +195,7 @@ func TestOCIRunExitCode(t *testing.T) {
 func TestOCIRunDetachAndDeleteForce(t *testing.T) {
 	root := lcRoot(t)
 	b := lcBundle(t, nil, "sleep", "300")
-	mustOK(t, ociKeep(t, root, "run", "-d", "--bundle", b, "det"), "run -d")
+	mustOK(t, oci(t, root, "run", "-d", "--bundle", b, "det"), "run -d")
 	s := ociState(t, root, "det")
 	if s.Status != specs.StateRunning {
 		t.Fatalf("after run -d: %+v", s)
@@ -245,14 +210,14 @@ func TestOCIRunDetachAndDeleteForce(t *testing.T) {
 func TestOCIKillCreated(t *testing.T) {
 	root := lcRoot(t)
 	b := lcBundle(t, nil, "sleep", "300")
-	mustOK(t, ociKeep(t, root, "create", "--bundle", b, "kc"), "create")
+	mustOK(t, oci(t, root, "create", "--bundle", b, "kc"), "create")
 	s := ociState(t, root, "kc")
 	mustOK(t, oci(t, root, "kill", "kc", "SIGKILL"), "kill")
 	waitStatus(t, root, "kc", specs.StateStopped)
 	processGone(t, s.Pid)
 	mustOK(t, oci(t, root, "delete", "kc"), "delete")
 	// A created container is deleted without --force: it never ran.
-	mustOK(t, ociKeep(t, root, "create", "--bundle", b, "kc2"), "create")
+	mustOK(t, oci(t, root, "create", "--bundle", b, "kc2"), "create")
 	s = ociState(t, root, "kc2")
 	mustOK(t, oci(t, root, "delete", "kc2"), "delete of a created container")
 	processGone(t, s.Pid)
@@ -261,8 +226,8 @@ func TestOCIKillCreated(t *testing.T) {
 func TestOCIList(t *testing.T) {
 	root := lcRoot(t)
 	b := lcBundle(t, nil, "sleep", "300")
-	mustOK(t, ociKeep(t, root, "create", "--bundle", b, "la"), "create la")
-	mustOK(t, ociKeep(t, root, "create", "--bundle", b, "lb"), "create lb")
+	mustOK(t, oci(t, root, "create", "--bundle", b, "la"), "create la")
+	mustOK(t, oci(t, root, "create", "--bundle", b, "lb"), "create lb")
 	mustOK(t, oci(t, root, "start", "lb"), "start lb")
 	r := oci(t, root, "list")
 	mustOK(t, r, "list")
@@ -374,7 +339,7 @@ func TestOCIHooks(t *testing.T) {
 	}
 	b := bundle(t, dir, s)
 	root := lcRoot(t)
-	mustOK(t, ociKeep(t, root, "create", "--bundle", b, "hk"), "create")
+	mustOK(t, oci(t, root, "create", "--bundle", b, "hk"), "create")
 	mustOK(t, oci(t, root, "start", "hk"), "start")
 	mustOK(t, oci(t, root, "delete", "--force", "hk"), "delete --force")
 	data, err := os.ReadFile(hostLog)
@@ -397,7 +362,7 @@ func TestOCIBadHook(t *testing.T) {
 	b := lcBundle(t, func(s *specs.Spec) {
 		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo hook-says-no >&2; exit 3"}}}}
 	}, "sleep", "300")
-	r := ociKeep(t, root, "create", "--bundle", b, "bh")
+	r := oci(t, root, "create", "--bundle", b, "bh")
 	if r.code != 125 || !strings.Contains(r.stderr, "hooks.createRuntime[0]") || !strings.Contains(r.stderr, "hook-says-no") ||
 		strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 		t.Errorf("create with a failing hook: %s", r)
@@ -424,7 +389,7 @@ func TestOCIBadHook(t *testing.T) {
 	b = lcBundle(t, func(s *specs.Spec) {
 		s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/false"}}}
 	}, "sleep", "300")
-	mustOK(t, ociKeep(t, root, "create", "--bundle", b, "bs"), "create")
+	mustOK(t, oci(t, root, "create", "--bundle", b, "bs"), "create")
 	st := ociState(t, root, "bs")
 	r = oci(t, root, "start", "bs")
 	if r.code != 125 || !strings.Contains(r.stderr, "hooks.startContainer[0]") {
@@ -467,7 +432,7 @@ func TestOCIRunKilled(t *testing.T) {
 	cmd.Wait()
 	processGone(t, pid)
 
-	mustOK(t, ociKeep(t, root, "create", "--bundle", b, "ck"), "create")
+	mustOK(t, oci(t, root, "create", "--bundle", b, "ck"), "create")
 	s := ociState(t, root, "ck")
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", s.Pid)); err != nil {
 		t.Errorf("create's init died with create: %v", err)
@@ -516,7 +481,7 @@ func TestOCIConsoleSocket(t *testing.T) {
 	// An engine's id (64 hex digits, as podman's) puts the container's
 	// directory beyond what a socket address holds.
 	id := strings.Repeat("c0ffee", 10) + "c0de"
-	mustOK(t, ociKeep(t, root, "create", "--bundle", b, "--console-socket", sock, id), "create")
+	mustOK(t, oci(t, root, "create", "--bundle", b, "--console-socket", sock, id), "create")
 	var master *os.File
 	select {
 	case master = <-got:
@@ -625,7 +590,7 @@ func TestOCIErrorsLogJSON(t *testing.T) {
 		}
 		s.Linux.Namespaces, s.Linux.UIDMappings, s.Linux.GIDMappings = ns, nil, nil
 	}, "true")
-	if r := ociKeep(t, root, "create", "--bundle", b, "nouser"); r.code != 125 || !strings.Contains(r.stderr, "user namespace") {
+	if r := oci(t, root, "create", "--bundle", b, "nouser"); r.code != 125 || !strings.Contains(r.stderr, "user namespace") {
 		t.Errorf("rootless create without a user namespace: %s", r)
 	}
 	if _, err := os.Stat(filepath.Join(root, "nouser")); !os.IsNotExist(err) {
@@ -695,7 +660,7 @@ func TestOCIStateWhileCreating(t *testing.T) {
 		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c",
 			ociBin(t) + " --root " + root + " state wc > " + out}}}}
 	}, "sleep", "300")
-	mustOK(t, ociKeep(t, root, "create", "--bundle", b, "wc"), "create")
+	mustOK(t, oci(t, root, "create", "--bundle", b, "wc"), "create")
 	data, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -719,7 +684,7 @@ func TestOCIRunTerminal(t *testing.T) {
 	if r.code != 3 || !strings.Contains(r.stdout, "/dev/pts/") || !strings.Contains(r.stdout, "term-ok") {
 		t.Errorf("run with a terminal: %s", r)
 	}
-	if r := ociKeep(t, root, "run", "-d", "--bundle", b, "tt2"); r.code != 125 || !strings.Contains(r.stderr, "process.terminal: needs --console-socket") {
+	if r := oci(t, root, "run", "-d", "--bundle", b, "tt2"); r.code != 125 || !strings.Contains(r.stderr, "process.terminal: needs --console-socket") {
 		t.Errorf("run -d with a terminal, no console socket: %s", r)
 	}
 }
@@ -730,7 +695,7 @@ func TestOCIRunTerminal(t *testing.T) {
 func TestOCIPauseResume(t *testing.T) {
 	root := lcRoot(t)
 	b := lcBundle(t, nil, "sleep", "300")
-	mustOK(t, ociKeep(t, root, "run", "-d", "--bundle", b, "pr"), "run -d")
+	mustOK(t, oci(t, root, "run", "-d", "--bundle", b, "pr"), "run -d")
 	s := ociState(t, root, "pr")
 	mustOK(t, oci(t, root, "pause", "pr"), "pause")
 	if s := ociState(t, root, "pr"); s.Status != "paused" {

@@ -90,7 +90,7 @@ func TestOCIProcessBadFields(t *testing.T) {
 		c.edit(s)
 		bundle(t, dir, s)
 		root := filepath.Join(dir, "state")
-		r := ociFiles(t, root, "create", "--bundle", dir, "bad")
+		r := oci(t, root, "create", "--bundle", dir, "bad")
 		if r.code != 125 || !strings.Contains(r.stderr, c.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 			oci(t, root, "delete", "--force", "bad")
 			t.Errorf("want status 125 and one line containing %q: %s", c.want, r)
