@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sandbox/idmap"
+	"sandbox/internal/memexec"
 	"sandbox/oci/cgroups"
 	"sandbox/oci/config"
 	"sandbox/oci/mounts"
@@ -258,13 +259,20 @@ func createContainer(g *globals, o createOpts) (cr *created, err error) {
 		cfg.ConsoleFD = base + 2
 		files = append(files, consolePath)
 	}
-	self, err := selfMemfd(2*(3+len(files)) + 10)
+	// The init runs from a sealed memfd copy of this executable, so that
+	// nothing inside can reach a host binary of ours through
+	// /proc/PID/exe (and write it: CVE-2019-5736).
+	self, err := memexec.Self(initName)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("init binary: %w", err)
 	}
 	defer self.Close()
+	selfPath, err := self.PathAbove(2*(3+len(files)) + 10)
+	if err != nil {
+		return nil, fmt.Errorf("init binary: %w", err)
+	}
 	cmd = &exec.Cmd{
-		Path:       fmt.Sprintf("/proc/self/fd/%d", self.Fd()),
+		Path:       selfPath,
 		Args:       []string{initName, strconv.Itoa(base)},
 		Env:        []string{},
 		Stdin:      os.Stdin,

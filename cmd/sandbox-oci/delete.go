@@ -19,16 +19,12 @@ type deleteCmd struct {
 }
 
 func (c *deleteCmd) Run(g *globals) error {
-	root, err := g.stateRoot()
-	if err != nil {
-		return err
-	}
-	ct, err := state.Load(root, c.ID)
+	ct, err := g.container(c.ID)
 	if err != nil {
 		if c.Force && strings.Contains(err.Error(), "does not exist") {
 			// As runc: engines delete --force what may be gone. What a
 			// create killed before its record left goes too.
-			if state.CheckID(c.ID) == nil {
+			if root, rerr := g.stateRoot(); rerr == nil && state.CheckID(c.ID) == nil {
 				_ = os.RemoveAll(filepath.Join(root, c.ID))
 			}
 			return nil

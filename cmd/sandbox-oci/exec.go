@@ -22,7 +22,6 @@ import (
 
 	"sandbox/internal/memexec"
 	"sandbox/internal/userfile"
-	"sandbox/oci/config"
 	"sandbox/oci/process"
 	"sandbox/oci/state"
 )
@@ -70,11 +69,7 @@ func (c *execCmd) Run(g *globals) error {
 	if c.PreserveFds < 0 || c.PreserveFds > 1024 {
 		return fmt.Errorf("exec: --preserve-fds %d: not in 0..1024", c.PreserveFds)
 	}
-	root, err := execStateRoot(g)
-	if err != nil {
-		return err
-	}
-	ct, err := state.Load(root, c.ID)
+	ct, err := g.container(c.ID)
 	if err != nil {
 		return err
 	}
@@ -87,7 +82,7 @@ func (c *execCmd) Run(g *globals) error {
 	}
 	// The config as create checked and stored it: the bundle's may have
 	// changed since (runc keeps its own copy too).
-	spec, err := config.Read(ct.Dir)
+	spec, err := loadSpec(ct)
 	if err != nil {
 		return err
 	}
@@ -105,12 +100,20 @@ func (c *execCmd) Run(g *globals) error {
 	if err != nil {
 		return fmt.Errorf("exec: %w", err)
 	}
+	// Signals are caught from before the start, so that one sent as soon
+	// as the process shows life is forwarded, not fatal to exec itself.
+	var sigs chan os.Signal
+	if !c.Detach {
+		sigs = make(chan os.Signal, 16)
+		signal.Notify(sigs)
+		defer signal.Stop(sigs)
+	}
 	pid, err := c.start(ct, plan)
 	if err != nil {
 		return err
 	}
 	if c.PidFile != "" {
-		if err := execPidFile(c.PidFile, pid); err != nil {
+		if err := savePidFile(c.PidFile, pid); err != nil {
 			unix.Kill(pid, unix.SIGKILL)
 			reap(pid) // our child (CLONE_PARENT), detached or not
 			return err
@@ -119,7 +122,7 @@ func (c *execCmd) Run(g *globals) error {
 	if c.Detach {
 		return nil
 	}
-	os.Exit(waitForwarding(pid))
+	os.Exit(waitForwarding(pid, sigs))
 	return nil
 }
 
@@ -340,19 +343,6 @@ func (c *execCmd) start(ct *state.Container, plan *process.Plan) (pid int, err e
 	return 0, fmt.Errorf("exec: %s", why)
 }
 
-// execPidFile writes pid to path whole or not at all (engines poll it).
-func execPidFile(path string, pid int) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
-		return fmt.Errorf("exec: --pid-file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("exec: --pid-file: %w", err)
-	}
-	return nil
-}
-
 // reap waits for pid, our child, and returns its status as a shell would.
 func reap(pid int) int {
 	var ws unix.WaitStatus
@@ -372,10 +362,9 @@ func reap(pid int) int {
 	return ws.ExitStatus()
 }
 
-// waitForwarding waits for pid, passing it the signals exec receives.
-func waitForwarding(pid int) int {
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs)
+// waitForwarding waits for pid, passing it the signals exec receives
+// (sigs, already notified).
+func waitForwarding(pid int, sigs chan os.Signal) int {
 	done := make(chan int, 1)
 	go func() { done <- reap(pid) }()
 	for {
@@ -391,23 +380,4 @@ func waitForwarding(pid int) int {
 			unix.Kill(pid, n)
 		}
 	}
-}
-
-// execStateRoot is --root, or its default (runc's: /run/sandbox-oci as
-// root, $XDG_RUNTIME_DIR/sandbox-oci rootless: not euid 0, or uid 0 of a
-// user namespace that does not map every uid, as rootless podman runs us).
-func execStateRoot(g *globals) (string, error) {
-	if g.Root != "" {
-		return filepath.Abs(g.Root)
-	}
-	m, err := os.ReadFile("/proc/self/uid_map")
-	if os.Geteuid() != 0 || err != nil || strings.Join(strings.Fields(string(m)), " ") != "0 0 4294967295" {
-		if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-			return filepath.Join(d, "sandbox-oci"), nil
-		}
-		if os.Geteuid() != 0 {
-			return "", errors.New("exec: no state directory: give --root or set XDG_RUNTIME_DIR")
-		}
-	}
-	return "/run/sandbox-oci", nil
 }

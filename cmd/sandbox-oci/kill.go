@@ -23,11 +23,7 @@ func (c *killCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
-	root, err := g.stateRoot()
-	if err != nil {
-		return err
-	}
-	ct, err := state.Load(root, c.ID)
+	ct, err := g.container(c.ID)
 	if err != nil {
 		return err
 	}

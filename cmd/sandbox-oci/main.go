@@ -14,6 +14,8 @@ import (
 
 	"github.com/alecthomas/kong"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"sandbox/oci/state"
 )
 
 // globals are runc's global flags.
@@ -143,6 +145,15 @@ func rootless() bool {
 
 // stateRoot is --root, or the default: /run/sandbox-oci as root,
 // $XDG_RUNTIME_DIR/sandbox-oci rootless.
+// container loads the record of id under the state root.
+func (g *globals) container(id string) (*state.Container, error) {
+	root, err := g.stateRoot()
+	if err != nil {
+		return nil, err
+	}
+	return state.Load(root, id)
+}
+
 func (g *globals) stateRoot() (string, error) {
 	if g.Root != "" {
 		return filepath.Abs(g.Root)

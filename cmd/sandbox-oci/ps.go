@@ -11,8 +11,6 @@ import (
 	"text/tabwriter"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-
-	"sandbox/oci/state"
 )
 
 type psCmd struct {
@@ -21,11 +19,7 @@ type psCmd struct {
 }
 
 func (c *psCmd) Run(g *globals) error {
-	root, err := g.stateRoot()
-	if err != nil {
-		return err
-	}
-	ct, err := state.Load(root, c.ID)
+	ct, err := g.container(c.ID)
 	if err != nil {
 		return err
 	}

@@ -21,11 +21,7 @@ type startCmd struct {
 }
 
 func (c *startCmd) Run(g *globals) error {
-	root, err := g.stateRoot()
-	if err != nil {
-		return err
-	}
-	ct, err := state.Load(root, c.ID)
+	ct, err := g.container(c.ID)
 	if err != nil {
 		return err
 	}

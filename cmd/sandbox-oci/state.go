@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-
-	"sandbox/oci/state"
 )
 
 type stateCmd struct {
@@ -13,11 +11,7 @@ type stateCmd struct {
 }
 
 func (c *stateCmd) Run(g *globals) error {
-	root, err := g.stateRoot()
-	if err != nil {
-		return err
-	}
-	ct, err := state.Load(root, c.ID)
+	ct, err := g.container(c.ID)
 	if err != nil {
 		return err
 	}
