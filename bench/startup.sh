@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start-up benchmark: `sandbox run -- true` against bwrap, unshare, podman and
-# crun, side by side in one hyperfine run, as an unprivileged user; with a base
+# crun (and sandbox-oci, the OCI runtime, beside crun), side by side in one
+# hyperfine run, as an unprivileged user; with a base
 # binary (--base REV or SANDBOX_BASE_BIN), every sandbox line twice, base and
 # new, in the same run. Then the resident memory of the sandbox's own processes.
 #
@@ -25,7 +26,7 @@ usage: bench/startup.sh [--out DIR] [--runs N] [--warmup N] [--base REV]
 
 Measures the start-up time of `sandbox run -- true` (and variants),
 `sandbox version`, `sandbox exec NAME -- true` and `sandbox ps` next to bwrap,
-unshare, an empty static Go program, podman and crun with hyperfine, then
+unshare, an empty static Go program, podman, crun and sandbox-oci with hyperfine, then
 prints median, mean ± σ and each median's ratio to bwrap's median; then the
 RSS of the sandbox's supervisor and init while the payload sleeps.
 
@@ -389,6 +390,32 @@ else
 		fi
 	else
 		skip "crun" "crun spec failed: $(first_err)"
+	fi
+fi
+
+# sandbox-oci, the OCI runtime (docs/oci.md): the same kind of rootless
+# busybox bundle, made by its own `spec --rootless`; beside crun, the runc
+# command line's other rootless implementation measured here.
+oci_bin="$(dirname "${SANDBOX_BIN:-/nonexistent}")/sandbox-oci"
+if [[ "$skip_sandbox" == 1 || ! -x "$oci_bin" ]]; then
+	skip "sandbox-oci" "no bin/sandbox-oci beside sandbox"
+elif [[ -z "$busybox" ]]; then
+	skip "sandbox-oci" "no busybox (busybox-static) for a root file system"
+else
+	oci_bundle="$work/oci-bundle"
+	mkdir -p "$oci_bundle"
+	make_busybox_root "$oci_bundle/rootfs"
+	if (cd "$oci_bundle" && "$oci_bin" spec --rootless) 2>"$work/try.err"; then
+		sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"true"/; s/"sh",$/"true",/' "$oci_bundle/config.json"
+		oci_cmd="$oci_bin --root $work/oci-state run --bundle $oci_bundle sandbox-bench-oci-$$"
+		if try "$oci_cmd" && try "$oci_cmd"; then
+			names+=("sandbox-oci run (busybox bundle)")
+			cmds+=("$oci_cmd")
+		else
+			skip "sandbox-oci" "trial run failed: $(first_err)"
+		fi
+	else
+		skip "sandbox-oci" "sandbox-oci spec failed: $(first_err)"
 	fi
 fi
 
