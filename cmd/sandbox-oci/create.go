@@ -26,21 +26,31 @@ import (
 	"sandbox/oci/state"
 )
 
-type createCmd struct {
+// createFlags are create's flags, which run shares.
+type createFlags struct {
 	Bundle        string `short:"b" default:"." help:"The bundle: the directory of config.json." placeholder:"DIR"`
 	PidFile       string `name:"pid-file" help:"Write the container process's host pid here." placeholder:"FILE"`
 	ConsoleSocket string `name:"console-socket" help:"Unix socket that receives the pty master (process.terminal)." placeholder:"PATH"`
 	PreserveFds   int    `name:"preserve-fds" help:"Pass fds 3..3+N-1 on to the container's process." placeholder:"N"`
 	NoPivot       bool   `name:"no-pivot" help:"Accepted for runc compatibility; the root is still changed with pivot_root."`
 	NoNewKeyring  bool   `name:"no-new-keyring" help:"Keep the caller's session keyring (no new one for the container)."`
-	ID            string `arg:"" help:"Container id."`
+}
+
+// opts is the flags as createContainer takes them, for container id.
+func (f *createFlags) opts(id string) createOpts {
+	return createOpts{
+		bundle: f.Bundle, pidFile: f.PidFile, consoleSocket: f.ConsoleSocket, preserveFds: f.PreserveFds,
+		noPivot: f.NoPivot, noNewKeyring: f.NoNewKeyring, id: id,
+	}
+}
+
+type createCmd struct {
+	createFlags `embed:""`
+	ID          string `arg:"" help:"Container id."`
 }
 
 func (c *createCmd) Run(g *globals) error {
-	_, err := createContainer(g, createOpts{
-		bundle: c.Bundle, pidFile: c.PidFile, consoleSocket: c.ConsoleSocket, preserveFds: c.PreserveFds,
-		noPivot: c.NoPivot, noNewKeyring: c.NoNewKeyring, id: c.ID,
-	})
+	_, err := createContainer(g, c.opts(c.ID))
 	return err
 }
 

@@ -11,14 +11,9 @@ import (
 )
 
 type runCmd struct {
-	Bundle        string `short:"b" default:"." help:"The bundle: the directory of config.json." placeholder:"DIR"`
-	PidFile       string `name:"pid-file" help:"Write the container process's host pid here." placeholder:"FILE"`
-	ConsoleSocket string `name:"console-socket" help:"Unix socket that receives the pty master (process.terminal)." placeholder:"PATH"`
-	PreserveFds   int    `name:"preserve-fds" help:"Pass fds 3..3+N-1 on to the container's process." placeholder:"N"`
-	NoPivot       bool   `name:"no-pivot" help:"Accepted for runc compatibility; the root is still changed with pivot_root."`
-	NoNewKeyring  bool   `name:"no-new-keyring" help:"Keep the caller's session keyring (no new one for the container)."`
-	Detach        bool   `short:"d" help:"Return once the container has started."`
-	ID            string `arg:"" help:"Container id."`
+	createFlags `embed:""`
+	Detach      bool   `short:"d" help:"Return once the container has started."`
+	ID          string `arg:"" help:"Container id."`
 }
 
 // forwarded are the signals run passes on to the container's process.
@@ -37,10 +32,9 @@ func (c *runCmd) Run(g *globals) error {
 	if !c.Detach {
 		signal.Notify(sigs, forwarded...)
 	}
-	cr, err := createContainer(g, createOpts{
-		bundle: c.Bundle, pidFile: c.PidFile, consoleSocket: c.ConsoleSocket, preserveFds: c.PreserveFds,
-		noPivot: c.NoPivot, noNewKeyring: c.NoNewKeyring, id: c.ID, foreground: !c.Detach,
-	})
+	o := c.opts(c.ID)
+	o.foreground = !c.Detach
+	cr, err := createContainer(g, o)
 	if err != nil {
 		return err
 	}
