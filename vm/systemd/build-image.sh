@@ -24,7 +24,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kernel="${1:?usage: build-image.sh KERNEL_CACHE [CACHE_DIR]}"
 cache="${2:-/var/cache/sandbox-vm-systemd}"
-readonly PKGS=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,uidmap,passwd,procps
+readonly PKGS=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,uidmap,passwd,procps,containerd,podman
 
 say() { printf 'build-systemd-image: %s\n' "$*"; }
 die() { printf 'build-systemd-image: ERROR: %s\n' "$*" >&2; exit 1; }
