@@ -20,6 +20,10 @@ const defaultSystemdCache = "/var/cache/sandbox-vm-systemd"
 // The pass's own -test.timeout: systemd's guest is slower than busybox's.
 var systemdPass = pass{"systemd", "tester", []string{"-test.run", "^TestSystemd", "-test.timeout", "10m"}}
 
+// The root pass: containerd and podman (in the image) as root, with
+// sandbox-oci as their runtime (vm/guest/ociengines_test.go).
+var systemdRootPass = pass{"root", "root", []string{"-test.run", "^TestRoot", "-test.timeout", "8m"}}
+
 // systemdImageOK: the cache holds an image made by this checkout's
 // build-image.sh for this kernel (the stamp build-image.sh writes).
 func systemdImageOK(t *testing.T, cache, kernelCache, dir string) bool {
@@ -58,26 +62,56 @@ func TestVMSystemd(t *testing.T) {
 	work := t.TempDir()
 	sandbox := sandboxBinary(t, work)
 	guestTest := buildGuestTests(t, work, "vmguest,vmsystemd")
+	oci := ociBinary(t, work)
+	busybox, err := exec.LookPath("busybox")
+	requireOrSkip(t, err == nil, "busybox (Debian package busybox-static), the root pass's container image")
 	job := filepath.Join(work, "job.sh")
 	// su -l opens a logind session (pam_systemd): session-N.scope, owned by
 	// root, with XDG_RUNTIME_DIR; the environment is passed on explicitly.
 	script := "#!/bin/sh\n# Written by vm/systemd_test.go.\necho \"vmtest: pass systemd as tester\"\n" +
 		"su -l tester -c " + shQuote("env SANDBOX_BIN=/run/vmtest/ctl/bin/sandbox CI="+shQuote(os.Getenv("CI"))+
 		" /run/vmtest/ctl/bin/guest.test -test.v=test2json "+strings.Join(systemdPass.args, " ")) +
-		" >\"$VMTEST_OUT/systemd.out\" 2>&1\necho $? >\"$VMTEST_OUT/systemd.rc\"\n"
+		" >\"$VMTEST_OUT/systemd.out\" 2>&1\necho $? >\"$VMTEST_OUT/systemd.rc\"\n" +
+		"echo \"vmtest: pass root as root\"\n" +
+		"env SANDBOX_OCI_BIN=/run/vmtest/ctl/bin/sandbox-oci BUSYBOX_BIN=/run/vmtest/ctl/bin/busybox CI=" + shQuote(os.Getenv("CI")) +
+		" /run/vmtest/ctl/bin/guest.test -test.v=test2json " + strings.Join(systemdRootPass.args, " ") +
+		" >\"$VMTEST_OUT/root.out\" 2>&1\necho $? >\"$VMTEST_OUT/root.rc\"\n"
 	if err := os.WriteFile(job, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(work, "out")
 	// systemd's boot under TCG: 10-40 s, minutes on a machine loaded by
 	// other builds; this --boot-timeout overrides boot's.
-	log, err := boot(t, here, out, "--boot-timeout", "360", "--systemd", cache, "--bin", sandbox, "--bin", guestTest, "--bin", job,
+	log, err := boot(t, here, out, "--boot-timeout", "360", "--systemd", cache, "--bin", sandbox, "--bin", oci, "--bin", busybox, "--bin", guestTest, "--bin", job,
 		"--", "sh", "/run/vmtest/ctl/bin/job.sh")
 	if err != nil {
 		t.Fatalf("the VM run failed: %v\n%s", err, log)
 	}
 	t.Logf("%s", lastLine(log))
 	t.Run(systemdPass.name, func(t *testing.T) { relayPass(t, out, systemdPass, log) })
+	t.Run(systemdRootPass.name, func(t *testing.T) { relayPass(t, out, systemdRootPass, log) })
+}
+
+// ociBinary is sandbox-oci: beside $SANDBOX_BIN (scripts/build.sh builds
+// both), else built into dir.
+func ociBinary(t *testing.T, dir string) string {
+	t.Helper()
+	if bin := os.Getenv("SANDBOX_BIN"); bin != "" {
+		p := filepath.Join(filepath.Dir(bin), "sandbox-oci")
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("sandbox-oci: %v (scripts/build.sh builds it beside sandbox)", err)
+		}
+		return p
+	}
+	p := filepath.Join(dir, "sandbox-oci")
+	ctx, cancel := context.WithTimeout(context.Background(), buildTime)
+	defer cancel()
+	// cgo: exec's namespace stage (cmd/sandbox-oci/nsenter.c); the guest is
+	// the same Debian as the host, so its libc serves.
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", p, "sandbox/cmd/sandbox-oci").CombinedOutput(); err != nil {
+		t.Fatalf("SANDBOX_BIN is unset and building sandbox-oci failed: %v\n%s", err, out)
+	}
+	return p
 }
 
 // vmPrereqs: QEMU and an up-to-date kernel cache (as TestVM requires

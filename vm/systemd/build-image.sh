@@ -9,22 +9,23 @@
 # A Debian 12 (bookworm) system with systemd as PID 1, dbus, logind and a
 # lingering user tester (1000, with subordinate ids) whose user manager has
 # Debian's stock delegation (user@.service Delegate=pids memory cpu: no io),
+# and containerd and podman (the root pass's engines for sandbox-oci),
 # built by mmdebstrap from the host's own apt sources and packed into an ext4
 # image. vm/run.sh --systemd boots it (read-only: each boot writes to a
 # throw-away snapshot); vmtest.service runs the job from the ctl share.
 # Leaves in CACHE_DIR, world-readable:
-#   rootfs.ext4    the image (2 GiB sparse, ~230 MB used)
+#   rootfs.ext4    the image (2 GiB sparse, ~415 MB used)
 #   packages.txt   the packages in it, with versions
 #   modules/       ext4 and its dependencies for the guest's kernel, and
 #                  `order` (insmod order): the first stage mounts the image
 #   stamp          hash of this directory's files: rebuilt only when they change
-# ~1.5-2.5 min on a 2-core machine; a no-op while the stamp matches.
+# ~2-3 min on a 2-core machine; a no-op while the stamp matches.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kernel="${1:?usage: build-image.sh KERNEL_CACHE [CACHE_DIR]}"
 cache="${2:-/var/cache/sandbox-vm-systemd}"
-readonly PKGS=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,uidmap,passwd,procps
+readonly PKGS=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,uidmap,passwd,procps,containerd,podman
 
 say() { printf 'build-systemd-image: %s\n' "$*"; }
 die() { printf 'build-systemd-image: ERROR: %s\n' "$*" >&2; exit 1; }
