@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Start-up benchmark: `sandbox run -- true` against bwrap, unshare, podman and
-# crun (and sandbox-oci, the OCI runtime, beside crun), side by side in one
-# hyperfine run, as an unprivileged user; with a base
+# Start-up benchmark: `sandbox run -- true` against bwrap, unshare, podman,
+# crun and runc (and sandbox-oci, the OCI runtime, beside them), side by side
+# in one hyperfine run, as an unprivileged user; with a base
 # binary (--base REV or SANDBOX_BASE_BIN), every sandbox line twice, base and
 # new, in the same run. Then the resident memory of the sandbox's own processes.
 #
@@ -26,7 +26,7 @@ usage: bench/startup.sh [--out DIR] [--runs N] [--warmup N] [--base REV]
 
 Measures the start-up time of `sandbox run -- true` (and variants),
 `sandbox version`, `sandbox exec NAME -- true` and `sandbox ps` next to bwrap,
-unshare, an empty static Go program, podman, crun and sandbox-oci with hyperfine, then
+unshare, an empty static Go program, podman, crun, runc and sandbox-oci with hyperfine, then
 prints median, mean ± σ and each median's ratio to bwrap's median; then the
 RSS of the sandbox's supervisor and init while the payload sleeps.
 
@@ -157,6 +157,10 @@ if [[ "$(id -u)" -eq 0 ]]; then
 	if [[ "$skip_sandbox" != 1 ]]; then
 		cp "$SANDBOX_BIN" "$stage/sandbox"
 		stage_bin="$stage/sandbox"
+		# sandbox-oci, the OCI runtime, when it was built beside it.
+		if [[ -x "$(dirname "$SANDBOX_BIN")/sandbox-oci" ]]; then
+			cp "$(dirname "$SANDBOX_BIN")/sandbox-oci" "$stage/sandbox-oci"
+		fi
 	fi
 	stage_base=""
 	if [[ -n "$base_rev" ]]; then
@@ -369,55 +373,43 @@ else
 	fi
 fi
 
-# crun: a rootless OCI bundle of busybox; kept only if two runs in a row work
-# (the container must be gone after each run for hyperfine to repeat it).
-if ! command -v crun >/dev/null; then
-	skip "crun" "not installed"
-elif [[ -z "$busybox" ]]; then
-	skip "crun" "no busybox (busybox-static) for a root file system"
-else
-	bundle="$work/crun-bundle"
+# OCI runtimes: a rootless bundle of busybox each, made by the runtime's own
+# `spec --rootless`; kept only if two runs in a row work (the container must
+# be gone after each run for hyperfine to repeat it). runc and crun are the
+# anchors of sandbox-oci, sandbox's OCI runtime (docs/oci.md).
+# oci_runtime NAME BIN: add "NAME run (busybox bundle)" when it works.
+oci_runtime() {
+	local name="$1" bin="$2" bundle="$work/$1-bundle" cmd
+	if [[ -z "$bin" ]] || ! command -v "$bin" >/dev/null; then
+		skip "$name" "not installed"
+		return
+	fi
+	if [[ -z "$busybox" ]]; then
+		skip "$name" "no busybox (busybox-static) for a root file system"
+		return
+	fi
 	mkdir -p "$bundle"
 	make_busybox_root "$bundle/rootfs"
-	if (cd "$bundle" && crun spec --rootless) 2>"$work/try.err"; then
-		sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"true"/; s/"sh",$/"true",/' "$bundle/config.json"
-		crun_cmd="crun --root $work/crun-state run --bundle $bundle sandbox-bench-$$"
-		if try "$crun_cmd" && try "$crun_cmd"; then
-			names+=("crun run (busybox bundle)")
-			cmds+=("$crun_cmd")
-		else
-			skip "crun" "trial run failed: $(first_err)"
-		fi
-	else
-		skip "crun" "crun spec failed: $(first_err)"
+	if ! (cd "$bundle" && "$bin" spec --rootless) 2>"$work/try.err"; then
+		skip "$name" "$name spec failed: $(first_err)"
+		return
 	fi
-fi
-
-# sandbox-oci, the OCI runtime (docs/oci.md): the same kind of rootless
-# busybox bundle, made by its own `spec --rootless`; beside crun, the runc
-# command line's other rootless implementation measured here.
-oci_bin="$(dirname "${SANDBOX_BIN:-/nonexistent}")/sandbox-oci"
-if [[ "$skip_sandbox" == 1 || ! -x "$oci_bin" ]]; then
-	skip "sandbox-oci" "no bin/sandbox-oci beside sandbox"
-elif [[ -z "$busybox" ]]; then
-	skip "sandbox-oci" "no busybox (busybox-static) for a root file system"
-else
-	oci_bundle="$work/oci-bundle"
-	mkdir -p "$oci_bundle"
-	make_busybox_root "$oci_bundle/rootfs"
-	if (cd "$oci_bundle" && "$oci_bin" spec --rootless) 2>"$work/try.err"; then
-		sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"true"/; s/"sh",$/"true",/' "$oci_bundle/config.json"
-		oci_cmd="$oci_bin --root $work/oci-state run --bundle $oci_bundle sandbox-bench-oci-$$"
-		if try "$oci_cmd" && try "$oci_cmd"; then
-			names+=("sandbox-oci run (busybox bundle)")
-			cmds+=("$oci_cmd")
-		else
-			skip "sandbox-oci" "trial run failed: $(first_err)"
-		fi
+	sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"true"/; s/"sh",$/"true",/' "$bundle/config.json"
+	cmd="$bin --root $work/$name-state run --bundle $bundle sandbox-bench-$name-$$"
+	if try "$cmd" && try "$cmd"; then
+		names+=("$name run (busybox bundle)")
+		cmds+=("$cmd")
 	else
-		skip "sandbox-oci" "sandbox-oci spec failed: $(first_err)"
+		skip "$name" "trial run failed: $(first_err)"
 	fi
+}
+oci_runtime crun crun
+oci_runtime runc runc
+oci_bin=""
+if [[ "$skip_sandbox" != 1 && -x "$(dirname "$SANDBOX_BIN")/sandbox-oci" ]]; then
+	oci_bin="$(dirname "$SANDBOX_BIN")/sandbox-oci"
 fi
+oci_runtime sandbox-oci "$oci_bin"
 
 # ------------------------------------------------------ environment
 {
@@ -438,6 +430,7 @@ fi
 	echo "unshare: $(unshare --version 2>/dev/null)"
 	if command -v podman >/dev/null; then echo "podman: $(podman --version 2>/dev/null)"; fi
 	if command -v crun >/dev/null; then echo "crun: $(crun --version 2>/dev/null | head -n 1)"; fi
+	if command -v runc >/dev/null; then echo "runc: $(runc --version 2>/dev/null | head -n 1)"; fi
 	echo "runs: $runs, warmup: $warmup"
 	for s in "${skipped[@]}"; do echo "skipped: $s"; done
 } >"$out/env.txt"
