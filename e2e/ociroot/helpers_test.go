@@ -3,26 +3,18 @@
 package ociroot
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-
 	"sandbox/internal/testenv"
+	"sandbox/internal/testimage"
 )
 
 // runtimePath is the OCI runtime under test: $SANDBOX_OCI_RUNTIME, else
@@ -95,68 +87,9 @@ func busyboxImage(t testing.TB, path, ref string) {
 	if p, err := exec.LookPath("busybox"); err == nil {
 		bb = p
 	}
-	data, err := os.ReadFile(bb)
+	_, err := os.Stat(bb)
 	testenv.RequireOrSkip(t, err == nil, "busybox (Debian package busybox-static)")
-	applets, err := exec.Command(bb, "--list").Output()
-	if err != nil {
-		t.Fatalf("busybox --list: %v", err)
-	}
-	var layer bytes.Buffer
-	tw := tar.NewWriter(&layer)
-	now := time.Now()
-	add := func(h *tar.Header, body []byte) {
-		h.ModTime = now
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range []string{"bin/", "etc/", "dev/", "proc/", "sys/", "tmp/", "root/"} {
-		mode := int64(0o755)
-		if d == "tmp/" {
-			mode = 0o1777
-		}
-		add(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: mode}, nil)
-	}
-	add(&tar.Header{Typeflag: tar.TypeReg, Name: "bin/busybox", Mode: 0o755, Size: int64(len(data))}, data)
-	for _, a := range strings.Fields(string(applets)) {
-		if a == "busybox" || strings.Contains(a, "/") {
-			continue
-		}
-		add(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777}, nil)
-	}
-	for n, c := range map[string]string{
-		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
-		"etc/group":  "root:x:0:\nnogroup:x:65534:\n",
-	} {
-		add(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644, Size: int64(len(c))}, []byte(c))
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	raw := layer.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{
-		OS: "linux", Architecture: runtime.GOARCH,
-		Config: v1.Config{Cmd: []string{"/bin/sh"}, Env: []string{"PATH=/bin"}},
-		RootFS: v1.RootFS{Type: "layers"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if img, err = mutate.AppendLayers(img, l); err != nil {
-		t.Fatal(err)
-	}
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tarball.WriteToFile(path, tag, img); err != nil {
+	if err := testimage.Archive(path, ref, bb); err != nil {
 		t.Fatal(err)
 	}
 }

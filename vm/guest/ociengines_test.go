@@ -3,22 +3,13 @@
 package guest
 
 import (
-	"archive/tar"
-	"bytes"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"sandbox/internal/testimage"
 )
 
 // The root pass of the systemd guest (vm/systemd_test.go): Debian 12's
@@ -36,49 +27,24 @@ func ociBin(t *testing.T) string {
 	return p
 }
 
-// rootfsTar is a busybox root filesystem as a tar stream: the host's static
-// busybox (passed in as $BUSYBOX_BIN) with its applets linked, passwd, group.
-func rootfsTar(t *testing.T) []byte {
+// busyboxBin is the host's static busybox, passed into the VM.
+func busyboxBin(t *testing.T) string {
 	t.Helper()
 	bb := os.Getenv("BUSYBOX_BIN")
 	if bb == "" {
 		t.Fatal("BUSYBOX_BIN is not set (the host test passes its static busybox into the VM)")
 	}
-	data, err := os.ReadFile(bb)
+	return bb
+}
+
+// rootfsTar is a busybox root filesystem as a tar stream (testimage.Rootfs).
+func rootfsTar(t *testing.T) []byte {
+	t.Helper()
+	raw, err := testimage.Rootfs(busyboxBin(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := exec.Command(bb, "--list").Output()
-	if err != nil {
-		t.Fatalf("%s --list: %v", bb, err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	entry := func(h *tar.Header, body string) {
-		h.ModTime = time.Unix(0, 0)
-		h.Size = int64(len(body))
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(tw, body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range []string{"bin", "etc", "dev", "proc", "sys", "tmp", "root"} {
-		entry(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}, "")
-	}
-	entry(&tar.Header{Typeflag: tar.TypeReg, Name: "bin/busybox", Mode: 0o755}, string(data))
-	for _, a := range strings.Fields(string(list)) {
-		if a != "busybox" && !strings.Contains(a, "/") {
-			entry(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777}, "")
-		}
-	}
-	entry(&tar.Header{Typeflag: tar.TypeReg, Name: "etc/passwd", Mode: 0o644}, "root:x:0:0:root:/root:/bin/sh\n")
-	entry(&tar.Header{Typeflag: tar.TypeReg, Name: "etc/group", Mode: 0o644}, "root:x:0:\n")
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return raw
 }
 
 // TestRootOCIContainerd: containerd (its systemd unit) with sandbox-oci
@@ -102,25 +68,8 @@ func TestRootOCIContainerd(t *testing.T) {
 		}
 	}
 	const ref = "sandbox.test/busybox:latest"
-	raw := rootfsTar(t)
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{OS: "linux", Architecture: runtime.GOARCH,
-		Config: v1.Config{Cmd: []string{"/bin/sh"}, Env: []string{"PATH=/bin"}}, RootFS: v1.RootFS{Type: "layers"}})
-	if err == nil {
-		img, err = mutate.AppendLayers(img, layer)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
 	archive := filepath.Join(t.TempDir(), "busybox.tar")
-	if err := tarball.WriteToFile(archive, tag, img); err != nil {
+	if err := testimage.Archive(archive, ref, busyboxBin(t)); err != nil {
 		t.Fatal(err)
 	}
 	// native: overlayfs is a module this guest does not load.
