@@ -39,7 +39,9 @@ func Init() int {
 	// no_new_privs are per thread, and the payload is forked from this one.
 	runtime.LockOSThread()
 	// One P: init has no parallel work, and each P keeps caches of its own
-	// (spans per size class) that would stay allocated.
+	// (spans per size class) that would stay allocated. The parent sets
+	// GOMAXPROCS=1 in init's environment, so that this costs nothing (no
+	// stop of the world) and no thread is started for a second P.
 	runtime.GOMAXPROCS(1)
 	var st unix.Stat_t
 	if err := unix.Fstat(wire.InitFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
