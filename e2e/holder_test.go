@@ -216,6 +216,27 @@ func TestHolderSecondRun(t *testing.T) {
 	}
 }
 
+// TestHolderSharesInit: a run that uses the holder starts init from the
+// holder's sealed copy of it (no copy of its own); the run that found no
+// holder made its own.
+func TestHolderSharesInit(t *testing.T) {
+	t.Parallel()
+	h := newHolderSetup(t)
+	const shared = "init's program: the holder's sealed copy"
+	r := mustRun(t, opts{env: h.env}, "run", "-v", "--net=none", "--", "true")
+	if strings.Contains(r.stderr, shared) {
+		t.Fatalf("the first run (no holder yet) says it used the holder's copy:\n%s", r.stderr)
+	}
+	h.waitHolder(t)
+	r = mustRun(t, opts{env: h.env}, "run", "-v", "--net=none", "--", "sh", "-c", "echo ran")
+	if !strings.Contains(r.stderr, shared) || mapsVia(t, r) != "holder" {
+		t.Fatalf("the second run did not start init from the holder's copy:\n%s", r.stderr)
+	}
+	if strings.TrimSpace(r.stdout) != "ran" {
+		t.Fatalf("the payload's output: %q", r.stdout)
+	}
+}
+
 // TestHolderManyRuns: 20 runs one after another and 8 at once, all through
 // the holder, all with the full maps.
 func TestHolderManyRuns(t *testing.T) {

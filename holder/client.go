@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"sandbox/idmap"
+	"sandbox/internal/memexec"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,10 +17,44 @@ import (
 // ErrNone: no holder answers in the directory.
 var ErrNone = errors.New("no holder is running")
 
-// NS is a holder's namespace, checked (Verify).
+// NS is a holder's namespace, checked (Verify), and its program.
 type NS struct {
 	File           *os.File
 	UIDMap, GIDMap string // its maps, as the kernel shows them
+	// Program is the holder's own program (a read-only fd of its sealed
+	// memfd: sandbox-init), ProgramID which build it is; nil and "" when
+	// it has none to share. TakeProgram checks it.
+	Program   *os.File
+	ProgramID string
+}
+
+// TakeProgram returns the holder's program as a sealed memfd of init
+// (name, size bytes) if it is the build id names, and nil otherwise; the
+// caller then owns it. The rest of ns stays usable either way.
+func (ns *NS) TakeProgram(name, id string, size int) *memexec.File {
+	f := ns.Program
+	ns.Program = nil
+	if f == nil {
+		return nil
+	}
+	if id == "" || ns.ProgramID != id {
+		f.Close()
+		return nil
+	}
+	m, err := memexec.Adopt(f, name, size)
+	if err != nil {
+		return nil
+	}
+	return m
+}
+
+// Close releases what the holder gave.
+func (ns *NS) Close() {
+	ns.File.Close()
+	if ns.Program != nil {
+		ns.Program.Close()
+		ns.Program = nil
+	}
 }
 
 // Get asks the holder in dir for its namespace and checks it for a run
@@ -47,6 +82,7 @@ func Get(dir string, uids, gids []idmap.Mapping) (*NS, error) {
 	unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2})
 	buf := make([]byte, 16<<10)
 	oob := make([]byte, unix.CmsgSpace(4*4))
+	// The namespace, and the holder's program if it shares it.
 	n, oobn, _, _, err := unix.Recvmsg(c, buf, oob, unix.MSG_CMSG_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("reading the holder's answer: %w", err)
@@ -56,24 +92,28 @@ func Get(dir string, uids, gids []idmap.Mapping) (*NS, error) {
 		return nil, err
 	}
 	msg := string(buf[:n])
-	if !strings.HasPrefix(msg, "ok\n") || len(fds) != 1 {
+	if !strings.HasPrefix(msg, "ok\n") || len(fds) < 1 || len(fds) > 2 {
 		closeAll(fds)
 		if n == 0 {
 			return nil, ErrNone // it went away (idle) as we asked
 		}
 		return nil, fmt.Errorf("the holder %s", strings.TrimPrefix(msg, "refused: "))
 	}
-	u, g, ok := strings.Cut(strings.TrimPrefix(msg, "ok\n"), "\x00")
-	ns := os.NewFile(uintptr(fds[0]), "holder-userns")
-	if !ok {
-		ns.Close()
-		return nil, errors.New("the holder's answer has no gid_map")
+	parts := strings.Split(strings.TrimPrefix(msg, "ok\n"), "\x00")
+	ns := &NS{File: os.NewFile(uintptr(fds[0]), "holder-userns")}
+	if len(fds) == 2 {
+		ns.Program = os.NewFile(uintptr(fds[1]), "holder-program")
 	}
-	if err := Verify(ns, u, g, uids, gids); err != nil {
+	if len(parts) != 3 {
+		ns.Close()
+		return nil, errors.New("the holder's answer is not uid_map, gid_map and its program's ID")
+	}
+	ns.UIDMap, ns.GIDMap, ns.ProgramID = parts[0], parts[1], parts[2]
+	if err := Verify(ns.File, ns.UIDMap, ns.GIDMap, uids, gids); err != nil {
 		ns.Close()
 		return nil, err
 	}
-	return &NS{File: ns, UIDMap: u, GIDMap: g}, nil
+	return ns, nil
 }
 
 func rights(oob []byte) ([]int, error) {
@@ -98,15 +138,16 @@ func closeAll(fds []int) {
 }
 
 // Start starts a holder in dir for runs whose maps are uids and gids: exe
-// (sandbox-init's program) as Arg0, in its own session, with stdio on
+// (sandbox-init's program, build id: see ProgramEnv) as Arg0, in its own session, with stdio on
 // /dev/null, no fd of the caller's and a small environment, in the root
 // directory. It returns at once; the holder maps its namespace itself (it
 // runs the helpers), gives way if another holder runs or is starting, and
 // outlives the caller; it is reaped if it ends while the caller still
 // runs.
-func Start(dir, exe string, uids, gids []idmap.Mapping) error {
+func Start(dir, exe, id string, uids, gids []idmap.Mapping) error {
 	env := []string{
 		dirEnv + "=" + dir,
+		ProgramEnv + "=" + id,
 		uidsEnv + "=" + idmap.Format(Identity(uids)),
 		gidsEnv + "=" + idmap.Format(Identity(gids)),
 		"PATH=" + os.Getenv("PATH"),

@@ -14,14 +14,19 @@
 // tell one inside a sandbox from one outside), and holds the mapped
 // namespace by an fd. It hands that fd, with its maps, over a unix socket
 // in the caller's private state directory to peers of its own uid in its
-// own user namespace without no_new_privs, and to no one else. It holds no
-// sandbox alive, has no fd of any sandbox, and exits after Idle without a
-// client. A run that finds no holder writes its maps with the helpers and
-// starts one for the next runs.
+// own user namespace without no_new_privs, and to no one else. With it
+// goes a read-only fd of the holder's own program, the sealed memfd it
+// runs from, so that a run of the same sandbox build (ProgramEnv says
+// which) starts init from it instead of copying init into a memfd of its
+// own: no copy on the run's path, and one copy of init's code in memory
+// for all the user's sandboxes. It holds no sandbox alive, has no fd of
+// any sandbox, and exits after Idle without a client. A run that finds no
+// holder writes its maps with the helpers and starts one for the next
+// runs.
 //
 // server.go is the holder, client.go the caller's side, verify.go the
 // caller's check of what it was given. It imports the standard library,
-// x/sys and idmap only.
+// x/sys, idmap and internal/memexec only.
 package holder
 
 import (
@@ -60,6 +65,10 @@ const (
 	dirEnv  = "SANDBOX_HOLDER_DIR"  // its directory (see Dir)
 	uidsEnv = "SANDBOX_HOLDER_UIDS" // the uids to map to themselves, as idmap.Format writes them
 	gidsEnv = "SANDBOX_HOLDER_GIDS"
+	// ProgramEnv is which build of sandbox-init the holder runs (the
+	// starting run's init ID), handed on with its program; empty: the
+	// program is not shared.
+	ProgramEnv = "SANDBOX_HOLDER_PROGRAM"
 )
 
 // Files in the holder's directory.
@@ -72,7 +81,7 @@ const (
 // directory base (made if missing): a directory of the caller's, closed
 // to everyone else.
 func Dir(base string) (string, error) {
-	d := filepath.Join(base, ".holder")
+	d := Path(base)
 	if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", fmt.Errorf("creating %s: %w", d, err)
 	}
@@ -81,6 +90,9 @@ func Dir(base string) (string, error) {
 	}
 	return d, nil
 }
+
+// Path is the holder's directory below base, as Dir makes it.
+func Path(base string) string { return filepath.Join(base, ".holder") }
 
 // private checks that d is a directory of ours that no one else may enter.
 func private(d string) error {

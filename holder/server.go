@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"sandbox/idmap"
+	"sandbox/internal/memexec"
 
 	"golang.org/x/sys/unix"
 )
@@ -67,7 +68,8 @@ type server struct {
 	ln     int       // listening socket
 	ino    uint64    // its file's inode (removed at exit only if still ours)
 	ns     *os.File  // the mapped user namespace
-	maps   []byte    // "ok\n" uid_map NUL gid_map: the answer
+	prog   *os.File  // our own program, read-only (the sealed memfd we run from), or nil
+	maps   []byte    // "ok\n" uid_map NUL gid_map NUL program ID: the answer
 	userNS [2]uint64 // dev, inode of our user namespace: our clients'
 	uid    uint32
 	idle   time.Duration
@@ -109,12 +111,39 @@ func start(dir string) (*server, error) {
 	if s.ns, uidText, gidText, err = mapNamespace(uids, gids); err != nil {
 		return nil, err
 	}
-	s.maps = []byte("ok\n" + uidText + "\x00" + gidText)
+	id := os.Getenv(ProgramEnv)
+	if s.prog = ownProgram(); s.prog == nil {
+		id = ""
+	}
+	s.maps = []byte("ok\n" + uidText + "\x00" + gidText + "\x00" + id)
 	if err := s.listen(); err != nil {
 		s.ns.Close()
+		if s.prog != nil {
+			s.prog.Close()
+		}
 		return nil, err
 	}
 	return s, nil
+}
+
+// ownProgram is a read-only fd of the program the holder runs, if that is
+// a sealed memfd (as a run starts it: sandbox-init's copy): shared with
+// clients, it spares each its own copy. Nil otherwise.
+func ownProgram() *os.File {
+	f, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil
+	}
+	m, err := memexec.Adopt(f, Arg0, int(st.Size))
+	if err != nil {
+		return nil // not a sealed memfd (Adopt closed it)
+	}
+	return m.File()
 }
 
 // mapNamespace starts a process in a new user namespace, has newuidmap and
@@ -253,7 +282,11 @@ func (s *server) answer(c int) {
 		unix.Sendmsg(c, []byte("refused: "+err.Error()), nil, nil, 0)
 		return
 	}
-	unix.Sendmsg(c, s.maps, unix.UnixRights(int(s.ns.Fd())), nil, 0)
+	fds := []int{int(s.ns.Fd())}
+	if s.prog != nil {
+		fds = append(fds, int(s.prog.Fd()))
+	}
+	unix.Sendmsg(c, s.maps, unix.UnixRights(fds...), nil, 0)
 }
 
 // check lets only a process of the holder's uid, in the holder's user

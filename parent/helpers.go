@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -15,6 +16,8 @@ import (
 	"sandbox/spec"
 	"sandbox/state"
 	"sandbox/userns"
+
+	"golang.org/x/sys/unix"
 )
 
 // InitELF is sandbox-init (cmd/sandbox-init), embedded by cmd/sandbox when
@@ -29,6 +32,11 @@ var InitELF string
 // one would run in our own namespaces (the start would notice and fail
 // over to the helpers, but only after it started).
 var InitStage bool
+
+// InitID names the build of InitELF (its SHA-256, set by scripts/build.sh):
+// a holder started by a run of the same build shares its copy of init
+// (holder.NS.TakeProgram). Empty: none is taken.
+var InitID string
 
 // holderFor decides how a run's maps are written: in the namespace of the
 // user's holder (ns, checked), or with newuidmap/newgidmap, starting a
@@ -79,30 +87,51 @@ var loadInit = sync.OnceValues(func() (*memexec.File, error) {
 })
 
 // PreloadInit starts copying init into its memfd, so that the copy runs
-// while the caller plans the run; Run then takes it.
+// while the caller plans the run; Run then takes it. Not when a holder
+// listens: it shares its own copy (initCommand copies then only if it
+// does not, e.g. a holder of another build).
 func PreloadInit() {
-	if InitELF != "" {
+	if InitELF != "" && !holderListens() {
 		go loadInit()
 	}
 }
 
-// initCommand is the path that starts init, and a file to close once it
-// has started (the sealed memfd of the embedded copy), at minFD or above
-// (see childFDFloor).
-func initCommand(minFD int) (string, io.Closer, error) {
-	if InitELF == "" {
-		return "/proc/self/exe", nil, nil
+// holderListens: the run may get init's program from a holder.
+func holderListens() bool {
+	if !InitStage || InitID == "" || holder.Off() {
+		return false
 	}
-	m, err := loadInit()
+	base, err := state.BaseDir()
 	if err != nil {
-		return "", nil, err
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Lstat(filepath.Join(holder.Path(base), holder.Socket), &st) == nil
+}
+
+// initCommand is the path that starts init, and a file to close once it
+// has started (a sealed memfd of init), at minFD or above (see
+// childFDFloor): the holder's copy if hold has one of this build
+// (shared), else this process's own.
+func initCommand(minFD int, hold *holder.NS) (path string, file io.Closer, shared bool, err error) {
+	if InitELF == "" {
+		return "/proc/self/exe", nil, false, nil
+	}
+	var m *memexec.File
+	if hold != nil {
+		m = hold.TakeProgram(wire.InitArg0, InitID, len(InitELF))
+	}
+	if shared = m != nil; !shared {
+		if m, err = loadInit(); err != nil {
+			return "", nil, false, err
+		}
 	}
 	p, err := m.PathAbove(minFD)
 	if err != nil {
 		m.Close()
-		return "", nil, err
+		return "", nil, false, err
 	}
-	return p, m, nil
+	return p, m, shared, nil
 }
 
 // netstackCommand is the path that starts the builtin network helper and a

@@ -119,13 +119,19 @@ func run(s *spec.Spec) (status int, err error) {
 	for fd := 3; fd < 3+s.PreserveFDs; fd++ {
 		extra = append(extra, os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd)))
 	}
-	initPath, initFile, err := initCommand(childFDFloor(append([]*os.File{stdin, stdout, os.Stderr}, extra...)))
-	if err != nil {
-		return wire.StatusError, journal.AtStep("loading init", err)
-	}
 	// With a holder, init is created inside its namespace by init's stage,
 	// which writes the maps itself: no setuid helper on this run's path.
 	hold, holdDir, startHolder := holderFor(s, lg)
+	initPath, initFile, shared, err := initCommand(childFDFloor(append([]*os.File{stdin, stdout, os.Stderr}, extra...)), hold)
+	if err != nil {
+		if hold != nil {
+			hold.Close()
+		}
+		return wire.StatusError, journal.AtStep("loading init", err)
+	}
+	if shared {
+		logf("init's program: the holder's sealed copy")
+	}
 	// One P from the runtime's start: init's own runtime.GOMAXPROCS(1)
 	// would stop the world to drop the second, and with two the runtime
 	// starts threads to run its goroutines on (measured: 1.3 ms a start).
@@ -152,12 +158,12 @@ func run(s *spec.Spec) (status int, err error) {
 		c, err = cg.startInit(opts)
 	}
 	if hold != nil {
-		hold.File.Close() // init's stage had its own copy
+		hold.Close() // init's stage had its own copy
 	}
 	staged := err == nil && opts.Stage != nil
 	if err == nil && startHolder {
 		// For the next runs; it maps its namespace itself, beside this run.
-		if herr := holder.Start(holdDir, initPath, s.Maps.UIDs, s.Maps.GIDs); herr != nil {
+		if herr := holder.Start(holdDir, initPath, InitID, s.Maps.UIDs, s.Maps.GIDs); herr != nil {
 			lg.Detail("identity", herr.Error())
 		}
 	}

@@ -48,8 +48,11 @@ fi
 # initialisation (~2 ms) is paid by pulls only.
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
 	-o cmd/sandbox/sandbox-pull.bin ./cmd/sandbox-pull
+# Which init this is: a holder started by this build shares its copy of
+# init with this build's runs only (parent.InitID).
+init_id="$(sha256sum cmd/sandbox/sandbox-init.bin | cut -d' ' -f1)"
 CGO_ENABLED=0 go build -trimpath -tags "$tags" \
-	-ldflags "-s -w -X main.version=$version" \
+	-ldflags "-s -w -X main.version=$version -X main.initID=$init_id" \
 	-o bin/sandbox ./cmd/sandbox
 # The OCI runtime (docs/oci.md), a program of its own beside sandbox: with
 # cgo, statically, for exec's namespace stage (cmd/sandbox-oci/nsenter.c),

@@ -27,11 +27,15 @@ import (
 
 var version = "dev"
 
+// initID is the SHA-256 of the embedded sandbox-init (scripts/build.sh):
+// a holder of the same build shares its copy of init (parent.InitID).
+var initID string
+
 func main() {
 	if run, ok := personality(); ok {
 		os.Exit(run())
 	}
-	spec.NetstackELF, parent.InitELF = netstackELF, initELF
+	spec.NetstackELF, parent.InitELF, parent.InitID = netstackELF, initELF, initID
 	os.Exit(runCLI(os.Args[1:]))
 }
 

@@ -142,5 +142,31 @@ func (m *File) PathAbove(minFD int) (string, error) {
 	return m.Path(), nil
 }
 
+// Adopt takes f, a copy of the program name made by another process (the
+// user's holder shares its own), if it is a memfd sealed as New seals one
+// and size bytes long; f is closed otherwise. Who made it says what it is:
+// the caller checks that before (a sealed memfd cannot change, so what was
+// true of it when made stays true).
+func Adopt(f *os.File, name string, size int) (*File, error) {
+	got, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
+	if err == nil && got&seals != seals {
+		err = fmt.Errorf("sealed %#x, not %#x", got, seals)
+	}
+	var st unix.Stat_t
+	if err == nil {
+		if err = unix.Fstat(int(f.Fd()), &st); err == nil && st.Size != int64(size) {
+			err = fmt.Errorf("%d bytes, not %d", st.Size, size)
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("the copy of %s given: %w", name, err)
+	}
+	return &File{f}, nil
+}
+
+// File is the memfd itself.
+func (m *File) File() *os.File { return m.f }
+
 // Close releases this process's copy; a started child keeps running.
 func (m *File) Close() error { return m.f.Close() }

@@ -105,3 +105,50 @@ func TestSelf(t *testing.T) {
 		t.Fatal("the memfd is writable")
 	}
 }
+
+// TestAdopt: a copy made elsewhere is taken only as New makes one: a
+// sealed memfd of the program's size.
+func TestAdopt(t *testing.T) {
+	m, err := New("hello", script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	dup := func(f *os.File) *os.File {
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return os.NewFile(uintptr(fd), f.Name())
+	}
+	got, err := Adopt(dup(m.f), "hello", len(script))
+	if err != nil {
+		t.Fatalf("a sealed copy of the right size: %v", err)
+	}
+	b, err := os.ReadFile(got.Path())
+	got.Close()
+	if err != nil || string(b) != script {
+		t.Fatalf("the adopted copy holds %q (%v)", b, err)
+	}
+	if _, err := Adopt(dup(m.f), "hello", len(script)+1); err == nil {
+		t.Error("a copy of another size was taken")
+	}
+	fd, err := unix.MemfdCreate("unsealed", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsealed := os.NewFile(uintptr(fd), "unsealed")
+	if _, err := unsealed.WriteString(script); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Adopt(unsealed, "hello", len(script)); err == nil {
+		t.Error("an unsealed memfd was taken: its code could change after the check")
+	}
+	plain, err := os.Open("testdata/hello.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Adopt(plain, "hello", len(script)); err == nil {
+		t.Error("a plain file was taken")
+	}
+}
