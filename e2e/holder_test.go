@@ -432,7 +432,8 @@ func TestHolderPeers(t *testing.T) {
 	h.waitHolder(t)
 	sock := filepath.Join(h.dir, "holder.sock")
 	out, err := exec.Command("python3", "-c", holderClient, sock).CombinedOutput()
-	if err != nil || !strings.HasPrefix(string(out), "ok fds=1") {
+	// The namespace and the holder's program.
+	if err != nil || !strings.HasPrefix(string(out), "ok fds=2") {
 		t.Fatalf("a client of ours outside any sandbox: %v: %s", err, out)
 	}
 	out, err = exec.Command("setpriv", "--no-new-privs", "python3", "-c", holderClient, sock).CombinedOutput()
@@ -518,7 +519,8 @@ func TestHolderOff(t *testing.T) {
 
 // TestHolderProcess: what the holder is: no capability in our namespace,
 // no no_new_privs, its own session, and no fd but stdio on /dev/null, its
-// socket, the namespace it holds and the Go runtime's poller.
+// socket, the namespace it holds, a read-only fd of its own program (which
+// it shares) and the Go runtime's poller.
 func TestHolderProcess(t *testing.T) {
 	t.Parallel()
 	h := newHolderSetup(t)
@@ -543,7 +545,7 @@ func TestHolderProcess(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Errorf("the holder keeps more than /dev/null, its socket, its namespace and the runtime's poller: %v", bad)
+	t.Errorf("the holder keeps more than /dev/null, its socket, its namespace, its program and the runtime's poller: %v", bad)
 }
 
 // holderFDs lists what pid has open beyond what a holder may keep.
@@ -553,12 +555,20 @@ func holderFDs(t *testing.T, pid int) []string {
 		t.Fatal(err)
 	}
 	var bad []string
-	var sockets, userns int
+	var sockets, userns, programs int
+	var exe unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/exe", pid), &exe); err != nil {
+		t.Fatal(err)
+	}
 	for _, e := range ents {
 		fd, _ := strconv.Atoi(e.Name())
 		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+		var st unix.Stat_t
 		switch {
 		case fd <= 2 && target == "/dev/null":
+		case strings.HasPrefix(target, "/memfd:") && unix.Stat(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()), &st) == nil &&
+			st.Dev == exe.Dev && st.Ino == exe.Ino && readOnlyFD(pid, fd):
+			programs++ // its own program, shared with its clients
 		case strings.HasPrefix(target, "socket:"):
 			sockets++
 		case strings.HasPrefix(target, "user:"):
@@ -568,10 +578,21 @@ func holderFDs(t *testing.T, pid int) []string {
 			bad = append(bad, fmt.Sprintf("fd %d -> %s", fd, target))
 		}
 	}
-	if sockets != 1 || userns != 1 {
-		bad = append(bad, fmt.Sprintf("%d sockets and %d namespaces, want 1 and 1", sockets, userns))
+	if sockets != 1 || userns != 1 || programs != 1 {
+		bad = append(bad, fmt.Sprintf("%d sockets, %d namespaces and %d read-only fds of its program, want 1, 1 and 1", sockets, userns, programs))
 	}
 	return bad
+}
+
+// readOnlyFD: pid's fd is open for reading only (its fdinfo's flags).
+func readOnlyFD(pid, fd int) bool {
+	for _, l := range strings.Split(readOr(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd)), "\n") {
+		if v, ok := strings.CutPrefix(l, "flags:"); ok {
+			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			return err == nil && flags&unix.O_ACCMODE == unix.O_RDONLY
+		}
+	}
+	return false
 }
 
 // TestHolderFeatures: with the holder, the network drivers, exec into a

@@ -104,11 +104,15 @@ func Get(dir string, uids, gids []idmap.Mapping) (*NS, error) {
 	if len(fds) == 2 {
 		ns.Program = os.NewFile(uintptr(fds[1]), "holder-program")
 	}
-	if len(parts) != 3 {
+	// A holder of an older build answers without its program's ID.
+	if len(parts) < 2 || len(parts) > 3 {
 		ns.Close()
 		return nil, errors.New("the holder's answer is not uid_map, gid_map and its program's ID")
 	}
-	ns.UIDMap, ns.GIDMap, ns.ProgramID = parts[0], parts[1], parts[2]
+	ns.UIDMap, ns.GIDMap = parts[0], parts[1]
+	if len(parts) == 3 {
+		ns.ProgramID = parts[2]
+	}
 	if err := Verify(ns.File, ns.UIDMap, ns.GIDMap, uids, gids); err != nil {
 		ns.Close()
 		return nil, err
