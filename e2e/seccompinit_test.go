@@ -71,3 +71,31 @@ func TestSeccompProfileVersusInit(t *testing.T) {
 		})
 	}
 }
+
+// TestSeccompWatchOnlyWhereItMatters: init waits for the parent's look at
+// its threads (a round trip) before it installs a filter that may kill a
+// single thread, or a user's profile; not before the default filter, which
+// cannot (ERRNO only).
+func TestSeccompWatchOnlyWhereItMatters(t *testing.T) {
+	t.Parallel()
+	const looked = "the parent looked at init's threads before the filter"
+	r := mustRun(t, opts{}, "run", "-v", "--net=none", "--", "true")
+	if strings.Contains(r.stderr, looked) {
+		t.Errorf("the default filter was installed after the parent's look:\n%s", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "confined (") {
+		t.Fatalf("no confined line (is the default filter on?):\n%s", r.stderr)
+	}
+	dir := tempDir(t)
+	for name, profile := range map[string]string{
+		"kill":  `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_KILL"}]}`,
+		"errno": `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}`,
+	} {
+		p := filepath.Join(dir, name+".json")
+		writeFile(t, p, profile, 0o644)
+		r := mustRun(t, opts{dir: dir}, "run", "-v", "--net=none", "--seccomp", p, "--", "true")
+		if !strings.Contains(r.stderr, looked) {
+			t.Errorf("profile %s: installed without the parent's look:\n%s", name, r.stderr)
+		}
+	}
+}

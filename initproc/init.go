@@ -167,7 +167,7 @@ func Init() int {
 		stdio = []*os.File{slave, slave, slave}
 		sys.Setsid, sys.Setctty, sys.Ctty = true, true, 0
 	}
-	if cfg.Seccomp != nil {
+	if cfg.Seccomp != nil && cfg.SeccompWatch {
 		// The parent looks at our threads before the filter may kill one.
 		if err := conn.Send(proto.KindConfining, nil); err != nil {
 			return wire.StatusError
@@ -175,6 +175,7 @@ func Init() int {
 		if _, _, err := fromParent.Expect(conn, proto.KindWatched); err != nil {
 			return fail("waiting for the parent before installing the seccomp filter", wire.StatusError, err)
 		}
+		logf("the parent looked at init's threads before the filter (it may kill one)")
 	}
 	if step, err := confineSelf(&cfg, lg); err != nil {
 		return fail(step, wire.StatusError, err)

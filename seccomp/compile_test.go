@@ -667,3 +667,34 @@ func sortedNames[V any](m map[string]V) []string {
 	sort.Strings(s)
 	return s
 }
+
+// TestMayKillThread: the default filter never kills a single thread (so
+// init installs it without the parent's look at its threads); a profile
+// that does (SCMP_ACT_KILL, SCMP_ACT_KILL_THREAD) is recognised, whether as
+// a rule's action or as the default.
+func TestMayKillThread(t *testing.T) {
+	for _, o := range []DefaultOptions{{}, {AllowNestedUserns: true}, {DenyPtrace: true}} {
+		if compileDefault(t, o).MayKillThread() {
+			t.Errorf("default filter %+v: may kill a thread", o)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		p    Profile
+		want bool
+	}{
+		{"errno rule", Profile{DefaultAction: ActAllow, Syscalls: []Syscall{{Names: []string{"mkdir"}, Action: ActErrno}}}, false},
+		{"kill-process rule", Profile{DefaultAction: ActAllow, Syscalls: []Syscall{{Names: []string{"mkdir"}, Action: ActKillProcess}}}, false},
+		{"kill rule", Profile{DefaultAction: ActAllow, Syscalls: []Syscall{{Names: []string{"mkdir"}, Action: ActKill}}}, true},
+		{"kill-thread rule", Profile{DefaultAction: ActAllow, Syscalls: []Syscall{{Names: []string{"mkdir"}, Action: ActKillThread}}}, true},
+		{"kill default", Profile{DefaultAction: ActKill}, true},
+	} {
+		prog, err := Compile(&c.p, Options{Arch: "amd64"})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := prog.MayKillThread(); got != c.want {
+			t.Errorf("%s: MayKillThread %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -78,6 +78,11 @@ type ChildConfig struct {
 	Landlock    *confine.LandlockRules `json:"landlock,omitempty"`
 	PreserveFDs int                    `json:"preserve_fds,omitempty"`
 	Seccomp     *bpf.Program           `json:"seccomp,omitempty"` // nil: unconfined
+	// SeccompWatch: init says Confining and waits for Watched before it
+	// installs Seccomp (see wire.go): the filter may kill a single thread,
+	// or is a user's profile, whose time to start the payload the parent
+	// bounds.
+	SeccompWatch bool `json:"seccomp_watch,omitempty"`
 
 	// HostnameAsked: --hostname was given (else a hostname the kernel
 	// refuses is kept as it is).

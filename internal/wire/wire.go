@@ -18,10 +18,11 @@
 //	                            why not; init waits for it once its root is
 //	                            built, before the payload starts
 //	init   → parent  PTY        (only with a terminal) the pty master, as an fd
-//	init   → parent  Confining  init is about to install a seccomp filter on
-//	                            itself: from here to Started (a fork and an
-//	                            exec) a user's profile may block it, so the
-//	                            parent bounds that time
+//	init   → parent  Confining  (ChildConfig.SeccompWatch) init is about to
+//	                            install a seccomp filter on itself: from
+//	                            here to Started (a fork and an exec) a
+//	                            user's profile may block it, so the parent
+//	                            bounds that time
 //	parent → init    Watched    the parent has looked at init's threads; only
 //	                            then does init install the filter, so that a
 //	                            runtime thread the filter kills at once was

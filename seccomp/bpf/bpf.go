@@ -31,6 +31,21 @@ type Program struct {
 // Len is the number of instructions.
 func (p *Program) Len() int { return len(p.Instructions) }
 
+// MayKillThread says whether p can answer a system call by killing only
+// the calling thread (SECCOMP_RET_KILL_THREAD): some return gives that
+// action, or returns a register, which is not known before it runs.
+func (p *Program) MayKillThread() bool {
+	for _, in := range p.Instructions {
+		if in.Code&0x07 != bpfRET {
+			continue
+		}
+		if in.Code != OpRet || in.K&RetActionFull == RetKillThread {
+			return true
+		}
+	}
+	return false
+}
+
 // MaxInstructions is the kernel's BPF_MAXINSNS: the longest program
 // Install loads.
 const MaxInstructions = 4096
