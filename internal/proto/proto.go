@@ -182,22 +182,31 @@ var ErrClosed = errors.New("peer closed the connection")
 
 // Recv reads one message and any descriptors sent with it (close-on-exec).
 func (c *Conn) Recv() (Envelope, []int, error) {
-	buf := make([]byte, MaxSize+1)
 	oob := make([]byte, unix.CmsgSpace(maxFDs*4))
 	raw, err := c.f.SyscallConn()
 	if err != nil {
 		return Envelope{}, nil, err
 	}
+	var buf []byte
 	var n, oobn, flags int
 	var rerr error
 	err = raw.Read(func(fd uintptr) bool {
-		n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		// The message's length first (a datagram's whole length, with
+		// MSG_TRUNC), so that the buffer is its size, not MaxSize: most
+		// messages are a few hundred bytes.
+		var size int
+		size, _, _, _, rerr = unix.Recvmsg(int(fd), nil, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
 		if rerr == unix.ECONNRESET {
 			// The peer closed with a message of ours unread. The kernel
 			// says so once, before the messages the peer sent (still
 			// queued: often the error it exited with); read on.
-			n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+			size, _, _, _, rerr = unix.Recvmsg(int(fd), nil, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
 		}
+		if rerr != nil {
+			return rerr != unix.EAGAIN
+		}
+		buf = make([]byte, min(size, MaxSize+1))
+		n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
 		return rerr != unix.EAGAIN
 	})
 	if err == nil {
