@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -92,4 +93,27 @@ func private(d string) error {
 		return fmt.Errorf("%s is not a private directory of yours (mode %04o, owner %d)", d, st.Mode&0o7777, st.Uid)
 	}
 	return nil
+}
+
+// CloseInherited closes every fd above stdio that this process was
+// started with (its starter's fds without close-on-exec): the holder
+// keeps no file of the run that started it. It runs first in main; the
+// Go runtime's and the standard library's own fds are all close-on-exec,
+// so an fd without the flag can only have come through the exec.
+func CloseInherited() {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return // no /proc: the holder fails at its start anyway (it needs /proc/self/ns)
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	for _, n := range names {
+		fd, err := strconv.Atoi(n)
+		if err != nil || fd < 3 {
+			continue
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			unix.Close(fd)
+		}
+	}
 }

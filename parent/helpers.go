@@ -23,18 +23,21 @@ import (
 // again, re-executed as wire.InitArg0.
 var InitELF string
 
-// InitStage says that InitELF has the holder stage (cmd/sandbox-init built
-// with cgo: scripts/build.sh on amd64), so that a run may have its init
-// created in a holder's namespace. Never set for an init without it: that
-// one would run in our own namespaces (the start would notice and fail
-// over to the helpers, but only after it started).
-var InitStage bool
+// StageELF is the holder stage (cmd/sandbox-stage, a static C program),
+// embedded by cmd/sandbox when scripts/build.sh had a C compiler: a run
+// may then have its init created in a holder's namespace. Without it runs
+// write their maps with newuidmap/newgidmap.
+var StageELF string
 
 // holderFor decides how a run's maps are written: in the namespace of the
 // user's holder (ns, checked), or with newuidmap/newgidmap, starting a
 // holder in dir for the next runs when none answers (start).
 func holderFor(s *spec.Spec, lg *journal.Logger) (ns *holder.NS, dir string, start bool) {
-	if !InitStage || InitELF == "" || !s.Maps.ViaHelpers || holder.Off() {
+	if !stageable() || !s.Maps.ViaHelpers {
+		return nil, "", false
+	}
+	if _, err := loadStage(); err != nil {
+		lg.Detail("identity", fmt.Sprintf("no holder: %v", err))
 		return nil, "", false
 	}
 	base, err := state.BaseDir()
@@ -57,9 +60,17 @@ func holderFor(s *spec.Spec, lg *journal.Logger) (ns *holder.NS, dir string, sta
 	return nil, dir, false
 }
 
-// stageOf is what init's stage needs to create init in ns.
+// stageable says whether runs may use a holder: the stage and init are
+// embedded, and the caller did not ask for the helpers.
+func stageable() bool { return StageELF != "" && InitELF != "" && !holder.Off() }
+
+// stageOf is what the stage needs to create init in ns (holderFor has
+// loaded the stage, initCommand init).
 func stageOf(ns *holder.NS, m idmap.Prepared) *userns.Stage {
-	return &userns.Stage{NS: ns.File, UIDMap: idmap.Format(m.UIDs), GIDMap: idmap.Format(m.GIDs),
+	st, _ := loadStage()
+	in, _ := loadInit()
+	return &userns.Stage{Exe: st.File(), Init: in.File(), NS: ns.File,
+		UIDMap: idmap.Format(m.UIDs), GIDMap: idmap.Format(m.GIDs),
 		HolderUIDMap: ns.UIDMap, HolderGIDMap: ns.GIDMap}
 }
 
@@ -78,17 +89,26 @@ var loadInit = sync.OnceValues(func() (*memexec.File, error) {
 	return memexec.New(wire.InitArg0, InitELF)
 })
 
-// PreloadInit starts copying init into its memfd, so that the copy runs
-// while the caller plans the run; Run then takes it.
+// loadStage copies the stage into its memfd, likewise.
+var loadStage = sync.OnceValues(func() (*memexec.File, error) {
+	return memexec.New(userns.StageArg0, StageELF)
+})
+
+// PreloadInit starts copying init and the stage into their memfds, at
+// once, so that the copies run while the caller plans the run; Run then
+// takes them.
 func PreloadInit() {
 	if InitELF != "" {
 		go loadInit()
 	}
+	if stageable() {
+		go loadStage()
+	}
 }
 
-// initCommand is the path that starts init, and a file to close once it
-// has started (the sealed memfd of the embedded copy), at minFD or above
-// (see childFDFloor).
+// initCommand is the path that starts init, at minFD or above (see
+// childFDFloor), and what to close once it has started: the sealed memfd
+// of the embedded copy, and the stage's when it is loaded.
 func initCommand(minFD int) (string, io.Closer, error) {
 	if InitELF == "" {
 		return "/proc/self/exe", nil, nil
@@ -102,7 +122,26 @@ func initCommand(minFD int) (string, io.Closer, error) {
 		m.Close()
 		return "", nil, err
 	}
+	if !stageable() {
+		return p, m, nil
+	}
+	// A stage that could not be loaded leaves runs to the helpers
+	// (holderFor says why).
+	if st, err := loadStage(); err == nil {
+		return p, memfds{m, st}, nil
+	}
 	return p, m, nil
+}
+
+// memfds are closed together.
+type memfds []*memexec.File
+
+func (fs memfds) Close() error {
+	var errs []error
+	for _, f := range fs {
+		errs = append(errs, f.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // netstackCommand is the path that starts the builtin network helper and a

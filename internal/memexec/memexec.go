@@ -142,5 +142,9 @@ func (m *File) PathAbove(minFD int) (string, error) {
 	return m.Path(), nil
 }
 
+// File is the memfd itself, for a child that executes it by fd
+// (execveat) rather than by Path.
+func (m *File) File() *os.File { return m.f }
+
 // Close releases this process's copy; a started child keeps running.
 func (m *File) Close() error { return m.f.Close() }

@@ -1,14 +1,16 @@
-//go:build linux && cgo
-
-// The holder stage of sandbox-init (see package holder and userns.Start):
-// it runs before the Go runtime starts, while the process has one thread,
-// because setns(CLONE_NEWUSER) is refused to a process with more. Asked by
-// SANDBOX_INIT_STAGE, it joins the holder's user namespace, checks that
+// Command sandbox-stage is the holder stage (see package holder and
+// userns.startStaged): a small static C program, embedded in sandbox and
+// run from a sealed memfd, single-threaded because setns(CLONE_NEWUSER) is
+// refused to a process with more threads (so it cannot be Go). Asked by
+// SANDBOX_STAGE, it joins the holder's user namespace, checks that
 // namespace's maps, creates the sandbox's namespaces with init as the
 // caller's own child (CLONE_PARENT: in its cgroup, with its confinement,
 // rlimits and fds), writes init's maps (it is root of the holder's
-// namespace, the parent of init's), reports init's pid and exits. Init
-// returns from here into the Go runtime.
+// namespace, the parent of init's), reports init's pid and exits. The
+// child executes init from init's memfd (execveat, AT_EMPTY_PATH) with
+// argv[1..] and the environment without the stage's variables; nothing of
+// the stage (the holder's namespace, the report pipe, init's memfd) stays
+// open in it.
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,11 +26,11 @@
 #include <unistd.h>
 #include <linux/capability.h>
 
-#define STAGE_ENV "SANDBOX_INIT_STAGE"
-#define UIDMAP_ENV "SANDBOX_INIT_UIDMAP"
-#define GIDMAP_ENV "SANDBOX_INIT_GIDMAP"
-#define HOLDER_UIDMAP_ENV "SANDBOX_INIT_HOLDER_UIDMAP"
-#define HOLDER_GIDMAP_ENV "SANDBOX_INIT_HOLDER_GIDMAP"
+#define STAGE_ENV "SANDBOX_STAGE"
+#define UIDMAP_ENV "SANDBOX_STAGE_UIDMAP"
+#define GIDMAP_ENV "SANDBOX_STAGE_GIDMAP"
+#define HOLDER_UIDMAP_ENV "SANDBOX_STAGE_HOLDER_UIDMAP"
+#define HOLDER_GIDMAP_ENV "SANDBOX_STAGE_HOLDER_GIDMAP"
 
 // At most this many numbers in a map (the kernel allows 340 lines of 3).
 #define MAX_NUMS (340 * 3)
@@ -126,8 +128,8 @@ static int write_map(int pid, const char *name, const char *text)
 	return 0;
 }
 
-// ambient keeps capabilities 0..last across init's execs, as the
-// caller's AmbientCaps did for an init it started itself.
+// ambient keeps capabilities 0..last across init's exec, as the caller's
+// AmbientCaps does for an init it starts itself.
 static void ambient(int last)
 {
 	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -142,32 +144,80 @@ static void ambient(int last)
 		prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
 }
 
-// holder_fds: the holder (argv[0] "sandbox-holder", package holder) keeps
-// no fd its starter had open without close-on-exec: only stdio, which is
-// /dev/null. Done here, before the Go runtime opens its own.
-static void holder_fds(const char *arg0)
+// init_env is envp without the stage's variables (SANDBOX_STAGE and
+// SANDBOX_STAGE_*), or NULL if there is no memory for it.
+static char **init_env(char **envp)
 {
-	const char *base = strrchr(arg0, '/');
-	base = base ? base + 1 : arg0;
-	if (strcmp(base, "sandbox-holder") == 0 || strcmp(base, "sandbox-holder-pin") == 0)
-		syscall(SYS_close_range, 3U, ~0U, 0U);
+	size_t n = 0;
+	while (envp[n])
+		n++;
+	char **env = calloc(n + 1, sizeof *env);
+	if (!env)
+		return NULL;
+	size_t k = 0;
+	const size_t len = strlen(STAGE_ENV);
+	for (size_t i = 0; i < n; i++) {
+		if (strncmp(envp[i], STAGE_ENV, len) == 0 && (envp[i][len] == '=' || envp[i][len] == '_'))
+			continue;
+		env[k++] = envp[i];
+	}
+	return env;
 }
 
-__attribute__((constructor)) static void sandbox_init_stage(int argc, char **argv, char **envp)
+// exec_init is the child's part: it becomes init, or writes why not
+// (an errno) on fd errw and exits.
+static void exec_init(int init_fd, int errw, int last_cap, char **argv, char **envp)
 {
-	(void)envp;
-	if (argc > 0 && argv && argv[0])
-		holder_fds(argv[0]);
-	const char *stage = getenv(STAGE_ENV);
-	if (!stage)
-		return;
-	int ns_fd, last_cap;
-	unsigned long flags;
-	if (sscanf(stage, "%d %d %lu %d", &ns_fd, &report_fd, &flags, &last_cap) != 4) {
-		report_fd = -1;
-		fprintf(stderr, "sandbox-init: %s=%s is not \"NSFD REPORTFD FLAGS LASTCAP\"\n", STAGE_ENV, stage);
-		_exit(125);
+	int err;
+	// Its parent is the caller's thread that started the stage; the
+	// signal survives the exec (same credentials, no set-id file).
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+		err = errno;
+		goto out;
 	}
+	setsid();
+	ambient(last_cap);
+	char **env = init_env(envp);
+	if (!env) {
+		err = ENOMEM;
+		goto out;
+	}
+	// Nothing of the stage crosses the exec: init's memfd is close-on-exec
+	// too (execveat reads it before closing it).
+	if (fcntl(init_fd, F_SETFD, FD_CLOEXEC) != 0) {
+		err = errno;
+		goto out;
+	}
+	syscall(SYS_execveat, init_fd, "", argv, env, AT_EMPTY_PATH);
+	err = errno;
+out:
+	while (write(errw, &err, sizeof err) < 0 && errno == EINTR)
+		;
+	_exit(127);
+}
+
+// fd_arg says whether fd is a descriptor the caller passed (above stdio).
+static int fd_arg(int fd) { return fd > 2 && fcntl(fd, F_GETFD) >= 0; }
+
+int main(int argc, char **argv, char **envp)
+{
+	const char *stage = getenv(STAGE_ENV);
+	if (!stage || argc < 2) {
+		fprintf(stderr, "sandbox-stage: only sandbox runs this (%s and init's argv are missing)\n", STAGE_ENV);
+		return 125;
+	}
+	int ns_fd, rep_fd, init_fd, last_cap, end = 0;
+	unsigned long flags;
+	if (sscanf(stage, "%d %d %d %lu %d%n", &ns_fd, &rep_fd, &init_fd, &flags, &last_cap, &end) != 5 ||
+	    stage[end] != 0 || !fd_arg(ns_fd) || !fd_arg(rep_fd) || !fd_arg(init_fd)) {
+		fprintf(stderr, "sandbox-stage: %s=%s is not \"NSFD REPORTFD INITFD FLAGS LASTCAP\" with open fds\n",
+			STAGE_ENV, stage);
+		return 125;
+	}
+	report_fd = rep_fd;
+	// Neither crosses any exec (the child closes them before its own).
+	fcntl(ns_fd, F_SETFD, FD_CLOEXEC);
+	fcntl(report_fd, F_SETFD, FD_CLOEXEC);
 	const char *uid_map = getenv(UIDMAP_ENV), *gid_map = getenv(GIDMAP_ENV);
 	const char *holder_uid = getenv(HOLDER_UIDMAP_ENV), *holder_gid = getenv(HOLDER_GIDMAP_ENV);
 	if (!uid_map || !gid_map || !holder_uid || !holder_gid)
@@ -177,6 +227,11 @@ __attribute__((constructor)) static void sandbox_init_stage(int argc, char **arg
 	// The holder's word checked against the kernel's.
 	if (!same_map("/proc/self/uid_map", holder_uid) || !same_map("/proc/self/gid_map", holder_gid))
 		fail(0, "the holder's namespace does not have the maps it claimed", EPERM);
+	// The child's exec failure comes back on this pipe; a successful exec
+	// closes the child's end (close-on-exec).
+	int errp[2];
+	if (pipe2(errp, O_CLOEXEC) != 0)
+		fail(0, "a pipe for init's exec", errno);
 	// Fork-like (no new stack: the child runs on its copy of this one);
 	// CLONE_PARENT makes init the caller's child, not ours.
 	long pid = syscall(SYS_clone, (flags & ~0xffUL) | CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
@@ -186,23 +241,23 @@ __attribute__((constructor)) static void sandbox_init_stage(int argc, char **arg
 		// init: the holder's namespace and the report are not its own.
 		close(ns_fd);
 		close(report_fd);
-		// Its parent is the caller's thread that started us.
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		setsid();
-		ambient(last_cap);
-		unsetenv(STAGE_ENV);
-		unsetenv(UIDMAP_ENV);
-		unsetenv(GIDMAP_ENV);
-		unsetenv(HOLDER_UIDMAP_ENV);
-		unsetenv(HOLDER_GIDMAP_ENV);
-		return;
+		close(errp[0]);
+		exec_init(init_fd, errp[1], last_cap, argv + 1, envp);
 	}
+	close(errp[1]);
 	// As newgidmap does for a caller with CAP_SETGID over the parent
 	// namespace, setgroups stays allowed.
 	if (write_map(pid, "uid_map", uid_map) != 0)
 		fail(pid, "writing the uid map", errno);
 	if (write_map(pid, "gid_map", gid_map) != 0)
 		fail(pid, "writing the gid map", errno);
+	int err;
+	ssize_t n;
+	do
+		n = read(errp[0], &err, sizeof err);
+	while (n < 0 && errno == EINTR);
+	if (n != 0)
+		fail(pid, "starting init from its memfd", n == (ssize_t)sizeof err ? err : EIO);
 	report("ok %ld", pid);
-	_exit(0);
+	return 0;
 }
