@@ -32,12 +32,17 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
 # The holder stage (cmd/sandbox-stage/stage.c: init created inside the
 # user's holder namespace), a static C program embedded likewise, when a C
 # compiler for the target is there (the embedstage tag); without it, when
-# cross-building, or with SANDBOX_BUILD_STAGE=0, runs write their maps
-# with newuidmap/newgidmap.
+# cross-building, on other architectures, or with SANDBOX_BUILD_STAGE=0,
+# runs write their maps with newuidmap/newgidmap.
 tags="embednetstack,embedinit,embedpull"
-if [[ "${SANDBOX_BUILD_STAGE:-1}" != 0 && "$(go env GOARCH)" == "$(go env GOHOSTARCH)" ]] &&
-	command -v gcc >/dev/null; then
-	gcc -static -O2 -s -Wall -Werror -o cmd/sandbox/sandbox-stage.bin cmd/sandbox-stage/stage.c
+goarch="$(go env GOARCH)"
+if [[ "${SANDBOX_BUILD_STAGE:-1}" != 0 && "$goarch" == "$(go env GOHOSTARCH)" ]] &&
+	[[ "$goarch" == amd64 || "$goarch" == arm64 ]] && command -v gcc >/dev/null; then
+	# No C library (its start would cost as much as the stage): the
+	# system calls are the program's own (amd64, arm64).
+	gcc -static -nostdlib -ffreestanding -fno-builtin -fno-tree-loop-distribute-patterns \
+		-fno-stack-protector -fno-asynchronous-unwind-tables -fno-pie -no-pie -O2 -s -Wall -Werror \
+		-o cmd/sandbox/sandbox-stage.bin cmd/sandbox-stage/stage.c
 	tags="$tags,embedstage"
 fi
 # The registry client (image pull), embedded likewise: its package

@@ -305,8 +305,8 @@ func startStaged(o Options, intoCgroup bool) (*Child, error) {
 	return c, nil
 }
 
-// readStage reads the stage's report, "ok PID" or "fail PID why" (PID 0
-// when nothing was started), bounded in size and time.
+// readStage reads the stage's report, "ok PID" or "fail PID what: errno N"
+// (PID 0 when nothing was started), bounded in size and time.
 func readStage(r *os.File) (int, error) {
 	r.SetReadDeadline(time.Now().Add(stageTimeout))
 	buf := make([]byte, 1024)
@@ -334,7 +334,17 @@ func readStage(r *os.File) (int, error) {
 	case f[0] == "ok" && pid > 0:
 		return pid, nil
 	case f[0] == "fail" && len(f) == 3:
-		return pid, errors.New(f[2])
+		return pid, stageError(f[2])
 	}
 	return 0, fmt.Errorf("its stage reported %q", line)
+}
+
+// stageError is the stage's "what: errno N" as what: the errno's text (the
+// stage has no C library to say it).
+func stageError(why string) error {
+	what, n, ok := strings.Cut(why, ": errno ")
+	if e, err := strconv.Atoi(n); ok && err == nil && e > 0 && e < 4096 {
+		return fmt.Errorf("%s: %w", what, syscall.Errno(e))
+	}
+	return errors.New(why)
 }
