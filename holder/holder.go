@@ -1,10 +1,10 @@
 // Package holder keeps, per user, one user namespace whose id maps were
 // written once by newuidmap/newgidmap: the identity map of the user's own
 // ids and whole subordinate ranges (1001→1001, 200000→200000 ×65536), so
-// that ids in it read as on the host. Each sandbox's init joins it before
-// its Go runtime starts (the cgo stage of cmd/sandbox-init) and creates
-// the sandbox's user namespace inside it, as the `sandbox` process's own
-// child, writing that namespace's maps itself: no setuid helper runs on a
+// that ids in it read as on the host. The stage of each sandbox (the C
+// program cmd/sandbox-stage) joins it and creates the sandbox's user
+// namespace inside it, init as the `sandbox` process's own child, writing
+// that namespace's maps itself: no setuid helper runs on a
 // run's critical path, and /proc/self/uid_map inside reads as it would
 // with the helpers (the holder's namespace maps every id to itself).
 //

@@ -44,6 +44,7 @@ if [[ "${SANDBOX_BUILD_STAGE:-1}" != 0 && "$goarch" == "$(go env GOHOSTARCH)" ]]
 		-fno-stack-protector -fno-asynchronous-unwind-tables -fno-pie -no-pie -O2 -s -Wall -Werror \
 		-o cmd/sandbox/sandbox-stage.bin cmd/sandbox-stage/stage.c
 	tags="$tags,embedstage"
+	stage_note=" and the holder stage"
 fi
 # The registry client (image pull), embedded likewise: its package
 # initialisation (~2 ms) is paid by pulls only.
@@ -53,7 +54,7 @@ CGO_ENABLED=0 go build -trimpath -tags "$tags" \
 	-ldflags "-s -w -X main.version=$version" \
 	-o bin/sandbox ./cmd/sandbox
 # The stage is in, or the build fails here rather than at a run.
-if [[ "$tags" == *embedstage* ]] && ! grep -q SANDBOX_STAGE_HOLDER_UIDMAP bin/sandbox; then
+if [[ "$tags" == *embedstage* ]] && ! grep -q "only sandbox runs this (SANDBOX_STAGE" bin/sandbox; then
 	echo "build: ERROR: bin/sandbox was built without its holder stage" >&2
 	exit 1
 fi
@@ -69,4 +70,4 @@ else
 		-o bin/sandbox-oci ./cmd/sandbox-oci
 fi
 rm -f cmd/sandbox/sandbox-netstack.bin cmd/sandbox/sandbox-init.bin cmd/sandbox/sandbox-pull.bin cmd/sandbox/sandbox-stage.bin
-echo "build: bin/sandbox ($version, with sandbox-init, the sandbox-netstack and sandbox-pull helpers embedded), bin/sandbox-oci"
+echo "build: bin/sandbox ($version, with sandbox-init, the sandbox-netstack and sandbox-pull helpers${stage_note:-} embedded), bin/sandbox-oci"
