@@ -43,7 +43,7 @@ type Options struct {
 	// before it is sent anything. nil: the caller's cgroup.
 	Cgroup *os.File
 	// Stage, when set, has init created inside a holder's user namespace
-	// by the stage of sandbox-init (see Stage); the maps are then written
+	// by the holder stage (see Stage); the maps are then written
 	// by the time Start returns.
 	Stage *Stage
 }
