@@ -1,10 +1,10 @@
 // Package holder keeps, per user, one user namespace whose id maps were
 // written once by newuidmap/newgidmap: the identity map of the user's own
 // ids and whole subordinate ranges (1001→1001, 200000→200000 ×65536), so
-// that ids in it read as on the host. Each sandbox's init joins it before
-// its Go runtime starts (the cgo stage of cmd/sandbox-init) and creates
-// the sandbox's user namespace inside it, as the `sandbox` process's own
-// child, writing that namespace's maps itself: no setuid helper runs on a
+// that ids in it read as on the host. The stage of each sandbox (the C
+// program cmd/sandbox-stage) joins it and creates the sandbox's user
+// namespace inside it, init as the `sandbox` process's own child, writing
+// that namespace's maps itself: no setuid helper runs on a
 // run's critical path, and /proc/self/uid_map inside reads as it would
 // with the helpers (the holder's namespace maps every id to itself).
 //
@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -104,4 +105,27 @@ func private(d string) error {
 		return fmt.Errorf("%s is not a private directory of yours (mode %04o, owner %d)", d, st.Mode&0o7777, st.Uid)
 	}
 	return nil
+}
+
+// CloseInherited closes every fd above stdio that this process was
+// started with (its starter's fds without close-on-exec): the holder
+// keeps no file of the run that started it. It runs first in main; the
+// Go runtime's and the standard library's own fds are all close-on-exec,
+// so an fd without the flag can only have come through the exec.
+func CloseInherited() {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return // no /proc: the holder fails at its start anyway (it needs /proc/self/ns)
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	for _, n := range names {
+		fd, err := strconv.Atoi(n)
+		if err != nil || fd < 3 {
+			continue
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			unix.Close(fd)
+		}
+	}
 }

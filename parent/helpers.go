@@ -26,12 +26,11 @@ import (
 // again, re-executed as wire.InitArg0.
 var InitELF string
 
-// InitStage says that InitELF has the holder stage (cmd/sandbox-init built
-// with cgo: scripts/build.sh on amd64), so that a run may have its init
-// created in a holder's namespace. Never set for an init without it: that
-// one would run in our own namespaces (the start would notice and fail
-// over to the helpers, but only after it started).
-var InitStage bool
+// StageELF is the holder stage (cmd/sandbox-stage, a static C program),
+// embedded by cmd/sandbox when scripts/build.sh had a C compiler: a run
+// may then have its init created in a holder's namespace. Without it runs
+// write their maps with newuidmap/newgidmap.
+var StageELF string
 
 // InitID names the build of InitELF (its SHA-256, set by scripts/build.sh):
 // a holder started by a run of the same build shares its copy of init
@@ -42,7 +41,11 @@ var InitID string
 // user's holder (ns, checked), or with newuidmap/newgidmap, starting a
 // holder in dir for the next runs when none answers (start).
 func holderFor(s *spec.Spec, lg *journal.Logger) (ns *holder.NS, dir string, start bool) {
-	if !InitStage || InitELF == "" || !s.Maps.ViaHelpers || holder.Off() {
+	if !stageable() || !s.Maps.ViaHelpers {
+		return nil, "", false
+	}
+	if _, err := loadStage(); err != nil {
+		lg.Detail("identity", fmt.Sprintf("no holder: %v", err))
 		return nil, "", false
 	}
 	base, err := state.BaseDir()
@@ -65,9 +68,16 @@ func holderFor(s *spec.Spec, lg *journal.Logger) (ns *holder.NS, dir string, sta
 	return nil, dir, false
 }
 
-// stageOf is what init's stage needs to create init in ns.
-func stageOf(ns *holder.NS, m idmap.Prepared) *userns.Stage {
-	return &userns.Stage{NS: ns.File, UIDMap: idmap.Format(m.UIDs), GIDMap: idmap.Format(m.GIDs),
+// stageable says whether runs may use a holder: the stage and init are
+// embedded, and the caller did not ask for the helpers.
+func stageable() bool { return StageELF != "" && InitELF != "" && !holder.Off() }
+
+// stageOf is what the stage needs to create init in ns, from init's memfd
+// (holderFor has loaded the stage, initCommand chose init's copy).
+func stageOf(ns *holder.NS, m idmap.Prepared, init *memexec.File) *userns.Stage {
+	st, _ := loadStage()
+	return &userns.Stage{Exe: st.File(), Init: init.File(), NS: ns.File,
+		UIDMap: idmap.Format(m.UIDs), GIDMap: idmap.Format(m.GIDs),
 		HolderUIDMap: ns.UIDMap, HolderGIDMap: ns.GIDMap}
 }
 
@@ -86,19 +96,28 @@ var loadInit = sync.OnceValues(func() (*memexec.File, error) {
 	return memexec.New(wire.InitArg0, InitELF)
 })
 
-// PreloadInit starts copying init into its memfd, so that the copy runs
-// while the caller plans the run; Run then takes it. Not when a holder
-// listens: it shares its own copy (initCommand copies then only if it
-// does not, e.g. a holder of another build).
+// loadStage copies the stage into its memfd, likewise.
+var loadStage = sync.OnceValues(func() (*memexec.File, error) {
+	return memexec.New(userns.StageArg0, StageELF)
+})
+
+// PreloadInit starts copying init and the stage into their memfds, at
+// once, so that the copies run while the caller plans the run; Run then
+// takes them. Init is not copied when a holder listens: it shares its own
+// copy (initCommand copies then only if it does not, e.g. a holder of
+// another build).
 func PreloadInit() {
 	if InitELF != "" && !holderListens() {
 		go loadInit()
+	}
+	if stageable() {
+		go loadStage()
 	}
 }
 
 // holderListens: the run may get init's program from a holder.
 func holderListens() bool {
-	if !InitStage || InitID == "" || holder.Off() {
+	if !stageable() || InitID == "" {
 		return false
 	}
 	base, err := state.BaseDir()
@@ -109,29 +128,48 @@ func holderListens() bool {
 	return unix.Lstat(filepath.Join(holder.Path(base), holder.Socket), &st) == nil
 }
 
-// initCommand is the path that starts init, and a file to close once it
-// has started (a sealed memfd of init), at minFD or above (see
-// childFDFloor): the holder's copy if hold has one of this build
-// (shared), else this process's own.
-func initCommand(minFD int, hold *holder.NS) (path string, file io.Closer, shared bool, err error) {
+// initCommand is the path that starts init, at minFD or above (see
+// childFDFloor); init's sealed memfd: the holder's copy if hold has one of
+// this build (shared), else this process's own; and what to close once
+// init has started: that memfd, and the stage's when it is loaded. initMem
+// is nil when init is this binary again (no embedded copy).
+func initCommand(minFD int, hold *holder.NS) (path string, initMem *memexec.File, closer io.Closer, shared bool, err error) {
 	if InitELF == "" {
-		return "/proc/self/exe", nil, false, nil
+		return "/proc/self/exe", nil, nil, false, nil
 	}
-	var m *memexec.File
 	if hold != nil {
-		m = hold.TakeProgram(wire.InitArg0, InitID, len(InitELF))
+		initMem = hold.TakeProgram(wire.InitArg0, InitID, len(InitELF))
 	}
-	if shared = m != nil; !shared {
-		if m, err = loadInit(); err != nil {
-			return "", nil, false, err
+	if shared = initMem != nil; !shared {
+		if initMem, err = loadInit(); err != nil {
+			return "", nil, nil, false, err
 		}
 	}
-	p, err := m.PathAbove(minFD)
+	p, err := initMem.PathAbove(minFD)
 	if err != nil {
-		m.Close()
-		return "", nil, false, err
+		initMem.Close()
+		return "", nil, nil, false, err
 	}
-	return p, m, shared, nil
+	if !stageable() {
+		return p, initMem, initMem, shared, nil
+	}
+	// A stage that could not be loaded leaves runs to the helpers
+	// (holderFor says why).
+	if st, err := loadStage(); err == nil {
+		return p, initMem, memfds{initMem, st}, shared, nil
+	}
+	return p, initMem, initMem, shared, nil
+}
+
+// memfds are closed together.
+type memfds []*memexec.File
+
+func (fs memfds) Close() error {
+	var errs []error
+	for _, f := range fs {
+		errs = append(errs, f.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // netstackCommand is the path that starts the builtin network helper and a

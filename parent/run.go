@@ -122,7 +122,7 @@ func run(s *spec.Spec) (status int, err error) {
 	// With a holder, init is created inside its namespace by init's stage,
 	// which writes the maps itself: no setuid helper on this run's path.
 	hold, holdDir, startHolder := holderFor(s, lg)
-	initPath, initFile, shared, err := initCommand(childFDFloor(append([]*os.File{stdin, stdout, os.Stderr}, extra...)), hold)
+	initPath, initMemfd, initFile, shared, err := initCommand(childFDFloor(append([]*os.File{stdin, stdout, os.Stderr}, extra...)), hold)
 	if err != nil {
 		if hold != nil {
 			hold.Close()
@@ -148,7 +148,7 @@ func run(s *spec.Spec) (status int, err error) {
 		ExtraFiles: extra,
 	}
 	if hold != nil {
-		opts.Stage = stageOf(hold, s.Maps)
+		opts.Stage = stageOf(hold, s.Maps, initMemfd)
 	}
 	c, err := cg.startInit(opts)
 	if err != nil && opts.Stage != nil {

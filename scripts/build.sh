@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build bin/sandbox (static; CGO_ENABLED=0 but for its embedded init) from ./cmd/sandbox.
+# Build bin/sandbox (static; CGO_ENABLED=0, with its embedded helpers) from ./cmd/sandbox.
 # Works as root or as any user, from any directory.
 # The version stamped into main.version is $SANDBOX_VERSION when set, else
 # `git describe --always --dirty`, else "dev".
@@ -24,25 +24,27 @@ mkdir -p bin
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
 	-o cmd/sandbox/sandbox-netstack.bin ./cmd/sandbox-netstack
 # PID 1 of every sandbox, also embedded: a small program of its own, so
-# that its start does not cost what the whole CLI's does. On amd64 with a C
-# compiler it is built with cgo, statically (no NSS: osusergo, netgo), for
-# its holder stage (cmd/sandbox-init/stage.c), and sandbox is told so by
-# the initstage tag; elsewhere, or with SANDBOX_INIT_CGO=0, without it
-# (runs then write their maps with newuidmap/newgidmap).
+# that its start does not cost what the whole CLI's does. Pure Go, as
+# everything in sandbox (the holder's stage, which must run before any Go
+# runtime, is a program of its own, below).
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
+	-o cmd/sandbox/sandbox-init.bin ./cmd/sandbox-init
+# The holder stage (cmd/sandbox-stage/stage.c: init created inside the
+# user's holder namespace), a static C program embedded likewise, when a C
+# compiler for the target is there (the embedstage tag); without it, when
+# cross-building, on other architectures, or with SANDBOX_BUILD_STAGE=0,
+# runs write their maps with newuidmap/newgidmap.
 tags="embednetstack,embedinit,embedpull"
-if [[ "$(go env GOARCH)" == amd64 && "${SANDBOX_INIT_CGO:-1}" != 0 ]] && command -v gcc >/dev/null; then
-	CGO_ENABLED=1 go build -trimpath -tags osusergo,netgo \
-		-ldflags "-s -w -linkmode external -extldflags -static" \
-		-o cmd/sandbox/sandbox-init.bin ./cmd/sandbox-init
-	# The stage is in, or the build fails here rather than at a run.
-	grep -q SANDBOX_INIT_HOLDER_UIDMAP cmd/sandbox/sandbox-init.bin || {
-		echo "build: ERROR: sandbox-init was built without its holder stage" >&2
-		exit 1
-	}
-	tags="$tags,initstage"
-else
-	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
-		-o cmd/sandbox/sandbox-init.bin ./cmd/sandbox-init
+goarch="$(go env GOARCH)"
+if [[ "${SANDBOX_BUILD_STAGE:-1}" != 0 && "$goarch" == "$(go env GOHOSTARCH)" ]] &&
+	[[ "$goarch" == amd64 || "$goarch" == arm64 ]] && command -v gcc >/dev/null; then
+	# No C library (its start would cost as much as the stage): the
+	# system calls are the program's own (amd64, arm64).
+	gcc -static -nostdlib -ffreestanding -fno-builtin -fno-tree-loop-distribute-patterns \
+		-fno-stack-protector -fno-asynchronous-unwind-tables -fno-pie -no-pie -O2 -s -Wall -Werror \
+		-o cmd/sandbox/sandbox-stage.bin cmd/sandbox-stage/stage.c
+	tags="$tags,embedstage"
+	stage_note=" and the holder stage"
 fi
 # The registry client (image pull), embedded likewise: its package
 # initialisation (~2 ms) is paid by pulls only.
@@ -54,6 +56,11 @@ init_id="$(sha256sum cmd/sandbox/sandbox-init.bin | cut -d' ' -f1)"
 CGO_ENABLED=0 go build -trimpath -tags "$tags" \
 	-ldflags "-s -w -X main.version=$version -X main.initID=$init_id" \
 	-o bin/sandbox ./cmd/sandbox
+# The stage is in, or the build fails here rather than at a run.
+if [[ "$tags" == *embedstage* ]] && ! grep -q "only sandbox runs this (SANDBOX_STAGE" bin/sandbox; then
+	echo "build: ERROR: bin/sandbox was built without its holder stage" >&2
+	exit 1
+fi
 # The OCI runtime (docs/oci.md), a program of its own beside sandbox: with
 # cgo, statically, for exec's namespace stage (cmd/sandbox-oci/nsenter.c),
 # which must run before the Go runtime starts its threads.
@@ -65,5 +72,5 @@ else
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" \
 		-o bin/sandbox-oci ./cmd/sandbox-oci
 fi
-rm -f cmd/sandbox/sandbox-netstack.bin cmd/sandbox/sandbox-init.bin cmd/sandbox/sandbox-pull.bin
-echo "build: bin/sandbox ($version, with sandbox-init, the sandbox-netstack and sandbox-pull helpers embedded), bin/sandbox-oci"
+rm -f cmd/sandbox/sandbox-netstack.bin cmd/sandbox/sandbox-init.bin cmd/sandbox/sandbox-pull.bin cmd/sandbox/sandbox-stage.bin
+echo "build: bin/sandbox ($version, with sandbox-init, the sandbox-netstack and sandbox-pull helpers${stage_note:-} embedded), bin/sandbox-oci"

@@ -43,29 +43,37 @@ type Options struct {
 	// before it is sent anything. nil: the caller's cgroup.
 	Cgroup *os.File
 	// Stage, when set, has init created inside a holder's user namespace
-	// by the stage of sandbox-init (see Stage); the maps are then written
+	// by the holder stage (see Stage); the maps are then written
 	// by the time Start returns.
 	Stage *Stage
 }
 
-// Stage is what the holder stage of sandbox-init (cmd/sandbox-init/stage.c)
-// needs: the holder's namespace, checked by the caller (holder.Verify),
-// init's maps as /proc/PID/uid_map and gid_map take them, and the
-// holder's maps, which the stage checks again once it has joined.
+// Stage is what the holder stage (cmd/sandbox-stage, a C program) needs:
+// its executable (a file this process has open, e.g. a sealed memfd),
+// init's (Options.Path names the same file) open for the stage's child to
+// execute, the holder's namespace, checked by the caller
+// (holder.Verify), init's maps as /proc/PID/uid_map and gid_map take
+// them, and the holder's maps, which the stage checks again once it has
+// joined.
 type Stage struct {
+	Exe, Init                  *os.File
 	NS                         *os.File
 	UIDMap, GIDMap             string
 	HolderUIDMap, HolderGIDMap string
 }
 
-// The stage's environment (cmd/sandbox-init/stage.c reads the same names).
+// The stage's environment (cmd/sandbox-stage/stage.c reads the same names;
+// its child removes them all before it executes init).
 const (
-	StageEnv        = "SANDBOX_INIT_STAGE" // "NSFD REPORTFD CLONEFLAGS LASTCAP"
-	stageUIDMap     = "SANDBOX_INIT_UIDMAP"
-	stageGIDMap     = "SANDBOX_INIT_GIDMAP"
-	stageHolderUIDs = "SANDBOX_INIT_HOLDER_UIDMAP"
-	stageHolderGIDs = "SANDBOX_INIT_HOLDER_GIDMAP"
+	StageEnv        = "SANDBOX_STAGE" // "NSFD REPORTFD INITFD CLONEFLAGS LASTCAP"
+	stageUIDMap     = "SANDBOX_STAGE_UIDMAP"
+	stageGIDMap     = "SANDBOX_STAGE_GIDMAP"
+	stageHolderUIDs = "SANDBOX_STAGE_HOLDER_UIDMAP"
+	stageHolderGIDs = "SANDBOX_STAGE_HOLDER_GIDMAP"
 )
+
+// StageArg0 is argv[0] of the stage; init's argv follows it.
+const StageArg0 = "sandbox-stage"
 
 // Child is a started process.
 type Child struct {
@@ -200,27 +208,44 @@ func (c *Child) Wait() (syscall.WaitStatus, error) {
 // stageTimeout bounds how long the stage may take to report.
 const stageTimeout = 10 * time.Second
 
-// startStaged starts sandbox-init outside any new namespace (but in the
-// cgroup): its stage joins o.Stage.NS, creates init in the namespaces of
-// o.Cloneflags as our own child (CLONE_PARENT), writes init's maps,
-// reports init's pid on a pipe and exits. Init is then waited for like a
-// child started directly, from the same locked thread: init's Pdeathsig,
-// which the stage sets, fires when that thread exits.
+// startStaged starts the stage (o.Stage.Exe) outside any new namespace
+// (but in the cgroup): it joins o.Stage.NS, creates init's process in the
+// namespaces of o.Cloneflags as our own child (CLONE_PARENT), which
+// executes init (o.Stage.Init, with o.Args and o.Env), writes init's maps,
+// reports init's pid on a pipe once init's exec succeeded and exits. Init
+// is then waited for like a child started directly, from the same locked
+// thread: init's Pdeathsig, which the stage sets, fires when that thread
+// exits.
 func startStaged(o Options, intoCgroup bool) (*Child, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("a pipe for the stage of %s: %w", o.Path, err)
 	}
 	defer r.Close()
-	files := append(append([]*os.File{}, o.ExtraFiles...), o.Stage.NS, w)
+	files := append(append([]*os.File{}, o.ExtraFiles...), o.Stage.NS, w, o.Stage.Init)
 	nsFD := 3 + len(o.ExtraFiles)
+	// The stage is executed by its path in /proc/self/fd: its fd must be
+	// one the child's fd shuffle leaves alone (it moves fds to just above
+	// the highest one it is given).
+	top := 2
+	for _, f := range append([]*os.File{o.Stdin, o.Stdout, o.Stderr}, files...) {
+		if f != nil {
+			top = max(top, int(f.Fd()))
+		}
+	}
+	exe, err := unix.FcntlInt(o.Stage.Exe.Fd(), unix.F_DUPFD_CLOEXEC, top+len(files)+6)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("moving the stage's fd above the child's: %w", err)
+	}
+	defer unix.Close(exe) // once the stage has started: the child has its own
 	env := append(append([]string{}, o.Env...),
-		fmt.Sprintf("%s=%d %d %d %d", StageEnv, nsFD, nsFD+1, o.Cloneflags, o.LastCap),
+		fmt.Sprintf("%s=%d %d %d %d %d", StageEnv, nsFD, nsFD+1, nsFD+2, o.Cloneflags, o.LastCap),
 		stageUIDMap+"="+o.Stage.UIDMap, stageGIDMap+"="+o.Stage.GIDMap,
 		stageHolderUIDs+"="+o.Stage.HolderUIDMap, stageHolderGIDs+"="+o.Stage.HolderGIDMap)
 	cmd := &exec.Cmd{
-		Path:       o.Path,
-		Args:       o.Args,
+		Path:       fmt.Sprintf("/proc/self/fd/%d", exe),
+		Args:       append([]string{StageArg0}, o.Args...),
 		Env:        env,
 		Stdin:      o.Stdin,
 		Stdout:     o.Stdout,
@@ -248,7 +273,7 @@ func startStaged(o Options, intoCgroup bool) (*Child, error) {
 		pid, rerr := readStage(r)
 		if rerr != nil {
 			// A stage that reported has exited already; one that did not
-			// (none in this sandbox-init, or stuck) must not linger.
+			// (stuck) must not linger.
 			cmd.Process.Kill()
 		}
 		cmd.Wait() // the stage exits once it has reported
@@ -280,8 +305,8 @@ func startStaged(o Options, intoCgroup bool) (*Child, error) {
 	return c, nil
 }
 
-// readStage reads the stage's report, "ok PID" or "fail PID why" (PID 0
-// when nothing was started), bounded in size and time.
+// readStage reads the stage's report, "ok PID" or "fail PID what: errno N"
+// (PID 0 when nothing was started), bounded in size and time.
 func readStage(r *os.File) (int, error) {
 	r.SetReadDeadline(time.Now().Add(stageTimeout))
 	buf := make([]byte, 1024)
@@ -297,7 +322,7 @@ func readStage(r *os.File) (int, error) {
 	f := strings.SplitN(line, " ", 3)
 	if len(f) < 2 {
 		if n == 0 {
-			return 0, errors.New("its stage did not report (a sandbox-init without the holder stage?)")
+			return 0, errors.New("its stage did not report")
 		}
 		return 0, fmt.Errorf("its stage reported %q", line)
 	}
@@ -309,7 +334,17 @@ func readStage(r *os.File) (int, error) {
 	case f[0] == "ok" && pid > 0:
 		return pid, nil
 	case f[0] == "fail" && len(f) == 3:
-		return pid, errors.New(f[2])
+		return pid, stageError(f[2])
 	}
 	return 0, fmt.Errorf("its stage reported %q", line)
+}
+
+// stageError is the stage's "what: errno N" as what: the errno's text (the
+// stage has no C library to say it).
+func stageError(why string) error {
+	what, n, ok := strings.Cut(why, ": errno ")
+	if e, err := strconv.Atoi(n); ok && err == nil && e > 0 && e < 4096 {
+		return fmt.Errorf("%s: %w", what, syscall.Errno(e))
+	}
+	return errors.New(why)
 }

@@ -1,6 +1,7 @@
 package userns
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"strconv"
@@ -86,6 +87,20 @@ func TestRetryOutsideCgroup(t *testing.T) {
 	} {
 		if got := retryOutsideCgroup(err); got != want {
 			t.Errorf("retryOutsideCgroup(%v) = %v", err, got)
+		}
+	}
+}
+
+// TestStageError: the stage (no C library) reports an errno's number; the
+// error says its text and matches it.
+func TestStageError(t *testing.T) {
+	err := stageError("joining the holder's user namespace: errno 22")
+	if err.Error() != "joining the holder's user namespace: invalid argument" || !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("stageError: %q (is EINVAL: %v)", err, errors.Is(err, syscall.EINVAL))
+	}
+	for _, why := range []string{"something else", "x: errno", "x: errno 0", "x: errno 99999", "x: errno -1"} {
+		if err := stageError(why); err.Error() != why {
+			t.Errorf("stageError(%q) = %q, want it as it is", why, err)
 		}
 	}
 }

@@ -1,12 +1,10 @@
 // Command sandbox-init is PID 1 of a sandbox (package initproc), built as
 // its own small program so that its start costs what a minimal Go program
 // costs, not what the whole CLI costs. scripts/build.sh embeds it in
-// sandbox, which runs it from a sealed memfd.
-//
-// Built with cgo (scripts/build.sh on amd64), it also has the holder
-// stage (stage.c: init created inside the holder's user namespace before
-// the Go runtime starts) and runs as the holder itself (package holder,
-// by argv[0]).
+// sandbox, which runs it from a sealed memfd. It is pure Go (CGO_ENABLED=0):
+// the holder stage that creates it inside a holder's namespace is a program
+// of its own (cmd/sandbox-stage). It also runs as the holder itself
+// (package holder, by argv[0]).
 package main
 
 import (
@@ -28,8 +26,10 @@ func init() {
 func main() {
 	switch filepath.Base(os.Args[0]) {
 	case holder.Arg0:
+		holder.CloseInherited()
 		os.Exit(holder.Serve())
 	case holder.PinArg0:
+		holder.CloseInherited()
 		os.Exit(holder.Pin())
 	}
 	os.Exit(initproc.Init())

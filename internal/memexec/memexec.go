@@ -165,7 +165,8 @@ func Adopt(f *os.File, name string, size int) (*File, error) {
 	return &File{f}, nil
 }
 
-// File is the memfd itself.
+// File is the memfd itself, for a child that executes it by fd
+// (execveat) rather than by Path.
 func (m *File) File() *os.File { return m.f }
 
 // Close releases this process's copy; a started child keeps running.

@@ -1,0 +1,128 @@
+//go:build linux
+
+package e2e
+
+import (
+	"debug/buildinfo"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The holder stage (cmd/sandbox-stage) is a C program of its own, so that
+// sandbox-init is pure Go; nothing of the stage reaches init, and the
+// holder (sandbox-init run as sandbox-holder) keeps nothing of its starter.
+
+// TestInitPureGo: the sandbox-init that sandbox embeds is built without
+// cgo (its Go build information says CGO_ENABLED=0). The holder runs from
+// init's memfd, so its /proc/PID/exe is that very program.
+func TestInitPureGo(t *testing.T) {
+	t.Parallel()
+	h := newHolderSetup(t)
+	h.mapsRun(t)
+	pid := h.waitHolder(t)
+	info, err := buildinfo.ReadFile(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		t.Fatalf("reading the Go build information of sandbox-init (the holder's executable): %v", err)
+	}
+	cgo := "(not recorded)"
+	for _, s := range info.Settings {
+		if s.Key == "CGO_ENABLED" {
+			cgo = s.Value
+		}
+	}
+	if cgo != "0" {
+		t.Errorf("sandbox-init is built with CGO_ENABLED=%s, want 0 (the holder stage is cmd/sandbox-stage)", cgo)
+	}
+}
+
+// initFDScript lists init's fds ("N -> target") and environment, once
+// init waits for the payload (it has no transient fd then).
+const initFDScript = `sleep 0.3; for f in /proc/1/fd/*; do printf '%s -> %s\n' "${f##*/}" "$(readlink "$f")"; done; tr '\0' '\n' </proc/1/environ`
+
+// initFDs runs initFDScript with env and returns init's fds above stdio
+// as "N kind" (the target without its inode number), its environment and
+// how the maps were written.
+func initFDs(t *testing.T, env []string) (fds, environ []string, via string) {
+	t.Helper()
+	r := mustRun(t, opts{env: env}, "run", "-v", "--net=none", "--cap-add", "ALL", "--seccomp=unconfined", "--",
+		"sh", "-c", initFDScript)
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		n, target, ok := strings.Cut(l, " -> ")
+		if !ok {
+			environ = append(environ, l)
+			continue
+		}
+		if n == "0" || n == "1" || n == "2" || target == "" {
+			continue // stdio, or closed while listed
+		}
+		kind, _, _ := strings.Cut(target, "[")
+		if strings.HasPrefix(target, "anon_inode:") {
+			kind = target
+		}
+		fds = append(fds, n+" "+kind)
+	}
+	if len(environ) == 0 {
+		t.Fatalf("init's environment not listed (the payload could not look into init):\n%s", r)
+	}
+	return fds, environ, mapsVia(t, r)
+}
+
+// TestStageNothingReachesInit: an init created by the stage holds the fds
+// an init started directly holds, and none of the stage's (the holder's
+// namespace, the report pipe, its own or init's memfd); its environment
+// has none of the stage's variables.
+func TestStageNothingReachesInit(t *testing.T) {
+	t.Parallel()
+	h := newHolderSetup(t)
+	h.mapsRun(t)
+	h.waitHolder(t)
+	staged, environ, via := initFDs(t, h.env)
+	if via != "holder" {
+		t.Fatalf("maps by %s, want the holder", via)
+	}
+	for _, fd := range staged {
+		_, kind, _ := strings.Cut(fd, " ")
+		if !strings.HasPrefix(kind, "socket:") && !strings.HasPrefix(kind, "anon_inode:") {
+			t.Errorf("init created by the stage holds fd %s", fd)
+		}
+	}
+	for _, e := range environ {
+		if strings.HasPrefix(e, "SANDBOX_STAGE") {
+			t.Errorf("init's environment has the stage's %s", e)
+		}
+	}
+	direct, _, via := initFDs(t, append(slices.Clone(h.env), "SANDBOX_HOLDER=off"))
+	if via != "helpers" {
+		t.Fatalf("with SANDBOX_HOLDER=off: maps by %s, want the helpers", via)
+	}
+	if !slices.Equal(staged, direct) {
+		t.Errorf("init's fds above stdio: created by the stage %v, started directly %v", staged, direct)
+	}
+}
+
+// TestHolderClosesInherited: the holder keeps no fd that the run which
+// started it inherited without close-on-exec.
+func TestHolderClosesInherited(t *testing.T) {
+	t.Parallel()
+	h := newHolderSetup(t)
+	f, err := os.Create(filepath.Join(tempDir(t), "inherited"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mustRun(t, opts{env: h.env, extra: []*os.File{f}}, "run", "--net=none", "--", "true")
+	pid := h.waitHolder(t)
+	var bad []string
+	for try := 0; try < 50; try++ {
+		if bad = holderFDs(t, pid); len(bad) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("the holder keeps fds of its starter: %v", bad)
+}
