@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -436,7 +435,7 @@ func List() ([]Entry, error) {
 // of a dead owner that did not end properly is removed (ok false).
 func read(dir string) (Entry, bool, error) {
 	lock := filepath.Join(dir, lockFile)
-	f, err := os.OpenFile(lock, os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	f, err := openFile(lock, os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	made := false
 	if errors.Is(err, os.ErrNotExist) {
 		// A directory without its lock: a claim a moment old (its lock
@@ -445,7 +444,7 @@ func read(dir string) (Entry, bool, error) {
 		if fi, serr := os.Lstat(dir); serr != nil || !fi.IsDir() || young(fi) {
 			return Entry{}, false, nil
 		}
-		f, err = os.OpenFile(lock, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+		f, err = openFile(lock, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 		if errors.Is(err, os.ErrNotExist) {
 			return Entry{}, false, nil
 		}
@@ -492,17 +491,51 @@ func read(dir string) (Entry, bool, error) {
 // between its mkdir, its lock and its record).
 func young(fi os.FileInfo) bool { return time.Since(fi.ModTime()) < 2*time.Second }
 
-// readRecord reads dir's record, never through a symlink, at most 1 MiB.
-func readRecord(dir string) ([]byte, error) {
-	f, err := os.OpenFile(filepath.Join(dir, recordFile), os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+// openFile opens p as os.OpenFile does, without offering it to the Go
+// runtime's poller: a lock or a record is a regular file, for which
+// os.OpenFile made four fcntl calls and a refused epoll_ctl, and the
+// first one of a `sandbox ps` created the poller itself (epoll, eventfd).
+func openFile(p string, flag int, perm uint32) (*os.File, error) {
+	fd, err := unix.Open(p, flag|unix.O_CLOEXEC, perm)
 	if err != nil {
-		return nil, err
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", f.Name())
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// readRecord reads dir's record, never through a symlink, at most 1 MiB.
+// Non-blocking (a FIFO put in its place cannot hang the reader) and read
+// with read(2) itself: an O_NONBLOCK *os.File is offered to the poller.
+func readRecord(dir string) ([]byte, error) {
+	p := filepath.Join(dir, recordFile)
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	return io.ReadAll(io.LimitReader(f, 1<<20))
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("%s is not a regular file", p)
+	}
+	const limit = 1 << 20
+	b := make([]byte, 0, min(max(st.Size+1, 512), limit))
+	for len(b) < limit {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := unix.Read(fd, b[len(b):min(cap(b), limit)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: p, Err: err}
+		}
+		if n == 0 {
+			break
+		}
+		b = b[:len(b)+n]
+	}
+	return b, nil
 }
 
 // Remove deletes an ended sandbox's directory.

@@ -308,3 +308,53 @@ func TestBaseDirOwnerAndMode(t *testing.T) {
 		t.Errorf("BaseDir accepted a symlink as the state directory: %v", err)
 	}
 }
+
+// TestRecordNotAFile: a record replaced by a FIFO, a symlink or something
+// over 1 MiB is no record (the live sandbox lists as starting), never a
+// hang or an unbounded read; a real one is read whole.
+func TestRecordNotAFile(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	h, err := Claim("odd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.lock.Close()
+	h.Info.Command = []string{"sh", "-c", strings.Repeat("x", 4000)}
+	h.Info.Status = Running
+	if err := h.Write(); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := Lookup("odd"); err != nil || e.Status != Running || len(e.Command) != 3 || e.Command[2] != h.Info.Command[2] {
+		t.Fatalf("Lookup of a 4 KB record: %v, %v", e.Info.Status, err)
+	}
+	rec := filepath.Join(h.Dir, recordFile)
+	prefix := `{"name":"odd","status":"running","command":["`
+	big := append([]byte(prefix), make([]byte, 2<<20)...)
+	for i := len(prefix); i < len(big); i++ {
+		big[i] = 'y'
+	}
+	for what, plant := range map[string]func() error{
+		"a FIFO":      func() error { return unix.Mkfifo(rec, 0o600) },
+		"a symlink":   func() error { return os.Symlink(filepath.Join(h.Dir, lockFile), rec) },
+		"a directory": func() error { return os.Mkdir(rec, 0o700) },
+		"over 1 MiB":  func() error { return os.WriteFile(rec, append(big, `"]}`...), 0o600) },
+	} {
+		os.RemoveAll(rec)
+		if err := plant(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan Entry, 1)
+		go func() {
+			e, _ := Lookup("odd")
+			done <- e
+		}()
+		select {
+		case e := <-done:
+			if !e.Live || e.Status != Starting {
+				t.Errorf("record is %s: Lookup = live %v, status %q; want a live sandbox still starting", what, e.Live, e.Status)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("record is %s: Lookup hangs", what)
+		}
+	}
+}

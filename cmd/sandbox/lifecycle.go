@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,7 +109,10 @@ func runPS(p psCmd) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(list)
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	// Buffered: tabwriter writes each cell and padding by itself (41
+	// write calls for one sandbox).
+	out := bufio.NewWriter(os.Stdout)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tSTATUS\tPID\tAGE\tROOT\tNET\tLIMITS\tMEM\tCPU\tCOMMAND")
 	for _, l := range list {
 		status := l.Status
@@ -119,7 +123,10 @@ func runPS(p psCmd) error {
 			age(time.Since(l.Created)), l.Root, orDash(l.Net), orDash(strings.Join(l.Limits, ",")),
 			memory(l.MemoryBytes), cpu(l.CPUSeconds), strings.Join(l.Command, " "))
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return out.Flush()
 }
 
 func age(d time.Duration) string {

@@ -145,6 +145,15 @@ func splitCommand(args []string) (forKong, rest []string) {
 }
 
 func runCLI(args []string) int {
+	if c, name, ok := fastParse(args); ok {
+		if name == "version" {
+			fmt.Println("sandbox", version)
+			return 0
+		}
+		lg := journal.NewLogger(os.Stderr, journal.LogText, "sandbox", false, time.Now())
+		status, _ := lifecycle(&c, name, lg)
+		return status
+	}
 	var c cli
 	exitCode := -1
 	def := newDefaults(os.LookupEnv)
