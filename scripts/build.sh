@@ -31,16 +31,27 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
 	-o cmd/sandbox/sandbox-init.bin ./cmd/sandbox-init
 # The holder stage (cmd/sandbox-stage/stage.c: init created inside the
 # user's holder namespace), a static C program embedded likewise, when a C
-# compiler for the target is there (the embedstage tag); without it, when
-# cross-building, on other architectures, or with SANDBOX_BUILD_STAGE=0,
-# runs write their maps with newuidmap/newgidmap.
+# compiler for the target is there (the embedstage tag): gcc, or for a
+# cross build (GOARCH=arm64 on amd64, or the reverse) the Debian cross
+# compiler; without one, on other architectures, or with
+# SANDBOX_BUILD_STAGE=0, runs write their maps with newuidmap/newgidmap.
 tags="embednetstack,embedinit,embedpull"
 goarch="$(go env GOARCH)"
-if [[ "${SANDBOX_BUILD_STAGE:-1}" != 0 && "$goarch" == "$(go env GOHOSTARCH)" ]] &&
-	[[ "$goarch" == amd64 || "$goarch" == arm64 ]] && command -v gcc >/dev/null; then
+cross=0
+stage_cc=gcc
+if [[ "$goarch" != "$(go env GOHOSTARCH)" ]]; then
+	cross=1
+	case "$goarch" in
+	arm64) stage_cc=aarch64-linux-gnu-gcc ;;
+	amd64) stage_cc=x86_64-linux-gnu-gcc ;;
+	*) stage_cc="" ;;
+	esac
+fi
+if [[ "${SANDBOX_BUILD_STAGE:-1}" != 0 && -n "$stage_cc" ]] &&
+	[[ "$goarch" == amd64 || "$goarch" == arm64 ]] && command -v "$stage_cc" >/dev/null; then
 	# No C library (its start would cost as much as the stage): the
 	# system calls are the program's own (amd64, arm64).
-	gcc -static -nostdlib -ffreestanding -fno-builtin -fno-tree-loop-distribute-patterns \
+	"$stage_cc" -static -nostdlib -ffreestanding -fno-builtin -fno-tree-loop-distribute-patterns \
 		-fno-stack-protector -fno-asynchronous-unwind-tables -fno-pie -no-pie -O2 -s -Wall -Werror \
 		-o cmd/sandbox/sandbox-stage.bin cmd/sandbox-stage/stage.c
 	tags="$tags,embedstage"
@@ -63,8 +74,10 @@ if [[ "$tags" == *embedstage* ]] && ! grep -q "only sandbox runs this (SANDBOX_S
 fi
 # The OCI runtime (docs/oci.md), a program of its own beside sandbox: with
 # cgo, statically, for exec's namespace stage (cmd/sandbox-oci/nsenter.c),
-# which must run before the Go runtime starts its threads.
-if command -v gcc >/dev/null && [[ "${SANDBOX_OCI_CGO:-1}" != 0 ]]; then
+# which must run before the Go runtime starts its threads (a cross build
+# has no C library of the target to link it with: without cgo, its exec
+# then says so).
+if [[ "$cross" == 0 ]] && command -v gcc >/dev/null && [[ "${SANDBOX_OCI_CGO:-1}" != 0 ]]; then
 	CGO_ENABLED=1 go build -trimpath -tags osusergo,netgo \
 		-ldflags "-s -w -linkmode external -extldflags -static -X main.version=$version" \
 		-o bin/sandbox-oci ./cmd/sandbox-oci

@@ -32,7 +32,8 @@ readonly REQUIRED_PKGS=(
 	psmisc util-linux hyperfine git ca-certificates iperf3
 	qemu-system-x86 qemu-system-arm busybox-static xz-utils dbus-daemon zsh fish
 	mmdebstrap e2fsprogs # the systemd guest's image (vm/systemd/build-image.sh)
-	python3 curl gcc libc6-dev make # examples/ and their tests (e2e/examples_test.go); gcc, libc6-dev: sandbox-init's holder stage (scripts/build.sh)
+	python3 curl gcc libc6-dev make # examples/ and their tests (e2e/examples_test.go); gcc: the holder stage (scripts/build.sh)
+	gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross # the holder stage of the arm64 build the arm64 guest runs (vm/arm64_test.go)
 	podman runc                     # nesting in a rootless container (e2e/nested_test.go)
 	iptables nftables               # root inside tries to lift the egress policy (e2e/egress_test.go)
 	containerd bsdutils             # the OCI runtime's engines: containerd + ctr (e2e/ociroot), script(1) for -t runs

@@ -26,7 +26,7 @@ const (
 // cgroup limit. The later -test.timeout wins over the job's.
 var arm64Passes = []pass{
 	{"arm64", "tester", []string{"-test.timeout", "8m", "-test.run",
-		"^(TestShape|TestArm64Basics|TestArchSeccompDefault|TestArm64CompatArm|TestArm64NetBuiltin|TestPidsForkBomb)$"}},
+		"^(TestShape|TestArm64Basics|TestArm64Holder|TestArchSeccompDefault|TestArm64CompatArm|TestArm64NetBuiltin|TestPidsForkBomb)$"}},
 }
 
 // TestVMArm64 cross-builds sandbox, its network helper and the guest tests
@@ -53,8 +53,11 @@ func TestVMArm64(t *testing.T) {
 
 	work := t.TempDir()
 	start := time.Now()
+	// sandbox as scripts/build.sh builds it for arm64, in a copy of this
+	// tree: with init, the network and pull helpers and the holder stage
+	// embedded, the stage made by the arm64 cross compiler.
+	buildArm64(t, filepath.Dir(here), work)
 	for _, b := range [][]string{
-		{"build", "-o", filepath.Join(work, "sandbox"), "sandbox/cmd/sandbox"},
 		// Next to sandbox in the guest: --net=builtin finds it there.
 		{"build", "-o", filepath.Join(work, "sandbox-netstack"), "sandbox/cmd/sandbox-netstack"},
 		{"test", "-c", "-tags", "vmguest", "-o", filepath.Join(work, "guest.test"), "./guest"},
@@ -90,6 +93,39 @@ func TestVMArm64(t *testing.T) {
 	t.Logf("%s", lastLine(log))
 	for _, p := range arm64Passes {
 		t.Run(p.name, func(t *testing.T) { relayPass(t, out, p, log) })
+	}
+}
+
+// buildArm64 builds sandbox for arm64 with scripts/build.sh in a copy of
+// the repository at repo (the build writes its embedded programs into the
+// tree) and puts it at work/sandbox. The stage must be in: TestArm64Holder
+// runs it.
+func buildArm64(t *testing.T, repo, work string) {
+	t.Helper()
+	_, err := exec.LookPath("aarch64-linux-gnu-gcc")
+	requireOrSkip(t, err == nil, "aarch64-linux-gnu-gcc (Debian packages gcc-aarch64-linux-gnu, linux-libc-dev-arm64-cross) for the arm64 holder stage")
+	src := filepath.Join(work, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), crossBuildTime)
+	defer cancel()
+	copyTree := exec.CommandContext(ctx, "sh", "-c", `tar -C "$0" --exclude=./.git --exclude=./bin -cf - . | tar -C "$1" -xf -`, repo, src)
+	if out, err := copyTree.CombinedOutput(); err != nil {
+		t.Fatalf("copying the tree: %v\n%s", err, out)
+	}
+	build := exec.CommandContext(ctx, "bash", "scripts/build.sh")
+	build.Dir = src
+	build.Env = append(os.Environ(), "GOARCH=arm64", "SANDBOX_VERSION=vmtest-arm64")
+	out, err := build.CombinedOutput()
+	if err != nil {
+		t.Fatalf("GOARCH=arm64 scripts/build.sh: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "the holder stage embedded") {
+		t.Fatalf("the arm64 build has no holder stage:\n%s", out)
+	}
+	if err := os.Rename(filepath.Join(src, "bin", "sandbox"), filepath.Join(work, "sandbox")); err != nil {
+		t.Fatal(err)
 	}
 }
 

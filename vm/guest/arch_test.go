@@ -174,6 +174,48 @@ func TestArm64Basics(t *testing.T) {
 	}
 }
 
+// TestArm64Holder: the arm64 build's holder stage (cmd/sandbox-stage, with
+// its own system calls for arm64) creates init in the holder's namespace.
+// A first run finds no holder, writes its maps with newuidmap/newgidmap and
+// starts one; once it answers, a second run (in the same scope, so that
+// the holder is not the last process of its cgroup) has its maps written
+// by the stage, the full mapping, and init from the holder's copy.
+func TestArm64Holder(t *testing.T) {
+	dir := t.TempDir()
+	xdg := filepath.Join(dir, "xdg")
+	if err := os.Mkdir(xdg, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The holder's socket is put in place once it is ready; ~20 s a run here.
+	script := `export XDG_RUNTIME_DIR="$1"
+"$0" run -v --net=none -- true 2>&1 || exit 1
+echo ==== second
+i=0
+while [ ! -S "$1/sandbox/.holder/holder.sock" ] && [ $i -lt 120 ]; do sleep 0.5; i=$((i+1)); done
+"$0" run -v --net=none -- cat /proc/self/uid_map /proc/self/gid_map 2>&1`
+	r := startProgram(t, dir, "/bin/sh", "-c", script, sandboxBin(t), xdg).wait()
+	wantCode(t, r, 0)
+	first, second, ok := strings.Cut(r.stdout, "==== second\n")
+	if !ok {
+		t.Fatalf("no second run:\n%s", r)
+	}
+	if !strings.Contains(first, "wrote uid and gid maps (0:1000:1 1:100000:65536, newuidmap/newgidmap)") {
+		t.Errorf("the first run's maps were not written by newuidmap/newgidmap (no holder yet):\n%s", first)
+	}
+	if !strings.Contains(second, "by init's stage in the holder's namespace") || !strings.Contains(second, "init's program: the holder's sealed copy") {
+		t.Errorf("the second run did not go through the holder's stage and copy of init:\n%s", second)
+	}
+	var maps []string
+	for _, l := range strings.Split(second, "\n") {
+		if f := strings.Fields(l); len(f) == 3 && !strings.Contains(l, "sandbox[") {
+			maps = append(maps, strings.Join(f, " "))
+		}
+	}
+	if strings.Join(maps, ",") != "0 1000 1,1 100000 65536,0 1000 1,1 100000 65536" {
+		t.Errorf("uid_map + gid_map inside, through the holder: %q, want the full mapping\n%s", maps, second)
+	}
+}
+
 // TestArm64NetBuiltin: the builtin (in-process gvisor) network driver,
 // built for this architecture, carries a TCP connection from the sandbox
 // to the guest's loopback (--allow-host-loopback, as 10.0.2.2).

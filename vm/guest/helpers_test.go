@@ -134,6 +134,12 @@ type proc struct {
 // start runs `$SANDBOX_BIN args...` in a new scope (see newScope), in dir.
 func start(t *testing.T, dir string, args ...string) *proc {
 	t.Helper()
+	return startProgram(t, dir, sandboxBin(t), args...)
+}
+
+// startProgram runs `path args...` as start runs sandbox.
+func startProgram(t *testing.T, dir, path string, args ...string) *proc {
+	t.Helper()
 	p := &proc{scope: newScope(t)}
 	cg, err := os.Open(p.scope)
 	if err != nil {
@@ -142,7 +148,7 @@ func start(t *testing.T, dir string, args ...string) *proc {
 	defer cg.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	p.ctx, p.cancel = ctx, cancel
-	p.cmd = exec.CommandContext(ctx, sandboxBin(t), args...)
+	p.cmd = exec.CommandContext(ctx, path, args...)
 	p.cmd.Dir = dir
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
