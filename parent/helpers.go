@@ -48,7 +48,7 @@ func holderFor(s *spec.Spec, lg *journal.Logger) (ns *holder.NS, dir string, sta
 		lg.Detail("identity", fmt.Sprintf("no holder: %v", err))
 		return nil, "", false
 	}
-	base, err := state.BaseDir()
+	base, err := stateBase()
 	if err == nil {
 		dir, err = holder.Dir(base)
 	}
@@ -115,12 +115,16 @@ func PreloadInit() {
 	}
 }
 
+// stateBase is the state directory, found and checked once for the run's
+// holder (PreloadInit looks for its socket, holderFor asks it), not twice.
+var stateBase = sync.OnceValues(state.BaseDir)
+
 // holderListens: the run may get init's program from a holder.
 func holderListens() bool {
 	if !stageable() || InitID == "" {
 		return false
 	}
-	base, err := state.BaseDir()
+	base, err := stateBase()
 	if err != nil {
 		return false
 	}
