@@ -134,16 +134,11 @@ func ownProgram() *os.File {
 	if err != nil {
 		return nil
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	if memexec.Sealed(f) != nil {
 		f.Close()
 		return nil
 	}
-	m, err := memexec.Adopt(f, Arg0, int(st.Size))
-	if err != nil {
-		return nil // not a sealed memfd (Adopt closed it)
-	}
-	return m.File()
+	return f
 }
 
 // mapNamespace starts a process in a new user namespace, has newuidmap and

@@ -142,16 +142,23 @@ func (m *File) PathAbove(minFD int) (string, error) {
 	return m.Path(), nil
 }
 
+// Sealed says whether f is a memfd sealed as New seals one: its code can
+// no longer change.
+func Sealed(f *os.File) error {
+	got, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
+	if err == nil && got&seals != seals {
+		err = fmt.Errorf("sealed %#x, not %#x", got, seals)
+	}
+	return err
+}
+
 // Adopt takes f, a copy of the program name made by another process (the
 // user's holder shares its own), if it is a memfd sealed as New seals one
 // and size bytes long; f is closed otherwise. Who made it says what it is:
 // the caller checks that before (a sealed memfd cannot change, so what was
 // true of it when made stays true).
 func Adopt(f *os.File, name string, size int) (*File, error) {
-	got, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
-	if err == nil && got&seals != seals {
-		err = fmt.Errorf("sealed %#x, not %#x", got, seals)
-	}
+	err := Sealed(f)
 	var st unix.Stat_t
 	if err == nil {
 		if err = unix.Fstat(int(f.Fd()), &st); err == nil && st.Size != int64(size) {
