@@ -69,11 +69,7 @@ func (c *execCmd) Run(g *globals) error {
 	if c.PreserveFds < 0 || c.PreserveFds > 1024 {
 		return fmt.Errorf("exec: --preserve-fds %d: not in 0..1024", c.PreserveFds)
 	}
-	ct, err := g.container(c.ID)
-	if err != nil {
-		return err
-	}
-	st, err := ct.Status()
+	ct, st, err := g.containerStatus(c.ID)
 	if err != nil {
 		return err
 	}

@@ -23,11 +23,7 @@ func (c *killCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
-	ct, err := g.container(c.ID)
-	if err != nil {
-		return err
-	}
-	st, err := ct.Status()
+	ct, st, err := g.containerStatus(c.ID)
 	if err != nil {
 		return err
 	}

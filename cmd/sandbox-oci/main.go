@@ -154,6 +154,19 @@ func (g *globals) container(id string) (*state.Container, error) {
 	return state.Load(root, id)
 }
 
+// containerStatus loads container id and derives its status.
+func (g *globals) containerStatus(id string) (*state.Container, specs.ContainerState, error) {
+	ct, err := g.container(id)
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := ct.Status()
+	if err != nil {
+		return nil, "", err
+	}
+	return ct, st, nil
+}
+
 func (g *globals) stateRoot() (string, error) {
 	if g.Root != "" {
 		return filepath.Abs(g.Root)

@@ -19,11 +19,7 @@ type psCmd struct {
 }
 
 func (c *psCmd) Run(g *globals) error {
-	ct, err := g.container(c.ID)
-	if err != nil {
-		return err
-	}
-	st, err := ct.Status()
+	ct, st, err := g.containerStatus(c.ID)
 	if err != nil {
 		return err
 	}
