@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
-	"time"
 
 	"sandbox/internal/testenv"
 )
@@ -43,22 +42,8 @@ func sleeper(t *testing.T, dir string, born bool) *exec.Cmd {
 	return cmd
 }
 
-// exited waits (bounded) for cmd to end and says whether SIGKILL ended it.
-func killed(cmd *exec.Cmd) bool {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			ws := ee.Sys().(syscall.WaitStatus)
-			return ws.Signaled() && ws.Signal() == syscall.SIGKILL
-		}
-		return false
-	case <-time.After(5 * time.Second):
-		return false
-	}
-}
+// killed waits (bounded) for cmd to end and says whether SIGKILL ended it.
+func killed(cmd *exec.Cmd) bool { return testenv.EndedBy(cmd, syscall.SIGKILL) }
 
 // TestRealEvacuateKillRemove runs the life of a sandbox cgroup on the real
 // cgroup2 tree: processes born in it and moved into it; Evacuate refuses,

@@ -3,10 +3,13 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -83,4 +86,22 @@ func DelegatedCgroup(t testing.TB) string {
 		}
 	})
 	return dir
+}
+
+// EndedBy waits (at most 5 s) for the started cmd to end and says whether
+// signal sig ended it.
+func EndedBy(cmd *exec.Cmd, sig syscall.Signal) bool {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			ws := ee.Sys().(syscall.WaitStatus)
+			return ws.Signaled() && ws.Signal() == sig
+		}
+		return false
+	case <-time.After(5 * time.Second):
+		return false
+	}
 }

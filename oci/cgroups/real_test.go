@@ -137,7 +137,7 @@ func TestRealLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []*exec.Cmd{cmd, sleeper} {
-		if !endedBy(c, syscall.SIGTERM) {
+		if !testenv.EndedBy(c, syscall.SIGTERM) {
 			t.Errorf("%v did not end by SIGTERM within 5 s", c.Args)
 		}
 	}
@@ -154,7 +154,7 @@ func TestRealLifecycle(t *testing.T) {
 	if err := later.Destroy(); err != nil {
 		t.Fatal(err)
 	}
-	if !endedBy(again, syscall.SIGKILL) {
+	if !testenv.EndedBy(again, syscall.SIGKILL) {
 		t.Error("Destroy left a process alive")
 	}
 	if _, err := os.Stat(m.Path); !errors.Is(err, os.ErrNotExist) {
@@ -200,22 +200,5 @@ func TestRealLimitsOnThisHost(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), "linux.resources.pids.limit: ") {
 			t.Errorf("no pids controller on a pure cgroup v2 host: %v", err)
 		}
-	}
-}
-
-// endedBy waits (bounded) for cmd to end and says whether sig ended it.
-func endedBy(cmd *exec.Cmd, sig syscall.Signal) bool {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			ws := ee.Sys().(syscall.WaitStatus)
-			return ws.Signaled() && ws.Signal() == sig
-		}
-		return false
-	case <-time.After(5 * time.Second):
-		return false
 	}
 }

@@ -42,11 +42,18 @@ func TestMain(m *testing.M) {
 
 func sandboxBin(t *testing.T) string {
 	t.Helper()
-	bin := os.Getenv("SANDBOX_BIN")
-	if bin == "" {
-		t.Fatal("SANDBOX_BIN is not set (the host test passes the sandbox binary into the VM)")
+	return passedIn(t, "SANDBOX_BIN", "the sandbox binary")
+}
+
+// passedIn is the path in variable name of what the host test passed into
+// the VM.
+func passedIn(t *testing.T, name, what string) string {
+	t.Helper()
+	p := os.Getenv(name)
+	if p == "" {
+		t.Fatalf("%s is not set (the host test passes %s into the VM)", name, what)
 	}
-	return bin
+	return p
 }
 
 // ownCgroup is the cgroup v2 directory of this process.

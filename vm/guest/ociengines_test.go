@@ -20,21 +20,13 @@ import (
 // ociBin is sandbox-oci, passed into the guest by the host test.
 func ociBin(t *testing.T) string {
 	t.Helper()
-	p := os.Getenv("SANDBOX_OCI_BIN")
-	if p == "" {
-		t.Fatal("SANDBOX_OCI_BIN is not set (the host test passes sandbox-oci into the VM)")
-	}
-	return p
+	return passedIn(t, "SANDBOX_OCI_BIN", "sandbox-oci")
 }
 
 // busyboxBin is the host's static busybox, passed into the VM.
 func busyboxBin(t *testing.T) string {
 	t.Helper()
-	bb := os.Getenv("BUSYBOX_BIN")
-	if bb == "" {
-		t.Fatal("BUSYBOX_BIN is not set (the host test passes its static busybox into the VM)")
-	}
-	return bb
+	return passedIn(t, "BUSYBOX_BIN", "its static busybox")
 }
 
 // rootfsTar is a busybox root filesystem as a tar stream (testimage.Rootfs).
