@@ -26,7 +26,7 @@
 //
 // server.go is the holder, client.go the caller's side, verify.go the
 // caller's check of what it was given. It imports the standard library,
-// x/sys, idmap and internal/memexec only.
+// x/sys, idmap, internal/memexec and internal/proc only.
 package holder
 
 import (

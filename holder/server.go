@@ -17,6 +17,7 @@ import (
 
 	"sandbox/idmap"
 	"sandbox/internal/memexec"
+	"sandbox/internal/proc"
 
 	"golang.org/x/sys/unix"
 )
@@ -367,12 +368,7 @@ func alone(procs string) bool {
 
 // readSmall reads the start of a /proc file, bounded.
 func readSmall(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 16<<10))
+	b, err := proc.ReadFile(p, 16<<10)
 	return string(b), err
 }
 

@@ -2,11 +2,10 @@ package hostcheck
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"sandbox/idmap"
+	"sandbox/internal/proc"
 	"sandbox/rootfs"
 )
 
@@ -53,12 +52,7 @@ func readMap(file string) ([]idmap.Range, bool, error) {
 }
 
 func readSmall(file string, max int64) (string, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max))
+	b, err := proc.ReadFile(file, max)
 	return string(b), err
 }
 

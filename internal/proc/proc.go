@@ -1,13 +1,26 @@
 // Package proc parses /proc/PID/stat, which the run (init's watch), the
 // cgroup cleanup (owners of stale cgroups) and the state directory (owners
-// of records) all read. It owns nothing else and imports only the standard
-// library.
+// of records) all read, and reads the kernel's small text files
+// (ReadFile). It owns nothing else and imports only the standard library.
 package proc
 
 import (
 	"bytes"
 	"errors"
+	"io"
+	"os"
 )
+
+// ReadFile reads at most max bytes of a kernel text file (/proc, /sys):
+// their size says nothing (0, or a page) and some can be large.
+func ReadFile(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, max))
+}
 
 // ErrMalformed: a stat line without the fields the kernel writes.
 var ErrMalformed = errors.New("malformed /proc stat")

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sandbox/internal/inroot"
+	"sandbox/internal/proc"
 )
 
 func u32(v uint32) *uint32 { return &v }
@@ -46,21 +47,12 @@ func deviceType(t string) (uint32, error) {
 // InUserNS says whether this process is in a user namespace other than the
 // initial one (whose uid_map maps all of 0..2^32-2).
 func InUserNS() bool {
-	data, err := readBounded("/proc/self/uid_map", 64<<10)
+	data, err := proc.ReadFile("/proc/self/uid_map", 64<<10)
 	if err != nil {
 		return true // unknown: take the way that works in both
 	}
 	f := strings.Fields(string(data))
 	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
-}
-
-func readBounded(p string, max int64) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, max))
 }
 
 // devices makes linux.devices and the default devices, the /dev symlinks
@@ -252,7 +244,7 @@ func devLinks(root *os.File) error {
 
 // mountOf is the mountinfo entry of the mount fd is on.
 func mountOf(fd int) (*mountinfo.Info, error) {
-	data, err := readBounded("/proc/self/fdinfo/"+strconv.Itoa(fd), 64<<10)
+	data, err := proc.ReadFile("/proc/self/fdinfo/"+strconv.Itoa(fd), 64<<10)
 	if err != nil {
 		return nil, err
 	}

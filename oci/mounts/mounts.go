@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sandbox/internal/inroot"
+	"sandbox/internal/proc"
 	"sandbox/rootfs"
 )
 
@@ -428,7 +429,7 @@ func mountCgroup(root *os.File, target, dest string, flags uintptr) error {
 // procRefused explains a refused proc mount when the /proc we run under
 // has masks (the kernel then refuses a new proc).
 func procRefused(err error) error {
-	data, rerr := readBounded("/proc/self/mountinfo", 4<<20)
+	data, rerr := proc.ReadFile("/proc/self/mountinfo", 4<<20)
 	if rerr != nil {
 		return err
 	}
