@@ -4,12 +4,15 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -105,6 +108,66 @@ func TestSignalForwarding(t *testing.T) {
 			if r.code != tc.code || r.timedOut || !strings.Contains(r.stdout, "got-"+tc.name) {
 				t.Errorf("SIG%s sent to the sandbox should reach the payload's trap (got-%s, exit %d)%s; got %s",
 					tc.name, tc.name, tc.code, note, r)
+			}
+		})
+	}
+}
+
+// signalOn sends sig to the sandbox process the moment a line containing
+// on appears on its stderr (the -v log), once.
+type signalOn struct {
+	on   string
+	sig  syscall.Signal
+	cmd  *exec.Cmd
+	buf  []byte
+	once sync.Once
+}
+
+func (s *signalOn) Write(b []byte) (int, error) {
+	s.buf = append(s.buf, b...)
+	if strings.Contains(string(s.buf), s.on) {
+		s.once.Do(func() { syscall.Kill(s.cmd.Process.Pid, s.sig) })
+	}
+	return len(b), nil
+}
+
+// TestSignalDuringStart: a signal that reaches `sandbox run` while init is
+// still starting (its Go runtime not yet running, or not yet catching
+// signals) is neither lost nor the end of init: the parent holds it until
+// init has said it catches them, and it reaches the payload once that
+// runs. Forwarded at once, with a holder (init starts ~5 ms before it can
+// catch a signal, and the parent is ready to forward sooner), it was
+// dropped (the init of a pid namespace ignores a signal it has no handler
+// for: the payload ran to its end) or ended init ("init exited with status
+// 2 before it reported", exit 125).
+func TestSignalDuringStart(t *testing.T) {
+	t.Parallel()
+	for _, way := range []string{"holder", "helpers"} {
+		t.Run(way, func(t *testing.T) {
+			t.Parallel()
+			h := newHolderSetup(t)
+			if way == "holder" {
+				h.mapsRun(t)
+				h.waitHolder(t)
+			} else {
+				h.env = append(h.env, "SANDBOX_HOLDER=off")
+			}
+			for i := 0; i < 3; i++ {
+				trig := &signalOn{on: "started init (pid", sig: syscall.SIGTERM}
+				p := start(t, opts{env: h.env, prepare: func(c *exec.Cmd) {
+					trig.cmd = c
+					c.Stderr = io.MultiWriter(c.Stderr, trig)
+				}}, "run", "-v", "--net=none", "--", "sh", "-c", "sleep 5; echo slept")
+				r := p.wait()
+				if !strings.Contains(r.stderr, trig.on) {
+					t.Fatalf("the -v log has no %q line to send the signal on:\n%s", trig.on, r)
+				}
+				if via := mapsVia(t, r); via != way {
+					t.Fatalf("maps written by %s, want %s", via, way)
+				}
+				if r.signaled || r.code != 128+int(syscall.SIGTERM) || strings.Contains(r.stdout, "slept") {
+					t.Fatalf("run %d: SIGTERM sent as init started should end the payload (exit 143), not be lost or end init; got %s", i, r)
+				}
 			}
 		})
 	}

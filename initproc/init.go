@@ -64,7 +64,8 @@ func Init() int {
 		return status
 	}
 	// Signals are caught from the start: as PID 1 of a pid namespace, a
-	// signal without a handler would be dropped.
+	// signal without a handler would be dropped. The parent forwards none
+	// before init's first message, so this comes before any message.
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, append([]os.Signal{syscall.SIGCHLD}, wire.Forwarded...)...)
 

@@ -281,6 +281,12 @@ func run(s *spec.Spec) (status int, err error) {
 	var exit *wire.ChildExit
 	var protoErr error
 	var cerr *wire.ChildError
+	// Signals wait for init's first message: init sends none before it
+	// catches them, and one sent earlier would be lost (the init of a pid
+	// namespace drops a signal it has no handler for) or end init (the Go
+	// runtime's default for SIGTERM). Init forwards them once the payload
+	// runs.
+	heard, held := false, make([]syscall.Signal, 0, 16)
 	tick := time.NewTicker(initWatchEvery)
 	defer tick.Stop()
 	var recorded chan struct{} // closed once the record of the started payload is written
@@ -291,6 +297,12 @@ func run(s *spec.Spec) (status int, err error) {
 		case sig := <-sigs:
 			if relay != nil && sig == syscall.SIGWINCH {
 				relay.Resize()
+				continue
+			}
+			if !heard {
+				if len(held) < cap(held) {
+					held = append(held, sig.(syscall.Signal))
+				}
 				continue
 			}
 			unix.Kill(c.Pid, sig.(syscall.Signal))
@@ -307,6 +319,13 @@ func run(s *spec.Spec) (status int, err error) {
 			netDied = nil
 			lg.Error(err.Error())
 		case m, ok := <-msgs:
+			if !heard {
+				heard = true
+				for _, sig := range held {
+					unix.Kill(c.Pid, sig)
+				}
+				held = nil
+			}
 			if !ok {
 				done = true
 				break
