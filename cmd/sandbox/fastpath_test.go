@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -91,5 +92,150 @@ func TestFastParseSameAsKong(t *testing.T) {
 		if fname != kname || selected(fc, fname) != selected(kc, kname) {
 			t.Errorf("%q: fast path %s %s, kong %s %s", args, fname, selected(fc, fname), kname, selected(kc, kname))
 		}
+	}
+}
+
+// kongRun parses a run command line as runCLI's kong path does, with no
+// variables set; ok false when kong refuses it or prints help.
+func kongRun(t *testing.T, args []string) (r runCmd, given string, ok bool) {
+	t.Helper()
+	var c cli
+	var out strings.Builder
+	code := -1
+	def := newDefaults(func(string) (string, bool) { return "", false })
+	parser, err := kong.New(&c, kong.Name("sandbox"), kong.Writers(&out, &out), kong.Exit(func(c int) { code = c }),
+		def.option(), helpOption())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kargs, rest := splitCommand(args)
+	ctx, err := parser.Parse(kargs)
+	if err != nil || code >= 0 || emptyValue(ctx) != nil || ctx.Command() != "run <command>" && ctx.Command() != "run" {
+		return r, "", false
+	}
+	c.Run.Command = append(c.Run.Command, rest...)
+	return c.Run, fmt.Sprint(flagGiven(ctx, "uid"), flagGiven(ctx, "gid")), true
+}
+
+// TestFastRunSameAsKong: every run command line fastRun takes gives the
+// values (and the --uid/--gid given or not) kong gives, one line per flag
+// of run with each value kind; the common forms are taken, and what it
+// leaves to kong includes help, errors, profiles and doubtful forms.
+func TestFastRunSameAsKong(t *testing.T) {
+	taken := [][]string{
+		{"run", "--", "true"}, {"run", "true"}, {"run", "make", "-j4", "--net=none"}, {"run", "--net=none", "--", "true"},
+		{"run", "--net", "none", "--read-only", "-v", "--", "sh", "-c", "a,b; x\\y"}, {"run", "--map=single", "--", "id"},
+		{"run", "-d", "--name", "box", "--", "sleep", "9"}, {"run", "--uid", "1000", "--gid=0", "--", "id"},
+		{"run", "-e", "A=1", "--env=B=2=3", "-e", "C", "--", "env"}, {"run", "--bind", "/tmp:/mnt:ro", "--bind=/a", "--", "ls"},
+		{"run", "--allow-host", "example.com:80,443", "--allow-cidr=10.0.0.0/8:22", "--", "x"}, {"run", "--upper", "rel/dir", "--", "x"},
+		{"run", "--layer", "~/l1", "--layer=/l2", "--rootfs", ".", "--", "ls"}, {"run", "--net=none", "--net=host", "--", "x"},
+		{"run", "--preserve-fds", "2", "--", "x"}, {"run", "--uid=0", "--", "x"}, {"run", "-p", "8080:80", "--", "x"},
+		{"run", "--memory", "64M", "--pids=10", "--cpus", "0.5", "--io-max", "8:0 rbps=1,wbps=2", "--", "x"},
+		{"run", "--", "--help"}, {"run", "--", "-x", "--", "y"}, {"run", "--", ""}, {"run", "--tty", "never", "--", "x"},
+	}
+	left := [][]string{
+		{"run"}, {"run", "--"}, {"run", "--help"}, {"run", "-h", "--", "x"}, {"run", "--net=bogus", "--", "x"}, {"run", "--net"},
+		{"run", "--bogus", "--", "x"}, {"run", "-dv", "--", "x"}, {"run", "-eA=1", "--", "x"}, {"run", "-e=A", "--", "x"},
+		{"run", "--read-only=true", "--", "x"}, {"run", "--name=", "--", "x"}, {"run", "--name", "", "--", "x"},
+		{"run", "--name", "-x", "--", "x"}, {"run", "-e", "A=1,B=2", "--", "x"}, {"run", "-e", `A=\,`, "--", "x"},
+		{"run", "--chdir", `a\b`, "--", "x"}, {"run", "--uid", "010", "--", "x"}, {"run", "--uid", "0x10", "--", "x"},
+		{"run", "--uid", "-1", "--", "x"}, {"run", "--uid", "4294967296", "--", "x"}, {"run", "--preserve-fds", "9223372036854775808", "--", "x"},
+		{"run", "--profile", "p.yaml", "--", "x"}, {"run", "--profile=p.yaml", "--", "x"}, {"exec", "box", "--", "x"}, {"version"},
+	}
+	// One line per flag of run: each value of an enum, a number, a path,
+	// a word, a list given twice.
+	long, _ := runFlags()
+	for name, f := range long {
+		switch {
+		case name == "profile":
+		case f.kind == reflect.Bool:
+			taken = append(taken, []string{"run", "--" + name, "--", "x"})
+		case f.enum != nil:
+			for _, e := range f.enum {
+				taken = append(taken, []string{"run", "--" + name + "=" + e, "--", "x"})
+			}
+		case f.kind == reflect.Int || f.kind == reflect.Uint32:
+			taken = append(taken, []string{"run", "--" + name, "3", "--", "x"})
+		case f.kind == reflect.Slice:
+			taken = append(taken, []string{"run", "--" + name, "a/b", "--" + name + "=c:d", "--", "x"})
+		default:
+			taken = append(taken, []string{"run", "--" + name, "a/b", "--", "x"})
+		}
+	}
+	for _, args := range taken {
+		fr, fgiven, ok := fastRun(args, func(string) (string, bool) { return "", false })
+		if !ok {
+			t.Errorf("%q: left to kong, want the fast path", args)
+			continue
+		}
+		kr, kgiven, kok := kongRun(t, args)
+		if !kok {
+			t.Errorf("%q: fast path took what kong refuses", args)
+			continue
+		}
+		if f, k := fmt.Sprintf("%#v", fr), fmt.Sprintf("%#v", kr); f != k {
+			t.Errorf("%q:\nfast path %s\nkong      %s", args, f, k)
+		}
+		if g := fmt.Sprint(fgiven["uid"], fgiven["gid"]); g != kgiven {
+			t.Errorf("%q: --uid/--gid given: fast path %s, kong %s", args, g, kgiven)
+		}
+	}
+	for _, args := range left {
+		if _, _, ok := fastRun(args, func(string) (string, bool) { return "", false }); ok {
+			t.Errorf("%q: taken by the fast path, want kong", args)
+		}
+	}
+	// A variable that sets one of run's flags (or the profile) is kong's
+	// resolver's to read; one set empty counts as unset.
+	for _, env := range []map[string]string{{"SANDBOX_NET": "host"}, {"SANDBOX_PROFILE": "p.yaml"}, {"SANDBOX_ALLOW_HOST": "x"}} {
+		if _, _, ok := fastRun([]string{"run", "--", "true"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); ok {
+			t.Errorf("with %v: taken by the fast path, want kong", env)
+		}
+	}
+	if _, _, ok := fastRun([]string{"run", "--", "true"}, func(k string) (string, bool) { return "", k == "SANDBOX_NET" }); !ok {
+		t.Errorf("SANDBOX_NET set empty: left to kong, want the fast path")
+	}
+}
+
+// TestFastRunFlagsAreKongs: the flags fastRun reads from runCmd's tags are
+// kong's run flags, with the same names, shorts, defaults, enums and kinds.
+func TestFastRunFlagsAreKongs(t *testing.T) {
+	var c cli
+	parser, err := kong.New(&c, kong.Name("sandbox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run *kong.Node
+	for _, n := range parser.Model.Children {
+		if n.Name == "run" {
+			run = n
+		}
+	}
+	if run == nil {
+		t.Fatal("no run command in kong's model")
+	}
+	long, short := runFlags()
+	seen := 0
+	for _, kf := range run.Flags {
+		if kf.Name == "help" {
+			continue
+		}
+		seen++
+		f := long[kf.Name]
+		if f == nil {
+			t.Errorf("--%s: not among fastRun's flags", kf.Name)
+			continue
+		}
+		if kf.Short != 0 && short[string(kf.Short)] != f {
+			t.Errorf("--%s: short -%c not fastRun's", kf.Name, kf.Short)
+		}
+		if f.def != kf.Default || strings.Join(f.enum, ",") != kf.Enum || f.sepNone != (kf.Tag.Sep == -1) ||
+			(f.kind == reflect.Bool) != kf.IsBool() || (f.kind == reflect.Slice) != kf.IsSlice() {
+			t.Errorf("--%s: fastRun has %+v, kong default %q enum %q sep %q bool %v slice %v",
+				kf.Name, *f, kf.Default, kf.Enum, kf.Tag.Sep, kf.IsBool(), kf.IsSlice())
+		}
+	}
+	if seen != len(long) || len(short) != 4 {
+		t.Errorf("fastRun has %d flags (%d short), kong's run %d", len(long), len(short), seen)
 	}
 }

@@ -154,9 +154,12 @@ func runCLI(args []string) int {
 		status, _ := lifecycle(&c, name, lg)
 		return status
 	}
+	def := newDefaults(os.LookupEnv)
+	if r, given, ok := fastRun(args, os.LookupEnv); ok {
+		return runRun(r, func(name string) bool { return given[name] }, def)
+	}
 	var c cli
 	exitCode := -1
-	def := newDefaults(os.LookupEnv)
 	grammar, one := grammarFor(&c, args)
 	def.runless = !whole(grammar) && args[0] != "run"
 	parser, err := kong.New(grammar, append(one,
@@ -205,7 +208,13 @@ func runCLI(args []string) int {
 	if status, ok := lifecycle(&c, name, lg); ok {
 		return status
 	}
-	r := c.Run
+	return runRun(c.Run, func(name string) bool { return flagGiven(ctx, name) }, def)
+}
+
+// runRun is `sandbox run` once its command line is read (by kong or
+// fastRun): given tells which flags were set (on the command line, or by a
+// profile or variable), def holds the profile's and variables' part.
+func runRun(r runCmd, given func(string) bool, def *defaults) int {
 	cmd := r.Command
 	if len(cmd) > 0 && cmd[0] == "--" {
 		cmd = cmd[1:]
@@ -230,7 +239,7 @@ func runCLI(args []string) int {
 	if err == nil {
 		s, err = spec.Prepare(spec.Options{
 			Args: cmd, Name: r.Name, Detach: r.Detach, Supervisor: supervisor, Map: r.Map, UID: r.UID, GID: r.GID,
-			UIDGiven: flagGiven(ctx, "uid"), GIDGiven: flagGiven(ctx, "gid"), Hostname: r.Hostname, Net: r.Net,
+			UIDGiven: given("uid"), GIDGiven: given("gid"), Hostname: r.Hostname, Net: r.Net,
 			Publish: r.Publish, AllowHostLoopback: r.AllowHostLoopback, AllowLinkLocal: r.AllowLinkLocal,
 			Egress: egress.Policy{AllowHost: r.AllowHost, AllowCIDR: r.AllowCIDR, DenyHost: r.DenyHost, DNS: r.DNS},
 			Rootfs: r.Rootfs, Image: imageName, Layers: r.Layer, Upper: r.Upper, Overlay: r.Overlay, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
@@ -247,7 +256,7 @@ func runCLI(args []string) int {
 	// Opened once Prepare has checked --preserve-fds: the report's fd must
 	// not be taken for one of those.
 	report, rerr := journal.OpenReport(r.Report)
-	lg = journal.NewLogger(os.Stderr, r.LogFormat, "sandbox", false, time.Now())
+	lg := journal.NewLogger(os.Stderr, r.LogFormat, "sandbox", false, time.Now())
 	if err != nil {
 		lg.Error(def.explain(err).Error())
 		if rerr == nil {

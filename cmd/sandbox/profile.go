@@ -96,8 +96,11 @@ func (d *defaults) bind(k *kong.Kong) error {
 }
 
 // envName is the variable defaulting flag f.
-func envName(f *kong.Flag) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+func envName(f *kong.Flag) string { return envVar(f.Name) }
+
+// envVar is the variable defaulting run's flag --name.
+func envVar(name string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
 // envSep separates the values of a repeatable flag in its variable: the
