@@ -376,7 +376,7 @@ func setupNet(conn *proto.Conn, n *netns.Child) (string, error) {
 		}
 		return "", nil
 	}
-	if !n.CreateTap {
+	if !n.CreateTap || n.TapMade {
 		return configure()
 	}
 	tap, err := link.CreateTap(netns.TapName, n.PersistTap)

@@ -80,6 +80,10 @@ type Child struct {
 	// attach to by name.
 	CreateTap  bool `json:"create_tap,omitempty"`
 	PersistTap bool `json:"persist_tap,omitempty"`
+	// TapMade: the persistent tap exists already (init's stage made it, and
+	// the parent gave it to the driver): init configures it and sends no
+	// Tap.
+	TapMade bool `json:"tap_made,omitempty"`
 	// Configure: init gives the tap its address and route (slirp4netns and
 	// builtin; pasta configures the interface itself).
 	Configure bool `json:"configure,omitempty"`

@@ -17,6 +17,7 @@ import (
 	"sandbox/idmap"
 	"sandbox/image"
 	"sandbox/internal/proto"
+	"sandbox/netns"
 	"sandbox/netns/driver"
 	"sandbox/netns/egress"
 	"sandbox/rootfs"
@@ -149,6 +150,11 @@ func run(s *spec.Spec) (status int, err error) {
 	}
 	if hold != nil {
 		opts.Stage = stageOf(hold, s.Maps, initMemfd)
+		if n := s.ChildNet(); n != nil && n.CreateTap && n.PersistTap {
+			// Made by the stage, so that slirp4netns starts now rather
+			// than once init runs and has made it.
+			opts.Stage.Tap = netns.TapName
+		}
 	}
 	c, err := cg.startInit(opts)
 	if err != nil && opts.Stage != nil {
@@ -161,6 +167,7 @@ func run(s *spec.Spec) (status int, err error) {
 		hold.Close() // init's stage had its own copy
 	}
 	staged := err == nil && opts.Stage != nil
+	tapMade := staged && opts.Stage.Tap != ""
 	if err == nil && startHolder {
 		// For the next runs; it maps its namespace itself, beside this run.
 		if herr := holder.Start(holdDir, initPath, InitID, s.Maps.UIDs, s.Maps.GIDs); herr != nil {
@@ -216,6 +223,12 @@ func run(s *spec.Spec) (status int, err error) {
 		if network, err = startNetwork(s, h, c.Pid, logf); err != nil {
 			return abort(journal.AtStep("starting the network driver", err))
 		}
+		if tapMade {
+			if err := network.GiveTap(nil); err != nil {
+				return abort(journal.AtStep("starting the network driver", err))
+			}
+			logf("the tap made by init's stage went to the driver")
+		}
 	}
 	var netReadyC <-chan error
 	var netDied <-chan error
@@ -231,6 +244,9 @@ func run(s *spec.Spec) (status int, err error) {
 		// A round trip (~1.2 ms) only where it may matter: a filter that
 		// kills a single thread, or a user's profile (its start is bounded).
 		SeccompWatch: s.Seccomp != nil && (s.SeccompFile || s.Seccomp.MayKillThread()),
+	}
+	if tapMade {
+		cfg.Net.TapMade = true
 	}
 	if useTTY {
 		if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {

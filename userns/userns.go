@@ -60,6 +60,10 @@ type Stage struct {
 	NS                         *os.File
 	UIDMap, GIDMap             string
 	HolderUIDMap, HolderGIDMap string
+	// Tap is a persistent tap for the stage to make in init's network
+	// namespace once the maps are written (slirp4netns' tap, so that it
+	// can start before init runs), or "".
+	Tap string
 }
 
 // The stage's environment (cmd/sandbox-stage/stage.c reads the same names;
@@ -70,6 +74,7 @@ const (
 	stageGIDMap     = "SANDBOX_STAGE_GIDMAP"
 	stageHolderUIDs = "SANDBOX_STAGE_HOLDER_UIDMAP"
 	stageHolderGIDs = "SANDBOX_STAGE_HOLDER_GIDMAP"
+	stageTap        = "SANDBOX_STAGE_TAP"
 )
 
 // StageArg0 is argv[0] of the stage; init's argv follows it.
@@ -243,6 +248,9 @@ func startStaged(o Options, intoCgroup bool) (*Child, error) {
 		fmt.Sprintf("%s=%d %d %d %d %d", StageEnv, nsFD, nsFD+1, nsFD+2, o.Cloneflags, o.LastCap),
 		stageUIDMap+"="+o.Stage.UIDMap, stageGIDMap+"="+o.Stage.GIDMap,
 		stageHolderUIDs+"="+o.Stage.HolderUIDMap, stageHolderGIDs+"="+o.Stage.HolderGIDMap)
+	if o.Stage.Tap != "" {
+		env = append(env, stageTap+"="+o.Stage.Tap)
+	}
 	cmd := &exec.Cmd{
 		Path:       fmt.Sprintf("/proc/self/fd/%d", exe),
 		Args:       append([]string{StageArg0}, o.Args...),

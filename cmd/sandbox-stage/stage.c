@@ -6,8 +6,10 @@
 // namespace's maps, creates the sandbox's namespaces with init as the
 // caller's own child (CLONE_PARENT: in its cgroup, with its confinement,
 // rlimits and fds), writes init's maps (it is root of the holder's
-// namespace, the parent of init's), reports init's pid once init's exec
-// succeeded, and exits. The child executes init from init's memfd
+// namespace, the parent of init's), makes the sandbox's tap when asked
+// (SANDBOX_STAGE_TAP: persistent, in init's network namespace, for
+// slirp4netns to attach to before init is even running), reports init's
+// pid once init's exec succeeded, and exits. The child executes init from init's memfd
 // (execveat, AT_EMPTY_PATH) with argv[1..] and the environment without the
 // stage's variables; nothing of the stage (the holder's namespace, the
 // report pipe, init's memfd) stays open in it.
@@ -20,6 +22,8 @@
 #include <asm/errno.h>
 #include <linux/capability.h>
 #include <linux/fcntl.h>
+#include <linux/ioctl.h>
+#include <linux/if_tun.h>
 #include <linux/prctl.h>
 #include <linux/sched.h>
 
@@ -31,6 +35,7 @@
 #define GIDMAP_ENV "SANDBOX_STAGE_GIDMAP"
 #define HOLDER_UIDMAP_ENV "SANDBOX_STAGE_HOLDER_UIDMAP"
 #define HOLDER_GIDMAP_ENV "SANDBOX_STAGE_HOLDER_GIDMAP"
+#define TAP_ENV "SANDBOX_STAGE_TAP"
 
 // At most this many numbers in a map (the kernel allows 340 lines of 3).
 #define MAX_NUMS (340 * 3)
@@ -313,6 +318,48 @@ static long write_map(long pid, const char *name, const char *text)
 	return w == (long)len ? 0 : -EIO;
 }
 
+// make_tap creates the persistent tap name in the network namespace of
+// pid (after its maps, so that the device's files in /sys belong to root
+// inside); it returns 0 or -errno. The stage is root of the holder's
+// namespace, which owns init's: it may join init's network namespace.
+static long make_tap(long pid, const char *name)
+{
+	struct buf path = {.n = 0};
+	put(&path, "/proc/");
+	put_num(&path, pid);
+	put(&path, "/ns/net");
+	long ns = sys3(__NR_openat, AT_FDCWD, path.s, O_RDONLY | O_CLOEXEC);
+	if (ns < 0)
+		return ns;
+	long r = sys2(__NR_setns, ns, CLONE_NEWNET);
+	sys1(__NR_close, ns);
+	if (r != 0)
+		return r;
+	long fd = sys3(__NR_openat, AT_FDCWD, "/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return fd;
+	// struct ifreq: the name in its first 16 bytes, the flags after.
+	union {
+		char b[40];
+		struct {
+			char name[16];
+			short flags;
+		} f;
+	} ifr = {.b = {0}};
+	size_t n = slen(name);
+	if (n >= sizeof ifr.f.name) {
+		sys1(__NR_close, fd);
+		return -EINVAL;
+	}
+	memcpy(ifr.f.name, name, n);
+	ifr.f.flags = IFF_TAP | IFF_NO_PI;
+	r = sys3(__NR_ioctl, fd, TUNSETIFF, &ifr);
+	if (r == 0)
+		r = sys3(__NR_ioctl, fd, TUNSETPERSIST, 1);
+	sys1(__NR_close, fd);
+	return r;
+}
+
 // -------------------------------------------------------------------- init
 
 // ambient keeps capabilities 0..last across init's exec, as the caller's
@@ -436,6 +483,9 @@ __attribute__((used, noreturn)) void stage_main(long *sp)
 		fail(pid, "writing the uid map", r);
 	if ((r = write_map(pid, "gid_map", gid_map)) != 0)
 		fail(pid, "writing the gid map", r);
+	const char *tap = get_env(envp, TAP_ENV);
+	if (tap && *tap && (r = make_tap(pid, tap)) != 0)
+		fail(pid, "creating the network interface", r);
 	int err;
 	long n;
 	do
