@@ -61,6 +61,26 @@ func (ns *NS) Close() {
 // whose maps are uids and gids. ErrNone when none answers; any other error
 // means one answered but its namespace must not be used.
 func Get(dir string, uids, gids []idmap.Mapping) (*NS, error) {
+	ns, err := Fetch(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := ns.Check(uids, gids); err != nil {
+		ns.Close()
+		return nil, err
+	}
+	return ns, nil
+}
+
+// Check verifies ns for a run whose maps are uids and gids (Verify).
+func (ns *NS) Check(uids, gids []idmap.Mapping) error {
+	return Verify(ns.File, ns.UIDMap, ns.GIDMap, uids, gids)
+}
+
+// Fetch asks the holder in dir for its namespace and program, not yet
+// checked against a run's maps (Check): a run asks while it plans them.
+// Errors as Get's.
+func Fetch(dir string) (*NS, error) {
 	c, err := dial(dir)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED) {
@@ -112,10 +132,6 @@ func Get(dir string, uids, gids []idmap.Mapping) (*NS, error) {
 	ns.UIDMap, ns.GIDMap = parts[0], parts[1]
 	if len(parts) == 3 {
 		ns.ProgramID = parts[2]
-	}
-	if err := Verify(ns.File, ns.UIDMap, ns.GIDMap, uids, gids); err != nil {
-		ns.Close()
-		return nil, err
 	}
 	return ns, nil
 }

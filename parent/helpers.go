@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"sandbox/holder"
 	"sandbox/idmap"
@@ -42,21 +43,25 @@ var InitID string
 // holder in dir for the next runs when none answers (start).
 func holderFor(s *spec.Spec, lg *journal.Logger) (ns *holder.NS, dir string, start bool) {
 	if !stageable() || !s.Maps.ViaHelpers {
+		dropFetched()
 		return nil, "", false
 	}
 	if _, err := loadStage(); err != nil {
+		dropFetched()
 		lg.Detail("identity", fmt.Sprintf("no holder: %v", err))
 		return nil, "", false
 	}
-	base, err := stateBase()
-	if err == nil {
-		dir, err = holder.Dir(base)
-	}
+	dir, err := holderDir()
 	if err != nil {
 		lg.Detail("identity", fmt.Sprintf("no holder: %v", err))
 		return nil, "", false
 	}
-	ns, err = holder.Get(dir, s.Maps.UIDs, s.Maps.GIDs)
+	if ns, err = fetched(); err == nil {
+		if err = ns.Check(s.Maps.UIDs, s.Maps.GIDs); err != nil {
+			ns.Close()
+			ns = nil
+		}
+	}
 	switch {
 	case err == nil:
 		return ns, dir, false
@@ -103,11 +108,16 @@ var loadStage = sync.OnceValues(func() (*memexec.File, error) {
 
 // PreloadInit starts copying init and the stage into their memfds, at
 // once, so that the copies run while the caller plans the run; Run then
-// takes them. Init is not copied when a holder listens: it shares its own
-// copy (initCommand copies then only if it does not, e.g. a holder of
-// another build).
+// takes them. When a holder listens, it asks it for its namespace instead
+// (checked once the maps are planned), and init is not copied: the holder
+// shares its own copy (initCommand copies then only if it does not, e.g. a
+// holder of another build).
 func PreloadInit() {
-	if InitELF != "" && !holderListens() {
+	switch {
+	case holderListens():
+		prefetching.Store(true)
+		go fetched()
+	case InitELF != "":
 		go loadInit()
 	}
 	if stageable() {
@@ -118,6 +128,38 @@ func PreloadInit() {
 // stateBase is the state directory, found and checked once for the run's
 // holder (PreloadInit looks for its socket, holderFor asks it), not twice.
 var stateBase = sync.OnceValues(state.BaseDir)
+
+// holderDir is the holder's directory, made once.
+var holderDir = sync.OnceValues(func() (string, error) {
+	base, err := stateBase()
+	if err != nil {
+		return "", err
+	}
+	return holder.Dir(base)
+})
+
+// fetched is the holder's answer, asked for while the run is planned
+// (PreloadInit) and checked against the planned maps by holderFor.
+var (
+	fetched = sync.OnceValues(func() (*holder.NS, error) {
+		dir, err := holderDir()
+		if err != nil {
+			return nil, err
+		}
+		return holder.Fetch(dir)
+	})
+	prefetching atomic.Bool
+)
+
+// dropFetched closes the holder's answer when a run that asked for it
+// early does not use it.
+func dropFetched() {
+	if prefetching.Load() {
+		if ns, err := fetched(); err == nil {
+			ns.Close()
+		}
+	}
+}
 
 // holderListens: the run may get init's program from a holder.
 func holderListens() bool {
