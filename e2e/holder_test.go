@@ -76,6 +76,20 @@ func newHolderSetup(t *testing.T, extra ...string) holderSetup {
 	return h
 }
 
+// holderWay is a setup whose runs write their maps one way: "holder" (a
+// holder of its own, started and answering), or "helpers" (SANDBOX_HOLDER=off).
+func holderWay(t *testing.T, way string) holderSetup {
+	t.Helper()
+	h := newHolderSetup(t)
+	if way == "holder" {
+		h.mapsRun(t)
+		h.waitHolder(t)
+	} else {
+		h.env = append(h.env, "SANDBOX_HOLDER=off")
+	}
+	return h
+}
+
 // pids are the holders serving this setup's directory.
 func (h holderSetup) pids() []int {
 	var out []int

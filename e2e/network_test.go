@@ -543,13 +543,7 @@ func TestNetworkTapByStage(t *testing.T) {
 	for _, way := range []string{"holder", "helpers"} {
 		t.Run(way, func(t *testing.T) {
 			t.Parallel()
-			h := newHolderSetup(t)
-			if way == "holder" {
-				h.mapsRun(t)
-				h.waitHolder(t)
-			} else {
-				h.env = append(h.env, "SANDBOX_HOLDER=off")
-			}
+			h := holderWay(t, way)
 			r := mustRun(t, opts{env: h.env}, sh([]string{"-v", "--net=slirp4netns"},
 				"stat -c %u /sys/class/net/tap0/address; ip -o -4 addr show dev tap0; ip route")...)
 			if via := mapsVia(t, r); via != way {

@@ -145,13 +145,7 @@ func TestSignalDuringStart(t *testing.T) {
 	for _, way := range []string{"holder", "helpers"} {
 		t.Run(way, func(t *testing.T) {
 			t.Parallel()
-			h := newHolderSetup(t)
-			if way == "holder" {
-				h.mapsRun(t)
-				h.waitHolder(t)
-			} else {
-				h.env = append(h.env, "SANDBOX_HOLDER=off")
-			}
+			h := holderWay(t, way)
 			for i := 0; i < 3; i++ {
 				trig := &signalOn{on: "started init (pid", sig: syscall.SIGTERM}
 				p := start(t, opts{env: h.env, prepare: func(c *exec.Cmd) {

@@ -13,6 +13,16 @@ import (
 // command's words after the first cut off by splitCommand and appended
 // after); ok false when kong refuses them or prints help.
 func kongParse(t *testing.T, args []string) (c cli, name string, ok bool) {
+	c, ctx, ok := kongContext(t, args)
+	if !ok {
+		return c, "", false
+	}
+	name, _, _ = strings.Cut(ctx.Command(), " ")
+	return c, name, true
+}
+
+// kongContext parses args with kong as runCLI does, with no variables set.
+func kongContext(t *testing.T, args []string) (c cli, ctx *kong.Context, ok bool) {
 	t.Helper()
 	var out strings.Builder
 	code := -1
@@ -23,13 +33,13 @@ func kongParse(t *testing.T, args []string) (c cli, name string, ok bool) {
 		t.Fatal(err)
 	}
 	kargs, rest := splitCommand(args)
-	ctx, err := parser.Parse(kargs)
+	ctx, err = parser.Parse(kargs)
 	if err != nil || code >= 0 || emptyValue(ctx) != nil {
-		return c, "", false
+		return c, nil, false
 	}
+	c.Run.Command = append(c.Run.Command, rest...)
 	c.Exec.Command = append(c.Exec.Command, rest...)
-	name, _, _ = strings.Cut(ctx.Command(), " ")
-	return c, name, true
+	return c, ctx, true
 }
 
 // selected is what the program reads of c for command name.
@@ -98,22 +108,10 @@ func TestFastParseSameAsKong(t *testing.T) {
 // kongRun parses a run command line as runCLI's kong path does, with no
 // variables set; ok false when kong refuses it or prints help.
 func kongRun(t *testing.T, args []string) (r runCmd, given string, ok bool) {
-	t.Helper()
-	var c cli
-	var out strings.Builder
-	code := -1
-	def := newDefaults(func(string) (string, bool) { return "", false })
-	parser, err := kong.New(&c, kong.Name("sandbox"), kong.Writers(&out, &out), kong.Exit(func(c int) { code = c }),
-		def.option(), helpOption())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kargs, rest := splitCommand(args)
-	ctx, err := parser.Parse(kargs)
-	if err != nil || code >= 0 || emptyValue(ctx) != nil || ctx.Command() != "run <command>" && ctx.Command() != "run" {
+	c, ctx, ok := kongContext(t, args)
+	if !ok || ctx.Command() != "run <command>" && ctx.Command() != "run" {
 		return r, "", false
 	}
-	c.Run.Command = append(c.Run.Command, rest...)
 	return c.Run, fmt.Sprint(flagGiven(ctx, "uid"), flagGiven(ctx, "gid")), true
 }
 
@@ -200,20 +198,7 @@ func TestFastRunSameAsKong(t *testing.T) {
 // TestFastRunFlagsAreKongs: the flags fastRun reads from runCmd's tags are
 // kong's run flags, with the same names, shorts, defaults, enums and kinds.
 func TestFastRunFlagsAreKongs(t *testing.T) {
-	var c cli
-	parser, err := kong.New(&c, kong.Name("sandbox"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var run *kong.Node
-	for _, n := range parser.Model.Children {
-		if n.Name == "run" {
-			run = n
-		}
-	}
-	if run == nil {
-		t.Fatal("no run command in kong's model")
-	}
+	run := runNode(t)
 	long, short := runFlags()
 	seen := 0
 	for _, kf := range run.Flags {

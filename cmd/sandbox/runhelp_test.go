@@ -6,20 +6,27 @@ import (
 	"github.com/alecthomas/kong"
 )
 
-// TestRunHelpComplete: every flag and argument of run has its help in
-// runHelp, and runHelp names nothing else.
-func TestRunHelpComplete(t *testing.T) {
+// runNode is run's command in kong's whole model, as runCLI builds it.
+func runNode(t *testing.T) *kong.Node {
+	t.Helper()
 	var c cli
 	k, err := kong.New(&c, kong.Name("sandbox"), newDefaults(func(string) (string, bool) { return "", false }).option(), helpOption())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var run *kong.Node
 	for _, n := range k.Model.Children {
 		if n.Name == "run" {
-			run = n
+			return n
 		}
 	}
+	t.Fatal("no run command in kong's model")
+	return nil
+}
+
+// TestRunHelpComplete: every flag and argument of run has its help in
+// runHelp, and runHelp names nothing else.
+func TestRunHelpComplete(t *testing.T) {
+	run := runNode(t)
 	seen := map[string]bool{}
 	values := run.Positional
 	for _, f := range run.Flags {
