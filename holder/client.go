@@ -57,29 +57,16 @@ func (ns *NS) Close() {
 	}
 }
 
-// Get asks the holder in dir for its namespace and checks it for a run
-// whose maps are uids and gids. ErrNone when none answers; any other error
-// means one answered but its namespace must not be used.
-func Get(dir string, uids, gids []idmap.Mapping) (*NS, error) {
-	ns, err := Fetch(dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := ns.Check(uids, gids); err != nil {
-		ns.Close()
-		return nil, err
-	}
-	return ns, nil
-}
-
-// Check verifies ns for a run whose maps are uids and gids (Verify).
+// Check verifies ns for a run whose maps are uids and gids (Verify); an
+// error means its namespace must not be used.
 func (ns *NS) Check(uids, gids []idmap.Mapping) error {
 	return Verify(ns.File, ns.UIDMap, ns.GIDMap, uids, gids)
 }
 
 // Fetch asks the holder in dir for its namespace and program, not yet
 // checked against a run's maps (Check): a run asks while it plans them.
-// Errors as Get's.
+// ErrNone when none answers; any other error means one answered but its
+// namespace must not be used.
 func Fetch(dir string) (*NS, error) {
 	c, err := dial(dir)
 	if err != nil {

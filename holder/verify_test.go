@@ -73,11 +73,24 @@ func TestVerifyNamespace(t *testing.T) {
 	}
 }
 
+// get is what a run does with the holder: Fetch, then Check.
+func get(dir string, uids, gids []idmap.Mapping) (*NS, error) {
+	ns, err := Fetch(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := ns.Check(uids, gids); err != nil {
+		ns.Close()
+		return nil, err
+	}
+	return ns, nil
+}
+
 // TestGetRefusesOtherSockets: a socket in the directory whose answer is
 // not a namespace of ours is refused, never used.
 func TestGetRefusesOtherSockets(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := Get(dir, runUIDs, runGIDs); err != ErrNone {
+	if _, err := get(dir, runUIDs, runGIDs); err != ErrNone {
 		t.Fatalf("no socket: %v, want ErrNone", err)
 	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
@@ -88,7 +101,7 @@ func TestGetRefusesOtherSockets(t *testing.T) {
 	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: filepath.Join(dir, Socket)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Get(dir, runUIDs, runGIDs); err != ErrNone {
+	if _, err := get(dir, runUIDs, runGIDs); err != ErrNone {
 		t.Fatalf("a socket nobody listens on: %v, want ErrNone", err)
 	}
 	unix.Listen(fd, 4)
@@ -110,10 +123,10 @@ func TestGetRefusesOtherSockets(t *testing.T) {
 			unix.Close(c)
 		}
 	}()
-	if _, err := Get(dir, runUIDs, runGIDs); err == nil || err == ErrNone {
+	if _, err := get(dir, runUIDs, runGIDs); err == nil || err == ErrNone {
 		t.Errorf("a namespace not a child of ours: %v, want refused", err)
 	}
-	if _, err := Get(dir, runUIDs, runGIDs); err == nil || !strings.Contains(err.Error(), "no") {
+	if _, err := get(dir, runUIDs, runGIDs); err == nil || !strings.Contains(err.Error(), "no") {
 		t.Errorf("a refusal: %v", err)
 	}
 	<-done

@@ -9,10 +9,10 @@
 // namespace, the parent of init's), makes the sandbox's tap when asked
 // (SANDBOX_STAGE_TAP: persistent, in init's network namespace, for
 // slirp4netns to attach to before init is even running), reports init's
-// pid once init's exec succeeded, and exits. The child executes init from init's memfd
-// (execveat, AT_EMPTY_PATH) with argv[1..] and the environment without the
-// stage's variables; nothing of the stage (the holder's namespace, the
-// report pipe, init's memfd) stays open in it.
+// pid once init's exec succeeded, and exits. The child executes init from
+// init's memfd (execveat, AT_EMPTY_PATH) with argv[1..] and the
+// environment without the stage's variables; nothing of the stage (the
+// holder's namespace, the report pipe, init's memfd) stays open in it.
 //
 // It has no C library (-nostdlib -ffreestanding; system calls for amd64
 // and arm64 below): a static glibc's start alone costs ~1 ms per run on

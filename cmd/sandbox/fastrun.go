@@ -73,7 +73,7 @@ func kebab(s string) string {
 // given a value, an empty value or one that starts like a flag, a
 // backslash, a ',' in a list flag's value (kong splits there), a number
 // not plainly decimal, a value not in a flag's enum, no command.
-// TestFastParseSameAsKong holds the values equal to kong's.
+// TestFastRunSameAsKong holds the values equal to kong's.
 func fastRun(args []string, lookupEnv func(string) (string, bool)) (r runCmd, given map[string]bool, ok bool) {
 	if len(args) < 2 || args[0] != "run" {
 		return r, nil, false
