@@ -550,16 +550,23 @@ func TestHolderProcess(t *testing.T) {
 	if sid, err := unix.Getsid(pid); err != nil || sid != pid {
 		t.Errorf("holder's session %d (%v), want its own", sid, err)
 	}
-	// Retried (bounded): while it answers a client (waitHolder's own
-	// probe), it has that connection and the client's pidfd for a moment.
+	if bad := holderFDsSettled(t, pid); len(bad) > 0 {
+		t.Errorf("the holder keeps more than /dev/null, its socket, its namespace, its program and the runtime's poller: %v", bad)
+	}
+}
+
+// holderFDsSettled is holderFDs once the holder is between clients,
+// retried (bounded): while it answers one (waitHolder's own probe), it has
+// that connection and the client's pidfd for a moment.
+func holderFDsSettled(t *testing.T, pid int) []string {
 	var bad []string
 	for try := 0; try < 50; try++ {
 		if bad = holderFDs(t, pid); len(bad) == 0 {
-			return
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Errorf("the holder keeps more than /dev/null, its socket, its namespace, its program and the runtime's poller: %v", bad)
+	return bad
 }
 
 // holderFDs lists what pid has open beyond what a holder may keep.

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // The holder stage (cmd/sandbox-stage) is a C program of its own, so that
@@ -116,13 +115,7 @@ func TestHolderClosesInherited(t *testing.T) {
 	}
 	defer f.Close()
 	mustRun(t, opts{env: h.env, extra: []*os.File{f}}, "run", "--net=none", "--", "true")
-	pid := h.waitHolder(t)
-	var bad []string
-	for try := 0; try < 50; try++ {
-		if bad = holderFDs(t, pid); len(bad) == 0 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	if bad := holderFDsSettled(t, h.waitHolder(t)); len(bad) > 0 {
+		t.Errorf("the holder keeps fds of its starter: %v", bad)
 	}
-	t.Errorf("the holder keeps fds of its starter: %v", bad)
 }
