@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -27,7 +29,9 @@ func startPty(t *testing.T, args ...string) *ptySession {
 	t.Helper()
 	master, slave := openPty(t, 24, 80)
 	s := &ptySession{t: t, master: master, done: make(chan struct{})}
-	s.p = start(t, opts{prepare: func(c *exec.Cmd) {
+	// Longer than any waitFor below, so that a wait that times out still
+	// finds the processes to describe (processTree).
+	s.p = start(t, opts{timeout: 2 * cmdTimeout, prepare: func(c *exec.Cmd) {
 		c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
 		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	}}, args...)
@@ -67,7 +71,39 @@ func (s *ptySession) waitFor(sub string, d time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.t.Fatalf("the terminal did not show %q within %v:\n%q", sub, d, s.output())
+	s.t.Fatalf("the terminal did not show %q within %v:\n%q\n--- processes:\n%s", sub, d, s.output(), processTree(s.p.pid()))
+}
+
+// processTree describes pid and its descendants as /proc/PID/stat has
+// them (state, process group, session, the terminal's foreground group),
+// for a wait that timed out: a stopped or waiting process shows where.
+func processTree(pid int) string {
+	kids := map[int][]int{}
+	for _, p := range allProcs() {
+		kids[p.ppid] = append(kids[p.ppid], p.pid)
+	}
+	var b strings.Builder
+	var walk func(pid, depth int)
+	walk = func(pid, depth int) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		comm, rest := string(stat), ""
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 {
+			comm, rest = string(stat[bytes.IndexByte(stat, '(')+1:i]), string(stat[i+1:])
+		}
+		f := strings.Fields(rest)
+		if len(f) > 5 {
+			fmt.Fprintf(&b, "%s%d %s: state %s, pgrp %s, session %s, tty's foreground group %s\n",
+				strings.Repeat("  ", depth), pid, comm, f[0], f[2], f[3], f[5])
+		}
+		for _, k := range kids[pid] {
+			walk(k, depth+1)
+		}
+	}
+	walk(pid, 0)
+	return b.String()
 }
 
 // typeIn writes keys to the terminal.
