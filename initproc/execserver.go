@@ -111,13 +111,15 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 				continue
 			}
 			reaped, rerr := reapAll()
+			// Every exec'd command's end is told first: wait4 gives the
+			// oldest child first, so a command that ended together with
+			// the payload comes after it, and returning at the payload
+			// would tell its client it was killed with the sandbox.
+			var ended *wire.ChildExit
 			for _, ex := range reaped {
 				if ex.pid == payload {
-					// Before the parent hears of the exit and tears down:
-					// fuse-overlayfs daemons die with PID 1.
-					rootfs.SyncFuse()
-					conn.Send(proto.KindExit, ex.Exit)
-					return ex.Exit.Status()
+					ended = &ex.Exit
+					continue
 				}
 				if c, ok := byPid[ex.pid]; ok {
 					c.Send(proto.KindExit, ex.Exit)
@@ -125,6 +127,13 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 					delete(byPid, ex.pid)
 					delete(byConn, c)
 				}
+			}
+			if ended != nil {
+				// Before the parent hears of the exit and tears down:
+				// fuse-overlayfs daemons die with PID 1.
+				rootfs.SyncFuse()
+				conn.Send(proto.KindExit, *ended)
+				return ended.Status()
 			}
 			if rerr != nil {
 				// A filter failing wait4 (--seccomp): nothing could ever be

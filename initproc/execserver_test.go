@@ -1,14 +1,17 @@
 package initproc
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"sandbox/internal/proto"
+	"sandbox/rootfs"
 
 	"sandbox/internal/wire"
 
@@ -85,4 +88,91 @@ func TestServeExecChecksUserNamespace(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the client in our own user namespace was not served")
 	}
+}
+
+// An exec'd command that ends together with the payload is reported with
+// its own status, not as killed with the sandbox: both are reaped by one
+// SIGCHLD, the payload (the older child) first.
+func TestSuperviseTellsExecEndingWithPayload(t *testing.T) {
+	dir := t.TempDir()
+	devNull := func() *os.File {
+		f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	null := devNull()
+	stdio := []*os.File{null, null, null}
+	env := []string{"PATH=/usr/bin:/bin"}
+	// The payload ends once the exec'd command has made its file.
+	payload, err := forkExec("/bin/sh", []string{"sh", "-c", "i=0; while [ ! -e go ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done; exit 3"}, dir, env, stdio, &syscall.SysProcAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, child, err := proto.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Close()
+	client, server, err := proto.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	sigs := make(chan os.Signal, 1)
+	execs := make(chan execEvent, 1)
+	status := make(chan int, 1)
+	cfg := &wire.ChildConfig{Env: env, Plan: &rootfs.Plan{Chdir: dir}}
+	go func() { status <- supervise(child, payload, sigs, execs, cfg) }()
+	fds := make([]int, 3)
+	for i := range fds {
+		if fds[i], err = unix.Dup(int(devNull().Fd())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	execs <- execEvent{conn: server, req: &wire.ExecRequest{Args: []string{"sh", "-c", "touch go; exit 4"}}, fds: fds}
+	env0, _, err := client.Recv()
+	var started wire.ChildStarted
+	if err != nil || env0.Kind != proto.KindStarted || env0.Decode(&started) != nil {
+		t.Fatalf("exec: got %v %v, want it started", env0.Kind, err)
+	}
+	// Both end before init hears of either.
+	deadline := time.Now().Add(20 * time.Second)
+	for _, pid := range []int{started.PID, payload} {
+		for !zombie(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("pid %d did not end within 20s", pid)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	sigs <- unix.SIGCHLD
+	select {
+	case s := <-status:
+		if s != 3 {
+			t.Errorf("supervise returned %d, want the payload's 3", s)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("supervise did not return when the payload ended")
+	}
+	// What was not sent by now reads as the end of the connection.
+	server.Close()
+	env1, _, err := client.Recv()
+	var ex wire.ChildExit
+	if err != nil || env1.Kind != proto.KindExit || env1.Decode(&ex) != nil || ex.Status() != 4 {
+		t.Errorf("exec's client: got %v %+v %v, want its exit with status 4", env1.Kind, ex, err)
+	}
+}
+
+// zombie reports whether pid has ended and waits to be reaped.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
