@@ -28,7 +28,8 @@ Measures the start-up time of `sandbox run -- true` (and variants),
 `sandbox version`, `sandbox exec NAME -- true` and `sandbox ps` next to bwrap,
 unshare, an empty static Go program, podman, crun, runc and sandbox-oci with hyperfine, then
 prints median, mean ± σ and each median's ratio to bwrap's median; then the
-RSS of the sandbox's supervisor and init while the payload sleeps.
+RSS of the sandbox's supervisor and init while the payload sleeps (and its
+anonymous part, what each further sandbox adds).
 
   --out DIR    write startup.json, startup.md, summary.md, memory.md,
                memory.json, env.txt to DIR (default: a new temporary directory)

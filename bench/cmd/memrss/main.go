@@ -1,6 +1,8 @@
 // Command memrss measures the resident memory (VmRSS) of a sandbox's own
 // processes while its payload sleeps, for bench/startup.sh (standard library
-// only).
+// only), and the anonymous part of it (RssAnon: heap, stacks), which is
+// what each further sandbox adds: the rest is pages of files and memfds
+// that every run of the same program shares.
 //
 //	memrss sample -pid PID -tool new|base|bwrap -set LABEL [-payload sleep] [-wait 10s]
 //	memrss pid -name NAME < `sandbox ps --json`
@@ -11,8 +13,8 @@
 // JSON line: the supervisor side (PID and its descendants outside the
 // sandbox that run the same executable), init (the shallowest process that
 // is PID 1 of a new PID namespace), network helpers (other executables
-// outside the sandbox), each with its VmRSS; the payload and everything else
-// below init is left out. The holder (a per-user process with argv[0]
+// outside the sandbox), each with its VmRSS and RssAnon; the payload and
+// everything else below init is left out. The holder (a per-user process with argv[0]
 // sandbox-holder that serves all sandboxes, in the tree or not) is no part
 // of any one run: it is sampled apart (holder_kb), never in the sums, and
 // report prints it as a line of its own (not for bwrap, which uses none).
@@ -43,15 +45,16 @@ const holderArg0 = "sandbox-holder"
 
 // proc is one process of a sampled tree.
 type proc struct {
-	Pid   int    `json:"pid"`
-	Ppid  int    `json:"ppid"`
-	Comm  string `json:"comm"`
-	Exe   string `json:"exe,omitempty"`
-	Role  string `json:"role"` // supervisor, init, helper, payload, holder
-	RSSKB int64  `json:"rss_kb"`
-	depth int
-	nspid []int
-	uid   int // real uid, -1 unknown
+	Pid    int    `json:"pid"`
+	Ppid   int    `json:"ppid"`
+	Comm   string `json:"comm"`
+	Exe    string `json:"exe,omitempty"`
+	Role   string `json:"role"` // supervisor, init, helper, payload, holder
+	RSSKB  int64  `json:"rss_kb"`
+	AnonKB int64  `json:"anon_kb"`
+	depth  int
+	nspid  []int
+	uid    int // real uid, -1 unknown
 }
 
 // sample is one measurement of one process set.
@@ -60,6 +63,7 @@ type sample struct {
 	Tool         string   `json:"tool"`
 	SupervisorKB int64    `json:"supervisor_kb"`
 	InitKB       int64    `json:"init_kb"`
+	AnonKB       int64    `json:"anon_kb"` // supervisor's and init's RssAnon
 	HelpersKB    int64    `json:"helpers_kb"`
 	Helpers      []string `json:"helpers,omitempty"`
 	HolderKB     int64    `json:"holder_kb,omitempty"` // the user's holder, apart from the sums
@@ -82,10 +86,17 @@ func statLine(s string) (ppid int, comm string, err error) {
 	return ppid, s[open+1 : end], err
 }
 
-// statusFields returns VmRSS in kB (0 for a kernel thread or a zombie),
-// the NSpid list and the real uid (-1: none) of /proc/PID/status text.
-func statusFields(s string) (rssKB int64, nspid []int, uid int) {
-	uid = -1
+// status is what statusFields reads from /proc/PID/status: VmRSS and
+// RssAnon in kB (0 for a kernel thread or a zombie), the NSpid list and
+// the real uid (-1: none).
+type status struct {
+	rssKB, anonKB int64
+	nspid         []int
+	uid           int
+}
+
+func statusFields(s string) status {
+	st := status{uid: -1}
 	sc := bufio.NewScanner(strings.NewReader(s))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
@@ -96,23 +107,27 @@ func statusFields(s string) (rssKB int64, nspid []int, uid int) {
 		switch k {
 		case "VmRSS":
 			if len(f) > 0 {
-				rssKB, _ = strconv.ParseInt(f[0], 10, 64)
+				st.rssKB, _ = strconv.ParseInt(f[0], 10, 64)
+			}
+		case "RssAnon":
+			if len(f) > 0 {
+				st.anonKB, _ = strconv.ParseInt(f[0], 10, 64)
 			}
 		case "Uid":
 			if len(f) > 0 {
 				if n, err := strconv.Atoi(f[0]); err == nil {
-					uid = n
+					st.uid = n
 				}
 			}
 		case "NSpid":
 			for _, x := range f {
 				if n, err := strconv.Atoi(x); err == nil {
-					nspid = append(nspid, n)
+					st.nspid = append(st.nspid, n)
 				}
 			}
 		}
 	}
-	return rssKB, nspid, uid
+	return st
 }
 
 // isHolder: /proc/PID/cmdline's argv[0] names the holder (its comm does
@@ -229,7 +244,8 @@ func classify(ps []proc, payload string) {
 	}
 }
 
-// read fills in exe, VmRSS and NSpid; a process gone meanwhile keeps zeros.
+// read fills in exe, VmRSS, RssAnon and NSpid; a process gone meanwhile
+// keeps zeros.
 func read(procRoot string, ps []proc) {
 	for i := range ps {
 		dir := filepath.Join(procRoot, strconv.Itoa(ps[i].Pid))
@@ -237,7 +253,8 @@ func read(procRoot string, ps []proc) {
 			ps[i].Exe = exe
 		}
 		if b, err := os.ReadFile(filepath.Join(dir, "status")); err == nil {
-			ps[i].RSSKB, ps[i].nspid, ps[i].uid = statusFields(string(b))
+			st := statusFields(string(b))
+			ps[i].RSSKB, ps[i].AnonKB, ps[i].nspid, ps[i].uid = st.rssKB, st.anonKB, st.nspid, st.uid
 		}
 	}
 }
@@ -284,8 +301,10 @@ func measure(procRoot string, root int, set, tool, payload string) (sample, erro
 			s.HolderPids = append(s.HolderPids, p.Pid)
 		case "supervisor":
 			s.SupervisorKB += p.RSSKB
+			s.AnonKB += p.AnonKB
 		case "init":
 			s.InitKB += p.RSSKB
+			s.AnonKB += p.AnonKB
 		case "helper":
 			s.HelpersKB += p.RSSKB
 			s.Helpers = append(s.Helpers, p.Comm)

@@ -20,14 +20,14 @@ func TestStatLine(t *testing.T) {
 }
 
 func TestStatusFields(t *testing.T) {
-	rss, nspid, uid := statusFields("Name:\tsandbox-init\nUid:\t1000\t1000\t1000\t1000\nNSpid:\t1234\t1\nVmRSS:\t   9312 kB\n")
-	if rss != 9312 || len(nspid) != 2 || nspid[1] != 1 || uid != 1000 {
-		t.Errorf("statusFields = %d %v %d", rss, nspid, uid)
+	st := statusFields("Name:\tsandbox-init\nUid:\t1000\t1000\t1000\t1000\nNSpid:\t1234\t1\nVmRSS:\t   9312 kB\nRssAnon:\t    1004 kB\nRssFile:\t       8 kB\n")
+	if st.rssKB != 9312 || st.anonKB != 1004 || len(st.nspid) != 2 || st.nspid[1] != 1 || st.uid != 1000 {
+		t.Errorf("statusFields = %+v", st)
 	}
 }
 
 // fakeProc writes a /proc with the given processes: pid, ppid, comm, exe,
-// VmRSS kB, NSpid, uid (status's Uid), argv (cmdline).
+// VmRSS and RssAnon kB, NSpid, uid (status's Uid), argv (cmdline).
 func fakeProc(t *testing.T, procs []proc, argv ...map[int]string) string {
 	t.Helper()
 	root := t.TempDir()
@@ -41,7 +41,7 @@ func fakeProc(t *testing.T, procs []proc, argv ...map[int]string) string {
 		for i, n := range p.nspid {
 			ns[i] = fmt.Sprint(n)
 		}
-		status := fmt.Sprintf("Name:\t%s\nUid:\t%d\t%d\t%d\t%d\nNSpid:\t%s\nVmRSS:\t%d kB\n", p.Comm, p.uid, p.uid, p.uid, p.uid, strings.Join(ns, "\t"), p.RSSKB)
+		status := fmt.Sprintf("Name:\t%s\nUid:\t%d\t%d\t%d\t%d\nNSpid:\t%s\nVmRSS:\t%d kB\nRssAnon:\t%d kB\n", p.Comm, p.uid, p.uid, p.uid, p.uid, strings.Join(ns, "\t"), p.RSSKB, p.AnonKB)
 		cmdline := p.Exe + "\x00"
 		for _, a := range argv {
 			if c, ok := a[p.Pid]; ok {
@@ -65,12 +65,12 @@ func TestMeasureRoles(t *testing.T) {
 	// exec'd shell (103) → its child (104); a network helper (105) beside
 	// init; an unrelated process (200).
 	root := fakeProc(t, []proc{
-		{Pid: 100, Ppid: 1, Comm: "sandbox", Exe: "/bin/sandbox", RSSKB: 11000, nspid: []int{100}},
-		{Pid: 101, Ppid: 100, Comm: "sandbox-init", Exe: "/bin/sandbox", RSSKB: 9000, nspid: []int{101, 1}},
-		{Pid: 102, Ppid: 101, Comm: "sleep", Exe: "/usr/bin/sleep", RSSKB: 1500, nspid: []int{102, 2}},
-		{Pid: 103, Ppid: 101, Comm: "sh", Exe: "/bin/sandbox", RSSKB: 3000, nspid: []int{103, 3}},
-		{Pid: 104, Ppid: 103, Comm: "sh", Exe: "/bin/sh", RSSKB: 3000, nspid: []int{104, 4}},
-		{Pid: 105, Ppid: 100, Comm: "slirp4netns", Exe: "/usr/bin/slirp4netns", RSSKB: 2048, nspid: []int{105}},
+		{Pid: 100, Ppid: 1, Comm: "sandbox", Exe: "/bin/sandbox", RSSKB: 11000, AnonKB: 2000, nspid: []int{100}},
+		{Pid: 101, Ppid: 100, Comm: "sandbox-init", Exe: "/bin/sandbox", RSSKB: 9000, AnonKB: 1000, nspid: []int{101, 1}},
+		{Pid: 102, Ppid: 101, Comm: "sleep", Exe: "/usr/bin/sleep", RSSKB: 1500, AnonKB: 300, nspid: []int{102, 2}},
+		{Pid: 103, Ppid: 101, Comm: "sh", Exe: "/bin/sandbox", RSSKB: 3000, AnonKB: 300, nspid: []int{103, 3}},
+		{Pid: 104, Ppid: 103, Comm: "sh", Exe: "/bin/sh", RSSKB: 3000, AnonKB: 300, nspid: []int{104, 4}},
+		{Pid: 105, Ppid: 100, Comm: "slirp4netns", Exe: "/usr/bin/slirp4netns", RSSKB: 2048, AnonKB: 500, nspid: []int{105}},
 		{Pid: 200, Ppid: 1, Comm: "sandbox", Exe: "/bin/sandbox", RSSKB: 99999, nspid: []int{200}},
 	})
 	if ok, err := hasPayload(root, 100, "sleep"); err != nil || !ok {
@@ -80,8 +80,8 @@ func TestMeasureRoles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.SupervisorKB != 11000 || s.InitKB != 9000 || s.HelpersKB != 2048 {
-		t.Errorf("sample = supervisor %d init %d helpers %d kB, want 11000 9000 2048", s.SupervisorKB, s.InitKB, s.HelpersKB)
+	if s.SupervisorKB != 11000 || s.InitKB != 9000 || s.HelpersKB != 2048 || s.AnonKB != 3000 {
+		t.Errorf("sample = supervisor %d init %d helpers %d kB, anonymous %d, want 11000 9000 2048, 3000", s.SupervisorKB, s.InitKB, s.HelpersKB, s.AnonKB)
 	}
 	if len(s.Helpers) != 1 || s.Helpers[0] != "slirp4netns" {
 		t.Errorf("helpers = %v", s.Helpers)
@@ -127,7 +127,8 @@ func TestPid(t *testing.T) {
 func TestReport(t *testing.T) {
 	var lines []string
 	add := func(set, tool string, sup, init, helpers int64) {
-		b, err := json.Marshal(sample{Set: set, Tool: tool, SupervisorKB: sup, InitKB: init, HelpersKB: helpers})
+		// A quarter of it anonymous.
+		b, err := json.Marshal(sample{Set: set, Tool: tool, SupervisorKB: sup, InitKB: init, HelpersKB: helpers, AnonKB: (sup + init) / 4})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,7 +165,8 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| fg: supervisor + init | 38.0 | 8.0 | 3.0 |", "| det: init | — | 6.0 | — |"} {
+	for _, want := range []string{"| fg: supervisor + init | 38.0 | 8.0 | 3.0 |", "| det: init | — | 6.0 | — |",
+		"| fg: supervisor + init, anonymous (RssAnon) | 9.5 | 2.0 | 0.8 |"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, b)
 		}
@@ -176,7 +178,7 @@ func TestReport(t *testing.T) {
 	if b, err = os.ReadFile(js); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &rep); err != nil || len(rep.Rows) != 6 || rep.Rows[0].MB["bwrap"] == nil {
+	if err := json.Unmarshal(b, &rep); err != nil || len(rep.Rows) != 8 || rep.Rows[0].MB["bwrap"] == nil {
 		t.Errorf("memory.json = %s (%v)", b, err)
 	}
 	if err := cmdReport([]string{"-in", filepath.Join(dir, "none")}, &out); err == nil {

@@ -71,6 +71,10 @@ func readSamples(r io.Reader) ([]sample, error) {
 // holderRow is the holder's line: shared by all runs, so in no set's sum.
 const holderRow = "holder, shared by all runs"
 
+// anonRow is the anonymous part of supervisor + init (RssAnon): what a
+// further sandbox adds beside the pages of programs all runs share.
+const anonRow = "supervisor + init, anonymous (RssAnon)"
+
 // build makes the rows: per set (in first-seen order) supervisor, init,
 // their sum and, where any sample had one, the network helpers; last, when
 // a holder ran, its line (the median over the samples that saw it).
@@ -94,6 +98,7 @@ func build(samples []sample, goalMB float64) memReport {
 		{"supervisor", func(s sample) int64 { return s.SupervisorKB }},
 		{"init", func(s sample) int64 { return s.InitKB }},
 		{"supervisor + init", func(s sample) int64 { return s.SupervisorKB + s.InitKB }},
+		{anonRow, func(s sample) int64 { return s.AnonKB }},
 		{"helpers", func(s sample) int64 { return s.HelpersKB }},
 	}
 	for _, set := range sets {
