@@ -76,8 +76,9 @@ const holderRow = "holder, shared by all runs"
 const anonRow = "supervisor + init, anonymous (RssAnon)"
 
 // build makes the rows: per set (in first-seen order) supervisor, init,
-// their sum and, where any sample had one, the network helpers; last, when
-// a holder ran, its line (the median over the samples that saw it).
+// their sum, its anonymous part and, where any sample had one, the network
+// helpers; last, when a holder ran, its line (the median over the samples
+// that saw it).
 func build(samples []sample, goalMB float64) memReport {
 	var sets []string
 	seen := map[string]bool{}
