@@ -147,10 +147,10 @@ func closeAll(fds []int) {
 // Start starts a holder in dir for runs whose maps are uids and gids: exe
 // (sandbox-init's program, build id: see ProgramEnv) as Arg0, in its own
 // session, with stdio on /dev/null, no fd of the caller's and a small
-// environment, in the root directory. It returns at once; the holder maps its namespace itself (it
-// runs the helpers), gives way if another holder runs or is starting, and
-// outlives the caller; it is reaped if it ends while the caller still
-// runs.
+// environment, in the root directory. It returns at once; the holder maps
+// its namespace itself (it runs the helpers), gives way if another holder
+// runs or is starting, and outlives the caller; it is reaped if it ends
+// while the caller still runs.
 func Start(dir, exe, id string, uids, gids []idmap.Mapping) error {
 	env := []string{
 		dirEnv + "=" + dir,
