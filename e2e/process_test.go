@@ -240,7 +240,10 @@ func requireNoNewTmpEntries(t *testing.T, before map[string]bool) {
 }
 
 // sleepMarker is a `sleep` argument unique to one test, to find the process.
-func sleepMarker() string { return fmt.Sprintf("1000.%06d", time.Now().UnixNano()%1000000) }
+func sleepMarker() string { return sleepFor(1000) }
+
+// sleepFor is a sleepMarker of about secs seconds.
+func sleepFor(secs int) string { return fmt.Sprintf("%d.%06d", secs, time.Now().UnixNano()%1000000) }
 
 func findSleep(arg string) (procInfo, bool) {
 	for _, p := range allProcs() {

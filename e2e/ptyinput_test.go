@@ -106,22 +106,6 @@ func processTree(pid int) string {
 	return b.String()
 }
 
-// waitForCommand waits until a process of the sandbox runs name (its
-// argv[0] once executed).
-func (s *ptySession) waitForCommand(name string, d time.Duration) {
-	s.t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		for _, p := range descendants(s.p.pid()) {
-			if len(p.cmdline) > 0 && p.cmdline[0] == name {
-				return
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	s.t.Fatalf("no process of the sandbox ran %s within %v:\n%q\n--- processes:\n%s", name, d, s.output(), processTree(s.p.pid()))
-}
-
 // typeIn writes keys to the terminal.
 func (s *ptySession) typeIn(keys string) {
 	s.t.Helper()
@@ -186,17 +170,18 @@ func TestPtyInput(t *testing.T) {
 		s := startPty(t, "run", "-e", "PS1=prompt> ", "-e", "ENV=", "--", "sh", "-i")
 		s.waitFor("prompt> ", cmdTimeout)
 		// A job that says when it started and when it got past its sleep.
-		s.typeIn(`sh -c 'echo job-st""arted; sleep 3; echo job-res""umed'` + "\r")
+		arg := sleepFor(3)
+		s.typeIn(`sh -c 'echo job-st""arted; sleep ` + arg + `; echo job-res""umed'` + "\r")
 		s.waitFor("job-started", 10*time.Second)
 		// Not before sleep runs: dash starts it with vfork, and a ^Z
 		// between the vfork and the exec stops the child while its parent
 		// waits for that exec uninterruptibly (state D), so the job never
 		// stops as a whole and dash never says "Stopped" (seen under load:
 		// 3 in 60 runs).
-		s.waitForCommand("sleep", 10*time.Second)
+		waitForSleep(t, arg, s.p)
 		s.typeIn("\x1a") // ^Z
 		s.waitFor("Stopped", 30*time.Second)
-		time.Sleep(3500 * time.Millisecond) // the sleep would be over if the job were not stopped
+		time.Sleep(4500 * time.Millisecond) // the sleep (under 4 s) would be over if the job were not stopped
 		if strings.Contains(s.output(), "job-resumed") {
 			t.Fatalf("^Z did not stop the job:\n%q", s.output())
 		}
