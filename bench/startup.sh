@@ -459,9 +459,13 @@ echo
 # apart) while the payload sleeps, 3 samples each, after the timing so it
 # does not disturb it.
 readonly MEM_SAMPLES=3
+# The detached sandboxes are sampled once more this long after their
+# start: what a supervisor's idle loop makes grows its heap only over time.
+readonly MEM_LATER_S=60
 readonly SET_FG="foreground run --net=none -- sleep"
 readonly SET_DET="detached run -d --net=none -- sleep"
 readonly SET_EXEC="detached, after 25 × exec -- true"
+readonly SET_LATER="detached, ${MEM_LATER_S} s after its start"
 mem_err() { say "memory: $1: $(head -n 3 "$work/mem.err" | tr '\n' ' ')"; }
 
 # wait_gone PID: wait (at most 10 s) for a background process to end, then
@@ -490,7 +494,8 @@ mem_fg() {
 }
 
 # mem_detached TOOL BIN I: a detached sandbox, sampled, 25 execs, sampled
-# again, stopped and removed.
+# again; left running for mem_later (in later, as "TOOL BIN NAME PID").
+later=()
 mem_detached() {
 	local tool="$1" bin="$2" name="bench-mem-$$-$1-$3" pid j
 	if ! start_detached "$bin" "$name" 2>"$work/mem.err"; then
@@ -512,14 +517,34 @@ mem_detached() {
 	done
 	"$memrss" sample -pid "$pid" -tool "$tool" -set "$SET_EXEC" >>"$out/memory.jsonl" 2>"$work/mem.err" ||
 		mem_err "$tool sample after exec failed"
-	timeout 20 "$bin" stop --time 2s "$name" >/dev/null 2>&1 || true
-	timeout 10 "$bin" rm "$name" >/dev/null 2>&1 || true
+	later+=("$tool $bin $name $pid")
+}
+
+# mem_later: once the first detached sandbox is MEM_LATER_S old, sample each
+# again, then stop and remove them.
+mem_later() {
+	local l tool bin name pid
+	local wait_s=$((mem_later_from + MEM_LATER_S - SECONDS))
+	if ((wait_s > 0)); then
+		sleep "$wait_s"
+	fi
+	for l in "${later[@]}"; do
+		read -r tool bin name pid <<<"$l"
+		"$memrss" sample -pid "$pid" -tool "$tool" -set "$SET_LATER" >>"$out/memory.jsonl" 2>"$work/mem.err" ||
+			mem_err "$tool sample ${MEM_LATER_S} s on failed"
+	done
+	for l in "${later[@]}"; do
+		read -r tool bin name pid <<<"$l"
+		timeout 20 "$bin" stop --time 2s "$name" >/dev/null 2>&1 || true
+		timeout 10 "$bin" rm "$name" >/dev/null 2>&1 || true
+	done
 }
 
 : >"$out/memory.jsonl"
 if [[ "$skip_sandbox" != 1 ]]; then
 	echo
 	say "memory: $MEM_SAMPLES samples of each process set"
+	mem_later_from=$SECONDS
 	for ((i = 1; i <= MEM_SAMPLES; i++)); do
 		mem_fg new "$SANDBOX_BIN" run --net=none -- sleep 30
 		if [[ -n "$SANDBOX_BASE_BIN" ]]; then
@@ -531,6 +556,7 @@ if [[ "$skip_sandbox" != 1 ]]; then
 			mem_detached base "$SANDBOX_BASE_BIN" "$i"
 		fi
 	done
+	mem_later
 	echo
 	"$memrss" report -in "$out/memory.jsonl" -md "$out/memory.md" -json "$out/memory.json" -goal-mb 8 |
 		tee "$out/memory.txt"

@@ -1,9 +1,10 @@
 package parent
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -15,31 +16,89 @@ import (
 // initWatchEvery is how often the parent looks for a half-dead init.
 const initWatchEvery = 250 * time.Millisecond
 
-// initThreads returns the ids of pid's threads, whether its leader is a
-// zombie, and the leader's exit code as wait(2) encodes it (SIGSYS for a
-// seccomp kill); ok is false once the process is gone.
-func initThreads(pid int) (tids map[string]bool, leaderZombie bool, code int, ok bool) {
-	dir := "/proc/" + strconv.Itoa(pid)
-	b, err := os.ReadFile(dir + "/stat")
+// threadReader reads a process's state and its threads from /proc. Once
+// open it allocates nothing: the watch reads them four times a second for
+// a sandbox's whole life, and garbage made there grew the supervisor's
+// heap to the runtime's first collection at 4 MB.
+type threadReader struct {
+	stat, task int // fds of /proc/PID/stat and /proc/PID/task; 0 until opened
+	buf        [4096]byte
+}
+
+// read fills tids (reused) with pid's thread ids, sorted, and returns
+// whether its leader is a zombie and the leader's exit code as wait(2)
+// encodes it (SIGSYS for a seccomp kill); ok is false once the process is
+// gone. The fds stay open: pid is our child, not reaped while we read.
+func (r *threadReader) read(pid int, tids []int32) (_ []int32, leaderZombie bool, code int, ok bool) {
+	if r.stat == 0 {
+		dir := "/proc/" + strconv.Itoa(pid)
+		stat, err := unix.Open(dir+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return tids, false, 0, false
+		}
+		task, err := unix.Open(dir+"/task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			unix.Close(stat)
+			return tids, false, 0, false
+		}
+		r.stat, r.task = stat, task
+	}
+	n, err := unix.Pread(r.stat, r.buf[:], 0)
+	if err != nil || n == 0 {
+		return tids, false, 0, false
+	}
+	state, exit, err := proc.StatStateExit(r.buf[:n])
 	if err != nil {
-		return nil, false, 0, false
+		return tids, false, 0, false
 	}
-	fields, err := proc.StatFields(b)
-	if err != nil {
-		return nil, false, 0, false
+	if _, err := unix.Seek(r.task, 0, 0); err != nil {
+		return tids, false, 0, false
 	}
-	if len(fields) > 52-3 { // exit_code, field 52
-		code, _ = strconv.Atoi(string(fields[52-3]))
+	tids = tids[:0]
+	for {
+		n, err := unix.Getdents(r.task, r.buf[:])
+		if err != nil {
+			return tids, false, 0, false
+		}
+		if n <= 0 {
+			break
+		}
+		tids = appendTIDs(tids, r.buf[:n])
 	}
-	tasks, err := os.ReadDir(dir + "/task")
-	if err != nil {
-		return nil, false, 0, false
+	slices.Sort(tids)
+	return tids, state == 'Z', exit, len(tids) > 0
+}
+
+// close lets go of the fds.
+func (r *threadReader) close() {
+	if r.stat != 0 {
+		unix.Close(r.stat)
+		unix.Close(r.task)
+		r.stat, r.task = 0, 0
 	}
-	tids = make(map[string]bool, len(tasks))
-	for _, t := range tasks {
-		tids[t.Name()] = true
+}
+
+// appendTIDs appends the numeric names of the linux_dirent64 records in b.
+func appendTIDs(tids []int32, b []byte) []int32 {
+	for len(b) >= 19 {
+		reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+		if reclen < 19 || reclen > len(b) {
+			break
+		}
+		var id int32
+		name := b[19:reclen]
+		for _, c := range name {
+			if c < '0' || c > '9' {
+				break
+			}
+			id = id*10 + int32(c-'0')
+		}
+		if len(name) > 0 && name[0] >= '0' && name[0] <= '9' {
+			tids = append(tids, id)
+		}
+		b = b[reclen:]
 	}
-	return tids, fields[0][0] == 'Z', code, true
+	return tids
 }
 
 // initWatch ends a half-dead init with SIGKILL, which takes every thread
@@ -50,11 +109,16 @@ type initWatch struct {
 	pid     int
 	seccomp bool // a seccomp filter is installed in init
 	profile bool // that filter is a user's --seccomp FILE
+	// threads: the filter may kill a single thread (or is a user's), so
+	// init's threads are watched; nothing else leaves a process half-dead.
+	threads bool
+	reader  threadReader
 	// confined is when init said it installs the filter; zero before, and
 	// again once the payload started.
 	confined time.Time
-	prev     map[string]bool // threads at the previous check
-	lost     string          // a thread gone since, while the process lived
+	prev     []int32 // threads at the previous check, sorted
+	cur      []int32
+	lost     int32 // a thread gone since, while the process lived
 	seen     int
 	dead     error // why init was ended; nil while it was not
 	// done is set once init reported Exit or Error: its work is over, and
@@ -108,21 +172,24 @@ func (w *initWatch) check() {
 			"(the profile likely fails or blocks a system call init makes to start it: allow those)", initStartBound)
 		return
 	}
-	tids, zombie, code, ok := initThreads(w.pid)
+	if !w.threads {
+		return
+	}
+	tids, zombie, code, ok := w.reader.read(w.pid, w.cur)
 	if !ok {
 		return
 	}
-	for t := range w.prev {
-		if !tids[t] && w.lost == "" {
+	for _, t := range w.prev {
+		if _, found := slices.BinarySearch(tids, t); !found && w.lost == 0 {
 			w.lost = t
 		}
 	}
-	w.prev = tids
+	w.prev, w.cur = tids, w.prev
 	// A zombie leader with live threads; or a lost thread in a process
 	// that is not exiting (its leader not yet a zombie).
 	halfDead := zombie && len(tids) > 1
-	if !halfDead && (w.lost == "" || zombie) {
-		w.seen, w.lost = 0, ""
+	if !halfDead && (w.lost == 0 || zombie) {
+		w.seen, w.lost = 0, 0
 		return
 	}
 	if w.seen++; w.seen < 2 {
@@ -137,7 +204,7 @@ func (w *initWatch) check() {
 	case halfDead:
 		w.dead = fmt.Errorf("the sandbox's init lost its main thread (wait status %#x) while its other threads lived on; ended it%s", code, w.hint())
 	default:
-		w.dead = fmt.Errorf("a thread of the sandbox's init (%s) was killed while the others lived on; ended it%s", w.lost, w.hint())
+		w.dead = fmt.Errorf("a thread of the sandbox's init (%d) was killed while the others lived on; ended it%s", w.lost, w.hint())
 	}
 }
 

@@ -278,9 +278,10 @@ func run(s *spec.Spec) (status int, err error) {
 		return abort(journal.AtStep("writing the id maps", fmt.Errorf("writing the id maps: %w", err)))
 	}
 	logf("wrote uid and gid maps (%s)", mapsWritten(s.Maps, staged))
-	// Init's threads before it can install a filter: a thread killed later
-	// is seen gone (initWatch).
-	watch := initWatch{pid: c.Pid, seccomp: s.Seccomp != nil, profile: s.SeccompFile}
+	// Init's threads before it can install a filter that may kill one: a
+	// thread killed later is seen gone (initWatch).
+	watch := initWatch{pid: c.Pid, seccomp: s.Seccomp != nil, profile: s.SeccompFile, threads: cfg.SeccompWatch}
+	defer watch.reader.close()
 	watch.check()
 	if err := parent.Send(proto.KindConfig, json.RawMessage(cfgBody), int(ln.Fd()), int(userNS.Fd())); err != nil {
 		return abort(journal.AtStep("sending the configuration", err))

@@ -39,3 +39,45 @@ func StatFields(b []byte) ([][]byte, error) {
 	}
 	return f, nil
 }
+
+// StatStateExit returns the state (field 3) and the exit code (field 52,
+// 0 on kernels before 3.5 that end sooner) of a /proc/PID/stat line,
+// allocating nothing: for a watch that reads it for a process's whole life.
+func StatStateExit(b []byte) (state byte, exit int, err error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, ErrMalformed
+	}
+	field, start := 2, -1 // field 2 ends at the last ')'
+	for j := i + 1; j <= len(b); j++ {
+		if j < len(b) && b[j] != ' ' && b[j] != '\n' {
+			if start < 0 {
+				start, field = j, field+1
+			}
+			continue
+		}
+		if start < 0 {
+			continue
+		}
+		f := b[start:j]
+		start = -1
+		switch field {
+		case 3:
+			if len(f) != 1 {
+				return 0, 0, ErrMalformed
+			}
+			state = f[0]
+		case 52:
+			for _, c := range f {
+				if c < '0' || c > '9' {
+					return 0, 0, ErrMalformed
+				}
+				exit = exit*10 + int(c-'0')
+			}
+		}
+	}
+	if field < 22 { // up to starttime, as StatFields
+		return 0, 0, ErrMalformed
+	}
+	return state, exit, nil
+}

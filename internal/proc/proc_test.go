@@ -17,3 +17,26 @@ func TestStatFields(t *testing.T) {
 		}
 	}
 }
+
+func TestStatStateExit(t *testing.T) {
+	// proc(5): exit_code is field 52, the last one.
+	line := []byte("42 (a) b (c)) Z 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 12345 1000 10 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0 31\n")
+	state, exit, err := StatStateExit(line)
+	if err != nil || state != 'Z' || exit != 31 {
+		t.Errorf("got state %q exit %d err %v, want Z 31", state, exit, err)
+	}
+	// Before field 52 (older kernels): no exit code.
+	state, exit, err = StatStateExit([]byte("42 (x) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 12345"))
+	if err != nil || state != 'S' || exit != 0 {
+		t.Errorf("short line: got state %q exit %d err %v, want S 0", state, exit, err)
+	}
+	if a := testing.AllocsPerRun(20, func() { StatStateExit(line) }); a != 0 {
+		t.Errorf("%v allocations, want 0", a)
+	}
+	for _, bad := range []string{"", "42 no paren", "42 (x) S 1 2", "42 (x) SS 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19",
+		"42 (x) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 12345 1000 10 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0 x9"} {
+		if _, _, err := StatStateExit([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
