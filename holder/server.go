@@ -1,6 +1,7 @@
 package holder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -74,6 +75,10 @@ type server struct {
 	userNS [2]uint64 // dev, inode of our user namespace: our clients'
 	uid    uint32
 	idle   time.Duration
+	// buf holds a /proc file being read: the holder answers every run of
+	// its user and looks at its cgroup twice a second, for hours in a
+	// busy CI job, so neither allocates what would only grow its heap.
+	buf [16 << 10]byte
 }
 
 // start takes the start lock, makes the namespace and puts the socket in
@@ -228,7 +233,7 @@ func (s *server) run() {
 	deadline := time.Now().Add(s.idle)
 	for {
 		wait := time.Until(deadline)
-		if wait <= 0 || procs != "" && alone(procs) {
+		if wait <= 0 || procs != "" && alone(procs, &s.buf) {
 			break
 		}
 		pfd := []unix.PollFd{{Fd: int32(s.ln), Events: unix.POLLIN}}
@@ -307,11 +312,11 @@ func (s *server) check(c int) error {
 	if err := unix.Stat(proc+"/ns/user", &st); err != nil || [2]uint64{uint64(st.Dev), uint64(st.Ino)} != s.userNS {
 		return errors.New("the client is not in the holder's user namespace (a process inside a sandbox?)")
 	}
-	status, err := readSmall(proc + "/status")
+	status, err := readInto(proc+"/status", &s.buf)
 	if err != nil {
 		return fmt.Errorf("reading the client's status: %w", err)
 	}
-	if nnp, ok := field(status, "NoNewPrivs:"); !ok || nnp != "0" {
+	if nnp, ok := field(status, "NoNewPrivs:"); !ok || string(nnp) != "0" {
 		return errors.New("the client runs with no_new_privs, which the setuid helpers would not serve either")
 	}
 	if perr == nil && unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
@@ -357,13 +362,13 @@ func ownCgroupProcs() string {
 }
 
 // alone says whether the holder is the only process in procs.
-func alone(procs string) bool {
-	b, err := readSmall(procs)
+func alone(procs string, buf *[16 << 10]byte) bool {
+	b, err := readInto(procs, buf)
 	if err != nil {
 		return false
 	}
-	f := strings.Fields(b)
-	return len(f) == 1 && f[0] == strconv.Itoa(os.Getpid())
+	var own [20]byte
+	return string(bytes.TrimSpace(b)) == string(strconv.AppendInt(own[:0], int64(os.Getpid()), 10))
 }
 
 // readSmall reads the start of a /proc file, bounded.
@@ -372,14 +377,45 @@ func readSmall(p string) (string, error) {
 	return string(b), err
 }
 
+// readInto reads the start of a /proc file into buf, allocating nothing
+// but the path's C string.
+func readInto(p string, buf *[16 << 10]byte) ([]byte, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return buf[:n], nil
+}
+
 // field is the value of the line "name value" in a /proc status text.
-func field(text, name string) (string, bool) {
-	for _, l := range strings.Split(text, "\n") {
-		if v, ok := strings.CutPrefix(l, name); ok {
-			return strings.TrimSpace(v), true
+func field(text []byte, name string) ([]byte, bool) {
+	for len(text) > 0 {
+		line := text
+		if i := bytes.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i], text[i+1:]
+		} else {
+			text = nil
+		}
+		if v, ok := bytes.CutPrefix(line, []byte(name)); ok {
+			return bytes.TrimSpace(v), true
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // dial connects to the holder's socket in dir.

@@ -165,18 +165,48 @@ func TestFailedRecently(t *testing.T) {
 
 // TestAlone: the holder ends once its cgroup holds nothing but itself.
 func TestAlone(t *testing.T) {
+	var s server
 	p := filepath.Join(t.TempDir(), "cgroup.procs")
 	me := strconv.Itoa(os.Getpid())
 	for _, c := range []struct {
 		procs string
 		want  bool
-	}{{me + "\n", true}, {me + "\n1\n", false}, {"1\n", false}, {"", false}} {
+	}{{me + "\n", true}, {me + "\n1\n", false}, {"1\n", false}, {"", false}, {me + "0\n", false}} {
 		os.WriteFile(p, []byte(c.procs), 0o600)
-		if got := alone(p); got != c.want {
+		if got := alone(p, &s.buf); got != c.want {
 			t.Errorf("alone with %q: %v, want %v", c.procs, got, c.want)
 		}
 	}
-	if alone(filepath.Join(t.TempDir(), "none")) {
+	if alone(filepath.Join(t.TempDir(), "none"), &s.buf) {
 		t.Error("alone without a cgroup.procs file")
+	}
+	// Twice a second for the holder's life: only the path's C string.
+	os.WriteFile(p, []byte(me+"\n1\n"), 0o600)
+	if a := testing.AllocsPerRun(20, func() { alone(p, &s.buf) }); a > 1 {
+		t.Errorf("alone: %v allocations, want at most 1", a)
+	}
+}
+
+// TestStatusField: the client's NoNewPrivs, read without allocating.
+func TestStatusField(t *testing.T) {
+	var s server
+	status, err := readInto("/proc/self/status", &s.buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := field(status, "NoNewPrivs:"); !ok || (string(v) != "0" && string(v) != "1") {
+		t.Fatalf("NoNewPrivs of /proc/self/status: %q, %v", v, ok)
+	}
+	if v, ok := field([]byte("Name:\tx\nNoNewPrivs:\t1"), "NoNewPrivs:"); !ok || string(v) != "1" {
+		t.Errorf("the last line without a newline: %q, %v", v, ok)
+	}
+	if _, ok := field([]byte("Name:\tx\n"), "NoNewPrivs:"); ok {
+		t.Error("a field that is not there was found")
+	}
+	if a := testing.AllocsPerRun(20, func() {
+		b, _ := readInto("/proc/self/status", &s.buf)
+		field(b, "NoNewPrivs:")
+	}); a > 1 {
+		t.Errorf("reading the status: %v allocations, want at most 1", a)
 	}
 }
