@@ -54,14 +54,12 @@ func serveExec(ln *os.File, want unix.Stat_t, uid int, events chan<- execEvent) 
 
 func execClient(c *proto.Conn, userNS unix.Stat_t, events chan<- execEvent) {
 	fromClient := wire.NewSequence(&wire.FromExecClient)
-	env, fds, err := c.Recv()
-	if err != nil {
-		c.Close()
-		return
-	}
-	if err := fromClient.Next(env.Kind); err != nil {
-		proto.CloseFDs(fds)
+	env, fds, err := fromClient.Recv(c)
+	var perr *wire.ProtocolError
+	if errors.As(err, &perr) {
 		c.Send(proto.KindError, wire.ChildError{Msg: err.Error(), Status: wire.StatusError})
+	}
+	if err != nil {
 		c.Close()
 		return
 	}

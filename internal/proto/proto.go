@@ -181,7 +181,12 @@ func (e Envelope) marshal() ([]byte, error) {
 var ErrClosed = errors.New("peer closed the connection")
 
 // Recv reads one message and any descriptors sent with it (close-on-exec).
-func (c *Conn) Recv() (Envelope, []int, error) {
+func (c *Conn) Recv() (Envelope, []int, error) { return c.RecvMax(MaxBlob) }
+
+// RecvMax is Recv with a body of at most maxBody bytes (MaxSize or less:
+// one datagram, no body out of band), for a peer that is not trusted with
+// more: what is received is decoded, at many times its size.
+func (c *Conn) RecvMax(maxBody int64) (Envelope, []int, error) {
 	oob := make([]byte, unix.CmsgSpace(maxFDs*4))
 	raw, err := c.f.SyscallConn()
 	if err != nil {
@@ -242,16 +247,18 @@ func (c *Conn) Recv() (Envelope, []int, error) {
 		return Envelope{}, nil, fmt.Errorf("decoding message: %w", err)
 	}
 	if env.Blob {
+		// The kind is quoted in errors: it is the peer's text, which must
+		// not put lines or terminal controls into the one-line diagnostic.
 		if len(fds) == 0 {
-			return Envelope{}, nil, fmt.Errorf("%s message: its body's descriptor is missing", env.Kind)
+			return Envelope{}, nil, fmt.Errorf("%q message: its body's descriptor is missing", env.Kind)
 		}
 		blob := fds[len(fds)-1]
 		fds = fds[:len(fds)-1]
-		env.Body, err = readBlob(blob)
+		env.Body, err = readBlob(blob, min(maxBody, blobLimit))
 		unix.Close(blob)
 		if err != nil {
 			CloseFDs(fds)
-			return Envelope{}, nil, fmt.Errorf("%s message: %w", env.Kind, err)
+			return Envelope{}, nil, fmt.Errorf("%q message: %w", env.Kind, err)
 		}
 		env.Blob = false
 	}
@@ -286,8 +293,8 @@ func writeBlob(b []byte) (int, error) {
 }
 
 // readBlob reads a body sent by writeBlob: only a sealed memfd (so a
-// reader can neither block on it nor see it change) of at most MaxBlob.
-func readBlob(fd int) ([]byte, error) {
+// reader can neither block on it nor see it change) of at most limit bytes.
+func readBlob(fd int, limit int64) ([]byte, error) {
 	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
 	if err != nil || seals&blobSeals != blobSeals {
 		return nil, fmt.Errorf("its body is not in a sealed memfd (seals %#x, %v)", seals, err)
@@ -296,8 +303,8 @@ func readBlob(fd int) ([]byte, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("fstat: %w", err)
 	}
-	if st.Size > blobLimit {
-		return nil, fmt.Errorf("its body is %d bytes, over the %d byte limit", st.Size, blobLimit)
+	if st.Size > limit {
+		return nil, fmt.Errorf("its body is %d bytes, over the %d byte limit", st.Size, limit)
 	}
 	b := make([]byte, st.Size)
 	for off := 0; off < len(b); {
@@ -319,7 +326,7 @@ func readBlob(fd int) ([]byte, error) {
 // Decode unmarshals a message body into v.
 func (e Envelope) Decode(v any) error {
 	if err := json.Unmarshal(e.Body, v); err != nil {
-		return fmt.Errorf("decoding %s message: %w", e.Kind, err)
+		return fmt.Errorf("decoding %q message: %w", e.Kind, err) // quoted: the peer's text, as in Recv
 	}
 	return nil
 }

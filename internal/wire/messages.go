@@ -5,6 +5,7 @@ import (
 	"syscall"
 
 	"sandbox/confine"
+	"sandbox/internal/oneline"
 	"sandbox/netns"
 	"sandbox/rootfs"
 	"sandbox/seccomp/bpf"
@@ -31,10 +32,11 @@ var Forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, sys
 type ChildFailure struct{ E ChildError }
 
 func (f *ChildFailure) Error() string {
-	if f.E.Step == "" {
-		return f.E.Msg
+	msg := f.E.Msg
+	if f.E.Step != "" {
+		msg = f.E.Step + ": " + msg
 	}
-	return f.E.Step + ": " + f.E.Msg
+	return oneline.Escape(msg) // init's text: no lines or terminal controls of its own
 }
 
 // Status returns the exit status the failure stands for.

@@ -48,12 +48,15 @@
 //	init   → client  Exit       it ended; or Error instead of any of these
 //
 // Each side reads through a Sequence, which refuses a message that may not
-// come where it came and names both kinds.
+// come where it came and names both kinds, or that carries more
+// descriptors than its kind does (Order.FDs); what init sends is bounded
+// to one datagram (Order.MaxBody).
 //
 // Parent and init import this package and never each other.
 package wire
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -68,6 +71,20 @@ type Order struct {
 	Name  string // who sends, for errors: "init", "the parent", …
 	After map[proto.Kind][]proto.Kind
 	Final []proto.Kind
+	// FDs is the most descriptors a kind carries (none where absent): a
+	// message with more broke the protocol, and its fds are closed.
+	FDs map[proto.Kind]int
+	// MaxBody bounds a message's body (0: proto.MaxBlob). What init sends
+	// fits one datagram (its share of the report is bounded to), so a
+	// peer inside the sandbox gets no 64 MiB body decoded on the host.
+	MaxBody int64
+}
+
+func (o *Order) maxBody() int64 {
+	if o.MaxBody > 0 {
+		return o.MaxBody
+	}
+	return proto.MaxBlob
 }
 
 // The four directions of the two conversations.
@@ -77,7 +94,8 @@ var (
 		proto.KindConfig:  {""},
 		proto.KindNet:     {proto.KindConfig},
 		proto.KindWatched: {proto.KindConfig, proto.KindNet},
-	}, Final: []proto.Kind{proto.KindWatched}}
+	}, Final: []proto.Kind{proto.KindWatched},
+		FDs: map[proto.Kind]int{proto.KindConfig: 2}}
 
 	// FromInit: what the parent accepts from init.
 	FromInit = Order{Name: "init", After: map[proto.Kind][]proto.Kind{
@@ -87,13 +105,14 @@ var (
 		proto.KindStarted:   {"", proto.KindTap, proto.KindPTY, proto.KindConfining},
 		proto.KindExit:      {proto.KindStarted},
 		proto.KindError:     {"", proto.KindTap, proto.KindPTY, proto.KindConfining, proto.KindStarted},
-	}, Final: []proto.Kind{proto.KindExit, proto.KindError}}
+	}, Final: []proto.Kind{proto.KindExit, proto.KindError},
+		FDs: map[proto.Kind]int{proto.KindTap: 1, proto.KindPTY: 1}, MaxBody: proto.MaxSize}
 
 	// FromExecClient: what init accepts from a `sandbox exec` client.
 	FromExecClient = Order{Name: "the exec client", After: map[proto.Kind][]proto.Kind{
 		proto.KindExec:   {""},
 		proto.KindSignal: {proto.KindExec, proto.KindSignal},
-	}}
+	}, FDs: map[proto.Kind]int{proto.KindExec: 4}} // its user namespace, stdin, stdout, stderr
 
 	// FromExecServer: what `sandbox exec` accepts from init.
 	FromExecServer = Order{Name: "the sandbox's init", After: map[proto.Kind][]proto.Kind{
@@ -101,7 +120,8 @@ var (
 		proto.KindStarted: {"", proto.KindPTY},
 		proto.KindExit:    {proto.KindStarted},
 		proto.KindError:   {"", proto.KindPTY, proto.KindStarted},
-	}, Final: []proto.Kind{proto.KindExit, proto.KindError}}
+	}, Final: []proto.Kind{proto.KindExit, proto.KindError},
+		FDs: map[proto.Kind]int{proto.KindPTY: 1}, MaxBody: proto.MaxSize}
 )
 
 // Sequence checks the messages of one direction as they arrive.
@@ -130,15 +150,42 @@ func (s *Sequence) Next(kind proto.Kind) error {
 	return nil
 }
 
-// Expect receives the next message on c, which must be one of want and
-// allowed at this point of the conversation.
-func (s *Sequence) Expect(c *proto.Conn, want ...proto.Kind) (proto.Envelope, []int, error) {
-	env, fds, err := c.Recv()
+// Check accepts a message of kind with nfds descriptors as the next one:
+// Next, and no more descriptors than the kind carries.
+func (s *Sequence) Check(kind proto.Kind, nfds int) error {
+	if most := s.order.FDs[kind]; nfds > most {
+		return fmt.Errorf("protocol error: %s sent %q with %d descriptors (it carries at most %d)", s.order.Name, kind, nfds, most)
+	}
+	return s.Next(kind)
+}
+
+// Recv receives the next message on c, bounded as this direction's
+// messages are (Order.MaxBody), and checks it (Check); a message refused
+// has its descriptors closed.
+func (s *Sequence) Recv(c *proto.Conn) (proto.Envelope, []int, error) {
+	env, fds, err := c.RecvMax(s.order.maxBody())
 	if err != nil {
 		return env, nil, err
 	}
-	if err := s.Next(env.Kind); err != nil {
+	if err := s.Check(env.Kind, len(fds)); err != nil {
 		proto.CloseFDs(fds)
+		return env, nil, &ProtocolError{err}
+	}
+	return env, fds, nil
+}
+
+// ProtocolError is a message that may not come where it came (Sequence.Recv),
+// as opposed to a connection that failed or ended.
+type ProtocolError struct{ Err error }
+
+func (e *ProtocolError) Error() string { return e.Err.Error() }
+func (e *ProtocolError) Unwrap() error { return e.Err }
+
+// Expect receives the next message on c, which must be one of want and
+// allowed at this point of the conversation.
+func (s *Sequence) Expect(c *proto.Conn, want ...proto.Kind) (proto.Envelope, []int, error) {
+	env, fds, err := s.Recv(c)
+	if err != nil {
 		return env, nil, err
 	}
 	if len(want) > 0 && !slices.Contains(want, env.Kind) {
@@ -187,19 +234,20 @@ type Message struct {
 }
 
 // Receive delivers the messages of one direction, in order, until EOF, a
-// receive error or a message out of order (delivered with Err set, its
-// descriptors closed), then closes out.
+// receive error (a body over the direction's bound among them) or a
+// message out of order or with more descriptors than its kind carries
+// (delivered with Err set, its descriptors closed), then closes out.
 func Receive(c *proto.Conn, o *Order, out chan<- Message) {
 	defer close(out)
 	seq := NewSequence(o)
 	for {
-		env, fds, err := c.Recv()
-		if err != nil {
+		env, fds, err := seq.Recv(c)
+		var perr *ProtocolError
+		if errors.As(err, &perr) {
+			out <- Message{Env: env, Err: perr.Err}
 			return
 		}
-		if err := seq.Next(env.Kind); err != nil {
-			proto.CloseFDs(fds)
-			out <- Message{Env: env, Err: err}
+		if err != nil {
 			return
 		}
 		out <- Message{Env: env, Fds: fds}

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -81,5 +82,95 @@ func TestChildExitStatus(t *testing.T) {
 	}
 	if got := (ChildExit{Signal: 9}).Status(); got != 137 {
 		t.Errorf("signal 9: %d", got)
+	}
+}
+
+// TestReceiveBoundsInit: init's messages carry no more descriptors than
+// their kind does (planted ones were left open in the parent for the
+// whole run), and no body beyond one datagram (a 64 MiB body out of band
+// was decoded on the host at ~45 times its size).
+func TestReceiveBoundsInit(t *testing.T) {
+	fdsOpen := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	receive := func(send func(a *proto.Conn) error) []Message {
+		a, b, err := proto.Pair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if err := send(a); err != nil {
+			t.Fatal(err)
+		}
+		a.Close()
+		msgs := make(chan Message, 4)
+		Receive(b, &FromInit, msgs) // until EOF: a has sent all and closed
+		var got []Message
+		for m := range msgs {
+			got = append(got, m)
+		}
+		return got
+	}
+	before := fdsOpen()
+	got := receive(func(a *proto.Conn) error {
+		return a.Send(proto.KindStarted, ChildStarted{PID: 2}, int(null.Fd()), int(null.Fd()))
+	})
+	if len(got) != 1 || got[0].Err == nil || got[0].Fds != nil ||
+		!strings.Contains(got[0].Err.Error(), `init sent "started" with 2 descriptors (it carries at most 0)`) {
+		t.Fatalf("started with two fds: %+v", got)
+	}
+	if n := fdsOpen(); n != before {
+		t.Errorf("%d fds open after the refused message, %d before", n, before)
+	}
+	// A PTY carries one: delivered.
+	got = receive(func(a *proto.Conn) error { return a.Send(proto.KindPTY, nil, int(null.Fd())) })
+	if len(got) != 1 || got[0].Err != nil || len(got[0].Fds) != 1 {
+		t.Fatalf("pty with its fd: %+v", got)
+	}
+	proto.CloseFDs(got[0].Fds)
+
+	big := ChildError{Msg: strings.Repeat("x", proto.MaxSize+1)} // sent out of band
+	got = receive(func(a *proto.Conn) error { return a.Send(proto.KindError, big) })
+	if len(got) != 0 {
+		t.Fatalf("an error message over one datagram from init: delivered %d messages", len(got))
+	}
+	if n := fdsOpen(); n != before {
+		t.Errorf("%d fds open after the refused body, %d before", n, before)
+	}
+	// The parent's configuration may be that big (a long command line).
+	a, b, err := proto.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	long := ChildConfig{Hostname: "h", Args: []string{strings.Repeat("y", proto.MaxSize+1)}}
+	go a.Send(proto.KindConfig, long)
+	env, _, err := NewSequence(&FromParent).Expect(b, proto.KindConfig)
+	var cfg ChildConfig
+	if err != nil || env.Decode(&cfg) != nil || len(cfg.Args) != 1 || len(cfg.Args[0]) != proto.MaxSize+1 {
+		t.Fatalf("a configuration over one datagram: %v", err)
+	}
+}
+
+// TestChildFailureOneLine: init's error text is printed by the parent as
+// the one line of its diagnostic; control characters in it are escaped.
+func TestChildFailureOneLine(t *testing.T) {
+	f := &ChildFailure{E: ChildError{Step: "step\r", Msg: "a\nsandbox: fake\x1b[2J\u2028\u0085\x7f\tend"}}
+	want := `step\r: a\nsandbox: fake\x1b[2J\u2028\u0085\x7f` + "\tend"
+	if got := f.Error(); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := (&ChildFailure{E: ChildError{Step: "mounting", Msg: "überall /tmp: denied"}}).Error(); got != "mounting: überall /tmp: denied" {
+		t.Errorf("printable text changed: %q", got)
 	}
 }
