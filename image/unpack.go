@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"sandbox/idmap"
+	"sandbox/internal/oneline"
 
 	"golang.org/x/sys/unix"
 )
@@ -62,7 +63,12 @@ type unpacker struct {
 // limit (0: none) bounds both the uncompressed stream and the bytes written
 // into files (a sparse tar entry expands too): a decompression bomb stops
 // there, long before its end, where the digest would be checked.
-func unpackLayer(r io.Reader, decompress Decompress, root, diffID string, uids, gids idSet, limit int64) (LayerStats, error) {
+func unpackLayer(r io.Reader, decompress Decompress, root, diffID string, uids, gids idSet, limit int64) (_ LayerStats, err error) {
+	defer func() {
+		if err != nil { // it may quote the layer's names
+			err = escapedError{err}
+		}
+	}()
 	u := &unpacker{root: root, uids: uids, gids: gids}
 	dec, err := decompress(r)
 	if err != nil {
@@ -96,6 +102,12 @@ func unpackLayer(r io.Reader, decompress Decompress, root, diffID string, uids, 
 	}
 	for i := len(u.dirs) - 1; i >= 0; i-- {
 		d := u.dirs[i]
+		// A later entry may have replaced a directory above d, by a
+		// symlink to "/" say: d is then gone, and its path could name a
+		// directory outside the layer.
+		if rel, _ := entryPath(d.Name); u.parent(rel, false) != nil {
+			continue
+		}
 		if err := setTimes(filepath.Join(root, d.Name), d); err != nil {
 			return u.stats, err
 		}
@@ -103,6 +115,14 @@ func unpackLayer(r io.Reader, decompress Decompress, root, diffID string, uids, 
 	u.stats.Size, err = diskUsage(root)
 	return u.stats, err
 }
+
+// escapedError is err with the control characters of its message escaped:
+// the names it quotes are the layer's, and one with a newline or a
+// terminal escape must not forge lines of the user's output.
+type escapedError struct{ err error }
+
+func (e escapedError) Error() string { return oneline.Escape(e.err.Error()) }
+func (e escapedError) Unwrap() error { return e.err }
 
 // entryPath checks a member name: relative, no "..". "" is the root.
 func entryPath(name string) (string, error) {
