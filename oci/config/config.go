@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -98,8 +99,20 @@ func Read(bundle string) (*specs.Spec, error) {
 	return Decode(data)
 }
 
+// maxArray bounds every array of the document before it is decoded. The
+// bounds above are checked on the decoded spec, but decoding makes each
+// entry a struct (a mount's 120 bytes from the 3 of "{},"): a MaxSize
+// document of mounts cost 800 MB and seconds before being refused.
+const maxArray = 65536 // the largest bound above (MaxArgs, MaxEnv, MaxSyscalls)
+
+// maxDepth is encoding/json's own limit on nesting, which it refuses.
+const maxDepth = 10000
+
 // Decode decodes a config.json document.
 func Decode(data []byte) (*specs.Spec, error) {
+	if err := checkArrays(data); err != nil {
+		return nil, err
+	}
 	var s specs.Spec
 	if err := json.Unmarshal(data, &s); err != nil {
 		var te *json.UnmarshalTypeError
@@ -116,6 +129,91 @@ func Decode(data []byte) (*specs.Spec, error) {
 		return nil, fmt.Errorf("config.json: %w", err)
 	}
 	return &s, nil
+}
+
+// level is one array or object open around checkArrays's place.
+type level struct {
+	array bool
+	n     int    // array: the commas seen, so the index of the entry
+	some  bool   // array: an entry has begun
+	key   []byte // object: the key of the member being read
+}
+
+// checkArrays refuses an array of more than maxArray entries, naming it
+// (process.env, linux.seccomp.syscalls[3].names). It only counts, without
+// allocating per entry; a malformed document is json.Unmarshal's to refuse.
+func checkArrays(data []byte) error {
+	var stack []level
+	var str []byte // the last string read: a key when ':' follows
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if len(stack) > 0 {
+			if top := &stack[len(stack)-1]; top.array && c != ']' && c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+				top.some = true
+			}
+		}
+		switch c {
+		case '"':
+			j := i + 1
+			for ; j < len(data) && data[j] != '"'; j++ {
+				if data[j] == '\\' {
+					j++
+				}
+			}
+			str = data[i+1 : min(j, len(data))]
+			i = j
+		case ':':
+			if len(stack) > 0 {
+				stack[len(stack)-1].key = str
+			}
+		case ',':
+			if len(stack) > 0 && stack[len(stack)-1].array {
+				stack[len(stack)-1].n++
+			}
+		case '[', '{':
+			if len(stack) >= maxDepth {
+				return nil // json.Unmarshal refuses it
+			}
+			stack = append(stack, level{array: c == '['})
+		case ']', '}':
+			if len(stack) == 0 {
+				return nil
+			}
+			top := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if top.array && top.some && top.n+1 > maxArray {
+				return bound(arrayPath(stack), top.n+1, maxArray)
+			}
+		}
+	}
+	return nil
+}
+
+// arrayPath names the array inside the levels given as Check's errors do
+// (mounts[3].options); a key that is no plain name is quoted.
+func arrayPath(stack []level) string {
+	var b strings.Builder
+	for _, l := range stack {
+		if l.array {
+			if b.Len() == 0 {
+				b.WriteString("config.json")
+			}
+			fmt.Fprintf(&b, "[%d]", l.n)
+			continue
+		}
+		k := string(l.key)
+		if k == "" || strings.Trim(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != "" {
+			k = strconv.Quote(k)
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(k)
+	}
+	if b.Len() == 0 {
+		return "config.json"
+	}
+	return b.String()
 }
 
 // RootPath is the absolute host path of the container's root filesystem:
@@ -173,18 +271,24 @@ func checkRoot(s *specs.Spec, bundle string) error {
 			return fmt.Errorf("root.path: %q leaves the bundle; give an absolute path", s.Root.Path)
 		}
 	}
+	// The path is quoted in the errors: it is the config's, and a newline
+	// in it would make the error two lines.
 	p := RootPath(s, bundle)
 	fi, err := os.Stat(p)
 	if err != nil {
-		return fmt.Errorf("root.path: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("root.path: %q: %w", p, err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("root.path: %s is not a directory", p)
+		return fmt.Errorf("root.path: %q is not a directory", p)
 	}
 	// The host's own root as a container's: its devices and /dev links
 	// would be made in the host's /dev.
 	if r, err := filepath.EvalSymlinks(p); err == nil && r == "/" {
-		return fmt.Errorf("root.path: %s is the host's /", p)
+		return fmt.Errorf("root.path: %q is the host's /", p)
 	}
 	return nil
 }

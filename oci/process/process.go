@@ -336,7 +336,9 @@ func schedAttr(s *specs.Scheduler) (*SchedAttr, error) {
 
 func personality(p *specs.LinuxPersonality) (int, error) {
 	if len(p.Flags) > 0 {
-		return 0, fmt.Errorf("linux.personality.flags: not supported (%v)", p.Flags)
+		// Quoted: the flags are the config's, and a newline in one would
+		// make the error two lines.
+		return 0, fmt.Errorf("linux.personality.flags: not supported (%q)", p.Flags)
 	}
 	switch p.Domain {
 	case specs.PerLinux:
