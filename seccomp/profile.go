@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"sandbox/internal/kernel"
@@ -191,6 +192,11 @@ func jsonError(data []byte, err error) error {
 		return fmt.Errorf("seccomp profile: line %d, column %d: %s: cannot use JSON %s as %s", line, col, where, typ.Value, typ.Type)
 	}
 	if name, ok := unknownField(err.Error()); ok {
+		// encoding/json quotes the name with Go's escapes; unquoted, it
+		// is marshalled again as the document would spell it.
+		if u, err := strconv.Unquote(`"` + name + `"`); err == nil {
+			name = u
+		}
 		// encoding/json gives no offset for this one: find the key.
 		key, _ := json.Marshal(name)
 		re := regexp.MustCompile(regexp.QuoteMeta(string(key)) + `\s*:`)

@@ -100,6 +100,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{"line 1", "defaultErrnoRet", "number -1"}},
 		{"unknown field", "{\n \"defaultAction\": \"SCMP_ACT_ALLOW\",\n \"sycalls\": []\n}",
 			[]string{"line 3, column 2", `unknown field "sycalls"`}},
+		{"unknown field escaped", "{\"defaultAction\": \"SCMP_ACT_ALLOW\",\n \"a\\nb\": 1}",
+			[]string{"line 2, column 2", `unknown field "a\nb"`}},
 		{"trailing", `{"defaultAction": "SCMP_ACT_ALLOW"} {}`, []string{"line 1, column 38", "after the profile"}},
 		{"no default", `{"syscalls": []}`, []string{"defaultAction: missing"}},
 		{"unknown default action", `{"defaultAction": "SCMP_ACT_DENY"}`,
