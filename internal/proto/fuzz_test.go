@@ -13,6 +13,8 @@ import (
 	"time"
 	"unsafe"
 
+	"sandbox/internal/testenv"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -194,45 +196,6 @@ func (d datagram) expect() outcome {
 	return outcome{ok: true, env: env, fds: attached - 1}
 }
 
-// checkLine fails unless err reads as one line of printable text: errors
-// end up in the one-line diagnostic the user sees, and a peer must not
-// write lines or terminal controls of its own there.
-func checkLine(t *testing.T, what string, err error) {
-	t.Helper()
-	for _, r := range err.Error() {
-		if r < 0x20 || r >= 0x7f && r < 0xa0 || r == '\u2028' || r == '\u2029' {
-			t.Fatalf("%s: error %q has a control character %U", what, err, r)
-		}
-	}
-}
-
-// openFDs counts this process's open descriptors.
-func openFDs(t *testing.T) int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
-// checkReceived fails unless fd is open, close-on-exec, and /dev/null or a
-// memfd (what the test sends), then closes it.
-func checkReceived(t *testing.T, fd int) {
-	t.Helper()
-	defer unix.Close(fd)
-	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-	if err != nil || flags&unix.FD_CLOEXEC == 0 {
-		t.Fatalf("received fd %d: flags %#x, %v; want open and close-on-exec", fd, flags, err)
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		t.Fatalf("received fd %d: %v", fd, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFCHR && st.Mode&unix.S_IFMT != unix.S_IFREG {
-		t.Fatalf("received fd %d: mode %#o, not what was sent", fd, st.Mode)
-	}
-}
-
 // watchdog shuts a socket down, which ends a receive blocked on it, if
 // it is not stopped in time.
 type watchdog struct {
@@ -299,7 +262,7 @@ func FuzzRecv(f *testing.F) {
 		defer func(l int64) { blobLimit = l }(blobLimit)
 		blobLimit = fuzzBlobLimit
 		ds := parseDatagrams(in)
-		before := openFDs(t)
+		before := testenv.OpenFDs(t)
 		want := make([]outcome, len(ds))
 		sendFDs := make([][]int, len(ds))
 		for i, d := range ds {
@@ -369,10 +332,11 @@ func FuzzRecv(f *testing.F) {
 					CloseFDs(fds)
 					t.Fatalf("datagram %d: refused (%v) but %d fds handed out", i, err, len(fds))
 				}
-				checkLine(t, fmt.Sprintf("datagram %d", i), err)
+				testenv.CheckOneLine(t, fmt.Sprintf("datagram %d", i), err)
 			default:
 				for _, fd := range fds {
-					checkReceived(t, fd)
+					testenv.CheckReceivedFD(t, fd)
+					unix.Close(fd)
 				}
 				if err != nil {
 					t.Fatalf("datagram %d: %v, want %q accepted", i, err, w.env.Kind)
@@ -386,7 +350,7 @@ func FuzzRecv(f *testing.F) {
 		if err := finish(); err != nil {
 			t.Fatal(err)
 		}
-		if after := openFDs(t); after != before {
+		if after := testenv.OpenFDs(t); after != before {
 			t.Fatalf("%d descriptors open before, %d after", before, after)
 		}
 	})
@@ -545,12 +509,12 @@ func FuzzEnvelope(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var env Envelope
 		if err := json.Unmarshal(in, &env); err != nil {
-			checkLine(t, "envelope", fmt.Errorf("decoding message: %w", err))
+			testenv.CheckOneLine(t, "envelope", fmt.Errorf("decoding message: %w", err))
 			return
 		}
 		var v any
 		if err := env.Decode(&v); err != nil {
-			checkLine(t, "Decode", err)
+			testenv.CheckOneLine(t, "Decode", err)
 		}
 		// The body as json.Marshal writes it (compact, HTML escaped), the
 		// only bodies marshal is given.

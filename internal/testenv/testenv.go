@@ -105,3 +105,43 @@ func EndedBy(cmd *exec.Cmd, sig syscall.Signal) bool {
 		return false
 	}
 }
+
+// CheckOneLine fails unless err reads as one line of printable text (a
+// tab allowed): what a peer sends ends up in the one-line diagnostic the
+// user sees, and must not write lines or terminal controls of its own.
+func CheckOneLine(t testing.TB, what string, err error) {
+	t.Helper()
+	for _, r := range err.Error() {
+		if r < 0x20 && r != '\t' || r >= 0x7f && r < 0xa0 || r == '\u2028' || r == '\u2029' {
+			t.Fatalf("%s: error %q has a control character %U", what, err, r)
+		}
+	}
+}
+
+// OpenFDs counts this process's open descriptors.
+func OpenFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// CheckReceivedFD fails unless fd, received from a peer, is open,
+// close-on-exec, and a character device or a regular file (/dev/null, a
+// memfd: what the protocol tests send).
+func CheckReceivedFD(t testing.TB, fd int) {
+	t.Helper()
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil || flags&unix.FD_CLOEXEC == 0 {
+		t.Fatalf("received fd %d: flags %#x, %v; want open and close-on-exec", fd, flags, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatalf("received fd %d: %v", fd, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR && st.Mode&unix.S_IFMT != unix.S_IFREG {
+		t.Fatalf("received fd %d: mode %#o, not what was sent", fd, st.Mode)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"sandbox/internal/proto"
+	"sandbox/internal/testenv"
 
 	"golang.org/x/sys/unix"
 )
@@ -214,44 +215,6 @@ func deliveries(ds []datagram) []delivery {
 	return out
 }
 
-// checkLine fails unless err reads as one line of printable text: the
-// parent prints its errors as one line to the user's terminal, and init
-// must not write lines or terminal controls of its own there.
-func checkLine(t *testing.T, what string, err error) {
-	t.Helper()
-	for _, r := range err.Error() {
-		if r < 0x20 || r >= 0x7f && r < 0xa0 || r == '\u2028' || r == '\u2029' {
-			t.Fatalf("%s: error %q has a control character %U", what, err, r)
-		}
-	}
-}
-
-// openFDs counts this process's open descriptors.
-func openFDs(t *testing.T) int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
-// checkReceived fails unless fd is open, close-on-exec, and /dev/null or a
-// memfd (what the test sends).
-func checkReceived(t *testing.T, fd int) {
-	t.Helper()
-	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-	if err != nil || flags&unix.FD_CLOEXEC == 0 {
-		t.Fatalf("received fd %d: flags %#x, %v; want open and close-on-exec", fd, flags, err)
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		t.Fatalf("received fd %d: %v", fd, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFCHR && st.Mode&unix.S_IFMT != unix.S_IFREG {
-		t.Fatalf("received fd %d: mode %#o, not what was sent", fd, st.Mode)
-	}
-}
-
 // consume does with m what parent/run.go does with init's messages
 // (decoding its body into the types it decodes for m's kind), and checks
 // that each decoding error is one line naming the kind; the descriptors
@@ -260,12 +223,12 @@ func consume(t *testing.T, m Message) {
 	t.Helper()
 	defer proto.CloseFDs(m.Fds)
 	for _, fd := range m.Fds {
-		checkReceived(t, fd)
+		testenv.CheckReceivedFD(t, fd)
 	}
 	decode := func(v any) error {
 		err := m.Env.Decode(v)
 		if err != nil {
-			checkLine(t, string(m.Env.Kind), err)
+			testenv.CheckOneLine(t, string(m.Env.Kind), err)
 			if !strings.Contains(err.Error(), string(m.Env.Kind)) {
 				t.Fatalf("decoding %q: error %q does not name it", m.Env.Kind, err)
 			}
@@ -319,7 +282,7 @@ func FuzzReceive(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		ds := parseDatagrams(in)
 		want := deliveries(ds)
-		before := openFDs(t)
+		before := testenv.OpenFDs(t)
 		sendFDs := make([][]int, len(ds))
 		defer func() {
 			for _, fds := range sendFDs {
@@ -382,7 +345,7 @@ func FuzzReceive(f *testing.F) {
 					proto.CloseFDs(m.Fds)
 					t.Fatalf("message %d: refused (%v) with %d fds handed out", i, m.Err, len(m.Fds))
 				}
-				checkLine(t, fmt.Sprintf("message %d", i), m.Err)
+				testenv.CheckOneLine(t, fmt.Sprintf("message %d", i), m.Err)
 				names := []string{fmt.Sprintf("%q", m.Env.Kind)}
 				if w.tooMany {
 					names = append(names, "descriptors")
@@ -422,7 +385,7 @@ func FuzzReceive(f *testing.F) {
 			proto.CloseFDs(fds)
 		}
 		sendFDs = nil
-		if after := openFDs(t); after != before {
+		if after := testenv.OpenFDs(t); after != before {
 			t.Fatalf("%d descriptors open before, %d after", before, after)
 		}
 	})
@@ -620,7 +583,7 @@ func FuzzDecode(f *testing.F) {
 		if err := json.Unmarshal(in, &env); err == nil {
 			envs = append(envs, env)
 		} else {
-			checkLine(t, "envelope", err)
+			testenv.CheckOneLine(t, "envelope", err)
 		}
 		for _, k := range []proto.Kind{proto.KindStarted, proto.KindExit, proto.KindError, proto.KindConfig, proto.KindExec, "\n\x1b"} {
 			envs = append(envs, proto.Envelope{Kind: k, Body: in})
@@ -630,7 +593,7 @@ func FuzzDecode(f *testing.F) {
 				v := target()
 				err := env.Decode(v)
 				if err != nil {
-					checkLine(t, fmt.Sprintf("%q as %T", env.Kind, v), err)
+					testenv.CheckOneLine(t, fmt.Sprintf("%q as %T", env.Kind, v), err)
 					if !strings.Contains(err.Error(), fmt.Sprintf("%q", env.Kind)) {
 						t.Fatalf("%q as %T: error %q does not name the kind", env.Kind, v, err)
 					}
