@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The tests of examples/: each runs examples/NAME/run.sh as the test's user,
@@ -134,6 +137,19 @@ func TestExampleCIJob(t *testing.T) {
 	if !exists(filepath.Join(project, "deps", "greet-1.0", "greet.c")) {
 		t.Errorf("the fetch step did not unpack the dependency into deps/greet-1.0: %s", r)
 	}
+	// The job's files are the user's: tar as root inside kept the
+	// archive's owner, a subordinate id outside, which the user could not
+	// delete (and this test's cleanup left behind in /tmp).
+	filepath.WalkDir(r.work, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) == nil && int(st.Uid) != os.Getuid() {
+			t.Errorf("%s is owned by uid %d, not the user (%d)", p, st.Uid, os.Getuid())
+		}
+		return nil
+	})
 	log := readText(t, filepath.Join(r.work, "registry.log"))
 	var got []string
 	for _, m := range regexp.MustCompile(`"GET (\S+) HTTP/1\.[01]"`).FindAllStringSubmatch(log, -1) {

@@ -10,7 +10,10 @@ while read -r name version; do
 	url="$REGISTRY_URL/$name-$version.tar.gz"
 	echo "fetching $url"
 	curl -fsS --max-time 30 -o "deps/$name-$version.tar.gz" "$url"
-	tar -xzf "deps/$name-$version.tar.gz" -C deps
+	# As root inside, tar would keep the archive's owners: uid 1000 in the
+	# tarball is a subordinate id outside, and the job's user could not
+	# delete what it unpacked into the project. The files are the job's.
+	tar --no-same-owner -xzf "deps/$name-$version.tar.gz" -C deps
 	rm "deps/$name-$version.tar.gz"
 done < deps.txt
 echo "dependencies in deps/: $(ls deps)"
