@@ -307,12 +307,12 @@ func (s *server) check(c int) error {
 	if perr == nil {
 		defer unix.Close(pidfd)
 	}
-	proc := "/proc/" + strconv.Itoa(int(cred.Pid))
+	dir := "/proc/" + strconv.Itoa(int(cred.Pid))
 	var st unix.Stat_t
-	if err := unix.Stat(proc+"/ns/user", &st); err != nil || [2]uint64{uint64(st.Dev), uint64(st.Ino)} != s.userNS {
+	if err := unix.Stat(dir+"/ns/user", &st); err != nil || [2]uint64{uint64(st.Dev), uint64(st.Ino)} != s.userNS {
 		return errors.New("the client is not in the holder's user namespace (a process inside a sandbox?)")
 	}
-	status, err := readInto(proc+"/status", &s.buf)
+	status, err := proc.ReadFileInto(dir+"/status", s.buf[:])
 	if err != nil {
 		return fmt.Errorf("reading the client's status: %w", err)
 	}
@@ -363,7 +363,7 @@ func ownCgroupProcs() string {
 
 // alone says whether the holder is the only process in procs.
 func alone(procs string, buf *[16 << 10]byte) bool {
-	b, err := readInto(procs, buf)
+	b, err := proc.ReadFileInto(procs, buf[:])
 	if err != nil {
 		return false
 	}
@@ -375,31 +375,6 @@ func alone(procs string, buf *[16 << 10]byte) bool {
 func readSmall(p string) (string, error) {
 	b, err := proc.ReadFile(p, 16<<10)
 	return string(b), err
-}
-
-// readInto reads the start of a /proc file into buf, allocating nothing
-// but the path's C string.
-func readInto(p string, buf *[16 << 10]byte) ([]byte, error) {
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	n := 0
-	for n < len(buf) {
-		m, err := unix.Read(fd, buf[n:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if m == 0 {
-			break
-		}
-		n += m
-	}
-	return buf[:n], nil
 }
 
 // field is the value of the line "name value" in a /proc status text.

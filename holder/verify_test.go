@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"sandbox/idmap"
+	"sandbox/internal/proc"
 
 	"golang.org/x/sys/unix"
 )
@@ -190,7 +191,7 @@ func TestAlone(t *testing.T) {
 // TestStatusField: the client's NoNewPrivs, read without allocating.
 func TestStatusField(t *testing.T) {
 	var s server
-	status, err := readInto("/proc/self/status", &s.buf)
+	status, err := proc.ReadFileInto("/proc/self/status", s.buf[:])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +205,7 @@ func TestStatusField(t *testing.T) {
 		t.Error("a field that is not there was found")
 	}
 	if a := testing.AllocsPerRun(20, func() {
-		b, _ := readInto("/proc/self/status", &s.buf)
+		b, _ := proc.ReadFileInto("/proc/self/status", s.buf[:])
 		field(b, "NoNewPrivs:")
 	}); a > 1 {
 		t.Errorf("reading the status: %v allocations, want at most 1", a)

@@ -1,7 +1,8 @@
 // Package proc parses /proc/PID/stat, which the run (init's watch), the
 // cgroup cleanup (owners of stale cgroups) and the state directory (owners
 // of records) all read, and reads the kernel's small text files
-// (ReadFile). It owns nothing else and imports only the standard library.
+// (ReadFile, ReadFileInto). It owns nothing else and imports only the
+// standard library.
 package proc
 
 import (
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"syscall"
 )
 
 // ReadFile reads at most max bytes of a kernel text file (/proc, /sys):
@@ -20,6 +22,32 @@ func ReadFile(path string, max int64) ([]byte, error) {
 	}
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, max))
+}
+
+// ReadFileInto reads the start of a kernel text file into buf (at most
+// len(buf) bytes), allocating nothing but the path's C string: for a
+// process that reads one over and over for hours (the holder).
+func ReadFileInto(path string, buf []byte) ([]byte, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer syscall.Close(fd)
+	n := 0
+	for n < len(buf) {
+		m, err := syscall.Read(fd, buf[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return buf[:n], nil
 }
 
 // ErrMalformed: a stat line without the fields the kernel writes.

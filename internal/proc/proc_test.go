@@ -1,6 +1,9 @@
 package proc
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestStatFields(t *testing.T) {
 	line := []byte("42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 12345 1000 10 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 9")
@@ -38,5 +41,16 @@ func TestStatStateExit(t *testing.T) {
 		if _, _, err := StatStateExit([]byte(bad)); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+}
+
+func TestReadFileInto(t *testing.T) {
+	var buf [8]byte
+	b, err := ReadFileInto("/proc/self/stat", buf[:])
+	if err != nil || len(b) != len(buf) {
+		t.Fatalf("read %q, %v; want the first %d bytes", b, err, len(buf))
+	}
+	if _, err := ReadFileInto("/proc/self/no-such-file", buf[:]); err == nil || !strings.Contains(err.Error(), "no-such-file") {
+		t.Errorf("a missing file: %v, want an error naming it", err)
 	}
 }
