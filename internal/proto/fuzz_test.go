@@ -11,7 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unsafe"
 
 	"sandbox/internal/testenv"
 
@@ -58,25 +57,15 @@ type datagram struct {
 	pad     int    // padded to MaxSize-4+pad bytes; -1: not padded
 }
 
-// chunk splits a length-prefixed chunk off in; the chunk has no room to
-// grow into the rest of in (the fuzzer's input is not to be written).
-func chunk(in []byte) (c, rest []byte) {
-	if len(in) < 2 {
-		return nil, nil
-	}
-	n := min(int(in[0])|int(in[1])<<8, len(in)-2)
-	return in[2 : 2+n : 2+n], in[2+n:]
-}
-
 func parseDatagrams(in []byte) []datagram {
 	var ds []datagram
 	for len(in) > 0 && len(ds) < maxDatagrams {
 		h := in[0]
 		d := datagram{nulls: int(h&0x0f) % 11, blob: int(h>>4) & 3, pad: -1}
-		d.payload, in = chunk(in[1:])
+		d.payload, in = testenv.Chunk(in[1:])
 		switch d.blob {
 		case blobSealed, blobUnsealed:
-			d.content, in = chunk(in)
+			d.content, in = testenv.Chunk(in)
 		case blobSparse:
 			if len(in) > 0 {
 				d.size, in = sparseSizes[int(in[0])%len(sparseSizes)], in[1:]
@@ -363,38 +352,11 @@ func sendDatagrams(fd int, ds []datagram, fds [][]int) error {
 		if len(fds[i]) > 0 {
 			oob = unix.UnixRights(fds[i]...)
 		}
-		if err := sendmsg(fd, d.payload, oob); err != nil {
-			return fmt.Errorf("sending datagram %d (%d bytes, %d fds): %w", i, len(d.payload), len(fds[i]), err)
+		if errno := testenv.SendRaw(fd, d.payload, oob); errno != 0 {
+			return fmt.Errorf("sending datagram %d (%d bytes, %d fds): %w", i, len(d.payload), len(fds[i]), errno)
 		}
 	}
 	return nil
-}
-
-// sendmsg is sendmsg(2) as a hostile peer calls it: unix.Sendmsg sends a
-// byte of its own with descriptors and no data, where an empty datagram
-// with descriptors is what was asked for.
-func sendmsg(fd int, p, oob []byte) error {
-	var msg unix.Msghdr
-	var iov unix.Iovec
-	if len(p) > 0 {
-		iov.Base = &p[0]
-		iov.SetLen(len(p))
-		msg.Iov = &iov
-		msg.SetIovlen(1)
-	}
-	if len(oob) > 0 {
-		msg.Control = &oob[0]
-		msg.SetControllen(len(oob))
-	}
-	for {
-		_, _, errno := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_NOSIGNAL)
-		if errno != unix.EINTR {
-			if errno != 0 {
-				return errno
-			}
-			return nil
-		}
-	}
 }
 
 // sentBytes is the datagram Send writes for kind and body.

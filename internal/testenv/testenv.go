@@ -1,5 +1,6 @@
 // Package testenv holds what the tests of several packages share about
-// their environment.
+// their environment, and the protocol tests' shared pieces (a raw peer's
+// sendmsg, checks of what was received, the fuzz inputs' chunks).
 package testenv
 
 import (
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
@@ -143,5 +145,40 @@ func CheckReceivedFD(t testing.TB, fd int) {
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFCHR && st.Mode&unix.S_IFMT != unix.S_IFREG {
 		t.Fatalf("received fd %d: mode %#o, not what was sent", fd, st.Mode)
+	}
+}
+
+// Chunk splits a chunk with a 2-byte little-endian length off a fuzz
+// input; the chunk has no room to grow into the rest of in (the fuzzer's
+// input is not to be written).
+func Chunk(in []byte) (c, rest []byte) {
+	if len(in) < 2 {
+		return nil, nil
+	}
+	n := min(int(in[0])|int(in[1])<<8, len(in)-2)
+	return in[2 : 2+n : 2+n], in[2+n:]
+}
+
+// SendRaw is sendmsg(2) as a hostile peer calls it: unix.Sendmsg sends a
+// byte of its own with descriptors and no data, where an empty datagram
+// with descriptors is what was asked for.
+func SendRaw(fd int, p, oob []byte) unix.Errno {
+	var msg unix.Msghdr
+	var iov unix.Iovec
+	if len(p) > 0 {
+		iov.Base = &p[0]
+		iov.SetLen(len(p))
+		msg.Iov = &iov
+		msg.SetIovlen(1)
+	}
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	for {
+		_, _, errno := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_NOSIGNAL)
+		if errno != unix.EINTR {
+			return errno
+		}
 	}
 }

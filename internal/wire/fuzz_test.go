@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"sandbox/internal/proto"
 	"sandbox/internal/testenv"
@@ -41,24 +40,14 @@ const maxDatagrams = 32
 // maxFDs is the most descriptors proto.Recv takes with a message.
 const maxFDs = 8
 
-// chunk splits a length-prefixed chunk off in; the chunk has no room to
-// grow into the rest of in (the fuzzer's input is not to be written).
-func chunk(in []byte) (c, rest []byte) {
-	if len(in) < 2 {
-		return nil, nil
-	}
-	n := min(int(in[0])|int(in[1])<<8, len(in)-2)
-	return in[2 : 2+n : 2+n], in[2+n:]
-}
-
 func parseDatagrams(in []byte) []datagram {
 	var ds []datagram
 	for len(in) > 0 && len(ds) < maxDatagrams {
 		h := in[0]
 		d := datagram{nulls: int(h&0x0f) % 11, memfd: h&0x10 != 0, pad: -1}
-		d.payload, in = chunk(in[1:])
+		d.payload, in = testenv.Chunk(in[1:])
 		if d.memfd {
-			d.content, in = chunk(in)
+			d.content, in = testenv.Chunk(in)
 		}
 		if h&0x40 != 0 && len(in) > 0 {
 			d.pad, in = int(in[0]%8), in[1:]
@@ -406,35 +395,11 @@ func sendDatagrams(fd int, ds []datagram, fds [][]int) error {
 		if len(fds[i]) > 0 {
 			oob = unix.UnixRights(fds[i]...)
 		}
-		if errno := sendmsg(fd, d.payload, oob); errno != 0 {
+		if errno := testenv.SendRaw(fd, d.payload, oob); errno != 0 {
 			return sendError{i, errno}
 		}
 	}
 	return nil
-}
-
-// sendmsg is sendmsg(2) as a hostile peer calls it: unix.Sendmsg sends a
-// byte of its own with descriptors and no data, where an empty datagram
-// with descriptors is what was asked for.
-func sendmsg(fd int, p, oob []byte) unix.Errno {
-	var msg unix.Msghdr
-	var iov unix.Iovec
-	if len(p) > 0 {
-		iov.Base = &p[0]
-		iov.SetLen(len(p))
-		msg.Iov = &iov
-		msg.SetIovlen(1)
-	}
-	if len(oob) > 0 {
-		msg.Control = &oob[0]
-		msg.SetControllen(len(oob))
-	}
-	for {
-		_, _, errno := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_NOSIGNAL)
-		if errno != unix.EINTR {
-			return errno
-		}
-	}
 }
 
 // sentBytes is the datagram proto's Send writes for kind and body.
