@@ -8,7 +8,9 @@ import (
 	"io"
 	"math/rand"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -380,6 +382,85 @@ func netBulk(t *testing.T, d string) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Errorf("sandbox→host: the host's sink got nothing\n%s", r)
+	}
+}
+
+// pyAfterSIGINT handles SIGINT as a payload that shuts down gracefully
+// does, and uses the network once it has had it.
+const pyAfterSIGINT = `
+import signal, socket, sys, time
+got = []
+signal.signal(signal.SIGINT, lambda *a: got.append(1))
+print("ready", flush=True)
+deadline = time.monotonic() + 30
+while not got and time.monotonic() < deadline:
+    time.sleep(0.02)
+if not got:
+    print("no SIGINT"); sys.exit(3)
+time.sleep(0.3)
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)
+    print("GOT", s.recv(16).decode().strip())
+except OSError as e:
+    print("ERR", e.errno, e)
+`
+
+// TestNetworkSurvivesCtrlC: Ctrl-C at a terminal is SIGINT to the whole
+// foreground job (start runs sandbox as a process group of its own, as a
+// shell runs a job). It reaches the payload through sandbox, and a payload
+// that handles it may go on using the network: the network helper must
+// not get it too (before, it died with "lost its network").
+func TestNetworkSurvivesCtrlC(t *testing.T) {
+	t.Parallel()
+	for _, d := range netDrivers {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			requireDriver(t, d)
+			port, _ := hostServer(t)
+			p := start(t, opts{}, append(py([]string{"--net=" + d, "--allow-host-loopback"}, pyAfterSIGINT), "host.sandbox.internal", strconv.Itoa(port))...)
+			if !p.waitStdout("ready", 30*time.Second) {
+				t.Fatalf("the payload never said it was ready\n%s", p.wait())
+			}
+			if err := syscall.Kill(-p.pid(), syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			r := p.wait()
+			wantCode(t, r, 0)
+			if !strings.Contains(r.stdout, "GOT hello") || strings.Contains(r.stderr, "lost its network") {
+				t.Errorf("after Ctrl-C (SIGINT to sandbox's process group) the payload lost the network of --net=%s\n%s", d, r)
+			}
+		})
+	}
+}
+
+// TestNetworkHelperWrapper: a driver's program that is a wrapper running
+// the real one as its child (a shell script without exec): the run still
+// ends, and leaves nothing running (before, sandbox waited forever for the
+// helper's output, which the orphaned child kept open).
+func TestNetworkHelperWrapper(t *testing.T) {
+	t.Parallel()
+	for _, d := range []string{"pasta", "slirp4netns"} {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			requireDriver(t, d)
+			real, err := exec.LookPath(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := tempDir(t)
+			writeFile(t, filepath.Join(dir, d), "#!/bin/sh\n'"+real+"' \"$@\"\n", 0o755)
+			since := bootTicks()
+			r := runOpts(t, opts{env: []string{"PATH=" + dir + ":" + os.Getenv("PATH")}, timeout: 60 * time.Second},
+				"run", "--net="+d, "--", "cat", "/sys/class/net/tap0/mtu")
+			if r.timedOut {
+				t.Fatalf("sandbox run with a wrapper for %s did not end within 60s\n%s", d, r)
+			}
+			wantCode(t, r, 0)
+			if strings.TrimSpace(r.stdout) != "65520" {
+				t.Errorf("through the wrapper: tap0 MTU %q, want 65520\n%s", r.stdout, r)
+			}
+			requireNoLeftovers(t, since, true, 5*time.Second)
+		})
 	}
 }
 
