@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -201,5 +202,40 @@ func TestIdentityAutoMapWarning(t *testing.T) {
 		}
 	} else if n := len(lines(r.stderr)); n != 1 {
 		t.Errorf("full mapping is impossible here (%s): want exactly one warning line on stderr, got %d: %s", why, n, r)
+	}
+}
+
+// TestIdentityWithoutPATH: a clean environment (`env -i sandbox run …`, a
+// service's: PATH unset) gets what a login shell gets. newuidmap,
+// newgidmap and the network driver are found in the system's directories,
+// as execvp(3) finds programs, by the run and by the holder it starts with
+// the same environment (before: a map of the caller's own id alone, with
+// advice to install uidmap, and the builtin network driver).
+func TestIdentityWithoutPATH(t *testing.T) {
+	t.Parallel()
+	requireDriver(t, "slirp4netns")
+	h := newHolderSetup(t)
+	noPath := func(c *exec.Cmd) {
+		c.Env = slices.DeleteFunc(c.Env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") })
+	}
+	want := expectedFullMap(os.Getuid(), expectedRanges("/etc/subuid"))
+	for _, way := range []string{"helpers", "holder"} {
+		r := mustRun(t, opts{env: h.env, prepare: noPath}, "run", "-v", "--", "cat", "/proc/self/uid_map")
+		if way == "helpers" {
+			h.waitHolder(t) // started by this run, without PATH too
+		}
+		if got := mapsVia(t, r); got != way {
+			t.Errorf("without PATH, run %s: maps written by %s, want %s\n%s", way, got, way, r)
+		}
+		got, err := parseIDMap(r.stdout)
+		if err != nil || !sameMap(got, want) {
+			t.Errorf("without PATH, run %s: uid_map %v (%v), want %v\n%s", way, got, err, want, r)
+		}
+		if strings.Contains(r.stderr, "warning") {
+			t.Errorf("without PATH, run %s warned\n%s", way, r)
+		}
+		if !strings.Contains(r.stderr, "started the slirp4netns network driver") {
+			t.Errorf("without PATH, run %s: auto did not find slirp4netns\n%s", way, r)
+		}
 	}
 }

@@ -35,7 +35,7 @@ func requireDriver(t testing.TB, d string) {
 	case "pasta":
 		requireOrSkip(t, findHelper("pasta"), "pasta (package passt) for --net=pasta")
 	case "slirp4netns":
-		requireOrSkip(t, findHelper("slirp4netns") && findHelper("nsenter"), "slirp4netns and nsenter for --net=slirp4netns")
+		requireOrSkip(t, findHelper("slirp4netns"), "slirp4netns for --net=slirp4netns")
 	}
 	err := syscall.Access("/dev/net/tun", 6)
 	requireOrSkip(t, err == nil, "/dev/net/tun readable and writable (sudo chmod 0666 /dev/net/tun)")

@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"sandbox/internal/hostpath"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,7 +18,7 @@ import (
 // FuseReady finds fuse-overlayfs and checks that /dev/fuse opens; the error
 // names what is missing and the fix.
 func FuseReady() (string, error) {
-	bin, err := exec.LookPath("fuse-overlayfs")
+	bin, err := hostpath.Look("fuse-overlayfs")
 	if err != nil {
 		return "", errors.New("fuse-overlayfs is not installed (sudo apt-get install fuse-overlayfs; Fedora: sudo dnf install fuse-overlayfs)")
 	}

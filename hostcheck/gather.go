@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"sandbox/cgroupdelegate"
 	"sandbox/confine"
 	"sandbox/idmap"
+	"sandbox/internal/hostpath"
 	"sandbox/internal/kernel"
 	"sandbox/netns/driver"
 
@@ -35,7 +35,7 @@ func Gather(user string, uid, gid uint32) Facts {
 	f.Subuid = gatherSubids(idmap.UID, "/etc/subuid", "getsubids", user, uid)
 	f.Subgid = gatherSubids(idmap.GID, "/etc/subgid", "getsubids", user, uid)
 	f.Newuidmap, f.Newgidmap = gatherHelper(idmap.UID.Helper()), gatherHelper(idmap.GID.Helper())
-	f.FuseOverlayfs, _ = exec.LookPath("fuse-overlayfs")
+	f.FuseOverlayfs, _ = hostpath.Look("fuse-overlayfs")
 	f.Tun = device("/dev/net/tun")
 	f.Fuse = device("/dev/fuse")
 	if ms, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter("/")); err == nil && len(ms) > 0 {
@@ -64,7 +64,7 @@ func gatherSubids(kind idmap.Kind, file, getsubids, user string, uid uint32) Sub
 		s.Own, s.FileErr = idmap.ParseSubids(bytes.NewReader(text), file, user, uid)
 		s.Others = otherEntries(string(text), file, user, uid)
 	}
-	if _, err := exec.LookPath(getsubids); err == nil {
+	if _, err := hostpath.Look(getsubids); err == nil {
 		s.Getsubids = true
 		s.NSS, _, s.NSSErr = idmap.Source{Getsubids: getsubids}.Subids(kind, user, uid)
 	}
@@ -80,7 +80,7 @@ func otherEntries(text, file, user string, uid uint32) []OwnedRange {
 
 func gatherHelper(name string) HelperFacts {
 	h := HelperFacts{Name: name}
-	path, err := exec.LookPath(name)
+	path, err := hostpath.Look(name)
 	if err != nil {
 		return h
 	}

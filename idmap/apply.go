@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 
+	"sandbox/internal/hostpath"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -68,6 +70,9 @@ func (a applier) helpers(ctx context.Context, pid int, uids, gids []Mapping) err
 const maxHelperStderr = 4 << 10
 
 func runHelper(ctx context.Context, bin string, args []string) error {
+	if full, err := hostpath.Look(bin); err == nil {
+		bin = full // else exec says it is missing
+	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	// stderr goes to a memfd, not a pipe: with a pipe, Wait also waits for
 	// the copy to reach EOF, which a child the helper left (or a loaded

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"sandbox/internal/hostpath"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -51,11 +53,11 @@ func CheckHelper(path string) error {
 	if strings.Contains(name, "gid") {
 		capBit, capName = capSetgid, "cap_setgid"
 	}
-	full, err := exec.LookPath(path)
+	full, err := hostpath.Look(path)
 	if err != nil {
 		problem := fmt.Sprintf("%s is not usable: %v", name, err)
 		if errors.Is(err, exec.ErrNotFound) {
-			problem = name + " not found in PATH"
+			problem = name + " not found in " + hostpath.Searched()
 		}
 		return &HelperError{Path: path, Err: err, Problem: problem, Fix: installFix}
 	}

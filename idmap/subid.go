@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"sandbox/internal/hostpath"
 )
 
 // Kind says which id space a lookup, helper or map is about.
@@ -199,7 +201,7 @@ func (s Source) Subids(kind Kind, user string, uid uint32) ([]Range, string, err
 	if s.Getsubids == "" {
 		return nil, path, nil
 	}
-	bin, err := exec.LookPath(s.Getsubids)
+	bin, err := hostpath.Look(s.Getsubids)
 	if err != nil {
 		return nil, path, nil // not installed: the file was the only source
 	}

@@ -3,9 +3,9 @@ package spec
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 
+	"sandbox/internal/hostpath"
 	"sandbox/netns"
 	"sandbox/netns/driver"
 	"sandbox/netns/egress"
@@ -127,5 +127,5 @@ func NetstackPath() (string, error) {
 			return p, nil
 		}
 	}
-	return exec.LookPath(NetstackName)
+	return hostpath.Look(NetstackName)
 }

@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"strconv"
 
 	"sandbox/hostcheck"
+	"sandbox/internal/hostpath"
 	"sandbox/internal/wire"
 	"sandbox/spec"
 )
@@ -30,7 +30,7 @@ func runCheck(asJSON bool) int {
 	} else {
 		facts.Exe = exe
 		facts.NS = hostcheck.ProbeNamespaces(exe)
-		if trueBin, err := exec.LookPath("true"); err != nil {
+		if trueBin, err := hostpath.Look("true"); err != nil {
 			facts.Run.Err = fmt.Errorf("%w: %v", hostcheck.ErrNotProbed, err)
 		} else {
 			facts.Run = hostcheck.ProbeRun(exe, trueBin)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sandbox/image"
+	"sandbox/internal/hostpath"
 	"sandbox/internal/memexec"
 
 	"golang.org/x/sys/unix"
@@ -124,7 +125,7 @@ func pullCommand() (string, io.Closer, error) {
 			return p, nil, nil
 		}
 	}
-	p, err := exec.LookPath(pullName)
+	p, err := hostpath.Look(pullName)
 	if err != nil {
 		return "", nil, fmt.Errorf("%s, the registry client, is neither embedded (scripts/build.sh) nor next to sandbox nor in PATH", pullName)
 	}

@@ -5,6 +5,7 @@ import (
 	"syscall"
 
 	"sandbox/confine"
+	"sandbox/internal/hostpath"
 	"sandbox/internal/oneline"
 	"sandbox/netns"
 	"sandbox/rootfs"
@@ -51,7 +52,7 @@ const InitFD = 3
 const PreserveEnv = "SANDBOX_PRESERVE_FDS"
 
 // DefaultPath is PATH for a cleared environment.
-const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+const DefaultPath = hostpath.Default
 
 // ChildConfig is what the parent sends the child once the maps are
 // written (proto.KindConfig).

@@ -66,6 +66,8 @@ func TestChoose(t *testing.T) {
 		errSubstr string
 	}{
 		{"auto slirp", fakeHost(all, nil, "pasta unknown version"), netns.Auto, nil, false, false, netns.Slirp4netns, ""},
+		// init makes slirp4netns' tap: neither ip(8) nor nsenter is run.
+		{"auto slirp alone", fakeHost([]string{"slirp4netns"}, nil, ""), netns.Auto, nil, false, false, netns.Slirp4netns, ""},
 		{"auto pasta", fakeHost([]string{"pasta"}, nil, ""), netns.Auto, nil, false, false, netns.Pasta, ""},
 		{"auto builtin", fakeHost(nil, nil, ""), netns.Auto, nil, false, false, netns.Builtin, ""},
 		{"auto no tun", fakeHost(all, errors.New("tun 0600"), ""), netns.Auto, nil, false, false, netns.None, "tun 0600"},

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"sandbox/internal/hostpath"
 	"sandbox/internal/locked"
 	"sandbox/netns"
 )
@@ -93,7 +94,7 @@ func pastaPorts(opt, proto string, pubs []netns.Publish) []string {
 }
 
 func (d *pasta) Start(pid int) error {
-	bin, err := exec.LookPath("pasta")
+	bin, err := hostpath.Look("pasta")
 	if err != nil {
 		return fmt.Errorf("--net=pasta: pasta is not installed (install passt: apt install passt / dnf install passt): %w", err)
 	}
@@ -142,7 +143,11 @@ func (d *pasta) Start(pid int) error {
 }
 
 func pastaVersion() string {
-	out, _ := exec.Command("pasta", "--version").Output()
+	bin, err := hostpath.Look("pasta")
+	if err != nil {
+		return ""
+	}
+	out, _ := exec.Command(bin, "--version").Output()
 	first, _, _ := strings.Cut(string(out), "\n")
 	return strings.TrimSpace(first)
 }

@@ -3,9 +3,9 @@ package driver
 import (
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 
+	"sandbox/internal/hostpath"
 	"sandbox/netns"
 
 	"golang.org/x/sys/unix"
@@ -29,7 +29,7 @@ type HostProbe struct {
 
 // RealHost probes this machine.
 func RealHost(haveNetstack bool) HostProbe {
-	return HostProbe{LookPath: exec.LookPath, TunUsable: TunUsable, HaveNetstack: haveNetstack, PastaVersion: pastaVersion}
+	return HostProbe{LookPath: hostpath.Look, TunUsable: TunUsable, HaveNetstack: haveNetstack, PastaVersion: pastaVersion}
 }
 
 // TunUsable says whether the caller can open /dev/net/tun, which every

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"sandbox/internal/hostpath"
 	"sandbox/internal/locked"
 	"sandbox/netns"
 )
@@ -34,10 +35,8 @@ type slirp4netns struct {
 }
 
 func (*slirp4netns) installed(h HostProbe) error {
-	for _, bin := range []string{"slirp4netns", "nsenter", "ip"} {
-		if _, err := h.LookPath(bin); err != nil {
-			return fmt.Errorf("%s is not installed (packages slirp4netns, util-linux, iproute2)", bin)
-		}
+	if _, err := h.LookPath("slirp4netns"); err != nil {
+		return errors.New("slirp4netns is not installed (package slirp4netns)")
 	}
 	return nil
 }
@@ -58,7 +57,7 @@ func (*slirp4netns) child() netns.Child {
 func (*slirp4netns) nameserver() string { return netns.DNSIP }
 
 func (d *slirp4netns) Start(pid int) error {
-	bin, err := exec.LookPath("slirp4netns")
+	bin, err := hostpath.Look("slirp4netns")
 	if err != nil {
 		return fmt.Errorf("--net=slirp4netns: slirp4netns is not installed (package slirp4netns): %w", err)
 	}
