@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -73,4 +74,37 @@ func hasLinePrefix(s, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// TestHostShapeErrorsSayTheFix: states of the caller's process that a
+// sandbox cannot start from are refused with one line that names the fix
+// (before: "getwd: no such file or directory", "moving the memfd of
+// sandbox-init above fd 18: invalid argument").
+func TestHostShapeErrorsSayTheFix(t *testing.T) {
+	t.Parallel()
+	// through runs sandbox from sh, which sets the state up first.
+	through := func(script string) func(*exec.Cmd) {
+		return func(c *exec.Cmd) {
+			c.Args = append([]string{"/bin/sh", "-c", script + ` && exec "$0" "$@"`, c.Path}, c.Args[1:]...)
+			c.Path = "/bin/sh"
+		}
+	}
+	for _, tc := range []struct {
+		name, script string
+		want         *regexp.Regexp
+	}{
+		{"removed working directory", "mkdir gone && cd gone && rmdir ../gone",
+			regexp.MustCompile(`^sandbox: the working directory no longer exists .*--cwd=none\n$`)},
+		{"open-file limit", "ulimit -n 16",
+			regexp.MustCompile(`^sandbox: .*the open-file limit is 16 \(ulimit -n\); raise it\n$`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := runOpts(t, opts{dir: tempDir(t), prepare: through(tc.script)}, "run", "--net=none", "--", "pwd")
+			wantCode(t, r, exitSandbox)
+			if !tc.want.MatchString(r.stderr) {
+				t.Errorf("stderr should match %v\n%s", tc.want, r)
+			}
+		})
+	}
 }

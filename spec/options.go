@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -661,6 +662,9 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 	cfg.CwdMode = mode
 	if mode != rootfs.CwdNone {
 		wd, err := os.Getwd()
+		if errors.Is(err, fs.ErrNotExist) {
+			return cfg, "", journal.Usagef("the working directory no longer exists (it was removed): change to one that does, or pass --cwd=none")
+		}
 		if err != nil {
 			return cfg, "", fmt.Errorf("finding the working directory: %w", err)
 		}

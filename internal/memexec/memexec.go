@@ -6,6 +6,7 @@
 package memexec
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -133,6 +134,10 @@ func (m *File) PathAbove(minFD int) (string, error) {
 	if int(m.f.Fd()) < minFD {
 		fd, err := unix.FcntlInt(m.f.Fd(), unix.F_DUPFD_CLOEXEC, minFD)
 		if err != nil {
+			var lim unix.Rlimit
+			if errors.Is(err, unix.EINVAL) && unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && uint64(minFD) >= lim.Cur {
+				return "", fmt.Errorf("no file descriptor from %d on is free for %s: the open-file limit is %d (ulimit -n); raise it", minFD, m.f.Name(), lim.Cur)
+			}
 			return "", fmt.Errorf("moving the memfd of %s above fd %d: %w", m.f.Name(), minFD, err)
 		}
 		old := m.f
