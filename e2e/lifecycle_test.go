@@ -5,6 +5,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"sandbox/internal/testenv"
+
+	"golang.org/x/sys/unix"
 )
 
 // life is a private state directory (XDG_RUNTIME_DIR) for one test's named
@@ -354,4 +358,64 @@ func TestExecMany(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "all-ok") {
 		t.Fatalf("300 execs: %v\n%s", err, out)
 	}
+}
+
+// TestCallerFdsNotKept: a descriptor the caller left open (not
+// close-on-exec: a shell's `5>&1`, a CI runner's pipe, a make jobserver's)
+// is kept by nothing sandbox starts: not the detached supervisor, the
+// network helper or the holder, which outlive the call. Before, `{ sandbox
+// run -d … ; } 5>&1 | cat` returned only when the sandbox had ended.
+func TestCallerFdsNotKept(t *testing.T) {
+	t.Parallel()
+	requireDriver(t, "slirp4netns")
+	l := newLife(t) // a state directory of its own: this run starts its holder
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(w.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	o := l.o
+	// fd 5 of sandbox, as the caller left it (3 and 4 are what run -d
+	// hands its supervisor).
+	o.extra = []*os.File{devnull, devnull, w}
+	res := runOpts(t, o, "run", "-d", "--name", "fds", "--net=slirp4netns", "--", "sleep", "60")
+	w.Close()
+	wantCode(t, res, 0)
+	t.Cleanup(func() { runOpts(t, l.o, "stop", "--time", "1s", "fds") })
+	eof := make(chan struct{})
+	go func() { io.Copy(io.Discard, r); close(eof) }()
+	select {
+	case <-eof:
+	case <-time.After(10 * time.Second):
+		t.Errorf("the caller's pipe (fd 5 of sandbox) is still held 10s after run -d returned, by: %s",
+			strings.Join(holdersOf(fmt.Sprintf("pipe:[%d]", st.Ino)), "; "))
+	}
+}
+
+// holdersOf describes the processes (other than this test) with an fd
+// linked to target.
+func holdersOf(target string) []string {
+	var out []string
+	for _, p := range allProcs() {
+		if p.pid == os.Getpid() {
+			continue
+		}
+		dir := fmt.Sprintf("/proc/%d/fd", p.pid)
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && l == target {
+				out = append(out, fmt.Sprintf("%s (fd %s)", p, e.Name()))
+			}
+		}
+	}
+	return out
 }

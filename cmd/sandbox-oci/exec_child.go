@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sandbox/confine"
+	"sandbox/internal/fds"
 	"sandbox/oci/process"
 )
 
@@ -56,7 +57,7 @@ func execChild() int {
 		return fail(125, fmt.Errorf("reading the process: %v", err))
 	}
 	// Only stdio and --preserve-fds (3 up to the sync socket) go on.
-	if err := process.CloseExecFrom(fd); err != nil {
+	if err := fds.CloseExecFrom(fd); err != nil {
 		return fail(125, err)
 	}
 	if m.Console {

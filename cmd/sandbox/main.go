@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"sandbox/cgroupdelegate"
+	"sandbox/internal/fds"
 	"sandbox/internal/wire"
 	"sandbox/journal"
 	"sandbox/netns/egress"
@@ -145,6 +146,13 @@ func splitCommand(args []string) (forKong, rest []string) {
 }
 
 func runCLI(args []string) int {
+	// What the caller left open is not ours to hand on: without this the
+	// programs started here (the detached supervisor, the network helper,
+	// the holder, which outlive the call) would keep it, and a pipe the
+	// caller waits on would stay open for as long as they run. Fds given
+	// on purpose (--preserve-fds, stdio) are passed explicitly. Best
+	// effort: it fails only where /proc is missing too.
+	fds.CloseExecFrom(3)
 	if c, name, ok := fastParse(args); ok {
 		if name == "version" {
 			fmt.Println("sandbox", version)

@@ -291,31 +291,6 @@ func setCaps(c CapSets, last int) error {
 	return nil
 }
 
-// CloseExecFrom marks every fd from minFD up close-on-exec: a runtime's
-// process inherits whatever fds its caller left open (an engine's, a
-// shell's); only stdio and the fds asked for (--preserve-fds) may reach
-// the container's program.
-func CloseExecFrom(minFD int) error {
-	err := unix.CloseRange(uint(minFD), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("close_range: %w", err)
-	}
-	// A kernel before 5.11: one by one.
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return fmt.Errorf("listing the fds: %w", err)
-	}
-	for _, e := range ents {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= minFD {
-			unix.CloseOnExec(fd) // the directory's own fd is gone by now: EBADF is fine
-		}
-	}
-	return nil
-}
-
 // unavailableCaps names, for an error, the capabilities asked that this
 // process does not hold (the runtime's own bounding set lacks them: a
 // runtime that itself runs in a container).

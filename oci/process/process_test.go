@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
 	"sandbox/confine"
 )
@@ -255,38 +254,5 @@ func TestUnavailableCaps(t *testing.T) {
 	}
 	if !strings.Contains(got, "not available to the runtime: "+confine.CapName(missing)) {
 		t.Fatalf("%q does not name %s", got, confine.CapName(missing))
-	}
-}
-
-// TestCloseExecFrom: every fd from the one given up is close-on-exec,
-// those below are left alone.
-func TestCloseExecFrom(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
-	lo, hi := int(r.Fd()), int(w.Fd())
-	if lo > hi {
-		lo, hi = hi, lo
-	}
-	for _, fd := range []int{lo, hi} {
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := CloseExecFrom(hi); err != nil {
-		t.Fatal(err)
-	}
-	flags := func(fd int) int {
-		f, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f & unix.FD_CLOEXEC
-	}
-	if flags(hi) == 0 || flags(lo) != 0 {
-		t.Fatalf("fd %d cloexec %d (want set), fd %d cloexec %d (want clear)", hi, flags(hi), lo, flags(lo))
 	}
 }
