@@ -63,7 +63,7 @@ func Exec(o ExecOptions) (int, error) {
 	sigs := make(chan os.Signal, 16)
 	caught := make(chan struct{})
 	go func() {
-		signal.Notify(sigs, wire.Forwarded...)
+		signal.Notify(sigs, wire.ForwardedByCaller()...)
 		close(caught)
 	}()
 	e, err := lookupRunning(o.Name)

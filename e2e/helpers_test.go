@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -50,6 +51,7 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
+	uninheritIgnoredSignals()
 	root, rootErr := findModuleRoot()
 	moduleRoot = root
 	if bin := os.Getenv("SANDBOX_BIN"); bin != "" {
@@ -90,6 +92,30 @@ func testMain(m *testing.M) int {
 		}
 	}
 	return m.Run()
+}
+
+// uninheritIgnoredSignals: sandbox leaves the forwarded signals its
+// caller ignores ignored (a test run started in the background of a
+// script has SIGINT ignored), so that the tests' own sandbox processes
+// start with them caught as a terminal's do, this process catches them
+// and drops them, as ignoring did: its children then start with the
+// default.
+func uninheritIgnoredSignals() {
+	var ign []os.Signal
+	for _, s := range []os.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		if signal.Ignored(s) {
+			ign = append(ign, s)
+		}
+	}
+	if len(ign) == 0 {
+		return
+	}
+	c := make(chan os.Signal, 8)
+	signal.Notify(c, ign...)
+	go func() {
+		for range c {
+		}
+	}()
 }
 
 func findModuleRoot() (string, error) {

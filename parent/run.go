@@ -113,7 +113,7 @@ func run(s *spec.Spec) (status int, err error) {
 	}
 	// Catch signals before the child exists, so none is lost in between.
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, wire.Forwarded...)
+	signal.Notify(sigs, wire.ForwardedByCaller()...)
 	defer signal.Stop(sigs)
 
 	extra := []*os.File{child.File()}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"os"
+	"os/signal"
 	"syscall"
 
 	"sandbox/confine"
@@ -27,6 +28,21 @@ const InitArg0 = "sandbox-init"
 // Forwarded are the signals the parent passes on to the sandbox.
 var Forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
 	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
+
+// ForwardedByCaller is Forwarded without the signals the caller ignores
+// (nohup's SIGHUP, the SIGINT of a script's background job): sandbox
+// leaves those ignored, as a program that respects them does, rather than
+// catch them and end the sandbox. The Go runtime keeps the SIG_IGN it
+// inherits for SIGHUP and SIGINT only; it takes over the others at start.
+func ForwardedByCaller() []os.Signal {
+	var out []os.Signal
+	for _, s := range Forwarded {
+		if !signal.Ignored(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 // ChildFailure is an error the child reported; Error prints its message
 // as the one line the user sees.
