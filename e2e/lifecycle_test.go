@@ -419,3 +419,43 @@ func holdersOf(target string) []string {
 	}
 	return out
 }
+
+// TestCallerUmask: the payload gets the caller's umask, whatever it is,
+// and sandbox's own files keep their owner's bits: under `umask 0777` a
+// run failed with "opening the lock of sandbox …: permission denied" and
+// left a record no command could remove; under 0400 a run warned that its
+// record could not be updated.
+func TestCallerUmask(t *testing.T) {
+	t.Parallel()
+	l := newLife(t)
+	for _, mask := range []string{"0777", "0700", "0400"} {
+		t.Run(mask, func(t *testing.T) {
+			o := l.o
+			o.prepare = func(c *exec.Cmd) {
+				c.Args = append([]string{"/bin/sh", "-c", "umask " + mask + ` && exec "$0" "$@"`, c.Path}, c.Args[1:]...)
+				c.Path = "/bin/sh"
+			}
+			r := runOpts(t, o, "run", "--net=none", "--", "sh", "-c", "umask")
+			wantCode(t, r, 0)
+			if got := strings.TrimSpace(r.stdout); got != mask || r.stderr != "" {
+				t.Errorf("umask %s: the payload has %q, want %s, and nothing on stderr\n%s", mask, got, mask, r)
+			}
+			name := "um" + mask
+			wantCode(t, runOpts(t, o, "run", "-d", "--name", name, "--net=none", "--", "sleep", "60"), 0)
+			r = runOpts(t, o, "exec", name, "--", "sh", "-c", "umask")
+			wantCode(t, r, 0)
+			if got := strings.TrimSpace(r.stdout); got != mask {
+				t.Errorf("umask %s: a command exec'd into a detached sandbox has %q\n%s", mask, got, r)
+			}
+			wantCode(t, runOpts(t, o, "stop", "--time", "1s", name), 0)
+			wantCode(t, runOpts(t, o, "rm", name), 0)
+		})
+	}
+	if left, _ := os.ReadDir(filepath.Join(l.xdg, "sandbox")); len(left) > 1 {
+		var names []string
+		for _, e := range left {
+			names = append(names, e.Name())
+		}
+		t.Errorf("records left in the state directory: %v (only .holder expected)", names)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 
 	"sandbox/state"
@@ -25,6 +26,32 @@ const (
 	detachedLockFD  = 3
 	detachedReadyFD = 4
 )
+
+// umaskEnv carries the caller's umask to the background supervisor, whose
+// own was already set by KeepOwnerBits.
+const umaskEnv = "_SANDBOX_UMASK"
+
+// callerUmask is the umask sandbox was started with: the payload's. -1
+// until KeepOwnerBits has read it.
+var callerUmask = -1
+
+// KeepOwnerBits keeps the owner's permission bits of every file and
+// socket sandbox itself makes (records, locks, the exec socket, the
+// holder's, caches), whatever the caller's umask: a umask of 0700 made a
+// record whose lock nobody could open, and a sandbox no command could
+// reach. The caller's group and other bits still apply; the payload gets
+// the caller's umask unchanged.
+func KeepOwnerBits() {
+	m := unix.Umask(0)
+	if v, ok := os.LookupEnv(umaskEnv); ok {
+		os.Unsetenv(umaskEnv)
+		if n, err := strconv.ParseUint(v, 8, 32); err == nil && n <= 0o777 && os.Getenv(DetachedEnv) != "" {
+			m = int(n)
+		}
+	}
+	callerUmask = m
+	unix.Umask(m & 0o077)
+}
 
 // detachedReport is what the background supervisor tells the foreground.
 type detachedReport struct {
@@ -90,7 +117,7 @@ func detach(s *spec.Spec) (int, error) {
 	defer r.Close()
 	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
-	cmd.Env = append(os.Environ(), DetachedEnv+"="+s.Name)
+	cmd.Env = append(os.Environ(), DetachedEnv+"="+s.Name, fmt.Sprintf("%s=%o", umaskEnv, currentUmask()))
 	cmd.ExtraFiles = []*os.File{h.LockFile(), w} // fds 3 and 4
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -543,6 +543,9 @@ func prepareUpper(s *spec.Spec) error {
 }
 
 func currentUmask() int {
+	if callerUmask >= 0 {
+		return callerUmask
+	}
 	// umask can only be read by setting it; put it back at once.
 	m := unix.Umask(0o022)
 	unix.Umask(m)

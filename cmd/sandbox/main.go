@@ -153,6 +153,7 @@ func runCLI(args []string) int {
 	// on purpose (--preserve-fds, stdio) are passed explicitly. Best
 	// effort: it fails only where /proc is missing too.
 	fds.CloseExecFrom(3)
+	parent.KeepOwnerBits()
 	if c, name, ok := fastParse(args); ok {
 		if name == "version" {
 			fmt.Println("sandbox", version)
