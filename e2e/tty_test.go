@@ -178,6 +178,35 @@ func TestPipedStdio(t *testing.T) {
 	})
 }
 
+// TestPipedStdinToTTY: with --tty=always and input that is not a
+// terminal, the input's end reaches the command as a terminal's end of
+// file (before, `echo hi | sandbox run --tty=always -- cat` never ended).
+func TestPipedStdinToTTY(t *testing.T) {
+	t.Parallel()
+	l := newLife(t)
+	wantCode(t, runOpts(t, l.o, "run", "-d", "--name", "eof", "--net=none", "--", "sleep", "60"), 0)
+	t.Cleanup(func() { runOpts(t, l.o, "stop", "--time", "1s", "eof") })
+	for _, tc := range []struct{ name, input string }{
+		{"line", "hi\n"}, {"partial line", "hi"}, {"empty", ""},
+	} {
+		for _, cmd := range [][]string{{"run", "--net=none", "--tty=always"}, {"exec", "--tty=always", "eof"}} {
+			t.Run(tc.name+"/"+cmd[0], func(t *testing.T) {
+				t.Parallel()
+				o := l.o
+				o.stdin, o.timeout = strings.NewReader(tc.input), 30*time.Second
+				r := runOpts(t, o, append(cmd, "--", "sh", "-c", "cat; echo END")...)
+				if r.timedOut {
+					t.Fatalf("%s --tty=always with piped input did not end\n%s", cmd[0], r)
+				}
+				wantCode(t, r, 0)
+				if !strings.Contains(r.stdout, "END") || tc.input != "" && !strings.Contains(r.stdout, "hi") {
+					t.Errorf("want the input and END through the terminal\n%s", r)
+				}
+			})
+		}
+	}
+}
+
 type countWriter struct {
 	w io.Writer
 	n int64

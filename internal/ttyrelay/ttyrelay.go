@@ -37,7 +37,18 @@ func Start(fd int) (*Relay, error) {
 	}
 	go func() {
 		// Ends with an error once the master is closed; nothing to report.
-		io.Copy(r.master, os.Stdin)
+		in := &lastByte{r: os.Stdin}
+		if _, err := io.Copy(r.master, in); err == nil && r.state == nil {
+			// Input that is not a terminal (--tty=always) ended: say so as
+			// a terminal does, with its end-of-file character (^D, the
+			// default VEOF), twice after a partial line, which the first
+			// only ends. Without it the payload waited forever.
+			eof := []byte{veof}
+			if in.n > 0 && in.last != '\n' {
+				eof = append(eof, veof)
+			}
+			r.master.Write(eof)
+		}
 	}()
 	r.out.Add(1)
 	go func() {
@@ -46,6 +57,25 @@ func Start(fd int) (*Relay, error) {
 		io.Copy(os.Stdout, r.master)
 	}()
 	return r, nil
+}
+
+// veof is a terminal's end-of-file character, ^D (VEOF's default).
+const veof = 4
+
+// lastByte is a reader that remembers how much it read and its last byte.
+type lastByte struct {
+	r    io.Reader
+	n    int64
+	last byte
+}
+
+func (l *lastByte) Read(p []byte) (int, error) {
+	k, err := l.r.Read(p)
+	if k > 0 {
+		l.n += int64(k)
+		l.last = p[k-1]
+	}
+	return k, err
 }
 
 // Resize copies the caller's window size to the pty; the kernel then sends
