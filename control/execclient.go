@@ -91,6 +91,14 @@ func Exec(o ExecOptions) (int, error) {
 		if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
 			req.Rows, req.Cols = ws.Row, ws.Col
 		}
+	} else if ttyrelay.Background(os.Stdin) {
+		// In the background of a terminal: its input is the shell's.
+		devnull, err := os.Open(os.DevNull)
+		if err != nil {
+			return wire.StatusError, fmt.Errorf("opening /dev/null: %w", err)
+		}
+		defer devnull.Close()
+		fds = append(fds, int(devnull.Fd()), 1, 2)
 	} else {
 		fds = append(fds, 0, 1, 2)
 	}

@@ -207,6 +207,59 @@ func TestPipedStdinToTTY(t *testing.T) {
 	}
 }
 
+// inBackground runs the command in a process group of its own on a new
+// pty's session: as `CMD &` from an interactive shell, not the terminal's
+// foreground group. The pty's master is returned.
+func inBackground(t *testing.T) (*os.File, func(*exec.Cmd)) {
+	t.Helper()
+	escRequirePython(t)
+	master, slave := openPty(t, 24, 80)
+	const bg = `import os, sys
+pid = os.fork()
+if pid == 0:
+    os.setpgid(0, 0)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, st = os.waitpid(pid, 0)
+sys.exit(os.WEXITSTATUS(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st))`
+	return master, func(c *exec.Cmd) {
+		c.Args = append([]string{escPy, "-c", bg, c.Path}, c.Args[1:]...)
+		c.Path = escPy
+		c.Stdin = slave
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}
+}
+
+// TestBackgroundDoesNotReadTheTerminal: a command of `sandbox run` or
+// `sandbox exec` started in the background of a terminal does not get the
+// terminal as its stdin: in a session of its own, job control would not
+// stop it when it reads, and it would take what is typed at the shell (a
+// password for sudo, say). Before, it read the line typed here.
+func TestBackgroundDoesNotReadTheTerminal(t *testing.T) {
+	t.Parallel()
+	l := newLife(t)
+	wantCode(t, runOpts(t, l.o, "run", "-d", "--name", "bgread", "--net=none", "--", "sleep", "60"), 0)
+	t.Cleanup(func() { runOpts(t, l.o, "stop", "--time", "1s", "bgread") })
+	script := `echo ready; if read -r x; then echo "read:$x"; else echo eof; fi`
+	for _, cmd := range [][]string{{"run", "--net=none"}, {"exec", "bgread"}} {
+		t.Run(cmd[0], func(t *testing.T) {
+			t.Parallel()
+			master, bg := inBackground(t)
+			o := l.o
+			o.prepare = bg
+			p := start(t, o, append(cmd, "--", "sh", "-c", script)...)
+			if !p.waitStdout("ready", 15*time.Second) {
+				t.Fatalf("the command never said it was ready\n%s", p.wait())
+			}
+			master.Write([]byte("typed-at-the-shell\n"))
+			r := p.wait()
+			wantCode(t, r, 0)
+			if strings.Contains(r.stdout, "typed-at-the-shell") || !strings.Contains(r.stdout, "eof") {
+				t.Errorf("%s in the background of a terminal: its command read the terminal's input\n%s", cmd[0], r)
+			}
+		})
+	}
+}
+
 type countWriter struct {
 	w io.Writer
 	n int64

@@ -102,14 +102,20 @@ func run(s *spec.Spec) (status int, err error) {
 		flags |= userns.Net
 	}
 	stdin, stdout := os.Stdin, os.Stdout
-	if useTTY {
-		// The payload gets a pty made inside; the host terminal stays here.
+	background := !useTTY && ttyrelay.Background(os.Stdin)
+	if useTTY || background {
 		devnull, err := os.Open(os.DevNull)
 		if err != nil {
 			return wire.StatusError, journal.AtStep("opening /dev/null", err)
 		}
 		defer devnull.Close()
-		stdin, stdout = devnull, os.Stderr
+		if useTTY {
+			// The payload gets a pty made inside; the host terminal stays here.
+			stdin, stdout = devnull, os.Stderr
+		} else {
+			stdin = devnull
+			logf("stdin is /dev/null: started in the background of a terminal, whose input is the shell's")
+		}
 	}
 	// Catch signals before the child exists, so none is lost in between.
 	sigs := make(chan os.Signal, 16)

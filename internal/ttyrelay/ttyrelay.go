@@ -108,6 +108,17 @@ func (r *Relay) Restore() {
 	})
 }
 
+// Background says whether f is the caller's controlling terminal and the
+// caller is not in its foreground process group: started with `&` from an
+// interactive shell. Job control stops such a process when it reads the
+// terminal; a sandbox's command, in a session of its own, would not be
+// stopped, and would take what is typed at the shell (a password for
+// sudo, say), so it must not get the terminal as its stdin.
+func Background(f *os.File) bool {
+	pgrp, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
+	return err == nil && pgrp != unix.Getpgrp()
+}
+
 func Want(mode string) bool {
 	switch mode {
 	case "always":
