@@ -89,6 +89,18 @@ func TestCLIVersion(t *testing.T) {
 	if strings.TrimSpace(r.stdout) == "" {
 		t.Errorf("`sandbox version` printed nothing on stdout: %s", r)
 	}
+	// A version it could not print is an error, as for ps and --help
+	// (before: exit 0, nothing said).
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	r = runOpts(t, opts{stdout: full}, "version")
+	wantCode(t, r, exitSandbox)
+	if !regexp.MustCompile(`^sandbox: .*no space left on device\n$`).MatchString(r.stderr) {
+		t.Errorf("`sandbox version >/dev/full` should say why in one line: %s", r)
+	}
 }
 
 func TestCLIVerbose(t *testing.T) {

@@ -288,3 +288,17 @@ func TestHelperWithoutDecompress(t *testing.T) {
 		t.Errorf("unpacking without decompress: %v", err)
 	}
 }
+
+// TestDefaultStoreRelativeHome: a relative HOME (and no XDG_DATA_HOME) is
+// refused, not taken below the working directory.
+func TestDefaultStoreRelativeHome(t *testing.T) {
+	t.Setenv("XDG_DATA_HOME", "")
+	t.Setenv("HOME", "relative-home")
+	if s, err := DefaultStore(); err == nil || !strings.Contains(err.Error(), `$HOME "relative-home" is not an absolute path`) {
+		t.Errorf("DefaultStore with HOME=relative-home: %q, %v; want an error naming HOME", s.Dir, err)
+	}
+	t.Setenv("HOME", "/home/someone")
+	if s, err := DefaultStore(); err != nil || s.Dir != "/home/someone/.local/share/sandbox" {
+		t.Errorf("DefaultStore with HOME=/home/someone: %q, %v", s.Dir, err)
+	}
+}

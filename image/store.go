@@ -50,6 +50,10 @@ func DefaultStore() (Store, error) {
 	if err != nil {
 		return Store{}, fmt.Errorf("finding the image store: %w (set XDG_DATA_HOME)", err)
 	}
+	if !filepath.IsAbs(home) {
+		// Else a store below whatever the working directory is.
+		return Store{}, fmt.Errorf("finding the image store: $HOME %q is not an absolute path (set HOME or XDG_DATA_HOME)", home)
+	}
 	return Store{filepath.Join(home, ".local", "share", "sandbox")}, nil
 }
 

@@ -111,6 +111,11 @@ func EphemeralBase() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("no cache directory for the ephemeral data: %w", err)
 	}
+	if !filepath.IsAbs(d) {
+		// $HOME/.cache with a relative HOME: below whatever the working
+		// directory is.
+		return "", fmt.Errorf("no cache directory for the ephemeral data: $HOME %q is not an absolute path (set HOME or XDG_CACHE_HOME)", os.Getenv("HOME"))
+	}
 	return filepath.Join(d, "sandbox", "ephemeral"), nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sandbox/journal"
+	"strings"
 	"testing"
 )
 
@@ -49,5 +50,20 @@ func TestEphemeralConfig(t *testing.T) {
 		if _, err := ephemeralConfig(o, &Spec{}); !errors.As(err, &ue) {
 			t.Errorf("%+v: want a usage error, got %v", o, err)
 		}
+	}
+}
+
+// TestEphemeralBaseRelativeHome: a relative HOME (and no XDG_CACHE_HOME)
+// is refused, not taken below the working directory (before, `HOME=rel
+// sandbox run --ephemeral=disk` made ./rel/.cache/sandbox/…).
+func TestEphemeralBaseRelativeHome(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", "")
+	t.Setenv("HOME", "relative-home")
+	if d, err := EphemeralBase(); err == nil || !strings.Contains(err.Error(), `$HOME "relative-home" is not an absolute path`) {
+		t.Errorf("EphemeralBase with HOME=relative-home: %q, %v; want an error naming HOME", d, err)
+	}
+	t.Setenv("HOME", "/home/someone")
+	if d, err := EphemeralBase(); err != nil || d != "/home/someone/.cache/sandbox/ephemeral" {
+		t.Errorf("EphemeralBase with HOME=/home/someone: %q, %v", d, err)
 	}
 }

@@ -156,7 +156,10 @@ func runCLI(args []string) int {
 	parent.KeepOwnerBits()
 	if c, name, ok := fastParse(args); ok {
 		if name == "version" {
-			fmt.Println("sandbox", version)
+			if _, err := fmt.Println("sandbox", version); err != nil {
+				fmt.Fprintf(os.Stderr, "sandbox: %v\n", err) // as ps and --help say it
+				return wire.StatusError
+			}
 			return 0
 		}
 		lg := journal.NewLogger(os.Stderr, journal.LogText, "sandbox", false, time.Now())
