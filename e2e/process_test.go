@@ -136,6 +136,51 @@ func TestIgnoredSignalsStayIgnored(t *testing.T) {
 	}
 }
 
+// TestCtrlZStopsTheSandbox: without a pty, Ctrl-Z (SIGTSTP to the job's
+// process group, which start makes sandbox's own) stops the command too,
+// and fg or bg (SIGCONT) continues it. Before, only sandbox stopped: the
+// command, in a session of its own, ran on while the shell said Stopped.
+func TestCtrlZStopsTheSandbox(t *testing.T) {
+	t.Parallel()
+	p := start(t, opts{}, sh([]string{"--net=none"}, `i=0; while [ $i -lt 40 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done`)...)
+	if !p.waitStdout("tick 3", 15*time.Second) {
+		t.Fatalf("the command never ticked\n%s", p.wait())
+	}
+	if err := syscall.Kill(-p.pid(), syscall.SIGTSTP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the stop takes effect
+	stoppedAt := strings.Count(p.stdout.String(), "tick")
+	time.Sleep(1 * time.Second)
+	if n := strings.Count(p.stdout.String(), "tick"); n != stoppedAt {
+		t.Errorf("after Ctrl-Z the command went on ticking (%d → %d)", stoppedAt, n)
+	}
+	if st, ok := readProc(p.pid()); !ok || st.state != 'T' {
+		t.Errorf("after Ctrl-Z sandbox is not stopped: %v", st)
+	}
+	if err := syscall.Kill(-p.pid(), syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	r := p.wait()
+	wantCode(t, r, 0)
+	if !strings.Contains(r.stdout, "tick 39") {
+		t.Errorf("after fg the command did not run to its end\n%s", r)
+	}
+}
+
+// TestKillZeroKeepsTheRoot: a command that signals its own process group
+// (`kill 0`, a shell's `trap 'kill 0' EXIT`) does not reach init's
+// fuse-overlayfs daemons: before, it killed them and the root was gone
+// ("Transport endpoint is not connected").
+func TestKillZeroKeepsTheRoot(t *testing.T) {
+	t.Parallel()
+	requireOrSkip(t, findHelper("fuse-overlayfs"), "fuse-overlayfs for --overlay=fuse")
+	r := mustRun(t, opts{}, sh([]string{"--net=none", "--overlay=fuse"}, `trap "" TERM; kill 0; sleep 0.3; ls /usr/bin >/dev/null && echo root-ok`)...)
+	if !strings.Contains(r.stdout, "root-ok") {
+		t.Errorf("after the command's kill 0 the root is gone\n%s", r)
+	}
+}
+
 // signalOn sends sig to the sandbox process the moment a line containing
 // on appears on its stderr (the -v log), once.
 type signalOn struct {

@@ -146,7 +146,10 @@ func start(bin string, argv []string, dir string, dev *os.File) (int, *os.File, 
 		Dir:   dir,
 		Env:   []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
 		Files: []*os.File{null, null, logFile, dev},
-		Sys:   &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL},
+		// A session of its own: outside the payload's process group, so a
+		// payload's `kill 0` (a shell's `trap 'kill 0' EXIT`) or its
+		// Ctrl-Z stop cannot take the root away from under it.
+		Sys: &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL, Setsid: true},
 	})
 	if err != nil {
 		logFile.Close()

@@ -104,7 +104,18 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 	for {
 		select {
 		case sig := <-sigs:
-			if sig != syscall.SIGCHLD {
+			switch sig {
+			case syscall.SIGCHLD:
+			case syscall.SIGTSTP:
+				// Ctrl-Z of `sandbox run` without a pty: the payload's
+				// group stops. SIGSTOP, as SIGTSTP is discarded for a group
+				// with no parent in its session (init's is another).
+				unix.Kill(-payload, unix.SIGSTOP)
+				continue
+			case syscall.SIGCONT:
+				unix.Kill(-payload, unix.SIGCONT)
+				continue
+			default:
 				unix.Kill(payload, sig.(syscall.Signal))
 				continue
 			}

@@ -67,7 +67,7 @@ func Init() int {
 	// signal without a handler would be dropped. The parent forwards none
 	// before init's first message, so this comes before any message.
 	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, append([]os.Signal{syscall.SIGCHLD}, wire.Forwarded...)...)
+	signal.Notify(sigs, append(append([]os.Signal{syscall.SIGCHLD}, wire.Forwarded...), wire.JobControl...)...)
 
 	warmCodec()
 	fromParent := wire.NewSequence(&wire.FromParent)
@@ -153,7 +153,10 @@ func Init() int {
 		return fail("", status, err)
 	}
 	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
-	sys := &syscall.SysProcAttr{}
+	// A process group of its own (a session with a pty): what the payload
+	// signals as its group (`kill 0`) is its own, and Ctrl-Z stops it
+	// (supervise) without init's helpers.
+	sys := &syscall.SysProcAttr{Setpgid: true}
 	if cfg.TTY {
 		master, slave, err := openPTY(cfg.Rows, cfg.Cols)
 		if err != nil {
@@ -166,7 +169,7 @@ func Init() int {
 		}
 		defer slave.Close()
 		stdio = []*os.File{slave, slave, slave}
-		sys.Setsid, sys.Setctty, sys.Ctty = true, true, 0
+		sys.Setpgid, sys.Setsid, sys.Setctty, sys.Ctty = false, true, true, 0
 	}
 	if cfg.Seccomp != nil && cfg.SeccompWatch {
 		// The parent looks at our threads before the filter may kill one.

@@ -120,6 +120,11 @@ func run(s *spec.Spec) (status int, err error) {
 	// Catch signals before the child exists, so none is lost in between.
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, wire.ForwardedByCaller()...)
+	if !useTTY {
+		// Ctrl-Z stops the job; the payload, in a session of its own, is
+		// stopped by init (with a pty, Ctrl-Z is a key for its terminal).
+		signal.Notify(sigs, wire.JobControl...)
+	}
 	defer signal.Stop(sigs)
 
 	extra := []*os.File{child.File()}
@@ -326,9 +331,14 @@ func run(s *spec.Spec) (status int, err error) {
 				if len(held) < cap(held) {
 					held = append(held, sig.(syscall.Signal))
 				}
-				continue
+			} else {
+				unix.Kill(c.Pid, sig.(syscall.Signal))
 			}
-			unix.Kill(c.Pid, sig.(syscall.Signal))
+			if sig == syscall.SIGTSTP {
+				// This process stops as the rest of the job did; SIGCONT
+				// (fg, bg) resumes it, and it passes that on.
+				unix.Kill(os.Getpid(), unix.SIGSTOP)
+			}
 		case err := <-netReadyC:
 			netReadyC = nil
 			msg := wire.NetReady{}

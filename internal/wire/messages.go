@@ -29,6 +29,11 @@ const InitArg0 = "sandbox-init"
 var Forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
 	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
 
+// JobControl are the signals of a terminal's job control that the parent
+// passes on when the payload has no pty (Ctrl-Z, then fg or bg): init
+// stops and continues the payload's process group with them.
+var JobControl = []os.Signal{syscall.SIGTSTP, syscall.SIGCONT}
+
 // ForwardedByCaller is Forwarded without the signals the caller ignores
 // (nohup's SIGHUP, the SIGINT of a script's background job): sandbox
 // leaves those ignored, as a program that respects them does, rather than
