@@ -62,8 +62,13 @@ func Exec(o ExecOptions) (int, error) {
 	// stopping costs as much again.
 	sigs := make(chan os.Signal, 16)
 	caught := make(chan struct{})
+	tty := ttyrelay.Want(o.TTY)
 	go func() {
 		signal.Notify(sigs, wire.ForwardedByCaller()...)
+		if !tty {
+			// Ctrl-Z stops the command's group with us (see run).
+			signal.Notify(sigs, wire.JobControl...)
+		}
 		close(caught)
 	}()
 	e, err := lookupRunning(o.Name)
@@ -79,7 +84,7 @@ func Exec(o ExecOptions) (int, error) {
 	}
 	conn := proto.FromFD(fd)
 	defer conn.Close()
-	req.TTY = ttyrelay.Want(o.TTY)
+	req.TTY = tty
 	// Proof that we are not inside a sandbox (see serveExec).
 	userNS, err := os.Open("/proc/self/ns/user")
 	if err != nil {
@@ -122,6 +127,9 @@ func Exec(o ExecOptions) (int, error) {
 				continue
 			}
 			conn.Send(proto.KindSignal, wire.ExecSignal{Signal: int(sig.(syscall.Signal))})
+			if sig == syscall.SIGTSTP {
+				unix.Kill(os.Getpid(), unix.SIGSTOP) // as the rest of the job did
+			}
 		case m, ok := <-msgs:
 			if !ok {
 				if relay != nil {

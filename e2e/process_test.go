@@ -138,33 +138,43 @@ func TestIgnoredSignalsStayIgnored(t *testing.T) {
 
 // TestCtrlZStopsTheSandbox: without a pty, Ctrl-Z (SIGTSTP to the job's
 // process group, which start makes sandbox's own) stops the command too,
-// and fg or bg (SIGCONT) continues it. Before, only sandbox stopped: the
-// command, in a session of its own, ran on while the shell said Stopped.
+// and fg or bg (SIGCONT) continues it; for run and for exec. Before, only
+// sandbox stopped: the command, in a session of its own, ran on while the
+// shell said Stopped.
 func TestCtrlZStopsTheSandbox(t *testing.T) {
 	t.Parallel()
-	p := start(t, opts{}, sh([]string{"--net=none"}, `i=0; while [ $i -lt 40 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done`)...)
-	if !p.waitStdout("tick 3", 15*time.Second) {
-		t.Fatalf("the command never ticked\n%s", p.wait())
-	}
-	if err := syscall.Kill(-p.pid(), syscall.SIGTSTP); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond) // the stop takes effect
-	stoppedAt := strings.Count(p.stdout.String(), "tick")
-	time.Sleep(1 * time.Second)
-	if n := strings.Count(p.stdout.String(), "tick"); n != stoppedAt {
-		t.Errorf("after Ctrl-Z the command went on ticking (%d → %d)", stoppedAt, n)
-	}
-	if st, ok := readProc(p.pid()); !ok || st.state != 'T' {
-		t.Errorf("after Ctrl-Z sandbox is not stopped: %v", st)
-	}
-	if err := syscall.Kill(-p.pid(), syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	r := p.wait()
-	wantCode(t, r, 0)
-	if !strings.Contains(r.stdout, "tick 39") {
-		t.Errorf("after fg the command did not run to its end\n%s", r)
+	l := newLife(t)
+	wantCode(t, runOpts(t, l.o, "run", "-d", "--name", "ctrlz", "--net=none", "--", "sleep", "60"), 0)
+	t.Cleanup(func() { runOpts(t, l.o, "stop", "--time", "1s", "ctrlz") })
+	const ticks = `i=0; while [ $i -lt 40 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done`
+	for _, cmd := range [][]string{{"run", "--net=none"}, {"exec", "ctrlz"}} {
+		t.Run(cmd[0], func(t *testing.T) {
+			t.Parallel()
+			p := start(t, l.o, append(cmd, "--", "sh", "-c", ticks)...)
+			if !p.waitStdout("tick 3", 15*time.Second) {
+				t.Fatalf("the command never ticked\n%s", p.wait())
+			}
+			if err := syscall.Kill(-p.pid(), syscall.SIGTSTP); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(500 * time.Millisecond) // the stop takes effect
+			stoppedAt := strings.Count(p.stdout.String(), "tick")
+			time.Sleep(1 * time.Second)
+			if n := strings.Count(p.stdout.String(), "tick"); n != stoppedAt {
+				t.Errorf("after Ctrl-Z the command of %s went on ticking (%d → %d)", cmd[0], stoppedAt, n)
+			}
+			if st, ok := readProc(p.pid()); !ok || st.state != 'T' {
+				t.Errorf("after Ctrl-Z sandbox %s is not stopped: %v", cmd[0], st)
+			}
+			if err := syscall.Kill(-p.pid(), syscall.SIGCONT); err != nil {
+				t.Fatal(err)
+			}
+			r := p.wait()
+			wantCode(t, r, 0)
+			if !strings.Contains(r.stdout, "tick 39") {
+				t.Errorf("after fg the command of %s did not run to its end\n%s", cmd[0], r)
+			}
+		})
 	}
 }
 

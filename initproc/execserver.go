@@ -106,14 +106,8 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGCHLD:
-			case syscall.SIGTSTP:
-				// Ctrl-Z of `sandbox run` without a pty: the payload's
-				// group stops. SIGSTOP, as SIGTSTP is discarded for a group
-				// with no parent in its session (init's is another).
-				unix.Kill(-payload, unix.SIGSTOP)
-				continue
-			case syscall.SIGCONT:
-				unix.Kill(-payload, unix.SIGCONT)
+			case syscall.SIGTSTP, syscall.SIGCONT:
+				jobControl(payload, sig.(syscall.Signal))
 				continue
 			default:
 				unix.Kill(payload, sig.(syscall.Signal))
@@ -177,7 +171,12 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 				ev.conn.Send(proto.KindStarted, wire.ChildStarted{PID: pid})
 			case ev.sig != 0:
 				if pid, ok := byConn[ev.conn]; ok {
-					unix.Kill(pid, syscall.Signal(ev.sig))
+					switch sig := syscall.Signal(ev.sig); sig {
+					case syscall.SIGTSTP, syscall.SIGCONT:
+						jobControl(pid, sig)
+					default:
+						unix.Kill(pid, sig)
+					}
 				}
 			case ev.gone:
 				// The command runs on, as it would after nsenter's end;
@@ -190,6 +189,17 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 			}
 		}
 	}
+}
+
+// jobControl stops (SIGTSTP: Ctrl-Z of `sandbox run` or `sandbox exec`
+// without a pty) or continues (SIGCONT: fg, bg) the process group that
+// pid leads. SIGSTOP, as SIGTSTP is discarded for a group with no parent
+// in its session, which a command started by init is.
+func jobControl(pid int, sig syscall.Signal) {
+	if sig == syscall.SIGTSTP {
+		sig = syscall.SIGSTOP
+	}
+	unix.Kill(-pid, sig)
 }
 
 // exited is one reaped process.
