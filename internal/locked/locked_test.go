@@ -65,12 +65,13 @@ func alive(pid int) bool {
 	return err == nil && f[0][0] != 'Z'
 }
 
-// A helper that is a wrapper (a shell that runs the real program as its
-// child instead of exec'ing it): Stop ends the child too, and does not
-// wait forever on the output pipe the child holds.
-func TestStopEndsWhatTheHelperStarted(t *testing.T) {
+// startWrapper starts script as a helper whose output goes through a
+// pipe (as the network helpers' logs do), and returns it and the pid of
+// the child it says first.
+func startWrapper(t *testing.T, script string) (*Proc, int) {
+	t.Helper()
 	out := &lineWriter{ch: make(chan []byte, 64)}
-	cmd := exec.Command("/bin/sh", "-c", `sleep 60 & echo $!; wait`)
+	cmd := exec.Command("/bin/sh", "-c", script)
 	cmd.Stdout = out
 	p, err := Start(cmd)
 	if err != nil {
@@ -80,6 +81,14 @@ func TestStopEndsWhatTheHelperStarted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p, child
+}
+
+// A helper that is a wrapper (a shell that runs the real program as its
+// child instead of exec'ing it): Stop ends the child too, and does not
+// wait forever on the output pipe the child holds.
+func TestStopEndsWhatTheHelperStarted(t *testing.T) {
+	p, child := startWrapper(t, `sleep 60 & echo $!; wait`)
 	stopBounded(t, p, 10*time.Second)
 	deadline := time.Now().Add(5 * time.Second)
 	for alive(child) && time.Now().Before(deadline) {
@@ -94,18 +103,8 @@ func TestStopEndsWhatTheHelperStarted(t *testing.T) {
 // A child that left the helper's process group and holds its output
 // pipe: Stop still returns (bounded by the pipe delay).
 func TestStopBoundedByAnEscapedChild(t *testing.T) {
-	out := &lineWriter{ch: make(chan []byte, 64)}
 	// The child says its pid once it has left the group (setsid).
-	cmd := exec.Command("/bin/sh", "-c", `setsid /bin/sh -c 'echo $$; exec sleep 60' & wait`)
-	cmd.Stdout = out
-	p, err := Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	child, err := strconv.Atoi(out.firstLine(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, child := startWrapper(t, `setsid /bin/sh -c 'echo $$; exec sleep 60' & wait`)
 	defer unix.Kill(child, unix.SIGKILL)
 	began := time.Now()
 	stopBounded(t, p, pipeDelay+10*time.Second)
