@@ -508,3 +508,50 @@ func TestCwdIsSlashTmp(t *testing.T) {
 		}
 	}
 }
+
+// TestCwdHomeNotShared: run from the caller's own home (inside /home),
+// the home is not shared: it stays hidden, with a warning. Before, only
+// the outermost hidden directory (/home) was checked, so the whole home
+// (.ssh, .config, …) was shared read-write.
+func TestCwdHomeNotShared(t *testing.T) {
+	t.Parallel()
+	home := os.Getenv("HOME")
+	st, err := os.Stat(home)
+	requireOrSkip(t, home != "" && home != "/" && err == nil && st.IsDir(), "HOME set to an existing directory")
+	marker := filepath.Join(home, ".e2e-cwd-home-"+randHex(8))
+	writeFile(t, marker, "secret", 0o600)
+	t.Cleanup(func() { os.Remove(marker) })
+	r := mustRun(t, opts{dir: home}, "run", "--net=none", "--", "sh", "-c", "pwd; ls -A \"$HOME\"")
+	if strings.Contains(r.stdout, filepath.Base(marker)) {
+		t.Errorf("run from the home %s shared it\n%s", home, r)
+	}
+	if !strings.Contains(r.stderr, "is not shared") {
+		t.Errorf("run from the home %s: no warning that it is not shared\n%s", home, r)
+	}
+}
+
+// TestStateDirMasked: a share that holds sandbox's state directory (the
+// working directory /tmp when the state is /tmp/sandbox-UID; here the
+// XDG_RUNTIME_DIR of a private setup) shows it empty: a sandbox could
+// otherwise remove or replace the records of the caller's other
+// sandboxes and the holder's socket.
+func TestStateDirMasked(t *testing.T) {
+	t.Parallel()
+	l := newLife(t)
+	wantCode(t, runOpts(t, l.o, "run", "-d", "--name", "victim", "--net=none", "--", "sleep", "60"), 0)
+	t.Cleanup(func() { runOpts(t, l.o, "stop", "--time", "1s", "victim") })
+	state := filepath.Join(l.xdg, "sandbox")
+	if !exists(filepath.Join(state, "victim")) {
+		t.Fatalf("no record at %s/victim", state)
+	}
+	for _, flags := range [][]string{{"--net=none"}, {"--net=none", "--cwd=none", "--bind", l.xdg}} {
+		o := l.o
+		o.dir = l.xdg
+		r := runOpts(t, o, append(append([]string{"run"}, flags...), "--", "sh", "-c", "ls -A "+state+"; rm -rf "+state+"/victim; echo done")...)
+		wantCode(t, r, 0)
+		if strings.Contains(r.stdout, "victim") || !exists(filepath.Join(state, "victim")) {
+			t.Errorf("%v from %s: the state directory was visible or changed inside\n%s", flags, l.xdg, r)
+		}
+	}
+	wantCode(t, runOpts(t, l.o, "exec", "victim", "--", "true"), 0)
+}

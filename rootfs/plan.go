@@ -142,6 +142,9 @@ type Config struct {
 	Chdir    string // "" = Cwd when shared, else "/"
 	Hosts    string // content for /etc/hosts
 	Resolv   string // content for /etc/resolv.conf, or "" to keep the root's
+	// Masked are host directories hidden wherever a share (the working
+	// directory, a bind) would show them: sandbox's own state.
+	Masked []string
 	// DevptsGID is the tty group inside, or -1 when it is not mapped.
 	DevptsGID int
 	Overlay   Overlay   // Marker is set from Upper
@@ -288,6 +291,9 @@ func Build(cfg Config, host HostFS, mounts []Mount) (*Plan, error) {
 	}
 	for _, d := range p.lateRO {
 		p.add(Step{Op: OpReadOnly, Target: d})
+	}
+	for _, m := range cfg.Masked {
+		p.add(Step{Op: OpMask, Target: m, Optional: true})
 	}
 	for _, m := range MaskedPaths {
 		if !cfg.UnmaskProc || !strings.HasPrefix(m, "/proc/") {

@@ -638,8 +638,13 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 			return cfg, "", err
 		}
 	}
+	var homes []string
 	if cfg.Rootfs == "" {
-		cfg.Hidden = hiddenHomes(me.home)
+		homes = homeDirs(me.home)
+		cfg.Hidden = outermost(homes)
+		// The records and sockets of the caller's sandboxes and holder,
+		// should the working directory or a bind share them (/tmp, say).
+		cfg.Masked = []string{state.BasePath()}
 		cfg.Home = me.home
 		if fi, err := os.Stat(me.home); err != nil || !fi.IsDir() || me.home == "/" {
 			cfg.Home = ""
@@ -671,7 +676,7 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 		if wd, err = filepath.EvalSymlinks(wd); err != nil {
 			return cfg, "", fmt.Errorf("resolving the working directory: %w", err)
 		}
-		if why := unsafeCwd(wd, cfg.Hidden); why != "" {
+		if why := unsafeCwd(wd, homes); why != "" {
 			if opts.Cwd != "" {
 				return cfg, "", journal.Usagef("--cwd=%s: the working directory %s %s; run from a project directory or use --bind", opts.Cwd, wd, why)
 			}
@@ -686,14 +691,16 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 	return cfg, warn, nil
 }
 
-// unsafeCwd says why sharing wd would defeat the sandbox, or "".
-func unsafeCwd(wd string, hidden []string) string {
+// unsafeCwd says why sharing wd would defeat the sandbox, or "": it is a
+// home directory or holds one (a directory below a home is a project, and
+// is shared).
+func unsafeCwd(wd string, homes []string) string {
 	if wd == "/" {
 		return "is the host's root"
 	}
-	for _, h := range hidden {
+	for _, h := range homes {
 		if h == wd || strings.HasPrefix(h, wd+"/") {
-			return "contains a hidden home directory (" + h + ")"
+			return "is or contains a hidden home directory (" + h + ")"
 		}
 	}
 	for _, d := range []string{"/proc", "/sys", "/dev"} {
@@ -704,9 +711,9 @@ func unsafeCwd(wd string, hidden []string) string {
 	return ""
 }
 
-// hiddenHomes lists the home directories to cover: /home, /root, the
-// caller's, and those of other login users (uid >= 1000) elsewhere.
-func hiddenHomes(myHome string) []string {
+// homeDirs lists the home directories (real paths): /home, /root, the
+// caller's, and those of other login users (uid >= 1000).
+func homeDirs(myHome string) []string {
 	cands := []string{"/home", "/root", myHome}
 	if b, err := os.ReadFile("/etc/passwd"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
@@ -739,8 +746,12 @@ func hiddenHomes(myHome string) []string {
 		seen[c] = true
 		out = append(out, c)
 	}
-	// Drop homes inside another hidden directory: covering the outer one
-	// hides them already.
+	return out
+}
+
+// outermost drops the directories inside another of dirs: covering the
+// outer one hides them already.
+func outermost(out []string) []string {
 	var res []string
 	for _, c := range out {
 		nested := false

@@ -75,12 +75,15 @@ func TestBuildEnv(t *testing.T) {
 }
 
 func TestUnsafeCwd(t *testing.T) {
-	hidden := []string{"/home", "/srv/homes/bob"}
+	homes := []string{"/home", "/home/alice", "/srv/homes/bob"}
 	for wd, unsafe := range map[string]bool{
 		"/": true, "/home": true, "/srv": true, "/srv/homes": true, "/proc/1": true,
-		"/home/alice/src": false, "/work/x": false, "/srv/data": false,
+		// A home itself (inside /home too) is not shared: before, only
+		// the outermost hidden directories were checked.
+		"/home/alice": true, "/srv/homes/bob": true,
+		"/home/alice/src": false, "/work/x": false, "/srv/data": false, "/tmp/proj": false,
 	} {
-		if got := unsafeCwd(wd, hidden) != ""; got != unsafe {
+		if got := unsafeCwd(wd, homes) != ""; got != unsafe {
 			t.Errorf("unsafeCwd(%q) = %v, want %v", wd, got, unsafe)
 		}
 	}

@@ -103,26 +103,24 @@ func validName(name string) bool {
 // Past this check paths below it cannot be swapped by anyone else.
 func BaseDir() (string, error) {
 	uid := os.Getuid()
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
-		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
-			real, err := filepath.EvalSymlinks(d)
-			if err != nil {
-				return "", fmt.Errorf("the state directory: XDG_RUNTIME_DIR %s: %w", d, err)
-			}
-			if err := securePath(real, uid); err != nil {
-				return "", fmt.Errorf("the state directory's parent %w; fix that, or set XDG_RUNTIME_DIR to a private directory of yours (mode 0700)", err)
-			}
-			base := filepath.Join(real, "sandbox")
-			if err := os.Mkdir(base, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-				return "", fmt.Errorf("creating the state directory: %w", err)
-			}
-			if err := checkPrivate(base, uid, 0o022); err != nil {
-				return "", fmt.Errorf("the state directory %w: chmod go-w %s if it is yours, else remove it", err, base)
-			}
-			return base, nil
+	if d := os.Getenv("XDG_RUNTIME_DIR"); runtimeDir(d) {
+		real, err := filepath.EvalSymlinks(d)
+		if err != nil {
+			return "", fmt.Errorf("the state directory: XDG_RUNTIME_DIR %s: %w", d, err)
 		}
+		if err := securePath(real, uid); err != nil {
+			return "", fmt.Errorf("the state directory's parent %w; fix that, or set XDG_RUNTIME_DIR to a private directory of yours (mode 0700)", err)
+		}
+		base := filepath.Join(real, "sandbox")
+		if err := os.Mkdir(base, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("creating the state directory: %w", err)
+		}
+		if err := checkPrivate(base, uid, 0o022); err != nil {
+			return "", fmt.Errorf("the state directory %w: chmod go-w %s if it is yours, else remove it", err, base)
+		}
+		return base, nil
 	}
-	base := filepath.Join("/tmp", "sandbox-"+strconv.Itoa(uid))
+	base := tmpBase(uid)
 	if err := os.Mkdir(base, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", fmt.Errorf("creating the state directory: %w (set XDG_RUNTIME_DIR to a private directory)", err)
 	}
@@ -135,6 +133,29 @@ func BaseDir() (string, error) {
 	}
 	return base, nil
 }
+
+// BasePath is where BaseDir is, found without creating or checking
+// anything: for the planner, which must not share it with a sandbox.
+func BasePath() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); runtimeDir(d) {
+		if real, err := filepath.EvalSymlinks(d); err == nil {
+			return filepath.Join(real, "sandbox")
+		}
+	}
+	return tmpBase(os.Getuid())
+}
+
+// runtimeDir says whether d, XDG_RUNTIME_DIR's value, is a directory to
+// keep the state in.
+func runtimeDir(d string) bool {
+	if d == "" || !filepath.IsAbs(d) {
+		return false
+	}
+	fi, err := os.Stat(d)
+	return err == nil && fi.IsDir()
+}
+
+func tmpBase(uid int) string { return filepath.Join("/tmp", "sandbox-"+strconv.Itoa(uid)) }
 
 // checkPrivate says whether p (not followed if a symlink) is a directory
 // of uid's without any of the mode bits in deny.
