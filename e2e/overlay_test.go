@@ -317,3 +317,45 @@ func inPidNS(ns string) []procInfo {
 	}
 	return out
 }
+
+// TestUpperPlanted: an --upper below the shared working directory can be
+// changed from inside a sandbox; what a sandbox plants there is refused by
+// the next run, never followed or waited on. Before, a symlink for upper/
+// made any directory of the caller's the next sandbox's root (read,
+// written, its mode changed), and a FIFO for the driver marker made the
+// next run hang.
+func TestUpperPlanted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, plant, want string }{
+		{"upper symlink", "rm -rf .layer/upper && ln -s SECRET .layer/upper", ".layer/upper is a symlink or not a directory"},
+		{"rootwork symlink", "rm -rf .layer/rootwork && ln -s SECRET .layer/rootwork", ".layer/rootwork is a symlink or not a directory"},
+		{"marker fifo", "rm -f .layer/overlay-driver && mkfifo .layer/overlay-driver", "overlay-driver is not a regular file"},
+		{"marker symlink", "rm -f .layer/overlay-driver && ln -s SECRET/key .layer/overlay-driver", "overlay-driver is a symlink"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			proj, secret := slashTmpDir(t), slashTmpDir(t) // the second never shared
+			writeFile(t, filepath.Join(secret, "key"), "topsecret", 0o600)
+			if err := os.Chmod(secret, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			plant := strings.ReplaceAll(tc.plant, "SECRET", secret)
+			wantCode(t, runIn(t, proj, "run", "--net=none", "--upper", ".layer", "--", "sh", "-c", plant), 0)
+			r := runOpts(t, opts{dir: proj, timeout: 30 * time.Second}, "run", "--net=none", "--upper", ".layer", "--",
+				"sh", "-c", "cat /key; echo pwned > /pwned")
+			if r.timedOut {
+				t.Fatalf("the run after the plant hung\n%s", r)
+			}
+			wantCode(t, r, exitSandbox)
+			if !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("stderr should say %q\n%s", tc.want, r)
+			}
+			if strings.Contains(r.stdout, "topsecret") || exists(filepath.Join(secret, "pwned")) {
+				t.Errorf("ESCAPE: the planted %s was followed into %s\n%s", tc.name, secret, r)
+			}
+			if st, err := os.Stat(secret); err != nil || st.Mode().Perm() != 0o700 {
+				t.Errorf("%s changed: %v %v", secret, st.Mode(), err)
+			}
+		})
+	}
+}

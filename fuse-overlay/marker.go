@@ -21,7 +21,7 @@ const MarkerName = "overlay-driver"
 // kernel when dir/upper has entries (uppers from before the marker were
 // all kernel overlayfs'), else "" (a new upper).
 func ReadMarker(dir string) (Driver, error) {
-	b, err := os.ReadFile(filepath.Join(dir, MarkerName))
+	b, err := readMarkerFile(filepath.Join(dir, MarkerName))
 	if err == nil {
 		switch d := Driver(strings.TrimSpace(string(b))); d {
 		case Kernel, Fuse:
@@ -33,18 +33,48 @@ func ReadMarker(dir string) (Driver, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
-	f, err := os.Open(filepath.Join(dir, "upper"))
+	// Neither followed nor opened if it is not a directory: the upper may
+	// be where a sandbox could write (below its shared working directory).
+	f, err := os.OpenFile(filepath.Join(dir, "upper"), os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%s: %w (a directory is expected, not a symlink)", filepath.Join(dir, "upper"), unwrapPath(err))
 	}
 	defer f.Close()
 	if _, err := f.Readdirnames(1); errors.Is(err, io.EOF) {
 		return "", nil
 	}
 	return Kernel, nil
+}
+
+// maxMarker bounds what is read of a marker ("kernel\n" or "fuse\n").
+const maxMarker = 64
+
+// readMarkerFile reads the marker if it is a regular file: never through a
+// symlink, never blocking on a FIFO planted in its place.
+func readMarkerFile(p string) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			return nil, fmt.Errorf("%s is a symlink, not the marker file sandbox writes", p)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%v), not the marker file sandbox writes", p, fileMode(fi))
+	}
+	return io.ReadAll(io.LimitReader(f, maxMarker))
+}
+
+// fileMode is fi's type for a message.
+func fileMode(fi os.FileInfo) os.FileMode {
+	if fi == nil {
+		return 0
+	}
+	return fi.Mode().Type()
 }
 
 // WriteMarker records d in the directory dirfd refers to (an O_PATH handle

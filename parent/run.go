@@ -544,15 +544,55 @@ func prepareUpper(s *spec.Spec) error {
 		if st.Op != rootfs.OpOverlay || st.Upper == "" {
 			continue
 		}
-		for _, d := range []string{st.Upper, st.Work} {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				return fmt.Errorf("--upper: creating %s: %w", d, err)
-			}
+		if err := mkdirBelow(s.Upper, st.Work, 0); err != nil {
+			return err
 		}
-		if st.Mode != 0 {
-			if err := os.Chmod(st.Upper, os.FileMode(st.Mode)); err != nil {
-				return fmt.Errorf("--upper: %w", err)
-			}
+		if err := mkdirBelow(s.Upper, st.Upper, st.Mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mkdirBelow makes dir, below the --upper directory base, with every
+// directory between (mode, if not 0, set on dir), and refuses a symlink
+// or anything but a directory on the way: an --upper below a shared
+// working directory is one a sandbox can write, and a symlink it planted
+// there would be followed by the next run's mounts, making any directory
+// of the caller's the sandbox's.
+func mkdirBelow(base, dir string, mode uint32) error {
+	rel, err := filepath.Rel(base, dir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("--upper: %s is not below %s", dir, base)
+	}
+	fd, err := unix.Open(base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("--upper %s: %w", base, err)
+	}
+	at := base
+	for _, name := range strings.Split(rel, "/") {
+		if name == "." {
+			continue
+		}
+		at = filepath.Join(at, name)
+		if err := unix.Mkdirat(fd, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			unix.Close(fd)
+			return fmt.Errorf("--upper: creating %s: %w", at, err)
+		}
+		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			return fmt.Errorf("--upper: %s is a symlink or not a directory; sandbox makes only directories there (was it changed from inside a sandbox? remove it)", at)
+		}
+		if err != nil {
+			return fmt.Errorf("--upper: %s: %w", at, err)
+		}
+		fd = next
+	}
+	defer unix.Close(fd)
+	if mode != 0 {
+		if err := unix.Fchmod(fd, mode); err != nil {
+			return fmt.Errorf("--upper: %s: %w", dir, err)
 		}
 	}
 	return nil
