@@ -39,6 +39,10 @@ func TestBadInputsExit125(t *testing.T) {
 		{"empty bind", []string{"run", "--bind", "", "--", "true"}, regexp.MustCompile(`--bind: empty value`)},
 		{"empty bind after one", []string{"run", "--bind", cwd, "--bind", "", "--", "true"}, regexp.MustCompile(`--bind: empty value`)},
 		{"empty tmpfs", []string{"run", "--tmpfs", "", "--", "true"}, regexp.MustCompile(`--tmpfs: empty value`)},
+		// A path flag's empty value was expanded to the working directory.
+		{"empty upper", []string{"run", "--upper", "", "--", "true"}, regexp.MustCompile(`--upper: empty value`)},
+		{"empty upper inline", []string{"run", "--upper=", "--", "true"}, regexp.MustCompile(`--upper: empty value`)},
+		{"empty rootfs", []string{"run", "--rootfs", "", "--", "true"}, regexp.MustCompile(`--rootfs: empty value`)},
 		{"empty name", []string{"run", "--name", "", "--", "true"}, regexp.MustCompile(`--name: empty value`)},
 		{"empty hostname", []string{"run", "--hostname", "", "--", "true"}, regexp.MustCompile(`--hostname: empty value`)},
 		{"empty cap-add", []string{"run", "--cap-add", "", "--", "true"}, regexp.MustCompile(`--cap-add: empty value`)},

@@ -40,3 +40,23 @@ func emptyValue(ctx *kong.Context) error {
 	}
 	return nil
 }
+
+// emptyPath is kong's "path" mapper but for an empty value, which it
+// expands to the working directory (an empty --upper made the working
+// directory the upper, an empty --rootfs the root): the flag is left
+// empty instead, for emptyValue to refuse by name.
+type emptyPath struct{ kong kong.Mapper }
+
+func newEmptyPath() kong.Option {
+	m := emptyPath{kong: kong.NewRegistry().RegisterDefaults().ForNamedType("path", reflect.TypeFor[string]())}
+	return kong.NamedMapper("path", m)
+}
+
+func (m emptyPath) Decode(ctx *kong.DecodeContext, target reflect.Value) error {
+	if t := ctx.Scan.Peek(); target.Kind() == reflect.String && t.IsValue() && fmt.Sprint(t.Value) == "" {
+		ctx.Scan.Pop()
+		target.SetString("")
+		return nil
+	}
+	return m.kong.Decode(ctx, target)
+}

@@ -179,7 +179,7 @@ func runCLI(args []string) int {
 		kong.Description("Run a command isolated in a rootless sandbox: user, mount, pid, uts, ipc and network namespaces, a copy-on-write view of the host, no root needed.\n\nExit status of run: the command's own; 128+N if it died of signal N; 125 if the sandbox failed; 126 not executable; 127 not found."),
 		kong.UsageOnError(),
 		kong.Exit(func(code int) { exitCode = code }),
-		def.option(), helpOption(),
+		def.option(), helpOption(), newEmptyPath(),
 	)...)
 	lg := journal.NewLogger(os.Stderr, journal.LogText, "sandbox", false, time.Now())
 	if err != nil {
