@@ -555,3 +555,22 @@ func TestStateDirMasked(t *testing.T) {
 	}
 	wantCode(t, runOpts(t, l.o, "exec", "victim", "--", "true"), 0)
 }
+
+// TestTmpfsDoesNotHideWhatIsBelow: a --tmpfs is mounted before the binds
+// and the working directory below it, whatever the flags' order (before,
+// it came last and hid them: "No such file or directory", and
+// "changing to the working directory: … no such file or directory").
+func TestTmpfsDoesNotHideWhatIsBelow(t *testing.T) {
+	t.Parallel()
+	dir := slashTmpDir(t)
+	writeFile(t, filepath.Join(dir, "f"), "below", 0o644)
+	r := mustRun(t, opts{}, "run", "--net=none", "--cwd=none", "--bind", dir+":/opt/x", "--tmpfs", "/opt", "--", "cat", "/opt/x/f")
+	if strings.TrimSpace(r.stdout) != "below" {
+		t.Errorf("--tmpfs /opt hid --bind DIR:/opt/x\n%s", r)
+	}
+	proj := slashTmpDir(t)
+	r = mustRun(t, opts{dir: proj}, "run", "--net=none", "--tmpfs", "/tmp", "--", "pwd")
+	if strings.TrimSpace(r.stdout) != proj {
+		t.Errorf("--tmpfs /tmp hid the working directory %s\n%s", proj, r)
+	}
+}

@@ -274,14 +274,24 @@ func Build(cfg Config, host HostFS, mounts []Mount) (*Plan, error) {
 			p.add(Step{Op: OpMkdir, Target: cfg.Home, Mode: 0o700})
 		}
 	}
+	var shares []Step
 	if cfg.Cwd != "" && cfg.CwdMode != CwdNone {
-		p.add(Step{Op: OpBind, Source: cfg.Cwd, Target: cfg.Cwd, ReadOnly: cfg.CwdMode == CwdRO})
+		shares = append(shares, Step{Op: OpBind, Source: cfg.Cwd, Target: cfg.Cwd, ReadOnly: cfg.CwdMode == CwdRO})
 	}
 	for _, b := range cfg.Binds {
-		p.add(Step{Op: OpBind, Source: b.Source, Target: b.Target, ReadOnly: b.ReadOnly})
+		shares = append(shares, Step{Op: OpBind, Source: b.Source, Target: b.Target, ReadOnly: b.ReadOnly})
 	}
 	for _, t := range cfg.Tmpfs {
-		p.add(Step{Op: OpTmpfs, Target: t, Data: "mode=0755"})
+		shares = append(shares, Step{Op: OpTmpfs, Target: t, Data: "mode=0755"})
+	}
+	// Outer targets first, so that nothing covers what is asked below it
+	// (--tmpfs /opt with --bind X:/opt/x; the working directory under a
+	// --tmpfs /tmp): before, every --tmpfs came last and hid the binds and
+	// the working directory below it. Equal depths keep their order (the
+	// later of two at one target is on top).
+	sort.SliceStable(shares, func(i, j int) bool { return depth(shares[i].Target) < depth(shares[j].Target) })
+	for _, st := range shares {
+		p.add(st)
 	}
 	if cfg.Hosts != "" {
 		p.add(Step{Op: OpFile, Target: "/etc/hosts", Data: cfg.Hosts, Mode: 0o644})
@@ -319,6 +329,14 @@ func Build(cfg Config, host HostFS, mounts []Mount) (*Plan, error) {
 }
 
 func (p *planner) add(s Step) { p.plan.Steps = append(p.plan.Steps, s) }
+
+// depth is the number of components of an absolute path ("/" is 0).
+func depth(p string) int {
+	if p = path.Clean(p); p == "/" {
+		return 0
+	}
+	return strings.Count(p, "/")
+}
 
 // overlay plans an overlay at target; its upper is persistent under
 // cfg.Upper (mirroring the root's paths) or ephemeral.

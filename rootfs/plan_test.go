@@ -218,7 +218,7 @@ func TestUserMountsComeAfterTheRootAndInOrder(t *testing.T) {
 	if cwd < index(pl, OpTmpfs, "/home") || cwd < index(pl, OpTmpfs, "/tmp") {
 		t.Error("cwd bound before the directories that could cover it")
 	}
-	if b, tm := index(pl, OpBind, "/data"), index(pl, OpTmpfs, "/data/scratch"); b < cwd || tm < b {
+	if b, tm := index(pl, OpBind, "/data"), index(pl, OpTmpfs, "/data/scratch"); tm < b {
 		t.Error("user mounts out of order")
 	}
 	if pl.Chdir != "/work/project" {
@@ -230,6 +230,31 @@ func TestUserMountsComeAfterTheRootAndInOrder(t *testing.T) {
 	last := pl.Steps[len(pl.Steps)-1]
 	if last.Op != OpReadOnly {
 		t.Errorf("masks and read-only paths must come last, last step is %v", last)
+	}
+}
+
+// TestSharesOuterFirst: what is shared or mounted by the user comes outer
+// targets first, whatever the flags' order, so that nothing covers what is
+// asked below it. Before, every --tmpfs came last: --tmpfs /opt hid a
+// --bind at /opt/x, and --tmpfs /tmp the working directory /tmp/proj.
+func TestSharesOuterFirst(t *testing.T) {
+	pl, err := Build(Config{Cwd: "/tmp/proj", CwdMode: CwdRW, Binds: []Bind{{Source: "/srv", Target: "/opt/x"}},
+		Tmpfs: []string{"/opt", "/tmp"}, DevptsGID: -1}, hostTree(), hostMounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if index(pl, OpTmpfs, "/opt") > index(pl, OpBind, "/opt/x") {
+		t.Error("--tmpfs /opt comes after the bind at /opt/x and hides it")
+	}
+	// The --tmpfs /tmp, not the system's /tmp, which comes first anyway.
+	tmp := -1
+	for i, st := range pl.Steps {
+		if st.Op == OpTmpfs && st.Target == "/tmp" {
+			tmp = i
+		}
+	}
+	if tmp > index(pl, OpBind, "/tmp/proj") {
+		t.Error("--tmpfs /tmp comes after the working directory /tmp/proj and hides it")
 	}
 }
 
