@@ -144,8 +144,7 @@ func TestIgnoredSignalsStayIgnored(t *testing.T) {
 func TestCtrlZStopsTheSandbox(t *testing.T) {
 	t.Parallel()
 	l := newLife(t)
-	wantCode(t, runOpts(t, l.o, "run", "-d", "--name", "ctrlz", "--net=none", "--", "sleep", "60"), 0)
-	t.Cleanup(func() { runOpts(t, l.o, "stop", "--time", "1s", "ctrlz") })
+	l.detach("ctrlz", []string{"--net=none"}, "sleep", "60")
 	const ticks = `i=0; while [ $i -lt 40 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done`
 	for _, cmd := range [][]string{{"run", "--net=none"}, {"exec", "ctrlz"}} {
 		t.Run(cmd[0], func(t *testing.T) {

@@ -538,8 +538,7 @@ func TestCwdHomeNotShared(t *testing.T) {
 func TestStateDirMasked(t *testing.T) {
 	t.Parallel()
 	l := newLife(t)
-	wantCode(t, runOpts(t, l.o, "run", "-d", "--name", "victim", "--net=none", "--", "sleep", "60"), 0)
-	t.Cleanup(func() { runOpts(t, l.o, "stop", "--time", "1s", "victim") })
+	l.detach("victim", []string{"--net=none"}, "sleep", "60")
 	state := filepath.Join(l.xdg, "sandbox")
 	if !exists(filepath.Join(state, "victim")) {
 		t.Fatalf("no record at %s/victim", state)

@@ -184,8 +184,7 @@ func TestPipedStdio(t *testing.T) {
 func TestPipedStdinToTTY(t *testing.T) {
 	t.Parallel()
 	l := newLife(t)
-	wantCode(t, runOpts(t, l.o, "run", "-d", "--name", "eof", "--net=none", "--", "sleep", "60"), 0)
-	t.Cleanup(func() { runOpts(t, l.o, "stop", "--time", "1s", "eof") })
+	l.detach("eof", []string{"--net=none"}, "sleep", "60")
 	for _, tc := range []struct{ name, input string }{
 		{"line", "hi\n"}, {"partial line", "hi"}, {"empty", ""},
 	} {
@@ -237,8 +236,7 @@ sys.exit(os.WEXITSTATUS(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st))`
 func TestBackgroundDoesNotReadTheTerminal(t *testing.T) {
 	t.Parallel()
 	l := newLife(t)
-	wantCode(t, runOpts(t, l.o, "run", "-d", "--name", "bgread", "--net=none", "--", "sleep", "60"), 0)
-	t.Cleanup(func() { runOpts(t, l.o, "stop", "--time", "1s", "bgread") })
+	l.detach("bgread", []string{"--net=none"}, "sleep", "60")
 	script := `echo ready; if read -r x; then echo "read:$x"; else echo eof; fi`
 	for _, cmd := range [][]string{{"run", "--net=none"}, {"exec", "bgread"}} {
 		t.Run(cmd[0], func(t *testing.T) {
