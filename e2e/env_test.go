@@ -111,3 +111,26 @@ func TestNoInheritedFDs(t *testing.T) {
 		t.Errorf("the payload's fds should be exactly 0 1 2 (the test passed fds 3 and 4 to the sandbox), got %q", got)
 	}
 }
+
+// TestEnvValueWithComma: -e keeps a value's commas (NO_PROXY=a,b), for run
+// and exec: kong split it into "NO_PROXY=a" and a name "b" copied from
+// nowhere, so the value was cut without a word. SANDBOX_ENV separates its
+// values with ';', as every variable of a flag that keeps commas.
+func TestEnvValueWithComma(t *testing.T) {
+	t.Parallel()
+	r := mustRun(t, opts{}, "run", "--net=none", "-e", "NO_PROXY=localhost,127.0.0.1", "--", "sh", "-c", `echo "$NO_PROXY"`)
+	if got := strings.TrimSpace(r.stdout); got != "localhost,127.0.0.1" {
+		t.Errorf("run -e NO_PROXY=localhost,127.0.0.1: inside %q\n%s", got, r)
+	}
+	r = mustRun(t, opts{env: []string{"SANDBOX_ENV=X=1,2;Y=3"}}, "run", "--net=none", "--", "sh", "-c", `echo "$X|$Y"`)
+	if got := strings.TrimSpace(r.stdout); got != "1,2|3" {
+		t.Errorf("SANDBOX_ENV='X=1,2;Y=3': inside %q\n%s", got, r)
+	}
+	l := newLife(t)
+	l.detach("comma", []string{"--net=none"}, "sleep", "60")
+	r = l.run("exec", "-e", "L=a,b", "comma", "--", "sh", "-c", `echo "$L"`)
+	wantCode(t, r, 0)
+	if got := strings.TrimSpace(r.stdout); got != "a,b" {
+		t.Errorf("exec -e L=a,b: inside %q\n%s", got, r)
+	}
+}

@@ -29,7 +29,7 @@ const probeScript = `cat /proc/sys/kernel/hostname; if touch /etc/e2e-probe 2>/d
 // which wins over the environment.
 func TestProfilePrecedence(t *testing.T) {
 	t.Parallel()
-	env := []string{"SANDBOX_HOSTNAME=fromenv", "SANDBOX_READ_ONLY=true", "SANDBOX_ENV=P1=env,P2=env"}
+	env := []string{"SANDBOX_HOSTNAME=fromenv", "SANDBOX_READ_ONLY=true", "SANDBOX_ENV=P1=env;P2=env"}
 	toml := profileFile(t, "p.toml", "hostname = \"fromprofile\"\nread-only = false\nenv = [\"P1=profile\"]\n")
 	yaml := profileFile(t, "p.yaml", "hostname: fromprofile\nread-only: false\nenv: [P1=profile]\n")
 	cases := []struct {

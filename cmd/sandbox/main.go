@@ -71,7 +71,7 @@ type runCmd struct {
 	Bind              []string `placeholder:"SRC[:DST][:ro]"`
 	Tmpfs             []string `placeholder:"DST"`
 	Chdir             string   `placeholder:"DIR"`
-	Env               []string `short:"e" placeholder:"K=V"`
+	Env               []string `short:"e" sep:"none" placeholder:"K=V"`
 	Clearenv          bool
 	TTY               string `name:"tty" enum:"auto,always,never" default:"auto"`
 	Verbose           bool   `short:"v"`

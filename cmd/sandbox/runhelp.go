@@ -45,7 +45,7 @@ var runHelp = map[string]string{
 	"bind":                "Bind host SRC at DST inside (repeatable; DST defaults to SRC).",
 	"tmpfs":               "Mount an empty tmpfs at DST (repeatable; part of the ephemeral storage, see --ephemeral).",
 	"chdir":               "Working directory of the command (default: the shared working directory, else /).",
-	"env":                 "Set K=V, or copy K from your environment (repeatable).",
+	"env":                 "Set K=V, or copy K from your environment (repeatable; one per flag: a value keeps its commas).",
 	"clearenv":            "Start from an empty environment (PATH, HOME and TERM are then set).",
 	"tty":                 "Give the command a private terminal: auto (when stdin and stdout are terminals), always, never.",
 	"verbose":             "Log each setup step with its timing to stderr.",
