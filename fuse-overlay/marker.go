@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"sandbox/internal/userfile"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -21,17 +23,26 @@ const MarkerName = "overlay-driver"
 // kernel when dir/upper has entries (uppers from before the marker were
 // all kernel overlayfs'), else "" (a new upper).
 func ReadMarker(dir string) (Driver, error) {
-	b, err := readMarkerFile(filepath.Join(dir, MarkerName))
+	// Never through a symlink, never blocking on a FIFO: a sandbox may have
+	// planted either where the upper sits in its shared working directory.
+	p := filepath.Join(dir, MarkerName)
+	b, err := userfile.ReadNoFollow(p, maxMarker)
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return "", fmt.Errorf("%s is a symlink, not the marker file sandbox writes", p)
+	case errors.Is(err, userfile.ErrNotRegular):
+		return "", fmt.Errorf("%s is %w, not the marker file sandbox writes", p, err)
+	}
 	if err == nil {
 		switch d := Driver(strings.TrimSpace(string(b))); d {
 		case Kernel, Fuse:
 			return d, nil
 		default:
-			return "", fmt.Errorf("%s: unknown overlay driver %q (want kernel or fuse)", filepath.Join(dir, MarkerName), d)
+			return "", fmt.Errorf("%s: unknown overlay driver %q (want kernel or fuse)", p, d)
 		}
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return "", err
+		return "", fmt.Errorf("%s: %w", p, err)
 	}
 	// Neither followed nor opened if it is not a directory: the upper may
 	// be where a sandbox could write (below its shared working directory).
@@ -51,31 +62,6 @@ func ReadMarker(dir string) (Driver, error) {
 
 // maxMarker bounds what is read of a marker ("kernel\n" or "fuse\n").
 const maxMarker = 64
-
-// readMarkerFile reads the marker if it is a regular file: never through a
-// symlink, never blocking on a FIFO planted in its place.
-func readMarkerFile(p string) ([]byte, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if errors.Is(err, unix.ELOOP) {
-			return nil, fmt.Errorf("%s is a symlink, not the marker file sandbox writes", p)
-		}
-		return nil, err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%v), not the marker file sandbox writes", p, fileMode(fi))
-	}
-	return io.ReadAll(io.LimitReader(f, maxMarker))
-}
-
-// fileMode is fi's type for a message.
-func fileMode(fi os.FileInfo) os.FileMode {
-	if fi == nil {
-		return 0
-	}
-	return fi.Mode().Type()
-}
 
 // WriteMarker records d in the directory dirfd refers to (an O_PATH handle
 // is enough), durably: it is written as soon as the first mount that uses

@@ -27,7 +27,18 @@ var ErrNotRegular = errors.New("not a regular file")
 // it past the limit. Errors name what was wrong, not the path: the caller
 // says which file it was.
 func Read(path string, max int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	return read(path, max, 0)
+}
+
+// ReadNoFollow is Read for a file sandbox wrote itself where a sandbox may
+// have planted another (an --upper below its shared working directory): a
+// symlink is not followed either (an ELOOP error).
+func ReadNoFollow(path string, max int64) ([]byte, error) {
+	return read(path, max, unix.O_NOFOLLOW)
+}
+
+func read(path string, max int64, flags int) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|flags, 0)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {

@@ -49,3 +49,25 @@ func TestRead(t *testing.T) {
 		t.Errorf("a missing file: want ENOENT, got %v", err)
 	}
 }
+
+// ReadNoFollow refuses a symlink (ELOOP), even to a regular file, and
+// reads a regular file as Read does.
+func TestReadNoFollow(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f")
+	if err := os.WriteFile(f, []byte("kernel\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(f, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := ReadNoFollow(f, 64); err != nil || string(b) != "kernel\n" {
+		t.Errorf("ReadNoFollow(file) = %q, %v", b, err)
+	}
+	if _, err := ReadNoFollow(filepath.Join(dir, "link"), 64); !errors.Is(err, syscall.ELOOP) {
+		t.Errorf("ReadNoFollow(symlink) = %v, want ELOOP", err)
+	}
+	if b, err := Read(filepath.Join(dir, "link"), 64); err != nil || string(b) != "kernel\n" {
+		t.Errorf("Read(symlink) = %q, %v: Read follows it", b, err)
+	}
+}
