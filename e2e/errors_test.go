@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -86,13 +85,6 @@ func hasLinePrefix(s, prefix string) bool {
 // sandbox-init above fd 18: invalid argument").
 func TestHostShapeErrorsSayTheFix(t *testing.T) {
 	t.Parallel()
-	// through runs sandbox from sh, which sets the state up first.
-	through := func(script string) func(*exec.Cmd) {
-		return func(c *exec.Cmd) {
-			c.Args = append([]string{"/bin/sh", "-c", script + ` && exec "$0" "$@"`, c.Path}, c.Args[1:]...)
-			c.Path = "/bin/sh"
-		}
-	}
 	for _, tc := range []struct {
 		name, script string
 		want         *regexp.Regexp
@@ -104,7 +96,7 @@ func TestHostShapeErrorsSayTheFix(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := runOpts(t, opts{dir: tempDir(t), prepare: through(tc.script)}, "run", "--net=none", "--", "pwd")
+			r := runOpts(t, opts{dir: tempDir(t), prepare: afterSh(tc.script)}, "run", "--net=none", "--", "pwd")
 			wantCode(t, r, exitSandbox)
 			if !tc.want.MatchString(r.stderr) {
 				t.Errorf("stderr should match %v\n%s", tc.want, r)

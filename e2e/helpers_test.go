@@ -353,6 +353,16 @@ func (p *proc) waitStdout(sub string, d time.Duration) bool {
 	return false
 }
 
+// afterSh (an opts.prepare) runs sandbox through sh, which runs script
+// first: the caller's state a shell sets up (a umask, a trap, a ulimit, a
+// cd), then exec's sandbox with its arguments.
+func afterSh(script string) func(*exec.Cmd) {
+	return func(c *exec.Cmd) {
+		c.Args = append([]string{"/bin/sh", "-c", script + ` && exec "$0" "$@"`, c.Path}, c.Args[1:]...)
+		c.Path = "/bin/sh"
+	}
+}
+
 func runOpts(t testing.TB, o opts, args ...string) result {
 	t.Helper()
 	return start(t, o, args...).wait()

@@ -431,10 +431,7 @@ func TestCallerUmask(t *testing.T) {
 	for _, mask := range []string{"0777", "0700", "0400"} {
 		t.Run(mask, func(t *testing.T) {
 			o := l.o
-			o.prepare = func(c *exec.Cmd) {
-				c.Args = append([]string{"/bin/sh", "-c", "umask " + mask + ` && exec "$0" "$@"`, c.Path}, c.Args[1:]...)
-				c.Path = "/bin/sh"
-			}
+			o.prepare = afterSh("umask " + mask)
 			r := runOpts(t, o, "run", "--net=none", "--", "sh", "-c", "umask")
 			wantCode(t, r, 0)
 			if got := strings.TrimSpace(r.stdout); got != mask || r.stderr != "" {

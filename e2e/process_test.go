@@ -116,11 +116,7 @@ func TestSignalForwarding(t *testing.T) {
 // 129, 130).
 func TestIgnoredSignalsStayIgnored(t *testing.T) {
 	t.Parallel()
-	ignoring := func(c *exec.Cmd) {
-		c.Args = append([]string{"/bin/sh", "-c", `trap '' HUP INT && exec "$0" "$@"`, c.Path}, c.Args[1:]...)
-		c.Path = "/bin/sh"
-	}
-	p := start(t, opts{prepare: ignoring}, sh([]string{"--net=none"}, "echo ready; sleep 1; echo finished")...)
+	p := start(t, opts{prepare: afterSh(`trap '' HUP INT`)}, sh([]string{"--net=none"}, "echo ready; sleep 1; echo finished")...)
 	if !p.waitStdout("ready", 15*time.Second) {
 		t.Fatalf("payload never became ready: %s", p.wait())
 	}
