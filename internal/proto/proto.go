@@ -177,6 +177,9 @@ func (e Envelope) marshal() ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// afterPeek, when set (by a test), runs between RecvMax's peek and read.
+var afterPeek func()
+
 // ErrClosed is returned by Recv when the peer closed its end.
 var ErrClosed = errors.New("peer closed the connection")
 
@@ -196,23 +199,28 @@ func (c *Conn) RecvMax(maxBody int64) (Envelope, []int, error) {
 	var n, oobn, flags int
 	var rerr error
 	err = raw.Read(func(fd uintptr) bool {
-		// The message's length first (a datagram's whole length, with
-		// MSG_TRUNC), so that the buffer is its size, not MaxSize: most
-		// messages are a few hundred bytes.
-		var size int
-		size, _, _, _, rerr = unix.Recvmsg(int(fd), nil, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
-		if rerr == unix.ECONNRESET {
-			// The peer closed with a message of ours unread. The kernel
-			// says so once, before the messages the peer sent (still
-			// queued: often the error it exited with); read on.
+		// A peer that closed with a message of ours unread makes the
+		// kernel say ECONNRESET once, before the messages the peer sent
+		// (still queued: often the error it exited with), and the close
+		// may come between our peek and our read: read on, a bounded
+		// number of times (each close is reported once).
+		for resets := 0; ; resets++ {
+			// The message's length first (a datagram's whole length,
+			// with MSG_TRUNC), so that the buffer is its size, not
+			// MaxSize: most messages are a few hundred bytes.
+			var size int
 			size, _, _, _, rerr = unix.Recvmsg(int(fd), nil, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+			if rerr == nil {
+				if afterPeek != nil {
+					afterPeek()
+				}
+				buf = make([]byte, min(size, MaxSize+1))
+				n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+			}
+			if rerr != unix.ECONNRESET || resets == 2 {
+				return rerr != unix.EAGAIN
+			}
 		}
-		if rerr != nil {
-			return rerr != unix.EAGAIN
-		}
-		buf = make([]byte, min(size, MaxSize+1))
-		n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
-		return rerr != unix.EAGAIN
 	})
 	if err == nil {
 		err = rerr

@@ -206,6 +206,40 @@ func TestRecvAfterPeerClosedWithUnread(t *testing.T) {
 	}
 }
 
+// The same peer closing between Recv's peek at the message's size and its
+// read of the message (the window the builtin network helper's exit hit
+// in CI: "the builtin network stack ended (exit status 1): " with its
+// error lost).
+func TestRecvPeerClosesAfterPeek(t *testing.T) {
+	a, b, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := b.Send(KindError, "port 8080 is in use"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Send(KindTap, nil); err != nil {
+		t.Fatal(err)
+	}
+	afterPeek = func() {
+		afterPeek = nil
+		b.Close() // with a's message unread
+	}
+	defer func() { afterPeek = nil }()
+	env, _, err := a.Recv()
+	if err != nil {
+		t.Fatalf("Recv: %v (the peer's message was lost)", err)
+	}
+	var msg string
+	if env.Kind != KindError || env.Decode(&msg) != nil || msg != "port 8080 is in use" {
+		t.Fatalf("got %v %q", env.Kind, msg)
+	}
+	if _, _, err := a.Recv(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after the last message: %v, want ErrClosed", err)
+	}
+}
+
 // TestEnvelopeMarshal: the envelope written by hand is what json.Marshal
 // writes for it, for bodies encoded by json.Marshal.
 func TestEnvelopeMarshal(t *testing.T) {
