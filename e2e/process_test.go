@@ -165,6 +165,10 @@ func TestCtrlZStopsTheSandbox(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := p.wait()
+			if r.code != 0 && cmd[0] == "exec" {
+				// What the sandbox's supervisor and init said, to tell why.
+				t.Logf("ps -a: %s\nlogs: %s", l.run("ps", "-a", "--json"), l.run("logs", "ctrlz"))
+			}
 			wantCode(t, r, 0)
 			if !strings.Contains(r.stdout, "tick 39") {
 				t.Errorf("after fg the command of %s did not run to its end\n%s", cmd[0], r)
