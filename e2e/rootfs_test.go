@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -70,6 +71,48 @@ func TestRootReadOnly(t *testing.T) {
 	mustRun(t, opts{dir: dir}, "run", "--read-only", "--", "touch", "cwd-file")
 	if !exists(filepath.Join(dir, "cwd-file")) {
 		t.Errorf("--read-only: the shared cwd should stay writable")
+	}
+}
+
+// TestRootReadOnlyMountPoints: under --read-only, a --bind or --tmpfs at a
+// path the host lacks, below a host directory (/usr), gets its mount point
+// as without --read-only and stays writable as asked, while the directory
+// holding it stays read-only and nothing appears on the host. Before, the
+// run failed: "mkdir /usr/…: read-only file system".
+func TestRootReadOnlyMountPoints(t *testing.T) {
+	t.Parallel()
+	src := tempDir(t)
+	bindAt, tmpfsAt := "/usr/e2e-ro-bind-"+randHex(8), "/usr/e2e-ro-tmpfs-"+randHex(8)+"/deeper"
+	stray := "/usr/e2e-ro-stray-" + randHex(8)
+	for _, p := range []string{bindAt, path.Dir(tmpfsAt), stray} {
+		t.Cleanup(func() { os.RemoveAll(p) })
+	}
+	r := run(t, sh([]string{"--read-only", "--bind", src + ":" + bindAt, "--tmpfs", tmpfsAt},
+		"echo b > "+bindAt+"/f && echo t > "+tmpfsAt+"/f && cat "+bindAt+"/f "+tmpfsAt+"/f && { touch "+stray+" && echo stray-written; true; }")...)
+	wantCode(t, r, 0)
+	if got := lines(r.stdout); !slices.Equal(got, []string{"b", "t"}) {
+		t.Errorf("--read-only with shares at new paths: want both writable and /usr not: %s", r)
+	}
+	if !strings.Contains(r.stderr, "Read-only file system") {
+		t.Errorf("--read-only: touch %s should fail with EROFS: %s", stray, r)
+	}
+	if b, err := os.ReadFile(filepath.Join(src, "f")); err != nil || string(b) != "b\n" {
+		t.Errorf("the bind's write did not reach its source: %q %v", b, err)
+	}
+	for _, p := range []string{bindAt, path.Dir(tmpfsAt), stray} {
+		if exists(p) {
+			t.Errorf("%s appeared on the host", p)
+		}
+	}
+	// Below a directory of the host's root, which the sandbox does not
+	// map, no mount point can be made, with or without --read-only: one
+	// line that says why and what works.
+	for _, flags := range [][]string{nil, {"--read-only"}} {
+		r := run(t, append(append([]string{"run"}, flags...), "--tmpfs", "/usr/share/e2e-ro-unmapped-"+randHex(8)+"/x", "--", "true")...)
+		wantCode(t, r, 125)
+		if !strings.Contains(r.stderr, "belongs to a user this sandbox does not map") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("%v: a mount point below root's /usr/share: want one line naming the unmapped owner: %s", flags, r)
+		}
 	}
 }
 

@@ -489,6 +489,12 @@ func (e *executor) mark(persistent bool, d fuseoverlay.Driver) error {
 
 func (e *executor) step(s Step) error {
 	switch s.Op {
+	case OpReadOnlyMount:
+		err := e.readOnlyAt(s.Target, false)
+		if s.Optional && errors.Is(err, unix.ENOENT) {
+			return errAbsent
+		}
+		return err
 	case OpMask, OpReadOnly:
 		h, err := inroot.Open(e.root, s.Target)
 		if s.Optional && errors.Is(err, unix.ENOENT) {
@@ -546,6 +552,11 @@ func (e *executor) step(s Step) error {
 		h, err = inroot.CreateFile(e.root, s.Target)
 	} else {
 		h, err = inroot.MkdirAll(e.root, s.Target, os.FileMode(defaultMode(s.Mode)))
+	}
+	if errors.Is(err, unix.EACCES) {
+		return fmt.Errorf("creating mount point: %w (the directory to hold it belongs to a user this sandbox does not map, "+
+			"such as the host's root, so nothing can be made in it: mount at a path that exists, in a directory of yours, "+
+			"or right below a top-level one such as /opt)", err)
 	}
 	if err != nil {
 		return fmt.Errorf("creating mount point: %w", err)

@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"io/fs"
+	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -159,7 +160,7 @@ func TestReadOnlyWithoutHostsFile(t *testing.T) {
 	if s == nil || s.ReadOnly {
 		t.Fatalf("/etc without hosts under --read-only: want a writable overlay, got %+v", s)
 	}
-	at, ro := index(pl, OpFile, "/etc/hosts"), index(pl, OpReadOnly, "/etc")
+	at, ro := index(pl, OpFile, "/etc/hosts"), index(pl, OpReadOnlyMount, "/etc")
 	if at < 0 || ro < at {
 		t.Errorf("/etc must be made read-only after /etc/hosts is placed: file at %d, read-only at %d", at, ro)
 	}
@@ -174,5 +175,54 @@ func TestReadOnlyWithoutHostsFile(t *testing.T) {
 	}
 	if s := find(pl, OpBind, "/etc"); s == nil || !s.ReadOnly {
 		t.Errorf("/etc with hosts under --read-only: want a read-only bind, got %+v", s)
+	}
+}
+
+// --read-only with a share at a path the host lacks (--bind X:/mnt/local/new,
+// --tmpfs /srv/open/t/u): the host directory that must hold its mount point
+// is layered writable and made read-only after the shares, itself only,
+// so that the shares stay as asked. Before, it was a read-only bind and
+// the mount point could not be made ("mkdir /srv/new: read-only file
+// system"); a share at a path the host has keeps the read-only bind.
+// (/mnt and /srv have mounts below them: split, their entries planned one
+// by one.)
+func TestReadOnlyMakesMountPoints(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		cfg     Config
+		layered string
+	}{
+		{"bind", Config{Binds: []Bind{{Source: "/srv/open", Target: "/mnt/local/new"}}}, "/mnt/local"},
+		{"tmpfs deeper", Config{Tmpfs: []string{"/srv/open/t/u"}}, "/srv/open"},
+		{"working directory", Config{Cwd: "/etc/proj", CwdMode: CwdRW}, "/etc"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.cfg
+			cfg.ReadOnly, cfg.DevptsGID = true, -1
+			pl, err := Build(cfg, hostileTree(), hostileMounts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := find(pl, OpOverlay, c.layered)
+			if s == nil || s.ReadOnly {
+				t.Fatalf("want a writable overlay on %s, got %+v", c.layered, s)
+			}
+			ro := index(pl, OpReadOnlyMount, c.layered)
+			if ro < 0 || find(pl, OpReadOnly, c.layered) != nil {
+				t.Fatalf("%s must be made read-only itself only, not with the mounts below it: %v", c.layered, pl.Steps)
+			}
+			for i, st := range pl.Steps {
+				if (st.Op == OpBind || st.Op == OpTmpfs) && strings.HasPrefix(st.Target, c.layered+"/") && i > ro {
+					t.Errorf("share %v comes after %s is made read-only", st, c.layered)
+				}
+			}
+		})
+	}
+	pl, err := Build(Config{ReadOnly: true, DevptsGID: -1, Binds: []Bind{{Source: "/srv/open", Target: "/mnt/local/f"}}}, hostileTree(), hostileMounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := find(pl, OpBind, "/mnt"); s == nil || !s.ReadOnly || index(pl, OpReadOnlyMount, "/mnt/local") >= 0 {
+		t.Errorf("a share at a path the host has: want /mnt a read-only bind, got %+v", s)
 	}
 }

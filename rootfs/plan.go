@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -34,6 +35,10 @@ const (
 	OpMqueue   Op = "mqueue"   // POSIX message queues of the new ipc namespace
 	OpMask     Op = "mask"     // hide Target: /dev/null over a file, empty read-only tmpfs over a dir
 	OpReadOnly Op = "readonly" // make the mount at Target (and below) read-only
+	// OpReadOnlyMount makes the mount at Target read-only, not the mounts
+	// below it: a --read-only host directory layered writable for the
+	// sandbox's mount points, whose shares stay as they were asked.
+	OpReadOnlyMount Op = "readonly-mount"
 )
 
 // Step is one planned action; paths in Target are inside the new root,
@@ -230,7 +235,8 @@ type planner struct {
 	plan   Plan
 	upperN int
 	// lateRO are --read-only host directories layered writable so that
-	// the sandbox's files can be created in them; made read-only after.
+	// the sandbox's files and mount points can be created in them; made
+	// read-only after.
 	lateRO []string
 }
 
@@ -300,7 +306,7 @@ func Build(cfg Config, host HostFS, mounts []Mount) (*Plan, error) {
 		p.add(Step{Op: OpFile, Target: "/etc/resolv.conf", Data: cfg.Resolv, Mode: 0o644})
 	}
 	for _, d := range p.lateRO {
-		p.add(Step{Op: OpReadOnly, Target: d})
+		p.add(Step{Op: OpReadOnlyMount, Target: d, Optional: true})
 	}
 	for _, m := range cfg.Masked {
 		p.add(Step{Op: OpMask, Target: m, Optional: true})
@@ -443,7 +449,7 @@ func (p *planner) entry(full string) error {
 	}
 	lower := p.sources(full)
 	hostIsDir := len(lower) > 0 && lower[len(lower)-1] == full
-	late := p.cfg.ReadOnly && p.missingFile(full)
+	late := p.cfg.ReadOnly && (p.missingFile(full) || p.missingMountPoint(full))
 	if late {
 		p.lateRO = append(p.lateRO, full)
 	}
@@ -531,6 +537,25 @@ func (p *planner) missingFile(dir string) bool {
 	files := map[string]string{"/etc/hosts": p.cfg.Hosts, "/etc/resolv.conf": p.cfg.Resolv}
 	for f, content := range files {
 		if content != "" && path.Dir(f) == dir && p.topmost(f) == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// missingMountPoint: a share (the working directory, a --bind, a --tmpfs)
+// is asked for below dir at a path the host does not have, so that its
+// mount point must be made in dir.
+func (p *planner) missingMountPoint(dir string) bool {
+	targets := slices.Clone(p.cfg.Tmpfs)
+	if p.cfg.Cwd != "" && p.cfg.CwdMode != CwdNone {
+		targets = append(targets, p.cfg.Cwd)
+	}
+	for _, b := range p.cfg.Binds {
+		targets = append(targets, b.Target)
+	}
+	for _, t := range targets {
+		if strings.HasPrefix(t, dir+"/") && p.topmost(t) == "" {
 			return true
 		}
 	}
