@@ -490,11 +490,23 @@ func (e *executor) mark(persistent bool, d fuseoverlay.Driver) error {
 func (e *executor) step(s Step) error {
 	switch s.Op {
 	case OpReadOnlyMount:
-		err := e.readOnlyAt(s.Target, false)
+		h, err := inroot.Open(e.root, s.Target)
 		if s.Optional && errors.Is(err, unix.ENOENT) {
 			return errAbsent
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		var stx unix.Statx_t
+		if unix.Statx(int(h.Fd()), "", unix.AT_EMPTY_PATH, 0, &stx) == nil &&
+			stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+			// Its overlay was skipped (the host directory went away):
+			// no mount of its own, and the one holding it is not ours
+			// to change here.
+			return errAbsent
+		}
+		return setReadOnly(int(h.Fd()), "", false)
 	case OpMask, OpReadOnly:
 		h, err := inroot.Open(e.root, s.Target)
 		if s.Optional && errors.Is(err, unix.ENOENT) {

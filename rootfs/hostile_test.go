@@ -225,4 +225,13 @@ func TestReadOnlyMakesMountPoints(t *testing.T) {
 	if s := find(pl, OpBind, "/mnt"); s == nil || !s.ReadOnly || index(pl, OpReadOnlyMount, "/mnt/local") >= 0 {
 		t.Errorf("a share at a path the host has: want /mnt a read-only bind, got %+v", s)
 	}
+	// A directory with mounts below it is split into the skeleton, which
+	// takes the mount point and is made read-only at the end, whole.
+	pl, err = Build(Config{ReadOnly: true, DevptsGID: -1, Binds: []Bind{{Source: "/srv/open", Target: "/mnt/new"}}}, hostileTree(), hostileMounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if find(pl, OpMkdir, "/mnt") == nil || index(pl, OpReadOnlyMount, "/mnt") >= 0 || !pl.ReadOnlyRoot {
+		t.Errorf("a share in a split directory: want /mnt in the read-only skeleton, got %v", pl.Steps)
+	}
 }

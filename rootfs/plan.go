@@ -450,9 +450,6 @@ func (p *planner) entry(full string) error {
 	lower := p.sources(full)
 	hostIsDir := len(lower) > 0 && lower[len(lower)-1] == full
 	late := p.cfg.ReadOnly && (p.missingFile(full) || p.missingMountPoint(full))
-	if late {
-		p.lateRO = append(p.lateRO, full)
-	}
 	if p.cfg.ReadOnly && len(lower) == 1 && !late {
 		// A read-only view needs no overlay; a recursive bind also keeps
 		// the submounts the kernel would refuse to layer.
@@ -467,8 +464,13 @@ func (p *planner) entry(full string) error {
 			s.Upper, s.Work, s.ReadOnly = "", "", true
 		}
 		p.add(s)
+		if late {
+			p.lateRO = append(p.lateRO, full)
+		}
 		return nil
 	}
+	// (Split, a late one is a directory of the skeleton: writable until
+	// the skeleton is made read-only at the end.)
 	// The kernel refuses to layer a directory with mounts below it in a user
 	// namespace (they are locked): rebuild it in the skeleton, entry by entry.
 	names, err := p.union(full)
