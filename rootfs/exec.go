@@ -489,7 +489,7 @@ func (e *executor) mark(persistent bool, d fuseoverlay.Driver) error {
 
 func (e *executor) step(s Step) error {
 	switch s.Op {
-	case OpReadOnlyMount:
+	case OpMask, OpReadOnly, OpReadOnlyMount:
 		h, err := inroot.Open(e.root, s.Target)
 		if s.Optional && errors.Is(err, unix.ENOENT) {
 			return errAbsent
@@ -498,6 +498,12 @@ func (e *executor) step(s Step) error {
 			return err
 		}
 		defer h.Close()
+		switch s.Op {
+		case OpMask:
+			return e.mask(h)
+		case OpReadOnly:
+			return e.readOnlySelf(s.Target, h)
+		}
 		var stx unix.Statx_t
 		if unix.Statx(int(h.Fd()), "", unix.AT_EMPTY_PATH, 0, &stx) == nil &&
 			stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 {
@@ -507,19 +513,6 @@ func (e *executor) step(s Step) error {
 			return errAbsent
 		}
 		return setReadOnly(int(h.Fd()), "", false)
-	case OpMask, OpReadOnly:
-		h, err := inroot.Open(e.root, s.Target)
-		if s.Optional && errors.Is(err, unix.ENOENT) {
-			return errAbsent
-		}
-		if err != nil {
-			return err
-		}
-		defer h.Close()
-		if s.Op == OpMask {
-			return e.mask(h)
-		}
-		return e.readOnlySelf(s.Target, h)
 	case OpSymlink:
 		parent, err := inroot.MkdirAll(e.root, path.Dir(s.Target), 0o755)
 		if err != nil {
