@@ -104,14 +104,39 @@ func TestRootReadOnlyMountPoints(t *testing.T) {
 			t.Errorf("%s appeared on the host", p)
 		}
 	}
-	// Below a directory of the host's root, which the sandbox does not
-	// map, no mount point can be made, with or without --read-only: one
-	// line that says why and what works.
+}
+
+// TestRootMountPointsBelowUnmapped: a --bind (a file, too) or --tmpfs at
+// a path the host lacks below a directory of the host's root, which the
+// sandbox does not map (/usr/share, /usr/local/bin), gets its mount
+// point, with or without --read-only; the directories on the way still
+// show the host's entries, and nothing appears on the host. Before:
+// "mkdir /usr/share/…: permission denied", exit 125.
+func TestRootMountPointsBelowUnmapped(t *testing.T) {
+	t.Parallel()
+	ents, err := os.ReadDir("/usr/share")
+	requireOrSkip(t, err == nil && len(ents) > 0, "a listable /usr/share on the host")
+	var st syscall.Stat_t
+	requireOrSkip(t, syscall.Stat("/usr/share", &st) == nil && st.Uid == 0 && os.Getuid() != 0, "/usr/share of root, run as another user")
+	tool := filepath.Join(tempDir(t), "tool")
+	if err := os.WriteFile(tool, []byte("#!/bin/sh\necho tool-ran\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, flags := range [][]string{nil, {"--read-only"}} {
-		r := run(t, append(append([]string{"run"}, flags...), "--tmpfs", "/usr/share/e2e-ro-unmapped-"+randHex(8)+"/x", "--", "true")...)
-		wantCode(t, r, 125)
-		if !strings.Contains(r.stderr, "belongs to a user this sandbox does not map") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
-			t.Errorf("%v: a mount point below root's /usr/share: want one line naming the unmapped owner: %s", flags, r)
+		dir := "/usr/share/e2e-unmapped-" + randHex(8)
+		toolAt := "/usr/local/bin/e2e-tool-" + randHex(8)
+		t.Cleanup(func() { os.RemoveAll(dir); os.Remove(toolAt) })
+		r := run(t, sh(append(slices.Clone(flags), "--tmpfs", dir+"/x", "--bind", tool+":"+toolAt),
+			"echo t > "+dir+"/x/f && cat "+dir+"/x/f && "+toolAt+" && ls /usr/share")...)
+		wantCode(t, r, 0)
+		got := lines(r.stdout)
+		if len(got) < 2 || got[0] != "t" || got[1] != "tool-ran" || !slices.Contains(got, ents[0].Name()) {
+			t.Errorf("%v: want the tmpfs writable, the tool run, /usr/share still the host's (%s): %s", flags, ents[0].Name(), r)
+		}
+		for _, p := range []string{dir, toolAt} {
+			if exists(p) {
+				t.Errorf("%v: %s appeared on the host", flags, p)
+			}
 		}
 	}
 }

@@ -338,6 +338,9 @@ func (e *executor) overlay(s Step, target string) error {
 			return err
 		}
 	}
+	if l.Upper != "" && len(s.CopyUp) > 0 {
+		copyUp(l.Upper, l.Lower, s.CopyUp)
+	}
 	persistent := s.Upper != ""
 	drv := e.plan.Overlay.Driver
 	if persistent && e.marked != "" {
@@ -370,6 +373,61 @@ func (e *executor) overlay(s Step, target string) error {
 	}
 	e.fellBack = append(e.fellBack, s.Target)
 	return nil
+}
+
+// copyUp makes dirs (Step.CopyUp) in upper, each with the mode of the
+// topmost lower's copy, before the overlay is mounted; one already there
+// stays as it is. It stops at the first it cannot make, or whose way in
+// the upper is not plain directories (a persistent upper is the
+// sandboxes' to change: nothing is followed there), or that no lower has
+// as a directory: the mount point is then made through the overlay as
+// before, which says why if it cannot.
+func copyUp(upper string, lower []string, dirs []string) {
+	root, err := unix.Open(upper, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(root)
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
+	for _, rel := range dirs {
+		mode, ok := lowerDirMode(lower, rel)
+		if !ok {
+			return
+		}
+		parent, err := unix.Openat2(root, path.Dir(rel), how)
+		if err != nil {
+			return
+		}
+		err = unix.Mkdirat(parent, path.Base(rel), 0o700)
+		if err == nil {
+			var d int
+			d, err = unix.Openat(parent, path.Base(rel), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err == nil {
+				err = unix.Fchmod(d, mode)
+				unix.Close(d)
+			}
+		} else if errors.Is(err, unix.EEXIST) {
+			err = nil
+		}
+		unix.Close(parent)
+		if err != nil {
+			return
+		}
+	}
+}
+
+// lowerDirMode is the mode of rel in the topmost lower that has it, if
+// that is a directory.
+func lowerDirMode(lower []string, rel string) (uint32, bool) {
+	for _, l := range lower {
+		var st unix.Stat_t
+		err := unix.Fstatat(unix.AT_FDCWD, filepath.Join(l, rel), &st, unix.AT_SYMLINK_NOFOLLOW)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		return st.Mode & 0o7777, err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+	}
+	return 0, false
 }
 
 // Refused says whether a kernel overlayfs mount failed because the kernel

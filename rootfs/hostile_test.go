@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -233,5 +234,40 @@ func TestReadOnlyMakesMountPoints(t *testing.T) {
 	}
 	if find(pl, OpMkdir, "/mnt") == nil || index(pl, OpReadOnlyMount, "/mnt") >= 0 || !pl.ReadOnlyRoot {
 		t.Errorf("a share in a split directory: want /mnt in the read-only skeleton, got %v", pl.Steps)
+	}
+}
+
+// A share at a path the host lacks below host directories (root's, which
+// the sandbox does not map): the overlay copies up the directories on the
+// way, parents first, so that the mount point can be made through it;
+// not a symlink's way, nor past the first directory the host lacks.
+func TestCopyUpTowardsMountPoints(t *testing.T) {
+	h := fakeHost{fstest.MapFS{
+		"usr/share/doc/f":     file("x"),
+		"usr/local/bin/tool0": file("x"),
+		"usr/lib/x":           file("x"),
+		"usr/lib64":           link("lib"),
+	}}
+	mounts := []Mount{{"/", "ext4"}}
+	for _, ro := range []bool{false, true} {
+		pl, err := Build(Config{ReadOnly: ro, DevptsGID: -1, Tmpfs: []string{"/usr/share/new/x", "/usr/lib64/new"},
+			Binds: []Bind{{Source: "/usr/share/doc/f", Target: "/usr/local/bin/tool"}, {Source: "/usr/share/doc/f", Target: "/usr/share/doc/f"}}}, h, mounts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := find(pl, OpOverlay, "/usr")
+		if s == nil || s.ReadOnly {
+			t.Fatalf("read-only %v: want a writable overlay on /usr, got %+v", ro, s)
+		}
+		if want := []string{"local", "local/bin", "share"}; !slices.Equal(s.CopyUp, want) {
+			t.Errorf("read-only %v: copy-up %q, want %q", ro, s.CopyUp, want)
+		}
+	}
+	pl, err := Build(Config{DevptsGID: -1, Binds: []Bind{{Source: "/usr/share/doc/f", Target: "/usr/share/doc/f"}}}, h, mounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := find(pl, OpOverlay, "/usr"); s == nil || len(s.CopyUp) != 0 {
+		t.Errorf("a share at a path the host has: want nothing copied up, got %+v", s)
 	}
 }

@@ -57,6 +57,12 @@ type Step struct {
 	// Optional: skip when the target does not exist; for the host's own
 	// entries, when a host path the step reads is gone by mount time.
 	Optional bool `json:"optional,omitempty"`
+	// CopyUp (an overlay's): directories below Target, relative, parents
+	// first, made in its upper before it is mounted with the host's mode:
+	// the way to the mount point of a share the host lacks, which then
+	// can be made through the overlay even where the host's directory
+	// belongs to a user the sandbox does not map (root's /usr/local).
+	CopyUp []string `json:"copy_up,omitempty"`
 }
 
 func (s Step) String() string {
@@ -462,6 +468,8 @@ func (p *planner) entry(full string) error {
 		s.Optional = true
 		if p.cfg.ReadOnly && !late {
 			s.Upper, s.Work, s.ReadOnly = "", "", true
+		} else {
+			s.CopyUp = p.copyUps(full)
 		}
 		p.add(s)
 		if late {
@@ -545,10 +553,9 @@ func (p *planner) missingFile(dir string) bool {
 	return false
 }
 
-// missingMountPoint: a share (the working directory, a --bind, a --tmpfs)
-// is asked for below dir at a path the host does not have, so that its
-// mount point must be made in dir.
-func (p *planner) missingMountPoint(dir string) bool {
+// shareTargets are where the working directory, the --binds and the
+// --tmpfs are mounted.
+func (p *planner) shareTargets() []string {
 	targets := slices.Clone(p.cfg.Tmpfs)
 	if p.cfg.Cwd != "" && p.cfg.CwdMode != CwdNone {
 		targets = append(targets, p.cfg.Cwd)
@@ -556,12 +563,50 @@ func (p *planner) missingMountPoint(dir string) bool {
 	for _, b := range p.cfg.Binds {
 		targets = append(targets, b.Target)
 	}
-	for _, t := range targets {
+	return targets
+}
+
+// missingMountPoint: a share is asked for below dir at a path the host
+// does not have, so that its mount point must be made in dir.
+func (p *planner) missingMountPoint(dir string) bool {
+	for _, t := range p.shareTargets() {
 		if strings.HasPrefix(t, dir+"/") && p.topmost(t) == "" {
 			return true
 		}
 	}
 	return false
+}
+
+// copyUps is the CopyUp of the overlay on dir: each directory below dir
+// on the way to a missing mount point (missingMountPoint) that the host
+// has as a directory, parents first, up to the first it lacks or has as
+// anything else.
+func (p *planner) copyUps(dir string) []string {
+	var out []string
+	for _, t := range p.shareTargets() {
+		if !strings.HasPrefix(t, dir+"/") || p.topmost(t) != "" {
+			continue
+		}
+		rel := ""
+		for _, name := range strings.Split(strings.TrimPrefix(path.Dir(t), dir+"/"), "/") {
+			if name == "" || path.Dir(t) == dir {
+				break
+			}
+			rel = path.Join(rel, name)
+			top := p.topmost(path.Join(dir, rel))
+			if top == "" || isLink(p.host, top) {
+				break
+			}
+			if fi, err := p.host.Stat(top); err != nil || !fi.IsDir() {
+				break
+			}
+			if !slices.Contains(out, rel) {
+				out = append(out, rel)
+			}
+		}
+	}
+	sort.Strings(out) // a parent sorts before what is below it
+	return out
 }
 
 func (p *planner) isNetworkMount(dir string) bool {
