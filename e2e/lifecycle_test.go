@@ -277,9 +277,25 @@ func TestStopEscalatesToKill(t *testing.T) {
 	if d := time.Since(began); d < 500*time.Millisecond {
 		t.Errorf("stop returned after %v, before its grace time", d)
 	}
+	// Killed while its command ran: 137, as the command was, not 125 (a
+	// sandbox that failed) with "killed … before it reported".
 	e := l.ps(true)["stubborn"]
-	if e.ExitStatus == nil || (*e.ExitStatus != 137 && *e.ExitStatus != exitSandbox) {
-		t.Errorf("a sandbox ignoring SIGTERM: ps -a %+v, want it killed", e)
+	if e.ExitStatus == nil || *e.ExitStatus != 137 {
+		t.Errorf("a sandbox ignoring SIGTERM: ps -a %+v, want it killed (137)", e)
+	}
+	if r := l.run("logs", "stubborn"); strings.Contains(r.stdout+r.stderr, "before it reported") {
+		t.Errorf("the log of a sandbox stopped while its command ran: %s", r)
+	}
+	// The same in the foreground: `sandbox run` exits 137, with one line.
+	p := start(t, l.o, "run", "--name", "stubborn-fg", "--net=none", "--", "sh", "-c", `trap '' TERM; echo ready; while :; do sleep 0.05; done`)
+	if !p.waitStdout("ready", 15*time.Second) {
+		t.Fatalf("the command never started\n%s", p.wait())
+	}
+	wantCode(t, l.run("stop", "--time", "300ms", "stubborn-fg"), 0)
+	r := p.wait()
+	wantCode(t, r, 137)
+	if n := len(lines(r.stderr)); n != 1 || !strings.Contains(r.stderr, "while the command ran") {
+		t.Errorf("run stopped past its grace time: want one line saying the command ended with the sandbox: %s", r)
 	}
 	requireNoLeftovers(t, 0, false, 5*time.Second)
 }

@@ -473,6 +473,12 @@ func run(s *spec.Spec) (status int, err error) {
 		return wire.StatusError, journal.AtStep("running init", watch.dead)
 	case werr != nil:
 		return wire.StatusError, journal.AtStep("waiting for the sandbox", fmt.Errorf("waiting for the sandbox: %w", werr))
+	case ws.Signaled() && recorded != nil:
+		// Killed while the payload ran (`sandbox stop` past its grace
+		// period, a SIGKILL to init): the payload ended with it, as one
+		// killed by that signal.
+		return wire.StatusSignalStart + int(ws.Signal()), journal.AtStep("running the command",
+			fmt.Errorf("the sandbox's init was killed by signal %d (%v) while the command ran; the command ended with it", int(ws.Signal()), ws.Signal()))
 	case ws.Signaled():
 		return wire.StatusError, journal.AtStep("running init", fmt.Errorf("the sandbox's init was killed by signal %d (%v) before it reported%s",
 			int(ws.Signal()), ws.Signal(), initKilledHint(ws.Signal(), s.Seccomp != nil)))
