@@ -6,7 +6,9 @@
 // A sandbox is running exactly while its lock is held. The kernel drops a
 // flock when its holder dies, even by SIGKILL, so a record whose lock is
 // free but that says "running" was left by a killed run: it is stale and
-// the next command that reads it removes it.
+// the next command that reads it removes it. One whose record cannot be
+// read (records are replaced whole, so only a hand or a disk garbles one)
+// is kept with its log, as ended with its status unknown.
 package state
 
 import (
@@ -486,6 +488,7 @@ func read(dir string) (Entry, bool, error) {
 	}
 	e := Entry{Dir: dir, Live: live}
 	b, err := readRecord(dir)
+	missing := errors.Is(err, os.ErrNotExist)
 	if err == nil {
 		err = json.Unmarshal(b, &e.Info)
 	}
@@ -497,6 +500,13 @@ func read(dir string) (Entry, bool, error) {
 	case live:
 		return e, true, nil
 	case err == nil && e.Status == Exited:
+		return e, true, nil
+	case err != nil && !missing:
+		// A record there but unreadable (changed by hand, a disk's
+		// error; records are replaced whole, by rename): kept with its
+		// log, as ended with a status unknown, for `sandbox logs` and
+		// `sandbox rm`, rather than swept as a killed run's.
+		e.Info = Info{Name: filepath.Base(dir), Status: Exited}
 		return e, true, nil
 	}
 	// We hold the lock of a run that died without ending: stale. Without

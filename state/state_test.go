@@ -127,6 +127,50 @@ func TestStaleRecordRemoved(t *testing.T) {
 	}
 }
 
+// TestUnreadableRecordKept: an ended sandbox whose record cannot be read
+// (garbled by hand, a FIFO) is kept with its log, as ended with no known
+// status, until rm removes it: before, List and Lookup took it for a
+// killed run's and removed it, log and all, without a word.
+func TestUnreadableRecordKept(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	for what, plant := range map[string]func(rec string) error{
+		"garbled": func(rec string) error { return os.WriteFile(rec, []byte("garbage{"), 0o600) },
+		"a FIFO":  func(rec string) error { os.Remove(rec); return unix.Mkfifo(rec, 0o600) },
+	} {
+		h, err := Claim("kept")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Info.Detached = true
+		if err := os.WriteFile(h.Path(LogFile), []byte("output\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Finish(3); err != nil {
+			t.Fatal(err)
+		}
+		if err := plant(filepath.Join(h.Dir, recordFile)); err != nil {
+			t.Fatal(err)
+		}
+		list, err := List()
+		if err != nil || len(list) != 1 || list[0].Name != "kept" || list[0].Status != Exited || list[0].ExitStatus != nil || list[0].Live {
+			t.Fatalf("%s record: List = %+v, %v; want it listed as ended, status unknown", what, list, err)
+		}
+		e, err := Lookup("kept")
+		if err != nil {
+			t.Fatalf("%s record: Lookup: %v", what, err)
+		}
+		if b, err := os.ReadFile(filepath.Join(e.Dir, LogFile)); err != nil || string(b) != "output\n" {
+			t.Fatalf("%s record: the log is gone: %q %v", what, b, err)
+		}
+		if err := Remove("kept"); err != nil {
+			t.Fatalf("%s record: Remove: %v", what, err)
+		}
+		if _, err := os.Stat(h.Dir); !os.IsNotExist(err) {
+			t.Fatalf("%s record: not removed by Remove", what)
+		}
+	}
+}
+
 func TestBaseDirFallbackMustBePrivate(t *testing.T) {
 	t.Setenv("XDG_RUNTIME_DIR", "")
 	base, err := BaseDir()

@@ -119,8 +119,12 @@ func runPS(p psCmd) error {
 		if l.ExitStatus != nil {
 			status += " (" + strconv.Itoa(*l.ExitStatus) + ")"
 		}
+		since := "-" // a record not yet written, or unreadable
+		if !l.Created.IsZero() {
+			since = age(time.Since(l.Created))
+		}
 		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Name, status, l.Pid,
-			age(time.Since(l.Created)), l.Root, orDash(l.Net), orDash(strings.Join(l.Limits, ",")),
+			since, orDash(l.Root), orDash(l.Net), orDash(strings.Join(l.Limits, ",")),
 			memory(l.MemoryBytes), cpu(l.CPUSeconds), strings.Join(l.Command, " "))
 	}
 	if err := w.Flush(); err != nil {
