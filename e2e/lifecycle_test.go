@@ -300,6 +300,36 @@ func TestStopEscalatesToKill(t *testing.T) {
 	requireNoLeftovers(t, 0, false, 5*time.Second)
 }
 
+// TestLogsNotARegularFile: a log replaced by a FIFO or a directory gets
+// one line and 125 from `sandbox logs`: before, a FIFO hung it, and a
+// directory blamed stdout ("write /dev/stdout: copy_file_range: is a
+// directory").
+func TestLogsNotARegularFile(t *testing.T) {
+	t.Parallel()
+	l := newLife(t)
+	l.detach("odd-log", []string{"--net=none"}, "true")
+	logPath := filepath.Join(l.xdg, "sandbox", "odd-log", "log")
+	for i := 0; i < 100 && l.ps(true)["odd-log"].Status != "exited"; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for what, plant := range map[string]func() error{
+		"a FIFO":      func() error { return syscall.Mkfifo(logPath, 0o600) },
+		"a directory": func() error { return os.Mkdir(logPath, 0o700) },
+	} {
+		if err := os.RemoveAll(logPath); err != nil {
+			t.Fatal(err)
+		}
+		if err := plant(); err != nil {
+			t.Fatal(err)
+		}
+		r := runOpts(t, opts{env: l.o.env, timeout: 10 * time.Second}, "logs", "odd-log")
+		wantCode(t, r, exitSandbox)
+		if r.timedOut || !strings.Contains(r.stderr, "not a regular file") || len(lines(r.stderr)) != 1 {
+			t.Errorf("logs with %s for a log: want one line and 125: %s", what, r)
+		}
+	}
+}
+
 func TestDetachErrors(t *testing.T) {
 	l := newLife(t)
 	r := l.run("run", "-d", "--name", "bad", "--", "/no/such/command")

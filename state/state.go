@@ -505,8 +505,9 @@ func read(dir string) (Entry, bool, error) {
 		// A record there but unreadable (changed by hand, a disk's
 		// error; records are replaced whole, by rename): kept with its
 		// log, as ended with a status unknown, for `sandbox logs` and
-		// `sandbox rm`, rather than swept as a killed run's.
-		e.Info = Info{Name: filepath.Base(dir), Status: Exited}
+		// `sandbox rm`, rather than swept as a killed run's. (Only a
+		// detached run's record outlives it.)
+		e.Info = Info{Name: filepath.Base(dir), Status: Exited, Detached: true}
 		return e, true, nil
 	}
 	// We hold the lock of a run that died without ending: stale. Without

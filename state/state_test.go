@@ -152,7 +152,7 @@ func TestUnreadableRecordKept(t *testing.T) {
 			t.Fatal(err)
 		}
 		list, err := List()
-		if err != nil || len(list) != 1 || list[0].Name != "kept" || list[0].Status != Exited || list[0].ExitStatus != nil || list[0].Live {
+		if err != nil || len(list) != 1 || list[0].Name != "kept" || list[0].Status != Exited || list[0].ExitStatus != nil || list[0].Live || !list[0].Detached {
 			t.Fatalf("%s record: List = %+v, %v; want it listed as ended, status unknown", what, list, err)
 		}
 		e, err := Lookup("kept")
