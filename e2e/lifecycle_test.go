@@ -300,6 +300,22 @@ func TestStopEscalatesToKill(t *testing.T) {
 	requireNoLeftovers(t, 0, false, 5*time.Second)
 }
 
+// TestStopNegativeTime: stop --time=-1s is refused in one line and the
+// sandbox runs on; before, it was taken as 0 and killed it at once.
+func TestStopNegativeTime(t *testing.T) {
+	t.Parallel()
+	l := newLife(t)
+	l.detach("neg", []string{"--net=none"}, "sleep", "60")
+	r := l.run("stop", "--time=-1s", "neg")
+	wantCode(t, r, exitSandbox)
+	if !strings.Contains(r.stderr, "negative") || len(lines(r.stderr)) != 1 {
+		t.Errorf("stop --time=-1s: want one line saying why: %s", r)
+	}
+	if e := l.ps(false)["neg"]; e.Status != "running" {
+		t.Errorf("after a refused stop the sandbox should run on: %+v", e)
+	}
+}
+
 // TestLogsNotARegularFile: a log replaced by a FIFO or a directory gets
 // one line and 125 from `sandbox logs`: before, a FIFO hung it, and a
 // directory blamed stdout ("write /dev/stdout: copy_file_range: is a

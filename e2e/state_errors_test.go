@@ -100,6 +100,20 @@ func TestStopWhileStarting(t *testing.T) {
 	if _, ok := l.ps(true)["slow"]; ok {
 		t.Errorf("ps still lists the stopped sandbox")
 	}
+	// Detached: `run -d` says why it failed, and points to a log only if
+	// there is one (the record of a run that never started is swept).
+	p = start(t, o, "run", "-d", "--name", "slowd", "--net=slirp4netns", "--", "sh", "-c", "echo up; sleep 60")
+	for i := 0; i < 500 && l.ps(false)["slowd"].Status != "starting"; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	wantCode(t, l.run("stop", "--time", "1s", "slowd"), 0)
+	res = p.wait()
+	wantCode(t, res, exitSandbox)
+	if strings.Contains(res.stderr, "sandbox logs slowd") {
+		if r := l.run("logs", "slowd"); r.code != 0 {
+			t.Errorf("run -d points to a log that is not there: %s\n%s", res, r)
+		}
+	}
 	requireNoLeftovers(t, since, false, 5*time.Second)
 }
 

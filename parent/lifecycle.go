@@ -130,6 +130,12 @@ func detach(s *spec.Spec) (int, error) {
 	var rep detachedReport
 	if err := json.NewDecoder(r).Decode(&rep); err != nil {
 		ws, _ := cmd.Process.Wait()
+		// Ended (killed by `sandbox stop` while starting, or failed)
+		// without a word: its record, which we still hold, is ended
+		// here with its log, which says what it said.
+		describe(s, &h.Info)
+		h.Info.Pid, h.Info.PidStart, h.Info.Detached = cmd.Process.Pid, 0, true
+		h.Finish(wire.StatusError)
 		return wire.StatusError, fmt.Errorf("the background supervisor of %s ended (%v) before its command started; sandbox logs %s shows its output", s.Name, ws, s.Name)
 	}
 	cmd.Process.Release()

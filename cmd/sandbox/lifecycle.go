@@ -69,6 +69,10 @@ func lifecycle(c *cli, cmd string, lg *journal.Logger) (int, bool) {
 			err = control.Kill(c.Kill.Name, sig)
 		}
 	case "stop":
+		if c.Stop.Time < 0 {
+			err = journal.Usagef("--time %v: a grace period cannot be negative (0 kills at once)", c.Stop.Time)
+			break
+		}
 		err = control.Stop(c.Stop.Name, c.Stop.Time)
 	case "logs":
 		err = control.Logs(c.Logs.Name, c.Logs.Follow, os.Stdout)
