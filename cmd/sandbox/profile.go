@@ -152,7 +152,13 @@ func (d *defaults) load(ctx *kong.Context) error {
 		}
 		var v any = raw
 		if f.IsSlice() {
-			v = splitList(raw, envSep(f))
+			list := splitList(raw, envSep(f))
+			if len(list) == 0 {
+				// Separators alone: as empty as --allow-host '', which
+				// is refused, and never a policy silently dropped.
+				return fmt.Errorf("%s=%q: no value between the separators (unset it to give none)", name, raw)
+			}
+			v = list
 		}
 		val, err := checkValue(f, v, true)
 		if err != nil {

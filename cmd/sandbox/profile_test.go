@@ -234,6 +234,10 @@ func TestEnvironmentErrors(t *testing.T) {
 		{map[string]string{"SANDBOX_NET": "bogus"}, []string{`SANDBOX_NET="bogus"`, "--net=bogus"}},
 		{map[string]string{"SANDBOX_READ_ONLY": "maybe"}, []string{`SANDBOX_READ_ONLY="maybe"`}},
 		{map[string]string{"SANDBOX_PRESERVE_FDS": "x"}, []string{`SANDBOX_PRESERVE_FDS="x"`, "--preserve-fds"}},
+		// Separators alone were an empty list: the egress policy was
+		// silently off, where --allow-host '' is refused.
+		{map[string]string{"SANDBOX_ALLOW_HOST": ";"}, []string{`SANDBOX_ALLOW_HOST=";"`, "no value"}},
+		{map[string]string{"SANDBOX_BIND": ",,"}, []string{`SANDBOX_BIND=",,"`, "no value"}},
 	}
 	for _, tc := range cases {
 		// Checked even where the command line overrides the variable.
