@@ -18,6 +18,7 @@ import (
 	"path"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -81,9 +82,15 @@ type archive struct {
 }
 
 func openArchive(p string) (*archive, error) {
-	f, err := os.Open(p)
+	// Non-blocking: a FIFO given for the archive must not hang us (its
+	// members are read in place, so it must be a regular file anyway).
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening the archive: %w", err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file: import reads an archive file (docker save, podman save, skopeo copy … docker-archive:)", p)
 	}
 	magic := make([]byte, 4)
 	if n, _ := io.ReadFull(f, magic); n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b {

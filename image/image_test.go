@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"sandbox/idmap"
 	"sandbox/image/decompress"
@@ -45,7 +47,8 @@ func TestNormalizeName(t *testing.T) {
 			t.Errorf("NormalizeName(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "/a", "a/../b", "a b", "a\nb"} {
+	// ".", ".tmp-x": hidden records, never listed, swept as temporary.
+	for _, bad := range []string{"", "/a", "a/../b", "a b", "a\nb", ".", ".tmp-x", "a/.b", "a//b", "_x", "-x:1"} {
 		if _, err := NormalizeName(bad); err == nil {
 			t.Errorf("NormalizeName(%q): want an error", bad)
 		}
@@ -300,5 +303,33 @@ func TestDefaultStoreRelativeHome(t *testing.T) {
 	t.Setenv("HOME", "/home/someone")
 	if s, err := DefaultStore(); err != nil || s.Dir != "/home/someone/.local/share/sandbox" {
 		t.Errorf("DefaultStore with HOME=/home/someone: %q, %v", s.Dir, err)
+	}
+}
+
+// TestArchiveNotARegularFile: a FIFO (or a directory) given as the archive
+// is refused in one line; before, opening a FIFO hung import for good.
+func TestArchiveNotARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{fifo, dir} {
+		done := make(chan error, 1)
+		go func() {
+			a, err := openArchive(p)
+			if err == nil {
+				a.Close()
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("openArchive(%s): %v, want refused as not a regular file", p, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("openArchive(%s) hangs", p)
+		}
 	}
 }

@@ -79,6 +79,13 @@ func NormalizeName(n string) (string, error) {
 			return "", fmt.Errorf("image name %q: %q is not allowed (use NAME[:TAG] with letters, digits, '.', '_', '-', '/', ':', '@')", n, c)
 		}
 	}
+	for _, part := range strings.Split(n, "/") {
+		// As a reference's components do; and "." or ".tmp-x" would be
+		// a hidden record, never listed and taken for a temporary one.
+		if part == "" || !(part[0] >= 'a' && part[0] <= 'z' || part[0] >= 'A' && part[0] <= 'Z' || part[0] >= '0' && part[0] <= '9') {
+			return "", fmt.Errorf("image name %q: each part between '/' must start with a letter or a digit", n)
+		}
+	}
 	if !strings.Contains(n[strings.LastIndex(n, "/")+1:], ":") {
 		n += ":latest"
 	}
