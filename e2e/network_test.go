@@ -530,6 +530,10 @@ func TestNetworkBadInput(t *testing.T) {
 		{"publish bad ip", []string{"-p", "1.2.3:8080:80"}, "not an IP address"},
 		{"publish with none", []string{"--net=none", "-p", "8080:80"}, "needs a user-mode network"},
 		{"publish with host", []string{"--net=host", "-p", "8080:80"}, "needs a user-mode network"},
+		// Accepted before: a driver failed on the second in its own words,
+		// and nothing listens on a broadcast or multicast address.
+		{"publish twice", []string{"--net=builtin", "-p", "8080:80", "-p", "0.0.0.0:8080:81"}, "published twice"},
+		{"publish broadcast", []string{"-p", "255.255.255.255:8080:80"}, "not an address a host listens on"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(t, append(append([]string{"run"}, tc.args...), "--", "true")...)

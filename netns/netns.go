@@ -112,6 +112,13 @@ func (p Publish) String() string {
 	return host + ":" + strconv.Itoa(p.HostPort) + ":" + strconv.Itoa(p.SandboxPort) + "/" + p.Proto
 }
 
+// Duplicate says whether p and q ask for the same host port: same
+// protocol and port, on the same address or one of them on all (0.0.0.0).
+func (p Publish) Duplicate(q Publish) bool {
+	return p.Proto == q.Proto && p.HostPort == q.HostPort &&
+		(p.HostIP == q.HostIP || p.HostIP == "0.0.0.0" || q.HostIP == "0.0.0.0")
+}
+
 // ParsePublish parses [HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]. HOSTIP is an
 // IPv4 address (an IPv6 one, bracketed or not, is refused with the reason);
 // it defaults to 127.0.0.1, never all addresses: publishing to the network
@@ -144,6 +151,9 @@ func ParsePublish(s string) (Publish, error) {
 			// stack's port driver take IPv4 host addresses only.
 			return p, fmt.Errorf("%q: %s is an IPv6 address: the network drivers publish on IPv4 host addresses only (use 127.0.0.1, or 0.0.0.0 for all)", s, ip)
 		}
+		if parsed.IsMulticast() || parsed == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+			return p, fmt.Errorf("%q: %s is not an address a host listens on (use 127.0.0.1, an address of this host, or 0.0.0.0 for all)", s, parsed)
+		}
 		p.HostIP = parsed.String()
 	}
 	var err error
@@ -158,7 +168,7 @@ func ParsePublish(s string) (Publish, error) {
 
 func parsePort(s string) (int, error) {
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 65535 {
+	if err != nil || n < 1 || n > 65535 || strings.Trim(s, "0123456789") != "" {
 		return 0, fmt.Errorf("%q is not a port number (1-65535)", s)
 	}
 	return n, nil

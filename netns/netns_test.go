@@ -24,6 +24,12 @@ func TestParsePublish(t *testing.T) {
 		{"8080:70000", Publish{}, "sandbox port"},
 		{"x:8080:80", Publish{}, "not an IP address"},
 		{"8080:", Publish{}, "sandbox port"},
+		// Accepted before: nothing listens on these, and a port is digits.
+		{"255.255.255.255:8080:80", Publish{}, "not an address a host listens on"},
+		{"224.0.0.1:8080:80", Publish{}, "not an address a host listens on"},
+		{"+8080:80", Publish{}, "host port"},
+		{"8080:+80/udp", Publish{}, "sandbox port"},
+		{"08080:80", Publish{"127.0.0.1", 8080, 80, "tcp"}, ""},
 	} {
 		got, err := ParsePublish(tc.in)
 		if tc.err != "" {
@@ -34,6 +40,27 @@ func TestParsePublish(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Errorf("ParsePublish(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// TestPublishDuplicate: two -p asking for one host port (same protocol, the
+// same address or one of them all addresses) are one too many; before, the
+// driver failed on the second with its own words.
+func TestPublishDuplicate(t *testing.T) {
+	a := Publish{"127.0.0.1", 8080, 80, "tcp"}
+	for _, c := range []struct {
+		q    Publish
+		want bool
+	}{
+		{Publish{"127.0.0.1", 8080, 81, "tcp"}, true},
+		{Publish{"0.0.0.0", 8080, 80, "tcp"}, true},
+		{Publish{"127.0.0.1", 8080, 80, "udp"}, false},
+		{Publish{"127.0.0.2", 8080, 80, "tcp"}, false},
+		{Publish{"127.0.0.1", 8081, 80, "tcp"}, false},
+	} {
+		if got := a.Duplicate(c.q); got != c.want || c.q.Duplicate(a) != c.want {
+			t.Errorf("%v and %v: duplicate %v, want %v", a, c.q, got, c.want)
 		}
 	}
 }

@@ -35,6 +35,11 @@ func planNetwork(opts Options, s *Spec) error {
 		if err != nil {
 			return journal.Usagef("--publish %v", err)
 		}
+		for _, q := range pubs {
+			if pub.Duplicate(q) {
+				return journal.Usagef("--publish %q: host port %d/%s is published twice (also by %s)", p, pub.HostPort, pub.Proto, q)
+			}
+		}
 		pubs = append(pubs, pub)
 	}
 	policy := opts.Egress
