@@ -553,6 +553,19 @@ func TestNetworkBadInput(t *testing.T) {
 	})
 }
 
+// TestNetworkAllowWithoutNetwork: --allow-host-loopback or
+// --allow-link-local with --net=none runs, saying the flag has no effect;
+// before, it passed without a word.
+func TestNetworkAllowWithoutNetwork(t *testing.T) {
+	t.Parallel()
+	for _, flag := range []string{"--allow-host-loopback", "--allow-link-local"} {
+		r := mustRun(t, opts{}, "run", "--net=none", flag, "--", "true")
+		if !strings.Contains(r.stderr, flag+" has no effect") || len(lines(r.stderr)) != 1 {
+			t.Errorf("%s with --net=none: want one warning line: %s", flag, r)
+		}
+	}
+}
+
 // TestNetworkPortInUse: a published port that is taken stops the run with
 // 125, a message naming the port, and nothing left running.
 func TestNetworkPortInUse(t *testing.T) {

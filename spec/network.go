@@ -70,6 +70,18 @@ func planNetwork(opts Options, s *Spec) error {
 	if len(pubs) > 0 && (chosen == netns.None || chosen == netns.Host) {
 		return journal.Usagef("--publish needs a user-mode network (--net=auto, pasta, slirp4netns or builtin), not --net=%s", chosen)
 	}
+	if chosen == netns.None {
+		// Nothing to allow without a network: said, not refused (unlike
+		// --dns or -p, nothing the command counts on is missing).
+		for _, f := range []struct {
+			on   bool
+			name string
+		}{{opts.AllowHostLoopback, "--allow-host-loopback"}, {opts.AllowLinkLocal, "--allow-link-local"}} {
+			if f.on {
+				s.Warnings = append(s.Warnings, f.name+" has no effect with no network (--net=none)")
+			}
+		}
+	}
 	if chosen == netns.None || chosen == netns.Host {
 		return nil
 	}
