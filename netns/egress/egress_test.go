@@ -22,6 +22,8 @@ func TestParseBadValues(t *testing.T) {
 		{"--allow-host", "-a.test", "starts or ends with '-'"},
 		{"--allow-host", "1.2.3.4", "use --allow-cidr"},
 		{"--allow-host", "a b", "not allowed in a name"},
+		// Named by its first byte before ("Ã"), with no way out.
+		{"--allow-host", "münchen.de", `"ü" is not allowed in a name: write an international name in its ASCII form`},
 		{"--allow-host", strings.Repeat("a", 64) + ".test", "longer than 63"},
 		{"--allow-cidr", "300.1.1.1/8", "not an IPv4 CIDR"},
 		{"--allow-cidr", "1.2.3.4/33", "not an IPv4 CIDR"},

@@ -137,7 +137,11 @@ func checkName(n string) error {
 		if l[0] == '-' || l[len(l)-1] == '-' {
 			return fmt.Errorf("label %q starts or ends with '-'", l)
 		}
-		for _, c := range []byte(l) {
+		for _, c := range l {
+			if c >= 0x80 {
+				// Named whole, not by its first byte ("Ã" for "ü").
+				return fmt.Errorf("%q is not allowed in a name: write an international name in its ASCII form (xn--…, as `idn2` prints it)", string(c))
+			}
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 				return fmt.Errorf("%q is not allowed in a name (use *.SUFFIX for subdomains, * for any name)", string(c))
 			}
