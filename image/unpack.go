@@ -24,6 +24,9 @@ import (
 type UnsafeError struct{ Entry, Why string }
 
 func (e *UnsafeError) Error() string {
+	if e.Entry == "" {
+		return e.Why // the unpack helper's whole message, which names the entry
+	}
 	return fmt.Sprintf("unsafe layer entry %q: %s", e.Entry, e.Why)
 }
 
