@@ -104,13 +104,8 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 	for {
 		select {
 		case sig := <-sigs:
-			switch sig {
-			case syscall.SIGCHLD:
-			case syscall.SIGTSTP, syscall.SIGCONT:
-				jobControl(payload, sig.(syscall.Signal))
-				continue
-			default:
-				unix.Kill(payload, sig.(syscall.Signal))
+			if sig != syscall.SIGCHLD {
+				forward(payload, sig.(syscall.Signal))
 				continue
 			}
 			reaped, rerr := reapAll()
@@ -171,12 +166,7 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 				ev.conn.Send(proto.KindStarted, wire.ChildStarted{PID: pid})
 			case ev.sig != 0:
 				if pid, ok := byConn[ev.conn]; ok {
-					switch sig := syscall.Signal(ev.sig); sig {
-					case syscall.SIGTSTP, syscall.SIGCONT:
-						jobControl(pid, sig)
-					default:
-						unix.Kill(pid, sig)
-					}
+					forward(pid, syscall.Signal(ev.sig))
 				}
 			case ev.gone:
 				// The command runs on, as it would after nsenter's end;
@@ -191,15 +181,20 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 	}
 }
 
-// jobControl stops (SIGTSTP: Ctrl-Z of `sandbox run` or `sandbox exec`
-// without a pty) or continues (SIGCONT: fg, bg) the process group that
-// pid leads. SIGSTOP, as SIGTSTP is discarded for a group with no parent
+// forward passes sig on to pid, the payload or an exec'd command. Job
+// control (SIGTSTP: Ctrl-Z of `sandbox run` or `sandbox exec` without a
+// pty; SIGCONT: fg, bg) stops or continues the whole process group pid
+// leads, with SIGSTOP, as SIGTSTP is discarded for a group with no parent
 // in its session, which a command started by init is.
-func jobControl(pid int, sig syscall.Signal) {
-	if sig == syscall.SIGTSTP {
-		sig = syscall.SIGSTOP
+func forward(pid int, sig syscall.Signal) {
+	switch sig {
+	case syscall.SIGTSTP:
+		unix.Kill(-pid, syscall.SIGSTOP)
+	case syscall.SIGCONT:
+		unix.Kill(-pid, sig)
+	default:
+		unix.Kill(pid, sig)
 	}
-	unix.Kill(-pid, sig)
 }
 
 // exited is one reaped process.
