@@ -455,7 +455,8 @@ func (p *planner) entry(full string) error {
 	}
 	lower := p.sources(full)
 	hostIsDir := len(lower) > 0 && lower[len(lower)-1] == full
-	late := p.cfg.ReadOnly && (p.missingFile(full) || p.missingMountPoint(full))
+	missing := p.missingMountPoints(full)
+	late := p.cfg.ReadOnly && (p.missingFile(full) || len(missing) > 0)
 	if p.cfg.ReadOnly && len(lower) == 1 && !late {
 		// A read-only view needs no overlay; a recursive bind also keeps
 		// the submounts the kernel would refuse to layer.
@@ -469,7 +470,7 @@ func (p *planner) entry(full string) error {
 		if p.cfg.ReadOnly && !late {
 			s.Upper, s.Work, s.ReadOnly = "", "", true
 		} else {
-			s.CopyUp = p.copyUps(full)
+			s.CopyUp = p.copyUps(full, missing)
 		}
 		p.add(s)
 		if late {
@@ -553,9 +554,10 @@ func (p *planner) missingFile(dir string) bool {
 	return false
 }
 
-// shareTargets are where the working directory, the --binds and the
-// --tmpfs are mounted.
-func (p *planner) shareTargets() []string {
+// missingMountPoints are the mount points below dir, of the shares (the
+// working directory, the --binds, the --tmpfs), that the host lacks: they
+// must be made in dir.
+func (p *planner) missingMountPoints(dir string) []string {
 	targets := slices.Clone(p.cfg.Tmpfs)
 	if p.cfg.Cwd != "" && p.cfg.CwdMode != CwdNone {
 		targets = append(targets, p.cfg.Cwd)
@@ -563,30 +565,22 @@ func (p *planner) shareTargets() []string {
 	for _, b := range p.cfg.Binds {
 		targets = append(targets, b.Target)
 	}
-	return targets
-}
-
-// missingMountPoint: a share is asked for below dir at a path the host
-// does not have, so that its mount point must be made in dir.
-func (p *planner) missingMountPoint(dir string) bool {
-	for _, t := range p.shareTargets() {
+	var out []string
+	for _, t := range targets {
 		if strings.HasPrefix(t, dir+"/") && p.topmost(t) == "" {
-			return true
+			out = append(out, t)
 		}
 	}
-	return false
+	return out
 }
 
 // copyUps is the CopyUp of the overlay on dir: each directory below dir
-// on the way to a missing mount point (missingMountPoint) that the host
+// on the way to a missing mount point (missingMountPoints) that the host
 // has as a directory, parents first, up to the first it lacks or has as
 // anything else.
-func (p *planner) copyUps(dir string) []string {
+func (p *planner) copyUps(dir string, missing []string) []string {
 	var out []string
-	for _, t := range p.shareTargets() {
-		if !strings.HasPrefix(t, dir+"/") || p.topmost(t) != "" {
-			continue
-		}
+	for _, t := range missing {
 		rel := ""
 		for _, name := range strings.Split(strings.TrimPrefix(path.Dir(t), dir+"/"), "/") {
 			if name == "" || path.Dir(t) == dir {
