@@ -141,6 +141,15 @@ func TestRootMountPointsBelowUnmapped(t *testing.T) {
 	}
 }
 
+// requireHome is $HOME, which must be an existing directory other than /.
+func requireHome(t *testing.T) string {
+	t.Helper()
+	home := os.Getenv("HOME")
+	st, err := os.Stat(home)
+	requireOrSkip(t, home != "" && home != "/" && err == nil && st.IsDir(), "HOME set to an existing directory")
+	return home
+}
+
 // guardRootfs is a shell prefix that stops the script (exit 99) unless / is
 // the test's rootfs, so that a sandbox failing to switch roots cannot make a
 // test write to the host's /.
@@ -251,11 +260,9 @@ func TestRootfsUpperPersists(t *testing.T) {
 
 func TestRootHomeHidden(t *testing.T) {
 	t.Parallel()
-	home := os.Getenv("HOME")
-	st, err := os.Stat(home)
-	requireOrSkip(t, home != "" && home != "/" && err == nil && st.IsDir(), "HOME set to an existing directory")
+	home := requireHome(t)
 	secret := filepath.Join(home, ".e2e-secret-"+randHex(8))
-	err = os.WriteFile(secret, []byte("secret"), 0o600)
+	err := os.WriteFile(secret, []byte("secret"), 0o600)
 	requireOrSkip(t, err == nil, "a writable HOME: "+errString(err))
 	t.Cleanup(func() { os.Remove(secret) })
 	written := filepath.Join(home, ".e2e-written-"+randHex(8))
@@ -583,9 +590,7 @@ func TestCwdIsSlashTmp(t *testing.T) {
 // (.ssh, .config, …) was shared read-write.
 func TestCwdHomeNotShared(t *testing.T) {
 	t.Parallel()
-	home := os.Getenv("HOME")
-	st, err := os.Stat(home)
-	requireOrSkip(t, home != "" && home != "/" && err == nil && st.IsDir(), "HOME set to an existing directory")
+	home := requireHome(t)
 	marker := filepath.Join(home, ".e2e-cwd-home-"+randHex(8))
 	writeFile(t, marker, "secret", 0o600)
 	t.Cleanup(func() { os.Remove(marker) })
