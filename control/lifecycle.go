@@ -143,16 +143,23 @@ func procStatus(pid int) (status, error) {
 // sandbox (SIGKILL to its init) after grace; it returns once it ended. A
 // sandbox still starting is given grace to finish starting and then
 // stopped the same way; one still starting after that is killed whole
-// (its supervisor: init and everything inside go with it).
-func Stop(name string, grace time.Duration) error {
+// (its supervisor: init and everything inside go with it). A sandbox that
+// had ended already is stopped: note says so (as docker and podman, a
+// script's `stop` then succeeds, as when it ends during the stop).
+func Stop(name string, grace time.Duration) (note string, err error) {
 	e, err := state.Lookup(name)
 	if err != nil {
-		return &journal.UsageError{Msg: err.Error()}
+		return "", &journal.UsageError{Msg: err.Error()}
 	}
 	if !e.Live {
-		return journal.Usagef("sandbox %s has ended%s (sandbox logs %s shows its output; sandbox rm %s removes it)",
-			name, exitNote(e.Info), name, name)
+		return fmt.Sprintf("sandbox %s had already ended%s", name, exitNote(e.Info)), nil
 	}
+	return "", stop(e, grace)
+}
+
+func stop(e state.Entry, grace time.Duration) error {
+	name := e.Name
+	var err error
 	start := time.Now()
 	for e.Status != state.Running || !state.SameProcess(e.InitPid, e.InitStart) {
 		if !e.Running() {

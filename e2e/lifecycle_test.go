@@ -256,6 +256,18 @@ func TestDetachKillStopLogsRm(t *testing.T) {
 	if !strings.Contains(r.stderr, "has ended with status 5") {
 		t.Errorf("exec into an ended sandbox: %s", r)
 	}
+	// Stopping what has ended succeeds (as when it ends during the stop),
+	// saying so; signalling it does not.
+	r = l.run("stop", "bg")
+	wantCode(t, r, 0)
+	if !strings.Contains(r.stderr, "sandbox bg had already ended with status 5") {
+		t.Errorf("stop of an ended sandbox: %s", r)
+	}
+	r = l.run("kill", "bg")
+	wantCode(t, r, exitSandbox)
+	if !strings.Contains(r.stderr, "has ended with status 5") {
+		t.Errorf("kill of an ended sandbox: %s", r)
+	}
 	wantCode(t, l.run("rm", "bg"), 0)
 	if _, ok := l.ps(true)["bg"]; ok || exists(l.stateDir("bg")) {
 		t.Errorf("rm left the sandbox's record")

@@ -73,7 +73,10 @@ func lifecycle(c *cli, cmd string, lg *journal.Logger) (int, bool) {
 			err = journal.Usagef("--time %v: a grace period cannot be negative (0 kills at once)", c.Stop.Time)
 			break
 		}
-		err = control.Stop(c.Stop.Name, c.Stop.Time)
+		var note string
+		if note, err = control.Stop(c.Stop.Name, c.Stop.Time); note != "" {
+			lg.Notice(note)
+		}
 	case "logs":
 		err = control.Logs(c.Logs.Name, c.Logs.Follow, os.Stdout)
 	case "rm":
