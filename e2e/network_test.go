@@ -554,14 +554,16 @@ func TestNetworkBadInput(t *testing.T) {
 }
 
 // TestNetworkAllowWithoutNetwork: --allow-host-loopback or
-// --allow-link-local with --net=none runs, saying the flag has no effect;
-// before, it passed without a word.
+// --allow-link-local with --net=none or --net=host runs, saying the flag
+// has no effect; before, it passed without a word.
 func TestNetworkAllowWithoutNetwork(t *testing.T) {
 	t.Parallel()
-	for _, flag := range []string{"--allow-host-loopback", "--allow-link-local"} {
-		r := mustRun(t, opts{}, "run", "--net=none", flag, "--", "true")
-		if !strings.Contains(r.stderr, flag+" has no effect") || len(lines(r.stderr)) != 1 {
-			t.Errorf("%s with --net=none: want one warning line: %s", flag, r)
+	for _, mode := range []string{"none", "host"} {
+		for _, flag := range []string{"--allow-host-loopback", "--allow-link-local"} {
+			r := mustRun(t, opts{}, "run", "--net="+mode, flag, "--", "true")
+			if !strings.Contains(r.stderr, flag+" has no effect with") || !strings.Contains(r.stderr, "--net="+mode) || len(lines(r.stderr)) != 1 {
+				t.Errorf("%s with --net=%s: want one warning line: %s", flag, mode, r)
+			}
 		}
 	}
 }

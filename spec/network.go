@@ -70,15 +70,20 @@ func planNetwork(opts Options, s *Spec) error {
 	if len(pubs) > 0 && (chosen == netns.None || chosen == netns.Host) {
 		return journal.Usagef("--publish needs a user-mode network (--net=auto, pasta, slirp4netns or builtin), not --net=%s", chosen)
 	}
-	if chosen == netns.None {
-		// Nothing to allow without a network: said, not refused (unlike
-		// --dns or -p, nothing the command counts on is missing).
+	if chosen == netns.None || chosen == netns.Host {
+		// Nothing to allow without a network, nor on the host's, where
+		// everything is reachable already: said, not refused (unlike -p,
+		// nothing the command counts on is missing).
+		why := "no network (--net=none)"
+		if chosen == netns.Host {
+			why = "the host's network (--net=host), where it is reachable anyway"
+		}
 		for _, f := range []struct {
 			on   bool
 			name string
 		}{{opts.AllowHostLoopback, "--allow-host-loopback"}, {opts.AllowLinkLocal, "--allow-link-local"}} {
 			if f.on {
-				s.Warnings = append(s.Warnings, f.name+" has no effect with no network (--net=none)")
+				s.Warnings = append(s.Warnings, f.name+" has no effect with "+why)
 			}
 		}
 	}
