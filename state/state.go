@@ -56,7 +56,7 @@ type Info struct {
 	// PayloadPid is the command's pid inside the sandbox.
 	PayloadPid int       `json:"payload_pid,omitempty"`
 	Command    []string  `json:"command"`
-	Created    time.Time `json:"created"`
+	Created    time.Time `json:"created,omitzero"`
 	Hostname   string    `json:"hostname"`
 	Root       string    `json:"root"` // "host" or the --rootfs directory
 	Upper      string    `json:"upper,omitempty"`

@@ -1,6 +1,8 @@
 package state
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -154,6 +156,11 @@ func TestUnreadableRecordKept(t *testing.T) {
 		list, err := List()
 		if err != nil || len(list) != 1 || list[0].Name != "kept" || list[0].Status != Exited || list[0].ExitStatus != nil || list[0].Live || !list[0].Detached {
 			t.Fatalf("%s record: List = %+v, %v; want it listed as ended, status unknown", what, list, err)
+		}
+		// Its start is unknown: `ps --json` leaves it out rather than
+		// show year 1.
+		if b, err := json.Marshal(list[0].Info); err != nil || bytes.Contains(b, []byte(`"created"`)) {
+			t.Fatalf("%s record: as JSON %s (%v); want no created time", what, b, err)
 		}
 		e, err := Lookup("kept")
 		if err != nil {
