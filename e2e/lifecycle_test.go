@@ -225,6 +225,34 @@ func TestExecForwardsSignals(t *testing.T) {
 	}
 }
 
+// TestExecKilledEndsItsCommand: when `sandbox exec` is SIGKILLed while
+// its command runs, the command's process group ends with it (as the
+// whole sandbox does with `sandbox run`): a caller's timeout that kills
+// the client leaves nothing running in the sandbox. Before, the command
+// (here a shell and its background sleep) ran on, unreachable.
+func TestExecKilledEndsItsCommand(t *testing.T) {
+	l := newLife(t)
+	l.detach("killed", []string{"--net=none"}, "sleep", "60")
+	p := start(t, l.o, "exec", "killed", "--", "sh", "-c", `sleep 300 & echo $$ $! > /tmp/pids; echo ready; wait`)
+	if !p.waitStdout("ready", cmdTimeout) {
+		t.Fatalf("exec never started: %s", p.wait())
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.wait()
+	const check = `for p in $(cat /tmp/pids); do kill -0 $p 2>/dev/null && echo "alive $p"; done; echo checked`
+	var r result
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if r = l.run("exec", "killed", "--", "sh", "-c", check); r.code == 0 && r.stdout == "checked\n" {
+			break
+		}
+	}
+	if r.code != 0 || r.stdout != "checked\n" {
+		t.Errorf("the command of a SIGKILLed exec runs on in the sandbox: %s", r)
+	}
+	// The sandbox itself goes on.
+	wantCode(t, l.run("exec", "killed", "--", "true"), 0)
+}
+
 func TestDetachKillStopLogsRm(t *testing.T) {
 	l := newLife(t)
 	l.detach("bg", []string{"--net=none"}, "sh", "-c",

@@ -169,9 +169,14 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 					forward(pid, syscall.Signal(ev.sig))
 				}
 			case ev.gone:
-				// The command runs on, as it would after nsenter's end;
-				// nobody hears of its exit.
+				// The client hung up before its command ended: it was
+				// killed (it waits for the command otherwise), so the
+				// command's process group goes too, as the whole sandbox
+				// goes with a killed `sandbox run`; nothing of a caller's
+				// timed-out exec runs on unseen. Not reaped yet, the
+				// command's pid cannot have been reused as a group's.
 				if pid, ok := byConn[ev.conn]; ok {
+					unix.Kill(-pid, unix.SIGKILL)
 					delete(byPid, pid)
 					delete(byConn, ev.conn)
 					ev.conn.Close()
