@@ -25,8 +25,10 @@ import (
 const (
 	// MaxAdditionalGids is the kernel's NGROUPS_MAX.
 	MaxAdditionalGids = 65536
-	maxArgs           = 1 << 16
-	maxEnv            = 1 << 16
+	// maxID is the largest uid or gid a process may ask for (runc's).
+	maxID   = 1<<31 - 1
+	maxArgs = 1 << 16
+	maxEnv  = 1 << 16
 )
 
 // Plan is a checked process, ready to apply (JSON, so that a parent can
@@ -116,8 +118,21 @@ func Prepare(p *specs.Process, s *specs.Spec) (*Plan, error) {
 	if p.User.Username != "" {
 		return nil, errors.New("process.user.username: only for Windows; give process.user.uid and gid")
 	}
+	// (uid_t)-1 means "unchanged" to setresuid and setresgid: the process
+	// would keep root. runc's range, which engines know, bounds them all.
+	if p.User.UID > maxID {
+		return nil, fmt.Errorf("process.user.uid: %d is outside 0..%d", p.User.UID, maxID)
+	}
+	if p.User.GID > maxID {
+		return nil, fmt.Errorf("process.user.gid: %d is outside 0..%d", p.User.GID, maxID)
+	}
 	if len(p.User.AdditionalGids) > MaxAdditionalGids {
 		return nil, fmt.Errorf("process.user.additionalGids: %d entries, more than %d", len(p.User.AdditionalGids), MaxAdditionalGids)
+	}
+	for i, g := range p.User.AdditionalGids {
+		if g > maxID {
+			return nil, fmt.Errorf("process.user.additionalGids[%d]: %d is outside 0..%d", i, g, maxID)
+		}
 	}
 	if p.User.Umask != nil && *p.User.Umask > 0o777 {
 		return nil, fmt.Errorf("process.user.umask: %#o is not a mode (0 to 0777)", *p.User.Umask)

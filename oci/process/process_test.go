@@ -129,6 +129,14 @@ func TestPrepareNamesField(t *testing.T) {
 			p.User.AdditionalGids = make([]uint32, MaxAdditionalGids+1)
 		}, "process.user.additionalGids: 65537 entries"},
 		{"username", func(p *specs.Process, s *specs.Spec) { p.User.Username = "bob" }, "process.user.username"},
+		// (uid_t)-1 is "unchanged" to setresuid: the process would keep
+		// root; runc refuses ids past 2^31-1 too.
+		{"uid -1", func(p *specs.Process, s *specs.Spec) { p.User.UID = 4294967295 }, "process.user.uid: 4294967295 is outside 0..2147483647"},
+		{"gid -1", func(p *specs.Process, s *specs.Spec) { p.User.GID = 4294967295 }, "process.user.gid: 4294967295 is outside 0..2147483647"},
+		{"uid 2^31", func(p *specs.Process, s *specs.Spec) { p.User.UID = 1 << 31 }, "process.user.uid: 2147483648 is outside"},
+		{"group -1", func(p *specs.Process, s *specs.Spec) {
+			p.User.AdditionalGids = []uint32{5, 4294967295}
+		}, "process.user.additionalGids[1]: 4294967295 is outside 0..2147483647"},
 		{"selinux", func(p *specs.Process, s *specs.Spec) { p.SelinuxLabel = "system_u:system_r:container_t:s0" }, "process.selinuxLabel"},
 		{"ioprio class", func(p *specs.Process, s *specs.Spec) {
 			p.IOPriority = &specs.LinuxIOPriority{Class: "IOPRIO_CLASS_NONE"}
