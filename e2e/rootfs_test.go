@@ -646,3 +646,28 @@ func TestTmpfsDoesNotHideWhatIsBelow(t *testing.T) {
 		t.Errorf("--tmpfs /tmp hid the working directory %s\n%s", proj, r)
 	}
 }
+
+// TestRootSymlinkLeadsNoFileToTheHost: a root whose /etc/hosts and
+// /etc/resolv.conf are symlinks into a directory shared from the host
+// (a --bind, the working directory) makes nothing there: the run stops
+// with 125 naming the step, and the shared directory stays empty. Before,
+// sandbox made both files on the host while it built the root, even
+// with the share read-only (then the run failed with EROFS instead).
+func TestRootSymlinkLeadsNoFileToTheHost(t *testing.T) {
+	t.Parallel()
+	dir := makeRootfs(t, "symlinked-"+randHex(8))
+	shared := tempDir(t)
+	for _, name := range []string{"hosts", "resolv.conf"} {
+		if err := os.Symlink("/share/"+name, filepath.Join(dir, "etc", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := run(t, "run", "--net=host", "--rootfs", dir, "--bind", shared+":/share", "--", "/bin/busybox", "true")
+	if ents, _ := os.ReadDir(shared); len(ents) != 0 {
+		t.Errorf("the run made %d entries in the shared directory on the host (%v): %s", len(ents), ents, r)
+	}
+	wantCode(t, r, exitSandbox)
+	if !strings.Contains(r.stderr, "/etc/hosts") || !strings.Contains(r.stderr, "shared from the host") {
+		t.Errorf("want one line naming /etc/hosts and the share: %s", r)
+	}
+}

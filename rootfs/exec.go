@@ -57,6 +57,46 @@ type executor struct {
 	// refusal the kernel's first answer: one warning names them all.
 	fellBack []string
 	refusal  error
+	at       int // the index of the step being taken
+}
+
+// errShared: a file of the sandbox's own would be made in a directory
+// shared from the host.
+var errShared = errors.New("the path leads, through a symlink, into a directory shared from the host (the working directory or a --bind), where sandbox makes nothing of its own")
+
+// ownDir lets sandbox make a file of its own (/etc/hosts, /etc/resolv.conf)
+// in dirfd only on a file system of the sandbox's: the root, a tmpfs, an
+// overlay. A symlink of an image (or of the host) could otherwise lead it
+// into the shared working directory or a --bind and leave a file on the
+// host. Asked only when something is to be made; reads the mounts then.
+func (e *executor) ownDir(dirfd int) error {
+	id, err := mountID(dirfd)
+	if err != nil {
+		return err
+	}
+	if own, err := mountID(int(e.root.Fd())); err == nil && own == id {
+		return nil
+	}
+	for _, s := range e.plan.Steps[:e.at] {
+		if s.Op != OpTmpfs && s.Op != OpOverlay {
+			continue
+		}
+		h, err := inroot.Open(e.root, s.Target)
+		if err != nil {
+			continue
+		}
+		var stx unix.Statx_t
+		// Its target must be a mount's root: else the id is that of
+		// whatever holds the path (a share, say).
+		root := unix.Statx(int(h.Fd()), "", unix.AT_EMPTY_PATH, 0, &stx) == nil &&
+			stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+		mid, err := mountID(int(h.Fd()))
+		h.Close()
+		if root && err == nil && mid == id {
+			return nil
+		}
+	}
+	return errShared
 }
 
 // Overlays are the overlays this process mounted (init builds one root):
@@ -134,7 +174,8 @@ func Execute(plan *Plan, logf Logf, warn Warnf) (string, error) {
 		return "", err
 	}
 	e.root = root
-	for _, s := range plan.Steps {
+	for i, s := range plan.Steps {
+		e.at = i
 		if missing := stepGone(s, gone); missing != "" {
 			if !s.Optional {
 				return "", &StepError{s, fmt.Errorf("opening host path %s: %w", missing, unix.ENOENT)}
@@ -591,7 +632,7 @@ func (e *executor) step(s Step) error {
 		if err := os.WriteFile(src, []byte(s.Data), os.FileMode(s.Mode)); err != nil {
 			return err
 		}
-		h, err := inroot.CreateFile(e.root, s.Target)
+		h, err := inroot.CreateFileChecked(e.root, s.Target, e.ownDir)
 		if err != nil {
 			return err
 		}

@@ -72,7 +72,7 @@ func remountReadOnly(dirfd int, p string, recursive bool) error {
 	defer unix.Close(fd)
 	id, err := mountID(fd)
 	if err != nil {
-		return err
+		return fmt.Errorf("read-only bind remount: %w", err)
 	}
 	mounts, err := mountinfo.GetMounts(nil)
 	if err != nil {
@@ -107,14 +107,14 @@ func remountReadOnly(dirfd int, p string, recursive bool) error {
 func mountID(fd int) (int, error) {
 	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
 	if err != nil {
-		return 0, fmt.Errorf("read-only bind remount: %w", err)
+		return 0, fmt.Errorf("reading a mount id: %w", err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "mnt_id:"); ok {
 			return strconv.Atoi(strings.TrimSpace(v))
 		}
 	}
-	return 0, errors.New("read-only bind remount: no mnt_id in fdinfo")
+	return 0, errors.New("reading a mount id: no mnt_id in fdinfo")
 }
 
 // subtree finds mount id and every mount below it, parents before their

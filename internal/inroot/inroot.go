@@ -48,9 +48,17 @@ func Open(root *os.File, path string) (*Handle, error) {
 	return &Handle{fd}, nil
 }
 
+// Check is asked before anything is made in the directory dirfd (a
+// missing directory of a path, or its file); an error stops the making.
+type Check func(dirfd int) error
+
 // MkdirAll creates path and its missing parents inside root and returns a
 // handle to it. Existing components may be symlinks; they resolve inside root.
 func MkdirAll(root *os.File, path string, mode os.FileMode) (*Handle, error) {
+	return mkdirAll(root, path, mode, nil)
+}
+
+func mkdirAll(root *os.File, path string, mode os.FileMode, may Check) (*Handle, error) {
 	rel := clean(path)
 	if rel == "." {
 		return Open(root, ".")
@@ -74,6 +82,11 @@ func MkdirAll(root *os.File, path string, mode os.FileMode) (*Handle, error) {
 			dir := int(root.Fd())
 			if parent != nil {
 				dir = parent.fd
+			}
+			if may != nil {
+				if err := may(dir); err != nil {
+					return nil, &os.PathError{Op: "mkdir", Path: "/" + prefix, Err: err}
+				}
 			}
 			err = unix.Mkdirat(dir, parts[i], uint32(mode.Perm()))
 			if err != nil && !errors.Is(err, unix.EEXIST) {
@@ -100,27 +113,46 @@ func MkdirAll(root *os.File, path string, mode os.FileMode) (*Handle, error) {
 // CreateFile makes sure a regular file exists at path (parents created) and
 // returns an O_PATH handle to it; used as a mount point for file binds.
 func CreateFile(root *os.File, path string) (*Handle, error) {
-	return createFile(root, path, 0)
+	return createFile(root, path, 0, nil)
 }
 
-func createFile(root *os.File, path string, depth int) (*Handle, error) {
+// CreateFileChecked is CreateFile that asks may before it makes anything,
+// wherever the path's symlinks lead.
+func CreateFileChecked(root *os.File, path string, may Check) (*Handle, error) {
+	return createFile(root, path, 0, may)
+}
+
+func createFile(root *os.File, path string, depth int, may Check) (*Handle, error) {
 	if h, err := Open(root, path); err == nil {
 		return h, nil
 	}
 	rel := clean(path)
-	parent, err := MkdirAll(root, filepath.Dir(rel), 0o755)
+	parent, err := mkdirAll(root, filepath.Dir(rel), 0o755, may)
 	if err != nil {
 		return nil, err
 	}
 	defer parent.Close()
-	fd, err := unix.Openat(int(parent.Fd()), filepath.Base(rel),
-		unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-	if err != nil && !errors.Is(err, unix.EEXIST) {
-		return nil, &os.PathError{Op: "create", Path: path, Err: err}
-	}
-	if err == nil {
-		unix.Close(fd)
-		return Open(root, path)
+	// Asked only where a file is to be made: a name that exists (a
+	// dangling symlink, below) makes nothing here.
+	var st unix.Stat_t
+	err = unix.Fstatat(int(parent.Fd()), filepath.Base(rel), &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		if may != nil {
+			if err := may(int(parent.Fd())); err != nil {
+				return nil, &os.PathError{Op: "create", Path: path, Err: err}
+			}
+		}
+		fd, err := unix.Openat(int(parent.Fd()), filepath.Base(rel),
+			unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, &os.PathError{Op: "create", Path: path, Err: err}
+		}
+		if err == nil {
+			unix.Close(fd)
+			return Open(root, path)
+		}
+	} else if err != nil {
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
 	// EEXIST: maybe a dangling symlink (/etc/resolv.conf ->
 	// ../run/systemd/resolve/stub-resolv.conf with /run empty inside): the
@@ -138,7 +170,7 @@ func createFile(root *os.File, path string, depth int) (*Handle, error) {
 	if !filepath.IsAbs(target) {
 		target = filepath.Join("/", filepath.Dir(rel), target)
 	}
-	return createFile(root, target, depth+1)
+	return createFile(root, target, depth+1, may)
 }
 
 // maxLinks bounds the symlinks CreateFile follows (as the kernel's 40).

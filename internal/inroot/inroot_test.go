@@ -1,9 +1,12 @@
 package inroot
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // tree builds a root with hostile symlinks and an "outside" directory next
@@ -138,5 +141,59 @@ func TestCreateFileThroughDanglingSymlink(t *testing.T) {
 	h.Close()
 	if _, err := os.Stat(filepath.Join(rootDir, "run/systemd/resolve/stub-resolv.conf")); err != nil {
 		t.Errorf("the file was not made where the symlink points, inside the root: %v", err)
+	}
+}
+
+// TestCreateFileCheckedAsksWhereItMakes: a file made through a symlink is
+// made only where the check allows (init allows only the sandbox's own
+// file systems): a symlink to a directory it refuses (one shared from the
+// host) makes nothing there; one to an allowed place still works.
+func TestCreateFileCheckedAsksWhereItMakes(t *testing.T) {
+	root, rootDir, _ := tree(t)
+	shared := filepath.Join(rootDir, "shared")
+	for _, d := range []string{shared, filepath.Join(rootDir, "run")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var sharedSt unix.Stat_t
+	if err := unix.Stat(shared, &sharedSt); err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("shared")
+	may := func(dirfd int) error {
+		var st unix.Stat_t
+		if err := unix.Fstat(dirfd, &st); err != nil {
+			return err
+		}
+		if st.Dev == sharedSt.Dev && st.Ino == sharedSt.Ino {
+			return refused
+		}
+		return nil
+	}
+	for link, dest := range map[string]string{"etc/hosts": "/shared/hosts", "etc/deep": "/shared/new/deep"} {
+		if err := os.Symlink(dest, filepath.Join(rootDir, link)); err != nil {
+			t.Fatal(err)
+		}
+		if h, err := CreateFileChecked(root, "/"+link, may); !errors.Is(err, refused) {
+			if h != nil {
+				h.Close()
+			}
+			t.Errorf("CreateFileChecked(/%s -> %s): %v, want the check's refusal", link, dest, err)
+		}
+	}
+	if ents, _ := os.ReadDir(shared); len(ents) != 0 {
+		t.Errorf("made in the refused directory: %v", ents)
+	}
+	if err := os.Symlink("/run/resolv.conf", filepath.Join(rootDir, "etc/resolv.conf")); err != nil {
+		t.Fatal(err)
+	}
+	h, err := CreateFileChecked(root, "/etc/resolv.conf", may)
+	if err != nil {
+		t.Fatalf("CreateFileChecked into an allowed directory: %v", err)
+	}
+	h.Close()
+	if _, err := os.Stat(filepath.Join(rootDir, "run/resolv.conf")); err != nil {
+		t.Errorf("not made where the symlink points: %v", err)
 	}
 }
