@@ -625,6 +625,31 @@ func TestStateDirMasked(t *testing.T) {
 			t.Errorf("%v from %s: the state directory was visible or changed inside\n%s", flags, l.xdg, r)
 		}
 	}
+	// At another path, and under a --rootfs (its working directory share):
+	// before, only the state's own path was masked, in host mode only, and
+	// a sandbox could put its own exec socket in another's place.
+	rootfs := makeRootfs(t, "state-"+randHex(8))
+	for _, c := range []struct {
+		flags []string
+		at    string
+	}{
+		{[]string{"--net=none", "--cwd=none", "--bind", l.xdg + ":/elsewhere"}, "/elsewhere/sandbox"},
+		{[]string{"--net=none", "--cwd=none", "--bind", filepath.Dir(l.xdg) + ":/up"}, "/up/" + filepath.Base(l.xdg) + "/sandbox"},
+		{[]string{"--net=none", "--rootfs", rootfs}, state},
+	} {
+		o := l.o
+		o.dir = l.xdg
+		r := runOpts(t, o, append(append([]string{"run"}, c.flags...), "--", "sh", "-c", "ls -A "+c.at+"; echo done")...)
+		if r.code != 0 || strings.TrimSpace(r.stdout) != "done" {
+			t.Errorf("%v: the state directory shows at %s inside\n%s", c.flags, c.at, r)
+		}
+	}
+	// A share from inside the state is refused.
+	r := runOpts(t, l.o, "run", "--net=none", "--bind", filepath.Join(state, "victim")+":/v", "--", "true")
+	wantCode(t, r, exitSandbox)
+	if !strings.Contains(r.stderr, "no sandbox may see") {
+		t.Errorf("a bind from inside the state directory: %s", r)
+	}
 	wantCode(t, runOpts(t, l.o, "exec", "victim", "--", "true"), 0)
 }
 

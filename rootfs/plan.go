@@ -153,8 +153,9 @@ type Config struct {
 	Chdir    string // "" = Cwd when shared, else "/"
 	Hosts    string // content for /etc/hosts
 	Resolv   string // content for /etc/resolv.conf, or "" to keep the root's
-	// Masked are host directories hidden wherever a share (the working
-	// directory, a bind) would show them: sandbox's own state.
+	// Masked are paths inside hidden under an empty read-only mount: where
+	// a share (the host's directories, the working directory, a bind, the
+	// rootfs) shows sandbox's own state.
 	Masked []string
 	// DevptsGID is the tty group inside, or -1 when it is not mapped.
 	DevptsGID int

@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -642,9 +644,6 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 	if cfg.Rootfs == "" {
 		homes = homeDirs(me.home)
 		cfg.Hidden = outermost(homes)
-		// The records and sockets of the caller's sandboxes and holder,
-		// should the working directory or a bind share them (/tmp, say).
-		cfg.Masked = []string{state.BasePath()}
 		cfg.Home = me.home
 		if fi, err := os.Stat(me.home); err != nil || !fi.IsDir() || me.home == "/" {
 			cfg.Home = ""
@@ -687,8 +686,65 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 			cfg.Cwd = wd
 		}
 	}
+	if cfg.Masked, err = stateMasks(cfg, state.BasePath()); err != nil {
+		return cfg, "", err
+	}
 	cfg.Hosts, cfg.Resolv = networkFiles(s)
 	return cfg, warn, nil
+}
+
+// stateMasks are the paths inside where the sandbox would see base, the
+// state of the caller's sandboxes (their records, logs and exec sockets,
+// the holder's socket): each is masked. A sandbox that reached another's
+// exec socket could put its own in its place and be handed the next
+// `sandbox exec`'s stdio, environment and arguments. Every share is
+// followed: the host's directories at their own paths (host mode), the
+// working directory, a --bind at any path, a --rootfs or --layer holding
+// it. A share from inside the state is refused.
+func stateMasks(cfg rootfs.Config, base string) ([]string, error) {
+	if real, err := filepath.EvalSymlinks(base); err == nil {
+		base = real
+	}
+	var out []string
+	add := func(p string) {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	if cfg.Rootfs == "" {
+		add(base)
+	}
+	type share struct{ what, src, dst string }
+	var shares []share
+	if cfg.Cwd != "" && cfg.CwdMode != rootfs.CwdNone {
+		shares = append(shares, share{"the working directory " + cfg.Cwd, cfg.Cwd, cfg.Cwd})
+	}
+	for _, b := range cfg.Binds {
+		shares = append(shares, share{"--bind " + b.Source, b.Source, b.Target})
+	}
+	if cfg.Rootfs != "" {
+		shares = append(shares, share{"--rootfs " + cfg.Rootfs, cfg.Rootfs, "/"})
+	}
+	for _, l := range cfg.Layers {
+		shares = append(shares, share{"--layer " + l, l, "/"})
+	}
+	for _, sh := range shares {
+		if rel, ok := below(sh.src, base); ok {
+			add(path.Join(sh.dst, rel))
+		} else if _, ok := below(base, sh.src); ok {
+			return nil, journal.Usagef("%s is inside %s, sandbox's own state (the records and exec sockets of your sandboxes), which no sandbox may see", sh.what, base)
+		}
+	}
+	return out, nil
+}
+
+// below says whether p is dir or below it, and p relative to dir.
+func below(dir, p string) (string, bool) {
+	if p == dir {
+		return ".", true
+	}
+	rel, ok := strings.CutPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+	return rel, ok
 }
 
 // unsafeCwd says why sharing wd would defeat the sandbox, or "": it is a
