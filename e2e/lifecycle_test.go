@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -251,6 +252,25 @@ func TestExecKilledEndsItsCommand(t *testing.T) {
 	}
 	// The sandbox itself goes on.
 	wantCode(t, l.run("exec", "killed", "--", "true"), 0)
+}
+
+// TestPSQuotesControlCharacters: a command with a newline, a tab or a
+// terminal escape sequence in an argument is one line of ps's table, its
+// argument quoted; before, the row broke in two and the escape sequence
+// reached the caller's terminal as it was.
+func TestPSQuotesControlCharacters(t *testing.T) {
+	l := newLife(t)
+	arg := "sleep 60 # \n\x1b[31mred\r\tz"
+	l.detach("ctl", []string{"--net=none"}, "sh", "-c", arg)
+	r := l.run("ps")
+	wantCode(t, r, 0)
+	rows := lines(r.stdout)
+	if len(rows) != 2 || strings.ContainsAny(r.stdout, "\x1b\r\t") {
+		t.Fatalf("ps: want a header and one row, no raw control characters: %q", r.stdout)
+	}
+	if !strings.HasSuffix(rows[1], "sh -c "+strconv.Quote(arg)) {
+		t.Errorf("ps: the command should end the row quoted: %q", rows[1])
+	}
 }
 
 func TestDetachKillStopLogsRm(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"sandbox/control"
 	"sandbox/internal/wire"
@@ -130,14 +132,29 @@ func runPS(p psCmd) error {
 		if !l.Created.IsZero() {
 			since = age(time.Since(l.Created))
 		}
+		command := make([]string, len(l.Command))
+		for i, a := range l.Command {
+			command[i] = printable(a)
+		}
 		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Name, status, l.Pid,
-			since, orDash(l.Root), orDash(l.Net), orDash(strings.Join(l.Limits, ",")),
-			memory(l.MemoryBytes), cpu(l.CPUSeconds), strings.Join(l.Command, " "))
+			since, orDash(printable(l.Root)), orDash(l.Net), orDash(strings.Join(l.Limits, ",")),
+			memory(l.MemoryBytes), cpu(l.CPUSeconds), strings.Join(command, " "))
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
 	return out.Flush()
+}
+
+// printable is s for a table cell: quoted with Go's escapes when it holds
+// a control character (a newline, a tab, a terminal's escape sequence) or
+// bytes that are not UTF-8, which would break the table or reach the
+// caller's terminal as they are.
+func printable(s string) string {
+	if !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 func age(d time.Duration) string {
