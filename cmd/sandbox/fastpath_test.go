@@ -28,7 +28,7 @@ func kongContext(t *testing.T, args []string) (c cli, ctx *kong.Context, ok bool
 	code := -1
 	def := newDefaults(func(string) (string, bool) { return "", false })
 	parser, err := kong.New(&c, kong.Name("sandbox"), kong.Writers(&out, &out), kong.Exit(func(c int) { code = c }),
-		def.option(), helpOption())
+		def.option(), helpOption(), decimalNumbers())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +113,22 @@ func kongRun(t *testing.T, args []string) (r runCmd, given string, ok bool) {
 		return r, "", false
 	}
 	return c.Run, fmt.Sprint(flagGiven(ctx, "uid"), flagGiven(ctx, "gid")), true
+}
+
+// TestIntegerFlagsDecimal: --uid, --gid and --preserve-fds are read in
+// base 10 only; before, kong's base 0 made --uid 010 uid 8 and 0x3e8 1000.
+func TestIntegerFlagsDecimal(t *testing.T) {
+	for _, v := range []string{"010", "0x3e8", "0o17", "0b11", "1_000", "+1", ""} {
+		for _, flag := range []string{"--uid", "--gid", "--preserve-fds"} {
+			if _, _, ok := kongContext(t, []string{"run", flag + "=" + v, "--", "x"}); ok {
+				t.Errorf("%s=%s: taken, want refused", flag, v)
+			}
+		}
+	}
+	c, _, ok := kongContext(t, []string{"run", "--uid", "10", "--gid=0", "--preserve-fds", "3", "--", "x"})
+	if !ok || c.Run.UID != 10 || c.Run.GID != 0 || c.Run.PreserveFds != 3 {
+		t.Errorf("decimal values: %v %+v", ok, c.Run)
+	}
 }
 
 // TestFastRunSameAsKong: every run command line fastRun takes gives the

@@ -11,7 +11,9 @@ package main
 import (
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -179,7 +181,7 @@ func runCLI(args []string) int {
 		kong.Description("Run a command isolated in a rootless sandbox: user, mount, pid, uts, ipc and network namespaces, a copy-on-write view of the host, no root needed.\n\nExit status of run: the command's own; 128+N if it died of signal N; 125 if the sandbox failed; 126 not executable; 127 not found."),
 		kong.UsageOnError(),
 		kong.Exit(func(code int) { exitCode = code }),
-		def.option(), helpOption(), newEmptyPath(),
+		def.option(), helpOption(), newEmptyPath(), decimalNumbers(),
 	)...)
 	lg := journal.NewLogger(os.Stderr, journal.LogText, "sandbox", false, time.Now())
 	if err != nil {
@@ -293,4 +295,51 @@ func runRun(r runCmd, given func(string) bool, def *defaults) int {
 		}
 	}
 	return status
+}
+
+// decimalNumbers makes every integer flag decimal (see decimal).
+func decimalNumbers() kong.Option {
+	return kong.OptionFunc(func(k *kong.Kong) error {
+		for _, o := range []kong.Option{
+			kong.TypeMapper(reflect.TypeFor[uint32](), decimal(32, false)),
+			kong.TypeMapper(reflect.TypeFor[int](), decimal(strconv.IntSize, true)),
+		} {
+			if err := o.Apply(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// decimal reads an integer flag (--uid, --gid, --preserve-fds) in base 10
+// only. Kong's own mapper reads base 0, where --uid 010 is 8 and 0x3e8 is
+// 1000: an id typed with a leading zero must not silently become another.
+func decimal(bits int, signed bool) kong.MapperFunc {
+	return func(ctx *kong.DecodeContext, target reflect.Value) error {
+		t, err := ctx.Scan.PopValue("number")
+		if err != nil {
+			return err
+		}
+		sv := fmt.Sprint(t.Value)
+		digits := strings.TrimPrefix(sv, "-")
+		if digits == "" || strings.Trim(digits, "0123456789") != "" || (len(digits) > 1 && digits[0] == '0') ||
+			(!signed && digits != sv) {
+			return fmt.Errorf("%q is not a decimal number (digits only, without a leading zero)", sv)
+		}
+		if signed {
+			n, err := strconv.ParseInt(sv, 10, bits)
+			if err != nil {
+				return fmt.Errorf("%q is out of range", sv)
+			}
+			target.SetInt(n)
+			return nil
+		}
+		n, err := strconv.ParseUint(sv, 10, bits)
+		if err != nil {
+			return fmt.Errorf("%q is out of range (at most %d)", sv, uint64(1)<<bits-1)
+		}
+		target.SetUint(n)
+		return nil
+	}
 }
