@@ -696,3 +696,29 @@ func TestRootSymlinkLeadsNoFileToTheHost(t *testing.T) {
 		t.Errorf("want one line naming /etc/hosts and the share: %s", r)
 	}
 }
+
+// TestUserBindOverGeneratedFiles: a bind of the user's at /etc/hosts or
+// /etc/resolv.conf, or at /etc, is what the command sees: before, the
+// generated files were mounted over it without a word, and in a bound
+// directory they were made on the host.
+func TestUserBindOverGeneratedFiles(t *testing.T) {
+	t.Parallel()
+	dir := slashTmpDir(t)
+	hosts := filepath.Join(dir, "myhosts")
+	writeFile(t, hosts, "10.1.2.3 mine\n", 0o644)
+	resolv := filepath.Join(dir, "myresolv")
+	writeFile(t, resolv, "nameserver 10.9.9.9\n", 0o644)
+	r := mustRun(t, opts{}, "run", "--net=none", "--cwd=none", "--bind", hosts+":/etc/hosts", "--bind", resolv+":/etc/resolv.conf",
+		"--", "cat", "/etc/hosts", "/etc/resolv.conf")
+	if r.stdout != "10.1.2.3 mine\nnameserver 10.9.9.9\n" {
+		t.Errorf("the user's binds at /etc/hosts and /etc/resolv.conf are not what the command sees: %s", r)
+	}
+	etc := slashTmpDir(t)
+	r = mustRun(t, opts{}, "run", "--net=host", "--cwd=none", "--bind", etc+":/etc", "--", "ls", "-A", "/etc")
+	if strings.TrimSpace(r.stdout) != "" {
+		t.Errorf("--bind DIR:/etc: /etc inside holds %q, want DIR's nothing", r.stdout)
+	}
+	if ents, _ := os.ReadDir(etc); len(ents) != 0 {
+		t.Errorf("--bind DIR:/etc made %v in DIR on the host", ents)
+	}
+}

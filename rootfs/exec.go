@@ -57,7 +57,9 @@ type executor struct {
 	// refusal the kernel's first answer: one warning names them all.
 	fellBack []string
 	refusal  error
-	at       int // the index of the step being taken
+	// own are the ids of the mounts of the sandbox's own file systems:
+	// the root, its tmpfs and overlays.
+	own map[int]bool
 }
 
 // errShared: a file of the sandbox's own would be made in a directory
@@ -68,35 +70,30 @@ var errShared = errors.New("the path leads, through a symlink, into a directory 
 // in dirfd only on a file system of the sandbox's: the root, a tmpfs, an
 // overlay. A symlink of an image (or of the host) could otherwise lead it
 // into the shared working directory or a --bind and leave a file on the
-// host. Asked only when something is to be made; reads the mounts then.
+// host.
 func (e *executor) ownDir(dirfd int) error {
 	id, err := mountID(dirfd)
 	if err != nil {
 		return err
 	}
-	if own, err := mountID(int(e.root.Fd())); err == nil && own == id {
-		return nil
+	if !e.own[id] {
+		return errShared
 	}
-	for _, s := range e.plan.Steps[:e.at] {
-		if s.Op != OpTmpfs && s.Op != OpOverlay {
-			continue
-		}
-		h, err := inroot.Open(e.root, s.Target)
-		if err != nil {
-			continue
-		}
-		var stx unix.Statx_t
-		// Its target must be a mount's root: else the id is that of
-		// whatever holds the path (a share, say).
-		root := unix.Statx(int(h.Fd()), "", unix.AT_EMPTY_PATH, 0, &stx) == nil &&
-			stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
-		mid, err := mountID(int(h.Fd()))
-		h.Close()
-		if root && err == nil && mid == id {
-			return nil
-		}
+	return nil
+}
+
+// noteOwn records the mount just made at target as one of the sandbox's
+// own (the topmost at target: the one just mounted). Without its id,
+// nothing is made in it (ownDir refuses).
+func (e *executor) noteOwn(target string) {
+	h, err := inroot.Open(e.root, target)
+	if err != nil {
+		return
 	}
-	return errShared
+	defer h.Close()
+	if id, err := mountID(int(h.Fd())); err == nil {
+		e.own[id] = true
+	}
 }
 
 // Overlays are the overlays this process mounted (init builds one root):
@@ -174,8 +171,11 @@ func Execute(plan *Plan, logf Logf, warn Warnf) (string, error) {
 		return "", err
 	}
 	e.root = root
-	for i, s := range plan.Steps {
-		e.at = i
+	e.own = map[int]bool{}
+	if id, err := mountID(int(root.Fd())); err == nil {
+		e.own[id] = true
+	}
+	for _, s := range plan.Steps {
 		if missing := stepGone(s, gone); missing != "" {
 			if !s.Optional {
 				return "", &StepError{s, fmt.Errorf("opening host path %s: %w", missing, unix.ENOENT)}
@@ -672,9 +672,17 @@ func (e *executor) step(s Step) error {
 	case OpMkdir:
 		return unix.Fchmodat(unix.AT_FDCWD, target, defaultMode(s.Mode), 0)
 	case OpTmpfs:
-		return e.tmpfs(target, s.Data)
+		if err := e.tmpfs(target, s.Data); err != nil {
+			return err
+		}
+		e.noteOwn(s.Target)
+		return nil
 	case OpOverlay:
-		return e.overlay(s, target)
+		if err := e.overlay(s, target); err != nil {
+			return err
+		}
+		e.noteOwn(s.Target)
+		return nil
 	case OpBind:
 		flags := uintptr(unix.MS_BIND | unix.MS_REC)
 		if src := filepath.Clean(s.Source); src == staging || src == "/" {

@@ -306,10 +306,21 @@ func Build(cfg Config, host HostFS, mounts []Mount) (*Plan, error) {
 	for _, st := range shares {
 		p.add(st)
 	}
-	if cfg.Hosts != "" {
+	// The generated files give way to a bind of the user's at them or at a
+	// directory above (--bind myhosts:/etc/hosts, --bind DIR:/etc): what
+	// was asked for is seen, and nothing is made in a host directory.
+	bound := func(target string) bool {
+		for _, b := range cfg.Binds {
+			if b.Target == target || strings.HasPrefix(target, strings.TrimSuffix(b.Target, "/")+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	if cfg.Hosts != "" && !bound("/etc/hosts") {
 		p.add(Step{Op: OpFile, Target: "/etc/hosts", Data: cfg.Hosts, Mode: 0o644})
 	}
-	if cfg.Resolv != "" {
+	if cfg.Resolv != "" && !bound("/etc/resolv.conf") {
 		p.add(Step{Op: OpFile, Target: "/etc/resolv.conf", Data: cfg.Resolv, Mode: 0o644})
 	}
 	for _, d := range p.lateRO {

@@ -103,8 +103,13 @@ func remountReadOnly(dirfd int, p string, recursive bool) error {
 	return nil
 }
 
-// mountID is the id of the mount fd is on (fdinfo's mnt_id, Linux 3.15+).
+// mountID is the id of the mount fd is on: statx's (Linux 5.8+), else
+// fdinfo's mnt_id (3.15+).
 func mountID(fd int) (int, error) {
+	var stx unix.Statx_t
+	if unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx) == nil && stx.Mask&unix.STATX_MNT_ID != 0 {
+		return int(stx.Mnt_id), nil
+	}
 	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
 	if err != nil {
 		return 0, fmt.Errorf("reading a mount id: %w", err)
