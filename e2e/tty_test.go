@@ -258,6 +258,45 @@ func TestBackgroundDoesNotReadTheTerminal(t *testing.T) {
 	}
 }
 
+// TestBackgroundWithTerminalOutput: the same with stdout on the terminal
+// too, where --tty=auto would relay a pty: started with `&`, sandbox runs
+// the command with stdin /dev/null and its output on the terminal, as
+// documented. Before, it set the terminal raw from the background and was
+// stopped at once (SIGTTOU), the job "Stopped" until fg.
+func TestBackgroundWithTerminalOutput(t *testing.T) {
+	t.Parallel()
+	l := newLife(t)
+	l.detach("bgout", []string{"--net=none"}, "sleep", "60")
+	script := `if read -r x; then echo "read:$x"; else echo eof-seen; fi`
+	for _, cmd := range [][]string{{"run", "--net=none"}, {"exec", "bgout"}} {
+		t.Run(cmd[0], func(t *testing.T) {
+			t.Parallel()
+			master, bg := inBackground(t)
+			var out syncBuffer
+			go io.Copy(&out, master)
+			o := l.o
+			o.timeout = 20 * time.Second
+			o.prepare = func(c *exec.Cmd) {
+				bg(c)
+				slave := c.Stdin.(*os.File) // the terminal's
+				c.Stdout, c.Stderr = slave, slave
+			}
+			r := runOpts(t, o, append(cmd, "--", "sh", "-c", script)...)
+			if r.timedOut {
+				t.Fatalf("%s in the background with its output on the terminal never ended (stopped?)\n%s", cmd[0], out.String())
+			}
+			wantCode(t, r, 0)
+			deadline := time.Now().Add(5 * time.Second)
+			for !strings.Contains(out.String(), "eof-seen") && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if !strings.Contains(out.String(), "eof-seen") {
+				t.Errorf("%s: want the command's stdin at its end (/dev/null) and its output on the terminal; the terminal shows %q", cmd[0], out.String())
+			}
+		})
+	}
+}
+
 type countWriter struct {
 	w io.Writer
 	n int64

@@ -24,7 +24,7 @@ type psCmd struct {
 }
 
 type execCmd struct {
-	TTY     string   `name:"tty" enum:"auto,always,never" default:"auto" help:"Give the command a private terminal: auto (when stdin and stdout are terminals), always, never."`
+	TTY     string   `name:"tty" enum:"auto,always,never" default:"auto" help:"Give the command a private terminal: auto (when stdin and stdout are terminals and sandbox is not started in the background of one), always, never."`
 	Env     []string `short:"e" sep:"none" placeholder:"K=V" help:"Set K=V over the sandbox's environment, or copy K from yours (repeatable)."`
 	Chdir   string   `placeholder:"DIR" help:"Working directory inside (default: the sandbox command's)."`
 	Name    string   `arg:"" help:"The sandbox (sandbox ps lists them)."`

@@ -47,7 +47,7 @@ var runHelp = map[string]string{
 	"chdir":               "Working directory of the command (default: the shared working directory, else /).",
 	"env":                 "Set K=V, or copy K from your environment (repeatable; one per flag: a value keeps its commas).",
 	"clearenv":            "Start from an empty environment (PATH, HOME and TERM are then set).",
-	"tty":                 "Give the command a private terminal: auto (when stdin and stdout are terminals), always, never.",
+	"tty":                 "Give the command a private terminal: auto (when stdin and stdout are terminals and sandbox is not started in the background of one), always, never.",
 	"verbose":             "Log each setup step with its timing to stderr.",
 	"log-format":          "Format of sandbox's own lines on stderr: text, or json (one object per line: time, level, stage, elapsed_ms, msg).",
 	"report":              "Write a JSON report of the run (identity, root, network, limits, fallbacks, step timings, exit cause) to FILE, or stdout with -.",

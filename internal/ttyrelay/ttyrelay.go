@@ -119,6 +119,10 @@ func Background(f *os.File) bool {
 	return err == nil && pgrp != unix.Getpgrp()
 }
 
+// Want says whether a run or exec with --tty=mode relays a pty: always;
+// never; auto when stdin and stdout are terminals and the caller is in
+// the foreground of stdin's (started with `&`, it gets /dev/null as stdin
+// instead: setting the terminal raw would stop it at once, with SIGTTOU).
 func Want(mode string) bool {
 	switch mode {
 	case "always":
@@ -126,5 +130,5 @@ func Want(mode string) bool {
 	case "never":
 		return false
 	}
-	return term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
+	return term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd())) && !Background(os.Stdin)
 }
