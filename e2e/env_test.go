@@ -134,3 +134,26 @@ func TestEnvValueWithComma(t *testing.T) {
 		t.Errorf("exec -e L=a,b: inside %q\n%s", got, r)
 	}
 }
+
+// TestBytesNotUTF8ReachTheCommand: arguments and variables that are not
+// UTF-8 (a Latin-1 file name, say) reach the command of run and of exec
+// byte for byte, as through execve. Before, each such byte arrived as
+// U+FFFD (ef bf bd): init's configuration is JSON.
+func TestBytesNotUTF8ReachTheCommand(t *testing.T) {
+	l := newLife(t)
+	l.detach("bytes", []string{"--net=none"}, "sleep", "60")
+	const raw = "x\xff\xfey\xe9"
+	o := l.o
+	o.env = append(append([]string(nil), o.env...), "INHERITED="+raw)
+	script := []string{"--", "sh", "-c", `printf '%s|%s|%s' "$1" "$GIVEN" "$INHERITED"`, "sh", raw}
+	for _, args := range [][]string{
+		append([]string{"run", "--net=none", "-e", "GIVEN=" + raw}, script...),
+		append([]string{"exec", "-e", "GIVEN=" + raw, "-e", "INHERITED", "bytes"}, script...), // copied from the caller's
+	} {
+		r := runOpts(t, o, args...)
+		wantCode(t, r, 0)
+		if want := raw + "|" + raw + "|" + raw; r.stdout != want {
+			t.Errorf("%s: the command got %q, want %q", args[0], r.stdout, want)
+		}
+	}
+}

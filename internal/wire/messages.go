@@ -78,8 +78,8 @@ const DefaultPath = hostpath.Default
 // ChildConfig is what the parent sends the child once the maps are
 // written (proto.KindConfig).
 type ChildConfig struct {
-	Args     []string     `json:"args"`
-	Env      []string     `json:"env"`
+	Args     Strings      `json:"args"`
+	Env      Strings      `json:"env"`
 	Hostname string       `json:"hostname"`
 	LoopUp   bool         `json:"lo_up"`
 	Net      *netns.Child `json:"net,omitempty"`
@@ -178,12 +178,12 @@ type ChildStarted struct {
 // ExecRequest is proto.KindExec: a command to start in the running
 // sandbox, as its payload was (same root, namespaces, cgroup, confinement).
 type ExecRequest struct {
-	Args  []string `json:"args"`
-	Env   []string `json:"env,omitempty"`   // KEY=VALUE set over the payload's environment
-	Chdir string   `json:"chdir,omitempty"` // "" = the payload's working directory
-	TTY   bool     `json:"tty,omitempty"`
-	Rows  uint16   `json:"rows,omitempty"`
-	Cols  uint16   `json:"cols,omitempty"`
+	Args  Strings `json:"args"`
+	Env   Strings `json:"env,omitempty"`   // KEY=VALUE set over the payload's environment
+	Chdir string  `json:"chdir,omitempty"` // "" = the payload's working directory
+	TTY   bool    `json:"tty,omitempty"`
+	Rows  uint16  `json:"rows,omitempty"`
+	Cols  uint16  `json:"cols,omitempty"`
 }
 
 // ExecSignal is proto.KindSignal: a signal for the exec'd command.

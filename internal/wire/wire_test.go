@@ -1,7 +1,10 @@
 package wire
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -172,5 +175,32 @@ func TestChildFailureOneLine(t *testing.T) {
 	}
 	if got := (&ChildFailure{E: ChildError{Step: "mounting", Msg: "überall /tmp: denied"}}).Error(); got != "mounting: überall /tmp: denied" {
 		t.Errorf("printable text changed: %q", got)
+	}
+}
+
+// TestStringsKeepEveryByte: arguments and variables that are not UTF-8
+// cross the wire unchanged (encoding/json alone turns each such byte into
+// U+FFFD), and UTF-8 ones stay plain JSON strings.
+func TestStringsKeepEveryByte(t *testing.T) {
+	in := Strings{"plain", "x\xff\xfey", "", "é\x80", "K=\xc3"}
+	b, err := json.Marshal(ChildConfig{Args: in, Env: Strings{"A=1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(`"args":["plain",{"base64":`)) || !bytes.Contains(b, []byte(`"env":["A=1"]`)) {
+		t.Errorf("encoded as %s", b)
+	}
+	var out ChildConfig
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(out.Args, in) || !slices.Equal(out.Env, Strings{"A=1"}) {
+		t.Errorf("round trip: %q %q, want %q", out.Args, out.Env, in)
+	}
+	for _, bad := range []string{`[{"base64":"!!"}]`, `[{}]`, `[1]`, `{}`} {
+		var s Strings
+		if err := json.Unmarshal([]byte(bad), &s); err == nil {
+			t.Errorf("%s: decoded as %q, want an error", bad, s)
+		}
 	}
 }
