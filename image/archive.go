@@ -212,6 +212,11 @@ func (a *archive) dockerImages() ([]source, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Its name is its digest (blobs/sha256/HEX, or HEX.json before).
+		if hexName := strings.TrimSuffix(path.Base(m.Config), ".json"); len(hexName) == 64 && "sha256:"+hexName != s.id &&
+			strings.Trim(hexName, "0123456789abcdef") == "" {
+			return nil, fmt.Errorf("%s: its content has digest %s, not the one its name says: the archive is damaged or altered", m.Config, s.id)
+		}
 		s.names = m.RepoTags
 		out = append(out, s)
 	}
@@ -247,17 +252,14 @@ func (a *archive) ociManifest(d v1.Descriptor, depth int) (source, error) {
 	}
 	// An index entry may point at an index or at an image manifest.
 	var idx v1.IndexManifest
-	b, err := a.readJSON(blobPath(d.Digest), &idx)
+	b, err := a.readBlob(d.Digest, &idx)
 	if err != nil {
 		return source{}, err
 	}
 	if len(idx.Manifests) > 0 {
-		pick := idx.Manifests[0]
-		for _, c := range idx.Manifests {
-			if c.Platform != nil && c.Platform.Satisfies(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}) {
-				pick = c
-				break
-			}
+		pick, err := forThisMachine(idx.Manifests)
+		if err != nil {
+			return source{}, fmt.Errorf("%s: %w", blobPath(d.Digest), err)
 		}
 		return a.ociManifest(pick, depth+1)
 	}
@@ -269,7 +271,57 @@ func (a *archive) ociManifest(d v1.Descriptor, depth int) (source, error) {
 	for _, l := range m.Layers {
 		layers = append(layers, blobPath(l.Digest))
 	}
-	return a.source(blobPath(m.Config.Digest), layers)
+	s, err := a.source(blobPath(m.Config.Digest), layers)
+	if err == nil && s.id != m.Config.Digest.String() {
+		return s, fmt.Errorf("%s: its content has digest %s, not the %s its manifest names: the archive is damaged or altered",
+			blobPath(m.Config.Digest), s.id, m.Config.Digest)
+	}
+	return s, err
+}
+
+// readBlob reads the JSON blob of digest d into v, checking the digest.
+func (a *archive) readBlob(d v1.Hash, v any) ([]byte, error) {
+	if d.Algorithm != "sha256" {
+		return nil, fmt.Errorf("blob %s: only sha256 digests are read", d)
+	}
+	b, err := a.readJSON(blobPath(d), v)
+	if err != nil {
+		return nil, err
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != d.Hex {
+		return nil, fmt.Errorf("%s: its content has digest sha256:%x, not the one its name says: the archive is damaged or altered", blobPath(d), sum)
+	}
+	return b, nil
+}
+
+// forThisMachine picks the manifest of an index for linux on this
+// machine's architecture; one without a platform when none names it. An
+// index for other machines only is refused, naming what it has: an
+// image of another architecture would fail only when run (exec format
+// error), or run emulated without a word.
+func forThisMachine(ms []v1.Descriptor) (v1.Descriptor, error) {
+	want := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	var bare *v1.Descriptor
+	var has []string
+	for i, c := range ms {
+		switch {
+		case c.Platform == nil:
+			if bare == nil {
+				bare = &ms[i]
+			}
+		case c.Platform.Satisfies(want):
+			return c, nil
+		case c.Platform.OS != "unknown": // attestations
+			has = append(has, c.Platform.String())
+		}
+	}
+	if bare != nil {
+		return *bare, nil
+	}
+	if len(has) == 0 {
+		has = []string{"none for any platform"}
+	}
+	return v1.Descriptor{}, fmt.Errorf("the index has no image for %s (it has %s)", want.String(), strings.Join(has, ", "))
 }
 
 func blobPath(h v1.Hash) string { return path.Join("blobs", h.Algorithm, h.Hex) }

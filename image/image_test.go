@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -158,7 +159,7 @@ func TestArchiveLayouts(t *testing.T) {
 	man, _ := json.Marshal(map[string]any{"config": map[string]any{"digest": sum(cfg)},
 		"layers": []map[string]any{{"digest": sum(layer), "mediaType": "application/vnd.oci.image.layer.v1.tar"}}})
 	inner, _ := json.Marshal(map[string]any{"manifests": []map[string]any{{"digest": sum(man),
-		"platform": map[string]string{"architecture": "amd64", "os": "linux"}}}})
+		"platform": map[string]string{"architecture": runtime.GOARCH, "os": "linux"}}}})
 	index, _ := json.Marshal(map[string]any{"manifests": []map[string]any{{"digest": sum(inner),
 		"annotations": map[string]string{"org.opencontainers.image.ref.name": "x:1"}}}})
 	dmanifest, _ := json.Marshal([]map[string]any{{"Config": blob(cfg), "RepoTags": []string{"d:1"}, "Layers": []string{"abc/layer.tar"}}})
@@ -200,6 +201,75 @@ func TestArchiveLayouts(t *testing.T) {
 				t.Error("the layer member reads back different bytes")
 			}
 		})
+	}
+}
+
+// TestArchiveRefusesOtherPlatformsAndAlteredBlobs: an OCI index with no
+// image for this machine is refused naming what it has (before, its first
+// entry was imported without a word), and a manifest or config whose
+// content does not match the digest that names it is refused as damaged
+// or altered (before, only layers were checked), in OCI layouts and in
+// docker save's newer layout.
+func TestArchiveRefusesOtherPlatformsAndAlteredBlobs(t *testing.T) {
+	other := "s390x"
+	if runtime.GOARCH == other {
+		other = "riscv64"
+	}
+	layer := mkTar(t, []entry{{tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644}, "x"}})
+	cfg, _ := json.Marshal(map[string]any{"rootfs": map[string]any{"diff_ids": []string{sum(layer)}}})
+	altered, _ := json.Marshal(map[string]any{"config": map[string]any{"User": "bob"}, "rootfs": map[string]any{"diff_ids": []string{sum(layer)}}})
+	blob := func(b []byte) string { return "blobs/sha256/" + sum(b)[7:] }
+	man, _ := json.Marshal(map[string]any{"config": map[string]any{"digest": sum(cfg)},
+		"layers": []map[string]any{{"digest": sum(layer), "mediaType": "application/vnd.oci.image.layer.v1.tar"}}})
+	ociArchive := func(arch string, manBytes, cfgBytes []byte) []entry {
+		inner, _ := json.Marshal(map[string]any{"manifests": []map[string]any{
+			{"digest": sum(man), "platform": map[string]string{"architecture": arch, "os": "linux"}},
+			{"digest": sum(man), "platform": map[string]string{"architecture": "unknown", "os": "unknown"}}}})
+		index, _ := json.Marshal(map[string]any{"manifests": []map[string]any{{"digest": sum(inner)}}})
+		return []entry{{tar.Header{Name: "index.json"}, string(index)}, {tar.Header{Name: blob(inner)}, string(inner)},
+			{tar.Header{Name: blob(man)}, string(manBytes)}, {tar.Header{Name: blob(cfg)}, string(cfgBytes)},
+			{tar.Header{Name: blob(layer)}, string(layer)}}
+	}
+	dmanifest, _ := json.Marshal([]map[string]any{{"Config": blob(cfg), "Layers": []string{blob(layer)}}})
+	for name, c := range map[string]struct {
+		members []entry
+		want    string
+	}{
+		"other platform":  {ociArchive(other, man, cfg), "has no image for linux/" + runtime.GOARCH + " (it has linux/" + other + ")"},
+		"manifest":        {ociArchive(runtime.GOARCH, append(man, ' '), cfg), "damaged or altered"},
+		"config":          {ociArchive(runtime.GOARCH, man, altered), "damaged or altered"},
+		"docker's config": {[]entry{{tar.Header{Name: "manifest.json"}, string(dmanifest)}, {tar.Header{Name: blob(cfg)}, string(altered)}, {tar.Header{Name: blob(layer)}, string(layer)}}, "damaged or altered"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for i := range c.members {
+				c.members[i].h.Typeflag, c.members[i].h.Mode = tar.TypeReg, 0o644
+			}
+			p := filepath.Join(t.TempDir(), "a.tar")
+			os.WriteFile(p, mkTar(t, c.members), 0o644)
+			a, err := openArchive(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			if srcs, err := a.images(); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("images: %+v, %v; want an error with %q", srcs, err, c.want)
+			}
+		})
+	}
+	// The right platform and untouched blobs import.
+	p := filepath.Join(t.TempDir(), "a.tar")
+	good := ociArchive(runtime.GOARCH, man, cfg)
+	for i := range good {
+		good[i].h.Typeflag, good[i].h.Mode = tar.TypeReg, 0o644
+	}
+	os.WriteFile(p, mkTar(t, good), 0o644)
+	a, err := openArchive(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if srcs, err := a.images(); err != nil || len(srcs) != 1 || srcs[0].id != sum(cfg) {
+		t.Errorf("images of a good archive: %+v, %v", srcs, err)
 	}
 }
 
