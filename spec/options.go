@@ -570,6 +570,12 @@ func ParseBind(spec string) (rootfs.Bind, error) {
 	if err != nil {
 		return b, err
 	}
+	if src == "/" {
+		// A recursive bind would take the sandbox's own root, assembled
+		// below /, along; one without its submounts the kernel refuses in
+		// a user namespace, as it would show what /proc, /sys or /dev cover.
+		return b, journal.Usagef("--bind %s: the host's root cannot be bound into a sandbox; bind the directories you need (--bind /srv:/host/srv)", spec)
+	}
 	b.Source = src
 	if b.Target == "" {
 		// Without a DST the source's own absolute path is used inside.

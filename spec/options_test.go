@@ -30,6 +30,9 @@ func TestParseBind(t *testing.T) {
 		{"/nonexistent-e2e:/x", "", false, "no such file"},
 		{":/x", "", false, "empty source"},
 		{"a:b:c:d", "", false, "expected SRC[:DST][:ro]"},
+		// Before: accepted, then "bind / on /host: invalid argument".
+		{"/:/host", "", false, "the host's root cannot be bound"},
+		{"/.:/host:ro", "", false, "the host's root cannot be bound"},
 	}
 	for _, c := range cases {
 		b, err := ParseBind(c.spec)
