@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path"
 	"strings"
 	"syscall"
 
@@ -39,6 +40,10 @@ func Exec(o ExecOptions) (int, error) {
 	case "", "auto", "always", "never":
 	default:
 		return wire.StatusError, journal.Usagef("--tty=%s: use auto, always or never", o.TTY)
+	}
+	if o.Chdir != "" && !path.IsAbs(o.Chdir) {
+		// As run's --chdir: relative to what would be a guess.
+		return wire.StatusError, journal.Usagef("--chdir %s: the path inside the sandbox must be absolute", o.Chdir)
 	}
 	req := wire.ExecRequest{Args: o.Args, Chdir: o.Chdir}
 	for _, kv := range o.Env {

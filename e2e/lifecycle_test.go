@@ -196,6 +196,12 @@ func TestExecJoinsSandbox(t *testing.T) {
 	if wd, _ := os.Getwd(); strings.TrimSpace(s[2]) != wd {
 		t.Errorf("working directory %q, want the payload's %q", s[2], wd)
 	}
+	// A relative --chdir is refused, as run's (before, exec took it from /).
+	r = l.run("exec", "--chdir", "tmp", "dev", "--", "pwd")
+	wantCode(t, r, exitSandbox)
+	if !strings.Contains(r.stderr, "--chdir tmp: the path inside the sandbox must be absolute") {
+		t.Errorf("exec --chdir tmp: %s", r)
+	}
 	r = l.run("exec", "-e", "X=1", "--chdir", "/tmp", "dev", "--", "sh", "-c", "cat /tmp/from-exec; echo $X; pwd")
 	wantCode(t, r, 0)
 	if r.stdout != "persisted\n1\n/tmp\n" {
