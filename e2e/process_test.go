@@ -56,6 +56,27 @@ func TestExitStatus(t *testing.T) {
 			}
 		}
 	})
+	// An empty name is not found (before: "": is a directory, 126); a
+	// script whose interpreter is missing says so, 126 as bash (before:
+	// the script "no such file or directory", 127).
+	t.Run("empty name", func(t *testing.T) {
+		t.Parallel()
+		r := run(t, "run", "--net=none", "--", "")
+		wantCode(t, r, 127)
+		if !strings.Contains(r.stderr, "command not found") {
+			t.Errorf("an empty command name: %s", r)
+		}
+	})
+	t.Run("bad interpreter", func(t *testing.T) {
+		t.Parallel()
+		dir := tempDir(t)
+		writeFile(t, filepath.Join(dir, "s"), "#!/nonexistent/e2e-interp\necho ran\n", 0o755)
+		r := runIn(t, dir, "run", "--net=none", "--", "./s")
+		wantCode(t, r, 126)
+		if !strings.Contains(r.stderr, `./s: bad interpreter "/nonexistent/e2e-interp"`) {
+			t.Errorf("a script whose interpreter is missing: %s", r)
+		}
+	})
 	t.Run("not executable", func(t *testing.T) {
 		t.Parallel()
 		dir := tempDir(t)

@@ -278,7 +278,8 @@ func startExec(c *proto.Conn, cfg *wire.ChildConfig, req *wire.ExecRequest, fds 
 	}
 	pid, err := forkExec(path, req.Args, dir, env, stdio, sys) // reaped by reapAll
 	if err != nil {
-		return 0, &wire.ChildError{Msg: fmt.Sprintf("%s: %v", req.Args[0], journal.UnwrapSyscall(err)), Status: execStatus(err)}
+		status, err := execFailed(req.Args[0], path, err)
+		return 0, &wire.ChildError{Msg: err.Error(), Status: status}
 	}
 	return pid, nil
 }

@@ -1,8 +1,10 @@
 package initproc
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -190,7 +192,8 @@ func Init() int {
 	}
 	pid, err := forkExec(path, cfg.Args, cfg.Plan.Chdir, cfg.Env, stdio, sys)
 	if err != nil {
-		return fail("", execStatus(err), fmt.Errorf("%s: %w", cfg.Args[0], journal.UnwrapSyscall(err)))
+		status, err := execFailed(cfg.Args[0], path, err)
+		return fail("", status, err)
 	}
 	if cfg.TTY {
 		stdio[0].Close()
@@ -271,6 +274,11 @@ func confineSelf(cfg *wire.ChildConfig, lg *journal.Logger) (string, error) {
 
 // lookPath finds the command the way execvp would, with the payload's PATH.
 func lookPath(name string, env []string, dir string) (string, int, error) {
+	if name == "" {
+		// As a shell says: joined to each PATH directory, "" would name
+		// the directory itself ("is a directory").
+		return "", wire.StatusNotFound, errors.New(`"": command not found (the command's name is empty)`)
+	}
 	if strings.Contains(name, "/") {
 		p := name
 		if !filepath.IsAbs(p) {
@@ -325,6 +333,32 @@ func checkExec(name, p string) error {
 		return fmt.Errorf("%s: not executable: %w", name, err)
 	}
 	return nil
+}
+
+// execFailed is the status and message of an execve of path (name, as
+// given) that failed. ENOENT for a file lookPath found means what it
+// needs is missing: a script's interpreter (126 and "bad interpreter", as
+// bash says), or an ELF program's loader.
+func execFailed(name, path string, err error) (int, error) {
+	err = journal.UnwrapSyscall(err)
+	if !errors.Is(err, unix.ENOENT) {
+		return execStatus(err), fmt.Errorf("%s: %w", name, err)
+	}
+	var head [256]byte
+	n := 0
+	if f, oerr := os.Open(path); oerr == nil {
+		n, _ = io.ReadFull(f, head[:])
+		f.Close()
+	}
+	switch b := head[:n]; {
+	case bytes.HasPrefix(b, []byte("#!")):
+		line, _, _ := bytes.Cut(b[2:], []byte("\n"))
+		interp, _, _ := strings.Cut(strings.TrimSpace(string(line)), " ")
+		return wire.StatusNotExec, fmt.Errorf("%s: bad interpreter %q: %w", name, interp, unix.ENOENT)
+	case bytes.HasPrefix(b, []byte("\x7fELF")):
+		return wire.StatusNotFound, fmt.Errorf("%s: its program interpreter (the dynamic loader it was linked for) is missing: %w", name, unix.ENOENT)
+	}
+	return wire.StatusNotFound, fmt.Errorf("%s: %w", name, err)
 }
 
 // execStatus maps an exec failure to 126 or 127 as shells do.

@@ -3,8 +3,11 @@ package initproc
 import (
 	"os"
 	"path/filepath"
-	"sandbox/internal/wire"
+	"strings"
+	"syscall"
 	"testing"
+
+	"sandbox/internal/wire"
 )
 
 func TestLookPath(t *testing.T) {
@@ -28,5 +31,26 @@ func TestLookPath(t *testing.T) {
 	}
 	if _, st, err := lookPath(dir, env, "/"); err == nil || st != wire.StatusNotExec {
 		t.Errorf("a directory: status %d err %v, want 126", st, err)
+	}
+}
+
+// TestEmptyNameAndMissingInterpreter: an empty command name is "command
+// not found" (127), not the first PATH directory ("is a directory", 126);
+// a script whose interpreter is missing says so (126, as bash), not that
+// the script does not exist.
+func TestEmptyNameAndMissingInterpreter(t *testing.T) {
+	if _, st, err := lookPath("", []string{"PATH=/usr/bin:/bin"}, "/"); err == nil || st != wire.StatusNotFound || !strings.Contains(err.Error(), "command not found") {
+		t.Errorf(`"": status %d err %v, want 127, command not found`, st, err)
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "s")
+	os.WriteFile(script, []byte("#!/nonexistent/interp -x\necho\n"), 0o755)
+	pid, err := forkExec(script, []string{"./s"}, dir, nil, []*os.File{os.Stdin, os.Stdout, os.Stderr}, &syscall.SysProcAttr{})
+	if err == nil {
+		t.Fatalf("the script ran (pid %d)", pid)
+	}
+	st, err := execFailed("./s", script, err)
+	if st != wire.StatusNotExec || err == nil || !strings.Contains(err.Error(), `./s: bad interpreter "/nonexistent/interp": no such file or directory`) {
+		t.Errorf("missing interpreter: status %d, %v", st, err)
 	}
 }
