@@ -50,6 +50,10 @@ func TestBadInputsExit125(t *testing.T) {
 		{"empty chdir", []string{"run", "--chdir", "", "--", "true"}, regexp.MustCompile(`--chdir: empty value`)},
 		{"empty memory", []string{"run", "--memory", "", "--", "true"}, regexp.MustCompile(`--memory: empty value`)},
 		{"empty exec env", []string{"exec", "-e", "", "x", "--", "true"}, regexp.MustCompile(`--env: empty value`)},
+		// Two mounts at one path: before, one hid the other without a word.
+		{"tmpfs and bind at one path", []string{"run", "--tmpfs", "/x", "--bind", cwd + ":/x", "--", "true"}, regexp.MustCompile(`are both at /x: one would hide the other`)},
+		{"two binds at one path", []string{"run", "--bind", cwd + ":/x", "--bind", "/tmp:/x", "--", "true"}, regexp.MustCompile(`are both at /x`)},
+		{"bind of the host's root", []string{"run", "--bind", "/:/host", "--", "true"}, regexp.MustCompile(`the host's root cannot be bound`)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -637,6 +637,22 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 		}
 		cfg.Tmpfs = append(cfg.Tmpfs, p)
 	}
+	// Two mounts at one path: the one mounted last hides the other, which
+	// the user asked for too.
+	at := map[string]string{}
+	for _, b := range cfg.Binds {
+		flag := "--bind " + b.Source + ":" + b.Target
+		if prev, ok := at[b.Target]; ok {
+			return cfg, "", journal.Usagef("%s and %s are both at %s: one would hide the other", prev, flag, b.Target)
+		}
+		at[b.Target] = flag
+	}
+	for _, t := range cfg.Tmpfs {
+		if prev, ok := at[t]; ok {
+			return cfg, "", journal.Usagef("%s and --tmpfs %s are both at %s: one would hide the other", prev, t, t)
+		}
+		at[t] = "--tmpfs " + t
+	}
 	switch opts.Chdir {
 	case "":
 	case "/": // valid here, unlike as a mount destination
