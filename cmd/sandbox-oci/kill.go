@@ -46,10 +46,14 @@ func skippedWhy(c *state.Container) string {
 	return "none recorded"
 }
 
-// parseSignal reads KILL, SIGKILL, sigkill or 9.
+// parseSignal reads KILL, SIGKILL, sigkill or 9; as runc, 0 (is the
+// container's init alive?) and "" (SIGTERM, runc's default) too.
 func parseSignal(s string) (unix.Signal, error) {
+	if s == "" {
+		return unix.SIGTERM, nil
+	}
 	if n, err := strconv.Atoi(s); err == nil {
-		if n <= 0 || n > 64 {
+		if n < 0 || n > 64 {
 			return 0, fmt.Errorf("signal %q: out of range", s)
 		}
 		return unix.Signal(n), nil

@@ -12,12 +12,15 @@ import (
 )
 
 func TestParseSignal(t *testing.T) {
-	for in, want := range map[string]unix.Signal{"KILL": unix.SIGKILL, "SIGKILL": unix.SIGKILL, "sigterm": unix.SIGTERM, "9": unix.SIGKILL, "hup": unix.SIGHUP} {
+	// "" and 0 as runc: its default (SIGTERM) and the liveness probe (before,
+	// both refused).
+	for in, want := range map[string]unix.Signal{"KILL": unix.SIGKILL, "SIGKILL": unix.SIGKILL, "sigterm": unix.SIGTERM, "9": unix.SIGKILL, "hup": unix.SIGHUP,
+		"": unix.SIGTERM, "0": 0} {
 		if got, err := parseSignal(in); err != nil || got != want {
 			t.Errorf("parseSignal(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "NOPE", "0", "65", "-1"} {
+	for _, in := range []string{"NOPE", "65", "-1"} {
 		if _, err := parseSignal(in); err == nil {
 			t.Errorf("parseSignal(%q) accepted", in)
 		}
