@@ -127,7 +127,7 @@ func TestEnvValueWithComma(t *testing.T) {
 		t.Errorf("SANDBOX_ENV='X=1,2;Y=3': inside %q\n%s", got, r)
 	}
 	l := newLife(t)
-	l.detach("comma", []string{"--net=none"}, "sleep", "60")
+	l.detach("comma", []string{"--net=none"}, "sleep", "3600")
 	r = l.run("exec", "-e", "L=a,b", "comma", "--", "sh", "-c", `echo "$L"`)
 	wantCode(t, r, 0)
 	if got := strings.TrimSpace(r.stdout); got != "a,b" {
@@ -141,7 +141,7 @@ func TestEnvValueWithComma(t *testing.T) {
 // U+FFFD (ef bf bd): init's configuration is JSON.
 func TestBytesNotUTF8ReachTheCommand(t *testing.T) {
 	l := newLife(t)
-	l.detach("bytes", []string{"--net=none"}, "sleep", "60")
+	l.detach("bytes", []string{"--net=none"}, "sleep", "3600")
 	const raw = "x\xff\xfey\xe9"
 	o := l.o
 	o.env = append(append([]string(nil), o.env...), "INHERITED="+raw)

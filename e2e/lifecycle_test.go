@@ -42,7 +42,10 @@ func (l *life) run(args ...string) result {
 }
 
 // detach starts `run -d --name name flags -- cmd` and stops it when the
-// test ends (a detached sandbox outlives the test's process group).
+// test ends (a detached sandbox outlives the test's process group). A
+// sandbox meant to last the whole test sleeps an hour, not a minute: the
+// parallel subtests that use it may wait minutes for a slot on a busy CI
+// machine (TestCtrlZStopsTheSandbox/exec found "sleep 60" ended, status 0).
 func (l *life) detach(name string, flags []string, cmd ...string) {
 	l.t.Helper()
 	args := append(append([]string{"run", "-d", "--name", name}, flags...), "--")
@@ -163,7 +166,7 @@ func TestStaleStateOfKilledRun(t *testing.T) {
 
 func TestExecJoinsSandbox(t *testing.T) {
 	l := newLife(t)
-	l.detach("dev", []string{"--net=none", "-e", "FROM_RUN=yes", "--hostname", "devhost"}, "sleep", "60")
+	l.detach("dev", []string{"--net=none", "-e", "FROM_RUN=yes", "--hostname", "devhost"}, "sleep", "3600")
 	// Every namespace of the exec'd command is the payload's, and so are
 	// the root, the hostname, the cgroup and the confinement.
 	r := l.run("exec", "dev", "--", "sh", "-c", `
@@ -219,7 +222,7 @@ func TestExecJoinsSandbox(t *testing.T) {
 
 func TestExecForwardsSignals(t *testing.T) {
 	l := newLife(t)
-	l.detach("sig", []string{"--net=none"}, "sleep", "60")
+	l.detach("sig", []string{"--net=none"}, "sleep", "3600")
 	p := start(t, l.o, "exec", "sig", "--", "sh", "-c", `trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done`)
 	if !p.waitStdout("ready", cmdTimeout) {
 		t.Fatalf("exec never started: %s", p.wait())
@@ -239,7 +242,7 @@ func TestExecForwardsSignals(t *testing.T) {
 // (here a shell and its background sleep) ran on, unreachable.
 func TestExecKilledEndsItsCommand(t *testing.T) {
 	l := newLife(t)
-	l.detach("killed", []string{"--net=none"}, "sleep", "60")
+	l.detach("killed", []string{"--net=none"}, "sleep", "3600")
 	p := start(t, l.o, "exec", "killed", "--", "sh", "-c", `sleep 300 & echo $$ $! > /tmp/pids; echo ready; wait`)
 	if !p.waitStdout("ready", cmdTimeout) {
 		t.Fatalf("exec never started: %s", p.wait())
@@ -266,7 +269,7 @@ func TestExecKilledEndsItsCommand(t *testing.T) {
 // reached the caller's terminal as it was.
 func TestPSQuotesControlCharacters(t *testing.T) {
 	l := newLife(t)
-	arg := "sleep 60 # \n\x1b[31mred\r\tz"
+	arg := "sleep 3600 # \n\x1b[31mred\r\tz"
 	l.detach("ctl", []string{"--net=none"}, "sh", "-c", arg)
 	r := l.run("ps")
 	wantCode(t, r, 0)
@@ -371,7 +374,7 @@ func TestStopEscalatesToKill(t *testing.T) {
 func TestStopNegativeTime(t *testing.T) {
 	t.Parallel()
 	l := newLife(t)
-	l.detach("neg", []string{"--net=none"}, "sleep", "60")
+	l.detach("neg", []string{"--net=none"}, "sleep", "3600")
 	r := l.run("stop", "--time=-1s", "neg")
 	wantCode(t, r, exitSandbox)
 	if !strings.Contains(r.stderr, "negative") || len(lines(r.stderr)) != 1 {
@@ -426,6 +429,24 @@ func TestDetachErrors(t *testing.T) {
 	} {
 		r := l.run(args...)
 		wantCode(t, r, exitSandbox)
+	}
+	// The name that cannot be printed is an error that says the sandbox
+	// runs (before: exit 0, nothing printed, nothing said).
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	o := l.o
+	o.stdout = full
+	r = runOpts(t, o, "run", "-d", "--name", "unprinted", "--net=none", "--", "sleep", "60")
+	t.Cleanup(func() { runOpts(t, l.o, "stop", "--time", "1s", "unprinted") })
+	wantCode(t, r, exitSandbox)
+	if !strings.Contains(r.stderr, "sandbox unprinted runs in the background, but its name could not be printed") {
+		t.Errorf("run -d with stdout full: %s", r)
+	}
+	if e := l.ps(false)["unprinted"]; e.Status != "running" {
+		t.Errorf("the sandbox whose name was not printed: %+v, want it running", e)
 	}
 	// A command that ends at once is still a started sandbox.
 	l.detach("quick", []string{"--net=none"}, "sh", "-c", "echo bye; exit 4")

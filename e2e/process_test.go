@@ -161,7 +161,7 @@ func TestIgnoredSignalsStayIgnored(t *testing.T) {
 func TestCtrlZStopsTheSandbox(t *testing.T) {
 	t.Parallel()
 	l := newLife(t)
-	l.detach("ctrlz", []string{"--net=none"}, "sleep", "60")
+	l.detach("ctrlz", []string{"--net=none"}, "sleep", "3600")
 	const ticks = `i=0; while [ $i -lt 40 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done`
 	for _, cmd := range [][]string{{"run", "--net=none"}, {"exec", "ctrlz"}} {
 		t.Run(cmd[0], func(t *testing.T) {

@@ -611,7 +611,7 @@ func TestCwdHomeNotShared(t *testing.T) {
 func TestStateDirMasked(t *testing.T) {
 	t.Parallel()
 	l := newLife(t)
-	l.detach("victim", []string{"--net=none"}, "sleep", "60")
+	l.detach("victim", []string{"--net=none"}, "sleep", "3600")
 	state := filepath.Join(l.xdg, "sandbox")
 	if !exists(filepath.Join(state, "victim")) {
 		t.Fatalf("no record at %s/victim", state)

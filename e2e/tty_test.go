@@ -184,7 +184,7 @@ func TestPipedStdio(t *testing.T) {
 func TestPipedStdinToTTY(t *testing.T) {
 	t.Parallel()
 	l := newLife(t)
-	l.detach("eof", []string{"--net=none"}, "sleep", "60")
+	l.detach("eof", []string{"--net=none"}, "sleep", "3600")
 	for _, tc := range []struct{ name, input string }{
 		{"line", "hi\n"}, {"partial line", "hi"}, {"empty", ""},
 	} {
@@ -236,7 +236,7 @@ sys.exit(os.WEXITSTATUS(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st))`
 func TestBackgroundDoesNotReadTheTerminal(t *testing.T) {
 	t.Parallel()
 	l := newLife(t)
-	l.detach("bgread", []string{"--net=none"}, "sleep", "60")
+	l.detach("bgread", []string{"--net=none"}, "sleep", "3600")
 	script := `echo ready; if read -r x; then echo "read:$x"; else echo eof; fi`
 	for _, cmd := range [][]string{{"run", "--net=none"}, {"exec", "bgread"}} {
 		t.Run(cmd[0], func(t *testing.T) {
@@ -266,7 +266,7 @@ func TestBackgroundDoesNotReadTheTerminal(t *testing.T) {
 func TestBackgroundWithTerminalOutput(t *testing.T) {
 	t.Parallel()
 	l := newLife(t)
-	l.detach("bgout", []string{"--net=none"}, "sleep", "60")
+	l.detach("bgout", []string{"--net=none"}, "sleep", "3600")
 	script := `if read -r x; then echo "read:$x"; else echo eof-seen; fi`
 	for _, cmd := range [][]string{{"run", "--net=none"}, {"exec", "bgout"}} {
 		t.Run(cmd[0], func(t *testing.T) {
