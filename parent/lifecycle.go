@@ -142,7 +142,12 @@ func detach(s *spec.Spec) (int, error) {
 	if rep.Error != "" {
 		return rep.Status, errors.New(rep.Error)
 	}
-	fmt.Println(s.Name)
+	if _, err := fmt.Println(s.Name); err != nil {
+		// A caller reading the name ($(sandbox run -d …)) would get none:
+		// said, with what runs.
+		return wire.StatusError, fmt.Errorf("sandbox %s runs in the background, but its name could not be printed (%w): sandbox stop %s ends it",
+			s.Name, err, s.Name)
+	}
 	return 0, nil
 }
 
