@@ -24,6 +24,18 @@ func TestUpperLock(t *testing.T) {
 	if strings.Contains(r.stdout, "second-ran") || !strings.Contains(r.stderr, "is in use by another running sandbox") {
 		t.Errorf("a second run on a busy --upper must be refused naming the reason: %s", r)
 	}
+	// Nor one inside it (its upper/, whose changes would show in the
+	// first's root), nor one holding it. Before, both ran.
+	for dir, want := range map[string]string{
+		filepath.Join(upper, "upper"): "is inside " + upper + ", the --upper of another running sandbox",
+		filepath.Dir(upper):           "is in use by another running sandbox",
+	} {
+		r := run(t, sh([]string{"--net=none", "--upper", dir}, "echo nested-ran")...)
+		wantCode(t, r, exitSandbox)
+		if strings.Contains(r.stdout, "nested-ran") || !strings.Contains(r.stderr, want) {
+			t.Errorf("--upper %s while %s is in use: %s", dir, upper, r)
+		}
+	}
 	if err := syscall.Kill(first.pid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

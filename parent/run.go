@@ -519,24 +519,52 @@ func mapKind(p idmap.Prepared) string {
 }
 
 // lockUpper takes an exclusive lock on the persistent upper directory for
-// the whole run: the kernel only warns when two overlays share an upper
-// (without index=on), and the layer would be corrupted.
+// the whole run, and a shared one on each directory above it: the kernel
+// only warns when two overlays share an upper (without index=on), or when
+// one's upper holds another's, and the layer would be corrupted. So a
+// second run on DIR, on a directory inside it (DIR/upper) or on one that
+// holds it finds a lock it cannot take.
 func lockUpper(dir string) (func(), error) {
 	if dir == "" {
 		return func() {}, nil
 	}
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("--upper: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("--upper %s is in use by another running sandbox; wait for it or use another directory", dir)
+	var held []*os.File
+	release := func() {
+		for _, f := range held {
+			f.Close()
 		}
-		return nil, fmt.Errorf("--upper: locking %s: %w", dir, err)
 	}
-	return func() { f.Close() }, nil
+	for d := dir; ; d = filepath.Dir(d) {
+		how := unix.LOCK_SH
+		if d == dir {
+			how = unix.LOCK_EX
+		}
+		f, err := os.Open(d)
+		if err != nil {
+			if d == dir {
+				release()
+				return nil, fmt.Errorf("--upper: %w", err)
+			}
+			// A directory above that this user cannot read cannot be
+			// locked; nobody else's run can lock it either.
+		} else {
+			held = append(held, f)
+			if err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB); err != nil {
+				release()
+				if errors.Is(err, unix.EWOULDBLOCK) {
+					if d == dir {
+						return nil, fmt.Errorf("--upper %s is in use by another running sandbox (as its --upper, or holding it); wait for it or use another directory", dir)
+					}
+					return nil, fmt.Errorf("--upper %s is inside %s, the --upper of another running sandbox; wait for it or use a directory outside it", dir, d)
+				}
+				return nil, fmt.Errorf("--upper: locking %s: %w", d, err)
+			}
+		}
+		if d == "/" || d == "." {
+			break
+		}
+	}
+	return release, nil
 }
 
 // prepareUpper creates the persistent upper and work directories the plan
