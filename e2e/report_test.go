@@ -223,6 +223,18 @@ func TestReportExitCode(t *testing.T) {
 	}
 }
 
+// TestReportReadOnlyRoot: --read-only mounts no overlay (binds), and the
+// report says so; before, an overlay it planned and skipped left
+// overlay_driver "kernel".
+func TestReportReadOnlyRoot(t *testing.T) {
+	t.Parallel()
+	r, rep := runWithReport(t, opts{}, []string{"--read-only"}, "true")
+	wantCode(t, r, 0)
+	if rep.Root == nil || !rep.Root.ReadOnly || rep.Root.OverlayDriver != "none" {
+		t.Errorf("--read-only: root %+v, want read_only and overlay_driver none", rep.Root)
+	}
+}
+
 // TestReportSignal: a payload killed (here by the SIGTERM sent to `sandbox`,
 // which forwards it) still gets its report, with the signal.
 func TestReportSignal(t *testing.T) {

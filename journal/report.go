@@ -181,8 +181,9 @@ func (e *stepError) Unwrap() error { return e.err }
 func AtStep(step string, err error) error { return &stepError{step, err} }
 
 // OverlaysUsed sets OverlayDriver from what init really mounted (planned
-// auto is kernel until then).
-func (r *RootReport) OverlaysUsed(used []rootfs.OverlayUse) {
+// auto is kernel until then); built says init entered the root it built,
+// so none mounted is none (--read-only plans overlays it may skip).
+func (r *RootReport) OverlaysUsed(used []rootfs.OverlayUse, built bool) {
 	kernel := false
 	for _, u := range used {
 		if u.Driver == fuseoverlay.Fuse {
@@ -193,6 +194,9 @@ func (r *RootReport) OverlaysUsed(used []rootfs.OverlayUse) {
 	}
 	switch {
 	case len(used) == 0:
+		if built {
+			r.OverlayDriver = "none"
+		}
 	case len(r.FuseMounts) == 0:
 		r.OverlayDriver = "kernel"
 	case kernel:
@@ -290,7 +294,7 @@ func (r *Report) Finish(lg *Logger, status int, err error) {
 		r.Fallbacks = append(r.Fallbacks, in.Fallbacks...)
 		if r.Root != nil {
 			r.Root.Enter = in.Enter
-			r.Root.OverlaysUsed(in.Overlays)
+			r.Root.OverlaysUsed(in.Overlays, in.Enter != "")
 		}
 		if in.Started != 0 {
 			ms := msOf(in.Started - start)

@@ -108,19 +108,25 @@ func TestReportFinish(t *testing.T) {
 func TestOverlaysUsed(t *testing.T) {
 	k, f := fuseoverlay.Kernel, fuseoverlay.Fuse
 	for _, c := range []struct {
-		used []rootfs.OverlayUse
-		want string
-		fuse int
+		planned string
+		used    []rootfs.OverlayUse
+		built   bool
+		want    string
+		fuse    int
 	}{
-		{nil, "none", 0},
-		{[]rootfs.OverlayUse{{Target: "/etc", Driver: k}}, "kernel", 0},
-		{[]rootfs.OverlayUse{{Target: "/etc", Driver: f}, {Target: "/usr", Driver: f}}, "fuse", 2},
-		{[]rootfs.OverlayUse{{Target: "/etc", Driver: k}, {Target: "/mnt/nfs", Driver: f}}, "mixed", 1},
+		{"none", nil, true, "none", 0},
+		// --read-only plans an overlay it may skip: none mounted is none
+		// (before, the planned "kernel" stayed).
+		{"kernel", nil, true, "none", 0},
+		{"kernel", nil, false, "kernel", 0}, // init failed before its root: the plan
+		{"none", []rootfs.OverlayUse{{Target: "/etc", Driver: k}}, true, "kernel", 0},
+		{"none", []rootfs.OverlayUse{{Target: "/etc", Driver: f}, {Target: "/usr", Driver: f}}, true, "fuse", 2},
+		{"none", []rootfs.OverlayUse{{Target: "/etc", Driver: k}, {Target: "/mnt/nfs", Driver: f}}, true, "mixed", 1},
 	} {
-		r := &journal.RootReport{OverlayDriver: "none", FuseMounts: []string{}}
-		r.OverlaysUsed(c.used)
+		r := &journal.RootReport{OverlayDriver: c.planned, FuseMounts: []string{}}
+		r.OverlaysUsed(c.used, c.built)
 		if r.OverlayDriver != c.want || len(r.FuseMounts) != c.fuse {
-			t.Errorf("%v: overlay_driver %q fuse_mounts %v, want %q with %d", c.used, r.OverlayDriver, r.FuseMounts, c.want, c.fuse)
+			t.Errorf("%s, %v, built %v: overlay_driver %q fuse_mounts %v, want %q with %d", c.planned, c.used, c.built, r.OverlayDriver, r.FuseMounts, c.want, c.fuse)
 		}
 	}
 }
