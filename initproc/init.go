@@ -346,7 +346,8 @@ func execFailed(name, path string, err error) (int, error) {
 	}
 	var head [256]byte
 	n := 0
-	if f, oerr := os.Open(path); oerr == nil {
+	// Non-blocking: a FIFO put there since would hold init forever.
+	if f, oerr := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0); oerr == nil {
 		n, _ = io.ReadFull(f, head[:])
 		f.Close()
 	}
