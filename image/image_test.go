@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -400,6 +402,55 @@ func TestArchiveNotARegularFile(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("openArchive(%s) hangs", p)
+		}
+	}
+}
+
+// TestUnpackGNUSparseAndContiguous: GNU tar's sparse entries ('S', from
+// `tar --sparse --format=gnu`) and contiguous files ('7') unpack as the
+// regular files they are; before, both were "unsupported tar entry type".
+func TestUnpackGNUSparseAndContiguous(t *testing.T) {
+	src := t.TempDir()
+	sparse := filepath.Join(src, "sparse")
+	f, err := os.Create(sparse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("end"), 1<<20)
+	f.Close()
+	out, err := exec.Command("tar", "--sparse", "--format=gnu", "-C", src, "-cf", "-", "sparse").Output()
+	if err != nil {
+		t.Fatalf("GNU tar (Debian's tar package): %v", err)
+	}
+	if out[156] != 'S' {
+		t.Fatalf("tar wrote type %q, not a GNU sparse entry", out[156])
+	}
+	// A contiguous file: a regular entry retyped '7', its checksum redone.
+	cont := mkTar(t, []entry{{tar.Header{Name: "cont", Typeflag: tar.TypeReg, Mode: 0o644, Uid: os.Getuid(), Gid: os.Getgid()}, "contiguous"}})
+	cont[156] = '7'
+	copy(cont[148:156], "        ")
+	var chk int64
+	for _, c := range cont[:512] {
+		chk += int64(c)
+	}
+	copy(cont[148:156], fmt.Sprintf("%06o\x00 ", chk))
+	for name, layer := range map[string][]byte{"sparse": out, "cont": cont} {
+		root := filepath.Join(t.TempDir(), "l")
+		os.Mkdir(root, 0o755)
+		own := idSet{{Inside: uint32(os.Getuid()), Count: 1}}
+		owng := idSet{{Inside: uint32(os.Getgid()), Count: 1}}
+		if _, err := unpackLayer(bytes.NewReader(layer), decompress.Layer, root, sum(layer), own, owng, 0); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(root, name))
+		switch {
+		case err != nil:
+			t.Errorf("%s: %v", name, err)
+		case name == "sparse" && (len(b) != 1<<20+3 || string(b[1<<20:]) != "end" || bytes.Count(b[:1<<20], []byte{0}) != 1<<20):
+			t.Errorf("sparse: %d bytes, want 1 MiB of zeros and \"end\"", len(b))
+		case name == "cont" && string(b) != "contiguous":
+			t.Errorf("cont: %q", b)
 		}
 	}
 }

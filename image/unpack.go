@@ -206,7 +206,10 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 			return fmt.Errorf("unpacking %s: %w", rel, err)
 		}
 		u.dirs = append(u.dirs, h)
-	case tar.TypeReg:
+	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont:
+		// GNU tar's sparse files ('S': the reader gives their holes as
+		// zeros, counted against the bound as any byte written) and its
+		// contiguous files ('7', a regular file to every reader) too.
 		if u.written != nil {
 			u.written.r = r
 			r = u.written
