@@ -51,6 +51,9 @@ func Exec(o ExecOptions) (int, error) {
 		if k == "" || strings.ContainsRune(kv, 0) {
 			return wire.StatusError, journal.Usagef("--env %q: expected KEY=VALUE or KEY", kv)
 		}
+		if wire.BadEnvName(k) {
+			return wire.StatusError, journal.Usagef("--env %q: a variable's name cannot hold a control character (a newline would read as a second variable)", kv)
+		}
 		if !ok {
 			v, present := os.LookupEnv(k)
 			if !present {

@@ -55,6 +55,9 @@ func buildEnv(host []string, sets []string, clear bool, home string) ([]string, 
 		if k == "" || strings.ContainsAny(k, "\x00") || strings.ContainsRune(v, 0) {
 			return nil, journal.Usagef("--env %q: expected KEY=VALUE or KEY", kv)
 		}
+		if wire.BadEnvName(k) {
+			return nil, journal.Usagef("--env %q: a variable's name cannot hold a control character (a newline would read as a second variable)", kv)
+		}
 		if !ok {
 			hv, present := os.LookupEnv(k)
 			if !present {

@@ -75,6 +75,13 @@ func TestBuildEnv(t *testing.T) {
 	if _, err := buildEnv(nil, []string{"=x"}, false, ""); err == nil {
 		t.Error("--env =x accepted")
 	}
+	// A name with a newline read as two variables in env's output (before:
+	// passed as it was, or, without '=', silently dropped).
+	for _, kv := range []string{"N\nL=w", "N\nL", "A\tB=1"} {
+		if _, err := buildEnv(nil, []string{kv}, false, ""); err == nil || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("--env %q: %v, want refused", kv, err)
+		}
+	}
 }
 
 func TestUnsafeCwd(t *testing.T) {

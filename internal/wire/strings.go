@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -74,3 +76,8 @@ func (s *Strings) UnmarshalJSON(data []byte) error {
 	*s = out
 	return nil
 }
+
+// BadEnvName says whether k, a variable's name given by the user, holds a
+// control character: `env` and /proc/PID/environ readers would show a
+// newline in it as a second variable.
+func BadEnvName(k string) bool { return strings.IndexFunc(k, unicode.IsControl) >= 0 }
