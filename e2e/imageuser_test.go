@@ -35,6 +35,7 @@ func TestImageUser(t *testing.T) {
 		{name: "u/namegroup", user: "app:staff"},
 		{name: "u/missing", user: "nosuch"},
 		{name: "u/missinggroup", user: "app:nogroup"},
+		{name: "u/relwd", user: "app", wd: "etc"},
 	} {
 		im.layers, im.env = [][]byte{base, users}, []string{"PATH=/bin"}
 		p := filepath.Join(dir, strings.ReplaceAll(im.name, "/", "-")+".tar")
@@ -86,6 +87,18 @@ func TestImageUser(t *testing.T) {
 				t.Errorf("run --image %s: want %s in the error, got %s", img, n, r)
 			}
 		}
+	}
+	// A relative WorkingDir is taken from / (before: "--chdir etc: ... must
+	// be absolute", a flag never given); --uid 4294967295 ((uid_t)-1) is
+	// refused as such, not blamed on the image's User.
+	r := mustRun(t, o, "run", "--image", "u/relwd", "--cwd=none", "--", "pwd")
+	if strings.TrimSpace(r.stdout) != "/etc" {
+		t.Errorf("run --image u/relwd (WorkingDir etc): pwd %q, want /etc", r.stdout)
+	}
+	r = runOpts(t, o, "run", "--image", "u/name", "--cwd=none", "--uid", "4294967295", "--", "true")
+	wantCode(t, r, 125)
+	if !strings.Contains(r.stderr, "4294967295: the kernel reserves it") || strings.Contains(r.stderr, "its User") {
+		t.Errorf("--uid 4294967295 with --image: %s", r)
 	}
 	// The missing user does not matter when both ids are given.
 	if got := id(o, "u/missing", "--uid", "3", "--gid", "4"); got != "3 4 /" {

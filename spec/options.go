@@ -279,8 +279,11 @@ func useImage(opts *Options) ([]string, error) {
 	}
 	opts.imageLayers = dirs
 	opts.Rootfs, opts.Layers = dirs[0], append(dirs[1:len(dirs):len(dirs)], opts.Layers...)
-	if opts.Chdir == "" {
-		opts.Chdir = img.Config.WorkingDir
+	if opts.Chdir == "" && img.Config.WorkingDir != "" {
+		// A relative WorkingDir (an image config hand-made, or an odd
+		// builder's) is taken from /, as docker does; --chdir must be
+		// absolute, and the error would name a flag never given.
+		opts.Chdir = path.Join("/", img.Config.WorkingDir)
 	}
 	if len(opts.Args) == 0 {
 		opts.Args = append(append([]string{}, img.Config.Entrypoint...), img.Config.Cmd...)
@@ -292,12 +295,20 @@ func useImage(opts *Options) ([]string, error) {
 	return env, nil
 }
 
+// noID is (uid_t)-1, "no id" to the kernel.
+const noID = 1<<32 - 1
+
 // imageUser applies the image's User (USER[:GROUP]) as the default --uid
 // and --gid, as docker does: an explicit --uid replaces its USER part (the
 // group then comes from the image's /etc/passwd entry of that uid), an
 // explicit --gid its GROUP part. It returns the user's home directory for
 // HOME: its /etc/passwd entry's, else /root for uid 0 and / for others.
 func imageUser(opts *Options, img image.Image, dirs []string) (string, error) {
+	// (uid_t)-1, given as a number, would be looked up as a name and
+	// blamed on the image's User.
+	if opts.UIDGiven && opts.UID == noID || opts.GIDGiven && opts.GID == noID {
+		return "", journal.Usagef("--uid/--gid %d: the kernel reserves it as \"no id\"", uint32(noID))
+	}
 	user, group, _ := strings.Cut(img.Config.User, ":")
 	if opts.UIDGiven {
 		user, group = strconv.FormatUint(uint64(opts.UID), 10), ""
