@@ -488,6 +488,13 @@ func validHostname(h string) error {
 			return journal.Usagef("--hostname %q: only letters, digits, '-' and '.' are allowed", h)
 		}
 	}
+	// RFC 1123: dot-separated labels, none empty, none starting or ending
+	// with '-' (".", "a..b", "-x", "x-" are no names a resolver takes).
+	for _, l := range strings.Split(h, ".") {
+		if l == "" || l[0] == '-' || l[len(l)-1] == '-' {
+			return journal.Usagef("--hostname %q: each dot-separated label must start and end with a letter or digit", h)
+		}
+	}
 	return nil
 }
 

@@ -100,7 +100,9 @@ func TestUnsafeCwd(t *testing.T) {
 }
 
 func TestValidHostname(t *testing.T) {
-	for h, ok := range map[string]bool{"box": true, "a-b.c9": true, "bad host": false, "x/y": false, strings.Repeat("a", 65): false} {
+	for h, ok := range map[string]bool{"box": true, "a-b.c9": true, "bad host": false, "x/y": false, strings.Repeat("a", 65): false,
+		// Before: all taken, though no resolver takes them.
+		".": false, "-": false, "a..b": false, ".a": false, "a-": false, "-a": false, "a.": false, "9": true} {
 		if got := validHostname(h) == nil; got != ok {
 			t.Errorf("validHostname(%q) ok = %v, want %v", h, got, ok)
 		}
