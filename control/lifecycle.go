@@ -57,7 +57,39 @@ func ParseSignal(s string) (syscall.Signal, error) {
 	if sig := unix.SignalNum(name); sig != 0 {
 		return sig, nil
 	}
-	return 0, journal.Usagef("unknown signal %q (use a name such as TERM, KILL, HUP, INT, USR1, or a number)", s)
+	if sig, ok := realtime(name); ok {
+		return sig, nil
+	}
+	return 0, journal.Usagef("unknown signal %q (use a name such as TERM, KILL, HUP, INT, USR1, RTMIN+1, or a number)", s)
+}
+
+// realtime reads SIGRTMIN[+N] and SIGRTMAX[-N] as kill(1) does: from 34 (the
+// kernel's 32 and 33 are the C library's own) to 64.
+func realtime(name string) (syscall.Signal, bool) {
+	const rtmin, rtmax = 34, 64
+	base, sign, rest := 0, 0, ""
+	switch {
+	case strings.HasPrefix(name, "SIGRTMIN"):
+		base, sign, rest = rtmin, '+', name[len("SIGRTMIN"):]
+	case strings.HasPrefix(name, "SIGRTMAX"):
+		base, sign, rest = rtmax, '-', name[len("SIGRTMAX"):]
+	default:
+		return 0, false
+	}
+	n := 0
+	if rest != "" {
+		if rest[0] != byte(sign) || len(rest) < 2 || len(rest) > 3 || strings.Trim(rest[1:], "0123456789") != "" {
+			return 0, false
+		}
+		n, _ = strconv.Atoi(rest[1:])
+	}
+	if sign == '-' {
+		n = -n
+	}
+	if sig := base + n; sig >= rtmin && sig <= rtmax {
+		return syscall.Signal(sig), true
+	}
+	return 0, false
 }
 
 // Kill sends sig to the command of the running sandbox name.
