@@ -282,6 +282,56 @@ func TestPSQuotesControlCharacters(t *testing.T) {
 	}
 }
 
+// TestExecRefusesAForeignSocket: an exec socket that is not the one the
+// sandbox's supervisor listens on (here a listener of the same user put in
+// its place) gets nothing: exec stops with 125 before it sends its
+// request, stdio or environment. Before, the listener got all three (a
+// probe, when a sandbox could still reach the state directory, answered
+// with forged output into the caller's file).
+func TestExecRefusesAForeignSocket(t *testing.T) {
+	escRequirePython(t)
+	l := newLife(t)
+	l.detach("target", []string{"--net=none"}, "sleep", "3600")
+	sock := filepath.Join(l.stateDir("target"), "exec.sock")
+	got := filepath.Join(tempDir(t), "got")
+	const fake = `import os, socket, sys
+sock, got = sys.argv[1], sys.argv[2]
+os.unlink(sock)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(sock); s.listen(1); s.settimeout(15)
+print("listening", flush=True)
+try:
+    c, _ = s.accept()
+    c.settimeout(5)
+    data = c.recv(65536)
+    open(got, "wb").write(data)
+except Exception:
+    pass`
+	p := exec.Command(escPy, "-c", fake, sock, got)
+	out, err := p.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Process.Kill()
+	buf := make([]byte, 64)
+	if n, _ := out.Read(buf); !strings.Contains(string(buf[:n]), "listening") {
+		t.Fatalf("the foreign listener did not start: %q", buf[:n])
+	}
+	r := l.run("exec", "-e", "TOKEN=s3cr3t", "target", "--", "echo", "hello")
+	wantCode(t, r, exitSandbox)
+	if !strings.Contains(r.stderr, "its exec socket is not its supervisor's") {
+		t.Errorf("exec to a foreign socket: %s", r)
+	}
+	p.Process.Kill()
+	p.Wait()
+	if b, err := os.ReadFile(got); err == nil && len(b) > 0 {
+		t.Errorf("the foreign listener got exec's request: %q", b)
+	}
+}
+
 func TestDetachKillStopLogsRm(t *testing.T) {
 	l := newLife(t)
 	l.detach("bg", []string{"--net=none"}, "sh", "-c",

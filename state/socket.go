@@ -1,6 +1,7 @@
 package state
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,7 +32,11 @@ func (h *Handle) Listen() (*os.File, error) {
 	return os.NewFile(uintptr(fd), SocketFile), nil
 }
 
-// Dial connects to a running sandbox's exec socket; it returns the fd.
+// Dial connects to a running sandbox's exec socket; it returns the fd. The
+// socket must be the one the sandbox's supervisor (e.Pid) listens on, of
+// our uid: a client hands the server its stdio, environment and command,
+// and a socket put in the state directory by anyone else (were a sandbox
+// ever to reach it) gets none of them (ErrNotSupervisor).
 func (e Entry) Dial() (int, error) {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
@@ -40,12 +45,27 @@ func (e Entry) Dial() (int, error) {
 	err = viaDir(e.Dir, SocketFile, func(p string) error {
 		return unix.Connect(fd, &unix.SockaddrUnix{Name: p})
 	})
+	if err == nil {
+		// The listener's credentials, as of its listen(2), in our pid
+		// namespace.
+		cred, cerr := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+		switch {
+		case cerr != nil:
+			err = cerr
+		case int(cred.Pid) != e.Pid || int(cred.Uid) != os.Getuid():
+			err = fmt.Errorf("%w: it listens as pid %d (uid %d), the supervisor is pid %d", ErrNotSupervisor, cred.Pid, cred.Uid, e.Pid)
+		}
+	}
 	if err != nil {
 		unix.Close(fd)
 		return -1, err
 	}
 	return fd, nil
 }
+
+// ErrNotSupervisor: a sandbox's exec socket is served by another process
+// than its supervisor.
+var ErrNotSupervisor = errors.New("its exec socket is not its supervisor's")
 
 // viaDir calls fn with a short path to dir/name: a socket path must fit in
 // 108 bytes, and /proc/self/fd/N/name does wherever dir is.
