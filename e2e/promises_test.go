@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -124,5 +125,36 @@ func TestNetworkHelperDies(t *testing.T) {
 				t.Errorf("the run must say that the network helper ended: %s", r)
 			}
 		})
+	}
+}
+
+// TestSharedDirsOthersCanChangeWarn: a --upper or --rootfs that another
+// user could change (here below a directory writable by all, not sticky)
+// runs with one warning naming it: what they put there would run in the
+// sandbox. Before, nothing was said.
+func TestSharedDirsOthersCanChangeWarn(t *testing.T) {
+	t.Parallel()
+	open := filepath.Join(tempDir(t), "open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	r := mustRun(t, opts{}, "run", "--net=none", "--upper", filepath.Join(open, "layer"), "--", "true")
+	if !strings.Contains(r.stderr, "--upper "+filepath.Join(open, "layer")+": "+open+" is writable by others (mode 0777, not sticky): another user could change what runs in the sandbox") {
+		t.Errorf("--upper below a directory writable by all: %s", r)
+	}
+	rootfs := makeRootfs(t, "open-"+randHex(8))
+	r = mustRun(t, opts{}, "run", "--net=none", "--rootfs", rootfs, "--", "/bin/busybox", "true")
+	if strings.Contains(r.stderr, "another user could change") {
+		t.Errorf("a --rootfs of the caller's own: %s", r)
+	}
+	if err := os.Chmod(rootfs, 0o757); err != nil {
+		t.Fatal(err)
+	}
+	r = mustRun(t, opts{}, "run", "--net=none", "--rootfs", rootfs, "--", "/bin/busybox", "true")
+	if !strings.Contains(r.stderr, "--rootfs "+rootfs+": "+rootfs+" is writable by others") {
+		t.Errorf("a --rootfs writable by all: %s", r)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"sandbox/hostcheck"
 	"sandbox/idmap"
 	"sandbox/image"
+	"sandbox/internal/hostdir"
 	"sandbox/internal/kernel"
 	"sandbox/netns"
 	"sandbox/netns/driver"
@@ -216,6 +217,7 @@ func Prepare(opts Options) (*Spec, error) {
 	if warn != "" {
 		s.Warnings = append(s.Warnings, warn)
 	}
+	s.Warnings = append(s.Warnings, othersCanChange(cfg, opts.imageLayers, int(me.uid))...)
 	s.Upper, s.Rootfs = cfg.Upper, cfg.Rootfs
 	seccompDone, err := confinement(opts, cfg, s)
 	if err != nil {
@@ -731,6 +733,36 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 	}
 	cfg.Hosts, cfg.Resolv = networkFiles(s)
 	return cfg, warn, nil
+}
+
+// othersCanChange warns of a --upper, --rootfs or --layer that another
+// user could change (it, or a directory above it, is theirs, or writable by
+// others without the sticky bit): what they put there runs in the sandbox,
+// which shares the caller's working directory. A warning, not a refusal:
+// a team's shared root may be so on purpose. The image store's own
+// directories are the caller's.
+func othersCanChange(cfg rootfs.Config, image []string, uid int) []string {
+	type dir struct{ flag, path string }
+	var dirs []dir
+	if cfg.Upper != "" {
+		dirs = append(dirs, dir{"--upper", cfg.Upper})
+	}
+	for _, d := range append([]string{cfg.Rootfs}, cfg.Layers...) {
+		if d != "" && !slices.Contains(image, d) {
+			flag := "--layer"
+			if d == cfg.Rootfs {
+				flag = "--rootfs"
+			}
+			dirs = append(dirs, dir{flag, d})
+		}
+	}
+	var out []string
+	for _, d := range dirs {
+		if r, err := hostdir.Check(d.path, uid, true); err == nil && r != nil {
+			out = append(out, fmt.Sprintf("%s %s: %s: another user could change what runs in the sandbox", d.flag, d.path, r))
+		}
+	}
+	return out
 }
 
 // stateMasks are the paths inside where the sandbox would see base, the

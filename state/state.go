@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"sandbox/internal/hostdir"
 )
 
 // Files inside a sandbox's directory.
@@ -168,7 +170,7 @@ func checkPrivate(p string, uid int, deny uint32) error {
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != uid || st.Mode&deny != 0 {
 		return fmt.Errorf("%s is not a private directory of yours (%s, owner uid %d, mode %04o; want a directory of uid %d that others cannot write)",
-			p, fileType(st.Mode), st.Uid, st.Mode&0o7777, uid)
+			p, hostdir.FileType(st.Mode), st.Uid, st.Mode&0o7777, uid)
 	}
 	return nil
 }
@@ -177,50 +179,16 @@ func checkPrivate(p string, uid int, deny uint32) error {
 // and writable by no one else unless sticky (whose entries only their
 // owners can rename or remove).
 func securePath(p string, uid int) error {
-	for {
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		owner := int(st.Uid)
-		switch {
-		case st.Mode&unix.S_IFMT != unix.S_IFDIR:
-			return fmt.Errorf("%s is %s, not a directory", p, fileType(st.Mode))
-		case owner != uid && owner != 0 && !outsideOwner(owner):
-			return fmt.Errorf("%s belongs to uid %d: that user could replace your sandboxes' state", p, owner)
-		case st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0:
-			return fmt.Errorf("%s is writable by others (mode %04o, not sticky): they could replace your sandboxes' state", p, st.Mode&0o7777)
-		}
-		if p == "/" {
-			return nil
-		}
-		p = filepath.Dir(p)
+	r, err := hostdir.Check(p, uid, false)
+	switch {
+	case err != nil:
+		return err
+	case r != nil && r.OtherOwner:
+		return fmt.Errorf("%s: that user could replace your sandboxes' state", r)
+	case r != nil:
+		return fmt.Errorf("%s: they could replace your sandboxes' state", r)
 	}
-}
-
-// outsideOwner: in a user namespace other than the host's (inside a
-// container, or another sandbox), a directory of an id the namespace does
-// not map shows as the overflow uid: the host's root owns / there. It is
-// trusted as root is: no one inside the namespace can act as it.
-func outsideOwner(owner int) bool {
-	b, err := os.ReadFile("/proc/sys/kernel/overflowuid")
-	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(owner) {
-		return false
-	}
-	m, err := os.ReadFile("/proc/self/uid_map")
-	return err == nil && strings.Join(strings.Fields(string(m)), " ") != "0 0 4294967295"
-}
-
-func fileType(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		return "a directory"
-	case unix.S_IFLNK:
-		return "a symlink"
-	case unix.S_IFREG:
-		return "a file"
-	}
-	return "not a directory"
+	return nil
 }
 
 // ErrInUse: the name belongs to a running sandbox.
