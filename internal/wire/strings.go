@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -23,8 +24,8 @@ type rawString struct {
 
 // MarshalJSON writes s as a JSON array of strings and raw elements.
 func (s Strings) MarshalJSON() ([]byte, error) {
-	if s == nil {
-		return []byte("null"), nil
+	if !slices.ContainsFunc(s, func(e string) bool { return !utf8.ValidString(e) }) {
+		return json.Marshal([]string(s)) // the common case: one call, as before
 	}
 	var b bytes.Buffer
 	b.WriteByte('[')
@@ -48,6 +49,13 @@ func (s Strings) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads what MarshalJSON wrote.
 func (s *Strings) UnmarshalJSON(data []byte) error {
+	// The common case, plain strings only, in one pass (init decodes its
+	// configuration on the start-up path).
+	var plain []string
+	if json.Unmarshal(data, &plain) == nil {
+		*s = plain
+		return nil
+	}
 	var raw []json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return err
