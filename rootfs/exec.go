@@ -57,9 +57,7 @@ type executor struct {
 	// refusal the kernel's first answer: one warning names them all.
 	fellBack []string
 	refusal  error
-	// own are the ids of the mounts of the sandbox's own file systems:
-	// the root, its tmpfs and overlays.
-	own map[int]bool
+	at       int // the index of the step being taken
 }
 
 // errShared: a file of the sandbox's own would be made in a directory
@@ -70,30 +68,53 @@ var errShared = errors.New("the path leads, through a symlink, into a directory 
 // in dirfd only on a file system of the sandbox's: the root, a tmpfs, an
 // overlay. A symlink of an image (or of the host) could otherwise lead it
 // into the shared working directory or a --bind and leave a file on the
-// host.
+// host. Asked only when such a file is to be made (rarely), so that the
+// mounts are looked at then, not recorded on every run's way.
 func (e *executor) ownDir(dirfd int) error {
 	id, err := mountID(dirfd)
 	if err != nil {
 		return err
 	}
-	if !e.own[id] {
-		return errShared
+	if root, err := mountID(int(e.root.Fd())); err == nil && root == id {
+		return nil
 	}
-	return nil
+	done := e.plan.Steps[:e.at]
+	for i, s := range done {
+		if (s.Op != OpTmpfs && s.Op != OpOverlay) || coveredAfter(done[i+1:], s.Target) {
+			continue
+		}
+		// Uncovered, the topmost mount at its target is the step's own,
+		// if it was made: then the target is that mount's root.
+		h, err := inroot.Open(e.root, s.Target)
+		if err != nil {
+			continue
+		}
+		var stx unix.Statx_t
+		made := unix.Statx(int(h.Fd()), "", unix.AT_EMPTY_PATH, 0, &stx) == nil &&
+			stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+		mid, err := mountID(int(h.Fd()))
+		h.Close()
+		if made && err == nil && mid == id {
+			return nil
+		}
+	}
+	return errShared
 }
 
-// noteOwn records the mount just made at target as one of the sandbox's
-// own (the topmost at target: the one just mounted). Without its id,
-// nothing is made in it (ownDir refuses).
-func (e *executor) noteOwn(target string) {
-	h, err := inroot.Open(e.root, target)
-	if err != nil {
-		return
+// coveredAfter says whether one of later mounts something at target or a
+// directory above it (a user's --bind DIR:/etc over the host's /etc
+// overlay): then what is at target is no longer that step's mount.
+func coveredAfter(later []Step, target string) bool {
+	for _, l := range later {
+		switch l.Op {
+		case OpMkdir, OpSymlink, OpFile, OpReadOnlyMount:
+			continue
+		}
+		if l.Target == target || l.Target == "/" || strings.HasPrefix(target, l.Target+"/") {
+			return true
+		}
 	}
-	defer h.Close()
-	if id, err := mountID(int(h.Fd())); err == nil {
-		e.own[id] = true
-	}
+	return false
 }
 
 // Overlays are the overlays this process mounted (init builds one root):
@@ -171,11 +192,8 @@ func Execute(plan *Plan, logf Logf, warn Warnf) (string, error) {
 		return "", err
 	}
 	e.root = root
-	e.own = map[int]bool{}
-	if id, err := mountID(int(root.Fd())); err == nil {
-		e.own[id] = true
-	}
-	for _, s := range plan.Steps {
+	for i, s := range plan.Steps {
+		e.at = i
 		if missing := stepGone(s, gone); missing != "" {
 			if !s.Optional {
 				return "", &StepError{s, fmt.Errorf("opening host path %s: %w", missing, unix.ENOENT)}
@@ -672,17 +690,9 @@ func (e *executor) step(s Step) error {
 	case OpMkdir:
 		return unix.Fchmodat(unix.AT_FDCWD, target, defaultMode(s.Mode), 0)
 	case OpTmpfs:
-		if err := e.tmpfs(target, s.Data); err != nil {
-			return err
-		}
-		e.noteOwn(s.Target)
-		return nil
+		return e.tmpfs(target, s.Data)
 	case OpOverlay:
-		if err := e.overlay(s, target); err != nil {
-			return err
-		}
-		e.noteOwn(s.Target)
-		return nil
+		return e.overlay(s, target)
 	case OpBind:
 		flags := uintptr(unix.MS_BIND | unix.MS_REC)
 		if src := filepath.Clean(s.Source); src == staging || src == "/" {
