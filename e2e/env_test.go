@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -155,5 +156,53 @@ func TestBytesNotUTF8ReachTheCommand(t *testing.T) {
 		if want := raw + "|" + raw + "|" + raw; r.stdout != want {
 			t.Errorf("%s: the command got %q, want %q", args[0], r.stdout, want)
 		}
+	}
+}
+
+// TestPathsNotUTF8: a working directory, a --bind (source and target),
+// --chdir and exec's --chdir whose names are not UTF-8 (Latin-1, say)
+// work as any other. Before, `run` from such a directory failed (125:
+// "opening host path …: no such file or directory"): the plan is JSON,
+// which turned each such byte into U+FFFD.
+func TestPathsNotUTF8(t *testing.T) {
+	base := tempDir(t)
+	cwd := filepath.Join(base, "caf\xe9")
+	src := filepath.Join(base, "bind\xff")
+	for _, d := range []string{cwd, src} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(src, "in\xfe"), []byte("host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const target = "/mnt/t\xfd"
+	l := newLife(t)
+	l.o.dir = cwd
+	r := l.run("run", "--net=none", "--bind", src+":"+target, "--", "sh", "-c",
+		`pwd; cat "$1/in`+"\xfe"+`"; echo out > made`, "sh", target)
+	wantCode(t, r, 0)
+	if want := cwd + "\nhost\n"; r.stdout != want {
+		t.Errorf("run: %q, want %q\n%s", r.stdout, want, r)
+	}
+	if b, err := os.ReadFile(filepath.Join(cwd, "made")); err != nil || string(b) != "out\n" {
+		t.Errorf("the file made in the shared working directory: %q, %v", b, err)
+	}
+	r = l.run("run", "--net=none", "--bind", src+":"+target, "--chdir", target, "--", "pwd")
+	wantCode(t, r, 0)
+	if r.stdout != target+"\n" {
+		t.Errorf("run --chdir: %q, want %q\n%s", r.stdout, target+"\n", r)
+	}
+
+	l.detach("paths", []string{"--net=none", "--bind", src + ":" + target}, "sleep", "3600")
+	r = l.run("exec", "--chdir", target, "paths", "--", "sh", "-c", `pwd; cat in*`)
+	wantCode(t, r, 0)
+	if want := target + "\nhost\n"; r.stdout != want {
+		t.Errorf("exec --chdir: %q, want %q\n%s", r.stdout, want, r)
+	}
+	r = l.run("exec", "paths", "--", "pwd")
+	wantCode(t, r, 0)
+	if r.stdout != cwd+"\n" {
+		t.Errorf("exec: %q, want %q\n%s", r.stdout, cwd+"\n", r)
 	}
 }

@@ -2,7 +2,6 @@ package parent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -279,7 +278,7 @@ func run(s *spec.Spec) (status int, err error) {
 	cfg.Exec = true
 	// Encoded while the helpers write the maps, off the critical path (a
 	// cold encoder's reflection over the plan's types costs ~1 ms).
-	cfgBody, err := json.Marshal(cfg)
+	cfgBody, err := proto.Encode(cfg)
 	if err != nil {
 		return abort(journal.AtStep("sending the configuration", fmt.Errorf("encoding the configuration: %w", err)))
 	}
@@ -294,7 +293,7 @@ func run(s *spec.Spec) (status int, err error) {
 	watch := initWatch{pid: c.Pid, seccomp: s.Seccomp != nil, profile: s.SeccompFile, threads: cfg.SeccompWatch}
 	defer watch.reader.close()
 	watch.check()
-	if err := parent.Send(proto.KindConfig, json.RawMessage(cfgBody), int(ln.Fd()), int(userNS.Fd())); err != nil {
+	if err := parent.Send(proto.KindConfig, cfgBody, int(ln.Fd()), int(userNS.Fd())); err != nil {
 		return abort(journal.AtStep("sending the configuration", err))
 	}
 

@@ -77,6 +77,9 @@ type Envelope struct {
 	// Blob: the body is in a sealed memfd, the last descriptor sent;
 	// Recv puts it back into Body.
 	Blob bool `json:"blob,omitempty"`
+	// Escaped: every string in Body is escaped (escape.go), as one of
+	// them is not UTF-8; Decode restores them.
+	Escaped bool `json:"escaped,omitempty"`
 }
 
 // Conn is one end of the socketpair.
@@ -104,20 +107,17 @@ func (c *Conn) File() *os.File { return c.f }
 // Close closes the connection.
 func (c *Conn) Close() error { return c.f.Close() }
 
-// Send writes one message with optional file descriptors.
+// Send writes one message with optional file descriptors. The body is
+// a value to encode, or Encoded (by Encode, ahead of the send).
 func (c *Conn) Send(kind Kind, body any, fds ...int) error {
-	env := Envelope{Kind: kind}
-	if raw, ok := body.(json.RawMessage); ok {
-		// Encoded by the caller (json.Marshal: valid and compact), taken
-		// as it is rather than scanned again.
-		env.Body = raw
-	} else if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+	enc, ok := body.(Encoded)
+	if !ok && body != nil {
+		var err error
+		if enc, err = Encode(body); err != nil {
 			return fmt.Errorf("encoding %s message: %w", kind, err)
 		}
-		env.Body = b
 	}
+	env := Envelope{Kind: kind, Body: enc.body, Escaped: enc.escaped}
 	b, err := env.marshal()
 	if err != nil {
 		return fmt.Errorf("encoding %s message: %w", kind, err)
@@ -173,6 +173,9 @@ func (e Envelope) marshal() ([]byte, error) {
 	}
 	if e.Blob {
 		b = append(b, `,"blob":true`...)
+	}
+	if e.Escaped {
+		b = append(b, `,"escaped":true`...)
 	}
 	return append(b, '}'), nil
 }
@@ -331,9 +334,14 @@ func readBlob(fd int, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// Decode unmarshals a message body into v.
+// Decode unmarshals a message body into v (a pointer), byte for byte as
+// it was sent.
 func (e Envelope) Decode(v any) error {
-	if err := json.Unmarshal(e.Body, v); err != nil {
+	err := json.Unmarshal(e.Body, v)
+	if err == nil && e.Escaped {
+		err = unescapeInto(v)
+	}
+	if err != nil {
 		return fmt.Errorf("decoding %q message: %w", e.Kind, err) // quoted: the peer's text, as in Recv
 	}
 	return nil

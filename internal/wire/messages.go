@@ -3,7 +3,9 @@ package wire
 import (
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"unicode"
 
 	"sandbox/confine"
 	"sandbox/internal/hostpath"
@@ -78,8 +80,8 @@ const DefaultPath = hostpath.Default
 // ChildConfig is what the parent sends the child once the maps are
 // written (proto.KindConfig).
 type ChildConfig struct {
-	Args     Strings      `json:"args"`
-	Env      Strings      `json:"env"`
+	Args     []string     `json:"args"` // any byte but NUL, as every string here (proto.Encode)
+	Env      []string     `json:"env"`
 	Hostname string       `json:"hostname"`
 	LoopUp   bool         `json:"lo_up"`
 	Net      *netns.Child `json:"net,omitempty"`
@@ -178,15 +180,20 @@ type ChildStarted struct {
 // ExecRequest is proto.KindExec: a command to start in the running
 // sandbox, as its payload was (same root, namespaces, cgroup, confinement).
 type ExecRequest struct {
-	Args  Strings `json:"args"`
-	Env   Strings `json:"env,omitempty"`   // KEY=VALUE set over the payload's environment
-	Chdir string  `json:"chdir,omitempty"` // "" = the payload's working directory
-	TTY   bool    `json:"tty,omitempty"`
-	Rows  uint16  `json:"rows,omitempty"`
-	Cols  uint16  `json:"cols,omitempty"`
+	Args  []string `json:"args"`
+	Env   []string `json:"env,omitempty"`   // KEY=VALUE set over the payload's environment
+	Chdir string   `json:"chdir,omitempty"` // "" = the payload's working directory
+	TTY   bool     `json:"tty,omitempty"`
+	Rows  uint16   `json:"rows,omitempty"`
+	Cols  uint16   `json:"cols,omitempty"`
 }
 
 // ExecSignal is proto.KindSignal: a signal for the exec'd command.
 type ExecSignal struct {
 	Signal int `json:"signal"`
 }
+
+// BadEnvName says whether k, a variable's name given by the user, holds a
+// control character: `env` and /proc/PID/environ readers would show a
+// newline in it as a second variable.
+func BadEnvName(k string) bool { return strings.IndexFunc(k, unicode.IsControl) >= 0 }

@@ -1,14 +1,14 @@
 package wire
 
 import (
-	"bytes"
-	"encoding/json"
 	"os"
-	"slices"
+	"reflect"
 	"strings"
 	"testing"
 
+	"sandbox/confine"
 	"sandbox/internal/proto"
+	"sandbox/rootfs"
 )
 
 func TestSequenceOrder(t *testing.T) {
@@ -178,29 +178,50 @@ func TestChildFailureOneLine(t *testing.T) {
 	}
 }
 
-// TestStringsKeepEveryByte: arguments and variables that are not UTF-8
-// cross the wire unchanged (encoding/json alone turns each such byte into
-// U+FFFD), and UTF-8 ones stay plain JSON strings.
-func TestStringsKeepEveryByte(t *testing.T) {
-	in := Strings{"plain", "x\xff\xfey", "", "é\x80", "K=\xc3"}
-	b, err := json.Marshal(ChildConfig{Args: in, Env: Strings{"A=1"}})
+// TestConfigKeepsEveryByte: a configuration whose arguments, variables,
+// paths and Landlock rules are not UTF-8 (a directory named in Latin-1,
+// say) reaches init byte for byte; encoding/json alone turns each such
+// byte into U+FFFD, and a run from such a directory failed: the plan's
+// bind of it named a path that does not exist.
+func TestConfigKeepsEveryByte(t *testing.T) {
+	in := ChildConfig{
+		Args: []string{"plain", "x\xff\xfey", "", "é\x80", `back\slash`},
+		Env:  []string{"A=1", "K=\xc3"},
+		Plan: &rootfs.Plan{
+			Chdir: "/src/caf\xe9",
+			Steps: []rootfs.Step{{Op: rootfs.OpBind, Source: "/src/caf\xe9", Target: "/src/caf\xe9"},
+				{Op: rootfs.OpOverlay, Target: "/usr", Lower: []string{"/usr", "/l\\x41\xfe"}}},
+		},
+		Landlock: &confine.LandlockRules{WritableDirs: []string{"/w\xe9"}},
+	}
+	parent, child, err := proto.Pair()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(b, []byte(`"args":["plain",{"base64":`)) || !bytes.Contains(b, []byte(`"env":["A=1"]`)) {
-		t.Errorf("encoded as %s", b)
-	}
-	var out ChildConfig
-	if err := json.Unmarshal(b, &out); err != nil {
+	defer parent.Close()
+	defer child.Close()
+	enc, err := proto.Encode(in)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(out.Args, in) || !slices.Equal(out.Env, Strings{"A=1"}) {
-		t.Errorf("round trip: %q %q, want %q", out.Args, out.Env, in)
+	if err := parent.Send(proto.KindConfig, enc); err != nil {
+		t.Fatal(err)
 	}
-	for _, bad := range []string{`[{"base64":"!!"}]`, `[{}]`, `[1]`, `{}`} {
-		var s Strings
-		if err := json.Unmarshal([]byte(bad), &s); err == nil {
-			t.Errorf("%s: decoded as %q, want an error", bad, s)
-		}
+	env, _, err := child.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out ChildConfig
+	if err := env.Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(out.Args, in.Args) || !reflect.DeepEqual(out.Env, in.Env) ||
+		!reflect.DeepEqual(out.Plan, in.Plan) || !reflect.DeepEqual(out.Landlock, in.Landlock) {
+		t.Errorf("round trip:\n got %q %q %+v %+v\nwant %q %q %+v %+v", out.Args, out.Env, out.Plan, out.Landlock,
+			in.Args, in.Env, in.Plan, in.Landlock)
+	}
+	// The sender's value is not changed by the escaping.
+	if in.Plan.Chdir != "/src/caf\xe9" || in.Args[4] != `back\slash` {
+		t.Errorf("Encode changed its argument: %q %q", in.Plan.Chdir, in.Args[4])
 	}
 }
