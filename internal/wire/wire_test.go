@@ -9,6 +9,7 @@ import (
 	"sandbox/confine"
 	"sandbox/internal/proto"
 	"sandbox/rootfs"
+	"sandbox/seccomp/bpf"
 )
 
 func TestSequenceOrder(t *testing.T) {
@@ -193,6 +194,7 @@ func TestConfigKeepsEveryByte(t *testing.T) {
 				{Op: rootfs.OpOverlay, Target: "/usr", Lower: []string{"/usr", "/l\\x41\xfe"}}},
 		},
 		Landlock: &confine.LandlockRules{WritableDirs: []string{"/w\xe9"}},
+		Seccomp:  &bpf.Program{Instructions: []bpf.Instruction{{Code: 6, Jt: 1, Jf: 2, K: 0x7fff0000}}, Flags: 4},
 	}
 	parent, child, err := proto.Pair()
 	if err != nil {
@@ -216,7 +218,8 @@ func TestConfigKeepsEveryByte(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(out.Args, in.Args) || !reflect.DeepEqual(out.Env, in.Env) ||
-		!reflect.DeepEqual(out.Plan, in.Plan) || !reflect.DeepEqual(out.Landlock, in.Landlock) {
+		!reflect.DeepEqual(out.Plan, in.Plan) || !reflect.DeepEqual(out.Landlock, in.Landlock) ||
+		!reflect.DeepEqual(out.Seccomp, in.Seccomp) {
 		t.Errorf("round trip:\n got %q %q %+v %+v\nwant %q %q %+v %+v", out.Args, out.Env, out.Plan, out.Landlock,
 			in.Args, in.Env, in.Plan, in.Landlock)
 	}
