@@ -121,24 +121,14 @@ func mapStrings(v reflect.Value, f func(string) (string, error), depth int) (ref
 			n.Field(i).Set(e)
 		}
 		return n, nil
-	case reflect.Slice:
-		if v.IsNil() || t.Elem().Kind() == reflect.Uint8 {
-			return v, nil
-		}
-		n := reflect.MakeSlice(t, v.Len(), v.Len())
-		for i := range v.Len() {
-			e, err := mapStrings(v.Index(i), f, depth+1)
-			if err != nil {
-				return v, err
-			}
-			n.Index(i).Set(e)
-		}
-		return n, nil
-	case reflect.Array:
-		if t.Elem().Kind() == reflect.Uint8 {
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 || v.Kind() == reflect.Slice && v.IsNil() {
 			return v, nil
 		}
 		n := reflect.New(t).Elem()
+		if v.Kind() == reflect.Slice {
+			n = reflect.MakeSlice(t, v.Len(), v.Len())
+		}
 		for i := range v.Len() {
 			e, err := mapStrings(v.Index(i), f, depth+1)
 			if err != nil {
