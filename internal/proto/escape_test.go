@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 type escInner struct {
@@ -136,4 +137,25 @@ func TestEncodeRefusesWhatItCannotEscape(t *testing.T) {
 	if enc, err := Encode(embedsHidden{hidden{"ok"}}); err != nil || enc.escaped {
 		t.Errorf("a UTF-8 value: %v, escaped %v", err, enc.escaped)
 	}
+}
+
+// FuzzEscape: escaping gives UTF-8 without a lossy byte, and undoing it
+// gives back every byte.
+func FuzzEscape(f *testing.F) {
+	for _, s := range []string{"", "plain", "caf\xe9", `\`, `\x41`, "\xff\\\xfe", "é\x80", `\ufffd`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		e, err := escape(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !utf8.ValidString(e) {
+			t.Fatalf("escape(%q) = %q, not UTF-8", s, e)
+		}
+		u, err := unescape(e)
+		if err != nil || u != s {
+			t.Fatalf("unescape(escape(%q)) = %q, %v", s, u, err)
+		}
+	})
 }
