@@ -186,6 +186,18 @@ func TestProfileErrors(t *testing.T) {
 		{"list.yml", "- net\n", []string{"list.yml, line 1", "expected a mapping"}},
 		{"two.yaml", "net: none\n---\nnet: host\n", []string{"more than one YAML document"}},
 		{"p.json", "{}", []string{"p.json", `unknown extension ".json"`}},
+		// The TOML parser's time and memory grow with the square of these
+		// (10 000 levels: over 3 GB and 30 s): refused before it runs.
+		{"deep.toml", "env = " + strings.Repeat("{a=", 5000) + "1" + strings.Repeat("}", 5000) + "\n",
+			[]string{"deep.toml, line 1", "nested more than 32 levels deep"}},
+		{"deeplist.toml", "bind = " + strings.Repeat("[", 40) + strings.Repeat("]", 40) + "\n",
+			[]string{"deeplist.toml, line 1", "nested more than 32 levels deep"}},
+		{"dotted.toml", "net = \"none\"\n" + strings.Repeat("a.", 10000) + "a = 1\n",
+			[]string{"dotted.toml, line 2", "more than 32 dotted parts"}},
+		{"header.toml", "\n\n[" + strings.Repeat("a.", 100) + "a]\n",
+			[]string{"header.toml, line 3", "more than 32 dotted parts"}},
+		{"inline.toml", "env = {" + strings.Repeat("a.", 40) + "a = 1}\n",
+			[]string{"inline.toml, line 1", "more than 32 dotted parts"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -312,5 +324,25 @@ func TestRunHelp(t *testing.T) {
 		if !strings.Contains(text, w) {
 			t.Errorf("run --help lacks %q:\n%s", w, out.String())
 		}
+	}
+}
+
+// TestProfileShapeSkipsStrings: brackets and dots inside strings and
+// comments are no nesting and no dotted key; a profile full of them reads.
+func TestProfileShapeSkipsStrings(t *testing.T) {
+	many := strings.Repeat("[{a.", 60)
+	prof := writeFile(t, "strings.toml", `# a comment `+many+`
+env = ["A=`+many+`", 'B=`+many+`\', """C=\"""`+many+`
+""", '''D=`+many+`'''] # `+many+`
+hostname = """x"""
+command = ["sh", "-c", "echo \"`+many+`\""]
+`)
+	c, def := mustParse(t, nil, "run", "--profile", prof)
+	want := []string{"A=" + many, `B=` + many + `\`, `C="""` + many + "\n", "D=" + many}
+	if !slices.Equal(c.Run.Env, want) || c.Run.Hostname != "x" {
+		t.Errorf("env %q, hostname %q; want env %q", c.Run.Env, c.Run.Hostname, want)
+	}
+	if cmd := def.command(); len(cmd) != 3 || cmd[2] != `echo "`+many+`"` {
+		t.Errorf("command %q", cmd)
 	}
 }
