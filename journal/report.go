@@ -392,11 +392,21 @@ func OpenReport(path string) (*ReportFile, error) {
 	case "-":
 		return &ReportFile{f: os.Stdout, name: "stdout"}, nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	// Not blocking in open: a FIFO no process reads would hold the run
+	// there for ever (ENXIO instead). The writes block as usual.
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o644)
+	if err == unix.ENXIO {
+		return nil, Usagef("--report %s: a FIFO that no process reads (start its reader first, or give a file)", path)
+	}
+	if err == nil {
+		if err = unix.SetNonblock(fd, false); err != nil {
+			unix.Close(fd)
+		}
+	}
 	if err != nil {
 		return nil, Usagef("--report %s: %v (give a writable file, or - for stdout)", path, UnwrapSyscall(err))
 	}
-	return &ReportFile{f: f, name: path}, nil
+	return &ReportFile{f: os.NewFile(uintptr(fd), path), name: path}, nil
 }
 
 // Write writes r as one line of JSON and closes the file.

@@ -10,6 +10,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestExitReport(t *testing.T) {
@@ -121,5 +124,56 @@ func TestReportKeys(t *testing.T) {
 		"network", "root", "startup_ms", "steps", "version", "warnings"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("report keys %q, want %q", keys, want)
+	}
+}
+
+// TestOpenReportFIFO: a FIFO no process reads is refused at once (before,
+// the run waited in open for ever, with no output); one with a reader gets
+// the report, its writes blocking as usual.
+func TestOpenReportFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "r.fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := OpenReport(fifo)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		var ue *UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "no process reads") {
+			t.Errorf("a FIFO without a reader: %v, want a usage error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OpenReport of a FIFO without a reader still waits after 10 s")
+	}
+
+	r, err := os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	o, err := OpenReport(fifo)
+	if err != nil {
+		t.Fatalf("a FIFO with a reader: %v", err)
+	}
+	// Through SyscallConn: Fd() would make it blocking itself.
+	var fl int
+	rc, err := o.f.SyscallConn()
+	if err == nil {
+		err = rc.Control(func(fd uintptr) { fl, err = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+	}
+	if err != nil || fl&unix.O_NONBLOCK != 0 {
+		t.Errorf("the report's fd is left non-blocking (flags %#x, %v)", fl, err)
+	}
+	if err := o.Write(PrepareFailed([]string{"true"}, Usagef("bad"))); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1<<16)
+	n, _ := r.Read(b)
+	if !json.Valid(b[:n]) {
+		t.Errorf("the reader got %q", b[:n])
 	}
 }
