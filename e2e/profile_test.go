@@ -116,6 +116,30 @@ func TestProfileErrors(t *testing.T) {
 	}
 }
 
+// TestProfileValueCannotDriveTheTerminal: a value from a profile or a
+// variable (a profile may come with a repository) is quoted in the error
+// with its control characters escaped; before, a profile's `net` printed
+// its escape sequences raw (a title, a cleared screen, colours).
+func TestProfileValueCannotDriveTheTerminal(t *testing.T) {
+	t.Parallel()
+	const bad = "\x1b]0;PWNED\a\x1b[2J\x1b[31mred\x00"
+	path := profileFile(t, "p.yaml", "net: \"\\e]0;PWNED\\a\\e[2J\\e[31mred\\0\"\n")
+	for _, o := range []struct {
+		desc string
+		env  []string
+		args []string
+	}{
+		{"profile", nil, []string{"--profile", path}},
+		{"variable", []string{"SANDBOX_NET=" + strings.TrimSuffix(bad, "\x00")}, nil},
+	} {
+		r := runOpts(t, opts{env: o.env}, append(append([]string{"run"}, o.args...), "--", "true")...)
+		wantCode(t, r, exitSandbox)
+		if strings.ContainsAny(r.stderr, "\x1b\a\x00") || !strings.Contains(r.stderr, `\x1b]0;PWNED`) {
+			t.Errorf("%s: stderr %q, want the value's control characters escaped", o.desc, r.stderr)
+		}
+	}
+}
+
 // SANDBOX_PRESERVE_FDS is both the default of --preserve-fds and the
 // variable the parent hands its re-executed init: the caller's value only
 // ever acts as that default, init gets the effective count.

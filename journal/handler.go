@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"sandbox/internal/oneline"
 )
 
 // The two --log-format formats as slog handlers. A record's level decides
@@ -70,17 +72,20 @@ func (h *lineHandler) fields(r slog.Record) (stage string, elapsed float64) {
 type textHandler struct{ lineHandler }
 
 func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
+	// A message may quote a value from a profile, a variable or a file:
+	// its control characters are escaped (JSON escapes them itself).
+	msg := oneline.Terminal(r.Message)
 	var b []byte
 	switch {
 	case r.Level >= slog.LevelError:
-		b = append(append([]byte(errorText), r.Message...), '\n')
+		b = append(append([]byte(errorText), msg...), '\n')
 	case r.Level >= slog.LevelWarn:
-		b = append(append([]byte(warnText), r.Message...), '\n')
+		b = append(append([]byte(warnText), msg...), '\n')
 	case r.Level >= levelNotice:
-		b = append(append([]byte(errorText), r.Message...), '\n')
+		b = append(append([]byte(errorText), msg...), '\n')
 	default:
 		stage, elapsed := h.fields(r)
-		b = fmt.Appendf(nil, "sandbox[%s] %8.3fms %s\n", stage, elapsed, r.Message)
+		b = fmt.Appendf(nil, "sandbox[%s] %8.3fms %s\n", stage, elapsed, msg)
 	}
 	_, err := h.w.Write(b)
 	return err
