@@ -267,25 +267,14 @@ func Logs(name string, follow bool, w io.Writer) error {
 	if !e.Detached {
 		return journal.Usagef("sandbox %s runs in the foreground: its output goes where its `sandbox run` writes (only --detach keeps a log)", name)
 	}
-	// Non-blocking: a FIFO put in its place must not hang us.
-	f, err := os.OpenFile(e.Dir+"/"+state.LogFile, os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return fmt.Errorf("opening the log of %s: %w", name, err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	err = copyLog(e.Dir, w, follow, e.Running)
+	if errors.Is(err, ErrLogNotRegular) {
 		return journal.Usagef("the log of sandbox %s is not a regular file (changed by hand?); sandbox rm %s removes it", name, name)
 	}
-	for {
-		live := follow && e.Running()
-		if _, err := io.Copy(w, f); err != nil {
-			return err
-		}
-		if !live {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err != nil {
+		return fmt.Errorf("the log of %s: %w", name, err)
 	}
+	return nil
 }
 
 // Remove deletes an ended sandbox's record and log.

@@ -655,3 +655,69 @@ func TestCallerUmask(t *testing.T) {
 		t.Errorf("records left in the state directory: %v (only .holder expected)", names)
 	}
 }
+
+// TestDetachedLogBounded: a detached sandbox that writes fast keeps at most
+// two logs of logMax (the newest output last, in `sandbox logs`); before,
+// its log grew without bound (4 GB in 8 s) in a state directory that is
+// often a tmpfs. The command's stdout stays a plain blocking pipe.
+func TestDetachedLogBounded(t *testing.T) {
+	t.Parallel()
+	const logMax = 16 << 20 // parent.LogMax
+	l := newLife(t)
+	r := l.run("run", "-d", "--name", "chatty", "--net=none", "--", "sh", "-c",
+		`head -c 41943040 /dev/zero | tr '\0' x; echo; echo END`)
+	wantCode(t, r, 0)
+	for i := 0; i < 600 && l.ps(true)["chatty"].Status != "exited"; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := l.ps(true)["chatty"].Status; st != "exited" {
+		t.Fatalf("chatty: %q after 30 s", st)
+	}
+	dir := filepath.Join(l.xdg, "sandbox", "chatty")
+	for _, n := range []string{"log", "log.1"} {
+		fi, err := os.Stat(filepath.Join(dir, n))
+		if err != nil || fi.Size() > logMax+64<<10 {
+			t.Errorf("%s: %v, want at most %d bytes", n, err, logMax+64<<10)
+		}
+	}
+	var out countTail
+	r = runOpts(t, opts{env: l.o.env, stdout: &out}, "logs", "chatty")
+	wantCode(t, r, 0)
+	if out.n < logMax || out.n > 2*(logMax+64<<10) || !strings.HasSuffix(string(out.tail), "x\nEND\n") {
+		t.Errorf("sandbox logs: %d bytes ending %q, want the newest %d to %d ending with END", out.n, out.tail, logMax, 2*logMax)
+	}
+
+	// A program that writes its output with blocking writes must not get
+	// EAGAIN: stdout and stderr are not O_NONBLOCK (04000).
+	l.detach("fdflags", []string{"--net=none"}, "sh", "-c", `grep flags /proc/self/fdinfo/1 /proc/self/fdinfo/2; sleep 3600`)
+	var flags []string
+	for i := 0; i < 100 && len(flags) < 2; i++ {
+		time.Sleep(50 * time.Millisecond)
+		flags = lines(l.run("logs", "fdflags").stdout)
+	}
+	for _, f := range flags {
+		_, v, _ := strings.Cut(f, "flags:")
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 8, 64)
+		if err != nil || n&0o4000 != 0 {
+			t.Errorf("the command's %s (O_NONBLOCK is 04000)", f)
+		}
+	}
+	if len(flags) != 2 {
+		t.Errorf("fdinfo flags of stdout and stderr: %q", flags)
+	}
+}
+
+// countTail counts what is written and keeps its last bytes.
+type countTail struct {
+	n    int
+	tail []byte
+}
+
+func (c *countTail) Write(p []byte) (int, error) {
+	c.n += len(p)
+	c.tail = append(c.tail, p...)
+	if len(c.tail) > 64 {
+		c.tail = c.tail[len(c.tail)-64:]
+	}
+	return len(p), nil
+}

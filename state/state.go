@@ -33,8 +33,10 @@ const (
 	recordFile = "state.json"
 	// SocketFile is where the sandbox's init accepts `sandbox exec`.
 	SocketFile = "exec.sock"
-	// LogFile holds a detached sandbox's output.
-	LogFile = "log"
+	// LogFile holds a detached sandbox's output; OldLogFile what the
+	// relay rotated out of it (parent.LogMax).
+	LogFile    = "log"
+	OldLogFile = "log.1"
 )
 
 // Statuses of a record.
@@ -248,7 +250,7 @@ func Claim(name string) (*Handle, error) {
 			continue
 		}
 		// What an ended run left (its log, socket, record) goes now.
-		for _, n := range []string{recordFile, SocketFile, LogFile} {
+		for _, n := range []string{recordFile, SocketFile, LogFile, OldLogFile} {
 			os.Remove(filepath.Join(dir, n))
 		}
 		return &Handle{Dir: dir, lock: f, Info: Info{Name: name, Status: Starting}}, nil

@@ -1,0 +1,81 @@
+package parent
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"sandbox/state"
+)
+
+// TestLogRelayRotates: what the command writes on its stdout and stderr
+// reaches the log in order, and the log is rotated at the bound: the state
+// directory keeps at most twice it, the newest output last. Before, the log
+// was the command's stdout itself and grew without bound.
+func TestLogRelayRotates(t *testing.T) {
+	dir := t.TempDir()
+	log, err := os.OpenFile(filepath.Join(dir, state.LogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.WriteString("start\n")
+	// Two fds standing in for 1 and 2, both the log, as detach sets them.
+	out, err := unix.FcntlInt(log.Fd(), unix.F_DUPFD_CLOEXEC, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errFD, err := unix.FcntlInt(log.Fd(), unix.F_DUPFD_CLOEXEC, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Close()
+	const max = 4096
+	l, err := relayFDs(dir, max, []int{out, errFD})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl, err := unix.FcntlInt(uintptr(out), unix.F_GETFL, 0); err != nil || fl&unix.O_NONBLOCK != 0 {
+		t.Errorf("the command's stdout is non-blocking (%#x, %v)", fl, err)
+	}
+	var all bytes.Buffer
+	all.WriteString("start\n")
+	for i := range 1000 {
+		line := fmt.Sprintf("line %04d\n", i)
+		fd := out
+		if i%3 == 0 {
+			fd = errFD
+		}
+		if _, err := unix.Write(fd, []byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		all.WriteString(line)
+	}
+	if err := l.stop(); err != nil {
+		t.Fatal(err)
+	}
+	// After stop, both fds write to the log directly.
+	unix.Write(errFD, []byte("after\n"))
+	all.WriteString("after\n")
+	cur, err := os.ReadFile(filepath.Join(dir, state.LogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(filepath.Join(dir, state.OldLogFile))
+	if err != nil {
+		t.Fatalf("nothing rotated out of a %d byte log at %d: %v", all.Len(), max, err)
+	}
+	// A write of the relay may take a file up to max plus one read.
+	if len(old) > max+64<<10 || len(cur) > max+64<<10 || len(old) < max {
+		t.Errorf("sizes: %s %d, %s %d; bound %d", state.OldLogFile, len(old), state.LogFile, len(cur), max)
+	}
+	kept := append(old, cur...)
+	if !bytes.HasSuffix(all.Bytes(), kept) {
+		t.Errorf("%s then %s (%d bytes) is not the end of what was written (%d bytes)", state.OldLogFile, state.LogFile, len(kept), all.Len())
+	}
+	unix.Close(out)
+	unix.Close(errFD)
+}
