@@ -76,6 +76,26 @@ func TestNetworkDefaultIsAuto(t *testing.T) {
 	}
 }
 
+// TestNetworkRootUnmapped: with no uid 0 in the sandbox (--map=single
+// --uid=5), the default network is a driver that can join it, and
+// --net=slirp4netns, which becomes root there, is refused before anything
+// starts. Before, auto picked slirp4netns, which failed once the sandbox
+// ran ("setegid(0)", 125).
+func TestNetworkRootUnmapped(t *testing.T) {
+	t.Parallel()
+	requireDriver(t, "slirp4netns")
+	requireDriver(t, "pasta")
+	r := mustRun(t, opts{}, "run", "-v", "--map=single", "--uid=5", "--gid=5", "--cwd=none", "--", "id", "-u")
+	if !strings.HasPrefix(r.stdout, "5\n") || !strings.Contains(r.stderr, "started the pasta network driver") {
+		t.Errorf("--map=single --uid=5: want uid 5 on pasta\n%s", r)
+	}
+	r = run(t, "run", "--map=single", "--uid=5", "--net=slirp4netns", "--", "true")
+	wantCode(t, r, exitSandbox)
+	if !strings.Contains(r.stderr, "uid 0 or gid 0 is not mapped") || strings.Contains(r.stderr, "setegid") {
+		t.Errorf("--net=slirp4netns without uid 0: want the refusal before the start\n%s", r)
+	}
+}
+
 func TestNetworkDrivers(t *testing.T) {
 	t.Parallel()
 	for _, d := range netDrivers {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"sandbox/idmap"
 	"sandbox/internal/hostpath"
 	"sandbox/netns"
 	"sandbox/netns/driver"
@@ -50,7 +51,9 @@ func planNetwork(opts Options, s *Spec) error {
 	if enforce && (mode == netns.None || mode == netns.Host) {
 		return journal.Usagef("--net=%s cannot enforce %s (it needs the user-mode network that filters the sandbox's traffic): use --net=builtin or leave --net out", mode, policyFlag(policy))
 	}
-	chosen, err := driver.RealHost(HaveNetstack()).Choose(mode, pubs, opts.AllowHostLoopback, enforce)
+	probe := driver.RealHost(HaveNetstack())
+	probe.RootUnmapped = !mapsID(s.Maps.UIDs, 0) || !mapsID(s.Maps.GIDs, 0)
+	chosen, err := probe.Choose(mode, pubs, opts.AllowHostLoopback, enforce)
 	if err != nil {
 		if enforce {
 			return journal.Usagef("%s: %v", policyFlag(policy), err)
@@ -150,4 +153,14 @@ func NetstackPath() (string, error) {
 		}
 	}
 	return hostpath.Look(NetstackName)
+}
+
+// mapsID says whether maps give inside id id an id outside.
+func mapsID(maps []idmap.Mapping, id uint32) bool {
+	for _, m := range maps {
+		if id >= m.Inside && id-m.Inside < m.Count {
+			return true
+		}
+	}
+	return false
 }

@@ -52,6 +52,11 @@ func fakeHost(installed []string, tun error, pasta string) HostProbe {
 	}
 }
 
+func rootUnmapped(h HostProbe) HostProbe {
+	h.RootUnmapped = true
+	return h
+}
+
 func TestChoose(t *testing.T) {
 	all := []string{"pasta", "slirp4netns", "nsenter", "ip"}
 	udp := []netns.Publish{{HostIP: "127.0.0.1", HostPort: 5353, SandboxPort: 53, Proto: "udp"}}
@@ -84,6 +89,11 @@ func TestChoose(t *testing.T) {
 		{"policy explicit slirp", fakeHost(all, nil, ""), netns.Slirp4netns, nil, false, true, "", "cannot enforce"},
 		{"policy auto no tun", fakeHost(all, errors.New("tun 0600"), ""), netns.Auto, nil, false, true, netns.None, "tun 0600"},
 		{"host", fakeHost(nil, errors.New("x"), ""), netns.Host, nil, false, false, netns.Host, ""},
+		// slirp4netns becomes root in the sandbox's namespace: with no uid
+		// or gid 0 there (--map=single --uid=5) it failed after the start.
+		{"root unmapped auto → pasta", rootUnmapped(fakeHost(all, nil, "")), netns.Auto, nil, false, false, netns.Pasta, ""},
+		{"root unmapped auto → builtin", rootUnmapped(fakeHost([]string{"slirp4netns"}, nil, "")), netns.Auto, nil, false, false, netns.Builtin, ""},
+		{"root unmapped explicit slirp", rootUnmapped(fakeHost(all, nil, "")), netns.Slirp4netns, nil, false, false, "", "uid 0 or gid 0 is not mapped"},
 	} {
 		got, err := tc.h.Choose(tc.mode, tc.pubs, tc.loopback, tc.enforce)
 		if got != tc.want {

@@ -25,6 +25,9 @@ type HostProbe struct {
 	HaveNetstack bool // the builtin driver's helper is available
 	// PastaVersion is what `pasta --version` says (asked only when needed).
 	PastaVersion func() string
+	// RootUnmapped: the sandbox's user namespace maps no uid 0 or no gid 0
+	// (--map=single with --uid or --gid other than 0).
+	RootUnmapped bool
 }
 
 // RealHost probes this machine.

@@ -38,6 +38,12 @@ func (*slirp4netns) installed(h HostProbe) error {
 	if _, err := h.LookPath("slirp4netns"); err != nil {
 		return errors.New("slirp4netns is not installed (package slirp4netns)")
 	}
+	if h.RootUnmapped {
+		// It joins the sandbox's user namespace and becomes root there
+		// (setegid(0), seteuid(0)), and fails after the sandbox started.
+		return errors.New("slirp4netns becomes root in the sandbox's user namespace, where uid 0 or gid 0 is not mapped " +
+			"(--map=single with --uid or --gid other than 0): use --net=pasta or --net=builtin")
+	}
 	return nil
 }
 
