@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"sandbox/internal/oneline"
 )
@@ -71,10 +72,27 @@ func (h *lineHandler) fields(r slog.Record) (stage string, elapsed float64) {
 // steps, `sandbox: warning: MSG` for warnings, `sandbox: MSG` for errors.
 type textHandler struct{ lineHandler }
 
+// maxMessage bounds one message: an error may quote the value it refuses,
+// however long (a 100 KB -p value was printed twice in one line).
+const maxMessage = 4096
+
+// bounded is msg cut at maxMessage bytes (on a character's start), saying
+// how much was left out.
+func bounded(msg string) string {
+	if len(msg) <= maxMessage {
+		return msg
+	}
+	cut := maxMessage
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes more)", msg[:cut], len(msg)-cut)
+}
+
 func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 	// A message may quote a value from a profile, a variable or a file:
 	// its control characters are escaped (JSON escapes them itself).
-	msg := oneline.Terminal(r.Message)
+	msg := oneline.Terminal(bounded(r.Message))
 	var b []byte
 	switch {
 	case r.Level >= slog.LevelError:
@@ -112,7 +130,7 @@ type logLine struct {
 func (h *jsonHandler) Handle(_ context.Context, r slog.Record) error {
 	stage, elapsed := h.fields(r)
 	b, err := json.Marshal(logLine{Time: r.Time.Format(time.RFC3339Nano), Level: levelName(r.Level), Stage: stage,
-		ElapsedMS: elapsed, Msg: r.Message})
+		ElapsedMS: elapsed, Msg: bounded(r.Message)})
 	if err != nil {
 		return fmt.Errorf("encoding a log line: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // logLines logs the same things in format and returns the output lines.
@@ -256,5 +257,23 @@ func TestNoLevelInMessageText(t *testing.T) {
 	})
 	if err != nil || n < 50 {
 		t.Fatalf("walking the module: %v (%d files)", err, n)
+	}
+}
+
+// TestMessagesBounded: a message quoting a huge value (a 100 KB --publish
+// value was printed twice, 200 KB in one line) is cut, saying how much was
+// left out, in both formats; a short one is untouched.
+func TestMessagesBounded(t *testing.T) {
+	long := "--publish " + strings.Repeat("é", 50000) + ": not a port"
+	for _, format := range []string{LogText, LogJSON} {
+		var buf bytes.Buffer
+		lg := NewLogger(&buf, format, "sandbox", false, time.Now())
+		lg.Error(long)
+		lg.Error("short")
+		out := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+		if len(out) != 2 || len(out[0]) > maxMessage+200 || !strings.Contains(out[0], "bytes more)") ||
+			!utf8.ValidString(out[0]) || !strings.Contains(out[1], "short") {
+			t.Errorf("%s: %d lines, the first %d bytes: %.80q…", format, len(out), len(out[0]), out[0])
+		}
 	}
 }
