@@ -402,6 +402,11 @@ func loadProfile(path string, flags map[string]*kong.Flag) (*profile, error) {
 
 // set checks one key of the profile and keeps its value.
 func (p *profile) set(key string, v any, flags map[string]*kong.Flag) error {
+	if hasNUL(v) {
+		// execve would refuse it as the command's (126, "invalid
+		// argument"), a path would be cut at it.
+		return fmt.Errorf("%s: a NUL byte, which no argument, path or variable can hold", p.at(key))
+	}
 	if key == profileCommandKey {
 		list, ok := v.([]any)
 		if !ok || len(list) == 0 {
@@ -443,6 +448,18 @@ func (p *profile) set(key string, v any, flags map[string]*kong.Flag) error {
 	}
 	p.values[key] = val
 	return nil
+}
+
+// hasNUL says whether v, a profile's value, is or holds a string with a
+// NUL byte.
+func hasNUL(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.IndexByte(v, 0) >= 0
+	case []any:
+		return slices.ContainsFunc(v, hasNUL)
+	}
+	return false
 }
 
 // maxTOMLNesting and maxTOMLKeyParts bound what the TOML parser is given:

@@ -186,6 +186,9 @@ func TestProfileErrors(t *testing.T) {
 		{"list.yml", "- net\n", []string{"list.yml, line 1", "expected a mapping"}},
 		{"two.yaml", "net: none\n---\nnet: host\n", []string{"more than one YAML document"}},
 		{"p.json", "{}", []string{"p.json", `unknown extension ".json"`}},
+		// Before: the command got it, execve refused it (126).
+		{"nul.yaml", "command: [\"printf\", \"%s\", \"a\\0b\"]\n", []string{"nul.yaml", `key "command"`, "a NUL byte"}},
+		{"nulenv.toml", "env = [\"A=a\\u0000b\"]\n", []string{"nulenv.toml", `key "env"`, "a NUL byte"}},
 		// The TOML parser's time and memory grow with the square of these
 		// (10 000 levels: over 3 GB and 30 s): refused before it runs.
 		{"deep.toml", "env = " + strings.Repeat("{a=", 5000) + "1" + strings.Repeat("}", 5000) + "\n",
