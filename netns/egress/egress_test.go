@@ -29,6 +29,10 @@ func TestParseBadValues(t *testing.T) {
 		{"--allow-cidr", "1.2.3.4/33", "not an IPv4 CIDR"},
 		{"--allow-cidr", "example.org", "not an IPv4 address"},
 		{"--allow-cidr", "2001:db8::/32", "IPv4"},
+		// Told it was an IPv6 complaint before.
+		{"--allow-host", "x.com:80:90", "one ':' before the ports, which ',' separates"},
+		{"--allow-cidr", "10.0.0.1:80:90", "one ':' before the ports"},
+		{"--allow-host", "fe80::1", "only IPv4 and names"},
 		{"--allow-cidr", "10.0.0.0/8:1,x", "not a port"},
 		{"--deny-host", "*.", "--deny-host"},
 	} {

@@ -97,6 +97,10 @@ func splitPorts(s string) (string, []uint16, error) {
 	}
 	host, list, found := strings.Cut(s, ":")
 	if strings.Contains(list, ":") {
+		if strings.Contains(host, ".") {
+			// A name or an IPv4 address, then ports split by ':'.
+			return "", nil, fmt.Errorf("%q: one ':' before the ports, which ',' separates (NAME:443,8443)", s)
+		}
 		return "", nil, fmt.Errorf("%q: only IPv4 and names are supported (the sandbox's network is IPv4 only)", s)
 	}
 	if host == "" {
