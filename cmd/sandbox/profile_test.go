@@ -192,15 +192,24 @@ func TestProfileErrors(t *testing.T) {
 		// The TOML parser's time and memory grow with the square of these
 		// (10 000 levels: over 3 GB and 30 s): refused before it runs.
 		{"deep.toml", "env = " + strings.Repeat("{a=", 5000) + "1" + strings.Repeat("}", 5000) + "\n",
-			[]string{"deep.toml, line 1", "nested more than 32 levels deep"}},
+			[]string{"deep.toml, line 1", "nested more than 4 levels deep"}},
 		{"deeplist.toml", "bind = " + strings.Repeat("[", 40) + strings.Repeat("]", 40) + "\n",
-			[]string{"deeplist.toml, line 1", "nested more than 32 levels deep"}},
+			[]string{"deeplist.toml, line 1", "nested more than 4 levels deep"}},
 		{"dotted.toml", "net = \"none\"\n" + strings.Repeat("a.", 10000) + "a = 1\n",
-			[]string{"dotted.toml, line 2", "more than 32 dotted parts"}},
+			[]string{"dotted.toml, line 2", "more than 4 dotted parts"}},
 		{"header.toml", "\n\n[" + strings.Repeat("a.", 100) + "a]\n",
-			[]string{"header.toml, line 3", "more than 32 dotted parts"}},
+			[]string{"header.toml, line 3", "more than 4 dotted parts"}},
 		{"inline.toml", "env = {" + strings.Repeat("a.", 40) + "a = 1}\n",
-			[]string{"inline.toml, line 1", "more than 32 dotted parts"}},
+			[]string{"inline.toml, line 1", "more than 4 dotted parts"}},
+		// The two multiply: 31 levels of 32-part keys took 7 GB and 19 s.
+		{"product.toml", "env = " + strings.Repeat("{"+strings.Repeat("a.", 31)+"a = ", 31) + "1" + strings.Repeat("}", 31) + "\n",
+			[]string{"product.toml, line 1", "dotted parts"}},
+		{"keys.toml", "env = {" + strings.Repeat("k = 1, ", 1100) + "z = 1}\n",
+			[]string{"keys.toml, line 1", "more than 1024 keys"}},
+		// A float after an inline table is no key's dot: the type is the
+		// error, not the shape.
+		{"floats.toml", "env = [{}" + strings.Repeat(", 1.5", 40) + "]\n",
+			[]string{"floats.toml", `key "env"`, "expected a string"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
