@@ -15,57 +15,72 @@ import (
 
 // copyLog writes a detached sandbox's log to w: what was rotated out
 // (state.OldLogFile), then the log. With follow it reads on while live()
-// says the sandbox runs, going on into a new log when the relay rotates
-// the one it reads.
+// says the sandbox runs, going on into the new log when the relay rotates
+// the one it reads (parent/logrelay.go: LogFile always exists, and the
+// file it names changes only by a rename over it). Output rotated out twice
+// between two reads (16 MiB written while the reader waits) is not shown.
 func copyLog(dir string, w io.Writer, follow bool, live func() bool) error {
-	old, err := openLog(filepath.Join(dir, state.OldLogFile))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	f, err := openLog(filepath.Join(dir, state.LogFile))
+	logPath, oldPath := filepath.Join(dir, state.LogFile), filepath.Join(dir, state.OldLogFile)
+	// The log first: an old log that is the same file was rotated
+	// between the two opens, and is read as the log.
+	f, err := openLog(logPath)
 	if err != nil {
-		if old != nil {
-			old.Close()
-		}
 		return err
-	}
-	if old != nil {
-		// Rotated between the two opens: the old one is what f was.
-		if !sameInode(old, f) {
-			_, err = io.Copy(w, old)
-		}
-		old.Close()
-		if err != nil {
-			f.Close()
-			return err
-		}
 	}
 	defer func() { f.Close() }()
+	if err := copyUnlessSame(w, oldPath, f); err != nil {
+		return err
+	}
 	for {
 		running := follow && live()
 		if _, err := io.Copy(w, f); err != nil {
 			return err
 		}
 		if follow {
-			// Rotated (the relay renamed the log it wrote and made a new
-			// one): what reached this one before the rename, then on.
-			if next, err := openLog(filepath.Join(dir, state.LogFile)); err == nil && !sameInode(next, f) {
-				if _, err := io.Copy(w, f); err != nil {
+			next, err := openLog(logPath)
+			if err != nil {
+				return err
+			}
+			if !sameInode(next, f) {
+				// Rotated: the rest of this one, the old log if it is
+				// newer than this one (rotated twice), then on.
+				_, err := io.Copy(w, f)
+				if err == nil {
+					err = copyUnlessSame(w, oldPath, f)
+				}
+				if err != nil {
 					next.Close()
 					return err
 				}
 				f.Close()
 				f = next
 				continue
-			} else if err == nil {
-				next.Close()
 			}
+			next.Close()
 		}
 		if !running {
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// copyUnlessSame copies the log at path to w unless it is f or is not
+// there.
+func copyUnlessSame(w io.Writer, path string, f *os.File) error {
+	old, err := openLog(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer old.Close()
+	if sameInode(old, f) {
+		return nil
+	}
+	_, err = io.Copy(w, old)
+	return err
 }
 
 // ErrLogNotRegular is a log that is not a regular file (changed by hand).

@@ -26,7 +26,8 @@ func TestCopyLogAcrossRotation(t *testing.T) {
 		t.Fatalf("copyLog: %q, %v", out.String(), err)
 	}
 
-	// Following: the log is rotated twice while it reads.
+	// Following: the log is rotated as the relay does it (LogFile always
+	// exists), once at a time, then twice between two of its reads.
 	var live atomic.Bool
 	live.Store(true)
 	var got bytes.Buffer
@@ -40,17 +41,28 @@ func TestCopyLogAcrossRotation(t *testing.T) {
 		f.WriteString(s)
 		f.Close()
 	}
-	time.Sleep(150 * time.Millisecond)
-	for _, s := range []string{"c\n", "d\n"} {
-		appendTo(logPath, s)
-		time.Sleep(150 * time.Millisecond)
-		if err := os.Rename(logPath, oldPath); err != nil {
+	rotate := func(next string) {
+		temp := filepath.Join(dir, state.LogTemp)
+		appendTo(temp, next)
+		if err := os.Link(logPath, filepath.Join(dir, state.OldLogTemp)); err != nil {
 			t.Fatal(err)
 		}
-		appendTo(logPath, "")
-		time.Sleep(150 * time.Millisecond)
+		if err := os.Rename(filepath.Join(dir, state.OldLogTemp), oldPath); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(temp, logPath); err != nil {
+			t.Fatal(err)
+		}
 	}
-	appendTo(logPath, "e\n")
+	time.Sleep(150 * time.Millisecond)
+	appendTo(logPath, "c\n")
+	time.Sleep(150 * time.Millisecond)
+	rotate("d\n")
+	time.Sleep(250 * time.Millisecond)
+	rotate("e\n") // twice within one of its 100 ms waits
+	rotate("f\n")
+	time.Sleep(250 * time.Millisecond)
+	appendTo(logPath, "g\n")
 	live.Store(false)
 	select {
 	case err := <-done:
@@ -60,8 +72,17 @@ func TestCopyLogAcrossRotation(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("copyLog -f did not end after the sandbox did")
 	}
-	if want := "a\nb\nc\nd\ne\n"; got.String() != want {
+	if want := "a\nb\nc\nd\ne\nf\ng\n"; got.String() != want {
 		t.Errorf("followed %q, want %q", got.String(), want)
+	}
+
+	// Not following, the log and its old one being the same file (rotated
+	// between the two opens) are one file, shown once.
+	os.Remove(oldPath)
+	os.Link(logPath, oldPath)
+	out.Reset()
+	if err := copyLog(dir, &out, false, func() bool { return false }); err != nil || out.String() != "f\ng\n" {
+		t.Errorf("the log and the old log one file: %q, %v", out.String(), err)
 	}
 
 	os.Remove(logPath)

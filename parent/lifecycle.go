@@ -168,11 +168,13 @@ func runDetached(s *spec.Spec) (int, error) {
 		report(detachedReport{Status: wire.StatusError, Error: err.Error()})
 		return wire.StatusError, err
 	}
-	// The output goes to the log through a relay that bounds it; without
-	// one (it could not start), straight to the log, unbounded, as said.
+	// The command's output goes to the log through a relay that bounds
+	// it; without one (it could not start), straight to the log,
+	// unbounded, as said.
 	if relay, err := startLogRelay(h.Dir, LogMax); err != nil {
 		s.EnsureLog().Warn(fmt.Sprintf("the log is not rotated: %v", err))
 	} else {
+		s.Output = relay.w
 		defer relay.stop()
 	}
 	h.Info.Detached = true

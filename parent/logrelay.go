@@ -21,31 +21,38 @@ import (
 const LogMax = 16 << 20
 
 // logDrain bounds the wait for the relay to copy what is left once the
-// sandbox has ended (a process outside it that kept our output open, a
-// network helper, must not hold the supervisor).
+// sandbox has ended (a process outside it that kept the pipe open must not
+// hold the supervisor).
 const logDrain = 2 * time.Second
 
 // logRelay copies a detached sandbox's output into its log and rotates
-// it: fds 1 and 2 of the background supervisor, which init and the
-// command inherit, are a pipe it reads, where they were the log itself.
+// it. The command's stdout and stderr (init's, Spec.Output) are the write
+// end of a pipe only the sandbox holds; this supervisor's own fds 1 and 2
+// stay on the log file, so that its lines (a crash's trace among them)
+// reach the log without the relay, and nothing the command does to its
+// pipe (O_NONBLOCK, keeping it full) touches them.
 type logRelay struct {
-	dir  string
-	fds  []int // where the command's output goes: 1 and 2
-	r    *os.File
-	mu   sync.Mutex
-	cur  *os.File // the log being written; fds 1 and 2 after stop
-	size int64
-	max  int64
-	done chan struct{}
+	dir     string
+	fds     []int    // this process's log fds: 1 and 2
+	w       *os.File // the pipe's write end, for init (Spec.Output)
+	r       *os.File
+	mu      sync.Mutex
+	cur     *os.File // the log being written
+	size    int64
+	max     int64
+	retryAt int64 // after a rotation that failed, the size to try again at
+	stopped bool  // no rotation any more: fds 1 and 2 are on cur
+	done    chan struct{}
 }
 
-// startLogRelay puts a pipe on fds 1 and 2 (the log, as detach opened it)
-// and starts copying from it into dir's log.
+// startLogRelay starts the relay into dir's log, which fds 1 and 2 are
+// (detach opened it); the caller gives w to init.
 func startLogRelay(dir string, max int64) (*logRelay, error) {
 	return relayFDs(dir, max, []int{1, 2})
 }
 
-// relayFDs is startLogRelay for fds (the first is the log).
+// relayFDs is startLogRelay for this process's log fds (the first is read
+// for the log).
 func relayFDs(dir string, max int64, fds []int) (*logRelay, error) {
 	logFD, err := unix.FcntlInt(uintptr(fds[0]), unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
@@ -65,21 +72,8 @@ func relayFDs(dir string, max int64, fds []int) (*logRelay, error) {
 		cur.Close()
 		return nil, fmt.Errorf("a pipe for the log: %w", err)
 	}
-	for _, fd := range fds {
-		if err = unix.Dup3(p[1], fd, 0); err != nil {
-			break
-		}
-	}
-	unix.Close(p[1])
-	if err != nil {
-		unix.Close(p[0])
-		for _, fd := range fds {
-			unix.Dup3(logFD, fd, 0)
-		}
-		cur.Close()
-		return nil, fmt.Errorf("putting the log's pipe on stdout: %w", err)
-	}
-	l := &logRelay{dir: dir, fds: fds, r: os.NewFile(uintptr(p[0]), "log pipe"), cur: cur, size: fi.Size(), max: max, done: make(chan struct{})}
+	l := &logRelay{dir: dir, fds: fds, r: os.NewFile(uintptr(p[0]), "log pipe"), w: os.NewFile(uintptr(p[1]), "log pipe"),
+		cur: cur, size: fi.Size(), max: max, done: make(chan struct{})}
 	go l.copy()
 	return l, nil
 }
@@ -94,7 +88,7 @@ func (l *logRelay) copy() {
 			l.write(buf[:n])
 		}
 		if err != nil {
-			return // EOF: no writer is left
+			return // EOF: the sandbox's last process has gone
 		}
 	}
 }
@@ -106,38 +100,64 @@ func (l *logRelay) write(b []byte) {
 	defer l.mu.Unlock()
 	n, _ := l.cur.Write(b)
 	l.size += int64(n)
-	if l.size < l.max {
-		return
+	if l.size >= l.max && l.size >= l.retryAt && !l.stopped {
+		if err := l.rotate(); err != nil {
+			l.retryAt = l.size + l.max/4 // not at every write
+		}
 	}
-	path := filepath.Join(l.dir, state.LogFile)
-	if err := os.Rename(path, filepath.Join(l.dir, state.OldLogFile)); err != nil {
-		return // kept growing rather than lost; tried again at the next write
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return // the old file, now OldLogFile, is written on
-	}
-	l.cur.Close()
-	l.cur, l.size = f, 0
 }
 
-// stop puts the log back on fds 1 and 2 (what this process writes from now
-// on goes there directly, and its own hold on the pipe ends) and waits,
-// bounded, for the relay to copy what is left.
+// rotate makes the log OldLogFile and starts a new one, so that LogFile
+// always exists for a reader: the new file is made aside, the current one
+// linked as the old one, and the new one renamed over it.
+func (l *logRelay) rotate() error {
+	path := filepath.Join(l.dir, state.LogFile)
+	temp, oldTemp := filepath.Join(l.dir, state.LogTemp), filepath.Join(l.dir, state.OldLogTemp)
+	os.Remove(temp)
+	os.Remove(oldTemp)
+	f, err := os.OpenFile(temp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	err = os.Link(path, oldTemp)
+	if err == nil {
+		err = os.Rename(oldTemp, filepath.Join(l.dir, state.OldLogFile))
+	}
+	if err == nil {
+		err = os.Rename(temp, path)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(temp)
+		os.Remove(oldTemp)
+		return err
+	}
+	l.cur.Close()
+	l.cur, l.size, l.retryAt = f, 0, 0
+	return nil
+}
+
+// stop ends the rotation, waits, bounded, for the relay to copy what is
+// left, and puts this process's fds 1 and 2 on the current log, so that
+// its last lines follow the command's output.
 func (l *logRelay) stop() error {
+	l.w.Close() // Run closed it once init had it; not if init never started
 	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
+	select {
+	case <-l.done:
+	case <-time.After(logDrain):
+		// A process outside the sandbox still holds the pipe: what it
+		// writes from now on goes to the current log, not waited for.
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var err error
 	for _, fd := range l.fds {
 		if e := unix.Dup3(int(l.cur.Fd()), fd, 0); e != nil {
 			err = errors.Join(err, e)
 		}
-	}
-	l.mu.Unlock()
-	select {
-	case <-l.done:
-	case <-time.After(logDrain):
-		// A writer outside the sandbox still holds the pipe: what it
-		// writes from now on is not waited for (this process ends).
 	}
 	return err
 }

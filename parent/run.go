@@ -100,7 +100,10 @@ func run(s *spec.Spec) (status int, err error) {
 	if s.NetNS {
 		flags |= userns.Net
 	}
-	stdin, stdout := os.Stdin, os.Stdout
+	stdin, stdout, stderr := os.Stdin, os.Stdout, os.Stderr
+	if s.Output != nil {
+		stdout, stderr = s.Output, s.Output
+	}
 	background := !useTTY && ttyrelay.Background(os.Stdin)
 	if useTTY || background {
 		devnull, err := os.Open(os.DevNull)
@@ -110,7 +113,7 @@ func run(s *spec.Spec) (status int, err error) {
 		defer devnull.Close()
 		if useTTY {
 			// The payload gets a pty made inside; the host terminal stays here.
-			stdin, stdout = devnull, os.Stderr
+			stdin, stdout = devnull, stderr
 		} else {
 			stdin = devnull
 			logf("stdin is /dev/null: started in the background of a terminal, whose input is the shell's")
@@ -133,7 +136,7 @@ func run(s *spec.Spec) (status int, err error) {
 	// With a holder, init is created inside its namespace by init's stage,
 	// which writes the maps itself: no setuid helper on this run's path.
 	hold, holdDir, startHolder := holderFor(s, lg)
-	initPath, initMemfd, initFile, shared, err := initCommand(childFDFloor(append([]*os.File{stdin, stdout, os.Stderr}, extra...)), hold)
+	initPath, initMemfd, initFile, shared, err := initCommand(childFDFloor(append([]*os.File{stdin, stdout, stderr}, extra...)), hold)
 	if err != nil {
 		if hold != nil {
 			hold.Close()
@@ -155,7 +158,7 @@ func run(s *spec.Spec) (status int, err error) {
 		LastCap:    s.LastCap,
 		Stdin:      stdin,
 		Stdout:     stdout,
-		Stderr:     os.Stderr,
+		Stderr:     stderr,
 		ExtraFiles: extra,
 	}
 	if hold != nil {
@@ -185,6 +188,9 @@ func run(s *spec.Spec) (status int, err error) {
 		}
 	}
 	child.Close()
+	if s.Output != nil {
+		s.Output.Close() // init has its own; see Spec.Output
+	}
 	if initFile != nil {
 		initFile.Close() // init has its own copy once started
 	}

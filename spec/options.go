@@ -127,6 +127,11 @@ type Spec struct {
 	Detach    bool          // --detach: run in the background
 	State     *state.Handle // claimed before Run (a detached supervisor's)
 	OnStarted func()        // called once the payload runs
+	// Output, when set, is init's stdout and stderr instead of this
+	// process's (a detached sandbox's log relay); Run closes it once init
+	// has it, so that the reader sees the end when the sandbox's last
+	// process does.
+	Output *os.File
 
 	// EphemeralBase: --ephemeral=disk, where Run makes the run's directory.
 	EphemeralBase string

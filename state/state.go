@@ -34,9 +34,12 @@ const (
 	// SocketFile is where the sandbox's init accepts `sandbox exec`.
 	SocketFile = "exec.sock"
 	// LogFile holds a detached sandbox's output; OldLogFile what the
-	// relay rotated out of it (parent.LogMax).
+	// relay rotated out of it (parent.LogMax), through LogTemp and
+	// OldLogTemp, so that LogFile always exists.
 	LogFile    = "log"
 	OldLogFile = "log.1"
+	LogTemp    = "log.new"
+	OldLogTemp = "log.1.new"
 )
 
 // Statuses of a record.
@@ -250,7 +253,7 @@ func Claim(name string) (*Handle, error) {
 			continue
 		}
 		// What an ended run left (its log, socket, record) goes now.
-		for _, n := range []string{recordFile, SocketFile, LogFile, OldLogFile} {
+		for _, n := range []string{recordFile, SocketFile, LogFile, OldLogFile, LogTemp, OldLogTemp} {
 			os.Remove(filepath.Join(dir, n))
 		}
 		return &Handle{Dir: dir, lock: f, Info: Info{Name: name, Status: Starting}}, nil
