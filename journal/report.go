@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"syscall"
+	"time"
 
 	fuseoverlay "sandbox/fuse-overlay"
 	"sandbox/internal/proto"
@@ -393,9 +394,10 @@ func OpenReport(path string) (*ReportFile, error) {
 		return &ReportFile{f: os.Stdout, name: "stdout"}, nil
 	}
 	// Not blocking in open: a FIFO no process reads would hold the run
-	// there for ever (ENXIO instead). The writes block as usual.
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o644)
-	if err == unix.ENXIO {
+	// there for ever (ENXIO instead); its reader, started beside the run
+	// (jq . <fifo &), gets a moment to open it. The writes block as usual.
+	fd, err := openReport(path)
+	if err == unix.ENXIO && isFIFO(path) {
 		return nil, Usagef("--report %s: a FIFO that no process reads (start its reader first, or give a file)", path)
 	}
 	if err == nil {
@@ -407,6 +409,28 @@ func OpenReport(path string) (*ReportFile, error) {
 		return nil, Usagef("--report %s: %v (give a writable file, or - for stdout)", path, UnwrapSyscall(err))
 	}
 	return &ReportFile{f: os.NewFile(uintptr(fd), path), name: path}, nil
+}
+
+// reportReaderWait bounds the wait for a FIFO's reader.
+const reportReaderWait = 2 * time.Second
+
+// openReport opens path for writing without blocking, trying again for a
+// while when it is a FIFO that no process reads yet.
+func openReport(path string) (int, error) {
+	deadline := time.Now().Add(reportReaderWait)
+	for {
+		fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o644)
+		if err != unix.ENXIO || !isFIFO(path) || time.Now().After(deadline) {
+			return fd, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// isFIFO says whether path is a FIFO (ENXIO also comes from a socket).
+func isFIFO(path string) bool {
+	var st unix.Stat_t
+	return unix.Stat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO
 }
 
 // Write writes r as one line of JSON and closes the file.

@@ -127,9 +127,9 @@ func TestReportKeys(t *testing.T) {
 	}
 }
 
-// TestOpenReportFIFO: a FIFO no process reads is refused at once (before,
-// the run waited in open for ever, with no output); one with a reader gets
-// the report, its writes blocking as usual.
+// TestOpenReportFIFO: a FIFO no process reads is refused within a moment
+// (before, the run waited in open for ever, with no output); one whose
+// reader comes within it gets the report, its writes blocking as usual.
 func TestOpenReportFIFO(t *testing.T) {
 	fifo := filepath.Join(t.TempDir(), "r.fifo")
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
@@ -150,12 +150,22 @@ func TestOpenReportFIFO(t *testing.T) {
 		t.Fatal("OpenReport of a FIFO without a reader still waits after 10 s")
 	}
 
-	r, err := os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
+	// A reader that comes a moment after the run starts (jq . <fifo &).
+	opened := make(chan *os.File, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		r, err := os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			t.Error(err)
+		}
+		opened <- r
+	}()
+	o, err := OpenReport(fifo)
+	r := <-opened
+	if r == nil {
+		t.FailNow()
 	}
 	defer r.Close()
-	o, err := OpenReport(fifo)
 	if err != nil {
 		t.Fatalf("a FIFO with a reader: %v", err)
 	}
