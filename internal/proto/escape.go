@@ -33,10 +33,11 @@ type Encoded struct {
 	escaped bool
 }
 
-// Encode encodes v as Send would.
+// Encode encodes v as Send would. A json.RawMessage is the caller's
+// JSON, taken as it is (its strings, UTF-8, are not escaped).
 func Encode(v any) (Encoded, error) {
 	b, err := json.Marshal(v)
-	if err != nil || !bytes.Contains(b, lossy) {
+	if _, raw := v.(json.RawMessage); raw || err != nil || !bytes.Contains(b, lossy) {
 		return Encoded{body: b}, err
 	}
 	c, err := mapStrings(reflect.ValueOf(v), escape, 0)
@@ -65,8 +66,8 @@ func unescapeInto(v any) error {
 }
 
 // mapStrings returns a copy of v with f applied to every string that
-// encoding/json would write (exported fields, elements, map keys and
-// values); v itself is not changed. []byte is JSON's base64, which keeps
+// encoding/json would write (exported fields but those tagged "-",
+// elements, map keys and values); v itself is not changed. []byte is JSON's base64, which keeps
 // every byte: left alone.
 func mapStrings(v reflect.Value, f func(string) (string, error), depth int) (reflect.Value, error) {
 	if depth > maxDepth {
@@ -106,6 +107,9 @@ func mapStrings(v reflect.Value, f func(string) (string, error), depth int) (ref
 		n.Set(v) // unexported fields as they are: JSON does not carry them
 		for i := range t.NumField() {
 			sf := t.Field(i)
+			if sf.Tag.Get("json") == "-" {
+				continue // not in the body
+			}
 			if !sf.IsExported() {
 				if sf.Anonymous {
 					// JSON writes an unexported embedded struct's

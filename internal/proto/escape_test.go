@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 )
 
 type escInner struct {
@@ -158,4 +160,49 @@ func FuzzEscape(f *testing.F) {
 			t.Fatalf("unescape(escape(%q)) = %q, %v", s, u, err)
 		}
 	})
+}
+
+// TestEscapedBodyRefusedByOlderPeers: an escaped body travels under keys
+// a peer of an older build does not read (it decodes no body and refuses
+// the message), where an "escaped" flag beside "body" would have had it
+// take the escaped text for the strings; a json.RawMessage is sent as it
+// is; a field tagged "-" is left alone.
+func TestEscapedBodyRefusedByOlderPeers(t *testing.T) {
+	a, b, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	if err := a.Send(KindExec, escBody{S: "caf\xe9"}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	n, _, _, _, err := unix.Recvmsg(int(b.File().Fd()), buf, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old struct { // Envelope before escaping
+		Kind Kind            `json:"kind"`
+		Body json.RawMessage `json:"body"`
+		Blob bool            `json:"blob"`
+	}
+	if err := json.Unmarshal(buf[:n], &old); err != nil || old.Body != nil || old.Blob {
+		t.Errorf("an older peer reads %q as body %q, blob %v (%v)", buf[:n], old.Body, old.Blob, err)
+	}
+
+	raw := json.RawMessage(`{"S":"\ufffd \\x41"}`)
+	if enc, err := Encode(raw); err != nil || enc.escaped || string(enc.body) != string(raw) {
+		t.Errorf("a RawMessage: %s, escaped %v, %v", enc.body, enc.escaped, err)
+	}
+
+	type withHidden struct {
+		S    string
+		Skip *withHidden `json:"-"`
+	}
+	v := withHidden{S: "\xff"}
+	v.Skip = &v // a cycle JSON never walks
+	if enc, err := Encode(v); err != nil || !enc.escaped {
+		t.Errorf("a field tagged \"-\": %v, escaped %v", err, enc.escaped)
+	}
 }

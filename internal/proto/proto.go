@@ -78,8 +78,20 @@ type Envelope struct {
 	// Recv puts it back into Body.
 	Blob bool `json:"blob,omitempty"`
 	// Escaped: every string in Body is escaped (escape.go), as one of
-	// them is not UTF-8; Decode restores them.
-	Escaped bool `json:"escaped,omitempty"`
+	// them is not UTF-8; Decode restores them. On the wire such a body is
+	// "ebody" (or "eblob"), which a peer of an older build does not read:
+	// it refuses the message rather than take the escaped text for the
+	// strings (a `sandbox exec` newer than the sandbox it enters).
+	Escaped bool `json:"-"`
+}
+
+// wireEnvelope is Envelope as it is read (marshal writes the same keys).
+type wireEnvelope struct {
+	Kind  Kind            `json:"kind"`
+	Body  json.RawMessage `json:"body"`
+	Blob  bool            `json:"blob"`
+	EBody json.RawMessage `json:"ebody"`
+	EBlob bool            `json:"eblob"`
 }
 
 // Conn is one end of the socketpair.
@@ -168,14 +180,15 @@ func (e Envelope) marshal() ([]byte, error) {
 	}
 	b := make([]byte, 0, len(kind)+len(e.Body)+32)
 	b = append(append(b, `{"kind":`...), kind...)
+	bodyKey, blobKey := `,"body":`, `,"blob":true`
+	if e.Escaped {
+		bodyKey, blobKey = `,"ebody":`, `,"eblob":true`
+	}
 	if len(e.Body) > 0 {
-		b = append(append(b, `,"body":`...), e.Body...)
+		b = append(append(b, bodyKey...), e.Body...)
 	}
 	if e.Blob {
-		b = append(b, `,"blob":true`...)
-	}
-	if e.Escaped {
-		b = append(b, `,"escaped":true`...)
+		b = append(b, blobKey...)
 	}
 	return append(b, '}'), nil
 }
@@ -252,10 +265,18 @@ func (c *Conn) RecvMax(maxBody int64) (Envelope, []int, error) {
 		CloseFDs(fds)
 		return Envelope{}, nil, fmt.Errorf("message over the %d byte limit", MaxSize)
 	}
-	var env Envelope
-	if err := json.Unmarshal(buf[:n], &env); err != nil {
+	var we wireEnvelope
+	if err := json.Unmarshal(buf[:n], &we); err != nil {
 		CloseFDs(fds)
 		return Envelope{}, nil, fmt.Errorf("decoding message: %w", err)
+	}
+	env := Envelope{Kind: we.Kind, Body: we.Body, Blob: we.Blob}
+	if we.EBody != nil || we.EBlob {
+		if we.Body != nil || we.Blob {
+			CloseFDs(fds)
+			return Envelope{}, nil, fmt.Errorf("%q message: both a plain and an escaped body", env.Kind)
+		}
+		env.Body, env.Blob, env.Escaped = we.EBody, we.EBlob, true
 	}
 	if env.Blob {
 		// The kind is quoted in errors: it is the peer's text, which must
@@ -334,8 +355,9 @@ func readBlob(fd int, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// Decode unmarshals a message body into v (a pointer), byte for byte as
-// it was sent.
+// Decode unmarshals a message body into v (a pointer to a zero value: an
+// escaped body's strings are restored wherever they are in *v), byte for
+// byte as it was sent.
 func (e Envelope) Decode(v any) error {
 	err := json.Unmarshal(e.Body, v)
 	if err == nil && e.Escaped {
