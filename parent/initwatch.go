@@ -216,10 +216,20 @@ func (w *initWatch) hint() string {
 		"SCMP_ACT_KILL kills only the calling thread; allow the calls init needs)"
 }
 
+// goFatalStatus is how a Go program ends on a fatal runtime error, its
+// trace on stderr: out of threads (ulimit -u, a pids limit) or memory
+// (ulimit -v) among them.
+const goFatalStatus = 2
+
 // initKilledHint explains a signal that killed init before it reported
-// (0: init exited without reporting).
-func initKilledHint(sig unix.Signal, seccomp bool) string {
-	if !seccomp {
+// (0: init exited without reporting, with status); profile: the user's own
+// seccomp profile (sandbox's default lets init run).
+func initKilledHint(sig unix.Signal, status int, profile bool) string {
+	if !profile {
+		if sig == 0 && status == goFatalStatus {
+			return " (its Go runtime's error is above: it could not start a thread or map memory; " +
+				"check your limits: ulimit -u, ulimit -v, a pids limit)"
+		}
 		return ""
 	}
 	switch sig {

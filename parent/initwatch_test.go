@@ -191,3 +191,31 @@ func TestAppendTIDs(t *testing.T) {
 		t.Errorf("a truncated buffer: got %v, want nothing", got)
 	}
 }
+
+// TestInitKilledHint: init's end before it reported is blamed on seccomp
+// only with the user's own profile (sandbox's default lets init run); a Go
+// runtime's fatal error (status 2: no thread, no memory) points at the
+// limits. Before, every run under the default filter that ran out of
+// threads was told to fix its seccomp profile.
+func TestInitKilledHint(t *testing.T) {
+	for _, tc := range []struct {
+		sig     unix.Signal
+		status  int
+		profile bool
+		want    string
+	}{
+		{0, 2, false, "ulimit -u"},
+		{0, 1, false, ""},
+		{unix.SIGSYS, 0, false, ""},
+		{0, 2, true, "seccomp profile"},
+		{unix.SIGSYS, 0, true, "seccomp profile killed"},
+	} {
+		got := initKilledHint(tc.sig, tc.status, tc.profile)
+		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+			t.Errorf("signal %d, status %d, profile %v: %q, want %q", tc.sig, tc.status, tc.profile, got, tc.want)
+		}
+		if !tc.profile && strings.Contains(got, "seccomp") {
+			t.Errorf("signal %d, status %d, no profile: %q blames seccomp", tc.sig, tc.status, got)
+		}
+	}
+}

@@ -486,10 +486,10 @@ func run(s *spec.Spec) (status int, err error) {
 			fmt.Errorf("the sandbox's init was killed by signal %d (%v) while the command ran; the command ended with it", int(ws.Signal()), ws.Signal()))
 	case ws.Signaled():
 		return wire.StatusError, journal.AtStep("running init", fmt.Errorf("the sandbox's init was killed by signal %d (%v) before it reported%s",
-			int(ws.Signal()), ws.Signal(), initKilledHint(ws.Signal(), s.Seccomp != nil)))
+			int(ws.Signal()), ws.Signal(), initKilledHint(ws.Signal(), 0, s.SeccompFile)))
 	default:
 		return wire.StatusError, journal.AtStep("running init", fmt.Errorf("the sandbox's init exited with status %d before it reported%s",
-			ws.ExitStatus(), initKilledHint(0, s.Seccomp != nil)))
+			ws.ExitStatus(), initKilledHint(0, ws.ExitStatus(), s.SeccompFile)))
 	}
 }
 
