@@ -193,3 +193,27 @@ func TestPtyInput(t *testing.T) {
 		wantCode(t, r, 4)
 	})
 }
+
+// TestTerminalHangUp: when the caller's terminal goes away (its window
+// closed) the sandbox's terminal hangs up too: a command that ignores
+// SIGHUP and goes on writing gets EIO and finishes, as under nohup. Before,
+// its writes blocked for ever once nobody read them, and the run with them.
+func TestTerminalHangUp(t *testing.T) {
+	t.Parallel()
+	dir := tempDir(t)
+	done := dir + "/done"
+	s := startPty(t, "run", "--net=none", "--bind", dir+":"+dir, "--", "sh", "-c",
+		`trap "" HUP TERM INT; echo st""arted; i=0; while [ $i -lt 100000 ]; do echo chatty line $i; i=$((i+1)); done; echo ok > `+done)
+	s.waitFor("started", 30*time.Second)
+	s.master.Close() // the window closes
+	deadline := time.Now().Add(60 * time.Second)
+	for !s.p.exited() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !s.p.exited() {
+		t.Fatalf("the run still waits 60 s after its terminal went away:\n%s", processTree(s.p.pid()))
+	}
+	if b, err := os.ReadFile(done); err != nil || string(b) != "ok\n" {
+		t.Errorf("the command did not finish (%q, %v): %s", b, err, s.p.wait())
+	}
+}

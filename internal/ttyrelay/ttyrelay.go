@@ -20,9 +20,13 @@ type Relay struct {
 	state  *term.State
 	out    sync.WaitGroup
 	once   sync.Once
+	hangup sync.Once
 }
 
 func Start(fd int) (*Relay, error) {
+	// Non-blocking, so that the Go runtime polls it and hangUp's Close
+	// ends a read that waits on it (a blocking file's close waits for it).
+	unix.SetNonblock(fd, true)
 	r := &Relay{master: os.NewFile(uintptr(fd), "pty-master")}
 	if term.IsTerminal(int(os.Stdin.Fd())) {
 		// Raw: every key, Ctrl-C included, goes to the sandbox's pty, whose
@@ -36,9 +40,16 @@ func Start(fd int) (*Relay, error) {
 		r.Resize()
 	}
 	go func() {
-		// Ends with an error once the master is closed; nothing to report.
 		in := &lastByte{r: os.Stdin}
-		if _, err := io.Copy(r.master, in); err == nil && r.state == nil {
+		rerr, werr := relay(r.master, in)
+		switch {
+		case werr != nil:
+			// The master is closed: the sandbox is gone.
+		case r.state != nil:
+			// The caller's terminal hung up (a closed window: end of
+			// file, or EIO): so does the sandbox's.
+			r.hangUp()
+		case rerr == nil:
 			// Input that is not a terminal (--tty=always) ended: say so as
 			// a terminal does, with its end-of-file character (^D, the
 			// default VEOF), twice after a partial line, which the first
@@ -53,11 +64,42 @@ func Start(fd int) (*Relay, error) {
 	r.out.Add(1)
 	go func() {
 		defer r.out.Done()
-		// EIO once every slave fd is closed: the sandbox is gone.
-		io.Copy(os.Stdout, r.master)
+		// A read error is EIO once every slave fd is closed: the sandbox
+		// is gone. A write error is the caller's terminal (or pipe) gone:
+		// the sandbox's terminal hangs up too, so that its writes fail
+		// (EIO) rather than block for ever once nobody reads them, and a
+		// command that ignores SIGHUP finishes, as under nohup.
+		if _, werr := relay(os.Stdout, r.master); werr != nil {
+			r.hangUp()
+		}
 	}()
 	return r, nil
 }
+
+// relay copies from src to dst until either fails: the read error (nil at
+// end of file) or the write error.
+func relay(dst io.Writer, src io.Reader) (rerr, werr error) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr = dst.Write(buf[:n]); werr != nil {
+				return nil, werr
+			}
+		}
+		if err == io.EOF {
+			return nil, nil
+		}
+		if err != nil {
+			return err, nil
+		}
+	}
+}
+
+// hangUp closes the pty master: on the sandbox's side of the terminal
+// reads then end and writes fail (EIO), and its session gets SIGHUP, as
+// when a terminal hangs up.
+func (r *Relay) hangUp() { r.hangup.Do(func() { r.master.Close() }) }
 
 // veof is a terminal's end-of-file character, ^D (VEOF's default).
 const veof = 4
@@ -85,7 +127,10 @@ func (r *Relay) Resize() {
 	if err != nil {
 		return
 	}
-	unix.IoctlSetWinsize(int(r.master.Fd()), unix.TIOCSWINSZ, ws)
+	// Through the raw conn: Fd() would make the master blocking again.
+	if rc, err := r.master.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws) })
+	}
 }
 
 // finish drains what the payload wrote, then releases the terminal.
@@ -104,7 +149,7 @@ func (r *Relay) Restore() {
 		if r.state != nil {
 			term.Restore(int(os.Stdin.Fd()), r.state)
 		}
-		r.master.Close()
+		r.hangUp()
 	})
 }
 
