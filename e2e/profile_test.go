@@ -122,19 +122,20 @@ func TestProfileErrors(t *testing.T) {
 // its escape sequences raw (a title, a cleared screen, colours).
 func TestProfileValueCannotDriveTheTerminal(t *testing.T) {
 	t.Parallel()
-	const bad = "\x1b]0;PWNED\a\x1b[2J\x1b[31mred\x00"
-	path := profileFile(t, "p.yaml", "net: \"\\e]0;PWNED\\a\\e[2J\\e[31mred\\0\"\n")
+	// (A NUL is refused before: TestProfileErrors.)
+	const bad = "\x1b]0;PWNED\a\x1b[2J\x1b[31mred\x7f"
+	path := profileFile(t, "p.yaml", "net: \"\\e]0;PWNED\\a\\e[2J\\e[31mred\\x7f\"\n")
 	for _, o := range []struct {
 		desc string
 		env  []string
 		args []string
 	}{
 		{"profile", nil, []string{"--profile", path}},
-		{"variable", []string{"SANDBOX_NET=" + strings.TrimSuffix(bad, "\x00")}, nil},
+		{"variable", []string{"SANDBOX_NET=" + bad}, nil},
 	} {
 		r := runOpts(t, opts{env: o.env}, append(append([]string{"run"}, o.args...), "--", "true")...)
 		wantCode(t, r, exitSandbox)
-		if strings.ContainsAny(r.stderr, "\x1b\a\x00") || !strings.Contains(r.stderr, `\x1b]0;PWNED`) {
+		if strings.ContainsAny(r.stderr, "\x1b\a\x7f") || !strings.Contains(r.stderr, `\x1b]0;PWNED`) {
 			t.Errorf("%s: stderr %q, want the value's control characters escaped", o.desc, r.stderr)
 		}
 	}
