@@ -28,6 +28,8 @@ import (
 	"sandbox/internal/locked"
 	"sandbox/netns"
 	"sandbox/netns/egress"
+
+	"golang.org/x/sys/unix"
 )
 
 // ParentDriver is a user-mode network driver, run from the parent.
@@ -240,6 +242,23 @@ func PortAdvice(p netns.Publish, err error) string {
 		return " (is the host port in use, or HOSTIP not an address of this host?)"
 	}
 	return ""
+}
+
+// raiseOpenFiles lifts pid's soft limit of open files to its hard one.
+// The Go runtime lifts its own at start but gives its children back the
+// soft limit it found (often 1024), too few for a helper with a socket
+// per published port.
+func raiseOpenFiles(pid int) {
+	var lim unix.Rlimit
+	if unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &lim) == nil && lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lim, nil)
+	}
+}
+
+// oneLine is a helper's message of several lines as one ("a; b").
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ")), " ")
 }
 
 // limitedWriter keeps the first n bytes (a helper's error message).

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"sandbox/netns"
 )
@@ -202,5 +205,31 @@ func TestChooseOrder(t *testing.T) {
 	}
 	if !slices.IsSorted(at) || at[0] < 0 {
 		t.Errorf("auto's reasons are not in Drivers' order %v: %v", Drivers, err)
+	}
+}
+
+// TestRaiseOpenFiles: a helper gets the hard limit of open files as its
+// soft one. The Go runtime gives children the soft limit it found (1024
+// here), and slirp4netns refused ports past ~1000 with only "failed".
+func TestRaiseOpenFiles(t *testing.T) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	raiseOpenFiles(cmd.Process.Pid)
+	var got unix.Rlimit
+	if err := unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_NOFILE, nil, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Cur != lim.Max || got.Max != lim.Max {
+		t.Errorf("the helper's open files: soft %d, hard %d; want both %d", got.Cur, got.Max, lim.Max)
+	}
+	if s := oneLine("sent tapfd=6 for tap0\nreceived tapfd=6\n  seteuid(0)\nparent failed\n"); s != "sent tapfd=6 for tap0; received tapfd=6; seteuid(0); parent failed" {
+		t.Errorf("oneLine: %q", s)
 	}
 }

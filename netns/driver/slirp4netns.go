@@ -122,6 +122,10 @@ func (d *slirp4netns) run() {
 		return
 	}
 	d.setStop(p.Stop)
+	// A listening socket per published port: past ~1000 ports the soft
+	// limit its start gave it refused them, and slirp4netns says only
+	// that it failed (a wrong hint followed).
+	raiseOpenFiles(cmd.Process.Pid)
 	// slirp4netns writes "1" to fd 3 once it serves the tap.
 	got := make(chan bool, 1)
 	go func() {
@@ -133,12 +137,12 @@ func (d *slirp4netns) run() {
 	case ok := <-got:
 		if !ok {
 			<-p.Done()
-			d.ready <- fmt.Errorf("slirp4netns failed (%v): %s", p.Err(), strings.TrimSpace(stderr.String()))
+			d.ready <- fmt.Errorf("slirp4netns failed (%v): %s", p.Err(), oneLine(stderr.String()))
 			return
 		}
 	case <-time.After(helperStartTimeout):
 		p.Stop()
-		d.ready <- fmt.Errorf("slirp4netns did not start within %v: %s", helperStartTimeout, strings.TrimSpace(stderr.String()))
+		d.ready <- fmt.Errorf("slirp4netns did not start within %v: %s", helperStartTimeout, oneLine(stderr.String()))
 		return
 	}
 	if d.api != "" {
