@@ -17,8 +17,9 @@ import (
 // (state.OldLogFile), then the log. With follow it reads on while live()
 // says the sandbox runs, going on into the new log when the relay rotates
 // the one it reads (parent/logrelay.go: LogFile always exists, and the
-// file it names changes only by a rename over it). Output rotated out twice
-// between two reads (16 MiB written while the reader waits) is not shown.
+// file it names changes only by a rename over it). A file rotated out
+// three times between two reads (32 MiB written in 100 ms, or while w
+// blocks) is not shown.
 func copyLog(dir string, w io.Writer, follow bool, live func() bool) error {
 	logPath, oldPath := filepath.Join(dir, state.LogFile), filepath.Join(dir, state.OldLogFile)
 	// The log first: an old log that is the same file was rotated
