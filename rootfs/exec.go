@@ -110,7 +110,7 @@ func coveredAfter(later []Step, target string) bool {
 		case OpMkdir, OpSymlink, OpFile, OpReadOnlyMount:
 			continue
 		}
-		if l.Target == target || l.Target == "/" || strings.HasPrefix(target, l.Target+"/") {
+		if atOrBelow(target, l.Target) {
 			return true
 		}
 	}

@@ -310,12 +310,7 @@ func Build(cfg Config, host HostFS, mounts []Mount) (*Plan, error) {
 	// directory above (--bind myhosts:/etc/hosts, --bind DIR:/etc): what
 	// was asked for is seen, and nothing is made in a host directory.
 	bound := func(target string) bool {
-		for _, b := range cfg.Binds {
-			if b.Target == target || strings.HasPrefix(target, strings.TrimSuffix(b.Target, "/")+"/") {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(cfg.Binds, func(b Bind) bool { return atOrBelow(target, b.Target) })
 	}
 	if cfg.Hosts != "" && !bound("/etc/hosts") {
 		p.add(Step{Op: OpFile, Target: "/etc/hosts", Data: cfg.Hosts, Mode: 0o644})
@@ -691,4 +686,9 @@ func (pl *Plan) HostPaths() []string {
 		add(s)
 	}
 	return out
+}
+
+// atOrBelow says whether the path p (inside) is dir or below it.
+func atOrBelow(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
 }
