@@ -1,7 +1,6 @@
 package parent
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,9 +27,9 @@ const logDrain = 2 * time.Second
 // logRelay copies a detached sandbox's output into its log and rotates
 // it. The command's stdout and stderr (init's, Spec.Output) are the write
 // end of a pipe only the sandbox holds; this supervisor's own fds 1 and 2
-// stay on the log file, so that its lines (a crash's trace among them)
-// reach the log without the relay, and nothing the command does to its
-// pipe (O_NONBLOCK, keeping it full) touches them.
+// are the current log file, moved at each rotation, so that its lines (a
+// crash's trace among them) reach the log without the relay, and nothing
+// the command does to its pipe (O_NONBLOCK, keeping it full) touches them.
 type logRelay struct {
 	dir     string
 	fds     []int    // this process's log fds: 1 and 2
@@ -41,7 +40,6 @@ type logRelay struct {
 	size    int64
 	max     int64
 	retryAt int64 // after a rotation that failed, the size to try again at
-	stopped bool  // no rotation any more: fds 1 and 2 are on cur
 	done    chan struct{}
 }
 
@@ -100,7 +98,7 @@ func (l *logRelay) write(b []byte) {
 	defer l.mu.Unlock()
 	n, _ := l.cur.Write(b)
 	l.size += int64(n)
-	if l.size >= l.max && l.size >= l.retryAt && !l.stopped {
+	if l.size >= l.max && l.size >= l.retryAt {
 		if err := l.rotate(); err != nil {
 			l.retryAt = l.size + l.max/4 // not at every write
 		}
@@ -109,7 +107,9 @@ func (l *logRelay) write(b []byte) {
 
 // rotate makes the log OldLogFile and starts a new one, so that LogFile
 // always exists for a reader: the new file is made aside, the current one
-// linked as the old one, and the new one renamed over it.
+// linked as the old one, and the new one renamed over it. This process's
+// fds 1 and 2 move to the new one (dup3 replaces them atomically, so a
+// line written meanwhile lands in one file or the other).
 func (l *logRelay) rotate() error {
 	path := filepath.Join(l.dir, state.LogFile)
 	temp, oldTemp := filepath.Join(l.dir, state.LogTemp), filepath.Join(l.dir, state.OldLogTemp)
@@ -134,30 +134,23 @@ func (l *logRelay) rotate() error {
 	}
 	l.cur.Close()
 	l.cur, l.size, l.retryAt = f, 0, 0
+	for _, fd := range l.fds {
+		// Cannot fail for two open fds but on EINTR/EBUSY, and then
+		// the supervisor's lines only land in the older log.
+		unix.Dup3(int(f.Fd()), fd, 0)
+	}
 	return nil
 }
 
-// stop ends the rotation, waits, bounded, for the relay to copy what is
-// left, and puts this process's fds 1 and 2 on the current log, so that
-// its last lines follow the command's output.
-func (l *logRelay) stop() error {
+// stop waits, bounded, for the relay to copy what is left: the last of
+// the command's output, rotated like the rest, before the supervisor's own
+// last lines.
+func (l *logRelay) stop() {
 	l.w.Close() // Run closed it once init had it; not if init never started
-	l.mu.Lock()
-	l.stopped = true
-	l.mu.Unlock()
 	select {
 	case <-l.done:
 	case <-time.After(logDrain):
 		// A process outside the sandbox still holds the pipe: what it
-		// writes from now on goes to the current log, not waited for.
+		// writes from now on is relayed until this process exits.
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var err error
-	for _, fd := range l.fds {
-		if e := unix.Dup3(int(l.cur.Fd()), fd, 0); e != nil {
-			err = errors.Join(err, e)
-		}
-	}
-	return err
 }
