@@ -269,8 +269,13 @@ func ioValue(key, v string) (int64, error) {
 
 // parseCPUs turns --cpus N (a decimal number of CPUs) into a cpu.max quota.
 func parseCPUs(s string) (int64, error) {
+	if strings.HasPrefix(s, "-") {
+		return 0, fmt.Errorf("--cpus %s: must be greater than 0", s)
+	}
+	// Digits and a point only: ParseFloat alone also takes 1_0 (10),
+	// 0x1p1, 1e3 and inf, so that a typo would become another limit.
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+	if strings.ContainsFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' }) || err != nil {
 		return 0, fmt.Errorf("--cpus %s: not a number of CPUs (e.g. 0.5 or 2)", s)
 	}
 	if f <= 0 {
