@@ -501,7 +501,7 @@ func startNetwork(s *spec.Spec, h *state.Handle, pid int, logf func(string, ...a
 		cfg.OnBlocked = func(r egress.Record) { s.Log.Detail("net", r.Line()) }
 	}
 	// In the sandbox's own directory: a killed run's is removed with it.
-	cfg.StateDir = h.Path("net")
+	cfg.StateDir = h.Path(state.NetDir)
 	cfg.Netstack = netstackCommand
 	n, err := driver.Start(cfg, pid)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,7 +41,38 @@ const (
 	OldLogFile = "log.1"
 	LogTemp    = "log.new"
 	OldLogTemp = "log.1.new"
+	// NetDir is the network driver's (parent.startNetwork).
+	NetDir = "net"
 )
+
+// ownNames are all a run puts in its directory: a directory holding
+// anything else is not a sandbox's, and is never claimed, listed or
+// removed (the image store or an --ephemeral=disk base can share the
+// state directory when XDG_DATA_HOME or XDG_CACHE_HOME is
+// XDG_RUNTIME_DIR; their directories have valid names).
+var ownNames = map[string]bool{lockFile: true, recordFile: true, recordFile + ".tmp": true, SocketFile: true,
+	LogFile: true, OldLogFile: true, LogTemp: true, OldLogTemp: true, NetDir: true}
+
+// foreign names an entry of dir that no run makes, or says "" when all
+// are a run's (or dir is gone). It reads at most a directory's worth of
+// a run's names and one more.
+func foreign(dir string) string {
+	f, err := os.Open(dir)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(len(ownNames) + 1)
+	for _, n := range names {
+		if !ownNames[n] {
+			return n
+		}
+	}
+	if len(names) > len(ownNames) {
+		return names[len(names)-1]
+	}
+	return ""
+}
 
 // Statuses of a record.
 const (
@@ -154,6 +186,20 @@ func BasePath() string {
 	return tmpBase(os.Getuid())
 }
 
+// BasePaths are BasePath first, then the other places the caller's
+// sandboxes' state may be kept from another session (one with
+// XDG_RUNTIME_DIR set, or without): /tmp/sandbox-UID and
+// /run/user/UID/sandbox, each once.
+func BasePaths() []string {
+	out := []string{BasePath()}
+	for _, p := range []string{tmpBase(os.Getuid()), filepath.Join("/run/user", strconv.Itoa(os.Getuid()), "sandbox")} {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // runtimeDir says whether d, XDG_RUNTIME_DIR's value, is a directory to
 // keep the state in.
 func runtimeDir(d string) bool {
@@ -196,6 +242,9 @@ func securePath(p string, uid int) error {
 	return nil
 }
 
+// ErrForeign: a directory of the state holds what no run makes.
+var ErrForeign = errors.New("not a sandbox's directory")
+
 // ErrInUse: the name belongs to a running sandbox.
 var ErrInUse = errors.New("in use")
 
@@ -227,6 +276,9 @@ func Claim(name string) (*Handle, error) {
 			continue
 		} else if err != nil {
 			return nil, fmt.Errorf("the state of sandbox %s: %w; remove it", name, err)
+		}
+		if n := foreign(dir); n != "" {
+			return nil, fmt.Errorf("sandbox name %q: %s holds %q, which no sandbox makes: it is not a sandbox's; choose another --name", name, dir, n)
 		}
 		f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 		if errors.Is(err, os.ErrNotExist) {
@@ -286,8 +338,12 @@ func lockOrWait(f *os.File, dir string) (bool, error) {
 // sweep removes a sandbox directory whose lock the caller holds: renamed
 // away first (a name is then either whole or absent, never half removed),
 // then removed. A sweep killed half way leaves a .rm- directory that List
-// removes.
+// removes. A directory holding anything a run does not make is left as it
+// is (ErrForeign).
 func sweep(dir string) error {
+	if n := foreign(dir); n != "" {
+		return fmt.Errorf("%w: %s holds %q", ErrForeign, dir, n)
+	}
 	gone := filepath.Join(filepath.Dir(dir), fmt.Sprintf("%s%s-%d-%d", removingPrefix, filepath.Base(dir), os.Getpid(), time.Now().UnixNano()))
 	if err := os.Rename(dir, gone); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -437,7 +493,7 @@ func read(dir string) (Entry, bool, error) {
 		// A directory without its lock: a claim a moment old (its lock
 		// follows its mkdir), or what a killed removal left. Take a lock
 		// ourselves: a claimant that meets it waits while we decide.
-		if fi, serr := os.Lstat(dir); serr != nil || !fi.IsDir() || young(fi) {
+		if fi, serr := os.Lstat(dir); serr != nil || !fi.IsDir() || young(fi) || foreign(dir) != "" {
 			return Entry{}, false, nil
 		}
 		f, err = openFile(lock, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)

@@ -409,3 +409,62 @@ func TestRecordNotAFile(t *testing.T) {
 		}
 	}
 }
+
+// TestForeignDirectoriesKept: the state directory can hold what is not a
+// sandbox's (the image store's images/ and layers/ with XDG_DATA_HOME =
+// XDG_RUNTIME_DIR, --ephemeral=disk's ephemeral/ with XDG_CACHE_HOME, a
+// --upper put there): never listed, claimed or removed. Before, List
+// took any such directory a few seconds old for a killed run's and
+// removed it with all it held.
+func TestForeignDirectoriesKept(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	base, err := BaseDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Minute)
+	plant := func(dir string, files ...string) {
+		t.Helper()
+		for _, f := range files {
+			p := filepath.Join(base, dir, f)
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("data"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.Chtimes(filepath.Join(base, dir), old, old)
+	}
+	plant("images", "alpine.json")
+	plant("ephemeral", "run-1/upper/file")
+	// A dead run's lock and record, and a file no run makes.
+	plant("mixed", lockFile, recordFile, "mine.txt")
+	if err := os.WriteFile(filepath.Join(base, "mixed", recordFile), []byte(`{"name":"mixed","status":"running"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if list, err := List(); err != nil || len(list) != 0 {
+			t.Fatalf("List = %+v, %v; want nothing listed", list, err)
+		}
+	}
+	for _, p := range []string{"images/alpine.json", "ephemeral/run-1/upper/file", "mixed/mine.txt"} {
+		if _, err := os.Stat(filepath.Join(base, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	for _, d := range []string{"images", "ephemeral"} {
+		if _, err := os.Lstat(filepath.Join(base, d, lockFile)); err == nil {
+			t.Errorf("a lock was made in %s", d)
+		}
+		if _, err := Lookup(d); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Lookup(%s) = %v, want ErrNotFound", d, err)
+		}
+	}
+	if _, err := Claim("images"); err == nil || !strings.Contains(err.Error(), "not a sandbox's") {
+		t.Errorf("Claim(images) = %v, want a refusal", err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "images/alpine.json")); err != nil {
+		t.Errorf("after the claim: %v", err)
+	}
+}
