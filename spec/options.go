@@ -722,7 +722,7 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 		if wd, err = filepath.EvalSymlinks(wd); err != nil {
 			return cfg, "", fmt.Errorf("resolving the working directory: %w", err)
 		}
-		if why := unsafeCwd(wd, homes); why != "" {
+		if why := unsafeCwd(wd, homes, os.Getenv("XDG_RUNTIME_DIR")); why != "" {
 			if opts.Cwd != "" {
 				return cfg, "", journal.Usagef("--cwd=%s: the working directory %s %s; run from a project directory or use --bind", opts.Cwd, wd, why)
 			}
@@ -733,7 +733,7 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 			cfg.Cwd = wd
 		}
 	}
-	if cfg.Masked, err = stateMasks(cfg, state.BasePath()); err != nil {
+	if cfg.Masked, err = stateMasks(cfg, state.BasePaths()); err != nil {
 		return cfg, "", err
 	}
 	cfg.Hosts, cfg.Resolv = networkFiles(s)
@@ -770,26 +770,22 @@ func othersCanChange(cfg rootfs.Config, image []string, uid int) []string {
 	return out
 }
 
-// stateMasks are the paths inside where the sandbox would see base, the
-// state of the caller's sandboxes (their records, logs and exec sockets,
-// the holder's socket): each is masked. A sandbox that reached another's
-// exec socket could put its own in its place and be handed the next
-// `sandbox exec`'s stdio, environment and arguments. Every share is
-// followed: the host's directories at their own paths (host mode), the
-// working directory, a --bind at any path, a --rootfs or --layer holding
-// it. A share from inside the state is refused.
-func stateMasks(cfg rootfs.Config, base string) ([]string, error) {
-	if real, err := filepath.EvalSymlinks(base); err == nil {
-		base = real
-	}
+// stateMasks are the paths inside where the sandbox would see a base of
+// bases (the first is this run's), the state of the caller's sandboxes
+// (their records, logs and exec sockets, the holder's socket): each is
+// masked. A sandbox that reached another's exec socket could put its own
+// in its place and be handed the next `sandbox exec`'s stdio, environment
+// and arguments. Every share is followed: the host's directories at their
+// own paths (host mode), the working directory, a --bind at any path, a
+// --rootfs or a --layer holding it. A share or an --upper from inside the
+// state is refused (a sandbox would write there; `sandbox ps` would take
+// its directories for records).
+func stateMasks(cfg rootfs.Config, bases []string) ([]string, error) {
 	var out []string
 	add := func(p string) {
 		if !slices.Contains(out, p) {
 			out = append(out, p)
 		}
-	}
-	if cfg.Rootfs == "" {
-		add(base)
 	}
 	type share struct{ what, src, dst string }
 	var shares []share
@@ -805,11 +801,24 @@ func stateMasks(cfg rootfs.Config, base string) ([]string, error) {
 	for _, l := range cfg.Layers {
 		shares = append(shares, share{"--layer " + l, l, "/"})
 	}
-	for _, sh := range shares {
-		if rel, ok := below(sh.src, base); ok {
-			add(path.Join(sh.dst, rel))
-		} else if _, ok := below(base, sh.src); ok {
-			return nil, journal.Usagef("%s is inside %s, sandbox's own state (the records and exec sockets of your sandboxes), which no sandbox may see", sh.what, base)
+	for i, base := range bases {
+		if real, err := filepath.EvalSymlinks(base); err == nil {
+			base = real
+		}
+		if cfg.Rootfs == "" && i == 0 {
+			add(base)
+		}
+		if cfg.Upper != "" {
+			if _, ok := below(base, cfg.Upper); ok {
+				return nil, journal.Usagef("--upper %s is inside %s, sandbox's own state (the records and exec sockets of your sandboxes), which no sandbox may write to", cfg.Upper, base)
+			}
+		}
+		for _, sh := range shares {
+			if rel, ok := below(sh.src, base); ok {
+				add(path.Join(sh.dst, rel))
+			} else if _, ok := below(base, sh.src); ok {
+				return nil, journal.Usagef("%s is inside %s, sandbox's own state (the records and exec sockets of your sandboxes), which no sandbox may see", sh.what, base)
+			}
 		}
 	}
 	return out, nil
@@ -826,17 +835,27 @@ func below(dir, p string) (string, bool) {
 
 // unsafeCwd says why sharing wd would defeat the sandbox, or "": it is a
 // home directory or holds one (a directory below a home is a project, and
-// is shared).
-func unsafeCwd(wd string, homes []string) string {
+// is shared), or a directory where services keep their sockets (/tmp
+// itself, /run, the session's runtime directory rt): through tmux's
+// socket in /tmp a sandbox ran commands on the host.
+func unsafeCwd(wd string, homes []string, rt string) string {
 	if wd == "/" {
 		return "is the host's root"
+	}
+	if wd == "/tmp" || wd == "/var/tmp" {
+		return "is the shared temporary directory, where other programs keep their sockets (tmux's, ssh-agent's, X11's)"
+	}
+	if rt = filepath.Clean(rt); filepath.IsAbs(rt) && rt != "/" {
+		if _, in := below(rt, wd); in || strings.HasPrefix(rt, wd+"/") {
+			return "is or holds your session's runtime directory (XDG_RUNTIME_DIR " + rt + "), whose sockets lead out of the sandbox"
+		}
 	}
 	for _, h := range homes {
 		if h == wd || strings.HasPrefix(h, wd+"/") {
 			return "is or contains a hidden home directory (" + h + ")"
 		}
 	}
-	for _, d := range []string{"/proc", "/sys", "/dev"} {
+	for _, d := range []string{"/proc", "/sys", "/dev", "/run"} {
 		if wd == d || strings.HasPrefix(wd, d+"/") {
 			return "is inside " + d
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -92,8 +93,12 @@ func TestUnsafeCwd(t *testing.T) {
 		// the outermost hidden directories were checked.
 		"/home/alice": true, "/srv/homes/bob": true,
 		"/home/alice/src": false, "/work/x": false, "/srv/data": false, "/tmp/proj": false,
+		// Where services keep their sockets (tmux's in /tmp let a
+		// sandbox run commands on the host): before, all shared.
+		"/tmp": true, "/var/tmp": true, "/run": true, "/run/user/1000": true, "/run/user/1000/x": true,
+		"/var/xdg": true, "/var/xdg/bus": true, "/var": true, "/var/tmp/proj": false, "/var/lib": false,
 	} {
-		if got := unsafeCwd(wd, homes) != ""; got != unsafe {
+		if got := unsafeCwd(wd, homes, "/var/xdg") != ""; got != unsafe {
 			t.Errorf("unsafeCwd(%q) = %v, want %v", wd, got, unsafe)
 		}
 	}
@@ -185,5 +190,29 @@ func TestFutureDir(t *testing.T) {
 	os.WriteFile(file, nil, 0o600)
 	if _, err := futureDir("--upper", filepath.Join(file, "x")); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("below a file: %v", err)
+	}
+}
+
+// TestStateMasksEveryBase: the state a session without XDG_RUNTIME_DIR
+// keeps in /tmp/sandbox-UID is masked from a run that uses
+// $XDG_RUNTIME_DIR/sandbox, and the reverse (before, only this run's was:
+// a sandbox given the other could hide or replace another's records and
+// exec socket); an --upper inside either is refused (before, taken, and
+// `sandbox ps` removed its directories as a killed run's).
+func TestStateMasksEveryBase(t *testing.T) {
+	bases := []string{"/nonexistent/xdg/sandbox", "/nonexistent/tmp/sandbox-7"}
+	cfg := rootfs.Config{Binds: []rootfs.Bind{{Source: "/nonexistent/tmp", Target: "/mnt/t"}}}
+	got, err := stateMasks(cfg, bases)
+	if err != nil || !slices.Equal(got, []string{"/nonexistent/xdg/sandbox", "/mnt/t/sandbox-7"}) {
+		t.Errorf("stateMasks = %q, %v; want this run's base and the bind's view of the other", got, err)
+	}
+	for _, upper := range []string{"/nonexistent/tmp/sandbox-7", "/nonexistent/tmp/sandbox-7/up", "/nonexistent/xdg/sandbox/up"} {
+		cfg := rootfs.Config{Upper: upper}
+		if _, err := stateMasks(cfg, bases); err == nil || !strings.Contains(err.Error(), "--upper "+upper+" is inside") {
+			t.Errorf("--upper %s: %v, want refused", upper, err)
+		}
+	}
+	if _, err := stateMasks(rootfs.Config{Upper: "/nonexistent/tmp/up"}, bases); err != nil {
+		t.Errorf("--upper beside the state: %v", err)
 	}
 }
