@@ -9,12 +9,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestPID1ReapsZombies(t *testing.T) {
@@ -126,6 +129,47 @@ func TestSignalForwarding(t *testing.T) {
 					tc.name, tc.name, tc.code, r)
 			}
 		})
+	}
+}
+
+// TestCallersSignalMaskNotInherited: signals the caller blocked (a CI
+// runner, a wrapper; here this test's thread, which sandbox is forked
+// from) are not blocked in the payload, nor in what sandbox exec starts.
+// Before, they were: the payload never saw SIGUSR1, and sandbox kill NAME
+// USR1 never arrived. (The payloads are not sh: dash clears its mask.)
+func TestCallersSignalMaskNotInherited(t *testing.T) {
+	t.Parallel()
+	name := "sigmask-" + randHex(4)
+	runtime.LockOSThread()
+	var set, old unix.Sigset_t
+	for _, s := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGCONT, syscall.SIGWINCH} {
+		set.Val[(s-1)/64] |= 1 << ((s - 1) % 64)
+	}
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, &old); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	fg := start(t, opts{}, "run", "--net=none", "--", "grep", "^SigBlk", "/proc/self/status")
+	bg := start(t, opts{}, "run", "-d", "--name", name, "--net=none", "--", "sleep", "30")
+	unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	runtime.UnlockOSThread()
+	t.Cleanup(func() { run(t, "kill", name, "KILL"); run(t, "rm", name) })
+	if r := fg.wait(); r.code != 0 || !strings.Contains(r.stdout, "SigBlk:\t0000000000000000") {
+		t.Errorf("the payload runs with the caller's blocked signals (want SigBlk 0)\n%s", r)
+	}
+	wantCode(t, bg.wait(), 0)
+	r := run(t, "exec", name, "--", "sh", "-c", `for f in /proc/[0-9]*/status; do grep -E "^(Name|SigBlk)" $f | tr "\n" " "; echo; done`)
+	sleep := ""
+	for _, l := range lines(r.stdout) {
+		if strings.Contains(l, "Name:\tsleep") {
+			sleep = l
+		}
+	}
+	if r.code != 0 || !strings.Contains(sleep, "SigBlk:\t0000000000000000") {
+		t.Errorf("a detached payload runs with the caller's blocked signals (want SigBlk 0 for sleep)\n%s", r)
+	}
+	if r := run(t, "exec", name, "--", "grep", "^SigBlk", "/proc/self/status"); r.code != 0 || !strings.Contains(r.stdout, "SigBlk:\t0000000000000000") {
+		t.Errorf("what sandbox exec starts runs with the caller's blocked signals (want SigBlk 0)\n%s", r)
 	}
 }
 

@@ -40,6 +40,13 @@ func Init() int {
 	// One OS thread for all of init: capability sets, the bounding set and
 	// no_new_privs are per thread, and the payload is forked from this one.
 	runtime.LockOSThread()
+	// The payload and every process `sandbox exec` starts are forked from
+	// this thread and get its signal mask: the caller's, inherited through
+	// sandbox (a CI runner's or a wrapper's blocked signals). A payload
+	// would then never see SIGUSR1, SIGCONT or SIGWINCH, nor what
+	// `sandbox kill` sends; it starts with none blocked, as after a login.
+	var none unix.Sigset_t
+	unix.PthreadSigmask(unix.SIG_SETMASK, &none, nil)
 	// One P: init has no parallel work, and each P keeps caches of its own
 	// (spans per size class) that would stay allocated. The parent sets
 	// GOMAXPROCS=1 in init's environment, so that this costs nothing (no
