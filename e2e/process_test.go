@@ -173,6 +173,23 @@ func TestCallersSignalMaskNotInherited(t *testing.T) {
 	}
 }
 
+// TestFaultSignalsToInit: the payload may signal PID 1, and a fault's
+// signal it sends (kill -SEGV 1) is not init's own fault: the sandbox
+// runs on, and the payload inherits none of these ignored. Before, init's
+// Go runtime died of each with a stack trace of ~180 lines, and sandbox
+// blamed the user's limits (125).
+func TestFaultSignalsToInit(t *testing.T) {
+	t.Parallel()
+	r := run(t, sh([]string{"--net=none"}, `for s in SEGV ABRT BUS FPE ILL TRAP SYS; do kill -s $s 1 || echo "kill $s failed"; done; sleep 0.3; grep ^SigIgn /proc/self/status; exit 3`)...)
+	if r.code != 3 || strings.Contains(r.stderr, "goroutine") || strings.Contains(r.stdout, "failed") {
+		t.Errorf("fault signals sent to init: want the payload's exit 3 and no Go trace\n%s", r)
+	}
+	// sh's own ignored signals are none: SigIgn is 0.
+	if !strings.Contains(r.stdout, "SigIgn:\t0000000000000000") {
+		t.Errorf("the payload inherits ignored signals\n%s", r)
+	}
+}
+
 // TestIgnoredSignalsStayIgnored: signals the caller ignores (nohup's
 // SIGHUP, the SIGINT of a script's background job; here sh's trap of HUP
 // and INT with an empty action) are not caught and passed on to end the

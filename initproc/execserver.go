@@ -104,6 +104,9 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-cha
 	for {
 		select {
 		case sig := <-sigs:
+			if sig == syscall.SIGABRT {
+				continue // sent to init, not its own (see Init)
+			}
 			if sig != syscall.SIGCHLD {
 				forward(payload, sig.(syscall.Signal))
 				continue

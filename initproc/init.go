@@ -76,8 +76,15 @@ func Init() int {
 	// signal without a handler would be dropped. The parent forwards none
 	// before init's first message, so this comes before any message.
 	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, append(append([]os.Signal{syscall.SIGCHLD}, wire.Forwarded...), wire.JobControl...)...)
+	signal.Notify(sigs, append(append([]os.Signal{syscall.SIGCHLD, syscall.SIGABRT}, wire.Forwarded...), wire.JobControl...)...)
+	// The signals of a fault, sent rather than caused (the payload may
+	// signal PID 1: kill -SEGV 1): Go's runtime took them for init's own
+	// fault and died with a stack trace. A fault of init's own still
+	// crashes it. SIGABRT is caught (and dropped) instead: an ignored one
+	// would stay ignored in the payload.
+	signal.Ignore(syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV, unix.SIGSTKFLT, syscall.SIGSYS)
 
+	spares := makeSpareThreads() // while the id maps are written
 	warmCodec()
 	fromParent := wire.NewSequence(&wire.FromParent)
 	env, fds, err := fromParent.Expect(conn, proto.KindConfig) // blocks until the parent wrote the id maps
@@ -197,6 +204,7 @@ func Init() int {
 	for i := 0; i < cfg.PreserveFDs; i++ {
 		stdio = append(stdio, os.NewFile(uintptr(wire.InitFD+1+i), fmt.Sprintf("fd%d", 3+i)))
 	}
+	<-spares
 	pid, err := forkExec(path, cfg.Args, cfg.Plan.Chdir, cfg.Env, stdio, sys)
 	if err != nil {
 		status, err := execFailed(cfg.Args[0], path, err)
