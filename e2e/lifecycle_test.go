@@ -721,3 +721,47 @@ func (c *countTail) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestInitSurvivesFullProcessTable: init runs as the payload's user inside
+// and shares its RLIMIT_NPROC (4096). With the payload's processes at the
+// limit, signals to init (here a storm of SIGCHLD, which it must handle)
+// and a `sandbox exec` (which may fail: 126, EAGAIN) leave the sandbox
+// running. Before, init's Go runtime could not make the thread it then
+// needed and died (fatal error: newosproc), ending the sandbox with 125
+// and a stack trace. Not parallel: it holds 4096 processes for seconds.
+func TestInitSurvivesFullProcessTable(t *testing.T) {
+	l := newLife(t)
+	fill := `import os, signal
+n = 0
+try:
+    while n < 5000:
+        os.posix_spawn("/bin/sleep", ["sleep", "3600"], os.environ); n += 1
+except OSError:
+    pass
+print("spawned", n, flush=True)
+for i in range(50000):
+    os.kill(1, signal.SIGCHLD)
+print("signalled", flush=True)
+signal.pause()
+`
+	l.detach("full", []string{"--net=none"}, "python3", "-c", fill)
+	deadline := time.Now().Add(120 * time.Second)
+	for !strings.Contains(l.run("logs", "full").stdout, "signalled") {
+		if e := l.ps(true)["full"]; e.Status != "running" || time.Now().After(deadline) {
+			t.Fatalf("the payload did not fill its processes and signal init: %+v\n%s", e, l.run("logs", "full"))
+		}
+		time.Sleep(time.Second)
+	}
+	for i := range 3 {
+		if r := l.run("exec", "full", "--", "true"); r.code != 0 && r.code != 126 {
+			t.Fatalf("exec %d with the processes at their limit: want 0 or 126 (EAGAIN)\n%s", i, r)
+		}
+	}
+	if e := l.ps(false)["full"]; e.Status != "running" {
+		t.Errorf("the sandbox ended with its processes at their limit: %+v\n%s", e, l.run("logs", "full"))
+	}
+	if r := l.run("logs", "full"); !strings.Contains(r.stdout, "spawned 40") || strings.Contains(r.stdout+r.stderr, "goroutine") {
+		t.Errorf("want about 4090 processes spawned and no Go trace in the log\n%s", r)
+	}
+	wantCode(t, l.run("kill", "full", "KILL"), 0)
+}

@@ -217,9 +217,18 @@ func (w *initWatch) hint() string {
 }
 
 // goFatalStatus is how a Go program ends on a fatal runtime error, its
-// trace on stderr: out of threads (ulimit -u, a pids limit) or memory
-// (ulimit -v) among them.
+// trace on stderr: out of threads (ulimit -u, a pids limit), memory
+// (ulimit -v) or files (ulimit -n) among them.
 const goFatalStatus = 2
+
+// runningInitHint explains init's exit with status while the payload ran.
+func runningInitHint(status int) string {
+	if status != goFatalStatus {
+		return ""
+	}
+	return " (its Go runtime's error is above: most likely it could not start a thread because the sandbox's processes " +
+		"had reached their limit, --pids or RLIMIT_NPROC, which init shares)"
+}
 
 // initKilledHint explains a signal that killed init before it reported
 // (0: init exited without reporting, with status); profile: the user's own
@@ -227,8 +236,8 @@ const goFatalStatus = 2
 func initKilledHint(sig unix.Signal, status int, profile bool) string {
 	if !profile {
 		if sig == 0 && status == goFatalStatus {
-			return " (its Go runtime's error is above: it could not start a thread or map memory; " +
-				"check your limits: ulimit -u, ulimit -v, a pids limit)"
+			return " (its Go runtime's error is above: it could not start a thread, map memory or open a file; " +
+				"check your limits: ulimit -u, ulimit -v, ulimit -n, a pids limit)"
 		}
 		return ""
 	}

@@ -487,6 +487,12 @@ func run(s *spec.Spec) (status int, err error) {
 	case ws.Signaled():
 		return wire.StatusError, journal.AtStep("running init", fmt.Errorf("the sandbox's init was killed by signal %d (%v) before it reported%s",
 			int(ws.Signal()), ws.Signal(), initKilledHint(ws.Signal(), 0, s.SeccompFile)))
+	case recorded != nil:
+		// Ended while the payload ran, without a report: its Go
+		// runtime's fatal error (out of threads when the sandbox's
+		// processes fill their limit, which init shares), or a bug.
+		return wire.StatusError, journal.AtStep("running the command", fmt.Errorf("the sandbox's init exited with status %d while the command ran; the command ended with it%s",
+			ws.ExitStatus(), runningInitHint(ws.ExitStatus())))
 	default:
 		return wire.StatusError, journal.AtStep("running init", fmt.Errorf("the sandbox's init exited with status %d before it reported%s",
 			ws.ExitStatus(), initKilledHint(0, ws.ExitStatus(), s.SeccompFile)))
