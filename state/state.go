@@ -280,7 +280,7 @@ func Claim(name string) (*Handle, error) {
 		if n := foreign(dir); n != "" {
 			return nil, fmt.Errorf("sandbox name %q: %s holds %q, which no sandbox makes: it is not a sandbox's; choose another --name", name, dir, n)
 		}
-		f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+		f, err := openLock(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -487,7 +487,7 @@ func List() ([]Entry, error) {
 // of a dead owner that did not end properly is removed (ok false).
 func read(dir string) (Entry, bool, error) {
 	lock := filepath.Join(dir, lockFile)
-	f, err := openFile(lock, os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	f, err := openLock(lock, os.O_RDONLY)
 	made := false
 	if errors.Is(err, os.ErrNotExist) {
 		// A directory without its lock: a claim a moment old (its lock
@@ -496,7 +496,7 @@ func read(dir string) (Entry, bool, error) {
 		if fi, serr := os.Lstat(dir); serr != nil || !fi.IsDir() || young(fi) || foreign(dir) != "" {
 			return Entry{}, false, nil
 		}
-		f, err = openFile(lock, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+		f, err = openLock(lock, os.O_RDWR|os.O_CREATE)
 		if errors.Is(err, os.ErrNotExist) {
 			return Entry{}, false, nil
 		}
@@ -552,15 +552,23 @@ func read(dir string) (Entry, bool, error) {
 // between its mkdir, its lock and its record).
 func young(fi os.FileInfo) bool { return time.Since(fi.ModTime()) < 2*time.Second }
 
-// openFile opens p as os.OpenFile does, without offering it to the Go
-// runtime's poller: a lock or a record is a regular file, for which
-// os.OpenFile made four fcntl calls and a refused epoll_ctl, and the
-// first one of a `sandbox ps` created the poller itself (epoll, eventfd).
-func openFile(p string, flag int, perm uint32) (*os.File, error) {
-	fd, err := unix.Open(p, flag|unix.O_CLOEXEC, perm)
+// openLock opens the lock p (flag: O_RDONLY, or O_RDWR|O_CREATE), never
+// through a symlink, and only if it is a regular file: a FIFO put in its
+// place hung every command that met it (open(2) waits for a writer), a
+// directory was taken for a lock. Without the Go runtime's poller: for a
+// regular file os.OpenFile made four fcntl calls and a refused epoll_ctl,
+// and the first one of a `sandbox ps` created the poller itself.
+func openLock(p string, flag int) (*os.File, error) {
+	fd, err := unix.Open(p, flag|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0o600)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%s is not a regular file: remove it (a sandbox's lock is one)", p)
+	}
+	unix.SetNonblock(fd, false) // so that os.NewFile leaves it to blocking calls
 	return os.NewFile(uintptr(fd), p), nil
 }
 
@@ -608,7 +616,7 @@ func Remove(name string) error {
 	if e.Live {
 		return fmt.Errorf("sandbox %s is running; stop it first (sandbox stop %s)", name, name)
 	}
-	f, err := os.OpenFile(filepath.Join(e.Dir, lockFile), os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	f, err := openLock(filepath.Join(e.Dir, lockFile), os.O_RDONLY)
 	if err != nil {
 		return fmt.Errorf("removing sandbox %s: %w", name, err)
 	}
@@ -624,7 +632,7 @@ func Remove(name string) error {
 
 // Running reports whether the sandbox's supervisor still holds the lock.
 func (e Entry) Running() bool {
-	f, err := os.OpenFile(filepath.Join(e.Dir, lockFile), os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	f, err := openLock(filepath.Join(e.Dir, lockFile), os.O_RDONLY)
 	if err != nil {
 		return false
 	}

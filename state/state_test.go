@@ -468,3 +468,50 @@ func TestForeignDirectoriesKept(t *testing.T) {
 		t.Errorf("after the claim: %v", err)
 	}
 }
+
+// TestLockNotARegularFile: a FIFO in a lock's place hung ps, logs, stop,
+// rm and exec (open(2) of a FIFO waits for a writer; exec then ignored
+// SIGTERM); a directory was taken for a lock. Now each is refused at once
+// with the fix, and ps lists the others.
+func TestLockNotARegularFile(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	base, err := BaseDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := Claim("good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Finish(0)
+	for name, plant := range map[string]func(string) error{
+		"fifo": func(p string) error { return unix.Mkfifo(p, 0o600) },
+		"dir":  func(p string) error { return os.Mkdir(p, 0o700) },
+	} {
+		dir := filepath.Join(base, name)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := plant(filepath.Join(dir, lockFile)); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if list, err := List(); err != nil || len(list) != 1 || list[0].Name != "good" {
+				t.Errorf("%s: List = %+v, %v; want the good one", name, list, err)
+			}
+			if _, err := Lookup(name); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("%s: Lookup = %v, want refused", name, err)
+			}
+			if _, err := Claim(name); err == nil || !strings.Contains(err.Error(), "not a regular file") && !strings.Contains(err.Error(), "is a directory") {
+				t.Errorf("%s: Claim = %v, want refused", name, err)
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s as the lock: hung", name)
+		}
+	}
+}
