@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sandbox/internal/proc"
+	"sandbox/internal/userfile"
 )
 
 // Leaf is the child cgroup Evacuate moves a cgroup's processes into, so
@@ -281,7 +282,7 @@ func CleanStale(dir, procRoot string) ([]string, error) {
 
 // Key reads "key N" from a flat-keyed file (memory.events, pids.events).
 func Key(dir, file, key string) (int64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, file))
+	b, err := userfile.ReadNoFollow(filepath.Join(dir, file), maxInterfaceFile)
 	if err != nil {
 		return 0, err
 	}
@@ -292,6 +293,17 @@ func Key(dir, file, key string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s has no %q", filepath.Join(dir, file), key)
+}
+
+// maxInterfaceFile bounds a read of a cgroup's interface file (cpu.stat,
+// memory.events: well under 4 KiB): the directory may come from a record
+// its user can edit, pointing at /dev/zero or a FIFO.
+const maxInterfaceFile = 64 << 10
+
+// ReadInterface reads dir/file, a cgroup interface file: a regular file,
+// not through a symlink, at most 64 KiB, without blocking.
+func ReadInterface(dir, file string) ([]byte, error) {
+	return userfile.ReadNoFollow(filepath.Join(dir, file), maxInterfaceFile)
 }
 
 // WriteFile writes value to the existing interface file dir/file.

@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // fakeCgroup makes a directory shaped like a cgroup: the given interface
@@ -167,5 +170,40 @@ func TestProcs(t *testing.T) {
 	}
 	if _, err := Procs(filepath.Join(dir, "gone")); err == nil {
 		t.Error("Procs of a missing cgroup: no error")
+	}
+}
+
+// TestKeyBounded: an interface file read through a record the user can
+// edit (ps reads a running sandbox's cpu.stat and memory.current) is a
+// regular file read to 64 KiB at most: before, a FIFO there hung ps and
+// a symlink to /dev/zero grew it without bound.
+func TestKeyBounded(t *testing.T) {
+	dir := t.TempDir()
+	if err := unix.Mkfifo(filepath.Join(dir, "cpu.stat"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "memory.current")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "memory.events"), []byte(strings.Repeat("x 1\n", 20000)+"oom_kill 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := Key(dir, "cpu.stat", "usage_usec"); err == nil {
+			t.Error("a FIFO read as cpu.stat")
+		}
+		if _, err := ReadInterface(dir, "memory.current"); err == nil {
+			t.Error("a symlink to /dev/zero read as memory.current")
+		}
+		if _, err := Key(dir, "memory.events", "oom_kill"); err == nil {
+			t.Error("an 80 KB memory.events read whole")
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("hung")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -307,8 +308,10 @@ func List(all bool) ([]Listed, error) {
 			continue
 		}
 		l := Listed{Info: e.Info, MemoryBytes: -1, CPUSeconds: -1}
-		if e.Live && e.Cgroup != "" {
-			if b, err := os.ReadFile(e.Cgroup + "/memory.current"); err == nil {
+		// The record names the cgroup; only one in the cgroup file
+		// system is read (its user may have edited the record).
+		if e.Live && strings.HasPrefix(filepath.Clean(e.Cgroup), "/sys/fs/cgroup/") {
+			if b, err := cgroupdelegate.ReadInterface(e.Cgroup, "memory.current"); err == nil {
 				l.MemoryBytes, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 			}
 			if usec, err := cgroupdelegate.Key(e.Cgroup, "cpu.stat", "usage_usec"); err == nil {
