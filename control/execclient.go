@@ -127,12 +127,21 @@ func Exec(o ExecOptions) (int, error) {
 			relay.Restore()
 		}
 	}()
+	started := false
 	for {
 		select {
 		case sig := <-sigs:
 			if relay != nil && sig == syscall.SIGWINCH {
 				relay.Resize()
 				continue
+			}
+			if !started && sig != syscall.SIGWINCH && sig != syscall.SIGTSTP && sig != syscall.SIGCONT {
+				// Nothing to pass it to yet, and a sandbox that does not
+				// answer (its init stopped) must not hold us: as the
+				// signal would, we end (init ends a command whose client
+				// has gone).
+				return wire.StatusSignalStart + int(sig.(syscall.Signal)),
+					fmt.Errorf("sandbox %s: interrupted (%v) before the command started", o.Name, sig)
 			}
 			conn.Send(proto.KindSignal, wire.ExecSignal{Signal: int(sig.(syscall.Signal))})
 			if sig == syscall.SIGTSTP {
@@ -158,6 +167,8 @@ func Exec(o ExecOptions) (int, error) {
 				if relay, err = ttyrelay.Start(m.Fds[0]); err != nil {
 					return wire.StatusError, fmt.Errorf("terminal relay: %w", err)
 				}
+			case proto.KindStarted:
+				started = true
 			case proto.KindExit:
 				var ex wire.ChildExit
 				if err := m.Env.Decode(&ex); err != nil {

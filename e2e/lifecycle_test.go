@@ -765,3 +765,36 @@ signal.pause()
 	}
 	wantCode(t, l.run("kill", "full", "KILL"), 0)
 }
+
+// TestExecInterruptedBeforeStart: a sandbox exec whose sandbox does not
+// answer (its init stopped) ends on SIGTERM, as the signal would end it,
+// so that timeout(1) works. Before, it caught the signal to pass on to a
+// command that never started, and waited forever.
+func TestExecInterruptedBeforeStart(t *testing.T) {
+	t.Parallel()
+	l := newLife(t)
+	l.detach("frozen", []string{"--net=none"}, "sleep", "3600")
+	init := l.ps(false)["frozen"].InitPid
+	if init <= 0 {
+		t.Fatalf("no init pid in ps")
+	}
+	if err := unix.Kill(init, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Kill(init, unix.SIGCONT)
+	p := start(t, l.o, "exec", "frozen", "--", "true")
+	time.Sleep(time.Second)
+	if err := unix.Kill(p.pid(), unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan result, 1)
+	go func() { done <- p.wait() }()
+	select {
+	case r := <-done:
+		if r.code != 128+int(unix.SIGTERM) || !strings.Contains(r.stderr, "before the command started") {
+			t.Errorf("want 143 and one line\n%s", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("sandbox exec did not end on SIGTERM with the sandbox's init stopped")
+	}
+}
