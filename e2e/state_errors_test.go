@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestStateLeftoversSwept: a sandbox directory a killed command left half
@@ -268,4 +271,42 @@ func TestImageBombBounded(t *testing.T) {
 			t.Errorf("image ls left %s", p)
 		}
 	}
+}
+
+// TestAllProcsBounded: a run lowers its own soft RLIMIT_NPROC to half of
+// kernel.pid_max (never under 4096, never raised) before it makes the
+// sandbox's user namespace, which takes its creator's soft limit as the
+// bound of all its tasks together, whatever their uids. Before, root
+// inside, switching among the mapped users (each held to 4096 alone), had
+// the caller's own limit (96367 on the CI host, over its pid_max of
+// 32768): 8197 tasks with two uids, the host's every pid with eight.
+func TestAllProcsBounded(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidMax, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	var own unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NPROC, &own); err != nil {
+		t.Fatal(err)
+	}
+	want := min(own.Cur, max(pidMax/2, 4096))
+	p := start(t, opts{dir: tempDir(t)}, "run", "--net=none", "--", "sh", "-c", "echo up; sleep 30")
+	if !p.waitStdout("up", cmdTimeout) {
+		t.Fatalf("never started: %s", p.wait())
+	}
+	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", p.pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(limits), "\n") {
+		if f := strings.Fields(l); len(f) >= 4 && f[0] == "Max" && f[1] == "processes" {
+			if f[2] != strconv.FormatUint(want, 10) {
+				t.Errorf("sandbox's soft RLIMIT_NPROC while it runs: %s, want %d (pid_max %d, the caller's %d)", f[2], want, pidMax, own.Cur)
+			}
+			return
+		}
+	}
+	t.Fatalf("no Max processes in\n%s", limits)
 }

@@ -28,3 +28,17 @@ func TestProcLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestAllProcsLimit(t *testing.T) {
+	for _, c := range []struct{ cur, pidMax, n, want uint64 }{
+		{96367, 32768, 4096, 16384},       // this CI host: half of pid_max
+		{96367, 4194304, 4096, 96367},     // a big pid_max: the caller's own
+		{1000, 32768, 4096, 1000},         // never raised
+		{96367, 4096, 4096, 4096},         // never under the per-user limit
+		{1 << 62, 4194304, 9000, 2097152}, // unlimited caller
+	} {
+		if got := allProcsLimit(c.cur, c.pidMax, c.n); got != c.want {
+			t.Errorf("allProcsLimit(%d, %d, %d) = %d, want %d", c.cur, c.pidMax, c.n, got, c.want)
+		}
+	}
+}

@@ -40,6 +40,7 @@ func run(s *spec.Spec) (status int, err error) {
 	logf := lg.Step
 	defer func() { rep.Finish(lg, status, err) }() // last: after the cgroup's finish
 	logf("planned the sandbox (%d mount steps)", len(s.Plan.Steps))
+	boundAllProcs(s.Resources.NProc)
 	for _, w := range s.Warnings {
 		lg.Warn(w)
 	}
