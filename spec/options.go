@@ -616,15 +616,27 @@ func ParseBind(spec string) (rootfs.Bind, error) {
 func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, error) {
 	cfg := rootfs.Config{ReadOnly: opts.ReadOnly, DevptsGID: -1}
 	var err error
+	// The host's root as a root or a layer would show all of it, homes
+	// and other users' files included, which the host mode hides (as
+	// --bind / is refused).
+	hostRoot := func(flag, arg string) error {
+		return journal.Usagef("%s %s: the host's root cannot be a sandbox's root or layer; run without --rootfs for the host's directories (homes hidden, /tmp fresh), or --bind what you need", flag, arg)
+	}
 	if opts.Rootfs != "" {
 		if cfg.Rootfs, err = hostDir("--rootfs", opts.Rootfs, true); err != nil {
 			return cfg, "", err
+		}
+		if cfg.Rootfs == "/" {
+			return cfg, "", hostRoot("--rootfs", opts.Rootfs)
 		}
 	}
 	for _, l := range opts.Layers {
 		d, err := hostDir("--layer", l, true)
 		if err != nil {
 			return cfg, "", err
+		}
+		if d == "/" {
+			return cfg, "", hostRoot("--layer", l)
 		}
 		cfg.Layers = append(cfg.Layers, d)
 	}
@@ -656,6 +668,11 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 		cfg.Binds = append(cfg.Binds, pb)
 	}
 	for _, t := range opts.Tmpfs {
+		if dst, o, ok := strings.Cut(t, ":"); ok {
+			// Docker's --tmpfs DST:OPTIONS: taken as a path, it mounted
+			// at /scratch:noexec, silently, without the options.
+			return cfg, "", journal.Usagef("--tmpfs %s: no options after ':' (a tmpfs here is always nosuid,nodev, sized by --ephemeral-size); give the path alone: --tmpfs %s, not %q", t, dst, o)
+		}
 		p, err := insidePath("--tmpfs", t)
 		if err != nil {
 			return cfg, "", err

@@ -216,3 +216,32 @@ func TestStateMasksEveryBase(t *testing.T) {
 		t.Errorf("--upper beside the state: %v", err)
 	}
 }
+
+// TestHostRootNotARoot: --rootfs / (or /., or --layer /) showed the whole
+// host, homes included, which the host mode hides and --bind / is refused
+// for; now 125 naming the flag.
+func TestHostRootNotARoot(t *testing.T) {
+	dir := t.TempDir()
+	for _, o := range []Options{
+		{Args: []string{"true"}, Rootfs: "/"},
+		{Args: []string{"true"}, Rootfs: "/."},
+		{Args: []string{"true"}, Rootfs: dir, Layers: []string{"/"}},
+	} {
+		_, err := Prepare(o)
+		var ue *journal.UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "the host's root cannot be a sandbox's root or layer") {
+			t.Errorf("--rootfs %q --layer %q: %v, want refused", o.Rootfs, o.Layers, err)
+		}
+	}
+}
+
+// TestTmpfsOptionsRefused: Docker's --tmpfs /scratch:noexec was taken as a
+// path, and a tmpfs mounted at "/scratch:noexec", without the options and
+// without a word.
+func TestTmpfsOptionsRefused(t *testing.T) {
+	_, err := Prepare(Options{Args: []string{"true"}, Tmpfs: []string{"/scratch:noexec"}})
+	var ue *journal.UsageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--tmpfs /scratch:noexec: no options after ':'") {
+		t.Errorf("--tmpfs /scratch:noexec: %v, want refused", err)
+	}
+}
