@@ -170,7 +170,9 @@ func BaseDir() (string, error) {
 		return "", fmt.Errorf("the state directory's parent %w; set XDG_RUNTIME_DIR to a private directory of yours (mode 0700)", err)
 	}
 	if err := checkPrivate(base, uid, 0o077); err != nil {
-		return "", fmt.Errorf("the state directory %w (mode 0700): remove it, or set XDG_RUNTIME_DIR to a private directory", err)
+		// Not "remove it": it holds the records and logs of every
+		// sandbox of the caller's.
+		return "", fmt.Errorf("the state directory %w: chmod 0700 %s if it is yours, or set XDG_RUNTIME_DIR to a private directory of yours", err, base)
 	}
 	return base, nil
 }

@@ -196,8 +196,10 @@ func TestBaseDirFallbackMustBePrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.Chmod(base, 0o700)
-	if _, err := BaseDir(); err == nil {
-		t.Errorf("BaseDir accepted %s with mode 0755", base)
+	// The fix given is chmod, not removal (it holds every sandbox's
+	// records and logs).
+	if _, err := BaseDir(); err == nil || !strings.Contains(err.Error(), "chmod 0700 "+base) || strings.Contains(err.Error(), "remove it") {
+		t.Errorf("BaseDir with %s at mode 0755: %v, want refused with chmod as the fix", base, err)
 	}
 }
 
