@@ -798,3 +798,22 @@ func TestExecInterruptedBeforeStart(t *testing.T) {
 		t.Fatalf("sandbox exec did not end on SIGTERM with the sandbox's init stopped")
 	}
 }
+
+// TestQuitWhileWaiting: Ctrl-\ (SIGQUIT) on a waiting logs -f ends it as
+// it ends other programs (131), without the Go runtime's dump of every
+// goroutine that it printed before (~150 lines, status 2).
+func TestQuitWhileWaiting(t *testing.T) {
+	t.Parallel()
+	l := newLife(t)
+	l.detach("quit", []string{"--net=none"}, "sh", "-c", "echo up; sleep 3600")
+	p := start(t, l.o, "logs", "-f", "quit")
+	if !p.waitStdout("up", cmdTimeout) {
+		t.Fatalf("logs -f showed nothing: %s", p.wait())
+	}
+	if err := unix.Kill(p.pid(), unix.SIGQUIT); err != nil {
+		t.Fatal(err)
+	}
+	if r := p.wait(); r.code != 128+int(unix.SIGQUIT) || strings.Contains(r.stderr, "goroutine") {
+		t.Errorf("logs -f on SIGQUIT: want 131 and no Go dump\n%s", r)
+	}
+}
