@@ -817,3 +817,36 @@ func TestQuitWhileWaiting(t *testing.T) {
 		t.Errorf("logs -f on SIGQUIT: want 131 and no Go dump\n%s", r)
 	}
 }
+
+// TestDetachInterrupted: SIGINT to run -d while the sandbox starts (Ctrl-C,
+// a CI job's cancel) reaches the sandbox's command, which ends, and run -d
+// says so with 130. Before, run -d died of it (130, not a word) and the
+// sandbox ran on.
+func TestDetachInterrupted(t *testing.T) {
+	t.Parallel()
+	l := newLife(t)
+	p := start(t, l.o, "run", "-d", "--name", "intr", "--net=none", "--", "sleep", "3600")
+	// The log is made just before the supervisor starts.
+	deadline := time.Now().Add(cmdTimeout)
+	for !exists(filepath.Join(l.stateDir("intr"), "log")) {
+		if time.Now().After(deadline) || p.exited() {
+			t.Fatalf("no log appeared: %s", p.wait())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := unix.Kill(p.pid(), unix.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	r := p.wait()
+	if r.code != 130 || r.signaled || !strings.Contains(r.stderr, "interrupted") || strings.Contains(r.stdout, "intr") {
+		t.Fatalf("run -d interrupted: want 130 with a line saying so, and no name\n%s", r)
+	}
+	for end := time.Now().Add(cmdTimeout); ; time.Sleep(100 * time.Millisecond) {
+		if _, ok := l.ps(false)["intr"]; !ok {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the interrupted sandbox runs on: %s", l.run("ps", "-a"))
+		}
+	}
+}

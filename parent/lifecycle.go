@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 
 	"sandbox/state"
@@ -92,6 +94,31 @@ func detach(s *spec.Spec) (int, error) {
 	for _, w := range s.Warnings {
 		lg.Warn(w)
 	}
+	// Interrupted while it starts (Ctrl-C, a CI job's cancel), the
+	// sandbox must not run on behind a failure status: the signal goes to
+	// the supervisor, which passes it on to the command once that runs,
+	// and we say what became of it. Before, we died of it (130) and the
+	// sandbox ran on. Caught from here, before anything is started; the
+	// signals the caller ignores stay ignored (nohup).
+	var stopping []os.Signal
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		if !signal.Ignored(sig) {
+			stopping = append(stopping, sig)
+		}
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, stopping...)
+	defer signal.Stop(sigs)
+	var interrupted atomic.Int32
+	var supervisor atomic.Pointer[os.Process]
+	go func() {
+		for sig := range sigs {
+			interrupted.Store(int32(sig.(syscall.Signal)))
+			if p := supervisor.Load(); p != nil {
+				p.Signal(sig)
+			}
+		}
+	}()
 	h, err := state.Claim(s.Name)
 	if err != nil {
 		return wire.StatusError, err
@@ -126,6 +153,10 @@ func detach(s *spec.Spec) (int, error) {
 	if err != nil {
 		return fail(fmt.Errorf("starting the background supervisor: %w", err))
 	}
+	supervisor.Store(cmd.Process)
+	if sig := interrupted.Load(); sig != 0 {
+		cmd.Process.Signal(syscall.Signal(sig)) // came before it existed
+	}
 	// From here the supervisor owns the name (it shares our lock).
 	var rep detachedReport
 	if err := json.NewDecoder(r).Decode(&rep); err != nil {
@@ -136,11 +167,19 @@ func detach(s *spec.Spec) (int, error) {
 		describe(s, &h.Info)
 		h.Info.Pid, h.Info.PidStart, h.Info.Detached = cmd.Process.Pid, 0, true
 		h.Finish(wire.StatusError)
+		if sig := syscall.Signal(interrupted.Load()); sig != 0 {
+			return wire.StatusSignalStart + int(sig), fmt.Errorf("interrupted (%v): sandbox %s ended before its command started", sig, s.Name)
+		}
 		return wire.StatusError, fmt.Errorf("the background supervisor of %s ended (%v) before its command started; sandbox logs %s shows its output", s.Name, ws, s.Name)
 	}
 	cmd.Process.Release()
 	if rep.Error != "" {
 		return rep.Status, errors.New(rep.Error)
+	}
+	if sig := syscall.Signal(interrupted.Load()); sig != 0 {
+		// Not the name: the caller asked to stop. The command got the
+		// signal (and may have caught it).
+		return wire.StatusSignalStart + int(sig), fmt.Errorf("interrupted (%v) while sandbox %s started: the signal was passed on to its command (sandbox ps shows whether it still runs; sandbox stop %s ends it)", sig, s.Name, s.Name)
 	}
 	if _, err := fmt.Println(s.Name); err != nil {
 		// A caller reading the name ($(sandbox run -d …)) would get none:
