@@ -306,6 +306,14 @@ func Claim(name string) (*Handle, error) {
 			f.Close() // removed by a sweep meanwhile: start over
 			continue
 		}
+		if b, err := readRecord(dir); err == nil {
+			var old Info
+			if json.Unmarshal(b, &old) == nil && old.PidStart != 0 && SameProcess(old.Pid, old.PidStart) {
+				// Its lock was removed or replaced by hand while it ran.
+				f.Close()
+				return nil, fmt.Errorf("sandbox name %q: %w by a running sandbox whose lock was changed by hand (its supervisor, pid %d, runs; sandbox stop %s ends it)", name, ErrInUse, old.Pid, name)
+			}
+		}
 		// What an ended run left (its log, socket, record) goes now.
 		for _, n := range []string{recordFile, SocketFile, LogFile, OldLogFile, LogTemp, OldLogTemp} {
 			os.Remove(filepath.Join(dir, n))
@@ -539,6 +547,13 @@ func read(dir string) (Entry, bool, error) {
 		// `sandbox rm`, rather than swept as a killed run's. (Only a
 		// detached run's record outlives it.)
 		e.Info = Info{Name: filepath.Base(dir), Status: Exited, Detached: true}
+		return e, true, nil
+	}
+	if err == nil && e.PidStart != 0 && SameProcess(e.Pid, e.PidStart) {
+		// Its supervisor runs, though its lock is not held: the lock was
+		// removed or replaced by hand. Listed as running, never swept
+		// (before, ps removed a running sandbox's record and log).
+		e.Live = true
 		return e, true, nil
 	}
 	// We hold the lock of a run that died without ending: stale. Without

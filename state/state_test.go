@@ -517,3 +517,44 @@ func TestLockNotARegularFile(t *testing.T) {
 		}
 	}
 }
+
+// TestLockRemovedWhileRunning: a running sandbox whose lock was removed or
+// replaced by hand (its supervisor, this test, alive) is listed as running
+// and its name is not taken. Before, ps removed its record and log, and a
+// new run of that name took them over while it ran.
+func TestLockRemovedWhileRunning(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	h, err := Claim("busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.lock.Close()
+	h.Info.Pid, h.Info.Status, h.Info.Detached = os.Getpid(), Running, true
+	h.Info.PidStart, _ = StartTime(os.Getpid())
+	if err := h.Write(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.Path(LogFile), []byte("precious\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(h.Dir, lockFile)
+	for _, how := range []string{"removed", "replaced"} {
+		os.Remove(lock)
+		if how == "replaced" {
+			os.WriteFile(lock, nil, 0o600)
+		}
+		old := time.Now().Add(-time.Minute)
+		os.Chtimes(h.Dir, old, old)
+		os.Chtimes(lock, old, old)
+		list, err := List()
+		if err != nil || len(list) != 1 || !list[0].Live || list[0].Name != "busy" {
+			t.Fatalf("lock %s: List = %+v, %v; want it running", how, list, err)
+		}
+		if _, err := Claim("busy"); !errors.Is(err, ErrInUse) {
+			t.Fatalf("lock %s: Claim = %v, want ErrInUse", how, err)
+		}
+		if b, err := os.ReadFile(h.Path(LogFile)); err != nil || string(b) != "precious\n" {
+			t.Fatalf("lock %s: the log is gone: %q %v", how, b, err)
+		}
+	}
+}
