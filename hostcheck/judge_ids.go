@@ -102,7 +102,9 @@ func judgeSubids(kind idmap.Kind, s SubidFacts, user string, uid, own uint32, ro
 		issues = append(issues, warn(id, fmt.Sprintf("%s gives %s but getsubids (the subid provider newuidmap asks) gives %s: newuidmap may refuse the map",
 			s.File, rangesString(s.Own), nss), "make them agree: the provider is the subid: line of /etc/nsswitch.conf (none: the files)"))
 	}
-	if n := total(ranges); n < fullRange {
+	// Inside, the caller is 0 and the ranges 1..n: 65535 of them map
+	// every id up to 65535 (before, 65535 was warned of as too few).
+	if n := total(ranges); n < fullRange-1 {
 		fix := addFix
 		if len(ranges) == 1 {
 			fix = moveFix(ranges[0])

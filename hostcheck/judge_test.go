@@ -188,6 +188,8 @@ func TestShapes(t *testing.T) {
 			f.Subuid.Getsubids, f.Subuid.NSS = true, []idmap.Range{rng("getsubids", 1, 500000, 65536)}
 		}, "subuid", Warn, false, "/etc/subuid gives 100000:65536 but getsubids (the subid provider newuidmap asks) gives 500000:65536", "nsswitch.conf"},
 		{"getsubids has none", func(f *Facts) { f.Subgid.Getsubids = true }, "subgid", Warn, false, "getsubids (the subid provider newuidmap asks) gives nothing", "nsswitch"},
+		{"65535 ids map every id up to 65535", func(f *Facts) { f.Subgid.Own = []idmap.Range{rng("/etc/subgid", 1, 100000, 65535)} }, "subgid", OK, false,
+			"", ""},
 		{"small range", func(f *Facts) { f.Subgid.Own = []idmap.Range{rng("/etc/subgid", 1, 100000, 1000)} }, "subgid", Warn, false,
 			"only 1000 ids (100000:1000): ids above 1000 are unmapped", "--del-subgids 100000-100999 --add-subgids 100000-165535 alice"},
 		{"small ranges", func(f *Facts) {
