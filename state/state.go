@@ -556,6 +556,20 @@ func read(dir string) (Entry, bool, error) {
 		e.Live = true
 		return e, true, nil
 	}
+	if err == nil && e.Detached && sameFile(f, lock) {
+		// A detached run whose supervisor was killed (SIGKILL, the OOM
+		// killer): its log is all that is left of it, and it is the
+		// user's. Kept as ended with its status unknown, like an
+		// unreadable record, until sandbox rm (before, swept with it).
+		os.Remove(filepath.Join(dir, SocketFile))
+		e.Status, e.ExitStatus, e.Live = Exited, nil, false
+		if e.Ended.IsZero() {
+			e.Ended = time.Now()
+		}
+		if werr := writeRecord(dir, e.Info); werr == nil {
+			return e, true, nil
+		}
+	}
 	// We hold the lock of a run that died without ending: stale. Without
 	// a record it may also be a claim between its lock's creation and
 	// its flock: left alone while the lock is young.

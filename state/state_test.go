@@ -558,3 +558,37 @@ func TestLockRemovedWhileRunning(t *testing.T) {
 		}
 	}
 }
+
+// TestKilledDetachedKeepsLog: a detached run whose supervisor was killed
+// keeps its log and record (ended, status unknown) until rm. Before, the
+// next ps swept both: the output was gone.
+func TestKilledDetachedKeepsLog(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	h, err := Claim("bg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Info.Status, h.Info.Detached = Running, true
+	if err := h.Write(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.Path(LogFile), []byte("output\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.lock.Close() // as the kernel does when the supervisor is SIGKILLed
+	for range 2 {
+		list, err := List()
+		if err != nil || len(list) != 1 || list[0].Status != Exited || list[0].ExitStatus != nil || list[0].Live {
+			t.Fatalf("List = %+v, %v; want it ended, status unknown", list, err)
+		}
+	}
+	if b, err := os.ReadFile(h.Path(LogFile)); err != nil || string(b) != "output\n" {
+		t.Fatalf("the log: %q %v", b, err)
+	}
+	if err := Remove("bg"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(h.Dir); !os.IsNotExist(err) {
+		t.Errorf("not removed by Remove: %v", err)
+	}
+}
