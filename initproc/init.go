@@ -82,7 +82,7 @@ func Init() int {
 	// fault and died with a stack trace. A fault of init's own still
 	// crashes it. SIGABRT is caught (and dropped) instead: an ignored one
 	// would stay ignored in the payload.
-	signal.Ignore(syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV, unix.SIGSTKFLT, syscall.SIGSYS)
+	signal.Ignore(faultSignals...)
 
 	spares := makeSpareThreads() // while the id maps are written
 	warmCodec()
