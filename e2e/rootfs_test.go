@@ -562,8 +562,11 @@ func TestPivotRoot(t *testing.T) {
 	})
 }
 
-// TestCwdIsSlashTmp: run from /tmp itself, the shared working directory is
-// the host's /tmp, not the staging tmpfs the root is assembled on.
+// TestCwdIsSlashTmp: run from /tmp itself, the working directory is not
+// shared (other programs keep their sockets there: through a tmux
+// server's, a sandbox ran commands on the host), with the warning a home
+// gets; /tmp inside is fresh. With --bind /tmp it is the host's. Either
+// way it is never the staging tmpfs the root is assembled on.
 func TestCwdIsSlashTmp(t *testing.T) {
 	t.Parallel()
 	f, err := os.CreateTemp("/tmp", "e2e-cwd-marker-")
@@ -572,14 +575,23 @@ func TestCwdIsSlashTmp(t *testing.T) {
 	}
 	f.Close()
 	t.Cleanup(func() { os.Remove(f.Name()) })
-	r := mustRun(t, opts{dir: "/tmp"}, "run", "--net=none", "--", "ls", "-a", "/tmp")
-	names := lines(r.stdout)
-	if !slices.Contains(names, filepath.Base(f.Name())) {
-		t.Errorf("the host's /tmp is not shared at /tmp (marker %s missing)\n%s", f.Name(), r)
-	}
-	for _, staging := range []string{"root", "upper", "work", "files"} {
-		if slices.Contains(names, staging) && !exists(filepath.Join("/tmp", staging)) {
-			t.Errorf("/tmp inside shows the staging tmpfs (%q)\n%s", staging, r)
+	for _, bind := range []bool{false, true} {
+		args := []string{"run", "--net=none", "--", "ls", "-a", "/tmp"}
+		if bind {
+			args = []string{"run", "--net=none", "--bind", "/tmp", "--", "ls", "-a", "/tmp"}
+		}
+		r := mustRun(t, opts{dir: "/tmp"}, args...)
+		names := lines(r.stdout)
+		if slices.Contains(names, filepath.Base(f.Name())) != bind {
+			t.Errorf("--bind /tmp %v: the host's /tmp shared at /tmp is %v (marker %s)\n%s", bind, !bind, f.Name(), r)
+		}
+		if !bind && !strings.Contains(r.stderr, "the working directory /tmp is not shared") {
+			t.Errorf("run from /tmp: no warning that it is not shared\n%s", r)
+		}
+		for _, staging := range []string{"root", "upper", "work", "files"} {
+			if slices.Contains(names, staging) && !exists(filepath.Join("/tmp", staging)) {
+				t.Errorf("/tmp inside shows the staging tmpfs (%q)\n%s", staging, r)
+			}
 		}
 	}
 }
