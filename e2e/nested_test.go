@@ -85,6 +85,18 @@ func TestNestedSandbox(t *testing.T) {
 			t.Errorf("the inner command ran without a /proc of its own")
 		}
 	})
+	t.Run("without --allow-nested-userns the fix is named", func(t *testing.T) {
+		t.Parallel()
+		// The outer filter refuses the user namespace: its flag is the
+		// fix, not the host's sysctls (named before).
+		args := append(append([]string{"run", "--net=none", "--cwd=none"}, bindNested(t)...),
+			"--", nestedBin, "run", "--net=none", "--cwd=none", "--", "echo", "inner-ran")
+		r := run(t, args...)
+		wantCode(t, r, exitSandbox)
+		if !strings.Contains(r.stderr, "--allow-nested-userns") || strings.Contains(r.stderr, "unprivileged_userns_clone") {
+			t.Errorf("the error should name --allow-nested-userns, not the host's sysctls: %s", r)
+		}
+	})
 	t.Run("no /etc/passwd", func(t *testing.T) {
 		t.Parallel()
 		root := makeRootfs(t, "nopasswd")

@@ -657,6 +657,11 @@ func currentUmask() int {
 // diagnoseStart turns a failure to create the namespaces into advice.
 func diagnoseStart(err error) error {
 	switch {
+	case (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)) && underSeccomp():
+		// A sandbox's or a container's filter refuses it, not the
+		// host's settings (before, those were named).
+		return fmt.Errorf("%w\nthe kernel refused to create a user namespace: sandbox runs under a seccomp filter (inside another sandbox or a container?), "+
+			"which refuses them: start the outer one with --allow-nested-userns (sandbox), or with a filter that allows them (docker/podman --security-opt seccomp=unconfined); sandbox check says more", err)
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		return fmt.Errorf("%w\nthe kernel refused to create a user namespace. Check: sysctl kernel.unprivileged_userns_clone=1 (Debian), "+
 			"sysctl user.max_user_namespaces > 0, and on Ubuntu 24.04+ the AppArmor restriction "+
@@ -665,6 +670,13 @@ func diagnoseStart(err error) error {
 		return fmt.Errorf("%w\ntoo many user namespaces: raise sysctl user.max_user_namespaces", err)
 	}
 	return err
+}
+
+// underSeccomp says whether this process runs under a seccomp filter
+// (Seccomp: 2 in /proc/self/status).
+func underSeccomp() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	return err == nil && strings.Contains(string(b), "\nSeccomp:\t2\n")
 }
 
 func exePath() string {
