@@ -850,3 +850,29 @@ func TestDetachInterrupted(t *testing.T) {
 		}
 	}
 }
+
+// TestStopMeetsTheEnd: a stop that comes after the command ended, while
+// the sandbox is still ending (here it removes an --ephemeral=disk
+// directory of 30 000 files), waits for the end and returns 0. Before, it
+// exited 125 at once ("the command has ended") with the sandbox running.
+func TestStopMeetsTheEnd(t *testing.T) {
+	t.Parallel()
+	l := newLife(t)
+	l.detach("ending", []string{"--net=none", "--ephemeral=disk"}, "sh", "-c",
+		`mkdir /tmp/x && cd /tmp/x && seq 1 30000 | xargs touch; trap 'exit 0' HUP; echo ready; while :; do sleep 0.05; done`)
+	deadline := time.Now().Add(2 * cmdTimeout)
+	for !strings.Contains(l.run("logs", "ending").stdout, "ready") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the payload never got ready: %s", l.run("logs", "ending"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	wantCode(t, l.run("kill", "ending", "HUP"), 0)
+	time.Sleep(100 * time.Millisecond) // the command ends; the sandbox removes its files
+	if r := l.run("stop", "ending"); r.code != 0 {
+		t.Errorf("stop as the sandbox ended: want 0\n%s", r)
+	}
+	if e := l.ps(true)["ending"]; e.Status != "exited" {
+		t.Errorf("after stop: %+v, want it ended", e)
+	}
+}
