@@ -661,14 +661,17 @@ func Remove(name string) error {
 	return sweep(e.Dir)
 }
 
-// Running reports whether the sandbox's supervisor still holds the lock.
+// Running reports whether the sandbox's supervisor still holds the lock,
+// or, its lock changed by hand, still runs (pid and start time).
 func (e Entry) Running() bool {
 	f, err := openLock(filepath.Join(e.Dir, lockFile), os.O_RDONLY)
-	if err != nil {
-		return false
+	if err == nil {
+		defer f.Close()
+		if errors.Is(unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB), unix.EWOULDBLOCK) {
+			return true
+		}
 	}
-	defer f.Close()
-	return errors.Is(unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB), unix.EWOULDBLOCK)
+	return e.PidStart != 0 && SameProcess(e.Pid, e.PidStart)
 }
 
 func sameFile(f *os.File, p string) bool {

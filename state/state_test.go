@@ -553,6 +553,9 @@ func TestLockRemovedWhileRunning(t *testing.T) {
 		if _, err := Claim("busy"); !errors.Is(err, ErrInUse) {
 			t.Fatalf("lock %s: Claim = %v, want ErrInUse", how, err)
 		}
+		if !list[0].Running() {
+			t.Fatalf("lock %s: Running() = false with its supervisor alive (stop would take it for ended)", how)
+		}
 		if b, err := os.ReadFile(h.Path(LogFile)); err != nil || string(b) != "precious\n" {
 			t.Fatalf("lock %s: the log is gone: %q %v", how, b, err)
 		}
