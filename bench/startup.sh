@@ -207,7 +207,7 @@ cleanup() {
 		timeout 20 "$bin" stop --time 2s "$name" >/dev/null 2>&1 || true
 		# A supervisor that outlived stop (its sandbox wedged) is killed; its
 		# command line names the sandbox, so a reused pid is not hit.
-		if [[ -n "$pid" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$name"; then
+		if [[ -n "$pid" ]] && { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "$name"; then
 			kill -KILL "$pid" 2>/dev/null || true
 		fi
 		timeout 10 "$bin" rm "$name" >/dev/null 2>&1 || true
