@@ -271,16 +271,23 @@ func Claim(name string) (*Handle, error) {
 	// A few rounds: a concurrent sweep may remove the directory between
 	// our open and our lock.
 	for range 10 {
-		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		// A directory made here is empty: foreign content is looked for
+		// only in one that was there (off the start's path for a new
+		// name).
+		err := os.Mkdir(dir, 0o700)
+		if err != nil && !errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("creating %s: %w", dir, err)
 		}
+		made := err == nil
 		if err := checkPrivate(dir, os.Getuid(), 0o022); errors.Is(err, os.ErrNotExist) {
 			continue
 		} else if err != nil {
 			return nil, fmt.Errorf("the state of sandbox %s: %w; remove it", name, err)
 		}
-		if n := foreign(dir); n != "" {
-			return nil, fmt.Errorf("sandbox name %q: %s holds %q, which no sandbox makes: it is not a sandbox's; choose another --name", name, dir, n)
+		if !made {
+			if n := foreign(dir); n != "" {
+				return nil, fmt.Errorf("sandbox name %q: %s holds %q, which no sandbox makes: it is not a sandbox's; choose another --name", name, dir, n)
+			}
 		}
 		f, err := openLock(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE)
 		if errors.Is(err, os.ErrNotExist) {
