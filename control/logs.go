@@ -8,8 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"sandbox/internal/userfile"
 	"sandbox/state"
 )
 
@@ -90,13 +89,12 @@ var ErrLogNotRegular = errors.New("not a regular file")
 // openLog opens a log for reading: no symlink followed, not blocking on a
 // FIFO put in its place, a regular file only.
 func openLog(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		f.Close()
+	f, err := userfile.OpenNoFollow(path)
+	if errors.Is(err, userfile.ErrNotRegular) {
 		return nil, fmt.Errorf("%s: %w", path, ErrLogNotRegular)
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	return f, nil
 }

@@ -37,23 +37,41 @@ func ReadNoFollow(path string, max int64) ([]byte, error) {
 	return read(path, max, unix.O_NOFOLLOW)
 }
 
-func read(path string, max int64, flags int) ([]byte, error) {
+// OpenNoFollow opens the regular file at path for reading as ReadNoFollow
+// does (no symlink followed, never blocking on a FIFO, anything else
+// refused with ErrNotRegular), for a caller that reads it as it grows (a
+// detached sandbox's log).
+func OpenNoFollow(path string) (*os.File, error) {
+	f, _, err := open(path, unix.O_NOFOLLOW)
+	return f, err
+}
+
+func open(path string, flags int) (*os.File, os.FileInfo, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|flags, 0)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	defer f.Close()
 	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%w (%s)", ErrNotRegular, kind(fi.Mode()))
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
+func read(path string, max int64, flags int) ([]byte, error) {
+	f, fi, err := open(path, flags)
 	if err != nil {
 		return nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w (%s)", ErrNotRegular, kind(fi.Mode()))
-	}
+	defer f.Close()
 	if fi.Size() > max {
 		return nil, tooBig(fi.Size(), max)
 	}
