@@ -33,13 +33,7 @@ func gatherNested() NestedFacts {
 	if text, err := readSmall("/proc/self/mountinfo", 4<<20); err == nil {
 		n.ProcMasked = rootfs.ProcMasks(text)
 	}
-	if text, err := readSmall("/proc/self/status", 64<<10); err == nil {
-		for _, l := range strings.Split(text, "\n") {
-			if v, ok := strings.CutPrefix(l, "Seccomp:"); ok {
-				n.Filtered = strings.TrimSpace(v) == "2"
-			}
-		}
-	}
+	n.Filtered = proc.SeccompFiltered()
 	return n
 }
 

@@ -15,6 +15,7 @@ import (
 	"sandbox/holder"
 	"sandbox/idmap"
 	"sandbox/image"
+	"sandbox/internal/proc"
 	"sandbox/internal/proto"
 	"sandbox/netns"
 	"sandbox/netns/driver"
@@ -657,7 +658,7 @@ func currentUmask() int {
 // diagnoseStart turns a failure to create the namespaces into advice.
 func diagnoseStart(err error) error {
 	switch {
-	case (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)) && underSeccomp():
+	case (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)) && proc.SeccompFiltered():
 		// A sandbox's or a container's filter refuses it, not the
 		// host's settings (before, those were named).
 		return fmt.Errorf("%w\nthe kernel refused to create a user namespace: sandbox runs under a seccomp filter (inside another sandbox or a container?), "+
@@ -670,13 +671,6 @@ func diagnoseStart(err error) error {
 		return fmt.Errorf("%w\ntoo many user namespaces: raise sysctl user.max_user_namespaces", err)
 	}
 	return err
-}
-
-// underSeccomp says whether this process runs under a seccomp filter
-// (Seccomp: 2 in /proc/self/status).
-func underSeccomp() bool {
-	b, err := os.ReadFile("/proc/self/status")
-	return err == nil && strings.Contains(string(b), "\nSeccomp:\t2\n")
 }
 
 func exePath() string {

@@ -1,8 +1,9 @@
 // Package proc parses /proc/PID/stat, which the run (init's watch), the
 // cgroup cleanup (owners of stale cgroups) and the state directory (owners
 // of records) all read, and reads the kernel's small text files
-// (ReadFile, ReadFileInto). It owns nothing else and imports only the
-// standard library.
+// (ReadFile, ReadFileInto), and says whether this process runs under a
+// seccomp filter (SeccompFiltered: check's nested facts, run's advice). It
+// owns nothing else and imports only the standard library.
 package proc
 
 import (
@@ -108,4 +109,20 @@ func StatStateExit(b []byte) (state byte, exit int, err error) {
 		return 0, 0, ErrMalformed
 	}
 	return state, exit, nil
+}
+
+// SeccompFiltered says whether this process runs under a seccomp filter
+// (Seccomp: 2 in /proc/self/status), inherited from a container or an
+// outer sandbox.
+func SeccompFiltered() bool {
+	b, err := ReadFile("/proc/self/status", 64<<10)
+	if err != nil {
+		return false
+	}
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(l, []byte("Seccomp:")); ok {
+			return string(bytes.TrimSpace(v)) == "2"
+		}
+	}
+	return false
 }
