@@ -74,6 +74,33 @@ func TestBadInputsExit125(t *testing.T) {
 	requireNoLeftovers(t, since, true, 5*time.Second)
 }
 
+// TestAValueIsOneLine: a value with a line break is quoted in the one line
+// of its error, escaped; before, `--memory $'1\nsandbox: fake'` printed a
+// second line that read as sandbox's own ("sandbox: fake: not a size").
+func TestAValueIsOneLine(t *testing.T) {
+	cwd := tempDir(t)
+	forged := "\nsandbox: forged\x1b[2J"
+	for _, args := range [][]string{
+		{"run", "--memory", "1" + forged, "--", "true"},
+		{"run", "--bind", "/nonexistent-e2e" + forged + ":/x", "--", "true"},
+		{"run", "--rootfs", "/nonexistent-e2e" + forged, "--", "true"},
+		{"run", "--upper", "/nonexistent-e2e/a" + forged, "--", "true"},
+		{"run", "--tmpfs", "rel" + forged, "--", "true"},
+		{"run", "--cpus", "x" + forged, "--", "true"},
+	} {
+		t.Run(args[1], func(t *testing.T) {
+			r := runOpts(t, opts{dir: cwd}, args...)
+			if r.startErr != nil || r.timedOut || r.code != exitSandbox {
+				t.Fatalf("want exit status %d, got %s", exitSandbox, r)
+			}
+			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "sandbox: ") || !strings.Contains(lines[0], `\nsandbox: forged\x1b[2J`) {
+				t.Errorf("want one line quoting the value escaped: %s", r)
+			}
+		})
+	}
+}
+
 func hasLinePrefix(s, prefix string) bool {
 	for _, l := range strings.Split(s, "\n") {
 		if strings.HasPrefix(strings.TrimSpace(l), prefix) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -20,6 +21,7 @@ import (
 const (
 	keyStage   = "stage"
 	keyElapsed = "elapsed_ms"
+	keyBelow   = "below" // []string: an error's lines of sandbox's own (Hinted)
 )
 
 func newHandler(w io.Writer, format string, min slog.Leveler) slog.Handler {
@@ -68,6 +70,17 @@ func (h *lineHandler) fields(r slog.Record) (stage string, elapsed float64) {
 	return stage, elapsed
 }
 
+// below are the lines a record carries below its message (keyBelow).
+func below(r slog.Record) (lines []string) {
+	r.Attrs(func(a slog.Attr) bool {
+		if l, ok := a.Value.Any().([]string); ok && a.Key == keyBelow {
+			lines = l
+		}
+		return true
+	})
+	return lines
+}
+
 // textHandler prints the text format: `sandbox[STAGE] ELAPSEDms MSG` for
 // steps, `sandbox: warning: MSG` for warnings, `sandbox: MSG` for errors.
 type textHandler struct{ lineHandler }
@@ -90,9 +103,15 @@ func bounded(msg string) string {
 }
 
 func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
-	// A message may quote a value from a profile, a variable or a file:
-	// its control characters are escaped (JSON escapes them itself).
-	msg := oneline.Terminal(bounded(r.Message))
+	// A message may quote a value from the command line, a profile, a
+	// variable or a file: its control characters, line breaks included,
+	// are escaped (JSON escapes them itself), so that it is one line and
+	// cannot print one that looks like sandbox's. Only an error's own
+	// lines below it (Hinted) make more lines.
+	msg := oneline.Escape(bounded(r.Message))
+	for _, l := range below(r) {
+		msg += "\n" + oneline.Escape(bounded(l))
+	}
 	var b []byte
 	switch {
 	case r.Level >= slog.LevelError:
@@ -129,8 +148,12 @@ type logLine struct {
 
 func (h *jsonHandler) Handle(_ context.Context, r slog.Record) error {
 	stage, elapsed := h.fields(r)
+	msg := r.Message
+	if l := below(r); len(l) > 0 {
+		msg += "\n" + strings.Join(l, "\n")
+	}
 	b, err := json.Marshal(logLine{Time: r.Time.Format(time.RFC3339Nano), Level: levelName(r.Level), Stage: stage,
-		ElapsedMS: elapsed, Msg: bounded(r.Message)})
+		ElapsedMS: elapsed, Msg: bounded(msg)})
 	if err != nil {
 		return fmt.Errorf("encoding a log line: %w", err)
 	}

@@ -3,11 +3,13 @@ package journal
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -165,6 +167,20 @@ func (l *Logger) Error(msg string) {
 	l.printLocked(levelError, l.stage, MonoNow(), msg)
 }
 
+// Fail prints err as an error (always): its text as one line, then the
+// lines of sandbox's own that a Hinted in its chain puts below it.
+func (l *Logger) Fail(err error) {
+	msg := err.Error()
+	var below []string
+	if h := (*Hinted)(nil); errors.As(err, &h) {
+		msg = strings.Replace(msg, h.suffix(), "", 1)
+		below = h.Below
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.printLocked(levelError, l.stage, MonoNow(), msg, below...)
+}
+
 // Fallback records that the run took a second choice, and why. The
 // warning that usually goes with it is printed separately.
 func (l *Logger) Fallback(area, taken, why string) {
@@ -210,9 +226,12 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 // printLocked hands one line to the handler, whatever its level: the
 // callers decide what is printed (Step through Enabled; a helper's lines
 // are printed because the helper was given the Writer).
-func (l *Logger) printLocked(level slog.Level, stage string, at int64, msg string) {
+func (l *Logger) printLocked(level slog.Level, stage string, at int64, msg string, below ...string) {
 	r := slog.NewRecord(wallOf(at), level, msg, 0)
 	r.AddAttrs(slog.String(keyStage, stage), slog.Float64(keyElapsed, msOf(at-l.Start)))
+	if len(below) > 0 {
+		r.AddAttrs(slog.Any(keyBelow, below))
+	}
 	l.h.Handle(context.Background(), r)
 }
 

@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -275,5 +276,43 @@ func TestMessagesBounded(t *testing.T) {
 			!utf8.ValidString(out[0]) || !strings.Contains(out[1], "short") {
 			t.Errorf("%s: %d lines, the first %d bytes: %.80q…", format, len(out), len(out[0]), out[0])
 		}
+	}
+}
+
+// TestAValueCannotAddALine: a message quoting a value with line breaks or
+// terminal controls (a --memory or --bind value, a path) prints as one
+// line in the text format: before, `--memory $'1\nsandbox: fake'` printed
+// a second line that read as sandbox's own. Only a Hinted error's lines
+// below it are lines of their own, each escaped; JSON keeps the text whole.
+func TestAValueCannotAddALine(t *testing.T) {
+	var text, js bytes.Buffer
+	hinted := fmt.Errorf("at a step: %w (--memory from a profile)",
+		WithHint(errors.New("--memory 1\nsandbox: fake"), "  what to do\x1b[2J", "  and more"))
+	for _, c := range []struct {
+		buf    *bytes.Buffer
+		format string
+	}{{&text, LogText}, {&js, LogJSON}} {
+		l := NewLogger(c.buf, c.format, "sandbox", true, time.Now())
+		l.Error("--bind /x\nsandbox: fake")
+		l.Warn("warned\r\nsandbox: fake")
+		l.Step("a step\nsandbox: fake")
+		l.Fail(hinted)
+	}
+	want := "sandbox: --bind /x\\nsandbox: fake\n" +
+		"sandbox: warning: warned\\r\\nsandbox: fake\n" +
+		"sandbox[sandbox]    0.000ms a step\\nsandbox: fake\n" +
+		"sandbox: at a step: --memory 1\\nsandbox: fake (--memory from a profile)\n" +
+		"  what to do\\x1b[2J\n  and more\n"
+	if got := regexp.MustCompile(`[0-9]+\.[0-9]{3}ms`).ReplaceAllString(text.String(), "0.000ms"); got != want {
+		t.Errorf("text:\n%s\nwant:\n%s", got, want)
+	}
+	lines := strings.Split(strings.TrimSuffix(js.String(), "\n"), "\n")
+	var ll logLine
+	if len(lines) != 4 || json.Unmarshal([]byte(lines[3]), &ll) != nil ||
+		ll.Msg != "at a step: --memory 1\nsandbox: fake (--memory from a profile)\n  what to do\x1b[2J\n  and more" {
+		t.Errorf("json lines %q (last: %q)", lines, ll.Msg)
+	}
+	if h := (*Hinted)(nil); !errors.As(hinted, &h) || hinted.Error() != "at a step: --memory 1\nsandbox: fake\n  what to do\x1b[2J\n  and more (--memory from a profile)" {
+		t.Errorf("Hinted's Error(): %q", hinted.Error())
 	}
 }

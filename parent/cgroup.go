@@ -356,8 +356,10 @@ func failClosed(skipped []unavailable) error {
 			lines = append(lines, l)
 		}
 	}
-	return fmt.Errorf("cannot apply the limits asked for; not starting (or pass --limits=best-effort to run without them):\n  %s",
-		strings.Join(lines, "\n  "))
+	for i := range lines {
+		lines[i] = "  " + lines[i]
+	}
+	return journal.WithHint(errors.New("cannot apply the limits asked for; not starting (or pass --limits=best-effort to run without them):"), lines...)
 }
 
 func unavailableAll(ws []cgroupdelegate.Write, why string) []unavailable {

@@ -357,7 +357,7 @@ func run(s *spec.Spec) (status int, err error) {
 			parent.Send(proto.KindNet, msg)
 		case err := <-netDied:
 			netDied = nil
-			lg.Error(err.Error())
+			lg.Fail(err)
 		case m, ok := <-msgs:
 			if !heard {
 				heard = true
@@ -661,14 +661,14 @@ func diagnoseStart(err error) error {
 	case (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)) && proc.SeccompFiltered():
 		// A sandbox's or a container's filter refuses it, not the
 		// host's settings (before, those were named).
-		return fmt.Errorf("%w\nthe kernel refused to create a user namespace: sandbox runs under a seccomp filter (inside another sandbox or a container?), "+
-			"which refuses them: start the outer one with --allow-nested-userns (sandbox), or with a filter that allows them (docker/podman --security-opt seccomp=unconfined); sandbox check says more", err)
+		return journal.WithHint(err, "the kernel refused to create a user namespace: sandbox runs under a seccomp filter (inside another sandbox or a container?), "+
+			"which refuses them: start the outer one with --allow-nested-userns (sandbox), or with a filter that allows them (docker/podman --security-opt seccomp=unconfined); sandbox check says more")
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-		return fmt.Errorf("%w\nthe kernel refused to create a user namespace. Check: sysctl kernel.unprivileged_userns_clone=1 (Debian), "+
+		return journal.WithHint(err, "the kernel refused to create a user namespace. Check: sysctl kernel.unprivileged_userns_clone=1 (Debian), "+
 			"sysctl user.max_user_namespaces > 0, and on Ubuntu 24.04+ the AppArmor restriction "+
-			"(sysctl kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for %s)", err, exePath())
+			"(sysctl kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for "+exePath()+")")
 	case errors.Is(err, unix.ENOSPC):
-		return fmt.Errorf("%w\ntoo many user namespaces: raise sysctl user.max_user_namespaces", err)
+		return journal.WithHint(err, "too many user namespaces: raise sysctl user.max_user_namespaces")
 	}
 	return err
 }

@@ -97,7 +97,7 @@ func exitStatus(status int, err error, lg *journal.Logger) int {
 	if err == nil {
 		return status
 	}
-	lg.Error(err.Error())
+	lg.Fail(err)
 	var s interface{ Status() int }
 	if errors.As(err, &s) {
 		return s.Status()

@@ -185,7 +185,7 @@ func runCLI(args []string) int {
 	)...)
 	lg := journal.NewLogger(os.Stderr, journal.LogText, "sandbox", false, time.Now())
 	if err != nil {
-		lg.Error(err.Error())
+		lg.Fail(err)
 		return wire.StatusError
 	}
 	args, rest := splitCommand(args)
@@ -198,11 +198,11 @@ func runCLI(args []string) int {
 		return 0
 	}
 	if err != nil {
-		lg.Error(err.Error())
+		lg.Fail(err)
 		return wire.StatusError
 	}
 	if err := emptyValue(ctx); err != nil {
-		lg.Error(def.explain(err).Error())
+		lg.Fail(def.explain(err))
 		return wire.StatusError
 	}
 	name, _, _ := strings.Cut(ctx.Command(), " ")
@@ -272,13 +272,13 @@ func runRun(r runCmd, given func(string) bool, def *defaults) int {
 	report, rerr := journal.OpenReport(r.Report)
 	lg := journal.NewLogger(os.Stderr, r.LogFormat, "sandbox", false, time.Now())
 	if err != nil {
-		lg.Error(def.explain(err).Error())
+		lg.Fail(def.explain(err))
 		if rerr == nil {
 			rerr = report.Write(journal.PrepareFailed(cmd, err))
 		}
 	}
 	if rerr != nil {
-		lg.Error(rerr.Error())
+		lg.Fail(rerr)
 	}
 	if err != nil || rerr != nil {
 		return wire.StatusError
@@ -291,7 +291,7 @@ func runRun(r runCmd, given func(string) bool, def *defaults) int {
 	// A detaching run's report is written by its background supervisor.
 	if !s.Detaching() {
 		if werr := report.Write(s.Report); werr != nil {
-			s.Log.Error(werr.Error())
+			s.Log.Fail(werr)
 		}
 	}
 	return status

@@ -12,16 +12,7 @@ import (
 // Unicode line and paragraph separators) as Go does in a quoted string
 // (\n, \x1b, \u2028), so that s can neither add lines nor drive a
 // terminal; s comes back unchanged when it has none.
-func Escape(s string) string { return escape(s, isControl) }
-
-// Terminal is Escape keeping s's line breaks: for sandbox's own messages
-// of several lines (a hint below the error) that may quote what a user or
-// a file gave (a profile's value), which must not drive the terminal.
-func Terminal(s string) string {
-	return escape(s, func(r rune) bool { return r != '\n' && isControl(r) })
-}
-
-func escape(s string, isControl func(rune) bool) string {
+func Escape(s string) string {
 	if !strings.ContainsFunc(s, isControl) {
 		return s
 	}

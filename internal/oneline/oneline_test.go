@@ -15,14 +15,3 @@ func TestEscape(t *testing.T) {
 		}
 	}
 }
-
-func TestTerminal(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain\nhint below": "plain\nhint below",
-		"--net=\x1b]0;PWNED\a\x1b[2J\r\x00: use one of\n  none": `--net=\x1b]0;PWNED\a\x1b[2J\r\x00: use one of` + "\n  none",
-	} {
-		if got := Terminal(in); got != want {
-			t.Errorf("Terminal(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
