@@ -111,6 +111,12 @@ func TestSignalForwarding(t *testing.T) {
 		{syscall.SIGUSR1, "USR1", 9},
 		{syscall.SIGQUIT, "QUIT", 11},
 		{syscall.SIGUSR2, "USR2", 12},
+		// Before, sandbox ignored these (the Go runtime's default for
+		// them) and the command ran on.
+		{syscall.SIGALRM, "ALRM", 13},
+		{syscall.SIGVTALRM, "VTALRM", 14},
+		{syscall.SIGPWR, "PWR", 15},
+		{syscall.SIGXCPU, "XCPU", 16},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

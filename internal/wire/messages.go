@@ -27,9 +27,15 @@ const (
 // before parsing any flags.
 const InitArg0 = "sandbox-init"
 
-// Forwarded are the signals the parent passes on to the sandbox.
+// Forwarded are the signals the parent passes on to the sandbox: those a
+// caller sends to end or tell a command (`timeout -s ALRM`, a UPS's PWR,
+// a CPU limit's XCPU among them: the Go runtime ignores those when not
+// asked for them, so sandbox neither passed them on nor ended). Not
+// SIGPROF (Go's profiler) nor SIGXFSZ (the kernel's answer to the
+// writer's own write, which fails with EFBIG as well).
 var Forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
-	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH,
+	syscall.SIGALRM, syscall.SIGVTALRM, syscall.SIGPWR, syscall.SIGXCPU}
 
 // JobControl are the signals of a terminal's job control that the parent
 // passes on when the payload has no pty (Ctrl-Z, then fg or bg): init
