@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -710,4 +711,39 @@ func TestEscapeViaHolder(t *testing.T) {
 			t.Errorf("after the escape suite: maps by %s, want the holder", via)
 		}
 	})
+}
+
+// TestEarlyInit: with a holder, init is started while the run is still
+// planned (its stage, namespaces and Go runtime overlap the planning of
+// the root), with the full maps, and the run takes it; a run whose
+// planning fails after that kills it before it exits (nothing left).
+func TestEarlyInit(t *testing.T) {
+	t.Parallel()
+	h := newHolderSetup(t)
+	mustRun(t, opts{env: h.env}, "run", "--net=none", "--", "true")
+	h.waitHolder(t)
+	r := mustRun(t, opts{env: h.env}, "run", "-v", "--net=none", "--", "cat", "/proc/self/uid_map", "/proc/self/gid_map")
+	early, planned := strings.Index(r.stderr, "starting init while the rest of the run is planned"), strings.Index(r.stderr, "planned the sandbox")
+	if early < 0 || planned < early || !strings.Contains(r.stderr, ", early: while the run was planned") {
+		t.Fatalf("init was not started before the planning ended, or not taken:\n%s", r.stderr)
+	}
+	if via := mapsVia(t, r); via != "holder" {
+		t.Fatalf("maps written by %s, want holder", via)
+	}
+	wantMaps(t, r.stdout)
+
+	// --ephemeral-size is checked after init has started.
+	r = runOpts(t, opts{env: h.env}, "run", "-v", "--net=none", "--ephemeral-size", "1", "--", "true")
+	if r.code != exitSandbox || !strings.Contains(r.stderr, "--ephemeral-size 1") {
+		t.Fatalf("want exit %d for --ephemeral-size 1: %s", exitSandbox, r)
+	}
+	m := regexp.MustCompile(`init started early \(pid ([0-9]+)\)`).FindStringSubmatch(r.stderr)
+	if m == nil {
+		t.Fatalf("init was not started early before the planning failed:\n%s", r.stderr)
+	}
+	// Killed and reaped before sandbox exited: no process, not even a
+	// zombie waiting for a reaper.
+	if _, err := os.Stat("/proc/" + m[1]); err == nil {
+		t.Fatalf("init %s, started early, outlived the run that failed:\n%s", m[1], readOr("/proc/"+m[1]+"/status"))
+	}
 }

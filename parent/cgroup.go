@@ -36,6 +36,9 @@ const payloadCgroup = "payload"
 type cgroupManager interface {
 	// startInit starts init in the cgroup.
 	startInit(o userns.Options) (*userns.Child, error)
+	// adoptInit takes into the cgroup an init started before it was
+	// decided (StartEarly); false: it cannot be (the run starts another).
+	adoptInit(child *userns.Child) bool
 	// where describes how init was placed, for the verbose log.
 	where(child *userns.Child) string
 	// placed records how init entered the cgroup.

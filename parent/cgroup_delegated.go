@@ -99,6 +99,14 @@ func (c *delegatedCgroup) startInit(o userns.Options) (*userns.Child, error) {
 	if err == nil || c.limited {
 		return child, err
 	}
+	c.drop(err)
+	o.Cgroup = nil
+	return userns.Start(o)
+}
+
+// drop gives up a cgroup without limits that init could not enter (err):
+// the run goes on without a cgroup of its own.
+func (c *delegatedCgroup) drop(err error) {
 	c.logf("init could not start in cgroup %s (%v); running without a cgroup of its own", c.dir, err)
 	if c.lg != nil {
 		c.lg.Fallback("cgroup", "no cgroup of its own", fmt.Sprintf("init could not start in %s: %v", c.dir, err))
@@ -109,8 +117,26 @@ func (c *delegatedCgroup) startInit(o userns.Options) (*userns.Child, error) {
 	c.f.Close()
 	cgroupdelegate.Remove(c.dir)
 	*c = delegatedCgroup{}
-	o.Cgroup = nil
-	return userns.Start(o)
+}
+
+// adoptInit moves an init started early (StartEarly: no limits asked)
+// into the cgroup, as userns.Start does where clone3 cannot start it
+// there; what its Go runtime's start allocated before stays charged to
+// the caller's cgroup. A cgroup with limits takes only an init born in
+// it: false (the run starts another).
+func (c *delegatedCgroup) adoptInit(child *userns.Child) bool {
+	if c.f == nil {
+		return true
+	}
+	if c.limited {
+		return false
+	}
+	if err := userns.JoinCgroup(c.f, child.Pid); err != nil {
+		c.drop(err)
+		return true
+	}
+	child.CgroupVia = "cgroup.procs"
+	return true
 }
 
 func (c *delegatedCgroup) where(child *userns.Child) string {

@@ -12,6 +12,7 @@ import (
 type noCgroup struct{}
 
 func (noCgroup) startInit(o userns.Options) (*userns.Child, error) { return userns.Start(o) }
+func (noCgroup) adoptInit(*userns.Child) bool                      { return true }
 func (noCgroup) where(*userns.Child) string                        { return "" }
 func (noCgroup) placed(*userns.Child)                              {}
 func (noCgroup) describe(*state.Info)                              {}

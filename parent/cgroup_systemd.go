@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"sandbox/cgroupdelegate"
+	"sandbox/userns"
 )
 
 // systemdCgroup is the sandbox's cgroup below a transient scope the
@@ -18,6 +19,10 @@ import (
 type systemdCgroup struct {
 	*delegatedCgroup
 }
+
+// adoptInit: a scope is asked for limits only, whose cgroup takes only an
+// init born in it (see delegatedCgroup.adoptInit).
+func (systemdCgroup) adoptInit(*userns.Child) bool { return false }
 
 // scope asks the user manager for the scope c calls for and prepares it
 // for the controllers it was given. Without a scope ("") the usable writes

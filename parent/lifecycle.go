@@ -66,6 +66,7 @@ type detachedReport struct {
 // 0 once the command runs in the background. Errors of the sandbox itself
 // are printed to stderr by the caller and mean status 125.
 func Run(s *spec.Spec) (int, error) {
+	defer DiscardEarly() // one the run did not take
 	switch {
 	case s.Detached:
 		return runDetached(s)

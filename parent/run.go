@@ -7,22 +7,18 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"sandbox/holder"
 	"sandbox/idmap"
 	"sandbox/image"
 	"sandbox/internal/proc"
 	"sandbox/internal/proto"
-	"sandbox/netns"
 	"sandbox/netns/driver"
 	"sandbox/netns/egress"
 	"sandbox/rootfs"
 	"sandbox/state"
-	"sandbox/userns"
 
 	"sandbox/internal/ttyrelay"
 	"sandbox/internal/wire"
@@ -92,36 +88,9 @@ func run(s *spec.Spec) (status int, err error) {
 	}
 	defer func() { status, err = cg.finish(status, err) }()
 	useTTY := ttyrelay.Want(s.TTY)
-	parent, child, err := proto.Pair()
-	if err != nil {
-		return wire.StatusError, journal.AtStep("creating the control socket", err)
-	}
-	defer parent.Close()
-
-	flags := uintptr(userns.Namespaces)
-	if s.NetNS {
-		flags |= userns.Net
-	}
-	stdin, stdout, stderr := os.Stdin, os.Stdout, os.Stderr
-	if s.Output != nil {
-		stdout, stderr = s.Output, s.Output
-	}
-	background := !useTTY && ttyrelay.Background(os.Stdin)
-	if useTTY || background {
-		devnull, err := os.Open(os.DevNull)
-		if err != nil {
-			return wire.StatusError, journal.AtStep("opening /dev/null", err)
-		}
-		defer devnull.Close()
-		if useTTY {
-			// The payload gets a pty made inside; the host terminal stays here.
-			stdin, stdout = devnull, stderr
-		} else {
-			stdin = devnull
-			logf("stdin is /dev/null: started in the background of a terminal, whose input is the shell's")
-		}
-	}
-	// Catch signals before the child exists, so none is lost in between.
+	// Catch signals before the child exists, so none is lost in between
+	// (an init started early, beside the planning, is killed with this
+	// process by a signal that comes before: its Pdeathsig).
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, wire.ForwardedByCaller()...)
 	if !useTTY {
@@ -130,76 +99,25 @@ func run(s *spec.Spec) (status int, err error) {
 		signal.Notify(sigs, wire.JobControl...)
 	}
 	defer signal.Stop(sigs)
-
-	extra := []*os.File{child.File()}
-	for fd := 3; fd < 3+s.PreserveFDs; fd++ {
-		extra = append(extra, os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd)))
-	}
-	// With a holder, init is created inside its namespace by init's stage,
-	// which writes the maps itself: no setuid helper on this run's path.
-	hold, holdDir, startHolder := holderFor(s, lg)
-	initPath, initMemfd, initFile, shared, err := initCommand(childFDFloor(append([]*os.File{stdin, stdout, stderr}, extra...)), hold)
-	if err != nil {
-		if hold != nil {
-			hold.Close()
-		}
-		return wire.StatusError, journal.AtStep("loading init", err)
-	}
-	if shared {
-		logf("init's program: the holder's sealed copy")
-	}
-	// One P from the runtime's start: init's own runtime.GOMAXPROCS(1)
-	// would stop the world to drop the second, and with two the runtime
-	// starts threads to run its goroutines on (measured: 1.3 ms a start).
-	initEnv := []string{wire.PreserveEnv + "=" + strconv.Itoa(s.PreserveFDs), "GOMAXPROCS=1"}
-	opts := userns.Options{
-		Path:       initPath,
-		Args:       []string{wire.InitArg0},
-		Env:        initEnv,
-		Cloneflags: flags,
-		LastCap:    s.LastCap,
-		Stdin:      stdin,
-		Stdout:     stdout,
-		Stderr:     stderr,
-		ExtraFiles: extra,
-	}
-	if hold != nil {
-		opts.Stage = stageOf(hold, s.Maps, initMemfd)
-		if n := s.ChildNet(); n != nil && n.CreateTap && n.PersistTap {
-			// Made by the stage, so that slirp4netns starts now rather
-			// than once init runs and has made it.
-			opts.Stage.Tap = netns.TapName
+	var l *launched
+	early := ""
+	if e := takeEarly(); e != nil {
+		if l = e.adopt(launchKeyOf(s, useTTY), cg, lg); l != nil {
+			early = ", early: while the run was planned"
 		}
 	}
-	c, err := cg.startInit(opts)
-	if err != nil && opts.Stage != nil {
-		// Whatever the stage could not do, the helpers do as without it.
-		lg.Detail("identity", fmt.Sprintf("not using the holder: %v", err))
-		opts.Stage = nil
-		c, err = cg.startInit(opts)
+	if l == nil {
+		l, err = launch(s, cg, useTTY, false)
 	}
-	if hold != nil {
-		hold.Close() // init's stage had its own copy
-	}
-	staged := err == nil && opts.Stage != nil
-	tapMade := staged && opts.Stage.Tap != ""
-	if err == nil && startHolder {
-		// For the next runs; it maps its namespace itself, beside this run.
-		if herr := holder.Start(holdDir, initPath, InitID, s.Maps.UIDs, s.Maps.GIDs); herr != nil {
-			lg.Detail("identity", herr.Error())
-		}
-	}
-	child.Close()
 	if s.Output != nil {
 		s.Output.Close() // init has its own; see Spec.Output
 	}
-	if initFile != nil {
-		initFile.Close() // init has its own copy once started
-	}
 	if err != nil {
-		return wire.StatusError, journal.AtStep("creating the namespaces", diagnoseStart(err))
+		return wire.StatusError, err
 	}
-	logf("started init (pid %d) in new namespaces%s", c.Pid, cg.where(c))
+	defer l.close()
+	c, parent, staged, tapMade := l.c, l.parent, l.staged, l.tapMade
+	logf("started init (pid %d) in new namespaces%s%s", c.Pid, cg.where(c), early)
 	cg.placed(c)
 	// The id maps are written (newuidmap ∥ newgidmap: two setuid helpers)
 	// while this process sets up the rest; init waits for its configuration,

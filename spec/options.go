@@ -86,6 +86,11 @@ type Options struct {
 	// UIDGiven, GIDGiven: --uid, --gid were set (command line, profile or
 	// variable), so they win over an image's User.
 	UIDGiven, GIDGiven bool
+	// Planned, when set, is called with the spec as soon as what starts
+	// init is planned (the terminal, the id maps, the network, the
+	// capabilities, the limits), before the root is: the caller may start
+	// init meanwhile (parent.StartEarly). Prepare itself changes nothing.
+	Planned func(*Spec)
 	// imageLayers: --image's layer directories (set by useImage).
 	imageLayers []string
 }
@@ -238,6 +243,9 @@ func Prepare(opts Options) (*Spec, error) {
 	}
 	if err := prepareResources(opts, s); err != nil {
 		return fail(err)
+	}
+	if opts.Planned != nil {
+		opts.Planned(s)
 	}
 	if cfg.Ephemeral, err = ephemeralConfig(opts, s); err != nil {
 		return fail(err)

@@ -114,7 +114,7 @@ func Start(o Options) (*Child, error) {
 	if c, err = start(o, false); err != nil {
 		return nil, err
 	}
-	if err := joinCgroup(o.Cgroup, c.Pid); err != nil {
+	if err := JoinCgroup(o.Cgroup, c.Pid); err != nil {
 		syscall.Kill(c.Pid, syscall.SIGKILL)
 		c.Wait()
 		return nil, err
@@ -136,8 +136,9 @@ func retryOutsideCgroup(err error) bool {
 	return false
 }
 
-// joinCgroup moves pid into the cgroup directory dir.
-func joinCgroup(dir *os.File, pid int) error {
+// JoinCgroup moves pid into the cgroup directory dir (a child started
+// before its cgroup was made: here, or parent.StartEarly).
+func JoinCgroup(dir *os.File, pid int) error {
 	fd, err := unix.Openat(int(dir.Fd()), "cgroup.procs", unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err == nil {
 		_, err = unix.Write(fd, []byte(strconv.Itoa(pid)))

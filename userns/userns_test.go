@@ -68,13 +68,13 @@ func TestJoinCgroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	if err := joinCgroup(f, cmd.Process.Pid); err != nil {
+	if err := JoinCgroup(f, cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
 	if got := cgroupOf(t, cmd.Process.Pid); !strings.HasSuffix(dir, got) {
 		t.Errorf("the process is in %s, not in %s", got, dir)
 	}
-	if err := joinCgroup(f, 1<<30); err == nil || !strings.Contains(err.Error(), "into its cgroup") {
+	if err := JoinCgroup(f, 1<<30); err == nil || !strings.Contains(err.Error(), "into its cgroup") {
 		t.Errorf("moving a missing process: %v", err)
 	}
 }

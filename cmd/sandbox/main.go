@@ -250,6 +250,13 @@ func runRun(r runCmd, given func(string) bool, def *defaults) int {
 	// A registry image is pulled here: Prepare only plans.
 	imageName, err := runImageRef(r, supervisor)
 	var s *spec.Spec
+	// Init starts while the rest is planned, once what starts it is
+	// (parent.StartEarly); killed if the run stops before it takes it.
+	var planned func(*spec.Spec)
+	if !r.Detach && r.PreserveFds == 0 {
+		planned = parent.StartEarly
+		defer parent.DiscardEarly()
+	}
 	if err == nil {
 		s, err = spec.Prepare(spec.Options{
 			Args: cmd, Name: r.Name, Detach: r.Detach, Supervisor: supervisor, Map: r.Map, UID: r.UID, GID: r.GID,
@@ -264,8 +271,11 @@ func runRun(r runCmd, given func(string) bool, def *defaults) int {
 			Seccomp: r.Seccomp, NestedUserns: r.AllowNestedUserns, UnmaskProc: r.UnmaskProc,
 			Limits: cgroupdelegate.Flags{Memory: r.Memory, MemorySwap: r.MemorySwap, CPUs: r.CPUs, CPUWeight: r.CPUWeight,
 				Pids: r.Pids, IOWeight: r.IOWeight, IOMax: r.IOMax},
-			LimitsMode: r.Limits,
+			LimitsMode: r.Limits, Planned: planned,
 		})
+	}
+	if err != nil {
+		parent.DiscardEarly() // before the error: its lines come first
 	}
 	// Opened once Prepare has checked --preserve-fds: the report's fd must
 	// not be taken for one of those.

@@ -1,0 +1,104 @@
+package parent
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"sandbox/internal/ttyrelay"
+	"sandbox/journal"
+	"sandbox/spec"
+
+	"golang.org/x/sys/unix"
+)
+
+// earlyInit is init started while the run is still planned (StartEarly):
+// its start (the stage, the namespaces, init's Go runtime, ~10 ms here)
+// then overlaps the rest of the planning and the run's preparations (the
+// root's plan, the record, the cgroup decision) instead of following them.
+type earlyInit struct {
+	done chan struct{} // closed once launch returned
+	key  launchKey     // the plan it was started from
+	l    *launched     // nil if not started (err)
+	err  error
+}
+
+// pending is the early init of this process's run, until run takes it.
+var pending atomic.Pointer[earlyInit]
+
+// StartEarly starts init for s, planned as far as what starts it
+// (spec.Options.Planned), in the background: only for a run that needs
+// nothing else to start it, in the foreground, in a holder's namespace,
+// with no limits (a cgroup with limits takes only an init born in it).
+// The run adopts it if the whole plan starts init the same way (launchKey)
+// and its cgroup takes it (cgroupManager.adoptInit), and kills it
+// otherwise; DiscardEarly kills it for a run that ends before.
+// It reads s only here: planning goes on with it meanwhile.
+func StartEarly(s *spec.Spec) {
+	if s.Detach || s.Output != nil || s.PreserveFDs > 0 || !stageable() || !s.Maps.ViaHelpers ||
+		s.Resources.Limits.Any() || pending.Load() != nil {
+		return
+	}
+	snap := *s
+	useTTY := ttyrelay.Want(snap.TTY)
+	e := &earlyInit{done: make(chan struct{}), key: launchKeyOf(&snap, useTTY)}
+	// Before any namespace is made, as run does (see boundAllProcs).
+	boundAllProcs(snap.Resources.NProc)
+	pending.Store(e)
+	snap.EnsureLog().Step("starting init while the rest of the run is planned")
+	go func() {
+		defer close(e.done)
+		e.l, e.err = launch(&snap, noCgroup{}, useTTY, true)
+	}()
+}
+
+// takeEarly is the early init, once its launch returned; nil if none.
+func takeEarly() *earlyInit {
+	e := pending.Swap(nil)
+	if e != nil {
+		<-e.done
+	}
+	return e
+}
+
+// DiscardEarly kills an early init the run did not take (it failed
+// before), and waits for it: nothing of it outlives the run.
+func DiscardEarly() {
+	if e := takeEarly(); e != nil && e.l != nil {
+		e.discard()
+	}
+}
+
+// adopt is e's launch for a run of key in cg, or nil: e was not started,
+// or not as the whole plan starts init (then it is killed); the run then
+// starts init itself, with the holder's answer e left open.
+func (e *earlyInit) adopt(key launchKey, cg cgroupManager, lg *journal.Logger) *launched {
+	if e.l == nil {
+		if !errors.Is(e.err, errNoEarly) {
+			lg.Detail("sandbox", fmt.Sprintf("init not started early: %v", e.err))
+		}
+		return nil
+	}
+	if key != e.key || !cg.adoptInit(e.l.c) {
+		lg.Detail("sandbox", "init started early was not what the whole plan starts, or its cgroup takes: started again")
+		e.discard()
+		return nil
+	}
+	l := e.l
+	l.hold.Close()
+	if l.memfds != nil {
+		l.memfds.Close() // init has its own copy once started
+	}
+	l.hold, l.memfds, l.sharedMem = nil, nil, nil
+	return l
+}
+
+// discard kills e's init and releases what is its own.
+func (e *earlyInit) discard() {
+	unix.Kill(e.l.c.Pid, unix.SIGKILL)
+	e.l.c.Wait()
+	e.l.close()
+	if e.l.sharedMem != nil {
+		e.l.sharedMem.Close()
+	}
+}

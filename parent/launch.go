@@ -1,0 +1,200 @@
+package parent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"sandbox/holder"
+	"sandbox/idmap"
+	"sandbox/internal/memexec"
+	"sandbox/internal/proto"
+	"sandbox/internal/ttyrelay"
+	"sandbox/internal/wire"
+	"sandbox/journal"
+	"sandbox/netns"
+	"sandbox/spec"
+	"sandbox/userns"
+)
+
+// launched is a started init: its process, this end of its control
+// socket, what init's stdin was opened for, and how its maps were written.
+type launched struct {
+	c       *userns.Child
+	parent  *proto.Conn
+	devnull *os.File // init's stdin for a pty or a background job; nil otherwise
+	staged  bool     // created by init's stage in the holder's namespace (maps written)
+	tapMade bool     // the stage made slirp4netns' tap
+	// An early launch's: the holder's namespace and init's and the
+	// stage's memfds, kept open until run decides (see earlyInit).
+	hold      *holder.NS
+	memfds    io.Closer
+	sharedMem *memexec.File // init's memfd when it is the holder's copy
+}
+
+// close releases what the run kept of the launch once it has ended.
+func (l *launched) close() {
+	l.parent.Close()
+	if l.devnull != nil {
+		l.devnull.Close()
+	}
+}
+
+// errNoEarly: an early launch is made only in a holder's namespace.
+var errNoEarly = errors.New("no holder to start init in early")
+
+// launch starts init for s in new namespaces, in cg. With a holder, init
+// is created inside its namespace by init's stage, which writes the maps
+// itself: no setuid helper on this run's path. early (StartEarly) starts
+// it only that way, and keeps the holder's namespace open (launched.hold):
+// a run that does not adopt it asks the same answer again.
+func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, error) {
+	lg := s.EnsureLog()
+	logf := lg.Step
+	var hold *holder.NS
+	var holdDir string
+	var startHolder bool
+	if early {
+		if hold, _, _ = holderFor(s, lg); hold == nil {
+			return nil, errNoEarly
+		}
+	}
+	parent, child, err := proto.Pair()
+	if err != nil {
+		return nil, journal.AtStep("creating the control socket", err)
+	}
+	defer child.Close()
+	l := &launched{parent: parent}
+	fail := func(err error) (*launched, error) {
+		l.close()
+		return nil, err
+	}
+	flags := uintptr(userns.Namespaces)
+	if s.NetNS {
+		flags |= userns.Net
+	}
+	stdin, stdout, stderr := os.Stdin, os.Stdout, os.Stderr
+	if s.Output != nil {
+		stdout, stderr = s.Output, s.Output
+	}
+	background := !useTTY && ttyrelay.Background(os.Stdin)
+	if useTTY || background {
+		if l.devnull, err = os.Open(os.DevNull); err != nil {
+			return fail(journal.AtStep("opening /dev/null", err))
+		}
+		if useTTY {
+			// The payload gets a pty made inside; the host terminal stays here.
+			stdin, stdout = l.devnull, stderr
+		} else {
+			stdin = l.devnull
+			logf("stdin is /dev/null: started in the background of a terminal, whose input is the shell's")
+		}
+	}
+	extra := []*os.File{child.File()}
+	for fd := 3; fd < 3+s.PreserveFDs; fd++ {
+		extra = append(extra, os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd)))
+	}
+	if !early {
+		hold, holdDir, startHolder = holderFor(s, lg)
+	}
+	closeHold := func() {
+		if hold != nil && !early {
+			hold.Close() // init's stage had its own copy
+		}
+	}
+	initPath, initMemfd, initFile, shared, err := initCommand(childFDFloor(append([]*os.File{stdin, stdout, stderr}, extra...)), hold)
+	if err != nil {
+		closeHold()
+		return fail(journal.AtStep("loading init", err))
+	}
+	if shared {
+		logf("init's program: the holder's sealed copy")
+	}
+	// One P from the runtime's start: init's own runtime.GOMAXPROCS(1)
+	// would stop the world to drop the second, and with two the runtime
+	// starts threads to run its goroutines on (measured: 1.3 ms a start).
+	initEnv := []string{wire.PreserveEnv + "=" + strconv.Itoa(s.PreserveFDs), "GOMAXPROCS=1"}
+	opts := userns.Options{
+		Path:       initPath,
+		Args:       []string{wire.InitArg0},
+		Env:        initEnv,
+		Cloneflags: flags,
+		LastCap:    s.LastCap,
+		Stdin:      stdin,
+		Stdout:     stdout,
+		Stderr:     stderr,
+		ExtraFiles: extra,
+	}
+	if hold != nil {
+		opts.Stage = stageOf(hold, s.Maps, initMemfd)
+		if stageTap(s) {
+			// Made by the stage, so that slirp4netns starts now rather
+			// than once init runs and has made it.
+			opts.Stage.Tap = netns.TapName
+		}
+	}
+	c, err := cg.startInit(opts)
+	if err != nil && opts.Stage != nil && !early {
+		// Whatever the stage could not do, the helpers do as without it.
+		lg.Detail("identity", fmt.Sprintf("not using the holder: %v", err))
+		opts.Stage = nil
+		c, err = cg.startInit(opts)
+	}
+	closeHold()
+	if err == nil && startHolder {
+		// For the next runs; it maps its namespace itself, beside this run
+		// (from init's memfd: before it is closed).
+		if herr := holder.Start(holdDir, initPath, InitID, s.Maps.UIDs, s.Maps.GIDs); herr != nil {
+			lg.Detail("identity", herr.Error())
+		}
+	}
+	if initFile != nil && !early {
+		initFile.Close() // init has its own copy once started
+	}
+	if err != nil {
+		if early && shared {
+			initMemfd.Close() // the holder's copy; the stage's stays for the run
+		}
+		return fail(journal.AtStep("creating the namespaces", diagnoseStart(err)))
+	}
+	l.c, l.staged = c, opts.Stage != nil
+	l.tapMade = l.staged && opts.Stage.Tap != ""
+	if early {
+		logf("init started early (pid %d), while the run is planned", c.Pid)
+		l.hold, l.memfds = hold, initFile
+		if shared {
+			l.sharedMem = initMemfd
+		}
+	}
+	return l, nil
+}
+
+// stageTap says whether init's stage makes the network's tap: slirp4netns,
+// which takes a tap that outlives its maker.
+func stageTap(s *spec.Spec) bool {
+	n := s.ChildNet()
+	return n != nil && n.CreateTap && n.PersistTap
+}
+
+// launchKey is everything of a plan that decides how init is started: an
+// init started early is adopted only if the plan, once whole, gives the
+// same key (see StartEarly).
+type launchKey struct {
+	netNS, tty, background, output bool
+	preserveFDs, lastCap           int
+	uidMap, gidMap                 string
+	viaHelpers, tap                bool
+	nproc                          uint64
+}
+
+// launchKeyOf is the key of s for a run with or without a pty.
+func launchKeyOf(s *spec.Spec, useTTY bool) launchKey {
+	return launchKey{
+		netNS: s.NetNS, tty: useTTY, background: !useTTY && ttyrelay.Background(os.Stdin), output: s.Output != nil,
+		preserveFDs: s.PreserveFDs, lastCap: s.LastCap,
+		uidMap: idmap.Format(s.Maps.UIDs), gidMap: idmap.Format(s.Maps.GIDs), viaHelpers: s.Maps.ViaHelpers,
+		tap: stageTap(s), nproc: s.Resources.NProc,
+	}
+}
