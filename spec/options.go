@@ -210,6 +210,17 @@ func Prepare(opts Options) (*Spec, error) {
 	if err := planNetwork(opts, s); err != nil {
 		return nil, err
 	}
+	if err := prepareResources(opts, s); err != nil {
+		return nil, err
+	}
+	if s.LastCap, err = confine.LastCap(); err != nil {
+		return nil, err
+	}
+	// What starts init is planned: the caller may start it while the rest
+	// is (Options.Planned).
+	if opts.Planned != nil {
+		opts.Planned(s)
+	}
 	if err := naming(opts, s); err != nil {
 		return nil, err
 	}
@@ -240,12 +251,6 @@ func Prepare(opts Options) (*Spec, error) {
 			return nil, serr
 		}
 		return nil, err
-	}
-	if err := prepareResources(opts, s); err != nil {
-		return fail(err)
-	}
-	if opts.Planned != nil {
-		opts.Planned(s)
 	}
 	if cfg.Ephemeral, err = ephemeralConfig(opts, s); err != nil {
 		return fail(err)

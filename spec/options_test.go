@@ -163,8 +163,8 @@ func TestSeccompCompiledInBackground(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// --limits is refused after the filter is compiled (prepareResources).
-	_, err := Prepare(Options{Args: []string{"true"}, Seccomp: bad, LimitsMode: "bogus"})
+	// --ephemeral-size is refused after the filter is compiled (ephemeralConfig).
+	_, err := Prepare(Options{Args: []string{"true"}, Seccomp: bad, EphemeralSize: "1"})
 	if err == nil || !strings.Contains(err.Error(), "--seccomp") {
 		t.Fatalf("Prepare = %v, want the --seccomp error first", err)
 	}
