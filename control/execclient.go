@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 	"syscall"
+	"time"
 
 	"sandbox/internal/proto"
 
@@ -17,6 +18,10 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// startGrace is how long a signal that comes before the command's
+// Started waits for it (see Exec).
+const startGrace = time.Second
 
 // ExecOptions are the flags of `sandbox exec`.
 type ExecOptions struct {
@@ -128,20 +133,32 @@ func Exec(o ExecOptions) (int, error) {
 		}
 	}()
 	started := false
+	// A signal before the command started waits for it at most
+	// startGrace: the command may run already, its Started still on the
+	// way (it is passed on then); a sandbox that does not answer (its
+	// init stopped) must not hold us, so then, or at a second signal, we
+	// end as the signal would (init ends a command whose client has gone).
+	var early syscall.Signal
+	var giveUp <-chan time.Time
+	interrupted := func(sig syscall.Signal) (int, error) {
+		return wire.StatusSignalStart + int(sig),
+			fmt.Errorf("sandbox %s: interrupted (%v) before the command started", o.Name, sig)
+	}
 	for {
 		select {
+		case <-giveUp:
+			return interrupted(early)
 		case sig := <-sigs:
 			if relay != nil && sig == syscall.SIGWINCH {
 				relay.Resize()
 				continue
 			}
 			if !started && sig != syscall.SIGWINCH && sig != syscall.SIGTSTP && sig != syscall.SIGCONT {
-				// Nothing to pass it to yet, and a sandbox that does not
-				// answer (its init stopped) must not hold us: as the
-				// signal would, we end (init ends a command whose client
-				// has gone).
-				return wire.StatusSignalStart + int(sig.(syscall.Signal)),
-					fmt.Errorf("sandbox %s: interrupted (%v) before the command started", o.Name, sig)
+				if early != 0 {
+					return interrupted(sig.(syscall.Signal))
+				}
+				early, giveUp = sig.(syscall.Signal), time.After(startGrace)
+				continue
 			}
 			conn.Send(proto.KindSignal, wire.ExecSignal{Signal: int(sig.(syscall.Signal))})
 			if sig == syscall.SIGTSTP {
@@ -169,6 +186,10 @@ func Exec(o ExecOptions) (int, error) {
 				}
 			case proto.KindStarted:
 				started = true
+				if early != 0 {
+					conn.Send(proto.KindSignal, wire.ExecSignal{Signal: int(early)})
+					early, giveUp = 0, nil
+				}
 			case proto.KindExit:
 				var ex wire.ChildExit
 				if err := m.Env.Decode(&ex); err != nil {

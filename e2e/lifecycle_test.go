@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -223,16 +224,29 @@ func TestExecJoinsSandbox(t *testing.T) {
 func TestExecForwardsSignals(t *testing.T) {
 	l := newLife(t)
 	l.detach("sig", []string{"--net=none"}, "sleep", "3600")
-	p := start(t, l.o, "exec", "sig", "--", "sh", "-c", `trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done`)
-	if !p.waitStdout("ready", cmdTimeout) {
-		t.Fatalf("exec never started: %s", p.wait())
+	// At once when the command says it runs, 4 at a time, 10 rounds each
+	// (load makes it likelier): its Started may still be on the way to
+	// exec, which took the signal for one before the command started and
+	// ended 143, killing the command (once in CI).
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Go(func() {
+			for i := 0; i < 10; i++ {
+				p := start(t, l.o, "exec", "sig", "--", "sh", "-c", `trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done`)
+				if !p.waitStdout("ready", cmdTimeout) {
+					t.Errorf("exec never started: %s", p.wait())
+					return
+				}
+				p.cmd.Process.Signal(syscall.SIGTERM)
+				r := p.wait()
+				if r.code != 3 || !strings.Contains(r.stdout, "got-term") {
+					t.Errorf("exec %d, round %d: the exec'd command did not get SIGTERM (want exit 3): %s", g, i, r)
+					return
+				}
+			}
+		})
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	r := p.wait()
-	wantCode(t, r, 3)
-	if !strings.Contains(r.stdout, "got-term") {
-		t.Errorf("the exec'd command did not get SIGTERM: %s", r)
-	}
+	wg.Wait()
 }
 
 // TestExecKilledEndsItsCommand: when `sandbox exec` is SIGKILLed while
