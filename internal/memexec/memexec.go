@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -40,11 +41,29 @@ func New(name string, elf string) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("writing %s into its memfd: %w", name, err)
 	}
-	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+	if err := seal(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("sealing the memfd of %s: %w", name, err)
 	}
 	return &File{f}, nil
+}
+
+// sealTries bounds seal's attempts.
+const sealTries = 4
+
+// seal adds seals to f. F_SEAL_WRITE fails with EBUSY while the kernel
+// sees a page of the file with a reference it cannot account for (it
+// waits ~150 ms for it first): seen once in CI, right after the copy, on
+// a memfd nothing else had. Tried again a few times before giving up.
+func seal(f *os.File) error {
+	var err error
+	for i := 0; i < sealTries; i++ {
+		if _, err = unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); !errors.Is(err, unix.EBUSY) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
 }
 
 // fill puts elf into f: from the executable's file where possible, else
