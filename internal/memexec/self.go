@@ -30,7 +30,7 @@ func Self(name string) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("copying this executable into its memfd: %w", err)
 	}
-	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+	if err := seal(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("sealing the memfd of %s: %w", name, err)
 	}
