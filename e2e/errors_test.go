@@ -54,6 +54,8 @@ func TestBadInputsExit125(t *testing.T) {
 		{"tmpfs and bind at one path", []string{"run", "--tmpfs", "/x", "--bind", cwd + ":/x", "--", "true"}, regexp.MustCompile(`are both at /x: one would hide the other`)},
 		{"two binds at one path", []string{"run", "--bind", cwd + ":/x", "--bind", "/tmp:/x", "--", "true"}, regexp.MustCompile(`are both at /x`)},
 		{"bind of the host's root", []string{"run", "--bind", "/:/host", "--", "true"}, regexp.MustCompile(`the host's root cannot be bound`)},
+		// Before, the last one was taken without a word.
+		{"dns twice", []string{"run", "--dns", "10.0.2.3", "--dns=10.0.2.4", "--", "true"}, regexp.MustCompile(`--dns given 2 times`)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -147,6 +147,21 @@ func splitCommand(args []string) (forKong, rest []string) {
 	return args[: i+2 : i+2], args[i+2:]
 }
 
+// flagCount is how many times the long flag name is given in args
+// before the command's "--" (as --name VALUE or --name=VALUE).
+func flagCount(args []string, name string) int {
+	n := 0
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--"+name || strings.HasPrefix(a, "--"+name+"=") {
+			n++
+		}
+	}
+	return n
+}
+
 func runCLI(args []string) int {
 	// What the caller left open is not ours to hand on: without this the
 	// programs started here (the detached supervisor, the network helper,
@@ -167,6 +182,13 @@ func runCLI(args []string) int {
 		lg := journal.NewLogger(os.Stderr, journal.LogText, "sandbox", false, time.Now())
 		status, _ := lifecycle(&c, name, lg)
 		return status
+	}
+	if n := flagCount(args, "dns"); n > 1 && args[0] == "run" {
+		// Kong would keep the last one without a word; other runtimes
+		// take several servers, which sandbox does not.
+		journal.NewLogger(os.Stderr, journal.LogText, "sandbox", false, time.Now()).
+			Fail(journal.Usagef("--dns given %d times: sandbox asks one DNS server (give --dns once)", n))
+		return wire.StatusError
 	}
 	def := newDefaults(os.LookupEnv)
 	if r, given, ok := fastRun(args, os.LookupEnv); ok {
