@@ -88,7 +88,7 @@ type Options struct {
 	UIDGiven, GIDGiven bool
 	// Planned, when set, is called with the spec as soon as what starts
 	// init is planned (the terminal, the id maps, the network, the
-	// capabilities, the limits), before the root is: the caller may start
+	// limits, the capabilities, the inherited fds), before the root is: the caller may start
 	// init meanwhile (parent.StartEarly). Prepare itself changes nothing.
 	Planned func(*Spec)
 	// imageLayers: --image's layer directories (set by useImage).
@@ -213,7 +213,7 @@ func Prepare(opts Options) (*Spec, error) {
 	if err := prepareResources(opts, s); err != nil {
 		return nil, err
 	}
-	if s.LastCap, err = confine.LastCap(); err != nil {
+	if err := initStart(opts, s); err != nil {
 		return nil, err
 	}
 	// What starts init is planned: the caller may start it while the rest
@@ -389,32 +389,40 @@ func naming(opts Options, s *Spec) error {
 	return nil
 }
 
+// initStart plans the rest of what starts init (see Options.Planned): the
+// kernel's last capability, which init keeps all of until it confines the
+// payload, and the caller's fds it is given (--preserve-fds).
+func initStart(opts Options, s *Spec) error {
+	var err error
+	if s.LastCap, err = confine.LastCap(); err != nil {
+		return err
+	}
+	if opts.PreserveFDs < 0 || opts.PreserveFDs > 1000 {
+		return journal.Usagef("--preserve-fds %d: must be between 0 and 1000", opts.PreserveFDs)
+	}
+	for fd := 3; fd < 3+opts.PreserveFDs; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return journal.Usagef("--preserve-fds %d: file descriptor %d is not open", opts.PreserveFDs, fd)
+		}
+	}
+	s.PreserveFDs = opts.PreserveFDs
+	return nil
+}
+
 // seccompArch is the GOARCH filters are compiled for ("": this binary's);
 // tests set it.
 var seccompArch string
 
-// confinement plans capabilities, Landlock, inherited fds and seccomp.
+// confinement plans capabilities (of s.LastCap's, set by initStart),
+// Landlock and seccomp.
 // The seccomp filter is compiled in the background: the returned function
 // waits for it, sets s.Seccomp and s.SeccompFile and returns its error
 // (the same on every call); nothing may read those two before.
 func confinement(opts Options, cfg rootfs.Config, s *Spec) (func() error, error) {
-	last, err := confine.LastCap()
-	if err != nil {
-		return nil, err
-	}
-	s.LastCap = last
-	if s.Caps, err = confine.CapSet(opts.CapAdd, opts.CapDrop, last); err != nil {
+	var err error
+	if s.Caps, err = confine.CapSet(opts.CapAdd, opts.CapDrop, s.LastCap); err != nil {
 		return nil, &journal.UsageError{Msg: err.Error()}
 	}
-	if opts.PreserveFDs < 0 || opts.PreserveFDs > 1000 {
-		return nil, journal.Usagef("--preserve-fds %d: must be between 0 and 1000", opts.PreserveFDs)
-	}
-	for fd := 3; fd < 3+opts.PreserveFDs; fd++ {
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-			return nil, journal.Usagef("--preserve-fds %d: file descriptor %d is not open", opts.PreserveFDs, fd)
-		}
-	}
-	s.PreserveFDs = opts.PreserveFDs
 	var capNames []string
 	for _, c := range s.Caps {
 		capNames = append(capNames, confine.CapName(c))

@@ -140,6 +140,9 @@ func TestSeccompUnsupportedArch(t *testing.T) {
 
 // confined runs confinement and waits for its filter.
 func confined(opts Options, s *Spec) error {
+	if err := initStart(opts, s); err != nil {
+		return err
+	}
 	done, err := confinement(opts, rootfs.Config{}, s)
 	if err != nil {
 		return err
