@@ -313,12 +313,15 @@ func Claim(name string) (*Handle, error) {
 			f.Close() // removed by a sweep meanwhile: start over
 			continue
 		}
-		if b, err := readRecord(dir); err == nil {
-			var old Info
-			if json.Unmarshal(b, &old) == nil && old.PidStart != 0 && SameProcess(old.Pid, old.PidStart) {
-				// Its lock was removed or replaced by hand while it ran.
-				f.Close()
-				return nil, fmt.Errorf("sandbox name %q: %w by a running sandbox whose lock was changed by hand (its supervisor, pid %d, runs; sandbox stop %s ends it)", name, ErrInUse, old.Pid, name)
+		if !made {
+			// A record in a directory we did not make: its lock may have
+			// been removed or replaced by hand while its sandbox ran.
+			if b, err := readRecord(dir); err == nil {
+				var old Info
+				if json.Unmarshal(b, &old) == nil && old.PidStart != 0 && SameProcess(old.Pid, old.PidStart) {
+					f.Close()
+					return nil, fmt.Errorf("sandbox name %q: %w by a running sandbox whose lock was changed by hand (its supervisor, pid %d, runs; sandbox stop %s ends it)", name, ErrInUse, old.Pid, name)
+				}
 			}
 		}
 		// What an ended run left (its log, socket, record) goes now.
