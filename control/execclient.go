@@ -160,7 +160,7 @@ func Exec(o ExecOptions) (int, error) {
 				early, giveUp = sig.(syscall.Signal), time.After(startGrace)
 				continue
 			}
-			conn.Send(proto.KindSignal, wire.ExecSignal{Signal: int(sig.(syscall.Signal))})
+			conn.Send(proto.KindSignal, wire.Signal{Signal: int(sig.(syscall.Signal))})
 			if sig == syscall.SIGTSTP {
 				unix.Kill(os.Getpid(), unix.SIGSTOP) // as the rest of the job did
 			}
@@ -187,7 +187,7 @@ func Exec(o ExecOptions) (int, error) {
 			case proto.KindStarted:
 				started = true
 				if early != 0 {
-					conn.Send(proto.KindSignal, wire.ExecSignal{Signal: int(early)})
+					conn.Send(proto.KindSignal, wire.Signal{Signal: int(early)})
 					early, giveUp = 0, nil
 				}
 			case proto.KindExit:

@@ -87,28 +87,55 @@ func execClient(c *proto.Conn, userNS unix.Stat_t, events chan<- execEvent) {
 			events <- execEvent{conn: c, gone: true}
 			return
 		}
-		var s wire.ExecSignal
+		var s wire.Signal
 		if env.Decode(&s) == nil && s.Signal > 0 && s.Signal < 65 {
 			events <- execEvent{conn: c, sig: s.Signal}
 		}
 	}
 }
 
-// supervise is init's main loop once the payload runs: it forwards
-// signals, reaps every process, starts exec'd commands and reports their
-// ends, and returns the payload's exit status (returning ends PID 1, and
-// the kernel kills whatever is left).
-func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, execs <-chan execEvent, cfg *wire.ChildConfig) int {
+// readSignals passes on the signals the parent forwards for the payload
+// (wire.Signal) until the parent's end closes or breaks the protocol; only
+// those it catches and forwards (wire.Forwarded, wire.JobControl).
+func readSignals(conn *proto.Conn, seq *wire.Sequence, out chan<- syscall.Signal) {
+	for {
+		env, fds, err := seq.Expect(conn, proto.KindSignal)
+		proto.CloseFDs(fds)
+		if err != nil {
+			return
+		}
+		var s wire.Signal
+		if env.Decode(&s) == nil && forwardable(syscall.Signal(s.Signal)) {
+			out <- syscall.Signal(s.Signal)
+		}
+	}
+}
+
+// forwardable says whether sig is one the parent passes on.
+func forwardable(sig syscall.Signal) bool {
+	for _, f := range append(append([]os.Signal{}, wire.Forwarded...), wire.JobControl...) {
+		if f == sig {
+			return true
+		}
+	}
+	return false
+}
+
+// supervise is init's main loop once the payload runs: it forwards the
+// signals the parent passes on (fromCaller), reaps every process, starts
+// exec'd commands and reports their ends, and returns the payload's exit
+// status (returning ends PID 1, and the kernel kills whatever is left).
+func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, fromCaller <-chan syscall.Signal, execs <-chan execEvent, cfg *wire.ChildConfig) int {
 	byPid := map[int]*proto.Conn{}
 	byConn := map[*proto.Conn]int{}
 	for {
 		select {
+		case sig := <-fromCaller:
+			forward(payload, sig)
 		case sig := <-sigs:
-			if sig == syscall.SIGABRT {
-				continue // sent to init, not its own (see Init)
-			}
 			if sig != syscall.SIGCHLD {
-				forward(payload, sig.(syscall.Signal))
+				// Sent to init from inside the sandbox (see Init): not the
+				// caller's, whose come from the parent.
 				continue
 			}
 			reaped, rerr := reapAll()

@@ -125,7 +125,7 @@ func TestSuperviseTellsExecEndingWithPayload(t *testing.T) {
 	execs := make(chan execEvent, 1)
 	status := make(chan int, 1)
 	cfg := &wire.ChildConfig{Env: env, Plan: &rootfs.Plan{Chdir: dir}}
-	go func() { status <- supervise(child, payload, sigs, execs, cfg) }()
+	go func() { status <- supervise(child, payload, sigs, nil, execs, cfg) }()
 	fds := make([]int, 3)
 	for i := range fds {
 		if fds[i], err = unix.Dup(int(devNull().Fd())); err != nil {
@@ -175,4 +175,41 @@ func zombie(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+// TestReadSignals: init passes on, of what the parent sends after Config,
+// only the signals the parent catches and forwards; it stops reading when
+// the parent's end closes.
+func TestReadSignals(t *testing.T) {
+	parent, child, err := proto.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := wire.NewSequence(&wire.FromParent)
+	parent.Send(proto.KindConfig, wire.ChildConfig{})
+	if _, _, err := seq.Expect(child, proto.KindConfig); err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan syscall.Signal, 16)
+	done := make(chan struct{})
+	go func() { readSignals(child, seq, out); close(done) }()
+	for _, sig := range []int{int(syscall.SIGKILL), int(syscall.SIGSTOP), 0, -1, 65, int(syscall.SIGTERM), int(syscall.SIGSEGV), int(syscall.SIGTSTP)} {
+		if err := parent.Send(proto.KindSignal, wire.Signal{Signal: sig}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parent.Close()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("readSignals did not return once the parent's end closed")
+	}
+	close(out)
+	var got []syscall.Signal
+	for s := range out {
+		got = append(got, s)
+	}
+	if want := []syscall.Signal{syscall.SIGTERM, syscall.SIGTSTP}; !slices.Equal(got, want) {
+		t.Errorf("passed on %v, want only %v", got, want)
+	}
 }

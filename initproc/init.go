@@ -72,9 +72,11 @@ func Init() int {
 		conn.Send(proto.KindError, wire.ChildError{Step: step, Msg: err.Error(), Status: status, Init: journal.InitWith(rec, lg)})
 		return status
 	}
-	// Signals are caught from the start: as PID 1 of a pid namespace, a
-	// signal without a handler would be dropped. The parent forwards none
-	// before init's first message, so this comes before any message.
+	// Signals are caught from the start, so that none ends init (the Go
+	// runtime's default for SIGTERM) and none is ignored (an ignored one
+	// would stay ignored in the payload); but SIGCHLD, supervise drops
+	// them: they come from inside (any process there may signal PID 1),
+	// and the caller's come from the parent, as messages (readSignals).
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, append(append([]os.Signal{syscall.SIGCHLD, syscall.SIGABRT}, wire.Forwarded...), wire.JobControl...)...)
 	// The signals of a fault, sent rather than caused (the payload may
@@ -222,7 +224,9 @@ func Init() int {
 		execs = make(chan execEvent, 16)
 		go serveExec(execLn, execNS, unix.Getuid(), execs)
 	}
-	return supervise(conn, pid, sigs, execs, &cfg)
+	fromCaller := make(chan syscall.Signal, 16)
+	go readSignals(conn, fromParent, fromCaller)
+	return supervise(conn, pid, sigs, fromCaller, execs, &cfg)
 }
 
 // forkExec starts a process the way os.StartProcess does, minus its

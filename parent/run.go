@@ -234,12 +234,14 @@ func run(s *spec.Spec) (status int, err error) {
 	var exit *wire.ChildExit
 	var protoErr error
 	var cerr *wire.ChildError
-	// Signals wait for init's first message: init sends none before it
-	// catches them, and one sent earlier would be lost (the init of a pid
-	// namespace drops a signal it has no handler for) or end init (the Go
-	// runtime's default for SIGTERM). Init forwards them once the payload
-	// runs.
-	heard, held := false, make([]syscall.Signal, 0, 16)
+	// Signals go to init as messages (wire.Signal), not as signals: init
+	// passes on none sent to itself, which any process inside may send.
+	// They wait for Started: init reads them once the payload runs, and
+	// a signal for a command that does not run yet is for it once it does.
+	started, held := false, make([]syscall.Signal, 0, 16)
+	forward := func(sig syscall.Signal) {
+		parent.Send(proto.KindSignal, wire.Signal{Signal: int(sig)})
+	}
 	tick := time.NewTicker(initWatchEvery)
 	defer tick.Stop()
 	var recorded chan struct{} // closed once the record of the started payload is written
@@ -252,12 +254,12 @@ func run(s *spec.Spec) (status int, err error) {
 				relay.Resize()
 				continue
 			}
-			if !heard {
+			if !started {
 				if len(held) < cap(held) {
 					held = append(held, sig.(syscall.Signal))
 				}
 			} else {
-				unix.Kill(c.Pid, sig.(syscall.Signal))
+				forward(sig.(syscall.Signal))
 			}
 			if sig == syscall.SIGTSTP {
 				// This process stops as the rest of the job did; SIGCONT
@@ -277,13 +279,6 @@ func run(s *spec.Spec) (status int, err error) {
 			netDied = nil
 			lg.Fail(err)
 		case m, ok := <-msgs:
-			if !heard {
-				heard = true
-				for _, sig := range held {
-					unix.Kill(c.Pid, sig)
-				}
-				held = nil
-			}
 			if !ok {
 				done = true
 				break
@@ -321,6 +316,11 @@ func run(s *spec.Spec) (status int, err error) {
 				parent.Send(proto.KindWatched, nil) // init installs the filter now
 			case proto.KindStarted:
 				watch.started()
+				started = true
+				for _, sig := range held {
+					forward(sig)
+				}
+				held = nil
 				rep.Started(m.Env)
 				logf("payload started after %v", time.Since(start).Round(time.Microsecond))
 				var st struct {

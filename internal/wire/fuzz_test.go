@@ -449,7 +449,7 @@ func messageSeeds(f *testing.F) [][]byte {
 		sentBytes(f, proto.KindNet, NetReady{Err: "down"}),
 		sentBytes(f, proto.KindWatched, nil),
 		sentBytes(f, proto.KindExec, ExecRequest{Args: []string{"ls"}, TTY: true, Rows: 24}),
-		sentBytes(f, proto.KindSignal, ExecSignal{Signal: 15}),
+		sentBytes(f, proto.KindSignal, Signal{Signal: 15}),
 		sentBytes(f, "bogus\n\x1b[2J", "x"),
 		[]byte(`{"kind":"config","body":{"seccomp":{"insns":"AAAAAAAAAAA=","flags":1}}}`),
 		[]byte(`{"kind":"config","body":{"seccomp":{"insns":"%%%"}}}`),
@@ -522,7 +522,7 @@ var decodeTargets = []func() any{
 	func() any { return new(ChildError) },
 	func() any { return new(InitReport) },
 	func() any { return new(ExecRequest) },
-	func() any { return new(ExecSignal) },
+	func() any { return new(Signal) },
 	func() any {
 		return new(struct {
 			PID int `json:"pid"`

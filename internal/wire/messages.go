@@ -194,8 +194,9 @@ type ExecRequest struct {
 	Cols  uint16   `json:"cols,omitempty"`
 }
 
-// ExecSignal is proto.KindSignal: a signal for the exec'd command.
-type ExecSignal struct {
+// Signal is proto.KindSignal: a signal for the exec'd command (from its
+// client), or for the payload (from the parent, which caught it).
+type Signal struct {
 	Signal int `json:"signal"`
 }
 

@@ -29,6 +29,12 @@
 //	                            seen alive, and is noticed gone
 //	init   → parent  Started    the payload runs (its pid inside), with
 //	                            init's share of the run report
+//	parent → init    Signal     any number, once Started came: a signal the
+//	                            parent caught (Forwarded, JobControl), for
+//	                            the payload. Init passes on no signal sent
+//	                            to itself: any process inside may signal
+//	                            PID 1, and only the parent speaks for the
+//	                            caller
 //	init   → parent  Exit       the payload ended (status or signal)
 //	init   → parent  Error      instead of any of the above: the step that
 //	                            failed and why, with init's share of the
@@ -94,8 +100,8 @@ var (
 		proto.KindConfig:  {""},
 		proto.KindNet:     {proto.KindConfig},
 		proto.KindWatched: {proto.KindConfig, proto.KindNet},
-	}, Final: []proto.Kind{proto.KindWatched},
-		FDs: map[proto.Kind]int{proto.KindConfig: 2}}
+		proto.KindSignal:  {proto.KindConfig, proto.KindNet, proto.KindWatched, proto.KindSignal},
+	}, FDs: map[proto.Kind]int{proto.KindConfig: 2}}
 
 	// FromInit: what the parent accepts from init.
 	FromInit = Order{Name: "init", After: map[proto.Kind][]proto.Kind{

@@ -80,6 +80,32 @@ func TestExpect(t *testing.T) {
 	}
 }
 
+// TestParentSignals: the parent's Signal messages come after what init
+// reads before the payload starts (Config, Net, Watched), never before
+// Config, and nothing of that comes after them.
+func TestParentSignals(t *testing.T) {
+	if err := NewSequence(&FromParent).Next(proto.KindSignal); err == nil || !strings.Contains(err.Error(), `the parent sent "signal" after nothing`) {
+		t.Fatalf("signal before config: %v", err)
+	}
+	for _, ks := range [][]proto.Kind{
+		{proto.KindConfig, proto.KindSignal, proto.KindSignal},
+		{proto.KindConfig, proto.KindNet, proto.KindSignal},
+		{proto.KindConfig, proto.KindNet, proto.KindWatched, proto.KindSignal, proto.KindSignal},
+	} {
+		s := NewSequence(&FromParent)
+		for _, k := range ks {
+			if err := s.Next(k); err != nil {
+				t.Fatalf("%v: %s: %v", ks, k, err)
+			}
+		}
+		for _, k := range []proto.Kind{proto.KindConfig, proto.KindNet, proto.KindWatched} {
+			if err := s.Next(k); err == nil {
+				t.Fatalf("%v: %s after a signal was accepted", ks, k)
+			}
+		}
+	}
+}
+
 func TestChildExitStatus(t *testing.T) {
 	if got := (ChildExit{Code: 3}).Status(); got != 3 {
 		t.Errorf("code 3: %d", got)
