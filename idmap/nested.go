@@ -2,6 +2,7 @@ package idmap
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -79,12 +80,16 @@ func selfMapped(kind Kind) ([]Range, bool, error) {
 		return nil, false, fmt.Errorf("reading this user namespace's map: %w", err)
 	}
 	defer f.Close()
-	buf := make([]byte, maxMapText)
-	n, err := f.Read(buf)
+	// Read to its end, bounded: a map is a line or two, and a buffer of
+	// maxMapText for each is 32 pages to fault in and zero on every run.
+	buf, err := io.ReadAll(io.LimitReader(f, maxMapText+1))
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s: %w", file, err)
 	}
-	return Mapped(string(buf[:n]), file)
+	if len(buf) > maxMapText {
+		return nil, false, fmt.Errorf("reading %s: longer than %d bytes", file, maxMapText)
+	}
+	return Mapped(string(buf), file)
 }
 
 // Usable keeps the parts of ranges that lie within mapped, leaving out

@@ -1,6 +1,8 @@
 package idmap
 
 import (
+	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -80,3 +82,29 @@ func TestDecideNestedRoot(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestSelfMappedReadsWholeMap: a map of the kernel's 340 lines (more than
+// one small read) is read to its end; one beyond maxMapText is refused.
+func TestSelfMappedReadsWholeMap(t *testing.T) {
+	dir := t.TempDir()
+	old := selfMaps
+	selfMaps = dir
+	t.Cleanup(func() { selfMaps = old })
+	var b strings.Builder
+	for i := 0; i < 340; i++ {
+		fmt.Fprintf(&b, "%10d %10d %10d\n", i*10, 1000000+i*10, 5)
+	}
+	if err := os.WriteFile(dir+"/uid_map", []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ranges, nested, err := selfMapped(UID)
+	if err != nil || !nested || len(ranges) != 340 || ranges[339].Start != 3390 {
+		t.Fatalf("340-line map: %d ranges, nested %v, %v", len(ranges), nested, err)
+	}
+	if err := os.WriteFile(dir+"/gid_map", []byte(strings.Repeat(" ", maxMapText+1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := selfMapped(GID); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("a map beyond maxMapText: %v", err)
+	}
+}

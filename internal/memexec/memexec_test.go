@@ -18,7 +18,7 @@ var script string
 
 func TestRunsSealedCopy(t *testing.T) {
 	if _, ok := fileOffset(script); !ok {
-		t.Error("the embedded program is not found in a read-only mapping of the executable: the kernel-side copy is not used")
+		t.Error("the embedded program is not found in a read-only mapping of the executable: a big one would not be copied by the kernel")
 	}
 	m, err := New("hello", script)
 	if err != nil {
