@@ -19,6 +19,7 @@ import (
 
 	"sandbox/cgroupdelegate"
 	"sandbox/internal/fds"
+	"sandbox/internal/hugeheap"
 	"sandbox/internal/wire"
 	"sandbox/journal"
 	"sandbox/netns/egress"
@@ -38,6 +39,10 @@ func main() {
 	if run, ok := personality(); ok {
 		os.Exit(run())
 	}
+	// Before the run's allocations: its heap's first 2 MiB as one page
+	// fault, not hundreds (internal/hugeheap). Not for the helpers above,
+	// which live long and need little heap.
+	hugeheap.Back()
 	spec.NetstackELF, parent.InitELF, parent.InitID = netstackELF, initELF, initID
 	os.Exit(runCLI(os.Args[1:]))
 }
