@@ -198,14 +198,15 @@ func TestFaultSignalsToInit(t *testing.T) {
 
 // TestSignalsFromInsideToInit: a process inside may signal PID 1 (kill
 // -TSTP 1, kill -TERM 1), and init takes signals for the command only from
-// `sandbox run` itself, over its socket: these change nothing, and the
-// command runs to its end. Before, init passed them on as the parent's:
+// `sandbox run` itself, over its socket: none of these changes anything
+// (nor ends init: the Go runtime's default for some), and the command runs
+// to its end. Before, init passed them on as the parent's:
 // kill -TSTP 1 stopped the command's process group for good and sandbox
 // waited forever, kill -TERM 1 ended the command.
 func TestSignalsFromInsideToInit(t *testing.T) {
 	t.Parallel()
 	script := `trap "echo got-TERM" TERM; trap "echo got-INT" INT
-for s in TSTP TERM INT HUP USR1 USR2 CONT; do kill -s $s 1 || echo "kill $s failed"; done
+for s in TSTP TERM INT HUP QUIT USR1 USR2 CONT ALRM VTALRM PWR XCPU WINCH TTIN TTOU ABRT; do kill -s $s 1 || echo "kill $s failed"; done
 sleep 0.5; echo alive; exit 4`
 	r := runOpts(t, opts{timeout: 20 * time.Second}, sh([]string{"--net=none"}, script)...)
 	if r.timedOut || r.code != 4 || !strings.Contains(r.stdout, "alive") || strings.Contains(r.stdout, "got-") || strings.Contains(r.stdout, "failed") {
