@@ -14,7 +14,6 @@ import (
 
 	"sandbox/holder"
 	"sandbox/initproc"
-	"sandbox/internal/hugeheap"
 )
 
 func init() {
@@ -33,8 +32,5 @@ func main() {
 		holder.CloseInherited()
 		os.Exit(holder.Pin())
 	}
-	// Init's heap as one huge page (internal/hugeheap): its start is on
-	// every run's path. Not for the holder, which lives long on little.
-	hugeheap.Back()
 	os.Exit(initproc.Init())
 }

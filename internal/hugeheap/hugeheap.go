@@ -1,16 +1,16 @@
 // Package hugeheap backs the start of the Go heap with a transparent huge
-// page, for the short-lived programs on the start-up path (the CLI, init),
-// where page faults are dear.
+// page, for the CLI, whose short life on every run's path is spent
+// touching a fresh heap, where page faults are dear.
 //
-// Their heap is a megabyte or two, touched page by page as they start:
-// hundreds of faults a run. In a guest with shadow paging (the CI machine
-// is a PVM guest) the first touch of an anonymous 4 KiB page costs
-// ~11.5 µs, against ~0.3 µs per 4 KiB of a huge page: there `run
-// --net=none -- true` is ~2.5 ms faster, with ~190 faults fewer. Natively
-// a fault costs well under a microsecond and the gain would not pay for
-// the memory: the whole 2 MiB is resident (init's heap is ~0.8 MiB
-// otherwise, the CLI's ~1.5). So Back first times a few faults of its own
-// and does nothing where they are cheap.
+// Its heap is a megabyte or two, touched page by page: hundreds of faults
+// a run. In a guest with shadow paging (the CI machine is a PVM guest) the
+// first touch of an anonymous 4 KiB page costs ~11.5 µs, against ~0.3 µs
+// per 4 KiB of a huge page; there `run --net=none -- true` is ~2 ms
+// faster (bench: ~190 faults fewer a run). Natively a fault costs well
+// under a microsecond and the gain would not pay for the memory: the whole
+// 2 MiB is resident. So Back first times a few faults of the heap's and
+// does nothing where they are cheap. Init, whose heap is under a megabyte
+// and mostly touched by its runtime's start, gains too little for it.
 //
 // MADV_COLLAPSE (Linux 6.1) makes the huge page at once, copying what is
 // resident, whatever the system's THP "enabled" setting; so Back first
@@ -18,8 +18,8 @@
 package hugeheap
 
 import (
-	"bytes"
 	"errors"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -28,12 +28,10 @@ import (
 
 const (
 	hugeSize = 2 << 20
+	pageSize = 4 << 10
 	// madvCollapse is MADV_COLLAPSE (include/uapi/asm-generic/mman-common.h).
 	madvCollapse = 25
 )
-
-// anchor is a heap object whose address tells where the heap is.
-var anchor *[16]byte
 
 // enabledFile is the system's THP setting (a variable for tests).
 var enabledFile = "/sys/kernel/mm/transparent_hugepage/enabled"
@@ -48,34 +46,52 @@ var ErrCheap = errors.New("page faults are cheap here")
 // times a native fault's, a third of a shadow-paged guest's.
 const dearFault = 3 * time.Microsecond
 
-// probePages is how many faults Back times (their fastest counts: one may
-// be slowed by an interrupt, none is made faster).
+// probePages is how many first touches Back times (the fastest counts:
+// one may be slowed by an interrupt, none is made faster).
 const probePages = 4
 
+// probe is where Back times its first touches: a large object, so pages
+// of the heap that nothing has touched yet (and that stay the heap's).
+var probe []byte
+
 // Back collapses the 2 MiB-aligned region of the heap that this program's
-// first allocations are in into one huge page. Best effort: a kernel or
-// memory limit that refuses is no error of the program's, and the heap
-// keeps working either way (the runtime may split the page again when it
-// returns memory).
+// allocations have started in into one huge page, where the system allows
+// huge pages and a first touch is dear. Best effort: a kernel or memory
+// limit that refuses is no error of the program's, and the heap works
+// either way (the runtime may split the page again when it returns memory).
 func Back() error {
 	if !allowed() {
 		return ErrDisabled
 	}
-	if fault, err := firstTouch(); err != nil {
-		return err
-	} else if fault < dearFault {
+	probe = make([]byte, 64<<10) // above the largest size class: a span of its own, not zeroed
+	if firstTouch(probe) < dearFault {
 		return ErrCheap
 	}
-	return collapse()
+	return collapse(uintptr(unsafe.Pointer(unsafe.SliceData(probe))))
 }
 
-// collapse makes the heap's first 2 MiB-aligned region one huge page.
-func collapse() error {
-	anchor = new([16]byte)
-	// The Go runtime maps its heap in 4 MiB-aligned chunks (pallocChunkBytes):
-	// the 2 MiB region around any heap object lies within one mapping.
+// firstTouch is the fastest of probePages first touches of b's pages.
+func firstTouch(b []byte) time.Duration {
+	fastest := time.Hour
+	for i := 0; i < probePages && (i+1)*pageSize < len(b); i++ {
+		// The page after the first: the object may start mid-page.
+		t := time.Now()
+		b[(i+1)*pageSize] = 1
+		fastest = min(fastest, time.Since(t))
+	}
+	return fastest
+}
+
+// collapseTries bounds the attempts: EAGAIN is the kernel's "transient"
+// (a page of the region held for a moment elsewhere: 1 run in ~12 here).
+const collapseTries = 3
+
+// collapse makes the 2 MiB-aligned region around addr, a heap address,
+// one huge page. The Go runtime maps its heap in 4 MiB-aligned chunks
+// (pallocChunkBytes): that region lies within one mapping of the heap's.
+func collapse(addr uintptr) error {
 	// An address only, never dereferenced: the raw call takes it as such.
-	base := uintptr(unsafe.Pointer(anchor)) &^ (hugeSize - 1)
+	base := addr &^ (hugeSize - 1)
 	var err error
 	for i := 0; i < collapseTries; i++ {
 		_, _, e := unix.Syscall(unix.SYS_MADVISE, base, hugeSize, madvCollapse)
@@ -90,10 +106,6 @@ func collapse() error {
 	return err
 }
 
-// collapseTries bounds the attempts: EAGAIN is the kernel's "transient"
-// (a page of the region held for a moment elsewhere: 1 run in ~12 here).
-const collapseTries = 3
-
 // allowed reads the system's THP setting: "[always]" or "[madvise]" allow
 // it. One read into a small buffer, no allocation to speak of.
 func allowed() bool {
@@ -107,24 +119,6 @@ func allowed() bool {
 	if err != nil || n <= 0 {
 		return false
 	}
-	s := buf[:n]
-	return bytes.Contains(s, []byte("[always]")) || bytes.Contains(s, []byte("[madvise]"))
-}
-
-// firstTouch is the fastest of probePages first touches of an anonymous
-// page (a page fault each).
-func firstTouch() (time.Duration, error) {
-	const page = 4096
-	b, err := unix.Mmap(-1, 0, probePages*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Munmap(b)
-	fastest := time.Hour
-	for i := 0; i < probePages; i++ {
-		t := time.Now()
-		b[i*page] = 1
-		fastest = min(fastest, time.Since(t))
-	}
-	return fastest, nil
+	s := string(buf[:n])
+	return strings.Contains(s, "[always]") || strings.Contains(s, "[madvise]")
 }

@@ -14,8 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestCollapseMakesAHugePage: the heap region Back collapses is one huge
-// page afterwards (smaps' AnonHugePages), and the heap's objects keep
+// TestCollapseMakesAHugePage: the heap region collapse is given is one
+// huge page afterwards (smaps' AnonHugePages), and the heap's objects keep
 // their contents. Where the kernel has no MADV_COLLAPSE (before 6.1) or
 // THP is off, it says so.
 func TestCollapseMakesAHugePage(t *testing.T) {
@@ -27,7 +27,8 @@ func TestCollapseMakesAHugePage(t *testing.T) {
 		}
 		keep = append(keep, b)
 	}
-	err := collapse()
+	addr := uintptr(unsafe.Pointer(unsafe.SliceData(keep[0])))
+	err := collapse(addr)
 	if !allowed() {
 		err = ErrDisabled
 	}
@@ -40,7 +41,7 @@ func TestCollapseMakesAHugePage(t *testing.T) {
 	case errors.Is(err, unix.EINVAL) && os.Getenv("CI") != "true":
 		t.Skipf("no MADV_COLLAPSE here (Linux < 6.1?): %v", err)
 	case err != nil:
-		t.Fatalf("Back: %v", err)
+		t.Fatalf("collapse: %v", err)
 	}
 	for i, b := range keep {
 		for _, c := range b {
@@ -49,9 +50,8 @@ func TestCollapseMakesAHugePage(t *testing.T) {
 			}
 		}
 	}
-	base := uintptr(unsafe.Pointer(anchor)) &^ (hugeSize - 1)
-	if kb := anonHugeKB(t, base); kb < hugeSize>>10 {
-		t.Errorf("AnonHugePages of the heap's mapping at %#x: %d kB, want at least %d", base, kb, hugeSize>>10)
+	if kb := anonHugeKB(t, addr); kb < hugeSize>>10 {
+		t.Errorf("AnonHugePages of the heap's mapping at %#x: %d kB, want at least %d", addr, kb, hugeSize>>10)
 	}
 }
 
@@ -87,6 +87,33 @@ func TestBackHonoursNever(t *testing.T) {
 	}
 }
 
+// TestFirstTouch: a first touch of fresh pages is timed as one (slower
+// than a second touch of the same pages), and Back collapses only where
+// it costs at least dearFault, saying which it found.
+func TestFirstTouch(t *testing.T) {
+	b, err := unix.Mmap(-1, 0, 8*pageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(b)
+	first := firstTouch(b)
+	again := firstTouch(b)
+	if first <= 0 || first > time.Second || again > first {
+		t.Fatalf("first touches %v, touches of the same pages again %v", first, again)
+	}
+	err = Back()
+	switch {
+	case !allowed():
+		if !errors.Is(err, ErrDisabled) {
+			t.Errorf("THP disabled: Back = %v, want ErrDisabled", err)
+		}
+	case errors.Is(err, ErrCheap):
+		t.Logf("a first touch costs ~%v here: no huge page", first)
+	case err != nil && !errors.Is(err, unix.EINVAL):
+		t.Errorf("Back: %v", err)
+	}
+}
+
 // anonHugeKB is the AnonHugePages of the mapping that holds addr.
 func anonHugeKB(t *testing.T, addr uintptr) int {
 	f, err := os.Open("/proc/self/smaps")
@@ -116,24 +143,4 @@ func anonHugeKB(t *testing.T, addr uintptr) int {
 	}
 	t.Fatalf("no mapping holds %#x", addr)
 	return 0
-}
-
-// TestBackWhereFaultsAreDear: Back collapses only where a first touch costs
-// at least dearFault, and says which it found.
-func TestBackWhereFaultsAreDear(t *testing.T) {
-	fault, err := firstTouch()
-	if err != nil || fault <= 0 || fault > time.Second {
-		t.Fatalf("firstTouch: %v, %v", fault, err)
-	}
-	err = Back()
-	switch {
-	case !allowed():
-		if !errors.Is(err, ErrDisabled) {
-			t.Errorf("THP disabled: Back = %v, want ErrDisabled", err)
-		}
-	case errors.Is(err, ErrCheap):
-		t.Logf("a first touch costs ~%v here: no huge page", fault)
-	case err != nil && !errors.Is(err, unix.EINVAL):
-		t.Errorf("Back: %v", err)
-	}
 }
