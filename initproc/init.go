@@ -217,7 +217,11 @@ func Init() int {
 	}
 	rec.Started = journal.MonoNow()
 	logf("payload %q started as pid %d", cfg.Args[0], pid)
-	conn.Send(proto.KindStarted, wire.ChildStarted{PID: pid, Init: journal.InitWith(rec, lg)})
+	started := wire.ChildStarted{PID: pid}
+	if cfg.Report {
+		started.Init = journal.InitWith(rec, lg)
+	}
+	conn.Send(proto.KindStarted, started)
 
 	var execs chan execEvent
 	if execLn != nil && cfg.Exec {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	fuseoverlay "sandbox/fuse-overlay"
-	"sandbox/internal/proto"
 	"sandbox/netns/egress"
 	"sandbox/rootfs"
 
@@ -239,11 +238,11 @@ func (r *Report) ApplyLimit(l LimitReport) {
 	}
 }
 
-// started records init's message that the payload started.
-func (r *Report) Started(env proto.Envelope) {
-	var st wire.ChildStarted
-	if env.Decode(&st) == nil {
-		r.InitShare = st.Init
+// Started records init's share of the report, sent with Started (nil
+// unless the run writes a report: wire.ChildConfig.Report).
+func (r *Report) Started(share *wire.InitReport) {
+	if share != nil {
+		r.InitShare = share
 	}
 }
 

@@ -175,7 +175,7 @@ func run(s *spec.Spec) (status int, err error) {
 
 	cfg := wire.ChildConfig{
 		Args: s.Args, Env: s.Env, Hostname: s.Hostname, HostnameAsked: s.HostnameAsked, LoopUp: s.NetNS, Net: s.ChildNet(),
-		Plan: s.Plan, TTY: useTTY, Verbose: s.Verbose, Umask: currentUmask(), LogFormat: lg.Format(), Start: lg.Start,
+		Plan: s.Plan, TTY: useTTY, Verbose: s.Verbose, Report: s.Reported, Umask: currentUmask(), LogFormat: lg.Format(), Start: lg.Start,
 		Caps: s.Caps, LastCap: s.LastCap, Landlock: s.Landlock, PreserveFDs: s.PreserveFDs, Seccomp: s.Seccomp,
 		// A round trip (~1.2 ms) only where it may matter: a filter that
 		// kills a single thread, or a user's profile (its start is bounded).
@@ -321,12 +321,10 @@ func run(s *spec.Spec) (status int, err error) {
 					forward(sig)
 				}
 				held = nil
-				rep.Started(m.Env)
-				logf("payload started after %v", time.Since(start).Round(time.Microsecond))
-				var st struct {
-					PID int `json:"pid"` // of wire.ChildStarted; rep has its report
-				}
+				var st wire.ChildStarted
 				m.Env.Decode(&st)
+				rep.Started(st.Init)
+				logf("payload started after %v", time.Since(start).Round(time.Microsecond))
 				if recorded != nil {
 					<-recorded // a second Started: the first record is written
 				}

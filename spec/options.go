@@ -71,6 +71,7 @@ type Options struct {
 	ClearEnv      bool
 	TTY           string
 	Verbose       bool
+	Reported      bool   // a report of the run is written (--report)
 	LogFormat     string // --log-format: text (or "") or json
 	// Confinement.
 	CapAdd       []string
@@ -125,9 +126,11 @@ type Spec struct {
 	SeccompFile bool
 	Resources   Resources // cgroup limits
 	// Log prints and records the run's lines; Report is filled in as it
-	// goes (--report).
-	Log    *journal.Logger
-	Report *journal.Report
+	// goes, and written where Reported (--report): only then does init
+	// send its share of it (~70 steps to format, encode and decode).
+	Log      *journal.Logger
+	Report   *journal.Report
+	Reported bool
 
 	Detach    bool          // --detach: run in the background
 	State     *state.Handle // claimed before Run (a detached supervisor's)
@@ -165,7 +168,7 @@ func Prepare(opts Options) (*Spec, error) {
 			return nil, err
 		}
 	}
-	s := &Spec{Args: opts.Args, Verbose: opts.Verbose, Start: time.Now(), ImageLayers: opts.imageLayers}
+	s := &Spec{Args: opts.Args, Verbose: opts.Verbose, Reported: opts.Reported, Start: time.Now(), ImageLayers: opts.imageLayers}
 	if err := journal.ValidLogFormat(opts.LogFormat); err != nil {
 		return nil, err
 	}

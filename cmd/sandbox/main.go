@@ -293,7 +293,7 @@ func runRun(r runCmd, given func(string) bool, def *defaults) int {
 			Rootfs: r.Rootfs, Image: imageName, Layers: r.Layer, Upper: r.Upper, Overlay: r.Overlay, ReadOnly: r.ReadOnly, Cwd: r.Cwd,
 			Ephemeral: r.Ephemeral, EphemeralSize: r.EphemeralSize,
 			Binds: r.Bind, Tmpfs: r.Tmpfs, Chdir: r.Chdir, Env: r.Env, ClearEnv: r.Clearenv,
-			TTY: r.TTY, Verbose: r.Verbose, LogFormat: r.LogFormat,
+			TTY: r.TTY, Verbose: r.Verbose, Reported: r.Report != "", LogFormat: r.LogFormat,
 			CapAdd: r.CapAdd, CapDrop: r.CapDrop, Landlock: r.Landlock, PreserveFDs: r.PreserveFds,
 			Seccomp: r.Seccomp, NestedUserns: r.AllowNestedUserns, UnmaskProc: r.UnmaskProc,
 			Limits: cgroupdelegate.Flags{Memory: r.Memory, MemorySwap: r.MemorySwap, CPUs: r.CPUs, CPUWeight: r.CPUWeight,
