@@ -40,8 +40,9 @@ func main() {
 		os.Exit(run())
 	}
 	// Before the run's allocations: its heap's first 2 MiB as one page
-	// fault, not hundreds (internal/hugeheap). Not for the helpers above,
-	// which live long and need little heap.
+	// fault, not hundreds, where faults are dear (internal/hugeheap). Not
+	// for the personalities above: init gains too little for the memory,
+	// and the others are brief helpers.
 	hugeheap.Back()
 	spec.NetstackELF, parent.InitELF, parent.InitID = netstackELF, initELF, initID
 	os.Exit(runCLI(os.Args[1:]))

@@ -28,7 +28,8 @@
 //	                            runtime thread the filter kills at once was
 //	                            seen alive, and is noticed gone
 //	init   → parent  Started    the payload runs (its pid inside), with
-//	                            init's share of the run report
+//	                            init's share of the run report when the run
+//	                            writes one (Config's Report)
 //	parent → init    Signal     any number, once Started came: a signal the
 //	                            parent caught (Forwarded, JobControl), for
 //	                            the payload. Init passes on no signal sent
