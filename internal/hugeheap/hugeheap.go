@@ -1,9 +1,8 @@
 // Package hugeheap backs the start of the Go heap with a transparent huge
-// page, for the CLI, whose short life on every run's path is spent
-// touching a fresh heap, where page faults are dear.
+// page, for the CLI, whose start on every run's path touches a fresh heap
+// page by page, where page faults are dear.
 //
-// Its heap is a megabyte or two, touched page by page: hundreds of faults
-// a run. In a guest with shadow paging (the CI machine is a PVM guest) the
+// Its heap is a megabyte or two: hundreds of faults a run. In a guest with shadow paging (the CI machine is a PVM guest) the
 // first touch of an anonymous 4 KiB page costs ~11.5 µs, against ~0.3 µs
 // per 4 KiB of a huge page; there `run --net=none -- true` is ~2 ms
 // faster (bench: ~190 faults fewer a run). Natively a fault costs well
