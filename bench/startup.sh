@@ -19,6 +19,8 @@ repo="$(cd "$bench_dir/.." && pwd)"
 . "$bench_dir/lib.sh"
 
 readonly PODMAN_IMAGE=localhost/sandbox-bench-busybox:latest
+# GNU time (Debian package time), for each line's page faults.
+readonly GNU_TIME=/usr/bin/time
 
 usage() {
 	cat <<'EOF'
@@ -190,6 +192,7 @@ fi
 # ------------------------------------------------------ as the unprivileged user
 command -v hyperfine >/dev/null || die "hyperfine not found (run scripts/setup-host.sh as root)"
 command -v bwrap >/dev/null || die "bwrap not found (run scripts/setup-host.sh as root)"
+[[ -x "$GNU_TIME" ]] || die "$GNU_TIME not found (Debian package time; run scripts/setup-host.sh as root)"
 
 bench_out_dir sandbox-bench-results
 work="$(mktemp -d /tmp/sandbox-bench-work.XXXXXX)"
@@ -453,6 +456,54 @@ echo
 	-goal "sandbox run --net=none -- true<=1.5x" -goal "sandbox run --net=none -- true<=1.0x" \
 	-goal "sandbox run -- true<=2.0x" \
 	-goal "sandbox exec NAME -- true<=10ms" -goal "sandbox ps<=10ms" | tee "$out/summary.txt"
+
+# ------------------------------------------------------ page faults
+# Minor page faults of each line, its own processes and those it waits for
+# (GNU time's %R: the command's rusage with its reaped descendants; for
+# `sandbox run`, the CLI, the stage, init and the payload; never the
+# holder, nor a detached sandbox's init for exec), median of FAULT_RUNS,
+# after the timing so they do not disturb it. On a machine where a page
+# fault is dear (a guest with shadow paging: ~11.5 µs each on the CI
+# machine) they are much of a run's CPU; see docs/architecture.md.
+readonly FAULT_RUNS=11
+faults_of() { # CMD: the median of FAULT_RUNS runs' minor faults, or "—"
+	local i f vals=()
+	for ((i = 0; i < FAULT_RUNS; i++)); do
+		# eval: the line is a command line (quoted with printf %q), which
+		# time runs itself, so that no shell's faults are counted.
+		f="$(eval "timeout 60 $GNU_TIME -f %R -o $(printf '%q' "$work/faults") $1" </dev/null >/dev/null 2>&1 && tail -n 1 "$work/faults")" || true
+		[[ "$f" =~ ^[0-9]+$ ]] && vals+=("$f")
+	done
+	if ((${#vals[@]} == 0)); then
+		echo "—"
+		return
+	fi
+	printf '%s\n' "${vals[@]}" | sort -n | sed -n "$(((${#vals[@]} + 1) / 2))p"
+}
+echo
+say "page faults: $FAULT_RUNS runs of each command"
+fault_names=()
+fault_vals=()
+bwrap_faults=""
+for i in "${!cmds[@]}"; do
+	fault_names+=("${names[$i]}")
+	fault_vals+=("$(faults_of "${cmds[$i]}")")
+	if [[ "${names[$i]}" == bwrap* ]]; then
+		bwrap_faults="${fault_vals[-1]}"
+	fi
+done
+{
+	echo "| command | minor page faults (median of $FAULT_RUNS) | × bwrap |"
+	echo "|:---|---:|---:|"
+	for i in "${!fault_names[@]}"; do
+		ratio="—"
+		if [[ "${fault_vals[$i]}" =~ ^[0-9]+$ && "$bwrap_faults" =~ ^[0-9]+$ && "$bwrap_faults" -gt 0 ]]; then
+			ratio="$(awk -v a="${fault_vals[$i]}" -v b="$bwrap_faults" 'BEGIN { printf "%.2f", a / b }')"
+		fi
+		echo "| \`${fault_names[$i]}\` | ${fault_vals[$i]} | $ratio |"
+	done
+} >"$out/faults.md"
+cat "$out/faults.md"
 
 # ------------------------------------------------------ memory
 # RSS of the sandbox's own processes (supervisor, init; network helpers

@@ -29,7 +29,7 @@ readonly VM_ARM64_CACHE=/var/cache/sandbox-vm-arm64 # the arm64 guest's (vm/fetc
 # completion scripts' tests).
 readonly REQUIRED_PKGS=(
 	uidmap bubblewrap slirp4netns passt fuse-overlayfs fuse3 iproute2 procps
-	psmisc util-linux hyperfine git ca-certificates iperf3
+	psmisc util-linux hyperfine git ca-certificates iperf3 time
 	qemu-system-x86 qemu-system-arm busybox-static xz-utils dbus-daemon zsh fish
 	mmdebstrap e2fsprogs # the systemd guest's image (vm/systemd/build-image.sh)
 	python3 curl gcc libc6-dev make # examples/ and their tests (e2e/examples_test.go); gcc: the holder stage (scripts/build.sh)
