@@ -79,6 +79,18 @@ func TestBadInputsExit125(t *testing.T) {
 // TestAValueIsOneLine: a value with a line break is quoted in the one line
 // of its error, escaped; before, `--memory $'1\nsandbox: fake'` printed a
 // second line that read as sandbox's own ("sandbox: fake: not a size").
+// TestCommandsOwnDNSFlags: the words of a command given without "--" are
+// its own, --dns among them: only run's own --dns given twice is refused.
+// Before, `run --net=none echo --dns a --dns b` was refused (125) as if
+// run's --dns had been given twice.
+func TestCommandsOwnDNSFlags(t *testing.T) {
+	t.Parallel()
+	r := runOpts(t, opts{dir: tempDir(t)}, "run", "--net=none", "echo", "--dns", "a", "--dns", "b")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "--dns a --dns b" {
+		t.Errorf("a command's own --dns words: want them echoed, exit 0\n%s", r)
+	}
+}
+
 func TestAValueIsOneLine(t *testing.T) {
 	cwd := tempDir(t)
 	forged := "\nsandbox: forged\x1b[2J"

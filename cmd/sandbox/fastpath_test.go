@@ -241,3 +241,26 @@ func TestFastRunFlagsAreKongs(t *testing.T) {
 		t.Errorf("fastRun has %d flags (%d short), kong's run %d", len(long), len(short), seen)
 	}
 }
+
+// TestRunFlagCount: --dns given twice is counted among run's own flags
+// only: a command's own words, after its first without "--", are not
+// run's. Before, `run --net=none dig --dns a --dns b` was refused (125)
+// as if --dns had been given twice.
+func TestRunFlagCount(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"run", "--dns", "10.0.2.3", "--dns=10.0.2.4", "--", "true"}, 2},
+		{[]string{"run", "--dns", "10.0.2.3", "true"}, 1},
+		{[]string{"run", "--net=none", "echo", "--dns", "a", "--dns", "b"}, 0},
+		{[]string{"run", "--net=none", "--", "echo", "--dns", "a", "--dns", "b"}, 0},
+		{[]string{"run", "--name", "--dns", "-e", "--dns", "--dns", "1", "x"}, 1}, // values that look like the flag
+		{[]string{"run", "-d", "--dns", "1", "-v", "--dns=2", "sh"}, 2},
+		{[]string{"exec", "x", "--dns", "1", "--dns", "2"}, 0},
+	} {
+		if got := runFlagCount(tc.args, "dns"); got != tc.want {
+			t.Errorf("runFlagCount(%q) = %d, want %d", tc.args, got, tc.want)
+		}
+	}
+}

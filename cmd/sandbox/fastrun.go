@@ -146,6 +146,42 @@ func fastRun(args []string, lookupEnv func(string) (string, bool)) (r runCmd, gi
 	return r, given, true
 }
 
+// runFlagCount is how many times run's flag name is given in args (`run`
+// and its words), as --name VALUE or --name=VALUE: among run's own flags
+// only, read as fastRun reads them, up to "--" or the command's first
+// word; the command's own words are not run's.
+func runFlagCount(args []string, name string) int {
+	if len(args) == 0 || args[0] != "run" {
+		return 0
+	}
+	long, short := runFlags()
+	n := 0
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || !strings.HasPrefix(a, "-") {
+			break
+		}
+		var f *runFlag
+		inline := false
+		if l, ok := strings.CutPrefix(a, "--"); ok {
+			l, _, inline = strings.Cut(l, "=")
+			f = long[l]
+		} else if len(a) == 2 {
+			f = short[a[1:]]
+		}
+		if f == nil {
+			continue // kong says what it is
+		}
+		if f.name == name {
+			n++
+		}
+		if f.kind != reflect.Bool && !inline {
+			i++ // its value
+		}
+	}
+	return n
+}
+
 // setRunFlag sets field fv of flag f from val as kong would; false where
 // kong would refuse it or read it otherwise.
 func setRunFlag(f *runFlag, fv reflect.Value, val string) bool {

@@ -153,21 +153,6 @@ func splitCommand(args []string) (forKong, rest []string) {
 	return args[: i+2 : i+2], args[i+2:]
 }
 
-// flagCount is how many times the long flag name is given in args
-// before the command's "--" (as --name VALUE or --name=VALUE).
-func flagCount(args []string, name string) int {
-	n := 0
-	for _, a := range args {
-		if a == "--" {
-			break
-		}
-		if a == "--"+name || strings.HasPrefix(a, "--"+name+"=") {
-			n++
-		}
-	}
-	return n
-}
-
 func runCLI(args []string) int {
 	// What the caller left open is not ours to hand on: without this the
 	// programs started here (the detached supervisor, the network helper,
@@ -189,7 +174,7 @@ func runCLI(args []string) int {
 		status, _ := lifecycle(&c, name, lg)
 		return status
 	}
-	if n := flagCount(args, "dns"); n > 1 && args[0] == "run" {
+	if n := runFlagCount(args, "dns"); n > 1 {
 		// Kong would keep the last one without a word; other runtimes
 		// take several servers, which sandbox does not.
 		journal.NewLogger(os.Stderr, journal.LogText, "sandbox", false, time.Now()).
