@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -113,12 +114,7 @@ func readSignals(conn *proto.Conn, seq *wire.Sequence, out chan<- syscall.Signal
 
 // forwardable says whether sig is one the parent passes on.
 func forwardable(sig syscall.Signal) bool {
-	for _, f := range append(append([]os.Signal{}, wire.Forwarded...), wire.JobControl...) {
-		if f == sig {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(wire.Forwarded, os.Signal(sig)) || slices.Contains(wire.JobControl, os.Signal(sig))
 }
 
 // supervise is init's main loop once the payload runs: it forwards the
