@@ -214,6 +214,24 @@ sleep 0.5; echo alive; exit 4`
 	}
 }
 
+// TestQueuedFaultSignalsToInit: a fault signal sent to PID 1 from inside
+// with a siginfo of its own (rt_sigqueueinfo(2), SI_QUEUE, as sigqueue(3)
+// sends it) is dropped, as kill's is: Go's runtime in init took it for
+// init's own fault and died with a stack trace, which ended the sandbox
+// (internal/faultgate).
+func TestQueuedFaultSignalsToInit(t *testing.T) {
+	t.Parallel()
+	_, err := exec.LookPath("perl")
+	requireOrSkip(t, err == nil, "perl (its syscall() sends the signals; Debian package perl-base)")
+	// siginfo_t: si_signo, si_errno, si_code (-1, SI_QUEUE), zeros to 128 bytes.
+	perl := fmt.Sprintf(`for my $s (%d, %d, %d, %d, %d, %d) { syscall(%d, 1, $s, pack("i3", $s, 0, -1) . ("\0" x 116)) == 0 or die "rt_sigqueueinfo($s): $!\n"; print "sent $s\n" }`,
+		syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGSYS, unix.SYS_RT_SIGQUEUEINFO)
+	r := runOpts(t, opts{timeout: 20 * time.Second}, "run", "--net=none", "--", "sh", "-c", `perl -e "$0" || exit 9; sleep 0.3; echo alive; exit 4`, perl)
+	if r.timedOut || r.code != 4 || strings.Count(r.stdout, "sent ") != 6 || !strings.Contains(r.stdout, "alive") || strings.Contains(r.stderr, "goroutine") {
+		t.Errorf("fault signals queued to PID 1 from inside must be dropped (want 6 sent, alive, exit 4, no stack trace of init)\n%s", r)
+	}
+}
+
 // TestIgnoredSignalsStayIgnored: signals the caller ignores (nohup's
 // SIGHUP, the SIGINT of a script's background job; here sh's trap of HUP
 // and INT with an empty action) are not caught and passed on to end the

@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"sandbox/confine"
+	"sandbox/internal/faultgate"
 	"sandbox/internal/kernel"
 	"sandbox/internal/proto"
 	"sandbox/netns"
@@ -85,6 +86,12 @@ func Init() int {
 	// crashes it. SIGABRT is caught (and dropped) instead: an ignored one
 	// would stay ignored in the payload.
 	signal.Ignore(faultSignals...)
+	// The same sent with a siginfo of the sender's (sigqueue(3), SI_QUEUE):
+	// the runtime cannot tell those from a fault, so a gate in front of its
+	// handler drops every one the kernel did not raise.
+	if err := faultgate.Install(sysSignals(faultSignals)...); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		lg.Warn(fmt.Sprintf("sandbox-init: a fault signal sent to PID 1 with sigqueue still ends the sandbox: %v", err))
+	}
 
 	spares := makeSpareThreads() // while the id maps are written
 	warmCodec()
@@ -515,4 +522,15 @@ func hostnameErr(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w (the container or sandbox this runs in denies sethostname, as podman's and docker's seccomp profiles do without CAP_SYS_ADMIN: leave out --hostname, or run that container with --security-opt seccomp=unconfined)", err)
+}
+
+// sysSignals is sigs as the syscall package's numbers.
+func sysSignals(sigs []os.Signal) []syscall.Signal {
+	out := make([]syscall.Signal, 0, len(sigs))
+	for _, s := range sigs {
+		if n, ok := s.(syscall.Signal); ok {
+			out = append(out, n)
+		}
+	}
+	return out
 }
