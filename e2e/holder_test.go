@@ -373,7 +373,9 @@ func TestHolderNotTrusted(t *testing.T) {
 		}
 		return s
 	}
-	claim := "ok\n" + identity("/etc/subuid", os.Getuid()) + "\x00" + identity("/etc/subgid", os.Getgid())
+	// uid_map, gid_map, no program, limits no run passes (holder/limits.go).
+	claim := "ok\n" + identity("/etc/subuid", os.Getuid()) + "\x00" + identity("/etc/subgid", os.Getgid()) +
+		"\x00\x00nproc=unlimited,msgqueue=unlimited,sigpending=unlimited,memlock=unlimited"
 	t.Run("another owner", func(t *testing.T) {
 		t.Parallel()
 		h := newHolderSetup(t)
@@ -745,5 +747,64 @@ func TestEarlyInit(t *testing.T) {
 	// zombie waiting for a reaper.
 	if _, err := os.Stat("/proc/" + m[1]); err == nil {
 		t.Fatalf("init %s, started early, outlived the run that failed:\n%s", m[1], readOr("/proc/"+m[1]+"/status"))
+	}
+}
+
+// userTasks counts the tasks (threads) of processes of our uid: what
+// RLIMIT_NPROC counts.
+func userTasks() int {
+	n := 0
+	for _, p := range allProcs() {
+		if p.uid != os.Getuid() {
+			continue
+		}
+		if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", p.pid)); err == nil {
+			n += len(ents)
+		}
+	}
+	return n
+}
+
+// TestHolderCallerLimits: a user namespace keeps the soft process limit
+// (and three others) of the process that made it, and holds every
+// namespace nested in it to them. A holder started by a run under a low
+// soft `ulimit -u` capped each later sandbox in its namespace at that many
+// processes of the user, whatever the later caller's limit ("Cannot fork"
+// in the next build, until the holder went idle). The holder raises its
+// soft limits to its hard ones before it makes its namespace; one started
+// under a lowered hard limit is not used by a run with a higher one (its
+// maps are written by the helpers).
+func TestHolderCallerLimits(t *testing.T) {
+	// Not parallel: the low limit counts every task of the test user.
+	const spawn = 100
+	script := fmt.Sprintf(`i=0; while [ $i -lt %d ]; do sleep 3 & i=$((i+1)); done; wait; echo spawned`, spawn)
+	prlimit, err := exec.LookPath("prlimit")
+	requireOrSkip(t, err == nil, "prlimit (Debian package util-linux)")
+	for _, c := range []struct{ name, limit, via string }{
+		{"soft", "%d:", "holder"}, // prlimit's SOFT: sets the soft limit only
+		{"hard", "%d", "helpers"}, // both
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHolderSetup(t)
+			// Room for the first run, its holder and helpers, not for the
+			// second run's processes.
+			low := userTasks() + spawn*6/10
+			nproc := "--nproc=" + fmt.Sprintf(c.limit, low)
+			mustRun(t, opts{env: h.env, prepare: func(cmd *exec.Cmd) {
+				cmd.Args = append([]string{prlimit, nproc, cmd.Path}, cmd.Args[1:]...)
+				cmd.Path = prlimit
+			}}, "run", "--net=none", "--", "true")
+			h.waitHolder(t)
+			r := runOpts(t, opts{env: h.env, timeout: 60 * time.Second}, "run", "-v", "--net=none", "--", "sh", "-c", script)
+			if r.code != 0 || !strings.Contains(r.stdout, "spawned") || strings.Contains(r.stderr, "fork") {
+				t.Fatalf("after a holder started under prlimit %s, a run with the user's own limit could not start %d processes:\n%s", nproc, spawn, r)
+			}
+			if via := mapsVia(t, r); via != c.via {
+				t.Errorf("maps written by %s, want %s\n%s", via, c.via, r.stderr)
+			}
+			if c.via == "helpers" && !strings.Contains(r.stderr, "lower nproc limit") {
+				t.Errorf("-v does not say why the holder was not used:\n%s", r.stderr)
+			}
+		})
 	}
 }

@@ -26,6 +26,8 @@ type NS struct {
 	// it has none to share. TakeProgram checks it.
 	Program   *os.File
 	ProgramID string
+	// Limits are what the namespace was made with (limits.go).
+	Limits Limits
 }
 
 // TakeProgram returns the holder's program as a sealed memfd of init
@@ -57,10 +59,14 @@ func (ns *NS) Close() {
 	}
 }
 
-// Check verifies ns for a run whose maps are uids and gids (Verify); an
-// error means its namespace must not be used.
+// Check verifies ns for a run whose maps are uids and gids (Verify) and
+// whose soft limits are ours (Limits); an error means its namespace must
+// not be used.
 func (ns *NS) Check(uids, gids []idmap.Mapping) error {
-	return Verify(ns.File, ns.UIDMap, ns.GIDMap, uids, gids)
+	if err := Verify(ns.File, ns.UIDMap, ns.GIDMap, uids, gids); err != nil {
+		return err
+	}
+	return ns.Limits.check(softLimit)
 }
 
 // Fetch asks the holder in dir for its namespace and program, not yet
@@ -111,14 +117,16 @@ func Fetch(dir string) (*NS, error) {
 	if len(fds) == 2 {
 		ns.Program = os.NewFile(uintptr(fds[1]), "holder-program")
 	}
-	// A holder of an older build answers without its program's ID.
-	if len(parts) < 2 || len(parts) > 3 {
+	// A holder of an older build answers without the limits its
+	// namespace was made with, which may be below ours: not used.
+	if len(parts) != 4 {
 		ns.Close()
-		return nil, errors.New("the holder's answer is not uid_map, gid_map and its program's ID")
+		return nil, errors.New("the holder's answer is not uid_map, gid_map, its program's ID and its namespace's limits (a holder of an older build)")
 	}
-	ns.UIDMap, ns.GIDMap = parts[0], parts[1]
-	if len(parts) == 3 {
-		ns.ProgramID = parts[2]
+	ns.UIDMap, ns.GIDMap, ns.ProgramID = parts[0], parts[1], parts[2]
+	if ns.Limits, err = parseLimits(parts[3]); err != nil {
+		ns.Close()
+		return nil, err
 	}
 	return ns, nil
 }

@@ -25,7 +25,8 @@
 // runs.
 //
 // server.go is the holder, client.go the caller's side, verify.go the
-// caller's check of what it was given. It imports the standard library,
+// caller's check of what it was given, limits.go the limits its namespace
+// was made with (a namespace holds all nested in it to its creator's). It imports the standard library,
 // x/sys, idmap, internal/memexec and internal/proc only.
 package holder
 

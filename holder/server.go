@@ -71,7 +71,7 @@ type server struct {
 	ino    uint64    // its file's inode (removed at exit only if still ours)
 	ns     *os.File  // the mapped user namespace
 	prog   *os.File  // our own program, read-only (the sealed memfd we run from), or nil
-	maps   []byte    // "ok\n" uid_map NUL gid_map NUL program ID: the answer
+	maps   []byte    // "ok\n" uid_map NUL gid_map NUL program ID NUL limits: the answer
 	userNS [2]uint64 // dev, inode of our user namespace: our clients'
 	uid    uint32
 	idle   time.Duration
@@ -113,6 +113,12 @@ func start(dir string) (*server, error) {
 		return nil, err
 	}
 	s.userNS = [2]uint64{uint64(st.Dev), uint64(st.Ino)}
+	// Before the namespace is made: it keeps the limits it was made with
+	// (limits.go).
+	limits, err := raiseLimits()
+	if err != nil {
+		return nil, err
+	}
 	var uidText, gidText string
 	if s.ns, uidText, gidText, err = mapNamespace(uids, gids); err != nil {
 		return nil, err
@@ -121,7 +127,7 @@ func start(dir string) (*server, error) {
 	if s.prog = ownProgram(); s.prog == nil {
 		id = ""
 	}
-	s.maps = []byte("ok\n" + uidText + "\x00" + gidText + "\x00" + id)
+	s.maps = []byte("ok\n" + uidText + "\x00" + gidText + "\x00" + id + "\x00" + limits)
 	if err := s.listen(); err != nil {
 		s.ns.Close()
 		if s.prog != nil {
