@@ -218,7 +218,7 @@ sleep 0.5; echo alive; exit 4`
 // with a siginfo of its own (rt_sigqueueinfo(2), SI_QUEUE, as sigqueue(3)
 // sends it) is dropped, as kill's is: Go's runtime in init took it for
 // init's own fault and died with a stack trace, which ended the sandbox
-// (internal/faultgate).
+// (internal/sigdrop).
 func TestQueuedFaultSignalsToInit(t *testing.T) {
 	t.Parallel()
 	_, err := exec.LookPath("perl")

@@ -33,11 +33,16 @@ func TestSeccompProfileVersusInit(t *testing.T) {
 		{"default TRAP", `{"defaultAction":"SCMP_ACT_TRAP"}`, exitSandbox, "the seccomp profile killed the sandbox's init"},
 		{"default ERRNO", `{"defaultAction":"SCMP_ACT_ERRNO"}`, exitSandbox, "seccomp profile"},
 		// Calls init makes after installing the filter, on its main thread
-		// (pipe2, wait4) or another one (nanosleep: the runtime's sysmon).
+		// (pipe2, wait4) or another one (nanosleep: the runtime's sysmon;
+		// waitid, below).
 		{"KILL pipe2", only("pipe2", "SCMP_ACT_KILL"), exitSandbox, "the seccomp profile killed the sandbox's init"},
 		{"KILL wait4", only("wait4", "SCMP_ACT_KILL"), exitSandbox, "the seccomp profile killed the sandbox's init"},
 		{"KILL nanosleep", only("nanosleep", "SCMP_ACT_KILL"), exitSandbox, "seccomp profile"},
 		{"ERRNO wait4", only("wait4", "SCMP_ACT_ERRNO"), exitSandbox, "wait4: operation not permitted"},
+		// waitid: how init learns that a child ended, on another thread;
+		// refused, init looks every 10 ms instead.
+		{"KILL waitid", only("waitid", "SCMP_ACT_KILL"), exitSandbox, "a thread of the sandbox's init"},
+		{"ERRNO waitid", only("waitid", "SCMP_ACT_ERRNO"), 0, ""},
 		// The payload's own exec killed: it dies of SIGSYS, as under crun.
 		{"KILL execve", only("execve", "SCMP_ACT_KILL"), 128 + 31, ""},
 		// exit_group failed: the payload still ends (glibc falls back to

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"sandbox/internal/proto"
 	"sandbox/rootfs"
@@ -121,19 +123,14 @@ func forwardable(sig syscall.Signal) bool {
 // signals the parent passes on (fromCaller), reaps every process, starts
 // exec'd commands and reports their ends, and returns the payload's exit
 // status (returning ends PID 1, and the kernel kills whatever is left).
-func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, fromCaller <-chan syscall.Signal, execs <-chan execEvent, cfg *wire.ChildConfig) int {
+func supervise(conn *proto.Conn, payload int, children *childWatch, fromCaller <-chan syscall.Signal, execs <-chan execEvent, cfg *wire.ChildConfig) int {
 	byPid := map[int]*proto.Conn{}
 	byConn := map[*proto.Conn]int{}
 	for {
 		select {
 		case sig := <-fromCaller:
 			forward(payload, sig)
-		case sig := <-sigs:
-			if sig != syscall.SIGCHLD {
-				// Sent to init from inside the sandbox (see Init): not the
-				// caller's, whose come from the parent.
-				continue
-			}
+		case <-children.ended:
 			reaped, rerr := reapAll()
 			// Every exec'd command's end is told first: wait4 gives the
 			// oldest child first, so a command that ended together with
@@ -165,6 +162,7 @@ func supervise(conn *proto.Conn, payload int, sigs <-chan os.Signal, fromCaller 
 				conn.Send(proto.KindError, wire.ChildError{Step: "reaping the payload", Msg: rerr.Error() + " (refused by the seccomp profile?)", Status: wire.StatusError})
 				return wire.StatusError
 			}
+			children.reaped <- struct{}{}
 		case ev := <-execs:
 			switch {
 			case ev.req != nil:
@@ -225,6 +223,61 @@ func forward(pid int, sig syscall.Signal) {
 		unix.Kill(-pid, sig)
 	default:
 		unix.Kill(pid, sig)
+	}
+}
+
+// childWatch tells init's main loop when a child has ended, in place of
+// SIGCHLD through os/signal (see Init): a goroutine blocks in
+// waitid(WEXITED|WNOWAIT), which leaves the child to reapAll, sends on
+// ended, and looks again once the loop has reaped (reaped). The loop
+// reaps, so a pid it holds (an exec'd command's, the payload's) is never
+// freed for reuse before the loop has seen its end.
+type childWatch struct {
+	ended  chan struct{}
+	reaped chan struct{}
+	start  chan struct{}
+}
+
+// watchChildren makes the watch's goroutine, locked to a thread of its
+// own, and returns once it is: call it before init is confined, so that
+// the parent's look at init's threads has seen that thread (a --seccomp
+// profile that kills it for its waitid then ends init, where a thread
+// made later and killed unseen left init waiting forever). It takes the
+// place of os/signal's thread. It looks once begin is called, after the
+// payload's start, and ends when init has no child left (ECHILD).
+func watchChildren() *childWatch {
+	w := &childWatch{ended: make(chan struct{}), reaped: make(chan struct{}, 1), start: make(chan struct{})}
+	locked := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the watch
+		close(locked)
+		<-w.start
+		w.run()
+	}()
+	<-locked
+	return w
+}
+
+// begin starts the watch; init has a child by now.
+func (w *childWatch) begin() { close(w.start) }
+
+func (w *childWatch) run() {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		switch err {
+		case nil:
+		case unix.EINTR:
+			continue
+		case unix.ECHILD:
+			return // none left: the payload is reaped, the loop has returned
+		default:
+			// Refused (a --seccomp profile failing waitid): reapAll looks
+			// every 10 ms instead, and says if wait4 is refused too.
+			time.Sleep(10 * time.Millisecond)
+		}
+		w.ended <- struct{}{}
+		<-w.reaped
 	}
 }
 

@@ -91,8 +91,8 @@ func TestServeExecChecksUserNamespace(t *testing.T) {
 }
 
 // An exec'd command that ends together with the payload is reported with
-// its own status, not as killed with the sandbox: both are reaped by one
-// SIGCHLD, the payload (the older child) first.
+// its own status, not as killed with the sandbox: both are reaped at one
+// wake of the child watch, the payload (the older child) first.
 func TestSuperviseTellsExecEndingWithPayload(t *testing.T) {
 	dir := t.TempDir()
 	devNull := func() *os.File {
@@ -121,11 +121,11 @@ func TestSuperviseTellsExecEndingWithPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	sigs := make(chan os.Signal, 1)
+	children := &childWatch{ended: make(chan struct{}, 1), reaped: make(chan struct{}, 1)}
 	execs := make(chan execEvent, 1)
 	status := make(chan int, 1)
 	cfg := &wire.ChildConfig{Env: env, Plan: &rootfs.Plan{Chdir: dir}}
-	go func() { status <- supervise(child, payload, sigs, nil, execs, cfg) }()
+	go func() { status <- supervise(child, payload, children, nil, execs, cfg) }()
 	fds := make([]int, 3)
 	for i := range fds {
 		if fds[i], err = unix.Dup(int(devNull().Fd())); err != nil {
@@ -148,7 +148,7 @@ func TestSuperviseTellsExecEndingWithPayload(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	sigs <- unix.SIGCHLD
+	children.ended <- struct{}{}
 	select {
 	case s := <-status:
 		if s != 3 {
@@ -211,5 +211,73 @@ func TestReadSignals(t *testing.T) {
 	}
 	if want := []syscall.Signal{syscall.SIGTERM, syscall.SIGTSTP}; !slices.Equal(got, want) {
 		t.Errorf("passed on %v, want only %v", got, want)
+	}
+}
+
+// TestChildWatch: the watch tells of a child's end without reaping it
+// (the main loop's reapAll does, so a pid it holds is not freed before
+// it has seen the end), tells again for the next one only once told that
+// the loop has reaped, and ends when no child is left.
+func TestChildWatch(t *testing.T) {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	stdio := []*os.File{null, null, null}
+	start := func(script string) int {
+		pid, err := forkExec("/bin/sh", []string{"sh", "-c", script}, "/", nil, stdio, &syscall.SysProcAttr{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pid
+	}
+	w := watchChildren()
+	first := start("exit 5")
+	w.begin()
+	select {
+	case <-w.ended:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the watch did not tell of a child's end within 20 s")
+	}
+	if !zombie(first) {
+		t.Fatalf("pid %d is not left for the main loop to reap", first)
+	}
+	second := start("exit 6")
+	deadline := time.Now().Add(20 * time.Second)
+	for !zombie(second) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case <-w.ended:
+		t.Fatal("the watch told again before the loop had reaped")
+	case <-time.After(100 * time.Millisecond):
+	}
+	reaped, err := reapAll()
+	codes := map[int]int{}
+	for _, ex := range reaped {
+		codes[ex.pid] = ex.Exit.Code
+	}
+	if err != nil || len(reaped) != 2 || codes[first] != 5 || codes[second] != 6 {
+		t.Fatalf("reapAll: %+v, %v; want pids %d (5) and %d (6)", reaped, err, first, second)
+	}
+	// Started before the loop says it has reaped: with no child at all,
+	// the watch ends (in init, the payload is a child until the end).
+	third := start("exit 7")
+	w.reaped <- struct{}{}
+	select {
+	case <-w.ended:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the watch did not tell of the next child's end")
+	}
+	if reaped, err := reapAll(); err != nil || len(reaped) != 1 || reaped[0].pid != third {
+		t.Fatalf("reapAll: %+v, %v; want pid %d", reaped, err, third)
+	}
+	w.reaped <- struct{}{}
+	// No child left: the watch ends, and tells of nothing more.
+	select {
+	case <-w.ended:
+		t.Fatal("the watch told of an end with no child")
+	case <-time.After(200 * time.Millisecond):
 	}
 }

@@ -16,9 +16,9 @@ import (
 	"unsafe"
 
 	"sandbox/confine"
-	"sandbox/internal/faultgate"
 	"sandbox/internal/kernel"
 	"sandbox/internal/proto"
+	"sandbox/internal/sigdrop"
 	"sandbox/netns"
 	"sandbox/netns/link"
 	"sandbox/rootfs"
@@ -73,26 +73,35 @@ func Init() int {
 		conn.Send(proto.KindError, wire.ChildError{Step: step, Msg: err.Error(), Status: status, Init: journal.InitWith(rec, lg)})
 		return status
 	}
-	// SIGCHLD is caught for reaping, and the signals whose default in the
-	// Go runtime ends init are caught (and dropped by supervise: they
-	// come from inside, as any process there may signal PID 1, while the
-	// caller's come from the parent as messages, readSignals). None is
-	// ignored instead: an ignored one would stay ignored in the payload.
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, caught...)
+	// Any process inside may signal PID 1; the caller's signals come from
+	// the parent as messages (readSignals). The signals whose default in
+	// the Go runtime ends init (HUP, INT, TERM: an exit; QUIT, ABRT: a
+	// crash with a trace) get a handler that drops them: caught, not
+	// ignored (an ignored one would stay ignored in the payload), and
+	// without os/signal, whose every signal costs a round trip to the
+	// runtime's signal thread and the first that thread's start (~1 ms of
+	// every start here). Where sigdrop has no handler, os/signal catches
+	// them into a channel no one reads. SIGCHLD is not caught: a goroutine
+	// waits for children to end (watchChildren, below). Of the others, the
+	// runtime drops USR1, USR2, ALRM, VTALRM, PWR, XCPU and WINCH when not
+	// asked for them, and TSTP, TTIN, TTOU and CONT keep their default
+	// action, which the kernel never applies to PID 1 of a pid namespace.
+	if err := sigdrop.All(sysSignals(dropped)...); err != nil {
+		signal.Notify(make(chan os.Signal, 1), dropped...)
+	}
 	// The signals of a fault, sent rather than caused (the payload may
 	// signal PID 1: kill -SEGV 1): Go's runtime took them for init's own
 	// fault and died with a stack trace. A fault of init's own still
-	// crashes it. SIGABRT is caught (and dropped) instead: an ignored one
-	// would stay ignored in the payload.
+	// crashes it.
 	signal.Ignore(faultSignals...)
 	// The same sent with a siginfo of the sender's (sigqueue(3), SI_QUEUE):
 	// the runtime cannot tell those from a fault, so a gate in front of its
 	// handler drops every one the kernel did not raise.
-	if err := faultgate.Install(sysSignals(faultSignals)...); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+	if err := sigdrop.Faults(sysSignals(faultSignals)...); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		lg.Warn(fmt.Sprintf("sandbox-init: a fault signal sent to PID 1 with sigqueue still ends the sandbox: %v", err))
 	}
 
+	children := watchChildren()  // its thread before the spares, as os/signal's was
 	spares := makeSpareThreads() // while the id maps are written
 	warmCodec()
 	fromParent := wire.NewSequence(&wire.FromParent)
@@ -237,7 +246,8 @@ func Init() int {
 	}
 	fromCaller := make(chan syscall.Signal, 16)
 	go readSignals(conn, fromParent, fromCaller)
-	return supervise(conn, pid, sigs, fromCaller, execs, &cfg)
+	children.begin()
+	return supervise(conn, pid, children, fromCaller, execs, &cfg)
 }
 
 // forkExec starts a process the way os.StartProcess does, minus its
@@ -254,16 +264,9 @@ func forkExec(path string, args []string, dir string, env []string, files []*os.
 	return pid, err
 }
 
-// caught are the signals init catches (signal.Notify): SIGCHLD to reap,
-// and those the Go runtime ends a program for when it did not ask for
-// them (SIGHUP, SIGINT, SIGTERM: an exit; SIGQUIT, SIGABRT: a crash with a
-// trace). No more: each costs a round trip to the runtime's signal thread
-// at init's start (~0.15 ms here). Of the others a process inside may
-// send, the runtime drops USR1, USR2, ALRM, VTALRM, PWR, XCPU and WINCH
-// when not asked for them, and TSTP, TTIN, TTOU and CONT keep their
-// default action, which the kernel never applies to PID 1 of a pid
-// namespace.
-var caught = []os.Signal{syscall.SIGCHLD, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGABRT}
+// dropped are the signals whose default in the Go runtime ends a program
+// that did not ask for them: init drops them (see Init).
+var dropped = []os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGABRT}
 
 // preservedFDs reads how many fds the parent passed after the control
 // socket; init learns it before the configuration arrives, from the

@@ -72,13 +72,18 @@ func probeSyscalls() int {
 	_, _, e = unix.RawSyscall(unix.SYS_GETPID, 0, 0, 0)
 	res("GETPID", errnoOrNil(e))
 	// A fault signal queued to PID 1 (si_code SI_QUEUE): init drops it
-	// (internal/faultgate), where Go's runtime took it for its own fault
+	// (internal/sigdrop), where Go's runtime took it for its own fault
 	// and died, ending the sandbox before the next line.
 	var info [128]byte
 	binary.LittleEndian.PutUint32(info[0:], uint32(unix.SIGSEGV))
 	binary.LittleEndian.PutUint32(info[8:], ^uint32(0)) // SI_QUEUE, -1
 	_, _, e = unix.RawSyscall(unix.SYS_RT_SIGQUEUEINFO, 1, uintptr(unix.SIGSEGV), uintptr(unsafe.Pointer(&info)))
 	res("INIT_SIGQUEUE", errnoOrNil(e))
+	// And the signals whose default in Go's runtime ends a program: init
+	// drops them with a handler of its own (internal/sigdrop).
+	for _, s := range []unix.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGTERM, unix.SIGQUIT, unix.SIGABRT} {
+		unix.Kill(1, s)
+	}
 	time.Sleep(300 * time.Millisecond)
 	fmt.Println("INIT_ALIVE: yes")
 	return 0

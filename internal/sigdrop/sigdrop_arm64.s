@@ -6,14 +6,25 @@
 TEXT ·gate(SB), NOSPLIT|NOFRAME, $0
 	MOVW	8(R1), R9 // si_code
 	CMPW	$0, R9
-	BLE	drop
+	BLE	dropped
 	MOVD	·next(SB), R9
 	JMP	(R9)
-drop:
+dropped:
+	RET
+
+// func drop(): a signal handler that returns (to the restorer in LR,
+// which calls rt_sigreturn).
+TEXT ·drop(SB), NOSPLIT|NOFRAME, $0
 	RET
 
 // func gateAddr() uintptr
 TEXT ·gateAddr(SB), NOSPLIT, $0-8
 	MOVD	$·gate(SB), R0
+	MOVD	R0, ret+0(FP)
+	RET
+
+// func dropAddr() uintptr
+TEXT ·dropAddr(SB), NOSPLIT, $0-8
+	MOVD	$·drop(SB), R0
 	MOVD	R0, ret+0(FP)
 	RET

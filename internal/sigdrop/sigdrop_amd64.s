@@ -6,14 +6,25 @@
 TEXT ·gate(SB), NOSPLIT|NOFRAME, $0
 	MOVL	8(SI), AX // si_code
 	CMPL	AX, $0
-	JLE	drop
+	JLE	dropped
 	MOVQ	·next(SB), AX
 	JMP	AX
-drop:
+dropped:
+	RET
+
+// func drop(): a signal handler that returns (to the restorer, which
+// calls rt_sigreturn).
+TEXT ·drop(SB), NOSPLIT|NOFRAME, $0
 	RET
 
 // func gateAddr() uintptr
 TEXT ·gateAddr(SB), NOSPLIT, $0-8
 	LEAQ	·gate(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// func dropAddr() uintptr
+TEXT ·dropAddr(SB), NOSPLIT, $0-8
+	LEAQ	·drop(SB), AX
 	MOVQ	AX, ret+0(FP)
 	RET
