@@ -103,7 +103,7 @@ func (l Limits) check(own func(res int) (uint64, error)) error {
 			return fmt.Errorf("reading our %s limit: %w", r.name, err)
 		}
 		if theirs, ok := l[r.name]; !ok || mine > theirs {
-			return fmt.Errorf("its namespace was made under a lower %s limit (%s) than ours (%s): not used (it ends once idle)",
+			return fmt.Errorf("its namespace was made under a lower %s limit (%s) than ours (%s), so a sandbox in it would get less: not used",
 				r.name, limitText(l[r.name], ok), limitText(mine, true))
 		}
 	}
