@@ -26,8 +26,9 @@
 //
 // server.go is the holder, client.go the caller's side, verify.go the
 // caller's check of what it was given, limits.go the limits its namespace
-// was made with (a namespace holds all nested in it to its creator's). It imports the standard library,
-// x/sys, idmap, internal/memexec and internal/proc only.
+// was made with (a namespace holds all nested in it to its creator's).
+// It imports the standard library, x/sys, idmap, internal/memexec and
+// internal/proc only.
 package holder
 
 import (

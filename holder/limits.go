@@ -66,6 +66,9 @@ func formatLimits(l Limits) string {
 	return strings.Join(parts, ",")
 }
 
+// limitsForm is formatLimits' text in words, for an error.
+const limitsForm = "nproc=N,msgqueue=N,sigpending=N,memlock=N (N a number or unlimited)"
+
 // parseLimits reads formatLimits' text: every one of nsLimits, once.
 func parseLimits(text string) (Limits, error) {
 	l := Limits{}
@@ -76,7 +79,7 @@ func parseLimits(text string) (Limits, error) {
 			known = known || r.name == k
 		}
 		if _, dup := l[k]; !ok || !known || dup {
-			return nil, fmt.Errorf("the holder's limits %q: want %s", text, formatLimits(Limits{}))
+			return nil, fmt.Errorf("the holder's limits %q: want %s", text, limitsForm)
 		}
 		if v == "unlimited" {
 			l[k] = unix.RLIM_INFINITY
@@ -89,7 +92,7 @@ func parseLimits(text string) (Limits, error) {
 		l[k] = n
 	}
 	if len(l) != len(nsLimits) {
-		return nil, fmt.Errorf("the holder's limits %q: want %s", text, formatLimits(Limits{}))
+		return nil, fmt.Errorf("the holder's limits %q: want %s", text, limitsForm)
 	}
 	return l, nil
 }
