@@ -45,8 +45,11 @@ func Faults(sigs ...syscall.Signal) error {
 	in := gateAddr()
 	for _, s := range sigs {
 		old, err := runtimeHandler(s, in)
-		if err != nil || old.handler == uint64(in) {
+		if err != nil {
 			return err
+		}
+		if old.handler == uint64(in) {
+			continue // gated already
 		}
 		switch h := uintptr(old.handler); {
 		case next == 0:
