@@ -2,8 +2,9 @@
 // page, for the CLI, whose start on every run's path touches a fresh heap
 // page by page, where page faults are dear.
 //
-// Its heap is a megabyte or two: hundreds of faults a run. In a guest with shadow paging (the CI machine is a PVM guest) the
-// first touch of an anonymous 4 KiB page costs ~11.5 µs, against ~0.3 µs
+// Its heap is a megabyte or two: hundreds of faults a run. In a guest
+// with shadow paging (the CI machine is a PVM guest) the first touch of
+// an anonymous 4 KiB page costs ~11.5 µs, against ~0.3 µs
 // per 4 KiB of a huge page; there `run --net=none -- true` is ~2 ms
 // faster (bench: ~190 faults fewer a run). Natively a fault costs well
 // under a microsecond and the gain would not pay for the memory: the whole
@@ -28,8 +29,6 @@ import (
 const (
 	hugeSize = 2 << 20
 	pageSize = 4 << 10
-	// madvCollapse is MADV_COLLAPSE (include/uapi/asm-generic/mman-common.h).
-	madvCollapse = 25
 )
 
 // enabledFile is the system's THP setting (a variable for tests).
@@ -93,7 +92,7 @@ func collapse(addr uintptr) error {
 	base := addr &^ (hugeSize - 1)
 	var err error
 	for i := 0; i < collapseTries; i++ {
-		_, _, e := unix.Syscall(unix.SYS_MADVISE, base, hugeSize, madvCollapse)
+		_, _, e := unix.Syscall(unix.SYS_MADVISE, base, hugeSize, unix.MADV_COLLAPSE)
 		if e == 0 {
 			return nil
 		}
