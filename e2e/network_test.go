@@ -652,25 +652,35 @@ func TestNetworkServerClosesFirst(t *testing.T) {
 
 // TestNetworkTapByStage: with a holder, init's stage makes slirp4netns'
 // tap (persistent, in init's network namespace, after the maps) so that
-// slirp4netns starts before init runs; without one (the helpers write the
-// maps), init makes it as before. Either way the tap is configured, its
-// files in /sys belong to root inside (made after the maps), and
-// slirp4netns serves it: the host's loopback answers through the gateway.
+// slirp4netns starts before init runs; so does the stage without a holder
+// for maps the caller writes itself (--map=single: it joins init's user
+// namespace, which it owns, to enter the network namespace); when the
+// helpers write the maps, init makes it as before. Either way the tap is
+// configured, its files in /sys belong to root inside (made after the
+// maps), and slirp4netns serves it: the host's loopback answers through
+// the gateway.
 func TestNetworkTapByStage(t *testing.T) {
 	t.Parallel()
 	requireDriver(t, "slirp4netns")
 	const line = "the tap made by init's stage went to the driver"
-	for _, way := range []string{"holder", "helpers"} {
+	for _, way := range []string{"holder", "stage", "helpers"} {
 		t.Run(way, func(t *testing.T) {
 			t.Parallel()
-			h := holderWay(t, way)
-			r := mustRun(t, opts{env: h.env}, sh([]string{"-v", "--net=slirp4netns"},
+			var h holderSetup
+			args := []string{"-v", "--net=slirp4netns"}
+			if way == "stage" {
+				h = holderWay(t, "helpers") // no holder; --map=single needs none
+				args = append(args, "--map=single")
+			} else {
+				h = holderWay(t, way)
+			}
+			r := mustRun(t, opts{env: h.env}, sh(args,
 				"stat -c %u /sys/class/net/tap0/address; ip -o -4 addr show dev tap0; ip route")...)
 			if via := mapsVia(t, r); via != way {
 				t.Fatalf("maps written by %s, want %s", via, way)
 			}
-			if got := strings.Contains(r.stderr, line); got != (way == "holder") {
-				t.Errorf("-v says %q: %v, want %v\n%s", line, got, way == "holder", r)
+			if got := strings.Contains(r.stderr, line); got != (way != "helpers") {
+				t.Errorf("-v says %q: %v, want %v\n%s", line, got, way != "helpers", r)
 			}
 			if owner, _, _ := strings.Cut(r.stdout, "\n"); owner != "0" {
 				t.Errorf("tap0's files in /sys belong to uid %q inside, want 0 (the tap made after the maps)\n%s", owner, r)
@@ -679,7 +689,7 @@ func TestNetworkTapByStage(t *testing.T) {
 				t.Errorf("tap0 not configured\n%s", r)
 			}
 			port, accepted := hostServer(t)
-			r = mustRun(t, opts{env: h.env}, append(py([]string{"--net=slirp4netns", "--allow-host-loopback"}, pyConnect), "10.0.2.2", strconv.Itoa(port))...)
+			r = mustRun(t, opts{env: h.env}, append(py(append(args[1:], "--allow-host-loopback"), pyConnect), "10.0.2.2", strconv.Itoa(port))...)
 			if !strings.Contains(r.stdout, "GOT hello") || accepted.Load() != 1 {
 				t.Errorf("the host's 127.0.0.1:%d through slirp4netns' gateway: %d connections\n%s", port, accepted.Load(), r)
 			}

@@ -43,13 +43,14 @@ func TestInitPureGo(t *testing.T) {
 // init waits for the payload (it has no transient fd then).
 const initFDScript = `sleep 0.3; for f in /proc/1/fd/*; do printf '%s -> %s\n' "${f##*/}" "$(readlink "$f")"; done; tr '\0' '\n' </proc/1/environ`
 
-// initFDs runs initFDScript with env and returns init's fds above stdio
-// as "N kind" (the target without its inode number), its environment and
-// how the maps were written.
-func initFDs(t *testing.T, env []string) (fds, environ []string, via string) {
+// initFDs runs initFDScript with env (and run's flags) and returns init's
+// fds above stdio as "N kind" (the target without its inode number), its
+// environment and how the maps were written.
+func initFDs(t *testing.T, env []string, flags ...string) (fds, environ []string, via string) {
 	t.Helper()
-	r := mustRun(t, opts{env: env}, "run", "-v", "--net=none", "--cap-add", "ALL", "--seccomp=unconfined", "--",
+	args := append(append([]string{"run", "-v", "--net=none", "--cap-add", "ALL", "--seccomp=unconfined"}, flags...), "--",
 		"sh", "-c", initFDScript)
+	r := mustRun(t, opts{env: env}, args...)
 	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 		n, target, ok := strings.Cut(l, " -> ")
 		if !ok {
@@ -101,6 +102,48 @@ func TestStageNothingReachesInit(t *testing.T) {
 	}
 	if !slices.Equal(staged, direct) {
 		t.Errorf("init's fds above stdio: created by the stage %v, started directly %v", staged, direct)
+	}
+}
+
+// TestStageWithoutHolder: maps the caller writes itself (--map=single:
+// its own uid and gid alone) are written by init's stage too, without a
+// holder: init is started while the run is planned, by the stage's
+// clone rather than a fork of the whole of sandbox, with setgroups denied
+// before the gid map (the kernel's rule for a writer without CAP_SETGID),
+// the same fds as an init started directly, and nothing of the stage.
+func TestStageWithoutHolder(t *testing.T) {
+	t.Parallel()
+	h := holderWay(t, "helpers") // no holder: none is used for one id
+	r := mustRun(t, opts{env: h.env}, "run", "-v", "--map=single", "--net=none", "--",
+		"cat", "/proc/self/uid_map", "/proc/self/gid_map", "/proc/self/setgroups")
+	if via := mapsVia(t, r); via != "stage" {
+		t.Fatalf("--map=single: maps written by %s, want init's stage\n%s", via, r)
+	}
+	if !strings.Contains(r.stderr, ", early: while the run was planned") {
+		t.Errorf("--map=single: init not started while the run was planned:\n%s", r.stderr)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		lines = append(lines, strings.Join(strings.Fields(l), " "))
+	}
+	if want := []string{fmt.Sprintf("0 %d 1", os.Getuid()), fmt.Sprintf("0 %d 1", os.Getgid()), "deny"}; !slices.Equal(lines, want) {
+		t.Errorf("uid_map, gid_map, setgroups inside: got %q, want %q", lines, want)
+	}
+	staged, environ, via := initFDs(t, h.env, "--map=single")
+	if via != "stage" {
+		t.Fatalf("--map=single: maps by %s, want init's stage", via)
+	}
+	for _, e := range environ {
+		if strings.HasPrefix(e, "SANDBOX_STAGE") {
+			t.Errorf("init's environment has the stage's %s", e)
+		}
+	}
+	direct, _, via := initFDs(t, h.env)
+	if via != "helpers" {
+		t.Fatalf("with SANDBOX_HOLDER=off: maps by %s, want the helpers", via)
+	}
+	if !slices.Equal(staged, direct) {
+		t.Errorf("init's fds above stdio: created by the stage without a holder %v, started directly %v", staged, direct)
 	}
 }
 

@@ -28,14 +28,16 @@ var pending atomic.Pointer[earlyInit]
 
 // StartEarly starts init for s, planned as far as what starts it
 // (spec.Options.Planned), in the background: only for a run that needs
-// nothing else to start it, in the foreground, in a holder's namespace,
-// with no limits (a cgroup with limits takes only an init born in it).
+// nothing else to start it, in the foreground, by init's stage (in a
+// holder's namespace, or without one for maps this process writes
+// itself: directStage), with no limits (a cgroup with limits takes only
+// an init born in it).
 // The run adopts it if the whole plan starts init the same way (launchKey)
 // and its cgroup takes it (cgroupManager.adoptInit), and kills it
 // otherwise; DiscardEarly kills it for a run that ends before.
 // It reads s only here: planning goes on with it meanwhile.
 func StartEarly(s *spec.Spec) {
-	if s.Detach || s.Output != nil || s.PreserveFDs > 0 || !stageable() || !s.Maps.ViaHelpers ||
+	if s.Detach || s.Output != nil || s.PreserveFDs > 0 || !(stageable() && s.Maps.ViaHelpers || directStage(s)) ||
 		s.Resources.Limits.Any() || pending.Load() != nil {
 		return
 	}
@@ -85,7 +87,9 @@ func (e *earlyInit) adopt(key launchKey, cg cgroupManager, lg *journal.Logger) *
 		return nil
 	}
 	l := e.l
-	l.hold.Close()
+	if l.hold != nil {
+		l.hold.Close()
+	}
 	if l.memfds != nil {
 		l.memfds.Close() // init has its own copy once started
 	}

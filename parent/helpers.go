@@ -77,6 +77,15 @@ func holderFor(s *spec.Spec, lg *journal.Logger) (ns *holder.NS, dir string, sta
 // embedded, and the caller did not ask for the helpers.
 func stageable() bool { return StageELF != "" && InitELF != "" && !holder.Off() }
 
+// directStage says whether init's stage creates init for s without a
+// holder: maps this process writes itself (one id, the caller's own; or
+// root's), which the stage, with the same credentials, writes as well.
+// Go's runtime forks this whole process for a child in a new user
+// namespace (no vfork then): the stage, a 13 KB program, is started with
+// a vfork and makes the namespaces itself, so init can also be started
+// while the run is planned (StartEarly), as with a holder.
+func directStage(s *spec.Spec) bool { return StageELF != "" && InitELF != "" && !s.Maps.ViaHelpers }
+
 // stageOf is what the stage needs to create init in ns, from init's memfd
 // (holderFor has loaded the stage, initCommand chose init's copy).
 func stageOf(ns *holder.NS, m idmap.Prepared, init *memexec.File) *userns.Stage {
@@ -86,10 +95,23 @@ func stageOf(ns *holder.NS, m idmap.Prepared, init *memexec.File) *userns.Stage 
 		HolderUIDMap: ns.UIDMap, HolderGIDMap: ns.GIDMap}
 }
 
+// directStageOf is what the stage needs to create init without a holder.
+func directStageOf(m idmap.Prepared, init *memexec.File) (*userns.Stage, error) {
+	st, err := loadStage()
+	if err != nil {
+		return nil, err
+	}
+	return &userns.Stage{Exe: st.File(), Init: init.File(),
+		UIDMap: idmap.Format(m.UIDs), GIDMap: idmap.Format(m.GIDs), DenySetgroups: !idmap.Privileged()}, nil
+}
+
 // mapsWritten says how the maps were written, for the verbose log.
-func mapsWritten(m idmap.Prepared, staged bool) string {
-	if !staged {
+func mapsWritten(m idmap.Prepared, staged, viaHolder bool) string {
+	switch {
+	case !staged:
 		return mapKind(m)
+	case !viaHolder:
+		return mapKind(m) + ", by init's stage"
 	}
 	uids, _, _ := strings.Cut(mapKind(m), ", ")
 	return uids + ", by init's stage in the holder's namespace"
@@ -120,8 +142,8 @@ func PreloadInit() {
 	case InitELF != "":
 		go loadInit()
 	}
-	if stageable() {
-		go loadStage()
+	if StageELF != "" && InitELF != "" {
+		go loadStage() // with a holder, or without (directStage)
 	}
 }
 
@@ -177,9 +199,10 @@ func holderListens() bool {
 // initCommand is the path that starts init, at minFD or above (see
 // childFDFloor); init's sealed memfd: the holder's copy if hold has one of
 // this build (shared), else this process's own; and what to close once
-// init has started: that memfd, and the stage's when it is loaded. initMem
-// is nil when init is this binary again (no embedded copy).
-func initCommand(minFD int, hold *holder.NS) (path string, initMem *memexec.File, closer io.Closer, shared bool, err error) {
+// init has started: that memfd, and the stage's when it is loaded (staged:
+// the run may use it). initMem is nil when init is this binary again (no
+// embedded copy).
+func initCommand(minFD int, hold *holder.NS, staged bool) (path string, initMem *memexec.File, closer io.Closer, shared bool, err error) {
 	if InitELF == "" {
 		return "/proc/self/exe", nil, nil, false, nil
 	}
@@ -196,11 +219,11 @@ func initCommand(minFD int, hold *holder.NS) (path string, initMem *memexec.File
 		initMem.Close()
 		return "", nil, nil, false, err
 	}
-	if !stageable() {
+	if !staged {
 		return p, initMem, initMem, shared, nil
 	}
 	// A stage that could not be loaded leaves runs to the helpers
-	// (holderFor says why).
+	// (holderFor says why), or to Go's fork (launch).
 	if st, err := loadStage(); err == nil {
 		return p, initMem, memfds{initMem, st}, shared, nil
 	}

@@ -25,7 +25,8 @@ type launched struct {
 	c       *userns.Child
 	parent  *proto.Conn
 	devnull *os.File // init's stdin for a pty or a background job; nil otherwise
-	staged  bool     // created by init's stage in the holder's namespace (maps written)
+	staged  bool     // created by init's stage, which wrote the maps
+	holder  bool     // staged in the holder's namespace
 	tapMade bool     // the stage made slirp4netns' tap
 	// An early launch's: the holder's namespace and init's and the
 	// stage's memfds, kept open until run decides (see earlyInit).
@@ -42,22 +43,26 @@ func (l *launched) close() {
 	}
 }
 
-// errNoEarly: an early launch is made only in a holder's namespace.
+// errNoEarly: an early launch is made only by init's stage, in a holder's
+// namespace or without one (directStage).
 var errNoEarly = errors.New("no holder to start init in early")
 
 // launch starts init for s in new namespaces, in cg. With a holder, init
 // is created inside its namespace by init's stage, which writes the maps
-// itself: no setuid helper on this run's path. early (StartEarly) starts
-// it only that way, and keeps the holder's namespace open (launched.hold):
-// a run that does not adopt it asks the same answer again.
+// itself: no setuid helper on this run's path; maps this process may
+// write itself the stage writes too, without a holder (directStage).
+// early (StartEarly) starts it only by the stage, and keeps the holder's
+// namespace open (launched.hold): a run that does not adopt it asks the
+// same answer again.
 func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, error) {
 	lg := s.EnsureLog()
 	logf := lg.Step
 	var hold *holder.NS
 	var holdDir string
 	var startHolder bool
+	direct := directStage(s)
 	if early {
-		if hold, _, _ = holderFor(s, lg); hold == nil {
+		if hold, _, _ = holderFor(s, lg); hold == nil && !direct {
 			return nil, errNoEarly
 		}
 	}
@@ -104,7 +109,7 @@ func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, erro
 			hold.Close() // init's stage had its own copy
 		}
 	}
-	initPath, initMemfd, initFile, shared, err := initCommand(childFDFloor(append([]*os.File{stdin, stdout, stderr}, extra...)), hold)
+	initPath, initMemfd, initFile, shared, err := initCommand(childFDFloor(append([]*os.File{stdin, stdout, stderr}, extra...)), hold, hold != nil || direct)
 	if err != nil {
 		closeHold()
 		return fail(journal.AtStep("loading init", err))
@@ -127,18 +132,32 @@ func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, erro
 		Stderr:     stderr,
 		ExtraFiles: extra,
 	}
-	if hold != nil {
+	switch {
+	case hold != nil:
 		opts.Stage = stageOf(hold, s.Maps, initMemfd)
-		if stageTap(s) {
-			// Made by the stage, so that slirp4netns starts now rather
-			// than once init runs and has made it.
-			opts.Stage.Tap = netns.TapName
+	case direct && initMemfd != nil:
+		if opts.Stage, err = directStageOf(s.Maps, initMemfd); err != nil {
+			if early {
+				// initFile stays open: loadInit's copy, for the run's own launch.
+				return fail(fmt.Errorf("%w: init's stage: %w", errNoEarly, err))
+			}
+			lg.Detail("identity", fmt.Sprintf("not using init's stage: %v", err))
 		}
+	}
+	if opts.Stage != nil && stageTap(s) {
+		// Made by the stage, so that slirp4netns starts now rather than
+		// once init runs and has made it.
+		opts.Stage.Tap = netns.TapName
 	}
 	c, err := cg.startInit(opts)
 	if err != nil && opts.Stage != nil && !early {
-		// Whatever the stage could not do, the helpers do as without it.
-		lg.Detail("identity", fmt.Sprintf("not using the holder: %v", err))
+		// Whatever the stage could not do, the helpers (or this process)
+		// do as without it.
+		what := "the holder"
+		if hold == nil {
+			what = "init's stage"
+		}
+		lg.Detail("identity", fmt.Sprintf("not using %s: %v", what, err))
 		opts.Stage = nil
 		c, err = cg.startInit(opts)
 	}
@@ -160,6 +179,7 @@ func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, erro
 		return fail(journal.AtStep("creating the namespaces", diagnoseStart(err)))
 	}
 	l.c, l.staged = c, opts.Stage != nil
+	l.holder = l.staged && opts.Stage.NS != nil
 	l.tapMade = l.staged && opts.Stage.Tap != ""
 	if early {
 		logf("init started early (pid %d), while the run is planned", c.Pid)

@@ -129,7 +129,7 @@ func run(s *spec.Spec) (status int, err error) {
 	mapsDone := make(chan error, 1)
 	if staged {
 		mapsDone <- nil
-		if rep.Identity != nil {
+		if rep.Identity != nil && l.holder {
 			rep.Identity.Via = "holder"
 			rep.Identity.Why = "your /etc/subuid and /etc/subgid ranges, written by init in your holder's namespace (which newuidmap and newgidmap mapped once)"
 		}
@@ -217,7 +217,7 @@ func run(s *spec.Spec) (status int, err error) {
 	if err != nil {
 		return abort(journal.AtStep("writing the id maps", fmt.Errorf("writing the id maps: %w", err)))
 	}
-	logf("wrote uid and gid maps (%s)", mapsWritten(s.Maps, staged))
+	logf("wrote uid and gid maps (%s)", mapsWritten(s.Maps, staged, l.holder))
 	// Init's threads before it can install a filter that may kill one: a
 	// thread killed later is seen gone (initWatch).
 	watch := initWatch{pid: c.Pid, seccomp: s.Seccomp != nil, profile: s.SeccompFile, threads: cfg.SeccompWatch}

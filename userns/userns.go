@@ -42,24 +42,31 @@ type Options struct {
 	// where the kernel refuses that, the child is moved there at once,
 	// before it is sent anything. nil: the caller's cgroup.
 	Cgroup *os.File
-	// Stage, when set, has init created inside a holder's user namespace
-	// by the holder stage (see Stage); the maps are then written
-	// by the time Start returns.
+	// Stage, when set, has init created by init's stage (see Stage),
+	// inside a holder's user namespace or beside this process; the maps
+	// are then written by the time Start returns.
 	Stage *Stage
 }
 
-// Stage is what the holder stage (cmd/sandbox-stage, a C program) needs:
-// its executable (a file this process has open, e.g. a sealed memfd),
-// init's (Options.Path names the same file) open for the stage's child to
+// Stage is what init's stage (cmd/sandbox-stage, a C program) needs: its
+// executable (a file this process has open, e.g. a sealed memfd), init's
+// (Options.Path names the same file) open for the stage's child to
 // execute, the holder's namespace, checked by the caller
 // (holder.Verify), init's maps as /proc/PID/uid_map and gid_map take
 // them, and the holder's maps, which the stage checks again once it has
-// joined.
+// joined. Without a holder (NS nil) the stage creates init from this
+// process's own namespace, with its credentials: only for maps this
+// process could write itself (one id, its own; any, as root).
 type Stage struct {
 	Exe, Init                  *os.File
 	NS                         *os.File
 	UIDMap, GIDMap             string
 	HolderUIDMap, HolderGIDMap string
+	// DenySetgroups: without a holder, and without CAP_SETGID here, the
+	// stage denies setgroups(2) in init's namespace before it writes the
+	// gid map, as the kernel requires of such a writer (idmap.Apply does
+	// the same).
+	DenySetgroups bool
 	// Tap is a persistent tap for the stage to make in init's network
 	// namespace once the maps are written (slirp4netns' tap, so that it
 	// can start before init runs), or "".
@@ -75,6 +82,7 @@ const (
 	stageHolderUIDs = "SANDBOX_STAGE_HOLDER_UIDMAP"
 	stageHolderGIDs = "SANDBOX_STAGE_HOLDER_GIDMAP"
 	stageTap        = "SANDBOX_STAGE_TAP"
+	stageSetgroups  = "SANDBOX_STAGE_SETGROUPS"
 )
 
 // StageArg0 is argv[0] of the stage; init's argv follows it.
@@ -215,7 +223,7 @@ func (c *Child) Wait() (syscall.WaitStatus, error) {
 const stageTimeout = 10 * time.Second
 
 // startStaged starts the stage (o.Stage.Exe) outside any new namespace
-// (but in the cgroup): it joins o.Stage.NS, creates init's process in the
+// (but in the cgroup): it joins o.Stage.NS if set, creates init's process in the
 // namespaces of o.Cloneflags as our own child (CLONE_PARENT), which
 // executes init (o.Stage.Init, with o.Args and o.Env), writes init's maps,
 // reports init's pid on a pipe once init's exec succeeded and exits. Init
@@ -228,8 +236,14 @@ func startStaged(o Options, intoCgroup bool) (*Child, error) {
 		return nil, fmt.Errorf("a pipe for the stage of %s: %w", o.Path, err)
 	}
 	defer r.Close()
-	files := append(append([]*os.File{}, o.ExtraFiles...), o.Stage.NS, w, o.Stage.Init)
-	nsFD := 3 + len(o.ExtraFiles)
+	files := append([]*os.File{}, o.ExtraFiles...)
+	nsFD := "-" // no holder
+	if o.Stage.NS != nil {
+		nsFD = strconv.Itoa(3 + len(files))
+		files = append(files, o.Stage.NS)
+	}
+	repFD := 3 + len(files)
+	files = append(files, w, o.Stage.Init)
 	// The stage is executed by its path in /proc/self/fd: its fd must be
 	// one the child's fd shuffle leaves alone (it moves fds to just above
 	// the highest one it is given).
@@ -246,9 +260,14 @@ func startStaged(o Options, intoCgroup bool) (*Child, error) {
 	}
 	defer unix.Close(exe) // once the stage has started: the child has its own
 	env := append(append([]string{}, o.Env...),
-		fmt.Sprintf("%s=%d %d %d %d %d", StageEnv, nsFD, nsFD+1, nsFD+2, o.Cloneflags, o.LastCap),
-		stageUIDMap+"="+o.Stage.UIDMap, stageGIDMap+"="+o.Stage.GIDMap,
-		stageHolderUIDs+"="+o.Stage.HolderUIDMap, stageHolderGIDs+"="+o.Stage.HolderGIDMap)
+		fmt.Sprintf("%s=%s %d %d %d %d", StageEnv, nsFD, repFD, repFD+1, o.Cloneflags, o.LastCap),
+		stageUIDMap+"="+o.Stage.UIDMap, stageGIDMap+"="+o.Stage.GIDMap)
+	if o.Stage.NS != nil {
+		env = append(env, stageHolderUIDs+"="+o.Stage.HolderUIDMap, stageHolderGIDs+"="+o.Stage.HolderGIDMap)
+	}
+	if o.Stage.NS == nil && o.Stage.DenySetgroups {
+		env = append(env, stageSetgroups+"=deny")
+	}
 	if o.Stage.Tap != "" {
 		env = append(env, stageTap+"="+o.Stage.Tap)
 	}
@@ -309,7 +328,11 @@ func startStaged(o Options, intoCgroup bool) (*Child, error) {
 		c.done <- result{st, err}
 	}()
 	if err := <-started; err != nil {
-		return nil, fmt.Errorf("starting %s in new namespaces inside the holder's: %w", o.Path, err)
+		where := "by its stage"
+		if o.Stage.NS != nil {
+			where = "inside the holder's"
+		}
+		return nil, fmt.Errorf("starting %s in new namespaces %s: %w", o.Path, where, err)
 	}
 	return c, nil
 }

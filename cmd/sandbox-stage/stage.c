@@ -1,12 +1,16 @@
-// Command sandbox-stage is the holder stage (see package holder and
+// Command sandbox-stage is init's stage (see package holder and
 // userns.startStaged): a small static C program, embedded in sandbox and
 // run from a sealed memfd, single-threaded because setns(CLONE_NEWUSER) is
 // refused to a process with more threads (so it cannot be Go). Asked by
-// SANDBOX_STAGE, it joins the holder's user namespace, checks that
-// namespace's maps, creates the sandbox's namespaces with init as the
+// SANDBOX_STAGE, it joins the holder's user namespace and checks that
+// namespace's maps (or, with "-" for the holder's fd, stays in the
+// caller's, for maps the caller may write itself: its own ids alone, or
+// any as root), creates the sandbox's namespaces with init as the
 // caller's own child (CLONE_PARENT: in its cgroup, with its confinement,
 // rlimits and fds), writes init's maps (it is root of the holder's
-// namespace, the parent of init's), makes the sandbox's tap when asked
+// namespace, the parent of init's; or it has the caller's credentials,
+// denying setgroups first when asked, as the kernel requires of a writer
+// without CAP_SETGID there), makes the sandbox's tap when asked
 // (SANDBOX_STAGE_TAP: persistent, in init's network namespace, for
 // slirp4netns to attach to before init is even running), reports init's
 // pid once init's exec succeeded, and exits. The child executes init from
@@ -36,6 +40,7 @@
 #define HOLDER_UIDMAP_ENV "SANDBOX_STAGE_HOLDER_UIDMAP"
 #define HOLDER_GIDMAP_ENV "SANDBOX_STAGE_HOLDER_GIDMAP"
 #define TAP_ENV "SANDBOX_STAGE_TAP"
+#define SETGROUPS_ENV "SANDBOX_STAGE_SETGROUPS"
 
 // At most this many numbers in a map (the kernel allows 340 lines of 3).
 #define MAX_NUMS (340 * 3)
@@ -318,22 +323,36 @@ static long write_map(long pid, const char *name, const char *text)
 	return w == (long)len ? 0 : -EIO;
 }
 
-// make_tap creates the persistent tap name in the network namespace of
-// pid (after its maps, so that the device's files in /sys belong to root
-// inside); it returns 0 or -errno. The stage is root of the holder's
-// namespace, which owns init's: it may join init's network namespace.
-static long make_tap(long pid, const char *name)
+// join enters pid's namespace of type (its name in /proc/PID/ns); it
+// returns 0 or -errno.
+static long join(long pid, const char *name, long type)
 {
 	struct buf path = {.n = 0};
 	put(&path, "/proc/");
 	put_num(&path, pid);
-	put(&path, "/ns/net");
+	put(&path, "/ns/");
+	put(&path, name);
 	long ns = sys3(__NR_openat, AT_FDCWD, path.s, O_RDONLY | O_CLOEXEC);
 	if (ns < 0)
 		return ns;
-	long r = sys2(__NR_setns, ns, CLONE_NEWNET);
+	long r = sys2(__NR_setns, ns, type);
 	sys1(__NR_close, ns);
-	if (r != 0)
+	return r;
+}
+
+// make_tap creates the persistent tap name in the network namespace of
+// pid (after its maps, so that the device's files in /sys belong to root
+// inside); it returns 0 or -errno. Joining that namespace takes
+// CAP_SYS_ADMIN over it and over our own user namespace: the stage has
+// both as root of the holder's namespace, which owns init's; without a
+// holder it first joins init's user namespace, which it owns (the last
+// thing it does there: it only reports after).
+static long make_tap(long pid, const char *name, int holder)
+{
+	long r;
+	if (!holder && (r = join(pid, "user", CLONE_NEWUSER)) != 0)
+		return r;
+	if ((r = join(pid, "net", CLONE_NEWNET)) != 0)
 		return r;
 	long fd = sys3(__NR_openat, AT_FDCWD, "/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
@@ -431,10 +450,11 @@ __attribute__((used, noreturn)) void stage_main(long *sp)
 	const char *stage = get_env(envp, STAGE_ENV);
 	if (!stage || argc < 2)
 		usage("only sandbox runs this (" STAGE_ENV " and init's argv are missing)");
-	// "NSFD REPORTFD INITFD FLAGS LASTCAP"
+	// "NSFD REPORTFD INITFD FLAGS LASTCAP"; NSFD "-": no holder.
 	const char *p = stage;
-	long ns_fd = fd_arg(&p), rep_fd = -1, init_fd = -1, flags = -1, last_cap = -1;
-	if (ns_fd >= 0 && *p++ == ' ')
+	int holder = *p != '-';
+	long ns_fd = holder ? fd_arg(&p) : (p++, -1), rep_fd = -1, init_fd = -1, flags = -1, last_cap = -1;
+	if ((ns_fd >= 0 || !holder) && *p++ == ' ')
 		rep_fd = fd_arg(&p);
 	if (rep_fd >= 0 && *p++ == ' ')
 		init_fd = fd_arg(&p);
@@ -443,21 +463,27 @@ __attribute__((used, noreturn)) void stage_main(long *sp)
 	if (flags >= 0 && *p++ == ' ')
 		last_cap = num(&p, 63);
 	if (last_cap < 0 || *p)
-		usage(STAGE_ENV " is not \"NSFD REPORTFD INITFD FLAGS LASTCAP\" with open fds");
+		usage(STAGE_ENV " is not \"NSFD REPORTFD INITFD FLAGS LASTCAP\" with open fds (NSFD may be -)");
 	report_fd = (int)rep_fd;
 	// Neither crosses any exec (the child closes them before its own).
-	sys3(__NR_fcntl, ns_fd, F_SETFD, FD_CLOEXEC);
+	if (holder)
+		sys3(__NR_fcntl, ns_fd, F_SETFD, FD_CLOEXEC);
 	sys3(__NR_fcntl, report_fd, F_SETFD, FD_CLOEXEC);
 	const char *uid_map = get_env(envp, UIDMAP_ENV), *gid_map = get_env(envp, GIDMAP_ENV);
-	const char *holder_uid = get_env(envp, HOLDER_UIDMAP_ENV), *holder_gid = get_env(envp, HOLDER_GIDMAP_ENV);
-	if (!uid_map || !gid_map || !holder_uid || !holder_gid)
+	if (!uid_map || !gid_map)
 		fail(0, "the stage's maps are missing", EINVAL);
-	long r = sys2(__NR_setns, ns_fd, CLONE_NEWUSER);
-	if (r != 0)
-		fail(0, "joining the holder's user namespace", r);
-	// The holder's word checked against the kernel's.
-	if (!same_map("/proc/self/uid_map", holder_uid) || !same_map("/proc/self/gid_map", holder_gid))
-		fail(0, "the holder's namespace does not have the maps it claimed", EPERM);
+	long r;
+	if (holder) {
+		const char *holder_uid = get_env(envp, HOLDER_UIDMAP_ENV), *holder_gid = get_env(envp, HOLDER_GIDMAP_ENV);
+		if (!holder_uid || !holder_gid)
+			fail(0, "the stage's maps are missing", EINVAL);
+		r = sys2(__NR_setns, ns_fd, CLONE_NEWUSER);
+		if (r != 0)
+			fail(0, "joining the holder's user namespace", r);
+		// The holder's word checked against the kernel's.
+		if (!same_map("/proc/self/uid_map", holder_uid) || !same_map("/proc/self/gid_map", holder_gid))
+			fail(0, "the holder's namespace does not have the maps it claimed", EPERM);
+	}
 	// The child's exec failure comes back on this pipe; a successful exec
 	// closes the child's end (close-on-exec).
 	int errp[2];
@@ -471,20 +497,25 @@ __attribute__((used, noreturn)) void stage_main(long *sp)
 		fail(0, "creating the sandbox's namespaces", pid);
 	if (pid == 0) {
 		// init: the holder's namespace and the report are not its own.
-		sys1(__NR_close, ns_fd);
+		if (holder)
+			sys1(__NR_close, ns_fd);
 		sys1(__NR_close, report_fd);
 		sys1(__NR_close, errp[0]);
 		exec_init(init_fd, errp[1], last_cap, argv + 1, envp);
 	}
 	sys1(__NR_close, errp[1]);
 	// As newgidmap does for a caller with CAP_SETGID over the parent
-	// namespace, setgroups stays allowed.
+	// namespace, setgroups stays allowed; a writer without it must deny
+	// it first (a kernel before 3.19 has neither the file nor the rule).
+	const char *setgroups = get_env(envp, SETGROUPS_ENV);
+	if (setgroups && *setgroups && (r = write_map(pid, "setgroups", setgroups)) != 0 && r != -ENOENT)
+		fail(pid, "denying setgroups", r);
 	if ((r = write_map(pid, "uid_map", uid_map)) != 0)
 		fail(pid, "writing the uid map", r);
 	if ((r = write_map(pid, "gid_map", gid_map)) != 0)
 		fail(pid, "writing the gid map", r);
 	const char *tap = get_env(envp, TAP_ENV);
-	if (tap && *tap && (r = make_tap(pid, tap)) != 0)
+	if (tap && *tap && (r = make_tap(pid, tap, holder)) != 0)
 		fail(pid, "creating the network interface", r);
 	int err;
 	long n;
