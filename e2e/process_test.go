@@ -159,7 +159,14 @@ func TestCallersSignalMaskNotInherited(t *testing.T) {
 	bg := start(t, opts{}, "run", "-d", "--name", name, "--net=none", "--", "sleep", "30")
 	unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
 	runtime.UnlockOSThread()
-	t.Cleanup(func() { run(t, "kill", name, "KILL"); run(t, "rm", name) })
+	t.Cleanup(func() {
+		// stop waits for the end; rm right after kill could meet the
+		// record still running, and leave it in the user's state.
+		run(t, "stop", "--time", "1s", name)
+		if r := run(t, "rm", name); r.code != 0 {
+			t.Errorf("removing %s: %s", name, r)
+		}
+	})
 	if r := fg.wait(); r.code != 0 || !strings.Contains(r.stdout, "SigBlk:\t0000000000000000") {
 		t.Errorf("the payload runs with the caller's blocked signals (want SigBlk 0)\n%s", r)
 	}
