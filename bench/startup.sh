@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Start-up benchmark: `sandbox run -- true` against bwrap, unshare, podman,
 # crun and runc (and sandbox-oci, the OCI runtime, beside them), side by side
-# in one hyperfine run, as an unprivileged user; with a base
+# in one run of hyperfine rounds, as an unprivileged user; with a base
 # binary (--base REV or SANDBOX_BASE_BIN), every sandbox line twice, base and
 # new, in the same run. Then the resident memory of the sandbox's own processes.
 #
-#   bench/startup.sh [--out DIR] [--runs N] [--warmup N] [--base REV]
+#   bench/startup.sh [--out DIR] [--runs N] [--warmup N] [--rounds N] [--base REV]
 #
 # As root it re-runs itself as the test user sbxtest (see scripts/setup-host.sh).
 # SANDBOX_BIN defaults to the repository's bin/sandbox (scripts/build.sh).
@@ -24,7 +24,7 @@ readonly GNU_TIME=/usr/bin/time
 
 usage() {
 	cat <<'EOF'
-usage: bench/startup.sh [--out DIR] [--runs N] [--warmup N] [--base REV]
+usage: bench/startup.sh [--out DIR] [--runs N] [--warmup N] [--rounds N] [--base REV]
 
 Measures the start-up time of `sandbox run -- true` (and variants),
 `sandbox version`, `sandbox exec NAME -- true` and `sandbox ps` next to bwrap,
@@ -33,10 +33,13 @@ prints median, mean ± σ and each median's ratio to bwrap's median; then the
 RSS of the sandbox's supervisor and init while the payload sleeps (and its
 anonymous part, what each further sandbox adds).
 
-  --out DIR    write startup.json, startup.md, summary.md, memory.md,
+  --out DIR    write startup.json, startup-rN.json, summary.md, memory.md,
                memory.json, env.txt to DIR (default: a new temporary directory)
-  --runs N     runs per command (default 30)
-  --warmup N   warm-up runs per command (default 5)
+  --runs N     runs per command (default 30), split over the rounds
+  --warmup N   warm-up runs per command and round (default 5)
+  --rounds N   hyperfine runs of every command, one after another, each in
+               the other order than the one before (default 3): a machine
+               whose speed drifts moves every line alike
   --base REV   also measure the binary built (scripts/build.sh) from git
                revision REV of this repository, side by side in the same run
 
@@ -48,6 +51,7 @@ EOF
 out=""
 runs=30
 warmup=5
+rounds=3
 base_rev=""
 while [[ $# -gt 0 ]]; do
 	case "$1" in
@@ -57,6 +61,8 @@ while [[ $# -gt 0 ]]; do
 	--runs=*) runs="${1#--runs=}"; shift ;;
 	--warmup) [[ $# -ge 2 ]] || die "--warmup needs a number"; warmup="$2"; shift 2 ;;
 	--warmup=*) warmup="${1#--warmup=}"; shift ;;
+	--rounds) [[ $# -ge 2 ]] || die "--rounds needs a number"; rounds="$2"; shift 2 ;;
+	--rounds=*) rounds="${1#--rounds=}"; shift ;;
 	--base) [[ $# -ge 2 ]] || die "--base needs a git revision"; base_rev="$2"; shift 2 ;;
 	--base=*) base_rev="${1#--base=}"; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -65,6 +71,8 @@ while [[ $# -gt 0 ]]; do
 done
 [[ "$runs" =~ ^[0-9]+$ && "$runs" -ge 2 ]] || die "--runs must be a number >= 2"
 [[ "$warmup" =~ ^[0-9]+$ ]] || die "--warmup must be a number"
+[[ "$rounds" =~ ^[0-9]+$ && "$rounds" -ge 1 && "$rounds" -le 20 && "$rounds" -le "$runs" ]] ||
+	die "--rounds must be a number from 1 to 20, and at most --runs"
 [[ -z "$base_rev" || -z "${SANDBOX_BASE_BIN:-}" ]] || die "give --base or SANDBOX_BASE_BIN, not both"
 if [[ "$runs" -lt 30 ]]; then
 	say "note: --runs $runs is below the usual 30: fine for a smoke test, not for numbers"
@@ -180,7 +188,7 @@ if [[ "$(id -u)" -eq 0 ]]; then
 	if bench_as_user SANDBOX_BIN="$stage_bin" BENCH_SKIP_SANDBOX="$skip_sandbox" \
 		SANDBOX_BASE_BIN="$stage_base" BENCH_BASE_LABEL="$base_label" \
 		BENCH_TOOLS_DIR="$stage" BENCH_FLOOR_BIN="$stage/floor" BENCH_SANDBOX_LABEL="$SANDBOX_BIN" \
-		bash "$stage/startup.sh" --out "$stage/out" --runs "$runs" --warmup "$warmup" </dev/null; then
+		bash "$stage/startup.sh" --out "$stage/out" --runs "$runs" --warmup "$warmup" --rounds "$rounds" </dev/null; then
 		rc=0
 	else
 		rc=$?
@@ -435,24 +443,34 @@ oci_runtime sandbox-oci "$oci_bin"
 	if command -v podman >/dev/null; then echo "podman: $(podman --version 2>/dev/null)"; fi
 	if command -v crun >/dev/null; then echo "crun: $(crun --version 2>/dev/null | head -n 1)"; fi
 	if command -v runc >/dev/null; then echo "runc: $(runc --version 2>/dev/null | head -n 1)"; fi
-	echo "runs: $runs, warmup: $warmup"
+	echo "runs: $runs in $rounds rounds ($(((runs + rounds - 1) / rounds)) each), warmup: $warmup a round"
 	for s in "${skipped[@]}"; do echo "skipped: $s"; done
 } >"$out/env.txt"
 cat "$out/env.txt"
 
 # ------------------------------------------------------ measure
-hf_args=()
-for i in "${!cmds[@]}"; do
-	hf_args+=(--command-name "${names[$i]}" "${cmds[$i]}")
+# In rounds: each runs every command its share of the runs, in the order
+# the round before did not (hyperfine runs one command's runs in a row, and
+# this machine's speed drifts by ±20 % over an hour: a line measured in one
+# slow stretch moved by ±10 % against the others); ratios merges them.
+round_runs=$(((runs + rounds - 1) / rounds))
+json_args=()
+for ((r = 1; r <= rounds; r++)); do
+	hf_args=()
+	for i in "${!cmds[@]}"; do
+		j=$i
+		((r % 2 == 1)) || j=$((${#cmds[@]} - 1 - i))
+		hf_args+=(--command-name "${names[$j]}" "${cmds[$j]}")
+	done
+	say "hyperfine, round $r of $rounds: ${#cmds[@]} commands, $warmup warm-up + $round_runs runs each"
+	hyperfine -N --warmup "$warmup" --runs "$round_runs" \
+		--export-json "$out/startup-r$r.json" "${hf_args[@]}" </dev/null
+	json_args+=(-json "$out/startup-r$r.json")
 done
-say "hyperfine: ${#cmds[@]} commands, $warmup warm-up + $runs runs each"
-hyperfine -N --warmup "$warmup" --runs "$runs" \
-	--export-json "$out/startup.json" --export-markdown "$out/startup.md" \
-	"${hf_args[@]}" </dev/null
 
 echo
 # The goals of issue 14: the new binary's line decides.
-"$ratios" -json "$out/startup.json" -baseline bwrap -md "$out/summary.md" \
+"$ratios" "${json_args[@]}" -merged "$out/startup.json" -baseline bwrap -md "$out/summary.md" \
 	-goal "sandbox run --net=none -- true<=1.5x" -goal "sandbox run --net=none -- true<=1.0x" \
 	-goal "sandbox run -- true<=2.0x" \
 	-goal "sandbox exec NAME -- true<=10ms" -goal "sandbox ps<=10ms" | tee "$out/summary.txt"

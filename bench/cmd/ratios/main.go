@@ -2,9 +2,14 @@
 // export: command, median, mean ± σ, and the ratio of each median to the
 // baseline's median. When the run measured a base binary too (commands named
 // "sandbox@base …" next to "sandbox …"), a side-by-side table of base and new
-// comes first; -goal adds a table of goals met or not.
+// comes first; -goal adds a table of goals met or not. Several -json files
+// (one hyperfine run per round of a benchmark) are merged: a command's
+// times from every file, its median, mean and σ taken over all of them, so
+// that a machine whose speed drifts during the run moves every line alike
+// rather than those measured in its slow minutes; -merged writes them as
+// one export.
 //
-//	ratios -json startup.json [-baseline bwrap] [-md summary.md] [-goal 'sandbox ps<=10ms']...
+//	ratios -json startup-r1.json [-json startup-r2.json]... [-merged startup.json] [-baseline bwrap] [-md summary.md] [-goal 'sandbox ps<=10ms']...
 package main
 
 import (
@@ -13,7 +18,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -50,6 +57,20 @@ type row struct {
 	Ratio   float64 // median / baseline median; 0 when there is no baseline
 }
 
+// parseFile parses the hyperfine export at path.
+func parseFile(path string) ([]result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rs, err := parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return rs, nil
+}
+
 func parse(r io.Reader) ([]result, error) {
 	var e export
 	if err := json.NewDecoder(r).Decode(&e); err != nil {
@@ -59,6 +80,63 @@ func parse(r io.Reader) ([]result, error) {
 		return nil, errors.New("hyperfine JSON has no results")
 	}
 	return e.Results, nil
+}
+
+// merge joins the results of several runs by command, in the order the
+// commands first appear, with each command's times from all of them and
+// its statistics (hyperfine's: median of the times, mean, sample σ, min,
+// max) taken over all; results without times keep their own figures. One
+// run is returned as hyperfine gave it.
+func merge(runs ...[]result) []result {
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	var out []result
+	index := map[string]int{}
+	for _, rs := range runs {
+		for _, r := range rs {
+			i, ok := index[r.Command]
+			if !ok {
+				index[r.Command] = len(out)
+				out = append(out, r)
+				out[len(out)-1].Times = slices.Clone(r.Times)
+				continue
+			}
+			out[i].Times = append(out[i].Times, r.Times...)
+		}
+	}
+	for i := range out {
+		if len(out[i].Times) > 0 {
+			out[i] = stats(out[i].Command, out[i].Times)
+		}
+	}
+	return out
+}
+
+// stats is the result of command over times (seconds, at least one).
+func stats(command string, times []float64) result {
+	sorted := slices.Clone(times)
+	slices.Sort(sorted)
+	n := len(sorted)
+	r := result{Command: command, Times: times, Min: sorted[0], Max: sorted[n-1]}
+	if n%2 == 1 {
+		r.Median = sorted[n/2]
+	} else {
+		r.Median = (sorted[n/2-1] + sorted[n/2]) / 2
+	}
+	var sum float64
+	for _, t := range sorted {
+		sum += t
+	}
+	r.Mean = sum / float64(n)
+	if n > 1 {
+		var sq float64
+		for _, t := range sorted {
+			sq += (t - r.Mean) * (t - r.Mean)
+		}
+		r.Stddev = math.Sqrt(sq / float64(n-1))
+	}
+	return r
 }
 
 // rows converts results to milliseconds and computes the ratios against the
@@ -360,6 +438,12 @@ func writeMarkdown(out io.Writer, rs []row, baseline string, found bool, goals [
 	return err
 }
 
+// fileFlags collects repeated -json flags.
+type fileFlags []string
+
+func (f *fileFlags) String() string     { return strings.Join(*f, ",") }
+func (f *fileFlags) Set(s string) error { *f = append(*f, s); return nil }
+
 // goalFlags collects repeated -goal flags.
 type goalFlags []goal
 
@@ -375,7 +459,9 @@ func (f *goalFlags) Set(s string) error {
 
 func run(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("ratios", flag.ContinueOnError)
-	jsonPath := fs.String("json", "", "hyperfine --export-json file (required)")
+	var jsonPaths fileFlags
+	fs.Var(&jsonPaths, "json", "hyperfine --export-json file (required; repeatable: the runs are merged)")
+	mergedPath := fs.String("merged", "", "also write the merged results as one hyperfine-style JSON export to this file")
 	baseline := fs.String("baseline", "bwrap", "command name prefix of the baseline")
 	mdPath := fs.String("md", "", "also write the table as Markdown to this file")
 	var goals goalFlags
@@ -383,17 +469,26 @@ func run(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *jsonPath == "" {
+	if len(jsonPaths) == 0 {
 		return errors.New("-json is required")
 	}
-	f, err := os.Open(*jsonPath)
-	if err != nil {
-		return err
+	var runs [][]result
+	for _, p := range jsonPaths {
+		rs, err := parseFile(p)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, rs)
 	}
-	defer f.Close()
-	results, err := parse(f)
-	if err != nil {
-		return err
+	results := merge(runs...)
+	if *mergedPath != "" {
+		b, err := json.MarshalIndent(export{Results: results}, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*mergedPath, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
 	}
 	rs, found := rows(results, *baseline)
 	if !found {

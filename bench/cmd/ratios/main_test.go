@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,5 +180,72 @@ func TestRunWritesSideBySide(t *testing.T) {
 	}
 	if err := run([]string{"-json", in, "-goal", "sandbox ps"}, &out); err == nil {
 		t.Error("no error for a goal without a limit")
+	}
+}
+
+// TestMergeRounds: two rounds' exports are one line per command, over all
+// of both rounds' times (the second round lists its commands in the other
+// order, as bench/startup.sh runs them).
+func TestMergeRounds(t *testing.T) {
+	r1 := []result{
+		{Command: "sandbox ps", Median: 0.010, Times: []float64{0.010, 0.011, 0.009}},
+		{Command: "bwrap x", Median: 0.020, Times: []float64{0.020, 0.021}},
+	}
+	r2 := []result{
+		{Command: "bwrap x", Median: 0.030, Times: []float64{0.030, 0.031}},
+		{Command: "sandbox ps", Median: 0.013, Times: []float64{0.013}},
+		{Command: "only here", Median: 0.005, Times: []float64{0.005}},
+	}
+	got := merge(r1, r2)
+	if len(got) != 3 || got[0].Command != "sandbox ps" || got[1].Command != "bwrap x" || got[2].Command != "only here" {
+		t.Fatalf("merged commands: %+v", got)
+	}
+	ps := got[0]
+	if len(ps.Times) != 4 || math.Abs(ps.Median-0.0105) > 1e-12 || ps.Min != 0.009 || ps.Max != 0.013 {
+		t.Errorf("sandbox ps merged: %+v, want 4 times, median 10.5 ms, min 9, max 13", ps)
+	}
+	if want := (0.010 + 0.011 + 0.009 + 0.013) / 4; math.Abs(ps.Mean-want) > 1e-12 {
+		t.Errorf("mean %v, want %v", ps.Mean, want)
+	}
+	if b := got[1]; len(b.Times) != 4 || math.Abs(b.Median-0.0255) > 1e-12 {
+		t.Errorf("bwrap merged: %+v, want median 25.5 ms over 4 times", b)
+	}
+	if len(r1[0].Times) != 3 {
+		t.Errorf("merge changed its input: %v", r1[0].Times)
+	}
+	if one := merge(r1); one[0].Median != 0.010 {
+		t.Errorf("one run: median %v, want hyperfine's own 0.010", one[0].Median)
+	}
+}
+
+// TestRunMergesFiles: -json twice gives the merged table and -merged the
+// merged export.
+func TestRunMergesFiles(t *testing.T) {
+	dir := t.TempDir()
+	a, b, merged := filepath.Join(dir, "r1.json"), filepath.Join(dir, "r2.json"), filepath.Join(dir, "startup.json")
+	if err := os.WriteFile(a, []byte(sample), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(b, []byte(sample), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := run([]string{"-json", a, "-json", b, "-merged", merged}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "     6  ") {
+		t.Errorf("want 6 runs a line:\n%s", out.String())
+	}
+	f, err := os.Open(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rs, err := parse(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || len(rs[0].Times) != 6 {
+		t.Errorf("merged export: %+v", rs)
 	}
 }
