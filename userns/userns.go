@@ -223,8 +223,8 @@ func (c *Child) Wait() (syscall.WaitStatus, error) {
 const stageTimeout = 10 * time.Second
 
 // startStaged starts the stage (o.Stage.Exe) outside any new namespace
-// (but in the cgroup): it joins o.Stage.NS if set, creates init's process in the
-// namespaces of o.Cloneflags as our own child (CLONE_PARENT), which
+// (but in the cgroup): it joins o.Stage.NS if set, creates init's process
+// in the namespaces of o.Cloneflags as our own child (CLONE_PARENT), which
 // executes init (o.Stage.Init, with o.Args and o.Env), writes init's maps,
 // reports init's pid on a pipe once init's exec succeeded and exits. Init
 // is then waited for like a child started directly, from the same locked
