@@ -8,21 +8,6 @@ import (
 	"testing"
 )
 
-func TestMedian(t *testing.T) {
-	for _, c := range []struct {
-		in   []float64
-		want float64
-	}{
-		{[]float64{3}, 3},
-		{[]float64{5, 1, 3}, 3},
-		{[]float64{4, 1, 3, 2}, 2.5},
-	} {
-		if got := median(c.in); got != c.want {
-			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
-		}
-	}
-}
-
 const runsJSONL = `{"place":"host","run":1,"results":[{"name":"create","unit":"ms","value":100},{"name":"fio seq read 1M","unit":"MiB/s","value":1000}]}
 {"place":"kernel","run":1,"results":[{"name":"create","unit":"ms","value":110},{"name":"fio seq read 1M","unit":"MiB/s","value":500}]}
 {"place":"host","run":2,"results":[{"name":"create","unit":"ms","value":300},{"name":"fio seq read 1M","unit":"MiB/s","value":3000}]}

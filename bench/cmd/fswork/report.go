@@ -11,6 +11,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"sandbox/bench/internal/stat"
 )
 
 // Cell is one workload's median in one place.
@@ -56,16 +58,6 @@ func readRuns(r io.Reader) ([]Run, error) {
 	return runs, nil
 }
 
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 // summarize groups the runs by workload and place (each in order of first
 // appearance) and takes medians and slowdowns against baseline.
 func summarize(runs []Run, baseline string) Summary {
@@ -92,7 +84,7 @@ func summarize(runs []Run, baseline string) Summary {
 	for _, w := range s.Workloads {
 		s.Cells[w] = map[string]Cell{}
 		for p, v := range values[w] {
-			s.Cells[w][p] = Cell{Median: median(v), Runs: len(v)}
+			s.Cells[w][p] = Cell{Median: stat.Median(v), Runs: len(v)}
 		}
 		base, ok := s.Cells[w][baseline]
 		if !ok || base.Median <= 0 {

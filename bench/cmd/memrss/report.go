@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
+
+	"sandbox/bench/internal/stat"
 )
 
 // tools are the report's columns, in order.
@@ -29,16 +30,6 @@ type memReport struct {
 	GoalMB float64  `json:"goal_mb"`
 	Rows   []memRow `json:"rows"`
 	Goals  []string `json:"goals"`
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func readSamples(r io.Reader) ([]sample, error) {
@@ -136,7 +127,7 @@ func build(samples []sample, goalMB float64) memReport {
 				for i, s := range ss {
 					xs[i] = float64(q.kb(s)) / 1024
 				}
-				m := median(xs)
+				m := stat.Median(xs)
 				row.MB[tool] = &m
 				row.Samples[tool] = len(ss)
 			}
@@ -167,7 +158,7 @@ func build(samples []sample, goalMB float64) memReport {
 			holder.MB[tool] = nil
 			continue
 		}
-		m := median(xs)
+		m := stat.Median(xs)
 		holder.MB[tool], holder.Samples[tool], seenHolder = &m, len(xs), true
 	}
 	if seenHolder {

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"sandbox/bench/internal/stat"
 )
 
 // sample is one timed pull.
@@ -87,16 +89,12 @@ func parseResults(r io.Reader) (map[string][]sample, []string, error) {
 	return by, order, nil
 }
 
+// median is stat.Median, -1 for no values (no RSS measured).
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return -1
 	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return stat.Median(xs)
 }
 
 // stats returns the median and range of the times and the median of the

@@ -24,6 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"sandbox/bench/internal/stat"
 )
 
 // Command-name prefixes of the two sandbox binaries in one run.
@@ -115,23 +117,16 @@ func merge(runs ...[]result) []result {
 
 // stats is the result of command over times (seconds, at least one).
 func stats(command string, times []float64) result {
-	sorted := slices.Clone(times)
-	slices.Sort(sorted)
-	n := len(sorted)
-	r := result{Command: command, Times: times, Min: sorted[0], Max: sorted[n-1]}
-	if n%2 == 1 {
-		r.Median = sorted[n/2]
-	} else {
-		r.Median = (sorted[n/2-1] + sorted[n/2]) / 2
-	}
+	n := len(times)
+	r := result{Command: command, Times: times, Min: slices.Min(times), Max: slices.Max(times), Median: stat.Median(times)}
 	var sum float64
-	for _, t := range sorted {
+	for _, t := range times {
 		sum += t
 	}
 	r.Mean = sum / float64(n)
 	if n > 1 {
 		var sq float64
-		for _, t := range sorted {
+		for _, t := range times {
 			sq += (t - r.Mean) * (t - r.Mean)
 		}
 		r.Stddev = math.Sqrt(sq / float64(n-1))
