@@ -76,9 +76,6 @@ func TestBadInputsExit125(t *testing.T) {
 	requireNoLeftovers(t, since, true, 5*time.Second)
 }
 
-// TestAValueIsOneLine: a value with a line break is quoted in the one line
-// of its error, escaped; before, `--memory $'1\nsandbox: fake'` printed a
-// second line that read as sandbox's own ("sandbox: fake: not a size").
 // TestCommandsOwnDNSFlags: the words of a command given without "--" are
 // its own, --dns among them: only run's own --dns given twice is refused.
 // Before, `run --net=none echo --dns a --dns b` was refused (125) as if
@@ -91,6 +88,9 @@ func TestCommandsOwnDNSFlags(t *testing.T) {
 	}
 }
 
+// TestAValueIsOneLine: a value with a line break is quoted in the one line
+// of its error, escaped; before, `--memory $'1\nsandbox: fake'` printed a
+// second line that read as sandbox's own ("sandbox: fake: not a size").
 func TestAValueIsOneLine(t *testing.T) {
 	cwd := tempDir(t)
 	forged := "\nsandbox: forged\x1b[2J"
