@@ -26,14 +26,16 @@ usage() {
 	cat <<'EOF'
 usage: bench/startup.sh [--out DIR] [--runs N] [--warmup N] [--rounds N] [--base REV]
 
-Measures the start-up time of `sandbox run -- true` (and variants),
+Measures the start-up time of `sandbox run -- true` (and variants, and a
+user's first run, with no holder),
 `sandbox version`, `sandbox exec NAME -- true` and `sandbox ps` next to bwrap,
 unshare, an empty static Go program, podman, crun, runc and sandbox-oci with hyperfine, then
 prints median, mean ± σ and each median's ratio to bwrap's median; then the
 RSS of the sandbox's supervisor and init while the payload sleeps (and its
 anonymous part, what each further sandbox adds).
 
-  --out DIR    write startup.json, startup-rN.json, summary.md, memory.md,
+  --out DIR    write startup.json, startup-rN.json, startup-first-rN.json,
+               summary.md, memory.md,
                memory.json, env.txt to DIR (default: a new temporary directory)
   --runs N     runs per command (default 30), split over the rounds
   --warmup N   warm-up runs per command and round (default 5)
@@ -448,24 +450,68 @@ oci_runtime sandbox-oci "$oci_bin"
 } >"$out/env.txt"
 cat "$out/env.txt"
 
+# A user's first run, which finds no holder (package holder): every run of
+# one who runs a command now and then, more than its idle minute apart.
+# Measured apart (hyperfine's --prepare ends the holder before each run, as
+# its idle minute would: gone, and its socket with it), in a state
+# directory of its own, in the same rounds, with the same names' prefix.
+first_names=()
+first_cmds=()
+first_xdg="$work/xdg-first"
+if [[ "$skip_sandbox" != 1 ]]; then
+	mkdir -m 0700 "$first_xdg"
+	cat >"$work/no-holder.sh" <<'EOS'
+#!/usr/bin/env bash
+# no-holder.sh XDG: no holder of this user's runs, and none is starting.
+uid="$(id -u)"
+pkill -KILL -x -U "$uid" sandbox-holder || true
+for ((i = 0; i < 100; i++)); do
+	pgrep -x -U "$uid" sandbox-holder >/dev/null || break
+	sleep 0.02
+done
+rm -rf "$1/sandbox/.holder"
+EOS
+	first_names+=("sandbox run --net=none -- true, first run (no holder)")
+	first_cmds+=("$qn run --net=none -- true")
+	if [[ -n "$SANDBOX_BASE_BIN" ]]; then
+		first_names+=("sandbox@base run --net=none -- true, first run (no holder)")
+		first_cmds+=("$qb run --net=none -- true")
+	fi
+fi
+
 # ------------------------------------------------------ measure
 # In rounds: each runs every command its share of the runs, in the order
 # the round before did not (hyperfine runs one command's runs in a row, and
 # this machine's speed drifts by ±20 % over an hour: a line measured in one
 # slow stretch moved by ±10 % against the others); ratios merges them.
 round_runs=$(((runs + rounds - 1) / rounds))
+# round_args R NAMES CMDS: hyperfine's arguments (hf_args) for round R:
+# every command of the arrays named NAMES and CMDS, reversed in even rounds.
+round_args() {
+	local -n rn="$2" rc="$3"
+	local i j
+	hf_args=()
+	for i in "${!rc[@]}"; do
+		j=$i
+		(($1 % 2 == 1)) || j=$((${#rc[@]} - 1 - i))
+		hf_args+=(--command-name "${rn[$j]}" "${rc[$j]}")
+	done
+}
 json_args=()
 for ((r = 1; r <= rounds; r++)); do
-	hf_args=()
-	for i in "${!cmds[@]}"; do
-		j=$i
-		((r % 2 == 1)) || j=$((${#cmds[@]} - 1 - i))
-		hf_args+=(--command-name "${names[$j]}" "${cmds[$j]}")
-	done
+	round_args "$r" names cmds
 	say "hyperfine, round $r of $rounds: ${#cmds[@]} commands, $warmup warm-up + $round_runs runs each"
 	hyperfine -N --warmup "$warmup" --runs "$round_runs" \
 		--export-json "$out/startup-r$r.json" "${hf_args[@]}" </dev/null
 	json_args+=(-json "$out/startup-r$r.json")
+	if ((${#first_cmds[@]} > 0)); then
+		round_args "$r" first_names first_cmds
+		say "hyperfine, round $r of $rounds: ${#first_cmds[@]} first runs (no holder), 1 warm-up + $round_runs runs each"
+		XDG_RUNTIME_DIR="$first_xdg" hyperfine -N --warmup 1 --runs "$round_runs" \
+			--prepare "bash $(printf '%q' "$work/no-holder.sh") $(printf '%q' "$first_xdg")" \
+			--export-json "$out/startup-first-r$r.json" "${hf_args[@]}" </dev/null
+		json_args+=(-json "$out/startup-first-r$r.json")
+	fi
 done
 
 echo

@@ -233,6 +233,35 @@ func TestHolderSecondRun(t *testing.T) {
 	}
 }
 
+// TestHolderStartsAfterPayload: a run that finds no holder starts one for
+// the next runs only once its payload runs (parent.holderDelay after, or at
+// the run's end if sooner), so that the holder's start, newuidmap and
+// newgidmap for its namespace among it, does not compete with the run's
+// own helpers and start (beside them, a first run took ~74 ms on the
+// two-core CI machine; ~50 after). A first run that goes on has its
+// holder meanwhile.
+func TestHolderStartsAfterPayload(t *testing.T) {
+	t.Parallel()
+	h := newHolderSetup(t)
+	l := &life{t: t, xdg: h.xdg, o: opts{env: h.env}}
+	l.detach("first", []string{"--net=none"}, "sleep", "3600")
+	holder := h.waitHolder(t) // while the first run's payload sleeps
+	init := l.ps(false)["first"].InitPid
+	if init <= 0 {
+		t.Fatalf("ps --json gives no init pid for the running sandbox: %v", l.ps(false))
+	}
+	hp, ok1 := readProc(holder)
+	ip, ok2 := readProc(init)
+	if !ok1 || !ok2 {
+		t.Fatalf("reading /proc of the holder %d (%v) and of init %d (%v)", holder, ok1, init, ok2)
+	}
+	// Clock ticks (USER_HZ, 100 a second): the payload starts after init,
+	// and the holder holderDelay (10 ticks) after the payload at least.
+	if hp.start < ip.start+5 {
+		t.Fatalf("the holder (pid %d) started %d ticks after the first run's init (pid %d), want 5 or more: beside the run's start, not once its payload ran", holder, int64(hp.start)-int64(ip.start), init)
+	}
+}
+
 // TestHolderSharesInit: a run that uses the holder starts init from the
 // holder's sealed copy of it (no copy of its own); the run that found no
 // holder made its own.

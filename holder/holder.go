@@ -22,7 +22,7 @@
 // for all the user's sandboxes. It holds no sandbox alive, has no fd of
 // any sandbox, and exits after Idle without a client. A run that finds no
 // holder writes its maps with the helpers and starts one for the next
-// runs.
+// runs once its payload runs (parent's launched.holderDue).
 //
 // server.go is the holder, client.go the caller's side, verify.go the
 // caller's check of what it was given, limits.go the limits its namespace

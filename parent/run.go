@@ -329,6 +329,10 @@ func run(s *spec.Spec) (status int, err error) {
 				m.Env.Decode(&st)
 				rep.Started(st.Init)
 				logf("payload started after %v", time.Since(start).Round(time.Microsecond))
+				if l.startHolder != nil {
+					holderTimer := time.AfterFunc(holderDelay, l.holderDue)
+					defer holderTimer.Stop() // close starts it then
+				}
 				if recorded != nil {
 					<-recorded // a second Started: the first record is written
 				}
