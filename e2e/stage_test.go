@@ -105,6 +105,44 @@ func TestStageNothingReachesInit(t *testing.T) {
 	}
 }
 
+// TestStageFirstRun: a user's first run, which finds no holder and whose
+// maps only newuidmap and newgidmap may write, has init created by the
+// stage too, started while the run is planned, rather than by a fork of
+// the whole of sandbox after it; the helpers write the full maps once the
+// stage has reported init's pid, setgroups stays allowed as newgidmap
+// leaves it, and init holds the fds of an init started directly and
+// nothing of the stage.
+func TestStageFirstRun(t *testing.T) {
+	t.Parallel()
+	h := newHolderSetup(t)
+	r := mustRun(t, opts{env: h.env}, "run", "-v", "--net=none", "--",
+		"sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups")
+	if via := mapsVia(t, r); via != "helpers" {
+		t.Fatalf("first run: maps by %s, want the helpers (no holder yet)", via)
+	}
+	if !strings.Contains(r.stderr, ", early: while the run was planned") {
+		t.Fatalf("a first run's init was not started while the run was planned:\n%s", r.stderr)
+	}
+	wantMaps(t, r.stdout)
+	if !strings.HasSuffix(strings.TrimSpace(r.stdout), "allow") {
+		t.Errorf("setgroups inside: want allow (as newgidmap leaves it):\n%s", r.stdout)
+	}
+	h = newHolderSetup(t)
+	staged, environ, via := initFDs(t, h.env)
+	if via != "helpers" {
+		t.Fatalf("first run: maps by %s, want the helpers", via)
+	}
+	for _, e := range environ {
+		if strings.HasPrefix(e, "SANDBOX_STAGE") {
+			t.Errorf("init's environment has the stage's %s", e)
+		}
+	}
+	direct, _, _ := initFDs(t, append(slices.Clone(h.env), "SANDBOX_HOLDER=off"))
+	if !slices.Equal(staged, direct) {
+		t.Errorf("init's fds above stdio: created by the stage %v, started directly %v", staged, direct)
+	}
+}
+
 // TestStageWithoutHolder: maps the caller writes itself (--map=single:
 // its own uid and gid alone) are written by init's stage too, without a
 // holder: init is started while the run is planned, by the stage's

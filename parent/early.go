@@ -29,15 +29,16 @@ var pending atomic.Pointer[earlyInit]
 // StartEarly starts init for s, planned as far as what starts it
 // (spec.Options.Planned), in the background: only for a run that needs
 // nothing else to start it, in the foreground, by init's stage (in a
-// holder's namespace, or without one for maps this process writes
-// itself: directStage), with no limits (a cgroup with limits takes only
+// holder's namespace, or without one: for maps this process writes
+// itself, directStage, or that newuidmap and newgidmap write, started
+// at once, helperStage), with no limits (a cgroup with limits takes only
 // an init born in it).
 // The run adopts it if the whole plan starts init the same way (launchKey)
 // and its cgroup takes it (cgroupManager.adoptInit), and kills it
 // otherwise; DiscardEarly kills it for a run that ends before.
 // It reads s only here: planning goes on with it meanwhile.
 func StartEarly(s *spec.Spec) {
-	if s.Detach || s.Output != nil || s.PreserveFDs > 0 || !(stageable() && s.Maps.ViaHelpers || directStage(s)) ||
+	if s.Detach || s.Output != nil || s.PreserveFDs > 0 || !(helperStage(s) || directStage(s)) ||
 		s.Resources.Limits.Any() || pending.Load() != nil {
 		return
 	}
@@ -97,10 +98,13 @@ func (e *earlyInit) adopt(key launchKey, cg cgroupManager, lg *journal.Logger) *
 	return l
 }
 
-// discard kills e's init and releases what is its own.
+// discard kills e's init and releases what is its own; the holder it
+// was to start is the run's own launch's to start, with the files it keeps.
 func (e *earlyInit) discard() {
 	unix.Kill(e.l.c.Pid, unix.SIGKILL)
 	e.l.c.Wait()
+	<-e.l.maps // the helpers fail on the dead pid; bounded by their context
+	e.l.startHolder = nil
 	e.l.close()
 	if e.l.sharedMem != nil {
 		e.l.sharedMem.Close()

@@ -86,6 +86,16 @@ func stageable() bool { return StageELF != "" && InitELF != "" && !holder.Off() 
 // while the run is planned (StartEarly), as with a holder.
 func directStage(s *spec.Spec) bool { return StageELF != "" && InitELF != "" && !s.Maps.ViaHelpers }
 
+// helperStage says whether init's stage may create init for s where no
+// holder answers, its maps left to newuidmap and newgidmap (a user's
+// first run, before a holder does; with one, the stage creates init in
+// its namespace and writes them). Go's runtime forks this whole process
+// for a child in a new user namespace (no vfork then), after the
+// planning; the stage, started with a vfork, makes the namespaces itself,
+// so that init and the helpers can start while the run is planned
+// (StartEarly). SANDBOX_HOLDER=off keeps Go's fork (stageable).
+func helperStage(s *spec.Spec) bool { return stageable() && s.Maps.ViaHelpers }
+
 // stageOf is what the stage needs to create init in ns, from init's memfd
 // (holderFor has loaded the stage, initCommand chose init's copy).
 func stageOf(ns *holder.NS, m idmap.Prepared, init *memexec.File) *userns.Stage {
@@ -95,11 +105,15 @@ func stageOf(ns *holder.NS, m idmap.Prepared, init *memexec.File) *userns.Stage 
 		HolderUIDMap: ns.UIDMap, HolderGIDMap: ns.GIDMap}
 }
 
-// directStageOf is what the stage needs to create init without a holder.
+// directStageOf is what the stage needs to create init without a holder:
+// with maps only the helpers may write (helperStage), none for the stage.
 func directStageOf(m idmap.Prepared, init *memexec.File) (*userns.Stage, error) {
 	st, err := loadStage()
 	if err != nil {
 		return nil, err
+	}
+	if m.ViaHelpers {
+		return &userns.Stage{Exe: st.File(), Init: init.File()}, nil
 	}
 	return &userns.Stage{Exe: st.File(), Init: init.File(),
 		UIDMap: idmap.Format(m.UIDs), GIDMap: idmap.Format(m.GIDs), DenySetgroups: !idmap.Privileged()}, nil

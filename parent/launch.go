@@ -1,6 +1,7 @@
 package parent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,10 @@ type launched struct {
 	staged  bool     // created by init's stage, which wrote the maps
 	holder  bool     // staged in the holder's namespace
 	tapMade bool     // the stage made slirp4netns' tap
+	// maps has the result of writing init's maps: nil at once when the
+	// stage wrote them, else once newuidmap ∥ newgidmap (or this process,
+	// idmap.Apply) have, which launch starts.
+	maps chan error
 	// startHolder starts the user's holder for the next runs (this one
 	// found none); nil if none is due. See holderDue.
 	startHolder func()
@@ -69,10 +74,13 @@ const holderDelay = 100 * time.Millisecond
 // namespace or without one (directStage).
 var errNoEarly = errors.New("no holder to start init in early")
 
-// launch starts init for s in new namespaces, in cg. With a holder, init
-// is created inside its namespace by init's stage, which writes the maps
-// itself: no setuid helper on this run's path; maps this process may
-// write itself the stage writes too, without a holder (directStage).
+// launch starts init for s in new namespaces, in cg, and has its maps
+// written (launched.maps). With a holder, init is created inside its
+// namespace by init's stage, which writes the maps itself: no setuid
+// helper on this run's path; maps this process may write itself the stage
+// writes too, without a holder (directStage); without a holder for maps
+// only the helpers may write, the stage creates init and the helpers
+// write them once it has (helperStage).
 // early (StartEarly) starts it only by the stage, and keeps the holder's
 // namespace open (launched.hold): a run that does not adopt it asks the
 // same answer again.
@@ -84,7 +92,7 @@ func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, erro
 	var startHolder bool
 	direct := directStage(s)
 	if early {
-		if hold, _, _ = holderFor(s, lg); hold == nil && !direct {
+		if hold, holdDir, startHolder = holderFor(s, lg); hold == nil && !direct && !helperStage(s) {
 			return nil, errNoEarly
 		}
 	}
@@ -131,7 +139,7 @@ func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, erro
 			hold.Close() // init's stage had its own copy
 		}
 	}
-	initPath, initMemfd, initFile, shared, err := initCommand(childFDFloor(append([]*os.File{stdin, stdout, stderr}, extra...)), hold, hold != nil || direct)
+	initPath, initMemfd, initFile, shared, err := initCommand(childFDFloor(append([]*os.File{stdin, stdout, stderr}, extra...)), hold, hold != nil || direct || helperStage(s))
 	if err != nil {
 		closeHold()
 		return fail(journal.AtStep("loading init", err))
@@ -157,7 +165,7 @@ func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, erro
 	switch {
 	case hold != nil:
 		opts.Stage = stageOf(hold, s.Maps, initMemfd)
-	case direct && initMemfd != nil:
+	case (direct || helperStage(s)) && initMemfd != nil:
 		if opts.Stage, err = directStageOf(s.Maps, initMemfd); err != nil {
 			if early {
 				// initFile stays open: loadInit's copy, for the run's own launch.
@@ -166,7 +174,7 @@ func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, erro
 			lg.Detail("identity", fmt.Sprintf("not using init's stage: %v", err))
 		}
 	}
-	if opts.Stage != nil && stageTap(s) {
+	if opts.Stage != nil && opts.Stage.UIDMap != "" && stageTap(s) {
 		// Made by the stage, so that slirp4netns starts now rather than
 		// once init runs and has made it.
 		opts.Stage.Tap = netns.TapName
@@ -209,9 +217,20 @@ func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, erro
 		}
 		return fail(journal.AtStep("creating the namespaces", diagnoseStart(err)))
 	}
-	l.c, l.staged = c, opts.Stage != nil
+	l.c, l.staged = c, opts.Stage != nil && opts.Stage.UIDMap != ""
 	l.holder = l.staged && opts.Stage.NS != nil
 	l.tapMade = l.staged && opts.Stage.Tap != ""
+	l.maps = make(chan error, 1)
+	if l.staged {
+		l.maps <- nil
+	} else {
+		// At once: for an init started early, while the run is planned.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			l.maps <- idmap.Apply(ctx, c.Pid, s.Maps.UIDs, s.Maps.GIDs, s.Maps.ViaHelpers)
+		}()
+	}
 	if early {
 		logf("init started early (pid %d), while the run is planned", c.Pid)
 		l.hold, l.memfds = hold, initFile

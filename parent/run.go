@@ -1,7 +1,6 @@
 package parent
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -123,22 +122,14 @@ func run(s *spec.Spec) (status int, err error) {
 	c, parent, staged, tapMade := l.c, l.parent, l.staged, l.tapMade
 	logf("started init (pid %d) in new namespaces%s%s", c.Pid, cg.where(c), early)
 	cg.placed(c)
-	// The id maps are written (newuidmap ∥ newgidmap: two setuid helpers)
-	// while this process sets up the rest; init waits for its configuration,
-	// which is sent once both are done. Init's stage wrote them already.
-	mapsDone := make(chan error, 1)
-	if staged {
-		mapsDone <- nil
-		if rep.Identity != nil && l.holder {
-			rep.Identity.Via = "holder"
-			rep.Identity.Why = "your /etc/subuid and /etc/subgid ranges, written by init in your holder's namespace (which newuidmap and newgidmap mapped once)"
-		}
-	} else {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			mapsDone <- idmap.Apply(ctx, c.Pid, s.Maps.UIDs, s.Maps.GIDs, s.Maps.ViaHelpers)
-		}()
+	// The id maps are written (newuidmap ∥ newgidmap: two setuid helpers,
+	// started by launch) while this process sets up the rest; init waits
+	// for its configuration, which is sent once both are done. Init's
+	// stage wrote them already.
+	mapsDone := l.maps
+	if staged && rep.Identity != nil && l.holder {
+		rep.Identity.Via = "holder"
+		rep.Identity.Why = "your /etc/subuid and /etc/subgid ranges, written by init in your holder's namespace (which newuidmap and newgidmap mapped once)"
 	}
 	mapsPending := true
 	abort := func(err error) (int, error) {

@@ -44,7 +44,7 @@ type Options struct {
 	Cgroup *os.File
 	// Stage, when set, has init created by init's stage (see Stage),
 	// inside a holder's user namespace or beside this process; the maps
-	// are then written by the time Start returns.
+	// it was given are then written by the time Start returns.
 	Stage *Stage
 }
 
@@ -55,8 +55,10 @@ type Options struct {
 // (holder.Verify), init's maps as /proc/PID/uid_map and gid_map take
 // them, and the holder's maps, which the stage checks again once it has
 // joined. Without a holder (NS nil) the stage creates init from this
-// process's own namespace, with its credentials: only for maps this
-// process could write itself (one id, its own; any, as root).
+// process's own namespace, with its credentials, and writes maps this
+// process could write itself (one id, its own; any, as root); given none
+// (UIDMap and GIDMap empty), it leaves them to the caller (newuidmap and
+// newgidmap), and the caller's Start returns before they are written.
 type Stage struct {
 	Exe, Init                  *os.File
 	NS                         *os.File

@@ -10,7 +10,8 @@
 // rlimits and fds), writes init's maps (it is root of the holder's
 // namespace, the parent of init's; or it has the caller's credentials,
 // denying setgroups first when asked, as the kernel requires of a writer
-// without CAP_SETGID there), makes the sandbox's tap when asked
+// without CAP_SETGID there; or, given none without a holder, leaves them
+// to the caller's newuidmap and newgidmap), makes the sandbox's tap when asked
 // (SANDBOX_STAGE_TAP: persistent, in init's network namespace, for
 // slirp4netns to attach to before init is even running), reports init's
 // pid once init's exec succeeded, and exits. The child executes init from
@@ -472,6 +473,18 @@ __attribute__((used, noreturn)) void stage_main(long *sp)
 	const char *uid_map = get_env(envp, UIDMAP_ENV), *gid_map = get_env(envp, GIDMAP_ENV);
 	if (!uid_map || !gid_map)
 		fail(0, "the stage's maps are missing", EINVAL);
+	// Both empty, without a holder: the caller has the helpers
+	// (newuidmap, newgidmap) write them once it knows init's pid; init
+	// waits for its configuration, which follows them. Never with a
+	// holder, whose namespace the maps must come from.
+	int caller_maps = !*uid_map && !*gid_map;
+	if (caller_maps && holder)
+		fail(0, "the stage's maps are missing", EINVAL);
+	const char *setgroups = get_env(envp, SETGROUPS_ENV), *tap = get_env(envp, TAP_ENV);
+	// setgroups stays as newgidmap needs it; a tap is made in a mapped
+	// namespace only.
+	if (caller_maps && ((setgroups && *setgroups) || (tap && *tap)))
+		fail(0, "setgroups and a tap are for maps the stage writes", EINVAL);
 	long r;
 	if (holder) {
 		const char *holder_uid = get_env(envp, HOLDER_UIDMAP_ENV), *holder_gid = get_env(envp, HOLDER_GIDMAP_ENV);
@@ -507,16 +520,16 @@ __attribute__((used, noreturn)) void stage_main(long *sp)
 	// As newgidmap does for a caller with CAP_SETGID over the parent
 	// namespace, setgroups stays allowed; a writer without it must deny
 	// it first (a kernel before 3.19 has neither the file nor the rule).
-	const char *setgroups = get_env(envp, SETGROUPS_ENV);
-	if (setgroups && *setgroups && (r = write_map(pid, "setgroups", setgroups)) != 0 && r != -ENOENT)
-		fail(pid, "denying setgroups", r);
-	if ((r = write_map(pid, "uid_map", uid_map)) != 0)
-		fail(pid, "writing the uid map", r);
-	if ((r = write_map(pid, "gid_map", gid_map)) != 0)
-		fail(pid, "writing the gid map", r);
-	const char *tap = get_env(envp, TAP_ENV);
-	if (tap && *tap && (r = make_tap(pid, tap, holder)) != 0)
-		fail(pid, "creating the network interface", r);
+	if (!caller_maps) {
+		if (setgroups && *setgroups && (r = write_map(pid, "setgroups", setgroups)) != 0 && r != -ENOENT)
+			fail(pid, "denying setgroups", r);
+		if ((r = write_map(pid, "uid_map", uid_map)) != 0)
+			fail(pid, "writing the uid map", r);
+		if ((r = write_map(pid, "gid_map", gid_map)) != 0)
+			fail(pid, "writing the gid map", r);
+		if (tap && *tap && (r = make_tap(pid, tap, holder)) != 0)
+			fail(pid, "creating the network interface", r);
+	}
 	int err;
 	long n;
 	do
