@@ -322,7 +322,7 @@ func run(s *spec.Spec) (status int, err error) {
 				logf("payload started after %v", time.Since(start).Round(time.Microsecond))
 				if l.startHolder != nil {
 					holderTimer := time.AfterFunc(holderDelay, l.holderDue)
-					defer holderTimer.Stop() // close starts it then
+					defer holderTimer.Stop() // StartDueHolder starts it then
 				}
 				if recorded != nil {
 					<-recorded // a second Started: the first record is written

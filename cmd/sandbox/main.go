@@ -45,7 +45,9 @@ func main() {
 	// and the others are brief helpers.
 	hugeheap.Back()
 	spec.NetstackELF, parent.InitELF, parent.InitID = netstackELF, initELF, initID
-	os.Exit(runCLI(os.Args[1:]))
+	status := runCLI(os.Args[1:])
+	parent.StartDueHolder() // last: after the run's record and report
+	os.Exit(status)
 }
 
 type runCmd struct {
