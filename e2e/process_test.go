@@ -379,7 +379,11 @@ func TestSignalDuringStart(t *testing.T) {
 // Cleanup. These tests are not parallel: they compare /tmp before and after
 // and look for any process of the sandbox binary.
 
-var toolchainTemp = regexp.MustCompile(`^(Test|go-build|go-link|gopls|cc[A-Za-z0-9]{6}|sandbox-test\.|sandbox-vm-)`)
+// toolchainTemp names what the Go toolchain and the testing package of
+// packages tested concurrently make in /tmp: t.TempDir is named for its
+// test, fuzz target or benchmark (a FuzzConfig… directory of oci/config's
+// seed corpus run appeared during TestCleanupAfterSignalExit once).
+var toolchainTemp = regexp.MustCompile(`^(Test|Fuzz|Benchmark|Example|go-build|go-link|gopls|cc[A-Za-z0-9]{6}|sandbox-test\.|sandbox-vm-)`)
 
 // privateTmp gives the sandbox its own TMPDIR and checks at the end of the
 // test that nothing is left in it.

@@ -92,7 +92,7 @@ func StartDueHolder() {
 const holderDelay = 100 * time.Millisecond
 
 // errNoEarly: an early launch is made only by init's stage, in a holder's
-// namespace or without one (directStage).
+// namespace or without one (directStage, helperStage).
 var errNoEarly = errors.New("no holder to start init in early")
 
 // launch starts init for s in new namespaces, in cg, and has its maps
