@@ -91,14 +91,22 @@ func TestStageNothingReachesInit(t *testing.T) {
 			t.Errorf("init created by the stage holds fd %s", fd)
 		}
 	}
+	direct, _, via := initFDs(t, append(slices.Clone(h.env), "SANDBOX_HOLDER=off"))
+	if via != "helpers" {
+		t.Fatalf("with SANDBOX_HOLDER=off: maps by %s, want the helpers", via)
+	}
+	wantLikeDirect(t, staged, environ, direct)
+}
+
+// wantLikeDirect checks an init created by the stage (its fds above stdio
+// as initFDs lists them, its environment) against one started directly:
+// the same fds, and none of the stage's variables.
+func wantLikeDirect(t *testing.T, staged, environ, direct []string) {
+	t.Helper()
 	for _, e := range environ {
 		if strings.HasPrefix(e, "SANDBOX_STAGE") {
 			t.Errorf("init's environment has the stage's %s", e)
 		}
-	}
-	direct, _, via := initFDs(t, append(slices.Clone(h.env), "SANDBOX_HOLDER=off"))
-	if via != "helpers" {
-		t.Fatalf("with SANDBOX_HOLDER=off: maps by %s, want the helpers", via)
 	}
 	if !slices.Equal(staged, direct) {
 		t.Errorf("init's fds above stdio: created by the stage %v, started directly %v", staged, direct)
@@ -132,15 +140,8 @@ func TestStageFirstRun(t *testing.T) {
 	if via != "helpers" {
 		t.Fatalf("first run: maps by %s, want the helpers", via)
 	}
-	for _, e := range environ {
-		if strings.HasPrefix(e, "SANDBOX_STAGE") {
-			t.Errorf("init's environment has the stage's %s", e)
-		}
-	}
 	direct, _, _ := initFDs(t, append(slices.Clone(h.env), "SANDBOX_HOLDER=off"))
-	if !slices.Equal(staged, direct) {
-		t.Errorf("init's fds above stdio: created by the stage %v, started directly %v", staged, direct)
-	}
+	wantLikeDirect(t, staged, environ, direct)
 }
 
 // TestStageWithoutHolder: maps the caller writes itself (--map=single:
@@ -171,18 +172,11 @@ func TestStageWithoutHolder(t *testing.T) {
 	if via != "stage" {
 		t.Fatalf("--map=single: maps by %s, want init's stage", via)
 	}
-	for _, e := range environ {
-		if strings.HasPrefix(e, "SANDBOX_STAGE") {
-			t.Errorf("init's environment has the stage's %s", e)
-		}
-	}
 	direct, _, via := initFDs(t, h.env)
 	if via != "helpers" {
 		t.Fatalf("with SANDBOX_HOLDER=off: maps by %s, want the helpers", via)
 	}
-	if !slices.Equal(staged, direct) {
-		t.Errorf("init's fds above stdio: created by the stage without a holder %v, started directly %v", staged, direct)
-	}
+	wantLikeDirect(t, staged, environ, direct)
 }
 
 // TestHolderClosesInherited: the holder keeps no fd that the run which

@@ -89,11 +89,9 @@ func directStage(s *spec.Spec) bool { return StageELF != "" && InitELF != "" && 
 // helperStage says whether init's stage may create init for s where no
 // holder answers, its maps left to newuidmap and newgidmap (a user's
 // first run, before a holder does; with one, the stage creates init in
-// its namespace and writes them). Go's runtime forks this whole process
-// for a child in a new user namespace (no vfork then), after the
-// planning; the stage, started with a vfork, makes the namespaces itself,
-// so that init and the helpers can start while the run is planned
-// (StartEarly). SANDBOX_HOLDER=off keeps Go's fork (stageable).
+// its namespace and writes them), for the reason directStage gives, and
+// so that the helpers too start while the run is planned. SANDBOX_HOLDER=off
+// keeps Go's fork (stageable).
 func helperStage(s *spec.Spec) bool { return stageable() && s.Maps.ViaHelpers }
 
 // stageOf is what the stage needs to create init in ns, from init's memfd

@@ -111,9 +111,11 @@ func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, erro
 	var hold *holder.NS
 	var holdDir string
 	var startHolder bool
-	direct := directStage(s)
+	// The stage may create init: in a holder's namespace (which holderFor
+	// gives only then), or without one.
+	staged := directStage(s) || helperStage(s)
 	if early {
-		if hold, holdDir, startHolder = holderFor(s, lg); hold == nil && !direct && !helperStage(s) {
+		if hold, holdDir, startHolder = holderFor(s, lg); !staged {
 			return nil, errNoEarly
 		}
 	}
@@ -160,7 +162,7 @@ func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, erro
 			hold.Close() // init's stage had its own copy
 		}
 	}
-	initPath, initMemfd, initFile, shared, err := initCommand(childFDFloor(append([]*os.File{stdin, stdout, stderr}, extra...)), hold, hold != nil || direct || helperStage(s))
+	initPath, initMemfd, initFile, shared, err := initCommand(childFDFloor(append([]*os.File{stdin, stdout, stderr}, extra...)), hold, staged)
 	if err != nil {
 		closeHold()
 		return fail(journal.AtStep("loading init", err))
@@ -186,7 +188,7 @@ func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, erro
 	switch {
 	case hold != nil:
 		opts.Stage = stageOf(hold, s.Maps, initMemfd)
-	case (direct || helperStage(s)) && initMemfd != nil:
+	case staged && initMemfd != nil:
 		if opts.Stage, err = directStageOf(s.Maps, initMemfd); err != nil {
 			if early {
 				// initFile stays open: loadInit's copy, for the run's own launch.
@@ -195,7 +197,7 @@ func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, erro
 			lg.Detail("identity", fmt.Sprintf("not using init's stage: %v", err))
 		}
 	}
-	if opts.Stage != nil && opts.Stage.UIDMap != "" && stageTap(s) {
+	if opts.Stage.WritesMaps() && stageTap(s) {
 		// Made by the stage, so that slirp4netns starts now rather than
 		// once init runs and has made it.
 		opts.Stage.Tap = netns.TapName
@@ -238,7 +240,7 @@ func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, erro
 		}
 		return fail(journal.AtStep("creating the namespaces", diagnoseStart(err)))
 	}
-	l.c, l.staged = c, opts.Stage != nil && opts.Stage.UIDMap != ""
+	l.c, l.staged = c, opts.Stage.WritesMaps()
 	l.holder = l.staged && opts.Stage.NS != nil
 	l.tapMade = l.staged && opts.Stage.Tap != ""
 	l.maps = make(chan error, 1)

@@ -87,6 +87,10 @@ const (
 	stageSetgroups  = "SANDBOX_STAGE_SETGROUPS"
 )
 
+// WritesMaps says whether the stage s (nil: none) writes init's maps; one
+// given none leaves them to the caller.
+func (s *Stage) WritesMaps() bool { return s != nil && (s.UIDMap != "" || s.GIDMap != "") }
+
 // StageArg0 is argv[0] of the stage; init's argv follows it.
 const StageArg0 = "sandbox-stage"
 
