@@ -40,10 +40,15 @@ func main() {
 		os.Exit(run())
 	}
 	// Before the run's allocations: its heap's first 2 MiB as one page
-	// fault, not hundreds, where faults are dear (internal/hugeheap). Not
-	// for the personalities above: init gains too little for the memory,
-	// and the others are brief helpers.
-	hugeheap.Back()
+	// fault, not hundreds, where faults are dear (internal/hugeheap). Only
+	// for run: the other commands have made nearly all their allocations
+	// by now (package initialisation), and the collapse cost `ps` and
+	// `version` ~0.5 ms it did not repay; nor for the personalities
+	// above: init gains too little for the memory, and the others are
+	// brief helpers.
+	if len(os.Args) > 1 && os.Args[1] == "run" {
+		hugeheap.Back()
+	}
 	spec.NetstackELF, parent.InitELF, parent.InitID = netstackELF, initELF, initID
 	status := runCLI(os.Args[1:])
 	parent.StartDueHolder() // last: after the run's record and report
