@@ -282,9 +282,10 @@ func startStaged(o Options, intoCgroup bool) (*Child, error) {
 		env = append(env, stageTap+"="+o.Stage.Tap)
 	}
 	// syscall.ForkExec, not os/exec: a process's first os.StartProcess
-	// (and os.FindProcess) probes pidfd support with a clone of its own,
-	// ~0.45 ms here on the path of every run, for a Process this needs
-	// none of: the stage and init are waited for by pid, from this thread.
+	// (and os.FindProcess) probes pidfd support with a clone and a wait of
+	// its own, ~1 ms of every run here (docs/architecture.md), for an
+	// os.Process this needs nothing of: the stage and init are waited for
+	// by pid, from this thread.
 	all := append([]*os.File{o.Stdin, o.Stdout, o.Stderr}, files...)
 	fds := make([]uintptr, len(all))
 	for i, f := range all {
