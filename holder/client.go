@@ -166,9 +166,7 @@ func Start(dir, exe, id string, uids, gids []idmap.Mapping) error {
 		uidsEnv + "=" + idmap.Format(Identity(uids)),
 		gidsEnv + "=" + idmap.Format(Identity(gids)),
 		"PATH=" + os.Getenv("PATH"),
-		// No cgroup files held open for GOMAXPROCS: its fds are its socket,
-		// its namespace, /dev/null and the runtime's poller.
-		"GODEBUG=containermaxprocs=0,updatemaxprocs=0",
+		memexec.GoDebug,
 	}
 	if v, ok := os.LookupEnv(IdleEnv); ok {
 		env = append(env, IdleEnv+"="+v)

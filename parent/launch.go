@@ -173,7 +173,7 @@ func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, erro
 	// One P from the runtime's start: init's own runtime.GOMAXPROCS(1)
 	// would stop the world to drop the second, and with two the runtime
 	// starts threads to run its goroutines on (measured: 1.3 ms a start).
-	initEnv := []string{wire.PreserveEnv + "=" + strconv.Itoa(s.PreserveFDs), "GOMAXPROCS=1"}
+	initEnv := []string{wire.PreserveEnv + "=" + strconv.Itoa(s.PreserveFDs), "GOMAXPROCS=1", memexec.GoDebug}
 	opts := userns.Options{
 		Path:       initPath,
 		Args:       []string{wire.InitArg0},

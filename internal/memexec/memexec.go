@@ -17,6 +17,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// GoDebug is the Go runtime's settings, as a GODEBUG variable, for the
+// embedded Go programs sandbox starts with an environment of its making
+// (sandbox-init as PID 1 and as the holder, the profile decoder). No
+// cgroup-aware GOMAXPROCS, which holds a cgroup file open and reads the
+// cgroup files at each start (init closes every fd but its own, and is
+// given GOMAXPROCS=1). No memory profile: the runtime turns it off only
+// after its first P's cache was made with the default rate, so that
+// cache's first allocation still records a sample (a stack walk and the
+// profile's hash table; ~0.5 ms of init's CPU a start here). Both
+// together: init running ~0.9 ms sooner in a run (-v medians of 40).
+const GoDebug = "GODEBUG=containermaxprocs=0,updatemaxprocs=0,memprofilerate=0"
+
 // seals make the memfd immutable: nothing can change the code between
 // here and its exec.
 const seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
