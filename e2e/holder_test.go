@@ -680,7 +680,10 @@ func TestHolderFeatures(t *testing.T) {
 	}
 	name := "holder-" + randHex(4)
 	mustRun(t, opts{env: h.env}, "run", "-d", "--name", name, "--net=none", "--", "sleep", "60")
-	t.Cleanup(func() { runOpts(t, opts{env: h.env}, "kill", name) })
+	// Stopped, not killed: stop waits for the supervisor to end, which
+	// writes the record and log in the test's directory to the last (a
+	// kill raced TempDir's removal: "directory not empty").
+	t.Cleanup(func() { runOpts(t, opts{env: h.env}, "stop", "--time", "1s", name) })
 	r = mustRun(t, opts{env: h.env}, "exec", name, "--", "cat", "/proc/self/uid_map", "/proc/self/gid_map")
 	wantMaps(t, r.stdout)
 }

@@ -102,11 +102,17 @@ func callPull(ctx context.Context, args []string, progress io.Writer) (pullAnswe
 	return a, nil
 }
 
-// pullCommand is the path of sandbox-pull: the embedded copy in a sealed
-// memfd (closed once it ran), else the executable next to sandbox or in PATH.
+// pullCommand is the path of sandbox-pull (see helperCommand).
 func pullCommand() (string, io.Closer, error) {
-	if pullELF != "" {
-		m, err := memexec.New(pullName, pullELF)
+	return helperCommand(pullName, pullELF, "the registry client")
+}
+
+// helperCommand is the path of the helper executable name (what it is:
+// for the error): the embedded copy elf in a sealed memfd (closed once it
+// ran), else the executable next to sandbox or in PATH.
+func helperCommand(name, elf, what string) (string, io.Closer, error) {
+	if elf != "" {
+		m, err := memexec.New(name, elf)
 		if err != nil {
 			return "", nil, err
 		}
@@ -120,14 +126,14 @@ func pullCommand() (string, io.Closer, error) {
 		return p, m, nil
 	}
 	if exe, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(exe), pullName)
+		p := filepath.Join(filepath.Dir(exe), name)
 		if unix.Access(p, unix.X_OK) == nil {
 			return p, nil, nil
 		}
 	}
-	p, err := hostpath.Look(pullName)
+	p, err := hostpath.Look(name)
 	if err != nil {
-		return "", nil, fmt.Errorf("%s, the registry client, is neither embedded (scripts/build.sh) nor next to sandbox nor in PATH", pullName)
+		return "", nil, fmt.Errorf("%s, %s, is neither embedded (scripts/build.sh) nor next to sandbox nor in PATH", name, what)
 	}
 	return p, nil, nil
 }
