@@ -29,7 +29,7 @@ const profileTimeout = 20 * time.Second
 // to well under this.
 const maxProfileAnswer = 32 << 20
 
-// decodeProfile decodes a profile's text (profiledoc's format name) into
+// decodeProfile decodes a profile's text (format profilewire.TOML or YAML) into
 // its keys' values and lines; errors start with ", line N: " or ": ". A
 // variable: the package's tests decode in process.
 var decodeProfile = decodeInHelper

@@ -66,4 +66,13 @@ func TestProfileDecoderHelper(t *testing.T) {
 	if _, _, err := decodeInHelper(profilewire.YAML, []byte("a: [1, 2")); err == nil || !strings.HasPrefix(err.Error(), ", line ") {
 		t.Errorf("a YAML error: %v, want one starting with \", line \"", err)
 	}
+	// A list nested as deep as the YAML parser allows crosses the pipe (it
+	// broke the answer's JSON at encoding/json's nesting limit), and is
+	// then refused for what it is, as sandbox said when it parsed itself.
+	deep := "hostname: " + strings.Repeat("[", 6000) + strings.Repeat("]", 6000) + "\n"
+	if v, _, err := decodeInHelper(profilewire.YAML, []byte(deep)); err != nil {
+		t.Errorf("a deep list: %v", err)
+	} else if describe(v["hostname"]) != "a list" {
+		t.Errorf("a deep list decoded as %s", describe(v["hostname"]))
+	}
 }

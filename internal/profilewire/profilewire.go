@@ -63,12 +63,20 @@ func Encode(values map[string]any, lines map[string]int, err error) ([]byte, err
 		return json.Marshal(a)
 	}
 	for k, v := range values {
-		a.Keys = append(a.Keys, Entry{K: []byte(k), V: encode(v), Line: lines[k]})
+		a.Keys = append(a.Keys, Entry{K: []byte(k), V: encode(v, 0), Line: lines[k]})
 	}
 	return json.Marshal(a)
 }
 
-func encode(v any) Value {
+// maxDepth is how deep lists and tables are carried; deeper ones go as
+// opaque values of their type. A profile's values are scalars or lists of
+// them, and sandbox names no value below the second level, so its words
+// stay the same; the answer's JSON stays far below encoding/json's
+// nesting limit, which a YAML document (the parser allows 10 000 levels)
+// would pass.
+const maxDepth = 32
+
+func encode(v any, depth int) Value {
 	switch v := v.(type) {
 	case nil:
 		return Value{T: "nil"}
@@ -85,15 +93,21 @@ func encode(v any) Value {
 	case float64:
 		return Value{T: "float64", N: strconv.FormatFloat(v, 'g', -1, 64)}
 	case []any:
+		if depth == maxDepth {
+			break
+		}
 		l := make([]Value, len(v))
 		for i, e := range v {
-			l[i] = encode(e)
+			l[i] = encode(e, depth+1)
 		}
 		return Value{T: "list", L: l}
 	case map[string]any:
+		if depth == maxDepth {
+			break
+		}
 		m := make([]Entry, 0, len(v))
 		for k, e := range v {
-			m = append(m, Entry{K: []byte(k), V: encode(e)})
+			m = append(m, Entry{K: []byte(k), V: encode(e, depth+1)})
 		}
 		return Value{T: "table", M: m}
 	}

@@ -75,3 +75,34 @@ func TestErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDeepValues: lists and tables below maxDepth arrive as opaque values,
+// the levels above as they were; the answer decodes whatever the depth.
+func TestDeepValues(t *testing.T) {
+	var v any = "leaf"
+	for range 10000 {
+		v = []any{v}
+	}
+	data, err := Encode(map[string]any{"deep": v, "table": map[string]any{"a": v}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := Decode(data)
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	d := got["deep"]
+	for i := 0; i < maxDepth; i++ {
+		l, ok := d.([]any)
+		if !ok || len(l) != 1 {
+			t.Fatalf("level %d: %#v, want a list of one", i, d)
+		}
+		d = l[0]
+	}
+	if d != Opaque("[]interface {}") {
+		t.Errorf("below %d levels: %#v, want Opaque(\"[]interface {}\")", maxDepth, d)
+	}
+	if _, ok := got["table"].(map[string]any)["a"].([]any); !ok {
+		t.Errorf("table: %#v", got["table"])
+	}
+}
