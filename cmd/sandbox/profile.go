@@ -42,6 +42,7 @@ type defaults struct {
 	run       *kong.Node            // the run command
 	flags     map[string]*kong.Flag // run's own flags by long name
 	active    bool                  // run is the selected command
+	loaded    bool                  // load ran (kong calls it once per element of the command line)
 	profile   *profile              // nil without --profile
 	env       map[string]any        // flag name -> value from its variable
 	sources   map[string]string     // flag name -> where its applied value came from
@@ -137,10 +138,10 @@ func (d *defaults) formatHelp(v *kong.Value) string {
 // kong resolves: every bad value stops the run, even one the command line
 // overrides, so a broken profile or CI setting is found at once.
 func (d *defaults) load(ctx *kong.Context) error {
-	if d.run == nil || ctx.Selected() != d.run {
+	if d.run == nil || ctx.Selected() != d.run || d.loaded {
 		return nil
 	}
-	d.active = true
+	d.active, d.loaded = true, true
 	for _, f := range d.run.Flags {
 		name := envName(f)
 		raw, ok := d.lookupEnv(name)

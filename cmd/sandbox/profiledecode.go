@@ -16,7 +16,8 @@ import (
 // profileName is the profile decoder's executable (cmd/sandbox-profile):
 // the YAML and TOML parsers live there, so that their package
 // initialisation (~0.8 ms: yaml's regular expressions, toml's local time
-// zone) is paid by runs with a profile only, not by every start.
+// zone) is paid by a run with a profile it has not decoded before only
+// (its answers are cached), not by every start.
 const profileName = "sandbox-profile"
 
 // profileTimeout bounds the decoder's run: the parsers are bounded by what
@@ -34,8 +35,17 @@ const maxProfileAnswer = 32 << 20
 // variable: the package's tests decode in process.
 var decodeProfile = decodeInHelper
 
-// decodeInHelper runs the profile decoder on data.
+// decodeInHelper runs the profile decoder on data, or reads its answer
+// from the cache (profilecache.go).
 func decodeInHelper(format string, data []byte) (map[string]any, map[string]int, error) {
+	cache, key := profileCache(), profileKey(format, data)
+	if cache != "" {
+		if answer, ok := cachedAnswer(cache, key); ok {
+			if values, lines, err := profilewire.Decode(answer); err == nil {
+				return values, lines, nil
+			}
+		}
+	}
 	path, closer, err := helperCommand(profileName, profileELF, "the profile decoder")
 	if err != nil {
 		return nil, nil, fmt.Errorf(": %w", err)
@@ -67,6 +77,9 @@ func decodeInHelper(format string, data []byte) (map[string]any, map[string]int,
 	var malformed *profilewire.MalformedError
 	if errors.As(err, &malformed) {
 		return nil, nil, fmt.Errorf(": %s: %w", profileName, err)
+	}
+	if err == nil && cache != "" {
+		storeAnswer(cache, key, out.Bytes())
 	}
 	return values, lines, err
 }

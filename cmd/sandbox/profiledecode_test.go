@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -27,16 +28,24 @@ func decodeInProcess(format string, data []byte) (map[string]any, map[string]int
 	return profilewire.Decode(out)
 }
 
-// TestProfileDecoderHelper: the decoder program, found in PATH as a plain
-// build would, answers as the in-process decoding does, values, types,
-// lines and errors alike.
-func TestProfileDecoderHelper(t *testing.T) {
+// withDecoder builds the decoder program into a directory of PATH, where
+// a plain build finds it, and returns that directory.
+func withDecoder(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(dir, profileName), "sandbox/cmd/sandbox-profile")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building %s: %v\n%s", profileName, err, out)
 	}
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return dir
+}
+
+// TestProfileDecoderHelper: the decoder program, found in PATH as a plain
+// build would, answers as the in-process decoding does, values, types,
+// lines and errors alike.
+func TestProfileDecoderHelper(t *testing.T) {
+	withDecoder(t)
 	docs := []struct{ format, text string }{
 		{profilewire.YAML, "hostname: h\nenv: [A=1, \"B=\\0\"]\nmemory: 512\ncpus: 0.5\npids: 18446744073709551615\nread-only: true\ntmpfs: ~\nbind: {a: 1}\nx: 2001-02-03\n"},
 		{profilewire.TOML, "hostname = 'h'\nenv = ['A=1']\nmemory = 512\ncpus = inf\nread-only = false\nd = 1979-05-27T07:32:00Z\n[[t]]\na = 1\n"},
@@ -74,5 +83,83 @@ func TestProfileDecoderHelper(t *testing.T) {
 		t.Errorf("a deep list: %v", err)
 	} else if describe(v["hostname"]) != "a list" {
 		t.Errorf("a deep list decoded as %s", describe(v["hostname"]))
+	}
+}
+
+// TestProfileDecodedOnce: kong calls its BeforeResolve hooks once per
+// element of the command line; the profile is decoded once a run (each
+// decoding is a start of the decoder).
+func TestProfileDecodedOnce(t *testing.T) {
+	n := 0
+	decodeProfile = func(format string, data []byte) (map[string]any, map[string]int, error) {
+		n++
+		return decodeInProcess(format, data)
+	}
+	defer func() { decodeProfile = decodeInProcess }()
+	prof := writeFile(t, "once.yaml", "hostname: h\n")
+	c, _ := mustParse(t, map[string]string{"SANDBOX_MEMORY": "1g"}, "run", "--net=none", "--tty=never", "--profile", prof, "--", "true")
+	if n != 1 || c.Run.Hostname != "h" || c.Run.Memory != "1g" {
+		t.Errorf("decoded %d times (want 1); hostname %q, memory %q", n, c.Run.Hostname, c.Run.Memory)
+	}
+}
+
+// TestProfileCache: a document decoded once is read back from the state
+// directory, with the decoder gone; a broken cached answer is decoded again
+// and replaced; an error is not kept; the cache keeps profileCacheKeep
+// answers; another decoder (build) has answers of its own.
+func TestProfileCache(t *testing.T) {
+	bin := withDecoder(t)
+	xdg := t.TempDir()
+	t.Setenv("XDG_RUNTIME_DIR", xdg)
+	defer func(id string) { profileID = id }(profileID)
+	profileID = "test-decoder"
+	doc := []byte("hostname: cached\n")
+	want, _, err := decodeInHelper(profilewire.YAML, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(xdg, "sandbox", profileCacheDir)
+	stored := filepath.Join(cache, profileKey(profilewire.YAML, doc))
+	if fi, err := os.Stat(stored); err != nil || fi.Mode().Perm()&0o077 != 0 {
+		t.Fatalf("the answer was not stored privately: %v", err)
+	}
+	hide := func() { os.Rename(filepath.Join(bin, profileName), filepath.Join(bin, "gone")) }
+	show := func() { os.Rename(filepath.Join(bin, "gone"), filepath.Join(bin, profileName)) }
+	hide()
+	if got, _, err := decodeInHelper(profilewire.YAML, doc); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("without the decoder: %v %v, want the cached %v", got, err, want)
+	}
+	profileID = "another-build"
+	if _, _, err := decodeInHelper(profilewire.YAML, doc); err == nil {
+		t.Errorf("another build's decoder used this one's answer")
+	}
+	profileID = "test-decoder"
+	if err := os.WriteFile(stored, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := decodeInHelper(profilewire.YAML, doc); err == nil {
+		t.Errorf("a broken answer was used")
+	}
+	show()
+	if got, _, err := decodeInHelper(profilewire.YAML, doc); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("after a broken answer: %v %v", got, err)
+	}
+	if b, err := os.ReadFile(stored); err != nil || string(b) == "{" {
+		t.Errorf("the broken answer was not replaced: %q %v", b, err)
+	}
+	bad := []byte("a: [1\n")
+	if _, _, err := decodeInHelper(profilewire.YAML, bad); err == nil {
+		t.Fatal("a bad document decoded")
+	}
+	if _, err := os.Stat(filepath.Join(cache, profileKey(profilewire.YAML, bad))); err == nil {
+		t.Errorf("an error was kept")
+	}
+	for i := range profileCacheKeep + 5 {
+		if _, _, err := decodeInHelper(profilewire.YAML, []byte(fmt.Sprintf("hostname: h%d\n", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ents, err := os.ReadDir(cache); err != nil || len(ents) != profileCacheKeep {
+		t.Errorf("%d answers kept (%v), want %d", len(ents), err, profileCacheKeep)
 	}
 }
