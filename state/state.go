@@ -214,6 +214,16 @@ func runtimeDir(d string) bool {
 
 func tmpBase(uid int) string { return filepath.Join("/tmp", "sandbox-"+strconv.Itoa(uid)) }
 
+// PrivateDir makes dir (if need be) and checks it is a directory of the
+// caller's that no one else may enter: for what sandbox keeps beside the
+// records in the state directory (the profile decoder's answers).
+func PrivateDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	return checkPrivate(dir, os.Getuid(), 0o077)
+}
+
 // checkPrivate says whether p (not followed if a symlink) is a directory
 // of uid's without any of the mode bits in deny.
 func checkPrivate(p string, uid int, deny uint32) error {

@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,8 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"sandbox/internal/userfile"
 	"sandbox/state"
 )
 
@@ -44,12 +42,7 @@ func profileCache() string {
 		return ""
 	}
 	dir := filepath.Join(base, profileCacheDir)
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return ""
-	}
-	// Ours and private, as the state directory it is in.
-	var st unix.Stat_t
-	if unix.Lstat(dir, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Getuid() || st.Mode&0o077 != 0 {
+	if state.PrivateDir(dir) != nil {
 		return ""
 	}
 	return dir
@@ -63,22 +56,11 @@ func profileKey(format string, data []byte) string {
 	return hex.EncodeToString(h.Sum(nil)) + ".json"
 }
 
-// cachedAnswer is the answer stored under key, if there is one to read.
+// cachedAnswer is the answer stored under key, if there is one to read
+// (a regular file, not through a symlink, bounded as the decoder's).
 func cachedAnswer(dir, key string) ([]byte, bool) {
-	fd, err := unix.Open(filepath.Join(dir, key), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, false
-	}
-	f := os.NewFile(uintptr(fd), key)
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, false
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxProfileAnswer+1))
-	if err != nil || len(b) > maxProfileAnswer {
-		return nil, false
-	}
-	return b, true
+	b, err := userfile.ReadNoFollow(filepath.Join(dir, key), maxProfileAnswer)
+	return b, err == nil
 }
 
 // storeAnswer keeps answer under key (written whole, then renamed into

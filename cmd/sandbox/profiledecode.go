@@ -38,8 +38,9 @@ var decodeProfile = decodeInHelper
 // decodeInHelper runs the profile decoder on data, or reads its answer
 // from the cache (profilecache.go).
 func decodeInHelper(format string, data []byte) (map[string]any, map[string]int, error) {
-	cache, key := profileCache(), profileKey(format, data)
+	cache, key := profileCache(), ""
 	if cache != "" {
+		key = profileKey(format, data)
 		if answer, ok := cachedAnswer(cache, key); ok {
 			if values, lines, err := profilewire.Decode(answer); err == nil {
 				return values, lines, nil
