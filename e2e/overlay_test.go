@@ -359,3 +359,38 @@ func TestUpperPlanted(t *testing.T) {
 		})
 	}
 }
+
+// TestEmptyDirectoryNotLayered: a top-level directory empty in the host and
+// in every layer (here one that only a layer has) is not an overlay but a
+// directory of the sandbox's own root: not a mount point, with the layer's
+// mode, writable by root inside, a bind lands below it; with --upper what
+// is written there persists where its overlay's upper would have kept it
+// (UPPER/upper/NAME) and shows in the next run. A directory with an entry
+// is still layered.
+func TestEmptyDirectoryNotLayered(t *testing.T) {
+	t.Parallel()
+	layer, src := tempDir(t), tempDir(t)
+	if err := os.Mkdir(filepath.Join(layer, "emptytop"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(layer, "emptytop"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(layer, "fulltop", "f"), "f\n", 0o644)
+	writeFile(t, filepath.Join(src, "inside"), "bound\n", 0o644)
+	mounts := `for d in /emptytop /fulltop; do printf '%s %s\n' $d "$(awk -v d=$d '$5 == d { for (i = 7; i < NF; i++) if ($i == "-") { print $(i+1); break } }' /proc/self/mountinfo)"; done`
+	r := mustRun(t, opts{}, sh([]string{"--net=none", "--cwd=none", "--layer", layer, "--bind", src + ":/emptytop/sub:ro"},
+		mounts+`; stat -c '%a %u' /emptytop; echo x > /emptytop/new && cat /emptytop/new; cat /emptytop/sub/inside; ls /emptytop`)...)
+	if want := "/emptytop \n/fulltop overlay\n750 0\nx\nbound\nnew\nsub\n"; r.stdout != want {
+		t.Errorf("an empty layer directory:\n%s\nwant stdout:\n%s", r, want)
+	}
+	upper := filepath.Join(tempDir(t), "upper")
+	base := []string{"--net=none", "--cwd=none", "--layer", layer, "--upper", upper}
+	mustRun(t, opts{}, sh(base, "echo kept > /emptytop/kept")...)
+	if b, err := os.ReadFile(filepath.Join(upper, "upper", "emptytop", "kept")); err != nil || string(b) != "kept\n" {
+		t.Errorf("--upper: UPPER/upper/emptytop/kept = %q, %v", b, err)
+	}
+	if r := mustRun(t, opts{}, sh(base, "cat /emptytop/kept")...); r.stdout != "kept\n" {
+		t.Errorf("--upper, the next run: %s", r)
+	}
+}

@@ -46,6 +46,10 @@ func (b bounded) ReadDir(dir string) ([]fs.DirEntry, error) {
 	return call(b, "readdir", dir, func() ([]fs.DirEntry, error) { return b.h.ReadDir(dir) })
 }
 
+func (b bounded) Empty(dir string) (bool, error) {
+	return call(b, "readdir", dir, func() (bool, error) { return b.h.Empty(dir) })
+}
+
 func (b bounded) Stat(name string) (fs.FileInfo, error) {
 	return call(b, "stat", name, func() (fs.FileInfo, error) { return b.h.Stat(name) })
 }

@@ -42,6 +42,11 @@ func (h *hostileHost) ReadDir(d string) ([]fs.DirEntry, error) {
 	return h.fakeHost.ReadDir(d)
 }
 
+func (h *hostileHost) Empty(d string) (bool, error) {
+	ents, err := h.ReadDir(d)
+	return len(ents) == 0, err
+}
+
 func (h *hostileHost) Stat(n string) (fs.FileInfo, error) { h.block(n); return h.fakeHost.Stat(n) }
 func (h *hostileHost) Readlink(n string) (string, error) {
 	h.block(n)

@@ -177,6 +177,9 @@ type Mount struct {
 // through (the os, or a fixture in tests).
 type HostFS interface {
 	ReadDir(dir string) ([]fs.DirEntry, error)
+	// Empty says whether dir has no entries, reading at most one (a
+	// directory of a million files costs no more than an empty one).
+	Empty(dir string) (bool, error)
 	Stat(name string) (fs.FileInfo, error)
 	Readlink(name string) (string, error)
 }
@@ -387,6 +390,21 @@ func (p *planner) hostRoot() error {
 	return nil
 }
 
+// empty says whether dir is empty in the host and in every layer (a copy
+// gone since counts as empty); not when any copy cannot be read.
+func (p *planner) empty(dir string) bool {
+	for _, base := range p.sources(dir) {
+		e, err := p.host.Empty(base)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil || !e {
+			return false
+		}
+	}
+	return true
+}
+
 // errUnlisted: the host's own copy of a directory could not be listed.
 var errUnlisted = errors.New("cannot list")
 
@@ -471,6 +489,13 @@ func (p *planner) entry(full string) error {
 		return nil
 	}
 	if !hostIsDir || !p.hasSubmounts(full) {
+		if !p.cfg.ReadOnly && p.empty(full) {
+			// Nothing to layer: a directory of the skeleton (or of the
+			// root's overlay, with --upper) shows and keeps the same, and
+			// costs no overlay to mount and none to free at the end.
+			p.add(Step{Op: OpMkdir, Target: full, Mode: uint32(fi.Mode().Perm())})
+			return nil
+		}
 		s := p.overlay(full, lower)
 		s.Mode = uint32(fi.Mode().Perm())
 		s.Optional = true

@@ -23,6 +23,10 @@ func rel(p string) string {
 }
 
 func (h fakeHost) ReadDir(d string) ([]fs.DirEntry, error) { return h.fs.ReadDir(rel(d)) }
+func (h fakeHost) Empty(d string) (bool, error) {
+	ents, err := h.ReadDir(d)
+	return len(ents) == 0, err
+}
 func (h fakeHost) Stat(n string) (fs.FileInfo, error) {
 	if _, err := h.Readlink(n); err == nil {
 		// Follow one level, enough for the fixtures.
@@ -298,5 +302,46 @@ func TestPlanCarriesOverlay(t *testing.T) {
 	}
 	if pl.Overlay.Driver != fuseoverlay.Fuse || pl.Overlay.FuseBin == "" || pl.Overlay.Marker != "/u" {
 		t.Errorf("plan overlay settings: %+v", pl.Overlay)
+	}
+}
+
+// TestEmptyDirectoryIsPlain: a directory empty in the host and in every
+// layer is a directory of the skeleton (with --upper: of the root's
+// overlay, at the path its own overlay's upper had), with its mode, and
+// not an overlay; one with an entry in the host or in a layer, or that
+// cannot be read, is layered as before; --read-only binds it read-only.
+func TestEmptyDirectoryIsPlain(t *testing.T) {
+	tree := hostTree()
+	tree.fs["media"] = dir(0o750)
+	tree.fs["boot/vmlinuz"] = file("k")
+	tree.fs["cdrom"] = dir(0o755) // empty in the host, not in the layer below
+	tree.fs["layer/cdrom/disc"] = file("d")
+	tree.fs["lost+found"] = dir(0o700)
+	host := &hostileHost{fakeHost: tree, unreadable: map[string]bool{"/lost+found": true}}
+	for _, upper := range []string{"", "/keep"} {
+		pl, err := Build(Config{Upper: upper, Layers: []string{"/layer"}, DevptsGID: -1}, host, hostMounts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for target, mode := range map[string]uint32{"/srv": 0o755, "/media": 0o750, "/mnt/other": 0o755} {
+			if s := find(pl, OpMkdir, target); s == nil || s.Mode != mode {
+				t.Errorf("--upper %q: %s: %+v, want a directory of mode %o", upper, target, s, mode)
+			}
+			if s := find(pl, OpOverlay, target); s != nil {
+				t.Errorf("--upper %q: the empty %s is layered: %+v", upper, target, s)
+			}
+		}
+		for _, target := range []string{"/boot", "/cdrom", "/lost+found", "/etc"} {
+			if find(pl, OpOverlay, target) == nil || find(pl, OpMkdir, target) != nil {
+				t.Errorf("--upper %q: %s is not layered", upper, target)
+			}
+		}
+	}
+	pl, err := Build(Config{ReadOnly: true, DevptsGID: -1}, host, hostMounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := find(pl, OpBind, "/srv"); s == nil || !s.ReadOnly || find(pl, OpMkdir, "/srv") != nil {
+		t.Errorf("--read-only: /srv: %+v, want a read-only bind", s)
 	}
 }

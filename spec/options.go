@@ -1003,6 +1003,31 @@ type osHost struct{}
 
 func (osHost) ReadDir(d string) ([]os.DirEntry, error) { return os.ReadDir(d) }
 
+// Empty reads d's entries with getdents(2) until the first that is not
+// "." or "..": open(2), not os.Open, which would offer the directory to
+// the Go runtime's poller (refused) on every run's every top-level
+// directory.
+func (osHost) Empty(d string) (bool, error) {
+	fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, &fs.PathError{Op: "open", Path: d, Err: err}
+	}
+	defer unix.Close(fd)
+	var buf [4096]byte
+	for {
+		n, err := unix.Getdents(fd, buf[:])
+		if err != nil {
+			return false, &fs.PathError{Op: "readdir", Path: d, Err: err}
+		}
+		if n <= 0 {
+			return true, nil
+		}
+		if _, count, _ := unix.ParseDirent(buf[:n], 1, nil); count > 0 {
+			return false, nil
+		}
+	}
+}
+
 func (osHost) Stat(n string) (os.FileInfo, error) { return os.Stat(n) }
 
 func (osHost) Readlink(n string) (string, error) { return os.Readlink(n) }

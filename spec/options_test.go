@@ -2,6 +2,8 @@ package spec
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -246,5 +248,52 @@ func TestTmpfsOptionsRefused(t *testing.T) {
 	var ue *journal.UsageError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--tmpfs /scratch:noexec: no options after ':'") {
 		t.Errorf("--tmpfs /scratch:noexec: %v, want refused", err)
+	}
+}
+
+// TestHostEmpty: the planner's look at whether a host directory is empty
+// stops at the first entry; "." and ".." are no entries; a file, a
+// directory gone or one that cannot be read is not called empty.
+func TestHostEmpty(t *testing.T) {
+	base := t.TempDir()
+	mk := func(p string) string {
+		p = filepath.Join(base, p)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	empty, many, closed := mk("empty"), mk("many"), mk("closed")
+	for i := range 2000 {
+		if err := os.WriteFile(filepath.Join(many, fmt.Sprintf("entry-with-a-long-name-%04d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[string]bool{empty: true, many: false} {
+		if got, err := (osHost{}).Empty(d); err != nil || got != want {
+			t.Errorf("Empty(%s) = %v, %v; want %v", d, got, err, want)
+		}
+	}
+	if err := os.Chmod(closed, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(closed, 0o755)
+	if os.Geteuid() == 0 {
+		closed = "" // root reads it anyway
+	}
+	for _, d := range []string{file, filepath.Join(base, "gone"), closed} {
+		if d == "" {
+			continue
+		}
+		if got, err := (osHost{}).Empty(d); err == nil || got {
+			t.Errorf("Empty(%s) = %v, %v; want an error", d, got, err)
+		}
+	}
+	if _, err := (osHost{}).Empty(filepath.Join(base, "gone")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a directory gone: %v, want ErrNotExist", err)
 	}
 }
