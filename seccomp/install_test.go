@@ -113,6 +113,10 @@ func childInstall() {
 	emit := func(k, v string) { fmt.Fprintf(w, "%s=%s\n", k, v) }
 	probes(func(k, v string) { emit("before_"+k, v) })
 
+	// SetNoNewPrivs's contract: with cgo (go test -race), where it sets
+	// no_new_privs on the calling thread only, that thread installs too.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := SetNoNewPrivs(); err != nil {
 		emit("nnp", err.Error())
 		return
@@ -186,6 +190,8 @@ var kernelCalls = []string{"getppid", "getuid", "getgid", "geteuid", "getegid"}
 // program reads struct seccomp_data as the kernel lays it out (the low
 // half of an argument first) and that the kernel accepts it.
 func childKernel() {
+	runtime.LockOSThread() // as in childInstall
+	defer runtime.UnlockOSThread()
 	if err := SetNoNewPrivs(); err != nil {
 		fmt.Printf("nnp=%v\n", err)
 		return
