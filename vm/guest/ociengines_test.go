@@ -126,6 +126,33 @@ func podmanCmd(t *testing.T, rt, dir string, args ...string) result {
 	return command(t, "podman", append(g, args...)...)
 }
 
+// podmanDir is a directory for podman's storage, removed when the test
+// ends, after the test's own cleanups (podman rm): what podman starts when
+// a container exits (conmon runs `podman container cleanup`, which writes
+// its event and exit files) may still write there just after `podman rm`
+// returns, and t.TempDir's one removal then failed with "directory not
+// empty". The removal is retried, bounded, before it fails the test.
+func podmanDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sbxvm-podman-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			err := os.RemoveAll(dir)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("removing podman's directory: %v", err)
+				return
+			}
+		}
+	})
+	return dir
+}
+
 // TestRootOCIPodman: podman run --memory 32m --pids-limit 8 → memory.max
 // and pids.max of the container's cgroup (its namespace), a fork loop past
 // 8 fails, dd past 32 MiB is OOM-killed (137), the container is in
@@ -133,7 +160,7 @@ func podmanCmd(t *testing.T, rt, dir string, args ...string) result {
 // running container's memory.max.
 func TestRootOCIPodman(t *testing.T) {
 	rt := ociBin(t)
-	dir := t.TempDir()
+	dir := podmanDir(t)
 	podman := func(args ...string) result { return podmanCmd(t, rt, dir, args...) }
 	tarPath := filepath.Join(dir, "rootfs.tar")
 	if err := os.WriteFile(tarPath, rootfsTar(t), 0o644); err != nil {
