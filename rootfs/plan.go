@@ -390,10 +390,11 @@ func (p *planner) hostRoot() error {
 	return nil
 }
 
-// empty says whether dir is empty in the host and in every layer (a copy
-// gone since counts as empty); not when any copy cannot be read.
-func (p *planner) empty(dir string) bool {
-	for _, base := range p.sources(dir) {
+// empty says whether every copy of a directory (its sources: the host's
+// and the layers') is empty, a copy gone since counting as empty; not when
+// any copy cannot be read.
+func (p *planner) empty(copies []string) bool {
+	for _, base := range copies {
 		e, err := p.host.Empty(base)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -489,7 +490,7 @@ func (p *planner) entry(full string) error {
 		return nil
 	}
 	if !hostIsDir || !p.hasSubmounts(full) {
-		if !p.cfg.ReadOnly && p.empty(full) {
+		if !p.cfg.ReadOnly && p.empty(lower) {
 			// Nothing to layer: a directory of the skeleton (or of the
 			// root's overlay, with --upper) shows and keeps the same, and
 			// costs no overlay to mount and none to free at the end.
