@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,4 +46,62 @@ func TestNonRootIdentityHasNoCapabilities(t *testing.T) {
 			t.Errorf("%s = %x for root inside, want 0", f, v)
 		}
 	}
+}
+
+// TestInitThreadsNoNewPrivs: every thread of init has no_new_privs once
+// the payload runs, and the filter where there is one. With a filter,
+// init sets no_new_privs on its own thread only and the filter's TSYNC
+// gives it to the others (confine.NoNewPrivs); without one, or with
+// Landlock, it is set on each thread. A thread without it could exec a
+// setuid program of the sandbox's root with privileges.
+func TestInitThreadsNoNewPrivs(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name   string
+		flags  []string
+		filter bool
+	}{
+		{"default", nil, true},
+		{"unconfined", []string{"--seccomp=unconfined"}, false},
+		{"landlock", []string{"--landlock"}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			l := newLife(t)
+			l.detach("nnp", append([]string{"--net=none"}, c.flags...), "sleep", "3600")
+			init := l.ps(false)["nnp"].InitPid
+			if init <= 0 {
+				t.Fatalf("ps --json gives no init pid: %v", l.ps(false))
+			}
+			tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", init))
+			if err != nil || len(tasks) < 2 {
+				// Init runs several threads (the Go runtime's, its spares):
+				// one alone would not test the others.
+				t.Fatalf("init (pid %d) has %d threads (%v), want several", init, len(tasks), err)
+			}
+			for _, f := range tasks {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatalf("reading %s: %v", f, err)
+				}
+				s := string(b)
+				if v := statusLine(s, "NoNewPrivs"); v != "1" {
+					t.Errorf("%s: NoNewPrivs %q, want 1", f, v)
+				}
+				if want := map[bool]string{true: "2", false: "0"}[c.filter]; statusLine(s, "Seccomp") != want {
+					t.Errorf("%s: Seccomp %q, want %s", f, statusLine(s, "Seccomp"), want)
+				}
+			}
+		})
+	}
+}
+
+// statusLine is the value of a /proc/PID/status field.
+func statusLine(status, name string) string {
+	for _, l := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(l, name+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }

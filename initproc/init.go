@@ -294,7 +294,9 @@ func confineSelf(cfg *wire.ChildConfig, lg *journal.Logger) (string, error) {
 	if err := confine.DropInherited(); err != nil {
 		return "dropping capabilities", err
 	}
-	if err := confine.NoNewPrivs(); err != nil {
+	// Landlock's library sets it on every thread itself; a filter's TSYNC
+	// gives it to the other threads.
+	if err := confine.NoNewPrivs(cfg.Seccomp != nil && cfg.Landlock == nil); err != nil {
 		return "setting no_new_privs", err
 	}
 	if cfg.Landlock != nil {
