@@ -55,7 +55,7 @@ func BoundCaps(keep []int, last int) error {
 // filter follows with SECCOMP_FILTER_FLAG_TSYNC, which gives no_new_privs
 // to every other thread with the filter (kernel/seccomp.c,
 // seccomp_sync_threads): then it is set on the calling thread alone, and
-// the world is not stopped to reach the others (~1 ms for init's nine).
+// the world is not stopped to reach the others (~1 ms for init's ten or so).
 func NoNewPrivs(tsync bool) error {
 	var err error
 	if tsync {

@@ -294,8 +294,9 @@ func confineSelf(cfg *wire.ChildConfig, lg *journal.Logger) (string, error) {
 	if err := confine.DropInherited(); err != nil {
 		return "dropping capabilities", err
 	}
-	// Landlock's library sets it on every thread itself; a filter's TSYNC
-	// gives it to the other threads.
+	// On this thread alone where a filter follows: its TSYNC gives it to
+	// the others. Without a filter, and with Landlock (whose rules are
+	// applied to every thread before the filter), on every thread.
 	if err := confine.NoNewPrivs(cfg.Seccomp != nil && cfg.Landlock == nil); err != nil {
 		return "setting no_new_privs", err
 	}
