@@ -1,7 +1,6 @@
 package netstack
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -222,9 +221,8 @@ func (c *idleConn) WriteTo(b []byte, a net.Addr) (int, error) {
 	return c.UDPConn.WriteTo(b, a)
 }
 
-// serve installs the forwarders and the resolver on the stack.
-func (n *network) serve(ctx context.Context, g *egressGate, res *resolver) error {
+// forward installs the TCP and UDP forwarders on the stack.
+func (n *network) forward(g *egressGate) {
 	n.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, n.tcpForwarder(g).HandlePacket)
 	n.stack.SetTransportProtocolHandler(udp.ProtocolNumber, n.udpForwarder(g).HandlePacket)
-	return res.serve(ctx, n)
 }

@@ -1,11 +1,12 @@
 // Package netstack is the builtin network driver's helper process: a
-// gvisor user-mode stack built from gvisor-tap-vsock's parts (stack.go) fed
-// directly by the sandbox's tap, its forwarders and DNS server, which
-// enforce the egress policy (forward.go, inspect.go, resolver.go; the
-// decisions are netns/egress'), and rootlesskit's gvisor-tap-vsock port
-// driver for -p. It lives in its own executable because its dependencies
-// cost ~30 ms of package initialisation at every start. See
-// netns/driver/builtin.go for the protocol.
+// gvisor user-mode stack on the sandbox's tap (stack.go: gvisor's fd-based
+// link endpoint, gvisor-tap-vsock's UDP proxy and port forwarder), its
+// forwarders and DNS server, which enforce the egress policy (forward.go,
+// inspect.go, resolver.go; the decisions are netns/egress'), and
+// rootlesskit's gvisor-tap-vsock port driver for -p. It lives in its own
+// executable because its dependencies cost ~7 ms of package
+// initialisation at every start (~31 with gvisor-tap-vsock's tap package:
+// see stack.go). See netns/driver/builtin.go for the protocol.
 package netstack
 
 import (
@@ -86,9 +87,7 @@ func Main() int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := n.serve(ctx, gate, res); err != nil {
-		return fail(err)
-	}
+	n.forward(gate)
 	if len(cfg.Publish) > 0 {
 		if err := publish(n, cfg.Publish); err != nil {
 			return fail(err)
@@ -101,9 +100,13 @@ func Main() int {
 	if env.Kind != proto.KindTap || len(fds) != 1 {
 		return fail(fmt.Errorf("expected the tap, got %s with %d fds", env.Kind, len(fds)))
 	}
-	tap := os.NewFile(uintptr(fds[0]), "tap")
-	done := make(chan error, 1)
-	go func() { done <- n.accept(ctx, &tapConn{tap}) }()
+	if err := n.attach(fds[0]); err != nil {
+		return fail(err)
+	}
+	// The DNS server binds the gateway's address, which the NIC has now.
+	if err := res.serve(ctx, n); err != nil {
+		return fail(err)
+	}
 	if err := send(proto.KindStarted, nil); err != nil {
 		return 0
 	}
@@ -124,7 +127,7 @@ func Main() int {
 	select {
 	case <-eof: // the parent is done: the sandbox ended
 		return 0
-	case err := <-done:
+	case err := <-n.closed:
 		fmt.Fprintf(os.Stderr, "sandbox-netstack: %v\n", err)
 		return 1
 	}
@@ -200,22 +203,3 @@ func publishAll(d port.ParentDriver, pubs []netns.Publish, cctx *port.ChildConte
 	}
 	return nil
 }
-
-// tapConn is the tap queue as a net.Conn for gvisor-tap-vsock's vfkit
-// protocol, which is one Ethernet frame per Read and per Write: exactly
-// what a tap file does, so no copying loop sits in between.
-type tapConn struct{ f *os.File }
-
-func (t *tapConn) Read(b []byte) (int, error)         { return t.f.Read(b) }
-func (t *tapConn) Write(b []byte) (int, error)        { return t.f.Write(b) }
-func (t *tapConn) Close() error                       { return t.f.Close() }
-func (t *tapConn) LocalAddr() net.Addr                { return tapAddr{} }
-func (t *tapConn) RemoteAddr() net.Addr               { return tapAddr{} }
-func (t *tapConn) SetDeadline(d time.Time) error      { return t.f.SetDeadline(d) }
-func (t *tapConn) SetReadDeadline(d time.Time) error  { return t.f.SetReadDeadline(d) }
-func (t *tapConn) SetWriteDeadline(d time.Time) error { return t.f.SetWriteDeadline(d) }
-
-type tapAddr struct{}
-
-func (tapAddr) Network() string { return "tap" }
-func (tapAddr) String() string  { return netns.TapName }

@@ -13,11 +13,10 @@ import (
 	"sandbox/netns"
 
 	"github.com/containers/gvisor-tap-vsock/pkg/services/forwarder"
-	"github.com/containers/gvisor-tap-vsock/pkg/tap"
-	"github.com/containers/gvisor-tap-vsock/pkg/types"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
 	"gvisor.dev/gvisor/pkg/tcpip/link/nested"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
@@ -28,10 +27,14 @@ import (
 )
 
 // The stack is assembled here from gvisor and gvisor-tap-vsock's parts
-// (its tap switch and link endpoint, its UDP proxy and port forwarder)
-// rather than taken whole from gvisor-tap-vsock's virtualnetwork: that one
-// hides its TCP and UDP forwarders and its DNS server, and they are where
-// the egress policy is enforced (forward.go, resolver.go).
+// (its UDP proxy and port forwarder) rather than taken whole from
+// gvisor-tap-vsock's virtualnetwork: that one hides its TCP and UDP
+// forwarders and its DNS server, and they are where the egress policy is
+// enforced (forward.go, resolver.go). The tap is gvisor's own fd-based link
+// endpoint, not gvisor-tap-vsock's switch and link endpoint: their package
+// links gopacket's layers for debug output, whose initialisation (tables
+// of every EtherType and protocol number) took ~29 ms of each start of
+// this helper on the CI machine, where a page fault is dear.
 
 const nic = 1
 
@@ -39,53 +42,33 @@ const nic = 1
 // behind the tap, whose forwarders dial out from this (the host's) network
 // namespace.
 type network struct {
-	stack   *stack.Stack
-	sw      *tap.Switch
-	gateway tcpip.Address
-	ports   *forwarder.PortsForwarder
+	stack       *stack.Stack
+	gateway     tcpip.Address
+	gatewayMAC  tcpip.LinkAddress
+	icmpBlocked func(netip.Addr)
+	ports       *forwarder.PortsForwarder
+	// closed has the reason the tap's endpoint stopped reading (attach).
+	closed chan error
 }
 
-// newStack makes the stack; icmpBlocked, if not nil, hears each ICMP
-// packet dropped (under a policy).
+// newStack makes the stack, without its NIC until the tap comes (attach);
+// icmpBlocked, if not nil, hears each ICMP packet dropped (under a
+// policy).
 func newStack(gatewayMAC string, icmpBlocked func(netip.Addr)) (*network, error) {
 	gw, err := netip.ParseAddr(netns.GatewayIP)
 	if err != nil {
 		return nil, err
 	}
-	ep, err := tap.NewLinkEndpoint(false, uint32(netns.MTU), gatewayMAC, netns.GatewayIP, nil)
+	mac, err := net.ParseMAC(gatewayMAC)
 	if err != nil {
-		return nil, fmt.Errorf("creating the tap endpoint: %w", err)
+		return nil, fmt.Errorf("the gateway's MAC address: %w", err)
 	}
-	sw := tap.NewSwitch(false)
-	ep.Connect(sw)
-	sw.Connect(ep)
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4},
 	})
-	if e := s.CreateNIC(nic, newICMPGate(ep, gw, icmpBlocked)); e != nil {
-		return nil, errors.New(e.String())
-	}
-	n := &network{stack: s, sw: sw, gateway: tcpip.AddrFrom4(gw.As4())}
-	if e := s.AddProtocolAddress(nic, tcpip.ProtocolAddress{
-		Protocol: ipv4.ProtocolNumber, AddressWithPrefix: n.gateway.WithPrefix(),
-	}, stack.AddressProperties{}); e != nil {
-		return nil, errors.New(e.String())
-	}
-	// Promiscuous and spoofing: the stack takes every destination the
-	// sandbox sends to and answers as that destination, so that the
-	// forwarders see each connection and decide on it.
-	s.SetSpoofing(nic, true)
-	s.SetPromiscuousMode(nic, true)
-	subnet, err := netip.ParsePrefix(netns.Subnet)
-	if err != nil {
-		return nil, err
-	}
-	sn, err := tcpip.NewSubnet(tcpip.AddrFrom4(subnet.Addr().As4()), tcpip.MaskFromBytes(net.CIDRMask(subnet.Bits(), 32)))
-	if err != nil {
-		return nil, fmt.Errorf("the sandbox's subnet: %w", err)
-	}
-	s.SetRouteTable([]tcpip.Route{{Destination: sn, NIC: nic}})
+	n := &network{stack: s, gateway: tcpip.AddrFrom4(gw.As4()), gatewayMAC: tcpip.LinkAddress(mac),
+		icmpBlocked: icmpBlocked, closed: make(chan error, 1)}
 	// The stack's side of a connection the outside server closed first
 	// sits in TIME_WAIT, where a new SYN from the same sandbox port is
 	// dropped (gvisor hands it only to a listener; the forwarder is none):
@@ -98,6 +81,55 @@ func newStack(gatewayMAC string, icmpBlocked func(netip.Addr)) (*network, error)
 	}
 	n.ports = forwarder.NewPortsForwarder(s)
 	return n, nil
+}
+
+// attach makes the tap (fd, one Ethernet frame per read and write) the
+// stack's NIC, the gateway's address on it, and the routes to the
+// sandbox's subnet. The endpoint reads the tap on a goroutine of its own
+// until the tap fails (n.closed).
+func (n *network) attach(fd int) error {
+	ep, err := fdbased.New(&fdbased.Options{
+		FDs:            []int{fd},
+		MTU:            uint32(netns.MTU),
+		EthernetHeader: true,
+		Address:        n.gatewayMAC,
+		// The sandbox's kernel checksums what it writes to a tap that
+		// offers it no offloads; the stack checksums what it sends.
+		RXChecksumOffload: true,
+		ClosedFunc: func(e tcpip.Error) {
+			select {
+			case n.closed <- fmt.Errorf("reading the tap: %s", e):
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the tap endpoint: %w", err)
+	}
+	s := n.stack
+	if e := s.CreateNIC(nic, newLinkGate(ep, netip.AddrFrom4(n.gateway.As4()), n.icmpBlocked)); e != nil {
+		return errors.New(e.String())
+	}
+	if e := s.AddProtocolAddress(nic, tcpip.ProtocolAddress{
+		Protocol: ipv4.ProtocolNumber, AddressWithPrefix: n.gateway.WithPrefix(),
+	}, stack.AddressProperties{}); e != nil {
+		return errors.New(e.String())
+	}
+	// Promiscuous and spoofing: the stack takes every destination the
+	// sandbox sends to and answers as that destination, so that the
+	// forwarders see each connection and decide on it.
+	s.SetSpoofing(nic, true)
+	s.SetPromiscuousMode(nic, true)
+	subnet, err := netip.ParsePrefix(netns.Subnet)
+	if err != nil {
+		return err
+	}
+	sn, err := tcpip.NewSubnet(tcpip.AddrFrom4(subnet.Addr().As4()), tcpip.MaskFromBytes(net.CIDRMask(subnet.Bits(), 32)))
+	if err != nil {
+		return fmt.Errorf("the sandbox's subnet: %w", err)
+	}
+	s.SetRouteTable([]tcpip.Route{{Destination: sn, NIC: nic}})
+	return nil
 }
 
 // Mux serves rootlesskit's gvisor-tap-vsock port driver (-p): it posts
@@ -118,11 +150,6 @@ func (n *network) DialContextTCP(ctx context.Context, addr string) (net.Conn, er
 	return gonet.DialContextTCP(ctx, n.stack, tcpip.FullAddress{NIC: nic, Addr: tcpip.AddrFrom4(ap.Addr().As4()), Port: ap.Port()}, ipv4.ProtocolNumber)
 }
 
-// accept serves the tap until ctx ends or the tap fails.
-func (n *network) accept(ctx context.Context, conn net.Conn) error {
-	return n.sw.Accept(ctx, conn, types.VfkitProtocol)
-}
-
 // gatewayAddr is the gateway's address and port on the stack.
 func (n *network) gatewayAddr(port uint16) tcpip.FullAddress {
 	return tcpip.FullAddress{NIC: nic, Addr: n.gateway, Port: port}
@@ -132,24 +159,27 @@ func addrPort(a tcpip.Address, port uint16) string {
 	return net.JoinHostPort(a.String(), strconv.Itoa(int(port)))
 }
 
-// icmpGate sits between the tap and the stack: under a policy it drops
-// ICMP to anything but the gateway. The stack answers every address
+// linkGate sits between the tap and the stack. Under a policy it drops
+// ICMP to anything but the gateway: the stack answers every address
 // (promiscuous, spoofing), so without it a ping to any host would be
-// answered by the stack itself: nothing leaves either way, but the
-// sandbox would be told a blocked host is up.
-type icmpGate struct {
+// answered by the stack itself (nothing leaves either way, but the
+// sandbox would be told a blocked host is up). Always, it drops the
+// stack's ARP replies about any address but the gateway's: spoofing, the
+// stack would claim every address of the subnet for the gateway's MAC
+// (gvisor-tap-vsock's link endpoint, which this replaces, dropped them).
+type linkGate struct {
 	nested.Endpoint
 	gateway netip.Addr
-	blocked func(dst netip.Addr) // nil: no policy, nothing dropped
+	blocked func(dst netip.Addr) // nil: no policy, no ICMP dropped
 }
 
-func newICMPGate(child stack.LinkEndpoint, gateway netip.Addr, blocked func(netip.Addr)) *icmpGate {
-	g := &icmpGate{gateway: gateway, blocked: blocked}
+func newLinkGate(child stack.LinkEndpoint, gateway netip.Addr, blocked func(netip.Addr)) *linkGate {
+	g := &linkGate{gateway: gateway, blocked: blocked}
 	g.Endpoint.Init(child, g)
 	return g
 }
 
-func (g *icmpGate) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+func (g *linkGate) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
 	if g.blocked != nil && proto == header.IPv4ProtocolNumber {
 		if b, ok := pkt.Data().PullUp(header.IPv4MinimumSize); ok {
 			ip := header.IPv4(b)
@@ -161,4 +191,37 @@ func (g *icmpGate) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *
 		}
 	}
 	g.Endpoint.DeliverNetworkPacket(proto, pkt)
+}
+
+// WritePackets passes on all but the ARP replies about another address
+// than the gateway's; those count as written (the caller keeps its
+// references to every packet either way).
+func (g *linkGate) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	all := pkts.AsSlice()
+	var keep stack.PacketBufferList
+	for _, p := range all {
+		if !g.spoofedARPReply(p) {
+			keep.PushBack(p)
+		}
+	}
+	dropped := len(all) - keep.Len()
+	if keep.Len() == 0 {
+		return dropped, nil
+	}
+	n, err := g.Endpoint.WritePackets(keep)
+	return n + dropped, err
+}
+
+// spoofedARPReply: p is the stack's ARP reply for an address not the
+// gateway's.
+func (g *linkGate) spoofedARPReply(p *stack.PacketBuffer) bool {
+	if p.NetworkProtocolNumber != header.ARPProtocolNumber {
+		return false
+	}
+	h := header.ARP(p.NetworkHeader().Slice())
+	if !h.IsValid() || h.Op() != header.ARPReply {
+		return false
+	}
+	sender, ok := netip.AddrFromSlice(h.ProtocolAddressSender())
+	return !ok || sender.Unmap() != g.gateway
 }
