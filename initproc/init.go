@@ -469,14 +469,14 @@ func setupNet(conn *proto.Conn, n *netns.Child) (string, error) {
 		return "creating the network interface", err
 	}
 	// Configured while init still holds the tap: once handed over, a
-	// helper that fails (a -p port in use) closes the last fd of a
-	// non-persistent tap and the device is gone, and the run would report
-	// "no such device" instead of the helper's own error.
+	// helper that fails (a -p port in use) would close the last fd of a
+	// non-persistent tap, and the run would report "no such device"
+	// instead of the helper's own error.
 	if step, err := configure(); err != nil {
 		tap.Close()
 		return step, err
 	}
-	if n.PersistTap {
+	if n.TapByName {
 		// Detached before the helper attaches by name: a tap takes one
 		// attachment (else EBUSY). Only the news is sent.
 		tap.Close()

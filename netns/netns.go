@@ -76,10 +76,16 @@ const (
 type Child struct {
 	Mode Mode `json:"mode"`
 	// CreateTap: init creates the tap and hands it to the parent (builtin,
-	// slirp4netns); PersistTap: it outlives init's fd, for slirp4netns to
-	// attach to by name.
+	// slirp4netns). PersistTap: it outlives its fds and goes with the
+	// sandbox's network namespace, so that the helper's last close only
+	// detaches from it: a non-persistent tap's is unregistered then, and
+	// the helper's exit waited for that (~20 ms, which the end of every
+	// run waited for). TapByName: the helper attaches by name
+	// (slirp4netns): init detaches and sends only the news, and a
+	// holder's stage may make it; else init sends its fd (builtin).
 	CreateTap  bool `json:"create_tap,omitempty"`
 	PersistTap bool `json:"persist_tap,omitempty"`
+	TapByName  bool `json:"tap_by_name,omitempty"`
 	// TapMade: the persistent tap exists already (init's stage made it, and
 	// the parent gave it to the driver): init configures it and sends no
 	// Tap.

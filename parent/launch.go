@@ -265,10 +265,10 @@ func launch(s *spec.Spec, cg cgroupManager, useTTY, early bool) (*launched, erro
 }
 
 // stageTap says whether init's stage makes the network's tap: slirp4netns,
-// which takes a tap that outlives its maker.
+// which attaches by name to a tap that outlives its maker.
 func stageTap(s *spec.Spec) bool {
 	n := s.ChildNet()
-	return n != nil && n.CreateTap && n.PersistTap
+	return n != nil && n.CreateTap && n.TapByName
 }
 
 // launchKey is everything of a plan that decides how init is started: an

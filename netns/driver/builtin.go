@@ -64,7 +64,9 @@ func (*builtin) installed(h HostProbe) error {
 // publishLimit: the stack publishes TCP and UDP alike.
 func (*builtin) publishLimit(HostProbe, []netns.Publish, bool) error { return nil }
 
-func (*builtin) child() netns.Child { return netns.Child{CreateTap: true, Configure: true} }
+func (*builtin) child() netns.Child {
+	return netns.Child{CreateTap: true, PersistTap: true, Configure: true}
+}
 
 // nameserver: the helper's resolver answers DNS on the gateway.
 func (*builtin) nameserver() string { return netns.GatewayIP }

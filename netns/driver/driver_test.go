@@ -118,8 +118,8 @@ func TestNew(t *testing.T) {
 		dns   string
 	}{
 		{netns.Pasta, &pasta{}, netns.Child{Mode: netns.Pasta, BlockLinkLocal: true}, netns.DNSIP},
-		{netns.Slirp4netns, &slirp4netns{}, netns.Child{Mode: netns.Slirp4netns, CreateTap: true, PersistTap: true, Configure: true, BlockLinkLocal: true}, netns.DNSIP},
-		{netns.Builtin, &builtin{}, netns.Child{Mode: netns.Builtin, CreateTap: true, Configure: true, BlockLinkLocal: true}, netns.GatewayIP},
+		{netns.Slirp4netns, &slirp4netns{}, netns.Child{Mode: netns.Slirp4netns, CreateTap: true, PersistTap: true, TapByName: true, Configure: true, BlockLinkLocal: true}, netns.DNSIP},
+		{netns.Builtin, &builtin{}, netns.Child{Mode: netns.Builtin, CreateTap: true, PersistTap: true, Configure: true, BlockLinkLocal: true}, netns.GatewayIP},
 	} {
 		d, err := New(Config{Mode: tc.mode})
 		if err != nil {

@@ -57,7 +57,7 @@ func (*slirp4netns) publishLimit(_ HostProbe, pubs []netns.Publish, allowHostLoo
 
 // child: a persistent tap, attached to by name; init configures it.
 func (*slirp4netns) child() netns.Child {
-	return netns.Child{CreateTap: true, PersistTap: true, Configure: true}
+	return netns.Child{CreateTap: true, PersistTap: true, TapByName: true, Configure: true}
 }
 
 func (*slirp4netns) nameserver() string { return netns.DNSIP }
