@@ -7,6 +7,8 @@ import (
 
 	"sandbox/internal/ttyrelay"
 	"sandbox/journal"
+	"sandbox/netns"
+	"sandbox/netns/driver"
 	"sandbox/spec"
 
 	"golang.org/x/sys/unix"
@@ -38,6 +40,7 @@ var pending atomic.Pointer[earlyInit]
 // otherwise; DiscardEarly kills it for a run that ends before.
 // It reads s only here: planning goes on with it meanwhile.
 func StartEarly(s *spec.Spec) {
+	startEarlyNetwork(s)
 	if s.Detach || s.Output != nil || s.PreserveFDs > 0 || !(helperStage(s) || directStage(s)) ||
 		s.Resources.Limits.Any() || pending.Load() != nil {
 		return
@@ -64,12 +67,69 @@ func takeEarly() *earlyInit {
 	return e
 }
 
-// DiscardEarly kills an early init the run did not take (it failed
-// before), and waits for it: nothing of it outlives the run.
+// DiscardEarly kills an early init and network helper the run did not
+// take (it failed before), and waits for them: nothing of them outlives
+// the run.
 func DiscardEarly() {
 	if e := takeEarly(); e != nil && e.l != nil {
 		e.discard()
 	}
+	if n := pendingNet.Swap(nil); n != nil {
+		<-n.done
+		if n.d != nil {
+			n.d.Close()
+		}
+	}
+}
+
+// earlyNet is the builtin network's helper started while the run is
+// planned (startEarlyNetwork): it needs nothing of init until the tap
+// comes, so its start (a copy of ~10 MB into its memfd, its Go runtime)
+// overlaps init's instead of following it.
+type earlyNet struct {
+	done chan struct{}  // closed once its start returned
+	cfg  *driver.Config // the plan's, which run compares with its own
+	d    driver.ParentDriver
+	err  error
+}
+
+var pendingNet atomic.Pointer[earlyNet]
+
+// startEarlyNetwork starts the builtin network's helper for s in the
+// background; the other drivers join init's namespaces, so they wait for
+// init (run starts them).
+func startEarlyNetwork(s *spec.Spec) {
+	if s.Net == nil || s.Net.Mode != netns.Builtin || pendingNet.Load() != nil {
+		return
+	}
+	n := &earlyNet{done: make(chan struct{}), cfg: s.Net}
+	cfg := networkConfig(s, "") // builtin makes nothing in a state directory
+	lg := s.EnsureLog()
+	pendingNet.Store(n)
+	go func() {
+		defer close(n.done)
+		if n.d, n.err = driver.Start(cfg, 0); n.err == nil {
+			lg.Step("started the %s network driver, early: while the run is planned", cfg.Mode)
+		}
+	}()
+}
+
+// takeEarlyNetwork is the helper started early for the plan's network
+// cfg, once its start returned; ok is false if none was started for it
+// (one started for another plan is stopped).
+func takeEarlyNetwork(cfg *driver.Config) (d driver.ParentDriver, ok bool, err error) {
+	n := pendingNet.Swap(nil)
+	if n == nil {
+		return nil, false, nil
+	}
+	<-n.done
+	if n.cfg != cfg {
+		if n.d != nil {
+			n.d.Close()
+		}
+		return nil, false, nil
+	}
+	return n.d, true, n.err
 }
 
 // adopt is e's launch for a run of key in cg, or nil: e was not started,

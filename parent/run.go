@@ -416,22 +416,34 @@ func run(s *spec.Spec) (status int, err error) {
 	}
 }
 
-// startNetwork starts s's network driver on the namespaces of init (pid).
+// startNetwork starts s's network driver on the namespaces of init (pid),
+// or takes the one StartEarly started for it.
 func startNetwork(s *spec.Spec, h *state.Handle, pid int, logf func(string, ...any)) (driver.ParentDriver, error) {
-	cfg := *s.Net
-	if s.Verbose {
-		cfg.Log = s.Log.Writer("net")
-		cfg.OnBlocked = func(r egress.Record) { s.Log.Detail("net", r.Line()) }
+	if d, ok, err := takeEarlyNetwork(s.Net); ok {
+		return d, err
 	}
 	// In the sandbox's own directory: a killed run's is removed with it.
-	cfg.StateDir = h.Path(state.NetDir)
-	cfg.Netstack = netstackCommand
+	cfg := networkConfig(s, h.Path(state.NetDir))
 	n, err := driver.Start(cfg, pid)
 	if err != nil {
 		return nil, err
 	}
 	logf("started the %s network driver", cfg.Mode)
 	return n, nil
+}
+
+// networkConfig is the driver's configuration for s, with its state in
+// stateDir.
+func networkConfig(s *spec.Spec, stateDir string) driver.Config {
+	cfg := *s.Net
+	if s.Verbose {
+		lg := s.EnsureLog()
+		cfg.Log = lg.Writer("net")
+		cfg.OnBlocked = func(r egress.Record) { lg.Detail("net", r.Line()) }
+	}
+	cfg.StateDir = stateDir
+	cfg.Netstack = netstackCommand
+	return cfg
 }
 
 func mapKind(p idmap.Prepared) string {
