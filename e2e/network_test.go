@@ -719,3 +719,24 @@ func TestNetworkTapPersistent(t *testing.T) {
 		})
 	}
 }
+
+// TestBuiltinClaimsOnlyTheGateway: the builtin stack answers as every
+// destination (promiscuous, spoofing), but ARP for the gateway only: a
+// neighbour of the sandbox's subnet that does not exist stays unresolved
+// (netstack's linkGate drops the stack's other replies), rather than being
+// taken for the gateway's MAC.
+func TestBuiltinClaimsOnlyTheGateway(t *testing.T) {
+	t.Parallel()
+	requireDriver(t, "builtin")
+	r := runOpts(t, opts{}, "run", "--net=builtin", "--", "bash", "-c",
+		`timeout 2 bash -c 'exec 3<>/dev/tcp/10.0.2.77/80' 2>/dev/null; ip neigh show; echo end`)
+	wantCode(t, r, 0)
+	if !strings.Contains(r.stdout, "end") {
+		t.Fatalf("the script did not finish\n%s", r)
+	}
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if strings.HasPrefix(l, "10.0.2.77 ") && strings.Contains(l, "lladdr") {
+			t.Errorf("a subnet address that no one holds was resolved: %q\n%s", l, r)
+		}
+	}
+}
