@@ -85,23 +85,14 @@ func TestInitThreadsNoNewPrivs(t *testing.T) {
 					t.Fatalf("reading %s: %v", f, err)
 				}
 				s := string(b)
-				if v := statusLine(s, "NoNewPrivs"); v != "1" {
+				if v, _ := escField(s, "NoNewPrivs"); v != "1" {
 					t.Errorf("%s: NoNewPrivs %q, want 1", f, v)
 				}
-				if want := map[bool]string{true: "2", false: "0"}[c.filter]; statusLine(s, "Seccomp") != want {
-					t.Errorf("%s: Seccomp %q, want %s", f, statusLine(s, "Seccomp"), want)
+				want := map[bool]string{true: "2", false: "0"}[c.filter]
+				if v, _ := escField(s, "Seccomp"); v != want {
+					t.Errorf("%s: Seccomp %q, want %s", f, v, want)
 				}
 			}
 		})
 	}
-}
-
-// statusLine is the value of a /proc/PID/status field.
-func statusLine(status, name string) string {
-	for _, l := range strings.Split(status, "\n") {
-		if v, ok := strings.CutPrefix(l, name+":"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }

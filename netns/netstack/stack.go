@@ -198,6 +198,14 @@ func (g *linkGate) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *
 // references to every packet either way).
 func (g *linkGate) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	all := pkts.AsSlice()
+	spoofed := false
+	for _, p := range all {
+		spoofed = spoofed || g.spoofedARPReply(p)
+	}
+	if !spoofed {
+		// Every batch of the data path: passed on as it is, no list made.
+		return g.Endpoint.WritePackets(pkts)
+	}
 	var keep stack.PacketBufferList
 	for _, p := range all {
 		if !g.spoofedARPReply(p) {
