@@ -394,3 +394,36 @@ func TestEmptyDirectoryNotLayered(t *testing.T) {
 		t.Errorf("--upper, the next run: %s", r)
 	}
 }
+
+// TestClosedDirectoryBound: a top-level host directory no process of the
+// sandbox can open (an ext4 root's /lost+found: root's, mode 0700, root
+// not mapped) is the host's own, bound read-only, not an overlay: as
+// closed inside as on the host (its owner unmapped, listing and creating
+// in it refused), and no superblock to mount and free.
+func TestClosedDirectoryBound(t *testing.T) {
+	t.Parallel()
+	const d = "/lost+found"
+	var st syscall.Stat_t
+	err := syscall.Stat(d, &st)
+	requireOrSkip(t, err == nil && st.Uid == 0 && st.Mode&0o777 == 0o700 && os.Getuid() != 0,
+		"an ext4 root's "+d+" (root's, mode 0700) and an unprivileged test user")
+	mount := `awk -v d=` + d + ` '$5 == d { for (i = 7; i < NF; i++) if ($i == "-") { split($6, o, ","); print o[1], $(i+1); break } }' /proc/self/mountinfo`
+	r := mustRun(t, opts{}, sh([]string{"--net=none", "--cwd=none"},
+		mount+`; stat -c '%a %u' `+d+`; ls `+d+` >/dev/null 2>&1; echo ls=$?; touch `+d+`/x 2>/dev/null; echo touch=$?`)...)
+	var hostFS string // the type of the host's root file system
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 4 && f[4] == "/" {
+				for i := 6; i+1 < len(f); i++ {
+					if f[i] == "-" {
+						hostFS = f[i+1]
+					}
+				}
+			}
+		}
+	}
+	if want := "ro " + hostFS + "\n700 65534\nls=2\ntouch=1\n"; hostFS == "" || r.stdout != want {
+		t.Errorf("%s inside:\n%s\nwant stdout:\n%s", d, r, want)
+	}
+}

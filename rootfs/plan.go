@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 
 	fuseoverlay "sandbox/fuse-overlay"
 
@@ -151,8 +152,11 @@ type Config struct {
 	Binds    []Bind
 	Tmpfs    []string
 	Chdir    string // "" = Cwd when shared, else "/"
-	Hosts    string // content for /etc/hosts
-	Resolv   string // content for /etc/resolv.conf, or "" to keep the root's
+	// HostUID says whether a host uid is an id of the sandbox (its maps
+	// give it an inside id); nil: every directory is treated as open.
+	HostUID func(uid uint32) bool
+	Hosts   string // content for /etc/hosts
+	Resolv  string // content for /etc/resolv.conf, or "" to keep the root's
 	// Masked are paths inside hidden under an empty read-only mount: where
 	// a share (the host's directories, the working directory, a bind, the
 	// rootfs) shows sandbox's own state.
@@ -406,6 +410,19 @@ func (p *planner) empty(copies []string) bool {
 	return true
 }
 
+// closed says whether no process of the sandbox can open the directory fi
+// describes, nor change it: its owner is no id of the sandbox, so that no
+// process inside is its owner and no capability there applies to it (the
+// kernel's privileged_wrt_inode_uidgid), and it grants its group and
+// others nothing (an ACL's entries are masked by the group bits).
+func (p *planner) closed(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || p.cfg.HostUID == nil || fi.Mode().Perm()&0o077 != 0 {
+		return false
+	}
+	return !p.cfg.HostUID(st.Uid)
+}
+
 // errUnlisted: the host's own copy of a directory could not be listed.
 var errUnlisted = errors.New("cannot list")
 
@@ -495,6 +512,15 @@ func (p *planner) entry(full string) error {
 			// root's overlay, with --upper) shows and keeps the same, and
 			// costs no overlay to mount and none to free at the end.
 			p.add(Step{Op: OpMkdir, Target: full, Mode: uint32(fi.Mode().Perm())})
+			return nil
+		}
+		if !p.cfg.ReadOnly && p.cfg.Upper == "" && hostIsDir && len(lower) == 1 && len(missing) == 0 && p.closed(fi) {
+			// No process inside can open it (an ext4 root's /lost+found):
+			// an overlay would show the same closed directory and take
+			// no write, for a superblock to mount and one to free at the
+			// end (an RCU grace period). The host's, read-only, as the
+			// caller sees it there.
+			p.add(Step{Op: OpBind, Source: full, Target: full, ReadOnly: true, Optional: true})
 			return nil
 		}
 		s := p.overlay(full, lower)

@@ -3,6 +3,7 @@ package rootfs
 import (
 	"io/fs"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/fstest"
 
@@ -302,6 +303,60 @@ func TestPlanCarriesOverlay(t *testing.T) {
 	}
 	if pl.Overlay.Driver != fuseoverlay.Fuse || pl.Overlay.FuseBin == "" || pl.Overlay.Marker != "/u" {
 		t.Errorf("plan overlay settings: %+v", pl.Overlay)
+	}
+}
+
+// TestClosedDirectoryIsBound: a host directory no process of the sandbox
+// can open (owned by an id it does not map, nothing for group or others,
+// such as an ext4 root's /lost+found) is the host's, bound read-only, not
+// an overlay; one whose owner the sandbox maps, or that opens to its group
+// or others, is layered as before, and so is one with a mount point to
+// make in it, one a layer adds to, or any with --upper.
+func TestClosedDirectoryIsBound(t *testing.T) {
+	owned := func(mode fs.FileMode, uid uint32) *fstest.MapFile {
+		return &fstest.MapFile{Mode: fs.ModeDir | mode, Sys: &syscall.Stat_t{Uid: uid}}
+	}
+	tree := hostTree()
+	tree.fs["lost+found"] = owned(0o700, 0)
+	tree.fs["subuid"] = owned(0o700, 200005) // a subordinate id: root inside may open it
+	tree.fs["grouped"] = owned(0o750, 0)
+	tree.fs["withbind"] = owned(0o700, 0)
+	tree.fs["layered"] = owned(0o700, 0)
+	tree.fs["layer/layered/x"] = file("x")
+	unreadable := map[string]bool{}
+	for _, d := range []string{"/lost+found", "/subuid", "/grouped", "/withbind", "/layered"} {
+		unreadable[d] = true
+	}
+	host := &hostileHost{fakeHost: tree, unreadable: unreadable}
+	mapped := func(uid uint32) bool { return uid == 1001 || uid >= 200000 && uid < 265536 }
+	cfg := Config{HostUID: mapped, Layers: []string{"/layer"}, DevptsGID: -1,
+		Binds: []Bind{{Source: "/srv", Target: "/withbind/in"}}}
+	pl, err := Build(cfg, host, hostMounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := find(pl, OpBind, "/lost+found"); s == nil || s.Source != "/lost+found" || !s.ReadOnly || find(pl, OpOverlay, "/lost+found") != nil {
+		t.Errorf("/lost+found: %+v, want the host's, bound read-only, and no overlay", s)
+	}
+	for _, d := range []string{"/subuid", "/grouped", "/withbind", "/layered"} {
+		if find(pl, OpOverlay, d) == nil || find(pl, OpBind, d) != nil {
+			t.Errorf("%s is not layered", d)
+		}
+	}
+	cfg.Upper = "/keep"
+	if pl, err = Build(cfg, host, hostMounts); err != nil {
+		t.Fatal(err)
+	}
+	if find(pl, OpOverlay, "/lost+found") == nil {
+		t.Error("--upper: /lost+found is not layered")
+	}
+	// Without the maps (nil), nothing is known closed.
+	cfg.Upper, cfg.HostUID = "", nil
+	if pl, err = Build(cfg, host, hostMounts); err != nil {
+		t.Fatal(err)
+	}
+	if find(pl, OpOverlay, "/lost+found") == nil {
+		t.Error("without HostUID: /lost+found is not layered")
 	}
 }
 

@@ -737,6 +737,16 @@ func rootConfig(opts Options, me identity, s *Spec) (rootfs.Config, string, erro
 			cfg.Home = ""
 		}
 	}
+	if uids := s.Maps.UIDs; uids != nil {
+		cfg.HostUID = func(uid uint32) bool {
+			for _, m := range uids {
+				if uid >= m.Outside && uid-m.Outside < m.Count {
+					return true
+				}
+			}
+			return false
+		}
+	}
 	if s.Maps.GIDs != nil {
 		for _, m := range s.Maps.GIDs {
 			if m.Inside <= 5 && 5 < m.Inside+m.Count {
