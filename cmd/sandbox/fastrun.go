@@ -66,23 +66,25 @@ func kebab(s string) string {
 
 // fastRun reads `run [FLAGS] [--] CMD [ARG...]` without kong: building
 // kong's model of run's ~60 flags and parsing cost ~3 ms of every run's
-// start. It returns run's values and the flags the command line gave, or ok
-// false for anything else, which kong then parses, so that help, errors,
-// exit codes, profiles and variables stay kong's: a variable or --profile
-// that sets a flag, an unknown or short-joined form (-dv, -eA), a bool
-// given a value, an empty value or one that starts like a flag, a
-// backslash, a ',' in a list flag's value (kong splits there), a number
-// not plainly decimal, a value not in a flag's enum, no command.
-// TestFastRunSameAsKong holds the values equal to kong's.
-func fastRun(args []string, lookupEnv func(string) (string, bool)) (r runCmd, given map[string]bool, ok bool) {
+// start. It returns run's values, the flags given (on the command line or
+// by a SANDBOX_<FLAG> variable, as kong's resolver counts them) and the
+// variable each flag set by one came from, or ok false for anything else,
+// which kong then parses, so that help, errors, exit codes and profiles
+// stay kong's: a profile (--profile or SANDBOX_PROFILE), an unknown or
+// short-joined form (-dv, -eA), a bool given a value, an empty value or
+// one that starts like a flag, a backslash, a ',' in a list flag's value
+// (kong splits there), a number not plainly decimal, a value not in a
+// flag's enum, no command; and a variable whose value it would not take
+// on the command line, or that leaves a list empty (kong checks every
+// variable, even one the command line overrides, and says which is
+// wrong). TestFastRunSameAsKong holds the values equal to kong's.
+func fastRun(args []string, lookupEnv func(string) (string, bool)) (r runCmd, given map[string]bool, fromEnv map[string]string, ok bool) {
 	if len(args) < 2 || args[0] != "run" {
-		return r, nil, false
+		return r, nil, nil, false
 	}
 	long, short := runFlags()
-	for name := range long {
-		if v, set := lookupEnv(envVar(name)); set && v != "" {
-			return r, nil, false // defaults' resolver reads it
-		}
+	if v, set := lookupEnv(envVar("profile")); set && v != "" {
+		return r, nil, nil, false // defaults' resolver loads it
 	}
 	v := reflect.ValueOf(&r).Elem()
 	given = map[string]bool{}
@@ -90,7 +92,7 @@ func fastRun(args []string, lookupEnv func(string) (string, bool)) (r runCmd, gi
 		a := args[i]
 		if a == "--" {
 			if i+1 == len(args) {
-				return runCmd{}, nil, false
+				return runCmd{}, nil, nil, false
 			}
 			r.Command = append([]string{"--"}, args[i+1:]...)
 			break
@@ -110,40 +112,98 @@ func fastRun(args []string, lookupEnv func(string) (string, bool)) (r runCmd, gi
 			f = short[a[1:]]
 		}
 		if f == nil || f.name == "profile" {
-			return runCmd{}, nil, false
+			return runCmd{}, nil, nil, false
 		}
 		given[f.name] = true
 		fv := v.Field(f.field)
 		if f.kind == reflect.Bool {
 			if inline {
-				return runCmd{}, nil, false
+				return runCmd{}, nil, nil, false
 			}
 			fv.SetBool(true)
 			continue
 		}
 		if !inline {
 			if i+1 == len(args) {
-				return runCmd{}, nil, false
+				return runCmd{}, nil, nil, false
 			}
 			i++
 			val = args[i]
 		}
 		if val == "" || strings.HasPrefix(val, "-") || strings.Contains(val, `\`) {
-			return runCmd{}, nil, false
+			return runCmd{}, nil, nil, false
 		}
 		if !setRunFlag(f, fv, val) {
-			return runCmd{}, nil, false
+			return runCmd{}, nil, nil, false
 		}
 	}
 	if len(r.Command) == 0 {
-		return runCmd{}, nil, false
+		return runCmd{}, nil, nil, false
+	}
+	fromEnv = map[string]string{}
+	for name, f := range long {
+		raw, set := lookupEnv(envVar(name))
+		if !set || raw == "" || name == "profile" {
+			continue // an empty variable counts as unset
+		}
+		val := reflect.New(v.Field(f.field).Type()).Elem()
+		if !envValue(f, val, raw) {
+			return runCmd{}, nil, nil, false
+		}
+		if !given[name] { // the command line wins
+			v.Field(f.field).Set(val)
+			given[name], fromEnv[name] = true, envVar(name)
+		}
 	}
 	for _, f := range long {
 		if f.def != "" && !given[f.name] && !setRunFlag(f, v.Field(f.field), f.def) {
-			return runCmd{}, nil, false
+			return runCmd{}, nil, nil, false
 		}
 	}
-	return r, given, true
+	return r, given, fromEnv, true
+}
+
+// envValue sets fv from raw, the text of flag f's variable, as kong's
+// resolver would (defaults.load): a bool as kong's mapper reads one, a
+// list split at the flag's separator with its empty elements dropped (and
+// its paths kept as written: kong expands a list's paths only on the
+// command line); false where it would refuse it or read it otherwise (an
+// escape).
+func envValue(f *runFlag, fv reflect.Value, raw string) bool {
+	if strings.Contains(raw, `\`) {
+		return false
+	}
+	switch f.kind {
+	case reflect.Bool:
+		switch strings.ToLower(raw) {
+		case "true", "1", "yes":
+			fv.SetBool(true)
+		case "false", "0", "no":
+			fv.SetBool(false)
+		default:
+			return false
+		}
+		return true
+	case reflect.Slice:
+		sep := ","
+		if f.sepNone {
+			sep = ";"
+		}
+		verbatim := *f
+		verbatim.path = false
+		n := 0
+		for _, e := range strings.Split(raw, sep) {
+			if e == "" {
+				continue
+			}
+			if !setRunFlag(&verbatim, fv, e) {
+				return false
+			}
+			n++
+		}
+		return n > 0
+	}
+	return setRunFlag(f, fv, raw)
 }
 
 // runFlagCount is how many times run's flag name is given in args (`run`

@@ -10,6 +10,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -189,7 +190,8 @@ func runCLI(args []string) int {
 		return wire.StatusError
 	}
 	def := newDefaults(os.LookupEnv)
-	if r, given, ok := fastRun(args, os.LookupEnv); ok {
+	if r, given, fromEnv, ok := fastRun(args, os.LookupEnv); ok {
+		maps.Copy(def.sources, fromEnv) // for explain, as kong's resolver records them
 		return runRun(r, func(name string) bool { return given[name] }, def)
 	}
 	var c cli
