@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -186,7 +187,7 @@ func TestFastRunSameAsKong(t *testing.T) {
 		}
 	}
 	for _, args := range taken {
-		fr, fgiven, _, ok := fastRun(args, func(string) (string, bool) { return "", false })
+		fr, fgiven, ok := fastRun(args, newDefaults(func(string) (string, bool) { return "", false }))
 		if !ok {
 			t.Errorf("%q: left to kong, want the fast path", args)
 			continue
@@ -204,25 +205,38 @@ func TestFastRunSameAsKong(t *testing.T) {
 		}
 	}
 	for _, args := range left {
-		if _, _, _, ok := fastRun(args, func(string) (string, bool) { return "", false }); ok {
+		if _, _, ok := fastRun(args, newDefaults(func(string) (string, bool) { return "", false })); ok {
 			t.Errorf("%q: taken by the fast path, want kong", args)
 		}
 	}
 }
 
-// TestFastRunVariablesSameAsKong: a run whose flags SANDBOX_<FLAG>
-// variables set takes the fast path (before, every such run paid kong's
-// model, ~1.8 ms here) with the values, the flags given and the sources
-// kong's resolver gives, the command line winning; what kong refuses or
-// reads otherwise (a profile, a value not in the enum, a number not
+// TestFastRunDefaultsSameAsKong: a run whose flags a profile or
+// SANDBOX_<FLAG> variables set takes the fast path (before, every such run
+// paid kong's model, ~1.8 ms here) with the values, the flags given, the
+// sources and the profile's command kong's resolver gives, the command
+// line winning over the profile and the profile over a variable; what
+// kong refuses or reads otherwise (a value not in the enum, a number not
 // plainly decimal, an escape, a list of separators alone, a bad value the
-// command line overrides) is left to it. One variable per flag of run.
-func TestFastRunVariablesSameAsKong(t *testing.T) {
+// command line overrides, a profile's unknown key or wrong type, an
+// unreadable profile) is left to it. One variable and one profile key per
+// flag of run.
+func TestFastRunDefaultsSameAsKong(t *testing.T) {
 	type tc struct {
 		env  map[string]string
 		args []string
 	}
+	dir := t.TempDir()
+	profile := func(name, text string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	run := []string{"run", "--", "x"}
+	toml := profile("p.toml", "hostname = \"prof\"\nread-only = true\nbind = [\"/prof\", \"rel\"]\nenv = [\"A=1,2\"]\nuid = 1000\ncpus = 0.5\nupper = \"rel/up\"\ncommand = [\"make\", \"test\"]\n")
+	yaml := profile("p.yaml", "hostname: prof\nnet: none\nio-max: [\"8:0 rbps=1,wbps=2\"]\npids: 10\ndetach: false\n")
 	taken := []tc{
 		{map[string]string{"SANDBOX_NET": "none"}, run},
 		{map[string]string{"SANDBOX_NET": "none"}, []string{"run", "--net=host", "--", "x"}},
@@ -234,31 +248,37 @@ func TestFastRunVariablesSameAsKong(t *testing.T) {
 		{map[string]string{"SANDBOX_UID": "1000"}, []string{"run", "--uid", "5", "--", "x"}},
 		{map[string]string{"SANDBOX_IO_MAX": "8:0 rbps=1,wbps=2;8:16 riops=3", "SANDBOX_MEMORY": "64M"}, run},
 		{map[string]string{"SANDBOX_LAYER": "~/l1,rel", "SANDBOX_UPPER": "rel/up"}, run},
+		{nil, []string{"run", "--profile", toml, "--", "x"}},
+		{nil, []string{"run", "--profile", toml}}, // the profile's command
+		{nil, []string{"run", "--profile=" + yaml, "--hostname", "cli", "--", "x"}},
+		{map[string]string{"SANDBOX_PROFILE": yaml, "SANDBOX_HOSTNAME": "env", "SANDBOX_MEMORY": "1G"}, run},
+		{map[string]string{"SANDBOX_PROFILE": "/nonexistent.toml"}, []string{"run", "--profile", yaml, "--", "x"}},
+		{map[string]string{"SANDBOX_HOSTNAME": "env", "SANDBOX_READ_ONLY": "false"}, []string{"run", "--profile", toml, "--", "x"}},
 	}
 	long, _ := runFlags()
 	for name, f := range long {
-		v := "a/b"
+		v, pv := "a/b", `"a/b"`
 		switch {
 		case name == "profile":
 			continue
 		case f.kind == reflect.Bool:
-			v = "true"
+			v, pv = "true", "true"
 		case f.enum != nil:
 			for _, e := range f.enum[1:] {
 				taken = append(taken, tc{map[string]string{envVar(name): e}, run})
 			}
-			v = f.enum[0]
+			v, pv = f.enum[0], `"`+f.enum[0]+`"`
 		case f.kind == reflect.Int || f.kind == reflect.Uint32:
-			v = "3"
+			v, pv = "3", "3"
 		case f.kind == reflect.Slice && f.sepNone:
-			v = "a/b;c:d"
+			v, pv = "a/b;c:d", `["a/b", "c:d"]`
 		case f.kind == reflect.Slice:
-			v = "a/b,c:d"
+			v, pv = "a/b,c:d", `["a/b", "c:d"]`
 		}
-		taken = append(taken, tc{map[string]string{envVar(name): v}, run})
+		taken = append(taken, tc{map[string]string{envVar(name): v}, run},
+			tc{nil, []string{"run", "--profile", profile(name+".toml", name+" = "+pv+"\n"), "--", "x"}})
 	}
 	left := []tc{
-		{map[string]string{"SANDBOX_PROFILE": "p.yaml"}, run},
 		{map[string]string{"SANDBOX_NET": "bogus"}, run},
 		{map[string]string{"SANDBOX_NET": "bogus"}, []string{"run", "--net=none", "--", "x"}},
 		{map[string]string{"SANDBOX_READ_ONLY": "maybe"}, run},
@@ -266,15 +286,24 @@ func TestFastRunVariablesSameAsKong(t *testing.T) {
 		{map[string]string{"SANDBOX_BIND": `/a\,b`}, run},
 		{map[string]string{"SANDBOX_UID": "010"}, run},
 		{map[string]string{"SANDBOX_UID": "-1"}, run},
+		{map[string]string{"SANDBOX_PROFILE": "/nonexistent.toml"}, run},
+		{map[string]string{"SANDBOX_PROFILE": yaml}, []string{"run", "--profile=", "--", "x"}},
+		{nil, []string{"run", "--profile", profile("bad.toml", "hostnme = \"x\"\n"), "--", "x"}},
+		{nil, []string{"run", "--profile", profile("type.toml", "read-only = \"yes\"\n"), "--", "x"}},
+		{nil, []string{"run", "--profile", profile("enum.toml", "net = \"bogus\"\n"), "--hostname", "h", "--", "x"}},
+		{nil, []string{"run", "--profile", profile("nested.toml", "profile = \"other.toml\"\n"), "--", "x"}},
+		{nil, []string{"run", "--profile", profile("nocmd.toml", "hostname = \"h\"\n")}},
+		{nil, []string{"run", "--profile", dir + "/p.ini", "--", "x"}},
 	}
 	for _, c := range taken {
 		lookup := func(k string) (string, bool) { v, ok := c.env[k]; return v, ok }
-		fr, fgiven, fromEnv, ok := fastRun(c.args, lookup)
+		fdef := newDefaults(lookup)
+		fr, fgiven, ok := fastRun(c.args, fdef)
 		if !ok {
 			t.Errorf("%v %q: left to kong, want the fast path", c.env, c.args)
 			continue
 		}
-		kc, ctx, def, kok := kongContextEnv(t, c.args, lookup)
+		kc, ctx, kdef, kok := kongContextEnv(t, c.args, lookup)
 		if !kok {
 			t.Errorf("%v %q: fast path took what kong refuses", c.env, c.args)
 			continue
@@ -287,13 +316,20 @@ func TestFastRunVariablesSameAsKong(t *testing.T) {
 				t.Errorf("%v %q: --%s given: fast path %v, kong %v", c.env, c.args, name, fgiven[name], flagGiven(ctx, name))
 			}
 		}
-		if f, k := fmt.Sprint(fromEnv), fmt.Sprint(def.sources); f != k {
+		if f, k := fmt.Sprint(fdef.sources), fmt.Sprint(kdef.sources); f != k {
 			t.Errorf("%v %q: sources: fast path %s, kong %s", c.env, c.args, f, k)
+		}
+		if f, k := fmt.Sprint(fdef.command()), fmt.Sprint(kdef.command()); f != k {
+			t.Errorf("%v %q: the profile's command: fast path %s, kong %s", c.env, c.args, f, k)
 		}
 	}
 	for _, c := range left {
-		if _, _, _, ok := fastRun(c.args, func(k string) (string, bool) { v, ok := c.env[k]; return v, ok }); ok {
+		fdef := newDefaults(func(k string) (string, bool) { v, ok := c.env[k]; return v, ok })
+		if _, _, ok := fastRun(c.args, fdef); ok {
 			t.Errorf("%v %q: taken by the fast path, want kong", c.env, c.args)
+		}
+		if fdef.profile != nil || len(fdef.sources) != 0 {
+			t.Errorf("%v %q: left to kong with the resolver changed", c.env, c.args)
 		}
 	}
 }

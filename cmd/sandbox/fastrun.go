@@ -66,33 +66,34 @@ func kebab(s string) string {
 
 // fastRun reads `run [FLAGS] [--] CMD [ARG...]` without kong: building
 // kong's model of run's ~60 flags and parsing cost ~3 ms of every run's
-// start. It returns run's values, the flags given (on the command line or
-// by a SANDBOX_<FLAG> variable, as kong's resolver counts them) and the
-// variable each flag set by one came from, or ok false for anything else,
-// which kong then parses, so that help, errors, exit codes and profiles
-// stay kong's: a profile (--profile or SANDBOX_PROFILE), an unknown or
-// short-joined form (-dv, -eA), a bool given a value, an empty value or
-// one that starts like a flag, a backslash, a ',' in a list flag's value
-// (kong splits there), a number not plainly decimal, a value not in a
-// flag's enum, no command; and a variable whose value it would not take
-// on the command line, or that leaves a list empty (kong checks every
-// variable, even one the command line overrides, and says which is
-// wrong). TestFastRunSameAsKong holds the values equal to kong's.
-func fastRun(args []string, lookupEnv func(string) (string, bool)) (r runCmd, given map[string]bool, fromEnv map[string]string, ok bool) {
+// start. With them it reads what defaults' resolver would: the profile
+// (--profile, else SANDBOX_PROFILE) and the SANDBOX_<FLAG> variables, the
+// command line winning over the profile and the profile over a variable.
+// It returns run's values and the flags given (on the command line, or by
+// the profile or a variable, as kong counts them), and on success leaves
+// in def what the run reads of the resolver (the profile, for its command;
+// where each flag's value came from, for explain). It returns ok false for
+// anything else, which kong then parses, so that help, errors and exit
+// codes stay kong's: an unknown or short-joined form (-dv, -eA), a bool
+// given a value, an empty value or one that starts like a flag, a
+// backslash, a ',' in a list flag's value (kong splits there), a number
+// not plainly decimal, a value not in a flag's enum, no command; a
+// variable or profile value it would not take (kong checks every one, even
+// where the command line wins, and says which is wrong), a profile it
+// cannot read or with a key that is no flag. TestFastRunSameAsKong and
+// TestFastRunDefaultsSameAsKong hold the values equal to kong's.
+func fastRun(args []string, def *defaults) (r runCmd, given map[string]bool, ok bool) {
 	if len(args) < 2 || args[0] != "run" {
-		return r, nil, nil, false
+		return r, nil, false
 	}
 	long, short := runFlags()
-	if v, set := lookupEnv(envVar("profile")); set && v != "" {
-		return r, nil, nil, false // defaults' resolver loads it
-	}
 	v := reflect.ValueOf(&r).Elem()
 	given = map[string]bool{}
 	for i := 1; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
 			if i+1 == len(args) {
-				return runCmd{}, nil, nil, false
+				return runCmd{}, nil, false
 			}
 			r.Command = append([]string{"--"}, args[i+1:]...)
 			break
@@ -111,64 +112,160 @@ func fastRun(args []string, lookupEnv func(string) (string, bool)) (r runCmd, gi
 		} else if len(a) == 2 {
 			f = short[a[1:]]
 		}
-		if f == nil || f.name == "profile" {
-			return runCmd{}, nil, nil, false
+		if f == nil {
+			return runCmd{}, nil, false
 		}
 		given[f.name] = true
 		fv := v.Field(f.field)
 		if f.kind == reflect.Bool {
 			if inline {
-				return runCmd{}, nil, nil, false
+				return runCmd{}, nil, false
 			}
 			fv.SetBool(true)
 			continue
 		}
 		if !inline {
 			if i+1 == len(args) {
-				return runCmd{}, nil, nil, false
+				return runCmd{}, nil, false
 			}
 			i++
 			val = args[i]
 		}
 		if val == "" || strings.HasPrefix(val, "-") || strings.Contains(val, `\`) {
-			return runCmd{}, nil, nil, false
+			return runCmd{}, nil, false
 		}
 		if !setRunFlag(f, fv, val) {
-			return runCmd{}, nil, nil, false
+			return runCmd{}, nil, false
 		}
 	}
-	if len(r.Command) == 0 {
-		return runCmd{}, nil, nil, false
-	}
-	fromEnv = map[string]string{}
+	// The variables, each checked; then the profile they or the command
+	// line name.
+	fromEnv := map[string]reflect.Value{}
 	for name, f := range long {
-		raw, set := lookupEnv(envVar(name))
-		if !set || raw == "" || name == "profile" {
+		raw, set := def.lookupEnv(envVar(name))
+		if !set || raw == "" {
 			continue // an empty variable counts as unset
 		}
 		val := reflect.New(v.Field(f.field).Type()).Elem()
 		if !envValue(f, val, raw) {
-			return runCmd{}, nil, nil, false
+			return runCmd{}, nil, false
 		}
-		if !given[name] { // the command line wins
+		fromEnv[name] = val
+	}
+	path := r.Profile
+	if !given["profile"] {
+		if val, ok := fromEnv["profile"]; ok {
+			path = val.String()
+		}
+	}
+	var prof *profile
+	var fromProfile map[string]reflect.Value
+	if path != "" {
+		if prof, fromProfile, ok = fastProfile(path, long, v); !ok {
+			return runCmd{}, nil, false
+		}
+	}
+	if len(r.Command) == 0 && (prof == nil || len(prof.command) == 0) {
+		return runCmd{}, nil, false
+	}
+	sources := map[string]string{}
+	for name, f := range long {
+		if given[name] {
+			continue
+		}
+		if val, ok := fromProfile[name]; ok {
 			v.Field(f.field).Set(val)
-			given[name], fromEnv[name] = true, envVar(name)
+			given[name], sources[name] = true, prof.where(name)
+		} else if val, ok := fromEnv[name]; ok {
+			v.Field(f.field).Set(val)
+			given[name], sources[name] = true, envVar(name)
 		}
 	}
 	for _, f := range long {
 		if f.def != "" && !given[f.name] && !setRunFlag(f, v.Field(f.field), f.def) {
-			return runCmd{}, nil, nil, false
+			return runCmd{}, nil, false
 		}
 	}
-	return r, given, fromEnv, true
+	def.profile, def.sources = prof, sources
+	return r, given, true
+}
+
+// fastProfile reads the profile at path as defaults.load would: every key
+// a flag of run (v's fields) or the command, every value one kong takes
+// for it (profileValue); ok false where kong would refuse the profile or
+// read it otherwise.
+func fastProfile(path string, long map[string]*runFlag, v reflect.Value) (p *profile, values map[string]reflect.Value, ok bool) {
+	p, raw, keys, err := readProfile(path)
+	if err != nil {
+		return nil, nil, false
+	}
+	values = map[string]reflect.Value{}
+	for _, k := range keys {
+		val := raw[k]
+		if hasNUL(val) || k == "profile" {
+			return nil, nil, false
+		}
+		if k == profileCommandKey {
+			list, ok := val.([]any)
+			if !ok || len(list) == 0 {
+				return nil, nil, false
+			}
+			for _, e := range list {
+				s, ok := e.(string)
+				if !ok {
+					return nil, nil, false
+				}
+				p.command = append(p.command, s)
+			}
+			continue
+		}
+		f := long[k]
+		if f == nil {
+			return nil, nil, false
+		}
+		fv := reflect.New(v.Field(f.field).Type()).Elem()
+		if !profileValue(f, fv, val) {
+			return nil, nil, false
+		}
+		values[k] = fv
+	}
+	return p, values, true
+}
+
+// profileValue sets fv from v, a profile's decoded value for flag f, as
+// kong's resolver would (checkValue): a bool only from a boolean, a list
+// from a non-empty list of strings and numbers, each element as written
+// (kong neither splits a list's elements from a profile nor expands their
+// paths), any other from a string or a number read as on the command line.
+func profileValue(f *runFlag, fv reflect.Value, v any) bool {
+	switch f.kind {
+	case reflect.Bool:
+		b, ok := v.(bool)
+		fv.SetBool(b)
+		return ok
+	case reflect.Slice:
+		list, ok := v.([]any)
+		if !ok || len(list) == 0 {
+			return false
+		}
+		for _, e := range list {
+			s, ok := scalarText(e)
+			if !ok || s == "" || strings.Contains(s, `\`) {
+				return false
+			}
+			fv.Set(reflect.Append(fv, reflect.ValueOf(s)))
+		}
+		return true
+	}
+	s, ok := scalarText(v)
+	return ok && s != "" && !strings.Contains(s, `\`) && setRunFlag(f, fv, s)
 }
 
 // envValue sets fv from raw, the text of flag f's variable, as kong's
 // resolver would (defaults.load): a bool as kong's mapper reads one, a
-// list split at the flag's separator with its empty elements dropped (and
-// its paths kept as written: kong expands a list's paths only on the
-// command line); false where it would refuse it or read it otherwise (an
-// escape).
+// list split at the flag's separator with its empty elements dropped and
+// each element as written (as a profile's); false where it would refuse
+// it or read it otherwise (an escape).
 func envValue(f *runFlag, fv reflect.Value, raw string) bool {
 	if strings.Contains(raw, `\`) {
 		return false
@@ -189,19 +286,13 @@ func envValue(f *runFlag, fv reflect.Value, raw string) bool {
 		if f.sepNone {
 			sep = ";"
 		}
-		verbatim := *f
-		verbatim.path = false
-		n := 0
+		var list []any
 		for _, e := range strings.Split(raw, sep) {
-			if e == "" {
-				continue
+			if e != "" {
+				list = append(list, e)
 			}
-			if !setRunFlag(&verbatim, fv, e) {
-				return false
-			}
-			n++
 		}
-		return n > 0
+		return profileValue(f, fv, list)
 	}
 	return setRunFlag(f, fv, raw)
 }

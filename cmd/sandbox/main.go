@@ -10,7 +10,6 @@ package main
 
 import (
 	"fmt"
-	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -190,8 +189,7 @@ func runCLI(args []string) int {
 		return wire.StatusError
 	}
 	def := newDefaults(os.LookupEnv)
-	if r, given, fromEnv, ok := fastRun(args, os.LookupEnv); ok {
-		maps.Copy(def.sources, fromEnv) // for explain, as kong's resolver records them
+	if r, given, ok := fastRun(args, def); ok {
 		return runRun(r, func(name string) bool { return given[name] }, def)
 	}
 	var c cli

@@ -364,6 +364,21 @@ func (p *profile) at(key string) string {
 
 // loadProfile reads and checks the profile at path against run's flags.
 func loadProfile(path string, flags map[string]*kong.Flag) (*profile, error) {
+	p, raw, keys, err := readProfile(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if err := p.set(k, raw[k], flags); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// readProfile reads and decodes the profile at path: its values by key,
+// and its keys in file order; p holds its path and lines, nothing else.
+func readProfile(path string) (p *profile, raw map[string]any, keys []string, err error) {
 	var format string
 	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".toml":
@@ -371,18 +386,18 @@ func loadProfile(path string, flags map[string]*kong.Flag) (*profile, error) {
 	case ".yaml", ".yml":
 		format = profilewire.YAML
 	default:
-		return nil, fmt.Errorf("profile %s: unknown extension %q: name it .toml, .yaml or .yml", path, ext)
+		return nil, nil, nil, fmt.Errorf("profile %s: unknown extension %q: name it .toml, .yaml or .yml", path, ext)
 	}
 	data, err := userfile.Read(path, userfile.MaxConfig)
 	if err != nil {
-		return nil, fmt.Errorf("profile %s: cannot read it: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("profile %s: cannot read it: %w", path, err)
 	}
 	raw, lines, err := decodeProfile(format, data)
 	if err != nil {
-		return nil, fmt.Errorf("profile %s%w", path, err)
+		return nil, nil, nil, fmt.Errorf("profile %s%w", path, err)
 	}
-	p := &profile{path: path, values: map[string]any{}, lines: lines}
-	keys := make([]string, 0, len(raw))
+	p = &profile{path: path, values: map[string]any{}, lines: lines}
+	keys = make([]string, 0, len(raw))
 	for k := range raw {
 		keys = append(keys, k)
 	}
@@ -392,12 +407,7 @@ func loadProfile(path string, flags map[string]*kong.Flag) (*profile, error) {
 		}
 		return strings.Compare(a, b)
 	})
-	for _, k := range keys {
-		if err := p.set(k, raw[k], flags); err != nil {
-			return nil, err
-		}
-	}
-	return p, nil
+	return p, raw, keys, nil
 }
 
 // set checks one key of the profile and keeps its value.
