@@ -51,15 +51,13 @@ func kongContextEnv(t *testing.T, args []string, lookupEnv func(string) (string,
 	return c, ctx, def, true
 }
 
-// selected is what the program reads of c for command name.
+// selected is what the program reads of c for command name: its field.
 func selected(c cli, name string) string {
-	switch name {
-	case "exec":
-		return fmt.Sprintf("%#v", c.Exec)
-	case "ps":
-		return fmt.Sprintf("%#v", c.Ps)
+	f := reflect.ValueOf(c).FieldByNameFunc(func(n string) bool { return strings.EqualFold(n, name) })
+	if !f.IsValid() {
+		return ""
 	}
-	return ""
+	return fmt.Sprintf("%#v", f.Interface())
 }
 
 // TestFastParseSameAsKong: every command line fastParse takes gives the
@@ -76,10 +74,18 @@ func TestFastParseSameAsKong(t *testing.T) {
 		{"exec", "--chdir", "/tmp", "box", "--", "pwd"}, {"exec", "--chdir=/", "--tty=auto", "box", "--", "pwd"},
 		{"exec", "box", "-e", "A=1", "--tty", "never", "--", "true"}, {"exec", "--tty", "never", "--tty", "always", "box", "--", "x"},
 		{"exec", "a=b", "--", "true"}, {"exec", "box.1_x-y", "--", "true"}, {"exec", "-e", "A= b", "box", "--", "true"},
+		{"kill", "box"}, {"kill", "box", "KILL"}, {"kill", "box", "9"}, {"kill", "box", "SIGUSR1"},
+		{"stop", "box"}, {"stop", "--time", "3s", "box"}, {"stop", "box", "--time=0"}, {"stop", "--time=1m30s", "box"},
+		{"logs", "box"}, {"logs", "-f", "box"}, {"logs", "box", "--follow"}, {"logs", "-f", "-f", "box"}, {"rm", "box"},
 	}
 	left := [][]string{
 		nil, {"--help"}, {"version", "extra"}, {"version", "--help"}, {"ps", "--help"}, {"ps", "-h"}, {"ps", "extra"},
-		{"ps", "--json=true"}, {"ps", "-aa"}, {"ps", "--bogus"}, {"run", "--", "true"}, {"kill", "box"},
+		{"ps", "--json=true"}, {"ps", "-aa"}, {"ps", "--bogus"}, {"run", "--", "true"},
+		{"kill"}, {"kill", "--help"}, {"kill", "box", "-9"}, {"kill", "box", "TERM", "x"}, {"kill", "", "TERM"}, {"kill", "--", "box"},
+		{"stop"}, {"stop", "a", "b"}, {"stop", "--time", "5", "box"}, {"stop", "--time", "box"}, {"stop", "box", "--time"},
+		{"stop", "--time=-1s", "box"}, {"stop", "--time", "1s", "--time", "2s", "box"}, {"stop", "--time=", "box"}, {"stop", "-t", "1s", "box"},
+		{"logs"}, {"logs", "--follow=true", "box"}, {"logs", "-ff", "box"}, {"logs", "box", "x"}, {"rm"}, {"rm", "a", "b"},
+		{"rm", "-f", "box"}, {"rm", "--help"},
 		{"exec"}, {"exec", "--help"}, {"exec", "box"}, {"exec", "box", "--"}, {"exec", "--", "true"},
 		{"exec", "box", "true"}, {"exec", "box", "other", "--", "true"}, {"exec", "-h", "box", "--", "true"},
 		{"exec", "--bogus", "box", "--", "true"}, {"exec", "-e", "", "box", "--", "true"}, {"exec", "--env=", "box", "--", "true"},
