@@ -10,11 +10,10 @@ import (
 // lifecycle commands (`kill NAME [SIGNAL]`, `stop [--time D] NAME`, `logs
 // [-f] NAME`, `rm NAME`) without kong: building kong's model of exec,
 // interpolating its help and parsing took ~10% of the CPU of a `sandbox
-// exec`. ok false for anything else (help, an
-// unknown or repeated-value form, an empty value, a value kong would split
-// or unescape, a word that could be a flag): kong then parses it, so help,
-// errors and exit codes stay kong's. TestFastParseSameAsKong holds the
-// values equal to kong's.
+// exec`. ok false for anything else (help, an unknown or repeated-value
+// form, an empty value, a value kong would split or unescape, a word that
+// could be a flag): kong then parses it, so help, errors and exit codes
+// stay kong's. TestFastParseSameAsKong holds the values equal to kong's.
 func fastParse(args []string) (c cli, name string, ok bool) {
 	if len(args) == 0 {
 		return c, "", false
