@@ -408,22 +408,11 @@ func TestClosedDirectoryBound(t *testing.T) {
 	requireOrSkip(t, err == nil && st.Uid == 0 && st.Mode&0o777 == 0o700 && os.Getuid() != 0,
 		"an ext4 root's "+d+" (root's, mode 0700) and an unprivileged test user")
 	mount := `awk -v d=` + d + ` '$5 == d { for (i = 7; i < NF; i++) if ($i == "-") { split($6, o, ","); print o[1], $(i+1); break } }' /proc/self/mountinfo`
-	var hostFS string // the type of the host's root file system
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 4 && f[4] == "/" {
-				for i := 6; i+1 < len(f); i++ {
-					if f[i] == "-" {
-						hostFS = f[i+1]
-					}
-				}
-			}
-		}
-	}
-	if hostFS == "" {
+	root, ok := lastMountAt(hostMountinfo(t), "/")
+	if !ok {
 		t.Fatal("no mount of / in this process's mountinfo")
 	}
+	hostFS := root.fstype // the type of the host's root file system
 	// Either overlay driver: the plan binds it before any overlay is made.
 	for _, driver := range overlayDrivers {
 		r := mustRun(t, opts{}, sh([]string{"--net=none", "--cwd=none", "--overlay=" + driver},
