@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -609,14 +610,17 @@ func holderFDsSettled(t *testing.T, pid int) []string {
 	return bad
 }
 
-// holderFDs lists what pid has open beyond what a holder may keep.
+// holderFDs lists what pid has open beyond what a holder may keep: its
+// stdio on /dev/null, its socket, its namespace, its program, the Go
+// runtime's poller and, once a run gave it one, a copy of the network
+// helper's program for the user's runs (holder/share.go).
 func holderFDs(t *testing.T, pid int) []string {
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var bad []string
-	var sockets, userns, programs int
+	var sockets, userns, programs, kept int
 	var exe unix.Stat_t
 	if err := unix.Stat(fmt.Sprintf("/proc/%d/exe", pid), &exe); err != nil {
 		t.Fatal(err)
@@ -630,6 +634,8 @@ func holderFDs(t *testing.T, pid int) []string {
 		case strings.HasPrefix(target, "/memfd:") && unix.Stat(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()), &st) == nil &&
 			st.Dev == exe.Dev && st.Ino == exe.Ino && readOnlyFD(pid, fd):
 			programs++ // its own program, shared with its clients
+		case strings.HasPrefix(target, "/memfd:sandbox-netstack") && readOnlyFD(pid, fd):
+			kept++
 		case strings.HasPrefix(target, "socket:"):
 			sockets++
 		case strings.HasPrefix(target, "user:"):
@@ -641,6 +647,9 @@ func holderFDs(t *testing.T, pid int) []string {
 	}
 	if sockets != 1 || userns != 1 || programs != 1 {
 		bad = append(bad, fmt.Sprintf("%d sockets, %d namespaces and %d read-only fds of its program, want 1, 1 and 1", sockets, userns, programs))
+	}
+	if kept > 1 {
+		bad = append(bad, fmt.Sprintf("%d copies of the network helper, want one at most", kept))
 	}
 	return bad
 }
@@ -654,6 +663,74 @@ func readOnlyFD(pid, fd int) bool {
 		}
 	}
 	return false
+}
+
+// TestHolderSharesNetstack: the first run with the builtin network that
+// finds the holder gives it its copy of the network helper's program;
+// the runs after it start the helper from that copy, so that sandboxes
+// running at once share one copy (a memfd's pages stay resident while a
+// process runs from it: ~10 MB each before).
+func TestHolderSharesNetstack(t *testing.T) {
+	t.Parallel()
+	requireDriver(t, "builtin")
+	h := newHolderSetup(t)
+	h.mapsRun(t)
+	holder := h.waitHolder(t)
+	const given, taken = "a copy of its own, now the holder's", "the network helper's program: the holder's sealed copy"
+	r := mustRun(t, opts{env: h.env}, "run", "-v", "--net=builtin", "--", "true")
+	if !strings.Contains(r.stderr, given) {
+		t.Fatalf("the first builtin run did not give its copy to the holder:\n%s", r.stderr)
+	}
+	var kept unix.Stat_t
+	found := false
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", holder))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		p := fmt.Sprintf("/proc/%d/fd/%s", holder, e.Name())
+		if target, _ := os.Readlink(p); strings.HasPrefix(target, "/memfd:sandbox-netstack") && unix.Stat(p, &kept) == nil {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the holder keeps no copy of the network helper after a run gave it one")
+	}
+	var runs []*proc
+	for i := 0; i < 2; i++ {
+		runs = append(runs, start(t, opts{env: h.env}, "run", "-v", "--net=builtin", "--", "sh", "-c", "echo up; sleep 60"))
+	}
+	for i, p := range runs {
+		if !p.waitStdout("up", 30*time.Second) {
+			t.Fatalf("run %d did not start: %s", i, p.wait())
+		}
+		var helpers []int
+		for _, d := range descendants(p.pid()) {
+			if len(d.cmdline) > 0 && d.cmdline[0] == "sandbox-netstack" {
+				helpers = append(helpers, d.pid)
+			}
+		}
+		if len(helpers) != 1 {
+			t.Fatalf("run %d: network helpers %v, want one", i, helpers)
+		}
+		var exe unix.Stat_t
+		if err := unix.Stat(fmt.Sprintf("/proc/%d/exe", helpers[0]), &exe); err != nil {
+			t.Fatal(err)
+		}
+		if exe.Dev != kept.Dev || exe.Ino != kept.Ino {
+			t.Errorf("run %d: its network helper runs from a copy of its own, not the holder's", i)
+		}
+		if !strings.Contains(p.stderr.String(), taken) {
+			t.Errorf("run %d does not say it took the holder's copy:\n%s", i, p.stderr.String())
+		}
+		syscall.Kill(-p.pid(), syscall.SIGTERM)
+	}
+	for _, p := range runs {
+		p.wait()
+	}
+	if bad := holderFDsSettled(t, holder); len(bad) > 0 {
+		t.Errorf("the holder's fds: %v", bad)
+	}
 }
 
 // TestHolderFeatures: with the holder, the network drivers, exec into a

@@ -74,25 +74,11 @@ func (ns *NS) Check(uids, gids []idmap.Mapping) error {
 // ErrNone when none answers; any other error means one answered but its
 // namespace must not be used.
 func Fetch(dir string) (*NS, error) {
-	c, err := dial(dir)
+	c, err := connect(dir)
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED) {
-			return nil, ErrNone
-		}
-		return nil, fmt.Errorf("connecting to the holder: %w", err)
+		return nil, err
 	}
 	defer unix.Close(c)
-	// The socket is in a private directory of ours, but whoever listens
-	// must be ours too.
-	cred, err := unix.GetsockoptUcred(c, unix.SOL_SOCKET, unix.SO_PEERCRED)
-	if err != nil {
-		return nil, fmt.Errorf("identifying the holder: %w", err)
-	}
-	if int(cred.Uid) != os.Getuid() {
-		return nil, fmt.Errorf("the holder's socket is served by uid %d, not by us", cred.Uid)
-	}
-	// A holder answers at once; a loaded machine gets a second.
-	unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2})
 	buf := make([]byte, 16<<10)
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	// The namespace, and the holder's program if it shares it.
@@ -129,6 +115,32 @@ func Fetch(dir string) (*NS, error) {
 		return nil, err
 	}
 	return ns, nil
+}
+
+// connect connects to the holder in dir and checks that it is ours:
+// ErrNone when none answers.
+func connect(dir string) (int, error) {
+	c, err := dial(dir)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED) {
+			return -1, ErrNone
+		}
+		return -1, fmt.Errorf("connecting to the holder: %w", err)
+	}
+	// The socket is in a private directory of ours, but whoever listens
+	// must be ours too.
+	cred, err := unix.GetsockoptUcred(c, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		unix.Close(c)
+		return -1, fmt.Errorf("identifying the holder: %w", err)
+	}
+	if int(cred.Uid) != os.Getuid() {
+		unix.Close(c)
+		return -1, fmt.Errorf("the holder's socket is served by uid %d, not by us", cred.Uid)
+	}
+	// A holder answers at once; a loaded machine gets a second.
+	unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2})
+	return c, nil
 }
 
 func rights(oob []byte) ([]int, error) {

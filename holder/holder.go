@@ -19,14 +19,17 @@
 // runs from, so that a run of the same sandbox build (ProgramEnv says
 // which) starts init from it instead of copying init into a memfd of its
 // own: no copy on the run's path, and one copy of init's code in memory
-// for all the user's sandboxes. It holds no sandbox alive, has no fd of
-// any sandbox, and exits after Idle without a client. A run that finds no
-// holder writes its maps with the helpers and starts one for the next
-// runs once its payload runs (parent's launched.holderDue).
+// for all the user's sandboxes. Runs share other embedded programs
+// through it likewise (the builtin network's helper: share.go). It
+// holds no sandbox alive, has no fd of any sandbox, and exits after Idle
+// without a client. A run that finds no holder writes its maps with the
+// helpers and starts one for the next runs once its payload runs
+// (parent's launched.holderDue).
 //
-// server.go is the holder, client.go the caller's side, verify.go the
-// caller's check of what it was given, limits.go the limits its namespace
-// was made with (a namespace holds all nested in it to its creator's).
+// server.go is the holder, client.go the caller's side, share.go the
+// programs shared through it (both sides), verify.go the caller's check
+// of what it was given, limits.go the limits its namespace was made with
+// (a namespace holds all nested in it to its creator's).
 // It imports the standard library, x/sys, idmap, internal/memexec and
 // internal/proc only.
 package holder

@@ -79,6 +79,11 @@ type server struct {
 	// its user and looks at its cgroup twice a second, for hours in a
 	// busy CI job, so neither allocates what would only grow its heap.
 	buf [16 << 10]byte
+	// req and oob hold a client's request (share.go), which every run's
+	// connection may carry: reused, as buf is.
+	req    [maxRequest]byte
+	oob    []byte
+	shared map[string]sharedProgram // programs runs gave it (share.go)
 }
 
 // start takes the start lock, makes the namespace and puts the socket in
@@ -104,7 +109,7 @@ func start(dir string) (*server, error) {
 		unix.Close(c)
 		return nil, nil // and one answers
 	}
-	s := &server{dir: dir, uid: uint32(os.Getuid()), idle: Idle}
+	s := &server{dir: dir, uid: uint32(os.Getuid()), idle: Idle, oob: make([]byte, unix.CmsgSpace(4))}
 	if d, err := time.ParseDuration(os.Getenv(IdleEnv)); err == nil && d > 0 {
 		s.idle = d
 	}
@@ -282,7 +287,8 @@ func (s *server) exit() {
 	}
 }
 
-// answer gives the namespace to an accepted client c, or says why not.
+// answer gives the namespace to an accepted client c, or says why not,
+// then serves the request c may have sent with it (share.go).
 func (s *server) answer(c int) {
 	unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &unix.Timeval{Sec: 1})
 	if err := s.check(c); err != nil {
@@ -293,7 +299,9 @@ func (s *server) answer(c int) {
 	if s.prog != nil {
 		fds = append(fds, int(s.prog.Fd()))
 	}
-	unix.Sendmsg(c, s.maps, unix.UnixRights(fds...), nil, 0)
+	if unix.Sendmsg(c, s.maps, unix.UnixRights(fds...), nil, 0) == nil {
+		s.followUp(c)
+	}
 }
 
 // check lets only a process of the holder's uid, in the holder's user

@@ -254,9 +254,11 @@ func (fs memfds) Close() error {
 }
 
 // netstackCommand is the path that starts the builtin network helper and a
-// file to close once it has started (the sealed memfd of the embedded
-// copy).
-func netstackCommand() (string, io.Closer, error) {
+// file to close once it has started: the sealed memfd of the embedded
+// copy, the holder's (of this build: spec.NetstackID) or this process's
+// own, which is then given to the holder for the user's later runs
+// (holder.Share). logf says which.
+func netstackCommand(logf func(string, ...any)) (string, io.Closer, error) {
 	if spec.NetstackELF == "" {
 		p, err := spec.NetstackPath()
 		if err != nil {
@@ -264,9 +266,31 @@ func netstackCommand() (string, io.Closer, error) {
 		}
 		return p, nil, nil
 	}
-	m, err := memexec.New(spec.NetstackName, spec.NetstackELF)
-	if err != nil {
-		return "", nil, err
+	dir := ""
+	if spec.NetstackID != "" && stageable() {
+		if d, err := holderDir(); err == nil {
+			dir = d
+		}
+	}
+	var m *memexec.File
+	var err error
+	if dir != "" {
+		if m, err = holder.TakeShared(dir, spec.NetstackName, spec.NetstackID, len(spec.NetstackELF)); err != nil {
+			logf("the network helper's program: not the holder's (%v)", err)
+		}
+	}
+	var closer io.Closer
+	if m != nil {
+		logf("the network helper's program: the holder's sealed copy")
+		closer = m
+	} else {
+		if m, err = memexec.New(spec.NetstackName, spec.NetstackELF); err != nil {
+			return "", nil, err
+		}
+		closer = m
+		if dir != "" {
+			closer = shareOnClose{m, dir, logf}
+		}
 	}
 	// Above the fds the helper's fork moves its files through (its socket
 	// was made before, at a lower number; see childFDFloor).
@@ -275,5 +299,23 @@ func netstackCommand() (string, io.Closer, error) {
 		m.Close()
 		return "", nil, err
 	}
-	return p, m, nil
+	return p, closer, nil
+}
+
+// shareOnClose gives the holder in dir the network helper's memfd (m)
+// once the helper has started from it, then closes it: the holder had
+// none of this build, and the user's next runs take it from there.
+type shareOnClose struct {
+	m    *memexec.File
+	dir  string
+	logf func(string, ...any)
+}
+
+func (c shareOnClose) Close() error {
+	if err := holder.Share(c.dir, spec.NetstackName, spec.NetstackID, c.m); err == nil {
+		c.logf("the network helper's program: a copy of its own, now the holder's for the next runs")
+	} else if !errors.Is(err, holder.ErrNone) {
+		c.logf("the network helper's program: a copy of its own (the holder did not take it: %v)", err)
+	}
+	return c.m.Close()
 }

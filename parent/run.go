@@ -3,6 +3,7 @@ package parent
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -436,13 +437,13 @@ func startNetwork(s *spec.Spec, h *state.Handle, pid int, logf func(string, ...a
 // stateDir.
 func networkConfig(s *spec.Spec, stateDir string) driver.Config {
 	cfg := *s.Net
+	lg := s.EnsureLog()
+	cfg.Netstack = func() (string, io.Closer, error) { return netstackCommand(lg.Step) }
 	if s.Verbose {
-		lg := s.EnsureLog()
 		cfg.Log = lg.Writer("net")
 		cfg.OnBlocked = func(r egress.Record) { lg.Detail("net", r.Line()) }
 	}
 	cfg.StateDir = stateDir
-	cfg.Netstack = netstackCommand
 	return cfg
 }
 

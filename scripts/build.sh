@@ -69,10 +69,13 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
 # Which init this is: a holder started by this build shares its copy of
 # init with this build's runs only (parent.InitID).
 init_id="$(sha256sum cmd/sandbox/sandbox-init.bin | cut -d' ' -f1)"
+# Which network helper this is: the holder shares a copy of it with this
+# build's runs only (spec.NetstackID).
+netstack_id="$(sha256sum cmd/sandbox/sandbox-netstack.bin | cut -d' ' -f1)"
 # Which profile decoder this is: its cached answers are its own.
 profile_id="$(sha256sum cmd/sandbox/sandbox-profile.bin | cut -d' ' -f1)"
 CGO_ENABLED=0 go build -trimpath -tags "$tags" \
-	-ldflags "-s -w -X main.version=$version -X main.initID=$init_id -X main.profileID=$profile_id" \
+	-ldflags "-s -w -X main.version=$version -X main.initID=$init_id -X main.netstackID=$netstack_id -X main.profileID=$profile_id" \
 	-o bin/sandbox ./cmd/sandbox
 # The stage is in, or the build fails here rather than at a run.
 if [[ "$tags" == *embedstage* ]] && ! grep -q "only sandbox runs this (SANDBOX_STAGE" bin/sandbox; then

@@ -21,6 +21,11 @@ import (
 // helper is then looked up next to the executable and in PATH).
 var NetstackELF string
 
+// NetstackID names the build of NetstackELF (its SHA-256, set by
+// scripts/build.sh): the user's holder shares a copy of it with runs of
+// the same build only (holder.TakeShared). Empty: none is shared.
+var NetstackID string
+
 // NetstackName is the helper's name on disk.
 const NetstackName = "sandbox-netstack"
 

@@ -35,6 +35,11 @@ var version = "dev"
 // a holder of the same build shares its copy of init (parent.InitID).
 var initID string
 
+// netstackID is the SHA-256 of the embedded sandbox-netstack
+// (scripts/build.sh): the holder shares a copy with runs of the same
+// build only (spec.NetstackID).
+var netstackID string
+
 func main() {
 	if run, ok := personality(); ok {
 		os.Exit(run())
@@ -49,7 +54,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "run" {
 		hugeheap.Back()
 	}
-	spec.NetstackELF, parent.InitELF, parent.InitID = netstackELF, initELF, initID
+	spec.NetstackELF, spec.NetstackID, parent.InitELF, parent.InitID = netstackELF, netstackID, initELF, initID
 	status := runCLI(os.Args[1:])
 	parent.StartDueHolder() // last: after the run's record and report
 	os.Exit(status)
