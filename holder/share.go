@@ -80,7 +80,8 @@ func validID(id string) bool {
 
 // followUp serves what a client asks after its answer, on the same
 // connection c: nothing (it closes c at once: Fetch), or one request about
-// a shared program.
+// a shared program. A client that does neither (stopped right after it
+// connected) holds the holder up for a second at most.
 func (s *server) followUp(c int) {
 	unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 1})
 	n, oobn, flags, _, err := unix.Recvmsg(c, s.req[:], s.oob, unix.MSG_CMSG_CLOEXEC)
