@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"sandbox/internal/callersig"
 	"sandbox/internal/proto"
 
 	"sandbox/internal/ttyrelay"
@@ -70,20 +71,25 @@ func Exec(o ExecOptions) (int, error) {
 	}
 	// Signals are caught (to be passed on) from before the request is
 	// sent: os/signal enables each by a round trip to the runtime's
-	// signal thread (~1 ms for these here), made while the sandbox is
-	// looked up. Never stopped: the caller exits with Exec's status, and
-	// stopping costs as much again.
-	sigs := make(chan os.Signal, 16)
-	caught := make(chan struct{})
+	// signal thread (~2 ms for these here), made while the program is
+	// initialised (callersig.Early) and the sandbox looked up. Never
+	// stopped: the caller exits with Exec's status, and stopping costs
+	// as much again.
+	sigs, caught := callersig.Early()
+	if sigs == nil {
+		sigs, caught = callersig.Catch(callersig.ForwardedByCaller())
+	}
 	tty := ttyrelay.Want(o.TTY)
-	go func() {
-		signal.Notify(sigs, wire.ForwardedByCaller()...)
-		if !tty {
-			// Ctrl-Z stops the command's group with us (see run).
-			signal.Notify(sigs, wire.JobControl...)
-		}
-		close(caught)
-	}()
+	if !tty {
+		// Ctrl-Z stops the command's group with us (see run).
+		enabled, done := caught, make(chan struct{})
+		go func() {
+			<-enabled
+			signal.Notify(sigs, callersig.JobControl...)
+			close(done)
+		}()
+		caught = done
+	}
 	e, err := lookupRunning(o.Name)
 	if err != nil {
 		return wire.StatusError, err

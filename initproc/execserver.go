@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"sandbox/internal/callersig"
 	"sandbox/internal/proto"
 	"sandbox/rootfs"
 
@@ -99,7 +100,7 @@ func execClient(c *proto.Conn, userNS unix.Stat_t, events chan<- execEvent) {
 
 // readSignals passes on the signals the parent forwards for the payload
 // (wire.Signal) until the parent's end closes or breaks the protocol; only
-// those it catches and forwards (wire.Forwarded, wire.JobControl).
+// those it catches and forwards (callersig.Forwarded, callersig.JobControl).
 func readSignals(conn *proto.Conn, seq *wire.Sequence, out chan<- syscall.Signal) {
 	for {
 		env, fds, err := seq.Expect(conn, proto.KindSignal)
@@ -116,7 +117,7 @@ func readSignals(conn *proto.Conn, seq *wire.Sequence, out chan<- syscall.Signal
 
 // forwardable says whether sig is one the parent passes on.
 func forwardable(sig syscall.Signal) bool {
-	return slices.Contains(wire.Forwarded, os.Signal(sig)) || slices.Contains(wire.JobControl, os.Signal(sig))
+	return slices.Contains(callersig.Forwarded, os.Signal(sig)) || slices.Contains(callersig.JobControl, os.Signal(sig))
 }
 
 // supervise is init's main loop once the payload runs: it forwards the

@@ -13,6 +13,7 @@ import (
 
 	"sandbox/idmap"
 	"sandbox/image"
+	"sandbox/internal/callersig"
 	"sandbox/internal/proc"
 	"sandbox/internal/proto"
 	"sandbox/netns/driver"
@@ -92,11 +93,11 @@ func run(s *spec.Spec) (status int, err error) {
 	// (an init started early, beside the planning, is killed with this
 	// process by a signal that comes before: its Pdeathsig).
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, wire.ForwardedByCaller()...)
+	signal.Notify(sigs, callersig.ForwardedByCaller()...)
 	if !useTTY {
 		// Ctrl-Z stops the job; the payload, in a session of its own, is
 		// stopped by init (with a pty, Ctrl-Z is a key for its terminal).
-		signal.Notify(sigs, wire.JobControl...)
+		signal.Notify(sigs, callersig.JobControl...)
 	}
 	// Stopped beside the run's cleanup, not before it: each signal is a
 	// round trip to the Go runtime's signal thread (~0.6 ms for these at
