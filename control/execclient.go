@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"sandbox/internal/callersig"
+	"sandbox/internal/execstart"
 	"sandbox/internal/proto"
 
 	"sandbox/internal/ttyrelay"
@@ -72,10 +73,10 @@ func Exec(o ExecOptions) (int, error) {
 	// Signals are caught (to be passed on) from before the request is
 	// sent: os/signal enables each by a round trip to the runtime's
 	// signal thread (~2 ms for these here), made while the program is
-	// initialised (callersig.Early) and the sandbox looked up. Never
+	// initialised (internal/execstart) and the sandbox looked up. Never
 	// stopped: the caller exits with Exec's status, and stopping costs
 	// as much again.
-	sigs, caught := callersig.Early()
+	sigs, caught := execstart.Signals()
 	if sigs == nil {
 		sigs, caught = callersig.Catch(callersig.ForwardedByCaller())
 	}

@@ -1,12 +1,8 @@
 // Package callersig owns the signals a caller of sandbox passes on to a
-// sandbox's command (run's and exec's), and starts catching them for
-// `sandbox exec` while the program is still initialised: os/signal
-// enables each signal by a round trip to the Go runtime's signal-mask
-// thread (~2 ms for exec's 13 on the 2-core CI machine, where exec waited
-// up to ~0.9 ms for them before sending its request), and the packages
-// initialised after this one (~1.5 ms of it here) hide them.
+// sandbox's command (run's and exec's) and catching them.
 //
-// It imports only the standard library, so that it is initialised early.
+// It imports only the standard library: internal/execstart starts exec's
+// catch from its package initialisation.
 package callersig
 
 import (
@@ -55,25 +51,4 @@ func Catch(sigs []os.Signal) (c chan os.Signal, enabled <-chan struct{}) {
 		close(done)
 	}()
 	return c, done
-}
-
-// early is exec's catch of ForwardedByCaller, started at initialisation.
-var early struct {
-	c       chan os.Signal
-	enabled <-chan struct{}
-}
-
-func init() {
-	if len(os.Args) > 1 && os.Args[1] == "exec" {
-		early.c, early.enabled = Catch(ForwardedByCaller())
-	}
-}
-
-// Early returns, once, the catch of ForwardedByCaller that initialisation
-// started for `sandbox exec` (as Catch returns it); nil when it started
-// none.
-func Early() (c chan os.Signal, enabled <-chan struct{}) {
-	c, enabled = early.c, early.enabled
-	early.c, early.enabled = nil, nil
-	return c, enabled
 }

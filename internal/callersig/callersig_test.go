@@ -33,24 +33,6 @@ func TestCatch(t *testing.T) {
 	}
 }
 
-// TestEarlyOnlyForExec: initialisation started no catch for a process
-// that is not `sandbox exec` (this test binary), and Early hands one out
-// once.
-func TestEarlyOnlyForExec(t *testing.T) {
-	if c, e := Early(); c != nil || e != nil {
-		t.Fatalf("a catch was started for %q", os.Args)
-	}
-	c, enabled := Catch([]os.Signal{syscall.SIGUSR2})
-	defer signal.Stop(c)
-	early.c, early.enabled = c, enabled
-	if got, _ := Early(); got != c {
-		t.Errorf("Early did not return the catch made at initialisation")
-	}
-	if got, _ := Early(); got != nil {
-		t.Errorf("Early returned the catch twice")
-	}
-}
-
 // TestForwardedByCaller: a signal the caller ignores (nohup's SIGHUP) is
 // left ignored, not caught.
 func TestForwardedByCaller(t *testing.T) {
