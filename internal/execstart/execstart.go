@@ -1,6 +1,6 @@
 // Package execstart starts, during package initialisation, what `sandbox
 // exec` would otherwise wait for first, so that it overlaps the rest of
-// the program's start (~1.5–3 ms of package initialisation on the 2-core
+// the program's start (~1.5–2 ms of package initialisation on the 2-core
 // CI machine) instead of following it: the catch of the signals it passes
 // on (os/signal enables each by a round trip to the Go runtime's
 // signal-mask thread: ~2 ms for exec's 13 here) and a warm encoding/json
@@ -50,8 +50,8 @@ func Signals() (c chan os.Signal, enabled <-chan struct{}) {
 // a message of init's (proto.Envelope) around it.
 const warmDoc = `{"kind":"exit","body":{"name":"n","pid":1,"pid_start":2,"command":["c"],"created":"2026-01-02T03:04:05.6Z","detached":true,"exit_status":0}}`
 
-// warm decodes warmDoc into the types exec decodes, and encodes a
-// message; the values are thrown away.
+// warm decodes warmDoc into the types exec decodes and encodes the record
+// again as a message's body; the values are thrown away.
 func warm() error {
 	var e proto.Envelope
 	if err := json.Unmarshal([]byte(warmDoc), &e); err != nil {
