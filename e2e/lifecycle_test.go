@@ -96,6 +96,19 @@ func (l *life) ps(all bool) map[string]psEntry {
 
 func (l *life) stateDir(name string) string { return filepath.Join(l.xdg, "sandbox", name) }
 
+// waitLog waits (bounded) until detached sandbox name's log holds sub: a
+// command that set itself up (a trap) before it said so is then ready.
+func (l *life) waitLog(name, sub string) {
+	l.t.Helper()
+	deadline := time.Now().Add(2 * cmdTimeout)
+	for !strings.Contains(l.run("logs", name).stdout, sub) {
+		if time.Now().After(deadline) {
+			l.t.Fatalf("the payload never printed %q: %s", sub, l.run("logs", name))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestNamedForegroundRun(t *testing.T) {
 	l := newLife(t)
 	p := start(t, l.o, "run", "--name", "fg", "--net=none", "--", "sh", "-c", "hostname; echo up; sleep 30")
@@ -349,11 +362,12 @@ except Exception:
 func TestDetachKillStopLogsRm(t *testing.T) {
 	l := newLife(t)
 	l.detach("bg", []string{"--net=none"}, "sh", "-c",
-		`echo started; trap 'echo usr1' USR1; trap 'echo term; exit 5' TERM; while :; do sleep 0.05; done`)
+		`trap 'echo usr1' USR1; trap 'echo term; exit 5' TERM; echo started; while :; do sleep 0.05; done`)
 	e := l.ps(false)["bg"]
 	if !e.Detached || e.Status != "running" {
 		t.Fatalf("ps entry of the detached sandbox: %+v", e)
 	}
+	l.waitLog("bg", "started") // its traps are set
 	wantCode(t, l.run("kill", "bg", "USR1"), 0)
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(l.run("logs", "bg").stdout, "usr1") && time.Now().Before(deadline) {
@@ -405,6 +419,10 @@ func TestDetachKillStopLogsRm(t *testing.T) {
 func TestStopEscalatesToKill(t *testing.T) {
 	l := newLife(t)
 	l.detach("stubborn", []string{"--net=none"}, "sh", "-c", `trap '' TERM; echo ready; while :; do sleep 0.05; done`)
+	// run -d returns once the command runs, maybe before the shell has
+	// set its trap: a TERM then ends it (143; once in CI, on a loaded
+	// machine).
+	l.waitLog("stubborn", "ready")
 	began := time.Now()
 	wantCode(t, l.run("stop", "--time", "500ms", "stubborn"), 0)
 	if d := time.Since(began); d < 500*time.Millisecond {
@@ -874,13 +892,7 @@ func TestStopMeetsTheEnd(t *testing.T) {
 	l := newLife(t)
 	l.detach("ending", []string{"--net=none", "--ephemeral=disk"}, "sh", "-c",
 		`mkdir /tmp/x && cd /tmp/x && seq 1 30000 | xargs touch; trap 'exit 0' HUP; echo ready; while :; do sleep 0.05; done`)
-	deadline := time.Now().Add(2 * cmdTimeout)
-	for !strings.Contains(l.run("logs", "ending").stdout, "ready") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the payload never got ready: %s", l.run("logs", "ending"))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	l.waitLog("ending", "ready")
 	wantCode(t, l.run("kill", "ending", "HUP"), 0)
 	time.Sleep(100 * time.Millisecond) // the command ends; the sandbox removes its files
 	if r := l.run("stop", "ending"); r.code != 0 {
