@@ -79,21 +79,14 @@ func Fetch(dir string) (*NS, error) {
 		return nil, err
 	}
 	defer unix.Close(c)
-	buf := make([]byte, 16<<10)
-	oob := make([]byte, unix.CmsgSpace(4*4))
 	// The namespace, and the holder's program if it shares it.
-	n, oobn, _, _, err := unix.Recvmsg(c, buf, oob, unix.MSG_CMSG_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("reading the holder's answer: %w", err)
-	}
-	fds, err := rights(oob[:oobn])
+	msg, fds, err := recvFrom(c, make([]byte, 16<<10), make([]byte, unix.CmsgSpace(4*4)))
 	if err != nil {
 		return nil, err
 	}
-	msg := string(buf[:n])
 	if !strings.HasPrefix(msg, "ok\n") || len(fds) < 1 || len(fds) > 2 {
 		closeAll(fds)
-		if n == 0 {
+		if msg == "" {
 			return nil, ErrNone // it went away (idle) as we asked
 		}
 		return nil, fmt.Errorf("the holder %s", strings.TrimPrefix(msg, "refused: "))

@@ -234,7 +234,7 @@ func ask(dir, req string, fd int) (string, []int, error) {
 func recvFrom(c int, buf, cmsg []byte) (string, []int, error) {
 	n, oobn, _, _, err := unix.Recvmsg(c, buf, cmsg, unix.MSG_CMSG_CLOEXEC)
 	if err != nil {
-		return "", nil, fmt.Errorf("reading the holder's reply: %w", err)
+		return "", nil, fmt.Errorf("reading the holder's answer: %w", err)
 	}
 	fds, err := rights(cmsg[:oobn])
 	if err != nil {
