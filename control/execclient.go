@@ -4,14 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path"
 	"strings"
 	"syscall"
 	"time"
 
 	"sandbox/internal/callersig"
-	"sandbox/internal/execstart"
+	_ "sandbox/internal/execstart" // exec's JSON warmed during initialisation
 	"sandbox/internal/proto"
 
 	"sandbox/internal/ttyrelay"
@@ -71,25 +70,13 @@ func Exec(o ExecOptions) (int, error) {
 		req.Env = append(req.Env, kv)
 	}
 	// Signals are caught (to be passed on) from before the request is
-	// sent: os/signal enables each by a round trip to the runtime's
-	// signal thread (~2 ms for these here), made while the program is
-	// initialised (internal/execstart) and the sandbox looked up. Never
-	// stopped: the caller exits with Exec's status, and stopping costs
-	// as much again.
-	sigs, caught := execstart.Signals()
-	if sigs == nil {
-		sigs, caught = callersig.Catch(callersig.ForwardedByCaller())
-	}
+	// sent. Never stopped: the caller exits with Exec's status.
+	sigs := make(chan os.Signal, 16)
+	callersig.Notify(sigs, callersig.ForwardedByCaller()...)
 	tty := ttyrelay.Want(o.TTY)
 	if !tty {
 		// Ctrl-Z stops the command's group with us (see run).
-		enabled, done := caught, make(chan struct{})
-		go func() {
-			<-enabled
-			signal.Notify(sigs, callersig.JobControl...)
-			close(done)
-		}()
-		caught = done
+		callersig.Notify(sigs, callersig.JobControl...)
 	}
 	e, err := lookupRunning(o.Name)
 	if err != nil {
@@ -127,7 +114,6 @@ func Exec(o ExecOptions) (int, error) {
 	} else {
 		fds = append(fds, 0, 1, 2)
 	}
-	<-caught
 	if err := conn.Send(proto.KindExec, req, fds...); err != nil {
 		return wire.StatusError, fmt.Errorf("sandbox %s: %w", o.Name, err)
 	}

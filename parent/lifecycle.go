@@ -13,6 +13,7 @@ import (
 
 	"sandbox/state"
 
+	"sandbox/internal/callersig"
 	"sandbox/internal/wire"
 	"sandbox/spec"
 
@@ -108,8 +109,8 @@ func detach(s *spec.Spec) (int, error) {
 		}
 	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, stopping...)
-	defer signal.Stop(sigs)
+	callersig.Notify(sigs, stopping...)
+	defer callersig.Stop(sigs)
 	var interrupted atomic.Int32
 	var supervisor atomic.Pointer[os.Process]
 	go func() {

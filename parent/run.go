@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -36,6 +35,10 @@ func run(s *spec.Spec) (status int, err error) {
 	start := s.Start
 	lg, rep := s.EnsureLog(), s.EnsureReport()
 	logf := lg.Step
+	// Caught below, before init is taken; stopped after every cleanup
+	// deferred here.
+	sigs := make(chan os.Signal, 16)
+	defer callersig.Stop(sigs)
 	defer func() { rep.Finish(lg, status, err) }() // last: after the cgroup's finish
 	logf("planned the sandbox (%d mount steps)", len(s.Plan.Steps))
 	boundAllProcs(s.Resources.NProc)
@@ -91,19 +94,16 @@ func run(s *spec.Spec) (status int, err error) {
 	useTTY := ttyrelay.Want(s.TTY)
 	// Catch signals before the child exists, so none is lost in between
 	// (an init started early, beside the planning, is killed with this
-	// process by a signal that comes before: its Pdeathsig).
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, callersig.ForwardedByCaller()...)
+	// process by a signal that comes before: its Pdeathsig). Stopped
+	// once the run's cleanup is done (the first deferred call above): one
+	// that comes during the cleanup is better held than obeyed halfway
+	// through it.
+	callersig.Notify(sigs, callersig.ForwardedByCaller()...)
 	if !useTTY {
 		// Ctrl-Z stops the job; the payload, in a session of its own, is
 		// stopped by init (with a pty, Ctrl-Z is a key for its terminal).
-		signal.Notify(sigs, callersig.JobControl...)
+		callersig.Notify(sigs, callersig.JobControl...)
 	}
-	// Stopped beside the run's cleanup, not before it: each signal is a
-	// round trip to the Go runtime's signal thread (~0.6 ms for these at
-	// the end of every run), and one that comes during the cleanup is
-	// better held than obeyed halfway through it.
-	defer func() { go signal.Stop(sigs) }()
 	var l *launched
 	early := ""
 	if e := takeEarly(); e != nil {

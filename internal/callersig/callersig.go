@@ -1,14 +1,13 @@
 // Package callersig owns the signals a caller of sandbox passes on to a
 // sandbox's command (run's and exec's) and catching them.
-//
-// It imports only the standard library: internal/execstart starts exec's
-// catch from its package initialisation.
 package callersig
 
 import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"sandbox/internal/sigcatch"
 )
 
 // Forwarded are the signals the parent passes on to the sandbox: those a
@@ -41,14 +40,17 @@ func ForwardedByCaller() []os.Signal {
 	return out
 }
 
-// Catch starts catching sigs on a new channel in the background; enabled
-// is closed once every one of them is caught.
-func Catch(sigs []os.Signal) (c chan os.Signal, enabled <-chan struct{}) {
-	c = make(chan os.Signal, 16)
-	done := make(chan struct{})
-	go func() {
+// Notify catches sigs into c: with sigcatch where it can (no round trip
+// to the Go runtime's signal thread per signal), else with os/signal.
+func Notify(c chan os.Signal, sigs ...os.Signal) {
+	if len(sigs) > 0 && sigcatch.Notify(c, sigs...) != nil {
 		signal.Notify(c, sigs...)
-		close(done)
-	}()
-	return c, done
+	}
+}
+
+// Stop ends Notify's catch into c: its signals have the Go runtime's
+// handling again.
+func Stop(c chan os.Signal) {
+	sigcatch.Stop(c)
+	signal.Stop(c)
 }

@@ -9,27 +9,39 @@ import (
 	"time"
 )
 
-// TestCatch: once enabled is closed, a signal of the set arrives on the
-// channel instead of taking its default action (SIGUSR1's ends the
-// process).
-func TestCatch(t *testing.T) {
-	c, enabled := Catch([]os.Signal{syscall.SIGUSR1})
-	defer signal.Stop(c)
-	select {
-	case <-enabled:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the catch was not enabled within 10 s")
+// TestNotify: a signal of the set arrives on the channel instead of
+// taking its default action (SIGTERM's ends the process); after Stop it
+// no longer does, and os/signal has it again.
+func TestNotify(t *testing.T) {
+	c := make(chan os.Signal, 4)
+	Notify(c, syscall.SIGTERM, syscall.SIGUSR1)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGUSR1} {
+		if err := syscall.Kill(os.Getpid(), sig); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case s := <-c:
+			if s != sig {
+				t.Errorf("caught %v, want %v", s, sig)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%v did not arrive within 10 s", sig)
+		}
 	}
-	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
-		t.Fatal(err)
+	Stop(c)
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, syscall.SIGUSR1)
+	defer signal.Stop(again)
+	syscall.Kill(os.Getpid(), syscall.SIGUSR1)
+	select {
+	case <-again:
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGUSR1 did not reach os/signal after Stop")
 	}
 	select {
 	case s := <-c:
-		if s != syscall.SIGUSR1 {
-			t.Errorf("caught %v, want SIGUSR1", s)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("SIGUSR1 did not arrive within 10 s")
+		t.Errorf("%v arrived on the stopped channel", s)
+	default:
 	}
 }
 

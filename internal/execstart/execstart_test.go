@@ -4,29 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/signal"
 	"testing"
 
-	"sandbox/internal/callersig"
 	"sandbox/internal/proto"
 	"sandbox/state"
 )
 
-// TestNothingForOtherCommands: initialisation started no catch for a
-// process that is not `sandbox exec` (this test binary), and Signals
-// hands one out once.
+// TestNothingForOtherCommands: the test binary is no `sandbox exec`.
 func TestNothingForOtherCommands(t *testing.T) {
-	if c, e := Signals(); c != nil || e != nil {
-		t.Fatalf("a catch was started for %q", os.Args)
-	}
-	c, enabled := callersig.Catch(nil)
-	defer signal.Stop(c)
-	early.c, early.enabled = c, enabled
-	if got, _ := Signals(); got != c {
-		t.Errorf("Signals did not return the catch made at initialisation")
-	}
-	if got, _ := Signals(); got != nil {
-		t.Errorf("Signals returned the catch twice")
+	if warming {
+		t.Fatalf("the warm-up was started for %q", os.Args)
 	}
 }
 

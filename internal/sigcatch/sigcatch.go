@@ -1,0 +1,146 @@
+//go:build linux && (amd64 || arm64)
+
+package sigcatch
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"sandbox/internal/sigaction"
+
+	"golang.org/x/sys/unix"
+)
+
+// relay is the handler (sigcatch_$GOARCH.s): it writes numbers[signal] to
+// pipeFD. Never called from Go; relayAddr is its entry (the ABI0 symbol).
+func relay()
+func relayAddr() uintptr
+
+// maxSignal is the highest signal number on Linux.
+const maxSignal = 64
+
+// numbers[n] is n: what relay writes for signal n, from memory that does
+// not move (relay has no stack of its own to write it from).
+var numbers [maxSignal + 1]byte
+
+// pipeFD is the pipe's write end for relay (non-blocking), -1 before the
+// first Notify. Set once, before any handler is installed.
+var pipeFD int32 = -1
+
+var (
+	mu      sync.Mutex
+	started bool
+	chans   [maxSignal + 1]chan<- os.Signal // by signal; nil: not caught
+	saved   [maxSignal + 1]sigaction.Action // the runtime's, put back by Stop
+)
+
+// Notify relays every one of sigs to c until Stop(c), in place of the Go
+// runtime's handling, or, on an error, catches none of them. A signal
+// caught already for another channel goes to c from now on.
+func Notify(c chan<- os.Signal, sigs ...os.Signal) error {
+	if c == nil {
+		return errors.New("sigcatch: Notify with a nil channel")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	in := relayAddr()
+	nums := make([]syscall.Signal, 0, len(sigs))
+	olds := make([]sigaction.Action, 0, len(sigs))
+	for _, s := range sigs {
+		n, ok := s.(syscall.Signal)
+		if !ok || n < 1 || n > maxSignal || n == syscall.SIGKILL || n == syscall.SIGSTOP {
+			return fmt.Errorf("sigcatch: cannot catch %v", s)
+		}
+		old, err := sigaction.Runtime(n, in)
+		if err != nil {
+			return err
+		}
+		nums, olds = append(nums, n), append(olds, old)
+	}
+	if err := start(); err != nil {
+		return err
+	}
+	for i, n := range nums {
+		if olds[i].Handler == uint64(in) { // caught already: only the channel changes
+			chans[n] = c
+			continue
+		}
+		if err := sigaction.Replace(n, olds[i], in); err != nil {
+			for _, m := range nums[:i] {
+				restore(m)
+			}
+			return err
+		}
+		saved[n], chans[n] = olds[i], c
+	}
+	return nil
+}
+
+// Stop puts back the runtime's handler of every signal caught for c.
+// A signal relayed before is still sent to c if the reader has not yet
+// passed it on, as with signal.Stop.
+func Stop(c chan<- os.Signal) {
+	mu.Lock()
+	defer mu.Unlock()
+	for n := range chans {
+		if chans[n] == c && c != nil {
+			restore(syscall.Signal(n))
+		}
+	}
+}
+
+// restore puts back n's saved action; mu held.
+func restore(n syscall.Signal) {
+	if chans[n] == nil {
+		return
+	}
+	sigaction.Set(n, saved[n]) // the runtime's, read moments before: cannot fail
+	chans[n] = nil
+}
+
+// start makes the pipe and its reader once; mu held.
+func start() error {
+	if started {
+		return nil
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return fmt.Errorf("sigcatch: making its pipe: %w", err)
+	}
+	for i := range numbers {
+		numbers[i] = byte(i)
+	}
+	atomic.StoreInt32(&pipeFD, int32(p[1]))
+	started = true
+	go read(os.NewFile(uintptr(p[0]), "sigcatch"))
+	return nil
+}
+
+// read passes the relayed signals on to their channels, for the process's
+// life (the write end is never closed: a handler may still be writing to
+// it after any Stop).
+func read(r *os.File) {
+	var buf [128]byte
+	for {
+		k, err := r.Read(buf[:])
+		if err != nil && !errors.Is(err, syscall.EINTR) {
+			return
+		}
+		for _, b := range buf[:k] {
+			mu.Lock()
+			c := chans[b]
+			mu.Unlock()
+			if c == nil {
+				continue // stopped meanwhile
+			}
+			select {
+			case c <- syscall.Signal(b):
+			default: // as os/signal: a full channel drops it
+			}
+		}
+	}
+}
