@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/alecthomas/kong"
 )
@@ -42,7 +43,7 @@ func printHelp(options kong.HelpOptions, ctx *kong.Context) error {
 	if n := ctx.Selected(); n != nil {
 		path = n.Path()
 	}
-	if s := helpSections[path]; s != "" && !options.Summary {
+	if s := helpSections()[path]; s != "" && !options.Summary {
 		_, err := fmt.Fprint(ctx.Stdout, "\n", strings.TrimLeft(s, "\n"))
 		return err
 	}
@@ -57,14 +58,15 @@ func (checkCmd) Help() string {
 }
 
 // helpSections follow the flags in `sandbox [COMMAND] --help`, by command
-// path ("" for the program).
-var helpSections = map[string]string{
-	"": `
+// path ("" for the program). Made on first use, as runHelp.
+var helpSections = sync.OnceValue(func() map[string]string {
+	return map[string]string{
+		"": `
 Each command's --help tells the rest (sandbox run --help: flags, exit status,
 profiles, environment variables, state). Shell completion: sandbox completion
 bash|zsh|fish.
 `,
-	"run": `
+		"run": `
 Exit status:
   N       the command exited with N
   128+N   the command died of signal N (137, with "killed by the OOM killer",
@@ -136,4 +138,5 @@ State:
   stays, with its exit status and log, until "sandbox rm NAME" or a new run
   of that name.
 `,
-}
+	}
+})

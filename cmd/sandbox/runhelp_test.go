@@ -34,11 +34,11 @@ func TestRunHelpComplete(t *testing.T) {
 	}
 	for _, v := range values {
 		seen[v.Name] = true
-		if v.Help == "" || runHelp[v.Name] == "" {
+		if v.Help == "" || runHelp()[v.Name] == "" {
 			t.Errorf("run's %s has no help in runHelp", v.Name)
 		}
 	}
-	for name := range runHelp {
+	for name := range runHelp() {
 		if !seen[name] {
 			t.Errorf("runHelp has %q, which is no flag or argument of run", name)
 		}

@@ -56,7 +56,7 @@
 //
 // Each side reads through a Sequence, which refuses a message that may not
 // come where it came and names both kinds, or that carries more
-// descriptors than its kind does (Order.FDs); what init sends is bounded
+// descriptors than its kind does (Rule.FDs); what init sends is bounded
 // to one datagram (Order.MaxBody).
 //
 // Parent and init import this package and never each other.
@@ -71,20 +71,38 @@ import (
 	"sandbox/internal/proto"
 )
 
-// Order is one direction of a conversation: for each kind, the kinds that
-// may come right before it ("" for none: it may be the first). A kind that
-// is no key may not come at all; nothing may follow a kind in Final.
+// Order is one direction of a conversation: the kinds that may come
+// (Kinds); nothing may follow a kind in Final. Its tables are slices, not
+// maps, so that they are data the linker lays out, not code every start
+// of sandbox and of init runs at package initialisation.
 type Order struct {
 	Name  string // who sends, for errors: "init", "the parent", …
-	After map[proto.Kind][]proto.Kind
+	Kinds []Rule // a kind not here may not come at all
 	Final []proto.Kind
-	// FDs is the most descriptors a kind carries (none where absent): a
-	// message with more broke the protocol, and its fds are closed.
-	FDs map[proto.Kind]int
 	// MaxBody bounds a message's body (0: proto.MaxBlob). What init sends
 	// fits one datagram (its share of the report is bounded to), so a
 	// peer inside the sandbox gets no 64 MiB body decoded on the host.
 	MaxBody int64
+}
+
+// Rule is one kind of a direction: the kinds that may come right before
+// it ("" for none: it may be the first), and the most descriptors it
+// carries (a message with more broke the protocol, and its fds are
+// closed).
+type Rule struct {
+	Kind  proto.Kind
+	After []proto.Kind
+	FDs   int
+}
+
+// rule is kind's rule in o; ok false for a kind o never sends.
+func (o *Order) rule(kind proto.Kind) (r Rule, ok bool) {
+	for _, r := range o.Kinds {
+		if r.Kind == kind {
+			return r, true
+		}
+	}
+	return Rule{}, false
 }
 
 func (o *Order) maxBody() int64 {
@@ -97,38 +115,36 @@ func (o *Order) maxBody() int64 {
 // The four directions of the two conversations.
 var (
 	// FromParent: what init accepts from the parent.
-	FromParent = Order{Name: "the parent", After: map[proto.Kind][]proto.Kind{
-		proto.KindConfig:  {""},
-		proto.KindNet:     {proto.KindConfig},
-		proto.KindWatched: {proto.KindConfig, proto.KindNet},
-		proto.KindSignal:  {proto.KindConfig, proto.KindNet, proto.KindWatched, proto.KindSignal},
-	}, FDs: map[proto.Kind]int{proto.KindConfig: 2}}
+	FromParent = Order{Name: "the parent", Kinds: []Rule{
+		{Kind: proto.KindConfig, After: []proto.Kind{""}, FDs: 2},
+		{Kind: proto.KindNet, After: []proto.Kind{proto.KindConfig}},
+		{Kind: proto.KindWatched, After: []proto.Kind{proto.KindConfig, proto.KindNet}},
+		{Kind: proto.KindSignal, After: []proto.Kind{proto.KindConfig, proto.KindNet, proto.KindWatched, proto.KindSignal}},
+	}}
 
 	// FromInit: what the parent accepts from init.
-	FromInit = Order{Name: "init", After: map[proto.Kind][]proto.Kind{
-		proto.KindTap:       {""},
-		proto.KindPTY:       {"", proto.KindTap},
-		proto.KindConfining: {"", proto.KindTap, proto.KindPTY},
-		proto.KindStarted:   {"", proto.KindTap, proto.KindPTY, proto.KindConfining},
-		proto.KindExit:      {proto.KindStarted},
-		proto.KindError:     {"", proto.KindTap, proto.KindPTY, proto.KindConfining, proto.KindStarted},
-	}, Final: []proto.Kind{proto.KindExit, proto.KindError},
-		FDs: map[proto.Kind]int{proto.KindTap: 1, proto.KindPTY: 1}, MaxBody: proto.MaxSize}
+	FromInit = Order{Name: "init", Kinds: []Rule{
+		{Kind: proto.KindTap, After: []proto.Kind{""}, FDs: 1},
+		{Kind: proto.KindPTY, After: []proto.Kind{"", proto.KindTap}, FDs: 1},
+		{Kind: proto.KindConfining, After: []proto.Kind{"", proto.KindTap, proto.KindPTY}},
+		{Kind: proto.KindStarted, After: []proto.Kind{"", proto.KindTap, proto.KindPTY, proto.KindConfining}},
+		{Kind: proto.KindExit, After: []proto.Kind{proto.KindStarted}},
+		{Kind: proto.KindError, After: []proto.Kind{"", proto.KindTap, proto.KindPTY, proto.KindConfining, proto.KindStarted}},
+	}, Final: []proto.Kind{proto.KindExit, proto.KindError}, MaxBody: proto.MaxSize}
 
 	// FromExecClient: what init accepts from a `sandbox exec` client.
-	FromExecClient = Order{Name: "the exec client", After: map[proto.Kind][]proto.Kind{
-		proto.KindExec:   {""},
-		proto.KindSignal: {proto.KindExec, proto.KindSignal},
-	}, FDs: map[proto.Kind]int{proto.KindExec: 4}} // its user namespace, stdin, stdout, stderr
+	FromExecClient = Order{Name: "the exec client", Kinds: []Rule{
+		{Kind: proto.KindExec, After: []proto.Kind{""}, FDs: 4}, // its user namespace, stdin, stdout, stderr
+		{Kind: proto.KindSignal, After: []proto.Kind{proto.KindExec, proto.KindSignal}},
+	}}
 
 	// FromExecServer: what `sandbox exec` accepts from init.
-	FromExecServer = Order{Name: "the sandbox's init", After: map[proto.Kind][]proto.Kind{
-		proto.KindPTY:     {""},
-		proto.KindStarted: {"", proto.KindPTY},
-		proto.KindExit:    {proto.KindStarted},
-		proto.KindError:   {"", proto.KindPTY, proto.KindStarted},
-	}, Final: []proto.Kind{proto.KindExit, proto.KindError},
-		FDs: map[proto.Kind]int{proto.KindPTY: 1}, MaxBody: proto.MaxSize}
+	FromExecServer = Order{Name: "the sandbox's init", Kinds: []Rule{
+		{Kind: proto.KindPTY, After: []proto.Kind{""}, FDs: 1},
+		{Kind: proto.KindStarted, After: []proto.Kind{"", proto.KindPTY}},
+		{Kind: proto.KindExit, After: []proto.Kind{proto.KindStarted}},
+		{Kind: proto.KindError, After: []proto.Kind{"", proto.KindPTY, proto.KindStarted}},
+	}, Final: []proto.Kind{proto.KindExit, proto.KindError}, MaxBody: proto.MaxSize}
 )
 
 // Sequence checks the messages of one direction as they arrive.
@@ -144,13 +160,13 @@ func NewSequence(o *Order) *Sequence { return &Sequence{order: o} }
 // Next accepts kind as the next message, or says why it may not come now,
 // naming it and the one before it.
 func (s *Sequence) Next(kind proto.Kind) error {
-	prev, ok := s.order.After[kind]
+	r, ok := s.order.rule(kind)
 	switch {
 	case !ok:
 		return fmt.Errorf("protocol error: %s sent a %q message, which it never sends", s.order.Name, kind)
 	case s.ended:
 		return fmt.Errorf("protocol error: %s sent %q after its last message %q", s.order.Name, kind, s.last)
-	case !slices.Contains(prev, s.last):
+	case !slices.Contains(r.After, s.last):
 		return fmt.Errorf("protocol error: %s sent %q after %s (expected %s)", s.order.Name, kind, describe(s.last), s.expected())
 	}
 	s.last, s.ended = kind, slices.Contains(s.order.Final, kind)
@@ -160,8 +176,8 @@ func (s *Sequence) Next(kind proto.Kind) error {
 // Check accepts a message of kind with nfds descriptors as the next one:
 // Next, and no more descriptors than the kind carries.
 func (s *Sequence) Check(kind proto.Kind, nfds int) error {
-	if most := s.order.FDs[kind]; nfds > most {
-		return fmt.Errorf("protocol error: %s sent %q with %d descriptors (it carries at most %d)", s.order.Name, kind, nfds, most)
+	if r, _ := s.order.rule(kind); nfds > r.FDs {
+		return fmt.Errorf("protocol error: %s sent %q with %d descriptors (it carries at most %d)", s.order.Name, kind, nfds, r.FDs)
 	}
 	return s.Next(kind)
 }
@@ -205,9 +221,9 @@ func (s *Sequence) Expect(c *proto.Conn, want ...proto.Kind) (proto.Envelope, []
 // expected lists the kinds that may follow the last one.
 func (s *Sequence) expected() string {
 	var next []proto.Kind
-	for k, prev := range s.order.After {
-		if slices.Contains(prev, s.last) {
-			next = append(next, k)
+	for _, r := range s.order.Kinds {
+		if slices.Contains(r.After, s.last) {
+			next = append(next, r.Kind)
 		}
 	}
 	slices.Sort(next)
