@@ -39,7 +39,7 @@ var (
 )
 
 // Notify relays every one of sigs to c until Stop(c), in place of the Go
-// runtime's handling, or, on an error, catches none of them. A signal
+// runtime's handling, or, on an error, installs no handler. A signal
 // caught already for another channel goes to c from now on.
 func Notify(c chan<- os.Signal, sigs ...os.Signal) error {
 	if c == nil {
@@ -64,18 +64,20 @@ func Notify(c chan<- os.Signal, sigs ...os.Signal) error {
 	if err := start(); err != nil {
 		return err
 	}
+	installed := make([]syscall.Signal, 0, len(nums))
 	for i, n := range nums {
 		if olds[i].Handler == uint64(in) { // caught already: only the channel changes
 			chans[n] = c
 			continue
 		}
 		if err := sigaction.Replace(n, olds[i], in); err != nil {
-			for _, m := range nums[:i] {
+			for _, m := range installed { // as they were; a moved channel stays moved
 				restore(m)
 			}
 			return err
 		}
 		saved[n], chans[n] = olds[i], c
+		installed = append(installed, n)
 	}
 	return nil
 }

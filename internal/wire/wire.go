@@ -95,8 +95,8 @@ type Rule struct {
 	FDs   int
 }
 
-// rule is kind's rule in o; ok false for a kind o never sends.
-func (o *Order) rule(kind proto.Kind) (r Rule, ok bool) {
+// rule is kind's rule in o; false for a kind o never sends.
+func (o *Order) rule(kind proto.Kind) (Rule, bool) {
 	for _, r := range o.Kinds {
 		if r.Kind == kind {
 			return r, true

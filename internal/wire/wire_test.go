@@ -254,3 +254,33 @@ func TestConfigKeepsEveryByte(t *testing.T) {
 		t.Errorf("Encode changed its argument: %q %q", in.Plan.Chdir, in.Args[4])
 	}
 }
+
+// TestOrderTables: in every direction each kind has one rule, and what may
+// come before a kind, or end the conversation, is a kind of that direction
+// (or "", the start): a typo in a table would refuse a message for good.
+func TestOrderTables(t *testing.T) {
+	for _, o := range []*Order{&FromParent, &FromInit, &FromExecClient, &FromExecServer} {
+		kinds := map[proto.Kind]bool{}
+		for _, r := range o.Kinds {
+			if kinds[r.Kind] {
+				t.Errorf("%s: %q has two rules", o.Name, r.Kind)
+			}
+			kinds[r.Kind] = true
+			if len(r.After) == 0 {
+				t.Errorf("%s: %q may never come", o.Name, r.Kind)
+			}
+		}
+		for _, r := range o.Kinds {
+			for _, k := range r.After {
+				if k != "" && !kinds[k] {
+					t.Errorf("%s: %q may follow %q, which this direction never sends", o.Name, r.Kind, k)
+				}
+			}
+		}
+		for _, k := range o.Final {
+			if !kinds[k] {
+				t.Errorf("%s: final kind %q is never sent", o.Name, k)
+			}
+		}
+	}
+}
