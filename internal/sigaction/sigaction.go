@@ -42,10 +42,10 @@ func Set(s syscall.Signal, a Action) error {
 	return nil
 }
 
-// Runtime reads s's action and checks that it has a handler of the Go
-// runtime's (or ours, at address ours, when installed already): never
-// SIG_DFL or SIG_IGN, whose action has no restorer to keep.
-func Runtime(s syscall.Signal, ours uintptr) (Action, error) {
+// Runtime reads s's action and checks that it has a handler (the Go
+// runtime's, or one installed in its place): never SIG_DFL or SIG_IGN,
+// whose action has no restorer to keep.
+func Runtime(s syscall.Signal) (Action, error) {
 	a, err := Get(s)
 	if err != nil {
 		return a, err

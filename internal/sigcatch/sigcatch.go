@@ -55,7 +55,7 @@ func Notify(c chan<- os.Signal, sigs ...os.Signal) error {
 		if !ok || n < 1 || n > maxSignal || n == syscall.SIGKILL || n == syscall.SIGSTOP {
 			return fmt.Errorf("sigcatch: cannot catch %v", s)
 		}
-		old, err := sigaction.Runtime(n, in)
+		old, err := sigaction.Runtime(n)
 		if err != nil {
 			return err
 		}
@@ -129,7 +129,7 @@ func read(r *os.File) {
 	var buf [128]byte
 	for {
 		k, err := r.Read(buf[:])
-		if err != nil && !errors.Is(err, syscall.EINTR) {
+		if err != nil { // never: the write end stays open
 			return
 		}
 		for _, b := range buf[:k] {

@@ -33,7 +33,7 @@ var next uintptr
 func Faults(sigs ...syscall.Signal) error {
 	in := gateAddr()
 	for _, s := range sigs {
-		old, err := sigaction.Runtime(s, in)
+		old, err := sigaction.Runtime(s)
 		if err != nil {
 			return err
 		}
@@ -59,7 +59,7 @@ func Faults(sigs ...syscall.Signal) error {
 func All(sigs ...syscall.Signal) error {
 	in := dropAddr()
 	for _, s := range sigs {
-		old, err := sigaction.Runtime(s, in)
+		old, err := sigaction.Runtime(s)
 		if err != nil {
 			return err
 		}
