@@ -222,7 +222,7 @@ func snapshot(t *testing.T, dir, skip string) map[string]fileState {
 		if err := unix.Lstat(p, &st); err != nil {
 			s.statError = err.Error()
 		}
-		s.ino, s.nlink, s.mode, s.uid, s.gid, s.size, s.mtime, s.ctime = st.Ino, st.Nlink, st.Mode, st.Uid, st.Gid, st.Size, st.Mtim, st.Ctim
+		s.ino, s.nlink, s.mode, s.uid, s.gid, s.size, s.mtime, s.ctime = st.Ino, uint64(st.Nlink), st.Mode, st.Uid, st.Gid, st.Size, st.Mtim, st.Ctim
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFLNK:
 			s.link, _ = os.Readlink(p)
@@ -392,7 +392,7 @@ func FuzzUnpackLayer(f *testing.F) {
 			if links[st.Ino]++; links[st.Ino] == 1 && st.Mode&unix.S_IFMT == unix.S_IFREG {
 				size += st.Size
 			}
-			nlink[st.Ino] = st.Nlink
+			nlink[st.Ino] = uint64(st.Nlink)
 			return nil
 		})
 		for ino, n := range nlink {

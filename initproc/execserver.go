@@ -154,7 +154,7 @@ func supervise(conn *proto.Conn, payload int, children *childWatch, fromCaller <
 				// Before the parent hears of the exit and tears down:
 				// fuse-overlayfs daemons die with PID 1.
 				rootfs.SyncFuse()
-				conn.Send(proto.KindExit, *ended)
+				conn.SendBinary(proto.KindExit, *ended)
 				return ended.Status()
 			}
 			if rerr != nil {

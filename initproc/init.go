@@ -103,7 +103,6 @@ func Init() int {
 
 	children := watchChildren()  // its thread before the spares, as os/signal's was
 	spares := makeSpareThreads() // while the id maps are written
-	warmCodec()
 	fromParent := wire.NewSequence(&wire.FromParent)
 	env, fds, err := fromParent.Expect(conn, proto.KindConfig) // blocks until the parent wrote the id maps
 	if err != nil {
@@ -237,7 +236,7 @@ func Init() int {
 	if cfg.Report {
 		started.Init = journal.InitWith(rec, lg)
 	}
-	conn.Send(proto.KindStarted, started)
+	conn.SendBinary(proto.KindStarted, started)
 
 	var execs chan execEvent
 	if execLn != nil && cfg.Exec {

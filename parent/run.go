@@ -199,12 +199,6 @@ func run(s *spec.Spec) (status int, err error) {
 	}
 	defer userNS.Close()
 	cfg.Exec = true
-	// Encoded while the helpers write the maps, off the critical path (a
-	// cold encoder's reflection over the plan's types costs ~1 ms).
-	cfgBody, err := proto.Encode(cfg)
-	if err != nil {
-		return abort(journal.AtStep("sending the configuration", fmt.Errorf("encoding the configuration: %w", err)))
-	}
 	err = <-mapsDone
 	mapsPending = false
 	if err != nil {
@@ -216,7 +210,8 @@ func run(s *spec.Spec) (status int, err error) {
 	watch := initWatch{pid: c.Pid, seccomp: s.Seccomp != nil, profile: s.SeccompFile, threads: cfg.SeccompWatch}
 	defer watch.reader.close()
 	watch.check()
-	if err := parent.Send(proto.KindConfig, cfgBody, int(ln.Fd()), int(userNS.Fd())); err != nil {
+	// In its binary form: init then decodes it without JSON (proto.SendBinary).
+	if err := parent.SendBinary(proto.KindConfig, cfg, int(ln.Fd()), int(userNS.Fd())); err != nil {
 		return abort(journal.AtStep("sending the configuration", err))
 	}
 

@@ -167,6 +167,14 @@ func (d datagram) expect() outcome {
 		return outcome{closed: true}
 	case len(d.payload) > MaxSize, attached > maxFDs:
 		return outcome{}
+	case d.payload[0] == 0:
+		var ok bool
+		if env, ok = binaryModel(d.payload); !ok {
+			return outcome{}
+		}
+		if !env.Blob {
+			return outcome{ok: true, env: env, fds: attached}
+		}
 	case json.Unmarshal(d.payload, &env) != nil:
 		return outcome{}
 	case !env.Blob:
@@ -183,6 +191,26 @@ func (d datagram) expect() outcome {
 	}
 	env.Blob = false
 	return outcome{ok: true, env: env, fds: attached - 1}
+}
+
+// binaryModel reads a binary datagram as the package's doc gives it: NUL,
+// the kind's length (a byte) and the kind, a flags byte (1: the body is out
+// of band, and nothing follows), the body.
+func binaryModel(p []byte) (Envelope, bool) {
+	if len(p) < 3 || len(p) < 3+int(p[1]) {
+		return Envelope{}, false
+	}
+	k := int(p[1])
+	env := Envelope{Kind: Kind(p[2 : 2+k]), Binary: true}
+	switch {
+	case p[2+k] == 0:
+		env.Body = p[3+k:]
+	case p[2+k] == 1 && len(p) == 3+k:
+		env.Blob = true
+	default:
+		return Envelope{}, false
+	}
+	return env, true
 }
 
 // watchdog shuts a socket down, which ends a receive blocked on it, if
@@ -330,7 +358,7 @@ func FuzzRecv(f *testing.F) {
 				if err != nil {
 					t.Fatalf("datagram %d: %v, want %q accepted", i, err, w.env.Kind)
 				}
-				if env.Kind != w.env.Kind || !bytes.Equal(env.Body, w.env.Body) || env.Blob || len(fds) != w.fds {
+				if env.Kind != w.env.Kind || !bytes.Equal(env.Body, w.env.Body) || env.Blob || env.Binary != w.env.Binary || len(fds) != w.fds {
 					t.Fatalf("datagram %d: got kind %q, %d body bytes, blob %v, %d fds; want %q, %d, false, %d",
 						i, env.Kind, len(env.Body), env.Blob, len(fds), w.env.Kind, len(w.env.Body), w.fds)
 				}
@@ -436,6 +464,12 @@ func recvSeeds(f *testing.F) [][]byte {
 			datagram{payload: exit, pad: -1}),
 		// Bodies in memfds: sealed, not sealed, missing, around the limit.
 		encodeDatagrams(datagram{payload: blob(KindConfig), blob: blobSealed, content: []byte(`{"args":["sh"]}`), pad: -1}),
+		// Binary datagrams (SendBinary): inline, out of band, cut short.
+		encodeDatagrams(
+			datagram{payload: []byte("\x00\x05start\x00\xc2\x04"), pad: -1},
+			datagram{payload: []byte("\x00\x06config\x01"), nulls: 1, blob: blobSealed, content: []byte("\xc1\x00"), pad: -1},
+			datagram{payload: []byte("\x00\x06config\x01x"), blob: blobSealed, pad: -1},
+			datagram{payload: []byte("\x00\x09exit"), pad: -1}),
 		encodeDatagrams(datagram{payload: blob(KindConfig), nulls: 2, blob: blobSealed, content: []byte(`"x"`), pad: -1}),
 		encodeDatagrams(datagram{payload: blob(KindConfig), blob: blobUnsealed, content: []byte(`"x"`), pad: -1}),
 		encodeDatagrams(datagram{payload: blob(KindConfig), nulls: 1, pad: -1}),

@@ -222,8 +222,9 @@ func TestRecvAfterPeerClosedWithUnread(t *testing.T) {
 // TestEnvelopeMarshal: the envelope written by hand is what json.Marshal
 // writes for it, for bodies encoded by json.Marshal.
 func TestEnvelopeMarshal(t *testing.T) {
-	for _, body := range []any{nil, map[string]any{"a": 1, "b": []string{"x<y", "\u2028", "q\"\\"}}, "s", 12} {
-		env := Envelope{Kind: Kind("k\"<ind")}
+	for i, body := range []any{nil, map[string]any{"a": 1, "b": []string{"x<y", "\u2028", "q\"\\"}}, "s", 12, nil} {
+		// Quoted as it is (quoteKind's lower-case kinds) or by json.Marshal.
+		env := Envelope{Kind: []Kind{"k\"<ind", "config"}[i%2]}
 		if body != nil {
 			b, err := json.Marshal(body)
 			if err != nil {

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -122,7 +123,28 @@ func (d datagram) received(maxBody int) (env proto.Envelope, fds int, ok bool) {
 	if d.memfd {
 		fds++
 	}
-	if len(d.payload) == 0 || len(d.payload) > proto.MaxSize || fds > maxFDs || json.Unmarshal(d.payload, &env) != nil {
+	if len(d.payload) == 0 || len(d.payload) > proto.MaxSize || fds > maxFDs {
+		return proto.Envelope{}, 0, false
+	}
+	if d.payload[0] == 0 {
+		// A binary datagram (proto.SendBinary): NUL, the kind's length
+		// and the kind, flags (1: the body out of band, nothing inline),
+		// the body.
+		p := d.payload
+		if len(p) < 3 || len(p) < 3+int(p[1]) {
+			return proto.Envelope{}, 0, false
+		}
+		k := int(p[1])
+		env = proto.Envelope{Kind: proto.Kind(p[2 : 2+k]), Binary: true}
+		switch {
+		case p[2+k] == 0:
+			env.Body = p[3+k:]
+		case p[2+k] == 1 && len(p) == 3+k:
+			env.Blob = true
+		default:
+			return proto.Envelope{}, 0, false
+		}
+	} else if json.Unmarshal(d.payload, &env) != nil {
 		return proto.Envelope{}, 0, false
 	}
 	if env.Blob {
@@ -352,7 +374,7 @@ func FuzzReceive(f *testing.F) {
 				}
 				continue
 			}
-			if len(m.Fds) != w.fds || !bytes.Equal(m.Env.Body, w.env.Body) {
+			if len(m.Fds) != w.fds || !bytes.Equal(m.Env.Body, w.env.Body) || m.Env.Binary != w.env.Binary {
 				proto.CloseFDs(m.Fds)
 				t.Fatalf("message %d (%q): %d fds, body %q; want %d, %q", i, m.Env.Kind, len(m.Fds), m.Env.Body, w.fds, w.env.Body)
 			}
@@ -410,7 +432,12 @@ func sentBytes(f *testing.F, kind proto.Kind, body any) []byte {
 	}
 	defer a.Close()
 	defer b.Close()
-	if err := a.Send(kind, body); err != nil {
+	if bin, ok := body.(binaryBody); ok {
+		err = a.SendBinary(kind, bin.BinaryMarshaler)
+	} else {
+		err = a.Send(kind, body)
+	}
+	if err != nil {
 		f.Fatal(err)
 	}
 	buf := make([]byte, proto.MaxSize)
@@ -420,6 +447,10 @@ func sentBytes(f *testing.F, kind proto.Kind, body any) []byte {
 	}
 	return buf[:n]
 }
+
+// binaryBody is a body sentBytes sends in its binary form, as init sends
+// Started and Exit.
+type binaryBody struct{ encoding.BinaryMarshaler }
 
 // report is an init report as init sends it, with text a compromised init
 // could put in it.
@@ -482,7 +513,18 @@ func receiveSeeds(f *testing.F) [][]byte {
 	started, exit := msg(proto.KindStarted, ChildStarted{PID: 2, Init: report()}, 0), msg(proto.KindExit, ChildExit{}, 0)
 	failed := msg(proto.KindError, ChildError{Msg: "no", Status: StatusError}, 0)
 	blob := datagram{payload: []byte(`{"kind":"started","blob":true}`), memfd: true, content: []byte(`{"pid":9}`), pad: -1}
+	// Started and Exit in their binary form, as init sends them.
+	binStarted := msg(proto.KindStarted, binaryBody{ChildStarted{PID: 2, Init: report()}}, 0)
+	binExit := msg(proto.KindExit, binaryBody{ChildExit{Code: 3}}, 0)
+	exitForm, _ := ChildExit{Signal: 9}.MarshalBinary()
+	binBlob := datagram{payload: append([]byte{0, 4}, "exit\x01"...), memfd: true, content: exitForm, pad: -1}
 	seeds = append(seeds,
+		encodeDatagrams(binStarted, binExit),
+		encodeDatagrams(tap, pty, binStarted, binBlob),
+		encodeDatagrams(binStarted, exit),                                                     // a JSON Exit after a binary Started
+		encodeDatagrams(binExit),                                                              // out of order
+		encodeDatagrams(binStarted, datagram{payload: binExit.payload[:4], pad: -1}),          // cut short
+		encodeDatagrams(binStarted, msg(proto.KindExit, binaryBody{ChildStarted{PID: 1}}, 0)), // another message's form
 		// Conversations as init has them.
 		encodeDatagrams(started, exit),
 		encodeDatagrams(tap, pty, confining, started, exit),
