@@ -228,7 +228,13 @@ func initCommand(minFD int, hold *holder.NS, staged bool) (path string, initMem 
 	}
 	p, err := initMem.PathAbove(minFD)
 	if err != nil {
-		initMem.Close()
+		// Only the holder's copy is this call's own. loadInit's is the
+		// process's one copy, which a later launch takes again (the run's
+		// own after an early one that failed here): closed, it would move
+		// a closed fd, or one since reused for another file.
+		if shared {
+			initMem.Close()
+		}
 		return "", nil, nil, false, err
 	}
 	if !staged {

@@ -39,7 +39,10 @@ func run(s *spec.Spec) (status int, err error) {
 	// deferred here.
 	sigs := make(chan os.Signal, 16)
 	defer callersig.Stop(sigs)
-	defer func() { rep.Finish(lg, status, err) }() // last: after the cgroup's finish
+	defer func() { // last: after the cgroup's finish
+		err = fdLimitHint(err)
+		rep.Finish(lg, status, err)
+	}()
 	logf("planned the sandbox (%d mount steps)", len(s.Plan.Steps))
 	boundAllProcs(s.Resources.NProc)
 	for _, w := range s.Warnings {
@@ -577,6 +580,18 @@ func currentUmask() int {
 	m := unix.Umask(0o022)
 	unix.Umask(m)
 	return m
+}
+
+// fdLimitHint names the fix for a step that ran out of file descriptors
+// (EMFILE: the helpers' /dev/null, a pipe), as memexec does for init's fd:
+// the caller's open-file limit, of which a run needs a few dozen.
+func fdLimitHint(err error) error {
+	var lim unix.Rlimit
+	if err == nil || !errors.Is(err, unix.EMFILE) || strings.Contains(err.Error(), "(ulimit -n)") ||
+		unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) != nil {
+		return err
+	}
+	return fmt.Errorf("%w: the open-file limit is %d (ulimit -n); raise it", err, lim.Cur)
 }
 
 // diagnoseStart turns a failure to create the namespaces into advice.

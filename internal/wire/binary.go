@@ -436,13 +436,14 @@ func (d *decoder) bools(vs ...*bool) {
 }
 
 // count reads a slice's length; ok is false for nil (or after an error).
-// Each element takes at least min bytes, so n is bounded by what is left.
-func (d *decoder) count(min int) (n int, ok bool) {
+// Each element takes at least least bytes, so n is bounded by what is
+// left.
+func (d *decoder) count(least int) (n int, ok bool) {
 	c := d.uint()
 	if c == 0 || d.err != nil {
 		return 0, false
 	}
-	if c-1 > uint64(len(d.b)/min) {
+	if c-1 > uint64(len(d.b)/least) {
 		d.fail(fmt.Errorf("a count of %d, over what is left", c-1))
 		return 0, false
 	}
