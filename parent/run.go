@@ -269,7 +269,7 @@ func run(s *spec.Spec) (status int, err error) {
 			} else {
 				logf("network up (%s)", s.Net.Mode)
 			}
-			parent.Send(proto.KindNet, msg)
+			parent.SendBinary(proto.KindNet, msg)
 		case err := <-netDied:
 			netDied = nil
 			lg.Fail(err)
@@ -295,7 +295,7 @@ func run(s *spec.Spec) (status int, err error) {
 				}
 				if err := network.GiveTap(tap); err != nil {
 					netReadyC = nil // init hears it now; Net is sent once
-					parent.Send(proto.KindNet, wire.NetReady{Err: err.Error()})
+					parent.SendBinary(proto.KindNet, wire.NetReady{Err: err.Error()})
 				}
 			case proto.KindPTY:
 				if len(m.Fds) != 1 {

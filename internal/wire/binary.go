@@ -14,7 +14,8 @@ import (
 )
 
 // The binary forms of the run's hot messages between the parent and init
-// (proto.Conn.SendBinary): ChildConfig, ChildStarted and ChildExit. Both
+// (proto.Conn.SendBinary): ChildConfig, NetReady, ChildStarted and
+// ChildExit. Both
 // ends are one build (init is embedded in sandbox), so the form needs no
 // versioning beyond a mark that refuses anything else. Hand-written rather
 // than encoding/json or gob: a fresh init's first JSON decode of the
@@ -34,6 +35,7 @@ const (
 	markConfig  = 0xC1
 	markStarted = 0xC2
 	markExit    = 0xC3
+	markNet     = 0xC4
 )
 
 // MarshalBinary is c's binary form.
@@ -249,6 +251,26 @@ func (x *ChildExit) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("the exit message: %w", err)
 	}
 	*x = v
+	return nil
+}
+
+// MarshalBinary is n's binary form.
+func (n NetReady) MarshalBinary() ([]byte, error) {
+	e := &encoder{b: make([]byte, 0, 2+len(n.Err))}
+	e.byte(markNet)
+	e.str(n.Err)
+	return e.b, nil
+}
+
+// UnmarshalBinary sets *n from MarshalBinary's form.
+func (n *NetReady) UnmarshalBinary(b []byte) error {
+	d := &decoder{b: b}
+	d.mark(markNet)
+	v := NetReady{Err: d.str()}
+	if err := d.end(); err != nil {
+		return fmt.Errorf("the network's state: %w", err)
+	}
+	*n = v
 	return nil
 }
 

@@ -53,7 +53,7 @@ type binaryForm interface {
 
 // The messages with a binary form, each as a pointer to a zero value.
 func binaryMessages() []any {
-	return []any{new(ChildConfig), new(ChildStarted), new(ChildExit)}
+	return []any{new(ChildConfig), new(NetReady), new(ChildStarted), new(ChildExit)}
 }
 
 // Every field of every message with a binary form survives it: filled,

@@ -4,8 +4,9 @@
 // fd numbers both sides agree on. It is the one place the protocol is
 // written down; internal/proto is only its framing (one JSON document
 // per SOCK_SEQPACKET datagram, fds by SCM_RIGHTS, big bodies in a sealed
-// memfd, MaxSize and MaxBlob). Config, Started and Exit between the
-// parent and init travel in a binary form of their own (binary.go).
+// memfd, MaxSize and MaxBlob). Config, Net, Started and Exit
+// between the parent and init travel in a binary form of their own
+// (binary.go).
 //
 // The run's conversation, on the socketpair at init's fd 3:
 //
