@@ -408,23 +408,18 @@ func (d *decoder) intn() int {
 	return int(v)
 }
 
-func (d *decoder) uint16() uint16 {
+// uintMax is a uvarint of at most max, a bits-wide field's largest.
+func (d *decoder) uintMax(max uint64, bits int) uint64 {
 	v := d.uint()
-	if v > math.MaxUint16 {
-		d.fail(fmt.Errorf("a 16-bit value out of range (%d)", v))
+	if v > max {
+		d.fail(fmt.Errorf("a %d-bit value out of range (%d)", bits, v))
 		return 0
 	}
-	return uint16(v)
+	return v
 }
 
-func (d *decoder) uint32() uint32 {
-	v := d.uint()
-	if v > math.MaxUint32 {
-		d.fail(fmt.Errorf("a 32-bit value out of range (%d)", v))
-		return 0
-	}
-	return uint32(v)
-}
+func (d *decoder) uint16() uint16 { return uint16(d.uintMax(math.MaxUint16, 16)) }
+func (d *decoder) uint32() uint32 { return uint32(d.uintMax(math.MaxUint32, 32)) }
 
 func (d *decoder) str() string {
 	n := d.uint()

@@ -120,6 +120,11 @@ func TestBinaryRefused(t *testing.T) {
 	if err := c.UnmarshalBinary(b); err == nil || !strings.Contains(err.Error(), "instructions") {
 		t.Errorf("a program of %d instructions: %v", bpf.MaxInstructions+1, err)
 	}
+	// A 16-bit field (Rows) over its range is refused, not truncated.
+	rows := []byte{markConfig, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07}
+	if err := c.UnmarshalBinary(rows); err == nil || !strings.Contains(err.Error(), "16-bit value out of range") {
+		t.Errorf("rows of 131071: %v", err)
+	}
 	// A count far over what follows allocates nothing: refused at once.
 	if err := c.UnmarshalBinary([]byte{markConfig, 0xff, 0xff, 0xff, 0xff, 0x0f}); err == nil || !strings.Contains(err.Error(), "over what is left") {
 		t.Errorf("a huge count: %v", err)
