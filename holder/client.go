@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+	"time"
 
 	"sandbox/idmap"
 	"sandbox/internal/memexec"
@@ -132,9 +133,12 @@ func connect(dir string) (int, error) {
 		return -1, fmt.Errorf("the holder's socket is served by uid %d, not by us", cred.Uid)
 	}
 	// A holder answers at once; a loaded machine gets a second.
-	unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2})
+	unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: int64(answerWait / time.Second)})
 	return c, nil
 }
+
+// answerWait bounds the wait for the holder's answer (recvFrom).
+const answerWait = 2 * time.Second
 
 func rights(oob []byte) ([]int, error) {
 	msgs, err := unix.ParseSocketControlMessage(oob)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"sandbox/internal/memexec"
 
@@ -84,7 +85,7 @@ func validID(id string) bool {
 // connected) holds the holder up for a second at most.
 func (s *server) followUp(c int) {
 	unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 1})
-	n, oobn, flags, _, err := unix.Recvmsg(c, s.req[:], s.oob, unix.MSG_CMSG_CLOEXEC)
+	n, oobn, flags, err := recvmsg(c, s.req[:], s.oob, time.Second)
 	if err != nil || n <= 0 {
 		return
 	}
@@ -100,6 +101,22 @@ func (s *server) followUp(c int) {
 		oob = unix.UnixRights(int(give.Fd()))
 	}
 	unix.Sendmsg(c, []byte(reply), oob, nil, 0)
+}
+
+// recvmsg is unix.Recvmsg on c, whose SO_RCVTIMEO bounds each call, made
+// again after a signal until within has passed: with a receive timeout the
+// kernel does not restart the call after a handler (signal(7)), and the Go
+// runtime's preemption signal (SIGURG) comes at any time. A run on a slow
+// arm64 guest lost its holder's answer to it ("interrupted system call")
+// and wrote its maps with the helpers.
+func recvmsg(c int, buf, oob []byte, within time.Duration) (n, oobn, flags int, err error) {
+	deadline := time.Now().Add(within)
+	for {
+		n, oobn, flags, _, err = unix.Recvmsg(c, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR || time.Now().After(deadline) {
+			return n, oobn, flags, err
+		}
+	}
 }
 
 // request answers one request with the fds that came with it (closed
@@ -232,7 +249,7 @@ func ask(dir, req string, fd int) (string, []int, error) {
 
 // recvFrom reads one message of the holder's on c, with its fds.
 func recvFrom(c int, buf, cmsg []byte) (string, []int, error) {
-	n, oobn, _, _, err := unix.Recvmsg(c, buf, cmsg, unix.MSG_CMSG_CLOEXEC)
+	n, oobn, _, err := recvmsg(c, buf, cmsg, answerWait)
 	if err != nil {
 		return "", nil, fmt.Errorf("reading the holder's answer: %w", err)
 	}
