@@ -133,7 +133,8 @@ func connect(dir string) (int, error) {
 		return -1, fmt.Errorf("the holder's socket is served by uid %d, not by us", cred.Uid)
 	}
 	// A holder answers at once; a loaded machine gets a second.
-	unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: int64(answerWait / time.Second)})
+	tv := unix.NsecToTimeval(answerWait.Nanoseconds())
+	unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	return c, nil
 }
 
