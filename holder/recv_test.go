@@ -56,3 +56,19 @@ func TestAnswerAfterASignal(t *testing.T) {
 		t.Fatal("no answer within 10 s")
 	}
 }
+
+// A wait for an answer that never comes ends within its bound, signals or
+// not (each call's timeout is the time left).
+func TestAnswerWaitBounded(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	began := time.Now()
+	_, _, _, err = recvmsg(fds[0], make([]byte, 16), nil, 300*time.Millisecond)
+	if took := time.Since(began); err != unix.EAGAIN || took < 250*time.Millisecond || took > 3*time.Second {
+		t.Errorf("no answer: %v after %v, want EAGAIN after ~300 ms", err, took)
+	}
+}

@@ -84,7 +84,6 @@ func validID(id string) bool {
 // a shared program. A client that does neither (stopped right after it
 // connected) holds the holder up for a second at most.
 func (s *server) followUp(c int) {
-	unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 1})
 	n, oobn, flags, err := recvmsg(c, s.req[:], s.oob, time.Second)
 	if err != nil || n <= 0 {
 		return
@@ -103,17 +102,26 @@ func (s *server) followUp(c int) {
 	unix.Sendmsg(c, []byte(reply), oob, nil, 0)
 }
 
-// recvmsg is unix.Recvmsg on c, whose SO_RCVTIMEO bounds each call, made
-// again after a signal until within has passed: with a receive timeout the
-// kernel does not restart the call after a handler (signal(7)), and the Go
-// runtime's preemption signal (SIGURG) comes at any time. A run on a slow
-// arm64 guest lost its holder's answer to it ("interrupted system call")
-// and wrote its maps with the helpers.
+// recvmsg is unix.Recvmsg on the blocking socket c, for at most within:
+// each call's SO_RCVTIMEO is the time left, and a call a signal ended is
+// made again while some is. With a receive timeout the kernel does not
+// restart the call after a handler (signal(7)), and the Go runtime's
+// preemption signal (SIGURG) comes at any time: a run on a slow arm64
+// guest lost its holder's answer to it ("interrupted system call") and
+// wrote its maps with the helpers.
 func recvmsg(c int, buf, oob []byte, within time.Duration) (n, oobn, flags int, err error) {
 	deadline := time.Now().Add(within)
 	for {
+		left := time.Until(deadline)
+		if left < time.Millisecond {
+			return 0, 0, 0, unix.EAGAIN // the time is up: as the timeout says it
+		}
+		tv := unix.NsecToTimeval(left.Nanoseconds())
+		if err = unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return 0, 0, 0, err
+		}
 		n, oobn, flags, _, err = unix.Recvmsg(c, buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if err != unix.EINTR || time.Now().After(deadline) {
+		if err != unix.EINTR {
 			return n, oobn, flags, err
 		}
 	}

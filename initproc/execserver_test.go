@@ -138,6 +138,11 @@ func TestSuperviseTellsExecEndingWithPayload(t *testing.T) {
 	if err != nil || env0.Kind != proto.KindStarted || env0.Decode(&started) != nil {
 		t.Fatalf("exec: got %v %v, want it started", env0.Kind, err)
 	}
+	// JSON on the exec socket, whose client may be another build (only
+	// the parent's connection carries binary forms).
+	if env0.Binary {
+		t.Errorf("exec's client got Started in the binary form")
+	}
 	// Both end before init hears of either.
 	deadline := time.Now().Add(20 * time.Second)
 	for _, pid := range []int{started.PID, payload} {
@@ -161,8 +166,8 @@ func TestSuperviseTellsExecEndingWithPayload(t *testing.T) {
 	server.Close()
 	env1, _, err := client.Recv()
 	var ex wire.ChildExit
-	if err != nil || env1.Kind != proto.KindExit || env1.Decode(&ex) != nil || ex.Status() != 4 {
-		t.Errorf("exec's client: got %v %+v %v, want its exit with status 4", env1.Kind, ex, err)
+	if err != nil || env1.Kind != proto.KindExit || env1.Decode(&ex) != nil || ex.Status() != 4 || env1.Binary {
+		t.Errorf("exec's client: got %v %+v (binary %v) %v, want its exit with status 4 in JSON", env1.Kind, ex, env1.Binary, err)
 	}
 }
 
