@@ -15,14 +15,14 @@ import (
 
 // The binary forms of the run's hot messages between the parent and init
 // (proto.Conn.SendBinary): ChildConfig, NetReady, ChildStarted and
-// ChildExit. Both
-// ends are one build (init is embedded in sandbox), so the form needs no
-// versioning beyond a mark that refuses anything else. Hand-written rather
-// than encoding/json or gob: a fresh init's first JSON decode of the
-// config's types cost ~1.2 ms of reflection and page faults, the decode
-// ~0.5 ms more, both on every run's critical path; this is a few
-// microseconds. TestBinaryRoundTrip fills every field of every type by
-// reflection, so a field added and not written here fails it.
+// ChildExit. Both ends are one build (init is embedded in sandbox), so the
+// form needs no versioning beyond a mark that refuses anything else.
+// Hand-written rather than encoding/json or gob: a fresh init's first JSON
+// decode of the config's types cost ~1.2 ms of reflection and page faults,
+// the decode ~0.5 ms more, both on every run's critical path; this decodes
+// a 65-step configuration in ~20 µs (a warm encoding/json: ~90 µs).
+// TestBinaryRoundTrip fills every field of every type by reflection, so a
+// field added and not written here fails it.
 //
 // Integers are varints, strings and byte counts uvarint-prefixed; a slice
 // is its length plus one (0: nil, which JSON kept apart from empty where a

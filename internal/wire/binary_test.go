@@ -12,22 +12,23 @@ import (
 // fill sets every field of the value v points to, recursively, to a value
 // that is not its zero (pointers made, slices of two), each a different
 // one: a field the binary form leaves out then decodes differently.
-func fill(v reflect.Value, n *int) {
+func fill(tb testing.TB, v reflect.Value, n *int) {
+	tb.Helper()
 	*n++
 	switch v.Kind() {
 	case reflect.Pointer:
 		v.Set(reflect.New(v.Type().Elem()))
-		fill(v.Elem(), n)
+		fill(tb, v.Elem(), n)
 	case reflect.Struct:
 		for i := 0; i < v.NumField(); i++ {
 			if v.Type().Field(i).IsExported() {
-				fill(v.Field(i), n)
+				fill(tb, v.Field(i), n)
 			}
 		}
 	case reflect.Slice:
 		v.Set(reflect.MakeSlice(v.Type(), 2, 2))
 		for i := 0; i < 2; i++ {
-			fill(v.Index(i), n)
+			fill(tb, v.Index(i), n)
 		}
 	case reflect.String:
 		// Any byte: NUL, one that is not UTF-8, a newline.
@@ -43,7 +44,7 @@ func fill(v reflect.Value, n *int) {
 	case reflect.Uint32, reflect.Uint, reflect.Uint64:
 		v.SetUint(uint64(*n)*70001 + 1)
 	default:
-		panic("fill: no value for " + v.Type().String())
+		tb.Fatalf("fill: no value for a %s: add one here", v.Type())
 	}
 }
 
@@ -61,7 +62,7 @@ func binaryMessages() []any {
 func TestBinaryRoundTrip(t *testing.T) {
 	for _, p := range binaryMessages() {
 		n := 0
-		fill(reflect.ValueOf(p).Elem(), &n)
+		fill(t, reflect.ValueOf(p).Elem(), &n)
 		if f, ok := p.(*ChildConfig); ok {
 			f.Seccomp.Instructions[1].Jt = 255 // the byte's whole range
 		}
@@ -99,7 +100,7 @@ func TestBinaryNilAndEmpty(t *testing.T) {
 func TestBinaryRefused(t *testing.T) {
 	for _, p := range binaryMessages() {
 		n := 0
-		fill(reflect.ValueOf(p).Elem(), &n)
+		fill(t, reflect.ValueOf(p).Elem(), &n)
 		b, _ := reflect.ValueOf(p).Elem().Interface().(binaryForm).MarshalBinary()
 		for i := 0; i < len(b); i++ {
 			if err := reflect.New(reflect.TypeOf(p).Elem()).Interface().(encoding.BinaryUnmarshaler).UnmarshalBinary(b[:i]); err == nil {
@@ -136,7 +137,7 @@ func TestBinaryRefused(t *testing.T) {
 func FuzzBinary(f *testing.F) {
 	for _, p := range binaryMessages() {
 		n := 0
-		fill(reflect.ValueOf(p).Elem(), &n)
+		fill(f, reflect.ValueOf(p).Elem(), &n)
 		b, _ := reflect.ValueOf(p).Elem().Interface().(binaryForm).MarshalBinary()
 		f.Add(b)
 	}

@@ -161,9 +161,18 @@ func NewSequence(o *Order) *Sequence { return &Sequence{order: o} }
 
 // Next accepts kind as the next message, or says why it may not come now,
 // naming it and the one before it.
-func (s *Sequence) Next(kind proto.Kind) error {
+func (s *Sequence) Next(kind proto.Kind) error { return s.accept(kind, 0) }
+
+// Check accepts a message of kind with nfds descriptors as the next one:
+// Next, and no more descriptors than the kind carries.
+func (s *Sequence) Check(kind proto.Kind, nfds int) error { return s.accept(kind, nfds) }
+
+// accept is Check, with the kind's rule looked up once.
+func (s *Sequence) accept(kind proto.Kind, nfds int) error {
 	r, ok := s.order.rule(kind)
 	switch {
+	case nfds > r.FDs:
+		return fmt.Errorf("protocol error: %s sent %q with %d descriptors (it carries at most %d)", s.order.Name, kind, nfds, r.FDs)
 	case !ok:
 		return fmt.Errorf("protocol error: %s sent a %q message, which it never sends", s.order.Name, kind)
 	case s.ended:
@@ -173,15 +182,6 @@ func (s *Sequence) Next(kind proto.Kind) error {
 	}
 	s.last, s.ended = kind, slices.Contains(s.order.Final, kind)
 	return nil
-}
-
-// Check accepts a message of kind with nfds descriptors as the next one:
-// Next, and no more descriptors than the kind carries.
-func (s *Sequence) Check(kind proto.Kind, nfds int) error {
-	if r, _ := s.order.rule(kind); nfds > r.FDs {
-		return fmt.Errorf("protocol error: %s sent %q with %d descriptors (it carries at most %d)", s.order.Name, kind, nfds, r.FDs)
-	}
-	return s.Next(kind)
 }
 
 // Recv receives the next message on c, bounded as this direction's
