@@ -34,6 +34,7 @@ readonly REQUIRED_PKGS=(
 	mmdebstrap e2fsprogs # the systemd guest's image (vm/systemd/build-image.sh)
 	python3 curl gcc libc6-dev make # examples/ and their tests (e2e/examples_test.go); gcc: the holder stage (scripts/build.sh)
 	gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross # the holder stage of the arm64 build the arm64 guest runs (vm/arm64_test.go)
+	qemu-user-static                # the signal handlers' arm64 assembly under test (internal/archbuild)
 	podman runc                     # nesting in a rootless container (e2e/nested_test.go)
 	iptables nftables               # root inside tries to lift the egress policy (e2e/egress_test.go)
 	containerd bsdutils             # the OCI runtime's engines: containerd + ctr (e2e/ociroot), script(1) for -t runs

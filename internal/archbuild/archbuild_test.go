@@ -8,9 +8,13 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
+	"sandbox/internal/testenv"
 	"sandbox/seccomp"
 )
 
@@ -40,6 +44,54 @@ func TestBuildEveryArch(t *testing.T) {
 				t.Fatalf("GOOS=linux GOARCH=%s go build %v: %v\n%s", goarch, pkgs, err, out)
 			}
 			t.Logf("GOARCH=%s go build %v: %v", goarch, pkgs, time.Since(start).Round(100*time.Millisecond))
+		})
+	}
+}
+
+// handlerPackages are the packages with signal handlers of their own in
+// assembly for amd64 and arm64 whose tests run without re-executing
+// themselves (internal/sigdrop's do: under qemu-user without binfmt they
+// cannot): TestHandlersArm64 runs them for arm64.
+var handlerPackages = []string{"./internal/sigcatch", "./internal/callersig"}
+
+// qemuArm64 is qemu's user-mode emulator for arm64 programs, or "".
+func qemuArm64() string {
+	for _, name := range []string{"qemu-aarch64-static", "qemu-aarch64"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// TestHandlersArm64: the arm64 assembly of the signal handlers (the relay
+// of internal/sigcatch: what it writes, and only in its own process) does
+// what their tests check on amd64, run under qemu's user-mode emulation;
+// TestVMArm64's guest runs sandbox itself, few signals.
+func TestHandlersArm64(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("for an amd64 host (GOARCH=%s)", runtime.GOARCH)
+	}
+	qemu := qemuArm64()
+	testenv.RequireOrSkip(t, qemu != "", "qemu-aarch64-static (Debian package qemu-user-static)")
+	for _, pkg := range handlerPackages {
+		t.Run(filepath.Base(pkg), func(t *testing.T) {
+			bin := filepath.Join(t.TempDir(), "arm64.test")
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			defer cancel()
+			build := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, pkg)
+			build.Dir = "../.."
+			build.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
+			if out, err := build.CombinedOutput(); err != nil {
+				t.Fatalf("GOARCH=arm64 go test -c %s: %v\n%s", pkg, err, out)
+			}
+			run := exec.CommandContext(ctx, qemu, bin, "-test.count=1", "-test.v")
+			run.Dir = filepath.Join("../..", pkg)
+			out, err := run.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "\nPASS") {
+				t.Fatalf("%s's tests for arm64 under %s: %v\n%s", pkg, filepath.Base(qemu), err, out)
+			}
+			t.Logf("%s: %d tests passed for arm64", pkg, strings.Count(string(out), "--- PASS"))
 		})
 	}
 }

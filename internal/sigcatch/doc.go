@@ -9,14 +9,21 @@
 // never closed and returns; a goroutine reads the pipe and sends each
 // signal to its channel without blocking, as os/signal does (the pipe's
 // write end does not block either: a signal that finds it full, 64 KiB
-// of signals not yet read, is dropped). Stop puts the runtime's handler
-// back. The handler keeps the runtime's flags (SA_ONSTACK: it runs on
+// of signals not yet read, is dropped). Stop puts back the action it
+// replaced. The handler keeps the runtime's flags (SA_ONSTACK: it runs on
 // the thread's signal stack; SA_RESTART), restorer and mask (every signal
 // blocked while it runs).
 //
-// Only where the Go runtime has a handler (a signal ignored when the
-// program started keeps SIG_IGN; callersig.ForwardedByCaller leaves those
-// out), on amd64 and arm64; elsewhere Notify returns
+// Where the Go runtime has a handler, or none yet (SIG_DFL: the job-control
+// signals SIGTSTP, SIGCONT, SIGTTIN and SIGTTOU until os/signal asks for
+// them; the relay then takes the flags, restorer and mask of the runtime's
+// handler of SIGURG, and Stop puts SIG_DFL back); not a signal ignored
+// when the program started, which keeps SIG_IGN (callersig.ForwardedByCaller
+// leaves those out). The relay writes only in the process that installed
+// it: a child forked from it keeps the handler until its exec (the
+// runtime resets in the child only the handlers it installed itself), and
+// a signal sent to the child then must not come out of the parent's
+// channel. On amd64 and arm64; elsewhere Notify returns
 // errors.ErrUnsupported, and the caller uses os/signal. Do not ask
 // os/signal for a signal caught here while it is: signal.Ignore or Reset
 // would put another handler in place of this one.

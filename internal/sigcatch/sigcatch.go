@@ -31,16 +31,35 @@ var numbers [maxSignal + 1]byte
 // first Notify. Set once, before any handler is installed.
 var pipeFD int32 = -1
 
+// ownPID is this process's pid, set with pipeFD: relay writes only here,
+// never in a child forked from here before its exec, which has the
+// handler and the pipe until then (os.StartProcess resets the handlers of
+// the signals the runtime handles, not those of a signal it left at
+// SIG_DFL, which Notify may catch too): the signal sent to that child
+// would come out of this process's channel.
+var ownPID int32
+
 var (
 	mu      sync.Mutex
 	started bool
 	chans   [maxSignal + 1]chan<- os.Signal // by signal; nil: not caught
-	saved   [maxSignal + 1]sigaction.Action // the runtime's, put back by Stop
+	saved   [maxSignal + 1]sigaction.Action // as before Notify, put back by Stop
 )
+
+// template is the signal whose action (the Go runtime's handler) lends its
+// flags, restorer and mask to the relay of a signal the runtime left at
+// SIG_DFL: SIGURG, the runtime's preemption signal, which it always
+// handles and this package never catches.
+const template = syscall.SIGURG
 
 // Notify relays every one of sigs to c until Stop(c), in place of the Go
 // runtime's handling, or, on an error, installs no handler. A signal
-// caught already for another channel goes to c from now on.
+// caught already for another channel goes to c from now on. A signal the
+// runtime leaves at SIG_DFL until os/signal asks for it (SIGTSTP, SIGCONT,
+// SIGTTIN, SIGTTOU: their default acts on the whole process) is caught
+// too, with the runtime's flags, restorer and mask (template's); Stop then
+// puts SIG_DFL back, as signal.Stop does. One that is ignored (SIG_IGN)
+// is refused: the caller chose, and os/signal decides.
 func Notify(c chan<- os.Signal, sigs ...os.Signal) error {
 	if c == nil {
 		return errors.New("sigcatch: Notify with a nil channel")
@@ -50,16 +69,17 @@ func Notify(c chan<- os.Signal, sigs ...os.Signal) error {
 	in := relayAddr()
 	nums := make([]syscall.Signal, 0, len(sigs))
 	olds := make([]sigaction.Action, 0, len(sigs))
+	likes := make([]sigaction.Action, 0, len(sigs))
 	for _, s := range sigs {
 		n, ok := s.(syscall.Signal)
 		if !ok || n < 1 || n > maxSignal || n == syscall.SIGKILL || n == syscall.SIGSTOP {
 			return fmt.Errorf("sigcatch: cannot catch %v", s)
 		}
-		old, err := sigaction.Runtime(n)
+		old, like, err := current(n, in)
 		if err != nil {
 			return err
 		}
-		nums, olds = append(nums, n), append(olds, old)
+		nums, olds, likes = append(nums, n), append(olds, old), append(likes, like)
 	}
 	if err := start(); err != nil {
 		return err
@@ -70,7 +90,7 @@ func Notify(c chan<- os.Signal, sigs ...os.Signal) error {
 			chans[n] = c
 			continue
 		}
-		if err := sigaction.Replace(n, olds[i], in); err != nil {
+		if err := sigaction.Replace(n, likes[i], in); err != nil {
 			for _, m := range installed { // as they were; a moved channel stays moved
 				restore(m)
 			}
@@ -82,7 +102,25 @@ func Notify(c chan<- os.Signal, sigs ...os.Signal) error {
 	return nil
 }
 
-// Stop puts back the runtime's handler of every signal caught for c.
+// current is n's action, and the action whose flags, restorer and mask
+// n's relay is to take: its own (the runtime's handler, or the relay's),
+// or template's for a signal at SIG_DFL. A signal ignored has neither.
+func current(n syscall.Signal, relay uintptr) (old, like sigaction.Action, err error) {
+	if old, err = sigaction.Get(n); err != nil {
+		return old, like, err
+	}
+	if old.Handler != sigaction.DFL || n == template {
+		_, err = sigaction.Runtime(n) // refuses SIG_IGN
+		return old, old, err
+	}
+	if like, err = sigaction.Runtime(template); err == nil && like.Handler == uint64(relay) {
+		err = fmt.Errorf("sigcatch: %v, whose handler's flags it takes, is caught", template)
+	}
+	return old, like, err
+}
+
+// Stop puts back the action of every signal caught for c as Notify found
+// it: the runtime's handler, or SIG_DFL.
 // A signal relayed before is still sent to c if the reader has not yet
 // passed it on, as with signal.Stop.
 func Stop(c chan<- os.Signal) {
@@ -100,7 +138,7 @@ func restore(n syscall.Signal) {
 	if chans[n] == nil {
 		return
 	}
-	sigaction.Set(n, saved[n]) // the runtime's, read moments before: cannot fail
+	sigaction.Set(n, saved[n]) // read moments before: cannot fail
 	chans[n] = nil
 }
 
@@ -116,6 +154,7 @@ func start() error {
 	for i := range numbers {
 		numbers[i] = byte(i)
 	}
+	atomic.StoreInt32(&ownPID, int32(unix.Getpid()))
 	atomic.StoreInt32(&pipeFD, int32(p[1]))
 	started = true
 	go read(os.NewFile(uintptr(p[0]), "sigcatch"))

@@ -171,3 +171,120 @@ func TestPipeNeverBlocks(t *testing.T) {
 		t.Error("the relay's pipe would be inherited")
 	}
 }
+
+// TestDefaultCaught: a signal the runtime leaves at SIG_DFL (SIGCONT,
+// SIGTSTP until os/signal asks for them) is caught with the flags,
+// restorer and mask of the runtime's handler, and Stop puts SIG_DFL back.
+// Before, Notify refused them and the caller fell back on os/signal,
+// whose first use starts its thread (~0.5 ms of every exec and run).
+func TestDefaultCaught(t *testing.T) {
+	for _, s := range []syscall.Signal{syscall.SIGCONT, syscall.SIGTSTP} {
+		if h := handler(t, s); h != sigaction.DFL {
+			t.Fatalf("%v's handler is %#x before Notify, want SIG_DFL", s, h)
+		}
+	}
+	like, err := sigaction.Get(template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := make(chan os.Signal, 4)
+	if err := Notify(c, syscall.SIGCONT, syscall.SIGTSTP); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []syscall.Signal{syscall.SIGCONT, syscall.SIGTSTP} {
+		a, err := sigaction.Get(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := like
+		want.Handler = uint64(relayAddr())
+		if a != want {
+			t.Errorf("%v's action is %+v, want the runtime's flags, restorer and mask with the relay: %+v", s, a, want)
+		}
+	}
+	// SIGCONT only: were SIGTSTP not caught, it would stop the test.
+	unix.Kill(os.Getpid(), unix.SIGCONT)
+	receive(t, c, syscall.SIGCONT)
+	Stop(c)
+	for _, s := range []syscall.Signal{syscall.SIGCONT, syscall.SIGTSTP} {
+		if h := handler(t, s); h != sigaction.DFL {
+			t.Errorf("after Stop %v's handler is %#x, want SIG_DFL", s, h)
+		}
+	}
+	unix.Kill(os.Getpid(), unix.SIGCONT)
+	time.Sleep(50 * time.Millisecond)
+	nothingOn(t, c, "the stopped channel")
+}
+
+// TestDefaultIgnoredRefused: a job-control signal the caller ignores is
+// refused as any ignored signal, and stays ignored.
+func TestDefaultIgnoredRefused(t *testing.T) {
+	saved, err := sigaction.Get(syscall.SIGCONT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sigaction.Set(syscall.SIGCONT, sigaction.Action{Handler: sigaction.IGN}); err != nil {
+		t.Fatal(err)
+	}
+	defer sigaction.Set(syscall.SIGCONT, saved)
+	if err := Notify(make(chan os.Signal, 1), syscall.SIGCONT); err == nil {
+		t.Error("an ignored SIGCONT was caught")
+	}
+	if h := handler(t, syscall.SIGCONT); h != sigaction.IGN {
+		t.Errorf("SIGCONT's handler is %#x after the refusal, want SIG_IGN", h)
+	}
+}
+
+// forkKill forks this process (no exec) and has the child send sig to
+// itself and exit: the child runs only raw system calls, on the stack it
+// was forked on, hence nosplit.
+//
+//go:nosplit
+func forkKill(sig syscall.Signal) (int, syscall.Errno) {
+	pid, _, e := syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	if pid == 0 {
+		self, _, _ := syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
+		syscall.RawSyscall(syscall.SYS_KILL, self, uintptr(sig), 0)
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
+	}
+	return int(pid), 0
+}
+
+// TestChildDoesNotRelay: a signal to a child forked from here before its
+// exec (which has the relay and the pipe until then, and os.StartProcess
+// does not reset a handler installed over SIG_DFL) does not come out of
+// this process's channel: the relay writes only in the process that
+// caught the signal. Before, the child's SIGUSR1 arrived here.
+func TestChildDoesNotRelay(t *testing.T) {
+	c := make(chan os.Signal, 4)
+	if err := Notify(c, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	defer Stop(c)
+	runtime.LockOSThread()
+	pid, errno := forkKill(syscall.SIGUSR1)
+	runtime.UnlockOSThread()
+	if errno != 0 {
+		t.Fatalf("fork: %v", errno)
+	}
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err != unix.EINTR {
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		t.Fatalf("the child ended with %v, want exit 0 (its SIGUSR1 caught by the relay)", ws)
+	}
+	time.Sleep(200 * time.Millisecond) // the reader passes on what came
+	nothingOn(t, c, "the parent's channel (the child's signal)")
+	unix.Kill(os.Getpid(), unix.SIGUSR1)
+	receive(t, c, syscall.SIGUSR1)
+}
