@@ -1,7 +1,8 @@
 // Package archbuild checks that the whole module builds for
 // every Linux architecture Go targets: what is architecture-specific
 // (system-call numbers, seccomp tables, the network helper) must not
-// silently break on the architectures no test machine runs.
+// silently break on the architectures no test machine runs; and runs the
+// tests of the signal handlers written in arm64 assembly under qemu-user.
 package archbuild
 
 import (
