@@ -19,11 +19,14 @@
 // them; the relay then takes the flags, restorer and mask of the runtime's
 // handler of SIGURG, and Stop puts SIG_DFL back); not a signal ignored
 // when the program started, which keeps SIG_IGN (callersig.ForwardedByCaller
-// leaves those out). The relay writes only in the process that installed
-// it: a child forked from it keeps the handler until its exec (the
-// runtime resets in the child only the handlers it installed itself), and
-// a signal sent to the child then must not come out of the parent's
-// channel. On amd64 and arm64; elsewhere Notify returns
+// leaves those out), nor SIGURG, the runtime's preemption signal. The relay
+// writes only in the process that installed it (by its pid): a child
+// forked from it keeps the handler of a signal caught at SIG_DFL until
+// its exec (the runtime resets in the child only the handlers it
+// installed itself), and a signal sent to the child then must not come
+// out of the parent's channel. A PID 1 cannot tell so a child made in a
+// new PID namespace, also PID 1 there: it catches none at SIG_DFL. On
+// amd64 and arm64; elsewhere Notify returns
 // errors.ErrUnsupported, and the caller uses os/signal. Do not ask
 // os/signal for a signal caught here while it is: signal.Ignore or Reset
 // would put another handler in place of this one.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -36,7 +37,8 @@ var pipeFD int32 = -1
 // handler and the pipe until then (os.StartProcess resets the handlers of
 // the signals the runtime handles, not those of a signal it left at
 // SIG_DFL, which Notify may catch too): the signal sent to that child
-// would come out of this process's channel.
+// would come out of this process's channel. (A PID 1 catches none at
+// SIG_DFL: see current.)
 var ownPID int32
 
 var (
@@ -49,17 +51,25 @@ var (
 // template is the signal whose action (the Go runtime's handler) lends its
 // flags, restorer and mask to the relay of a signal the runtime left at
 // SIG_DFL: SIGURG, the runtime's preemption signal, which it always
-// handles and this package never catches.
+// handles and Notify refuses to catch.
 const template = syscall.SIGURG
+
+// jobControl are the signals the Go runtime leaves at SIG_DFL until
+// os/signal asks for them (its sigtable's _SigDefault): of those, the
+// only ones Notify catches at SIG_DFL. The others (the C library's
+// signals 32–34, which a pure Go program leaves alone) are not a program's.
+var jobControl = [...]syscall.Signal{syscall.SIGTSTP, syscall.SIGCONT, syscall.SIGTTIN, syscall.SIGTTOU}
 
 // Notify relays every one of sigs to c until Stop(c), in place of the Go
 // runtime's handling, or, on an error, installs no handler. A signal
 // caught already for another channel goes to c from now on. A signal the
 // runtime leaves at SIG_DFL until os/signal asks for it (SIGTSTP, SIGCONT,
 // SIGTTIN, SIGTTOU: their default acts on the whole process) is caught
-// too, with the runtime's flags, restorer and mask (template's); Stop then
-// puts SIG_DFL back, as signal.Stop does. One that is ignored (SIG_IGN)
-// is refused: the caller chose, and os/signal decides.
+// too, with the runtime's flags, restorer and mask (template's), except in
+// a PID 1 (below); Stop then puts SIG_DFL back (os/signal's Stop leaves
+// the runtime's handler, which drops the signal: here one that comes
+// after Stop acts as for any program that does not catch it). One that is
+// ignored (SIG_IGN) is refused: the caller chose, and os/signal decides.
 func Notify(c chan<- os.Signal, sigs ...os.Signal) error {
 	if c == nil {
 		return errors.New("sigcatch: Notify with a nil channel")
@@ -104,14 +114,25 @@ func Notify(c chan<- os.Signal, sigs ...os.Signal) error {
 
 // current is n's action, and the action whose flags, restorer and mask
 // n's relay is to take: its own (the runtime's handler, or the relay's),
-// or template's for a signal at SIG_DFL. A signal ignored has neither.
+// or template's for a job-control signal at SIG_DFL. A signal ignored has
+// neither.
 func current(n syscall.Signal, relay uintptr) (old, like sigaction.Action, err error) {
+	if n == template {
+		return old, like, fmt.Errorf("sigcatch: %v is the Go runtime's preemption signal", n)
+	}
 	if old, err = sigaction.Get(n); err != nil {
 		return old, like, err
 	}
-	if old.Handler != sigaction.DFL || n == template {
-		_, err = sigaction.Runtime(n) // refuses SIG_IGN
+	if old.Handler != sigaction.DFL || !slices.Contains(jobControl[:], n) {
+		_, err = sigaction.Runtime(n) // refuses SIG_IGN and SIG_DFL
 		return old, old, err
+	}
+	// The relay tells a child forked from here by its pid, which is 1 in
+	// a child made with a new PID namespace: as PID 1 ourselves (a
+	// container's first process) we could not. The runtime resets in a
+	// child only what it installed, so os/signal's handler is safe there.
+	if unix.Getpid() == 1 {
+		return old, like, fmt.Errorf("sigcatch: %v is at SIG_DFL, which it catches only outside a PID 1", n)
 	}
 	if like, err = sigaction.Runtime(template); err == nil && like.Handler == uint64(relay) {
 		err = fmt.Errorf("sigcatch: %v, whose handler's flags it takes, is caught", template)

@@ -3,14 +3,18 @@
 package sigcatch
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"sandbox/internal/sigaction"
+	"sandbox/internal/testenv"
 
 	"golang.org/x/sys/unix"
 )
@@ -179,9 +183,7 @@ func TestPipeNeverBlocks(t *testing.T) {
 // whose first use starts its thread (~0.5 ms of every exec and run).
 func TestDefaultCaught(t *testing.T) {
 	for _, s := range []syscall.Signal{syscall.SIGCONT, syscall.SIGTSTP} {
-		if h := handler(t, s); h != sigaction.DFL {
-			t.Fatalf("%v's handler is %#x before Notify, want SIG_DFL", s, h)
-		}
+		setDefault(t, s) // whatever the test's caller left
 	}
 	like, err := sigaction.Get(template)
 	if err != nil {
@@ -191,6 +193,7 @@ func TestDefaultCaught(t *testing.T) {
 	if err := Notify(c, syscall.SIGCONT, syscall.SIGTSTP); err != nil {
 		t.Fatal(err)
 	}
+	defer Stop(c) // on a failure below: twice is harmless
 	for _, s := range []syscall.Signal{syscall.SIGCONT, syscall.SIGTSTP} {
 		a, err := sigaction.Get(s)
 		if err != nil {
@@ -287,4 +290,86 @@ func TestChildDoesNotRelay(t *testing.T) {
 	nothingOn(t, c, "the parent's channel (the child's signal)")
 	unix.Kill(os.Getpid(), unix.SIGUSR1)
 	receive(t, c, syscall.SIGUSR1)
+}
+
+// setDefault sets s to SIG_DFL for the test, and puts its action back
+// after.
+func setDefault(t *testing.T, s syscall.Signal) {
+	t.Helper()
+	saved, err := sigaction.Get(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sigaction.Set(s, sigaction.Action{Handler: sigaction.DFL}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sigaction.Set(s, saved) })
+}
+
+// TestOnlyJobControlAtDefault: at SIG_DFL only the job-control signals are
+// caught (another is no program's to take), and never the runtime's
+// preemption signal, whose action the relay of those borrows.
+func TestOnlyJobControlAtDefault(t *testing.T) {
+	setDefault(t, syscall.SIGUSR1)
+	c := make(chan os.Signal, 1)
+	if err := Notify(c, syscall.SIGUSR1); err == nil {
+		Stop(c)
+		t.Error("SIGUSR1 at SIG_DFL was caught")
+	}
+	if h := handler(t, syscall.SIGUSR1); h != sigaction.DFL {
+		t.Errorf("SIGUSR1's handler is %#x after the refusal, want SIG_DFL", h)
+	}
+	before := handler(t, template)
+	if err := Notify(c, template); err == nil {
+		Stop(c)
+		t.Errorf("%v was caught", template)
+	}
+	if h := handler(t, template); h != before {
+		t.Errorf("%v's handler is %#x after the refusal, want the runtime's %#x", template, h, before)
+	}
+}
+
+// pid1Env tells the test binary it runs as PID 1 of a new PID namespace
+// for TestDefaultRefusedAsPID1.
+const pid1Env = "SIGCATCH_TEST_AS_PID1"
+
+// TestDefaultRefusedAsPID1: as PID 1 (a container's first process), where
+// a child forked in a new PID namespace has the same pid and the relay
+// could not tell the child's signal from its own, a signal at SIG_DFL is
+// refused (callersig then uses os/signal, whose handler the runtime resets
+// in a child); one the runtime handles is still caught (the runtime resets
+// the relay in a child). Before, SIGCONT was caught, and a child's came out
+// of the parent's channel.
+func TestDefaultRefusedAsPID1(t *testing.T) {
+	if os.Getenv(pid1Env) == "1" {
+		if os.Getpid() != 1 {
+			t.Fatalf("pid %d, want 1", os.Getpid())
+		}
+		setDefault(t, syscall.SIGCONT)
+		c := make(chan os.Signal, 1)
+		if err := Notify(c, syscall.SIGCONT); err == nil {
+			t.Error("SIGCONT at SIG_DFL was caught by a PID 1")
+		}
+		if h := handler(t, syscall.SIGCONT); h != sigaction.DFL {
+			t.Errorf("SIGCONT's handler is %#x after the refusal, want SIG_DFL", h)
+		}
+		if err := Notify(c, syscall.SIGUSR1); err != nil {
+			t.Errorf("SIGUSR1 (the runtime's handler) was refused to a PID 1: %v", err)
+		}
+		Stop(c)
+		return
+	}
+	probe := exec.Command("unshare", "-Urpf", "true")
+	out, err := probe.CombinedOutput()
+	testenv.RequireOrSkip(t, err == nil, fmt.Sprintf("unshare -Urpf (util-linux, unprivileged user namespaces): %v %s", err, out))
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("unshare", "-Urpf", self, "-test.run=^TestDefaultRefusedAsPID1$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), pid1Env+"=1")
+	out, err = cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestDefaultRefusedAsPID1") {
+		t.Fatalf("the test as PID 1: %v\n%s", err, out)
+	}
 }
