@@ -193,24 +193,14 @@ func (d datagram) expect() outcome {
 	return outcome{ok: true, env: env, fds: attached - 1}
 }
 
-// binaryModel reads a binary datagram as the package's doc gives it: NUL,
-// the kind's length (a byte) and the kind, a flags byte (1: the body is out
-// of band, and nothing follows), the body.
+// binaryModel reads a binary datagram as the package's doc gives it
+// (testenv.BinaryDatagram).
 func binaryModel(p []byte) (Envelope, bool) {
-	if len(p) < 3 || len(p) < 3+int(p[1]) {
+	kind, body, blob, ok := testenv.BinaryDatagram(p)
+	if !ok {
 		return Envelope{}, false
 	}
-	k := int(p[1])
-	env := Envelope{Kind: Kind(p[2 : 2+k]), Binary: true}
-	switch {
-	case p[2+k] == 0:
-		env.Body = p[3+k:]
-	case p[2+k] == 1 && len(p) == 3+k:
-		env.Blob = true
-	default:
-		return Envelope{}, false
-	}
-	return env, true
+	return Envelope{Kind: Kind(kind), Body: body, Blob: blob, Binary: true}, true
 }
 
 // watchdog shuts a socket down, which ends a receive blocked on it, if

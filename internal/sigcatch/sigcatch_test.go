@@ -132,14 +132,7 @@ func TestRefused(t *testing.T) {
 	}
 	// An ignored signal has no handler of the runtime's to take the place
 	// of (nohup's SIGHUP): refused, and left ignored.
-	saved, err := sigaction.Get(syscall.SIGUSR2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sigaction.Set(syscall.SIGUSR2, sigaction.Action{Handler: sigaction.IGN}); err != nil {
-		t.Fatal(err)
-	}
-	defer sigaction.Set(syscall.SIGUSR2, saved)
+	setHandler(t, syscall.SIGUSR2, sigaction.IGN)
 	if err := Notify(c, syscall.SIGUSR1, syscall.SIGUSR2); err == nil {
 		t.Error("an ignored SIGUSR2 was caught")
 	}
@@ -183,7 +176,7 @@ func TestPipeNeverBlocks(t *testing.T) {
 // whose first use starts its thread (~0.5 ms of every exec and run).
 func TestDefaultCaught(t *testing.T) {
 	for _, s := range []syscall.Signal{syscall.SIGCONT, syscall.SIGTSTP} {
-		setDefault(t, s) // whatever the test's caller left
+		setHandler(t, s, sigaction.DFL) // whatever the test's caller left
 	}
 	like, err := sigaction.Get(template)
 	if err != nil {
@@ -222,14 +215,7 @@ func TestDefaultCaught(t *testing.T) {
 // TestDefaultIgnoredRefused: a job-control signal the caller ignores is
 // refused as any ignored signal, and stays ignored.
 func TestDefaultIgnoredRefused(t *testing.T) {
-	saved, err := sigaction.Get(syscall.SIGCONT)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sigaction.Set(syscall.SIGCONT, sigaction.Action{Handler: sigaction.IGN}); err != nil {
-		t.Fatal(err)
-	}
-	defer sigaction.Set(syscall.SIGCONT, saved)
+	setHandler(t, syscall.SIGCONT, sigaction.IGN)
 	if err := Notify(make(chan os.Signal, 1), syscall.SIGCONT); err == nil {
 		t.Error("an ignored SIGCONT was caught")
 	}
@@ -292,15 +278,15 @@ func TestChildDoesNotRelay(t *testing.T) {
 	receive(t, c, syscall.SIGUSR1)
 }
 
-// setDefault sets s to SIG_DFL for the test, and puts its action back
-// after.
-func setDefault(t *testing.T, s syscall.Signal) {
+// setHandler sets s's handler to h (SIG_DFL or SIG_IGN) for the test, and
+// puts its action back after.
+func setHandler(t *testing.T, s syscall.Signal, h uint64) {
 	t.Helper()
 	saved, err := sigaction.Get(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sigaction.Set(s, sigaction.Action{Handler: sigaction.DFL}); err != nil {
+	if err := sigaction.Set(s, sigaction.Action{Handler: h}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sigaction.Set(s, saved) })
@@ -310,7 +296,7 @@ func setDefault(t *testing.T, s syscall.Signal) {
 // caught (another is no program's to take), and never the runtime's
 // preemption signal, whose action the relay of those borrows.
 func TestOnlyJobControlAtDefault(t *testing.T) {
-	setDefault(t, syscall.SIGUSR1)
+	setHandler(t, syscall.SIGUSR1, sigaction.DFL)
 	c := make(chan os.Signal, 1)
 	if err := Notify(c, syscall.SIGUSR1); err == nil {
 		Stop(c)
@@ -345,7 +331,7 @@ func TestDefaultRefusedAsPID1(t *testing.T) {
 		if os.Getpid() != 1 {
 			t.Fatalf("pid %d, want 1", os.Getpid())
 		}
-		setDefault(t, syscall.SIGCONT)
+		setHandler(t, syscall.SIGCONT, sigaction.DFL)
 		c := make(chan os.Signal, 1)
 		if err := Notify(c, syscall.SIGCONT); err == nil {
 			t.Error("SIGCONT at SIG_DFL was caught by a PID 1")

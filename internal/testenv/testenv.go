@@ -159,6 +159,24 @@ func Chunk(in []byte) (c, rest []byte) {
 	return in[2 : 2+n : 2+n], in[2+n:]
 }
 
+// BinaryDatagram reads a binary datagram of proto's as its doc gives it,
+// for the receivers' fuzz models (proto's and wire's): NUL, the kind's
+// length (a byte) and the kind, a flags byte (1: the body is out of band,
+// and nothing follows), the body. The caller has seen the NUL.
+func BinaryDatagram(p []byte) (kind string, body []byte, blob, ok bool) {
+	if len(p) < 3 || len(p) < 3+int(p[1]) {
+		return "", nil, false, false
+	}
+	k := int(p[1])
+	switch {
+	case p[2+k] == 0:
+		return string(p[2 : 2+k]), p[3+k:], false, true
+	case p[2+k] == 1 && len(p) == 3+k:
+		return string(p[2 : 2+k]), nil, true, true
+	}
+	return "", nil, false, false
+}
+
 // SendRaw is sendmsg(2) as a hostile peer calls it: unix.Sendmsg sends a
 // byte of its own with descriptors and no data, where an empty datagram
 // with descriptors is what was asked for.

@@ -40,8 +40,7 @@ const (
 
 // MarshalBinary is c's binary form.
 func (c ChildConfig) MarshalBinary() ([]byte, error) {
-	e := &encoder{b: make([]byte, 0, 4096)}
-	e.byte(markConfig)
+	e := newEncoder(markConfig, 4096)
 	e.strs(c.Args)
 	e.strs(c.Env)
 	e.str(c.Hostname)
@@ -96,9 +95,11 @@ func (c ChildConfig) MarshalBinary() ([]byte, error) {
 
 // UnmarshalBinary sets *c from MarshalBinary's form.
 func (c *ChildConfig) UnmarshalBinary(b []byte) error {
-	d := &decoder{b: b}
-	d.mark(markConfig)
-	var v ChildConfig
+	return decode(b, markConfig, "the configuration", c, readConfig)
+}
+
+// readConfig reads MarshalBinary's form of a ChildConfig after its mark.
+func readConfig(d *decoder) (v ChildConfig) {
 	v.Args = d.strs()
 	v.Env = d.strs()
 	v.Hostname = d.str()
@@ -158,17 +159,12 @@ func (c *ChildConfig) UnmarshalBinary(b []byte) error {
 		p.Flags = uint(d.uint())
 		v.Seccomp = p
 	}
-	if err := d.end(); err != nil {
-		return fmt.Errorf("the configuration: %w", err)
-	}
-	*c = v
-	return nil
+	return v
 }
 
 // MarshalBinary is s's binary form.
 func (s ChildStarted) MarshalBinary() ([]byte, error) {
-	e := &encoder{b: make([]byte, 0, 64)}
-	e.byte(markStarted)
+	e := newEncoder(markStarted, 64)
 	e.int(int64(s.PID))
 	if e.present(s.Init != nil) {
 		r := s.Init
@@ -197,9 +193,11 @@ func (s ChildStarted) MarshalBinary() ([]byte, error) {
 
 // UnmarshalBinary sets *s from MarshalBinary's form.
 func (s *ChildStarted) UnmarshalBinary(b []byte) error {
-	d := &decoder{b: b}
-	d.mark(markStarted)
-	var v ChildStarted
+	return decode(b, markStarted, "the start message", s, readStarted)
+}
+
+// readStarted reads MarshalBinary's form of a ChildStarted after its mark.
+func readStarted(d *decoder) (v ChildStarted) {
 	v.PID = d.intn()
 	if d.present() {
 		r := &InitReport{}
@@ -226,17 +224,12 @@ func (s *ChildStarted) UnmarshalBinary(b []byte) error {
 		}
 		v.Init = r
 	}
-	if err := d.end(); err != nil {
-		return fmt.Errorf("the start message: %w", err)
-	}
-	*s = v
-	return nil
+	return v
 }
 
 // MarshalBinary is x's binary form.
 func (x ChildExit) MarshalBinary() ([]byte, error) {
-	e := &encoder{b: make([]byte, 0, 8)}
-	e.byte(markExit)
+	e := newEncoder(markExit, 8)
 	e.int(int64(x.Code))
 	e.int(int64(x.Signal))
 	return e.b, nil
@@ -244,38 +237,32 @@ func (x ChildExit) MarshalBinary() ([]byte, error) {
 
 // UnmarshalBinary sets *x from MarshalBinary's form.
 func (x *ChildExit) UnmarshalBinary(b []byte) error {
-	d := &decoder{b: b}
-	d.mark(markExit)
-	v := ChildExit{Code: d.intn(), Signal: d.intn()}
-	if err := d.end(); err != nil {
-		return fmt.Errorf("the exit message: %w", err)
-	}
-	*x = v
-	return nil
+	return decode(b, markExit, "the exit message", x, func(d *decoder) ChildExit {
+		return ChildExit{Code: d.intn(), Signal: d.intn()}
+	})
 }
 
 // MarshalBinary is n's binary form.
 func (n NetReady) MarshalBinary() ([]byte, error) {
-	e := &encoder{b: make([]byte, 0, 2+len(n.Err))}
-	e.byte(markNet)
+	e := newEncoder(markNet, 2+len(n.Err))
 	e.str(n.Err)
 	return e.b, nil
 }
 
 // UnmarshalBinary sets *n from MarshalBinary's form.
 func (n *NetReady) UnmarshalBinary(b []byte) error {
-	d := &decoder{b: b}
-	d.mark(markNet)
-	v := NetReady{Err: d.str()}
-	if err := d.end(); err != nil {
-		return fmt.Errorf("the network's state: %w", err)
-	}
-	*n = v
-	return nil
+	return decode(b, markNet, "the network's state", n, func(d *decoder) NetReady {
+		return NetReady{Err: d.str()}
+	})
 }
 
 // encoder appends values to b.
 type encoder struct{ b []byte }
+
+// newEncoder starts a form with its mark, room for size bytes.
+func newEncoder(mark byte, size int) *encoder {
+	return &encoder{b: append(make([]byte, 0, size), mark)}
+}
 
 func (e *encoder) byte(v byte)          { e.b = append(e.b, v) }
 func (e *encoder) uint(v uint64)        { e.b = binary.AppendUvarint(e.b, v) }
@@ -358,6 +345,19 @@ func (d *decoder) mark(m byte) {
 		return
 	}
 	d.b = d.b[1:]
+}
+
+// decode reads b, the form of mark, with read into *dst, which it sets
+// only when the whole form was read; errors name what.
+func decode[T any](b []byte, mark byte, what string, dst *T, read func(*decoder) T) error {
+	d := &decoder{b: b}
+	d.mark(mark)
+	v := read(d)
+	if err := d.end(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	*dst = v
+	return nil
 }
 
 // end is the first error, or one for bytes left over.

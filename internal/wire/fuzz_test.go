@@ -127,23 +127,12 @@ func (d datagram) received(maxBody int) (env proto.Envelope, fds int, ok bool) {
 		return proto.Envelope{}, 0, false
 	}
 	if d.payload[0] == 0 {
-		// A binary datagram (proto.SendBinary): NUL, the kind's length
-		// and the kind, flags (1: the body out of band, nothing inline),
-		// the body.
-		p := d.payload
-		if len(p) < 3 || len(p) < 3+int(p[1]) {
+		// A binary datagram (proto.SendBinary).
+		kind, body, blob, ok := testenv.BinaryDatagram(d.payload)
+		if !ok {
 			return proto.Envelope{}, 0, false
 		}
-		k := int(p[1])
-		env = proto.Envelope{Kind: proto.Kind(p[2 : 2+k]), Binary: true}
-		switch {
-		case p[2+k] == 0:
-			env.Body = p[3+k:]
-		case p[2+k] == 1 && len(p) == 3+k:
-			env.Blob = true
-		default:
-			return proto.Envelope{}, 0, false
-		}
+		env = proto.Envelope{Kind: proto.Kind(kind), Body: body, Blob: blob, Binary: true}
 	} else if json.Unmarshal(d.payload, &env) != nil {
 		return proto.Envelope{}, 0, false
 	}
